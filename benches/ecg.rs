@@ -1,0 +1,94 @@
+//! ECG analysis speed (targets: a 10-second 12-lead ECG at 500 Hz under 5 ms; a 30-minute
+//! two-lead Holter-style record at 360 Hz under 200 ms; parse plus analysis of MIT-BIH
+//! record 100 from disk is reported).
+//!
+//! Run with `cargo bench --bench ecg`. The 12-lead case is the real Mortara recording of
+//! `tests/fixtures/ecg/waveform_ecg.dcm` taken down from 1000 Hz to 500 Hz (mean of each
+//! sample pair); the 30-minute case is record 100 (650,000 samples × 2 leads).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use teleconsult::ecg::{analyze, parse, EcgRecord, Lead};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ecg");
+const WARM_UP_RUNS: usize = 3;
+
+fn read(path: &str) -> Vec<u8> {
+    std::fs::read(format!("{FIXTURES}/{path}")).expect("fixture present")
+}
+
+fn twelve_lead_500_hz() -> EcgRecord {
+    let dicom = read("waveform_ecg.dcm");
+    let at_1000 = parse(&[("waveform_ecg.dcm", &dicom)]).expect("DICOM parses");
+    EcgRecord {
+        sample_rate_hz: 500.0,
+        leads: at_1000
+            .leads
+            .iter()
+            .map(|l| Lead {
+                name: l.name.clone(),
+                samples_uv: l.samples_uv.chunks_exact(2).map(|p| (p[0] + p[1]) / 2).collect(),
+            })
+            .collect(),
+        ..at_1000
+    }
+}
+
+fn parse_record_100_from_disk() -> EcgRecord {
+    let hea = read("mitdb-100/100.hea");
+    let dat = read("mitdb-100/100.dat");
+    let atr = read("mitdb-100/100.atr");
+    parse(&[("100.hea", &hea), ("100.dat", &dat), ("100.atr", &atr)]).expect("record 100 parses")
+}
+
+/// Runs `work` after a warm-up and prints the median and 95th percentile; the target is
+/// judged on the median (the 95th percentile shows how much a busy machine disturbs it).
+fn measure(name: &str, runs: usize, target: Option<Duration>, mut work: impl FnMut()) {
+    for _ in 0..WARM_UP_RUNS {
+        work();
+    }
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            work();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    let median = times[times.len() / 2];
+    let p95 = times[(times.len() * 95 / 100).min(times.len() - 1)];
+    let verdict = match target {
+        Some(t) if median <= t => format!("target {t:?}: met"),
+        Some(t) => format!("target {t:?}: MISSED"),
+        None => "reported".to_string(),
+    };
+    println!(
+        "{name:<52} runs {runs:>4}  median {:>9.3} ms  p95 {:>9.3} ms  {verdict}",
+        median.as_secs_f64() * 1e3,
+        p95.as_secs_f64() * 1e3
+    );
+}
+
+fn main() {
+    let short = twelve_lead_500_hz();
+    assert_eq!(short.leads.len(), 12);
+    measure("analysis, 10 s 12-lead ECG at 500 Hz", 200, Some(Duration::from_millis(5)), || {
+        black_box(analyze(black_box(&short)));
+    });
+
+    let holter = parse_record_100_from_disk();
+    measure("analysis, 30 min 2-lead record at 360 Hz (MIT-BIH 100)", 21, Some(Duration::from_millis(200)), || {
+        black_box(analyze(black_box(&holter)));
+    });
+
+    measure("parse + analysis of record 100 from disk", 21, None, || {
+        let record = parse_record_100_from_disk();
+        black_box(analyze(&record));
+    });
+
+    let dicom = read("waveform_ecg.dcm");
+    measure("parse of waveform_ecg.dcm (12 leads, 10 s, 1000 Hz)", 100, None, || {
+        black_box(parse(&[("waveform_ecg.dcm", black_box(&dicom))]).expect("parses"));
+    });
+}

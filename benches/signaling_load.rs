@@ -1,0 +1,446 @@
+//! Load tool for the signaling relay (docs/signaling-load.md has the figures and commands).
+//!
+//! Against a running server (`--server`) whose database the tool can reach (`--db`), it
+//! makes `--rooms` scheduled consultations of Dr. Li and Dr. Wang (demo accounts) directly in
+//! the database, joins each room twice through the HTTP API and the WebSocket (2 x rooms
+//! authenticated participants), then either
+//! - `--mode relay`: ping-pong `signal` messages of `--size` bytes between the two peers of
+//!   every room, either as fast as `--window` messages in flight per room allow, or paced at
+//!   `--rate` messages per second in total; reports relayed messages/s, round-trip latency
+//!   (HdrHistogram), and the server's and its own CPU time per relayed message; or
+//! - `--mode idle`: holds the connections for `--duration` seconds and samples the server's
+//!   resident memory, reporting memory per idle connection.
+//!
+//! Run it with `cargo bench --bench signaling_load -- <options>`.
+
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use teleconsult::db::{new_id, now_ts, Db};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Debug, Clone)]
+struct Options {
+    server: String,
+    db: String,
+    rooms: usize,
+    mode: String,
+    duration: u64,
+    window: usize,
+    rate: f64,
+    size: usize,
+    pid: Option<u32>,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        server: "http://127.0.0.1:8080".into(),
+        db: "sqlite://data/teleconsult.db".into(),
+        rooms: 100,
+        mode: "relay".into(),
+        duration: 10,
+        window: 1,
+        rate: 0.0,
+        size: 200,
+        pid: None,
+    };
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let mut i = 0;
+    while i < args.len() {
+        let v = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--server" => o.server = v,
+            "--db" => o.db = v,
+            "--rooms" => o.rooms = v.parse().expect("--rooms N"),
+            "--mode" => o.mode = v,
+            "--duration" => o.duration = v.parse().expect("--duration seconds"),
+            "--window" => o.window = v.parse().expect("--window N"),
+            "--rate" => o.rate = v.parse().expect("--rate msgs/s"),
+            "--size" => o.size = v.parse().expect("--size bytes"),
+            "--pid" => o.pid = Some(v.parse().expect("--pid server process id")),
+            other => panic!("unknown option {other}"),
+        }
+        i += 2;
+    }
+    o
+}
+
+/// CPU seconds (user + system) of a process, from /proc.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// Resident memory of a process in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Member {
+    ws: Ws,
+    id: String,
+}
+
+async fn login(http: &reqwest::Client, server: &str, username: &str) -> String {
+    let v: Value = http
+        .post(format!("{server}/api/v1/auth/login"))
+        .json(&json!({"username": username, "password": "demo-password"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("login body");
+    v["access_token"].as_str().expect("access token").to_string()
+}
+
+/// Scheduled consultations of Dr. Li (requester) and Dr. Wang (expert) for Zhang.
+async fn make_rooms(db: &Db, n: usize) -> Vec<String> {
+    let (li, li_org): (String, String) =
+        sqlx::query_as("SELECT id, organisation_id FROM users WHERE username = 'dr.li'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    let (wang,): (String,) =
+        sqlx::query_as("SELECT id FROM users WHERE username = 'dr.wang'").fetch_one(&db.pool).await.unwrap();
+    let (patient,): (String,) = sqlx::query_as(
+        "SELECT p.id FROM patients p JOIN users u ON u.id = p.user_id WHERE u.username = 'patient.zhang'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let mut ids = Vec::with_capacity(n);
+    let mut tx = db.pool.begin().await.unwrap();
+    for _ in 0..n {
+        let id = new_id();
+        let now = now_ts();
+        sqlx::query(
+            "INSERT INTO consultations (id, patient_id, requesting_organisation_id, requested_by, reason, record_summary,
+               specialty, min_title, urgency, mode, addressee_kind, state, assigned_expert_id, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 'load test', '', 'cardiology', 'attending', 'routine', 'video', 'expert', 'scheduled', $5, $6, $6)",
+        )
+        .bind(&id)
+        .bind(&patient)
+        .bind(&li_org)
+        .bind(&li)
+        .bind(&wang)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        for (user, role, status) in [(&li, "requester", "active"), (&wang, "expert", "accepted")] {
+            sqlx::query(
+                "INSERT INTO consultation_participants (consultation_id, user_id, role, status, reason, added_at)
+                 VALUES ($1, $2, $3, $4, '', $5)",
+            )
+            .bind(&id)
+            .bind(user)
+            .bind(role)
+            .bind(status)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        ids.push(id);
+    }
+    tx.commit().await.unwrap();
+    ids
+}
+
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0)
+}
+
+/// POST join, open the WebSocket, wait for `joined`. Returns the member and the latency.
+async fn join(http: &reqwest::Client, server: &str, token: &str, room: &str) -> (Member, Duration) {
+    let start = Instant::now();
+    let resp: Value = http
+        .post(format!("{server}/api/v1/consultations/{room}/join"))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("join")
+        .json()
+        .await
+        .expect("join body");
+    let url = resp["ws_url"].as_str().unwrap_or_else(|| panic!("join refused: {resp}"));
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true).await.expect("websocket");
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                if v["type"] == "joined" {
+                    let id = v["you"]["id"].as_str().unwrap().to_string();
+                    return (Member { ws, id }, start.elapsed());
+                }
+            }
+            Some(Ok(_)) => {}
+            other => panic!("websocket ended before joined: {other:?}"),
+        }
+    }
+}
+
+fn ping(to: &str, t0: Instant, size: usize) -> Message {
+    let stamp = t0.elapsed().as_nanos();
+    let mut candidate = format!("{stamp}:");
+    let pad = size.saturating_sub(80 + to.len()).max(1);
+    candidate.extend(std::iter::repeat_n('x', pad));
+    Message::Text(format!(r#"{{"type":"signal","to":"{to}","candidate":{{"candidate":"{candidate}"}}}}"#).into())
+}
+
+/// The nanosecond stamp at the start of a relayed candidate, if the text is a signal.
+fn stamp_of(text: &str) -> Option<(u128, &str)> {
+    let start = text.find(r#""candidate":""#)? + 13;
+    let rest = &text[start..];
+    let colon = rest.find(':')?;
+    Some((rest[..colon].parse().ok()?, rest))
+}
+
+#[derive(Default)]
+struct Totals {
+    relayed: AtomicU64,
+    errors: AtomicU64,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_room(
+    index: usize,
+    mut a: Member,
+    mut b: Member,
+    o: Options,
+    t0: Instant,
+    stop: Arc<AtomicBool>,
+    totals: Arc<Totals>,
+    hist: Arc<Mutex<Histogram<u64>>>,
+) {
+    let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let per_room_rate = if o.rate > 0.0 { o.rate / 2.0 / o.rooms as f64 } else { 0.0 };
+    // Rooms start their pacing spread over one period, so the sends do not come in bursts.
+    let mut pace = (per_room_rate > 0.0).then(|| {
+        let period = Duration::from_secs_f64(1.0 / per_room_rate);
+        let offset = period.mul_f64(index as f64 / o.rooms as f64);
+        let mut i = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
+    if pace.is_none() {
+        for _ in 0..o.window {
+            let _ = a.ws.send(ping(&b.id, t0, o.size)).await;
+        }
+    }
+    let b_to_a = a.id.clone();
+    while !stop.load(Ordering::Relaxed) {
+        tokio::select! {
+            _ = async { pace.as_mut().unwrap().tick().await }, if pace.is_some() => {
+                if a.ws.send(ping(&b.id, t0, o.size)).await.is_err() { break }
+            }
+            m = b.ws.next() => match m {
+                Some(Ok(Message::Text(t))) => {
+                    // Echo the ping back to A as a signal with the same candidate.
+                    if let Some((_, cand)) = stamp_of(t.as_str()) {
+                        totals.relayed.fetch_add(1, Ordering::Relaxed);
+                        let cand = cand.split('"').next().unwrap_or("");
+                        let back = format!(r#"{{"type":"signal","to":"{b_to_a}","candidate":{{"candidate":"{cand}"}}}}"#);
+                        if b.ws.send(Message::Text(back.into())).await.is_err() { break }
+                    } else if t.contains("\"error\"") {
+                        totals.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => break,
+            },
+            m = a.ws.next() => match m {
+                Some(Ok(Message::Text(t))) => {
+                    if let Some((stamp, _)) = stamp_of(t.as_str()) {
+                        totals.relayed.fetch_add(1, Ordering::Relaxed);
+                        let rtt_us = (t0.elapsed().as_nanos().saturating_sub(stamp) / 1000) as u64;
+                        let _ = local.record(rtt_us.max(1));
+                        if pace.is_none() && a.ws.send(ping(&b.id, t0, o.size)).await.is_err() { break }
+                    } else if t.contains("\"error\"") {
+                        totals.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => break,
+            },
+        }
+    }
+    hist.lock().unwrap().add(&local).unwrap();
+    // Keep the sockets open until every room has stopped measuring.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+/// Reads a joined pair's sockets from now on, so the server's pings are answered and the
+/// idle connections stay alive.
+fn keep_reading((mut a, mut b): (Member, Member)) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                m = a.ws.next() => if !matches!(m, Some(Ok(_))) { break },
+                m = b.ws.next() => if !matches!(m, Some(Ok(_))) { break },
+            }
+        }
+    })
+}
+
+fn pct(h: &Histogram<u64>, q: f64) -> String {
+    format!("{} µs", h.value_at_quantile(q))
+}
+
+#[tokio::main]
+async fn main() {
+    let o = options();
+    let http = reqwest::Client::new();
+    let db = Db::connect(&o.db).await.expect("database");
+    let li = login(&http, &o.server, "dr.li").await;
+    let wang = login(&http, &o.server, "dr.wang").await;
+    let rooms = make_rooms(&db, o.rooms).await;
+    let pid = o.pid;
+    let rss_before = pid.map(rss_kib).unwrap_or(0);
+    println!("{} rooms made; joining {} participants", rooms.len(), rooms.len() * 2);
+
+    // Join: 32 at a time.
+    let join_hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap()));
+    let started = Instant::now();
+    let mut pairs = Vec::with_capacity(rooms.len());
+    let mut readers = Vec::new();
+    for chunk in rooms.chunks(32) {
+        let mut tasks = Vec::new();
+        for room in chunk {
+            let (http, server, li, wang, room, jh) =
+                (http.clone(), o.server.clone(), li.clone(), wang.clone(), room.clone(), join_hist.clone());
+            tasks.push(tokio::spawn(async move {
+                let (a, la) = join(&http, &server, &li, &room).await;
+                let (b, lb) = join(&http, &server, &wang, &room).await;
+                let mut h = jh.lock().unwrap();
+                let _ = h.record(la.as_micros() as u64);
+                let _ = h.record(lb.as_micros() as u64);
+                (a, b)
+            }));
+        }
+        for t in tasks {
+            let pair = t.await.expect("join task");
+            if o.mode == "idle" {
+                readers.push(keep_reading(pair));
+            } else {
+                pairs.push(pair);
+            }
+        }
+    }
+    let join_secs = started.elapsed().as_secs_f64();
+    {
+        let h = join_hist.lock().unwrap();
+        println!(
+            "joined {} participants in {join_secs:.1} s; join latency (POST join + WebSocket + joined) p50 {} p99 {} max {} µs",
+            rooms.len() * 2,
+            pct(&h, 0.5),
+            pct(&h, 0.99),
+            h.max()
+        );
+    }
+
+    if o.mode == "idle" {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let Some(pid) = pid else { panic!("--mode idle needs --pid") };
+        let conns = rooms.len() * 2;
+        let mut samples = Vec::new();
+        let t = Instant::now();
+        loop {
+            let rss = rss_kib(pid);
+            samples.push((t.elapsed().as_secs(), rss));
+            let metrics =
+                http.get(format!("{}/metrics", o.server)).send().await.expect("metrics").text().await.unwrap();
+            let open = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("teleconsult_signaling_connections "))
+                .unwrap_or("?")
+                .to_string();
+            println!(
+                "t={:>4} s  server: {open} open connections, RSS {} KiB  (+{} KiB over {} idle connections = {:.2} KiB each)",
+                t.elapsed().as_secs(),
+                rss,
+                rss.saturating_sub(rss_before),
+                conns,
+                rss.saturating_sub(rss_before) as f64 / conns as f64
+            );
+            if t.elapsed().as_secs() >= o.duration {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(o.duration.clamp(1, 30))).await;
+        }
+        let first = samples.first().map(|s| s.1).unwrap_or(0);
+        let last = samples.last().map(|s| s.1).unwrap_or(0);
+        println!("RSS drift over the hold: {} KiB", last as i64 - first as i64);
+        for r in readers {
+            r.abort();
+        }
+        return;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let totals = Arc::new(Totals::default());
+    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap()));
+    let t0 = Instant::now();
+    // Warm-up second, then measure.
+    let mut handles = Vec::new();
+    for (index, (a, b)) in pairs.into_iter().enumerate() {
+        handles.push(tokio::spawn(run_room(index, a, b, o.clone(), t0, stop.clone(), totals.clone(), hist.clone())));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    hist.lock().unwrap().reset();
+    let relayed0 = totals.relayed.load(Ordering::Relaxed);
+    let server_cpu0 = pid.map(cpu_secs).unwrap_or(0.0);
+    let own_cpu0 = cpu_secs(std::process::id());
+    let m0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(o.duration)).await;
+    let secs = m0.elapsed().as_secs_f64();
+    let relayed = totals.relayed.load(Ordering::Relaxed) - relayed0;
+    let server_cpu = pid.map(cpu_secs).unwrap_or(0.0) - server_cpu0;
+    let own_cpu = cpu_secs(std::process::id()) - own_cpu0;
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        let _ = h.await;
+    }
+    let h = hist.lock().unwrap();
+    println!(
+        "relay: {} rooms, {} B messages, {}: {:.0} relayed messages/s over {secs:.1} s",
+        o.rooms,
+        o.size,
+        if o.rate > 0.0 { format!("paced at {:.0} msgs/s", o.rate) } else { format!("window {}", o.window) },
+        relayed as f64 / secs
+    );
+    println!(
+        "round trip (A -> server -> B -> server -> A): p50 {} p99 {} max {} µs ({} samples)",
+        pct(&h, 0.5),
+        pct(&h, 0.99),
+        h.max(),
+        h.len()
+    );
+    if pid.is_some() {
+        println!(
+            "server CPU: {:.1}% of a core, {:.2} µs per relayed message",
+            server_cpu / secs * 100.0,
+            server_cpu * 1e6 / relayed.max(1) as f64
+        );
+    }
+    println!("load tool CPU: {:.1}% of a core", own_cpu / secs * 100.0);
+    println!("errors received: {}", totals.errors.load(Ordering::Relaxed));
+}

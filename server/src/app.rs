@@ -1,0 +1,207 @@
+//! Builds the application from a typed configuration: storage, keys, shared state, the router
+//! with its middleware, and the server loop with graceful shutdown. Tests build the same
+//! application on port 0.
+
+use crate::api::Routes;
+use crate::auth::jwt::{load_or_create_secret, JwtKeys};
+use crate::auth::throttle::LoginThrottle;
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::observability::Metrics;
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::Router;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// Everything a request handler may need, shared by all requests.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub config: Config,
+    pub db: Db,
+    pub jwt: JwtKeys,
+    pub throttle: Mutex<LoginThrottle>,
+    pub metrics: Metrics,
+    pub signaling: Arc<crate::signaling::RoomHub>,
+    pub files: crate::files::Files,
+    pub notifications: crate::notifications::NotificationHub,
+    openapi: OnceLock<serde_json::Value>,
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn openapi(&self) -> &serde_json::Value {
+        static EMPTY: serde_json::Value = serde_json::Value::Null;
+        self.0.openapi.get().unwrap_or(&EMPTY)
+    }
+}
+
+/// Every route of the API, as one documented table.
+pub fn routes() -> Routes {
+    Routes::new("meta")
+        .get_public("/api/v1/openapi.json", "This OpenAPI document", openapi_document)
+        .merge(crate::observability::routes())
+        .merge(crate::auth::routes::routes())
+        .merge(crate::directory::routes())
+        .merge(crate::patients::routes())
+        .merge(crate::audit::routes())
+        .merge(crate::signaling::routes())
+        .merge(crate::files::routes())
+        .merge(crate::notifications::routes())
+        .merge(crate::consultations::routes())
+        .merge(crate::scheduling::routes())
+        .merge(crate::record::routes())
+        .merge(crate::ecg::http::routes())
+        .merge(crate::web::routes())
+}
+
+async fn openapi_document(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
+    axum::Json(state.openapi().clone())
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects storage, applies migrations, loads the demo consortium when asked, and binds.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        if config.demo && !config.bind.ip().is_loopback() {
+            anyhow::bail!(
+                "demo mode refuses to bind to {}: the demo accounts share a published password, so demo mode serves loopback (127.0.0.1 or ::1) only",
+                config.bind
+            );
+        }
+        std::fs::create_dir_all(&config.data_dir)?;
+        let db = Db::connect(&config.effective_database_url()).await?;
+        db.migrate().await?;
+        if config.demo {
+            crate::demo::load_if_empty(&db).await?;
+        }
+        let secret = load_or_create_secret(&config.jwt_secret, &config.data_dir)?;
+        let jwt = JwtKeys::new(&secret, &config.jwt_issuer, &config.jwt_audience, config.access_token_ttl_secs);
+        let state = AppState(Arc::new(Shared {
+            throttle: Mutex::new(LoginThrottle::new(config.login_failures_per_minute)),
+            metrics: Metrics::default(),
+            signaling: crate::signaling::start(&config, db.clone()),
+            files: crate::files::Files::from_config(&config)?,
+            notifications: Default::default(),
+            openapi: OnceLock::new(),
+            config,
+            db,
+            jwt,
+        }));
+        state.signaling.register_metrics(&state.metrics);
+        let router = build_router(state.clone());
+        crate::files::spawn_sweeper(state.clone());
+        let listener = TcpListener::bind(state.config.bind).await?;
+        Ok(Application { listener, router, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and finishes requests in flight.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        crate::scheduling::appointments::spawn_reminder_task(self.state.clone());
+        // Signaling and small API answers are latency-bound: no Nagle delay on accepted sockets.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+pub fn build_router(state: AppState) -> Router {
+    let (api, docs) = routes().into_parts();
+    let _ = state.0.openapi.set(crate::api::openapi(&docs));
+
+    let csp = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' ws: wss:; \
+               style-src 'self' 'unsafe-inline'; script-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'";
+    let mut router = api
+        .fallback(crate::web::fallback())
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+                "this route does not accept that method",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::observability::track))
+        .layer(axum::extract::DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp)))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static("camera=(self), microphone=(self), display-capture=(self), geolocation=()"),
+        ));
+    if !state.config.cors_allow_origins.is_empty() {
+        let origins: Vec<HeaderValue> =
+            state.config.cors_allow_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::HEAD])
+                .allow_headers(crate::files::cors_allow_headers())
+                .expose_headers(crate::files::cors_expose_headers()),
+        );
+    }
+    router
+        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
+            ApiError::internal("a request handler panicked").into_response()
+        }))
+        .with_state(state)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested: finishing requests in flight");
+}

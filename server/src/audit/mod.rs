@@ -1,0 +1,186 @@
+//! The audit trail: who read or wrote which patient data, when, from where, and with what
+//! outcome. Events are written in the same request that touches the data; a request whose
+//! audit event cannot be written fails.
+
+use crate::api::{Json, Page, Query, Routes};
+use crate::app::AppState;
+use crate::auth::{AuthUser, Role};
+use crate::db::{new_id, now_ts, Db};
+use crate::error::{ApiError, ApiResult};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Denied,
+    Failed,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Denied => "denied",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// One event to record; built with [`event`].
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    actor_id: Option<String>,
+    actor_role: String,
+    client_addr: String,
+    action: String,
+    resource_type: String,
+    resource_id: String,
+    patient_id: Option<String>,
+    outcome: Outcome,
+    detail: String,
+}
+
+/// An event by `actor`: `action` (read, create, update, ...) on a resource.
+pub fn event(actor: &AuthUser, action: &str, resource_type: &str, resource_id: &str) -> AuditEvent {
+    AuditEvent {
+        actor_id: Some(actor.id.clone()),
+        actor_role: actor.role.as_str().to_string(),
+        client_addr: actor.client_addr.clone(),
+        action: action.to_string(),
+        resource_type: resource_type.to_string(),
+        resource_id: resource_id.to_string(),
+        patient_id: None,
+        outcome: Outcome::Success,
+        detail: String::new(),
+    }
+}
+
+impl AuditEvent {
+    pub fn patient(mut self, patient_id: impl Into<String>) -> Self {
+        self.patient_id = Some(patient_id.into());
+        self
+    }
+
+    pub fn maybe_patient(mut self, patient_id: Option<String>) -> Self {
+        self.patient_id = patient_id;
+        self
+    }
+
+    pub fn outcome(mut self, outcome: Outcome) -> Self {
+        self.outcome = outcome;
+        self
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    pub async fn record(self, db: &Db) -> ApiResult<()> {
+        self.record_with(&db.pool).await
+    }
+
+    /// Records inside a transaction (or on any executor).
+    pub async fn record_with<'e, E>(self, executor: E) -> ApiResult<()>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
+        sqlx::query(
+            "INSERT INTO audit_events (id, at, actor_id, actor_role, action, resource_type, resource_id, patient_id, client_addr, outcome, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(new_id())
+        .bind(now_ts())
+        .bind(self.actor_id)
+        .bind(self.actor_role)
+        .bind(self.action)
+        .bind(self.resource_type)
+        .bind(self.resource_id)
+        .bind(self.patient_id)
+        .bind(self.client_addr)
+        .bind(self.outcome.as_str())
+        .bind(self.detail)
+        .execute(executor)
+        .await?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct AuditEventView {
+    pub id: String,
+    pub at: String,
+    pub actor_id: Option<String>,
+    pub actor_name: Option<String>,
+    pub actor_role: String,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub patient_id: Option<String>,
+    pub client_addr: String,
+    pub outcome: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFilter {
+    pub patient_id: Option<String>,
+    pub actor_id: Option<String>,
+    /// RFC 3339 lower bound (inclusive).
+    pub from: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// RFC 3339 upper bound (exclusive).
+    pub to: Option<chrono::DateTime<chrono::FixedOffset>>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+pub fn routes() -> Routes {
+    Routes::new("audit").get(
+        "/api/v1/audit",
+        "Audit events (admins: all; patients: accesses to their own record)",
+        list,
+    )
+}
+
+async fn list(
+    state: axum::extract::State<AppState>,
+    user: AuthUser,
+    Query(mut f): Query<AuditFilter>,
+) -> ApiResult<Json<Page<AuditEventView>>> {
+    match user.role {
+        Role::Admin => {}
+        Role::Patient => {
+            let own: Option<(String,)> = sqlx::query_as("SELECT id FROM patients WHERE user_id = $1")
+                .bind(&user.id)
+                .fetch_optional(&state.db.pool)
+                .await?;
+            let Some((own,)) = own else { return Ok(Json(Page { items: vec![], next: None })) };
+            if f.patient_id.as_deref().is_some_and(|p| p != own) {
+                return Err(ApiError::not_found("patient"));
+            }
+            f.patient_id = Some(own);
+        }
+        _ => return Err(ApiError::forbidden("only admins, and patients for their own record, read the audit trail")),
+    }
+    let limit = f.limit.unwrap_or(50).clamp(1, 500) as i64;
+    let from = f.from.map(|t| crate::db::ts(t.into())).unwrap_or_default();
+    let to = f.to.map(|t| crate::db::ts(t.into())).unwrap_or_else(|| "9999".into());
+    let rows: Vec<AuditEventView> = sqlx::query_as(
+        "SELECT e.id, e.at, e.actor_id, u.display_name AS actor_name, e.actor_role, e.action, e.resource_type,
+                e.resource_id, e.patient_id, e.client_addr, e.outcome, e.detail
+         FROM audit_events e LEFT JOIN users u ON u.id = e.actor_id
+         WHERE ($1 = '' OR e.patient_id = $1) AND ($2 = '' OR e.actor_id = $2)
+           AND e.at >= $3 AND e.at < $4 AND ($5 = '' OR e.id < $5)
+         ORDER BY e.id DESC LIMIT $6",
+    )
+    .bind(f.patient_id.unwrap_or_default())
+    .bind(f.actor_id.unwrap_or_default())
+    .bind(from)
+    .bind(to)
+    .bind(f.cursor.unwrap_or_default())
+    .bind(limit + 1)
+    .fetch_all(&state.db.pool)
+    .await?;
+    Ok(Json(crate::api::page(rows, limit as usize, |r| r.id.clone())))
+}

@@ -1,0 +1,182 @@
+//! Access tokens: HS256 JWTs with issuer, audience, 15-minute expiry, and the user's role and
+//! organisation in the claims. The key is configured, or generated once and kept in the data
+//! directory; it is never written in the source.
+
+use super::Role;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub name: String,
+    pub role: Role,
+    pub org: String,
+    pub iss: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+}
+
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    pub ttl_secs: u64,
+}
+
+impl JwtKeys {
+    pub fn new(secret: &[u8], issuer: &str, audience: &str, ttl_secs: u64) -> Self {
+        // Only HS256 is accepted: tokens naming another algorithm (or `none`) fail validation.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 0;
+        JwtKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            issuer: issuer.to_string(),
+            audience: audience.to_string(),
+            ttl_secs,
+        }
+    }
+
+    pub fn issue(&self, user_id: &str, name: &str, role: Role, org: &str) -> anyhow::Result<(String, i64)> {
+        let now = chrono::Utc::now().timestamp();
+        let exp = now + self.ttl_secs as i64;
+        let claims = Claims {
+            sub: user_id.to_string(),
+            name: name.to_string(),
+            role,
+            org: org.to_string(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            iat: now,
+            exp,
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        Ok((jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?, exp))
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, jsonwebtoken::errors::Error> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map(|d| d.claims)
+    }
+}
+
+/// The configured secret, or the one kept in `data_dir/jwt.key`, generated on first run.
+pub fn load_or_create_secret(configured: &str, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if !configured.is_empty() {
+        if configured.len() < 32 {
+            anyhow::bail!("jwt_secret must be at least 32 characters");
+        }
+        return Ok(configured.as_bytes().to_vec());
+    }
+    let path = data_dir.join("jwt.key");
+    let engine = base64::engine::general_purpose::STANDARD;
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok(engine.decode(text.trim())?);
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let mut key = vec![0u8; 64];
+    rand::thread_rng().fill_bytes(&mut key);
+    write_private(&path, engine.encode(&key).as_bytes())?;
+    Ok(key)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> JwtKeys {
+        JwtKeys::new(b"0123456789abcdef0123456789abcdef", "teleconsult", "teleconsult-api", 900)
+    }
+
+    #[test]
+    fn issued_tokens_verify_and_carry_role() {
+        let k = keys();
+        let (t, _) = k.issue("u1", "dr.li", Role::CommunityDoctor, "org1").unwrap();
+        let c = k.verify(&t).unwrap();
+        assert_eq!(c.role, Role::CommunityDoctor);
+        assert_eq!(c.org, "org1");
+    }
+
+    #[test]
+    fn wrong_key_issuer_audience_algorithm_and_expiry_are_refused() {
+        let k = keys();
+        let other = JwtKeys::new(b"another-key-another-key-another-k", "teleconsult", "teleconsult-api", 900);
+        let (t, _) = other.issue("u1", "x", Role::Admin, "o").unwrap();
+        assert!(k.verify(&t).is_err());
+
+        let wrong_iss = JwtKeys::new(b"0123456789abcdef0123456789abcdef", "evil", "teleconsult-api", 900);
+        assert!(k.verify(&wrong_iss.issue("u1", "x", Role::Admin, "o").unwrap().0).is_err());
+        let wrong_aud = JwtKeys::new(b"0123456789abcdef0123456789abcdef", "teleconsult", "other", 900);
+        assert!(k.verify(&wrong_aud.issue("u1", "x", Role::Admin, "o").unwrap().0).is_err());
+
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: "u1".into(),
+            name: "x".into(),
+            role: Role::Admin,
+            org: "o".into(),
+            iss: "teleconsult".into(),
+            aud: "teleconsult-api".into(),
+            iat: now - 1000,
+            exp: now - 10,
+            jti: "j".into(),
+        };
+        let expired = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+        )
+        .unwrap();
+        assert!(k.verify(&expired).is_err());
+
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &Claims { exp: now + 100, ..claims.clone() },
+            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+        )
+        .unwrap();
+        assert!(k.verify(&hs512).is_err());
+
+        // alg "none" with no signature
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let none = format!(
+            "{}.{}.",
+            engine.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            engine.encode(serde_json::to_vec(&Claims { exp: now + 100, ..claims }).unwrap())
+        );
+        assert!(k.verify(&none).is_err());
+    }
+
+    #[test]
+    fn generated_secret_is_kept() {
+        let dir = std::env::temp_dir().join(format!("tc-jwt-{}", uuid::Uuid::new_v4()));
+        let a = load_or_create_secret("", &dir).unwrap();
+        let b = load_or_create_secret("", &dir).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 64);
+        assert!(load_or_create_secret("short", &dir).is_err());
+    }
+}

@@ -1,0 +1,147 @@
+//! The demo medical consortium, loaded by `--demo` into an empty database: one tertiary
+//! hospital with cardiology, radiology and endocrinology, two community health centres, an
+//! office-building medical corner, their staff, two patients and weekly expert availability.
+//! Every demo account's password is `demo-password`.
+
+use crate::auth::{AuthUser, Role};
+use crate::db::{new_id, now_ts, Db};
+use crate::directory::{self, NewDepartment, NewExpertProfile, NewOrganisation, NewUser, Specialty};
+use crate::patients::{self, resident_id, NewPatient};
+
+pub const DEMO_PASSWORD: &str = "demo-password";
+
+/// Loads the demo consortium unless the database already holds organisations.
+pub async fn load_if_empty(db: &Db) -> anyhow::Result<bool> {
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM organisations").fetch_one(&db.pool).await?;
+    if count > 0 {
+        tracing::info!("demo: database already holds data; nothing loaded");
+        return Ok(false);
+    }
+    load(db).await.map_err(|e| anyhow::anyhow!("loading demo data: {e}"))?;
+    tracing::info!("demo: consortium loaded; every demo account's password is {DEMO_PASSWORD}");
+    Ok(true)
+}
+
+async fn load(db: &Db) -> Result<(), crate::error::ApiError> {
+    for (code, en, zh) in [
+        ("cardiology", "Cardiology", "心血管内科"),
+        ("radiology", "Radiology", "放射科"),
+        ("endocrinology", "Endocrinology", "内分泌科"),
+        ("general_practice", "General practice", "全科医学"),
+    ] {
+        directory::create_specialty(db, &Specialty { code: code.into(), name_en: en.into(), name_zh: zh.into() })
+            .await?;
+    }
+    let org = |name: &str, kind: &str, address: &str| NewOrganisation {
+        name: name.into(),
+        kind: kind.into(),
+        address: address.into(),
+    };
+    let hospital =
+        directory::create_organisation(db, &org("市第一人民医院", "tertiary_hospital", "人民路 1 号")).await?;
+    let donghu =
+        directory::create_organisation(db, &org("东湖社区卫生服务中心", "community_health_centre", "东湖路 88 号"))
+            .await?;
+    let xicheng =
+        directory::create_organisation(db, &org("西城社区卫生服务中心", "community_health_centre", "西城大街 12 号"))
+            .await?;
+    let corner = directory::create_organisation(db, &org("科创大厦医务室", "medical_corner", "科创大厦 3 层")).await?;
+    for centre in [&donghu, &xicheng, &corner] {
+        directory::create_link(db, &hospital, centre).await?;
+    }
+    let dept = |name: &str, specialty: &str| NewDepartment { name: name.into(), specialty: specialty.into() };
+    let cardiology = directory::create_department(db, &hospital, &dept("心血管内科", "cardiology")).await?;
+    let radiology = directory::create_department(db, &hospital, &dept("放射科", "radiology")).await?;
+    directory::create_department(db, &hospital, &dept("内分泌科", "endocrinology")).await?;
+
+    let user = |username: &str, name: &str, role: Role, org: &str| NewUser {
+        username: username.into(),
+        display_name: name.into(),
+        password: DEMO_PASSWORD.into(),
+        role,
+        organisation_id: org.into(),
+        department_id: None,
+        expert: None,
+        patient_id: None,
+    };
+    let admin = directory::create_user(db, &user("admin", "系统管理员", Role::Admin, &hospital)).await?;
+    directory::create_user(db, &user("coordinator", "医联体协调员 周敏", Role::Coordinator, &hospital)).await?;
+    let wang = directory::create_user(
+        db,
+        &NewUser {
+            department_id: Some(cardiology),
+            expert: Some(NewExpertProfile {
+                title: "chief".into(),
+                specialties: vec!["cardiology".into()],
+                time_zone: None,
+            }),
+            ..user("dr.wang", "王建国", Role::Expert, &hospital)
+        },
+    )
+    .await?;
+    let chen = directory::create_user(
+        db,
+        &NewUser {
+            department_id: Some(radiology),
+            expert: Some(NewExpertProfile {
+                title: "associate_chief".into(),
+                specialties: vec!["radiology".into()],
+                time_zone: None,
+            }),
+            ..user("dr.chen", "陈静", Role::Expert, &hospital)
+        },
+    )
+    .await?;
+    directory::create_user(db, &user("dr.li", "李明", Role::CommunityDoctor, &donghu)).await?;
+    directory::create_user(db, &user("dr.zhao", "赵磊", Role::CommunityDoctor, &xicheng)).await?;
+
+    let admin_actor = AuthUser {
+        id: admin,
+        username: "admin".into(),
+        role: Role::Admin,
+        org: hospital.clone(),
+        client_addr: "demo-loader".into(),
+    };
+    for (username, name, sex, birth, phone, rid17) in [
+        ("patient.zhang", "张秀英", "female", "1948-05-12", "13800000001", "11010519480512002"),
+        ("patient.liu", "刘德明", "male", "1952-09-30", "13800000002", "11010519520930001"),
+    ] {
+        let check = resident_id::check_char(rid17).unwrap_or('0');
+        let pid = patients::create_patient(
+            db,
+            &admin_actor,
+            &NewPatient {
+                name: name.into(),
+                sex: sex.into(),
+                birth_date: birth.into(),
+                phone: phone.into(),
+                resident_id: format!("{rid17}{check}"),
+                home_organisation_id: Some(donghu.clone()),
+            },
+        )
+        .await?;
+        directory::create_user(db, &NewUser { patient_id: Some(pid), ..user(username, name, Role::Patient, &donghu) })
+            .await?;
+    }
+
+    // Weekday clinics for the experts: 09:00-12:00 and 14:00-17:00 Asia/Shanghai, 30-minute slots.
+    for expert in [&wang, &chen] {
+        for weekday in 1..=5i64 {
+            for (start, end) in [("09:00", "12:00"), ("14:00", "17:00")] {
+                sqlx::query(
+                    "INSERT INTO availability_rules (id, expert_id, weekday, start_time, end_time, slot_minutes, time_zone, created_at)
+                     VALUES ($1, $2, $3, $4, $5, 30, 'Asia/Shanghai', $6)",
+                )
+                .bind(new_id())
+                .bind(expert)
+                .bind(weekday)
+                .bind(start)
+                .bind(end)
+                .bind(now_ts())
+                .execute(&db.pool)
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,521 @@
+//! Automated measurements: heart rate, RR intervals and their variability, rhythm
+//! regularity, and for 12-lead resting ECGs the global PR, QRS, QT and QTc intervals.
+//!
+//! All of it is a computer-assisted pre-read ([`Measurements::computer_assisted`] is always
+//! true); a quantity that cannot be measured is `None`, never a guess.
+//!
+//! Rhythm regularity, the rule: with at least 4 beats (3 RR intervals), the rhythm is
+//! `regular` when every RR interval lies within ±15 % of the median RR, `mostly_regular` when
+//! at most 10 % of them fall outside that band (isolated premature beats or pauses), and
+//! `irregular` otherwise; with fewer beats it is `undetermined`.
+//!
+//! QRS detection ([`qrs::detect`]) runs on the independent leads I, II, V1–V6 when all are
+//! present, otherwise on every lead.
+//!
+//! Intervals (only for recordings with at least 8 leads and at most 60 s, and at least 3
+//! beats): every beat is cut from R − 450 ms to R + 650 ms on each independent lead (I, II,
+//! V1–V6 when present, otherwise all leads), after a 0.5–40 Hz zero-phase band-pass, and the
+//! sample-wise median of the beats forms a median beat per lead. On the median beats:
+//! - QRS onset and offset come from the summed absolute slope of all leads: the QRS spans
+//!   where that slope stays above 3 % of its height above the noise floor (its lowest quartile) (gaps under
+//!   8 ms inside the complex are bridged), which gives the global (earliest onset, latest
+//!   offset) QRS;
+//! - T end is found per lead by the tangent method (the tangent at the steepest point of
+//!   the T wave's descending limb, intersected with the PR-segment baseline) and the global
+//!   T end is the latest among leads whose T wave is at least a third of the tallest;
+//! - P onset is found per lead the same way on the P wave's ascending limb, and the global P
+//!   onset is the earliest among leads whose P wave is at least a third of the tallest and
+//!   50 µV high; without such a P wave, PR is `None`.
+//!
+//! PR = QRS onset − P onset, QRS = offset − onset, QT = T end − QRS onset; QTc by Bazett
+//! (QT/√RR) and Fridericia (QT/∛RR) with RR the mean RR in seconds.
+
+use serde::{Deserialize, Serialize};
+
+use super::filter::{band_pass, derivative, moving_average};
+use super::qrs::{self, median_in_place};
+use super::EcgRecord;
+
+/// The automated measurements of one recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurements {
+    pub heart_rate_bpm: Option<f64>,
+    /// Each RR interval, in milliseconds.
+    pub rr_ms: Vec<f64>,
+    /// Each R peak, in seconds from the start.
+    pub r_peaks_s: Vec<f64>,
+    pub beat_count: usize,
+    pub rr_mean_ms: Option<f64>,
+    /// Standard deviation of all RR intervals (no ectopic beat removed).
+    pub sdnn_ms: Option<f64>,
+    /// Root mean square of successive RR differences.
+    pub rmssd_ms: Option<f64>,
+    pub rhythm: Rhythm,
+    pub pr_ms: Option<f64>,
+    pub qrs_ms: Option<f64>,
+    pub qt_ms: Option<f64>,
+    pub qtc_bazett_ms: Option<f64>,
+    pub qtc_fridericia_ms: Option<f64>,
+    /// The lead the R peaks were placed on.
+    pub detection_lead: Option<String>,
+    /// Always true: these are a computer-assisted pre-read, not a diagnosis.
+    pub computer_assisted: bool,
+}
+
+/// Rhythm regularity, by the rule in the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rhythm {
+    Regular,
+    MostlyRegular,
+    Irregular,
+    Undetermined,
+}
+
+/// Global intervals measured on the median beats, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Intervals {
+    pub pr_ms: Option<f64>,
+    pub qrs_ms: Option<f64>,
+    pub qt_ms: Option<f64>,
+}
+
+/// Measures a recording.
+pub fn analyze(record: &EcgRecord) -> Measurements {
+    let fs = record.sample_rate_hz;
+    let detection_leads = independent_leads(record);
+    let leads: Vec<&[i32]> = detection_leads.iter().map(|&i| record.leads[i].samples_uv.as_slice()).collect();
+    let detection = qrs::detect(&leads, fs);
+    let peaks = &detection.r_peaks;
+    let r_peaks_s: Vec<f64> = peaks.iter().map(|&p| round_to(p as f64 / fs, 4)).collect();
+    let rr_ms: Vec<f64> = peaks.windows(2).map(|w| round_to((w[1] - w[0]) as f64 * 1000.0 / fs, 1)).collect();
+    let rr_mean_ms = mean(&rr_ms);
+    let sdnn_ms = (rr_ms.len() >= 2)
+        .then(|| {
+            let m = rr_mean_ms.unwrap_or(0.0);
+            (rr_ms.iter().map(|r| (r - m).powi(2)).sum::<f64>() / (rr_ms.len() - 1) as f64).sqrt()
+        })
+        .map(|v| round_to(v, 1));
+    let rmssd_ms = (rr_ms.len() >= 2)
+        .then(|| {
+            let d: Vec<f64> = rr_ms.windows(2).map(|w| (w[1] - w[0]).powi(2)).collect();
+            (d.iter().sum::<f64>() / d.len() as f64).sqrt()
+        })
+        .map(|v| round_to(v, 1));
+
+    let resting_12_lead = record.leads.len() >= 8 && record.duration_s() <= 60.0;
+    let intervals = if resting_12_lead { intervals(record, peaks) } else { Intervals::default() };
+    let rr_s = rr_mean_ms.map(|r| r / 1000.0).filter(|r| *r > 0.0);
+    let qtc = |f: fn(f64) -> f64| match (intervals.qt_ms, rr_s) {
+        (Some(qt), Some(rr)) => Some(round_to(qt / f(rr), 0)),
+        _ => None,
+    };
+    Measurements {
+        heart_rate_bpm: rr_mean_ms.map(|r| round_to(60_000.0 / r, 0)),
+        beat_count: peaks.len(),
+        rr_mean_ms: rr_mean_ms.map(|r| round_to(r, 1)),
+        sdnn_ms,
+        rmssd_ms,
+        rhythm: rhythm(&rr_ms),
+        pr_ms: intervals.pr_ms,
+        qrs_ms: intervals.qrs_ms,
+        qt_ms: intervals.qt_ms,
+        qtc_bazett_ms: qtc(f64::sqrt),
+        qtc_fridericia_ms: qtc(f64::cbrt),
+        detection_lead: (!peaks.is_empty())
+            .then(|| {
+                let index = detection_leads.get(detection.primary_lead)?;
+                record.leads.get(*index).map(|l| l.name.clone())
+            })
+            .flatten(),
+        rr_ms,
+        r_peaks_s,
+        computer_assisted: true,
+    }
+}
+
+fn round_to(v: f64, decimals: i32) -> f64 {
+    let f = 10f64.powi(decimals);
+    (v * f).round() / f
+}
+
+fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// The regularity rule of the module documentation.
+pub fn rhythm(rr_ms: &[f64]) -> Rhythm {
+    if rr_ms.len() < 3 {
+        return Rhythm::Undetermined;
+    }
+    let mut sorted = rr_ms.to_vec();
+    let median = median_in_place(&mut sorted).unwrap_or(0.0);
+    let outside = rr_ms.iter().filter(|&&r| (r - median).abs() > 0.15 * median).count();
+    if outside == 0 {
+        Rhythm::Regular
+    } else if outside * 10 <= rr_ms.len() {
+        Rhythm::MostlyRegular
+    } else {
+        Rhythm::Irregular
+    }
+}
+
+/// Indices of the independent leads I, II, V1–V6 when all are present (the other limb leads
+/// are combinations of I and II), otherwise of every lead.
+fn independent_leads(record: &EcgRecord) -> Vec<usize> {
+    const INDEPENDENT: [&str; 8] = ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"];
+    let found: Vec<usize> =
+        INDEPENDENT.iter().filter_map(|name| record.leads.iter().position(|l| l.name == *name)).collect();
+    if found.len() == INDEPENDENT.len() {
+        found
+    } else {
+        (0..record.leads.len()).collect()
+    }
+}
+
+const PRE_S: f64 = 0.450;
+/// QRS bounds: where the summed slope falls under this fraction of its height above the floor.
+const QRS_SLOPE_FRACTION: f64 = 0.03;
+const POST_S: f64 = 0.650;
+
+/// Median beats of the independent leads, each `PRE_S + POST_S` long with the R peak at
+/// `PRE_S`. `None` with fewer than 3 complete beats.
+pub fn median_beats(record: &EcgRecord, r_peaks: &[usize]) -> Option<Vec<Vec<f64>>> {
+    let fs = record.sample_rate_hz;
+    let pre = (PRE_S * fs).round() as usize;
+    let post = (POST_S * fs).round() as usize;
+    let n = record.samples_per_lead();
+    let beats: Vec<usize> = r_peaks.iter().copied().filter(|&r| r >= pre && r + post <= n).collect();
+    if beats.len() < 3 {
+        return None;
+    }
+    let leads: Vec<&[i32]> =
+        independent_leads(record).into_iter().map(|i| record.leads[i].samples_uv.as_slice()).collect();
+    let mut column = Vec::with_capacity(beats.len());
+    let medians = leads
+        .iter()
+        .map(|lead| {
+            let x: Vec<f64> = lead.iter().map(|&v| f64::from(v)).collect();
+            let y = band_pass(&x, 0.5, 40.0, fs);
+            (0..pre + post)
+                .map(|k| {
+                    column.clear();
+                    column.extend(beats.iter().map(|&r| y[r - pre + k]));
+                    median_in_place(&mut column).unwrap_or(0.0)
+                })
+                .collect()
+        })
+        .collect();
+    Some(medians)
+}
+
+/// PR, QRS and QT from the median beats (see the module documentation).
+pub fn intervals(record: &EcgRecord, r_peaks: &[usize]) -> Intervals {
+    let fs = record.sample_rate_hz;
+    let Some(beats) = median_beats(record, r_peaks) else {
+        return Intervals::default();
+    };
+    let rr: Vec<f64> = r_peaks.windows(2).map(|w| (w[1] - w[0]) as f64).collect();
+    let mut rr_sorted = rr.clone();
+    let median_rr = median_in_place(&mut rr_sorted).unwrap_or(fs);
+    delineate(&beats, fs, median_rr / fs)
+}
+
+/// Delineates median beats (R at `PRE_S`); `rr_s` is the median RR in seconds.
+pub(crate) fn delineate(beats: &[Vec<f64>], fs: f64, rr_s: f64) -> Intervals {
+    let ms = |samples: f64| round_to(samples * 1000.0 / fs, 0);
+    let at = |s: f64| (s * fs).round() as usize;
+    let len = beats.first().map_or(0, Vec::len);
+    let r = at(PRE_S);
+    if len == 0 || r >= len {
+        return Intervals::default();
+    }
+    let smooth = at(0.008).max(1);
+    let slopes: Vec<Vec<f64>> = beats.iter().map(|b| derivative(&moving_average(b, smooth), fs)).collect();
+
+    let Some((qrs_on, qrs_off)) = qrs_bounds(&slopes, fs, r) else {
+        return Intervals::default();
+    };
+    let baselines: Vec<f64> = beats
+        .iter()
+        .map(|b| {
+            let lo = qrs_on.saturating_sub(at(0.020));
+            let hi = qrs_on.saturating_sub(at(0.004)).max(lo + 1);
+            b[lo..hi].iter().sum::<f64>() / (hi - lo) as f64
+        })
+        .collect();
+
+    let t_from = qrs_off + at(0.060);
+    let t_to = (r + at(0.45f64.max(0.70 * rr_s).min(POST_S - 0.01))).min(len - 1);
+    let t_ends: Vec<(f64, f64)> = beats
+        .iter()
+        .zip(&slopes)
+        .zip(&baselines)
+        .filter_map(|((b, d), &base)| tangent_end(b, d, base, t_from, t_to))
+        .collect();
+    let tallest_t = t_ends.iter().map(|(_, a)| *a).fold(0.0, f64::max);
+    let t_end =
+        t_ends.iter().filter(|(_, a)| *a >= tallest_t / 3.0 && *a >= 50.0).map(|(t, _)| *t).fold(f64::NAN, f64::max);
+
+    let p_from = qrs_on.saturating_sub(at(0.300));
+    let p_to = qrs_on.saturating_sub(at(0.040));
+    let p_onsets: Vec<(f64, f64)> = beats
+        .iter()
+        .zip(&slopes)
+        .zip(&baselines)
+        .filter_map(|((b, d), &base)| tangent_onset(b, d, base, p_from, p_to))
+        .collect();
+    let tallest_p = p_onsets.iter().map(|(_, a)| *a).fold(0.0, f64::max);
+    let p_on =
+        p_onsets.iter().filter(|(_, a)| *a >= tallest_p / 3.0 && *a >= 50.0).map(|(t, _)| *t).fold(f64::NAN, f64::min);
+
+    let qrs_on_f = qrs_on as f64;
+    Intervals {
+        pr_ms: (p_on.is_finite() && p_on < qrs_on_f).then(|| ms(qrs_on_f - p_on)),
+        qrs_ms: Some(ms((qrs_off - qrs_on) as f64)),
+        qt_ms: (t_end.is_finite() && t_end > qrs_off as f64).then(|| ms(t_end - qrs_on_f)),
+    }
+}
+
+/// QRS onset and offset from the summed absolute slope of the leads.
+fn qrs_bounds(slopes: &[Vec<f64>], fs: f64, r: usize) -> Option<(usize, usize)> {
+    let at = |s: f64| (s * fs).round() as usize;
+    let len = slopes.first()?.len();
+    let total: Vec<f64> = (0..len).map(|i| slopes.iter().map(|d| d[i].abs()).sum()).collect();
+    let lo = r.saturating_sub(at(0.080));
+    let hi = (r + at(0.080)).min(len);
+    let (peak_at, peak) = (lo..hi).map(|i| (i, total[i])).max_by(|a, b| a.1.total_cmp(&b.1))?;
+    let mut sorted = total.clone();
+    let cut = sorted.len() / 4;
+    let floor = *sorted.select_nth_unstable_by(cut, f64::total_cmp).1;
+    if peak <= floor {
+        return None;
+    }
+    let threshold = floor + QRS_SLOPE_FRACTION * (peak - floor);
+    let gap = at(0.008).max(1);
+    let mut onset = peak_at;
+    let mut quiet = 0;
+    let mut i = peak_at;
+    while i > 0 && i + at(0.200) > peak_at {
+        i -= 1;
+        if total[i] < threshold {
+            quiet += 1;
+            if quiet >= gap {
+                break;
+            }
+        } else {
+            quiet = 0;
+            onset = i;
+        }
+    }
+    let mut offset = peak_at;
+    quiet = 0;
+    for (j, &v) in total.iter().enumerate().skip(peak_at + 1).take(at(0.200)) {
+        if v < threshold {
+            quiet += 1;
+            if quiet >= gap {
+                break;
+            }
+        } else {
+            quiet = 0;
+            offset = j;
+        }
+    }
+    Some((onset, offset))
+}
+
+/// T end on one lead by the tangent method. Returns (sample position, T amplitude in µV).
+fn tangent_end(beat: &[f64], slope: &[f64], base: f64, from: usize, to: usize) -> Option<(f64, f64)> {
+    if from + 2 >= to || to >= beat.len() {
+        return None;
+    }
+    let (peak, amplitude) = (from..to).map(|i| (i, beat[i] - base)).max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))?;
+    let sign = amplitude.signum();
+    let steepest = (peak + 1..to).max_by(|&a, &b| (-sign * slope[a]).total_cmp(&(-sign * slope[b])))?;
+    let s = slope[steepest];
+    if -sign * s <= 0.0 {
+        return None;
+    }
+    let fs_per_unit = slope_per_sample(slope, beat, steepest);
+    let crossing = steepest as f64 + (base - beat[steepest]) / fs_per_unit;
+    (crossing > peak as f64 && crossing < beat.len() as f64).then_some((crossing, amplitude.abs()))
+}
+
+/// P onset on one lead by the tangent method on the ascending limb. Returns (sample
+/// position, P amplitude in µV).
+fn tangent_onset(beat: &[f64], slope: &[f64], base: f64, from: usize, to: usize) -> Option<(f64, f64)> {
+    if from + 2 >= to || to >= beat.len() {
+        return None;
+    }
+    let (peak, amplitude) = (from..to).map(|i| (i, beat[i] - base)).max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))?;
+    let sign = amplitude.signum();
+    let steepest = (from..peak).max_by(|&a, &b| (sign * slope[a]).total_cmp(&(sign * slope[b])))?;
+    if sign * slope[steepest] <= 0.0 {
+        return None;
+    }
+    let per_sample = slope_per_sample(slope, beat, steepest);
+    let crossing = steepest as f64 + (base - beat[steepest]) / per_sample;
+    (crossing >= from as f64 && crossing < peak as f64).then_some((crossing, amplitude.abs()))
+}
+
+/// The slope at `i` in µV per sample (the slope signals are per second).
+fn slope_per_sample(slope: &[f64], beat: &[f64], i: usize) -> f64 {
+    let lo = i.saturating_sub(1);
+    let hi = (i + 1).min(beat.len() - 1);
+    let per_sample = if hi > lo { (beat[hi] - beat[lo]) / (hi - lo) as f64 } else { 0.0 };
+    if per_sample.abs() > f64::EPSILON {
+        per_sample
+    } else {
+        slope[i].signum() * f64::EPSILON
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ecg::{EcgFormat, Lead};
+
+    /// A 12-lead synthetic ECG with exactly known fiducials relative to R: P from −240 ms to
+    /// −140 ms, QRS from −40 ms to +40 ms, an asymmetric T wave (slow rise, faster fall)
+    /// from +140 ms to +360 ms. Waves are raised-cosine pieces, so each starts and ends
+    /// exactly.
+    fn synthetic_12_lead(fs: f64, seconds: f64, rr_s: f64) -> (EcgRecord, Vec<f64>) {
+        let bump = |t: f64, start: f64, end: f64| {
+            if t <= start || t >= end {
+                0.0
+            } else {
+                let phase = (t - start) / (end - start);
+                0.5 * (1.0 - (2.0 * std::f64::consts::PI * phase).cos())
+            }
+        };
+        let half_rise = |t: f64, start: f64, end: f64| {
+            if t <= start || t > end {
+                0.0
+            } else {
+                0.5 * (1.0 - (std::f64::consts::PI * (t - start) / (end - start)).cos())
+            }
+        };
+        let half_fall = |t: f64, start: f64, end: f64| {
+            if t <= start || t >= end {
+                0.0
+            } else {
+                0.5 * (1.0 + (std::f64::consts::PI * (t - start) / (end - start)).cos())
+            }
+        };
+        let mut r_times = Vec::new();
+        let mut t = 0.7;
+        while t < seconds - 0.7 {
+            r_times.push(t);
+            t += rr_s;
+        }
+        let names = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"];
+        let gains = [0.6, 1.0, 0.4, -0.8, 0.3, 0.7, -0.5, 0.4, 0.8, 1.2, 1.0, 0.8];
+        let n = (fs * seconds) as usize;
+        let leads = names
+            .iter()
+            .zip(gains)
+            .map(|(name, g)| Lead {
+                name: name.to_string(),
+                samples_uv: (0..n)
+                    .map(|i| {
+                        let t = i as f64 / fs;
+                        let mut v = 0.0;
+                        for &r in &r_times {
+                            let dt = t - r;
+                            v += 150.0 * bump(dt, -0.240, -0.140);
+                            v += -100.0 * bump(dt, -0.040, -0.015);
+                            v += 1200.0 * bump(dt, -0.025, 0.020);
+                            v += -250.0 * bump(dt, 0.010, 0.040);
+                            v += 350.0 * half_rise(dt, 0.140, 0.290);
+                            v += 350.0 * half_fall(dt, 0.290, 0.360);
+                        }
+                        (g * v).round() as i32
+                    })
+                    .collect(),
+            })
+            .collect();
+        let record = EcgRecord {
+            sample_rate_hz: fs,
+            leads,
+            acquisition_time: None,
+            device: None,
+            source_format: EcgFormat::Csv,
+            reference_beats_s: None,
+            device_measurements: None,
+        };
+        (record, r_times)
+    }
+
+    #[test]
+    fn intervals_of_a_synthetic_12_lead_ecg_are_found() {
+        for fs in [500.0, 1000.0] {
+            let (record, truth) = synthetic_12_lead(fs, 10.0, 0.9);
+            let m = analyze(&record);
+            assert_eq!(m.beat_count, truth.len());
+            assert_eq!(m.heart_rate_bpm, Some(67.0));
+            assert_eq!(m.rhythm, Rhythm::Regular);
+            let (pr, qrs, qt) = (m.pr_ms.unwrap(), m.qrs_ms.unwrap(), m.qt_ms.unwrap());
+            // true PR 200 ms (P onset −240, QRS onset −40), QRS 80 ms, QT 400 ms
+            assert!((pr - 200.0).abs() <= 20.0, "PR {pr} at {fs} Hz");
+            assert!((qrs - 80.0).abs() <= 20.0, "QRS {qrs} at {fs} Hz");
+            assert!((qt - 400.0).abs() <= 20.0, "QT {qt} at {fs} Hz");
+            let qtc_b = m.qtc_bazett_ms.unwrap();
+            assert!((qtc_b - qt / 0.9f64.sqrt()).abs() <= 1.0);
+            assert!(m.computer_assisted);
+        }
+    }
+
+    #[test]
+    fn long_or_few_lead_records_get_no_intervals() {
+        let (mut record, _) = synthetic_12_lead(250.0, 10.0, 0.8);
+        record.leads.truncate(2);
+        let m = analyze(&record);
+        assert!(m.beat_count > 5);
+        assert_eq!((m.pr_ms, m.qrs_ms, m.qt_ms), (None, None, None));
+    }
+
+    #[test]
+    fn rhythm_rule() {
+        assert_eq!(rhythm(&[800.0, 800.0]), Rhythm::Undetermined);
+        assert_eq!(rhythm(&[800.0, 820.0, 790.0, 810.0]), Rhythm::Regular);
+        let mut mostly = vec![800.0; 19];
+        mostly.push(500.0);
+        assert_eq!(rhythm(&mostly), Rhythm::MostlyRegular);
+        assert_eq!(rhythm(&[500.0, 900.0, 650.0, 1100.0, 700.0]), Rhythm::Irregular);
+    }
+
+    #[test]
+    fn variability_of_known_intervals() {
+        let (record, _) = synthetic_12_lead(500.0, 10.0, 0.8);
+        let m = analyze(&record);
+        assert_eq!(m.sdnn_ms, Some(0.0));
+        assert_eq!(m.rmssd_ms, Some(0.0));
+        assert!(m.rr_ms.iter().all(|&r| r == 800.0), "{:?}", m.rr_ms);
+    }
+
+    #[test]
+    fn a_flat_recording_measures_nothing() {
+        let record = EcgRecord {
+            sample_rate_hz: 500.0,
+            leads: vec![Lead { name: "II".into(), samples_uv: vec![0; 5000] }],
+            acquisition_time: None,
+            device: None,
+            source_format: EcgFormat::Csv,
+            reference_beats_s: None,
+            device_measurements: None,
+        };
+        let m = analyze(&record);
+        assert_eq!(m.beat_count, 0);
+        assert_eq!(m.heart_rate_bpm, None);
+        assert_eq!(m.rhythm, Rhythm::Undetermined);
+        assert_eq!(m.detection_lead, None);
+    }
+
+    #[test]
+    fn stored_measurements_read_back() {
+        let (record, _) = synthetic_12_lead(500.0, 10.0, 0.8);
+        let m = analyze(&record);
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(serde_json::from_str::<Measurements>(&json).unwrap(), m);
+    }
+}

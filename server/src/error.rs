@@ -1,0 +1,266 @@
+//! The one error type of the HTTP API. Every failure becomes an
+//! `application/problem+json` response (RFC 9457) with a stable, machine-readable `code`.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// A problem the API reports to its caller.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    /// Field-level messages for validation problems.
+    pub errors: Vec<FieldError>,
+    /// Seconds to wait before retrying (429).
+    pub retry_after: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    type_: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    code: &'a str,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    errors: &'a [FieldError],
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        ApiError { status, code, title, detail: detail.into(), errors: Vec::new(), retry_after: None }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "Not found", format!("{what} not found"))
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required", detail)
+    }
+
+    pub fn invalid_credentials() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "Invalid credentials",
+            "the username or password is wrong",
+        )
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, "Bad request", detail)
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, "Conflict", detail)
+    }
+
+    /// 422 with a single field-level message.
+    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut e = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "Validation failed",
+            format!("{field}: {message}"),
+        );
+        e.errors.push(FieldError { field: field.to_string(), message });
+        e
+    }
+
+    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, "Unprocessable content", detail)
+    }
+
+    pub fn rate_limited(retry_after: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many requests",
+            format!("too many attempts; retry after {retry_after} s"),
+        );
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Internal server error",
+            "the server could not complete the request",
+        )
+    }
+
+    pub fn service_unavailable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", detail)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ProblemBody {
+            type_: format!("https://teleconsult.invalid/problems/{}", self.code),
+            title: self.title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            code: self.code,
+            errors: &self.errors,
+        };
+        let json = serde_json::to_vec(&body).unwrap_or_default();
+        let mut resp = (self.status, json).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(secs) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                return ApiError::conflict("already_exists", "a record with these values already exists");
+            }
+            // PostgreSQL refuses NUL and other bytes it cannot store in text.
+            if matches!(db.code().as_deref(), Some("22021" | "22P05" | "22P02" | "54000")) {
+                return ApiError::unprocessable(
+                    "validation_failed",
+                    "the input holds characters or values that cannot be stored",
+                );
+            }
+            if db.is_foreign_key_violation() {
+                return ApiError::unprocessable("invalid_reference", "a referenced record does not exist");
+            }
+        }
+        ApiError::internal(e)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::JsonDataError(e) => {
+                // serde's message names the field and what was wrong with it.
+                let msg = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.body_text());
+                let field = field_from_serde_message(&msg);
+                let mut err = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    "Validation failed",
+                    msg.clone(),
+                );
+                err.errors.push(FieldError { field, message: msg });
+                err
+            }
+            JsonRejection::JsonSyntaxError(e) => {
+                let msg = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.body_text());
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON", msg)
+            }
+            JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+                "expected a body with Content-Type: application/json",
+            ),
+            JsonRejection::BytesRejection(e) => {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        "Payload too large",
+                        "the request body exceeds the configured limit",
+                    )
+                } else {
+                    ApiError::bad_request("bad_body", e.body_text())
+                }
+            }
+            other => ApiError::bad_request("bad_body", other.body_text()),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        // A malformed id cannot name a record the caller may see.
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not found", r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        let msg = r.body_text();
+        let field = field_from_serde_message(&msg);
+        let mut err = ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "Invalid query", msg.clone());
+        err.errors.push(FieldError { field, message: msg });
+        err
+    }
+}
+
+/// serde messages look like "missing field `reason` at line 1 column 2" or
+/// "data.urgency: unknown variant `soon`..."; pick out the field name when there is one.
+fn field_from_serde_message(msg: &str) -> String {
+    if let Some(start) = msg.find('`') {
+        if msg.contains("missing field") || msg.contains("unknown field") || msg.contains("duplicate field") {
+            if let Some(len) = msg[start + 1..].find('`') {
+                return msg[start + 1..start + 1 + len].to_string();
+            }
+        }
+    }
+    if let Some((path, _)) = msg.split_once(": ") {
+        if !path.contains(' ') {
+            return path.to_string();
+        }
+    }
+    String::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_are_picked_from_serde_messages() {
+        assert_eq!(field_from_serde_message("missing field `reason` at line 1 column 2"), "reason");
+        assert_eq!(field_from_serde_message("urgency: unknown variant `soon`, expected one of"), "urgency");
+        assert_eq!(field_from_serde_message("something else entirely"), "");
+    }
+
+    #[tokio::test]
+    async fn problem_json_carries_code_and_retry_after() {
+        let resp = ApiError::rate_limited(42).into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/problem+json");
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "42");
+    }
+}

@@ -1,0 +1,401 @@
+//! Shared files of a consultation: ECGs, DICOM studies, photos and documents.
+//!
+//! This module owns getting bytes in and out safely. Uploads arrive as one request
+//! ([`routes`]: `POST /api/v1/consultations/{id}/files`) or resumably over the tus 1.0
+//! protocol ([`tus`]); either way the body is streamed to [`storage`] (a local directory or
+//! S3-compatible object storage) with its SHA-256 computed on the way in, then classified by
+//! content ([`classify`]) and only then recorded, so a refused or interrupted upload leaves
+//! nothing visible. DICOM files are indexed into studies and series for DICOMweb
+//! ([`crate::dicom`]). Downloads stream with `Range`.
+//!
+//! Access: the files of a consultation are for its participants (requester, invited and
+//! accepted experts; not those who declined) and its patient; anyone else is answered 404.
+//! Every list, read and write records an audit event naming the consultation's patient.
+
+pub mod classify;
+pub mod routes;
+pub mod storage;
+pub mod tus;
+
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::db::{new_id, now_ts, Db};
+use crate::error::{ApiError, ApiResult};
+use classify::Kind;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+use storage::Storage;
+
+pub use routes::routes;
+
+/// Largest DICOM file whose attributes are read for indexing; the attributes precede the
+/// pixel data, so only this much of a larger file is read.
+const DICOM_HEAD_BYTES: u64 = 16 * 1024 * 1024;
+/// Largest `.zip` read whole to see whether it holds a WFDB record.
+const ZIP_CLASSIFY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// File storage and the upload limits, shared by all requests.
+pub struct Files {
+    pub storage: Storage,
+    pub max_upload_bytes: u64,
+    pub upload_expiry: Duration,
+    /// Running SHA-256 of resumable uploads by id, with the offset it has seen up to. Lost
+    /// on restart (or on another instance): completion then hashes the stored parts.
+    hashers: Mutex<HashMap<String, (u64, Sha256)>>,
+}
+
+impl Files {
+    pub fn from_config(config: &crate::config::Config) -> anyhow::Result<Files> {
+        Ok(Files {
+            storage: Storage::from_config(config)?,
+            max_upload_bytes: config.files_max_upload_bytes,
+            upload_expiry: Duration::from_secs(config.files_upload_expiry_secs.max(1)),
+            hashers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn take_hasher(&self, upload: &str, offset: u64) -> Option<Sha256> {
+        let mut map = self.hashers.lock().unwrap_or_else(|p| p.into_inner());
+        match map.remove(upload) {
+            Some((at, h)) if at == offset => Some(h),
+            _ => None,
+        }
+    }
+
+    fn put_hasher(&self, upload: &str, offset: u64, hasher: Sha256) {
+        self.hashers.lock().unwrap_or_else(|p| p.into_inner()).insert(upload.to_string(), (offset, hasher));
+    }
+
+    fn forget_hasher(&self, upload: &str) {
+        self.hashers.lock().unwrap_or_else(|p| p.into_inner()).remove(upload);
+    }
+}
+
+/// The consultation a request is about, once the caller's access is established.
+#[derive(Debug, Clone)]
+pub struct ConsultationAccess {
+    pub consultation_id: String,
+    pub patient_id: String,
+    pub patient_name: String,
+    pub patient_resident_id: String,
+}
+
+/// The caller's access to a consultation's files: participants (not those who declined) and
+/// the patient; anyone else, and a consultation that does not exist, is 404.
+pub async fn access(db: &Db, user: &AuthUser, consultation_id: &str) -> ApiResult<ConsultationAccess> {
+    let row: Option<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT c.patient_id, p.name, p.resident_id,
+                CASE WHEN p.user_id = $2 OR EXISTS (SELECT 1 FROM consultation_participants cp
+                     WHERE cp.consultation_id = c.id AND cp.user_id = $2 AND cp.status <> 'declined')
+                THEN 1 ELSE 0 END
+         FROM consultations c JOIN patients p ON p.id = c.patient_id WHERE c.id = $1",
+    )
+    .bind(consultation_id)
+    .bind(&user.id)
+    .fetch_optional(&db.pool)
+    .await?;
+    match row {
+        Some((patient_id, patient_name, patient_resident_id, 1)) => Ok(ConsultationAccess {
+            consultation_id: consultation_id.to_string(),
+            patient_id,
+            patient_name,
+            patient_resident_id,
+        }),
+        Some((patient_id, ..)) => {
+            crate::audit::event(user, "read", "consultation_files", consultation_id)
+                .patient(patient_id)
+                .outcome(crate::audit::Outcome::Denied)
+                .record(db)
+                .await?;
+            Err(ApiError::not_found("consultation"))
+        }
+        None => Err(ApiError::not_found("consultation")),
+    }
+}
+
+/// A stored file as listed and returned after an upload.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct FileView {
+    pub id: String,
+    pub consultation_id: String,
+    pub name: String,
+    pub kind: String,
+    pub ecg_format: Option<String>,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+    pub uploaded_by: String,
+    pub created_at: String,
+    #[serde(skip)]
+    pub storage_key: String,
+    #[serde(serialize_with = "warnings_as_list")]
+    pub warnings: String,
+}
+
+fn warnings_as_list<S: serde::Serializer>(raw: &str, s: S) -> Result<S::Ok, S::Error> {
+    let list: Vec<String> = serde_json::from_str(raw).unwrap_or_default();
+    list.serialize(s)
+}
+
+pub(crate) const FILE_COLUMNS: &str =
+    "id, consultation_id, name, kind, ecg_format, content_type, size, sha256, uploaded_by, created_at, storage_key, warnings";
+
+/// Bytes already written to storage under `key`, with their digest and leading bytes.
+pub struct Stored {
+    pub key: String,
+    pub size: u64,
+    pub sha256: String,
+    pub head: Vec<u8>,
+}
+
+/// Hashes the body while it is written: the running digest and the first
+/// [`classify::HEAD_BYTES`] bytes for classification.
+pub struct Intake {
+    pub hasher: Sha256,
+    pub head: Vec<u8>,
+}
+
+impl Intake {
+    pub fn new() -> Intake {
+        Intake { hasher: Sha256::new(), head: Vec::new() }
+    }
+
+    pub fn feed(&mut self, chunk: &[u8]) {
+        self.hasher.update(chunk);
+        if self.head.len() < classify::HEAD_BYTES {
+            let take = (classify::HEAD_BYTES - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+    }
+}
+
+impl Default for Intake {
+    fn default() -> Self {
+        Intake::new()
+    }
+}
+
+pub fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Problem for a file whose content is none of the accepted kinds.
+pub fn unsupported_kind() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_file_type",
+        "Unsupported file type",
+        "the content is not one of the accepted kinds: DICOM, PDF, JPEG, PNG, or an ECG \
+         (DICOM waveform, HL7 aECG XML, WFDB record, the documented CSV layout)",
+    )
+}
+
+pub fn storage_error(e: std::io::Error) -> ApiError {
+    ApiError::internal(format!("file storage: {e}"))
+}
+
+/// Classifies stored bytes and records them as a file of the consultation, with its DICOM
+/// index entry. On refusal the stored object is removed and nothing is recorded.
+pub async fn ingest(
+    state: &AppState,
+    user: &AuthUser,
+    consultation: &ConsultationAccess,
+    file_id: &str,
+    name: &str,
+    stored: Stored,
+) -> ApiResult<FileView> {
+    let result = ingest_inner(state, user, consultation, file_id, name, &stored).await;
+    if result.is_err() {
+        let _ = state.files.storage.delete(&stored.key).await;
+    }
+    result
+}
+
+async fn ingest_inner(
+    state: &AppState,
+    user: &AuthUser,
+    consultation: &ConsultationAccess,
+    file_id: &str,
+    name: &str,
+    stored: &Stored,
+) -> ApiResult<FileView> {
+    let storage = &state.files.storage;
+    let mut kind = classify::classify(name, &stored.head);
+    if kind.is_none() && classify::is_zip(&stored.head) && stored.size <= ZIP_CLASSIFY_BYTES {
+        let whole = storage.read_head(&stored.key, ZIP_CLASSIFY_BYTES).await.map_err(storage_error)?;
+        kind = classify::classify(name, &whole);
+    }
+    let mut kind = kind.ok_or_else(unsupported_kind)?;
+    let mut warnings: Vec<String> = Vec::new();
+    let mut dicom = None;
+    if kind == Kind::Dicom {
+        let bytes = if stored.head.len() as u64 == stored.size {
+            stored.head.clone()
+        } else {
+            storage.read_head(&stored.key, DICOM_HEAD_BYTES).await.map_err(storage_error)?
+        };
+        let info =
+            crate::dicom::parse_info(&bytes).map_err(|e| ApiError::unprocessable("invalid_dicom", e.to_string()))?;
+        if info.is_waveform() {
+            kind = Kind::Ecg(crate::ecg::EcgFormat::DicomWaveform);
+        }
+        let ids = [consultation.patient_id.as_str(), consultation.patient_resident_id.as_str()];
+        if !crate::dicom::patient_matches(&info.patient_name, &info.patient_id, &consultation.patient_name, &ids) {
+            warnings.push(format!(
+                "the DICOM patient ({} , ID {}) does not match the consultation's patient",
+                if info.patient_name.is_empty() { "no name" } else { &info.patient_name },
+                if info.patient_id.is_empty() { "none" } else { &info.patient_id },
+            ));
+        }
+        dicom = Some(info);
+    }
+    let ecg_pre_read = match kind {
+        Kind::Ecg(_) => Some(crate::ecg::http::pre_read(state, name, &stored.key).await?),
+        _ => None,
+    };
+    let now = now_ts();
+    let content_type = kind.content_type(&stored.head);
+    let mut tx = state.db.pool.begin().await?;
+    if let Some(info) = &dicom {
+        let duplicate: Option<(String,)> =
+            sqlx::query_as("SELECT file_id FROM dicom_instances WHERE consultation_id = $1 AND sop_instance_uid = $2")
+                .bind(&consultation.consultation_id)
+                .bind(&info.sop_instance_uid)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if duplicate.is_some() {
+            warnings.push(format!(
+                "instance {} was uploaded before; DICOMweb serves the first copy",
+                info.sop_instance_uid
+            ));
+        }
+    }
+    let warnings_json = serde_json::to_string(&warnings).unwrap_or_else(|_| "[]".into());
+    sqlx::query(
+        "INSERT INTO files (id, consultation_id, uploaded_by, name, kind, ecg_format, content_type, size, sha256,
+                            storage_key, warnings, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(file_id)
+    .bind(&consultation.consultation_id)
+    .bind(&user.id)
+    .bind(name)
+    .bind(kind.as_str())
+    .bind(kind.ecg_format())
+    .bind(content_type)
+    .bind(stored.size as i64)
+    .bind(&stored.sha256)
+    .bind(&stored.key)
+    .bind(&warnings_json)
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(info) = dicom.as_ref().filter(|_| !warnings.iter().any(|w| w.contains("uploaded before"))) {
+        crate::dicom::web::index_instance(&mut tx, file_id, &consultation.consultation_id, info, &now).await?;
+    }
+    if let Some(m) = &ecg_pre_read {
+        crate::ecg::http::store_measurements(&mut tx, file_id, m).await?;
+    }
+    crate::audit::event(user, "create", "file", file_id)
+        .patient(&consultation.patient_id)
+        .detail(format!("{} {} bytes sha256 {}", kind.as_str(), stored.size, stored.sha256))
+        .record_with(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(FileView {
+        id: file_id.to_string(),
+        consultation_id: consultation.consultation_id.clone(),
+        name: name.to_string(),
+        kind: kind.as_str().to_string(),
+        ecg_format: kind.ecg_format().map(str::to_string),
+        content_type: content_type.to_string(),
+        size: stored.size as i64,
+        sha256: stored.sha256.clone(),
+        uploaded_by: user.id.clone(),
+        created_at: now,
+        storage_key: stored.key.clone(),
+        warnings: warnings_json,
+    })
+}
+
+/// A file the caller may read, with the consultation's patient for the audit event.
+pub async fn readable_file(
+    state: &AppState,
+    user: &AuthUser,
+    file_id: &str,
+) -> ApiResult<(FileView, ConsultationAccess)> {
+    let file: Option<FileView> = sqlx::query_as(&format!("SELECT {FILE_COLUMNS} FROM files WHERE id = $1"))
+        .bind(file_id)
+        .fetch_optional(&state.db.pool)
+        .await?;
+    let file = file.ok_or_else(|| ApiError::not_found("file"))?;
+    let access = access(&state.db, user, &file.consultation_id).await.map_err(|e| {
+        if e.status == axum::http::StatusCode::NOT_FOUND {
+            ApiError::not_found("file")
+        } else {
+            e
+        }
+    })?;
+    Ok((file, access))
+}
+
+/// Removes expired resumable uploads and their stored parts, and stale temporary files.
+/// Runs every minute (or every `expiry / 4` when that is shorter) until the process ends.
+pub fn spawn_sweeper(state: AppState) {
+    let period = (state.files.upload_expiry / 4).clamp(Duration::from_millis(200), Duration::from_secs(60));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = tus::sweep_expired(&state).await {
+                tracing::warn!(error = %e, "sweeping expired uploads failed");
+            }
+            let _ = state.files.storage.sweep_temporary(state.files.upload_expiry).await;
+        }
+    });
+}
+
+/// Request headers a browser on another allowed origin may send: the API's own plus those
+/// of tus clients, Range requests and DICOMweb viewers.
+pub fn cors_allow_headers() -> Vec<axum::http::HeaderName> {
+    use axum::http::{header, HeaderName};
+    let mut names = vec![header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT, header::RANGE];
+    for tus in
+        ["tus-resumable", "upload-length", "upload-offset", "upload-metadata", "upload-checksum", "upload-defer-length"]
+    {
+        names.push(HeaderName::from_static(tus));
+    }
+    names
+}
+
+/// Response headers such a browser may read: where a tus upload lives and how far it got.
+pub fn cors_expose_headers() -> Vec<axum::http::HeaderName> {
+    use axum::http::{header, HeaderName};
+    let mut names = vec![header::LOCATION, header::CONTENT_RANGE, header::CONTENT_DISPOSITION, header::ETAG];
+    for tus in [
+        "tus-resumable",
+        "tus-version",
+        "tus-extension",
+        "tus-max-size",
+        "tus-checksum-algorithm",
+        "upload-offset",
+        "upload-length",
+        "upload-metadata",
+        "upload-expires",
+        "teleconsult-file-id",
+    ] {
+        names.push(HeaderName::from_static(tus));
+    }
+    names
+}
+
+/// A fresh file id and its storage key.
+pub fn new_file_key() -> (String, String) {
+    let id = new_id();
+    let key = format!("files/{id}");
+    (id, key)
+}

@@ -1,0 +1,729 @@
+//! Resumable uploads over the tus 1.0 protocol (<https://tus.io/protocols/resumable-upload>):
+//! core, creation, termination, checksum (sha256, and sha1 for clients that default to it) and
+//! expiration, so standard tus clients work.
+//!
+//! Each PATCH streams its body into its own part object (`uploads/<id>/<offset>-<nonce>`);
+//! a dropped connection keeps the bytes received (unless the chunk carries a checksum, which
+//! then cannot be verified and is discarded), and the offset advances only through a
+//! compare-and-set on the stored offset, so competing PATCHes cannot both count. When the
+//! last byte arrives the parts are joined into the file, hashed, classified and recorded
+//! exactly as a one-shot upload; until then nothing is visible among the files. Uploads idle
+//! past `files_upload_expiry_secs` expire and their parts are removed by the sweeper.
+
+use super::routes::payload_too_large;
+use super::{access, ingest, new_file_key, storage_error, ConsultationAccess, FileView, Intake, Stored, FILE_COLUMNS};
+use crate::api::{Path, Routes};
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::db::{new_id, now_ts, parse_ts, ts, Id};
+use crate::error::{ApiError, ApiResult};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use futures_util::StreamExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+pub const TUS_VERSION: &str = "1.0.0";
+pub const TUS_EXTENSIONS: &str = "creation,termination,checksum,expiration";
+
+pub fn routes() -> Routes {
+    Routes::new("files")
+        .options_public("/api/v1/consultations/{id}/uploads", "tus: server capabilities", options)
+        .post("/api/v1/consultations/{id}/uploads", "tus: create a resumable upload (Upload-Length)", create)
+        .head("/api/v1/consultations/{id}/uploads/{upload}", "tus: the upload's offset", head)
+        .patch("/api/v1/consultations/{id}/uploads/{upload}", "tus: append bytes at Upload-Offset", patch)
+        .delete("/api/v1/consultations/{id}/uploads/{upload}", "tus: terminate the upload", terminate)
+        .get(
+            "/api/v1/consultations/{id}/uploads/{upload}",
+            "State of a resumable upload, with its file once complete",
+            status,
+        )
+}
+
+// ---- protocol rules (pure) ------------------------------------------------------------
+
+/// `Upload-Metadata`: comma-separated `key base64value` pairs (value optional).
+pub fn parse_metadata(raw: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let mut it = pair.split(' ').filter(|s| !s.is_empty());
+        let key = it.next().unwrap_or_default();
+        if key.is_empty() || !key.is_ascii() {
+            return Err(format!("bad metadata key in {pair:?}"));
+        }
+        let value = match it.next() {
+            None => String::new(),
+            Some(v) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(v)
+                    .map_err(|_| format!("metadata {key}: value is not base64"))?;
+                String::from_utf8(bytes).map_err(|_| format!("metadata {key}: value is not UTF-8"))?
+            }
+        };
+        if it.next().is_some() {
+            return Err(format!("bad metadata pair {pair:?}"));
+        }
+        out.push((key.to_string(), value));
+    }
+    Ok(out)
+}
+
+/// The checksum algorithms accepted in `Upload-Checksum`, strongest first. `sha1` is
+/// accepted because common clients (tuspy) send it by default.
+pub const CHECKSUM_ALGORITHMS: &str = "sha256,sha1";
+
+/// A chunk checksum: the algorithm and the digest the client computed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checksum {
+    Sha256(Vec<u8>),
+    Sha1(Vec<u8>),
+}
+
+/// Hashes a chunk with the algorithm of its `Upload-Checksum`.
+pub enum ChunkHasher {
+    Sha256(Sha256),
+    Sha1(sha1::Sha1),
+}
+
+impl Checksum {
+    pub fn hasher(&self) -> ChunkHasher {
+        match self {
+            Checksum::Sha256(_) => ChunkHasher::Sha256(Sha256::new()),
+            Checksum::Sha1(_) => ChunkHasher::Sha1(sha1::Sha1::new()),
+        }
+    }
+
+    fn expected(&self) -> &[u8] {
+        match self {
+            Checksum::Sha256(d) | Checksum::Sha1(d) => d,
+        }
+    }
+}
+
+impl ChunkHasher {
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            ChunkHasher::Sha256(h) => h.update(data),
+            ChunkHasher::Sha1(h) => h.update(data),
+        }
+    }
+
+    /// Whether the bytes fed hash to the client's digest.
+    pub fn matches(self, checksum: &Checksum) -> bool {
+        match self {
+            ChunkHasher::Sha256(h) => h.finalize().as_slice() == checksum.expected(),
+            ChunkHasher::Sha1(h) => h.finalize().as_slice() == checksum.expected(),
+        }
+    }
+}
+
+/// `Upload-Checksum: <algorithm> <base64 digest>` with `sha256` or `sha1`; other algorithms
+/// are refused with 400, as the checksum extension requires.
+pub fn parse_checksum(raw: &str) -> Result<Checksum, ApiError> {
+    let (algorithm, value) = raw
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| ApiError::bad_request("invalid_checksum", "Upload-Checksum is `<algorithm> <base64 digest>`"))?;
+    let bytes = |len: usize| -> Result<Vec<u8>, ApiError> {
+        let d = base64::engine::general_purpose::STANDARD
+            .decode(value.trim())
+            .map_err(|_| ApiError::bad_request("invalid_checksum", "the checksum is not base64"))?;
+        if d.len() == len {
+            Ok(d)
+        } else {
+            Err(ApiError::bad_request("invalid_checksum", format!("a {algorithm} digest has {len} bytes")))
+        }
+    };
+    match algorithm.to_ascii_lowercase().as_str() {
+        "sha256" => Ok(Checksum::Sha256(bytes(32)?)),
+        "sha1" => Ok(Checksum::Sha1(bytes(20)?)),
+        _ => Err(ApiError::bad_request(
+            "checksum_algorithm_unsupported",
+            format!("checksum algorithm {algorithm:?} is not supported; use one of {CHECKSUM_ALGORITHMS}"),
+        )),
+    }
+}
+
+/// Where a part written at `offset` is stored; the nonce keeps competing writers apart.
+pub fn part_key(upload: &str, offset: u64) -> String {
+    format!("uploads/{upload}/{offset:020}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The parts that make up bytes `0..length`, in order, from a listing of `(key, size)`:
+/// starting at 0, each next part is one whose name starts at the previous end. Parts left by
+/// a writer that lost a race are skipped.
+pub fn chain_parts(listing: &[(String, u64)], length: u64) -> Option<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    let mut at = 0u64;
+    while at < length {
+        let next = listing.iter().find(|(key, size)| {
+            *size > 0
+                && key.rsplit('/').next().and_then(|n| n.split('-').next()).and_then(|o| o.parse::<u64>().ok())
+                    == Some(at)
+        })?;
+        at += next.1;
+        out.push(next.clone());
+    }
+    (at == length).then_some(out)
+}
+
+fn http_date(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+// ---- HTTP ----------------------------------------------------------------------------
+
+fn tus_headers(resp: &mut Response) {
+    resp.headers_mut().insert(HeaderName::from_static("tus-resumable"), HeaderValue::from_static(TUS_VERSION));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+fn respond(result: ApiResult<Response>) -> Response {
+    let mut resp = result.unwrap_or_else(IntoResponse::into_response);
+    tus_headers(&mut resp);
+    resp
+}
+
+fn set(resp: &mut Response, name: &'static str, value: impl ToString) {
+    if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
+        resp.headers_mut().insert(HeaderName::from_static(name), v);
+    }
+}
+
+fn require_tus(headers: &HeaderMap) -> ApiResult<()> {
+    match headers.get("tus-resumable").and_then(|v| v.to_str().ok()) {
+        Some(TUS_VERSION) => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "tus_version_unsupported",
+            "Unsupported tus version",
+            format!("send Tus-Resumable: {TUS_VERSION}"),
+        )),
+    }
+}
+
+fn header_u64(headers: &HeaderMap, name: &str) -> ApiResult<Option<u64>> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => {
+            v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).map(Some).ok_or_else(|| {
+                ApiError::bad_request("invalid_header", format!("{name} must be a non-negative integer"))
+            })
+        }
+    }
+}
+
+async fn options(State(state): State<AppState>) -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    tus_headers(&mut resp);
+    set(&mut resp, "tus-version", TUS_VERSION);
+    set(&mut resp, "tus-extension", TUS_EXTENSIONS);
+    set(&mut resp, "tus-max-size", state.files.max_upload_bytes);
+    set(&mut resp, "tus-checksum-algorithm", CHECKSUM_ALGORITHMS);
+    resp
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct UploadRow {
+    id: String,
+    consultation_id: String,
+    name: String,
+    length: i64,
+    upload_offset: i64,
+    metadata: String,
+    state: String,
+    file_id: Option<String>,
+    expires_at: String,
+}
+
+async fn load(state: &AppState, consultation_id: &str, upload_id: &str) -> ApiResult<UploadRow> {
+    let row: Option<UploadRow> = sqlx::query_as(
+        "SELECT id, consultation_id, name, length, upload_offset, metadata, state, file_id, expires_at
+         FROM uploads WHERE id = $1 AND consultation_id = $2",
+    )
+    .bind(upload_id)
+    .bind(consultation_id)
+    .fetch_optional(&state.db.pool)
+    .await?;
+    let row = row.ok_or_else(|| ApiError::not_found("upload"))?;
+    match row.state.as_str() {
+        "terminated" | "rejected" => Err(ApiError::not_found("upload")),
+        "expired" => Err(gone()),
+        _ if row.state == "open" && parse_ts(&row.expires_at) < chrono::Utc::now() => Err(gone()),
+        _ => Ok(row),
+    }
+}
+
+fn gone() -> ApiError {
+    ApiError::new(StatusCode::GONE, "upload_expired", "Upload expired", "the upload expired; start a new one")
+}
+
+async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(Id(consultation_id)): Path<Id>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            require_tus(&headers)?;
+            let consultation = access(&state.db, &user, &consultation_id).await?;
+            if headers.contains_key("upload-defer-length") {
+                return Err(ApiError::bad_request("length_required", "deferred lengths are not supported"));
+            }
+            let length = header_u64(&headers, "upload-length")?
+                .ok_or_else(|| ApiError::bad_request("length_required", "Upload-Length is required"))?;
+            if length > state.files.max_upload_bytes {
+                return Err(payload_too_large(state.files.max_upload_bytes));
+            }
+            if length == 0 {
+                return Err(ApiError::unprocessable("empty_file", "the uploaded file is empty"));
+            }
+            let raw_metadata = headers.get("upload-metadata").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let metadata = parse_metadata(&raw_metadata).map_err(|m| ApiError::bad_request("invalid_metadata", m))?;
+            let name =
+                metadata.iter().find(|(k, _)| k == "filename" || k == "name").map(|(_, v)| v.as_str()).unwrap_or("");
+            let name = super::classify::sanitize_filename(name);
+            let id = new_id();
+            let now = chrono::Utc::now();
+            let expires = now + chrono::Duration::from_std(state.files.upload_expiry).unwrap_or_default();
+            sqlx::query(
+                "INSERT INTO uploads (id, consultation_id, created_by, name, length, upload_offset, metadata, state,
+                                      expires_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, 'open', $7, $8, $8)",
+            )
+            .bind(&id)
+            .bind(&consultation_id)
+            .bind(&user.id)
+            .bind(&name)
+            .bind(length as i64)
+            .bind(&raw_metadata)
+            .bind(ts(expires))
+            .bind(ts(now))
+            .execute(&state.db.pool)
+            .await?;
+            crate::audit::event(&user, "create", "upload", &id)
+                .patient(&consultation.patient_id)
+                .detail(format!("{length} bytes"))
+                .record(&state.db)
+                .await?;
+            let mut resp = StatusCode::CREATED.into_response();
+            set(&mut resp, "location", format!("/api/v1/consultations/{consultation_id}/uploads/{id}"));
+            set(&mut resp, "upload-expires", http_date(expires));
+            Ok(resp)
+        }
+        .await,
+    )
+}
+
+async fn head(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((Id(consultation_id), Id(upload_id))): Path<(Id, Id)>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            require_tus(&headers)?;
+            access(&state.db, &user, &consultation_id).await?;
+            let row = load(&state, &consultation_id, &upload_id).await?;
+            let mut resp = StatusCode::OK.into_response();
+            set(&mut resp, "upload-offset", row.upload_offset);
+            set(&mut resp, "upload-length", row.length);
+            if !row.metadata.is_empty() {
+                set(&mut resp, "upload-metadata", &row.metadata);
+            }
+            if row.state == "open" {
+                set(&mut resp, "upload-expires", http_date(parse_ts(&row.expires_at)));
+            }
+            if let Some(file) = &row.file_id {
+                set(&mut resp, "teleconsult-file-id", file);
+            }
+            Ok(resp)
+        }
+        .await,
+    )
+}
+
+async fn patch(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((Id(consultation_id), Id(upload_id))): Path<(Id, Id)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(patch_inner(&state, &user, &consultation_id, &upload_id, &headers, body).await)
+}
+
+async fn patch_inner(
+    state: &AppState,
+    user: &AuthUser,
+    consultation_id: &str,
+    upload_id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    require_tus(headers)?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type != "application/offset+octet-stream" {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Unsupported media type",
+            "PATCH bodies are Content-Type: application/offset+octet-stream",
+        ));
+    }
+    let offset = header_u64(headers, "upload-offset")?
+        .ok_or_else(|| ApiError::bad_request("offset_required", "Upload-Offset is required"))?;
+    let checksum = headers.get("upload-checksum").and_then(|v| v.to_str().ok()).map(parse_checksum).transpose()?;
+    let consultation = access(&state.db, user, consultation_id).await?;
+    let row = load(state, consultation_id, upload_id).await?;
+    if row.state != "open" || offset != row.upload_offset as u64 {
+        return Err(ApiError::conflict(
+            "offset_mismatch",
+            format!("the upload is at offset {} ({}), not {offset}", row.upload_offset, row.state),
+        ));
+    }
+    let length = row.length as u64;
+    let files = &state.files;
+    let key = part_key(upload_id, offset);
+    let mut writer = files.storage.writer(&key).await.map_err(storage_error)?;
+    let mut running = files.take_hasher(upload_id, offset).or_else(|| (offset == 0).then(Sha256::new));
+    let mut chunk_hasher = checksum.as_ref().map(Checksum::hasher);
+    let mut stream = body.into_data_stream();
+    let mut interrupted = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                interrupted = Some(e.to_string());
+                break;
+            }
+        };
+        if offset + writer.written() + chunk.len() as u64 > length {
+            writer.abort().await;
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "exceeds_upload_length",
+                "Payload too large",
+                format!("the upload is {length} bytes long"),
+            ));
+        }
+        if let Some(h) = running.as_mut() {
+            h.update(&chunk);
+        }
+        if let Some(h) = chunk_hasher.as_mut() {
+            h.update(&chunk);
+        }
+        if let Err(e) = writer.write(&chunk).await {
+            writer.abort().await;
+            return Err(storage_error(e));
+        }
+    }
+    if let (Some(expected), Some(h)) = (&checksum, chunk_hasher) {
+        let verified = interrupted.is_none() && h.matches(expected);
+        if !verified {
+            writer.abort().await;
+            if interrupted.is_some() {
+                return Err(ApiError::bad_request("upload_interrupted", "the chunk was cut short; resend it"));
+            }
+            return Err(ApiError::new(
+                StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
+                "checksum_mismatch",
+                "Checksum mismatch",
+                "the chunk's SHA-256 does not match Upload-Checksum; resend it",
+            ));
+        }
+    }
+    let received = writer.written();
+    if received == 0 {
+        writer.abort().await;
+    } else {
+        writer.finish().await.map_err(storage_error)?;
+    }
+    let new_offset = offset + received;
+    let expires = chrono::Utc::now() + chrono::Duration::from_std(files.upload_expiry).unwrap_or_default();
+    let updated = sqlx::query(
+        "UPDATE uploads SET upload_offset = $1, expires_at = $2, updated_at = $3
+         WHERE id = $4 AND upload_offset = $5 AND state = 'open'",
+    )
+    .bind(new_offset as i64)
+    .bind(ts(expires))
+    .bind(now_ts())
+    .bind(upload_id)
+    .bind(offset as i64)
+    .execute(&state.db.pool)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        let _ = files.storage.delete(&key).await;
+        return Err(ApiError::conflict("offset_mismatch", "another request moved the upload's offset"));
+    }
+    match running {
+        Some(h) => files.put_hasher(upload_id, new_offset, h),
+        None => files.forget_hasher(upload_id),
+    }
+    crate::audit::event(user, "update", "upload", upload_id)
+        .patient(&consultation.patient_id)
+        .detail(format!("bytes {offset}-{}", new_offset.saturating_sub(1)))
+        .record(&state.db)
+        .await?;
+    if let Some(reason) = interrupted {
+        tracing::info!(upload = upload_id, offset = new_offset, %reason, "upload interrupted; kept what arrived");
+        return Err(ApiError::bad_request("upload_interrupted", "the body was cut short; resume from Upload-Offset"));
+    }
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    if new_offset == length {
+        let file = complete(state, user, &consultation, &row).await?;
+        set(&mut resp, "teleconsult-file-id", &file.id);
+    } else {
+        set(&mut resp, "upload-expires", http_date(expires));
+    }
+    set(&mut resp, "upload-offset", new_offset);
+    Ok(resp)
+}
+
+/// Joins the parts into the file, then classifies and records it like a one-shot upload.
+async fn complete(
+    state: &AppState,
+    user: &AuthUser,
+    consultation: &ConsultationAccess,
+    row: &UploadRow,
+) -> ApiResult<FileView> {
+    let claimed =
+        sqlx::query("UPDATE uploads SET state = 'completing', updated_at = $1 WHERE id = $2 AND state = 'open'")
+            .bind(now_ts())
+            .bind(&row.id)
+            .execute(&state.db.pool)
+            .await?
+            .rows_affected();
+    if claimed == 0 {
+        return Err(ApiError::conflict("upload_completing", "the upload is already being completed"));
+    }
+    let result = assemble_and_ingest(state, user, consultation, row).await;
+    let (final_state, file_id) = match &result {
+        Ok(file) => ("completed", Some(file.id.clone())),
+        Err(_) => ("rejected", None),
+    };
+    sqlx::query("UPDATE uploads SET state = $1, file_id = $2, updated_at = $3 WHERE id = $4")
+        .bind(final_state)
+        .bind(file_id)
+        .bind(now_ts())
+        .bind(&row.id)
+        .execute(&state.db.pool)
+        .await?;
+    remove_parts(state, &row.id).await;
+    result
+}
+
+async fn assemble_and_ingest(
+    state: &AppState,
+    user: &AuthUser,
+    consultation: &ConsultationAccess,
+    row: &UploadRow,
+) -> ApiResult<FileView> {
+    let storage = &state.files.storage;
+    let length = row.length as u64;
+    let listing = storage.list(&format!("uploads/{}", row.id)).await.map_err(storage_error)?;
+    let parts = chain_parts(&listing, length)
+        .ok_or_else(|| ApiError::internal(format!("upload {}: stored parts do not cover its length", row.id)))?;
+    let (file_id, key) = new_file_key();
+    let running = state.files.take_hasher(&row.id, length);
+    if let (Some(running), [(part, _)]) = (&running, parts.as_slice()) {
+        // The usual case: the whole file arrived in one part, hashed on the way in.
+        storage.rename(part, &key).await.map_err(storage_error)?;
+        let head = storage.read_head(&key, super::classify::HEAD_BYTES as u64).await.map_err(storage_error)?;
+        let digest = running.clone().finalize();
+        let stored = Stored { key, size: length, sha256: super::hex(&digest), head };
+        return ingest(state, user, consultation, &file_id, &row.name, stored).await;
+    }
+    let mut writer = storage.writer(&key).await.map_err(storage_error)?;
+    let mut intake = Intake::new();
+    for (part, _) in &parts {
+        let mut stream = storage.read(part, None).await.map_err(storage_error)?;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(storage_error)?;
+            intake.feed(&chunk);
+            if let Err(e) = writer.write(&chunk).await {
+                writer.abort().await;
+                return Err(storage_error(e));
+            }
+        }
+    }
+    let size = writer.finish().await.map_err(storage_error)?;
+    let digest = intake.hasher.finalize();
+    if let Some(running) = running {
+        if running.finalize() != digest {
+            let _ = storage.delete(&key).await;
+            return Err(ApiError::internal(format!("upload {}: stored parts differ from the bytes received", row.id)));
+        }
+    }
+    let stored = Stored { key, size, sha256: super::hex(&digest), head: intake.head };
+    ingest(state, user, consultation, &file_id, &row.name, stored).await
+}
+
+async fn remove_parts(state: &AppState, upload_id: &str) {
+    state.files.forget_hasher(upload_id);
+    if let Ok(parts) = state.files.storage.list(&format!("uploads/{upload_id}")).await {
+        for (key, _) in parts {
+            let _ = state.files.storage.delete(&key).await;
+        }
+    }
+}
+
+async fn terminate(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((Id(consultation_id), Id(upload_id))): Path<(Id, Id)>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            require_tus(&headers)?;
+            let consultation = access(&state.db, &user, &consultation_id).await?;
+            load(&state, &consultation_id, &upload_id).await?;
+            let done = sqlx::query(
+                "UPDATE uploads SET state = 'terminated', updated_at = $1 WHERE id = $2 AND state = 'open'",
+            )
+            .bind(now_ts())
+            .bind(&upload_id)
+            .execute(&state.db.pool)
+            .await?
+            .rows_affected();
+            if done == 0 {
+                return Err(ApiError::conflict("upload_completed", "a completed upload is a file and is kept"));
+            }
+            remove_parts(&state, &upload_id).await;
+            crate::audit::event(&user, "delete", "upload", &upload_id)
+                .patient(&consultation.patient_id)
+                .record(&state.db)
+                .await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        .await,
+    )
+}
+
+#[derive(Serialize)]
+struct UploadView {
+    id: String,
+    consultation_id: String,
+    name: String,
+    length: i64,
+    offset: i64,
+    state: String,
+    expires_at: String,
+    file: Option<FileView>,
+}
+
+async fn status(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((Id(consultation_id), Id(upload_id))): Path<(Id, Id)>,
+) -> ApiResult<crate::api::Json<UploadView>> {
+    let consultation = access(&state.db, &user, &consultation_id).await?;
+    let row = load(&state, &consultation_id, &upload_id).await?;
+    let file = match &row.file_id {
+        Some(id) => {
+            sqlx::query_as(&format!("SELECT {FILE_COLUMNS} FROM files WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&state.db.pool)
+                .await?
+        }
+        None => None,
+    };
+    crate::audit::event(&user, "read", "upload", &upload_id)
+        .patient(&consultation.patient_id)
+        .record(&state.db)
+        .await?;
+    Ok(crate::api::Json(UploadView {
+        id: row.id,
+        consultation_id: row.consultation_id,
+        name: row.name,
+        length: row.length,
+        offset: row.upload_offset,
+        state: row.state,
+        expires_at: row.expires_at,
+        file,
+    }))
+}
+
+/// Marks uploads idle past their expiry (or stuck completing) as expired and removes their parts.
+pub async fn sweep_expired(state: &AppState) -> ApiResult<usize> {
+    let expired: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM uploads WHERE state IN ('open', 'completing') AND expires_at < $1")
+            .bind(now_ts())
+            .fetch_all(&state.db.pool)
+            .await?;
+    let mut removed = 0;
+    for (id,) in expired {
+        let done = sqlx::query(
+            "UPDATE uploads SET state = 'expired', updated_at = $1 WHERE id = $2 AND state IN ('open', 'completing')",
+        )
+        .bind(now_ts())
+        .bind(&id)
+        .execute(&state.db.pool)
+        .await?
+        .rows_affected();
+        if done == 1 {
+            remove_parts(state, &id).await;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_pairs_are_decoded() {
+        let m = parse_metadata("filename Y3Quc2Nhbi5kY20=,filetype YXBwbGljYXRpb24vZGljb20=, flag").unwrap();
+        assert_eq!(m[0], ("filename".into(), "ct.scan.dcm".into()));
+        assert_eq!(m[1], ("filetype".into(), "application/dicom".into()));
+        assert_eq!(m[2], ("flag".into(), String::new()));
+        assert!(parse_metadata("filename !!!").is_err());
+        assert!(parse_metadata("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn checksums_are_sha256_or_sha1() {
+        let digest = Sha256::digest(b"hello");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
+        let checksum = parse_checksum(&format!("sha256 {b64}")).unwrap();
+        let mut h = checksum.hasher();
+        h.update(b"hel");
+        h.update(b"lo");
+        assert!(h.matches(&checksum));
+        let sha1 = base64::engine::general_purpose::STANDARD.encode(<sha1::Sha1 as Digest>::digest(b"hello"));
+        let checksum = parse_checksum(&format!("sha1 {sha1}")).unwrap();
+        let mut h = checksum.hasher();
+        h.update(b"hello");
+        assert!(h.matches(&checksum));
+        let mut h = checksum.hasher();
+        h.update(b"hellO");
+        assert!(!h.matches(&checksum));
+        assert_eq!(parse_checksum("md5 abc").unwrap_err().code, "checksum_algorithm_unsupported");
+        assert_eq!(parse_checksum("sha256 AAAA").unwrap_err().code, "invalid_checksum");
+        assert_eq!(parse_checksum("sha256").unwrap_err().code, "invalid_checksum");
+    }
+
+    #[test]
+    fn parts_chain_from_zero_to_the_length() {
+        let listing = vec![
+            ("uploads/u/00000000000000000000-a".to_string(), 10),
+            ("uploads/u/00000000000000000010-b".to_string(), 5),
+            ("uploads/u/00000000000000000010-z".to_string(), 3),
+            ("uploads/u/00000000000000000015-c".to_string(), 5),
+        ];
+        let chain = chain_parts(&listing, 20).unwrap();
+        assert_eq!(chain.iter().map(|p| p.1).sum::<u64>(), 20);
+        assert_eq!(chain[1].0, "uploads/u/00000000000000000010-b");
+        assert!(chain_parts(&listing, 25).is_none());
+        assert!(chain_parts(&listing[1..], 20).is_none());
+    }
+}

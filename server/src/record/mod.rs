@@ -1,0 +1,57 @@
+//! The clinical record a consultation leaves behind: notes, versioned signed opinions,
+//! referrals up and down, follow-up plans, the whole record as JSON and as a printable page,
+//! and the coordinators' figures. Nothing here is deleted; see docs/records.md.
+
+pub mod export;
+pub mod figures;
+pub mod followup;
+pub mod notes;
+pub mod opinions;
+pub mod referrals;
+
+pub fn routes() -> crate::api::Routes {
+    crate::api::Routes::new("record")
+        .put("/api/v1/consultations/{id}/opinion", "Save the expert's draft opinion", opinions::save_draft)
+        .post("/api/v1/consultations/{id}/opinion/sign", "Sign (freeze) the draft opinion", opinions::sign)
+        .post(
+            "/api/v1/consultations/{id}/opinion/amend",
+            "Amend a signed opinion: a new signed version with a reason",
+            opinions::amend,
+        )
+        .get(
+            "/api/v1/consultations/{id}/opinions",
+            "Every opinion version (drafts only to their author)",
+            opinions::list,
+        )
+        .post("/api/v1/consultations/{id}/notes", "Add a case summary or a note", notes::add)
+        .post(
+            "/api/v1/consultations/{id}/notes/{note}/withdraw",
+            "Mark one's note entered in error, with a reason",
+            notes::withdraw,
+        )
+        .get("/api/v1/consultations/{id}/record", "The whole record of a consultation", export::record_json)
+        .get("/api/v1/consultations/{id}/record.html", "The record as a printable page", export::record_html)
+        .post("/api/v1/referrals", "Refer a patient up to a hospital or down to a community centre", referrals::create)
+        .get("/api/v1/referrals", "Referrals sent or received by the caller's organisation", referrals::list)
+        .get("/api/v1/referrals/{id}", "One referral with its history", referrals::get_one)
+        .post(
+            "/api/v1/referrals/{id}/accept",
+            "The receiving side accepts (optionally with an appointment)",
+            referrals::accept,
+        )
+        .post("/api/v1/referrals/{id}/reject", "The receiving side rejects with a reason", referrals::reject)
+        .post("/api/v1/referrals/{id}/complete", "The receiving side completes the referral", referrals::complete)
+        .post(
+            "/api/v1/referrals/{id}/withdraw",
+            "Mark the referral entered in error, with a reason",
+            referrals::withdraw,
+        )
+        .post("/api/v1/follow-up-plans", "Create a follow-up plan and its visits", followup::post_plan)
+        .get(
+            "/api/v1/follow-ups",
+            "Follow-up visits of visible patients (overdue=true for overdue ones)",
+            followup::list_visits,
+        )
+        .patch("/api/v1/follow-ups/{id}", "Move or close a follow-up visit", followup::patch_visit)
+        .get("/api/v1/figures", "Coordinator figures: volumes, response times, referrals", figures::figures)
+}

@@ -1,0 +1,458 @@
+//! Expert opinions: drafts saved as they are written, signing that freezes a version (signer,
+//! title, time and a SHA-256 of its canonical content), and amendments that are new signed
+//! versions pointing at the one they replace. MDT consultations collect one opinion per
+//! expert plus a joint conclusion.
+
+use crate::api::{Json, Path};
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::consultations::state::{Action, Mode, State as CState};
+use crate::consultations::store::{self, ConsultationCore};
+use crate::db::{new_id, now_ts, Id};
+use crate::error::{ApiError, ApiResult};
+use crate::notifications::{self, Notice};
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpinionContent {
+    #[serde(default)]
+    pub findings: String,
+    #[serde(default)]
+    pub impression: String,
+    #[serde(default)]
+    pub recommendations: String,
+    #[serde(default)]
+    pub referral_advice: String,
+    #[serde(default)]
+    pub follow_up_advice: String,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Opinion {
+    pub id: String,
+    pub consultation_id: String,
+    pub author_id: String,
+    pub kind: String,
+    pub version: i64,
+    pub supersedes: Option<String>,
+    pub status: String,
+    pub findings: String,
+    pub impression: String,
+    pub recommendations: String,
+    pub referral_advice: String,
+    pub follow_up_advice: String,
+    pub amendment_reason: String,
+    pub signer_name: String,
+    pub signer_title: String,
+    pub signed_at: Option<String>,
+    pub content_sha256: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+const OPINION_SELECT: &str = "SELECT id, consultation_id, author_id, kind, version, supersedes, status, findings, impression,
+    recommendations, referral_advice, follow_up_advice, amendment_reason, signer_name, signer_title, signed_at, content_sha256,
+    created_at, updated_at FROM opinions";
+
+/// The SHA-256 (hex) of an opinion's canonical form: a JSON object with sorted keys holding
+/// everything the signature vouches for.
+pub fn canonical_sha256(o: &Opinion) -> String {
+    let mut m = BTreeMap::new();
+    m.insert("consultation_id", o.consultation_id.clone());
+    m.insert("author_id", o.author_id.clone());
+    m.insert("kind", o.kind.clone());
+    m.insert("version", o.version.to_string());
+    m.insert("supersedes", o.supersedes.clone().unwrap_or_default());
+    m.insert("findings", o.findings.clone());
+    m.insert("impression", o.impression.clone());
+    m.insert("recommendations", o.recommendations.clone());
+    m.insert("referral_advice", o.referral_advice.clone());
+    m.insert("follow_up_advice", o.follow_up_advice.clone());
+    m.insert("amendment_reason", o.amendment_reason.clone());
+    m.insert("signer_name", o.signer_name.clone());
+    m.insert("signer_title", o.signer_title.clone());
+    m.insert("signed_at", o.signed_at.clone().unwrap_or_default());
+    let canonical = serde_json::to_string(&m).unwrap_or_default();
+    Sha256::digest(canonical.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn validate(c: &OpinionContent) -> ApiResult<()> {
+    for (field, v) in [
+        ("findings", &c.findings),
+        ("impression", &c.impression),
+        ("recommendations", &c.recommendations),
+        ("referral_advice", &c.referral_advice),
+        ("follow_up_advice", &c.follow_up_advice),
+    ] {
+        if v.chars().count() > 20_000 {
+            return Err(ApiError::validation(field, "at most 20,000 characters"));
+        }
+    }
+    Ok(())
+}
+
+/// An expert of the consultation who has accepted it may write its opinion.
+async fn require_expert(state: &AppState, user: &AuthUser, c: &ConsultationCore) -> ApiResult<()> {
+    let status: Option<(String,)> = sqlx::query_as(
+        "SELECT status FROM consultation_participants WHERE consultation_id = $1 AND user_id = $2 AND role = 'expert'",
+    )
+    .bind(&c.id)
+    .bind(&user.id)
+    .fetch_optional(&state.db.pool)
+    .await?;
+    match status.as_ref().map(|s| s.0.as_str()) {
+        Some("accepted" | "active") => Ok(()),
+        _ => Err(ApiError::forbidden("only an expert who accepted the consultation writes its opinion")),
+    }
+}
+
+pub async fn opinions_of(state: &AppState, consultation_id: &str, viewer: &AuthUser) -> ApiResult<Vec<Opinion>> {
+    let rows: Vec<Opinion> =
+        sqlx::query_as(&format!("{OPINION_SELECT} WHERE consultation_id = $1 AND (status <> 'draft' OR author_id = $2) ORDER BY kind, author_id, version"))
+            .bind(consultation_id)
+            .bind(&viewer.id)
+            .fetch_all(&state.db.pool)
+            .await?;
+    Ok(rows)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DraftBody {
+    #[serde(flatten)]
+    pub content: OpinionContent,
+    /// For MDT consultations: write the joint conclusion instead of one's own opinion.
+    #[serde(default)]
+    pub joint: bool,
+}
+
+fn kind_of(joint: bool) -> &'static str {
+    if joint {
+        "joint"
+    } else {
+        "individual"
+    }
+}
+
+async fn latest(state: &AppState, consultation: &str, author: &str, kind: &str) -> ApiResult<Option<Opinion>> {
+    Ok(sqlx::query_as(&format!(
+        "{OPINION_SELECT} WHERE consultation_id = $1 AND author_id = $2 AND kind = $3 ORDER BY version DESC LIMIT 1"
+    ))
+    .bind(consultation)
+    .bind(author)
+    .bind(kind)
+    .fetch_optional(&state.db.pool)
+    .await?)
+}
+
+pub async fn save_draft(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(Id(id)): Path<Id>,
+    Json(b): Json<DraftBody>,
+) -> ApiResult<Json<Opinion>> {
+    let c = store::load_for(&state.db, &user, &id, "write_opinion").await?;
+    require_expert(&state, &user, &c).await?;
+    validate(&b.content)?;
+    if b.joint && c.mode != Mode::Mdt.as_str() {
+        return Err(ApiError::validation("joint", "only MDT consultations have a joint conclusion"));
+    }
+    let kind = kind_of(b.joint);
+    let now = now_ts();
+    match latest(&state, &id, &user.id, kind).await? {
+        Some(o) if o.status == "draft" => {
+            sqlx::query(
+                "UPDATE opinions SET findings = $1, impression = $2, recommendations = $3, referral_advice = $4, follow_up_advice = $5, updated_at = $6
+                 WHERE id = $7 AND status = 'draft'",
+            )
+            .bind(&b.content.findings)
+            .bind(&b.content.impression)
+            .bind(&b.content.recommendations)
+            .bind(&b.content.referral_advice)
+            .bind(&b.content.follow_up_advice)
+            .bind(&now)
+            .bind(&o.id)
+            .execute(&state.db.pool)
+            .await?;
+        }
+        Some(_) => {
+            return Err(ApiError::conflict(
+                "already_signed",
+                "the opinion is signed and can no longer be edited; amend it instead",
+            ));
+        }
+        None => {
+            sqlx::query(
+                "INSERT INTO opinions (id, consultation_id, author_id, kind, version, status, findings, impression, recommendations,
+                    referral_advice, follow_up_advice, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, 1, 'draft', $5, $6, $7, $8, $9, $10, $10)",
+            )
+            .bind(new_id())
+            .bind(&id)
+            .bind(&user.id)
+            .bind(kind)
+            .bind(&b.content.findings)
+            .bind(&b.content.impression)
+            .bind(&b.content.recommendations)
+            .bind(&b.content.referral_advice)
+            .bind(&b.content.follow_up_advice)
+            .bind(&now)
+            .execute(&state.db.pool)
+            .await?;
+        }
+    }
+    crate::audit::event(&user, "write_opinion", "opinion", &id).patient(&c.patient_id).record(&state.db).await?;
+    latest(&state, &id, &user.id, kind).await?.map(Json).ok_or_else(|| ApiError::internal("saved opinion vanished"))
+}
+
+async fn signer(state: &AppState, user: &AuthUser) -> ApiResult<(String, String)> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT u.display_name, e.title FROM users u JOIN expert_profiles e ON e.user_id = u.id WHERE u.id = $1",
+    )
+    .bind(&user.id)
+    .fetch_optional(&state.db.pool)
+    .await?;
+    row.ok_or_else(|| ApiError::forbidden("no expert profile"))
+}
+
+/// Freezes `o` (already carrying its content, version and supersedes) as signed, inside the
+/// transaction that holds the consultation lock; moves the consultation on when this
+/// signature completes it.
+async fn freeze(
+    conn: &mut sqlx::AnyConnection,
+    (name, title): (String, String),
+    user: &AuthUser,
+    c: &ConsultationCore,
+    mut o: Opinion,
+    insert: bool,
+) -> ApiResult<Opinion> {
+    let now = now_ts();
+    o.status = "signed".into();
+    o.signer_name = name;
+    o.signer_title = title;
+    o.signed_at = Some(now.clone());
+    o.content_sha256 = canonical_sha256(&o);
+    if insert {
+        sqlx::query(
+            "INSERT INTO opinions (id, consultation_id, author_id, kind, version, supersedes, status, findings, impression, recommendations,
+                referral_advice, follow_up_advice, amendment_reason, signer_name, signer_title, signed_at, content_sha256, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'signed', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $15, $15)",
+        )
+        .bind(&o.id)
+        .bind(&o.consultation_id)
+        .bind(&o.author_id)
+        .bind(&o.kind)
+        .bind(o.version)
+        .bind(&o.supersedes)
+        .bind(&o.findings)
+        .bind(&o.impression)
+        .bind(&o.recommendations)
+        .bind(&o.referral_advice)
+        .bind(&o.follow_up_advice)
+        .bind(&o.amendment_reason)
+        .bind(&o.signer_name)
+        .bind(&o.signer_title)
+        .bind(&now)
+        .bind(&o.content_sha256)
+        .execute(&mut *conn)
+        .await?;
+    } else {
+        let done = sqlx::query(
+            "UPDATE opinions SET status = 'signed', signer_name = $1, signer_title = $2, signed_at = $3, content_sha256 = $4, updated_at = $3
+             WHERE id = $5 AND status = 'draft'",
+        )
+        .bind(&o.signer_name)
+        .bind(&o.signer_title)
+        .bind(&now)
+        .bind(&o.content_sha256)
+        .bind(&o.id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if done == 0 {
+            return Err(ApiError::conflict("already_signed", "the opinion is already signed"));
+        }
+    }
+    // Who completes the consultation: the single expert's opinion, or an MDT's joint conclusion.
+    let completes = if c.mode == Mode::Mdt.as_str() { o.kind == "joint" } else { true };
+    let from = store::lock(&mut *conn, &c.id).await?;
+    if completes && from != CState::Completed {
+        store::apply_locked(&mut *conn, &c.id, from, Some(&user.id), &Action::SignOpinion).await?;
+    }
+    Ok(o)
+}
+
+async fn notify_signed(
+    state: &AppState,
+    user: &AuthUser,
+    c: &ConsultationCore,
+    title: &str,
+    body: String,
+) -> ApiResult<()> {
+    let mut conn = state.db.pool.acquire().await?;
+    let recipients: Vec<String> =
+        store::participant_ids(&mut conn, &c.id).await?.into_iter().filter(|u| *u != user.id).collect();
+    drop(conn);
+    notifications::notify(
+        state,
+        &recipients,
+        Notice { kind: "opinion_signed", title: title.into(), body, consultation_id: Some(&c.id) },
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SignBody {
+    #[serde(default)]
+    pub joint: bool,
+}
+
+pub async fn sign(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(Id(id)): Path<Id>,
+    Json(b): Json<SignBody>,
+) -> ApiResult<Json<Opinion>> {
+    let c = store::load_for(&state.db, &user, &id, "sign_opinion").await?;
+    require_expert(&state, &user, &c).await?;
+    let kind = kind_of(b.joint);
+    let o = match latest(&state, &id, &user.id, kind).await? {
+        Some(o) if o.status == "draft" => o,
+        Some(_) => return Err(ApiError::conflict("already_signed", "the opinion is already signed; amend it instead")),
+        None => return Err(ApiError::conflict("no_draft", "save a draft opinion before signing it")),
+    };
+    if o.impression.trim().is_empty() {
+        return Err(ApiError::validation("impression", "an opinion is signed with an impression"));
+    }
+    let who = signer(&state, &user).await?;
+    let mut tx = state.db.pool.begin().await?;
+    store::lock(&mut tx, &c.id).await?;
+    let signed = freeze(&mut tx, who, &user, &c, o, false).await?;
+    crate::audit::event(&user, "sign_opinion", "opinion", &signed.id)
+        .patient(&c.patient_id)
+        .record_with(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    notify_signed(&state, &user, &c, "会诊意见已签署 Opinion signed", signed.impression.clone()).await?;
+    Ok(Json(signed))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmendBody {
+    #[serde(flatten)]
+    pub content: OpinionContent,
+    pub reason: String,
+    #[serde(default)]
+    pub joint: bool,
+}
+
+pub async fn amend(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(Id(id)): Path<Id>,
+    Json(b): Json<AmendBody>,
+) -> ApiResult<Json<Opinion>> {
+    let c = store::load_for(&state.db, &user, &id, "amend_opinion").await?;
+    require_expert(&state, &user, &c).await?;
+    validate(&b.content)?;
+    let reason = crate::consultations::state::Reason::parse(&b.reason)
+        .map_err(|e| ApiError::validation("reason", e.to_string()))?;
+    let kind = kind_of(b.joint);
+    let Some(prev) = latest(&state, &id, &user.id, kind).await?.filter(|o| o.status == "signed") else {
+        return Err(ApiError::conflict("not_signed", "only a signed opinion is amended; edit the draft instead"));
+    };
+    let who = signer(&state, &user).await?;
+    let mut tx = state.db.pool.begin().await?;
+    store::lock(&mut tx, &c.id).await?;
+    let superseded =
+        sqlx::query("UPDATE opinions SET status = 'superseded', updated_at = $1 WHERE id = $2 AND status = 'signed'")
+            .bind(now_ts())
+            .bind(&prev.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    if superseded == 0 {
+        return Err(ApiError::conflict("already_amended", "the opinion was amended meanwhile"));
+    }
+    let next = Opinion {
+        id: new_id(),
+        version: prev.version + 1,
+        supersedes: Some(prev.id.clone()),
+        status: "draft".into(),
+        findings: b.content.findings,
+        impression: b.content.impression,
+        recommendations: b.content.recommendations,
+        referral_advice: b.content.referral_advice,
+        follow_up_advice: b.content.follow_up_advice,
+        amendment_reason: reason.to_string(),
+        created_at: now_ts(),
+        updated_at: now_ts(),
+        ..prev
+    };
+    let signed = freeze(&mut tx, who, &user, &c, next, true).await?;
+    crate::audit::event(&user, "amend_opinion", "opinion", &signed.id)
+        .patient(&c.patient_id)
+        .record_with(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    notify_signed(&state, &user, &c, "会诊意见已更正 Opinion amended", reason.to_string()).await?;
+    Ok(Json(signed))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(Id(id)): Path<Id>,
+) -> ApiResult<Json<crate::api::Page<Opinion>>> {
+    store::load_for(&state.db, &user, &id, "read_opinions").await?;
+    Ok(Json(crate::api::Page { items: opinions_of(&state, &id, &user).await?, next: None }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Opinion {
+        Opinion {
+            id: "o1".into(),
+            consultation_id: "c1".into(),
+            author_id: "u1".into(),
+            kind: "individual".into(),
+            version: 1,
+            supersedes: None,
+            status: "signed".into(),
+            findings: "窦性心律".into(),
+            impression: "未见急性缺血".into(),
+            recommendations: String::new(),
+            referral_advice: String::new(),
+            follow_up_advice: String::new(),
+            amendment_reason: String::new(),
+            signer_name: "王建国".into(),
+            signer_title: "chief".into(),
+            signed_at: Some("2026-11-23T10:00:00.000000Z".into()),
+            content_sha256: String::new(),
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_hash_covers_content_and_signature_but_not_bookkeeping() {
+        let a = sample();
+        let h = canonical_sha256(&a);
+        assert_eq!(h.len(), 64);
+        assert_eq!(
+            h,
+            canonical_sha256(&Opinion { updated_at: "later".into(), status: "superseded".into(), ..a.clone() })
+        );
+        assert_ne!(h, canonical_sha256(&Opinion { impression: "急性缺血".into(), ..a.clone() }));
+        assert_ne!(h, canonical_sha256(&Opinion { version: 2, ..a.clone() }));
+        assert_ne!(h, canonical_sha256(&Opinion { signed_at: None, ..a }));
+    }
+}

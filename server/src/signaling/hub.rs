@@ -1,0 +1,664 @@
+//! The room hub: holds the rooms of this server instance, applies room events to them, hands
+//! the resulting messages to the local connections' outboxes, and carries out the effects
+//! (timeline, chat record, starting the consultation) through a background recorder.
+//!
+//! Every change to a room travels as an [`Envelope`] through a [`RoomBus`]. The bus delivers
+//! each room's events to every instance that holds members of the room, this one included,
+//! in one order; each instance applies them to its replica of the [`Room`] (pure and
+//! deterministic) and delivers only to the connections it holds. Effects that write to the
+//! database are carried out by the instance where the event started. [`InProcessBus`] is the
+//! one-instance bus: `publish` applies the event at once, in the caller's task.
+
+use super::protocol::{close, ClientMessage, ErrorCode, ServerMessage};
+use super::room::{ConnId, Effect, Joiner, Room, RoomLimits, TimelineEntry};
+use super::tickets;
+use crate::auth::{AuthUser, Role};
+use crate::consultations::state::Action;
+use crate::db::{new_id, ts, Db};
+use axum::extract::ws::Utf8Bytes;
+use chrono::{DateTime, Utc};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Notify};
+
+/// Identifies a server instance on the bus.
+pub type InstanceId = u64;
+
+/// A room event as it travels on the bus.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub room: String,
+    pub at: DateTime<Utc>,
+    pub origin: InstanceId,
+    /// When the originating instance read the frame behind this event (not sent over a
+    /// network bus; used for the relay latency figure).
+    pub received: Option<Instant>,
+    pub event: RoomEvent,
+}
+
+#[derive(Debug, Clone)]
+pub enum RoomEvent {
+    Join { joiner: Joiner, resume_token: String },
+    Resume { resume_hash: String, conn: ConnId, new_hash: String, new_token: String },
+    Message { conn: ConnId, msg: ClientMessage, chat_id: String },
+    Disconnected { conn: ConnId },
+    Expire,
+}
+
+/// Receives the events of the rooms an instance holds.
+pub trait EventSink: Send + Sync {
+    fn apply(&self, envelope: Envelope);
+}
+
+/// How room events reach every instance holding the room.
+pub trait RoomBus: Send + Sync {
+    fn publish(&self, envelope: Envelope);
+    /// Connects this instance's hub as the receiver of events.
+    fn attach(&self, sink: Weak<dyn EventSink>);
+}
+
+/// The bus of a single instance: events are applied at once.
+#[derive(Default)]
+pub struct InProcessBus {
+    sink: OnceLock<Weak<dyn EventSink>>,
+}
+
+impl RoomBus for InProcessBus {
+    fn publish(&self, envelope: Envelope) {
+        if let Some(sink) = self.sink.get().and_then(Weak::upgrade) {
+            sink.apply(envelope);
+        }
+    }
+
+    fn attach(&self, sink: Weak<dyn EventSink>) {
+        let _ = self.sink.set(sink);
+    }
+}
+
+/// What a connection's writer sends.
+#[derive(Debug)]
+pub enum Outbound {
+    Text(Utf8Bytes, Option<Instant>),
+    Close(u16, &'static str),
+}
+
+/// A connection's bounded outbound queue. A connection whose queue is full is killed
+/// (closed with [`close::SLOW_CONSUMER`]) instead of growing without bound.
+pub struct Outbox {
+    queue: Mutex<VecDeque<Outbound>>,
+    notify: Notify,
+    capacity: usize,
+    killed: AtomicU16,
+}
+
+impl Outbox {
+    pub fn new(capacity: usize) -> Outbox {
+        Outbox { queue: Mutex::new(VecDeque::new()), notify: Notify::new(), capacity, killed: AtomicU16::new(0) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Outbound>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues an item; false (and the connection is killed) when the queue is full.
+    pub fn push(&self, item: Outbound) -> bool {
+        let mut q = self.lock();
+        if q.len() >= self.capacity {
+            drop(q);
+            self.kill(close::SLOW_CONSUMER);
+            return false;
+        }
+        q.push_back(item);
+        drop(q);
+        self.notify.notify_one();
+        true
+    }
+
+    pub fn kill(&self, code: u16) {
+        let _ = self.killed.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+        self.notify.notify_one();
+    }
+
+    pub fn killed(&self) -> Option<u16> {
+        match self.killed.load(Ordering::Acquire) {
+            0 => None,
+            c => Some(c),
+        }
+    }
+
+    /// Moves everything queued into `into`.
+    pub fn take(&self, into: &mut Vec<Outbound>) {
+        let mut q = self.lock();
+        into.extend(q.drain(..));
+        if q.capacity() > 64 {
+            q.shrink_to(8);
+        }
+    }
+
+    pub async fn notified(&self) {
+        self.notify.notified().await
+    }
+}
+
+/// Relay latency from reading a frame to writing what it caused, in microsecond buckets.
+pub struct LatencyHistogram {
+    buckets: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
+    count: AtomicU64,
+}
+
+const LATENCY_BOUNDS_US: [u64; 14] =
+    [25, 50, 100, 200, 300, 500, 750, 1000, 2000, 5000, 10_000, 50_000, 200_000, 1_000_000];
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram { buckets: std::array::from_fn(|_| AtomicU64::new(0)), count: AtomicU64::new(0) }
+    }
+}
+
+impl LatencyHistogram {
+    pub fn record(&self, d: Duration) {
+        let us = d.as_micros() as u64;
+        let i = LATENCY_BOUNDS_US.iter().position(|&b| us <= b).unwrap_or(LATENCY_BOUNDS_US.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The upper bound (seconds) of the bucket holding quantile `q`; 0 when empty.
+    pub fn quantile(&self, q: f64) -> f64 {
+        let total = self.count.load(Ordering::Relaxed);
+        if total == 0 {
+            return 0.0;
+        }
+        let want = ((total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            seen += b.load(Ordering::Relaxed);
+            if seen >= want {
+                let us = LATENCY_BOUNDS_US.get(i).copied().unwrap_or(10_000_000);
+                return us as f64 / 1e6;
+            }
+        }
+        10.0
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// Figures for `/metrics`.
+#[derive(Default)]
+pub struct HubStats {
+    pub connections: AtomicI64,
+    pub messages_received: AtomicU64,
+    pub messages_sent: AtomicU64,
+    pub signals_relayed: AtomicU64,
+    pub violations: AtomicU64,
+    pub slow_consumers: AtomicU64,
+    pub records_dropped: AtomicU64,
+    pub relay_latency: LatencyHistogram,
+}
+
+struct LocalConn {
+    outbox: Arc<Outbox>,
+    client_addr: Arc<str>,
+}
+
+struct Slot {
+    room: Room,
+    conns: HashMap<ConnId, LocalConn>,
+    dead: bool,
+}
+
+/// A database write the recorder carries out.
+enum Record {
+    Timeline { room: String, entry: TimelineEntry },
+    Chat { room: String, id: String, participant: String, actor: AuthUser, text: String, at: DateTime<Utc> },
+    Start { room: String },
+}
+
+/// The rooms of this instance.
+pub struct RoomHub {
+    instance: InstanceId,
+    rooms: Mutex<HashMap<String, Arc<Mutex<Slot>>>>,
+    bus: Arc<dyn RoomBus>,
+    recorder: mpsc::Sender<Record>,
+    limits: RoomLimits,
+    pub stats: HubStats,
+}
+
+impl RoomHub {
+    /// Starts a hub on `bus`, with its recorder and its sweeper (seat expiry, old tickets).
+    pub fn start(db: Db, limits: RoomLimits, bus: Arc<dyn RoomBus>) -> Arc<RoomHub> {
+        let (tx, rx) = mpsc::channel(65_536);
+        let hub = Arc::new(RoomHub {
+            instance: rand::random(),
+            rooms: Mutex::new(HashMap::new()),
+            bus,
+            recorder: tx,
+            limits,
+            stats: HubStats::default(),
+        });
+        let sink: Arc<dyn EventSink> = hub.clone();
+        hub.bus.attach(Arc::downgrade(&sink));
+        tokio::spawn(record(db.clone(), rx));
+        tokio::spawn(sweep(Arc::downgrade(&hub), db));
+        hub
+    }
+
+    pub fn limits(&self) -> &RoomLimits {
+        &self.limits
+    }
+
+    fn rooms(&self) -> MutexGuard<'_, HashMap<String, Arc<Mutex<Slot>>>> {
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn slot(&self, room: &str, create: bool) -> Option<Arc<Mutex<Slot>>> {
+        let mut rooms = self.rooms();
+        if let Some(s) = rooms.get(room) {
+            return Some(s.clone());
+        }
+        if !create {
+            return None;
+        }
+        let slot =
+            Arc::new(Mutex::new(Slot { room: Room::new(self.limits.clone()), conns: HashMap::new(), dead: false }));
+        rooms.insert(room.to_string(), slot.clone());
+        Some(slot)
+    }
+
+    /// Runs `f` on the room's slot, creating it when asked; drops the slot once empty.
+    fn with_slot<R>(&self, room: &str, create: bool, f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
+        let mut f = Some(f);
+        loop {
+            let slot = self.slot(room, create)?;
+            let mut s = slot.lock().unwrap_or_else(|e| e.into_inner());
+            if s.dead {
+                continue;
+            }
+            let r = (f.take().expect("called once"))(&mut s);
+            if s.room.is_empty() && s.conns.is_empty() {
+                s.dead = true;
+                let mut rooms = self.rooms();
+                if rooms.get(room).is_some_and(|x| Arc::ptr_eq(x, &slot)) {
+                    rooms.remove(room);
+                }
+            }
+            return Some(r);
+        }
+    }
+
+    fn publish(&self, room: &str, received: Option<Instant>, event: RoomEvent) {
+        self.bus.publish(Envelope { room: room.to_string(), at: Utc::now(), origin: self.instance, received, event });
+    }
+
+    fn attach(&self, room: &str, conn: ConnId, outbox: Arc<Outbox>, client_addr: &str) {
+        self.stats.connections.fetch_add(1, Ordering::Relaxed);
+        self.with_slot(room, true, |s| {
+            s.conns.insert(conn, LocalConn { outbox, client_addr: client_addr.into() });
+        });
+    }
+
+    /// A connection with a redeemed ticket enters the room (or its lobby).
+    pub fn join(&self, room: &str, joiner: Joiner, outbox: Arc<Outbox>, client_addr: &str) -> String {
+        let resume_token = tickets::resume_token(room);
+        let joiner = Joiner { resume_hash: tickets::hash(&resume_token), ..joiner };
+        self.attach(room, joiner.conn, outbox, client_addr);
+        self.publish(room, None, RoomEvent::Join { joiner, resume_token: resume_token.clone() });
+        resume_token
+    }
+
+    /// A connection presents a resume token; it is closed with [`close::RESUME_FAILED`] when
+    /// the token is unknown or its window has passed.
+    pub fn resume(&self, room: &str, conn: ConnId, resume_token: &str, outbox: Arc<Outbox>, client_addr: &str) {
+        let new_token = tickets::resume_token(room);
+        self.attach(room, conn, outbox, client_addr);
+        self.publish(
+            room,
+            None,
+            RoomEvent::Resume {
+                resume_hash: tickets::hash(resume_token),
+                conn,
+                new_hash: tickets::hash(&new_token),
+                new_token,
+            },
+        );
+    }
+
+    /// A parsed message from a connection.
+    pub fn message(&self, room: &str, conn: ConnId, msg: ClientMessage, received: Instant) {
+        self.stats.messages_received.fetch_add(1, Ordering::Relaxed);
+        let chat_id = if matches!(msg, ClientMessage::Chat { .. }) { new_id() } else { String::new() };
+        self.publish(room, Some(received), RoomEvent::Message { conn, msg, chat_id });
+    }
+
+    /// The connection's socket ended (its seat is kept for the resume window).
+    pub fn detach(&self, room: &str, conn: ConnId) {
+        self.stats.connections.fetch_sub(1, Ordering::Relaxed);
+        self.publish(room, None, RoomEvent::Disconnected { conn });
+    }
+
+    /// Rooms with at least one lost socket, for the sweeper.
+    fn rooms_with_lost_seats(&self) -> Vec<String> {
+        let slots: Vec<(String, Arc<Mutex<Slot>>)> = self.rooms().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        slots
+            .into_iter()
+            .filter(|(_, s)| s.lock().unwrap_or_else(|e| e.into_inner()).room.counts().reconnecting > 0)
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    /// (rooms, participants in rooms, in lobbies, reconnecting) on this instance.
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        let slots: Vec<Arc<Mutex<Slot>>> = self.rooms().values().cloned().collect();
+        let mut totals = (slots.len(), 0, 0, 0);
+        for s in slots {
+            let c = s.lock().unwrap_or_else(|e| e.into_inner()).room.counts();
+            totals.1 += c.in_room;
+            totals.2 += c.in_lobby;
+            totals.3 += c.reconnecting;
+        }
+        totals
+    }
+
+    fn record(&self, r: Record) {
+        if self.recorder.try_send(r).is_err() {
+            self.stats.records_dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("signaling recorder queue is full: a timeline or chat record was dropped");
+        }
+    }
+
+    /// Registers the hub's figures on `/metrics`.
+    pub fn register_metrics(self: &Arc<Self>, metrics: &crate::observability::Metrics) {
+        let weak = Arc::downgrade(self);
+        let read = move |f: fn(&RoomHub) -> Vec<(String, f64)>| {
+            let weak = weak.clone();
+            move || weak.upgrade().map(|h| f(&h)).unwrap_or_default()
+        };
+        metrics.register_gauge(
+            "teleconsult_signaling_connections",
+            "Open signaling WebSocket connections",
+            read(|h| vec![(String::new(), h.stats.connections.load(Ordering::Relaxed) as f64)]),
+        );
+        metrics.register_gauge(
+            "teleconsult_signaling_rooms",
+            "Rooms with at least one participant",
+            read(|h| vec![(String::new(), h.counts().0 as f64)]),
+        );
+        metrics.register_gauge(
+            "teleconsult_signaling_participants",
+            "Participants by where they are",
+            read(|h| {
+                let (_, room, lobby, lost) = h.counts();
+                vec![
+                    ("place=\"room\"".into(), room as f64),
+                    ("place=\"lobby\"".into(), lobby as f64),
+                    ("place=\"reconnecting\"".into(), lost as f64),
+                ]
+            }),
+        );
+        metrics.register_gauge(
+            "teleconsult_signaling_messages",
+            "Signaling messages since start, by direction (counter)",
+            read(|h| {
+                vec![
+                    ("direction=\"received\"".into(), h.stats.messages_received.load(Ordering::Relaxed) as f64),
+                    ("direction=\"sent\"".into(), h.stats.messages_sent.load(Ordering::Relaxed) as f64),
+                    ("direction=\"relayed_signal\"".into(), h.stats.signals_relayed.load(Ordering::Relaxed) as f64),
+                ]
+            }),
+        );
+        metrics.register_gauge(
+            "teleconsult_signaling_limit_violations",
+            "Messages that broke a limit, and connections closed as slow consumers, since start (counter)",
+            read(|h| {
+                vec![
+                    ("kind=\"message\"".into(), h.stats.violations.load(Ordering::Relaxed) as f64),
+                    ("kind=\"slow_consumer\"".into(), h.stats.slow_consumers.load(Ordering::Relaxed) as f64),
+                ]
+            }),
+        );
+        metrics.register_gauge(
+            "teleconsult_signaling_relay_latency_seconds",
+            "Time from reading a frame to writing the message it caused (bucket upper bound)",
+            read(|h| {
+                let l = &h.stats.relay_latency;
+                vec![
+                    ("quantile=\"0.5\"".into(), l.quantile(0.5)),
+                    ("quantile=\"0.99\"".into(), l.quantile(0.99)),
+                    ("quantile=\"1\"".into(), l.quantile(1.0)),
+                ]
+            }),
+        );
+    }
+}
+
+impl EventSink for RoomHub {
+    fn apply(&self, env: Envelope) {
+        let create = matches!(env.event, RoomEvent::Join { .. } | RoomEvent::Resume { .. });
+        let local_origin = env.origin == self.instance;
+        let Envelope { room, at, received, event, .. } = env;
+        let mut records = Vec::new();
+        self.with_slot(&room, create, |s| {
+            let mut source_conn = None;
+            let outcome = match event {
+                RoomEvent::Join { joiner, resume_token } => s.room.join(at, joiner, &resume_token),
+                RoomEvent::Resume { resume_hash, conn, new_hash, new_token } => {
+                    match s.room.resume(at, &resume_hash, conn, new_hash, &new_token) {
+                        Ok(o) => o,
+                        Err(_) => {
+                            if let Some(c) = s.conns.remove(&conn) {
+                                c.outbox.push(Outbound::Close(close::RESUME_FAILED, "resume failed: join again"));
+                            }
+                            return;
+                        }
+                    }
+                }
+                RoomEvent::Message { conn, msg, chat_id } => {
+                    source_conn = Some(conn);
+                    let is_signal = matches!(msg, ClientMessage::Signal { .. });
+                    let o = s.room.handle(at, conn, msg, || chat_id);
+                    if is_signal {
+                        let relayed =
+                            o.deliveries.iter().filter(|d| matches!(*d.msg, ServerMessage::Signal { .. })).count();
+                        self.stats.signals_relayed.fetch_add(relayed as u64, Ordering::Relaxed);
+                    }
+                    o
+                }
+                RoomEvent::Disconnected { conn } => {
+                    s.conns.remove(&conn);
+                    s.room.disconnected(at, conn)
+                }
+                RoomEvent::Expire => s.room.expire(at),
+            };
+            for d in &outcome.deliveries {
+                let mut text: Option<Utf8Bytes> = None;
+                for c in &d.to {
+                    let Some(local) = s.conns.get(c) else { continue };
+                    let t = text.get_or_insert_with(|| serialize(&d.msg)).clone();
+                    if local.outbox.push(Outbound::Text(t, received)) {
+                        self.stats.messages_sent.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            for e in outcome.effects {
+                match e {
+                    Effect::Close { conn, code, reason } => {
+                        if let Some(local) = s.conns.get(&conn) {
+                            local.outbox.push(Outbound::Close(code, reason));
+                        }
+                    }
+                    _ if !local_origin => {}
+                    Effect::Record(entry) => records.push(Record::Timeline { room: room.clone(), entry }),
+                    Effect::StoreChat { id, participant, user_id, role, text, at } => {
+                        let client_addr = source_conn
+                            .and_then(|c| s.conns.get(&c))
+                            .map(|c| c.client_addr.to_string())
+                            .unwrap_or_default();
+                        let actor = AuthUser {
+                            id: user_id,
+                            username: String::new(),
+                            role: match role {
+                                super::protocol::RoomRole::Requester => Role::CommunityDoctor,
+                                super::protocol::RoomRole::Expert => Role::Expert,
+                                super::protocol::RoomRole::Patient => Role::Patient,
+                            },
+                            org: String::new(),
+                            client_addr,
+                        };
+                        records.push(Record::Chat { room: room.clone(), id, participant, actor, text, at });
+                    }
+                    Effect::BothSidesPresent => records.push(Record::Start { room: room.clone() }),
+                }
+            }
+        });
+        for r in records {
+            self.record(r);
+        }
+    }
+}
+
+fn serialize(msg: &ServerMessage) -> Utf8Bytes {
+    match serde_json::to_string(msg) {
+        Ok(s) => Utf8Bytes::from(s),
+        Err(e) => {
+            tracing::error!(error = %e, "a signaling message did not serialise");
+            Utf8Bytes::from(
+                serde_json::to_string(&ServerMessage::error(ErrorCode::Malformed, "internal error"))
+                    .unwrap_or_default(),
+            )
+        }
+    }
+}
+
+/// Writes timeline entries, chat lines (with their audit events) and the consultation start,
+/// in batches, in the order they happened.
+async fn record(db: Db, mut rx: mpsc::Receiver<Record>) {
+    let mut batch = Vec::with_capacity(256);
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        if let Err(e) = write_batch(&db, &mut batch).await {
+            tracing::error!(error = %e, "signaling records could not be written");
+        }
+        batch.clear();
+    }
+}
+
+async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::error::ApiError> {
+    let mut tx = db.pool.begin().await?;
+    let mut starts = Vec::new();
+    let mut audits = Vec::new();
+    for r in batch.drain(..) {
+        match r {
+            Record::Timeline { room, entry } => {
+                sqlx::query(
+                    "INSERT INTO room_events (id, consultation_id, participant_id, user_id, room_role, kind, by_user_id, detail, at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(new_id())
+                .bind(&room)
+                .bind(&entry.participant)
+                .bind(&entry.user_id)
+                .bind(entry.role.as_str())
+                .bind(entry.kind.as_str())
+                .bind(entry.by.as_deref())
+                .bind(&entry.detail)
+                .bind(ts(entry.at))
+                .execute(&mut *tx)
+                .await?;
+            }
+            Record::Chat { room, id, participant, actor, text, at } => {
+                sqlx::query(
+                    "INSERT INTO consultation_messages (id, consultation_id, sender_id, participant_id, body, sent_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&id)
+                .bind(&room)
+                .bind(&actor.id)
+                .bind(&participant)
+                .bind(&text)
+                .bind(ts(at))
+                .execute(&mut *tx)
+                .await?;
+                audits.push((room, id, actor));
+            }
+            Record::Start { room } => starts.push(room),
+        }
+    }
+    tx.commit().await?;
+    for (room, id, actor) in audits {
+        let patient: Option<(String,)> = sqlx::query_as("SELECT patient_id FROM consultations WHERE id = $1")
+            .bind(&room)
+            .fetch_optional(&db.pool)
+            .await?;
+        crate::audit::event(&actor, "create", "consultation_message", &id)
+            .maybe_patient(patient.map(|p| p.0))
+            .record(db)
+            .await?;
+    }
+    for room in starts {
+        match crate::consultations::store::apply_action(db, &room, None, &Action::Start).await {
+            Ok(_) => tracing::info!(consultation = %room, "consultation in progress: both sides are in the room"),
+            Err(e) if e.code == "invalid_transition" => {}
+            Err(e) => tracing::error!(consultation = %room, error = %e, "could not start the consultation"),
+        }
+    }
+    Ok(())
+}
+
+/// Ends expired seats every second and deletes old tickets every minute, while the hub lives.
+async fn sweep(hub: Weak<RoomHub>, db: Db) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        let Some(h) = hub.upgrade() else { return };
+        for room in h.rooms_with_lost_seats() {
+            h.publish(&room, None, RoomEvent::Expire);
+        }
+        drop(h);
+        n += 1;
+        if n.is_multiple_of(60) {
+            if let Err(e) = tickets::sweep(&db, Utc::now()).await {
+                tracing::warn!(error = %e, "old signaling tickets could not be deleted");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_outbox_kills_its_connection() {
+        let o = Outbox::new(2);
+        assert!(o.push(Outbound::Close(1000, "a")));
+        assert!(o.push(Outbound::Close(1000, "b")));
+        assert_eq!(o.killed(), None);
+        assert!(!o.push(Outbound::Close(1000, "c")));
+        assert_eq!(o.killed(), Some(close::SLOW_CONSUMER));
+        let mut v = Vec::new();
+        o.take(&mut v);
+        assert_eq!(v.len(), 2);
+    }
+
+    #[test]
+    fn latency_quantiles_come_from_buckets() {
+        let h = LatencyHistogram::default();
+        assert_eq!(h.quantile(0.5), 0.0);
+        for _ in 0..98 {
+            h.record(Duration::from_micros(80));
+        }
+        h.record(Duration::from_micros(900));
+        h.record(Duration::from_millis(30));
+        assert_eq!(h.quantile(0.5), 100e-6);
+        assert_eq!(h.quantile(0.99), 1000e-6);
+        assert_eq!(h.quantile(1.0), 0.05);
+        assert_eq!(h.count(), 100);
+    }
+}

@@ -1,0 +1,245 @@
+//! Live sessions: the signaling that lets the participants of a consultation set up their
+//! WebRTC call. The server carries no media; it decides who may be in the room, relays
+//! offers, answers and ICE candidates between named peers, keeps chat and the room's
+//! timeline with the consultation, and moves the consultation to `in_progress` when the
+//! inviting side and an expert are in the room together.
+//!
+//! - [`protocol`]: the JSON messages and close codes (documented in `docs/signaling.md`).
+//! - [`room`]: the pure rules of one room: lobby, admission, removal, politeness, resume.
+//! - [`hub`]: the rooms of this instance, the bus their events travel on, the recorder.
+//! - [`ws`]: one WebSocket connection: limits, heartbeats, the bounded outbox.
+//! - [`tickets`]: single-use 30 s tickets, so no long-lived token appears in a URL.
+//! - [`turn`]: short-lived TURN credentials (TURN REST API scheme, as coturn checks them).
+//!
+//! `POST /api/v1/consultations/{id}/join` checks that the caller takes part in a scheduled or
+//! in-progress consultation, audits the access, and answers a ticket, the WebSocket URL and
+//! the ICE servers; `GET /api/v1/rtc?ticket=...` is the WebSocket.
+
+pub mod hub;
+pub mod protocol;
+pub mod room;
+pub mod tickets;
+pub mod turn;
+pub mod ws;
+
+pub use hub::RoomHub;
+
+use crate::api::{Json, Path, Routes};
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::config::Config;
+use crate::consultations::state::State as ConsultationState;
+use crate::db::{ts, Id};
+use crate::error::{ApiError, ApiResult};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use chrono::Utc;
+use protocol::{RoomRole, PROTOCOL_VERSION};
+use rand::RngCore;
+use serde::Serialize;
+use std::sync::Arc;
+
+pub fn routes() -> Routes {
+    Routes::new("live sessions")
+        .post(
+            "/api/v1/consultations/{id}/join",
+            "Join the consultation's room: a single-use ticket (30 s), the WebSocket URL and the ICE servers",
+            join,
+        )
+        .get_public(
+            "/api/v1/rtc",
+            "The signaling WebSocket (?ticket=... from join, or ?resume=... after a lost connection)",
+            ws::rtc,
+        )
+}
+
+/// Starts the signaling hub for a configuration: the in-process bus, room limits.
+pub fn start(config: &Config, db: crate::db::Db) -> Arc<RoomHub> {
+    if config.turn_secret.is_empty() && config.turn_urls.iter().any(|u| u.starts_with("turn")) {
+        tracing::warn!("turn_urls has TURN servers but turn_secret is empty: only STUN is handed out");
+    }
+    let limits = room::RoomLimits { max_participants: config.signaling_max_participants, ..Default::default() };
+    RoomHub::start(db, limits, Arc::new(hub::InProcessBus::default()))
+}
+
+/// A new participant id: 72 random bits, short enough to read in logs.
+pub fn participant_id() -> String {
+    let mut bytes = [0u8; 9];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// One entry of `RTCConfiguration.iceServers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// The ICE servers handed to `user_id` on join, from `turn_urls`:
+/// - `stun:` URLs as they are; with none configured, `stun:host:port` of each `turn:` server
+///   (coturn answers STUN on its TURN port);
+/// - `turn:`/`turns:` URLs in one entry with a credential minted for `user_id` (see [`turn`]),
+///   a `turn:` URL without `?transport=` offered over both UDP and TCP. Without a
+///   `turn_secret` they are left out: a browser refuses a TURN server without credentials.
+///
+/// The secret itself never leaves the server.
+pub fn ice_servers(config: &Config, user_id: &str, now: chrono::DateTime<Utc>) -> Vec<IceServer> {
+    let is_turn = |u: &&String| u.starts_with("turn:") || u.starts_with("turns:");
+    let mut stun: Vec<String> =
+        config.turn_urls.iter().filter(|u| u.starts_with("stun:") || u.starts_with("stuns:")).cloned().collect();
+    if stun.is_empty() {
+        for url in config.turn_urls.iter().filter(|u| u.starts_with("turn:")) {
+            let derived = turn::host_port(url).map(|hp| format!("stun:{hp}"));
+            if let Some(d) = derived.filter(|d| !stun.contains(d)) {
+                stun.push(d);
+            }
+        }
+    }
+    let mut servers = Vec::new();
+    if !stun.is_empty() {
+        servers.push(IceServer { urls: stun, username: None, credential: None });
+    }
+    let relays: Vec<String> = config.turn_urls.iter().filter(is_turn).flat_map(|u| turn::expand(u)).collect();
+    if !relays.is_empty() && !config.turn_secret.is_empty() {
+        let c = turn::mint(&config.turn_secret, user_id, now, config.turn_ttl_secs);
+        servers.push(IceServer { urls: relays, username: Some(c.username), credential: Some(c.password) });
+    }
+    servers
+}
+
+#[derive(Debug, Serialize)]
+struct JoinResponse {
+    ticket: String,
+    ws_url: String,
+    expires_at: String,
+    protocol_version: u32,
+    room_role: RoomRole,
+    /// Whether the caller will wait in the lobby until a doctor admits them.
+    lobby: bool,
+    ice_servers: Vec<IceServer>,
+}
+
+async fn join(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(Id(id)): Path<Id>,
+    headers: HeaderMap,
+) -> ApiResult<(StatusCode, Json<JoinResponse>)> {
+    let consultation = crate::consultations::store::load_for(&state.db, &user, &id, "join").await?;
+    let role = crate::consultations::store::participant_role(&state.db, &id, &user.id)
+        .await?
+        .and_then(|r| RoomRole::parse(&r))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_a_participant",
+                "Forbidden",
+                "only the participants of a consultation may join its room",
+            )
+        })?;
+    let current = consultation.state();
+    if !matches!(current, ConsultationState::Scheduled | ConsultationState::InProgress) {
+        return Err(ApiError::conflict(
+            "consultation_not_live",
+            format!("the consultation is {}; its room is open while it is scheduled or in progress", current.as_str()),
+        ));
+    }
+    let now = Utc::now();
+    let (ticket, expires) = tickets::issue(&state.db, &id, &user.id, role.as_str(), now).await?;
+    let ws_url = format!("{}/api/v1/rtc?ticket={ticket}", ws_origin(&headers, &state.config));
+    Ok((
+        StatusCode::OK,
+        Json(JoinResponse {
+            ticket,
+            ws_url,
+            expires_at: ts(expires),
+            protocol_version: PROTOCOL_VERSION,
+            room_role: role,
+            lobby: !role.is_doctor(),
+            ice_servers: ice_servers(&state.config, &user.id, now),
+        }),
+    ))
+}
+
+/// `ws://host` or `wss://host` as the client reached us (Host, X-Forwarded-Proto).
+fn ws_origin(headers: &HeaderMap, config: &Config) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+        .map(str::to_string)
+        .unwrap_or_else(|| config.bind.to_string());
+    let https = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).is_some_and(|p| p == "https");
+    format!("{}://{host}", if https { "wss" } else { "ws" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_stun_urls_are_handed_out_without_credentials() {
+        let config = Config {
+            turn_urls: vec!["stun:stun.example.org:3478".into(), "turn:turn.example.org:3478?transport=udp".into()],
+            ..Config::default()
+        };
+        let servers = ice_servers(&config, "u", Utc::now());
+        assert_eq!(
+            servers,
+            vec![IceServer { urls: vec!["stun:stun.example.org:3478".into()], username: None, credential: None }]
+        );
+        assert!(ice_servers(&Config::default(), "u", Utc::now()).is_empty());
+    }
+
+    #[test]
+    fn turn_servers_come_with_a_credential_minted_for_the_user() {
+        let config = Config {
+            turn_urls: vec!["turn:turn.example.org:3478".into(), "turns:turn.example.org:443?transport=tcp".into()],
+            turn_secret: "north-clinic-turn-secret".into(),
+            turn_ttl_secs: 3600,
+            ..Config::default()
+        };
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-23T11:00:00Z").unwrap().with_timezone(&Utc);
+        let servers = ice_servers(&config, "0190f5d2-0000-7000-8000-000000000001", now);
+        assert_eq!(
+            servers,
+            vec![
+                IceServer { urls: vec!["stun:turn.example.org:3478".into()], username: None, credential: None },
+                IceServer {
+                    urls: vec![
+                        "turn:turn.example.org:3478?transport=udp".into(),
+                        "turn:turn.example.org:3478?transport=tcp".into(),
+                        "turns:turn.example.org:443?transport=tcp".into(),
+                    ],
+                    username: Some("1795435200:0190f5d2-0000-7000-8000-000000000001".into()),
+                    credential: Some("doAeyBgjXpW2k0d2lyP2NIRPGMw=".into()),
+                },
+            ]
+        );
+        let shown = serde_json::to_string(&servers).unwrap();
+        assert!(!shown.contains("north-clinic-turn-secret"), "{shown}");
+    }
+
+    #[test]
+    fn the_websocket_origin_follows_the_request() {
+        let mut h = HeaderMap::new();
+        h.insert("host", "clinic.example.org:8443".parse().unwrap());
+        assert_eq!(ws_origin(&h, &Config::default()), "ws://clinic.example.org:8443");
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        assert_eq!(ws_origin(&h, &Config::default()), "wss://clinic.example.org:8443");
+        h.insert("host", "evil\"<script>".parse().unwrap());
+        assert_eq!(ws_origin(&h, &Config::default()), "wss://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn participant_ids_are_short_and_distinct() {
+        let a = participant_id();
+        assert_eq!(a.len(), 12);
+        assert_ne!(a, participant_id());
+    }
+}

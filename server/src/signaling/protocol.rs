@@ -1,0 +1,437 @@
+//! The signaling protocol on the wire: JSON text frames with a `type`, version
+//! [`PROTOCOL_VERSION`]. `docs/signaling.md` shows one example of each message; the close
+//! codes a connection may end with are in [`close`].
+
+use serde::{Deserialize, Serialize};
+
+/// The version announced in `joined` and `resumed`; clients may ask for it with `?v=1`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A participant's id within one room: opaque, random, stable across a resume.
+pub type ParticipantId = String;
+
+/// WebSocket close codes the server uses, each with a stable meaning.
+pub mod close {
+    /// The server is shutting down; reconnect with the resume token.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A frame larger than the hard cap (tungstenite refuses it before we see it).
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// The client asked for a protocol version the server does not speak.
+    pub const UNSUPPORTED_VERSION: u16 = 4000;
+    /// No ticket, or a ticket that is unknown, expired or already used.
+    pub const TICKET_INVALID: u16 = 4001;
+    /// The ticket's holder is no longer a participant, or the consultation is not live.
+    pub const NOT_A_PARTICIPANT: u16 = 4003;
+    /// The resume token is unknown, used, or its 60 s window has passed: join again.
+    pub const RESUME_FAILED: u16 = 4004;
+    /// Too many messages broke a limit (malformed, oversized, over the rate).
+    pub const POLICY_VIOLATION: u16 = 4008;
+    /// A doctor removed this participant from the room or the lobby.
+    pub const REMOVED: u16 = 4010;
+    /// The same participant connected again elsewhere; this connection is replaced.
+    pub const REPLACED: u16 = 4011;
+    /// The room already holds its maximum number of participants.
+    pub const ROOM_FULL: u16 = 4013;
+    /// The client did not read its messages fast enough; its outbound queue overflowed.
+    pub const SLOW_CONSUMER: u16 = 4029;
+    /// No frame (not even a pong) arrived within the heartbeat timeout.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4030;
+}
+
+/// A participant's place in the consultation, which decides lobby and admission rights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomRole {
+    /// The community doctor who requested the consultation (the inviting side).
+    Requester,
+    /// An invited or accepted expert.
+    Expert,
+    /// The patient of the consultation.
+    Patient,
+}
+
+impl RoomRole {
+    pub fn parse(s: &str) -> Option<RoomRole> {
+        Some(match s {
+            "requester" => RoomRole::Requester,
+            "expert" => RoomRole::Expert,
+            "patient" => RoomRole::Patient,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomRole::Requester => "requester",
+            RoomRole::Expert => "expert",
+            RoomRole::Patient => "patient",
+        }
+    }
+
+    /// Doctors may admit and remove; patients may not.
+    pub fn is_doctor(self) -> bool {
+        matches!(self, RoomRole::Requester | RoomRole::Expert)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SdpType {
+    Offer,
+    Answer,
+    Pranswer,
+    Rollback,
+}
+
+/// As the browser's `RTCSessionDescriptionInit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionDescription {
+    #[serde(rename = "type")]
+    pub kind: SdpType,
+    #[serde(default)]
+    pub sdp: String,
+}
+
+/// As the browser's `RTCIceCandidateInit`; an empty `candidate` marks the end of candidates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceCandidate {
+    pub candidate: String,
+    #[serde(rename = "sdpMid", default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    #[serde(rename = "sdpMLineIndex", default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mline_index: Option<u16>,
+    #[serde(rename = "usernameFragment", default, skip_serializing_if = "Option::is_none")]
+    pub username_fragment: Option<String>,
+}
+
+/// Microphone, camera and screen share as the participant reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaState {
+    pub mic: bool,
+    pub camera: bool,
+    pub screen: bool,
+}
+
+/// Messages a client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// An offer, answer or ICE candidate for one named peer: exactly one of the two fields.
+    Signal {
+        to: ParticipantId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<SessionDescription>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        candidate: Option<IceCandidate>,
+    },
+    /// A chat line for everyone in the room; stored with the consultation.
+    Chat { text: String },
+    /// The sender's microphone, camera and screen-share state.
+    Media { mic: bool, camera: bool, screen: bool },
+    /// A doctor admits a participant waiting in the lobby.
+    Admit { peer: ParticipantId },
+    /// A doctor removes a participant from the lobby or the room.
+    Remove { peer: ParticipantId },
+    /// The sender leaves for good (its resume token stops working).
+    Leave,
+}
+
+/// One participant as others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    pub id: ParticipantId,
+    pub user_id: String,
+    pub name: String,
+    pub role: RoomRole,
+    /// For perfect negotiation: whether the receiver of this message is the polite side
+    /// toward this peer. The later arrival is polite toward those already in the room.
+    pub polite: bool,
+    pub media: MediaState,
+    /// False while the peer's socket is lost and it may still resume.
+    pub connected: bool,
+}
+
+/// Why a peer left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// It said `leave` or closed its socket normally.
+    Left,
+    /// Its socket was lost and it did not resume within the window.
+    TimedOut,
+    /// A doctor removed it.
+    Removed,
+    /// The same user joined again from another connection.
+    Replaced,
+    /// Too much was addressed to it while it was away to replay faithfully.
+    Overflowed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LobbyStatus {
+    Waiting,
+    Admitted,
+    Removed,
+    Left,
+}
+
+/// Stable codes of `error` messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, not a known message, or a binary frame.
+    Malformed,
+    /// Larger than the message size limit (64 KiB).
+    TooLarge,
+    /// More messages per second than the connection may send.
+    RateLimited,
+    /// No admitted peer with that id is in the room.
+    UnknownPeer,
+    /// The sender waits in the lobby; nothing it sends reaches anyone.
+    NotAdmitted,
+    /// The sender's role may not do this (only doctors admit and remove).
+    NotAllowed,
+    /// A signal without exactly one of `description` and `candidate`, or addressed to itself.
+    InvalidSignal,
+    /// A chat line that is empty or longer than the limit.
+    InvalidChat,
+}
+
+/// Messages the server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ServerMessage {
+    /// You are connected: your id, the others (with your politeness toward each), the
+    /// lobby (doctors only), and the token to resume with if your socket is lost.
+    Joined {
+        version: u32,
+        /// False in the lobby: `peers` is then empty until `lobby` `admitted` arrives,
+        /// followed by a `peer-joined` for each peer in the room.
+        admitted: bool,
+        you: PeerInfo,
+        peers: Vec<PeerInfo>,
+        lobby: Vec<PeerInfo>,
+        resume_token: String,
+        resume_window_secs: u64,
+    },
+    /// Your socket was replaced after a loss; what was addressed to you meanwhile follows
+    /// (`replayed` messages, in order). Restart ICE toward peers where `restart_ice`.
+    Resumed {
+        version: u32,
+        admitted: bool,
+        you: PeerInfo,
+        peers: Vec<PeerInfo>,
+        lobby: Vec<PeerInfo>,
+        resume_token: String,
+        resume_window_secs: u64,
+        replayed: u32,
+        restart_ice: bool,
+    },
+    PeerJoined {
+        peer: PeerInfo,
+    },
+    PeerLeft {
+        peer: ParticipantId,
+        reason: LeaveReason,
+    },
+    /// The peer's socket is lost; it may resume within the window.
+    PeerReconnecting {
+        peer: ParticipantId,
+    },
+    /// The peer resumed; `restart_ice` asks you to restart ICE toward it.
+    PeerReconnected {
+        peer: ParticipantId,
+        restart_ice: bool,
+    },
+    Signal {
+        from: ParticipantId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<SessionDescription>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        candidate: Option<IceCandidate>,
+    },
+    Chat {
+        id: String,
+        from: ParticipantId,
+        name: String,
+        text: String,
+        at: String,
+    },
+    Media {
+        from: ParticipantId,
+        mic: bool,
+        camera: bool,
+        screen: bool,
+    },
+    /// Lobby news: to the participant itself (`waiting`, `admitted`, `removed`) and to the
+    /// doctors in the room (all statuses).
+    Lobby {
+        status: LobbyStatus,
+        participant: PeerInfo,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+impl ServerMessage {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> ServerMessage {
+        ServerMessage::Error { code, message: message.into() }
+    }
+
+    /// A cheap upper estimate of the serialised size, used to bound replay buffers.
+    pub fn approx_size(&self) -> usize {
+        const BASE: usize = 160;
+        match self {
+            ServerMessage::Signal { description, candidate, .. } => {
+                BASE + description.as_ref().map_or(0, |d| d.sdp.len() * 2)
+                    + candidate.as_ref().map_or(0, |c| c.candidate.len() * 2 + 64)
+            }
+            ServerMessage::Chat { text, name, .. } => BASE + (text.len() + name.len()) * 2,
+            ServerMessage::Joined { peers, lobby, .. } | ServerMessage::Resumed { peers, lobby, .. } => {
+                BASE + (peers.len() + lobby.len() + 1) * 256
+            }
+            ServerMessage::Error { message, .. } => BASE + message.len(),
+            _ => BASE + 256,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn peer(id: &str) -> PeerInfo {
+        PeerInfo {
+            id: id.into(),
+            user_id: "0192f0e0-0000-7000-8000-000000000001".into(),
+            name: "李医生".into(),
+            role: RoomRole::Requester,
+            polite: true,
+            media: MediaState { mic: true, camera: true, screen: false },
+            connected: true,
+        }
+    }
+
+    fn round_trip_client(m: ClientMessage) {
+        let text = serde_json::to_string(&m).unwrap();
+        let back: ClientMessage = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, m, "{text}");
+    }
+
+    fn round_trip_server(m: ServerMessage) {
+        let text = serde_json::to_string(&m).unwrap();
+        let back: ServerMessage = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, m, "{text}");
+    }
+
+    #[test]
+    fn every_client_message_round_trips() {
+        round_trip_client(ClientMessage::Signal {
+            to: "p2".into(),
+            description: Some(SessionDescription { kind: SdpType::Offer, sdp: "v=0\r\n".into() }),
+            candidate: None,
+        });
+        round_trip_client(ClientMessage::Signal {
+            to: "p2".into(),
+            description: None,
+            candidate: Some(IceCandidate {
+                candidate: "candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host".into(),
+                sdp_mid: Some("0".into()),
+                sdp_mline_index: Some(0),
+                username_fragment: Some("abcd".into()),
+            }),
+        });
+        round_trip_client(ClientMessage::Chat { text: "您好".into() });
+        round_trip_client(ClientMessage::Media { mic: false, camera: true, screen: true });
+        round_trip_client(ClientMessage::Admit { peer: "p3".into() });
+        round_trip_client(ClientMessage::Remove { peer: "p3".into() });
+        round_trip_client(ClientMessage::Leave);
+    }
+
+    #[test]
+    fn every_server_message_round_trips() {
+        round_trip_server(ServerMessage::Joined {
+            version: PROTOCOL_VERSION,
+            admitted: true,
+            you: peer("p1"),
+            peers: vec![peer("p2")],
+            lobby: vec![peer("p3")],
+            resume_token: "c.t".into(),
+            resume_window_secs: 60,
+        });
+        round_trip_server(ServerMessage::Resumed {
+            version: PROTOCOL_VERSION,
+            admitted: true,
+            you: peer("p1"),
+            peers: vec![],
+            lobby: vec![],
+            resume_token: "c.u".into(),
+            resume_window_secs: 60,
+            replayed: 2,
+            restart_ice: true,
+        });
+        round_trip_server(ServerMessage::PeerJoined { peer: peer("p2") });
+        round_trip_server(ServerMessage::PeerLeft { peer: "p2".into(), reason: LeaveReason::TimedOut });
+        round_trip_server(ServerMessage::PeerReconnecting { peer: "p2".into() });
+        round_trip_server(ServerMessage::PeerReconnected { peer: "p2".into(), restart_ice: true });
+        round_trip_server(ServerMessage::Signal {
+            from: "p1".into(),
+            description: Some(SessionDescription { kind: SdpType::Answer, sdp: "v=0\r\n".into() }),
+            candidate: None,
+        });
+        round_trip_server(ServerMessage::Chat {
+            id: "m1".into(),
+            from: "p1".into(),
+            name: "李医生".into(),
+            text: "血压多少？".into(),
+            at: "2026-11-23T09:00:00.000000Z".into(),
+        });
+        round_trip_server(ServerMessage::Media { from: "p1".into(), mic: false, camera: false, screen: true });
+        round_trip_server(ServerMessage::Lobby { status: LobbyStatus::Waiting, participant: peer("p3") });
+        round_trip_server(ServerMessage::error(ErrorCode::UnknownPeer, "no peer p9"));
+    }
+
+    #[test]
+    fn wire_shapes_are_the_documented_ones() {
+        let m: ClientMessage = serde_json::from_value(json!({
+            "type": "signal", "to": "p2",
+            "candidate": {"candidate": "", "sdpMid": "0", "sdpMLineIndex": 0}
+        }))
+        .unwrap();
+        assert!(matches!(m, ClientMessage::Signal { candidate: Some(ref c), .. } if c.candidate.is_empty()));
+        let m: ClientMessage =
+            serde_json::from_value(json!({"type": "media", "mic": true, "camera": false, "screen": false})).unwrap();
+        assert_eq!(m, ClientMessage::Media { mic: true, camera: false, screen: false });
+        let leave: ClientMessage = serde_json::from_str(r#"{"type":"leave"}"#).unwrap();
+        assert_eq!(leave, ClientMessage::Leave);
+        let text =
+            serde_json::to_value(ServerMessage::PeerReconnected { peer: "p1".into(), restart_ice: true }).unwrap();
+        assert_eq!(text, json!({"type": "peer-reconnected", "peer": "p1", "restart_ice": true}));
+        let err = serde_json::to_value(ServerMessage::error(ErrorCode::RateLimited, "slow down")).unwrap();
+        assert_eq!(err, json!({"type": "error", "code": "rate_limited", "message": "slow down"}));
+    }
+
+    #[test]
+    fn unknown_types_and_fields_are_refused() {
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"teleport"}"#).is_err());
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"chat","text":"x","extra":1}"#).is_err());
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"text":"x"}"#).is_err());
+        assert!(serde_json::from_str::<ClientMessage>(r#"[1,2]"#).is_err());
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"signal","to":7}"#).is_err());
+    }
+
+    #[test]
+    fn room_roles_parse_their_names() {
+        for r in [RoomRole::Requester, RoomRole::Expert, RoomRole::Patient] {
+            assert_eq!(RoomRole::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(RoomRole::parse("admin"), None);
+        assert!(RoomRole::Expert.is_doctor() && !RoomRole::Patient.is_doctor());
+    }
+}

@@ -1,0 +1,971 @@
+//! One consultation's room, as pure rules: who is in the room and who waits in the lobby,
+//! admission and removal, what each message reaches, politeness for perfect negotiation,
+//! the seat kept for a participant whose socket was lost (with the messages addressed to it
+//! meanwhile, bounded), and the timeline entries and other effects the I/O layer carries out.
+//!
+//! Nothing here touches a socket, a clock or a database: every operation takes `now` and
+//! returns an [`Outcome`] (messages for connections, effects for the hub). The same events
+//! applied in the same order give the same outcome, which is what lets several server
+//! instances keep replicas of a room in step over a bus.
+
+use super::protocol::{
+    close, ClientMessage, ErrorCode, LeaveReason, LobbyStatus, MediaState, ParticipantId, PeerInfo, RoomRole,
+    ServerMessage, PROTOCOL_VERSION,
+};
+use chrono::{DateTime, TimeDelta, Utc};
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+/// A connection's id: distinguishes a participant's old socket from its resumed one.
+pub type ConnId = u64;
+
+#[derive(Debug, Clone)]
+pub struct RoomLimits {
+    pub max_participants: usize,
+    pub resume_window: TimeDelta,
+    /// Messages kept for a participant whose socket is lost...
+    pub replay_messages: usize,
+    /// ...and their approximate size; beyond either the seat is given up.
+    pub replay_bytes: usize,
+    pub chat_max_chars: usize,
+}
+
+impl Default for RoomLimits {
+    fn default() -> Self {
+        RoomLimits {
+            max_participants: 8,
+            resume_window: TimeDelta::seconds(60),
+            replay_messages: 256,
+            replay_bytes: 512 * 1024,
+            chat_max_chars: 2000,
+        }
+    }
+}
+
+/// Someone entering the room with a fresh ticket.
+#[derive(Debug, Clone)]
+pub struct Joiner {
+    pub id: ParticipantId,
+    pub conn: ConnId,
+    pub user_id: String,
+    pub name: String,
+    pub role: RoomRole,
+    /// Enters the room directly (the requester, accepted experts); otherwise the lobby.
+    pub may_enter: bool,
+    /// Hash of the resume token handed to this participant.
+    pub resume_hash: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Lobby,
+    Room,
+}
+
+#[derive(Debug)]
+enum Link {
+    Connected(ConnId),
+    Lost { since: DateTime<Utc>, buffer: VecDeque<Arc<ServerMessage>>, bytes: usize },
+}
+
+#[derive(Debug)]
+struct Participant {
+    id: ParticipantId,
+    user_id: String,
+    name: String,
+    role: RoomRole,
+    place: Place,
+    link: Link,
+    media: MediaState,
+    resume_hash: String,
+    /// Order of entering the room; the later arrival is the polite side.
+    seq: u64,
+    overflowed: bool,
+}
+
+impl Participant {
+    fn conn(&self) -> Option<ConnId> {
+        match self.link {
+            Link::Connected(c) => Some(c),
+            Link::Lost { .. } => None,
+        }
+    }
+
+    fn info(&self, viewer_seq: u64) -> PeerInfo {
+        PeerInfo {
+            id: self.id.clone(),
+            user_id: self.user_id.clone(),
+            name: self.name.clone(),
+            role: self.role,
+            polite: viewer_seq > self.seq,
+            media: self.media,
+            connected: matches!(self.link, Link::Connected(_)),
+        }
+    }
+}
+
+/// What happened, for the timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimelineKind {
+    Waiting,
+    Joined,
+    Admitted,
+    Removed,
+    Disconnected,
+    Reconnected,
+    Left,
+}
+
+impl TimelineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimelineKind::Waiting => "waiting",
+            TimelineKind::Joined => "joined",
+            TimelineKind::Admitted => "admitted",
+            TimelineKind::Removed => "removed",
+            TimelineKind::Disconnected => "disconnected",
+            TimelineKind::Reconnected => "reconnected",
+            TimelineKind::Left => "left",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineEntry {
+    pub kind: TimelineKind,
+    pub participant: ParticipantId,
+    pub user_id: String,
+    pub role: RoomRole,
+    /// The doctor who admitted or removed.
+    pub by: Option<String>,
+    pub detail: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Work for the I/O layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Record(TimelineEntry),
+    StoreChat {
+        id: String,
+        participant: ParticipantId,
+        user_id: String,
+        role: RoomRole,
+        text: String,
+        at: DateTime<Utc>,
+    },
+    Close {
+        conn: ConnId,
+        code: u16,
+        reason: &'static str,
+    },
+    /// The inviting side and an expert are in the room together for the first time.
+    BothSidesPresent,
+}
+
+/// One message for some connections, serialised once.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub to: Vec<ConnId>,
+    pub msg: Arc<ServerMessage>,
+}
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub deliveries: Vec<Delivery>,
+    pub effects: Vec<Effect>,
+}
+
+impl Outcome {
+    fn deliver(&mut self, conn: ConnId, msg: ServerMessage) {
+        self.deliveries.push(Delivery { to: vec![conn], msg: Arc::new(msg) });
+    }
+
+    fn error(&mut self, conn: Option<ConnId>, code: ErrorCode, message: impl Into<String>) {
+        if let Some(c) = conn {
+            self.deliver(c, ServerMessage::error(code, message));
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, code: u16, reason: &'static str) {
+        self.effects.push(Effect::Close { conn, code, reason });
+    }
+
+    /// The connections messages are addressed to, for tests and assertions.
+    pub fn messages_to(&self, conn: ConnId) -> Vec<&ServerMessage> {
+        self.deliveries.iter().filter(|d| d.to.contains(&conn)).map(|d| d.msg.as_ref()).collect()
+    }
+
+    pub fn timeline(&self) -> Vec<TimelineKind> {
+        self.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Record(t) => Some(t.kind),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeRefused {
+    UnknownToken,
+}
+
+/// Counts for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoomCounts {
+    pub in_room: usize,
+    pub in_lobby: usize,
+    pub reconnecting: usize,
+}
+
+#[derive(Debug)]
+pub struct Room {
+    limits: RoomLimits,
+    participants: Vec<Participant>,
+    /// Users admitted once keep their admission until removed, so a patient whose seat
+    /// expired does not wait in the lobby a second time.
+    admitted_users: HashSet<String>,
+    next_seq: u64,
+    both_sides_seen: bool,
+}
+
+impl Room {
+    pub fn new(limits: RoomLimits) -> Room {
+        Room { limits, participants: Vec::new(), admitted_users: HashSet::new(), next_seq: 1, both_sides_seen: false }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.participants.is_empty()
+    }
+
+    pub fn counts(&self) -> RoomCounts {
+        let mut c = RoomCounts::default();
+        for p in &self.participants {
+            match (p.place, &p.link) {
+                (_, Link::Lost { .. }) => c.reconnecting += 1,
+                (Place::Room, _) => c.in_room += 1,
+                (Place::Lobby, _) => c.in_lobby += 1,
+            }
+        }
+        c
+    }
+
+    pub fn resume_window_secs(&self) -> u64 {
+        self.limits.resume_window.num_seconds().max(0) as u64
+    }
+
+    /// The participant a resume token hash belongs to.
+    pub fn participant_for_resume(&self, resume_hash: &str) -> Option<&str> {
+        self.participants.iter().find(|p| p.resume_hash == resume_hash).map(|p| p.id.as_str())
+    }
+
+    /// Where a participant is, if present.
+    pub fn place_of(&self, id: &str) -> Option<Place> {
+        self.find(id).map(|i| self.participants[i].place)
+    }
+
+    fn find(&self, id: &str) -> Option<usize> {
+        self.participants.iter().position(|p| p.id == id)
+    }
+
+    fn find_conn(&self, conn: ConnId) -> Option<usize> {
+        self.participants.iter().position(|p| p.conn() == Some(conn))
+    }
+
+    fn record(
+        &self,
+        out: &mut Outcome,
+        now: DateTime<Utc>,
+        kind: TimelineKind,
+        i: usize,
+        by: Option<&str>,
+        detail: &str,
+    ) {
+        let p = &self.participants[i];
+        out.effects.push(Effect::Record(TimelineEntry {
+            kind,
+            participant: p.id.clone(),
+            user_id: p.user_id.clone(),
+            role: p.role,
+            by: by.map(str::to_string),
+            detail: detail.to_string(),
+            at: now,
+        }));
+    }
+
+    /// Sends `msg` to the participants at `targets`: at once to connected ones, into the
+    /// replay buffer of those whose socket is lost.
+    fn send(&mut self, out: &mut Outcome, targets: &[usize], msg: ServerMessage) {
+        if targets.is_empty() {
+            return;
+        }
+        let msg = Arc::new(msg);
+        let size = msg.approx_size();
+        let mut to = Vec::with_capacity(targets.len());
+        for &i in targets {
+            let limits = &self.limits;
+            let p = &mut self.participants[i];
+            match &mut p.link {
+                Link::Connected(c) => to.push(*c),
+                Link::Lost { buffer, bytes, .. } => {
+                    if buffer.len() >= limits.replay_messages || *bytes + size > limits.replay_bytes {
+                        p.overflowed = true;
+                        buffer.clear();
+                        *bytes = 0;
+                    } else if !p.overflowed {
+                        buffer.push_back(msg.clone());
+                        *bytes += size;
+                    }
+                }
+            }
+        }
+        if !to.is_empty() {
+            out.deliveries.push(Delivery { to, msg });
+        }
+    }
+
+    fn in_room_except(&self, except: usize) -> Vec<usize> {
+        (0..self.participants.len()).filter(|&i| i != except && self.participants[i].place == Place::Room).collect()
+    }
+
+    fn doctors_in_room_except(&self, except: usize) -> Vec<usize> {
+        (0..self.participants.len())
+            .filter(|&i| {
+                i != except && self.participants[i].place == Place::Room && self.participants[i].role.is_doctor()
+            })
+            .collect()
+    }
+
+    fn peers_for(&self, i: usize) -> (Vec<PeerInfo>, Vec<PeerInfo>) {
+        let me = &self.participants[i];
+        if me.place == Place::Lobby {
+            return (Vec::new(), Vec::new());
+        }
+        let peers = self.in_room_except(i).into_iter().map(|j| self.participants[j].info(me.seq)).collect();
+        let lobby = if me.role.is_doctor() {
+            self.participants.iter().filter(|p| p.place == Place::Lobby).map(|p| p.info(me.seq)).collect()
+        } else {
+            Vec::new()
+        };
+        (peers, lobby)
+    }
+
+    fn joined_message(&self, i: usize, resume_token: &str) -> ServerMessage {
+        let (peers, lobby) = self.peers_for(i);
+        let me = &self.participants[i];
+        ServerMessage::Joined {
+            version: PROTOCOL_VERSION,
+            admitted: me.place == Place::Room,
+            you: me.info(me.seq),
+            peers,
+            lobby,
+            resume_token: resume_token.to_string(),
+            resume_window_secs: self.resume_window_secs(),
+        }
+    }
+
+    /// A participant arrives with a fresh ticket. `resume_token` is the clear token whose
+    /// hash is in `joiner`; it is handed to the participant in `joined`.
+    pub fn join(&mut self, now: DateTime<Utc>, joiner: Joiner, resume_token: &str) -> Outcome {
+        let mut out = Outcome::default();
+        if let Some(old) = self.participants.iter().position(|p| p.user_id == joiner.user_id) {
+            self.depart(&mut out, now, old, LeaveReason::Replaced, None);
+        }
+        if self.participants.len() >= self.limits.max_participants {
+            out.error(
+                Some(joiner.conn),
+                ErrorCode::NotAllowed,
+                format!("the room holds at most {} participants", self.limits.max_participants),
+            );
+            out.close(joiner.conn, close::ROOM_FULL, "room full");
+            return out;
+        }
+        let enters = joiner.may_enter || self.admitted_users.contains(&joiner.user_id);
+        let conn = joiner.conn;
+        self.participants.push(Participant {
+            id: joiner.id,
+            user_id: joiner.user_id,
+            name: joiner.name,
+            role: joiner.role,
+            place: Place::Lobby,
+            link: Link::Connected(conn),
+            media: MediaState::default(),
+            resume_hash: joiner.resume_hash,
+            seq: 0,
+            overflowed: false,
+        });
+        let i = self.participants.len() - 1;
+        if enters {
+            self.enter(&mut out, now, i, None);
+            out.deliveries.insert(0, Delivery { to: vec![conn], msg: Arc::new(self.joined_message(i, resume_token)) });
+        } else {
+            self.record(&mut out, now, TimelineKind::Waiting, i, None, "");
+            out.deliver(conn, self.joined_message(i, resume_token));
+            let me = self.participants[i].info(0);
+            out.deliver(conn, ServerMessage::Lobby { status: LobbyStatus::Waiting, participant: me });
+            self.tell_doctors_about_lobby(&mut out, i, LobbyStatus::Waiting);
+        }
+        self.finish(&mut out, now);
+        out
+    }
+
+    fn tell_doctors_about_lobby(&mut self, out: &mut Outcome, i: usize, status: LobbyStatus) {
+        let doctors = self.doctors_in_room_except(i);
+        for d in doctors {
+            let seq = self.participants[d].seq;
+            let info = self.participants[i].info(seq);
+            self.send(out, &[d], ServerMessage::Lobby { status, participant: info });
+        }
+    }
+
+    /// Moves participant `i` into the room: directly (`by` is None; the caller sends
+    /// `joined`) or admitted by the doctor `by` (the participant is told `admitted` and
+    /// then meets each peer with `peer-joined`).
+    fn enter(&mut self, out: &mut Outcome, now: DateTime<Utc>, i: usize, by: Option<&str>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let p = &mut self.participants[i];
+        p.place = Place::Room;
+        p.seq = seq;
+        self.admitted_users.insert(p.user_id.clone());
+        match by {
+            Some(doctor) => self.record(out, now, TimelineKind::Admitted, i, Some(doctor), ""),
+            None => self.record(out, now, TimelineKind::Joined, i, None, ""),
+        }
+        if by.is_some() {
+            let me = self.participants[i].info(seq);
+            self.send(out, &[i], ServerMessage::Lobby { status: LobbyStatus::Admitted, participant: me });
+            for j in self.in_room_except(i) {
+                let info = self.participants[j].info(seq);
+                self.send(out, &[i], ServerMessage::PeerJoined { peer: info });
+            }
+        }
+        for j in self.in_room_except(i) {
+            let viewer = self.participants[j].seq;
+            let info = self.participants[i].info(viewer);
+            self.send(out, &[j], ServerMessage::PeerJoined { peer: info });
+        }
+        if by.is_some() {
+            self.tell_doctors_about_lobby(out, i, LobbyStatus::Admitted);
+        }
+        let in_room = |r: RoomRole| self.participants.iter().any(|p| p.place == Place::Room && p.role == r);
+        if !self.both_sides_seen && in_room(RoomRole::Requester) && in_room(RoomRole::Expert) {
+            self.both_sides_seen = true;
+            out.effects.push(Effect::BothSidesPresent);
+        }
+    }
+
+    /// Participant `i` leaves for good.
+    fn depart(&mut self, out: &mut Outcome, now: DateTime<Utc>, i: usize, reason: LeaveReason, by: Option<&str>) {
+        let place = self.participants[i].place;
+        let conn = self.participants[i].conn();
+        if let Some(c) = conn {
+            match reason {
+                LeaveReason::Removed => {
+                    let info = self.participants[i].info(0);
+                    out.deliver(c, ServerMessage::Lobby { status: LobbyStatus::Removed, participant: info });
+                    out.close(c, close::REMOVED, "removed by a doctor");
+                }
+                LeaveReason::Replaced => out.close(c, close::REPLACED, "joined again from another connection"),
+                LeaveReason::Left => out.close(c, 1000, "left"),
+                LeaveReason::TimedOut | LeaveReason::Overflowed => {}
+            }
+        }
+        if reason == LeaveReason::Removed {
+            let user = self.participants[i].user_id.clone();
+            self.admitted_users.remove(&user);
+            self.record(out, now, TimelineKind::Removed, i, by, "");
+        } else {
+            let detail = match reason {
+                LeaveReason::Left => "",
+                LeaveReason::TimedOut => "timed_out",
+                LeaveReason::Replaced => "replaced",
+                LeaveReason::Overflowed => "overflowed",
+                LeaveReason::Removed => "removed",
+            };
+            self.record(out, now, TimelineKind::Left, i, None, detail);
+        }
+        match place {
+            Place::Room => {
+                let id = self.participants[i].id.clone();
+                let others = self.in_room_except(i);
+                self.send(out, &others, ServerMessage::PeerLeft { peer: id, reason });
+            }
+            Place::Lobby => {
+                let status = if reason == LeaveReason::Removed { LobbyStatus::Removed } else { LobbyStatus::Left };
+                self.tell_doctors_about_lobby(out, i, status);
+            }
+        }
+        self.participants.remove(i);
+    }
+
+    /// Gives up the seats of participants whose replay buffer overflowed.
+    fn finish(&mut self, out: &mut Outcome, now: DateTime<Utc>) {
+        while let Some(i) = self.participants.iter().position(|p| p.overflowed) {
+            self.depart(out, now, i, LeaveReason::Overflowed, None);
+        }
+    }
+
+    /// A socket closed or stopped answering; the seat is kept for the resume window.
+    pub fn disconnected(&mut self, now: DateTime<Utc>, conn: ConnId) -> Outcome {
+        let mut out = Outcome::default();
+        let Some(i) = self.find_conn(conn) else { return out };
+        self.participants[i].link = Link::Lost { since: now, buffer: VecDeque::new(), bytes: 0 };
+        self.record(&mut out, now, TimelineKind::Disconnected, i, None, "");
+        if self.participants[i].place == Place::Room {
+            let id = self.participants[i].id.clone();
+            let others = self.in_room_except(i);
+            self.send(&mut out, &others, ServerMessage::PeerReconnecting { peer: id });
+        }
+        self.finish(&mut out, now);
+        out
+    }
+
+    /// A new socket presents a resume token: the participant keeps its id, receives what
+    /// was addressed to it meanwhile, and everyone restarts ICE toward it.
+    pub fn resume(
+        &mut self,
+        now: DateTime<Utc>,
+        resume_hash: &str,
+        conn: ConnId,
+        new_hash: String,
+        new_token: &str,
+    ) -> Result<Outcome, ResumeRefused> {
+        let i =
+            self.participants.iter().position(|p| p.resume_hash == resume_hash).ok_or(ResumeRefused::UnknownToken)?;
+        let mut out = Outcome::default();
+        let old = std::mem::replace(&mut self.participants[i].link, Link::Connected(conn));
+        let replay: Vec<Arc<ServerMessage>> = match old {
+            Link::Connected(old_conn) => {
+                out.close(old_conn, close::REPLACED, "resumed on another connection");
+                Vec::new()
+            }
+            Link::Lost { buffer, .. } => buffer.into(),
+        };
+        self.participants[i].resume_hash = new_hash;
+        self.record(&mut out, now, TimelineKind::Reconnected, i, None, "");
+        let in_room = self.participants[i].place == Place::Room;
+        let (peers, lobby) = self.peers_for(i);
+        out.deliver(
+            conn,
+            ServerMessage::Resumed {
+                version: PROTOCOL_VERSION,
+                admitted: in_room,
+                you: self.participants[i].info(self.participants[i].seq),
+                peers,
+                lobby,
+                resume_token: new_token.to_string(),
+                resume_window_secs: self.resume_window_secs(),
+                replayed: replay.len() as u32,
+                restart_ice: in_room,
+            },
+        );
+        for msg in replay {
+            out.deliveries.push(Delivery { to: vec![conn], msg });
+        }
+        if in_room {
+            let id = self.participants[i].id.clone();
+            let others = self.in_room_except(i);
+            self.send(&mut out, &others, ServerMessage::PeerReconnected { peer: id, restart_ice: true });
+        } else {
+            let info = self.participants[i].info(0);
+            out.deliver(conn, ServerMessage::Lobby { status: LobbyStatus::Waiting, participant: info });
+        }
+        self.finish(&mut out, now);
+        Ok(out)
+    }
+
+    /// Ends the seats whose resume window has passed.
+    pub fn expire(&mut self, now: DateTime<Utc>) -> Outcome {
+        let mut out = Outcome::default();
+        let window = self.limits.resume_window;
+        while let Some(i) =
+            self.participants.iter().position(|p| matches!(p.link, Link::Lost { since, .. } if now - since >= window))
+        {
+            self.depart(&mut out, now, i, LeaveReason::TimedOut, None);
+        }
+        self.finish(&mut out, now);
+        out
+    }
+
+    /// A message from the participant on connection `conn`. `new_id` names a stored chat line.
+    pub fn handle(
+        &mut self,
+        now: DateTime<Utc>,
+        conn: ConnId,
+        msg: ClientMessage,
+        new_id: impl FnOnce() -> String,
+    ) -> Outcome {
+        let mut out = Outcome::default();
+        let Some(i) = self.find_conn(conn) else { return out };
+        let from_room = self.participants[i].place == Place::Room;
+        match msg {
+            ClientMessage::Leave => {
+                self.depart(&mut out, now, i, LeaveReason::Left, None);
+            }
+            ClientMessage::Media { mic, camera, screen } => {
+                self.participants[i].media = MediaState { mic, camera, screen };
+                if from_room {
+                    let id = self.participants[i].id.clone();
+                    let others = self.in_room_except(i);
+                    self.send(&mut out, &others, ServerMessage::Media { from: id, mic, camera, screen });
+                }
+            }
+            _ if !from_room => {
+                out.error(Some(conn), ErrorCode::NotAdmitted, "you are waiting in the lobby until a doctor admits you");
+            }
+            ClientMessage::Signal { to, description, candidate } => {
+                if description.is_some() == candidate.is_some() {
+                    out.error(
+                        Some(conn),
+                        ErrorCode::InvalidSignal,
+                        "a signal carries exactly one of description and candidate",
+                    );
+                } else if to == self.participants[i].id {
+                    out.error(Some(conn), ErrorCode::InvalidSignal, "a signal cannot be addressed to its sender");
+                } else {
+                    match self.find(&to).filter(|&j| self.participants[j].place == Place::Room) {
+                        Some(j) => {
+                            let from = self.participants[i].id.clone();
+                            self.send(&mut out, &[j], ServerMessage::Signal { from, description, candidate });
+                        }
+                        None => out.error(Some(conn), ErrorCode::UnknownPeer, format!("no peer {to} in the room")),
+                    }
+                }
+            }
+            ClientMessage::Chat { text } => {
+                let text = text.trim().to_string();
+                let chars = text.chars().count();
+                if chars == 0 || chars > self.limits.chat_max_chars {
+                    out.error(
+                        Some(conn),
+                        ErrorCode::InvalidChat,
+                        format!("a chat line holds 1 to {} characters", self.limits.chat_max_chars),
+                    );
+                } else {
+                    let id = new_id();
+                    let p = &self.participants[i];
+                    out.effects.push(Effect::StoreChat {
+                        id: id.clone(),
+                        participant: p.id.clone(),
+                        user_id: p.user_id.clone(),
+                        role: p.role,
+                        text: text.clone(),
+                        at: now,
+                    });
+                    let msg = ServerMessage::Chat {
+                        id,
+                        from: p.id.clone(),
+                        name: p.name.clone(),
+                        text,
+                        at: crate::db::ts(now),
+                    };
+                    let everyone: Vec<usize> =
+                        (0..self.participants.len()).filter(|&j| self.participants[j].place == Place::Room).collect();
+                    self.send(&mut out, &everyone, msg);
+                }
+            }
+            ClientMessage::Admit { peer } | ClientMessage::Remove { peer }
+                if !self.participants[i].role.is_doctor() =>
+            {
+                out.error(Some(conn), ErrorCode::NotAllowed, format!("only a doctor may admit or remove {peer}"));
+            }
+            ClientMessage::Admit { peer } => match self.find(&peer) {
+                Some(j) if self.participants[j].place == Place::Lobby => {
+                    let by = self.participants[i].user_id.clone();
+                    self.enter(&mut out, now, j, Some(&by));
+                }
+                _ => out.error(Some(conn), ErrorCode::UnknownPeer, format!("no participant {peer} waits in the lobby")),
+            },
+            ClientMessage::Remove { peer } => match self.find(&peer) {
+                Some(j) if self.participants[j].place == Place::Room && self.participants[j].role.is_doctor() => {
+                    out.error(Some(conn), ErrorCode::NotAllowed, "a doctor in the room cannot be removed");
+                }
+                Some(j) => {
+                    let by = self.participants[i].user_id.clone();
+                    self.depart(&mut out, now, j, LeaveReason::Removed, Some(&by));
+                }
+                None => out.error(Some(conn), ErrorCode::UnknownPeer, format!("no participant {peer}")),
+            },
+        }
+        self.finish(&mut out, now);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signaling::protocol::{IceCandidate, SdpType, SessionDescription};
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    fn joiner(id: &str, conn: ConnId, role: RoomRole) -> Joiner {
+        Joiner {
+            id: id.into(),
+            conn,
+            user_id: format!("user-{id}"),
+            name: id.to_uppercase(),
+            role,
+            may_enter: role.is_doctor(),
+            resume_hash: format!("hash-{id}-{conn}"),
+        }
+    }
+
+    fn offer(to: &str) -> ClientMessage {
+        ClientMessage::Signal {
+            to: to.into(),
+            description: Some(SessionDescription { kind: SdpType::Offer, sdp: "v=0".into() }),
+            candidate: None,
+        }
+    }
+
+    fn doctors_room() -> Room {
+        let mut room = Room::new(RoomLimits::default());
+        room.join(t(0), joiner("li", 1, RoomRole::Requester), "tok-li");
+        room
+    }
+
+    #[test]
+    fn doctors_enter_directly_and_learn_each_other_with_politeness() {
+        let mut room = doctors_room();
+        let out = room.join(t(1), joiner("wang", 2, RoomRole::Expert), "tok-wang");
+        let to_wang = out.messages_to(2);
+        let ServerMessage::Joined { you, peers, resume_token, .. } = to_wang[0] else { panic!("{to_wang:?}") };
+        assert_eq!(you.id, "wang");
+        assert_eq!(resume_token, "tok-wang");
+        assert_eq!(peers.len(), 1);
+        assert!(peers[0].polite, "the later arrival is polite toward those already there");
+        let to_li = out.messages_to(1);
+        assert!(matches!(to_li[0], ServerMessage::PeerJoined { peer } if peer.id == "wang" && !peer.polite));
+        assert!(out.effects.contains(&Effect::BothSidesPresent));
+        assert_eq!(out.timeline(), vec![TimelineKind::Joined]);
+        // Only once.
+        room.handle(t(2), 2, ClientMessage::Leave, || "x".into());
+        let again = room.join(t(3), joiner("wang", 3, RoomRole::Expert), "tok-wang2");
+        assert!(!again.effects.contains(&Effect::BothSidesPresent));
+    }
+
+    #[test]
+    fn signals_reach_exactly_the_named_peer() {
+        let mut room = doctors_room();
+        room.join(t(1), joiner("wang", 2, RoomRole::Expert), "t");
+        room.join(t(1), joiner("chen", 3, RoomRole::Expert), "t");
+        let out = room.handle(t(2), 1, offer("wang"), || unreachable!());
+        assert_eq!(out.deliveries.len(), 1);
+        assert_eq!(out.deliveries[0].to, vec![2]);
+        assert!(matches!(out.deliveries[0].msg.as_ref(), ServerMessage::Signal { from, .. } if from == "li"));
+        let out = room.handle(t(2), 1, offer("nobody"), || unreachable!());
+        assert!(matches!(out.messages_to(1)[0], ServerMessage::Error { code: ErrorCode::UnknownPeer, .. }));
+        let out = room.handle(t(2), 1, offer("li"), || unreachable!());
+        assert!(matches!(out.messages_to(1)[0], ServerMessage::Error { code: ErrorCode::InvalidSignal, .. }));
+        let both = ClientMessage::Signal {
+            to: "wang".into(),
+            description: Some(SessionDescription { kind: SdpType::Answer, sdp: String::new() }),
+            candidate: Some(IceCandidate {
+                candidate: String::new(),
+                sdp_mid: None,
+                sdp_mline_index: None,
+                username_fragment: None,
+            }),
+        };
+        let out = room.handle(t(2), 1, both, || unreachable!());
+        assert_eq!(out.messages_to(2).len(), 0);
+        assert!(matches!(out.messages_to(1)[0], ServerMessage::Error { code: ErrorCode::InvalidSignal, .. }));
+    }
+
+    #[test]
+    fn the_lobby_hears_nothing_from_the_room_and_reaches_nobody() {
+        let mut room = doctors_room();
+        let out = room.join(t(1), joiner("zhang", 9, RoomRole::Patient), "tok-zhang");
+        let to_patient = out.messages_to(9);
+        assert!(matches!(to_patient[0], ServerMessage::Joined { admitted: false, peers, lobby, resume_token, .. }
+            if peers.is_empty() && lobby.is_empty() && resume_token == "tok-zhang"));
+        assert!(matches!(to_patient[1], ServerMessage::Lobby { status: LobbyStatus::Waiting, .. }));
+        assert!(
+            matches!(out.messages_to(1)[0], ServerMessage::Lobby { status: LobbyStatus::Waiting, participant } if participant.id == "zhang")
+        );
+        assert_eq!(out.timeline(), vec![TimelineKind::Waiting]);
+
+        // Lobby -> room: refused, reaches nobody.
+        for msg in [offer("li"), ClientMessage::Chat { text: "hello".into() }] {
+            let out = room.handle(t(2), 9, msg, || "m".into());
+            assert_eq!(out.deliveries.len(), 1);
+            assert_eq!(out.deliveries[0].to, vec![9]);
+            assert!(matches!(
+                out.deliveries[0].msg.as_ref(),
+                ServerMessage::Error { code: ErrorCode::NotAdmitted, .. }
+            ));
+        }
+        let out = room.handle(t(2), 9, ClientMessage::Media { mic: true, camera: true, screen: false }, || "m".into());
+        assert!(out.deliveries.is_empty());
+
+        // Room -> lobby: the signal is refused as to an unknown peer, chat skips the lobby.
+        let out = room.handle(t(3), 1, offer("zhang"), || unreachable!());
+        assert!(out.messages_to(9).is_empty());
+        assert!(matches!(out.messages_to(1)[0], ServerMessage::Error { code: ErrorCode::UnknownPeer, .. }));
+        let out = room.handle(t(3), 1, ClientMessage::Chat { text: "请稍等".into() }, || "m1".into());
+        assert!(out.messages_to(9).is_empty());
+        assert_eq!(out.messages_to(1).len(), 1);
+
+        // A patient cannot admit itself.
+        let out = room.handle(t(4), 9, ClientMessage::Admit { peer: "zhang".into() }, || "m".into());
+        assert!(matches!(out.messages_to(9)[0], ServerMessage::Error { code: ErrorCode::NotAdmitted, .. }));
+    }
+
+    #[test]
+    fn a_doctor_admits_then_the_patient_is_in_the_room() {
+        let mut room = doctors_room();
+        room.join(t(1), joiner("zhang", 9, RoomRole::Patient), "tok-zhang");
+        let out = room.handle(t(2), 1, ClientMessage::Admit { peer: "zhang".into() }, || unreachable!());
+        let to_patient = out.messages_to(9);
+        assert!(matches!(to_patient[0], ServerMessage::Lobby { status: LobbyStatus::Admitted, .. }));
+        assert!(matches!(to_patient[1], ServerMessage::PeerJoined { peer } if peer.id == "li" && peer.polite));
+        assert_eq!(to_patient.len(), 2, "patients do not see the lobby");
+        let to_li = out.messages_to(1);
+        assert!(to_li.iter().any(|m| matches!(m, ServerMessage::PeerJoined { peer } if peer.id == "zhang")));
+        assert!(to_li.iter().any(|m| matches!(m, ServerMessage::Lobby { status: LobbyStatus::Admitted, .. })));
+        let Effect::Record(entry) = &out.effects[0] else { panic!() };
+        assert_eq!((entry.kind, entry.by.as_deref()), (TimelineKind::Admitted, Some("user-li")));
+        let out = room.handle(t(3), 1, offer("zhang"), || unreachable!());
+        assert_eq!(out.deliveries[0].to, vec![9]);
+
+        // Removed: told, closed, and back to the lobby on the next join.
+        let out = room.handle(t(4), 1, ClientMessage::Remove { peer: "zhang".into() }, || unreachable!());
+        assert!(out.effects.contains(&Effect::Close { conn: 9, code: close::REMOVED, reason: "removed by a doctor" }));
+        assert!(matches!(out.messages_to(1)[0], ServerMessage::PeerLeft { reason: LeaveReason::Removed, .. }));
+        let out = room.join(t(5), joiner("zhang", 10, RoomRole::Patient), "tok");
+        assert!(matches!(out.messages_to(10)[0], ServerMessage::Joined { admitted: false, .. }));
+    }
+
+    #[test]
+    fn an_admitted_patient_rejoining_skips_the_lobby_and_doctors_cannot_be_removed() {
+        let mut room = doctors_room();
+        room.join(t(1), joiner("zhang", 9, RoomRole::Patient), "t");
+        room.handle(t(2), 1, ClientMessage::Admit { peer: "zhang".into() }, || unreachable!());
+        room.handle(t(3), 9, ClientMessage::Leave, || unreachable!());
+        let out = room.join(t(4), joiner("zhang", 11, RoomRole::Patient), "t");
+        assert!(matches!(out.messages_to(11)[0], ServerMessage::Joined { admitted: true, .. }));
+        room.join(t(5), joiner("wang", 2, RoomRole::Expert), "t");
+        let out = room.handle(t(6), 1, ClientMessage::Remove { peer: "wang".into() }, || unreachable!());
+        assert!(matches!(out.messages_to(1)[0], ServerMessage::Error { code: ErrorCode::NotAllowed, .. }));
+    }
+
+    #[test]
+    fn a_lost_socket_keeps_the_seat_and_replays_in_order() {
+        let mut room = doctors_room();
+        room.join(t(1), joiner("wang", 2, RoomRole::Expert), "t");
+        let out = room.disconnected(t(10), 2);
+        assert!(matches!(out.messages_to(1)[0], ServerMessage::PeerReconnecting { peer } if peer == "wang"));
+        assert_eq!(out.timeline(), vec![TimelineKind::Disconnected]);
+        room.handle(t(11), 1, offer("wang"), || unreachable!());
+        room.handle(t(12), 1, ClientMessage::Chat { text: "还在吗".into() }, || "m1".into());
+        assert_eq!(room.counts(), RoomCounts { in_room: 1, in_lobby: 0, reconnecting: 1 });
+
+        assert_eq!(room.resume(t(13), "nope", 5, "h2".into(), "tok2").unwrap_err(), ResumeRefused::UnknownToken);
+        let out = room.resume(t(13), "hash-wang-2", 5, "h2".into(), "tok2").unwrap();
+        let to_wang = out.messages_to(5);
+        assert!(matches!(to_wang[0], ServerMessage::Resumed { replayed: 2, restart_ice: true, you, resume_token, .. }
+            if you.id == "wang" && resume_token == "tok2"));
+        assert!(matches!(to_wang[1], ServerMessage::Signal { .. }));
+        assert!(matches!(to_wang[2], ServerMessage::Chat { .. }));
+        assert!(matches!(out.messages_to(1)[0], ServerMessage::PeerReconnected { restart_ice: true, .. }));
+        assert_eq!(out.timeline(), vec![TimelineKind::Reconnected]);
+        // The old token is spent; the old connection id no longer speaks for wang.
+        assert!(room.resume(t(14), "hash-wang-2", 6, "h3".into(), "x").is_err());
+        assert!(room.handle(t(14), 2, offer("li"), || unreachable!()).deliveries.is_empty());
+        assert_eq!(room.handle(t(14), 5, offer("li"), || unreachable!()).deliveries[0].to, vec![1]);
+    }
+
+    #[test]
+    fn resuming_over_a_live_socket_replaces_it() {
+        let mut room = doctors_room();
+        let out = room.resume(t(1), "hash-li-1", 7, "h".into(), "t").unwrap();
+        assert!(out.effects.contains(&Effect::Close {
+            conn: 1,
+            code: close::REPLACED,
+            reason: "resumed on another connection"
+        }));
+        assert!(room.disconnected(t(2), 1).deliveries.is_empty(), "the replaced socket's end changes nothing");
+        assert_eq!(room.counts().in_room, 1);
+    }
+
+    #[test]
+    fn the_seat_expires_after_the_window() {
+        let mut room = doctors_room();
+        room.join(t(1), joiner("wang", 2, RoomRole::Expert), "t");
+        room.disconnected(t(10), 2);
+        assert!(room.expire(t(69)).deliveries.is_empty());
+        let out = room.expire(t(70));
+        assert!(matches!(out.messages_to(1)[0], ServerMessage::PeerLeft { reason: LeaveReason::TimedOut, .. }));
+        assert_eq!(out.timeline(), vec![TimelineKind::Left]);
+        assert!(room.resume(t(71), "hash-wang-2", 3, "h".into(), "t").is_err());
+    }
+
+    #[test]
+    fn an_overflowing_replay_buffer_gives_up_the_seat() {
+        let mut room = Room::new(RoomLimits { replay_messages: 3, ..RoomLimits::default() });
+        room.join(t(0), joiner("li", 1, RoomRole::Requester), "t");
+        room.join(t(0), joiner("wang", 2, RoomRole::Expert), "t");
+        room.disconnected(t(1), 2);
+        for _ in 0..3 {
+            assert!(room.handle(t(2), 1, offer("wang"), || unreachable!()).effects.is_empty());
+        }
+        let out = room.handle(t(2), 1, offer("wang"), || unreachable!());
+        assert!(matches!(out.messages_to(1)[0], ServerMessage::PeerLeft { reason: LeaveReason::Overflowed, .. }));
+        assert!(room.resume(t(3), "hash-wang-2", 3, "h".into(), "t").is_err());
+    }
+
+    #[test]
+    fn the_same_user_joining_again_replaces_the_old_connection() {
+        let mut room = doctors_room();
+        room.join(t(1), joiner("wang", 2, RoomRole::Expert), "t");
+        let mut again = joiner("wang2", 3, RoomRole::Expert);
+        again.user_id = "user-wang".into();
+        let out = room.join(t(2), again, "t");
+        assert!(out.effects.contains(&Effect::Close {
+            conn: 2,
+            code: close::REPLACED,
+            reason: "joined again from another connection"
+        }));
+        let to_li = out.messages_to(1);
+        assert!(matches!(to_li[0], ServerMessage::PeerLeft { peer, reason: LeaveReason::Replaced } if peer == "wang"));
+        assert!(matches!(to_li[1], ServerMessage::PeerJoined { peer } if peer.id == "wang2"));
+    }
+
+    #[test]
+    fn the_room_is_bounded() {
+        let mut room = Room::new(RoomLimits { max_participants: 2, ..RoomLimits::default() });
+        room.join(t(0), joiner("li", 1, RoomRole::Requester), "t");
+        room.join(t(0), joiner("wang", 2, RoomRole::Expert), "t");
+        let out = room.join(t(0), joiner("chen", 3, RoomRole::Expert), "t");
+        assert!(out.effects.contains(&Effect::Close { conn: 3, code: close::ROOM_FULL, reason: "room full" }));
+        assert_eq!(room.counts().in_room, 2);
+    }
+
+    #[test]
+    fn chat_is_stored_and_echoed_and_bounded() {
+        let mut room = doctors_room();
+        room.join(t(1), joiner("wang", 2, RoomRole::Expert), "t");
+        let out = room.handle(t(2), 2, ClientMessage::Chat { text: "  心电图已看  ".into() }, || "m1".into());
+        assert!(matches!(&out.effects[0], Effect::StoreChat { id, text, .. } if id == "m1" && text == "心电图已看"));
+        assert_eq!(out.deliveries[0].to, vec![1, 2]);
+        let long = "字".repeat(2001);
+        let out = room.handle(t(2), 2, ClientMessage::Chat { text: long }, || unreachable!());
+        assert!(out.effects.is_empty());
+        assert!(matches!(out.messages_to(2)[0], ServerMessage::Error { code: ErrorCode::InvalidChat, .. }));
+    }
+
+    #[test]
+    fn media_state_is_shared_and_shown_to_later_arrivals() {
+        let mut room = doctors_room();
+        room.handle(t(1), 1, ClientMessage::Media { mic: true, camera: false, screen: true }, || unreachable!());
+        let out = room.join(t(2), joiner("wang", 2, RoomRole::Expert), "t");
+        let ServerMessage::Joined { peers, .. } = out.messages_to(2)[0] else { panic!() };
+        assert_eq!(peers[0].media, MediaState { mic: true, camera: false, screen: true });
+    }
+}

@@ -1,0 +1,346 @@
+//! One signaling WebSocket: admission by ticket or resume token, then a single task that
+//! reads frames (size limit, rate limit, parsing), writes the connection's outbox in
+//! batches, and sends heartbeats. WebSocket buffers are sized for signaling, not the library
+//! defaults, so an idle connection stays small.
+
+use super::hub::{Outbound, Outbox};
+use super::protocol::{close, ClientMessage, ErrorCode, RoomRole, ServerMessage, PROTOCOL_VERSION};
+use super::room::Joiner;
+use super::tickets::{self, Ticket};
+use crate::api::Query;
+use crate::app::AppState;
+use crate::auth::ClientAddr;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use chrono::Utc;
+use futures_util::SinkExt;
+use serde::Deserialize;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Largest text message the server reads (an error message beyond it).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Frames beyond this are refused by the WebSocket layer itself (close 1009).
+const HARD_FRAME_CAP: usize = 256 * 1024;
+/// Messages queued for one connection before it counts as a slow consumer.
+pub const OUTBOX_CAPACITY: usize = 256;
+pub const PING_INTERVAL: Duration = Duration::from_secs(10);
+/// With pings every 10 s, a dead connection is noticed within 30 s.
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(20);
+/// A write that cannot complete in this time ends the connection.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Limit-breaking messages tolerated per minute; the next one closes the connection.
+pub const MAX_VIOLATIONS_PER_MINUTE: u32 = 10;
+
+#[derive(Debug, Deserialize)]
+pub struct RtcParams {
+    ticket: Option<String>,
+    resume: Option<String>,
+    v: Option<u32>,
+}
+
+enum Admission {
+    Join(Ticket),
+    Resume { room: String, token: String },
+    Refuse(u16, &'static str),
+}
+
+/// `GET /api/v1/rtc?ticket=...` or `?resume=...`: the signaling WebSocket.
+pub async fn rtc(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    Query(params): Query<RtcParams>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let admission = admit(&state, params).await;
+    // Small buffers: an idle connection holds little; writes of one batch are coalesced
+    // up to 8 KiB and flushed once.
+    ws.read_buffer_size(2048)
+        .write_buffer_size(8 * 1024)
+        .max_write_buffer_size(HARD_FRAME_CAP * 2)
+        .max_message_size(HARD_FRAME_CAP)
+        .max_frame_size(HARD_FRAME_CAP)
+        .on_upgrade(move |socket| serve(state, socket, admission, addr))
+}
+
+async fn admit(state: &AppState, params: RtcParams) -> Admission {
+    if params.v.is_some_and(|v| v != PROTOCOL_VERSION) {
+        return Admission::Refuse(close::UNSUPPORTED_VERSION, "unsupported protocol version");
+    }
+    if let Some(token) = params.resume {
+        return match tickets::resume_room(&token) {
+            Some(room) => Admission::Resume { room: room.to_string(), token },
+            None => Admission::Refuse(close::RESUME_FAILED, "resume failed: join again"),
+        };
+    }
+    let Some(ticket) = params.ticket else {
+        return Admission::Refuse(close::TICKET_INVALID, "a ticket is required");
+    };
+    match tickets::redeem(&state.db, &ticket, Utc::now()).await {
+        Ok(Some(t)) => {
+            match crate::consultations::store::participant_role(&state.db, &t.consultation_id, &t.user_id).await {
+                Ok(Some(_)) => Admission::Join(t),
+                Ok(None) => Admission::Refuse(close::NOT_A_PARTICIPANT, "not a participant of this consultation"),
+                Err(_) => Admission::Refuse(close::GOING_AWAY, "try again"),
+            }
+        }
+        Ok(None) => Admission::Refuse(close::TICKET_INVALID, "the ticket is unknown, expired or used"),
+        Err(_) => Admission::Refuse(close::GOING_AWAY, "try again"),
+    }
+}
+
+/// A token bucket: `rate` messages per second on average, bursts up to `burst`.
+#[derive(Debug, Clone)]
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimiter {
+    pub fn new(rate: u32, now: Instant) -> RateLimiter {
+        let rate = f64::from(rate.max(1));
+        RateLimiter { rate, burst: rate * 2.0, tokens: rate * 2.0, last: now }
+    }
+
+    pub fn allow(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Counts limit-breaking messages per minute.
+#[derive(Debug, Clone)]
+pub struct Violations {
+    window_start: Instant,
+    count: u32,
+}
+
+impl Violations {
+    pub fn new(now: Instant) -> Violations {
+        Violations { window_start: now, count: 0 }
+    }
+
+    /// Counts one; true when the connection has now broken limits too often.
+    pub fn strike(&mut self, now: Instant) -> bool {
+        if now.saturating_duration_since(self.window_start) >= Duration::from_secs(60) {
+            self.window_start = now;
+            self.count = 0;
+        }
+        self.count += 1;
+        self.count > MAX_VIOLATIONS_PER_MINUTE
+    }
+}
+
+/// How a connection ended.
+enum End {
+    /// The client left on purpose (close code 1000).
+    Left,
+    /// Socket lost, closed otherwise, or closed by the server: the seat is kept.
+    Lost,
+}
+
+async fn refuse(mut socket: WebSocket, code: u16, reason: &'static str) {
+    close_with(&mut socket, code, reason).await;
+}
+
+async fn serve(state: AppState, socket: WebSocket, admission: Admission, addr: String) {
+    let hub = state.signaling.clone();
+    let conn: u64 = rand::random();
+    let outbox = Arc::new(Outbox::new(OUTBOX_CAPACITY));
+    let room = match admission {
+        Admission::Refuse(code, reason) => return refuse(socket, code, reason).await,
+        Admission::Join(t) => {
+            let role = RoomRole::parse(&t.room_role).unwrap_or(RoomRole::Patient);
+            let joiner = Joiner {
+                id: super::participant_id(),
+                conn,
+                user_id: t.user_id,
+                name: t.display_name,
+                role,
+                may_enter: role.is_doctor(),
+                resume_hash: String::new(),
+            };
+            hub.join(&t.consultation_id, joiner, outbox.clone(), &addr);
+            t.consultation_id
+        }
+        Admission::Resume { room, token } => {
+            hub.resume(&room, conn, &token, outbox.clone(), &addr);
+            room
+        }
+    };
+    let end = pump(&state, socket, &room, conn, &outbox).await;
+    if let End::Left = end {
+        hub.message(&room, conn, ClientMessage::Leave, Instant::now());
+    }
+    hub.detach(&room, conn);
+}
+
+/// Reads, writes and pings until the connection ends.
+async fn pump(state: &AppState, mut socket: WebSocket, room: &str, conn: u64, outbox: &Outbox) -> End {
+    let hub = &state.signaling;
+    let now = Instant::now();
+    let mut limiter = RateLimiter::new(state.config.signaling_messages_per_second, now);
+    let mut violations = Violations::new(now);
+    let mut last_seen = now;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    let mut batch: Vec<Outbound> = Vec::new();
+    let mut sent_at: Vec<Instant> = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = outbox.notified() => {
+                if let Some(code) = outbox.killed() {
+                    let reason = if code == close::SLOW_CONSUMER { "outbound queue overflow" } else { "closed" };
+                    close_with(&mut socket, code, reason).await;
+                    return End::Lost;
+                }
+                outbox.take(&mut batch);
+                let mut closing = None;
+                for item in batch.drain(..) {
+                    match item {
+                        Outbound::Text(text, received) => {
+                            if let Some(r) = received {
+                                sent_at.push(r);
+                            }
+                            let fed = tokio::time::timeout(WRITE_TIMEOUT, socket.feed(Message::Text(text))).await;
+                            if !matches!(fed, Ok(Ok(()))) {
+                                return End::Lost;
+                            }
+                        }
+                        Outbound::Close(code, reason) => {
+                            closing = Some((code, reason));
+                            break;
+                        }
+                    }
+                }
+                batch.clear();
+                if let Some((code, reason)) = closing {
+                    close_with(&mut socket, code, reason).await;
+                    return End::Lost;
+                }
+                if !matches!(tokio::time::timeout(WRITE_TIMEOUT, socket.flush()).await, Ok(Ok(()))) {
+                    return End::Lost;
+                }
+                for r in sent_at.drain(..) {
+                    hub.stats.relay_latency.record(r.elapsed());
+                }
+            }
+            frame = socket.recv() => {
+                let Some(Ok(frame)) = frame else { return End::Lost };
+                let now = Instant::now();
+                last_seen = now;
+                let problem = match frame {
+                    Message::Text(text) => {
+                        if text.len() > MAX_MESSAGE_BYTES {
+                            Some((ErrorCode::TooLarge, format!("a message holds at most {MAX_MESSAGE_BYTES} bytes")))
+                        } else if !limiter.allow(now) {
+                            Some((ErrorCode::RateLimited, format!(
+                                "at most {} messages per second", state.config.signaling_messages_per_second)))
+                        } else {
+                            match serde_json::from_str::<ClientMessage>(text.as_str()) {
+                                Ok(msg) => {
+                                    hub.message(room, conn, msg, now);
+                                    None
+                                }
+                                Err(e) => {
+                                    let mut detail = e.to_string();
+                                    detail.truncate(200);
+                                    Some((ErrorCode::Malformed, detail))
+                                }
+                            }
+                        }
+                    }
+                    Message::Binary(_) => Some((ErrorCode::Malformed, "binary frames are not part of the protocol".into())),
+                    Message::Ping(_) | Message::Pong(_) => None,
+                    Message::Close(frame) => {
+                        return if frame.is_some_and(|f| f.code == 1000) { End::Left } else { End::Lost };
+                    }
+                };
+                if let Some((code, message)) = problem {
+                    hub.stats.violations.fetch_add(1, Ordering::Relaxed);
+                    if violations.strike(now) {
+                        close_with(&mut socket, close::POLICY_VIOLATION, "too many messages broke a limit").await;
+                        return End::Lost;
+                    }
+                    let text = serde_json::to_string(&ServerMessage::error(code, message)).unwrap_or_default();
+                    outbox.push(Outbound::Text(text.into(), None));
+                }
+            }
+            _ = ping.tick() => {
+                if last_seen.elapsed() > HEARTBEAT_TIMEOUT {
+                    let _ = tokio::time::timeout(
+                        WRITE_TIMEOUT,
+                        socket.send(close_message(close::HEARTBEAT_TIMEOUT, "no heartbeat")),
+                    )
+                    .await;
+                    return End::Lost;
+                }
+                if !matches!(tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Ping(Default::default()))).await, Ok(Ok(()))) {
+                    return End::Lost;
+                }
+            }
+        }
+    }
+}
+
+/// Sends a close frame, then reads (and drops) what the client still sends until it answers
+/// the close, for at most 2 s, so the close frame is not lost to a TCP reset.
+async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    if !matches!(tokio::time::timeout(WRITE_TIMEOUT, socket.send(close_message(code, reason))).await, Ok(Ok(()))) {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(frame)) = socket.recv().await {
+            if matches!(frame, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+fn close_message(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_limiter_allows_bursts_then_the_average() {
+        let t0 = Instant::now();
+        let mut l = RateLimiter::new(10, t0);
+        let allowed = (0..100).filter(|_| l.allow(t0)).count();
+        assert_eq!(allowed, 20, "a burst of twice the rate");
+        assert!(!l.allow(t0 + Duration::from_millis(50)));
+        assert!(l.allow(t0 + Duration::from_millis(150)));
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!((0..100).filter(|_| l.allow(later)).count(), 20, "refills up to the burst only");
+    }
+
+    #[test]
+    fn violations_close_after_the_tenth_in_a_minute() {
+        let t0 = Instant::now();
+        let mut v = Violations::new(t0);
+        for _ in 0..MAX_VIOLATIONS_PER_MINUTE {
+            assert!(!v.strike(t0));
+        }
+        assert!(v.strike(t0));
+        let mut v = Violations::new(t0);
+        for i in 0..30 {
+            assert!(!v.strike(t0 + Duration::from_secs(7 * i)), "spread out, never too many");
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! Live sessions as their users meet them: joining a consultation's room over HTTP and the
+//! signaling WebSocket, real WebRTC peers (the webrtc crate) connecting through it and
+//! exchanging data-channel messages, resume after a lost socket with an ICE restart, the
+//! lobby, and bad or abusive input — on SQLite and PostgreSQL.
+
+mod common;
+mod rtc;
+
+use common::TestApp;
+use rtc::{patient_id_of, pump_both, pump_until_other, scheduled_consultation, Peer, Signaler, WAIT};
+use serde_json::json;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+async fn consultation_state(app: &TestApp, id: &str) -> String {
+    let (_, c) = app.get(&format!("/api/v1/consultations/{id}"), &app.login("dr.li").await).await;
+    c["state"].as_str().unwrap_or_default().to_string()
+}
+
+async fn wait_for_rows(app: &TestApp, sql: &str, id: &str, at_least: i64) -> i64 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (n,): (i64,) = sqlx::query_as(sql).bind(id).fetch_one(&app.state.db.pool).await.unwrap();
+        if n >= at_least || tokio::time::Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+
+async fn two_peers_exchange_data_through_the_signaling(app: &TestApp) {
+    let id = scheduled_consultation(app).await;
+    assert_eq!(consultation_state(app, &id).await, "scheduled");
+
+    let mut li = Signaler::join(app, "dr.li", &id).await;
+    let joined_li = li.expect("joined").await;
+    assert_eq!(joined_li["admitted"], true);
+    assert_eq!(joined_li["version"], 1);
+    assert!(joined_li["peers"].as_array().unwrap().is_empty());
+
+    let mut wang = Signaler::join(app, "dr.wang", &id).await;
+    let joined_wang = wang.expect("joined").await;
+    let li_id = joined_wang["peers"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(li_id, joined_li["you"]["id"]);
+    assert_eq!(joined_wang["peers"][0]["polite"], true, "the later arrival is polite");
+    let peer_joined = li.expect("peer-joined").await;
+    let wang_id = peer_joined["peer"]["id"].as_str().unwrap().to_string();
+    assert_eq!(peer_joined["peer"]["polite"], false);
+    assert_eq!(peer_joined["peer"]["role"], "expert");
+
+    // The inviting side and the expert are in the room: the consultation is in progress.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while consultation_state(app, &id).await != "in_progress" {
+        assert!(tokio::time::Instant::now() < deadline, "consultation never moved to in_progress");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Real WebRTC: Li offers with a data channel, Wang answers; candidates trickle.
+    let peer_li = Peer::new(&li, &wang_id).await;
+    let peer_wang = Peer::new(&wang, &li_id).await;
+    peer_li.offer(false).await;
+    let exchanged = pump_both(&mut li, &peer_li, &mut wang, &peer_wang, async {
+        peer_li.send_data("心电图已上传").await;
+        let got = peer_wang.recv_data().await;
+        peer_wang.send_data("收到，正在看").await;
+        (got, peer_li.recv_data().await)
+    })
+    .await;
+    assert_eq!(exchanged, ("心电图已上传".to_string(), "收到，正在看".to_string()));
+
+    // Chat and media state reach the room and the chat is kept with the consultation.
+    li.send(json!({"type": "chat", "text": "请看 V2-V4 导联"}));
+    let chat = wang.expect("chat").await;
+    assert_eq!(chat["text"], "请看 V2-V4 导联");
+    assert_eq!(chat["from"], li_id.as_str());
+    wang.send(json!({"type": "media", "mic": true, "camera": false, "screen": true}));
+    let media = li.expect("media").await;
+    assert_eq!((media["from"].as_str().unwrap(), media["screen"].as_bool()), (wang_id.as_str(), Some(true)));
+    let stored =
+        wait_for_rows(app, "SELECT COUNT(*) FROM consultation_messages WHERE consultation_id = $1", &id, 1).await;
+    assert_eq!(stored, 1);
+
+    // Wang leaves; Li sees it; the timeline has joined and left with times.
+    wang.send(json!({"type": "leave"}));
+    let left = li.expect("peer-left").await;
+    assert_eq!((left["peer"].as_str().unwrap(), left["reason"].as_str().unwrap()), (wang_id.as_str(), "left"));
+    wait_for_rows(app, "SELECT COUNT(*) FROM room_events WHERE consultation_id = $1 AND kind = 'left'", &id, 1).await;
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT participant_id, kind, at FROM room_events WHERE consultation_id = $1 ORDER BY at, id")
+            .bind(&id)
+            .fetch_all(&app.state.db.pool)
+            .await
+            .unwrap();
+    let kinds: Vec<(&str, &str)> = rows.iter().map(|(p, k, _)| (p.as_str(), k.as_str())).collect();
+    assert_eq!(kinds, vec![(li_id.as_str(), "joined"), (wang_id.as_str(), "joined"), (wang_id.as_str(), "left")]);
+
+    // The join was audited against the consultation's patient.
+    let patient = patient_id_of(app, "patient.zhang").await;
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM audit_events WHERE action = 'join' AND resource_id = $1 AND patient_id = $2",
+    )
+    .bind(&id)
+    .bind(&patient)
+    .fetch_one(&app.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(n, 2);
+
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("teleconsult_signaling_connections "), "{metrics}");
+    assert!(metrics.contains("teleconsult_signaling_relay_latency_seconds{quantile=\"0.99\"}"));
+    let _ = peer_li.pc.close().await;
+    let _ = peer_wang.pc.close().await;
+}
+db_test!(two_peers_exchange_data_through_the_signaling);
+
+fn ice_ufrag(sdp: &str) -> String {
+    sdp.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).unwrap_or_default().trim().to_string()
+}
+
+async fn a_lost_socket_resumes_and_ice_restarts(app: &TestApp) {
+    let id = scheduled_consultation(app).await;
+    let mut li = Signaler::join(app, "dr.li", &id).await;
+    let li_id = li.expect("joined").await["you"]["id"].as_str().unwrap().to_string();
+    let mut wang = Signaler::join(app, "dr.wang", &id).await;
+    let joined = wang.expect("joined").await;
+    let wang_id = joined["you"]["id"].as_str().unwrap().to_string();
+    let resume_token = joined["resume_token"].as_str().unwrap().to_string();
+    assert_eq!(joined["resume_window_secs"], 60);
+    li.expect("peer-joined").await;
+
+    let peer_li = Peer::new(&li, &wang_id).await;
+    let peer_wang = Peer::new(&wang, &li_id).await;
+    let first_offer = peer_li.offer(false).await;
+    pump_both(&mut li, &peer_li, &mut wang, &peer_wang, async {
+        peer_li.send_data("before").await;
+        assert_eq!(peer_wang.recv_data().await, "before");
+    })
+    .await;
+
+    // Wang's network drops: Li sees "reconnecting", not a leave.
+    wang.drop_socket();
+    let reconnecting = li.expect("peer-reconnecting").await;
+    assert_eq!(reconnecting["peer"], wang_id.as_str());
+    // Meanwhile Li writes to Wang.
+    li.send(json!({"type": "chat", "text": "网络断了吗？"}));
+    li.expect("chat").await;
+
+    // Wang resumes with the token: same id, the chat replayed, ICE restarted.
+    let mut wang = Signaler::open(&format!("ws://{}/api/v1/rtc?resume={resume_token}", app.addr)).await;
+    *peer_wang.out.lock().unwrap() = wang.sender();
+    let resumed = wang.expect("resumed").await;
+    assert_eq!(resumed["you"]["id"], wang_id.as_str());
+    assert_eq!(resumed["replayed"], 1);
+    assert_eq!(resumed["restart_ice"], true);
+    assert_eq!(resumed["peers"][0]["id"], li_id.as_str());
+    let replayed = wang.next().await;
+    assert_eq!((replayed["type"].as_str(), replayed["text"].as_str()), (Some("chat"), Some("网络断了吗？")));
+    let back = pump_until_other(&mut li, &peer_li).await;
+    assert_eq!(back["type"], "peer-reconnected");
+    assert_eq!(back["restart_ice"], true);
+
+    let old_answer = ice_ufrag(&peer_li.pc.remote_description().await.expect("answered").sdp);
+    let restart_offer = peer_li.offer(true).await;
+    assert_ne!(ice_ufrag(&first_offer), ice_ufrag(&restart_offer), "the ICE restart offer carries new credentials");
+    pump_both(&mut li, &peer_li, &mut wang, &peer_wang, async {
+        // Wait for the restart answer (new credentials from Wang too), then use the channel.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while peer_li.pc.remote_description().await.map(|d| ice_ufrag(&d.sdp)) == Some(old_answer.clone()) {
+            assert!(tokio::time::Instant::now() < deadline, "no ICE restart answer");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        peer_wang.send_data("after resume").await;
+        assert_eq!(peer_li.recv_data().await, "after resume");
+        peer_li.send_data("again").await;
+        assert_eq!(peer_wang.recv_data().await, "again");
+    })
+    .await;
+
+    // The resume token was single-use.
+    let mut stale = Signaler::open(&format!("ws://{}/api/v1/rtc?resume={resume_token}", app.addr)).await;
+    assert_eq!(stale.closed().await, 4004);
+    wait_for_rows(app, "SELECT COUNT(*) FROM room_events WHERE consultation_id = $1 AND kind = 'reconnected'", &id, 1)
+        .await;
+    let kinds: Vec<(String,)> = sqlx::query_as(
+        "SELECT kind FROM room_events WHERE consultation_id = $1 AND participant_id = $2 ORDER BY at, id",
+    )
+    .bind(&id)
+    .bind(&wang_id)
+    .fetch_all(&app.state.db.pool)
+    .await
+    .unwrap();
+    let kinds: Vec<&str> = kinds.iter().map(|k| k.0.as_str()).collect();
+    assert_eq!(kinds, vec!["joined", "disconnected", "reconnected"]);
+    let _ = peer_li.pc.close().await;
+    let _ = peer_wang.pc.close().await;
+}
+db_test!(a_lost_socket_resumes_and_ice_restarts);
+
+async fn non_participants_are_refused(app: &TestApp) {
+    let id = scheduled_consultation(app).await;
+    let path = format!("/api/v1/consultations/{id}/join");
+    // Another centre's doctor and another patient cannot see it: 404.
+    for who in ["dr.zhao", "patient.liu", "dr.chen"] {
+        let (status, body) = app.post(&path, &app.login(who).await, &json!({})).await;
+        assert_eq!(status, 404, "{who}: {body}");
+        assert_eq!(body["code"], "not_found");
+    }
+    // The admin may see it but takes no part.
+    let (status, body) = app.post(&path, &app.login("admin").await, &json!({})).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "not_a_participant");
+    // Without a token: 401.
+    let resp = app.http.post(app.url(&path)).json(&json!({})).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+
+    // The WebSocket without a valid ticket closes with 4001; a used ticket too.
+    let mut s = Signaler::open(&format!("ws://{}/api/v1/rtc", app.addr)).await;
+    assert_eq!(s.closed().await, 4001);
+    let mut s = Signaler::open(&format!("ws://{}/api/v1/rtc?ticket=forged", app.addr)).await;
+    assert_eq!(s.closed().await, 4001);
+    let (_, body) = app.post(&path, &app.login("dr.li").await, &json!({})).await;
+    let url = body["ws_url"].as_str().unwrap().to_string();
+    assert!(body["ice_servers"].is_array());
+    assert_eq!(body["lobby"], false);
+    let mut first = Signaler::open(&url).await;
+    first.expect("joined").await;
+    let mut again = Signaler::open(&url).await;
+    assert_eq!(again.closed().await, 4001);
+    let mut s = Signaler::open(&format!("ws://{}/api/v1/rtc?resume={id}.nonsense", app.addr)).await;
+    assert_eq!(s.closed().await, 4004);
+    let (_, body) = app.post(&path, &app.login("dr.li").await, &json!({})).await;
+    let mut s = Signaler::open(&format!("{}&v=2", body["ws_url"].as_str().unwrap())).await;
+    assert_eq!(s.closed().await, 4000);
+
+    // A consultation that is not scheduled has no open room.
+    let li = app.login("dr.li").await;
+    let patient = patient_id_of(app, "patient.liu").await;
+    let wang_id = app.user_id("dr.wang").await;
+    let (_, c) = app
+        .post(
+            "/api/v1/consultations",
+            &li,
+            &json!({"patient_id": patient, "reason": "复查", "specialty": "cardiology", "min_title": "attending",
+                    "urgency": "routine", "mode": "video", "addressee": {"kind": "expert", "expert_id": wang_id},
+                    "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"}}),
+        )
+        .await;
+    let (status, body) =
+        app.post(&format!("/api/v1/consultations/{}/join", c["id"].as_str().unwrap()), &li, &json!({})).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "consultation_not_live");
+}
+db_test!(non_participants_are_refused);
+
+async fn the_lobby_cannot_be_bypassed(app: &TestApp) {
+    let id = scheduled_consultation(app).await;
+    let mut li = Signaler::join(app, "dr.li", &id).await;
+    let li_id = li.expect("joined").await["you"]["id"].as_str().unwrap().to_string();
+
+    let token = app.login("patient.zhang").await;
+    let (status, body) = app.post(&format!("/api/v1/consultations/{id}/join"), &token, &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["room_role"].as_str(), body["lobby"].as_bool()), (Some("patient"), Some(true)));
+    let mut zhang = Signaler::open(body["ws_url"].as_str().unwrap()).await;
+    let joined = zhang.expect("joined").await;
+    assert_eq!(joined["admitted"], false);
+    assert!(joined["peers"].as_array().unwrap().is_empty(), "nothing of the room reaches the lobby: {joined}");
+    let zhang_id = joined["you"]["id"].as_str().unwrap().to_string();
+    assert_eq!(zhang.expect("lobby").await["status"], "waiting");
+    let waiting = li.expect("lobby").await;
+    assert_eq!(
+        (waiting["status"].as_str(), waiting["participant"]["id"].as_str()),
+        (Some("waiting"), Some(zhang_id.as_str()))
+    );
+
+    // From the lobby: nothing reaches anyone.
+    zhang.send(json!({"type": "signal", "to": li_id, "description": {"type": "offer", "sdp": "v=0"}}));
+    assert_eq!(zhang.expect("error").await["code"], "not_admitted");
+    zhang.send(json!({"type": "chat", "text": "医生您好"}));
+    assert_eq!(zhang.expect("error").await["code"], "not_admitted");
+    zhang.send(json!({"type": "admit", "peer": zhang_id}));
+    assert_eq!(zhang.expect("error").await["code"], "not_admitted");
+    // From the room: nothing reaches the lobby.
+    li.send(json!({"type": "chat", "text": "内部讨论"}));
+    li.expect("chat").await;
+    li.send(json!({"type": "signal", "to": zhang_id, "description": {"type": "offer", "sdp": "v=0"}}));
+    assert_eq!(li.expect("error").await["code"], "unknown_peer");
+    assert_eq!(li.quiet_for(Duration::from_millis(300)).await, None, "the lobby's messages reached the room");
+    assert_eq!(zhang.quiet_for(Duration::from_millis(300)).await, None, "the room's messages reached the lobby");
+
+    // Admitted: now the patient meets the doctor and signals flow.
+    li.send(json!({"type": "admit", "peer": zhang_id}));
+    assert_eq!(zhang.expect("lobby").await["status"], "admitted");
+    let met = zhang.expect("peer-joined").await;
+    assert_eq!((met["peer"]["id"].as_str(), met["peer"]["polite"].as_bool()), (Some(li_id.as_str()), Some(true)));
+    li.expect("peer-joined").await;
+    zhang.send(json!({"type": "signal", "to": li_id, "description": {"type": "offer", "sdp": "v=0"}}));
+    let sig = li.expect("signal").await;
+    assert_eq!(sig["from"], zhang_id.as_str());
+
+    // A patient may not remove; a doctor may, and the patient is told and closed.
+    zhang.send(json!({"type": "remove", "peer": li_id}));
+    assert_eq!(zhang.expect("error").await["code"], "not_allowed");
+    li.send(json!({"type": "remove", "peer": zhang_id}));
+    assert_eq!(zhang.expect("lobby").await["status"], "removed");
+    assert_eq!(zhang.closed().await, 4010);
+    assert_eq!(li.expect("peer-left").await["reason"], "removed");
+    wait_for_rows(app, "SELECT COUNT(*) FROM room_events WHERE consultation_id = $1 AND kind = 'removed'", &id, 1)
+        .await;
+    let (by,): (Option<String>,) =
+        sqlx::query_as("SELECT by_user_id FROM room_events WHERE consultation_id = $1 AND kind = 'admitted'")
+            .bind(&id)
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(by, Some(app.user_id("dr.li").await));
+}
+db_test!(the_lobby_cannot_be_bypassed);
+
+async fn bad_input_is_answered_and_the_server_stays_up(app: &TestApp) {
+    let id = scheduled_consultation(app).await;
+    let mut li = Signaler::join(app, "dr.li", &id).await;
+    li.expect("joined").await;
+
+    li.send(json!({"type": "signal", "to": "nobody", "candidate": {"candidate": ""}}));
+    assert_eq!(li.expect("error").await["code"], "unknown_peer");
+    li.send(json!({"type": "chat", "text": "x".repeat(70 * 1024)}));
+    assert_eq!(li.expect("error").await["code"], "too_large");
+    let _ = li.out.send(Message::Text("{not json".into()));
+    let err = li.expect("error").await;
+    assert_eq!(err["code"], "malformed");
+    li.send(json!({"type": "teleport", "to": "mars"}));
+    assert_eq!(li.expect("error").await["code"], "malformed");
+    let _ = li.out.send(Message::Binary(vec![0u8, 159, 146, 150].into()));
+    assert_eq!(li.expect("error").await["code"], "malformed");
+    li.send(json!({"type": "signal", "to": "x"}));
+    assert_eq!(li.expect("error").await["code"], "invalid_signal");
+    li.send(json!({"type": "chat", "text": "   "}));
+    assert_eq!(li.expect("error").await["code"], "invalid_chat");
+    // Still connected and served.
+    li.send(json!({"type": "chat", "text": "仍在线"}));
+    assert_eq!(li.expect("chat").await["text"], "仍在线");
+
+    // A frame beyond the hard cap is refused by the WebSocket layer (1009).
+    let mut wang = Signaler::join(app, "dr.wang", &id).await;
+    wang.expect("joined").await;
+    wang.send(json!({"type": "chat", "text": "y".repeat(400 * 1024)}));
+    let code = wang.closed().await;
+    assert!(code == 1009 || code == 1006, "closed with {code}");
+    let resp = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    li.send(json!({"type": "chat", "text": "服务器正常"}));
+    assert_eq!(li.expect("chat").await["text"], "服务器正常");
+}
+db_test!(bad_input_is_answered_and_the_server_stays_up);
+
+async fn a_flooding_client_is_disconnected_while_others_carry_on(app: &TestApp) {
+    let id = scheduled_consultation(app).await;
+    let mut li = Signaler::join(app, "dr.li", &id).await;
+    let li_id = li.expect("joined").await["you"]["id"].as_str().unwrap().to_string();
+    let mut wang = Signaler::join(app, "dr.wang", &id).await;
+    let wang_id = wang.expect("joined").await["you"]["id"].as_str().unwrap().to_string();
+    li.expect("peer-joined").await;
+
+    for i in 0..2000 {
+        wang.send(json!({"type": "media", "mic": i % 2 == 0, "camera": true, "screen": false}));
+    }
+    let mut rate_limited = 0;
+    let code = loop {
+        let v = wang.next().await;
+        match v["type"].as_str() {
+            Some("error") => {
+                assert_eq!(v["code"], "rate_limited");
+                rate_limited += 1;
+            }
+            Some("__closed") => break v["code"].as_u64().unwrap(),
+            _ => {}
+        }
+    };
+    assert_eq!(code, 4008);
+    assert!(rate_limited >= 1);
+
+    // Li saw at most the allowed burst, then Wang's socket loss, and carries on.
+    let mut media = 0;
+    loop {
+        let v = li.next().await;
+        match v["type"].as_str() {
+            Some("media") => media += 1,
+            Some("peer-reconnecting") => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(media <= 101, "{media} media messages got through");
+    li.send(json!({"type": "chat", "text": "继续"}));
+    assert_eq!(li.expect("chat").await["text"], "继续");
+    // Wang comes back with a fresh ticket, replacing the lost seat.
+    let mut wang = Signaler::join(app, "dr.wang", &id).await;
+    let back = wang.expect("joined").await;
+    assert_eq!(back["peers"][0]["id"], li_id.as_str());
+    let left = li.expect("peer-left").await;
+    assert_eq!((left["peer"].as_str(), left["reason"].as_str()), (Some(wang_id.as_str()), Some("replaced")));
+    li.expect("peer-joined").await;
+}
+db_test!(a_flooding_client_is_disconnected_while_others_carry_on);

@@ -1,0 +1,387 @@
+//! The consultation workflow as its users meet it: a request with consent, matching,
+//! accept/decline/claim, availability and atomic booking, notifications and reminders.
+
+mod common;
+
+use common::TestApp;
+use serde_json::{json, Value};
+
+async fn patient_id(app: &TestApp, username: &str) -> String {
+    let (_, me) = app.get("/api/v1/me", &app.login(username).await).await;
+    me["patient_id"].as_str().unwrap().to_string()
+}
+
+fn request_body(patient: &str, addressee: Value) -> Value {
+    json!({
+        "patient_id": patient,
+        "reason": "反复胸闷两周，心电图 ST 段改变",
+        "record_summary": "高血压 10 年，规律服药",
+        "specialty": "cardiology",
+        "min_title": "attending",
+        "urgency": "urgent",
+        "mode": "video",
+        "addressee": addressee,
+        "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"}
+    })
+}
+
+/// dr.li asks dr.wang for an urgent video consultation for patient.zhang; returns its id.
+async fn request_for_wang(app: &TestApp, li: &str) -> String {
+    let wang = app.user_id("dr.wang").await;
+    let zhang = patient_id(app, "patient.zhang").await;
+    let (status, c) = app
+        .post("/api/v1/consultations", li, &request_body(&zhang, json!({"kind": "expert", "expert_id": wang})))
+        .await;
+    assert_eq!(status, 201, "{c}");
+    assert_eq!(c["state"], "requested");
+    c["id"].as_str().unwrap().to_string()
+}
+
+async fn first_slot(app: &TestApp, expert: &str, token: &str) -> String {
+    let (status, slots) = app.get(&format!("/api/v1/experts/{expert}/slots"), token).await;
+    assert_eq!(status, 200, "{slots}");
+    let first = slots["items"][0]["start"].as_str().expect("the demo expert has free slots in the next two weeks");
+    assert!(first.ends_with("+08:00"), "{first}");
+    first.to_string()
+}
+
+async fn the_demo_consultation_flow(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let wang = app.login("dr.wang").await;
+    let wang_id = app.user_id("dr.wang").await;
+    let id = request_for_wang(app, &li).await;
+
+    // The candidates: dr.wang first, with reasons; dr.chen (radiology) is not proposed.
+    let (status, cands) = app.get(&format!("/api/v1/consultations/{id}/candidates"), &li).await;
+    assert_eq!(status, 200, "{cands}");
+    assert_eq!(cands["items"][0]["expert_id"], wang_id.as_str());
+    let reasons = cands["items"][0]["reasons"].as_array().unwrap();
+    assert!(reasons.iter().any(|r| r.as_str().unwrap().contains("cardiology")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.as_str().unwrap().contains("consortium")), "{reasons:?}");
+    assert_eq!(cands["items"].as_array().unwrap().len(), 1);
+
+    // dr.wang was told of the request, and accepts; dr.li is told of the acceptance.
+    let (_, inbox) = app.get("/api/v1/notifications", &wang).await;
+    assert!(inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["kind"] == "request_matched" && n["consultation_id"] == id.as_str()));
+    let (status, accepted) = app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
+    assert_eq!(status, 200, "{accepted}");
+    assert_eq!(accepted["state"], "accepted");
+    let (_, inbox) = app.get("/api/v1/notifications", &li).await;
+    assert!(inbox["items"].as_array().unwrap().iter().any(|n| n["kind"] == "accepted"));
+
+    // An action that makes no sense now.
+    let (status, body) = app.post(&format!("/api/v1/consultations/{id}/submit"), &li, &json!({})).await;
+    assert_eq!(status, 409);
+    assert_eq!(body["code"], "invalid_transition");
+    assert!(body["detail"].as_str().unwrap().contains("accepted"), "{body}");
+
+    // Book the first free slot; the same slot again is taken.
+    let start = first_slot(app, &wang_id, &li).await;
+    let book = json!({"consultation_id": id, "expert_id": wang_id, "start": start});
+    let (status, appt) = app.post("/api/v1/appointments", &li, &book).await;
+    assert_eq!(status, 201, "{appt}");
+    assert_eq!(appt["start"], start.as_str());
+    let (status, body) = app.post("/api/v1/appointments", &li, &book).await;
+    assert_eq!(status, 409);
+    assert_eq!(body["code"], "slot_taken");
+    let (_, slots) = app.get(&format!("/api/v1/experts/{wang_id}/slots"), &li).await;
+    assert_ne!(slots["items"][0]["start"], start.as_str(), "a booked slot is no longer offered");
+
+    let (_, c) = app.get(&format!("/api/v1/consultations/{id}"), &li).await;
+    assert_eq!(c["state"], "scheduled");
+    let actions: Vec<&str> =
+        c["transitions"].as_array().unwrap().iter().map(|t| t["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, vec!["submit", "accept", "schedule"]);
+    assert_eq!(c["consent"]["method"], "written");
+    assert_eq!(c["consent"]["witness_name"], "李明");
+
+    // Patient Zhang takes part; patient Liu and Dr. Zhao do not see it.
+    let zhang = app.login("patient.zhang").await;
+    assert_eq!(app.get(&format!("/api/v1/consultations/{id}"), &zhang).await.0, 200);
+    let liu = app.login("patient.liu").await;
+    let (status, body) = app.get(&format!("/api/v1/consultations/{id}"), &liu).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["code"], "not_found");
+    let (_, list) = app.get("/api/v1/consultations", &liu).await;
+    assert_eq!(list["items"], json!([]));
+    let zhao = app.login("dr.zhao").await;
+    assert_eq!(app.get(&format!("/api/v1/consultations/{id}"), &zhao).await.0, 404);
+    // The expert now sees the patient's record.
+    let zhang_pid = patient_id(app, "patient.zhang").await;
+    assert_eq!(app.get(&format!("/api/v1/patients/{zhang_pid}"), &wang).await.0, 200);
+
+    // Lists filter by state.
+    let (_, scheduled) = app.get("/api/v1/consultations?state=scheduled", &li).await;
+    assert_eq!(scheduled["items"].as_array().unwrap().len(), 1);
+    let (_, none) = app.get("/api/v1/consultations?state=completed", &li).await;
+    assert_eq!(none["items"], json!([]));
+    let (status, bad) = app.get("/api/v1/consultations?state=soon", &li).await;
+    assert_eq!(status, 400, "{bad}");
+}
+db_test!(the_demo_consultation_flow);
+
+async fn no_consent_no_request(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let zhang = patient_id(app, "patient.zhang").await;
+    let mut body = request_body(&zhang, json!({"kind": "pool", "specialty": "cardiology"}));
+    body.as_object_mut().unwrap().remove("consent");
+    let (status, err) = app.post("/api/v1/consultations", &li, &body).await;
+    assert_eq!(status, 422);
+    assert_eq!(err["code"], "consent_required");
+    // Nothing was stored.
+    let (_, list) = app.get("/api/v1/consultations", &li).await;
+    assert_eq!(list["items"], json!([]));
+    // A doctor of another centre cannot request for this patient.
+    let zhao = app.login("dr.zhao").await;
+    let (status, _) = app.post("/api/v1/consultations", &zhao, &request_body(&zhang, json!({"kind": "pool"}))).await;
+    assert_eq!(status, 404);
+    // An expert cannot request at all.
+    let (status, _) = app
+        .post("/api/v1/consultations", &app.login("dr.wang").await, &request_body(&zhang, json!({"kind": "pool"})))
+        .await;
+    assert_eq!(status, 403);
+}
+db_test!(no_consent_no_request);
+
+async fn decline_needs_a_reason_and_pool_decline_reopens(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let wang = app.login("dr.wang").await;
+    let id = request_for_wang(app, &li).await;
+    let (status, body) = app.post(&format!("/api/v1/consultations/{id}/decline"), &wang, &json!({})).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["errors"][0]["field"], "reason");
+    let (status, c) =
+        app.post(&format!("/api/v1/consultations/{id}/decline"), &wang, &json!({"reason": "本周出差"})).await;
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["state"], "declined");
+    let (_, c) = app.get(&format!("/api/v1/consultations/{id}"), &li).await;
+    assert_eq!(c["transitions"].as_array().unwrap().last().unwrap()["reason"], "本周出差");
+
+    // A pool request: dr.wang declines, the request stays open; he then no longer sees it.
+    let zhang = patient_id(app, "patient.zhang").await;
+    let (status, pool) = app.post("/api/v1/consultations", &li, &request_body(&zhang, json!({"kind": "pool"}))).await;
+    assert_eq!(status, 201, "{pool}");
+    let pid = pool["id"].as_str().unwrap();
+    assert_eq!(app.get(&format!("/api/v1/consultations/{pid}"), &wang).await.0, 200);
+    let (status, _) =
+        app.post(&format!("/api/v1/consultations/{pid}/decline"), &wang, &json!({"reason": "满负荷"})).await;
+    assert_eq!(status, 404);
+    let (_, c) = app.get(&format!("/api/v1/consultations/{pid}"), &li).await;
+    assert_eq!(c["state"], "requested");
+}
+db_test!(decline_needs_a_reason_and_pool_decline_reopens);
+
+async fn exactly_one_expert_claims_a_pool_request(app: &TestApp) {
+    let admin = app.login("admin").await;
+    let (_, wang_me) = app.get("/api/v1/me", &app.login("dr.wang").await).await;
+    let hospital = wang_me["organisation_id"].as_str().unwrap();
+    for name in ["dr.sun", "dr.zhou"] {
+        let (status, u) = app
+            .post(
+                "/api/v1/users",
+                &admin,
+                &json!({"username": name, "display_name": name, "password": "demo-password", "role": "expert", "organisation_id": hospital,
+                        "expert": {"title": "attending", "specialties": ["cardiology"]}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{u}");
+    }
+    let li = app.login("dr.li").await;
+    let zhang = patient_id(app, "patient.zhang").await;
+    let (_, pool) = app
+        .post("/api/v1/consultations", &li, &request_body(&zhang, json!({"kind": "pool", "specialty": "cardiology"})))
+        .await;
+    let id = pool["id"].as_str().unwrap().to_string();
+    let tokens = [app.login("dr.wang").await, app.login("dr.sun").await, app.login("dr.zhou").await];
+    let path = format!("/api/v1/consultations/{id}/claim");
+    let empty = json!({});
+    let claims = tokens.iter().map(|t| app.post(&path, t, &empty));
+    let results = futures_util::future::join_all(claims).await;
+    let won = results.iter().filter(|(s, _)| *s == 200).count();
+    let lost: Vec<&Value> = results.iter().filter(|(s, _)| *s == 409).map(|(_, b)| b).collect();
+    assert_eq!(won, 1, "{results:?}");
+    assert_eq!(lost.len(), 2, "{results:?}");
+    assert!(lost.iter().all(|b| b["code"] == "invalid_transition"));
+    let (_, c) = app.get(&format!("/api/v1/consultations/{id}"), &li).await;
+    assert_eq!(c["state"], "accepted");
+    assert_eq!(c["participants"].as_array().unwrap().iter().filter(|p| p["role"] == "expert").count(), 1);
+}
+db_test!(exactly_one_expert_claims_a_pool_request);
+
+async fn a_hundred_simultaneous_bookings_of_one_slot(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let wang = app.login("dr.wang").await;
+    let wang_id = app.user_id("dr.wang").await;
+    let id = request_for_wang(app, &li).await;
+    assert_eq!(app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await.0, 200);
+    let start = first_slot(app, &wang_id, &li).await;
+    let book = json!({"consultation_id": id, "expert_id": wang_id, "start": start});
+    let attempts = (0..100).map(|_| app.post("/api/v1/appointments", &li, &book));
+    let results = futures_util::future::join_all(attempts).await;
+    let created = results.iter().filter(|(s, _)| *s == 201).count();
+    let taken = results.iter().filter(|(s, b)| *s == 409 && b["code"] == "slot_taken").count();
+    assert_eq!((created, taken), (1, 99), "{:?}", results.iter().filter(|(s, _)| *s != 409).collect::<Vec<_>>());
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM appointments WHERE expert_id = $1 AND status = 'booked'")
+        .bind(&wang_id)
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "exactly one appointment is stored");
+}
+db_test!(a_hundred_simultaneous_bookings_of_one_slot);
+
+async fn reschedule_cancel_and_no_show(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let wang = app.login("dr.wang").await;
+    let wang_id = app.user_id("dr.wang").await;
+    let id = request_for_wang(app, &li).await;
+    app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
+    let (_, slots) = app.get(&format!("/api/v1/experts/{wang_id}/slots"), &li).await;
+    let s0 = slots["items"][0]["start"].as_str().unwrap();
+    let s3 = slots["items"][3]["start"].as_str().unwrap();
+    let (_, appt) =
+        app.post("/api/v1/appointments", &li, &json!({"consultation_id": id, "expert_id": wang_id, "start": s0})).await;
+    let aid = appt["id"].as_str().unwrap();
+    let (status, moved) = app
+        .post(&format!("/api/v1/appointments/{aid}/reschedule"), &li, &json!({"start": s3, "reason": "患者复查冲突"}))
+        .await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["start"], s3);
+    let (_, old) = app.get(&format!("/api/v1/appointments/{aid}"), &li).await;
+    assert_eq!(old["status"], "rescheduled");
+    assert_eq!(old["replaced_by"], moved["id"]);
+    // The freed slot is offered again.
+    let (_, slots) = app.get(&format!("/api/v1/experts/{wang_id}/slots"), &li).await;
+    assert_eq!(slots["items"][0]["start"], s0);
+    // A no-show cannot be recorded before the start.
+    let mid = moved["id"].as_str().unwrap();
+    let (status, _) =
+        app.post(&format!("/api/v1/appointments/{mid}/no-show"), &li, &json!({"participant": "patient"})).await;
+    assert_eq!(status, 409);
+    // Cancelling the appointment puts the consultation back to accepted.
+    let (status, _) = app.post(&format!("/api/v1/appointments/{mid}/cancel"), &li, &json!({})).await;
+    assert_eq!(status, 422);
+    let (status, cancelled) =
+        app.post(&format!("/api/v1/appointments/{mid}/cancel"), &li, &json!({"reason": "患者住院"})).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    let (_, c) = app.get(&format!("/api/v1/consultations/{id}"), &li).await;
+    assert_eq!(c["state"], "accepted");
+    // Cancelling the consultation; booking it afterwards is refused.
+    let (status, c) =
+        app.post(&format!("/api/v1/consultations/{id}/cancel"), &li, &json!({"reason": "转诊上级医院"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(c["state"], "cancelled");
+    let (status, body) =
+        app.post("/api/v1/appointments", &li, &json!({"consultation_id": id, "expert_id": wang_id, "start": s0})).await;
+    assert_eq!(status, 409);
+    assert_eq!(body["code"], "invalid_transition");
+}
+db_test!(reschedule_cancel_and_no_show);
+
+async fn availability_across_daylight_saving_changes(app: &TestApp) {
+    let admin = app.login("admin").await;
+    let (_, wang_me) = app.get("/api/v1/me", &app.login("dr.wang").await).await;
+    let (status, u) = app
+        .post(
+            "/api/v1/users",
+            &admin,
+            &json!({"username": "dr.weber", "display_name": "Dr. Weber", "password": "demo-password", "role": "expert",
+                    "organisation_id": wang_me["organisation_id"], "expert": {"title": "chief", "specialties": ["cardiology"], "time_zone": "Europe/Berlin"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{u}");
+    let weber = u["id"].as_str().unwrap();
+    let token = app.login("dr.weber").await;
+    // Sunday night clinic 01:00-04:00 Berlin time, hourly slots.
+    let (status, av) = app
+        .put(
+            &format!("/api/v1/experts/{weber}/availability"),
+            &token,
+            &json!({"rules": [{"weekday": 7, "start": "01:00", "end": "04:00", "slot_minutes": 60}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{av}");
+    assert_eq!(av["rules"][0]["time_zone"], "Europe/Berlin");
+    // Spring forward on 2027-03-28: 02:00 local does not exist.
+    let (_, spring) = app
+        .get(&format!("/api/v1/experts/{weber}/slots?from=2027-03-27T00:00:00Z&to=2027-03-29T00:00:00Z"), &token)
+        .await;
+    let starts: Vec<&str> = spring["items"].as_array().unwrap().iter().map(|s| s["start"].as_str().unwrap()).collect();
+    assert_eq!(starts, vec!["2027-03-28T01:00:00+01:00", "2027-03-28T03:00:00+02:00"]);
+    // Fall back on 2027-10-31: 02:00 happens twice; slots never overlap.
+    let (_, autumn) = app
+        .get(&format!("/api/v1/experts/{weber}/slots?from=2027-10-30T00:00:00Z&to=2027-11-01T00:00:00Z"), &token)
+        .await;
+    let items = autumn["items"].as_array().unwrap();
+    let starts: Vec<&str> = items.iter().map(|s| s["start"].as_str().unwrap()).collect();
+    assert!(starts.contains(&"2027-10-31T01:00:00+02:00"), "{starts:?}");
+    assert!(starts.contains(&"2027-10-31T03:00:00+01:00"), "{starts:?}");
+    for w in items.windows(2) {
+        let end = chrono::DateTime::parse_from_rfc3339(w[0]["end"].as_str().unwrap()).unwrap();
+        let next = chrono::DateTime::parse_from_rfc3339(w[1]["start"].as_str().unwrap()).unwrap();
+        assert!(end <= next, "{w:?}");
+    }
+    // The week before has the ordinary three slots, in UTC+1 ... and the window is limited.
+    let (status, body) = app
+        .get(&format!("/api/v1/experts/{weber}/slots?from=2027-01-01T00:00:00Z&to=2027-12-01T00:00:00Z"), &token)
+        .await;
+    assert_eq!(status, 422, "{body}");
+    // Nobody else edits Dr. Weber's availability.
+    let (status, _) = app
+        .put(&format!("/api/v1/experts/{weber}/availability"), &app.login("dr.li").await, &json!({"rules": []}))
+        .await;
+    assert_eq!(status, 403);
+}
+db_test!(availability_across_daylight_saving_changes);
+
+async fn live_notifications_and_reminders(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let wang = app.login("dr.wang").await;
+    let wang_id = app.user_id("dr.wang").await;
+    // dr.wang listens on the live stream while dr.li sends a request.
+    let mut stream = app.http.get(app.url("/api/v1/notifications/stream")).bearer_auth(&wang).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(stream.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let id = request_for_wang(app, &li).await;
+    let mut received = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !received.contains("request_matched") {
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .expect("a live event within 10 s")
+            .unwrap()
+            .unwrap();
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(received.contains(&id), "{received}");
+
+    // Reminders: 24 h and 15 min before, each once, even when the sweep runs again.
+    app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
+    let start = first_slot(app, &wang_id, &li).await;
+    let (status, _) = app
+        .post("/api/v1/appointments", &li, &json!({"consultation_id": id, "expert_id": wang_id, "start": start}))
+        .await;
+    assert_eq!(status, 201);
+    let start: chrono::DateTime<chrono::Utc> = chrono::DateTime::parse_from_rfc3339(&start).unwrap().into();
+    use teleconsult::scheduling::appointments::send_due_reminders;
+    assert_eq!(send_due_reminders(&app.state, start - chrono::Duration::hours(30)).await.unwrap(), 0);
+    assert_eq!(send_due_reminders(&app.state, start - chrono::Duration::hours(23)).await.unwrap(), 1);
+    assert_eq!(send_due_reminders(&app.state, start - chrono::Duration::hours(22)).await.unwrap(), 0);
+    assert_eq!(send_due_reminders(&app.state, start - chrono::Duration::minutes(10)).await.unwrap(), 1);
+    assert_eq!(send_due_reminders(&app.state, start - chrono::Duration::minutes(5)).await.unwrap(), 0);
+    let (_, inbox) = app.get("/api/v1/notifications?unread=true", &li).await;
+    let reminders = inbox["items"].as_array().unwrap().iter().filter(|n| n["kind"] == "reminder").count();
+    assert_eq!(reminders, 2);
+    let first = inbox["items"][0]["id"].as_str().unwrap();
+    let resp =
+        app.http.post(app.url(&format!("/api/v1/notifications/{first}/read"))).bearer_auth(&li).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    let (_, unread) = app.get("/api/v1/notifications?unread=true", &li).await;
+    assert_eq!(unread["items"].as_array().unwrap().len(), inbox["items"].as_array().unwrap().len() - 1);
+}
+db_test!(live_notifications_and_reminders);

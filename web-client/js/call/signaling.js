@@ -1,0 +1,75 @@
+// The signaling connection: POST join for a ticket, open the WebSocket, and resume with the
+// resume token when the socket drops (see docs/signaling.md).
+import { post } from '../api.js';
+
+/** Close codes after which resuming is pointless. */
+const FINAL = new Set([1000, 4003, 4010, 4011, 4013]);
+
+export class Signaling extends EventTarget {
+  /** @param {string} consultationId */
+  constructor(consultationId) {
+    super();
+    this.consultationId = consultationId;
+    /** @type {WebSocket | null} */
+    this.ws = null;
+    /** @type {string | null} */
+    this.resumeToken = null;
+    /** @type {RTCIceServer[]} */
+    this.iceServers = [];
+    this.closed = false;
+  }
+
+  /** Asks for a ticket and connects. @returns {Promise<any>} the join answer */
+  async join() {
+    const ticket = await post(`/api/v1/consultations/${this.consultationId}/join`);
+    this.iceServers = ticket.ice_servers || [];
+    this.open(ticket.ws_url);
+    return ticket;
+  }
+
+  /** @param {string} url */
+  open(url) {
+    const ws = new WebSocket(url);
+    this.ws = ws;
+    ws.onmessage = (e) => {
+      const msg = JSON.parse(e.data);
+      if (msg.type === 'joined' || msg.type === 'resumed') this.resumeToken = msg.resume_token;
+      this.dispatchEvent(new CustomEvent('message', { detail: msg }));
+    };
+    ws.onclose = (e) => {
+      if (this.ws !== ws || this.closed) return;
+      this.dispatchEvent(new CustomEvent('disconnected', { detail: e.code }));
+      if (FINAL.has(e.code)) {
+        this.dispatchEvent(new CustomEvent('ended', { detail: e.code }));
+      } else {
+        setTimeout(() => this.reconnect(e.code), 1000);
+      }
+    };
+  }
+
+  /** @param {number} code */
+  async reconnect(code) {
+    if (this.closed) return;
+    try {
+      if (this.resumeToken && code !== 4001 && code !== 4004) {
+        const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+        this.open(`${scheme}//${location.host}/api/v1/rtc?resume=${encodeURIComponent(this.resumeToken)}`);
+      } else {
+        await this.join();
+      }
+    } catch {
+      setTimeout(() => this.reconnect(4004), 3000);
+    }
+  }
+
+  /** @param {Record<string, unknown>} msg */
+  send(msg) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  leave() {
+    this.closed = true;
+    this.send({ type: 'leave' });
+    this.ws?.close(1000);
+  }
+}

@@ -1,0 +1,96 @@
+// The ECG viewer: the recording on ECG paper (1 mm and 5 mm grid), with the R peaks marked as
+// a computer-assisted pre-read.
+import { h } from '../dom.js';
+import { t } from '../i18n.js';
+import { get } from '../api.js';
+import { layout, uvToMm, MM_PER_S, ROW_MM } from './layout.js';
+
+/**
+ * @typedef {{sample_rate_hz: number, duration_s: number, leads: {name: string, samples: number[]}[],
+ *   measurements: {heart_rate_bpm: number | null, r_peaks_s: number[], rhythm: string, pr_ms: number | null,
+ *   qrs_ms: number | null, qt_ms: number | null, qtc_bazett_ms: number | null, detection_lead: string | null},
+ *   label: string}} EcgView
+ */
+
+/**
+ * @param {string} fileId
+ * @returns {Promise<HTMLElement>}
+ */
+export async function ecgView(fileId) {
+  /** @type {EcgView} */
+  const ecg = await get(`/api/v1/files/${fileId}/ecg`);
+  const m = ecg.measurements;
+  const fmt = (/** @type {number | null} */ v, /** @type {string} */ unit) => (v == null ? '—' : `${Math.round(v)} ${unit}`);
+  return h('section', { class: 'card', 'aria-labelledby': 'ecg-title' },
+    h('h1', { id: 'ecg-title' }, t('ecg.title')),
+    h('p', { class: 'notice' }, t('ecg.computerAssisted')),
+    h('dl', { class: 'facts' },
+      h('dt', null, t('ecg.rate')), h('dd', null, fmt(m.heart_rate_bpm, 'bpm')),
+      h('dt', null, 'PR'), h('dd', null, fmt(m.pr_ms, 'ms')),
+      h('dt', null, 'QRS'), h('dd', null, fmt(m.qrs_ms, 'ms')),
+      h('dt', null, 'QT / QTc'), h('dd', null, `${fmt(m.qt_ms, 'ms')} / ${fmt(m.qtc_bazett_ms, 'ms')}`)),
+    drawEcg(ecg, 4),
+    h('p', { class: 'muted' }, '25 mm/s · 10 mm/mV'));
+}
+
+/**
+ * Draws the recording on a canvas at `pxPerMm` pixels per millimetre.
+ * @param {EcgView} ecg
+ * @param {number} pxPerMm
+ * @returns {HTMLCanvasElement}
+ */
+export function drawEcg(ecg, pxPerMm) {
+  const { panels, widthMm, rows } = layout(ecg.leads.map((l) => l.name), ecg.duration_s);
+  const heightMm = rows * ROW_MM;
+  const canvas = /** @type {HTMLCanvasElement} */ (h('canvas', { role: 'img', 'aria-label': t('ecg.canvasLabel') }));
+  canvas.width = Math.ceil(widthMm * pxPerMm);
+  canvas.height = Math.ceil(heightMm * pxPerMm);
+  const ctx = canvas.getContext('2d');
+  if (!ctx) return canvas;
+  ctx.fillStyle = '#fff8f6';
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  for (let mm = 0; mm <= Math.max(widthMm, heightMm); mm++) {
+    ctx.strokeStyle = mm % 5 === 0 ? '#f0a0a0' : '#fadada';
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    const at = Math.round(mm * pxPerMm) + 0.5; // on a pixel centre: crisp one-pixel lines
+    if (mm <= widthMm) { ctx.moveTo(at, 0); ctx.lineTo(at, canvas.height); }
+    if (mm <= heightMm) { ctx.moveTo(0, at); ctx.lineTo(canvas.width, at); }
+    ctx.stroke();
+  }
+  const rate = ecg.sample_rate_hz;
+  // R peaks are marked on the rhythm strip, or else on the row of the lead they were found on.
+  const markRow = panels.length > rows
+    ? rows - 1
+    : (panels.find((p) => p.lead === ecg.measurements.detection_lead)?.row ?? 0);
+  ctx.font = `${3 * pxPerMm}px sans-serif`;
+  for (const p of panels) {
+    const lead = ecg.leads.find((l) => l.name === p.lead);
+    if (!lead) continue;
+    const base = (p.row * ROW_MM + ROW_MM / 2) * pxPerMm;
+    ctx.strokeStyle = '#111';
+    ctx.lineWidth = 1.2;
+    ctx.beginPath();
+    const from = Math.floor(p.t0 * rate);
+    const to = Math.min(lead.samples.length, Math.floor(p.t1 * rate));
+    for (let i = from; i < to; i++) {
+      const x = (p.xMm + ((i - from) / rate) * MM_PER_S) * pxPerMm;
+      const y = base + uvToMm(lead.samples[i]) * pxPerMm;
+      if (i === from) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+    }
+    ctx.stroke();
+    ctx.fillStyle = '#111';
+    ctx.fillText(p.lead, p.xMm * pxPerMm + 4, base - 10 * pxPerMm);
+    if (p.row === markRow) {
+      ctx.fillStyle = '#0050b3';
+      for (const r of ecg.measurements.r_peaks_s.filter((s) => s >= p.t0 && s < p.t1)) {
+        const x = (p.xMm + (r - p.t0) * MM_PER_S) * pxPerMm;
+        ctx.beginPath();
+        ctx.moveTo(x, base - 13 * pxPerMm); ctx.lineTo(x - 4, base - 14.5 * pxPerMm); ctx.lineTo(x + 4, base - 14.5 * pxPerMm);
+        ctx.fill();
+      }
+      ctx.fillText(t('ecg.rPeaksLabel'), 4, (rows * ROW_MM - 1) * pxPerMm);
+    }
+  }
+  return canvas;
+}

@@ -1,0 +1,35 @@
+// Every string the client shows, in Simplified Chinese (the default) and English.
+import { ZH } from './strings-zh.js';
+import { EN } from './strings-en.js';
+
+/** @typedef {'zh-CN' | 'en'} Lang */
+
+const TABLES = { 'zh-CN': ZH, en: EN };
+const KEY = 'teleconsult.lang';
+
+/** @returns {Lang} */
+export function lang() {
+  return localStorage.getItem(KEY) === 'en' ? 'en' : 'zh-CN';
+}
+
+/** @param {Lang} l */
+export function setLang(l) {
+  localStorage.setItem(KEY, l);
+  document.documentElement.lang = l;
+}
+
+/**
+ * The string for `key` in the current language with `{name}` placeholders filled; falls
+ * back to Chinese, then to the key's last part.
+ * @param {string} key
+ * @param {Record<string, string | number>} [vars]
+ * @returns {string}
+ */
+export function t(key, vars) {
+  /** @type {Record<string, string>} */
+  const table = TABLES[lang()];
+  /** @type {Record<string, string>} */
+  const zh = ZH;
+  const text = table[key] ?? zh[key] ?? key.split('.').pop() ?? key;
+  return vars ? text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? '')) : text;
+}

@@ -1,0 +1,118 @@
+// Starts the client: the top bar, the router (paths without a hash; the server answers
+// index.html for them), live notifications, and the screen for the signed-in role.
+import { h, mount } from './dom.js';
+import { t, lang, setLang } from './i18n.js';
+import * as session from './session.js';
+import { post } from './api.js';
+import { listen, toast, inboxView } from './notifications.js';
+
+/**
+ * @typedef {{navigate: (path: string, replace?: boolean) => void, user: () => import('./session.js').User,
+ *   onLeave: (cleanup: () => void) => void}} App
+ */
+
+const main = /** @type {HTMLElement} */ (document.getElementById('main'));
+const topbar = /** @type {HTMLElement} */ (document.getElementById('topbar'));
+/** @type {(() => void)[]} */
+let cleanups = [];
+/** @type {AbortController | null} */
+let stream = null;
+
+/** @type {App} */
+const app = {
+  navigate(path, replace = false) {
+    if (replace) history.replaceState(null, '', path);
+    else history.pushState(null, '', path);
+    render();
+  },
+  user() {
+    const s = session.current();
+    if (!s) throw new Error('not signed in');
+    return s.user;
+  },
+  onLeave(cleanup) {
+    cleanups.push(cleanup);
+  },
+};
+
+/**
+ * The screen for a path.
+ * @param {string} path
+ * @param {URLSearchParams} query
+ * @param {import('./session.js').User} user
+ * @returns {Promise<HTMLElement>}
+ */
+async function screen(path, query, user) {
+  let m;
+  if (path === '/notifications') return inboxView(app.navigate);
+  if (path === '/consultations/new') return (await import('./views/wizard.js')).wizardView(app, query);
+  if ((m = path.match(/^\/consultations\/([\w-]+)$/))) return (await import('./views/consultation.js')).consultationView(app, m[1]);
+  if ((m = path.match(/^\/call\/([\w-]+)$/))) return (await import('./call/call.js')).callView(app, m[1]);
+  if ((m = path.match(/^\/ecg\/([\w-]+)$/))) return (await import('./ecg/viewer.js')).ecgView(m[1]);
+  switch (user.role) {
+    case 'community_doctor': return (await import('./views/doctor.js')).doctorHome(app);
+    case 'expert': return (await import('./views/expert.js')).expertHome(app);
+    case 'patient': return (await import('./views/patient.js')).patientHome(app);
+    default: return (await import('./views/admin.js')).adminHome(app);
+  }
+}
+
+function renderTopbar() {
+  const s = session.current();
+  mount(topbar,
+    h('a', { href: '/', class: 'brand', onclick: (/** @type {Event} */ e) => { e.preventDefault(); app.navigate('/'); } }, t('app.name')),
+    h('nav', { 'aria-label': t('app.nav') },
+      s ? [
+        h('span', { class: 'who' }, `${s.user.display_name} · ${t(`role.${s.user.role}`)}`),
+        h('button', { class: 'link', onclick: () => app.navigate('/notifications') }, t('app.notifications')),
+      ] : null,
+      h('button', { class: 'link', lang: lang() === 'en' ? 'zh-CN' : 'en', onclick: () => { setLang(lang() === 'en' ? 'zh-CN' : 'en'); render(); } }, t('app.lang')),
+      s ? h('button', { class: 'link', onclick: signOut }, t('app.signOut')) : null));
+}
+
+async function signOut() {
+  const s = session.current();
+  if (s) await post('/api/v1/auth/logout', { refresh_token: s.refresh_token }).catch(() => {});
+  session.clear();
+  stream?.abort();
+  stream = null;
+  app.navigate('/login');
+}
+
+async function render() {
+  for (const cleanup of cleanups) cleanup();
+  cleanups = [];
+  document.documentElement.lang = lang();
+  document.title = t('app.name');
+  const url = new URL(location.href);
+  if (url.searchParams.get('kiosk') === '1') localStorage.setItem('teleconsult.kiosk', '1');
+  if (url.searchParams.get('kiosk') === '0') localStorage.removeItem('teleconsult.kiosk');
+  const s = session.current();
+  document.body.classList.toggle('elder', s?.user.role === 'patient' || localStorage.getItem('teleconsult.kiosk') === '1');
+  renderTopbar();
+  main.setAttribute('aria-busy', 'true');
+  try {
+    if (!s) {
+      if (url.pathname !== '/login') history.replaceState(null, '', '/login');
+      mount(main, (await import('./views/login.js')).loginView(app));
+    } else {
+      if (url.pathname === '/login') history.replaceState(null, '', '/');
+      startStream();
+      mount(main, await screen(location.pathname, url.searchParams, s.user));
+    }
+  } catch (err) {
+    mount(main, h('p', { class: 'error', role: 'alert' }, t('app.error', { message: /** @type {Error} */ (err).message })));
+  }
+  main.removeAttribute('aria-busy');
+  main.dataset.ready = location.pathname;
+}
+
+function startStream() {
+  if (stream) return;
+  stream = new AbortController();
+  listen((n) => toast(n.title, n.body), stream.signal);
+}
+
+window.addEventListener('popstate', render);
+window.addEventListener('session-expired', () => { stream?.abort(); stream = null; app.navigate('/login'); });
+render();

@@ -1,0 +1,56 @@
+// Coordinator and administrator: organisations, user accounts and simple figures.
+import { h } from '../dom.js';
+import { t } from '../i18n.js';
+import { get } from '../api.js';
+import { STATE_ORDER } from './common.js';
+
+/**
+ * Counts of items by a key.
+ * @template T
+ * @param {T[]} items
+ * @param {(item: T) => string} key
+ * @returns {Map<string, number>}
+ */
+export function countBy(items, key) {
+  const out = new Map();
+  for (const item of items) out.set(key(item), (out.get(key(item)) || 0) + 1);
+  return out;
+}
+
+/**
+ * @param {import('../main.js').App} app
+ * @returns {Promise<HTMLElement>}
+ */
+export async function adminHome(app) {
+  const [orgs, users, consultations] = await Promise.all([
+    get('/api/v1/organisations'), get('/api/v1/users'), get('/api/v1/consultations'),
+  ]);
+  const byState = countBy(consultations.items, (/** @type {any} */ c) => c.state);
+  const byRole = countBy(users.items, (/** @type {any} */ u) => u.role);
+  return h('div', { class: 'stack' },
+    h('h1', null, t(app.user().role === 'admin' ? 'admin.home' : 'coordinator.home')),
+    h('section', { class: 'card', 'aria-labelledby': 'fig' }, h('h2', { id: 'fig' }, t('admin.figures')),
+      h('div', { class: 'figures' },
+        figure(t('admin.organisations'), orgs.items.length),
+        figure(t('admin.users'), users.items.length),
+        figure(t('admin.consultations'), consultations.items.length),
+        STATE_ORDER.filter((s) => byState.has(s)).map((s) => figure(t(`state.${s}`), byState.get(s) || 0)))),
+    h('section', { class: 'card', 'aria-labelledby': 'orgs' }, h('h2', { id: 'orgs' }, t('admin.organisations')),
+      h('table', null,
+        h('thead', null, h('tr', null, h('th', { scope: 'col' }, t('admin.name')), h('th', { scope: 'col' }, t('admin.kind')), h('th', { scope: 'col' }, t('admin.address')))),
+        h('tbody', null, orgs.items.map((/** @type {any} */ o) => h('tr', null, h('td', null, o.name), h('td', null, t(`orgKind.${o.kind}`)), h('td', null, o.address)))))),
+    h('section', { class: 'card', 'aria-labelledby': 'users' }, h('h2', { id: 'users' }, t('admin.users')),
+      h('p', null, [...byRole].map(([r, n]) => `${t(`role.${r}`)} ${n}`).join(' · ')),
+      h('table', null,
+        h('thead', null, h('tr', null, h('th', { scope: 'col' }, t('admin.name')), h('th', { scope: 'col' }, t('admin.username')), h('th', { scope: 'col' }, t('admin.role')), h('th', { scope: 'col' }, t('admin.organisation')))),
+        h('tbody', null, users.items.map((/** @type {any} */ u) => h('tr', null, h('td', null, u.display_name), h('td', null, u.username), h('td', null, t(`role.${u.role}`)), h('td', null, u.organisation_name)))))),
+  );
+}
+
+/**
+ * @param {string} label
+ * @param {number} value
+ */
+function figure(label, value) {
+  return h('div', { class: 'figure' }, h('span', { class: 'value' }, String(value)), h('span', { class: 'label' }, label));
+}

@@ -1,0 +1,95 @@
+// One consultation: its facts, participants and history, and what the signed-in user can do
+// with it (accept or decline, book a slot, join the call, open an ECG).
+import { h, mount, when } from '../dom.js';
+import { t } from '../i18n.js';
+import { get, post } from '../api.js';
+
+/**
+ * @param {import('../main.js').App} app
+ * @param {string} id
+ * @returns {Promise<HTMLElement>}
+ */
+export async function consultationView(app, id) {
+  const c = await get(`/api/v1/consultations/${id}`);
+  const role = app.user().role;
+  const error = h('p', { class: 'error', role: 'alert' });
+  /** @param {() => Promise<any>} action */
+  const act = async (action) => {
+    error.textContent = '';
+    try {
+      await action();
+      app.navigate(`/consultations/${id}`, true);
+    } catch (err) {
+      error.textContent = /** @type {Error} */ (err).message;
+    }
+  };
+
+  const actions = h('div', { class: 'actions' });
+  const me = c.participants.find((/** @type {any} */ p) => p.user_id === app.user().id);
+  if (role === 'expert' && c.state === 'requested') {
+    const reason = /** @type {HTMLInputElement} */ (h('input', { id: 'decline-reason', name: 'reason' }));
+    if (c.addressee_kind === 'pool' && !me) {
+      actions.append(h('button', { class: 'primary', onclick: () => act(() => post(`/api/v1/consultations/${id}/claim`)) }, t('expert.claim')));
+    } else if (me && me.status === 'invited') {
+      actions.append(
+        h('button', { class: 'primary', onclick: () => act(() => post(`/api/v1/consultations/${id}/accept`)) }, t('expert.accept')),
+        h('label', { for: 'decline-reason' }, t('expert.declineReason')), reason,
+        h('button', { onclick: () => {
+          if (!reason.value.trim()) { error.textContent = t('expert.reasonNeeded'); return; }
+          act(() => post(`/api/v1/consultations/${id}/decline`, { reason: reason.value }));
+        } }, t('expert.decline')));
+    }
+  }
+  if (role === 'community_doctor' && c.state === 'accepted' && c.assigned_expert_id) {
+    actions.append(await slotPicker(c, act));
+  }
+  if (['scheduled', 'in_progress'].includes(c.state) && me) {
+    actions.append(h('button', { class: 'primary', onclick: () => app.navigate(`/call/${id}`) }, t('call.join')));
+  }
+
+  let files = null;
+  try {
+    files = (await get(`/api/v1/consultations/${id}/files`)).items;
+  } catch { /* files not visible to this role */ }
+
+  return h('div', { class: 'stack' },
+    h('h1', null, t('consultation.title'), ' · ', c.patient_name),
+    h('section', { class: 'card', 'aria-labelledby': 'facts' },
+      h('h2', { id: 'facts' }, h('span', { class: `badge state-${c.state}` }, t(`state.${c.state}`))),
+      h('dl', { class: 'facts' },
+        h('dt', null, t('wizard.specialty')), h('dd', null, t(`specialty.${c.specialty}`)),
+        h('dt', null, t('wizard.urgency')), h('dd', null, t(`urgency.${c.urgency}`)),
+        h('dt', null, t('wizard.mode')), h('dd', null, t(`mode.${c.mode}`)),
+        h('dt', null, t('wizard.reason')), h('dd', null, c.reason),
+        h('dt', null, t('consultation.requestedBy')), h('dd', null, `${c.requested_by_name} · ${c.requesting_organisation_name}`),
+        c.assigned_expert_name ? [h('dt', null, t('consultation.expert')), h('dd', null, c.assigned_expert_name)] : null),
+      actions, error),
+    c.appointments.length ? h('section', { class: 'card', 'aria-labelledby': 'appts' },
+      h('h2', { id: 'appts' }, t('consultation.appointments')),
+      h('ul', { class: 'list' }, c.appointments.map((/** @type {any} */ a) =>
+        h('li', null, `${when(a.start)} – ${a.expert_name}`, h('span', { class: 'badge' }, t(`appointment.${a.status}`)))))) : null,
+    files && files.length ? h('section', { class: 'card', 'aria-labelledby': 'files' },
+      h('h2', { id: 'files' }, t('consultation.files')),
+      h('ul', { class: 'list' }, files.map((/** @type {any} */ f) => h('li', null, f.name,
+        f.kind === 'ecg' ? h('button', { onclick: () => app.navigate(`/ecg/${f.id}`) }, t('ecg.open')) : null)))) : null,
+    h('section', { class: 'card', 'aria-labelledby': 'hist' },
+      h('h2', { id: 'hist' }, t('consultation.history')),
+      h('ol', { class: 'list' }, c.transitions.map((/** @type {any} */ x) =>
+        h('li', null, `${when(x.at)} · ${t(`state.${x.to_state}`)} · ${x.actor_name || ''} ${x.reason ? `(${x.reason})` : ''}`)))),
+  );
+}
+
+/**
+ * The assigned expert's free slots, each a button that books it.
+ * @param {any} c the consultation
+ * @param {(action: () => Promise<any>) => Promise<void>} act
+ * @returns {Promise<HTMLElement>}
+ */
+async function slotPicker(c, act) {
+  const slots = (await get(`/api/v1/experts/${c.assigned_expert_id}/slots`)).items.slice(0, 12);
+  return h('div', { class: 'slots', role: 'group', 'aria-label': t('booking.title') },
+    h('h3', null, t('booking.title')),
+    slots.length ? slots.map((/** @type {any} */ s) => h('button', { class: 'slot', onclick: () => act(() =>
+      post('/api/v1/appointments', { consultation_id: c.id, expert_id: c.assigned_expert_id, start: s.start })) }, when(s.start)))
+      : h('p', { class: 'muted' }, t('booking.noSlots')));
+}

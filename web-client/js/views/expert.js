@@ -1,0 +1,76 @@
+// Expert: requests waiting for an answer, the weekly availability, upcoming appointments.
+import { h, mount, when } from '../dom.js';
+import { t } from '../i18n.js';
+import { get, put } from '../api.js';
+import { consultationList } from './common.js';
+
+/**
+ * @param {import('../main.js').App} app
+ * @returns {Promise<HTMLElement>}
+ */
+export async function expertHome(app) {
+  const me = app.user();
+  const [requests, mine, appointments, availability] = await Promise.all([
+    get('/api/v1/consultations?state=requested'),
+    get('/api/v1/consultations'),
+    get('/api/v1/appointments'),
+    get(`/api/v1/experts/${me.id}/availability`),
+  ]);
+  const open = mine.items.filter((/** @type {any} */ c) => ['accepted', 'scheduled', 'in_progress'].includes(c.state));
+  return h('div', { class: 'stack' },
+    h('h1', null, t('expert.home')),
+    h('section', { class: 'card', 'aria-labelledby': 'inbox' }, h('h2', { id: 'inbox' }, t('expert.inbox')),
+      consultationList(app, requests.items, false)),
+    h('section', { class: 'card', 'aria-labelledby': 'open' }, h('h2', { id: 'open' }, t('expert.open')),
+      consultationList(app, open, true)),
+    h('section', { class: 'card', 'aria-labelledby': 'appts' }, h('h2', { id: 'appts' }, t('expert.appointments')),
+      appointments.items.length ? h('ul', { class: 'list' }, appointments.items.map((/** @type {any} */ a) => h('li', null,
+        `${when(a.start)} – ${when(a.end)}`, h('span', { class: 'badge' }, t(`appointment.${a.status}`)),
+        h('button', { onclick: () => app.navigate(`/consultations/${a.consultation_id}`) }, t('common.open')))))
+        : h('p', { class: 'muted' }, t('common.none'))),
+    availabilityEditor(me.id, availability),
+  );
+}
+
+/**
+ * Weekly rules as editable rows, saved with PUT.
+ * @param {string} expertId
+ * @param {{rules: {weekday: number, start: string, end: string, slot_minutes: number, time_zone?: string | null}[],
+ *   policy: {buffer_minutes: number, max_per_day: number, min_notice_minutes: number}}} availability
+ * @returns {HTMLElement}
+ */
+export function availabilityEditor(expertId, availability) {
+  const rules = availability.rules.map((r) => ({ ...r }));
+  const policy = { ...availability.policy };
+  const status = h('p', { role: 'status' });
+  const table = h('tbody');
+  const render = () => mount(table, rules.map((r, i) => h('tr', null,
+    h('td', null, h('select', { 'aria-label': t('availability.weekday'), onchange: (/** @type {Event} */ e) => { r.weekday = Number(/** @type {HTMLSelectElement} */ (e.target).value); } },
+      [1, 2, 3, 4, 5, 6, 7].map((d) => h('option', { value: d, selected: d === r.weekday }, t(`weekday.${d}`))))),
+    h('td', null, h('input', { type: 'time', value: r.start, 'aria-label': t('availability.start'), onchange: (/** @type {Event} */ e) => { r.start = /** @type {HTMLInputElement} */ (e.target).value; } })),
+    h('td', null, h('input', { type: 'time', value: r.end, 'aria-label': t('availability.end'), onchange: (/** @type {Event} */ e) => { r.end = /** @type {HTMLInputElement} */ (e.target).value; } })),
+    h('td', null, h('input', { type: 'number', min: 5, max: 240, value: r.slot_minutes, 'aria-label': t('availability.slot'), onchange: (/** @type {Event} */ e) => { r.slot_minutes = Number(/** @type {HTMLInputElement} */ (e.target).value); } })),
+    h('td', null, h('button', { onclick: () => { rules.splice(i, 1); render(); } }, t('common.remove'))),
+  )));
+  render();
+  /** @param {'buffer_minutes' | 'max_per_day' | 'min_notice_minutes'} key */
+  const policyInput = (key) => h('div', { class: 'field' }, h('label', { for: `p-${key}` }, t(`availability.${key}`)),
+    h('input', { id: `p-${key}`, type: 'number', min: 0, value: policy[key], onchange: (/** @type {Event} */ e) => { policy[key] = Number(/** @type {HTMLInputElement} */ (e.target).value); } }));
+  return h('section', { class: 'card', 'aria-labelledby': 'avail' },
+    h('h2', { id: 'avail' }, t('availability.title')),
+    h('table', null, h('thead', null, h('tr', null,
+      ['weekday', 'start', 'end', 'slot'].map((k) => h('th', { scope: 'col' }, t(`availability.${k}`))), h('th', { scope: 'col' }, t('common.actions')))), table),
+    h('button', { onclick: () => { rules.push({ weekday: 1, start: '09:00', end: '12:00', slot_minutes: 30 }); render(); } }, t('availability.addRule')),
+    h('div', { class: 'grid' }, policyInput('buffer_minutes'), policyInput('max_per_day'), policyInput('min_notice_minutes')),
+    h('button', { class: 'primary', onclick: async () => {
+      try {
+        await put(`/api/v1/experts/${expertId}/availability`, {
+          rules: rules.map(({ weekday, start, end, slot_minutes, time_zone }) => ({ weekday, start, end, slot_minutes, time_zone: time_zone || undefined })), policy,
+        });
+        status.textContent = t('common.saved');
+      } catch (err) {
+        status.textContent = /** @type {Error} */ (err).message;
+      }
+    } }, t('common.save')),
+    status);
+}

@@ -1,0 +1,117 @@
+// The ECG viewer draws on ECG paper at 25 mm/s and 10 mm/mV, with the R peaks marked on the
+// rhythm strip. Drawn in Chromium from a synthetic 12-lead recording (a 1 mV spike each
+// second), loaded as the page loads its own modules.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launchBrowser, ready, signIn, apiAs, axeViolations, screenshot, SCREENSHOTS, REPO } from './helpers.js';
+import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** @type {{url: string, stop: () => Promise<void>}} */
+let server;
+/** @type {import('playwright-core').Browser} */
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test('twelve leads on ECG paper with computer-assisted R-peak marks', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}/login`);
+  await ready(page, '/login');
+  const result = await page.evaluate(async () => {
+    const { drawEcg } = await import('/js/ecg/viewer.js');
+    const rate = 500;
+    const names = ['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6'];
+    const samples = Array.from({ length: 10 * rate }, (_, i) => (i % rate === 0 && i > 0 ? 1000 : 0));
+    const canvas = drawEcg({
+      sample_rate_hz: rate, duration_s: 10, label: 'computer-assisted',
+      leads: names.map((name) => ({ name, samples })),
+      measurements: { heart_rate_bpm: 60, r_peaks_s: [1, 2, 3, 4, 5, 6, 7, 8, 9], rhythm: 'regular', pr_ms: null,
+        qrs_ms: null, qt_ms: null, qtc_bazett_ms: null, detection_lead: 'II' },
+    }, 4);
+    const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext('2d'));
+    const pixel = (/** @type {number} */ x, /** @type {number} */ y) => [...ctx.getImageData(x, y, 1, 1).data];
+    const darkest = (/** @type {number} */ x0, /** @type {number} */ x1, /** @type {number} */ y) =>
+      Math.min(...Array.from({ length: x1 - x0 }, (_, i) => pixel(x0 + i, y)[0]));
+    return {
+      width: canvas.width, height: canvas.height,
+      majorGrid: pixel(40, 2), minorGrid: pixel(4, 2), paper: pixel(6, 2),
+      // 1 s = 25 mm = 100 px; the rhythm strip's baseline is 105 mm = 420 px down; 1 mV = 40 px.
+      spikeMid: darkest(97, 104, 400), flat: darkest(140, 160, 400),
+      mark: pixel(100, 366), noMark: pixel(150, 366),
+      png: canvas.toDataURL('image/png'),
+    };
+  });
+  assert.equal(result.width, 1000, '250 mm at 4 px/mm');
+  assert.equal(result.height, 480, '4 rows of 30 mm');
+  assert.deepEqual(result.majorGrid.slice(0, 3), [0xf0, 0xa0, 0xa0], '5 mm line');
+  assert.notDeepEqual(result.minorGrid, result.paper, '1 mm line differs from the paper');
+  assert.ok(result.spikeMid < 100, `the 1 mV spike crosses 0.5 mV (darkest ${result.spikeMid})`);
+  assert.ok(result.flat > 200, 'nothing drawn at 0.5 mV between spikes');
+  const blue = (/** @type {number[]} */ [r, g, b]) => b > 150 && r < 60 && g < 120;
+  assert.ok(blue(result.mark), `R-peak mark above the spike (${result.mark})`);
+  assert.ok(!blue(result.noMark), 'no mark between beats');
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  writeFileSync(join(SCREENSHOTS, 'ecg-synthetic.png'), Buffer.from(result.png.split(',')[1], 'base64'));
+  await page.close();
+});
+
+test('dr.wang opens a real 12-lead ECG of a consultation in the viewer', async () => {
+  const li = await apiAs(server.url, 'dr.li');
+  const wang = await apiAs(server.url, 'dr.wang');
+  const patients = await li.call('GET', '/api/v1/patients');
+  const c = await li.call('POST', '/api/v1/consultations', {
+    patient_id: patients.items[0].id, reason: '心电图 ST 段改变', specialty: 'cardiology', min_title: 'attending',
+    urgency: 'urgent', mode: 'ecg_review', addressee: { kind: 'expert', expert_id: wang.user.id },
+    consent: { given_by: 'patient', method: 'written', at: new Date().toISOString() },
+  });
+  await wang.call('POST', `/api/v1/consultations/${c.id}/accept`);
+  const login = await (await fetch(`${server.url}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username: 'dr.li', password: 'demo-password' }),
+  })).json();
+  const upload = await fetch(`${server.url}/api/v1/consultations/${c.id}/files?name=ecg.dcm`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${login.access_token}`, 'Content-Type': 'application/octet-stream' },
+    body: readFileSync(join(REPO, 'tests', 'fixtures', 'ecg', 'waveform_ecg.dcm')),
+  });
+  assert.equal(upload.status, 201);
+  const file = await upload.json();
+
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await signIn(page, server.url, 'dr.wang');
+  await page.goto(`${server.url}/consultations/${c.id}`);
+  await ready(page, `/consultations/${c.id}`);
+  await page.click('button:has-text("查看心电图")');
+  await ready(page, `/ecg/${file.id}`);
+  const canvas = await page.$eval('canvas', (el) => ({ w: /** @type {HTMLCanvasElement} */ (el).width, h: /** @type {HTMLCanvasElement} */ (el).height }));
+  assert.deepEqual(canvas, { w: 1000, h: 480 }, 'a 10 s 12-lead recording in the 3x4 layout with a rhythm strip');
+  const marks = await page.$eval('canvas', (el) => {
+    const c = /** @type {HTMLCanvasElement} */ (el);
+    const data = /** @type {CanvasRenderingContext2D} */ (c.getContext('2d')).getImageData(0, 360, c.width, 12).data;
+    let columns = 0;
+    for (let x = 1; x < c.width; x++) {
+      const blue = (/** @type {number} */ px) => [...Array(12).keys()].some((y) => {
+        const i = (y * c.width + px) * 4;
+        return data[i + 2] > 150 && data[i] < 60;
+      });
+      if (blue(x) && !blue(x - 1)) columns++;
+    }
+    return columns;
+  });
+  assert.ok(marks >= 8 && marks <= 12, `R-peak marks on the rhythm strip: ${marks}`);
+  await page.waitForSelector('.notice:has-text("计算机辅助")');
+  const rate = await page.textContent('dl.facts dd');
+  assert.match(rate || '', /^\d+ bpm$/);
+  assert.deepEqual(await axeViolations(page), []);
+  await screenshot(page, 'ecg-viewer');
+  await context.close();
+});

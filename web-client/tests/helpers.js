@@ -1,0 +1,156 @@
+// Test helpers: start the real server (demo mode, temporary data directory, free port) and a
+// headless Debian Chromium driven by playwright-core.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const REPO = join(here, '..', '..');
+export const SCREENSHOTS = join(REPO, 'target', 'screenshots');
+export const PASSWORD = 'demo-password';
+const require = createRequire(import.meta.url);
+export const AXE_PATH = require.resolve('axe-core/axe.min.js');
+
+/** @returns {Promise<number>} */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+/**
+ * Starts the server binary; resolves once /readyz answers.
+ * @returns {Promise<{url: string, stop: () => Promise<void>}>}
+ */
+export async function startServer() {
+  const bin = process.env.TELECONSULT_BIN || join(REPO, 'target', 'debug', 'teleconsult');
+  const dataDir = mkdtempSync(join(tmpdir(), 'teleconsult-web-'));
+  const port = await freePort();
+  const env = { ...process.env, TELECONSULT_DATA_DIR: dataDir, TELECONSULT_BIND: `127.0.0.1:${port}`, RUST_LOG: 'warn' };
+  delete env.TELECONSULT_DATABASE_URL;
+  const child = spawn(bin, ['--demo'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited: ${stderr}`);
+    try {
+      const res = await fetch(`${url}/readyz`);
+      if (res.ok) break;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error(`server not ready: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => { if (child.exitCode !== null) r(null); else child.once('exit', r); });
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Launches Debian's Chromium with fake media devices. playwright-core gives every launch a
+ * fresh, empty temporary profile (it refuses an explicit --user-data-dir with launch()).
+ */
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+    ],
+  });
+}
+
+/**
+ * Signs in through the form and waits for the home screen.
+ * @param {import('playwright-core').Page} page
+ * @param {string} base
+ * @param {string} username
+ */
+export async function signIn(page, base, username) {
+  await page.goto(`${base}/login`);
+  await page.fill('input[name=username]', username);
+  await page.fill('input[name=password]', PASSWORD);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('main[data-ready="/"]:not([aria-busy])');
+}
+
+/**
+ * Waits until the screen for `path` has rendered.
+ * @param {import('playwright-core').Page} page
+ * @param {string} path
+ */
+export async function ready(page, path) {
+  await page.waitForSelector(`main[data-ready="${path}"]:not([aria-busy])`);
+}
+
+/**
+ * Saves a full-page screenshot under target/screenshots/.
+ * @param {import('playwright-core').Page} page
+ * @param {string} name
+ */
+export async function screenshot(page, name) {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
+/**
+ * Calls the API as a user (for set-up steps that are not under test).
+ * @param {string} base
+ * @param {string} username
+ */
+export async function apiAs(base, username) {
+  const res = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username, password: PASSWORD }),
+  });
+  const { access_token: token, user } = await res.json();
+  /** @param {string} method @param {string} path @param {unknown} [body] */
+  const call = async (method, path, body) => {
+    const r = await fetch(`${base}${path}`, {
+      method, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await r.text();
+    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+  return { user, call };
+}
+
+/**
+ * Runs axe-core (from node_modules, no network) on the page and answers the serious and
+ * critical violations.
+ * @param {import('playwright-core').Page} page
+ * @returns {Promise<{id: string, impact: string, help: string, nodes: string[]}[]>}
+ */
+export async function axeViolations(page) {
+  // Evaluated through the DevTools protocol: the page's CSP (script-src 'self') stays on.
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(readFileSync(AXE_PATH, 'utf8'));
+  const result = await page.evaluate(async () => {
+    // @ts-ignore injected above
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((/** @type {any} */ v) => ({
+      id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((/** @type {any} */ n) => n.html),
+    }));
+  });
+  return result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}

@@ -1,0 +1,239 @@
+// The consultation workflow through the browser: dr.li requests a consultation for
+// patient.zhang (consent, ranked candidates), dr.wang is notified live and accepts, dr.li
+// books a slot; then the call: both doctors see each other's video and chat, and the
+// patient waits in the lobby until admitted. Every screen passes an axe-core scan (no serious or critical violation).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launchBrowser, signIn, ready, screenshot, axeViolations, apiAs } from './helpers.js';
+
+/** @type {{url: string, stop: () => Promise<void>}} */
+let server;
+/** @type {import('playwright-core').Browser} */
+let browser;
+/** @type {Record<string, import('playwright-core').Page>} */
+const pages = {};
+let consultationId = '';
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+  for (const user of ['dr.li', 'dr.wang', 'patient.zhang']) {
+    const context = await browser.newContext();
+    // Keeps a handle on the page's WebSockets, so a test can break the signaling connection.
+    await context.addInitScript(() => {
+      const Native = window.WebSocket;
+      /** @type {any} */ (window).sockets = [];
+      window.WebSocket = class extends Native {
+        /** @param {string | URL} url @param {string | string[]} [protocols] */
+        constructor(url, protocols) {
+          super(url, protocols);
+          /** @type {any} */ (window).sockets.push(this);
+        }
+      };
+    });
+    pages[user] = await context.newPage();
+    pages[user].on('console', (m) => { if (process.env.DEBUG_CONSOLE) console.log(user, m.type(), m.text()); });
+    pages[user].on('websocket', (ws) => { if (process.env.DEBUG_CONSOLE) { ws.on('framereceived', (f) => console.log(user, 'ws<', String(f.payload).slice(0, 100))); ws.on('framesent', (f) => console.log(user, 'ws>', String(f.payload).slice(0, 100))); } });
+    pages[user].on('pageerror', (e) => { if (process.env.DEBUG_CONSOLE) console.log(user, 'pageerror', e.message); });
+    await signIn(pages[user], server.url, user);
+  }
+});
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/**
+ * @param {import('playwright-core').Page} page
+ * @param {string} name
+ */
+async function accessible(page, name) {
+  await screenshot(page, name);
+  const violations = await axeViolations(page);
+  assert.deepEqual(violations, [], `${name}: ${JSON.stringify(violations, null, 2)}`);
+}
+
+test('home screens are accessible', async () => {
+  await accessible(pages['dr.li'], 'doctor-home');
+  await accessible(pages['dr.wang'], 'expert-home');
+  await accessible(pages['patient.zhang'], 'patient-home');
+});
+
+test('dr.li requests a consultation for patient.zhang with consent, addressed to the top candidate', async () => {
+  const page = pages['dr.li'];
+  await page.click('li:has-text("张秀英") button');
+  await ready(page, '/consultations/new');
+  await page.selectOption('select[name=specialty]', 'cardiology');
+  await page.fill('textarea[name=reason]', '胸闷三天，心电图 ST 段改变，请协助判读');
+  await accessible(page, 'wizard-1');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('#consent-ok');
+  await accessible(page, 'wizard-2-consent');
+  await page.check('#consent-ok');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('.candidates li');
+  await accessible(page, 'wizard-3-candidates');
+  const first = await page.textContent('.candidates li strong');
+  assert.equal(first, '王建国');
+  await page.click('.candidates li button.primary');
+  await page.waitForURL(/\/consultations\/[0-9a-f-]{36}$/);
+  await page.waitForSelector('main .badge.state-requested');
+  consultationId = page.url().split('/').pop() || '';
+  await accessible(page, 'consultation-requested');
+  // dr.wang, signed in on the home screen, hears of it live (Server-Sent Events, toast).
+  await pages['dr.wang'].waitForSelector('.toast', { timeout: 10000 });
+});
+
+test('dr.wang finds the request in the inbox and accepts it', async () => {
+  const page = pages['dr.wang'];
+  await page.reload();
+  await ready(page, '/');
+  await page.click('section:has(#inbox) li:has-text("张秀英") button');
+  await ready(page, `/consultations/${consultationId}`);
+  await page.click('button:has-text("接受")');
+  await page.waitForSelector('main .badge.state-accepted');
+});
+
+test('dr.li books one of dr.wang\'s slots', async () => {
+  const page = pages['dr.li'];
+  await page.reload();
+  await page.waitForSelector('.slots button.slot');
+  await accessible(page, 'consultation-booking');
+  await page.click('.slots button.slot');
+  await page.waitForSelector('main .badge.state-scheduled');
+  await page.waitForSelector('section:has(#appts) li');
+});
+
+/**
+ * Waits until a remote video of the page plays: frames decoded and time advancing.
+ * @param {import('playwright-core').Page} page
+ */
+async function remoteVideoPlays(page) {
+  try {
+    await page.waitForFunction(() => {
+      const v = /** @type {HTMLVideoElement | null} */ (document.querySelector('video.remote'));
+      return !!v && v.videoWidth > 0 && v.currentTime > 0;
+    }, null, { timeout: 30000 });
+  } catch (err) {
+    const state = await page.evaluate(() => ({
+      error: document.querySelector('.call .error')?.textContent,
+      tiles: [...document.querySelectorAll('.tile')].map((t) => {
+        const v = /** @type {HTMLVideoElement} */ (t.querySelector('video'));
+        return `${v.className} state=${/** @type {HTMLElement} */ (t).dataset.state} w=${v.videoWidth} t=${v.currentTime} src=${!!v.srcObject}`;
+      }),
+    }));
+    throw new Error(`remote video does not play: ${JSON.stringify(state)}`, { cause: err });
+  }
+  const t0 = await page.$eval('video.remote', (v) => /** @type {HTMLVideoElement} */ (v).currentTime);
+  await page.waitForTimeout(1000);
+  const t1 = await page.$eval('video.remote', (v) => /** @type {HTMLVideoElement} */ (v).currentTime);
+  assert.ok(t1 > t0, `remote video time advances (${t0} -> ${t1})`);
+}
+
+test('dr.li and dr.wang join the call, see each other and chat', async () => {
+  const li = pages['dr.li'];
+  const wang = pages['dr.wang'];
+  await li.click('button:has-text("进入视频会诊")');
+  await ready(li, `/call/${consultationId}`);
+  await wang.goto(`${server.url}/call/${consultationId}`);
+  await ready(wang, `/call/${consultationId}`);
+  await remoteVideoPlays(li);
+  await remoteVideoPlays(wang);
+  await li.fill('#chat-input', '请看 V2-V4 导联');
+  await li.click('.chat-form button[type=submit]');
+  await wang.waitForSelector('.chat-log li:has-text("请看 V2-V4 导联")');
+  await accessible(wang, 'call-expert');
+});
+
+test('the patient waits in the lobby until dr.li admits them', async () => {
+  const patient = pages['patient.zhang'];
+  const li = pages['dr.li'];
+  await patient.reload();
+  await ready(patient, '/');
+  await patient.click('button.huge');
+  await ready(patient, `/call/${consultationId}`);
+  await patient.waitForSelector('.lobby-wait:not([hidden])');
+  await accessible(patient, 'call-patient-lobby');
+  assert.equal(await patient.$$eval('video.remote', (v) => v.length), 0, 'no peer is visible from the lobby');
+  await li.click('.lobby li:has-text("张秀英") button.primary');
+  await patient.waitForSelector('.lobby-wait[hidden]', { state: 'attached' });
+  await remoteVideoPlays(patient);
+  await screenshot(patient, 'call-patient-admitted');
+});
+
+test('a dropped signaling connection shows the banner, resumes, and the call goes on', async () => {
+  const li = pages['dr.li'];
+  const wang = pages['dr.wang'];
+  await li.evaluate(() => /** @type {any} */ (window).sockets.at(-1).close(3000, 'network change'));
+  await li.waitForSelector('.banner:not([hidden]):has-text("正在重新连接")');
+  await li.waitForSelector('.banner[hidden]', { state: 'attached' });
+  assert.match(await li.evaluate(() => /** @type {any} */ (window).sockets.at(-1).url), /\/api\/v1\/rtc\?resume=/);
+  await wang.fill('#chat-input', '听得到吗？');
+  await wang.click('.chat-form button[type=submit]');
+  await li.waitForSelector('.chat-log li:has-text("听得到吗？")');
+  await remoteVideoPlays(li);
+  await remoteVideoPlays(wang);
+});
+
+test('muting and turning the camera off show on the other side', async () => {
+  const li = pages['dr.li'];
+  const wang = pages['dr.wang'];
+  await li.click('.controls button:has-text("静音")');
+  await li.click('.controls button:has-text("关闭摄像头")');
+  await wang.waitForSelector('.tile figcaption:has-text("李明 · 已静音 · 摄像头已关闭")');
+  assert.deepEqual(await li.evaluate(() => {
+    const v = /** @type {HTMLVideoElement} */ (document.querySelector('video.local'));
+    return /** @type {MediaStream} */ (v.srcObject).getTracks().map((t) => `${t.kind}:${t.enabled}`).sort();
+  }), ['audio:false', 'video:false']);
+  await li.click('.controls button:has-text("取消静音")');
+  await li.click('.controls button:has-text("打开摄像头")');
+  await wang.waitForSelector('.tile figcaption:text-is("李明")');
+});
+
+test('dr.li removes the patient from the call', async () => {
+  const li = pages['dr.li'];
+  const patient = pages['patient.zhang'];
+  await li.click('.tile button:has-text("请 张秀英 离开")');
+  await patient.waitForSelector('[role=alert]:has-text("您已被移出会诊")');
+  await li.waitForFunction(() => ![...document.querySelectorAll('.tile figcaption')].some((c) => c.textContent?.startsWith('张秀英')));
+});
+
+test('dr.wang declines a second request only with a reason', async () => {
+  const li = await apiAs(server.url, 'dr.li');
+  const wang = await apiAs(server.url, 'dr.wang');
+  const patients = await li.call('GET', '/api/v1/patients');
+  const liu = patients.items.find((/** @type {any} */ p) => p.name === '刘德明');
+  const c = await li.call('POST', '/api/v1/consultations', {
+    patient_id: liu.id, reason: '血糖控制不佳', specialty: 'cardiology', min_title: 'attending', urgency: 'urgent',
+    mode: 'video', addressee: { kind: 'expert', expert_id: wang.user.id },
+    consent: { given_by: 'patient', method: 'written', at: new Date().toISOString() },
+  });
+  const page = pages['dr.wang'];
+  await page.goto(`${server.url}/consultations/${c.id}`);
+  await ready(page, `/consultations/${c.id}`);
+  await page.click('button:has-text("拒绝")');
+  await page.waitForSelector('[role=alert]:has-text("请填写拒绝理由")');
+  await page.fill('#decline-reason', '建议转内分泌科');
+  await page.click('button:has-text("拒绝")');
+  await page.waitForSelector('main .badge.state-declined');
+  await page.waitForSelector('li:has-text("建议转内分泌科")');
+});
+
+test('dr.wang adds a Saturday session in the availability editor', async () => {
+  const page = pages['dr.wang'];
+  await page.goto(`${server.url}/`);
+  await ready(page, '/');
+  const before = await page.$$eval('section:has(#avail) tbody tr', (rows) => rows.length);
+  await page.click('button:has-text("添加时段")');
+  const row = page.locator('section:has(#avail) tbody tr').last();
+  await row.locator('select').selectOption('6');
+  await row.locator('input[type=time]').first().fill('08:00');
+  await row.locator('input[type=time]').last().fill('10:00');
+  await page.click('section:has(#avail) button.primary');
+  await page.waitForSelector('section:has(#avail) [role=status]:has-text("已保存")');
+  const wang = await apiAs(server.url, 'dr.wang');
+  const availability = await wang.call('GET', `/api/v1/experts/${wang.user.id}/availability`);
+  assert.equal(availability.rules.length, before + 1);
+  assert.ok(availability.rules.some((/** @type {any} */ r) => r.weekday === 6 && r.start === '08:00' && r.end === '10:00'));
+  await accessible(page, 'expert-availability-saved');
+});
