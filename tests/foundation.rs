@@ -246,6 +246,7 @@ async fn bad_input_gets_problem_json(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 413);
+    assert_eq!(resp.headers()["connection"], "close", "the connection is not offered for reuse");
     assert_eq!(resp.json::<Value>().await.unwrap()["code"], "payload_too_large");
 
     let (status, body) = app.get("/api/v1/no-such-route", &li).await;
