@@ -48,6 +48,7 @@ async function screen(path, query, user) {
   if (path === '/consultations/new') return (await import('./views/wizard.js')).wizardView(app, query);
   if ((m = path.match(/^\/consultations\/([\w-]+)$/))) return (await import('./views/consultation.js')).consultationView(app, m[1]);
   if ((m = path.match(/^\/call\/([\w-]+)$/))) return (await import('./call/call.js')).callView(app, m[1]);
+  if ((m = path.match(/^\/images\/([\w-]+)$/))) return (await import('./dicom/viewer.js')).imagesView(app, m[1]);
   if ((m = path.match(/^\/ecg\/([\w-]+)$/))) return (await import('./ecg/viewer.js')).ecgView(m[1]);
   switch (user.role) {
     case 'community_doctor': return (await import('./views/doctor.js')).doctorHome(app);

@@ -70,6 +70,8 @@ export async function consultationView(app, id) {
         h('li', null, `${when(a.start)} – ${a.expert_name}`, h('span', { class: 'badge' }, t(`appointment.${a.status}`)))))) : null,
     files && files.length ? h('section', { class: 'card', 'aria-labelledby': 'files' },
       h('h2', { id: 'files' }, t('consultation.files')),
+      files.some((/** @type {any} */ f) => f.kind === 'dicom')
+        ? h('div', { class: 'actions' }, h('button', { class: 'primary', onclick: () => app.navigate(`/images/${id}`) }, t('images.open'))) : null,
       h('ul', { class: 'list' }, files.map((/** @type {any} */ f) => h('li', null, f.name,
         f.kind === 'ecg' ? h('button', { onclick: () => app.navigate(`/ecg/${f.id}`) }, t('ecg.open')) : null)))) : null,
     h('section', { class: 'card', 'aria-labelledby': 'hist' },
