@@ -45,6 +45,8 @@ const app = {
 async function screen(path, query, user) {
   let m;
   if (path === '/notifications') return inboxView(app.navigate);
+  if (path === '/referrals') return (await import('./views/referrals.js')).referralsView(app);
+  if (path === '/follow-ups') return (await import('./views/referrals.js')).followUpsView(app);
   if (path === '/opinions') return (await import('./views/opinion.js')).opinionsReceived(app);
   if (path === '/consultations/new') return (await import('./views/wizard.js')).wizardView(app, query);
   if ((m = path.match(/^\/consultations\/([\w-]+)$/))) return (await import('./views/consultation.js')).consultationView(app, m[1]);
