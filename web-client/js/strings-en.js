@@ -83,6 +83,7 @@ export const EN = {
   'followup.title': 'Overdue follow-ups', 'followup.overdue': 'Patients past their follow-up date', 'followup.none': 'No overdue follow-ups',
   'followup.visit': 'visit {n}', 'followup.due': 'due {date}, {days} days overdue', 'followup.done': 'Mark done',
   'followup.moveTo': 'New date', 'followup.move': 'Move',
+  'ecg.caliperHint': 'Calipers: drag across the tracing to measure an interval and the rate', 'ecg.caliperReading': 'Interval {ms} ms · {bpm} bpm',
   'notifications.title': 'Notifications', 'notifications.empty': 'No notifications', 'notifications.markRead': 'Mark read',
   'notifications.markAllRead': 'Mark all read',
   'admin.home': 'Administration', 'coordinator.home': 'Consortium coordination', 'admin.figures': 'Figures', 'admin.organisations': 'Organisations',

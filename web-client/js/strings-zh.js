@@ -83,6 +83,7 @@ export const ZH = {
   'followup.title': '逾期随访', 'followup.overdue': '已过随访日期的患者', 'followup.none': '没有逾期的随访',
   'followup.visit': '第 {n} 次随访', 'followup.due': '应于 {date} 随访，已逾期 {days} 天', 'followup.done': '已完成随访',
   'followup.moveTo': '改约日期', 'followup.move': '改约',
+  'ecg.caliperHint': '卡尺：在波形上按住拖动，测量间期与心率', 'ecg.caliperReading': '间期 {ms} ms · {bpm} 次/分',
   'notifications.title': '通知', 'notifications.empty': '没有通知', 'notifications.markRead': '标为已读',
   'notifications.markAllRead': '全部标为已读',
   'admin.home': '系统管理', 'coordinator.home': '医联体协调', 'admin.figures': '概况', 'admin.organisations': '机构',
