@@ -78,6 +78,8 @@ test('a DICOM series scrolls, takes window presets and drags, and zooms', async 
   // Uploaded out of order: the viewer orders by instance number, then SOP Instance UID.
   for (const n of [3, 1, 2]) await upload(`ct-${n}.dcm`, ctSlice(n));
   await upload('rgb-2frame.dcm', fixture('SC_rgb_rle_2frame.dcm'));
+  // A DICOM ECG in the same consultation is a waveform, not an image series.
+  await upload('ecg.dcm', readFileSync(join(REPO, 'tests', 'fixtures', 'ecg', 'waveform_ecg.dcm')));
 
   // dr.li, the requesting community doctor, reaches the viewer from the consultation too.
   const liContext = await browser.newContext();
@@ -99,7 +101,7 @@ test('a DICOM series scrolls, takes window presets and drags, and zooms', async 
   await ready(page, `/images/${c.id}`);
 
   const series = await page.$$eval('.series-list li', (lis) => lis.map((li) => li.textContent));
-  assert.equal(series.length, 2, `two series listed: ${series}`);
+  assert.equal(series.length, 2, `the two image series listed, not the ECG: ${series}`);
   const ctRow = series.findIndex((s) => /CT/.test(s || ''));
   assert.ok(ctRow >= 0, `the CT series is listed: ${series}`);
   await page.click(`.series-list li:nth-child(${ctRow + 1}) button`);

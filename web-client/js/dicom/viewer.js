@@ -11,6 +11,9 @@ export const PRESETS = /** @type {const} */ ({
   lung: [-600, 1500], bone: [400, 1800], soft_tissue: [40, 400], brain: [40, 80],
 });
 
+/** Modalities of waveform series, which have no image frames. */
+const WAVEFORM_MODALITIES = ['ECG', 'HD', 'EPS', 'RESP', 'AU'];
+
 /**
  * @typedef {{uid: string, frame: number}} Slice one frame of one instance
  * @typedef {{study: string, series: string, modality: string, description: string, number: number | null, instances: number}} Series
@@ -79,7 +82,9 @@ export async function imagesView(app, consultationId) {
   const base = `/api/v1/consultations/${consultationId}/dicomweb`;
   const found = await get(`${base}/series`);
   /** @type {Series[]} */
-  const series = found.map((/** @type {any} */ s) => ({
+  // Waveform series (a DICOM ECG is indexed for DICOMweb too) have no frames to render; the
+  // ECG viewer opens them from the files list.
+  const series = found.filter((/** @type {any} */ s) => !WAVEFORM_MODALITIES.includes(value(s, '00080060'))).map((/** @type {any} */ s) => ({
     study: value(s, '0020000D'), series: value(s, '0020000E'), modality: value(s, '00080060') || '',
     description: value(s, '0008103E') || '', number: value(s, '00200011'), instances: Number(value(s, '00201209') ?? 0),
   }));
