@@ -45,9 +45,13 @@ const app = {
 async function screen(path, query, user) {
   let m;
   if (path === '/notifications') return inboxView(app.navigate);
+  if (path === '/referrals') return (await import('./views/referrals.js')).referralsView(app);
+  if (path === '/follow-ups') return (await import('./views/referrals.js')).followUpsView(app);
+  if (path === '/opinions') return (await import('./views/opinion.js')).opinionsReceived(app);
   if (path === '/consultations/new') return (await import('./views/wizard.js')).wizardView(app, query);
   if ((m = path.match(/^\/consultations\/([\w-]+)$/))) return (await import('./views/consultation.js')).consultationView(app, m[1]);
   if ((m = path.match(/^\/call\/([\w-]+)$/))) return (await import('./call/call.js')).callView(app, m[1]);
+  if ((m = path.match(/^\/images\/([\w-]+)$/))) return (await import('./dicom/viewer.js')).imagesView(app, m[1]);
   if ((m = path.match(/^\/ecg\/([\w-]+)$/))) return (await import('./ecg/viewer.js')).ecgView(m[1]);
   switch (user.role) {
     case 'community_doctor': return (await import('./views/doctor.js')).doctorHome(app);

@@ -111,6 +111,26 @@ test('dr.wang opens a real 12-lead ECG of a consultation in the viewer', async (
   await page.waitForSelector('.notice:has-text("计算机辅助")');
   const rate = await page.textContent('dl.facts dd');
   assert.match(rate || '', /^\d+ bpm$/);
+  // Calipers: 200 canvas pixels at 4 px/mm are 50 mm, 2000 ms at 25 mm/s, 30 bpm.
+  assert.match(await page.textContent('.caliper-readout') || '', /卡尺/);
+  const box = /** @type {{x: number, y: number, width: number, height: number}} */ (await page.locator('canvas').boundingBox());
+  const css = box.width / 1000;
+  await page.mouse.move(box.x + 300 * css, box.y + 300 * css);
+  await page.mouse.down();
+  await page.mouse.move(box.x + 400 * css, box.y + 300 * css, { steps: 3 });
+  await page.mouse.move(box.x + 500 * css, box.y + 300 * css, { steps: 3 });
+  await page.mouse.up();
+  const reading = await page.textContent('.caliper-readout');
+  const [, ms, bpm] = (reading || '').match(/间期 (\d+) ms · (\d+) 次\/分/) || [];
+  assert.ok(Math.abs(Number(ms) - 2000) <= 10, `2000 ms between the calipers: ${reading}`);
+  assert.ok(Math.abs(Number(bpm) - 30) <= 1, `30 bpm: ${reading}`);
+  const lines = await page.$eval('canvas', (el) => {
+    const c = /** @type {HTMLCanvasElement} */ (el);
+    const ctx = /** @type {CanvasRenderingContext2D} */ (c.getContext('2d'));
+    const green = (/** @type {number} */ x) => { const [r, g, b] = ctx.getImageData(x, 10, 1, 1).data; return g > 100 && r < 40 && b < 160 && g > b; };
+    return { start: [299, 300, 301].some(green), end: [499, 500, 501].some(green), between: green(400) };
+  });
+  assert.deepEqual(lines, { start: true, end: true, between: false }, 'the two caliper lines are drawn where the drag began and ended');
   assert.deepEqual(await axeViolations(page), []);
   await screenshot(page, 'ecg-viewer');
   await context.close();

@@ -68,7 +68,7 @@ export async function startServer() {
  * fresh, empty temporary profile (it refuses an explicit --user-data-dir with launch()).
  */
 export async function launchBrowser() {
-  return chromium.launch({
+  const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
     headless: true,
     args: [
@@ -77,6 +77,32 @@ export async function launchBrowser() {
       '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
     ],
   });
+  if (process.env.WEB_CLIENT_FROM_DISK === '1') serveFromDisk(browser);
+  return browser;
+}
+
+/**
+ * With WEB_CLIENT_FROM_DISK=1 the pages get the client's files from web-client/ instead of
+ * the binary, so a change to the client is tried without rebuilding the server.
+ * @param {import('playwright-core').Browser} browser
+ */
+function serveFromDisk(browser) {
+  const types = /** @type {Record<string, string>} */ ({ js: 'text/javascript', css: 'text/css', html: 'text/html' });
+  const newContext = browser.newContext.bind(browser);
+  browser.newContext = async (options) => {
+    const context = await newContext(options);
+    await context.route(/\/(js|css)\/[\w/.-]+\.(js|css)$/, (route) => {
+      const path = new URL(route.request().url()).pathname;
+      route.fulfill({ body: readFileSync(join(here, '..', path)), contentType: types[path.split('.').pop() || ''] });
+    });
+    return context;
+  };
+  browser.newPage = async (options) => {
+    const context = await browser.newContext(options);
+    const page = await context.newPage();
+    page.on('close', () => { context.close().catch(() => {}); });
+    return page;
+  };
 }
 
 /**

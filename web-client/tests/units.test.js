@@ -1,4 +1,5 @@
-// Pure parts of the client, without a browser: ECG paper geometry and the event-stream parser.
+// Pure parts of the client, without a browser: ECG paper geometry and calipers, the event-stream
+// parser, and the image viewer's stacking of a series and window dragging.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { layout, uvToMm, MM_PER_S } from '../js/ecg/layout.js';
@@ -35,4 +36,31 @@ test('event-stream blocks are parsed and an unfinished one is kept', () => {
   assert.equal(rest, 'event: booked\ndata: {"b"');
   const more = parseEvents(`${rest}:2}\r\n\r\n`);
   assert.deepEqual(more.events, [{ event: 'booked', data: '{"b":2}' }]);
+});
+
+test('a DICOM series stacks every frame in instance-number order and starts from its window', async () => {
+  const { stackOf, dragWindow } = await import('../js/dicom/viewer.js');
+  const inst = (/** @type {string} */ uid, /** @type {number} */ n, /** @type {number} */ frames, /** @type {any} */ extra = {}) => ({
+    '00080018': { vr: 'UI', Value: [uid] }, '00200013': { vr: 'IS', Value: [n] }, '00280008': { vr: 'IS', Value: [frames] }, ...extra,
+  });
+  const windowed = stackOf([
+    inst('1.3', 3, 1), inst('1.1', 1, 2, { '00281050': { vr: 'DS', Value: [40] }, '00281051': { vr: 'DS', Value: [400] } }), inst('1.2', 2, 1),
+  ]);
+  assert.deepEqual(windowed.slices, [{ uid: '1.1', frame: 1 }, { uid: '1.1', frame: 2 }, { uid: '1.2', frame: 1 }, { uid: '1.3', frame: 1 }]);
+  assert.deepEqual(windowed.window, { center: 40, width: 400 });
+  assert.equal(windowed.explicit, true);
+  // No window: the full range of 12 unsigned stored bits through the rescale.
+  const bare = stackOf([inst('2.1', 1, 1, { '00280101': { vr: 'US', Value: [12] }, '00281052': { vr: 'DS', Value: [-1024] } })]);
+  assert.deepEqual(bare.window, { center: 2047.5 - 1024, width: 4096 });
+  assert.equal(bare.explicit, false);
+  // Dragging right widens, down raises the level, and the width never reaches zero.
+  assert.deepEqual(dragWindow({ center: 40, width: 400 }, 64, 32), { center: 90, width: 500 });
+  assert.equal(dragWindow({ center: 40, width: 400 }, -10000, 0).width, 1);
+});
+
+test('calipers read milliseconds at 25 mm/s and the rate', async () => {
+  const { caliperReading } = await import('../js/ecg/viewer.js');
+  assert.deepEqual(caliperReading(20), { ms: 800, bpm: 75 });
+  assert.deepEqual(caliperReading(-25), { ms: 1000, bpm: 60 });
+  assert.deepEqual(caliperReading(0), { ms: 0, bpm: null });
 });

@@ -29,8 +29,62 @@ export async function ecgView(fileId) {
       h('dt', null, 'PR'), h('dd', null, fmt(m.pr_ms, 'ms')),
       h('dt', null, 'QRS'), h('dd', null, fmt(m.qrs_ms, 'ms')),
       h('dt', null, 'QT / QTc'), h('dd', null, `${fmt(m.qt_ms, 'ms')} / ${fmt(m.qtc_bazett_ms, 'ms')}`)),
-    drawEcg(ecg, 4),
+    calipers(drawEcg(ecg, 4), 4),
     h('p', { class: 'muted' }, '25 mm/s · 10 mm/mV'));
+}
+
+/**
+ * An interval on the paper: milliseconds at 25 mm/s and the rate it implies.
+ * @param {number} mm horizontal distance in millimetres
+ * @returns {{ms: number, bpm: number | null}}
+ */
+export function caliperReading(mm) {
+  const ms = Math.round((Math.abs(mm) / MM_PER_S) * 1000);
+  return { ms, bpm: ms > 0 ? Math.round(60000 / ms) : null };
+}
+
+/**
+ * Calipers: dragging across the tracing draws two vertical lines and reads the interval in
+ * ms and the rate in bpm; a new drag replaces the old pair.
+ * @param {HTMLCanvasElement} canvas the drawn tracing
+ * @param {number} pxPerMm
+ * @returns {HTMLElement}
+ */
+export function calipers(canvas, pxPerMm) {
+  const ctx = canvas.getContext('2d');
+  const readout = h('output', { class: 'caliper-readout', 'aria-live': 'polite' }, t('ecg.caliperHint'));
+  if (!ctx) return h('div', null, canvas, readout);
+  const paper = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  canvas.classList.add('calipers');
+  /** @param {PointerEvent} e */
+  const at = (e) => {
+    const box = canvas.getBoundingClientRect();
+    return { x: (e.clientX - box.left) * (canvas.width / box.width), y: (e.clientY - box.top) * (canvas.height / box.height) };
+  };
+  /** @type {{x: number, y: number} | null} */
+  let start = null;
+  /** @param {number} x0 @param {number} x1 @param {number} y */
+  const draw = (x0, x1, y) => {
+    ctx.putImageData(paper, 0, 0);
+    ctx.strokeStyle = '#047857';
+    ctx.fillStyle = '#047857';
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    for (const x of [x0, x1]) { ctx.moveTo(Math.round(x) + 0.5, 0); ctx.lineTo(Math.round(x) + 0.5, canvas.height); }
+    ctx.moveTo(x0, y); ctx.lineTo(x1, y);
+    ctx.stroke();
+    const r = caliperReading((x1 - x0) / pxPerMm);
+    const text = r.bpm === null ? `${r.ms} ms` : t('ecg.caliperReading', { ms: r.ms, bpm: r.bpm });
+    ctx.font = `${3 * pxPerMm}px sans-serif`;
+    ctx.fillText(text, Math.min(x0, x1) + 4, Math.max(3 * pxPerMm, y - 4));
+    readout.textContent = text;
+    canvas.dataset.caliperMs = String(r.ms);
+  };
+  canvas.addEventListener('pointerdown', (e) => { canvas.setPointerCapture(e.pointerId); start = at(e); });
+  canvas.addEventListener('pointermove', (e) => { if (start) draw(start.x, at(e).x, start.y); });
+  canvas.addEventListener('pointerup', (e) => { if (start) draw(start.x, at(e).x, start.y); start = null; });
+  canvas.addEventListener('pointercancel', () => { start = null; });
+  return h('div', { class: 'ecg-paper' }, canvas, readout);
 }
 
 /**

@@ -3,6 +3,7 @@
 import { h, mount, when } from '../dom.js';
 import { t } from '../i18n.js';
 import { get, post } from '../api.js';
+import { opinionSection } from './opinion.js';
 
 /**
  * @param {import('../main.js').App} app
@@ -52,6 +53,13 @@ export async function consultationView(app, id) {
     files = (await get(`/api/v1/consultations/${id}/files`)).items;
   } catch { /* files not visible to this role */ }
 
+  const canWrite = role === 'expert' && !!me && ['accepted', 'active'].includes(me.status);
+  /** @type {HTMLElement | null} */
+  let opinions = null;
+  try {
+    opinions = await opinionSection(app, c, canWrite);
+  } catch { /* opinions not visible to this role */ }
+
   return h('div', { class: 'stack' },
     h('h1', null, t('consultation.title'), ' · ', c.patient_name),
     h('section', { class: 'card', 'aria-labelledby': 'facts' },
@@ -70,8 +78,11 @@ export async function consultationView(app, id) {
         h('li', null, `${when(a.start)} – ${a.expert_name}`, h('span', { class: 'badge' }, t(`appointment.${a.status}`)))))) : null,
     files && files.length ? h('section', { class: 'card', 'aria-labelledby': 'files' },
       h('h2', { id: 'files' }, t('consultation.files')),
+      files.some((/** @type {any} */ f) => f.kind === 'dicom')
+        ? h('div', { class: 'actions' }, h('button', { class: 'primary', onclick: () => app.navigate(`/images/${id}`) }, t('images.open'))) : null,
       h('ul', { class: 'list' }, files.map((/** @type {any} */ f) => h('li', null, f.name,
         f.kind === 'ecg' ? h('button', { onclick: () => app.navigate(`/ecg/${f.id}`) }, t('ecg.open')) : null)))) : null,
+    opinions,
     h('section', { class: 'card', 'aria-labelledby': 'hist' },
       h('h2', { id: 'hist' }, t('consultation.history')),
       h('ol', { class: 'list' }, c.transitions.map((/** @type {any} */ x) =>

@@ -53,7 +53,10 @@ export async function doctorHome(app) {
 
   return h('div', { class: 'stack' },
     h('h1', null, t('doctor.home')),
-    h('div', { class: 'actions' }, h('button', { class: 'primary', onclick: () => app.navigate('/consultations/new') }, t('doctor.newConsultation'))),
+    h('div', { class: 'actions' }, h('button', { class: 'primary', onclick: () => app.navigate('/consultations/new') }, t('doctor.newConsultation')),
+      h('button', { onclick: () => app.navigate('/opinions') }, t('opinion.received')),
+      h('button', { onclick: () => app.navigate('/referrals') }, t('referral.title')),
+      h('button', { onclick: () => app.navigate('/follow-ups') }, t('followup.title'))),
     h('section', { class: 'card', 'aria-labelledby': 'pl' }, h('h2', { id: 'pl' }, t('doctor.patients')),
       field(t('common.search'), search), patientList),
     h('section', { class: 'card', 'aria-labelledby': 'pr' }, h('h2', { id: 'pr' }, t('doctor.registerPatient')), form),
