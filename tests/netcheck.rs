@@ -189,8 +189,14 @@ async fn a_check_on_loopback_takes_the_direct_path_and_allows_video(app: &TestAp
     assert_eq!(result["throughput_kbps"].as_f64(), Some(expected), "{result}");
     assert_eq!(result["organisation_id"], app.get("/api/v1/me", &li).await.1["organisation_id"]);
 
-    // The session is over: its peer is released and it cannot be completed twice.
+    // The session is over: the server closed its peer (the client sees its channel close)
+    // and the session cannot be completed twice.
     wait_closed(app, 1).await;
+    let deadline = Instant::now() + WAIT;
+    while client.dc.ready_state() != RTCDataChannelState::Closed {
+        assert!(Instant::now() < deadline, "the server never closed its side: {:?}", client.dc.ready_state());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (status, _) = complete(app, &li, &id, &m).await;
     assert_eq!(status, 404);
     let (status, stored) = app.get(&format!("/api/v1/netcheck/{id}"), &li).await;

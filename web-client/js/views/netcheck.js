@@ -4,7 +4,7 @@
 // verdict. The contract is docs/netcheck.md. Coordinators and admins also see recent results
 // of the clinics they oversee.
 import { h, mount, when } from '../dom.js';
-import { t } from '../i18n.js';
+import { t, lang } from '../i18n.js';
 import { get, post } from '../api.js';
 
 /**
@@ -143,7 +143,8 @@ function resultView(r) {
       h('dt', null, t('netcheck.loss')), h('dd', { 'data-field': 'loss' }, `${(r.loss * 100).toFixed(1)} %`),
       h('dt', null, t('netcheck.throughput')),
       h('dd', { 'data-field': 'throughput' }, r.throughput_kbps == null ? dash : t('netcheck.kbps', { value: Math.round(r.throughput_kbps) })),
-      h('dt', null, t('netcheck.detail')), h('dd', { lang: 'en' }, r.verdict_text)));
+      // The server words its reasons in English; other languages show the figures above.
+      lang() === 'en' ? [h('dt', null, t('netcheck.detail')), h('dd', null, r.verdict_text)] : null));
 }
 
 /**
