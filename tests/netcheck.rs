@@ -255,9 +255,16 @@ mod a_relay_only_check_reports_the_relay_and_a_fast_round_trip {
 
 async fn sessions_are_capped_and_expire(app: &TestApp) {
     let li = app.login("dr.li").await;
+    // A user has one check at a time: starting again ends the previous one.
+    let replaced = start(app, &li).await;
     let first = start(app, &li).await;
+    assert_eq!(app.state.netcheck.open_count(), 1);
+    let (status, _) =
+        app.post(&format!("/api/v1/netcheck/{}/offer", id_of(&replaced)), &li, &json!({"sdp": "v=0"})).await;
+    assert_eq!(status, 404, "the replaced session is gone");
     start(app, &app.login("dr.zhao").await).await;
-    let resp = app.http.post(app.url("/api/v1/netcheck")).bearer_auth(&li).json(&json!({})).send().await.unwrap();
+    let wang = app.login("dr.wang").await;
+    let resp = app.http.post(app.url("/api/v1/netcheck")).bearer_auth(&wang).json(&json!({})).send().await.unwrap();
     assert_eq!(resp.status(), 503);
     let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=2).contains(&retry), "retry after the first session ends: {retry}");

@@ -1,6 +1,7 @@
 //! Live network-check sessions: one server-side RTCPeerConnection each, at most
-//! `netcheck_max_sessions` at a time, each closed `netcheck_session_secs` after it started by a
-//! timer task (a session that never connected is then stored as `cannot_connect`).
+//! `netcheck_max_sessions` at a time and one per user, each closed `netcheck_session_secs`
+//! after it started by a timer task (a session that never connected is then stored as
+//! `cannot_connect`).
 
 use super::verdict::{self, BulkCount, Frame, NetPath, ServerSide};
 use super::SessionInfo;
@@ -97,6 +98,17 @@ impl Sessions {
         organisation_id: &str,
         ice_servers: &[IceServer],
     ) -> ApiResult<(String, DateTime<Utc>)> {
+        // One check at a time per user: a new start ends the caller's open one (no result is
+        // kept for it), so a reload or a double click does not hold two slots.
+        let replaced: Vec<Arc<Session>> = {
+            let mut live = self.live.lock().expect("netcheck sessions");
+            let mine: Vec<String> =
+                live.values().filter(|s| s.info.user_id == user_id).map(|s| s.info.id.clone()).collect();
+            mine.iter().filter_map(|id| live.remove(id)).collect()
+        };
+        for old in replaced {
+            close(old.pc.clone());
+        }
         self.check_room(&self.live.lock().expect("netcheck sessions"))?;
         let pc = self.peer_connection(ice_servers).await?;
         let connected = Arc::new(AtomicBool::new(false));
