@@ -315,6 +315,20 @@ mod tests {
     }
 
     #[test]
+    fn network_check_limits_come_from_the_environment() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!((c.netcheck_max_sessions, c.netcheck_session_secs), (8, 60));
+        let c = Config::load(
+            None,
+            env(&[("TELECONSULT_NETCHECK_MAX_SESSIONS", "3"), ("TELECONSULT_NETCHECK_SESSION_SECS", "20")]),
+        )
+        .unwrap();
+        assert_eq!((c.netcheck_max_sessions, c.netcheck_session_secs), (3, 20));
+        let err = Config::load(None, env(&[("TELECONSULT_NETCHECK_SESSION_SECS", "0")])).unwrap_err();
+        assert!(err.to_string().contains("netcheck_session_secs"), "{err}");
+    }
+
+    #[test]
     fn printing_redacts_secrets() {
         let c = Config {
             database_url: "postgres://app:hunter2@db/tc".into(),

@@ -67,7 +67,9 @@ async function measure(dc, s, progress) {
   let onAck = null;
   dc.addEventListener('message', (e) => {
     if (typeof e.data !== 'string') return;
-    const m = JSON.parse(e.data);
+    /** @type {any} */
+    let m;
+    try { m = JSON.parse(e.data); } catch { return; }
     if (m.type === 'probe' && pending.has(m.seq)) {
       rtt.push(performance.now() - /** @type {number} */ (pending.get(m.seq)));
       pending.delete(m.seq);
