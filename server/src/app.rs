@@ -34,6 +34,7 @@ pub struct Shared {
     pub signaling: Arc<crate::signaling::RoomHub>,
     pub files: crate::files::Files,
     pub notifications: crate::notifications::NotificationHub,
+    pub netcheck: Arc<crate::netcheck::Sessions>,
     openapi: OnceLock<serde_json::Value>,
 }
 
@@ -67,6 +68,7 @@ pub fn routes() -> Routes {
         .merge(crate::scheduling::routes())
         .merge(crate::record::routes())
         .merge(crate::ecg::http::routes())
+        .merge(crate::netcheck::routes())
         .merge(crate::web::routes())
 }
 
@@ -103,6 +105,7 @@ impl Application {
             signaling: crate::signaling::start(&config, db.clone()),
             files: crate::files::Files::from_config(&config)?,
             notifications: Default::default(),
+            netcheck: crate::netcheck::Sessions::new(&config, db.clone()),
             openapi: OnceLock::new(),
             config,
             db,

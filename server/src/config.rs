@@ -41,6 +41,10 @@ pub struct Config {
     pub signaling_max_participants: usize,
     /// Messages per second one signaling connection may send (bursts of twice that).
     pub signaling_messages_per_second: u32,
+    /// Network checks the server runs at once (each one a server-side WebRTC peer).
+    pub netcheck_max_sessions: usize,
+    /// A network check session is closed this long after it started.
+    pub netcheck_session_secs: u64,
     /// Load the demo consortium into an empty database (loopback binds only).
     pub demo: bool,
     /// Where file bytes are kept: `local` (under `data_dir/files`) or `s3`.
@@ -77,6 +81,8 @@ impl Default for Config {
             turn_ttl_secs: 3600,
             signaling_max_participants: 8,
             signaling_messages_per_second: 50,
+            netcheck_max_sessions: 8,
+            netcheck_session_secs: 60,
             demo: false,
             files_backend: "local".into(),
             files_max_upload_bytes: 2 * 1024 * 1024 * 1024,
@@ -175,6 +181,9 @@ impl Config {
         if self.turn_ttl_secs == 0 {
             return Err(ConfigError::Invalid("turn_ttl_secs must be positive".into()));
         }
+        if self.netcheck_session_secs == 0 {
+            return Err(ConfigError::Invalid("netcheck_session_secs must be positive".into()));
+        }
         let url = &self.database_url;
         let known = ["sqlite:", "postgres://", "postgresql://"].iter().any(|p| url.starts_with(p));
         if !url.is_empty() && !known {
@@ -237,6 +246,11 @@ impl std::fmt::Display for Config {
             "signaling: {} participants per room, {} messages/s per connection",
             self.signaling_max_participants, self.signaling_messages_per_second
         )?;
+        writeln!(
+            f,
+            "netcheck: {} sessions at once, {} s each",
+            self.netcheck_max_sessions, self.netcheck_session_secs
+        )?;
         writeln!(f, "files_backend = {}", self.files_backend)?;
         writeln!(f, "files_max_upload_bytes = {}", self.files_max_upload_bytes)?;
         writeln!(f, "files_upload_expiry_secs = {}", self.files_upload_expiry_secs)?;
@@ -298,6 +312,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.turn_urls.len(), c.turn_secret.as_str(), c.turn_ttl_secs), (2, "s", 3600));
+    }
+
+    #[test]
+    fn network_check_limits_come_from_the_environment() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!((c.netcheck_max_sessions, c.netcheck_session_secs), (8, 60));
+        let c = Config::load(
+            None,
+            env(&[("TELECONSULT_NETCHECK_MAX_SESSIONS", "3"), ("TELECONSULT_NETCHECK_SESSION_SECS", "20")]),
+        )
+        .unwrap();
+        assert_eq!((c.netcheck_max_sessions, c.netcheck_session_secs), (3, 20));
+        let err = Config::load(None, env(&[("TELECONSULT_NETCHECK_SESSION_SECS", "0")])).unwrap_err();
+        assert!(err.to_string().contains("netcheck_session_secs"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod directory;
 pub mod ecg;
 pub mod error;
 pub mod files;
+pub mod netcheck;
 pub mod notifications;
 pub mod observability;
 pub mod patients;

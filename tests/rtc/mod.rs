@@ -22,6 +22,8 @@ use webrtc::peer_connection::offer_answer_options::RTCOfferOptions;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
 
+pub mod coturn;
+
 pub const WAIT: Duration = Duration::from_secs(15);
 
 // ---------------------------------------------------------------------------------------

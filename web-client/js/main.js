@@ -53,6 +53,7 @@ async function screen(path, query, user) {
   if ((m = path.match(/^\/call\/([\w-]+)$/))) return (await import('./call/call.js')).callView(app, m[1]);
   if ((m = path.match(/^\/images\/([\w-]+)$/))) return (await import('./dicom/viewer.js')).imagesView(app, m[1]);
   if ((m = path.match(/^\/ecg\/([\w-]+)$/))) return (await import('./ecg/viewer.js')).ecgView(m[1]);
+  if (path === '/netcheck') return (await import('./views/netcheck.js')).netcheckView(app);
   switch (user.role) {
     case 'community_doctor': return (await import('./views/doctor.js')).doctorHome(app);
     case 'expert': return (await import('./views/expert.js')).expertHome(app);
@@ -69,6 +70,7 @@ function renderTopbar() {
       s ? [
         h('span', { class: 'who' }, `${s.user.display_name} · ${t(`role.${s.user.role}`)}`),
         h('button', { class: 'link', onclick: () => app.navigate('/notifications') }, t('app.notifications')),
+        h('button', { class: 'link', onclick: () => app.navigate('/netcheck') }, t('netcheck.open')),
       ] : null,
       h('button', { class: 'link', lang: lang() === 'en' ? 'zh-CN' : 'en', onclick: () => { setLang(lang() === 'en' ? 'zh-CN' : 'en'); render(); } }, t('app.lang')),
       s ? h('button', { class: 'link', onclick: signOut }, t('app.signOut')) : null));

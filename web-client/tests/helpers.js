@@ -66,8 +66,9 @@ export async function startServer() {
 /**
  * Launches Debian's Chromium with fake media devices. playwright-core gives every launch a
  * fresh, empty temporary profile (it refuses an explicit --user-data-dir with launch()).
+ * @param {string[]} [extraArgs] further Chromium switches
  */
-export async function launchBrowser() {
+export async function launchBrowser(extraArgs = []) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
     headless: true,
@@ -75,6 +76,7 @@ export async function launchBrowser() {
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
       '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      ...extraArgs,
     ],
   });
   if (process.env.WEB_CLIENT_FROM_DISK === '1') serveFromDisk(browser);

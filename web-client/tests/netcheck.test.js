@@ -1,0 +1,53 @@
+// The network check in Chromium: a community doctor opens "check my network", runs the
+// check against the server (the server is the other WebRTC peer), and sees the path, the
+// round trip, the loss, the upload speed and the verdict in plain words.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launchBrowser, signIn, ready, screenshot, axeViolations } from './helpers.js';
+
+/** @type {{url: string, stop: () => Promise<void>}} */
+let server;
+/** @type {import('playwright-core').Browser} */
+let browser;
+
+before(async () => {
+  server = await startServer();
+  // The server listens on loopback only: let Chromium offer loopback candidates, unhidden by
+  // mDNS names, so the check connects over 127.0.0.1.
+  browser = await launchBrowser(['--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns']);
+});
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test('a community doctor checks the network and sees a verdict', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await signIn(page, server.url, 'dr.li');
+  await page.click('header >> text=检测我的网络');
+  await ready(page, '/netcheck');
+  assert.equal((await page.textContent('main h1'))?.trim(), '网络检测');
+  await page.click('text=开始检测');
+  await page.waitForSelector('[data-verdict]', { timeout: 30000 });
+  assert.equal(await page.getAttribute('[data-verdict]', 'data-verdict'), 'video');
+  assert.equal((await page.textContent('[data-verdict] h2'))?.trim(), '可以进行视频会诊');
+  assert.equal((await page.textContent('[data-field=path]'))?.trim(), '直连');
+  assert.equal((await page.textContent('[data-field=loss]'))?.trim(), '0.0 %');
+  assert.match((await page.textContent('[data-field=rtt]')) ?? '', /^\d+(\.\d+)? 毫秒/);
+  assert.match((await page.textContent('[data-field=throughput]')) ?? '', /^\d+ kbit\/s$/);
+  assert.deepEqual(await axeViolations(page), []);
+  await screenshot(page, 'netcheck-result');
+  await context.close();
+});
+
+test('the coordinator sees the clinics\' recent checks', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await signIn(page, server.url, 'coordinator');
+  await page.click('header >> text=检测我的网络');
+  await ready(page, '/netcheck');
+  const rows = await page.locator('#nc-recent + table tbody tr').allTextContents();
+  assert.ok(rows.some((r) => r.includes('东湖社区卫生服务中心') && r.includes('可以进行视频会诊')), rows.join('\n'));
+  await context.close();
+});
