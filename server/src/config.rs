@@ -41,6 +41,9 @@ pub struct Config {
     pub signaling_max_participants: usize,
     /// Messages per second one signaling connection may send (bursts of twice that).
     pub signaling_messages_per_second: u32,
+    /// NATS server (`nats://host:4222`, with JetStream) that lets several instances serve the
+    /// same rooms; empty: the in-process bus of a single instance.
+    pub nats_url: String,
     /// Load the demo consortium into an empty database (loopback binds only).
     pub demo: bool,
     /// Where file bytes are kept: `local` (under `data_dir/files`) or `s3`.
@@ -77,6 +80,7 @@ impl Default for Config {
             turn_ttl_secs: 3600,
             signaling_max_participants: 8,
             signaling_messages_per_second: 50,
+            nats_url: String::new(),
             demo: false,
             files_backend: "local".into(),
             files_max_upload_bytes: 2 * 1024 * 1024 * 1024,
@@ -236,6 +240,11 @@ impl std::fmt::Display for Config {
             f,
             "signaling: {} participants per room, {} messages/s per connection",
             self.signaling_max_participants, self.signaling_messages_per_second
+        )?;
+        writeln!(
+            f,
+            "nats_url = {}",
+            if self.nats_url.is_empty() { "(unset: one instance)".to_string() } else { redact_url(&self.nats_url) }
         )?;
         writeln!(f, "files_backend = {}", self.files_backend)?;
         writeln!(f, "files_max_upload_bytes = {}", self.files_max_upload_bytes)?;
