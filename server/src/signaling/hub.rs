@@ -65,6 +65,9 @@ pub trait EventSink: Send + Sync {
     }
     /// Replaces the state of the room's replica `epoch` before any event reaches it.
     fn install(&self, _room: &str, _epoch: u64, _snapshot: RoomSnapshot) {}
+    /// The bus cannot serve the room's replica `epoch`: its connections are closed (to join
+    /// again) and the replica is dropped.
+    fn abandon(&self, _room: &str, _epoch: u64) {}
 }
 
 /// How room events reach every instance holding the room.
@@ -573,6 +576,24 @@ impl EventSink for RoomHub {
         let slot = self.slot(room, false)?;
         let s = slot.lock().unwrap_or_else(|e| e.into_inner());
         (!s.dead && (epoch == 0 || s.epoch == epoch)).then(|| s.room.snapshot())
+    }
+
+    fn abandon(&self, room: &str, epoch: u64) {
+        let Some(slot) = self.slot(room, false) else { return };
+        let mut s = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if s.dead || s.epoch != epoch {
+            return;
+        }
+        for c in s.conns.values() {
+            c.outbox.push(Outbound::Close(close::GOING_AWAY, "the room is unavailable: join again"));
+        }
+        s.conns.clear();
+        s.dead = true;
+        let mut rooms = self.rooms();
+        if rooms.get(room).is_some_and(|x| Arc::ptr_eq(x, &slot)) {
+            rooms.remove(room);
+            self.bus.close(room);
+        }
     }
 
     fn install(&self, room: &str, epoch: u64, snapshot: RoomSnapshot) {

@@ -38,7 +38,7 @@ const KEEP_EVENTS: Duration = Duration::from_secs(15 * 60);
 /// How long to wait for a room's state.
 const STATE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Attempts to fetch a room's state and subscribe (500 ms apart) before giving up.
-const SYNC_ATTEMPTS: u32 = 60;
+const SYNC_ATTEMPTS: u32 = 20;
 
 /// The subject a room's events travel on.
 pub fn room_subject(room: &str) -> String {
@@ -240,7 +240,11 @@ async fn serve_room(inner: Arc<Inner>, room: String, epoch: u64) {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Err(e) => {
-                return tracing::error!(room = %room, error = %e, "gave up fetching the room's state on NATS");
+                tracing::error!(room = %room, error = %e, "gave up fetching the room's state on NATS");
+                if let Some(sink) = inner.sink() {
+                    sink.abandon(&room, epoch);
+                }
+                return;
             }
         }
     };
