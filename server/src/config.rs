@@ -322,4 +322,16 @@ mod tests {
         assert!(!shown.contains("coturn-shared") && shown.contains("turn_secret = ***"), "{shown}");
         assert!(shown.contains("postgres://app:***@db/tc"));
     }
+
+    #[test]
+    fn the_nats_url_comes_from_the_environment_and_prints_without_its_password() {
+        assert!(Config::load(None, env(&[])).unwrap().nats_url.is_empty(), "one instance by default");
+        let c = Config::load(None, env(&[("TELECONSULT_NATS_URL", "nats://tc:natspass@nats.internal:4222")])).unwrap();
+        assert_eq!(c.nats_url, "nats://tc:natspass@nats.internal:4222");
+        let shown = c.to_string();
+        assert!(
+            !shown.contains("natspass") && shown.contains("nats_url = nats://tc:***@nats.internal:4222"),
+            "{shown}"
+        );
+    }
 }

@@ -1074,6 +1074,8 @@ mod tests {
         assert_eq!(peers[0].media, MediaState { mic: true, camera: false, screen: true });
     }
 
+    type Event = Box<dyn Fn(&mut Room) -> Outcome>;
+
     /// What a replica would do with `event`, as text to compare.
     fn step(room: &mut Room, event: &dyn Fn(&mut Room) -> Outcome) -> String {
         format!("{:?}", event(room))
@@ -1100,7 +1102,7 @@ mod tests {
 
         // The same later events give the same outcomes on both: the admitted patient skips
         // the lobby, Wang resumes with the chat replayed, signals, the seat expiry clock.
-        let events: Vec<Box<dyn Fn(&mut Room) -> Outcome>> = vec![
+        let events: Vec<Event> = vec![
             Box::new(|r| r.join(t(8), joiner("zhang", 10, RoomRole::Patient), "tok-zhang2")),
             Box::new(|r| r.resume(t(9), "hash-wang-2", 11, "hash-wang-11".into(), "tok-wang3").unwrap()),
             Box::new(|r| r.handle(t(10), 11, offer("li"), || unreachable!())),
