@@ -4,7 +4,8 @@
 //! through instance A and one through instance B meet in one room, connect and exchange
 //! data-channel messages; chat, presence and the lobby cross instances; a participant whose
 //! socket dropped resumes on the OTHER instance and the call renegotiates; what is stored
-//! (timeline, chat, the consultation start) is stored once.
+//! (timeline, chat, the consultation start) is stored once. A chat line sent while NATS is
+//! stopped arrives, once, when a restarted NATS is back. An unreachable NATS stops start-up.
 //!
 //! Without PostgreSQL or NATS the test is skipped, unless TELECONSULT_REQUIRE_SERVICES=1,
 //! where it fails.
@@ -29,8 +30,11 @@ async fn reachable(url: &str) -> bool {
 /// Instances A and B on one fresh database and NATS; `None` (skipped) when a service is
 /// missing and services are not required.
 async fn cluster() -> Option<(TestApp, TestApp)> {
+    cluster_on(nats_url()).await
+}
+
+async fn cluster_on(nats: String) -> Option<(TestApp, TestApp)> {
     let db = std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty());
-    let nats = nats_url();
     let Some(db) = db else {
         assert!(!services_required(), "TELECONSULT_REQUIRE_SERVICES is set but TEST_DATABASE_URL is not");
         eprintln!("skipping the cluster test: TEST_DATABASE_URL is not set");
@@ -240,4 +244,95 @@ async fn an_unreachable_nats_stops_start_up_with_a_clear_message() {
     };
     let _ = std::fs::remove_dir_all(&data_dir);
     assert!(err.contains(&format!("cannot connect to NATS at nats://127.0.0.1:{port}")), "{err}");
+}
+
+/// A nats-server of this test's own (JetStream, store in a temporary directory), so the test
+/// can stop and restart it.
+struct OwnNats {
+    child: std::process::Child,
+    port: u16,
+    store: std::path::PathBuf,
+}
+
+impl OwnNats {
+    fn spawn(port: u16, store: &std::path::Path) -> std::io::Result<std::process::Child> {
+        std::process::Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+    }
+
+    async fn start(port: u16, store: std::path::PathBuf) -> Option<OwnNats> {
+        let Ok(child) = Self::spawn(port, &store) else {
+            assert!(!services_required(), "TELECONSULT_REQUIRE_SERVICES is set but nats-server cannot be started");
+            eprintln!("skipping: nats-server is not installed");
+            return None;
+        };
+        let nats = OwnNats { child, port, store };
+        nats.answering().await;
+        Some(nats)
+    }
+
+    async fn answering(&self) {
+        for _ in 0..100 {
+            if reachable(&self.url()).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("nats-server on port {} did not answer", self.port);
+    }
+
+    /// Starts again on the same port and store.
+    async fn restart(&mut self) {
+        self.stop();
+        self.child = Self::spawn(self.port, &self.store).expect("nats-server restarts");
+        self.answering().await;
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_brief_nats_outage_delays_the_room_but_loses_nothing() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let store = std::env::temp_dir().join(format!("tc-nats-{}", uuid::Uuid::new_v4()));
+    let Some(mut nats) = OwnNats::start(port, store.clone()).await else { return };
+    let Some((a, b)) = cluster_on(nats.url()).await else { return };
+    let id = scheduled_consultation(&a).await;
+    let mut li = Signaler::join(&a, "dr.li", &id).await;
+    li.expect("joined").await;
+    let mut wang = Signaler::join(&b, "dr.wang", &id).await;
+    wang.expect("joined").await;
+    li.expect("peer-joined").await;
+
+    // NATS goes away; Li writes; NATS comes back on the same store.
+    nats.stop();
+    li.send(json!({"type": "chat", "text": "断网期间写的"}));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    nats.restart().await;
+
+    // The line reaches both sides once NATS is back, and the room carries on.
+    assert_eq!(wang.expect("chat").await["text"], "断网期间写的");
+    assert_eq!(li.expect("chat").await["text"], "断网期间写的");
+    wang.send(json!({"type": "chat", "text": "恢复了"}));
+    assert_eq!(li.expect("chat").await["text"], "恢复了");
+    let chats = "SELECT COUNT(*) FROM consultation_messages WHERE consultation_id = $1";
+    assert_eq!(settled_count(&a, chats, &id, 2).await, 2);
 }
