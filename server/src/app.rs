@@ -99,10 +99,11 @@ impl Application {
         }
         let secret = load_or_create_secret(&config.jwt_secret, &config.data_dir)?;
         let jwt = JwtKeys::new(&secret, &config.jwt_issuer, &config.jwt_audience, config.access_token_ttl_secs);
+        let signaling = crate::signaling::start(&config, db.clone()).await?;
         let state = AppState(Arc::new(Shared {
             throttle: Mutex::new(LoginThrottle::new(config.login_failures_per_minute)),
             metrics: Metrics::default(),
-            signaling: crate::signaling::start(&config, db.clone()),
+            signaling,
             files: crate::files::Files::from_config(&config)?,
             notifications: Default::default(),
             netcheck: crate::netcheck::Sessions::new(&config, db.clone()),

@@ -45,6 +45,9 @@ pub struct Config {
     pub netcheck_max_sessions: usize,
     /// A network check session is closed this long after it started.
     pub netcheck_session_secs: u64,
+    /// NATS server (`nats://host:4222`, with JetStream) that lets several instances serve the
+    /// same rooms; empty: the in-process bus of a single instance.
+    pub nats_url: String,
     /// Load the demo consortium into an empty database (loopback binds only).
     pub demo: bool,
     /// Where file bytes are kept: `local` (under `data_dir/files`) or `s3`.
@@ -83,6 +86,7 @@ impl Default for Config {
             signaling_messages_per_second: 50,
             netcheck_max_sessions: 8,
             netcheck_session_secs: 60,
+            nats_url: String::new(),
             demo: false,
             files_backend: "local".into(),
             files_max_upload_bytes: 2 * 1024 * 1024 * 1024,
@@ -251,6 +255,11 @@ impl std::fmt::Display for Config {
             "netcheck: {} sessions at once, {} s each",
             self.netcheck_max_sessions, self.netcheck_session_secs
         )?;
+        writeln!(
+            f,
+            "nats_url = {}",
+            if self.nats_url.is_empty() { "(unset: one instance)".to_string() } else { redact_url(&self.nats_url) }
+        )?;
         writeln!(f, "files_backend = {}", self.files_backend)?;
         writeln!(f, "files_max_upload_bytes = {}", self.files_max_upload_bytes)?;
         writeln!(f, "files_upload_expiry_secs = {}", self.files_upload_expiry_secs)?;
@@ -340,5 +349,17 @@ mod tests {
         assert!(!shown.contains("hunter2") && !shown.contains("topsecret"), "{shown}");
         assert!(!shown.contains("coturn-shared") && shown.contains("turn_secret = ***"), "{shown}");
         assert!(shown.contains("postgres://app:***@db/tc"));
+    }
+
+    #[test]
+    fn the_nats_url_comes_from_the_environment_and_prints_without_its_password() {
+        assert!(Config::load(None, env(&[])).unwrap().nats_url.is_empty(), "one instance by default");
+        let c = Config::load(None, env(&[("TELECONSULT_NATS_URL", "nats://tc:natspass@nats.internal:4222")])).unwrap();
+        assert_eq!(c.nats_url, "nats://tc:natspass@nats.internal:4222");
+        let shown = c.to_string();
+        assert!(
+            !shown.contains("natspass") && shown.contains("nats_url = nats://tc:***@nats.internal:4222"),
+            "{shown}"
+        );
     }
 }

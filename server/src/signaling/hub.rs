@@ -7,16 +7,18 @@
 //! in one order; each instance applies them to its replica of the [`Room`] (pure and
 //! deterministic) and delivers only to the connections it holds. Effects that write to the
 //! database are carried out by the instance where the event started. [`InProcessBus`] is the
-//! one-instance bus: `publish` applies the event at once, in the caller's task.
+//! one-instance bus: `publish` applies the event at once, in the caller's task; the NATS bus
+//! (`super::nats`) carries them between instances.
 
 use super::protocol::{close, ClientMessage, ErrorCode, ServerMessage};
-use super::room::{ConnId, Effect, Joiner, Room, RoomLimits, TimelineEntry};
+use super::room::{ConnId, Effect, Joiner, Room, RoomLimits, RoomSnapshot, TimelineEntry};
 use super::tickets;
 use crate::auth::{AuthUser, Role};
 use crate::consultations::state::Action;
 use crate::db::{new_id, ts, Db};
 use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -26,19 +28,25 @@ use tokio::sync::{mpsc, Notify};
 /// Identifies a server instance on the bus.
 pub type InstanceId = u64;
 
-/// A room event as it travels on the bus.
-#[derive(Debug, Clone)]
+/// A room event as it travels on the bus (serialised as JSON on a network bus).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     pub room: String,
     pub at: DateTime<Utc>,
     pub origin: InstanceId,
     /// When the originating instance read the frame behind this event (not sent over a
     /// network bus; used for the relay latency figure).
+    #[serde(skip)]
     pub received: Option<Instant>,
+    /// Which local replica of the room a network bus delivers to (not sent; 0 on the
+    /// in-process bus): an event is applied only to the replica whose subscription carried it.
+    #[serde(skip)]
+    pub epoch: u64,
     pub event: RoomEvent,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RoomEvent {
     Join { joiner: Joiner, resume_token: String },
     Resume { resume_hash: String, conn: ConnId, new_hash: String, new_token: String },
@@ -50,6 +58,16 @@ pub enum RoomEvent {
 /// Receives the events of the rooms an instance holds.
 pub trait EventSink: Send + Sync {
     fn apply(&self, envelope: Envelope);
+    /// The state of the room's replica `epoch` (any replica with 0), for an instance that
+    /// starts serving the room.
+    fn snapshot(&self, _room: &str, _epoch: u64) -> Option<RoomSnapshot> {
+        None
+    }
+    /// Replaces the state of the room's replica `epoch` before any event reaches it.
+    fn install(&self, _room: &str, _epoch: u64, _snapshot: RoomSnapshot) {}
+    /// The bus cannot serve the room's replica `epoch`: its connections are closed (to join
+    /// again) and the replica is dropped.
+    fn abandon(&self, _room: &str, _epoch: u64) {}
 }
 
 /// How room events reach every instance holding the room.
@@ -57,6 +75,12 @@ pub trait RoomBus: Send + Sync {
     fn publish(&self, envelope: Envelope);
     /// Connects this instance's hub as the receiver of events.
     fn attach(&self, sink: Weak<dyn EventSink>);
+    /// This instance starts holding a replica of the room (numbered `epoch`): a network bus
+    /// fetches the room's state and subscribes, and holds back this instance's events for
+    /// the room until then.
+    fn open(&self, _room: &str, _epoch: u64) {}
+    /// This instance no longer holds the room.
+    fn close(&self, _room: &str) {}
 }
 
 /// The bus of a single instance: events are applied at once.
@@ -210,6 +234,7 @@ struct Slot {
     room: Room,
     conns: HashMap<ConnId, LocalConn>,
     dead: bool,
+    epoch: u64,
 }
 
 /// A database write the recorder carries out.
@@ -226,6 +251,7 @@ pub struct RoomHub {
     bus: Arc<dyn RoomBus>,
     recorder: mpsc::Sender<Record>,
     limits: RoomLimits,
+    next_epoch: AtomicU64,
     pub stats: HubStats,
 }
 
@@ -239,6 +265,7 @@ impl RoomHub {
             bus,
             recorder: tx,
             limits,
+            next_epoch: AtomicU64::new(1),
             stats: HubStats::default(),
         });
         let sink: Arc<dyn EventSink> = hub.clone();
@@ -264,9 +291,15 @@ impl RoomHub {
         if !create {
             return None;
         }
-        let slot =
-            Arc::new(Mutex::new(Slot { room: Room::new(self.limits.clone()), conns: HashMap::new(), dead: false }));
+        let epoch = self.next_epoch.fetch_add(1, Ordering::Relaxed);
+        let slot = Arc::new(Mutex::new(Slot {
+            room: Room::new(self.limits.clone()),
+            conns: HashMap::new(),
+            dead: false,
+            epoch,
+        }));
         rooms.insert(room.to_string(), slot.clone());
+        self.bus.open(room, epoch);
         Some(slot)
     }
 
@@ -285,6 +318,7 @@ impl RoomHub {
                 let mut rooms = self.rooms();
                 if rooms.get(room).is_some_and(|x| Arc::ptr_eq(x, &slot)) {
                     rooms.remove(room);
+                    self.bus.close(room);
                 }
             }
             return Some(r);
@@ -292,7 +326,14 @@ impl RoomHub {
     }
 
     fn publish(&self, room: &str, received: Option<Instant>, event: RoomEvent) {
-        self.bus.publish(Envelope { room: room.to_string(), at: Utc::now(), origin: self.instance, received, event });
+        self.bus.publish(Envelope {
+            room: room.to_string(),
+            at: Utc::now(),
+            origin: self.instance,
+            received,
+            epoch: 0,
+            event,
+        });
     }
 
     fn attach(&self, room: &str, conn: ConnId, outbox: Arc<Outbox>, client_addr: &str) {
@@ -438,11 +479,15 @@ impl RoomHub {
 
 impl EventSink for RoomHub {
     fn apply(&self, env: Envelope) {
-        let create = matches!(env.event, RoomEvent::Join { .. } | RoomEvent::Resume { .. });
+        // A network bus only delivers to replicas it opened: it never creates one.
+        let create = env.epoch == 0 && matches!(env.event, RoomEvent::Join { .. } | RoomEvent::Resume { .. });
         let local_origin = env.origin == self.instance;
-        let Envelope { room, at, received, event, .. } = env;
+        let Envelope { room, at, received, event, epoch, .. } = env;
         let mut records = Vec::new();
         self.with_slot(&room, create, |s| {
+            if epoch != 0 && s.epoch != epoch {
+                return;
+            }
             let mut source_conn = None;
             let outcome = match event {
                 RoomEvent::Join { joiner, resume_token } => s.room.join(at, joiner, &resume_token),
@@ -516,9 +561,46 @@ impl EventSink for RoomHub {
                     Effect::BothSidesPresent => records.push(Record::Start { room: room.clone() }),
                 }
             }
+            if s.room.is_empty() {
+                // An emptied room starts afresh on every replica alike, whether or not a
+                // connection of this instance is about to join it.
+                s.room = Room::new(self.limits.clone());
+            }
         });
         for r in records {
             self.record(r);
+        }
+    }
+
+    fn snapshot(&self, room: &str, epoch: u64) -> Option<RoomSnapshot> {
+        let slot = self.slot(room, false)?;
+        let s = slot.lock().unwrap_or_else(|e| e.into_inner());
+        (!s.dead && (epoch == 0 || s.epoch == epoch)).then(|| s.room.snapshot())
+    }
+
+    fn abandon(&self, room: &str, epoch: u64) {
+        let Some(slot) = self.slot(room, false) else { return };
+        let mut s = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if s.dead || s.epoch != epoch {
+            return;
+        }
+        for c in s.conns.values() {
+            c.outbox.push(Outbound::Close(close::GOING_AWAY, "the room is unavailable: join again"));
+        }
+        s.conns.clear();
+        s.dead = true;
+        let mut rooms = self.rooms();
+        if rooms.get(room).is_some_and(|x| Arc::ptr_eq(x, &slot)) {
+            rooms.remove(room);
+            self.bus.close(room);
+        }
+    }
+
+    fn install(&self, room: &str, epoch: u64, snapshot: RoomSnapshot) {
+        let Some(slot) = self.slot(room, false) else { return };
+        let mut s = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if !s.dead && s.epoch == epoch {
+            s.room = Room::from_snapshot(self.limits.clone(), snapshot);
         }
     }
 }

@@ -7,6 +7,7 @@
 //! - [`protocol`]: the JSON messages and close codes (documented in `docs/signaling.md`).
 //! - [`room`]: the pure rules of one room: lobby, admission, removal, politeness, resume.
 //! - [`hub`]: the rooms of this instance, the bus their events travel on, the recorder.
+//! - [`nats`]: the bus between several instances, over NATS JetStream (`nats_url`).
 //! - [`ws`]: one WebSocket connection: limits, heartbeats, the bounded outbox.
 //! - [`tickets`]: single-use 30 s tickets, so no long-lived token appears in a URL.
 //! - [`turn`]: short-lived TURN credentials (TURN REST API scheme, as coturn checks them).
@@ -16,6 +17,7 @@
 //! the ICE servers; `GET /api/v1/rtc?ticket=...` is the WebSocket.
 
 pub mod hub;
+pub mod nats;
 pub mod protocol;
 pub mod room;
 pub mod tickets;
@@ -53,13 +55,21 @@ pub fn routes() -> Routes {
         )
 }
 
-/// Starts the signaling hub for a configuration: the in-process bus, room limits.
-pub fn start(config: &Config, db: crate::db::Db) -> Arc<RoomHub> {
+/// Starts the signaling hub for a configuration: room limits, and the in-process bus or,
+/// with `nats_url`, the NATS bus (start-up fails when NATS cannot be reached).
+pub async fn start(config: &Config, db: crate::db::Db) -> anyhow::Result<Arc<RoomHub>> {
     if config.turn_secret.is_empty() && config.turn_urls.iter().any(|u| u.starts_with("turn")) {
         tracing::warn!("turn_urls has TURN servers but turn_secret is empty: only STUN is handed out");
     }
     let limits = room::RoomLimits { max_participants: config.signaling_max_participants, ..Default::default() };
-    RoomHub::start(db, limits, Arc::new(hub::InProcessBus::default()))
+    let bus: Arc<dyn hub::RoomBus> = if config.nats_url.is_empty() {
+        Arc::new(hub::InProcessBus::default())
+    } else {
+        let bus = nats::NatsBus::connect(&config.nats_url).await?;
+        tracing::info!(nats = %crate::config::redact_url(&config.nats_url), "signaling rooms are shared over NATS");
+        Arc::new(bus)
+    };
+    Ok(RoomHub::start(db, limits, bus))
 }
 
 /// A new participant id: 72 random bits, short enough to read in logs.

@@ -13,6 +13,7 @@ use super::protocol::{
     ServerMessage, PROTOCOL_VERSION,
 };
 use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -43,7 +44,7 @@ impl Default for RoomLimits {
 }
 
 /// Someone entering the room with a fresh ticket.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Joiner {
     pub id: ParticipantId,
     pub conn: ConnId,
@@ -56,7 +57,8 @@ pub struct Joiner {
     pub resume_hash: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Place {
     Lobby,
     Room,
@@ -695,6 +697,109 @@ impl Room {
     }
 }
 
+/// A room's whole state, as one instance hands it to another that starts serving the room
+/// (see `docs/signaling.md`, "Several instances"). [`Room::from_snapshot`] of
+/// [`Room::snapshot`] behaves exactly as the original for every later event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSnapshot {
+    pub participants: Vec<ParticipantSnapshot>,
+    pub admitted_users: Vec<String>,
+    pub next_seq: u64,
+    pub both_sides_seen: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantSnapshot {
+    pub id: ParticipantId,
+    pub user_id: String,
+    pub name: String,
+    pub role: RoomRole,
+    pub place: Place,
+    /// The connection while connected.
+    pub conn: Option<ConnId>,
+    /// Since when the socket is lost, with what was addressed to it meanwhile.
+    pub lost_since: Option<DateTime<Utc>>,
+    pub replay: Vec<ServerMessage>,
+    pub media: MediaState,
+    pub resume_hash: String,
+    pub seq: u64,
+    pub overflowed: bool,
+}
+
+impl Room {
+    pub fn snapshot(&self) -> RoomSnapshot {
+        let mut admitted_users: Vec<String> = self.admitted_users.iter().cloned().collect();
+        admitted_users.sort();
+        RoomSnapshot {
+            participants: self
+                .participants
+                .iter()
+                .map(|p| {
+                    let (conn, lost_since, replay) = match &p.link {
+                        Link::Connected(c) => (Some(*c), None, Vec::new()),
+                        Link::Lost { since, buffer, .. } => {
+                            (None, Some(*since), buffer.iter().map(|m| m.as_ref().clone()).collect())
+                        }
+                    };
+                    ParticipantSnapshot {
+                        id: p.id.clone(),
+                        user_id: p.user_id.clone(),
+                        name: p.name.clone(),
+                        role: p.role,
+                        place: p.place,
+                        conn,
+                        lost_since,
+                        replay,
+                        media: p.media,
+                        resume_hash: p.resume_hash.clone(),
+                        seq: p.seq,
+                        overflowed: p.overflowed,
+                    }
+                })
+                .collect(),
+            admitted_users,
+            next_seq: self.next_seq,
+            both_sides_seen: self.both_sides_seen,
+        }
+    }
+
+    pub fn from_snapshot(limits: RoomLimits, snap: RoomSnapshot) -> Room {
+        let participants = snap
+            .participants
+            .into_iter()
+            .map(|p| {
+                let link = match (p.conn, p.lost_since) {
+                    (Some(c), _) => Link::Connected(c),
+                    (None, since) => {
+                        let buffer: VecDeque<Arc<ServerMessage>> = p.replay.into_iter().map(Arc::new).collect();
+                        let bytes = buffer.iter().map(|m| m.approx_size()).sum();
+                        Link::Lost { since: since.unwrap_or(DateTime::<Utc>::MIN_UTC), buffer, bytes }
+                    }
+                };
+                Participant {
+                    id: p.id,
+                    user_id: p.user_id,
+                    name: p.name,
+                    role: p.role,
+                    place: p.place,
+                    link,
+                    media: p.media,
+                    resume_hash: p.resume_hash,
+                    seq: p.seq,
+                    overflowed: p.overflowed,
+                }
+            })
+            .collect();
+        Room {
+            limits,
+            participants,
+            admitted_users: snap.admitted_users.into_iter().collect(),
+            next_seq: snap.next_seq,
+            both_sides_seen: snap.both_sides_seen,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -967,5 +1072,59 @@ mod tests {
         let out = room.join(t(2), joiner("wang", 2, RoomRole::Expert), "t");
         let ServerMessage::Joined { peers, .. } = out.messages_to(2)[0] else { panic!() };
         assert_eq!(peers[0].media, MediaState { mic: true, camera: false, screen: true });
+    }
+
+    type Event = Box<dyn Fn(&mut Room) -> Outcome>;
+
+    /// What a replica would do with `event`, as text to compare.
+    fn step(room: &mut Room, event: &dyn Fn(&mut Room) -> Outcome) -> String {
+        format!("{:?}", event(room))
+    }
+
+    #[test]
+    fn a_replica_from_a_snapshot_acts_exactly_as_the_room_it_was_taken_from() {
+        // A room with history: two doctors, the patient admitted and gone again (admission
+        // is remembered), media state, Wang's socket lost with a chat line waiting for him.
+        let mut room = doctors_room();
+        room.join(t(1), joiner("wang", 2, RoomRole::Expert), "tok-wang");
+        room.join(t(2), joiner("zhang", 9, RoomRole::Patient), "tok-zhang");
+        room.handle(t(3), 1, ClientMessage::Admit { peer: "zhang".into() }, || unreachable!());
+        room.handle(t(4), 2, ClientMessage::Media { mic: true, camera: false, screen: true }, || unreachable!());
+        room.disconnected(t(5), 2);
+        room.handle(t(6), 1, ClientMessage::Chat { text: "网络断了吗？".into() }, || "chat-1".into());
+        room.handle(t(7), 9, ClientMessage::Leave, || unreachable!());
+
+        // The snapshot travels as JSON, as on the bus.
+        let wire = serde_json::to_string(&room.snapshot()).unwrap();
+        let mut replica = Room::from_snapshot(RoomLimits::default(), serde_json::from_str(&wire).unwrap());
+        assert_eq!(replica.snapshot(), room.snapshot());
+        assert_eq!(replica.counts(), RoomCounts { in_room: 1, in_lobby: 0, reconnecting: 1 });
+
+        // The same later events give the same outcomes on both: the admitted patient skips
+        // the lobby, Wang resumes with the chat replayed, signals, the seat expiry clock.
+        let events: Vec<Event> = vec![
+            Box::new(|r| r.join(t(8), joiner("zhang", 10, RoomRole::Patient), "tok-zhang2")),
+            Box::new(|r| r.resume(t(9), "hash-wang-2", 11, "hash-wang-11".into(), "tok-wang3").unwrap()),
+            Box::new(|r| r.handle(t(10), 11, offer("li"), || unreachable!())),
+            Box::new(|r| r.disconnected(t(11), 10)),
+            Box::new(|r| r.expire(t(11 + 59))),
+            Box::new(|r| r.expire(t(11 + 60))),
+        ];
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(step(&mut replica, e.as_ref()), step(&mut room, e.as_ref()), "event {i}");
+        }
+        assert_eq!(replica.snapshot(), room.snapshot());
+
+        // And what the replica said is what the room's rules say: Zhang entered directly,
+        // Wang got what he missed (the chat line, Zhang leaving and coming back), then Zhang's
+        // seat expired.
+        let mut check = Room::from_snapshot(RoomLimits::default(), serde_json::from_str(&wire).unwrap());
+        let joined = check.join(t(8), joiner("zhang", 10, RoomRole::Patient), "tok-zhang2");
+        assert!(matches!(joined.messages_to(10)[0], ServerMessage::Joined { admitted: true, .. }));
+        let resumed = check.resume(t(9), "hash-wang-2", 11, "hash-wang-11".into(), "tok-wang3").unwrap();
+        let to_wang = resumed.messages_to(11);
+        assert!(matches!(to_wang[0], ServerMessage::Resumed { replayed: 3, .. }), "{to_wang:?}");
+        assert!(matches!(to_wang[1], ServerMessage::Chat { text, .. } if text == "网络断了吗？"));
+        assert_eq!(room.counts(), RoomCounts { in_room: 2, in_lobby: 0, reconnecting: 0 });
     }
 }

@@ -38,7 +38,9 @@ pub fn resume_token(room: &str) -> String {
 /// The room a resume token belongs to, if it is well formed.
 pub fn resume_room(token: &str) -> Option<&str> {
     let (room, secret) = token.split_once('.')?;
-    (uuid::Uuid::parse_str(room).is_ok() && secret.len() == 43).then_some(room)
+    // Only the form rooms are named by (lowercase, hyphenated), so one room has one name.
+    let canonical = uuid::Uuid::parse_str(room).is_ok_and(|u| u.hyphenated().to_string() == room);
+    (canonical && secret.len() == 43).then_some(room)
 }
 
 /// What a redeemed ticket admits.
@@ -144,5 +146,8 @@ mod tests {
         assert_eq!(resume_room("not-a-uuid.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"), None);
         assert_eq!(resume_room(&format!("{room}.short")), None);
         assert_eq!(resume_room(&room), None);
+        let braced = format!("{{{room}}}.{}", random_token());
+        assert_eq!(resume_room(&braced), None, "another spelling of the same room");
+        assert_eq!(resume_room(&token.to_uppercase()), None);
     }
 }

@@ -1,0 +1,338 @@
+//! Several server instances serving the same rooms over NATS: two instances in this process
+//! share one fresh PostgreSQL database (`TEST_DATABASE_URL`) and the NATS server at
+//! `TEST_NATS_URL` (default `nats://127.0.0.1:4222`, with JetStream). A WebRTC peer signalling
+//! through instance A and one through instance B meet in one room, connect and exchange
+//! data-channel messages; chat, presence and the lobby cross instances; a participant whose
+//! socket dropped resumes on the OTHER instance and the call renegotiates; what is stored
+//! (timeline, chat, the consultation start) is stored once. A chat line sent while NATS is
+//! stopped arrives, once, when a restarted NATS is back. An unreachable NATS stops start-up.
+//!
+//! Without PostgreSQL or NATS the test is skipped, unless TELECONSULT_REQUIRE_SERVICES=1,
+//! where it fails.
+
+mod common;
+mod rtc;
+
+use common::{services_required, Backend, PgDatabase, TestApp};
+use rtc::{pump_both, pump_until_other, scheduled_consultation, Peer, Signaler, WAIT};
+use serde_json::json;
+use std::time::Duration;
+
+fn nats_url() -> String {
+    std::env::var("TEST_NATS_URL").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "nats://127.0.0.1:4222".into())
+}
+
+async fn reachable(url: &str) -> bool {
+    let hostport = url.split("://").nth(1).unwrap_or(url).rsplit('@').next().unwrap_or_default().to_string();
+    matches!(tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(hostport)).await, Ok(Ok(_)))
+}
+
+/// Instances A and B on one fresh database and NATS; `None` (skipped) when a service is
+/// missing and services are not required.
+async fn cluster() -> Option<(TestApp, TestApp)> {
+    cluster_on(nats_url()).await
+}
+
+async fn cluster_on(nats: String) -> Option<(TestApp, TestApp)> {
+    let db = std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty());
+    let Some(db) = db else {
+        assert!(!services_required(), "TELECONSULT_REQUIRE_SERVICES is set but TEST_DATABASE_URL is not");
+        eprintln!("skipping the cluster test: TEST_DATABASE_URL is not set");
+        return None;
+    };
+    if !reachable(&nats).await {
+        assert!(!services_required(), "TELECONSULT_REQUIRE_SERVICES is set but NATS at {nats} is unreachable");
+        eprintln!("skipping the cluster test: NATS at {nats} is unreachable");
+        return None;
+    }
+    let pg = PgDatabase::create(&db).await;
+    let url = pg.url.clone();
+    let nats_a = nats.clone();
+    let a = TestApp::spawn_with(Backend::Postgres, Some(pg), |c| c.nats_url = nats_a).await;
+    let b = TestApp::spawn_with(Backend::Postgres, None, |c| {
+        c.database_url = url;
+        c.nats_url = nats;
+    })
+    .await;
+    Some((a, b))
+}
+
+async fn count(app: &TestApp, sql: &str, id: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(sql).bind(id).fetch_one(&app.state.db.pool).await.unwrap();
+    n
+}
+
+/// Waits until `sql` counts at least `n`, then lets any duplicate writes land and returns
+/// the count.
+async fn settled_count(app: &TestApp, sql: &str, id: &str, n: i64) -> i64 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while count(app, sql, id).await < n && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    count(app, sql, id).await
+}
+
+fn ice_ufrag(sdp: &str) -> String {
+    sdp.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).unwrap_or_default().trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn peers_on_two_instances_share_a_room_and_resume_across_them() {
+    let Some((a, b)) = cluster().await else { return };
+    let id = scheduled_consultation(&a).await;
+
+    // Li enters on A; Wang on B, whose first connection to the room fetches its state.
+    let mut li = Signaler::join(&a, "dr.li", &id).await;
+    let joined_li = li.expect("joined").await;
+    let li_id = joined_li["you"]["id"].as_str().unwrap().to_string();
+    let mut wang = Signaler::join(&b, "dr.wang", &id).await;
+    let joined_wang = wang.expect("joined").await;
+    let wang_id = joined_wang["you"]["id"].as_str().unwrap().to_string();
+    assert_eq!(joined_wang["peers"][0]["id"], li_id.as_str(), "B knows who is in the room on A: {joined_wang}");
+    assert_eq!(joined_wang["peers"][0]["polite"], true, "the later arrival is polite");
+    let resume_token = joined_wang["resume_token"].as_str().unwrap().to_string();
+    let peer_joined = li.expect("peer-joined").await;
+    assert_eq!(peer_joined["peer"]["id"], wang_id.as_str());
+    assert_eq!(peer_joined["peer"]["polite"], false);
+
+    // Both sides are in the room: the consultation starts, once.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, c) = a.get(&format!("/api/v1/consultations/{id}"), &a.login("dr.li").await).await;
+        if c["state"] == "in_progress" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "consultation never moved to in_progress: {c}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Real WebRTC across the instances.
+    let peer_li = Peer::new(&li, &wang_id).await;
+    let peer_wang = Peer::new(&wang, &li_id).await;
+    let first_offer = peer_li.offer(false).await;
+    let exchanged = pump_both(&mut li, &peer_li, &mut wang, &peer_wang, async {
+        peer_li.send_data("心电图已上传").await;
+        let got = peer_wang.recv_data().await;
+        peer_wang.send_data("收到，正在看").await;
+        (got, peer_li.recv_data().await)
+    })
+    .await;
+    assert_eq!(exchanged, ("心电图已上传".to_string(), "收到，正在看".to_string()));
+
+    // Chat both ways, each echoed to its sender and seen on the other instance; media state.
+    li.send(json!({"type": "chat", "text": "请看 V2-V4 导联"}));
+    let chat = wang.expect("chat").await;
+    assert_eq!((chat["text"].as_str(), chat["from"].as_str()), (Some("请看 V2-V4 导联"), Some(li_id.as_str())));
+    assert_eq!(li.expect("chat").await["id"], chat["id"]);
+    wang.send(json!({"type": "chat", "text": "ST 段压低，建议复查"}));
+    assert_eq!(li.expect("chat").await["from"], wang_id.as_str());
+    assert_eq!(wang.expect("chat").await["text"], "ST 段压低，建议复查");
+    wang.send(json!({"type": "media", "mic": true, "camera": false, "screen": true}));
+    let media = li.expect("media").await;
+    assert_eq!((media["from"].as_str(), media["screen"].as_bool()), (Some(wang_id.as_str()), Some(true)));
+
+    // The patient waits in the lobby on B; Li admits her from A; everyone meets her.
+    let mut zhang = Signaler::join(&b, "patient.zhang", &id).await;
+    assert_eq!(zhang.expect("joined").await["admitted"], false);
+    assert_eq!(zhang.expect("lobby").await["status"], "waiting");
+    let waiting = li.expect("lobby").await;
+    assert_eq!(waiting["status"], "waiting");
+    let zhang_id = waiting["participant"]["id"].as_str().unwrap().to_string();
+    assert_eq!(wang.expect("lobby").await["participant"]["id"], zhang_id.as_str());
+    li.send(json!({"type": "admit", "peer": zhang_id}));
+    assert_eq!(zhang.expect("lobby").await["status"], "admitted");
+    let met: Vec<String> = [zhang.expect("peer-joined").await, zhang.expect("peer-joined").await]
+        .iter()
+        .map(|p| p["peer"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(met.contains(&li_id) && met.contains(&wang_id), "{met:?}");
+    assert_eq!(li.expect("peer-joined").await["peer"]["id"], zhang_id.as_str());
+    assert_eq!(wang.expect("peer-joined").await["peer"]["id"], zhang_id.as_str());
+    zhang.send(json!({"type": "leave"}));
+    assert_eq!(li.expect("peer-left").await["peer"], zhang_id.as_str());
+    assert_eq!(wang.expect("peer-left").await["peer"], zhang_id.as_str());
+
+    // Wang's network drops on B; Li (on A) sees it and writes to him meanwhile.
+    wang.drop_socket();
+    let reconnecting = li.expect("peer-reconnecting").await;
+    assert_eq!(reconnecting["peer"], wang_id.as_str());
+    li.send(json!({"type": "chat", "text": "网络断了吗？"}));
+    li.expect("chat").await;
+
+    // Wang resumes on A, the other instance: same id, the chat replayed, ICE restarted.
+    let mut wang = Signaler::open(&format!("ws://{}/api/v1/rtc?resume={resume_token}", a.addr)).await;
+    *peer_wang.out.lock().unwrap() = wang.sender();
+    let resumed = wang.expect("resumed").await;
+    assert_eq!(resumed["you"]["id"], wang_id.as_str());
+    assert_eq!(resumed["you"]["media"]["screen"], true, "his media state came along");
+    assert_eq!((resumed["replayed"].as_u64(), resumed["restart_ice"].as_bool()), (Some(1), Some(true)));
+    assert_eq!(resumed["peers"][0]["id"], li_id.as_str());
+    let replayed = wang.next().await;
+    assert_eq!((replayed["type"].as_str(), replayed["text"].as_str()), (Some("chat"), Some("网络断了吗？")));
+    let back = pump_until_other(&mut li, &peer_li).await;
+    assert_eq!((back["type"].as_str(), back["restart_ice"].as_bool()), (Some("peer-reconnected"), Some(true)));
+
+    let old_answer = ice_ufrag(&peer_li.pc.remote_description().await.expect("answered").sdp);
+    let restart_offer = peer_li.offer(true).await;
+    assert_ne!(ice_ufrag(&first_offer), ice_ufrag(&restart_offer));
+    pump_both(&mut li, &peer_li, &mut wang, &peer_wang, async {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while peer_li.pc.remote_description().await.map(|d| ice_ufrag(&d.sdp)) == Some(old_answer.clone()) {
+            assert!(tokio::time::Instant::now() < deadline, "no ICE restart answer");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        peer_wang.send_data("after resume").await;
+        assert_eq!(peer_li.recv_data().await, "after resume");
+        peer_li.send_data("again").await;
+        assert_eq!(peer_wang.recv_data().await, "again");
+    })
+    .await;
+
+    // The used resume token works on neither instance.
+    for app in [&a, &b] {
+        let mut stale = Signaler::open(&format!("ws://{}/api/v1/rtc?resume={resume_token}", app.addr)).await;
+        assert_eq!(stale.closed().await, 4004);
+    }
+
+    // Stored once, not once per instance: three chat lines (each audited once), the
+    // timeline, the start of the consultation.
+    let chats = "SELECT COUNT(*) FROM consultation_messages WHERE consultation_id = $1";
+    assert_eq!(settled_count(&b, chats, &id, 3).await, 3);
+    let audited = "SELECT COUNT(*) FROM audit_events WHERE action = 'create' AND resource_type = 'consultation_message'
+                   AND resource_id IN (SELECT id FROM consultation_messages WHERE consultation_id = $1)";
+    assert_eq!(settled_count(&a, audited, &id, 3).await, 3);
+    let reconnected = "SELECT COUNT(*) FROM room_events WHERE consultation_id = $1 AND kind = 'reconnected'";
+    settled_count(&a, reconnected, &id, 1).await;
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT participant_id, kind FROM room_events WHERE consultation_id = $1 ORDER BY at, id")
+            .bind(&id)
+            .fetch_all(&a.state.db.pool)
+            .await
+            .unwrap();
+    let kinds: Vec<(&str, &str)> = rows.iter().map(|(p, k)| (p.as_str(), k.as_str())).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (li_id.as_str(), "joined"),
+            (wang_id.as_str(), "joined"),
+            (zhang_id.as_str(), "waiting"),
+            (zhang_id.as_str(), "admitted"),
+            (zhang_id.as_str(), "left"),
+            (wang_id.as_str(), "disconnected"),
+            (wang_id.as_str(), "reconnected"),
+        ]
+    );
+    let started =
+        "SELECT COUNT(*) FROM consultation_transitions WHERE consultation_id = $1 AND to_state = 'in_progress'";
+    assert_eq!(count(&a, started, &id).await, 1);
+
+    let _ = peer_li.pc.close().await;
+    let _ = peer_wang.pc.close().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_nats_stops_start_up_with_a_clear_message() {
+    let data_dir = std::env::temp_dir().join(format!("tc-test-{}", uuid::Uuid::new_v4()));
+    // A port nothing listens on: bind one, note it, close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut config = common::test_config(data_dir.clone(), String::new());
+    config.nats_url = format!("nats://127.0.0.1:{port}");
+    let err = match teleconsult::app::Application::build(config).await {
+        Ok(_) => panic!("start-up went on without NATS"),
+        Err(e) => e.to_string(),
+    };
+    let _ = std::fs::remove_dir_all(&data_dir);
+    assert!(err.contains(&format!("cannot connect to NATS at nats://127.0.0.1:{port}")), "{err}");
+}
+
+/// A nats-server of this test's own (JetStream, store in a temporary directory), so the test
+/// can stop and restart it.
+struct OwnNats {
+    child: std::process::Child,
+    port: u16,
+    store: std::path::PathBuf,
+}
+
+impl OwnNats {
+    fn spawn(port: u16, store: &std::path::Path) -> std::io::Result<std::process::Child> {
+        std::process::Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+    }
+
+    async fn start(port: u16, store: std::path::PathBuf) -> Option<OwnNats> {
+        let Ok(child) = Self::spawn(port, &store) else {
+            assert!(!services_required(), "TELECONSULT_REQUIRE_SERVICES is set but nats-server cannot be started");
+            eprintln!("skipping: nats-server is not installed");
+            return None;
+        };
+        let nats = OwnNats { child, port, store };
+        nats.answering().await;
+        Some(nats)
+    }
+
+    async fn answering(&self) {
+        for _ in 0..100 {
+            if reachable(&self.url()).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("nats-server on port {} did not answer", self.port);
+    }
+
+    /// Starts again on the same port and store.
+    async fn restart(&mut self) {
+        self.stop();
+        self.child = Self::spawn(self.port, &self.store).expect("nats-server restarts");
+        self.answering().await;
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_brief_nats_outage_delays_the_room_but_loses_nothing() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let store = std::env::temp_dir().join(format!("tc-nats-{}", uuid::Uuid::new_v4()));
+    let Some(mut nats) = OwnNats::start(port, store.clone()).await else { return };
+    let Some((a, b)) = cluster_on(nats.url()).await else { return };
+    let id = scheduled_consultation(&a).await;
+    let mut li = Signaler::join(&a, "dr.li", &id).await;
+    li.expect("joined").await;
+    let mut wang = Signaler::join(&b, "dr.wang", &id).await;
+    wang.expect("joined").await;
+    li.expect("peer-joined").await;
+
+    // NATS goes away; Li writes; NATS comes back on the same store.
+    nats.stop();
+    li.send(json!({"type": "chat", "text": "断网期间写的"}));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    nats.restart().await;
+
+    // The line reaches both sides once NATS is back, and the room carries on.
+    assert_eq!(wang.expect("chat").await["text"], "断网期间写的");
+    assert_eq!(li.expect("chat").await["text"], "断网期间写的");
+    wang.send(json!({"type": "chat", "text": "恢复了"}));
+    assert_eq!(li.expect("chat").await["text"], "恢复了");
+    let chats = "SELECT COUNT(*) FROM consultation_messages WHERE consultation_id = $1";
+    assert_eq!(settled_count(&a, chats, &id, 2).await, 2);
+}
