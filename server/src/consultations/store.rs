@@ -169,7 +169,7 @@ pub async fn apply_action(
     actor: Option<&AuthUser>,
     action: &Action,
 ) -> ApiResult<State> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let from = lock(&mut tx, consultation_id).await?;
     let to = apply_locked(&mut tx, consultation_id, from, actor.map(|a| a.id.as_str()), action).await?;
     tx.commit().await?;
