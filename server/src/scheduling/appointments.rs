@@ -119,10 +119,14 @@ pub async fn book_slot(
     if locked == 0 {
         return Err(ApiError::not_found("expert"));
     }
-    sqlx::query("UPDATE patients SET booking_seq = booking_seq + 1 WHERE id = $1")
-        .bind(&consultation.patient_id)
-        .execute(&mut *tx)
-        .await?;
+    // PostgreSQL: the patient's row lock orders bookings of one patient with different
+    // experts. SQLite: the expert update above already took the database's only write lock.
+    if state.db.backend == crate::db::Backend::Postgres {
+        sqlx::query("UPDATE patients SET booking_seq = booking_seq + 1 WHERE id = $1")
+            .bind(&consultation.patient_id)
+            .execute(&mut *tx)
+            .await?;
+    }
     let from = cstore::lock(&mut tx, &consultation.id).await?;
 
     let skip = replacing.map(|(id, _)| id);
@@ -192,11 +196,7 @@ pub async fn book_slot(
         .await?;
     // Read with the transaction's own connection: a second pool connection taken while this
     // one holds SQLite's write lock can wait on connections that wait on this lock.
-    let tz: Option<(String,)> = sqlx::query_as("SELECT time_zone FROM expert_profiles WHERE user_id = $1")
-        .bind(expert_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let tz = tz.and_then(|(t,)| t.parse().ok()).unwrap_or(super::slots::DEFAULT_TZ);
+    let tz = cal.time_zone;
     let recipients: Vec<String> =
         cstore::participant_ids(&mut tx, &consultation.id).await?.into_iter().filter(|u| *u != actor.id).collect();
     let (kind, title) = if replacing.is_some() {
