@@ -405,3 +405,46 @@ async fn a_flooding_client_is_disconnected_while_others_carry_on(app: &TestApp) 
     li.expect("peer-joined").await;
 }
 db_test!(a_flooding_client_is_disconnected_while_others_carry_on);
+
+/// A client whose network silently stops (no frames, not even pongs) is dropped by the
+/// heartbeat with close code 4030, the others see it as reconnecting, and a client that
+/// answers pings stays connected meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_dropped_by_the_heartbeat() {
+    use futures_util::StreamExt;
+    let app = TestApp::spawn(common::Backend::Sqlite).await;
+    let id = scheduled_consultation(&app).await;
+    let mut li = Signaler::join(&app, "dr.li", &id).await;
+    li.expect("joined").await;
+
+    let token = app.login("dr.wang").await;
+    let (status, body) = app.post(&format!("/api/v1/consultations/{id}/join"), &token, &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let (mut wang, _) = tokio_tungstenite::connect_async(body["ws_url"].as_str().unwrap()).await.unwrap();
+    let joined = tokio::time::timeout(WAIT, wang.next()).await.unwrap().unwrap().unwrap();
+    assert!(joined.to_text().unwrap().contains("\"joined\""), "{joined:?}");
+    let wang_id = li.expect("peer-joined").await["peer"]["id"].as_str().unwrap().to_string();
+
+    // Wang's socket is no longer read (so not even a pong goes back); Li's is.
+    let started = std::time::Instant::now();
+    let lost = loop {
+        let v = li.quiet_for(Duration::from_secs(45)).await.expect("the heartbeat dropped the silent peer");
+        if v["type"] == "peer-reconnecting" {
+            break v;
+        }
+    };
+    let waited = started.elapsed();
+    assert_eq!(lost["peer"], wang_id.as_str());
+    assert!(waited >= Duration::from_secs(19), "dropped after {waited:?}, before the 20 s heartbeat timeout");
+
+    let code = loop {
+        match tokio::time::timeout(WAIT, wang.next()).await.expect("close frame in time") {
+            Some(Ok(Message::Close(Some(frame)))) => break u16::from(frame.code),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(code, 4030, "heartbeat timeout close code");
+    li.send(json!({"type": "chat", "text": "还在"}));
+    assert_eq!(li.expect("chat").await["text"], "还在");
+}

@@ -331,7 +331,7 @@ async fn create(
 
     let id = new_id();
     let now = now_ts();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     sqlx::query(
         "INSERT INTO consultations (id, patient_id, requesting_organisation_id, requested_by, reason, record_summary, specialty, min_title,
             urgency, mode, addressee_kind, pool_organisation_id, state, created_at, updated_at)
@@ -464,7 +464,7 @@ async fn list(
         .fetch_all(&state.db.pool)
         .await?;
     let page = crate::api::page(rows, limit, |c| c.id.clone());
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     for c in &page.items {
         crate::audit::event(&user, "list", "consultation", &c.id).patient(&c.patient_id).record_with(&mut *tx).await?;
     }
@@ -552,7 +552,7 @@ async fn accept(
         }
         None => return Err(ApiError::forbidden("the consultation is not addressed to you")),
     }
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     let from = store::lock(&mut tx, &id).await?;
     // The first MDT expert to accept moves the consultation on; the others join it.
     if !(c.addressee_kind == "mdt" && from != CState::Requested && !from.is_terminal()) {
@@ -582,7 +582,7 @@ async fn decline(
     user.require(&[Role::Expert])?;
     let reason = required_reason(&body)?;
     let c = store::load_for(&state.db, &user, &id, "decline").await?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     let from = store::lock(&mut tx, &id).await?;
     let status: Option<(String,)> =
         sqlx::query_as("SELECT status FROM consultation_participants WHERE consultation_id = $1 AND user_id = $2")
@@ -637,7 +637,27 @@ async fn claim(
     Path(Id(id)): Path<Id>,
 ) -> ApiResult<Json<ConsultationDetail>> {
     user.require(&[Role::Expert])?;
-    let c = store::load_for(&state.db, &user, &id, "claim").await?;
+    let c = match store::load_for(&state.db, &user, &id, "claim").await {
+        Ok(c) => c,
+        Err(e) if e.status == StatusCode::NOT_FOUND => {
+            // A pool request claimed a moment ago by another expert of the same pool is no
+            // longer visible to the rest: they lost the race, which is a conflict.
+            let taken: Option<(String,)> = sqlx::query_as(
+                "SELECT c.state FROM consultations c JOIN users u ON u.id = $2
+                 WHERE c.id = $1 AND c.addressee_kind = 'pool' AND c.pool_organisation_id = u.organisation_id
+                   AND c.state <> 'requested' AND c.state <> 'draft'",
+            )
+            .bind(&id)
+            .bind(&user.id)
+            .fetch_optional(&state.db.pool)
+            .await?;
+            return Err(match taken {
+                Some(_) => ApiError::conflict("invalid_transition", "another expert of the pool claimed it first"),
+                None => e,
+            });
+        }
+        Err(e) => return Err(e),
+    };
     if c.addressee_kind != "pool" {
         return Err(ApiError::conflict("not_a_pool_request", "only pool requests are claimed"));
     }
@@ -648,7 +668,7 @@ async fn claim(
     if c.pool_organisation_id.as_deref() != Some(me.organisation_id.as_str()) {
         return Err(ApiError::not_found("consultation"));
     }
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     let from = store::lock(&mut tx, &id).await?;
     store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Claim).await?;
     sqlx::query(
@@ -680,7 +700,7 @@ async fn cancel(
     if !(c.requested_by == user.id || user.role.is_manager()) {
         return Err(ApiError::forbidden("the requesting doctor or a coordinator cancels a consultation"));
     }
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     let from = store::lock(&mut tx, &id).await?;
     store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Cancel { reason: reason.clone() }).await?;
     sqlx::query("UPDATE appointments SET status = 'cancelled', cancelled_at = $1, cancel_reason = $2 WHERE consultation_id = $3 AND status = 'booked'")

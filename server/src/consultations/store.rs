@@ -110,16 +110,15 @@ pub async fn participant_ids(conn: &mut sqlx::AnyConnection, consultation_id: &s
 /// Locks the consultation row for the rest of the transaction (the first statement of a
 /// transaction that changes a consultation), and returns its current state.
 pub async fn lock(conn: &mut sqlx::AnyConnection, id: &str) -> ApiResult<State> {
-    let locked = sqlx::query("UPDATE consultations SET updated_at = updated_at WHERE id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    if locked == 0 {
+    // One round trip: take the row lock and read the state (RETURNING: SQLite 3.35+, PostgreSQL).
+    let row: Option<(String,)> =
+        sqlx::query_as("UPDATE consultations SET updated_at = updated_at WHERE id = $1 RETURNING state")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((state,)) = row else {
         return Err(ApiError::not_found("consultation"));
-    }
-    let (state,): (String,) =
-        sqlx::query_as("SELECT state FROM consultations WHERE id = $1").bind(id).fetch_one(&mut *conn).await?;
+    };
     Ok(State::from_str(&state).unwrap_or(State::Draft))
 }
 
@@ -169,7 +168,7 @@ pub async fn apply_action(
     actor: Option<&AuthUser>,
     action: &Action,
 ) -> ApiResult<State> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let from = lock(&mut tx, consultation_id).await?;
     let to = apply_locked(&mut tx, consultation_id, from, actor.map(|a| a.id.as_str()), action).await?;
     tx.commit().await?;

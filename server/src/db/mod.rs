@@ -7,6 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +20,37 @@ pub enum Backend {
 pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
+    /// SQLite has one writer at a time. Write transactions of this process queue here, in
+    /// arrival order, instead of retrying in SQLite's busy handler (whose growing sleeps
+    /// leave the database idle and made the booking tail hundreds of milliseconds long).
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction: for SQLite it also holds this process's writer turn until it
+/// commits or is dropped (rolled back). Dereferences to the connection, like `&mut *tx`
+/// on a plain transaction.
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
 }
 
 impl Db {
@@ -54,7 +86,19 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        Ok(Db { pool, backend })
+        Ok(Db { pool, backend, writer: Arc::default() })
+    }
+
+    /// Begins a transaction that will write. On SQLite it first waits for this process's
+    /// writer turn (FIFO); on PostgreSQL it is a plain transaction, rows being locked by
+    /// the statements themselves.
+    pub async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
+        let turn = match self.backend {
+            Backend::Sqlite => Some(self.writer.clone().lock_owned().await),
+            Backend::Postgres => None,
+        };
+        let tx = self.pool.begin().await?;
+        Ok(WriteTx { tx, _turn: turn })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {

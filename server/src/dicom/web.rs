@@ -53,7 +53,7 @@ pub fn routes() -> Routes {
 
 /// Records an instance in the consultation's DICOM index (inside the upload's transaction).
 pub async fn index_instance(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut sqlx::AnyConnection,
     file_id: &str,
     consultation_id: &str,
     info: &DicomInfo,
@@ -93,7 +93,7 @@ pub async fn index_instance(
     .bind(info.frames)
     .bind(info.metadata.to_string())
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

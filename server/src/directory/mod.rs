@@ -476,7 +476,7 @@ pub async fn create_user(db: &Db, u: &NewUser) -> ApiResult<String> {
         .map_err(ApiError::internal)?;
     let id = new_id();
     let now = now_ts();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query(
         "INSERT INTO users (id, username, display_name, password_hash, role, organisation_id, department_id, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",

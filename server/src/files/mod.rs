@@ -258,7 +258,7 @@ async fn ingest_inner(
     };
     let now = now_ts();
     let content_type = kind.content_type(&stored.head);
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     if let Some(info) = &dicom {
         let duplicate: Option<(String,)> =
             sqlx::query_as("SELECT file_id FROM dicom_instances WHERE consultation_id = $1 AND sop_instance_uid = $2")

@@ -66,7 +66,7 @@ pub async fn store(
     user_ids: &[String],
     notice: &Notice<'_>,
 ) -> ApiResult<Vec<(String, Notification)>> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(user_ids.len());
     for uid in user_ids {
         let n = Notification {
             id: new_id(),
@@ -77,19 +77,33 @@ pub async fn store(
             created_at: now_ts(),
             read_at: None,
         };
-        sqlx::query(
-            "INSERT INTO notifications (id, user_id, kind, title, body, consultation_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&n.id)
-        .bind(uid)
-        .bind(&n.kind)
-        .bind(&n.title)
-        .bind(&n.body)
-        .bind(&n.consultation_id)
-        .bind(&n.created_at)
-        .execute(&mut *conn)
-        .await?;
         out.push((uid.clone(), n));
+    }
+    // One multi-row INSERT per batch (a round trip each), in chunks well under the
+    // bind-parameter limits of SQLite and PostgreSQL.
+    for chunk in out.chunks(100) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = i * 7;
+                format!("(${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7)
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO notifications (id, user_id, kind, title, body, consultation_id, created_at) VALUES {}",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (uid, n) in chunk {
+            q = q
+                .bind(&n.id)
+                .bind(uid)
+                .bind(&n.kind)
+                .bind(&n.title)
+                .bind(&n.body)
+                .bind(&n.consultation_id)
+                .bind(&n.created_at);
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok(out)
 }

@@ -125,7 +125,7 @@ async fn list(
         .fetch_all(&state.db.pool)
         .await?;
     let page = crate::api::page(rows, limit, |p| p.id.clone());
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     for p in &page.items {
         audit::event(&user, "list", "patient", &p.id).patient(&p.id).record_with(&mut *tx).await?;
     }
@@ -208,7 +208,7 @@ pub async fn create_patient(db: &Db, actor: &AuthUser, p: &NewPatient) -> ApiRes
     }
     let id = new_id();
     let now = now_ts();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query(
         "INSERT INTO patients (id, name, sex, birth_date, phone, resident_id, home_organisation_id, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",

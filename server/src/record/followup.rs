@@ -158,7 +158,7 @@ pub async fn list_visits(
         .bind(f.patient_id.unwrap_or_default())
         .fetch_all(&state.db.pool)
         .await?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     for v in &rows {
         crate::audit::event(&user, "list", "follow_up_visit", &v.id)
             .patient(&v.patient_id)

@@ -330,7 +330,7 @@ pub async fn sign(
         return Err(ApiError::validation("impression", "an opinion is signed with an impression"));
     }
     let who = signer(&state, &user).await?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     store::lock(&mut tx, &c.id).await?;
     let signed = freeze(&mut tx, who, &user, &c, o, false).await?;
     crate::audit::event(&user, "sign_opinion", "opinion", &signed.id)
@@ -368,7 +368,7 @@ pub async fn amend(
         return Err(ApiError::conflict("not_signed", "only a signed opinion is amended; edit the draft instead"));
     };
     let who = signer(&state, &user).await?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     store::lock(&mut tx, &c.id).await?;
     let superseded =
         sqlx::query("UPDATE opinions SET status = 'superseded', updated_at = $1 WHERE id = $2 AND status = 'signed'")

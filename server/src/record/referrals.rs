@@ -153,7 +153,7 @@ pub async fn create(
     }
     let id = new_id();
     let now = now_ts();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     sqlx::query(
         "INSERT INTO referrals (id, consultation_id, patient_id, direction, from_organisation_id, to_organisation_id, to_department_id, created_by,
             reason, urgency, care_plan, status, created_at, updated_at)
@@ -307,7 +307,7 @@ pub async fn list(
     .bind(f.status.unwrap_or_default())
     .fetch_all(&state.db.pool)
     .await?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     for r in &rows {
         crate::audit::event(&user, "list", "referral", &r.id).patient(&r.patient_id).record_with(&mut *tx).await?;
     }
@@ -354,7 +354,7 @@ async fn act(
         ApiError::conflict("invalid_transition", format!("cannot {action} a referral that is {}", r.status))
     })?;
     let now = now_ts();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     let done = sqlx::query("UPDATE referrals SET status = $1, appointment_at = COALESCE($2, appointment_at), updated_at = $3 WHERE id = $4 AND status = $5")
         .bind(to)
         .bind(b.appointment_at.map(|t| ts(t.into())))

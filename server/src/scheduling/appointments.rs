@@ -110,7 +110,7 @@ pub async fn book_slot(
     start: DateTime<Utc>,
     replacing: Option<(&str, &Reason)>,
 ) -> ApiResult<String> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     let locked = sqlx::query("UPDATE expert_profiles SET booking_seq = booking_seq + 1 WHERE user_id = $1")
         .bind(expert_id)
         .execute(&mut *tx)
@@ -119,10 +119,14 @@ pub async fn book_slot(
     if locked == 0 {
         return Err(ApiError::not_found("expert"));
     }
-    sqlx::query("UPDATE patients SET booking_seq = booking_seq + 1 WHERE id = $1")
-        .bind(&consultation.patient_id)
-        .execute(&mut *tx)
-        .await?;
+    // PostgreSQL: the patient's row lock orders bookings of one patient with different
+    // experts. SQLite: the expert update above already took the database's only write lock.
+    if state.db.backend == crate::db::Backend::Postgres {
+        sqlx::query("UPDATE patients SET booking_seq = booking_seq + 1 WHERE id = $1")
+            .bind(&consultation.patient_id)
+            .execute(&mut *tx)
+            .await?;
+    }
     let from = cstore::lock(&mut tx, &consultation.id).await?;
 
     let skip = replacing.map(|(id, _)| id);
@@ -130,39 +134,33 @@ pub async fn book_slot(
     let slot = super::slots::bookable_slot_at(&cal.rules, &cal.exceptions, &cal.busy, &cal.policy, Utc::now(), start)
         .map_err(slot_error)?;
 
-    let (patient_busy,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM appointments WHERE patient_id = $1 AND status = 'booked' AND start_at < $2 AND end_at > $3 AND id <> $4",
+    // One round trip for the three refusals that depend on other appointments and on the
+    // expert's acceptance (each statement is a hop to SQLite's worker thread while the
+    // writer turn is held).
+    let (patient_busy, already, expert_assigned): (i64, i64, i64) = sqlx::query_as(
+        "SELECT
+            (SELECT COUNT(*) FROM appointments WHERE patient_id = $1 AND status = 'booked' AND start_at < $2 AND end_at > $3 AND id <> $4),
+            (SELECT COUNT(*) FROM appointments WHERE consultation_id = $5 AND status = 'booked' AND id <> $4),
+            (SELECT COUNT(*) FROM consultation_participants WHERE consultation_id = $5 AND user_id = $6 AND role = 'expert' AND status IN ('accepted', 'active'))",
     )
     .bind(&consultation.patient_id)
     .bind(ts(slot.end))
     .bind(ts(slot.start))
     .bind(skip.unwrap_or(""))
+    .bind(&consultation.id)
+    .bind(expert_id)
     .fetch_one(&mut *tx)
     .await?;
     if patient_busy > 0 {
         return Err(ApiError::conflict("patient_busy", "the patient already has an appointment at that time"));
     }
-    let (already,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM appointments WHERE consultation_id = $1 AND status = 'booked' AND id <> $2",
-    )
-    .bind(&consultation.id)
-    .bind(skip.unwrap_or(""))
-    .fetch_one(&mut *tx)
-    .await?;
     if already > 0 {
         return Err(ApiError::conflict(
             "already_booked",
             "the consultation already has an appointment; reschedule it instead",
         ));
     }
-    let expert_role: Option<(String,)> = sqlx::query_as(
-        "SELECT role FROM consultation_participants WHERE consultation_id = $1 AND user_id = $2 AND role = 'expert' AND status IN ('accepted', 'active')",
-    )
-    .bind(&consultation.id)
-    .bind(expert_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if expert_role.is_none() {
+    if expert_assigned == 0 {
         return Err(ApiError::unprocessable("expert_not_assigned", "the expert has not accepted this consultation"));
     }
     cstore::apply_locked(&mut tx, &consultation.id, from, Some(&actor.id), &Action::Schedule).await?;
@@ -198,11 +196,7 @@ pub async fn book_slot(
         .await?;
     // Read with the transaction's own connection: a second pool connection taken while this
     // one holds SQLite's write lock can wait on connections that wait on this lock.
-    let tz: Option<(String,)> = sqlx::query_as("SELECT time_zone FROM expert_profiles WHERE user_id = $1")
-        .bind(expert_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let tz = tz.and_then(|(t,)| t.parse().ok()).unwrap_or(super::slots::DEFAULT_TZ);
+    let tz = cal.time_zone;
     let recipients: Vec<String> =
         cstore::participant_ids(&mut tx, &consultation.id).await?.into_iter().filter(|u| *u != actor.id).collect();
     let (kind, title) = if replacing.is_some() {
@@ -297,7 +291,7 @@ async fn cancel(
 ) -> ApiResult<Json<AppointmentView>> {
     let reason = Reason::parse(&b.reason).map_err(|e| ApiError::validation("reason", e.to_string()))?;
     let (a, c) = appointment_for(&state, &user, &id, "cancel_appointment").await?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     let from = cstore::lock(&mut tx, &c.id).await?;
     let cancelled = sqlx::query("UPDATE appointments SET status = 'cancelled', cancelled_at = $1, cancel_reason = $2 WHERE id = $3 AND status = 'booked'")
         .bind(now_ts())
@@ -351,7 +345,7 @@ async fn no_show(
     if start > Utc::now() {
         return Err(ApiError::conflict("not_started", "a no-show is recorded after the appointment's start"));
     }
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     let from = cstore::lock(&mut tx, &c.id).await?;
     sqlx::query("INSERT INTO no_shows (id, appointment_id, participant, recorded_by, at) VALUES ($1, $2, $3, $4, $5)")
         .bind(new_id())
@@ -414,7 +408,7 @@ async fn list(
     .bind(f.status.unwrap_or_default())
     .fetch_all(&state.db.pool)
     .await?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     for r in &rows {
         crate::audit::event(&user, "list", "appointment", &r.id).patient(&r.patient_id).record_with(&mut *tx).await?;
     }
@@ -465,7 +459,7 @@ pub async fn send_due_reminders(state: &AppState, now: DateTime<Utc>) -> ApiResu
         .fetch_all(&state.db.pool)
         .await?;
         for (appointment, consultation, start) in due {
-            let mut tx = state.db.pool.begin().await?;
+            let mut tx = state.db.begin_write().await?;
             let inserted =
                 sqlx::query("INSERT INTO reminders_sent (appointment_id, kind, sent_at) VALUES ($1, $2, $3)")
                     .bind(&appointment)

@@ -141,7 +141,7 @@ async fn put_availability(
         return Err(ApiError::validation("policy", "buffer 0-240 min, max_per_day 0-100, min_notice 0-43200 min"));
     }
     let now = now_ts();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     sqlx::query("UPDATE availability_rules SET active = 0 WHERE expert_id = $1 AND active = 1")
         .bind(&expert)
         .execute(&mut *tx)

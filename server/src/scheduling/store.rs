@@ -7,12 +7,26 @@ use crate::error::ApiResult;
 use chrono::{DateTime, Duration, NaiveTime, Utc, Weekday};
 
 /// Everything slot computation needs about one expert.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ExpertCalendar {
     pub rules: Vec<WeeklyRule>,
     pub exceptions: Vec<AvailabilityException>,
     pub policy: BookingPolicy,
     pub busy: Vec<Interval>,
+    /// The expert's own time zone (for messages; rules carry their own).
+    pub time_zone: chrono_tz::Tz,
+}
+
+impl Default for ExpertCalendar {
+    fn default() -> Self {
+        ExpertCalendar {
+            rules: Vec::new(),
+            exceptions: Vec::new(),
+            policy: BookingPolicy::default(),
+            busy: Vec::new(),
+            time_zone: DEFAULT_TZ,
+        }
+    }
 }
 
 pub fn weekday_from_number(n: i64) -> Option<Weekday> {
@@ -89,19 +103,22 @@ pub async fn load_calendar(
             },
         })
         .collect();
-    let policy: Option<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT buffer_minutes, max_per_day, min_notice_minutes FROM booking_policies WHERE expert_id = $1",
+    let profile: Option<(String, Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT ep.time_zone, bp.buffer_minutes, bp.max_per_day, bp.min_notice_minutes
+         FROM expert_profiles ep LEFT JOIN booking_policies bp ON bp.expert_id = ep.user_id WHERE ep.user_id = $1",
     )
     .bind(expert_id)
     .fetch_optional(&mut *conn)
     .await?;
-    let policy = policy
-        .map(|(b, m, n)| BookingPolicy {
+    let time_zone = profile.as_ref().and_then(|p| p.0.parse().ok()).unwrap_or(DEFAULT_TZ);
+    let policy = match profile {
+        Some((_, Some(b), m, n)) => BookingPolicy {
             buffer_minutes: u32::try_from(b).unwrap_or(0),
-            max_per_day: if m > 0 { u32::try_from(m).ok() } else { None },
-            min_notice_minutes: u32::try_from(n).unwrap_or(0),
-        })
-        .unwrap_or_default();
+            max_per_day: m.filter(|m| *m > 0).and_then(|m| u32::try_from(m).ok()),
+            min_notice_minutes: n.and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+        },
+        _ => BookingPolicy::default(),
+    };
     let busy: Vec<(String, String)> = sqlx::query_as(
         "SELECT start_at, end_at FROM appointments
          WHERE expert_id = $1 AND status = 'booked' AND end_at > $2 AND start_at < $3 AND id <> $4 ORDER BY start_at",
@@ -113,7 +130,7 @@ pub async fn load_calendar(
     .fetch_all(&mut *conn)
     .await?;
     let busy = busy.into_iter().map(|(s, e)| Interval { start: parse_ts(&s), end: parse_ts(&e) }).collect();
-    Ok(ExpertCalendar { rules, exceptions, policy, busy })
+    Ok(ExpertCalendar { rules, exceptions, policy, busy, time_zone })
 }
 
 /// The expert's free slots starting in `from..to`.
