@@ -42,32 +42,21 @@ pub fn weekday_from_number(n: i64) -> Option<Weekday> {
     })
 }
 
-/// One row of the calendar query: weekly rules (`r`), exceptions (`x`) and booked
-/// appointments (`b`) come back together, in one round trip, as
-/// `(source, a, b, c, n1, n2)`:
-/// - `r`: a = start time, b = end time, c = time zone, n1 = weekday, n2 = slot minutes;
-/// - `x`: a = start, b = end, c = kind, n2 = slot minutes;
-/// - `b`: a = start, b = end.
-type CalendarRow = (String, String, String, String, i64, i64);
-
 /// The expert's time zone and booking policy (buffer, maximum per day, minimum notice).
 type ProfileRow = (String, Option<i64>, Option<i64>, Option<i64>);
 
-const CALENDAR_SQL: &str = "
-    SELECT 'r', start_time, end_time, time_zone, weekday, slot_minutes FROM availability_rules
-     WHERE expert_id = $1 AND active = 1
-    UNION ALL
-    SELECT 'x', start_at, end_at, kind, CAST(0 AS BIGINT), slot_minutes FROM availability_exceptions
-     WHERE expert_id = $1 AND active = 1 AND end_at > $2 AND start_at < $3
-    UNION ALL
-    SELECT 'b', start_at, end_at, '', CAST(0 AS BIGINT), CAST(0 AS BIGINT) FROM appointments
-     WHERE expert_id = $1 AND status = 'booked' AND end_at > $2 AND start_at < $3 AND id <> $4";
+#[derive(sqlx::FromRow)]
+struct RuleRow {
+    weekday: i64,
+    start_time: String,
+    end_time: String,
+    slot_minutes: i64,
+    time_zone: String,
+}
 
 /// Loads the calendar for slots starting in `from..to`; appointments are loaded for the
 /// surrounding local days too (a day limit counts the whole day). `skip_appointment` leaves
-/// one appointment out (the one being moved, when rescheduling). Two round trips: the
-/// rules, exceptions and bookings together, then the profile with its policy (booking
-/// runs this while holding the expert's lock, so every round trip counts).
+/// one appointment out (the one being moved, when rescheduling).
 pub async fn load_calendar(
     conn: &mut sqlx::AnyConnection,
     expert_id: &str,
@@ -75,48 +64,48 @@ pub async fn load_calendar(
     to: DateTime<Utc>,
     skip_appointment: Option<&str>,
 ) -> ApiResult<ExpertCalendar> {
+    let rules: Vec<RuleRow> = sqlx::query_as(
+        "SELECT weekday, start_time, end_time, slot_minutes, time_zone FROM availability_rules
+         WHERE expert_id = $1 AND active = 1 ORDER BY weekday, start_time",
+    )
+    .bind(expert_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let rules = rules
+        .into_iter()
+        .filter_map(|r| {
+            Some(WeeklyRule {
+                weekday: weekday_from_number(r.weekday)?,
+                start: NaiveTime::parse_from_str(&r.start_time, "%H:%M").ok()?,
+                end: NaiveTime::parse_from_str(&r.end_time, "%H:%M").ok()?,
+                slot_minutes: u32::try_from(r.slot_minutes).ok()?,
+                tz: r.time_zone.parse().unwrap_or(DEFAULT_TZ),
+            })
+        })
+        .collect();
     let lo = ts(from - Duration::days(2));
     let hi = ts(to + Duration::days(2));
-    let rows: Vec<CalendarRow> = sqlx::query_as(CALENDAR_SQL)
-        .bind(expert_id)
-        .bind(&lo)
-        .bind(&hi)
-        .bind(skip_appointment.unwrap_or(""))
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut rules = Vec::new();
-    let mut exceptions = Vec::new();
-    let mut busy = Vec::new();
-    for (source, a, b, c, n1, n2) in rows {
-        match source.as_str() {
-            "r" => {
-                let rule = (|| {
-                    Some(WeeklyRule {
-                        weekday: weekday_from_number(n1)?,
-                        start: NaiveTime::parse_from_str(&a, "%H:%M").ok()?,
-                        end: NaiveTime::parse_from_str(&b, "%H:%M").ok()?,
-                        slot_minutes: u32::try_from(n2).ok()?,
-                        tz: c.parse().unwrap_or(DEFAULT_TZ),
-                    })
-                })();
-                rules.extend(rule);
-            }
-            "x" => exceptions.push(AvailabilityException {
-                start: parse_ts(&a),
-                end: parse_ts(&b),
-                kind: if c == "extra" {
-                    ExceptionKind::ExtraSession { slot_minutes: u32::try_from(n2).unwrap_or(30) }
-                } else {
-                    ExceptionKind::Leave
-                },
-            }),
-            _ => busy.push(Interval { start: parse_ts(&a), end: parse_ts(&b) }),
-        }
-    }
-    // The order the separate queries used to give: rules by weekday and start, the rest by start.
-    rules.sort_by_key(|r: &WeeklyRule| (r.weekday.number_from_monday(), r.start));
-    exceptions.sort_by_key(|x: &AvailabilityException| x.start);
-    busy.sort_by_key(|i: &Interval| i.start);
+    let exceptions: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT kind, start_at, end_at, slot_minutes FROM availability_exceptions
+         WHERE expert_id = $1 AND active = 1 AND end_at > $2 AND start_at < $3 ORDER BY start_at",
+    )
+    .bind(expert_id)
+    .bind(&lo)
+    .bind(&hi)
+    .fetch_all(&mut *conn)
+    .await?;
+    let exceptions = exceptions
+        .into_iter()
+        .map(|(kind, s, e, m)| AvailabilityException {
+            start: parse_ts(&s),
+            end: parse_ts(&e),
+            kind: if kind == "extra" {
+                ExceptionKind::ExtraSession { slot_minutes: u32::try_from(m).unwrap_or(30) }
+            } else {
+                ExceptionKind::Leave
+            },
+        })
+        .collect();
     let profile: Option<ProfileRow> = sqlx::query_as(
         "SELECT ep.time_zone, bp.buffer_minutes, bp.max_per_day, bp.min_notice_minutes
          FROM expert_profiles ep LEFT JOIN booking_policies bp ON bp.expert_id = ep.user_id WHERE ep.user_id = $1",
