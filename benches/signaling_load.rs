@@ -322,7 +322,15 @@ async fn main() {
     let started = Instant::now();
     let mut pairs = Vec::with_capacity(rooms.len());
     let mut readers = Vec::new();
+    // Resident memory when half the connections are open: the growth over the second half is
+    // what a connection costs, without the memory the process had already freed and reuses
+    // (argon2 password hashing at sign-in leaves tens of MiB of freed heap behind).
+    let mut rss_half = None;
     for chunk in rooms.chunks(32) {
+        if rss_half.is_none() && pairs.len() + readers.len() >= rooms.len() / 2 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            rss_half = Some((pid.map(rss_kib).unwrap_or(0), (pairs.len() + readers.len()) * 2));
+        }
         let mut tasks = Vec::new();
         for room in chunk {
             let (http, server, li, wang, room, jh) =
@@ -385,6 +393,15 @@ async fn main() {
                 break;
             }
             tokio::time::sleep(Duration::from_secs(o.duration.clamp(1, 30))).await;
+        }
+        if let Some((rss_h, conns_h)) = rss_half {
+            let first = samples.first().map(|s| s.1).unwrap_or(0);
+            let added = conns.saturating_sub(conns_h).max(1);
+            println!(
+                "marginal memory: {conns_h} -> {conns} connections: +{} KiB = {:.2} KiB per idle connection",
+                first as i64 - rss_h as i64,
+                (first as i64 - rss_h as i64) as f64 / added as f64
+            );
         }
         let first = samples.first().map(|s| s.1).unwrap_or(0);
         let last = samples.last().map(|s| s.1).unwrap_or(0);
