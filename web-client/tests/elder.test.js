@@ -2,7 +2,7 @@
 // headings of at least 30px, touch targets of at least 60px.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, signIn, ready, screenshot, axeViolations } from './helpers.js';
+import { startServer, launchBrowser, signIn, ready, screenshot, axeViolations, apiAs } from './helpers.js';
 
 /** @type {{url: string, stop: () => Promise<void>}} */
 let server;
@@ -31,7 +31,10 @@ async function sizes(page) {
     };
     return {
       body: px(document.body),
-      headings: [...document.querySelectorAll('h1')].filter(visible).map(px),
+      headings: [...document.querySelectorAll('h1, h2, h3')].filter(visible).map(px),
+      lineHeights: [...document.querySelectorAll('main p, main h1, main h2, main h3')].filter(visible)
+        .map((el) => parseFloat(getComputedStyle(el).lineHeight) / px(el)),
+      text: [...document.querySelectorAll('main p')].filter(visible).map(px),
       targets: [...document.querySelectorAll('button, input, select, a[href]')].filter(visible).map((el) => {
         const r = el.getBoundingClientRect();
         return { text: (el.textContent || el.getAttribute('name') || '').trim(), w: r.width, h: r.height };
@@ -44,6 +47,8 @@ async function sizes(page) {
 function assertElder(s) {
   assert.ok(s.body >= 18, `body text ${s.body}px`);
   assert.ok(s.headings.length > 0 && s.headings.every((h) => h >= 30), `headings ${s.headings}`);
+  assert.ok(s.text.every((px) => px >= 18), `paragraph text ${s.text}`);
+  assert.ok(s.lineHeights.every((lh) => lh >= 1.3), `line heights ${s.lineHeights}`);
   const small = s.targets.filter((t) => t.h < 60 || t.w < 60);
   assert.deepEqual(small, [], 'every touch target is at least 60px');
 }
@@ -67,5 +72,49 @@ test('a kiosk (?kiosk=1) shows the sign-in screen in elder mode', async () => {
   assertElder(await sizes(page));
   assert.deepEqual(await axeViolations(page), []);
   await screenshot(page, 'elder-kiosk-sign-in');
+  await context.close();
+});
+
+test('patient.zhang reads the signed opinion in plain words on her kiosk home', async () => {
+  const li = await apiAs(server.url, 'dr.li');
+  const wang = await apiAs(server.url, 'dr.wang');
+  const patients = await li.call('GET', '/api/v1/patients');
+  const zhang = patients.items.find((/** @type {any} */ p) => p.name === '张秀英');
+  assert.ok(zhang, 'the demo patient of patient.zhang');
+  const c = await li.call('POST', '/api/v1/consultations', {
+    patient_id: zhang.id, reason: '血压控制不佳，头晕一周', specialty: 'cardiology', min_title: 'attending',
+    urgency: 'routine', mode: 'video', addressee: { kind: 'expert', expert_id: wang.user.id },
+    consent: { given_by: 'patient', method: 'written', at: new Date().toISOString() },
+  });
+  await wang.call('POST', `/api/v1/consultations/${c.id}/accept`);
+  await wang.call('PUT', `/api/v1/consultations/${c.id}/opinion`, {
+    findings: '动态血压 24 小时均值 152/94 mmHg，左心室轻度肥厚。',
+    impression: '高血压二级，血压还没有控制好。',
+    recommendations: '每天早上吃一片氨氯地平，少吃盐，每天量血压并记下来。',
+    follow_up_advice: '两周后回社区医生那里复查血压。',
+  });
+  await wang.call('POST', `/api/v1/consultations/${c.id}/opinion/sign`, {});
+
+  const context = await browser.newContext({ viewport: { width: 1080, height: 1920 } });
+  const page = await context.newPage();
+  await signIn(page, server.url, 'patient.zhang');
+  await page.waitForSelector('article.plain-opinion');
+  const text = await page.textContent('article.plain-opinion') || '';
+  assert.match(text, /签署医生：王建国（主任医师）/);
+  assert.match(text, /签署时间：\d{4}/);
+  assert.equal((await page.textContent('.po-impression p'))?.trim(), '高血压二级，血压还没有控制好。');
+  assert.equal((await page.textContent('.po-recommendations p'))?.trim(), '每天早上吃一片氨氯地平，少吃盐，每天量血压并记下来。');
+  assert.equal((await page.textContent('.po-follow_up_advice p'))?.trim(), '两周后回社区医生那里复查血压。');
+  assert.ok(!text.includes('左心室轻度肥厚'), 'the technical findings are left to the doctors');
+  assertElder(await sizes(page));
+  assert.ok((await page.$$('main button.primary')).length <= 1, 'at most one main action');
+  assert.deepEqual(await axeViolations(page), []);
+  await screenshot(page, 'elder-patient-opinion');
+
+  // The English switch: the same opinion under English headings.
+  await page.evaluate(() => localStorage.setItem('teleconsult.lang', 'en'));
+  await page.reload();
+  await page.waitForSelector('article.plain-opinion');
+  assert.match(await page.textContent('article.plain-opinion') || '', /Signed by 王建国 \(Chief\)[\s\S]*What the doctor thinks/);
   await context.close();
 });

@@ -1,7 +1,13 @@
-// Patient and kiosk (elder mode): large type, one main action per screen.
+// Patient and kiosk (elder mode): large type, one main action per screen. The home shows the
+// next consultation with its one "join" button, and the newest signed opinion in plain words.
 import { h, when } from '../dom.js';
 import { t } from '../i18n.js';
 import { get } from '../api.js';
+
+/** States in which a consultation may carry a signed opinion. */
+const WITH_OPINION = ['accepted', 'scheduled', 'in_progress', 'completed'];
+/** The opinion fields a patient is shown, in reading order (the findings stay technical). */
+export const PLAIN_FIELDS = /** @type {const} */ (['impression', 'recommendations', 'follow_up_advice', 'referral_advice']);
 
 /**
  * @param {import('../main.js').App} app
@@ -17,6 +23,7 @@ export async function patientHome(app) {
     const detail = await get(`/api/v1/consultations/${live.id}`);
     next = detail.appointments.find((/** @type {any} */ a) => a.status === 'booked') || null;
   }
+  const opinion = await latestSignedOpinion(items);
   return h('section', { class: 'elder-home', 'aria-labelledby': 'ph' },
     h('h1', { id: 'ph' }, t('patient.hello', { name: app.user().display_name })),
     live
@@ -25,5 +32,47 @@ export async function patientHome(app) {
         h('button', { class: 'primary huge', onclick: () => app.navigate(`/call/${live.id}`) }, t('patient.join')),
       ]
       : h('p', { class: 'big' }, t('patient.nothing')),
+    opinion ? plainOpinion(opinion.o, opinion.c) : null,
   );
+}
+
+/**
+ * The newest signed opinion over the patient's consultations (at most the 10 most recent
+ * that can have one; one request each). A consultation whose opinions cannot be read is
+ * skipped rather than failing the home screen.
+ * @param {any[]} consultations
+ * @returns {Promise<{o: any, c: any} | null>}
+ */
+async function latestSignedOpinion(consultations) {
+  const candidates = consultations.filter((c) => WITH_OPINION.includes(c.state)).slice(0, 10);
+  const lists = await Promise.all(candidates.map(async (c) => {
+    try {
+      const res = await get(`/api/v1/consultations/${c.id}/opinions`);
+      return (/** @type {any[]} */ (res.items)).filter((o) => o.status === 'signed' && o.signed_at).map((o) => ({ o, c }));
+    } catch {
+      return [];
+    }
+  }));
+  const all = lists.flat().sort((a, b) => String(b.o.signed_at).localeCompare(String(a.o.signed_at)));
+  return all[0] || null;
+}
+
+/**
+ * A signed opinion as a patient reads it: who signed and when, then the impression and the
+ * advice under plain headings.
+ * @param {any} o
+ * @param {any} c
+ * @returns {HTMLElement}
+ */
+export function plainOpinion(o, c) {
+  const fields = PLAIN_FIELDS.filter((f) => o[f] && String(o[f]).trim());
+  return h('article', { class: 'plain-opinion', 'aria-labelledby': 'po-h', 'data-version': o.version },
+    h('h2', { id: 'po-h' }, t('patient.opinionTitle')),
+    h('p', { class: 'po-signer' }, t('patient.opinionSigner', { name: o.signer_name, title: t(`title.${o.signer_title}`) })),
+    h('p', { class: 'po-when' }, t('patient.opinionWhen', { at: when(o.signed_at), specialty: t(`specialty.${c.specialty}`) })),
+    o.version > 1 ? h('p', { class: 'po-amended' }, t('patient.opinionAmended')) : null,
+    fields.map((f) => h('section', { class: `po-field po-${f}`, 'aria-labelledby': `po-${f}-h` },
+      h('h3', { id: `po-${f}-h` }, t(`patient.opinion.${f}`)),
+      h('p', null, o[f]))),
+    h('p', { class: 'po-note' }, t('patient.opinionNote')));
 }
