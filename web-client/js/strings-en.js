@@ -52,6 +52,8 @@ export const EN = {
   'call.peerMuted': 'muted', 'call.peerCameraOff': 'camera off', 'call.peerSharing': 'sharing the screen',
   'call.removeNamed': 'Remove {name}',
   'call.controls': 'Call controls',
+  'call.quality': 'Connection: {level}', 'call.quality.good': 'good', 'call.quality.fair': 'fair', 'call.quality.poor': 'poor',
+  'call.quality.unknown': 'measuring', 'call.qualityDetail': 'Round trip {rtt} ms, loss {loss} %, jitter {jitter} ms',
   'ecg.title': 'ECG', 'ecg.open': 'View ECG', 'ecg.rate': 'Heart rate',
   'ecg.computerAssisted': 'Measurements and R-peak marks are a computer-assisted pre-read for the reviewing physician, not a diagnosis.',
   'ecg.rPeaksLabel': '▼ R peaks (computer-assisted)', 'ecg.canvasLabel': 'ECG tracing',

@@ -52,6 +52,8 @@ export const ZH = {
   'call.peerMuted': '已静音', 'call.peerCameraOff': '摄像头已关闭', 'call.peerSharing': '正在共享屏幕',
   'call.removeNamed': '请 {name} 离开',
   'call.controls': '通话控制',
+  'call.quality': '连接质量：{level}', 'call.quality.good': '良好', 'call.quality.fair': '一般', 'call.quality.poor': '较差',
+  'call.quality.unknown': '检测中', 'call.qualityDetail': '往返 {rtt} 毫秒，丢包 {loss}%，抖动 {jitter} 毫秒',
   'ecg.title': '心电图', 'ecg.open': '查看心电图', 'ecg.rate': '心率',
   'ecg.computerAssisted': '以下测量值与 R 波标记为计算机辅助预读，仅供阅图医生参考，不作为诊断。',
   'ecg.rPeaksLabel': '▼ R 波（计算机辅助）', 'ecg.canvasLabel': '心电图波形',

@@ -64,3 +64,41 @@ test('calipers read milliseconds at 25 mm/s and the rate', async () => {
   assert.deepEqual(caliperReading(-25), { ms: 1000, bpm: 60 });
   assert.deepEqual(caliperReading(0), { ms: 0, bpm: null });
 });
+
+test('connection quality: every measure within the good limits is good, one past them lowers the level', async () => {
+  const { classify, THRESHOLDS } = await import('../js/call/quality.js');
+  assert.equal(classify({ rttMs: 20, lossPct: 0, jitterMs: 5 }), 'good');
+  assert.equal(classify({ rttMs: THRESHOLDS.good.rttMs, lossPct: THRESHOLDS.good.lossPct, jitterMs: THRESHOLDS.good.jitterMs }), 'good');
+  assert.equal(classify({ rttMs: 20, lossPct: 0, jitterMs: 40 }), 'fair', 'jitter alone');
+  assert.equal(classify({ rttMs: 250, lossPct: 0, jitterMs: 5 }), 'fair', 'round trip alone');
+  assert.equal(classify({ rttMs: 20, lossPct: 5, jitterMs: 5 }), 'fair', 'loss alone');
+  assert.equal(classify({ rttMs: 20, lossPct: 12, jitterMs: 5 }), 'poor', 'heavy loss');
+  assert.equal(classify({ rttMs: 600, lossPct: 0, jitterMs: 5 }), 'poor', 'slow round trip');
+  assert.equal(classify({ rttMs: 20, lossPct: 0, jitterMs: 120 }), 'poor', 'heavy jitter');
+  assert.equal(classify({ rttMs: null, lossPct: null, jitterMs: 10 }), 'good', 'unknown measures do not count');
+  assert.equal(classify({ rttMs: null, lossPct: null, jitterMs: null }), null, 'nothing known yet');
+});
+
+test('connection quality samples the selected pair and the inbound video, loss between samples', async () => {
+  const { sampleOf, lossBetween } = await import('../js/call/quality.js');
+  const report = (/** @type {number} */ lost, /** @type {number} */ received) => [
+    { id: 'T1', type: 'transport', selectedCandidatePairId: 'CP2' },
+    { id: 'CP1', type: 'candidate-pair', state: 'failed', currentRoundTripTime: 9 },
+    { id: 'CP2', type: 'candidate-pair', state: 'succeeded', nominated: true, currentRoundTripTime: 0.084 },
+    { id: 'IA', type: 'inbound-rtp', kind: 'audio', packetsLost: 500, packetsReceived: 500, jitter: 0.5 },
+    { id: 'IV', type: 'inbound-rtp', kind: 'video', packetsLost: lost, packetsReceived: received, jitter: 0.012 },
+  ];
+  const first = sampleOf(report(10, 990));
+  assert.equal(first.rttMs, 84);
+  assert.equal(first.jitterMs, 12);
+  assert.equal(first.kind, 'video');
+  assert.equal(lossBetween(null, first), 1, 'over the whole stream at first');
+  const second = sampleOf(report(40, 1960));
+  assert.equal(lossBetween(first, second), 3, '30 lost of 1000 since the last sample');
+  assert.equal(lossBetween(second, second), null, 'no packet expected');
+  // Audio only (camera off on the other side): the audio stream counts.
+  const audio = sampleOf([{ id: 'IA', type: 'inbound-rtp', kind: 'audio', packetsLost: 0, packetsReceived: 50, jitter: 0.002 }]);
+  assert.deepEqual(audio, { rttMs: null, lost: 0, received: 50, jitterMs: 2, kind: 'audio' });
+  // No transport entry (older browsers): the nominated, succeeded pair.
+  assert.equal(sampleOf(report(0, 1).slice(1)).rttMs, 84);
+});

@@ -139,6 +139,15 @@ test('dr.li and dr.wang join the call, see each other and chat', async () => {
   await ready(wang, `/call/${consultationId}`);
   await remoteVideoPlays(li);
   await remoteVideoPlays(wang);
+  // Each side's tile of the other shows a connection-quality level in words once stats arrive.
+  for (const page of [li, wang]) {
+    await page.waitForSelector('.tile:has(video.remote) .quality:not([data-quality=unknown])', { timeout: 15000 });
+    const label = await page.textContent('.tile:has(video.remote) .quality');
+    assert.match(label || '', /^连接质量：(良好|一般|较差)$/);
+    const level = await page.getAttribute('.tile:has(video.remote) .quality', 'data-quality');
+    assert.equal(label, `连接质量：${{ good: '良好', fair: '一般', poor: '较差' }[level || '']}`, 'the words match the level');
+    assert.match(await page.getAttribute('.tile:has(video.remote) .quality', 'title') || '', /往返 \d+ 毫秒/, 'the round trip is measured');
+  }
   await li.fill('#chat-input', '请看 V2-V4 导联');
   await li.click('.chat-form button[type=submit]');
   await wang.waitForSelector('.chat-log li:has-text("请看 V2-V4 导联")');

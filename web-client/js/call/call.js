@@ -1,9 +1,11 @@
 // The call screen: video tiles, microphone / camera / screen-share controls, chat, the lobby
-// (waiting for patients, admit and remove for doctors) and a banner while reconnecting.
+// (waiting for patients, admit and remove for doctors), a banner while reconnecting and a
+// connection-quality label on every remote tile.
 import { h, mount } from '../dom.js';
 import { t } from '../i18n.js';
 import { Signaling } from './signaling.js';
 import { Peer } from './peer.js';
+import { watchQuality } from './quality.js';
 
 /**
  * @param {import('../main.js').App} app
@@ -34,7 +36,7 @@ export async function callView(app, consultationId) {
   tiles.append(h('figure', { class: 'tile' }, localVideo, h('figcaption', null, t('call.you'))));
 
   const signaling = new Signaling(consultationId);
-  /** @type {Map<string, {peer: Peer, tile: HTMLElement, caption: HTMLElement, name: string}>} */
+  /** @type {Map<string, {peer: Peer, tile: HTMLElement, caption: HTMLElement, name: string, stopQuality: () => void}>} */
   const peers = new Map();
   /** @type {Map<string, any>} */
   const lobby = new Map();
@@ -49,8 +51,9 @@ export async function callView(app, consultationId) {
     if (peers.has(info.id)) return;
     const video = /** @type {HTMLVideoElement} */ (h('video', { autoplay: true, playsinline: true, class: 'remote', 'data-peer': info.id, 'aria-label': info.name }));
     const caption = h('figcaption', null, info.name);
+    const quality = h('p', { class: 'quality', 'data-quality': 'unknown' }, t('call.quality', { level: t('call.quality.unknown') }));
     const doctor = myRole === 'requester' || myRole === 'expert';
-    const tile = h('figure', { class: 'tile' }, video, caption,
+    const tile = h('figure', { class: 'tile' }, video, caption, quality,
       doctor && info.role === 'patient'
         ? h('button', { class: 'tile-action', onclick: () => signaling.send({ type: 'remove', peer: info.id }) }, t('call.removeNamed', { name: info.name }))
         : null);
@@ -61,7 +64,15 @@ export async function callView(app, consultationId) {
       onTrack: (stream) => { if (video.srcObject !== stream) video.srcObject = stream; },
       onState: (state) => { tile.dataset.state = state; },
     });
-    peers.set(info.id, { peer, tile, caption, name: info.name });
+    const stopQuality = watchQuality(peer.pc, (q) => {
+      const level = q.quality || 'unknown';
+      const fmt = (/** @type {number | null} */ v) => (v === null ? '–' : String(Math.round(v)));
+      quality.title = t('call.qualityDetail', { rtt: fmt(q.rttMs), loss: q.lossPct === null ? '–' : q.lossPct.toFixed(1), jitter: fmt(q.jitterMs) });
+      if (quality.dataset.quality === level) return;
+      quality.dataset.quality = level;
+      quality.textContent = t('call.quality', { level: t(`call.quality.${level}`) });
+    });
+    peers.set(info.id, { peer, tile, caption, name: info.name, stopQuality });
     if (info.media) showMedia(info.id, info.media);
   };
   /**
@@ -79,6 +90,7 @@ export async function callView(app, consultationId) {
   const dropPeer = (id) => {
     const p = peers.get(id);
     if (!p) return;
+    p.stopQuality();
     p.peer.close();
     p.tile.remove();
     peers.delete(id);
