@@ -14,7 +14,7 @@ mod common;
 mod rtc;
 
 use common::{services_required, Backend, PgDatabase, TestApp};
-use rtc::{pump_both, pump_until_other, scheduled_consultation, Peer, Signaler, WAIT};
+use rtc::{exchange, pump_both, pump_until_other, scheduled_consultation, Peer, Signaler, WAIT};
 use serde_json::json;
 use std::time::Duration;
 
@@ -111,13 +111,7 @@ async fn peers_on_two_instances_share_a_room_and_resume_across_them() {
     let peer_li = Peer::new(&li, &wang_id).await;
     let peer_wang = Peer::new(&wang, &li_id).await;
     let first_offer = peer_li.offer(false).await;
-    let exchanged = pump_both(&mut li, &peer_li, &mut wang, &peer_wang, async {
-        peer_li.send_data("心电图已上传").await;
-        let got = peer_wang.recv_data().await;
-        peer_wang.send_data("收到，正在看").await;
-        (got, peer_li.recv_data().await)
-    })
-    .await;
+    let exchanged = exchange(&mut li, &peer_li, &mut wang, &peer_wang, "心电图已上传", "收到，正在看").await;
     assert_eq!(exchanged, ("心电图已上传".to_string(), "收到，正在看".to_string()));
 
     // Chat both ways, each echoed to its sender and seen on the other instance; media state.

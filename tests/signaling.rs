@@ -7,7 +7,7 @@ mod common;
 mod rtc;
 
 use common::TestApp;
-use rtc::{patient_id_of, pump_both, pump_until_other, scheduled_consultation, Peer, Signaler, WAIT};
+use rtc::{exchange, patient_id_of, pump_both, pump_until_other, scheduled_consultation, Peer, Signaler, WAIT};
 use serde_json::json;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
@@ -61,13 +61,7 @@ async fn two_peers_exchange_data_through_the_signaling(app: &TestApp) {
     let peer_li = Peer::new(&li, &wang_id).await;
     let peer_wang = Peer::new(&wang, &li_id).await;
     peer_li.offer(false).await;
-    let exchanged = pump_both(&mut li, &peer_li, &mut wang, &peer_wang, async {
-        peer_li.send_data("心电图已上传").await;
-        let got = peer_wang.recv_data().await;
-        peer_wang.send_data("收到，正在看").await;
-        (got, peer_li.recv_data().await)
-    })
-    .await;
+    let exchanged = exchange(&mut li, &peer_li, &mut wang, &peer_wang, "心电图已上传", "收到，正在看").await;
     assert_eq!(exchanged, ("心电图已上传".to_string(), "收到，正在看".to_string()));
 
     // Chat and media state reach the room and the chat is kept with the consultation.

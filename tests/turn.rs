@@ -12,7 +12,7 @@ mod rtc;
 use chrono::Utc;
 use common::{Backend, TestApp};
 use rtc::coturn::{rtc_ice_servers, Coturn, SECRET};
-use rtc::{pump_both, scheduled_consultation, Peer, Signaler};
+use rtc::{exchange, scheduled_consultation, Peer, Signaler};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use teleconsult::signaling::turn;
@@ -95,13 +95,8 @@ async fn relay_only_peers_connect_through_coturn(app: &TestApp, coturn: &Coturn)
     let peer_wang = Peer::with_config(&wang, &li_id, relay_only(&wang_join)).await;
     let started = Instant::now();
     peer_li.offer(false).await;
-    let exchanged = pump_both(&mut li, &peer_li, &mut wang, &peer_wang, async {
-        peer_li.send_data("请看心电图 V1-V3").await;
-        let got = peer_wang.recv_data().await;
-        peer_wang.send_data("已看到，建议复查肌钙蛋白").await;
-        (got, peer_li.recv_data().await)
-    })
-    .await;
+    let exchanged =
+        exchange(&mut li, &peer_li, &mut wang, &peer_wang, "请看心电图 V1-V3", "已看到，建议复查肌钙蛋白").await;
     eprintln!("relay-only peers connected and exchanged a message each way in {:?}", started.elapsed());
     assert_eq!(exchanged, ("请看心电图 V1-V3".to_string(), "已看到，建议复查肌钙蛋白".to_string()));
 

@@ -342,6 +342,25 @@ pub async fn pump_until_other(sig: &mut Signaler, peer: &Peer) -> Value {
     }
 }
 
+/// After `pa` has offered: runs both peers' signaling while `pa` sends `ask` over the data
+/// channel and `pb`, once it has it, answers `reply`; returns what `pb` and then `pa` received.
+pub async fn exchange(
+    a: &mut Signaler,
+    pa: &Peer,
+    b: &mut Signaler,
+    pb: &Peer,
+    ask: &str,
+    reply: &str,
+) -> (String, String) {
+    pump_both(a, pa, b, pb, async {
+        pa.send_data(ask).await;
+        let got = pb.recv_data().await;
+        pb.send_data(reply).await;
+        (got, pa.recv_data().await)
+    })
+    .await
+}
+
 /// Runs both peers' signaling until `done` completes.
 pub async fn pump_both<F: std::future::Future>(
     a: &mut Signaler,

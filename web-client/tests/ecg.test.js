@@ -1,29 +1,17 @@
 // The ECG viewer draws on ECG paper at 25 mm/s and 10 mm/mV, with the R peaks marked on the
 // rhythm strip. Drawn in Chromium from a synthetic 12-lead recording (a 1 mV spike each
 // second), loaded as the page loads its own modules.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, ready, signIn, apiAs, axeViolations, screenshot, SCREENSHOTS, REPO } from './helpers.js';
+import { ready, signIn, apiAs, axeViolations, screenshot, SCREENSHOTS, REPO, acceptedConsultation, serverAndBrowser } from './helpers.js';
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** @type {{url: string, stop: () => Promise<void>}} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 test('twelve leads on ECG paper with computer-assisted R-peak marks', async () => {
-  const page = await browser.newPage();
-  await page.goto(`${server.url}/login`);
+  const page = await env.browser.newPage();
+  await page.goto(`${env.server.url}/login`);
   await ready(page, '/login');
   const result = await page.evaluate(async () => {
     const { drawEcg } = await import('/js/ecg/viewer.js');
@@ -64,20 +52,15 @@ test('twelve leads on ECG paper with computer-assisted R-peak marks', async () =
 });
 
 test('dr.wang opens a real 12-lead ECG of a consultation in the viewer', async () => {
-  const li = await apiAs(server.url, 'dr.li');
-  const wang = await apiAs(server.url, 'dr.wang');
+  const li = await apiAs(env.server.url, 'dr.li');
+  const wang = await apiAs(env.server.url, 'dr.wang');
   const patients = await li.call('GET', '/api/v1/patients');
-  const c = await li.call('POST', '/api/v1/consultations', {
-    patient_id: patients.items[0].id, reason: '心电图 ST 段改变', specialty: 'cardiology', min_title: 'attending',
-    urgency: 'urgent', mode: 'ecg_review', addressee: { kind: 'expert', expert_id: wang.user.id },
-    consent: { given_by: 'patient', method: 'written', at: new Date().toISOString() },
-  });
-  await wang.call('POST', `/api/v1/consultations/${c.id}/accept`);
-  const login = await (await fetch(`${server.url}/api/v1/auth/login`, {
+  const c = await acceptedConsultation(li, wang, { patient_id: patients.items[0].id, reason: '心电图 ST 段改变', mode: 'ecg_review', urgency: 'urgent' });
+  const login = await (await fetch(`${env.server.url}/api/v1/auth/login`, {
     method: 'POST', headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ username: 'dr.li', password: 'demo-password' }),
   })).json();
-  const upload = await fetch(`${server.url}/api/v1/consultations/${c.id}/files?name=ecg.dcm`, {
+  const upload = await fetch(`${env.server.url}/api/v1/consultations/${c.id}/files?name=ecg.dcm`, {
     method: 'POST',
     headers: { Authorization: `Bearer ${login.access_token}`, 'Content-Type': 'application/octet-stream' },
     body: readFileSync(join(REPO, 'tests', 'fixtures', 'ecg', 'waveform_ecg.dcm')),
@@ -85,10 +68,10 @@ test('dr.wang opens a real 12-lead ECG of a consultation in the viewer', async (
   assert.equal(upload.status, 201);
   const file = await upload.json();
 
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await context.newPage();
-  await signIn(page, server.url, 'dr.wang');
-  await page.goto(`${server.url}/consultations/${c.id}`);
+  await signIn(page, env.server.url, 'dr.wang');
+  await page.goto(`${env.server.url}/consultations/${c.id}`);
   await ready(page, `/consultations/${c.id}`);
   await page.click('button:has-text("查看心电图")');
   await ready(page, `/ecg/${file.id}`);

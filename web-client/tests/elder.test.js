@@ -1,22 +1,10 @@
 // Elder mode (patients, and any screen opened with ?kiosk=1): body text of at least 18px,
 // headings of at least 30px, touch targets of at least 60px.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, signIn, ready, screenshot, axeViolations, apiAs } from './helpers.js';
+import { signIn, ready, screenshot, axeViolations, apiAs, acceptedConsultation, serverAndBrowser } from './helpers.js';
 
-/** @type {{url: string, stop: () => Promise<void>}} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 /**
  * The sizes that elder mode promises, measured on the rendered page.
@@ -54,9 +42,9 @@ function assertElder(s) {
 }
 
 test('the patient home is in elder mode with one main action', async () => {
-  const context = await browser.newContext({ viewport: { width: 1024, height: 768 } });
+  const context = await env.browser.newContext({ viewport: { width: 1024, height: 768 } });
   const page = await context.newPage();
-  await signIn(page, server.url, 'patient.zhang');
+  await signIn(page, env.server.url, 'patient.zhang');
   assert.ok(await page.evaluate(() => document.body.classList.contains('elder')));
   assertElder(await sizes(page));
   assert.ok((await page.$$('main button.primary')).length <= 1, 'at most one main action');
@@ -65,9 +53,9 @@ test('the patient home is in elder mode with one main action', async () => {
 });
 
 test('a kiosk (?kiosk=1) shows the sign-in screen in elder mode', async () => {
-  const context = await browser.newContext({ viewport: { width: 1080, height: 1920 } });
+  const context = await env.browser.newContext({ viewport: { width: 1080, height: 1920 } });
   const page = await context.newPage();
-  await page.goto(`${server.url}/login?kiosk=1`);
+  await page.goto(`${env.server.url}/login?kiosk=1`);
   await ready(page, '/login');
   assertElder(await sizes(page));
   assert.deepEqual(await axeViolations(page), []);
@@ -76,17 +64,12 @@ test('a kiosk (?kiosk=1) shows the sign-in screen in elder mode', async () => {
 });
 
 test('patient.zhang reads the signed opinion in plain words on her kiosk home', async () => {
-  const li = await apiAs(server.url, 'dr.li');
-  const wang = await apiAs(server.url, 'dr.wang');
+  const li = await apiAs(env.server.url, 'dr.li');
+  const wang = await apiAs(env.server.url, 'dr.wang');
   const patients = await li.call('GET', '/api/v1/patients');
   const zhang = patients.items.find((/** @type {any} */ p) => p.name === '张秀英');
   assert.ok(zhang, 'the demo patient of patient.zhang');
-  const c = await li.call('POST', '/api/v1/consultations', {
-    patient_id: zhang.id, reason: '血压控制不佳，头晕一周', specialty: 'cardiology', min_title: 'attending',
-    urgency: 'routine', mode: 'video', addressee: { kind: 'expert', expert_id: wang.user.id },
-    consent: { given_by: 'patient', method: 'written', at: new Date().toISOString() },
-  });
-  await wang.call('POST', `/api/v1/consultations/${c.id}/accept`);
+  const c = await acceptedConsultation(li, wang, { patient_id: zhang.id, reason: '血压控制不佳，头晕一周', mode: 'video' });
   await wang.call('PUT', `/api/v1/consultations/${c.id}/opinion`, {
     findings: '动态血压 24 小时均值 152/94 mmHg，左心室轻度肥厚。',
     impression: '高血压二级，血压还没有控制好。',
@@ -95,9 +78,9 @@ test('patient.zhang reads the signed opinion in plain words on her kiosk home', 
   });
   await wang.call('POST', `/api/v1/consultations/${c.id}/opinion/sign`, {});
 
-  const context = await browser.newContext({ viewport: { width: 1080, height: 1920 } });
+  const context = await env.browser.newContext({ viewport: { width: 1080, height: 1920 } });
   const page = await context.newPage();
-  await signIn(page, server.url, 'patient.zhang');
+  await signIn(page, env.server.url, 'patient.zhang');
   await page.waitForSelector('article.plain-opinion');
   const text = await page.textContent('article.plain-opinion') || '';
   assert.match(text, /签署医生：王建国（主任医师）/);

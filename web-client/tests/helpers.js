@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
+import { before, after } from 'node:test';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const REPO = join(here, '..', '..');
@@ -61,6 +62,25 @@ export async function startServer() {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A server and a browser for the tests of one file, started before them and stopped after.
+ * @param {string[]} [extraArgs] further Chromium switches
+ */
+export function serverAndBrowser(extraArgs = []) {
+  const env = /** @type {{server: {url: string, stop: () => Promise<void>}, browser: import('playwright-core').Browser}} */ (
+    /** @type {unknown} */ ({})
+  );
+  before(async () => {
+    env.server = await startServer();
+    env.browser = await launchBrowser(extraArgs);
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.server?.stop();
+  });
+  return env;
 }
 
 /**
@@ -162,6 +182,23 @@ export async function apiAs(base, username) {
     return text ? JSON.parse(text) : null;
   };
   return { user, call };
+}
+
+/**
+ * A consultation requested by `requester` (with the patient's written consent, now) from the
+ * expert `expert`, who accepts it: the common start of the tests that need one.
+ * @param {{call: (method: string, path: string, body?: unknown) => Promise<any>}} requester
+ * @param {{user: any, call: (method: string, path: string, body?: unknown) => Promise<any>}} expert
+ * @param {{patient_id: string, reason: string, mode: string, urgency?: string}} request
+ */
+export async function acceptedConsultation(requester, expert, { patient_id, reason, mode, urgency = 'routine' }) {
+  const c = await requester.call('POST', '/api/v1/consultations', {
+    patient_id, reason, specialty: 'cardiology', min_title: 'attending', urgency, mode,
+    addressee: { kind: 'expert', expert_id: expert.user.id },
+    consent: { given_by: 'patient', method: 'written', at: new Date().toISOString() },
+  });
+  await expert.call('POST', `/api/v1/consultations/${c.id}/accept`);
+  return c;
 }
 
 /**

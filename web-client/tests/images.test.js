@@ -3,25 +3,13 @@
 // slice looks different) and a two-frame RGB file; dr.wang opens the images from the
 // consultation, scrolls the series by wheel, keys and slider, changes the window by preset
 // and by dragging, and zooms. Checks the frame index and the drawn pixels.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, launchBrowser, ready, signIn, apiAs, axeViolations, screenshot, REPO } from './helpers.js';
+import { ready, signIn, apiAs, axeViolations, screenshot, REPO, acceptedConsultation, serverAndBrowser } from './helpers.js';
 
-/** @type {{url: string, stop: () => Promise<void>}} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 const fixture = (/** @type {string} */ name) => readFileSync(join(REPO, 'tests', 'fixtures', 'dicom', name));
 
@@ -56,21 +44,16 @@ function ctSlice(n) {
 }
 
 test('a DICOM series scrolls, takes window presets and drags, and zooms', async () => {
-  const li = await apiAs(server.url, 'dr.li');
-  const wang = await apiAs(server.url, 'dr.wang');
+  const li = await apiAs(env.server.url, 'dr.li');
+  const wang = await apiAs(env.server.url, 'dr.wang');
   const patients = await li.call('GET', '/api/v1/patients');
-  const c = await li.call('POST', '/api/v1/consultations', {
-    patient_id: patients.items[0].id, reason: '胸部 CT 结节复核', specialty: 'cardiology', min_title: 'attending',
-    urgency: 'routine', mode: 'imaging_review', addressee: { kind: 'expert', expert_id: wang.user.id },
-    consent: { given_by: 'patient', method: 'written', at: new Date().toISOString() },
-  });
-  await wang.call('POST', `/api/v1/consultations/${c.id}/accept`);
-  const login = await (await fetch(`${server.url}/api/v1/auth/login`, {
+  const c = await acceptedConsultation(li, wang, { patient_id: patients.items[0].id, reason: '胸部 CT 结节复核', mode: 'imaging_review' });
+  const login = await (await fetch(`${env.server.url}/api/v1/auth/login`, {
     method: 'POST', headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ username: 'dr.li', password: 'demo-password' }),
   })).json();
   const upload = async (/** @type {string} */ name, /** @type {Buffer} */ body) => {
-    const res = await fetch(`${server.url}/api/v1/consultations/${c.id}/files?name=${name}`, {
+    const res = await fetch(`${env.server.url}/api/v1/consultations/${c.id}/files?name=${name}`, {
       method: 'POST', headers: { Authorization: `Bearer ${login.access_token}`, 'Content-Type': 'application/dicom' }, body,
     });
     assert.equal(res.status, 201, await res.clone().text());
@@ -82,20 +65,20 @@ test('a DICOM series scrolls, takes window presets and drags, and zooms', async 
   await upload('ecg.dcm', readFileSync(join(REPO, 'tests', 'fixtures', 'ecg', 'waveform_ecg.dcm')));
 
   // dr.li, the requesting community doctor, reaches the viewer from the consultation too.
-  const liContext = await browser.newContext();
+  const liContext = await env.browser.newContext();
   const liPage = await liContext.newPage();
-  await signIn(liPage, server.url, 'dr.li');
-  await liPage.goto(`${server.url}/consultations/${c.id}`);
+  await signIn(liPage, env.server.url, 'dr.li');
+  await liPage.goto(`${env.server.url}/consultations/${c.id}`);
   await ready(liPage, `/consultations/${c.id}`);
   await liPage.click('button:has-text("查看影像")');
   await ready(liPage, `/images/${c.id}`);
   await liPage.waitForSelector('canvas.dicom[data-frame="1"]');
   await liContext.close();
 
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await context.newPage();
-  await signIn(page, server.url, 'dr.wang');
-  await page.goto(`${server.url}/consultations/${c.id}`);
+  await signIn(page, env.server.url, 'dr.wang');
+  await page.goto(`${env.server.url}/consultations/${c.id}`);
   await ready(page, `/consultations/${c.id}`);
   await page.click('button:has-text("查看影像")');
   await ready(page, `/images/${c.id}`);

@@ -1,27 +1,15 @@
 // First-load transfer size (compressed, as it crossed the wire) and time to interactive of the
 // sign-in screen and of signing in, on loopback. Written to target/web-client-metrics.json.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, launchBrowser, ready, PASSWORD, REPO } from './helpers.js';
+import { ready, PASSWORD, REPO, serverAndBrowser } from './helpers.js';
 
-/** @type {{url: string, stop: () => Promise<void>}} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 test('first load is small and sign-in is quick', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await context.newPage();
   /** @type {Promise<{url: string, bytes: number, encoding: string}>[]} */
   const transfers = [];
@@ -36,7 +24,7 @@ test('first load is small and sign-in is quick', async () => {
       };
     })());
   });
-  await page.goto(`${server.url}/login`);
+  await page.goto(`${env.server.url}/login`);
   await ready(page, '/login');
   const loginReadyMs = await page.evaluate(() => performance.now());
   const firstLoad = await Promise.all(transfers);

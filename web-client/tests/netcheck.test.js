@@ -1,30 +1,18 @@
 // The network check in Chromium: a community doctor opens "check my network", runs the
 // check against the server (the server is the other WebRTC peer), and sees the path, the
 // round trip, the loss, the upload speed and the verdict in plain words.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, signIn, ready, screenshot, axeViolations } from './helpers.js';
+import { signIn, ready, screenshot, axeViolations, serverAndBrowser } from './helpers.js';
 
-/** @type {{url: string, stop: () => Promise<void>}} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await startServer();
   // The server listens on loopback only: let Chromium offer loopback candidates, unhidden by
   // mDNS names, so the check connects over 127.0.0.1.
-  browser = await launchBrowser(['--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns']);
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser(['--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns']);
 
 test('a community doctor checks the network and sees a verdict', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await context.newPage();
-  await signIn(page, server.url, 'dr.li');
+  await signIn(page, env.server.url, 'dr.li');
   await page.click('header >> text=检测我的网络');
   await ready(page, '/netcheck');
   assert.equal((await page.textContent('main h1'))?.trim(), '网络检测');
@@ -42,9 +30,9 @@ test('a community doctor checks the network and sees a verdict', async () => {
 });
 
 test('the coordinator sees the clinics\' recent checks', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await context.newPage();
-  await signIn(page, server.url, 'coordinator');
+  await signIn(page, env.server.url, 'coordinator');
   await page.click('header >> text=检测我的网络');
   await ready(page, '/netcheck');
   const rows = await page.locator('#nc-recent + table tbody tr').allTextContents();

@@ -3,39 +3,22 @@
 // received and on the consultation; dr.wang amends it with a reason and dr.li sees the new
 // version with the reason and the earlier one folded away. The consultation is set up
 // through the API.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, ready, signIn, apiAs, axeViolations, screenshot } from './helpers.js';
+import { ready, signIn, apiAs, axeViolations, screenshot, acceptedConsultation, serverAndBrowser } from './helpers.js';
 
-/** @type {{url: string, stop: () => Promise<void>}} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 test('dr.wang drafts, signs and amends an opinion that dr.li reads', async () => {
-  const li = await apiAs(server.url, 'dr.li');
-  const wang = await apiAs(server.url, 'dr.wang');
+  const li = await apiAs(env.server.url, 'dr.li');
+  const wang = await apiAs(env.server.url, 'dr.wang');
   const patients = await li.call('GET', '/api/v1/patients');
-  const c = await li.call('POST', '/api/v1/consultations', {
-    patient_id: patients.items[0].id, reason: '反复胸闷两周，心电图 ST 段压低', specialty: 'cardiology', min_title: 'attending',
-    urgency: 'routine', mode: 'ecg_review', addressee: { kind: 'expert', expert_id: wang.user.id },
-    consent: { given_by: 'patient', method: 'written', at: new Date().toISOString() },
-  });
-  await wang.call('POST', `/api/v1/consultations/${c.id}/accept`);
+  const c = await acceptedConsultation(li, wang, { patient_id: patients.items[0].id, reason: '反复胸闷两周，心电图 ST 段压低', mode: 'ecg_review' });
 
-  const wangContext = await browser.newContext();
+  const wangContext = await env.browser.newContext();
   const wangPage = await wangContext.newPage();
-  await signIn(wangPage, server.url, 'dr.wang');
-  await wangPage.goto(`${server.url}/consultations/${c.id}`);
+  await signIn(wangPage, env.server.url, 'dr.wang');
+  await wangPage.goto(`${env.server.url}/consultations/${c.id}`);
   await ready(wangPage, `/consultations/${c.id}`);
   await wangPage.waitForSelector('.opinion-editor');
   // Signing without an impression is refused in the form.
@@ -58,9 +41,9 @@ test('dr.wang drafts, signs and amends an opinion that dr.li reads', async () =>
   assert.match(await wangPage.textContent('article.opinion-signed .signed-by') || '', /王建国（主任医师）/);
 
   // dr.li: opinions received, then the consultation.
-  const liContext = await browser.newContext();
+  const liContext = await env.browser.newContext();
   const liPage = await liContext.newPage();
-  await signIn(liPage, server.url, 'dr.li');
+  await signIn(liPage, env.server.url, 'dr.li');
   await liPage.click('button:has-text("收到的会诊意见")');
   await ready(liPage, '/opinions');
   const received = await liPage.textContent('ul.received');
@@ -86,7 +69,7 @@ test('dr.wang drafts, signs and amends an opinion that dr.li reads', async () =>
   await wangPage.waitForSelector('article.opinion-signed[data-version="2"]');
   await wangContext.close();
 
-  await liPage.goto(`${server.url}/consultations/${c.id}`);
+  await liPage.goto(`${env.server.url}/consultations/${c.id}`);
   await ready(liPage, `/consultations/${c.id}`);
   assert.equal(await liPage.textContent('article.opinion-signed .opinion-impression'), '考虑心肌缺血，建议冠脉 CTA 评估。');
   assert.match(await liPage.textContent('article.opinion-signed') || '', /更正原因：补充影像学检查建议/);

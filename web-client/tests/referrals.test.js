@@ -3,35 +3,18 @@
 // received and accepts it, rejects nothing without a reason, sends an up-referral from the
 // form; a follow-up plan started ten weeks ago shows its overdue visits, and marking one
 // done takes it off the list.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, ready, signIn, apiAs, axeViolations, screenshot } from './helpers.js';
+import { ready, signIn, apiAs, axeViolations, screenshot, acceptedConsultation, serverAndBrowser } from './helpers.js';
 
-/** @type {{url: string, stop: () => Promise<void>}} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 test('dr.li handles referrals and overdue follow-ups', async () => {
-  const li = await apiAs(server.url, 'dr.li');
-  const wang = await apiAs(server.url, 'dr.wang');
+  const li = await apiAs(env.server.url, 'dr.li');
+  const wang = await apiAs(env.server.url, 'dr.wang');
   const patients = await li.call('GET', '/api/v1/patients');
   const patient = patients.items[0];
-  const c = await li.call('POST', '/api/v1/consultations', {
-    patient_id: patient.id, reason: '高血压控制不佳', specialty: 'cardiology', min_title: 'attending',
-    urgency: 'routine', mode: 'video', addressee: { kind: 'expert', expert_id: wang.user.id },
-    consent: { given_by: 'patient', method: 'written', at: new Date().toISOString() },
-  });
-  await wang.call('POST', `/api/v1/consultations/${c.id}/accept`);
+  const c = await acceptedConsultation(li, wang, { patient_id: patient.id, reason: '高血压控制不佳', mode: 'video' });
   const down = await wang.call('POST', '/api/v1/referrals', {
     patient_id: patient.id, consultation_id: c.id, direction: 'down', reason: '病情稳定，转回社区管理',
     urgency: 'routine', care_plan: '氨氯地平 5 mg 每日一次，每周测血压三次',
@@ -43,9 +26,9 @@ test('dr.li handles referrals and overdue follow-ups', async () => {
   const overdueDue = plan.visits.filter((/** @type {any} */ v) => v.due_date < new Date().toISOString().slice(0, 10));
   assert.ok(overdueDue.length >= 1, 'the plan has visits in the past');
 
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await context.newPage();
-  await signIn(page, server.url, 'dr.li');
+  await signIn(page, env.server.url, 'dr.li');
   await page.click('button:has-text("双向转诊")');
   await ready(page, '/referrals');
   const received = page.locator('ul.referrals li', { hasText: '病情稳定，转回社区管理' });
@@ -74,7 +57,7 @@ test('dr.li handles referrals and overdue follow-ups', async () => {
   assert.match(await sent.textContent() || '', /加急/);
 
   // Overdue follow-ups.
-  await page.goto(`${server.url}/`);
+  await page.goto(`${env.server.url}/`);
   await ready(page, '/');
   await page.click('button:has-text("逾期随访")');
   await ready(page, '/follow-ups');

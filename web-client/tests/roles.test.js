@@ -1,21 +1,9 @@
 // Each role signs in and sees its own home screen; the language switch works.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, signIn, screenshot } from './helpers.js';
+import { signIn, screenshot, serverAndBrowser } from './helpers.js';
 
-/** @type {{url: string, stop: () => Promise<void>}} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 const HOMES = [
   ['dr.li', '社区医生工作台'],
@@ -27,9 +15,9 @@ const HOMES = [
 
 for (const [username, heading] of HOMES) {
   test(`${username} signs in and sees the home screen`, async () => {
-    const context = await browser.newContext();
+    const context = await env.browser.newContext();
     const page = await context.newPage();
-    await signIn(page, server.url, username);
+    await signIn(page, env.server.url, username);
     assert.equal((await page.textContent('main h1'))?.trim(), heading);
     await screenshot(page, `home-${username}`);
     await context.close();
@@ -37,9 +25,9 @@ for (const [username, heading] of HOMES) {
 }
 
 test('the English switch translates the screen and is remembered', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await context.newPage();
-  await signIn(page, server.url, 'dr.li');
+  await signIn(page, env.server.url, 'dr.li');
   await page.click('nav button:has-text("English")');
   await page.waitForSelector('main h1:has-text("Community doctor")');
   assert.equal(await page.getAttribute('html', 'lang'), 'en');
@@ -49,9 +37,9 @@ test('the English switch translates the screen and is remembered', async () => {
 });
 
 test('a wrong password is refused with a message', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await context.newPage();
-  await page.goto(`${server.url}/`);
+  await page.goto(`${env.server.url}/`);
   await page.fill('input[name=username]', 'dr.li');
   await page.fill('input[name=password]', 'wrong');
   await page.click('button[type=submit]');
