@@ -7,7 +7,10 @@ mod common;
 mod rtc;
 
 use common::TestApp;
-use rtc::{exchange, patient_id_of, pump_both, pump_until_other, scheduled_consultation, Peer, Signaler, WAIT};
+use rtc::{
+    exchange, patient_id_of, pump_both, pump_until_other, restart_ice_and_exchange, scheduled_consultation, Peer,
+    Signaler, WAIT,
+};
 use serde_json::json;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
@@ -110,10 +113,6 @@ async fn two_peers_exchange_data_through_the_signaling(app: &TestApp) {
 }
 db_test!(two_peers_exchange_data_through_the_signaling);
 
-fn ice_ufrag(sdp: &str) -> String {
-    sdp.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).unwrap_or_default().trim().to_string()
-}
-
 async fn a_lost_socket_resumes_and_ice_restarts(app: &TestApp) {
     let id = scheduled_consultation(app).await;
     let mut li = Signaler::join(app, "dr.li", &id).await;
@@ -156,22 +155,7 @@ async fn a_lost_socket_resumes_and_ice_restarts(app: &TestApp) {
     assert_eq!(back["type"], "peer-reconnected");
     assert_eq!(back["restart_ice"], true);
 
-    let old_answer = ice_ufrag(&peer_li.pc.remote_description().await.expect("answered").sdp);
-    let restart_offer = peer_li.offer(true).await;
-    assert_ne!(ice_ufrag(&first_offer), ice_ufrag(&restart_offer), "the ICE restart offer carries new credentials");
-    pump_both(&mut li, &peer_li, &mut wang, &peer_wang, async {
-        // Wait for the restart answer (new credentials from Wang too), then use the channel.
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while peer_li.pc.remote_description().await.map(|d| ice_ufrag(&d.sdp)) == Some(old_answer.clone()) {
-            assert!(tokio::time::Instant::now() < deadline, "no ICE restart answer");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        peer_wang.send_data("after resume").await;
-        assert_eq!(peer_li.recv_data().await, "after resume");
-        peer_li.send_data("again").await;
-        assert_eq!(peer_wang.recv_data().await, "again");
-    })
-    .await;
+    restart_ice_and_exchange(&mut li, &peer_li, &mut wang, &peer_wang, &first_offer).await;
 
     // The resume token was single-use.
     let mut stale = Signaler::open(&format!("ws://{}/api/v1/rtc?resume={resume_token}", app.addr)).await;

@@ -342,6 +342,32 @@ pub async fn pump_until_other(sig: &mut Signaler, peer: &Peer) -> Value {
     }
 }
 
+/// The ICE username fragment of an SDP (new on every ICE restart).
+pub fn ice_ufrag(sdp: &str) -> String {
+    sdp.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).unwrap_or_default().trim().to_string()
+}
+
+/// After `b` resumed: `pa` restarts ICE toward `pb` (the restart offer must carry new
+/// credentials, unlike `first_offer`), waits for `pb`'s restart answer, and the data channel
+/// carries a message each way again.
+pub async fn restart_ice_and_exchange(a: &mut Signaler, pa: &Peer, b: &mut Signaler, pb: &Peer, first_offer: &str) {
+    let old_answer = ice_ufrag(&pa.pc.remote_description().await.expect("answered").sdp);
+    let restart_offer = pa.offer(true).await;
+    assert_ne!(ice_ufrag(first_offer), ice_ufrag(&restart_offer), "the ICE restart offer carries new credentials");
+    pump_both(a, pa, b, pb, async {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while pa.pc.remote_description().await.map(|d| ice_ufrag(&d.sdp)) == Some(old_answer.clone()) {
+            assert!(tokio::time::Instant::now() < deadline, "no ICE restart answer");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        pb.send_data("after resume").await;
+        assert_eq!(pa.recv_data().await, "after resume");
+        pa.send_data("again").await;
+        assert_eq!(pb.recv_data().await, "again");
+    })
+    .await;
+}
+
 /// After `pa` has offered: runs both peers' signaling while `pa` sends `ask` over the data
 /// channel and `pb`, once it has it, answers `reply`; returns what `pb` and then `pa` received.
 pub async fn exchange(
