@@ -260,24 +260,7 @@ pub fn evaluate(report: &ClientReport, server: &ServerSide) -> Outcome {
         let reason = "the connection was set up but no probe came back";
         return Outcome { verdict_text: format!("Cannot connect: {reason}."), detail: reason.into(), ..base };
     };
-    let mut video_blockers = Vec::new();
-    match throughput {
-        Some(t) if t < VIDEO_MIN_KBPS => {
-            video_blockers.push(format!("upload {t:.0} kbit/s, video needs {VIDEO_MIN_KBPS:.0}"))
-        }
-        None => video_blockers.push("upload speed could not be measured".to_string()),
-        _ => {}
-    }
-    if loss >= VIDEO_MAX_LOSS {
-        video_blockers.push(format!(
-            "{:.1} % of probes lost, video needs under {:.0} %",
-            loss * 100.0,
-            VIDEO_MAX_LOSS * 100.0
-        ));
-    }
-    if rtt.median >= VIDEO_MAX_RTT_MS {
-        video_blockers.push(format!("round trip {:.0} ms, video needs under {VIDEO_MAX_RTT_MS:.0}", rtt.median));
-    }
+    let video_blockers = blockers(&VIDEO, throughput, loss, rtt.median);
     if video_blockers.is_empty() {
         let detail = format!(
             "round trip {:.1} ms (95 % under {:.1} ms), {:.1} % loss, upload {:.0} kbit/s",
@@ -288,21 +271,7 @@ pub fn evaluate(report: &ClientReport, server: &ServerSide) -> Outcome {
         );
         return Outcome { verdict: Verdict::Video, verdict_text: "Video will work.".into(), detail, ..base };
     }
-    let mut audio_blockers = Vec::new();
-    if throughput.is_some_and(|t| t < AUDIO_MIN_KBPS) {
-        audio_blockers
-            .push(format!("upload {:.0} kbit/s, audio needs {AUDIO_MIN_KBPS:.0}", throughput.unwrap_or_default()));
-    }
-    if loss >= AUDIO_MAX_LOSS {
-        audio_blockers.push(format!(
-            "{:.1} % of probes lost, audio needs under {:.0} %",
-            loss * 100.0,
-            AUDIO_MAX_LOSS * 100.0
-        ));
-    }
-    if rtt.median >= AUDIO_MAX_RTT_MS {
-        audio_blockers.push(format!("round trip {:.0} ms, audio needs under {AUDIO_MAX_RTT_MS:.0}", rtt.median));
-    }
+    let audio_blockers = blockers(&AUDIO, throughput, loss, rtt.median);
     if audio_blockers.is_empty() {
         let detail = video_blockers.join("; ");
         Outcome {
@@ -320,6 +289,50 @@ pub fn evaluate(report: &ClientReport, server: &ServerSide) -> Outcome {
             ..base
         }
     }
+}
+
+/// What a kind of call needs of the network.
+struct Needs {
+    what: &'static str,
+    min_kbps: f64,
+    max_loss: f64,
+    max_rtt_ms: f64,
+    /// Whether an unmeasured upload speed rules this kind of call out.
+    needs_measured_upload: bool,
+}
+
+const VIDEO: Needs = Needs {
+    what: "video",
+    min_kbps: VIDEO_MIN_KBPS,
+    max_loss: VIDEO_MAX_LOSS,
+    max_rtt_ms: VIDEO_MAX_RTT_MS,
+    needs_measured_upload: true,
+};
+
+const AUDIO: Needs = Needs {
+    what: "audio",
+    min_kbps: AUDIO_MIN_KBPS,
+    max_loss: AUDIO_MAX_LOSS,
+    max_rtt_ms: AUDIO_MAX_RTT_MS,
+    needs_measured_upload: false,
+};
+
+/// Why the measured network falls short of `needs`, in plain words; empty when it does not.
+fn blockers(needs: &Needs, throughput: Option<f64>, loss: f64, rtt_median: f64) -> Vec<String> {
+    let what = needs.what;
+    let mut out = Vec::new();
+    match throughput {
+        Some(t) if t < needs.min_kbps => out.push(format!("upload {t:.0} kbit/s, {what} needs {:.0}", needs.min_kbps)),
+        None if needs.needs_measured_upload => out.push("upload speed could not be measured".to_string()),
+        _ => {}
+    }
+    if loss >= needs.max_loss {
+        out.push(format!("{:.1} % of probes lost, {what} needs under {:.0} %", loss * 100.0, needs.max_loss * 100.0));
+    }
+    if rtt_median >= needs.max_rtt_ms {
+        out.push(format!("round trip {rtt_median:.0} ms, {what} needs under {:.0}", needs.max_rtt_ms));
+    }
+    out
 }
 
 fn round4(x: f64) -> f64 {
