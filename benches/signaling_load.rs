@@ -11,11 +11,19 @@
 //! - `--mode idle`: holds the connections for `--duration` seconds and samples the server's
 //!   resident memory, reporting memory per idle connection.
 //!
+//! To tell the server's share of a round trip from the machine's, the same tool also runs the
+//! floor: `--mode bare-relay --listen ADDR` is the simplest possible WebSocket relay (pairs
+//! two connections and forwards every frame unread, no authentication, parsing or rooms),
+//! and `--mode floor --server ws://ADDR` runs the `relay` measurement through it. With
+//! `--no-halt` the tool holds `/dev/cpu_dma_latency` at 0 for the run, so idle CPUs poll
+//! instead of halting (as latency benchmarks such as cyclictest do).
+//!
 //! Run it with `cargo bench --bench signaling_load -- <options>`.
 
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,6 +42,8 @@ struct Options {
     rate: f64,
     size: usize,
     pid: Option<u32>,
+    listen: String,
+    no_halt: bool,
 }
 
 fn options() -> Options {
@@ -47,6 +57,8 @@ fn options() -> Options {
         rate: 0.0,
         size: 200,
         pid: None,
+        listen: "127.0.0.1:18090".into(),
+        no_halt: false,
     };
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let mut i = 0;
@@ -62,6 +74,12 @@ fn options() -> Options {
             "--rate" => o.rate = v.parse().expect("--rate msgs/s"),
             "--size" => o.size = v.parse().expect("--size bytes"),
             "--pid" => o.pid = Some(v.parse().expect("--pid server process id")),
+            "--listen" => o.listen = v,
+            "--no-halt" => {
+                o.no_halt = true;
+                i += 1;
+                continue;
+            }
             other => panic!("unknown option {other}"),
         }
         i += 2;
@@ -301,6 +319,80 @@ fn keep_reading((mut a, mut b): (Member, Member)) -> tokio::task::JoinHandle<()>
     })
 }
 
+/// `--mode bare-relay`: the simplest WebSocket relay. Each connection first sends the name of
+/// its pair; both are told `paired` when the second arrives, and from then on every frame
+/// from one side is written to the other unread. The floor under what the real server does.
+async fn bare_relay(listen: &str) {
+    type Waiting = Arc<Mutex<HashMap<String, tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>>>>;
+    let listener = tokio::net::TcpListener::bind(listen).await.expect("listen address");
+    println!("bare relay listening on {listen}");
+    let waiting: Waiting = Arc::default();
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else { continue };
+        let _ = tcp.set_nodelay(true);
+        let waiting = waiting.clone();
+        tokio::spawn(async move {
+            let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config())).await else { return };
+            let Some(Ok(Message::Text(pair))) = ws.next().await else { return };
+            let first = waiting.lock().unwrap().remove(pair.as_str());
+            let Some(mut a) = first else {
+                waiting.lock().unwrap().insert(pair.to_string(), ws);
+                return;
+            };
+            let mut b = ws;
+            // Both sides hear it: which of the two came first is a race.
+            for side in [&mut a, &mut b] {
+                if side.send(Message::Text("paired".into())).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                tokio::select! {
+                    m = a.next() => match m {
+                        Some(Ok(m @ Message::Text(_))) => if b.send(m).await.is_err() { break },
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    },
+                    m = b.next() => match m {
+                        Some(Ok(m @ Message::Text(_))) => if a.send(m).await.is_err() { break },
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    },
+                }
+            }
+        });
+    }
+}
+
+/// `--mode floor`: one pair of connections to the bare relay per room.
+async fn bare_pair(url: &str, room: usize) -> (Member, Member) {
+    let connect = |side: &'static str| async move {
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true).await.expect("bare relay");
+        ws.send(Message::Text(format!("room {room}").into())).await.expect("pair");
+        Member { ws, id: side.into() }
+    };
+    let a = connect("a").await;
+    let mut b = connect("b").await;
+    match b.ws.next().await {
+        Some(Ok(Message::Text(t))) if t.as_str() == "paired" => {}
+        other => panic!("bare relay did not pair: {other:?}"),
+    }
+    (a, b)
+}
+
+/// Holds `/dev/cpu_dma_latency` at 0 while the returned file is open: the kernel then keeps
+/// idle CPUs polling instead of halting.
+fn hold_cpus_awake() -> std::fs::File {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/cpu_dma_latency")
+        .expect("--no-halt needs write access to /dev/cpu_dma_latency (root)");
+    f.write_all(&0i32.to_ne_bytes()).expect("write /dev/cpu_dma_latency");
+    f
+}
+
 fn pct(h: &Histogram<u64>, q: f64) -> String {
     format!("{} µs", h.value_at_quantile(q))
 }
@@ -308,6 +400,21 @@ fn pct(h: &Histogram<u64>, q: f64) -> String {
 #[tokio::main]
 async fn main() {
     let o = options();
+    let _awake = o.no_halt.then(|| {
+        println!("idle CPUs poll instead of halting for this run (/dev/cpu_dma_latency held at 0)");
+        hold_cpus_awake()
+    });
+    if o.mode == "bare-relay" {
+        return bare_relay(&o.listen).await;
+    }
+    if o.mode == "floor" {
+        let mut pairs = Vec::with_capacity(o.rooms);
+        for room in 0..o.rooms {
+            pairs.push(bare_pair(&o.server, room).await);
+        }
+        println!("{} pairs connected to the bare relay at {}", o.rooms, o.server);
+        return measure(&o, pairs).await;
+    }
     let http = reqwest::Client::new();
     let db = Db::connect(&o.db).await.expect("database");
     let li = login(&http, &o.server, "dr.li").await;
@@ -412,6 +519,12 @@ async fn main() {
         return;
     }
 
+    measure(&o, pairs).await;
+}
+
+/// The `relay` measurement over joined pairs (through the server or the bare relay).
+async fn measure(o: &Options, pairs: Vec<(Member, Member)>) {
+    let pid = o.pid;
     let stop = Arc::new(AtomicBool::new(false));
     let totals = Arc::new(Totals::default());
     let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap()));
