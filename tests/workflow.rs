@@ -124,6 +124,101 @@ async fn the_demo_consultation_flow(app: &TestApp) {
 }
 db_test!(the_demo_consultation_flow);
 
+/// dr.li sees the ranked candidates while filling in a request, before anything is saved.
+async fn candidates_for_an_unsaved_request(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let admin = app.login("admin").await;
+    let li_id = app.user_id("dr.li").await;
+    let wang_id = app.user_id("dr.wang").await;
+    let chen_id = app.user_id("dr.chen").await;
+    let audit_path = format!("/api/v1/audit?actor_id={li_id}&limit=500");
+    let (_, audit_before) = app.get(&audit_path, &admin).await;
+    let (_, list_before) = app.get("/api/v1/consultations", &li).await;
+
+    let criteria = json!({"specialty": "cardiology", "min_title": "attending", "urgency": "urgent"});
+    let (status, cands) = app.post("/api/v1/consultations/candidates", &li, &criteria).await;
+    assert_eq!(status, 200, "{cands}");
+    let items = cands["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "only the cardiologist: {cands}");
+    assert_eq!(items[0]["expert_id"], wang_id.as_str());
+    assert_eq!(items[0]["name"], "王建国");
+    let codes = items[0]["reason_codes"].as_array().unwrap();
+    assert_eq!(codes[0], json!({"code": "availability_first", "urgency": "urgent"}));
+    assert_eq!(codes[1], json!({"code": "specialty_match", "specialty": "cardiology"}));
+    assert_eq!(codes[2], json!({"code": "title_meets_minimum", "title": "chief", "min_title": "attending"}));
+    assert_eq!(codes[3], json!({"code": "consortium_partner"}));
+    assert_eq!(codes[4]["code"], "earliest_slot", "the demo expert has free slots: {codes:?}");
+    assert!(codes[4]["wait_minutes"].as_i64().unwrap() >= 0);
+    assert_eq!(codes[5], json!({"code": "open_consultations", "count": 0}));
+    // The English reasons stay, one per code.
+    let reasons = items[0]["reasons"].as_array().unwrap();
+    assert_eq!(reasons.len(), codes.len());
+    assert_eq!(reasons[1], "specialty: cardiology");
+
+    // The minimum title and the specialty decide who is listed.
+    let radiology = |min_title: &str| json!({"specialty": "radiology", "min_title": min_title, "urgency": "routine"});
+    let (status, cands) = app.post("/api/v1/consultations/candidates", &li, &radiology("attending")).await;
+    assert_eq!(status, 200, "{cands}");
+    let ids: Vec<&str> = cands["items"].as_array().unwrap().iter().map(|c| c["expert_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [chen_id.as_str()]);
+    let (_, cands) = app.post("/api/v1/consultations/candidates", &li, &radiology("chief")).await;
+    assert_eq!(cands["items"], json!([]), "dr.chen is an associate chief");
+
+    // Nothing was stored and, with no patient data touched, nothing audited.
+    let (_, list_after) = app.get("/api/v1/consultations", &li).await;
+    assert_eq!(list_after["items"], list_before["items"]);
+    let (_, audit_after) = app.get(&audit_path, &admin).await;
+    assert_eq!(audit_after["items"], audit_before["items"]);
+
+    // The same ranking as for the request once it is saved.
+    let id = request_for_wang(app, &li).await;
+    let (_, saved) = app.get(&format!("/api/v1/consultations/{id}/candidates"), &li).await;
+    let (_, unsaved) = app.post("/api/v1/consultations/candidates", &li, &criteria).await;
+    let codes_of = |v: &Value| -> Vec<Value> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                json!([
+                    c["expert_id"],
+                    c["reason_codes"].as_array().unwrap().iter().map(|r| r["code"].clone()).collect::<Vec<_>>()
+                ])
+            })
+            .collect()
+    };
+    assert_eq!(codes_of(&unsaved), codes_of(&saved));
+
+    // Bad criteria are problem+json validation errors naming the field.
+    for (body, field) in [
+        (json!({"specialty": "astrology", "min_title": "attending", "urgency": "urgent"}), "specialty"),
+        (json!({"specialty": "cardiology", "min_title": "professor", "urgency": "urgent"}), "min_title"),
+        (json!({"specialty": "cardiology", "min_title": "attending", "urgency": "urgentish"}), "urgency"),
+        (json!({"specialty": "cardiology", "min_title": "attending"}), "urgency"),
+    ] {
+        let (status, problem) = app.post("/api/v1/consultations/candidates", &li, &body).await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert_eq!(problem["code"], "validation_failed", "{problem}");
+        assert!(problem.to_string().contains(field), "{field}: {problem}");
+    }
+    // Patient data does not belong here.
+    let zhang = patient_id(app, "patient.zhang").await;
+    let with_patient =
+        json!({"specialty": "cardiology", "min_title": "attending", "urgency": "urgent", "patient_id": zhang});
+    let (status, problem) = app.post("/api/v1/consultations/candidates", &li, &with_patient).await;
+    assert_eq!(status, 422, "{problem}");
+    // Only a community doctor asks, for their own centre.
+    for user in ["dr.wang", "patient.zhang"] {
+        let token = app.login(user).await;
+        let (status, problem) = app.post("/api/v1/consultations/candidates", &token, &criteria).await;
+        assert_eq!(status, 403, "{user}: {problem}");
+        assert_eq!(problem["code"], "forbidden");
+    }
+    let anonymous = app.http.post(app.url("/api/v1/consultations/candidates")).json(&criteria).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+}
+db_test!(candidates_for_an_unsaved_request);
+
 async fn no_consent_no_request(app: &TestApp) {
     let li = app.login("dr.li").await;
     let zhang = patient_id(app, "patient.zhang").await;

@@ -95,7 +95,8 @@ test('dr.wang opens a real 12-lead ECG of a consultation in the viewer', async (
   const rate = await page.textContent('dl.facts dd');
   assert.match(rate || '', /^\d+ bpm$/);
   // Calipers: 200 canvas pixels at 4 px/mm are 50 mm, 2000 ms at 25 mm/s, 30 bpm.
-  assert.match(await page.textContent('.caliper-readout') || '', /卡尺/);
+  assert.match(await page.textContent('.caliper-hint') || '', /卡尺.*方向键.*Shift.*Enter/);
+  assert.equal(await page.textContent('.caliper-readout'), '', 'nothing measured yet');
   const box = /** @type {{x: number, y: number, width: number, height: number}} */ (await page.locator('canvas').boundingBox());
   const css = box.width / 1000;
   await page.mouse.move(box.x + 300 * css, box.y + 300 * css);
@@ -116,5 +117,45 @@ test('dr.wang opens a real 12-lead ECG of a consultation in the viewer', async (
   assert.deepEqual(lines, { start: true, end: true, between: false }, 'the two caliper lines are drawn where the drag began and ended');
   assert.deepEqual(await axeViolations(page), []);
   await screenshot(page, 'ecg-viewer');
+
+  // The same with the keyboard only: Tab to the tracing, then arrows, Shift and Enter.
+  await page.reload();
+  await ready(page, `/ecg/${file.id}`);
+  const focusedCanvas = () => page.evaluate(() => document.activeElement?.tagName === 'CANVAS');
+  for (let i = 0; i < 40 && !(await focusedCanvas()); i++) await page.keyboard.press('Tab');
+  assert.ok(await focusedCanvas(), 'the tracing is reached with Tab');
+  assert.equal(await page.getAttribute('canvas', 'aria-describedby'), 'caliper-hint');
+  assert.equal(await page.getAttribute('.caliper-readout', 'aria-live'), 'polite');
+  const scrolled = await page.evaluate(() => window.scrollY);
+  /** The interval and rate the live region reports. */
+  const reported = async () => {
+    const text = await page.textContent('.caliper-readout') || '';
+    const [, ms, bpm] = text.match(/间期 (\d+) ms · (\d+) 次\/分/) || [];
+    return { ms: Number(ms), bpm: Number(bpm) };
+  };
+  await page.keyboard.press('ArrowRight');
+  assert.deepEqual(await reported(), { ms: 1000, bpm: 60 }, 'the first arrow places a pair one second apart');
+  await page.keyboard.press('ArrowRight');
+  assert.deepEqual(await reported(), { ms: 1040, bpm: 58 }, 'an arrow moves the end line one small box, 40 ms');
+  await page.keyboard.press('Shift+ArrowRight');
+  assert.deepEqual(await reported(), { ms: 1240, bpm: 48 }, 'Shift moves it one large box, 200 ms');
+  await page.keyboard.press('Enter');
+  assert.match(await page.textContent('.caliper-readout') || '', /^正在移动起始线 · 间期 1240 ms/);
+  await page.keyboard.press('ArrowRight');
+  assert.deepEqual(await reported(), { ms: 1200, bpm: 50 }, 'now the start line moves: the interval shrinks');
+  await page.keyboard.press('Shift+ArrowLeft');
+  await page.keyboard.press('Shift+ArrowLeft');
+  assert.deepEqual(await reported(), { ms: 1600, bpm: 38 }, 'start line 10 mm to the left');
+  // The lines: start 12.5 + 1 - 10 = 3.5 mm (14 px), end 12.5 + 25 + 1 + 5 = 43.5 mm (174 px).
+  const keyLines = await page.$eval('canvas', (el) => {
+    const c = /** @type {HTMLCanvasElement} */ (el);
+    const ctx = /** @type {CanvasRenderingContext2D} */ (c.getContext('2d'));
+    const green = (/** @type {number} */ x) => { const [r, g, b] = ctx.getImageData(x, 10, 1, 1).data; return g > 100 && r < 40 && b < 160 && g > b; };
+    return { start: [13, 14, 15].some(green), end: [173, 174, 175].some(green), between: green(100) };
+  });
+  assert.deepEqual(keyLines, { start: true, end: true, between: false }, 'the lines are drawn where the keys moved them');
+  assert.equal(await page.evaluate(() => window.scrollY), scrolled, 'the arrow keys do not scroll the page');
+  await page.keyboard.press('Escape');
+  assert.equal(await page.textContent('.caliper-readout'), '', 'Esc clears the calipers');
   await context.close();
 });

@@ -65,6 +65,72 @@ test('calipers read milliseconds at 25 mm/s and the rate', async () => {
   assert.deepEqual(caliperReading(0), { ms: 0, bpm: null });
 });
 
+test('ranking reason codes in the user\'s language, unknown codes in the server\'s English', async () => {
+  const { reasonText, candidateReasons, waitText } = await import('../js/reasons.js');
+  const { ZH } = await import('../js/strings-zh.js');
+  const { EN } = await import('../js/strings-en.js');
+  /** @param {Record<string, string>} table */
+  const translator = (table) => (/** @type {string} */ key, /** @type {Record<string, string | number>} */ vars = {}) =>
+    (table[key] ?? `!${key}`).replace(/\{(\w+)\}/g, (_, name) => String(vars[name]));
+  const zh = translator(ZH);
+  const en = translator(EN);
+  const names = (/** @type {string} */ code) => ({ cardiology: '心血管内科' })[code] ?? code;
+  const candidate = {
+    reasons: ['urgent request: earliest availability ranked first', 'specialty: cardiology', 'title chief physician ≥ attending physician',
+      'consortium partner of the requesting centre', 'earliest free slot in 3 h', '2 open consultations', 'something new'],
+    reason_codes: [
+      { code: 'availability_first', urgency: 'urgent' }, { code: 'specialty_match', specialty: 'cardiology' },
+      { code: 'title_meets_minimum', title: 'chief', min_title: 'attending' }, { code: 'consortium_partner' },
+      { code: 'earliest_slot', wait_minutes: 200 }, { code: 'open_consultations', count: 2 }, { code: 'new_in_a_later_server' },
+    ],
+  };
+  assert.deepEqual(candidateReasons(candidate, zh, names), [
+    '加急申请：优先考虑最早可约时间', '专科：心血管内科', '职称 主任医师（要求不低于主治医师）', '与本中心同属医联体',
+    '最早可约：3 小时后', '当前有 2 个进行中的会诊', 'something new',
+  ]);
+  assert.deepEqual(candidateReasons(candidate, en, (code) => code).slice(0, 6), [
+    'Urgent request: earliest availability ranked first', 'Specialty: cardiology', 'Title Chief (at least Attending asked for)',
+    'Consortium partner of your centre', 'Earliest free slot: in 3 h', '2 open consultations',
+  ]);
+  assert.equal(reasonText({ code: 'specialty_secondary', specialty: 'cardiology' }, zh, names), '专科：心血管内科（非其主要专科）');
+  assert.equal(reasonText({ code: 'no_consortium_link' }, zh, names), '与本中心无医联体关系');
+  assert.equal(reasonText({ code: 'no_free_slot' }, en, names), 'No free slot soon');
+  assert.equal(reasonText({ code: 'open_consultations', count: 0 }, zh, names), '当前无进行中的会诊');
+  assert.equal(reasonText({ code: 'open_consultations', count: 1 }, en, names), '1 open consultation');
+  assert.equal(reasonText({ code: 'unheard_of' }, en, names), null);
+  // Waits: now, minutes, hours under two days, then days (as the server words them).
+  assert.deepEqual([0, 45, 47 * 60 + 59, 48 * 60, 5 * 24 * 60].map((m) => waitText(m, en)), ['now', 'in 45 min', 'in 47 h', 'in 2 days', 'in 5 days']);
+  assert.deepEqual([0, 45, 120].map((m) => waitText(m, zh)), ['现在', '45 分钟后', '2 小时后']);
+  // A server without codes: the English sentences as they are.
+  assert.deepEqual(candidateReasons({ reasons: ['specialty: cardiology'] }, zh, names), ['specialty: cardiology']);
+  // Every key the codes use is in both tables.
+  for (const table of [ZH, EN]) {
+    const missing = Object.keys(ZH).concat(Object.keys(EN)).filter((k) => k.startsWith('reason.') && !(k in table));
+    assert.deepEqual(missing, []);
+  }
+});
+
+test('caliper keys: the first places a pair 1 s apart, arrows move the active line, Enter switches it', async () => {
+  const { caliperKey } = await import('../js/ecg/viewer.js');
+  const placed = caliperKey(null, 'ArrowLeft', false, 250);
+  assert.deepEqual(placed, { start: 12.5, end: 37.5, active: 'end' });
+  assert.deepEqual(caliperKey(null, 'Enter', false, 250), placed);
+  assert.deepEqual(caliperKey(placed, 'ArrowRight', false, 250), { start: 12.5, end: 38.5, active: 'end' });
+  assert.deepEqual(caliperKey(placed, 'ArrowLeft', true, 250), { start: 12.5, end: 32.5, active: 'end' });
+  const switched = caliperKey(placed, ' ', false, 250);
+  assert.deepEqual(switched, { start: 12.5, end: 37.5, active: 'start' });
+  assert.deepEqual(caliperKey(switched, 'Enter', false, 250), placed, 'Enter switches back');
+  assert.deepEqual(caliperKey(switched, 'ArrowLeft', true, 250), { start: 7.5, end: 37.5, active: 'start' });
+  // Lines stay on the paper.
+  assert.equal(caliperKey({ start: 2, end: 30, active: 'start' }, 'ArrowLeft', true, 250)?.start, 0);
+  assert.equal(caliperKey({ start: 2, end: 248, active: 'end' }, 'ArrowRight', true, 250)?.end, 250);
+  assert.deepEqual(caliperKey(null, 'ArrowRight', false, 20), { start: 12.5, end: 20, active: 'end' }, 'a short strip');
+  // Esc removes the pair; other keys are not the calipers' (Tab still leaves).
+  assert.equal(caliperKey(placed, 'Escape', false, 250), null);
+  assert.equal(caliperKey(placed, 'Tab', false, 250), undefined);
+  assert.equal(caliperKey(placed, 'ArrowUp', false, 250), undefined);
+});
+
 test('connection quality: every measure within the good limits is good, one past them lowers the level', async () => {
   const { classify, THRESHOLDS } = await import('../js/call/quality.js');
   assert.equal(classify({ rttMs: 20, lossPct: 0, jitterMs: 5 }), 'good');

@@ -70,15 +70,30 @@ test('dr.li requests a consultation for patient.zhang with consent, addressed to
   await page.waitForSelector('#consent-ok');
   await accessible(page, 'wizard-2-consent');
   await page.check('#consent-ok');
+  const api = await apiAs(server.url, 'dr.li');
+  const before = (await api.call('GET', '/api/v1/consultations?limit=200')).items;
   await page.click('button[type=submit]');
   await page.waitForSelector('.candidates li');
   await accessible(page, 'wizard-3-candidates');
   const first = await page.textContent('.candidates li strong');
   assert.equal(first, '王建国');
+  // The reasons in Chinese, from the server's reason codes.
+  const reasons = await page.$$eval('.candidates li .reasons li', (items) => items.map((li) => li.textContent));
+  assert.equal(reasons[0], '专科：心血管内科');
+  assert.equal(reasons[1], '职称 主任医师（要求不低于主治医师）');
+  assert.equal(reasons[2], '与本中心同属医联体');
+  assert.match(reasons[3] || '', /^最早可约：(现在|\d+ 分钟后|\d+ 小时后|\d+ 天后)$/);
+  assert.match(reasons[4] || '', /^当前(无|有 \d+ 个)进行中的会诊$/);
+  // Seeing the candidates stored nothing: no draft.
+  assert.deepEqual((await api.call('GET', '/api/v1/consultations?limit=200')).items, before, 'no request stored before sending');
   await page.click('.candidates li button.primary');
   await page.waitForURL(/\/consultations\/[0-9a-f-]{36}$/);
   await page.waitForSelector('main .badge.state-requested');
   consultationId = page.url().split('/').pop() || '';
+  const after = (await api.call('GET', '/api/v1/consultations?limit=200')).items;
+  assert.deepEqual(after.filter((/** @type {any} */ c) => !before.some((/** @type {any} */ b) => b.id === c.id))
+    .map((/** @type {any} */ c) => [c.id, c.state, c.addressee_kind]), [[consultationId, 'requested', 'expert']],
+  'sending stores exactly the one request, addressed to the chosen expert (no cancelled draft)');
   await accessible(page, 'consultation-requested');
   // dr.wang, signed in on the home screen, hears of it live (Server-Sent Events, toast).
   await pages['dr.wang'].waitForSelector('.toast', { timeout: 10000 });
@@ -140,13 +155,31 @@ test('dr.li and dr.wang join the call, see each other and chat', async () => {
   await remoteVideoPlays(li);
   await remoteVideoPlays(wang);
   // Each side's tile of the other shows a connection-quality level in words once stats arrive.
-  for (const page of [li, wang]) {
+  // The label is a polite live region whose text changes only when the level does, so a
+  // screen reader hears of a change (with whose connection it is), not every 2 s sample.
+  for (const [page, other] of [[li, '王建国'], [wang, '李明']]) {
+    await page.evaluate(() => {
+      const label = /** @type {HTMLElement} */ (document.querySelector('.tile:has(video.remote) .quality'));
+      /** @type {any} */ (window).qualityLog = { texts: [], levels: [] };
+      new MutationObserver(() => {
+        const log = /** @type {any} */ (window).qualityLog;
+        if (log.texts.at(-1) !== label.textContent) log.texts.push(label.textContent);
+        if (log.levels.at(-1) !== label.dataset.quality) log.levels.push(label.dataset.quality);
+      }).observe(label, { subtree: true, childList: true, characterData: true, attributes: true });
+    });
     await page.waitForSelector('.tile:has(video.remote) .quality:not([data-quality=unknown])', { timeout: 15000 });
-    const label = await page.textContent('.tile:has(video.remote) .quality');
+    const label = await page.textContent('.tile:has(video.remote) .quality-level');
     assert.match(label || '', /^连接质量：(良好|一般|较差)$/);
     const level = await page.getAttribute('.tile:has(video.remote) .quality', 'data-quality');
     assert.equal(label, `连接质量：${{ good: '良好', fair: '一般', poor: '较差' }[level || '']}`, 'the words match the level');
     assert.match(await page.getAttribute('.tile:has(video.remote) .quality', 'title') || '', /往返 \d+ 毫秒/, 'the round trip is measured');
+    assert.equal(await page.getAttribute('.tile:has(video.remote) .quality', 'aria-live'), 'polite');
+    assert.equal(await page.getAttribute('.tile:has(video.remote) .quality', 'aria-atomic'), 'true');
+    assert.equal(await page.textContent('.tile:has(video.remote) .quality'), `${other}的${label}`, 'the announcement names the peer');
+    // Over two more samples the announced text changes only with the level.
+    await page.waitForTimeout(4500);
+    const log = await page.evaluate(() => /** @type {any} */ (window).qualityLog);
+    assert.equal(log.texts.length, log.levels.length, `text changes only with the level: ${JSON.stringify(log)}`);
   }
   await li.fill('#chat-input', '请看 V2-V4 导联');
   await li.click('.chat-form button[type=submit]');

@@ -27,6 +27,12 @@
 //!
 //! Scores are rounded to four decimals; equal scores are ordered by expert id, so the
 //! ranking is deterministic.
+//!
+//! # Why
+//!
+//! Each candidate carries its reasons twice: as [`ReasonCode`]s (a `code` and its
+//! parameters, which a client words in the user's language) and as English sentences made
+//! from those codes.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -63,8 +69,75 @@ pub struct RankedCandidate {
     pub expert_id: Uuid,
     pub name: String,
     pub score: f64,
+    /// The reasons in English, one per entry of `reason_codes`.
     pub reasons: Vec<String>,
+    pub reason_codes: Vec<ReasonCode>,
     pub earliest_slot: Option<DateTime<Utc>>,
+}
+
+/// One reason for a candidate's place, machine-readable: serialised as an object with a
+/// `code` and the code's parameters, e.g. `{"code": "specialty_match", "specialty":
+/// "cardiology"}`. Codes are stable; a client words them in its own language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum ReasonCode {
+    /// An urgent or emergency request ranks the earliest availability first.
+    AvailabilityFirst {
+        urgency: Urgency,
+    },
+    /// The requested specialty is the expert's main specialty.
+    SpecialtyMatch {
+        specialty: String,
+    },
+    /// The expert practises the requested specialty, but it is not their main one.
+    SpecialtySecondary {
+        specialty: String,
+    },
+    /// The expert's title meets the minimum asked for.
+    TitleMeetsMinimum {
+        title: Title,
+        min_title: Title,
+    },
+    /// The expert's organisation is in a consortium with the requesting centre.
+    ConsortiumPartner,
+    NoConsortiumLink,
+    /// The expert's earliest free slot starts this many whole minutes from now (0: now).
+    EarliestSlot {
+        wait_minutes: i64,
+    },
+    /// No free slot in the period searched.
+    NoFreeSlot,
+    /// Consultations the expert has accepted that are still open.
+    OpenConsultations {
+        count: u32,
+    },
+}
+
+impl ReasonCode {
+    /// The reason as an English sentence (the `reasons` strings).
+    pub fn english(&self) -> String {
+        match self {
+            ReasonCode::AvailabilityFirst { urgency } => {
+                format!("{urgency} request: earliest availability ranked first")
+            }
+            ReasonCode::SpecialtyMatch { specialty } => format!("specialty: {specialty}"),
+            ReasonCode::SpecialtySecondary { specialty } => {
+                format!("specialty: {specialty} (not their main specialty)")
+            }
+            ReasonCode::TitleMeetsMinimum { title, min_title } => {
+                format!("title {} ≥ {}", title.label(), min_title.label())
+            }
+            ReasonCode::ConsortiumPartner => "consortium partner of the requesting centre".to_owned(),
+            ReasonCode::NoConsortiumLink => "no consortium link to the requesting centre".to_owned(),
+            ReasonCode::EarliestSlot { wait_minutes } => {
+                format!("earliest free slot {}", describe_wait(TimeDelta::minutes(*wait_minutes)))
+            }
+            ReasonCode::NoFreeSlot => "no free slot found".to_owned(),
+            ReasonCode::OpenConsultations { count: 0 } => "no open consultations".to_owned(),
+            ReasonCode::OpenConsultations { count: 1 } => "1 open consultation".to_owned(),
+            ReasonCode::OpenConsultations { count } => format!("{count} open consultations"),
+        }
+    }
 }
 
 const SPECIALTY_WEIGHT: f64 = 0.15;
@@ -103,29 +176,29 @@ fn score(
     main_specialty: bool,
     availability_first: bool,
 ) -> RankedCandidate {
-    let mut reasons = Vec::with_capacity(6);
+    let mut codes = Vec::with_capacity(6);
     if availability_first {
-        reasons.push(format!("{} request: earliest availability ranked first", request.urgency));
+        codes.push(ReasonCode::AvailabilityFirst { urgency: request.urgency });
     }
 
-    let specialty = request.specialty.trim();
+    let specialty = request.specialty.trim().to_owned();
     let specialty_fit = if main_specialty {
-        reasons.push(format!("specialty: {specialty}"));
+        codes.push(ReasonCode::SpecialtyMatch { specialty });
         1.0
     } else {
-        reasons.push(format!("specialty: {specialty} (not their main specialty)"));
+        codes.push(ReasonCode::SpecialtySecondary { specialty });
         0.5
     };
 
     let steps_above = title_rank(candidate.title) - title_rank(request.min_title);
     let title_fit = f64::from(steps_above) / 3.0;
-    reasons.push(format!("title {} ≥ {}", candidate.title.label(), request.min_title.label()));
+    codes.push(ReasonCode::TitleMeetsMinimum { title: candidate.title, min_title: request.min_title });
 
     let consortium_fit = if candidate.organisation_linked {
-        reasons.push("consortium partner of the requesting centre".to_owned());
+        codes.push(ReasonCode::ConsortiumPartner);
         1.0
     } else {
-        reasons.push("no consortium link to the requesting centre".to_owned());
+        codes.push(ReasonCode::NoConsortiumLink);
         0.0
     };
 
@@ -134,17 +207,13 @@ fn score(
         let hours = wait.num_seconds() as f64 / 3600.0;
         1.0 / (1.0 + hours / AVAILABILITY_HALF_LIFE_HOURS)
     });
-    reasons.push(match wait {
-        Some(wait) => format!("earliest free slot {}", describe_wait(wait)),
-        None => "no free slot found".to_owned(),
+    codes.push(match wait {
+        Some(wait) => ReasonCode::EarliestSlot { wait_minutes: wait.num_minutes() },
+        None => ReasonCode::NoFreeSlot,
     });
 
     let load_fit = 1.0 / (1.0 + f64::from(candidate.open_consultations) / 2.0);
-    reasons.push(match candidate.open_consultations {
-        0 => "no open consultations".to_owned(),
-        1 => "1 open consultation".to_owned(),
-        open => format!("{open} open consultations"),
-    });
+    codes.push(ReasonCode::OpenConsultations { count: candidate.open_consultations });
 
     let base = SPECIALTY_WEIGHT * specialty_fit
         + TITLE_WEIGHT * title_fit
@@ -156,7 +225,8 @@ fn score(
         expert_id: candidate.expert_id,
         name: candidate.name,
         score: ((tier + base) * 10_000.0).round() / 10_000.0,
-        reasons,
+        reasons: codes.iter().map(ReasonCode::english).collect(),
+        reason_codes: codes,
         earliest_slot: candidate.earliest_slot,
     }
 }
@@ -385,6 +455,86 @@ mod tests {
     }
 
     #[test]
+    fn reason_codes_carry_the_parameters_of_each_factor() {
+        let candidate = CandidateInput {
+            specialties: vec!["internal medicine".into(), "cardiology".into()],
+            title: Title::AssociateChief,
+            organisation_linked: true,
+            earliest_slot: Some(now() + TimeDelta::minutes(3 * 60 + 20)),
+            open_consultations: 4,
+            ..expert(1)
+        };
+        let ranked = rank(&request(Urgency::Urgent), vec![candidate]);
+        assert_eq!(
+            ranked[0].reason_codes,
+            [
+                ReasonCode::AvailabilityFirst { urgency: Urgency::Urgent },
+                ReasonCode::SpecialtySecondary { specialty: "cardiology".into() },
+                ReasonCode::TitleMeetsMinimum { title: Title::AssociateChief, min_title: Title::Attending },
+                ReasonCode::ConsortiumPartner,
+                ReasonCode::EarliestSlot { wait_minutes: 200 },
+                ReasonCode::OpenConsultations { count: 4 },
+            ]
+        );
+        // The English reasons are the codes in words, one for one.
+        let english: Vec<String> = ranked[0].reason_codes.iter().map(ReasonCode::english).collect();
+        assert_eq!(ranked[0].reasons, english);
+        assert_eq!(ranked[0].reasons[4], "earliest free slot in 3 h");
+
+        let ranked = rank(
+            &request(Urgency::Routine),
+            vec![CandidateInput { earliest_slot: None, open_consultations: 0, ..expert(1) }],
+        );
+        assert_eq!(
+            ranked[0].reason_codes,
+            [
+                ReasonCode::SpecialtyMatch { specialty: "cardiology".into() },
+                ReasonCode::TitleMeetsMinimum { title: Title::Attending, min_title: Title::Attending },
+                ReasonCode::NoConsortiumLink,
+                ReasonCode::NoFreeSlot,
+                ReasonCode::OpenConsultations { count: 0 },
+            ]
+        );
+        assert_eq!(ranked[0].reasons[4], "no open consultations");
+        // A slot already under way waits zero minutes.
+        let started = CandidateInput { earliest_slot: Some(now() - TimeDelta::minutes(5)), ..expert(1) };
+        let ranked = rank(&request(Urgency::Routine), vec![started]);
+        assert_eq!(ranked[0].reason_codes[3], ReasonCode::EarliestSlot { wait_minutes: 0 });
+    }
+
+    #[test]
+    fn reason_codes_serialise_as_a_code_with_its_parameters() {
+        let json = |code: ReasonCode| serde_json::to_value(code).unwrap();
+        assert_eq!(
+            json(ReasonCode::SpecialtyMatch { specialty: "cardiology".into() }),
+            serde_json::json!({"code": "specialty_match", "specialty": "cardiology"})
+        );
+        assert_eq!(
+            json(ReasonCode::SpecialtySecondary { specialty: "cardiology".into() }),
+            serde_json::json!({"code": "specialty_secondary", "specialty": "cardiology"})
+        );
+        assert_eq!(
+            json(ReasonCode::AvailabilityFirst { urgency: Urgency::Emergency }),
+            serde_json::json!({"code": "availability_first", "urgency": "emergency"})
+        );
+        assert_eq!(
+            json(ReasonCode::TitleMeetsMinimum { title: Title::AssociateChief, min_title: Title::Resident }),
+            serde_json::json!({"code": "title_meets_minimum", "title": "associate_chief", "min_title": "resident"})
+        );
+        assert_eq!(json(ReasonCode::ConsortiumPartner), serde_json::json!({"code": "consortium_partner"}));
+        assert_eq!(json(ReasonCode::NoConsortiumLink), serde_json::json!({"code": "no_consortium_link"}));
+        assert_eq!(
+            json(ReasonCode::EarliestSlot { wait_minutes: 45 }),
+            serde_json::json!({"code": "earliest_slot", "wait_minutes": 45})
+        );
+        assert_eq!(json(ReasonCode::NoFreeSlot), serde_json::json!({"code": "no_free_slot"}));
+        assert_eq!(
+            json(ReasonCode::OpenConsultations { count: 2 }),
+            serde_json::json!({"code": "open_consultations", "count": 2})
+        );
+    }
+
+    #[test]
     fn waits_read_naturally() {
         assert_eq!(describe_wait(TimeDelta::zero()), "now");
         assert_eq!(describe_wait(TimeDelta::minutes(45)), "in 45 min");
@@ -446,5 +596,7 @@ mod tests {
         assert_eq!(json["earliest_slot"], "2026-11-24T02:00:00Z");
         assert!(json["score"].is_f64());
         assert_eq!(json["reasons"].as_array().unwrap().len(), 5);
+        assert_eq!(json["reason_codes"].as_array().unwrap().len(), 5);
+        assert_eq!(json["reason_codes"][0], serde_json::json!({"code": "specialty_match", "specialty": "cardiology"}));
     }
 }

@@ -741,15 +741,59 @@ async fn candidates(
     Path(Id(id)): Path<Id>,
 ) -> ApiResult<Json<Candidates>> {
     let c = store::load_for(&state.db, &user, &id, "match").await?;
+    let criteria = Criteria {
+        specialty: c.specialty.clone(),
+        min_title: title_of(&c.min_title),
+        urgency: Urgency::from_str(&c.urgency).unwrap_or(Urgency::Routine),
+    };
+    let items = rank_candidates(&state, &criteria, &c.requesting_organisation_id).await?;
+    Ok(Json(Candidates { items, next: None }))
+}
+
+/// What a request asks of its expert: the criteria matching ranks candidates on.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Criteria {
+    pub specialty: String,
+    pub min_title: Title,
+    pub urgency: Urgency,
+}
+
+/// Ranks candidates for criteria that are not (yet) a stored request, as if the caller's
+/// centre requested them. No patient data is read or sent, so no audit event is recorded.
+async fn candidates_for_criteria(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(criteria): Json<Criteria>,
+) -> ApiResult<Json<Candidates>> {
+    user.require(&[Role::CommunityDoctor])?;
+    let known: Option<(String,)> = sqlx::query_as("SELECT code FROM specialties WHERE code = $1")
+        .bind(&criteria.specialty)
+        .fetch_optional(&state.db.pool)
+        .await?;
+    if known.is_none() {
+        return Err(ApiError::validation("specialty", "not a known specialty"));
+    }
+    let items = rank_candidates(&state, &criteria, &user.org).await?;
+    Ok(Json(Candidates { items, next: None }))
+}
+
+/// The active experts of the criteria's specialty, ranked by [`matching::rank`] for a request
+/// from `requesting_org`.
+async fn rank_candidates(
+    state: &AppState,
+    criteria: &Criteria,
+    requesting_org: &str,
+) -> ApiResult<Vec<matching::RankedCandidate>> {
     let rows: Vec<(String, String, String, String)> = sqlx::query_as(
         "SELECT u.id, u.display_name, e.title, u.organisation_id FROM users u JOIN expert_profiles e ON e.user_id = u.id
          WHERE u.role = 'expert' AND u.active = 1 AND u.id IN (SELECT user_id FROM expert_specialties WHERE specialty = $1) ORDER BY u.id",
     )
-    .bind(&c.specialty)
+    .bind(&criteria.specialty)
     .fetch_all(&state.db.pool)
     .await?;
     let linked: Vec<(String,)> = sqlx::query_as("SELECT hospital_id FROM consortium_links WHERE centre_id = $1")
-        .bind(&c.requesting_organisation_id)
+        .bind(requesting_org)
         .fetch_all(&state.db.pool)
         .await?;
     let now = Utc::now();
@@ -762,7 +806,7 @@ async fn candidates(
                 .fetch_all(&mut *conn)
                 .await?;
         // The requested specialty first: it is the one this request is matched on.
-        specialties.sort_by_key(|s| s.0 != c.specialty);
+        specialties.sort_by_key(|s| s.0 != criteria.specialty);
         let (open,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM consultation_participants cp JOIN consultations k ON k.id = cp.consultation_id
              WHERE cp.user_id = $1 AND cp.role = 'expert' AND cp.status IN ('accepted', 'active')
@@ -786,12 +830,12 @@ async fn candidates(
         });
     }
     let request = matching::Request {
-        specialty: c.specialty.clone(),
-        min_title: title_of(&c.min_title),
-        urgency: Urgency::from_str(&c.urgency).unwrap_or(Urgency::Routine),
+        specialty: criteria.specialty.clone(),
+        min_title: criteria.min_title,
+        urgency: criteria.urgency,
         now,
     };
-    Ok(Json(Candidates { items: matching::rank(&request, inputs), next: None }))
+    Ok(matching::rank(&request, inputs))
 }
 
 pub fn routes() -> Routes {
@@ -822,4 +866,9 @@ pub fn routes() -> Routes {
         .post("/api/v1/consultations/{id}/cancel", "Cancel with a reason", cancel)
         .post("/api/v1/consultations/{id}/complete", "Complete the consultation", complete)
         .get("/api/v1/consultations/{id}/candidates", "Experts ranked for this request, with reasons", candidates)
+        .post(
+            "/api/v1/consultations/candidates",
+            "Experts ranked for request criteria not yet saved (specialty, min_title, urgency), for the caller's centre",
+            candidates_for_criteria,
+        )
 }

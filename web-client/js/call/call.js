@@ -51,7 +51,10 @@ export async function callView(app, consultationId) {
     if (peers.has(info.id)) return;
     const video = /** @type {HTMLVideoElement} */ (h('video', { autoplay: true, playsinline: true, class: 'remote', 'data-peer': info.id, 'aria-label': info.name }));
     const caption = h('figcaption', null, info.name);
-    const quality = h('p', { class: 'quality', 'data-quality': 'unknown' }, t('call.quality', { level: t('call.quality.unknown') }));
+    // Announced politely when the level changes (not on every sample), with whose connection it is.
+    const level = h('span', { class: 'quality-level' }, t('call.quality', { level: t('call.quality.unknown') }));
+    const quality = h('p', { class: 'quality', 'data-quality': 'unknown', 'aria-live': 'polite', 'aria-atomic': 'true' },
+      h('span', { class: 'visually-hidden' }, t('call.qualityOf', { name: info.name })), level);
     const doctor = myRole === 'requester' || myRole === 'expert';
     const tile = h('figure', { class: 'tile' }, video, caption, quality,
       doctor && info.role === 'patient'
@@ -65,12 +68,12 @@ export async function callView(app, consultationId) {
       onState: (state) => { tile.dataset.state = state; },
     });
     const stopQuality = watchQuality(peer.pc, (q) => {
-      const level = q.quality || 'unknown';
+      const now = q.quality || 'unknown';
       const fmt = (/** @type {number | null} */ v) => (v === null ? '–' : String(Math.round(v)));
       quality.title = t('call.qualityDetail', { rtt: fmt(q.rttMs), loss: q.lossPct === null ? '–' : q.lossPct.toFixed(1), jitter: fmt(q.jitterMs) });
-      if (quality.dataset.quality === level) return;
-      quality.dataset.quality = level;
-      quality.textContent = t('call.quality', { level: t(`call.quality.${level}`) });
+      if (quality.dataset.quality === now) return;
+      quality.dataset.quality = now;
+      level.textContent = t('call.quality', { level: t(`call.quality.${now}`) });
     });
     peers.set(info.id, { peer, tile, caption, name: info.name, stopQuality });
     if (info.media) showMedia(info.id, info.media);

@@ -44,18 +44,57 @@ export function caliperReading(mm) {
 }
 
 /**
+ * @typedef {{start: number, end: number, active: 'start' | 'end'}} CaliperPair
+ * The two caliper lines in millimetres from the left of the paper, and the line the arrow
+ * keys move.
+ */
+
+/** Arrow-key steps: one small box (1 mm, 40 ms), with Shift one large box (5 mm, 200 ms). */
+export const CALIPER_STEP_MM = 1;
+export const CALIPER_BIG_STEP_MM = 5;
+
+/**
+ * What a key does to the calipers (pure). The first arrow, Enter or Space places a pair one
+ * second apart (12.5 mm and 37.5 mm, the end line active); then ← → move the active line
+ * (Shift: five times further), Enter or Space switches the active line, Escape removes the
+ * pair. Lines stay on the paper. Returns `undefined` for a key the calipers do not use.
+ * @param {CaliperPair | null} pair
+ * @param {string} key a `KeyboardEvent.key`
+ * @param {boolean} shift
+ * @param {number} widthMm the paper's width
+ * @returns {CaliperPair | null | undefined}
+ */
+export function caliperKey(pair, key, shift, widthMm) {
+  const known = ['ArrowLeft', 'ArrowRight', 'Enter', ' ', 'Escape'];
+  if (!known.includes(key)) return undefined;
+  if (key === 'Escape') return null;
+  if (!pair) return { start: Math.min(12.5, widthMm), end: Math.min(12.5 + MM_PER_S, widthMm), active: 'end' };
+  if (key === 'Enter' || key === ' ') return { ...pair, active: pair.active === 'end' ? 'start' : 'end' };
+  const step = (shift ? CALIPER_BIG_STEP_MM : CALIPER_STEP_MM) * (key === 'ArrowLeft' ? -1 : 1);
+  const moved = Math.min(widthMm, Math.max(0, pair[pair.active] + step));
+  return { ...pair, [pair.active]: moved };
+}
+
+/**
  * Calipers: dragging across the tracing draws two vertical lines and reads the interval in
- * ms and the rate in bpm; a new drag replaces the old pair.
+ * ms and the rate in bpm; a new drag replaces the old pair. From the keyboard the tracing
+ * is a focusable control (see `caliperKey`); the reading goes to a polite live region.
  * @param {HTMLCanvasElement} canvas the drawn tracing
  * @param {number} pxPerMm
  * @returns {HTMLElement}
  */
 export function calipers(canvas, pxPerMm) {
   const ctx = canvas.getContext('2d');
-  const readout = h('output', { class: 'caliper-readout', 'aria-live': 'polite' }, t('ecg.caliperHint'));
-  if (!ctx) return h('div', null, canvas, readout);
+  const hint = h('p', { class: 'caliper-hint muted', id: 'caliper-hint' }, t('ecg.caliperHint'));
+  const readout = h('output', { class: 'caliper-readout', 'aria-live': 'polite' });
+  if (!ctx) return h('div', null, canvas, hint, readout);
   const paper = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  const widthMm = canvas.width / pxPerMm;
   canvas.classList.add('calipers');
+  canvas.tabIndex = 0;
+  canvas.setAttribute('role', 'application');
+  canvas.setAttribute('aria-label', t('ecg.caliperLabel'));
+  canvas.setAttribute('aria-describedby', 'caliper-hint');
   /** @param {PointerEvent} e */
   const at = (e) => {
     const box = canvas.getBoundingClientRect();
@@ -63,28 +102,52 @@ export function calipers(canvas, pxPerMm) {
   };
   /** @type {{x: number, y: number} | null} */
   let start = null;
-  /** @param {number} x0 @param {number} x1 @param {number} y */
-  const draw = (x0, x1, y) => {
+  /** @type {CaliperPair | null} */
+  let pair = null;
+  // The measuring line of keyboard calipers: across the middle of the bottom row.
+  let lineY = Math.max(4 * pxPerMm, canvas.height - 15 * pxPerMm);
+  /** @param {string} [prefix] */
+  const draw = (prefix) => {
     ctx.putImageData(paper, 0, 0);
+    if (!pair) {
+      readout.textContent = '';
+      delete canvas.dataset.caliperMs;
+      return;
+    }
+    const x0 = pair.start * pxPerMm;
+    const x1 = pair.end * pxPerMm;
     ctx.strokeStyle = '#047857';
     ctx.fillStyle = '#047857';
     ctx.lineWidth = 2;
     ctx.beginPath();
     for (const x of [x0, x1]) { ctx.moveTo(Math.round(x) + 0.5, 0); ctx.lineTo(Math.round(x) + 0.5, canvas.height); }
-    ctx.moveTo(x0, y); ctx.lineTo(x1, y);
+    ctx.moveTo(x0, lineY); ctx.lineTo(x1, lineY);
     ctx.stroke();
-    const r = caliperReading((x1 - x0) / pxPerMm);
+    // A handle on the line the arrow keys move.
+    const handle = pair.active === 'start' ? x0 : x1;
+    ctx.fillRect(Math.round(handle) - 4, lineY - 4, 9, 9);
+    const r = caliperReading(pair.end - pair.start);
     const text = r.bpm === null ? `${r.ms} ms` : t('ecg.caliperReading', { ms: r.ms, bpm: r.bpm });
     ctx.font = `${3 * pxPerMm}px sans-serif`;
-    ctx.fillText(text, Math.min(x0, x1) + 4, Math.max(3 * pxPerMm, y - 4));
-    readout.textContent = text;
+    ctx.fillText(text, Math.min(x0, x1) + 4, Math.max(3 * pxPerMm, lineY - 4));
+    readout.textContent = prefix ? `${prefix} · ${text}` : text;
     canvas.dataset.caliperMs = String(r.ms);
   };
-  canvas.addEventListener('pointerdown', (e) => { canvas.setPointerCapture(e.pointerId); start = at(e); });
-  canvas.addEventListener('pointermove', (e) => { if (start) draw(start.x, at(e).x, start.y); });
-  canvas.addEventListener('pointerup', (e) => { if (start) draw(start.x, at(e).x, start.y); start = null; });
+  /** @param {number} x0 @param {number} x1 */
+  const dragTo = (x0, x1) => { pair = { start: x0 / pxPerMm, end: x1 / pxPerMm, active: 'end' }; draw(); };
+  canvas.addEventListener('pointerdown', (e) => { canvas.setPointerCapture(e.pointerId); start = at(e); lineY = start.y; });
+  canvas.addEventListener('pointermove', (e) => { if (start) dragTo(start.x, at(e).x); });
+  canvas.addEventListener('pointerup', (e) => { if (start) dragTo(start.x, at(e).x); start = null; });
   canvas.addEventListener('pointercancel', () => { start = null; });
-  return h('div', { class: 'ecg-paper' }, canvas, readout);
+  canvas.addEventListener('keydown', (e) => {
+    const next = caliperKey(pair, e.key, e.shiftKey, widthMm);
+    if (next === undefined) return;
+    e.preventDefault();
+    const switched = !!pair && !!next && next.active !== pair.active;
+    pair = next;
+    draw(pair && switched ? t(`ecg.caliperActive.${pair.active}`) : undefined);
+  });
+  return h('div', { class: 'ecg-paper' }, canvas, hint, readout);
 }
 
 /**

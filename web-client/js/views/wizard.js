@@ -1,8 +1,10 @@
 // New-consultation wizard: 1 patient and clinical question, 2 informed consent,
-// 3 addressee chosen from the ranked candidates, then send.
+// 3 addressee chosen from the candidates ranked for the request's criteria, then send.
+// Nothing is stored before the doctor sends.
 import { h, mount, field, formValues, when } from '../dom.js';
 import { t, lang } from '../i18n.js';
 import { get, post } from '../api.js';
+import { candidateReasons } from '../reasons.js';
 
 /**
  * @param {import('../main.js').App} app
@@ -54,13 +56,13 @@ export async function wizardView(app, query) {
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
       const v = formValues(form);
+      if (v.given_by === 'guardian' && !String(v.guardian_name || '').trim()) {
+        error.textContent = t('wizard.guardianNeeded');
+        return;
+      }
       request.consent = { given_by: v.given_by, guardian_name: v.guardian_name || '', method: v.method, at: new Date().toISOString() };
       try {
-        // A draft addressed to the department pool, so that the server can rank candidates.
-        const draft = await post('/api/v1/consultations', {
-          ...request, addressee: { kind: 'pool' }, submit: false,
-        });
-        await step3(draft.id);
+        await step3();
       } catch (err) {
         error.textContent = /** @type {Error} */ (err).message;
       }
@@ -68,14 +70,21 @@ export async function wizardView(app, query) {
     mount(root, h('h1', { id: 'wz' }, t('wizard.consentTitle')), h('p', { class: 'step' }, t('wizard.step', { n: 2 })), form);
   };
 
-  /** @param {string} draftId */
-  const step3 = async (draftId) => {
-    const candidates = await get(`/api/v1/consultations/${draftId}/candidates`);
+  const step3 = async () => {
+    // Ranked for the criteria as filled in; the request itself is stored only when sent.
+    const candidates = await post('/api/v1/consultations/candidates', {
+      specialty: request.specialty, min_title: request.min_title, urgency: request.urgency,
+    });
+    /** @param {string} code */
+    const specialtyName = (code) => {
+      const s = specialties.items.find((/** @type {any} */ x) => x.code === code);
+      return s ? (lang() === 'en' ? s.name_en : s.name_zh) : code;
+    };
     const error = h('p', { class: 'error', role: 'alert' });
-    /** @param {() => Promise<any>} action */
-    const send = async (action) => {
+    /** @param {Record<string, any>} addressee */
+    const send = async (addressee) => {
       try {
-        const c = await action();
+        const c = await post('/api/v1/consultations', { ...request, addressee });
         app.navigate(`/consultations/${c.id}`);
       } catch (err) {
         error.textContent = /** @type {Error} */ (err).message;
@@ -87,14 +96,10 @@ export async function wizardView(app, query) {
       h('ol', { class: 'list candidates' }, candidates.items.map((/** @type {any} */ c) => h('li', null,
         h('div', null, h('strong', null, c.name), ' ',
           h('span', { class: 'muted' }, c.earliest_slot ? t('wizard.earliest', { at: when(c.earliest_slot) }) : t('wizard.noSlot')),
-          h('ul', { class: 'reasons' }, c.reasons.map((/** @type {string} */ r) => h('li', null, r)))),
-        h('button', { class: 'primary', onclick: () => send(async () => {
-          // The addressee of a draft cannot be changed: the pool draft gives way to a request
-          // addressed to the chosen expert.
-          await post(`/api/v1/consultations/${draftId}/cancel`, { reason: 'addressed to a named expert' });
-          return post('/api/v1/consultations', { ...request, addressee: { kind: 'expert', expert_id: c.expert_id } });
-        }) }, t('wizard.sendTo', { name: c.name }))))),
-      h('button', { onclick: () => send(() => post(`/api/v1/consultations/${draftId}/submit`)) }, t('wizard.sendPool')),
+          h('ul', { class: 'reasons' }, candidateReasons(c, t, specialtyName).map((r) => h('li', null, r)))),
+        h('button', { class: 'primary', onclick: () => send({ kind: 'expert', expert_id: c.expert_id }) },
+          t('wizard.sendTo', { name: c.name }))))),
+      h('button', { onclick: () => send({ kind: 'pool' }) }, t('wizard.sendPool')),
       error);
   };
 
