@@ -57,18 +57,24 @@ pub fn routes() -> Routes {
 }
 
 /// Starts the signaling hub for a configuration: room limits, and the in-process bus or,
-/// with `nats_url`, the NATS bus (start-up fails when NATS cannot be reached).
-pub async fn start(config: &Config, db: crate::db::Db) -> anyhow::Result<Arc<RoomHub>> {
+/// with a NATS client (connected from `nats_url` with [`nats::connect`]), the NATS bus
+/// (start-up fails when NATS has no JetStream).
+pub async fn start(
+    config: &Config,
+    db: crate::db::Db,
+    nats: Option<async_nats::Client>,
+) -> anyhow::Result<Arc<RoomHub>> {
     if config.turn_secret.is_empty() && config.turn_urls.iter().any(|u| u.starts_with("turn")) {
         tracing::warn!("turn_urls has TURN servers but turn_secret is empty: only STUN is handed out");
     }
     let limits = room::RoomLimits { max_participants: config.signaling_max_participants, ..Default::default() };
-    let bus: Arc<dyn hub::RoomBus> = if config.nats_url.is_empty() {
-        Arc::new(hub::InProcessBus::default())
-    } else {
-        let bus = nats::NatsBus::connect(&config.nats_url).await?;
-        tracing::info!(nats = %crate::config::redact_url(&config.nats_url), "signaling rooms are shared over NATS");
-        Arc::new(bus)
+    let bus: Arc<dyn hub::RoomBus> = match nats {
+        None => Arc::new(hub::InProcessBus::default()),
+        Some(client) => {
+            let bus = nats::NatsBus::new(client, &config.nats_url).await?;
+            tracing::info!(nats = %crate::config::redact_url(&config.nats_url), "signaling rooms are shared over NATS");
+            Arc::new(bus)
+        }
     };
     // A participant who resumes gets ICE servers minted afresh (new TURN credentials) on the
     // instance holding its new socket.
