@@ -4,8 +4,10 @@
 //! through instance A and one through instance B meet in one room, connect and exchange
 //! data-channel messages; chat, presence and the lobby cross instances; a participant whose
 //! socket dropped resumes on the OTHER instance and the call renegotiates; what is stored
-//! (timeline, chat, the consultation start) is stored once. A chat line sent while NATS is
-//! stopped arrives, once, when a restarted NATS is back. An unreachable NATS stops start-up.
+//! (timeline, chat, the consultation start) is stored once, and the resumed participant gets
+//! a TURN credential minted by the instance it resumed on. A chat line sent while NATS is
+//! stopped arrives, once, when a restarted NATS is back. A notification made on one instance
+//! reaches the user's live stream on the other, once. An unreachable NATS stops start-up.
 //!
 //! Without PostgreSQL or NATS the test is skipped, unless TELECONSULT_REQUIRE_SERVICES=1,
 //! where it fails.
@@ -17,6 +19,9 @@ use common::{services_required, Backend, PgDatabase, TestApp};
 use rtc::{exchange, pump_until_other, restart_ice_and_exchange, scheduled_consultation, Peer, Signaler, WAIT};
 use serde_json::json;
 use std::time::Duration;
+
+/// The instances hand out TURN credentials (no relay is needed to check them).
+const TURN_SECRET: &str = "cluster-test-turn-secret";
 
 fn nats_url() -> String {
     std::env::var("TEST_NATS_URL").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "nats://127.0.0.1:4222".into())
@@ -48,10 +53,19 @@ async fn cluster_on(nats: String) -> Option<(TestApp, TestApp)> {
     let pg = PgDatabase::create(&db).await;
     let url = pg.url.clone();
     let nats_a = nats.clone();
-    let a = TestApp::spawn_with(Backend::Postgres, Some(pg), |c| c.nats_url = nats_a).await;
+    let turn = |c: &mut teleconsult::config::Config| {
+        c.turn_urls = vec!["turn:127.0.0.1:3478".into()];
+        c.turn_secret = TURN_SECRET.into();
+    };
+    let a = TestApp::spawn_with(Backend::Postgres, Some(pg), |c| {
+        c.nats_url = nats_a;
+        turn(c);
+    })
+    .await;
     let b = TestApp::spawn_with(Backend::Postgres, None, |c| {
         c.database_url = url;
         c.nats_url = nats;
+        turn(c);
     })
     .await;
     Some((a, b))
@@ -158,6 +172,12 @@ async fn peers_on_two_instances_share_a_room_and_resume_across_them() {
     assert_eq!(resumed["you"]["media"]["screen"], true, "his media state came along");
     assert_eq!((resumed["replayed"].as_u64(), resumed["restart_ice"].as_bool()), (Some(1), Some(true)));
     assert_eq!(resumed["peers"][0]["id"], li_id.as_str());
+    // A, where the new socket is, minted Wang a TURN credential for the ICE restart.
+    let wang_user = b.user_id("dr.wang").await;
+    let relay = &resumed["ice_servers"][1];
+    let username = relay["username"].as_str().expect("a TURN credential in resumed");
+    assert_eq!(username.split_once(':').map(|(_, u)| u), Some(wang_user.as_str()), "{resumed}");
+    assert_eq!(relay["credential"], teleconsult::signaling::turn::password(TURN_SECRET, username));
     let replayed = wang.next().await;
     assert_eq!((replayed["type"].as_str(), replayed["text"].as_str()), (Some("chat"), Some("网络断了吗？")));
     let back = pump_until_other(&mut li, &peer_li).await;
@@ -311,4 +331,90 @@ async fn a_brief_nats_outage_delays_the_room_but_loses_nothing() {
     assert_eq!(li.expect("chat").await["text"], "恢复了");
     let chats = "SELECT COUNT(*) FROM consultation_messages WHERE consultation_id = $1";
     assert_eq!(settled_count(&a, chats, &id, 2).await, 2);
+}
+
+/// Reads a Server-Sent Events response for `d` and returns the events whose data mentions
+/// `needle`, as (event name, id, data).
+async fn events_mentioning(
+    stream: &mut reqwest::Response,
+    needle: &str,
+    d: Duration,
+) -> Vec<(String, String, serde_json::Value)> {
+    let deadline = tokio::time::Instant::now() + d;
+    let mut text = String::new();
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, stream.chunk()).await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text.replace("\r\n", "\n")
+        .split("\n\n")
+        .filter_map(|block| {
+            let field = |name: &str| {
+                block.lines().find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.trim_start().to_string()))
+            };
+            let data = field("data")?;
+            data.contains(needle).then(|| {
+                (
+                    field("event").unwrap_or_default(),
+                    field("id").unwrap_or_default(),
+                    serde_json::from_str(&data).unwrap(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_notification_made_on_one_instance_reaches_the_users_stream_on_the_other_once() {
+    let Some((a, b)) = cluster().await else { return };
+    let li = a.login("dr.li").await;
+    let wang = b.login("dr.wang").await;
+    let wang_id = a.user_id("dr.wang").await;
+    let patient = rtc::patient_id_of(&a, "patient.zhang").await;
+
+    // Dr. Wang has the notification stream open on B, and a second tab on A.
+    let open = |app: &TestApp| app.http.get(app.url("/api/v1/notifications/stream")).bearer_auth(&wang).send();
+    let mut on_b = open(&b).await.unwrap();
+    let mut on_a = open(&a).await.unwrap();
+    assert_eq!((on_b.status().as_u16(), on_a.status().as_u16()), (200, 200));
+    // Give both instances' subscriptions a moment to be in place before the request is made.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Dr. Li, on A, asks Dr. Wang for a consultation: the notification is made on A.
+    let (status, c) = a
+        .post(
+            "/api/v1/consultations",
+            &li,
+            &json!({
+                "patient_id": patient, "reason": "胸闷两周，心电图 ST 段改变",
+                "record_summary": "高血压十年", "specialty": "cardiology", "min_title": "attending",
+                "urgency": "urgent", "mode": "video",
+                "addressee": {"kind": "expert", "expert_id": wang_id},
+                "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"}
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{c}");
+    let id = c["id"].as_str().unwrap().to_string();
+
+    // Both streams get it, once each (read for a while after it came, to see any duplicate).
+    let (from_b, from_a) =
+        tokio::join!(events_mentioning(&mut on_b, &id, WAIT / 3), events_mentioning(&mut on_a, &id, WAIT / 3));
+    assert_eq!(from_b.len(), 1, "B's stream gets the notification made on A exactly once: {from_b:?}");
+    assert_eq!(from_a.len(), 1, "A's own stream gets it exactly once: {from_a:?}");
+    let (kind, event_id, data) = &from_b[0];
+    assert_eq!(kind, "request_matched");
+    assert_eq!(data["consultation_id"], id.as_str());
+    assert_eq!(from_a[0].1, *event_id, "the same notification on both instances");
+
+    // It is the one in Dr. Wang's inbox, read through B.
+    let (status, inbox) = b.get("/api/v1/notifications?unread=true", &wang).await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["consultation_id"] == id.as_str())
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![event_id.as_str()]);
 }

@@ -2,7 +2,8 @@
 //! turn-config/turnserver.conf: coturn accepts the credentials the server mints and refuses
 //! expired or forged ones (checked with coturn's own `turnutils_uclient`), and two webrtc-crate
 //! peers restricted to relay candidates connect through it with the ICE servers handed out on
-//! join and exchange data-channel messages — on SQLite and PostgreSQL.
+//! join and exchange data-channel messages; a participant who resumes gets a freshly minted
+//! credential in `resumed`, which coturn accepts too — on SQLite and PostgreSQL.
 //!
 //! Without the `turnserver` binary these tests skip, unless TELECONSULT_REQUIRE_SERVICES=1.
 
@@ -84,7 +85,7 @@ async fn relay_only_peers_connect_through_coturn(app: &TestApp, coturn: &Coturn)
     let mut li = Signaler::open(li_join["ws_url"].as_str().unwrap()).await;
     let li_id = li.expect("joined").await["you"]["id"].as_str().unwrap().to_string();
     let mut wang = Signaler::open(wang_join["ws_url"].as_str().unwrap()).await;
-    wang.expect("joined").await;
+    let resume_token = wang.expect("joined").await["resume_token"].as_str().unwrap().to_string();
     let wang_id = li.expect("peer-joined").await["peer"]["id"].as_str().unwrap().to_string();
     let relay_only = |join: &Value| RTCConfiguration {
         ice_servers: rtc_ice_servers(join),
@@ -120,6 +121,35 @@ async fn relay_only_peers_connect_through_coturn(app: &TestApp, coturn: &Coturn)
         let pair = peer.pc.sctp().transport().ice_transport().get_selected_candidate_pair().await.expect("a pair");
         assert_eq!((pair.local.typ, pair.remote.typ), (RTCIceCandidateType::Relay, RTCIceCandidateType::Relay));
     }
+
+    // Wang's socket drops and he resumes: `resumed` carries ICE servers with a credential
+    // minted afresh for him (a later expiry than on join), which coturn takes, so a call that
+    // outlives the join credential can still restart ICE through the relay.
+    wang.drop_socket();
+    li.expect("peer-reconnecting").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut wang = Signaler::open(&format!("ws://{}/api/v1/rtc?resume={resume_token}", app.addr)).await;
+    let resumed = wang.expect("resumed").await;
+    assert_eq!(resumed["restart_ice"], true);
+    assert_eq!(resumed["ice_servers"][0], wang_join["ice_servers"][0], "the same STUN server");
+    assert_eq!(resumed["ice_servers"][1]["urls"], wang_join["ice_servers"][1]["urls"], "the same relays");
+    let expiry_of = |servers: &Value| -> (i64, String) {
+        let (expiry, user) = servers[1]["username"].as_str().expect("a TURN username").split_once(':').unwrap();
+        (expiry.parse().unwrap(), user.to_string())
+    };
+    let (joined_expiry, _) = expiry_of(&wang_join["ice_servers"]);
+    let (resumed_expiry, resumed_user) = expiry_of(&resumed["ice_servers"]);
+    assert_eq!(resumed_user, app.user_id("dr.wang").await);
+    assert!(resumed_expiry > joined_expiry, "fresh credential: {resumed_expiry} after {joined_expiry}");
+    let ttl = resumed_expiry - Utc::now().timestamp();
+    assert!((590..=600).contains(&ttl), "the resumed credential lives turn_ttl_secs: {ttl}");
+    let username = resumed["ice_servers"][1]["username"].as_str().unwrap();
+    let credential = resumed["ice_servers"][1]["credential"].as_str().unwrap();
+    assert_eq!(credential, turn::password(SECRET, username));
+    assert!(!resumed.to_string().contains(SECRET), "the secret never reaches a client");
+    let relayed = coturn.relay_messages(username, credential).await;
+    assert!(relayed.is_ok(), "coturn accepts the resumed credential: {relayed:?}\n{}", coturn.log());
+
     let _ = peer_li.pc.close().await;
     let _ = peer_wang.pc.close().await;
 }

@@ -99,13 +99,22 @@ impl Application {
         }
         let secret = load_or_create_secret(&config.jwt_secret, &config.data_dir)?;
         let jwt = JwtKeys::new(&secret, &config.jwt_issuer, &config.jwt_audience, config.access_token_ttl_secs);
-        let signaling = crate::signaling::start(&config, db.clone()).await?;
+        // One NATS client per instance (with `nats_url`): rooms and live notifications share it.
+        let nats = match config.nats_url.as_str() {
+            "" => None,
+            url => Some(crate::signaling::nats::connect(url).await?),
+        };
+        let notifications = match &nats {
+            None => crate::notifications::NotificationHub::default(),
+            Some(client) => crate::notifications::NotificationHub::over_nats(client.clone()).await?,
+        };
+        let signaling = crate::signaling::start(&config, db.clone(), nats).await?;
         let state = AppState(Arc::new(Shared {
             throttle: Mutex::new(LoginThrottle::new(config.login_failures_per_minute)),
             metrics: Metrics::default(),
             signaling,
             files: crate::files::Files::from_config(&config)?,
-            notifications: Default::default(),
+            notifications,
             netcheck: crate::netcheck::Sessions::new(&config, db.clone()),
             openapi: OnceLock::new(),
             config,

@@ -32,13 +32,14 @@ function freePort() {
 
 /**
  * Starts the server binary; resolves once /readyz answers.
+ * @param {Record<string, string>} [extraEnv] further environment (e.g. TELECONSULT_TURN_*)
  * @returns {Promise<{url: string, stop: () => Promise<void>}>}
  */
-export async function startServer() {
+export async function startServer(extraEnv = {}) {
   const bin = process.env.TELECONSULT_BIN || join(REPO, 'target', 'debug', 'teleconsult');
   const dataDir = mkdtempSync(join(tmpdir(), 'teleconsult-web-'));
   const port = await freePort();
-  const env = { ...process.env, TELECONSULT_DATA_DIR: dataDir, TELECONSULT_BIND: `127.0.0.1:${port}`, RUST_LOG: 'warn' };
+  const env = { ...process.env, ...extraEnv, TELECONSULT_DATA_DIR: dataDir, TELECONSULT_BIND: `127.0.0.1:${port}`, RUST_LOG: 'warn' };
   delete env.TELECONSULT_DATABASE_URL;
   const child = spawn(bin, ['--demo'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

@@ -15,11 +15,14 @@ const pages = {};
 let consultationId = '';
 
 before(async () => {
-  server = await startServer();
+  // TURN is configured (on a port where nothing answers: the calls connect directly on
+  // loopback) so that join and resume hand out TURN credentials the tests can compare.
+  server = await startServer({ TELECONSULT_TURN_URLS: 'turn:127.0.0.1:9', TELECONSULT_TURN_SECRET: 'browser-test-turn-secret' });
   browser = await launchBrowser();
   for (const user of ['dr.li', 'dr.wang', 'patient.zhang']) {
     const context = await browser.newContext();
-    // Keeps a handle on the page's WebSockets, so a test can break the signaling connection.
+    // Keeps a handle on the page's WebSockets, so a test can break the signaling connection,
+    // and on its peer connections, so a test can read their ICE servers.
     await context.addInitScript(() => {
       const Native = window.WebSocket;
       /** @type {any} */ (window).sockets = [];
@@ -28,6 +31,15 @@ before(async () => {
         constructor(url, protocols) {
           super(url, protocols);
           /** @type {any} */ (window).sockets.push(this);
+        }
+      };
+      const NativePc = window.RTCPeerConnection;
+      /** @type {any} */ (window).pcs = [];
+      window.RTCPeerConnection = class extends NativePc {
+        /** @param {RTCConfiguration} [config] */
+        constructor(config) {
+          super(config);
+          /** @type {any} */ (window).pcs.push(this);
         }
       };
     });
@@ -206,10 +218,25 @@ test('the patient waits in the lobby until dr.li admits them', async () => {
 test('a dropped signaling connection shows the banner, resumes, and the call goes on', async () => {
   const li = pages['dr.li'];
   const wang = pages['dr.wang'];
+  // The TURN credential of each open peer connection: `<expiry>:<user id>`.
+  const turnUsernames = () => li.evaluate(() => /** @type {RTCPeerConnection[]} */ (/** @type {any} */ (window).pcs)
+    .filter((pc) => pc.connectionState !== 'closed')
+    .map((pc) => String((pc.getConfiguration().iceServers || []).find((s) => s.username)?.username)));
+  const before = await turnUsernames();
+  assert.ok(before.length > 0 && before.every((u) => /^\d+:/.test(u)), `join credentials: ${before}`);
+  await new Promise((r) => setTimeout(r, 1100)); // a later second, so a fresh expiry differs
   await li.evaluate(() => /** @type {any} */ (window).sockets.at(-1).close(3000, 'network change'));
   await li.waitForSelector('.banner:not([hidden]):has-text("正在重新连接")');
   await li.waitForSelector('.banner[hidden]', { state: 'attached' });
   assert.match(await li.evaluate(() => /** @type {any} */ (window).sockets.at(-1).url), /\/api\/v1\/rtc\?resume=/);
+  // The ICE restart ran with the credential the resume brought, fresher than the join's.
+  const after = await turnUsernames();
+  assert.equal(after.length, before.length);
+  after.forEach((u, i) => {
+    const [expiry, user] = u.split(':');
+    assert.equal(user, before[i].split(':')[1], 'minted for the same user');
+    assert.ok(Number(expiry) > Number(before[i].split(':')[0]), `fresh expiry: ${u} after ${before[i]}`);
+  });
   await wang.fill('#chat-input', '听得到吗？');
   await wang.click('.chat-form button[type=submit]');
   await li.waitForSelector('.chat-log li:has-text("听得到吗？")');

@@ -1,5 +1,12 @@
 //! Notifications: a persistent inbox per user, and live delivery of the same events to the
 //! user's open event streams (Server-Sent Events over an authenticated request).
+//!
+//! With several instances (`nats_url`), each new notification is also published on core NATS
+//! (subject `teleconsult.notify.<user id>`, see [`subject`]); every instance subscribes to
+//! `teleconsult.notify.*` and hands what it receives to its own streams of that user, except
+//! what it published itself (its streams already had it), so a user's stream on any instance
+//! gets each notification once. Core NATS, not JetStream: a live push missed while NATS is
+//! away is not replayed; the inbox in the database has it.
 
 use crate::api::{Json, Path, Query, Routes};
 use crate::app::AppState;
@@ -8,14 +15,16 @@ use crate::db::{new_id, now_ts, Id};
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::Stream;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::AbortHandle;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Notification {
     pub id: String,
     pub kind: String,
@@ -26,28 +35,131 @@ pub struct Notification {
     pub read_at: Option<String>,
 }
 
-/// Live subscribers per user. A slow subscriber loses live events (they stay in the inbox).
+/// The subjects live notifications travel on between instances.
+pub const SUBJECT_PREFIX: &str = "teleconsult.notify";
+
+/// The subject of a notification for `user_id`; `None` for an id that could not be a subject
+/// token (user ids are UUIDs).
+pub fn subject(user_id: &str) -> Option<String> {
+    let valid =
+        !user_id.is_empty() && user_id.len() <= 64 && user_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    valid.then(|| format!("{SUBJECT_PREFIX}.{user_id}"))
+}
+
+/// A notification as it travels on NATS: the user is the subject's last token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Relayed {
+    /// The instance that made it (and already delivered it to its own streams).
+    pub origin: u64,
+    pub notification: Notification,
+}
+
+/// What an instance does with a message received on `subject`: `Some((user, notification))`
+/// to hand to its streams of that user; `None` for its own (delivered when made) and for
+/// anything unreadable.
+pub fn received(me: u64, subject: &str, payload: &[u8]) -> Option<(String, Notification)> {
+    let user = subject.strip_prefix(SUBJECT_PREFIX)?.strip_prefix('.')?;
+    if self::subject(user).as_deref() != Some(subject) {
+        return None;
+    }
+    let r: Relayed = serde_json::from_slice(payload).ok()?;
+    (r.origin != me).then(|| (user.to_string(), r.notification))
+}
+
+/// The streams open on this instance, per user.
 #[derive(Default)]
-pub struct NotificationHub {
+struct Local {
     channels: Mutex<HashMap<String, broadcast::Sender<Notification>>>,
 }
 
-impl NotificationHub {
-    pub fn subscribe(&self, user_id: &str) -> broadcast::Receiver<Notification> {
-        let mut map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, tx| tx.receiver_count() > 0);
-        map.entry(user_id.to_string()).or_insert_with(|| broadcast::channel(64).0).subscribe()
-    }
-
-    fn publish(&self, user_id: &str, n: &Notification) {
+impl Local {
+    fn deliver(&self, user_id: &str, n: &Notification) {
         let map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(tx) = map.get(user_id) {
             let _ = tx.send(n.clone());
         }
     }
+}
+
+/// This instance's link to the others over NATS.
+struct Relay {
+    origin: u64,
+    out: mpsc::UnboundedSender<(String, Bytes)>,
+    tasks: [AbortHandle; 2],
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Live subscribers per user. A slow subscriber loses live events (they stay in the inbox).
+#[derive(Default)]
+pub struct NotificationHub {
+    local: Arc<Local>,
+    relay: Option<Relay>,
+}
+
+impl NotificationHub {
+    /// Live notifications shared with the other instances on the NATS `client` (the one the
+    /// room bus uses): published when made here, received from the others.
+    pub async fn over_nats(client: async_nats::Client) -> anyhow::Result<NotificationHub> {
+        let origin: u64 = rand::random();
+        let local = Arc::new(Local::default());
+        let mut incoming = client.subscribe(format!("{SUBJECT_PREFIX}.*")).await?;
+        let weak = Arc::downgrade(&local);
+        let receiver = tokio::spawn(async move {
+            while let Some(msg) = incoming.next().await {
+                let Some(local) = weak.upgrade() else { return };
+                if let Some((user, n)) = received(origin, &msg.subject, &msg.payload) {
+                    local.deliver(&user, &n);
+                }
+            }
+        });
+        let (out, mut rx) = mpsc::unbounded_channel::<(String, Bytes)>();
+        let publisher = tokio::spawn(async move {
+            while let Some((subject, payload)) = rx.recv().await {
+                if let Err(e) = client.publish(subject, payload).await {
+                    tracing::warn!(error = %e, "a live notification could not be published on NATS");
+                }
+            }
+        });
+        let tasks = [receiver.abort_handle(), publisher.abort_handle()];
+        Ok(NotificationHub { local, relay: Some(Relay { origin, out, tasks }) })
+    }
+
+    pub fn subscribe(&self, user_id: &str) -> broadcast::Receiver<Notification> {
+        let mut map = self.local.channels.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, tx| tx.receiver_count() > 0);
+        map.entry(user_id.to_string()).or_insert_with(|| broadcast::channel(64).0).subscribe()
+    }
+
+    /// Delivers to this instance's streams of the user and, with NATS, to the other instances.
+    fn publish(&self, user_id: &str, n: &Notification) {
+        self.local.deliver(user_id, n);
+        let Some(relay) = &self.relay else { return };
+        let Some(subject) = subject(user_id) else {
+            return tracing::warn!(user = %user_id, "not a user id: the notification stays on this instance");
+        };
+        match serde_json::to_vec(&Relayed { origin: relay.origin, notification: n.clone() }) {
+            Ok(payload) => {
+                let _ = relay.out.send((subject, payload.into()));
+            }
+            Err(e) => tracing::error!(error = %e, "a notification did not serialise"),
+        }
+    }
 
     pub fn online_users(&self) -> usize {
-        self.channels.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|t| t.receiver_count() > 0).count()
+        self.local
+            .channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|t| t.receiver_count() > 0)
+            .count()
     }
 }
 
@@ -204,4 +316,54 @@ pub fn routes() -> Routes {
         .get("/api/v1/notifications/stream", "Live notifications (Server-Sent Events)", stream)
         .post("/api/v1/notifications/{id}/read", "Mark one notification read", mark_read)
         .post("/api/v1/notifications/read-all", "Mark every notification read", mark_all_read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notification() -> Notification {
+        Notification {
+            id: "0193c2a5-5d1e-7b0a-9a51-3c1f0f4b8e21".into(),
+            kind: "request_matched".into(),
+            title: "新的会诊请求".into(),
+            body: "李医生请求心血管内科会诊".into(),
+            consultation_id: Some("0193c2a4-5d1e-7b0a-9a51-3c1f0f4b8e21".into()),
+            created_at: "2026-11-23T09:00:00.000000Z".into(),
+            read_at: None,
+        }
+    }
+
+    #[test]
+    fn each_user_has_a_subject_and_only_user_ids_make_one() {
+        let user = "0190f5d2-0000-7000-8000-000000000001";
+        assert_eq!(subject(user).as_deref(), Some("teleconsult.notify.0190f5d2-0000-7000-8000-000000000001"));
+        for bad in ["", "a.b", "*", ">", "a b", "{x}"] {
+            assert_eq!(subject(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_instance_takes_the_others_notifications_and_skips_its_own() {
+        let user = "0190f5d2-0000-7000-8000-000000000001";
+        let subj = subject(user).unwrap();
+        let payload = serde_json::to_vec(&Relayed { origin: 7, notification: notification() }).unwrap();
+        assert_eq!(received(8, &subj, &payload), Some((user.to_string(), notification())));
+        assert_eq!(received(7, &subj, &payload), None, "the origin delivered it when it was made");
+        assert_eq!(received(8, "teleconsult.notify.a.b", &payload), None);
+        assert_eq!(received(8, "teleconsult.room.x", &payload), None);
+        assert_eq!(received(8, "teleconsult.notify.", &payload), None);
+        assert_eq!(received(8, &subj, b"not json"), None);
+    }
+
+    #[test]
+    fn without_nats_notifications_reach_the_users_own_streams() {
+        let hub = NotificationHub::default();
+        let mut wang = hub.subscribe("wang");
+        let mut li = hub.subscribe("li");
+        hub.publish("wang", &notification());
+        assert_eq!(wang.try_recv().unwrap(), notification());
+        assert!(li.try_recv().is_err());
+        assert_eq!(hub.online_users(), 2);
+    }
 }

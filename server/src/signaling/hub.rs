@@ -10,7 +10,7 @@
 //! one-instance bus: `publish` applies the event at once, in the caller's task; the NATS bus
 //! (`super::nats`) carries them between instances.
 
-use super::protocol::{close, ClientMessage, ErrorCode, ServerMessage};
+use super::protocol::{close, ClientMessage, ErrorCode, IceServer, ServerMessage};
 use super::room::{ConnId, Effect, Joiner, Room, RoomLimits, RoomSnapshot, TimelineEntry};
 use super::tickets;
 use crate::auth::{AuthUser, Role};
@@ -24,6 +24,9 @@ use std::sync::atomic::{AtomicI64, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
+
+/// Mints the ICE servers (with fresh TURN credentials) for a user.
+pub type IceSource = Arc<dyn Fn(&str) -> Vec<IceServer> + Send + Sync>;
 
 /// Identifies a server instance on the bus.
 pub type InstanceId = u64;
@@ -252,12 +255,14 @@ pub struct RoomHub {
     recorder: mpsc::Sender<Record>,
     limits: RoomLimits,
     next_epoch: AtomicU64,
+    ice: IceSource,
     pub stats: HubStats,
 }
 
 impl RoomHub {
-    /// Starts a hub on `bus`, with its recorder and its sweeper (seat expiry, old tickets).
-    pub fn start(db: Db, limits: RoomLimits, bus: Arc<dyn RoomBus>) -> Arc<RoomHub> {
+    /// Starts a hub on `bus`, with its recorder and its sweeper (seat expiry, old tickets);
+    /// `ice` mints the ICE servers a resumed participant gets in `resumed`.
+    pub fn start(db: Db, limits: RoomLimits, bus: Arc<dyn RoomBus>, ice: IceSource) -> Arc<RoomHub> {
         let (tx, rx) = mpsc::channel(65_536);
         let hub = Arc::new(RoomHub {
             instance: rand::random(),
@@ -266,6 +271,7 @@ impl RoomHub {
             recorder: tx,
             limits,
             next_epoch: AtomicU64::new(1),
+            ice,
             stats: HubStats::default(),
         });
         let sink: Arc<dyn EventSink> = hub.clone();
@@ -523,7 +529,11 @@ impl EventSink for RoomHub {
                 let mut text: Option<Utf8Bytes> = None;
                 for c in &d.to {
                     let Some(local) = s.conns.get(c) else { continue };
-                    let t = text.get_or_insert_with(|| serialize(&d.msg)).clone();
+                    let t = match &*d.msg {
+                        // Only the instance holding the resumed socket mints its credentials.
+                        ServerMessage::Resumed { .. } => serialize(&with_ice_servers(&d.msg, &self.ice)),
+                        _ => text.get_or_insert_with(|| serialize(&d.msg)).clone(),
+                    };
                     if local.outbox.push(Outbound::Text(t, received)) {
                         self.stats.messages_sent.fetch_add(1, Ordering::Relaxed);
                     } else {
@@ -603,6 +613,15 @@ impl EventSink for RoomHub {
             s.room = Room::from_snapshot(self.limits.clone(), snapshot);
         }
     }
+}
+
+/// `resumed` with the ICE servers minted for its participant.
+fn with_ice_servers(msg: &ServerMessage, ice: &IceSource) -> ServerMessage {
+    let mut msg = msg.clone();
+    if let ServerMessage::Resumed { you, ice_servers, .. } = &mut msg {
+        *ice_servers = ice(&you.user_id);
+    }
+    msg
 }
 
 fn serialize(msg: &ServerMessage) -> Utf8Bytes {
@@ -727,6 +746,43 @@ mod tests {
         let mut v = Vec::new();
         o.take(&mut v);
         assert_eq!(v.len(), 2);
+    }
+
+    #[test]
+    fn resumed_gets_ice_servers_minted_for_its_participant() {
+        use crate::signaling::protocol::{MediaState, PeerInfo, RoomRole};
+        let ice: IceSource = Arc::new(|user: &str| {
+            vec![IceServer {
+                urls: vec!["turn:t.example.org:3478?transport=udp".into()],
+                username: Some(format!("1795435200:{user}")),
+                credential: Some("pw".into()),
+            }]
+        });
+        let you = PeerInfo {
+            id: "k3J9xQ0aLm2B".into(),
+            user_id: "u-wang".into(),
+            name: "王建国".into(),
+            role: RoomRole::Expert,
+            polite: false,
+            media: MediaState::default(),
+            connected: true,
+        };
+        let resumed = ServerMessage::Resumed {
+            version: 1,
+            admitted: true,
+            you,
+            peers: vec![],
+            lobby: vec![],
+            resume_token: "r.t".into(),
+            resume_window_secs: 60,
+            replayed: 0,
+            restart_ice: true,
+            ice_servers: vec![],
+        };
+        let ServerMessage::Resumed { ice_servers, .. } = with_ice_servers(&resumed, &ice) else { unreachable!() };
+        assert_eq!(ice_servers[0].username.as_deref(), Some("1795435200:u-wang"));
+        let chat = ServerMessage::error(ErrorCode::Malformed, "x");
+        assert_eq!(with_ice_servers(&chat, &ice), chat, "other messages are left as they are");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod turn;
 pub mod ws;
 
 pub use hub::RoomHub;
+pub use protocol::IceServer;
 
 use crate::api::{Json, Path, Routes};
 use crate::app::AppState;
@@ -56,20 +57,30 @@ pub fn routes() -> Routes {
 }
 
 /// Starts the signaling hub for a configuration: room limits, and the in-process bus or,
-/// with `nats_url`, the NATS bus (start-up fails when NATS cannot be reached).
-pub async fn start(config: &Config, db: crate::db::Db) -> anyhow::Result<Arc<RoomHub>> {
+/// with a NATS client (connected from `nats_url` with [`nats::connect`]), the NATS bus
+/// (start-up fails when NATS has no JetStream).
+pub async fn start(
+    config: &Config,
+    db: crate::db::Db,
+    nats: Option<async_nats::Client>,
+) -> anyhow::Result<Arc<RoomHub>> {
     if config.turn_secret.is_empty() && config.turn_urls.iter().any(|u| u.starts_with("turn")) {
         tracing::warn!("turn_urls has TURN servers but turn_secret is empty: only STUN is handed out");
     }
     let limits = room::RoomLimits { max_participants: config.signaling_max_participants, ..Default::default() };
-    let bus: Arc<dyn hub::RoomBus> = if config.nats_url.is_empty() {
-        Arc::new(hub::InProcessBus::default())
-    } else {
-        let bus = nats::NatsBus::connect(&config.nats_url).await?;
-        tracing::info!(nats = %crate::config::redact_url(&config.nats_url), "signaling rooms are shared over NATS");
-        Arc::new(bus)
+    let bus: Arc<dyn hub::RoomBus> = match nats {
+        None => Arc::new(hub::InProcessBus::default()),
+        Some(client) => {
+            let bus = nats::NatsBus::new(client, &config.nats_url).await?;
+            tracing::info!(nats = %crate::config::redact_url(&config.nats_url), "signaling rooms are shared over NATS");
+            Arc::new(bus)
+        }
     };
-    Ok(RoomHub::start(db, limits, bus))
+    // A participant who resumes gets ICE servers minted afresh (new TURN credentials) on the
+    // instance holding its new socket.
+    let ice_config = config.clone();
+    let ice: hub::IceSource = Arc::new(move |user_id: &str| ice_servers(&ice_config, user_id, Utc::now()));
+    Ok(RoomHub::start(db, limits, bus, ice))
 }
 
 /// A new participant id: 72 random bits, short enough to read in logs.
@@ -80,17 +91,7 @@ pub fn participant_id() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// One entry of `RTCConfiguration.iceServers`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct IceServer {
-    pub urls: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub credential: Option<String>,
-}
-
-/// The ICE servers handed to `user_id` on join, from `turn_urls`:
+/// The ICE servers handed to `user_id` on join and on resume, from `turn_urls`:
 /// - `stun:` URLs as they are; with none configured, `stun:host:port` of each `turn:` server
 ///   (coturn answers STUN on its TURN port);
 /// - `turn:`/`turns:` URLs in one entry with a credential minted for `user_id` (see [`turn`]),

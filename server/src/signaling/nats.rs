@@ -105,25 +105,33 @@ pub struct NatsBus {
     inner: Arc<Inner>,
 }
 
-impl NatsBus {
-    /// Connects to NATS and makes sure the stream exists. Fails, naming the URL, when NATS is
-    /// unreachable or has no JetStream; once connected, the client reconnects by itself.
-    pub async fn connect(url: &str) -> anyhow::Result<NatsBus> {
-        let client = async_nats::ConnectOptions::new()
-            .name("teleconsult")
-            .connection_timeout(Duration::from_secs(5))
-            .event_callback(|event| async move {
-                match event {
-                    async_nats::Event::Connected => tracing::info!("NATS connected"),
-                    async_nats::Event::Disconnected => {
-                        tracing::warn!("NATS disconnected: room events wait until it is back")
-                    }
-                    other => tracing::info!(event = %other, "NATS"),
+/// Connects to NATS (`nats_url`). Fails, naming the URL, when NATS is unreachable; once
+/// connected, the client reconnects by itself. The one client of an instance: the room bus
+/// and the live notifications (`crate::notifications`) share it.
+pub async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .name("teleconsult")
+        .connection_timeout(Duration::from_secs(5))
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("NATS connected"),
+                async_nats::Event::Disconnected => {
+                    tracing::warn!(
+                        "NATS disconnected: room events wait until it is back; live notifications reach this instance's streams only"
+                    )
                 }
-            })
-            .connect(url)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot connect to NATS at {url} (nats_url): {e}"))?;
+                other => tracing::info!(event = %other, "NATS"),
+            }
+        })
+        .connect(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to NATS at {url} (nats_url): {e}"))
+}
+
+impl NatsBus {
+    /// The room bus on a connected client (see [`connect`]); makes sure the stream exists.
+    /// Fails, naming the URL, when NATS has no JetStream.
+    pub async fn new(client: async_nats::Client, url: &str) -> anyhow::Result<NatsBus> {
         let js = jetstream::new(client.clone());
         let stream = js
             .get_or_create_stream(stream::Config {

@@ -200,6 +200,18 @@ pub enum ErrorCode {
     InvalidChat,
 }
 
+/// One entry of `RTCConfiguration.iceServers`, as handed out on join and on resume (see
+/// [`super::ice_servers`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// Messages the server sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
@@ -218,7 +230,10 @@ pub enum ServerMessage {
         resume_window_secs: u64,
     },
     /// Your socket was replaced after a loss; what was addressed to you meanwhile follows
-    /// (`replayed` messages, in order). Restart ICE toward peers where `restart_ice`.
+    /// (`replayed` messages, in order). Restart ICE toward peers where `restart_ice`, with
+    /// `ice_servers`: freshly minted for you (new TURN credentials) by the instance holding
+    /// your new socket, so a call longer than a credential's lifetime can still restart ICE
+    /// through TURN. The room's rules leave it empty; the hub fills it in on delivery.
     Resumed {
         version: u32,
         admitted: bool,
@@ -229,6 +244,8 @@ pub enum ServerMessage {
         resume_window_secs: u64,
         replayed: u32,
         restart_ice: bool,
+        #[serde(default)]
+        ice_servers: Vec<IceServer>,
     },
     PeerJoined {
         peer: PeerInfo,
@@ -375,6 +392,14 @@ mod tests {
             resume_window_secs: 60,
             replayed: 2,
             restart_ice: true,
+            ice_servers: vec![
+                IceServer { urls: vec!["stun:turn.example.org:3478".into()], username: None, credential: None },
+                IceServer {
+                    urls: vec!["turn:turn.example.org:3478?transport=udp".into()],
+                    username: Some("1795435200:0190f5d2-0000-7000-8000-000000000001".into()),
+                    credential: Some("doAeyBgjXpW2k0d2lyP2NIRPGMw=".into()),
+                },
+            ],
         });
         round_trip_server(ServerMessage::PeerJoined { peer: peer("p2") });
         round_trip_server(ServerMessage::PeerLeft { peer: "p2".into(), reason: LeaveReason::TimedOut });
@@ -415,6 +440,17 @@ mod tests {
         assert_eq!(text, json!({"type": "peer-reconnected", "peer": "p1", "restart_ice": true}));
         let err = serde_json::to_value(ServerMessage::error(ErrorCode::RateLimited, "slow down")).unwrap();
         assert_eq!(err, json!({"type": "error", "code": "rate_limited", "message": "slow down"}));
+        // `resumed` carries the ICE servers in the join answer's shape; a `resumed` without
+        // them (as servers before the field sent it) still reads, with none.
+        let mut resumed = json!({"type": "resumed", "version": 1, "admitted": true,
+            "you": serde_json::to_value(peer("p1")).unwrap(), "peers": [], "lobby": [],
+            "resume_token": "c.u", "resume_window_secs": 60, "replayed": 0, "restart_ice": true});
+        let old: ServerMessage = serde_json::from_value(resumed.clone()).unwrap();
+        assert!(matches!(old, ServerMessage::Resumed { ref ice_servers, .. } if ice_servers.is_empty()));
+        resumed["ice_servers"] = json!([{"urls": ["stun:t.example.org:3478"]},
+            {"urls": ["turn:t.example.org:3478?transport=udp"], "username": "1795435200:u1", "credential": "cGFzcw=="}]);
+        let new: ServerMessage = serde_json::from_value(resumed.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&new).unwrap(), resumed);
     }
 
     #[test]

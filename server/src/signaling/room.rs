@@ -562,6 +562,9 @@ impl Room {
                 resume_window_secs: self.resume_window_secs(),
                 replayed: replay.len() as u32,
                 restart_ice: in_room,
+                // Minted per participant by the instance that delivers it (see the hub):
+                // credentials are not part of the replicated room.
+                ice_servers: Vec::new(),
             },
         );
         for msg in replay {

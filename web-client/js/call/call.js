@@ -118,7 +118,8 @@ export async function callView(app, consultationId) {
         for (const p of msg.peers) addPeer(p);
         for (const p of msg.lobby || []) lobby.set(p.id, p);
         renderLobby();
-        if (msg.restart_ice) for (const p of peers.values()) p.peer.restartIce();
+        // After a resume: ICE restarts with the fresh ICE servers the resume brought.
+        if (msg.restart_ice) for (const p of peers.values()) p.peer.restartIce(msg.type === 'resumed' ? signaling.iceServers : undefined);
         signaling.send({ type: 'media', ...media });
         break;
       case 'peer-joined':

@@ -95,7 +95,18 @@ export class Peer {
     if (this.videoSender) await this.videoSender.replaceTrack(track);
   }
 
-  restartIce() {
+  /**
+   * Restarts ICE, first taking `iceServers` (fresh TURN credentials after a resume) when given.
+   * @param {RTCIceServer[]} [iceServers]
+   */
+  restartIce(iceServers) {
+    if (iceServers) {
+      try {
+        this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers });
+      } catch {
+        // A configuration the browser refuses leaves the old servers; the restart still runs.
+      }
+    }
     this.pc.restartIce();
   }
 

@@ -34,6 +34,9 @@ export class Signaling extends EventTarget {
     ws.onmessage = (e) => {
       const msg = JSON.parse(e.data);
       if (msg.type === 'joined' || msg.type === 'resumed') this.resumeToken = msg.resume_token;
+      // A resume brings ICE servers with TURN credentials minted afresh: the join's may have
+      // expired by now in a long call.
+      if (msg.type === 'resumed' && Array.isArray(msg.ice_servers)) this.iceServers = msg.ice_servers;
       this.dispatchEvent(new CustomEvent('message', { detail: msg }));
     };
     ws.onclose = (e) => {
