@@ -97,6 +97,14 @@ fn cpu_secs(pid: u32) -> f64 {
     ticks / 100.0
 }
 
+/// Steal time of the whole machine (all CPUs), in seconds: time the hypervisor ran something
+/// else while this virtual machine had work. High steal makes a run's figures unreliable.
+fn steal_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu = stat.lines().next().unwrap_or("");
+    cpu.split_whitespace().nth(8).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0
+}
+
 /// Resident memory of a process in KiB.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -539,12 +547,14 @@ async fn measure(o: &Options, pairs: Vec<(Member, Member)>) {
     let relayed0 = totals.relayed.load(Ordering::Relaxed);
     let server_cpu0 = pid.map(cpu_secs).unwrap_or(0.0);
     let own_cpu0 = cpu_secs(std::process::id());
+    let steal0 = steal_secs();
     let m0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(o.duration)).await;
     let secs = m0.elapsed().as_secs_f64();
     let relayed = totals.relayed.load(Ordering::Relaxed) - relayed0;
     let server_cpu = pid.map(cpu_secs).unwrap_or(0.0) - server_cpu0;
     let own_cpu = cpu_secs(std::process::id()) - own_cpu0;
+    let steal = steal_secs() - steal0;
     stop.store(true, Ordering::Relaxed);
     for h in handles {
         let _ = h.await;
@@ -572,5 +582,6 @@ async fn measure(o: &Options, pairs: Vec<(Member, Member)>) {
         );
     }
     println!("load tool CPU: {:.1}% of a core", own_cpu / secs * 100.0);
+    println!("steal (CPU time the hypervisor took, all CPUs): {:.1}% of a core", steal / secs * 100.0);
     println!("errors received: {}", totals.errors.load(Ordering::Relaxed));
 }
