@@ -384,6 +384,42 @@ async fn a_flooding_client_is_disconnected_while_others_carry_on(app: &TestApp) 
 }
 db_test!(a_flooding_client_is_disconnected_while_others_carry_on);
 
+/// A participant away while the room keeps talking gets, on resume, the whole replay buffer
+/// in order, and its new connection stays open: the replay fits in its outbound queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_replay_is_delivered_on_resume() {
+    use teleconsult::signaling::room::REPLAY_MESSAGES;
+    let app = TestApp::spawn_with(common::Backend::Sqlite, None, |c| c.signaling_messages_per_second = 10_000).await;
+    let id = scheduled_consultation(&app).await;
+    let mut li = Signaler::join(&app, "dr.li", &id).await;
+    li.expect("joined").await;
+    let mut wang = Signaler::join(&app, "dr.wang", &id).await;
+    let resume_token = wang.expect("joined").await["resume_token"].as_str().unwrap().to_string();
+    li.expect("peer-joined").await;
+
+    wang.drop_socket();
+    li.expect("peer-reconnecting").await;
+    for i in 0..REPLAY_MESSAGES {
+        li.send(json!({"type": "chat", "text": format!("第{i}条")}));
+        assert_eq!(li.expect("chat").await["text"], format!("第{i}条"));
+    }
+
+    let mut wang = Signaler::open(&format!("ws://{}/api/v1/rtc?resume={resume_token}", app.addr)).await;
+    let resumed = wang.expect("resumed").await;
+    assert_eq!(resumed["replayed"], REPLAY_MESSAGES);
+    for i in 0..REPLAY_MESSAGES {
+        let v = wang.next().await;
+        assert_eq!((v["type"].as_str(), v["text"].as_str()), (Some("chat"), Some(format!("第{i}条").as_str())));
+    }
+    li.expect("peer-reconnected").await;
+    // Still connected: the room goes on.
+    li.send(json!({"type": "chat", "text": "都收到了吗？"}));
+    assert_eq!(wang.expect("chat").await["text"], "都收到了吗？");
+    wang.send(json!({"type": "chat", "text": "收到了"}));
+    assert_eq!(li.expect("chat").await["text"], "都收到了吗？");
+    assert_eq!(li.expect("chat").await["text"], "收到了");
+}
+
 /// A client whose network silently stops (no frames, not even pongs) is dropped by the
 /// heartbeat with close code 4030, the others see it as reconnecting, and a client that
 /// answers pings stays connected meanwhile.

@@ -20,6 +20,11 @@ use std::sync::Arc;
 /// A connection's id: distinguishes a participant's old socket from its resumed one.
 pub type ConnId = u64;
 
+/// Messages kept for a participant whose socket is lost. Smaller than the outbound queue
+/// of a connection (`ws::OUTBOX_CAPACITY`), so that a full replay, the `resumed` before it
+/// and what the room sends meanwhile fit in the resumed connection's queue.
+pub const REPLAY_MESSAGES: usize = 192;
+
 #[derive(Debug, Clone)]
 pub struct RoomLimits {
     pub max_participants: usize,
@@ -36,7 +41,7 @@ impl Default for RoomLimits {
         RoomLimits {
             max_participants: 8,
             resume_window: TimeDelta::seconds(60),
-            replay_messages: 256,
+            replay_messages: REPLAY_MESSAGES,
             replay_bytes: 512 * 1024,
             chat_max_chars: 2000,
         }

@@ -26,6 +26,8 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 const HARD_FRAME_CAP: usize = 256 * 1024;
 /// Messages queued for one connection before it counts as a slow consumer.
 pub const OUTBOX_CAPACITY: usize = 256;
+// A resume queues `resumed`, the whole replay and perhaps `lobby` at once: room to spare.
+const _: () = assert!(super::room::REPLAY_MESSAGES + 32 <= OUTBOX_CAPACITY);
 pub const PING_INTERVAL: Duration = Duration::from_secs(10);
 /// With pings every 10 s, a dead connection is noticed within 30 s.
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(20);
