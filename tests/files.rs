@@ -242,6 +242,106 @@ async fn only_participants_and_the_patient_see_the_files(app: &TestApp) {
 }
 files_test!(only_participants_and_the_patient_see_the_files);
 
+/// The consultation-files read events in the patient's access log.
+async fn list_reads(app: &TestApp, consultation: &str) -> usize {
+    let (_, log) = app.get("/api/v1/audit?limit=500", &app.login("patient.zhang").await).await;
+    let events = log["items"].as_array().unwrap();
+    events
+        .iter()
+        .filter(|e| {
+            e["resource_type"] == "consultation_files" && e["action"] == "read" && e["resource_id"] == consultation
+        })
+        .count()
+}
+
+async fn the_list_comes_in_pages_newest_first(app: &TestApp) {
+    let c = consultation(app).await;
+    let li = app.login("dr.li").await;
+    let mut uploaded = Vec::new();
+    for i in 0..5 {
+        let (status, file) = upload(app, &li, &c, &format!("report-{i}.pdf"), pdf_like(500, 20 + i)).await;
+        assert_eq!(status, 201, "{file}");
+        uploaded.push(file["id"].as_str().unwrap().to_string());
+    }
+    uploaded.reverse();
+
+    // Two at a time: three pages, every file once, newest first, no cursor after the last.
+    let reads_before = list_reads(app, &c).await;
+    let mut seen = Vec::new();
+    let mut path = format!("/api/v1/consultations/{c}/files?limit=2");
+    let mut sizes = Vec::new();
+    loop {
+        let (status, page) = app.get(&path, &li).await;
+        assert_eq!(status, 200, "{page}");
+        let items = page["items"].as_array().unwrap();
+        sizes.push(items.len());
+        seen.extend(items.iter().map(|f| f["id"].as_str().unwrap().to_string()));
+        match page["next"].as_str() {
+            Some(next) => path = format!("/api/v1/consultations/{c}/files?limit=2&cursor={next}"),
+            None => break,
+        }
+        assert!(sizes.len() < 5, "the pages never end: {page}");
+    }
+    assert_eq!(sizes, [2, 2, 1]);
+    assert_eq!(seen, uploaded, "every file once, newest first");
+    assert_eq!(list_reads(app, &c).await - reads_before, 3, "one audit event per page");
+
+    // Without a limit: the first 50, here all of them, and no next page.
+    let (status, all) = app.get(&format!("/api/v1/consultations/{c}/files"), &li).await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = all["items"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, uploaded);
+    assert_eq!(all["next"], Value::Null);
+    // A page ending exactly at the last file has no next page either.
+    let (_, last) = app.get(&format!("/api/v1/consultations/{c}/files?limit=1&cursor={}", uploaded[3]), &li).await;
+    assert_eq!(last["items"][0]["id"], uploaded[4].as_str());
+    assert_eq!(last["next"], Value::Null, "{last}");
+    // The patient pages through the same list.
+    let zhang = app.login("patient.zhang").await;
+    let (status, first) = app.get(&format!("/api/v1/consultations/{c}/files?limit=4"), &zhang).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["items"].as_array().unwrap().len(), 4);
+    assert_eq!(first["next"], uploaded[3].as_str());
+}
+files_test!(the_list_comes_in_pages_newest_first);
+
+async fn a_bad_limit_is_refused_or_held_to_the_bounds(app: &TestApp) {
+    let c = consultation(app).await;
+    let li = app.login("dr.li").await;
+    for i in 0..3 {
+        let (status, _) = upload(app, &li, &c, &format!("scan-{i}.pdf"), pdf_like(300, 40 + i)).await;
+        assert_eq!(status, 201);
+    }
+    let reads_before = list_reads(app, &c).await;
+    // Not a number, negative, or an unknown parameter: problem+json naming the parameter,
+    // as every list answers, and nothing is read.
+    for (query, field) in [("limit=lots", "limit"), ("limit=-1", "limit"), ("limit=2&page=2", "page")] {
+        let resp = app
+            .http
+            .get(app.url(&format!("/api/v1/consultations/{c}/files?{query}")))
+            .bearer_auth(&li)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{query}");
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], "invalid_query", "{query}: {body}");
+        assert_eq!(body["errors"][0]["field"], field, "{query}: {body}");
+    }
+    assert_eq!(list_reads(app, &c).await, reads_before, "a refused request reads nothing");
+    // Out of bounds, as on the other lists: 0 gives one file, more than 200 gives 200 at most.
+    let (status, one) = app.get(&format!("/api/v1/consultations/{c}/files?limit=0"), &li).await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["items"].as_array().unwrap().len(), 1);
+    assert!(one["next"].is_string());
+    let (status, all) = app.get(&format!("/api/v1/consultations/{c}/files?limit=100000"), &li).await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["items"].as_array().unwrap().len(), 3);
+    assert_eq!(all["next"], Value::Null);
+}
+files_test!(a_bad_limit_is_refused_or_held_to_the_bounds);
+
 fn tus(req: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
     req.bearer_auth(token).header("tus-resumable", "1.0.0")
 }

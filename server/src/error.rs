@@ -225,7 +225,9 @@ impl From<PathRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
         let msg = r.body_text();
-        let field = field_from_serde_message(&msg);
+        // axum prefixes serde's message ("Failed to deserialize query string: limit: invalid
+        // digit found in string"); the field is named after the prefix.
+        let field = field_from_serde_message(msg.split_once("query string: ").map_or(msg.as_str(), |(_, m)| m));
         let mut err = ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "Invalid query", msg.clone());
         err.errors.push(FieldError { field, message: msg });
         err
@@ -259,6 +261,24 @@ mod tests {
         assert_eq!(field_from_serde_message("missing field `reason` at line 1 column 2"), "reason");
         assert_eq!(field_from_serde_message("urgency: unknown variant `soon`, expected one of"), "urgency");
         assert_eq!(field_from_serde_message("something else entirely"), "");
+    }
+
+    #[test]
+    fn query_rejections_name_the_parameter() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Paging {
+            #[allow(dead_code)]
+            limit: Option<u32>,
+        }
+        let refused = |query: &str| {
+            let uri: axum::http::Uri = format!("/list?{query}").parse().expect("uri");
+            let e = ApiError::from(axum::extract::Query::<Paging>::try_from_uri(&uri).expect_err("refused"));
+            (e.status, e.code, e.errors[0].field.clone())
+        };
+        assert_eq!(refused("limit=lots"), (StatusCode::BAD_REQUEST, "invalid_query", "limit".to_string()));
+        assert_eq!(refused("limit=-1").2, "limit");
+        assert_eq!(refused("limit=2&page=2").2, "page");
     }
 
     #[tokio::test]

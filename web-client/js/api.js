@@ -76,3 +76,23 @@ export async function api(method, path, body, retry = true) {
 export const get = (/** @type {string} */ path) => api('GET', path);
 export const post = (/** @type {string} */ path, /** @type {unknown} */ body = {}) => api('POST', path, body);
 export const put = (/** @type {string} */ path, /** @type {unknown} */ body) => api('PUT', path, body);
+
+/**
+ * Every item of a paged list (`{"items": [...], "next": cursor-or-null}`), following `next`
+ * page by page until the server answers null.
+ * @param {string} path the list's path, with its filters and `limit` if any
+ * @returns {Promise<any[]>}
+ */
+export async function getAll(path) {
+  const items = [];
+  /** @type {string | null} */
+  let cursor = null;
+  do {
+    const sep = path.includes('?') ? '&' : '?';
+    /** @type {{items: any[], next: string | null}} */
+    const page = await get(cursor === null ? path : `${path}${sep}cursor=${encodeURIComponent(cursor)}`);
+    items.push(...page.items);
+    cursor = page.next !== cursor ? page.next : null;
+  } while (cursor !== null);
+  return items;
+}

@@ -70,6 +70,15 @@ test('a DICOM series scrolls, takes window presets and drags, and zooms', async 
   await signIn(liPage, env.server.url, 'dr.li');
   await liPage.goto(`${env.server.url}/consultations/${c.id}`);
   await ready(liPage, `/consultations/${c.id}`);
+  // The files list comes in pages, newest first: the view lists every file, and the client's
+  // page walker, two at a time, finds each once.
+  const newestFirst = ['ecg.dcm', 'rgb-2frame.dcm', 'ct-2.dcm', 'ct-1.dcm', 'ct-3.dcm'];
+  assert.deepEqual(await liPage.$$eval('section[aria-labelledby=files] li', (lis) => lis.map((li) => li.firstChild?.textContent)), newestFirst);
+  const walked = await liPage.evaluate(async (path) => {
+    const { getAll } = await import('/js/api.js');
+    return (await getAll(path)).map((/** @type {any} */ f) => f.name);
+  }, `/api/v1/consultations/${c.id}/files?limit=2`);
+  assert.deepEqual(walked, newestFirst);
   await liPage.click('button:has-text("查看影像")');
   await ready(liPage, `/images/${c.id}`);
   await liPage.waitForSelector('canvas.dicom[data-frame="1"]');

@@ -20,7 +20,7 @@ use sha2::Digest;
 pub fn routes() -> Routes {
     Routes::new("files")
         .post("/api/v1/consultations/{id}/files", "Upload a small file in one request (raw body, ?name=)", upload)
-        .get("/api/v1/consultations/{id}/files", "Files of a consultation", list)
+        .get("/api/v1/consultations/{id}/files", "Files of a consultation, newest first (?limit=&cursor=)", list)
         .get("/api/v1/files/{id}", "The bytes of a file (Range supported)", download)
         .get("/api/v1/files/{id}/rendered", "A DICOM frame as PNG or JPEG (?frame=&wc=&ww=&preset=&format=)", rendered)
         .merge(super::tus::routes())
@@ -111,22 +111,36 @@ async fn upload(
     Ok((StatusCode::CREATED, Json(file)))
 }
 
+/// `?limit=&cursor=` of the files list, as the other lists take them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// One page of a consultation's files, newest first (ids are UUIDv7); one audit event per page.
 async fn list(
     State(state): State<AppState>,
     user: AuthUser,
     Path(Id(consultation_id)): Path<Id>,
+    Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<crate::api::Page<FileView>>> {
     let consultation = access(&state.db, &user, &consultation_id).await?;
-    let items: Vec<FileView> =
-        sqlx::query_as(&format!("SELECT {FILE_COLUMNS} FROM files WHERE consultation_id = $1 ORDER BY id"))
-            .bind(&consultation_id)
-            .fetch_all(&state.db.pool)
-            .await?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 200) as usize;
+    let rows: Vec<FileView> = sqlx::query_as(&format!(
+        "SELECT {FILE_COLUMNS} FROM files WHERE consultation_id = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3"
+    ))
+    .bind(&consultation_id)
+    .bind(q.cursor.unwrap_or_default())
+    .bind(limit as i64 + 1)
+    .fetch_all(&state.db.pool)
+    .await?;
     crate::audit::event(&user, "read", "consultation_files", &consultation_id)
         .patient(&consultation.patient_id)
         .record(&state.db)
         .await?;
-    Ok(Json(crate::api::Page { items, next: None }))
+    Ok(Json(crate::api::page(rows, limit, |f| f.id.clone())))
 }
 
 async fn download(

@@ -2,7 +2,7 @@
 // with it (accept or decline, book a slot, join the call, open an ECG).
 import { h, mount, when } from '../dom.js';
 import { t } from '../i18n.js';
-import { get, post } from '../api.js';
+import { get, getAll, post } from '../api.js';
 import { opinionSection } from './opinion.js';
 
 /**
@@ -48,9 +48,10 @@ export async function consultationView(app, id) {
     actions.append(h('button', { class: 'primary', onclick: () => app.navigate(`/call/${id}`) }, t('call.join')));
   }
 
+  // Every file (the list comes in pages, newest first): the images button depends on all of them.
   let files = null;
   try {
-    files = (await get(`/api/v1/consultations/${id}/files`)).items;
+    files = await getAll(`/api/v1/consultations/${id}/files?limit=200`);
   } catch { /* files not visible to this role */ }
 
   const canWrite = role === 'expert' && !!me && ['accepted', 'active'].includes(me.status);
