@@ -182,6 +182,7 @@ async fn a_check_on_loopback_takes_the_direct_path_and_allows_video(app: &TestAp
     assert_eq!(result["loss"], 0.0);
     assert_eq!(result["verdict"], "video", "{result}");
     assert_eq!(result["verdict_text"], "Video will work.");
+    assert_eq!(result["reason_codes"], json!([]), "nothing fell short");
     assert!(result["rtt_ms"]["median"].as_f64().unwrap() <= result["rtt_ms"]["p95"].as_f64().unwrap());
     // Throughput is the server's own count over its own clock.
     let ms = m.ack["ms"].as_u64().unwrap().max(1) as f64;
@@ -289,6 +290,7 @@ async fn sessions_are_capped_and_expire(app: &TestApp) {
     };
     assert_eq!((&stored["verdict"], &stored["path"]), (&json!("cannot_connect"), &json!("unknown")));
     assert!(stored["verdict_text"].as_str().unwrap().starts_with("Cannot connect: the check timed out"), "{stored}");
+    assert_eq!(stored["reason_codes"], json!([{"code": "timed_out"}]));
     // Its offer and completion come too late.
     let (status, _) = app.post(&format!("/api/v1/netcheck/{}/offer", id_of(&first)), &li, &json!({"sdp": "v=0"})).await;
     assert_eq!(status, 404);

@@ -1,6 +1,7 @@
 // The network check in Chromium: a community doctor opens "check my network", runs the
 // check against the server (the server is the other WebRTC peer), and sees the path, the
-// round trip, the loss, the upload speed and the verdict in plain words.
+// round trip, the loss, the upload speed and the verdict in plain words; a check that falls
+// short says why, in Chinese, from the server's reason codes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { signIn, ready, screenshot, axeViolations, serverAndBrowser } from './helpers.js';
@@ -37,5 +38,30 @@ test('the coordinator sees the clinics\' recent checks', async () => {
   await ready(page, '/netcheck');
   const rows = await page.locator('#nc-recent + table tbody tr').allTextContents();
   assert.ok(rows.some((r) => r.includes('东湖社区卫生服务中心') && r.includes('可以进行视频会诊')), rows.join('\n'));
+  await context.close();
+});
+
+test('a failing check explains in Chinese what fell short', async () => {
+  const context = await env.browser.newContext();
+  const page = await context.newPage();
+  // Half the probes go missing on the way to the server's verdict: a real check over loopback
+  // whose report says 20 of its 40 probes came back, which is too much loss even for audio.
+  await page.route('**/api/v1/netcheck/*/complete', async (route) => {
+    const report = JSON.parse(route.request().postData() ?? '{}');
+    report.received = Math.floor(report.sent / 2);
+    report.rtt_ms = report.rtt_ms.slice(0, report.received);
+    await route.continue({ postData: JSON.stringify(report) });
+  });
+  await signIn(page, env.server.url, 'dr.li');
+  await page.click('header >> text=检测我的网络');
+  await ready(page, '/netcheck');
+  await page.click('text=开始检测');
+  await page.waitForSelector('[data-verdict]', { timeout: 30000 });
+  assert.equal(await page.getAttribute('[data-verdict]', 'data-verdict'), 'cannot_connect');
+  assert.equal((await page.textContent('[data-verdict] h2'))?.trim(), '无法连接：此处网络无法进行会诊通话');
+  assert.equal((await page.textContent('[data-field=loss]'))?.trim(), '50.0 %');
+  assert.deepEqual(await page.locator('[data-field=reasons] li').allTextContents(), ['丢包率 50.0 %，语音通话需要低于 20 %']);
+  assert.deepEqual(await axeViolations(page), []);
+  await screenshot(page, 'netcheck-failing');
   await context.close();
 });

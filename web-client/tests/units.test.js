@@ -110,6 +110,55 @@ test('ranking reason codes in the user\'s language, unknown codes in the server\
   }
 });
 
+test('network check reason codes in the user\'s language, unknown codes in the server\'s English', async () => {
+  const { netcheckReasons, netcheckReasonText } = await import('../js/reasons.js');
+  const { ZH } = await import('../js/strings-zh.js');
+  const { EN } = await import('../js/strings-en.js');
+  /** @param {Record<string, string>} table */
+  const translator = (table) => (/** @type {string} */ key, /** @type {Record<string, string | number>} */ vars = {}) =>
+    (table[key] ?? `!${key}`).replace(/\{(\w+)\}/g, (_, name) => String(vars[name]));
+  const zh = translator(ZH);
+  const en = translator(EN);
+  // As the server sends an audio-only result: what rules video out, with video's limits.
+  const audioOnly = {
+    verdict: 'audio_only',
+    detail: 'upload 200 kbit/s, video needs 500; 7.5 % of probes lost, video needs under 5 %; round trip 450 ms, video needs under 400; something new',
+    reason_codes: [
+      { code: 'upload_too_slow', call: 'video', throughput_kbps: 200.4, min_kbps: 500 },
+      { code: 'loss_too_high', call: 'video', loss: 0.075, max_loss: 0.05 },
+      { code: 'rtt_too_high', call: 'video', rtt_ms: 450.25, max_rtt_ms: 400 },
+      { code: 'new_in_a_later_server' },
+    ],
+  };
+  assert.deepEqual(netcheckReasons(audioOnly, zh), [
+    '上行速度 200 kbit/s，视频通话至少需要 500 kbit/s', '丢包率 7.5 %，视频通话需要低于 5 %',
+    '往返时延 450 毫秒，视频通话需要低于 400 毫秒', 'something new',
+  ]);
+  assert.deepEqual(netcheckReasons(audioOnly, en).slice(0, 3), [
+    'Upload 200 kbit/s; a video call needs at least 500 kbit/s', '7.5 % of probes lost; a video call needs under 5 %',
+    'Round trip 450 ms; a video call needs under 400 ms',
+  ]);
+  assert.equal(netcheckReasonText({ code: 'loss_too_high', call: 'audio', loss: 0.5, max_loss: 0.2 }, zh), '丢包率 50.0 %，语音通话需要低于 20 %');
+  assert.equal(netcheckReasonText({ code: 'upload_not_measured', call: 'video' }, zh), '未能测得上行速度，视频通话需要确认上行速度足够');
+  assert.equal(netcheckReasonText({ code: 'upload_too_slow', call: 'audio', throughput_kbps: 50, min_kbps: 64 }, en),
+    'Upload 50 kbit/s; an audio call needs at least 64 kbit/s');
+  assert.equal(netcheckReasonText({ code: 'no_network_path' }, zh), '找不到通往服务器的网络路径（可能被防火墙拦截，或连不上中继服务器）');
+  assert.equal(netcheckReasonText({ code: 'timed_out' }, en), 'The check timed out before a connection was made');
+  assert.equal(netcheckReasonText({ code: 'no_probe_returned' }, zh), '连接已建立，但探测包一个也没有返回');
+  assert.equal(netcheckReasonText({ code: 'unheard_of' }, zh), null);
+  // Video: nothing to explain. A result without codes (stored before they existed): its English.
+  assert.deepEqual(netcheckReasons({ verdict: 'video', detail: 'round trip 1.0 ms', reason_codes: [] }, zh), []);
+  assert.deepEqual(netcheckReasons({ verdict: 'video', detail: 'round trip 1.0 ms' }, zh), []);
+  assert.deepEqual(netcheckReasons({ verdict: 'cannot_connect', detail: 'the connection was set up but no probe came back' }, zh),
+    ['the connection was set up but no probe came back']);
+  // Every key the codes use is in both tables.
+  for (const table of [ZH, EN]) {
+    const missing = Object.keys(ZH).concat(Object.keys(EN))
+      .filter((k) => (k.startsWith('netcheck.reason.') || k.startsWith('netcheck.call.')) && !(k in table));
+    assert.deepEqual(missing, []);
+  }
+});
+
 test('caliper keys: the first places a pair 1 s apart, arrows move the active line, Enter switches it', async () => {
   const { caliperKey } = await import('../js/ecg/viewer.js');
   const placed = caliperKey(null, 'ArrowLeft', false, 250);

@@ -237,7 +237,7 @@ impl Sessions {
         let Some(session) = self.live.lock().expect("netcheck sessions").remove(id) else { return };
         close(session.pc.clone());
         if !session.connected.load(Ordering::SeqCst) {
-            let outcome = verdict::never_connected("the check timed out before a connection was made");
+            let outcome = verdict::never_connected(verdict::ReasonCode::TimedOut);
             if let Err(e) = super::store(&self.db, &session.info, &outcome).await {
                 tracing::warn!(netcheck = %id, error = %e, "could not store an expired network check");
             }

@@ -180,6 +180,70 @@ pub struct RttSummary {
     pub p95: f64,
 }
 
+/// The kind of call a shortfall rules out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallKind {
+    Video,
+    Audio,
+}
+
+/// One reason a check fell short, machine-readable: serialised as an object with a `code` and
+/// its parameters, e.g. `{"code": "loss_too_high", "call": "audio", "loss": 0.5, "max_loss":
+/// 0.2}`. Codes are stable; a client words them in its own language. The first three concern
+/// any call; the others name the kind of call they rule out, with the measured figure and its
+/// limit where there is one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum ReasonCode {
+    /// The peer connection never connected: no candidate pair worked.
+    NoNetworkPath,
+    /// The session ran out of time before it connected (the client never completed it).
+    TimedOut,
+    /// Connected, but none of the probes came back.
+    NoProbeReturned,
+    /// Upload in kbit/s below the call's minimum.
+    UploadTooSlow { call: CallKind, throughput_kbps: f64, min_kbps: f64 },
+    /// No upload figure, and the call needs one.
+    UploadNotMeasured { call: CallKind },
+    /// Fraction of probes lost at or above the call's maximum.
+    LossTooHigh { call: CallKind, loss: f64, max_loss: f64 },
+    /// Median round trip in milliseconds at or above the call's maximum.
+    RttTooHigh { call: CallKind, rtt_ms: f64, max_rtt_ms: f64 },
+}
+
+impl CallKind {
+    fn word(self) -> &'static str {
+        match self {
+            CallKind::Video => "video",
+            CallKind::Audio => "audio",
+        }
+    }
+}
+
+impl ReasonCode {
+    /// The reason in plain English (the parts of `detail`).
+    pub fn english(&self) -> String {
+        match self {
+            ReasonCode::NoNetworkPath => {
+                "no network path to the server was found (blocked by a firewall, or no TURN relay reachable)".into()
+            }
+            ReasonCode::TimedOut => "the check timed out before a connection was made".into(),
+            ReasonCode::NoProbeReturned => "the connection was set up but no probe came back".into(),
+            ReasonCode::UploadTooSlow { call, throughput_kbps, min_kbps } => {
+                format!("upload {throughput_kbps:.0} kbit/s, {} needs {min_kbps:.0}", call.word())
+            }
+            ReasonCode::UploadNotMeasured { .. } => "upload speed could not be measured".into(),
+            ReasonCode::LossTooHigh { call, loss, max_loss } => {
+                format!("{:.1} % of probes lost, {} needs under {:.0} %", loss * 100.0, call.word(), max_loss * 100.0)
+            }
+            ReasonCode::RttTooHigh { call, rtt_ms, max_rtt_ms } => {
+                format!("round trip {rtt_ms:.0} ms, {} needs under {max_rtt_ms:.0}", call.word())
+            }
+        }
+    }
+}
+
 /// The result of one check, as stored and returned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
@@ -189,7 +253,13 @@ pub struct Outcome {
     pub throughput_kbps: Option<f64>,
     pub verdict: Verdict,
     pub verdict_text: String,
+    /// The reasons in English, joined by "; " (for `video`, the figures instead).
     pub detail: String,
+    /// Why the verdict is not `video`, one code per part of `detail`: for `audio_only` what
+    /// rules video out, for `cannot_connect` what rules audio out; empty for `video`.
+    /// Results stored before codes existed have none.
+    #[serde(default)]
+    pub reason_codes: Vec<ReasonCode>,
 }
 
 /// The nearest-rank percentile `p` (0..=100) of `sorted`.
@@ -219,16 +289,19 @@ fn kbps(bytes: u64, ms: u64) -> Option<f64> {
     (bytes > 0 && ms > 0).then(|| round2(bytes as f64 * 8.0 / ms as f64))
 }
 
-/// The outcome of a check that never connected (or timed out before it did).
-pub fn never_connected(reason: &str) -> Outcome {
+/// The outcome of a check that never connected: `reason` is [`ReasonCode::NoNetworkPath`] or,
+/// for a session that ran out of time, [`ReasonCode::TimedOut`].
+pub fn never_connected(reason: ReasonCode) -> Outcome {
+    let detail = reason.english();
     Outcome {
         path: NetPath::Unknown,
         rtt_ms: None,
         loss: 1.0,
         throughput_kbps: None,
         verdict: Verdict::CannotConnect,
-        verdict_text: format!("Cannot connect: {reason}."),
-        detail: reason.to_string(),
+        verdict_text: format!("Cannot connect: {detail}."),
+        detail,
+        reason_codes: vec![reason],
     }
 }
 
@@ -236,9 +309,7 @@ pub fn never_connected(reason: &str) -> Outcome {
 /// server's own count of bulk bytes when it has one, the client's otherwise.
 pub fn evaluate(report: &ClientReport, server: &ServerSide) -> Outcome {
     if !server.connected {
-        return never_connected(
-            "no network path to the server was found (blocked by a firewall, or no TURN relay reachable)",
-        );
+        return never_connected(ReasonCode::NoNetworkPath);
     }
     let rtt = rtt_summary(&report.rtt_ms);
     let loss = if report.sent == 0 {
@@ -255,10 +326,17 @@ pub fn evaluate(report: &ClientReport, server: &ServerSide) -> Outcome {
         verdict: Verdict::CannotConnect,
         verdict_text: String::new(),
         detail: String::new(),
+        reason_codes: Vec::new(),
     };
     let Some(rtt) = rtt.filter(|_| report.received > 0) else {
-        let reason = "the connection was set up but no probe came back";
-        return Outcome { verdict_text: format!("Cannot connect: {reason}."), detail: reason.into(), ..base };
+        let reason = ReasonCode::NoProbeReturned;
+        let detail = reason.english();
+        return Outcome {
+            verdict_text: format!("Cannot connect: {detail}."),
+            detail,
+            reason_codes: vec![reason],
+            ..base
+        };
     };
     let video_blockers = blockers(&VIDEO, throughput, loss, rtt.median);
     if video_blockers.is_empty() {
@@ -273,27 +351,33 @@ pub fn evaluate(report: &ClientReport, server: &ServerSide) -> Outcome {
     }
     let audio_blockers = blockers(&AUDIO, throughput, loss, rtt.median);
     if audio_blockers.is_empty() {
-        let detail = video_blockers.join("; ");
+        let detail = english(&video_blockers);
         Outcome {
             verdict: Verdict::AudioOnly,
             verdict_text: format!("Audio only: the connection is too weak for video ({detail})."),
             detail,
+            reason_codes: video_blockers,
             ..base
         }
     } else {
-        let detail = audio_blockers.join("; ");
+        let detail = english(&audio_blockers);
         Outcome {
             verdict: Verdict::CannotConnect,
             verdict_text: format!("Cannot connect: the connection is too weak even for audio ({detail})."),
             detail,
+            reason_codes: audio_blockers,
             ..base
         }
     }
 }
 
+fn english(reasons: &[ReasonCode]) -> String {
+    reasons.iter().map(ReasonCode::english).collect::<Vec<_>>().join("; ")
+}
+
 /// What a kind of call needs of the network.
 struct Needs {
-    what: &'static str,
+    call: CallKind,
     min_kbps: f64,
     max_loss: f64,
     max_rtt_ms: f64,
@@ -302,7 +386,7 @@ struct Needs {
 }
 
 const VIDEO: Needs = Needs {
-    what: "video",
+    call: CallKind::Video,
     min_kbps: VIDEO_MIN_KBPS,
     max_loss: VIDEO_MAX_LOSS,
     max_rtt_ms: VIDEO_MAX_RTT_MS,
@@ -310,27 +394,30 @@ const VIDEO: Needs = Needs {
 };
 
 const AUDIO: Needs = Needs {
-    what: "audio",
+    call: CallKind::Audio,
     min_kbps: AUDIO_MIN_KBPS,
     max_loss: AUDIO_MAX_LOSS,
     max_rtt_ms: AUDIO_MAX_RTT_MS,
     needs_measured_upload: false,
 };
 
-/// Why the measured network falls short of `needs`, in plain words; empty when it does not.
-fn blockers(needs: &Needs, throughput: Option<f64>, loss: f64, rtt_median: f64) -> Vec<String> {
-    let what = needs.what;
+/// Why the measured network falls short of `needs`, in the order upload, loss, round trip;
+/// empty when it does not.
+fn blockers(needs: &Needs, throughput: Option<f64>, loss: f64, rtt_median: f64) -> Vec<ReasonCode> {
+    let call = needs.call;
     let mut out = Vec::new();
     match throughput {
-        Some(t) if t < needs.min_kbps => out.push(format!("upload {t:.0} kbit/s, {what} needs {:.0}", needs.min_kbps)),
-        None if needs.needs_measured_upload => out.push("upload speed could not be measured".to_string()),
+        Some(t) if t < needs.min_kbps => {
+            out.push(ReasonCode::UploadTooSlow { call, throughput_kbps: t, min_kbps: needs.min_kbps })
+        }
+        None if needs.needs_measured_upload => out.push(ReasonCode::UploadNotMeasured { call }),
         _ => {}
     }
     if loss >= needs.max_loss {
-        out.push(format!("{:.1} % of probes lost, {what} needs under {:.0} %", loss * 100.0, needs.max_loss * 100.0));
+        out.push(ReasonCode::LossTooHigh { call, loss, max_loss: needs.max_loss });
     }
     if rtt_median >= needs.max_rtt_ms {
-        out.push(format!("round trip {rtt_median:.0} ms, {what} needs under {:.0}", needs.max_rtt_ms));
+        out.push(ReasonCode::RttTooHigh { call, rtt_ms: rtt_median, max_rtt_ms: needs.max_rtt_ms });
     }
     out
 }
@@ -471,6 +558,83 @@ mod tests {
         let o = evaluate(&report(&[], 40, 0), &connected(NetPath::Host, 0, 0));
         assert_eq!((o.verdict, o.loss), (Verdict::CannotConnect, 1.0));
         assert!(o.detail.contains("no probe came back"));
+    }
+
+    #[test]
+    fn each_shortfall_has_a_code_with_the_call_the_figure_and_the_limit() {
+        use CallKind::{Audio, Video};
+        let fast = connected(NetPath::Relay, 1_000_000, 1000);
+        let at = |kbps: u64| connected(NetPath::Host, kbps * 1000 / 8, 1000);
+        // Video: nothing fell short.
+        let o = evaluate(&report(&[30.0; 40], 40, 40), &fast);
+        assert_eq!((o.verdict, o.reason_codes), (Verdict::Video, vec![]));
+        // Audio only: everything that rules video out, with video's limits, in the order of `detail`.
+        let o = evaluate(&report(&[450.0; 37], 40, 37), &at(200));
+        assert_eq!(o.verdict, Verdict::AudioOnly);
+        assert_eq!(
+            o.reason_codes,
+            vec![
+                ReasonCode::UploadTooSlow { call: Video, throughput_kbps: 200.0, min_kbps: 500.0 },
+                ReasonCode::LossTooHigh { call: Video, loss: 0.075, max_loss: 0.05 },
+                ReasonCode::RttTooHigh { call: Video, rtt_ms: 450.0, max_rtt_ms: 400.0 },
+            ]
+        );
+        assert_eq!(
+            o.detail,
+            "upload 200 kbit/s, video needs 500; 7.5 % of probes lost, video needs under 5 %; round trip 450 ms, video needs under 400"
+        );
+        // An unmeasured upload rules out video only.
+        let o = evaluate(&report(&[20.0; 40], 40, 40), &connected(NetPath::Host, 0, 0));
+        assert_eq!(o.reason_codes, vec![ReasonCode::UploadNotMeasured { call: Video }]);
+        // Too weak even for audio: what rules audio out, with audio's limits.
+        let o = evaluate(&report(&[1200.0; 20], 40, 20), &fast);
+        assert_eq!(o.verdict, Verdict::CannotConnect);
+        assert_eq!(
+            o.reason_codes,
+            vec![
+                ReasonCode::LossTooHigh { call: Audio, loss: 0.5, max_loss: 0.2 },
+                ReasonCode::RttTooHigh { call: Audio, rtt_ms: 1200.0, max_rtt_ms: 1000.0 },
+            ]
+        );
+        let o = evaluate(&report(&[20.0; 40], 40, 40), &at(50));
+        assert_eq!(
+            o.reason_codes,
+            vec![ReasonCode::UploadTooSlow { call: Audio, throughput_kbps: 50.0, min_kbps: 64.0 }]
+        );
+        assert_eq!(o.detail, "upload 50 kbit/s, audio needs 64");
+        // No connection, no time left, nothing back: one code each, for any call.
+        let never = ServerSide { connected: false, path: NetPath::Unknown, bulk: BulkCount::default() };
+        assert_eq!(evaluate(&report(&[], 40, 0), &never).reason_codes, vec![ReasonCode::NoNetworkPath]);
+        let o = never_connected(ReasonCode::TimedOut);
+        assert_eq!((o.verdict, &o.reason_codes), (Verdict::CannotConnect, &vec![ReasonCode::TimedOut]));
+        assert_eq!(o.verdict_text, "Cannot connect: the check timed out before a connection was made.");
+        let o = evaluate(&report(&[], 40, 0), &connected(NetPath::Host, 0, 0));
+        assert_eq!(o.reason_codes, vec![ReasonCode::NoProbeReturned]);
+    }
+
+    #[test]
+    fn reason_codes_serialise_as_a_code_beside_its_figures() {
+        let code = ReasonCode::LossTooHigh { call: CallKind::Audio, loss: 0.5, max_loss: 0.2 };
+        assert_eq!(
+            serde_json::to_value(&code).unwrap(),
+            serde_json::json!({"code": "loss_too_high", "call": "audio", "loss": 0.5, "max_loss": 0.2})
+        );
+        let code = ReasonCode::UploadTooSlow { call: CallKind::Video, throughput_kbps: 200.0, min_kbps: 500.0 };
+        assert_eq!(
+            serde_json::to_value(&code).unwrap(),
+            serde_json::json!({"code": "upload_too_slow", "call": "video", "throughput_kbps": 200.0, "min_kbps": 500.0})
+        );
+        assert_eq!(
+            serde_json::to_value(ReasonCode::NoProbeReturned).unwrap(),
+            serde_json::json!({"code": "no_probe_returned"})
+        );
+        // The outcome carries them as `reason_codes`; one stored before codes existed reads with none.
+        let o = evaluate(&report(&[20.0; 40], 40, 40), &connected(NetPath::Host, 0, 0));
+        let mut stored = serde_json::to_value(&o).unwrap();
+        assert_eq!(stored["reason_codes"], serde_json::json!([{"code": "upload_not_measured", "call": "video"}]));
+        stored.as_object_mut().unwrap().remove("reason_codes");
+        let old: Outcome = serde_json::from_value(stored).unwrap();
+        assert!(old.reason_codes.is_empty());
     }
 
     #[test]

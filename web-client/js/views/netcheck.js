@@ -4,8 +4,9 @@
 // verdict. The contract is docs/netcheck.md. Coordinators and admins also see recent results
 // of the clinics they oversee.
 import { h, mount, when } from '../dom.js';
-import { t, lang } from '../i18n.js';
+import { t } from '../i18n.js';
 import { get, post } from '../api.js';
+import { netcheckReasons } from '../reasons.js';
 
 /**
  * @typedef {{id: string, ice_servers: RTCIceServer[], expires_at: string,
@@ -14,7 +15,8 @@ import { get, post } from '../api.js';
  * @typedef {{rtt_ms: number[], sent: number, received: number, bulk_bytes: number, bulk_ms: number}} Report
  * @typedef {{id: string, path: string, rtt_ms: {median: number, p95: number} | null, loss: number,
  *   throughput_kbps: number | null, verdict: 'video' | 'audio_only' | 'cannot_connect', verdict_text: string,
- *   detail: string, organisation_name?: string, user_name?: string, completed_at?: string}} Result
+ *   detail: string, reason_codes?: import('../reasons.js').ReasonCode[],
+ *   organisation_name?: string, user_name?: string, completed_at?: string}} Result
  */
 
 /** First byte of a bulk (throughput) message; every other message is a probe and is echoed. */
@@ -136,6 +138,7 @@ export async function runCheck(progress) {
  */
 function resultView(r) {
   const dash = t('netcheck.notMeasured');
+  const reasons = netcheckReasons(r, t);
   return h('div', { class: 'card stack', 'data-verdict': r.verdict },
     h('h2', { role: 'status' }, t(`netcheck.verdict.${r.verdict}`)),
     h('dl', { class: 'facts' },
@@ -145,8 +148,9 @@ function resultView(r) {
       h('dt', null, t('netcheck.loss')), h('dd', { 'data-field': 'loss' }, `${(r.loss * 100).toFixed(1)} %`),
       h('dt', null, t('netcheck.throughput')),
       h('dd', { 'data-field': 'throughput' }, r.throughput_kbps == null ? dash : t('netcheck.kbps', { value: Math.round(r.throughput_kbps) })),
-      // The server words its reasons in English; other languages show the figures above.
-      lang() === 'en' ? [h('dt', null, t('netcheck.detail')), h('dd', null, r.verdict_text)] : null));
+      // Why it fell short, worded here from the server's reason codes.
+      reasons.length ? [h('dt', null, t('netcheck.reasons')),
+        h('dd', { 'data-field': 'reasons' }, h('ul', { class: 'shortfalls' }, reasons.map((x) => h('li', null, x))))] : null));
 }
 
 /**
