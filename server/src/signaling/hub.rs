@@ -111,7 +111,9 @@ pub enum Outbound {
     Close(u16, &'static str),
     /// Not written: follows `joined`/`resumed` to tell the connection whose seat it holds
     /// (the participant's user id), so that it refreshes that participant's TURN credentials.
-    Seated { user_id: String },
+    Seated {
+        user_id: String,
+    },
 }
 
 /// A connection's bounded outbound queue. A connection whose queue is full is killed

@@ -142,10 +142,7 @@ pub fn ice_refresh_period(config: &Config) -> Option<std::time::Duration> {
 /// TURN credential minted at `now`; `None` when no TURN credential is handed out.
 pub fn ice_refresh(config: &Config, user_id: &str, now: chrono::DateTime<Utc>) -> Option<protocol::ServerMessage> {
     let ice_servers = ice_servers(config, user_id, now);
-    ice_servers
-        .iter()
-        .any(|s| s.credential.is_some())
-        .then_some(protocol::ServerMessage::IceServers { ice_servers })
+    ice_servers.iter().any(|s| s.credential.is_some()).then_some(protocol::ServerMessage::IceServers { ice_servers })
 }
 
 #[derive(Debug, Serialize)]
