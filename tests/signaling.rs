@@ -1,7 +1,8 @@
 //! Live sessions as their users meet them: joining a consultation's room over HTTP and the
 //! signaling WebSocket, real WebRTC peers (the webrtc crate) connecting through it and
 //! exchanging data-channel messages, resume after a lost socket with an ICE restart, the
-//! lobby, and bad or abusive input — on SQLite and PostgreSQL.
+//! lobby, no TURN credential refresh where none was handed out, and bad or abusive input — on
+//! SQLite and PostgreSQL.
 
 mod common;
 mod rtc;
@@ -383,6 +384,45 @@ async fn a_flooding_client_is_disconnected_while_others_carry_on(app: &TestApp) 
     li.expect("peer-joined").await;
 }
 db_test!(a_flooding_client_is_disconnected_while_others_carry_on);
+
+/// Without a TURN secret no TURN credential is handed out, so nothing is refreshed: a
+/// participant connected for several of the (short) credential lifetimes hears nothing. With
+/// a secret, `ice-servers` comes every half lifetime (tests/turn.rs).
+async fn without_turn_no_credentials_are_refreshed(app: &TestApp) {
+    let id = scheduled_consultation(app).await;
+    let (status, body) =
+        app.post(&format!("/api/v1/consultations/{id}/join"), &app.login("dr.li").await, &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ice_servers"], json!([{"urls": ["stun:127.0.0.1:3478"]}]), "STUN only, no credential");
+    let mut li = Signaler::open(body["ws_url"].as_str().unwrap()).await;
+    li.expect("joined").await;
+    let heard = li.quiet_for(Duration::from_millis(3500)).await;
+    assert!(heard.is_none(), "nothing to refresh without TURN credentials: {heard:?}");
+    li.send(json!({"type": "chat", "text": "还在"}));
+    assert_eq!(li.expect("chat").await["text"], "还在", "the connection is still open");
+}
+
+mod without_turn_no_credentials_are_refreshed {
+    /// TURN URLs without a secret, and a lifetime that would refresh every second.
+    fn no_turn_secret(c: &mut teleconsult::config::Config) {
+        c.turn_urls = vec!["turn:127.0.0.1:3478".into()];
+        c.turn_secret = String::new();
+        c.turn_ttl_secs = 2;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let app = crate::common::TestApp::spawn_with(crate::common::Backend::Sqlite, None, no_turn_secret).await;
+        super::without_turn_no_credentials_are_refreshed(&app).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(app) = crate::common::TestApp::spawn_postgres_with(no_turn_secret).await {
+            super::without_turn_no_credentials_are_refreshed(&app).await;
+        }
+    }
+}
 
 /// A participant away while the room keeps talking gets, on resume, the whole replay buffer
 /// in order, and its new connection stays open: the replay fits in its outbound queue.

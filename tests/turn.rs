@@ -3,7 +3,9 @@
 //! expired or forged ones (checked with coturn's own `turnutils_uclient`), and two webrtc-crate
 //! peers restricted to relay candidates connect through it with the ICE servers handed out on
 //! join and exchange data-channel messages; a participant who resumes gets a freshly minted
-//! credential in `resumed`, which coturn accepts too — on SQLite and PostgreSQL.
+//! credential in `resumed`, which coturn accepts too; a participant connected longer than a
+//! credential lives gets fresh ones in `ice-servers` before the join's expires, and coturn
+//! takes the latest after it refuses the expired one — on SQLite and PostgreSQL.
 //!
 //! Without the `turnserver` binary these tests skip, unless TELECONSULT_REQUIRE_SERVICES=1.
 
@@ -169,6 +171,88 @@ mod relay_only_peers_connect_through_coturn {
         let Some(coturn) = Coturn::start() else { return };
         if let Some(app) = TestApp::spawn_postgres_with(|c| coturn.configure(c)).await {
             relay_only_peers_connect_through_coturn(&app, &coturn).await;
+        }
+    }
+}
+
+/// The TURN credential in a list of ICE servers: expiry, user, username, password.
+fn turn_credential_of(servers: &Value) -> (i64, String, String, String) {
+    let username = servers[1]["username"].as_str().expect("a TURN username").to_string();
+    let credential = servers[1]["credential"].as_str().expect("a TURN credential").to_string();
+    let (expiry, user) = username.split_once(':').unwrap();
+    (expiry.parse().unwrap(), user.to_string(), username.clone(), credential)
+}
+
+/// A consultation that outlives its TURN credentials (6 s here) without any socket dropping:
+/// each connected participant gets `ice-servers` with a credential minted afresh for them
+/// before the join's expires; coturn accepts it; once the join's credential has expired and
+/// coturn refuses it, the latest refreshed one still gets through, so an ICE restart after a
+/// network change (without a WebSocket resume) still reaches the relay.
+async fn connected_participants_get_fresh_turn_credentials_before_theirs_expire(app: &TestApp, coturn: &Coturn) {
+    let id = scheduled_consultation(app).await;
+    let li_join = join(app, "dr.li", &id).await;
+    let mut li = Signaler::open(li_join["ws_url"].as_str().unwrap()).await;
+    li.expect("joined").await;
+    let wang_join = join(app, "dr.wang", &id).await;
+    let mut wang = Signaler::open(wang_join["ws_url"].as_str().unwrap()).await;
+    wang.expect("joined").await;
+    let (join_expiry, li_user, join_username, join_credential) = turn_credential_of(&li_join["ice_servers"]);
+    assert_eq!(li_user, app.user_id("dr.li").await);
+
+    let refreshed = li.expect("ice-servers").await;
+    assert_eq!(refreshed.as_object().unwrap().len(), 2, "the type and the list: {refreshed}");
+    assert_eq!(refreshed["ice_servers"][0], li_join["ice_servers"][0], "the same STUN server");
+    assert_eq!(refreshed["ice_servers"][1]["urls"], li_join["ice_servers"][1]["urls"], "the same relays");
+    let (expiry, user, username, credential) = turn_credential_of(&refreshed["ice_servers"]);
+    assert_eq!(user, li_user, "minted for the participant of the connection");
+    assert!(expiry > join_expiry, "fresh credential: {expiry} after {join_expiry}");
+    let minted_at = expiry - 6;
+    assert!(minted_at < join_expiry, "minted at {minted_at}, before the join's credential expires at {join_expiry}");
+    assert_eq!(credential, turn::password(SECRET, &username));
+    assert!(!refreshed.to_string().contains(SECRET), "the secret never reaches a client");
+    let relayed = coturn.relay_messages(&username, &credential).await;
+    assert!(relayed.is_ok(), "coturn accepts the refreshed credential: {relayed:?}\n{}", coturn.log());
+
+    // Each connection refreshes its own participant's credential.
+    let (_, wang_user, _, _) = turn_credential_of(&wang.expect("ice-servers").await["ice_servers"]);
+    assert_eq!(wang_user, app.user_id("dr.wang").await);
+
+    // A refresh minted after the join's credential expired (its expiry is more than a lifetime
+    // past the join's): coturn takes it, and refuses the join's.
+    let latest = loop {
+        let v = li.expect("ice-servers").await;
+        if turn_credential_of(&v["ice_servers"]).0 > join_expiry + 6 {
+            break v;
+        }
+    };
+    let (_, user, username, credential) = turn_credential_of(&latest["ice_servers"]);
+    assert_eq!(user, li_user);
+    let relayed = coturn.relay_messages(&username, &credential).await;
+    assert!(relayed.is_ok(), "coturn accepts the latest refreshed credential: {relayed:?}\n{}", coturn.log());
+    let refused = coturn.relay_messages(&join_username, &join_credential).await;
+    assert!(refused.is_err(), "the join's credential has expired: {refused:?}");
+}
+
+mod connected_participants_get_fresh_turn_credentials_before_theirs_expire {
+    use super::*;
+
+    fn short_lived(coturn: &Coturn, c: &mut teleconsult::config::Config) {
+        coturn.configure(c);
+        c.turn_ttl_secs = 6;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let Some(coturn) = Coturn::start() else { return };
+        let app = TestApp::spawn_with(Backend::Sqlite, None, |c| short_lived(&coturn, c)).await;
+        connected_participants_get_fresh_turn_credentials_before_theirs_expire(&app, &coturn).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let Some(coturn) = Coturn::start() else { return };
+        if let Some(app) = TestApp::spawn_postgres_with(|c| short_lived(&coturn, c)).await {
+            connected_participants_get_fresh_turn_credentials_before_theirs_expire(&app, &coturn).await;
         }
     }
 }

@@ -16,21 +16,30 @@ let consultationId = '';
 
 before(async () => {
   // TURN is configured (on a port where nothing answers: the calls connect directly on
-  // loopback) so that join and resume hand out TURN credentials the tests can compare.
-  server = await startServer({ TELECONSULT_TURN_URLS: 'turn:127.0.0.1:9', TELECONSULT_TURN_SECRET: 'browser-test-turn-secret' });
+  // loopback) so that join, resume and the periodic `ice-servers` hand out TURN credentials
+  // the tests can compare; they live 10 s, so a fresh one comes every 5 s.
+  server = await startServer({
+    TELECONSULT_TURN_URLS: 'turn:127.0.0.1:9', TELECONSULT_TURN_SECRET: 'browser-test-turn-secret', TELECONSULT_TURN_TTL_SECS: '10',
+  });
   browser = await launchBrowser();
   for (const user of ['dr.li', 'dr.wang', 'patient.zhang']) {
     const context = await browser.newContext();
     // Keeps a handle on the page's WebSockets, so a test can break the signaling connection,
-    // and on its peer connections, so a test can read their ICE servers.
+    // on the `ice-servers` messages they bring, and on its peer connections, so a test can
+    // read their ICE servers.
     await context.addInitScript(() => {
       const Native = window.WebSocket;
       /** @type {any} */ (window).sockets = [];
+      /** @type {any} */ (window).iceRefreshes = [];
       window.WebSocket = class extends Native {
         /** @param {string | URL} url @param {string | string[]} [protocols] */
         constructor(url, protocols) {
           super(url, protocols);
           /** @type {any} */ (window).sockets.push(this);
+          this.addEventListener('message', (e) => {
+            const msg = JSON.parse(String(e.data));
+            if (msg.type === 'ice-servers') /** @type {any} */ (window).iceRefreshes.push(msg);
+          });
         }
       };
       const NativePc = window.RTCPeerConnection;
@@ -215,14 +224,51 @@ test('the patient waits in the lobby until dr.li admits them', async () => {
   await screenshot(patient, 'call-patient-admitted');
 });
 
+/**
+ * The TURN username (`<expiry>:<user id>`) of each open peer connection of the page.
+ * @param {import('playwright-core').Page} page
+ */
+const turnUsernames = (page) => page.evaluate(() => /** @type {RTCPeerConnection[]} */ (/** @type {any} */ (window).pcs)
+  .filter((pc) => pc.connectionState !== 'closed')
+  .map((pc) => String((pc.getConfiguration().iceServers || []).find((s) => s.username)?.username)));
+
+test('fresh TURN credentials from ice-servers reach the call\'s peer connections on the open connection', async () => {
+  const li = pages['dr.li'];
+  const sockets = await li.evaluate(() => /** @type {any} */ (window).sockets.length);
+  const before = await turnUsernames(li);
+  assert.ok(before.length > 0 && before.every((u) => /^\d+:/.test(u)), `current credentials: ${before}`);
+  // Every peer connection takes a credential that expires later than the one it has now.
+  await li.waitForFunction((prev) => {
+    const now = /** @type {RTCPeerConnection[]} */ (/** @type {any} */ (window).pcs)
+      .filter((pc) => pc.connectionState !== 'closed')
+      .map((pc) => String((pc.getConfiguration().iceServers || []).find((s) => s.username)?.username));
+    return now.length === prev.length && now.every((u, i) => Number(u.split(':')[0]) > Number(prev[i].split(':')[0]));
+  }, before, { timeout: 20000 });
+  // It is the one the latest `ice-servers` brought, on the signaling connection that was
+  // already open (no reconnect, no resume), and the call's ICE servers are otherwise the same.
+  const seen = await li.evaluate(() => {
+    const refreshes = /** @type {any} */ (window).iceRefreshes;
+    const pcs = /** @type {RTCPeerConnection[]} */ (/** @type {any} */ (window).pcs).filter((pc) => pc.connectionState !== 'closed');
+    return { latest: refreshes.at(-1)?.ice_servers, pcs: pcs.map((pc) => pc.getConfiguration().iceServers), states: pcs.map((pc) => pc.connectionState) };
+  });
+  assert.ok(seen.latest, 'an ice-servers message arrived');
+  const fresh = seen.latest.find((/** @type {RTCIceServer} */ s) => s.username);
+  for (const servers of seen.pcs) {
+    const turn = (servers || []).find((s) => s.username);
+    assert.equal(turn?.username, fresh.username, 'the peer connection holds the refreshed credential');
+    assert.equal(turn?.credential, fresh.credential);
+    assert.deepEqual(turn?.urls, fresh.urls);
+  }
+  assert.equal(fresh.username.split(':')[1], before[0].split(':')[1], 'minted for the same user');
+  assert.equal(await li.evaluate(() => /** @type {any} */ (window).sockets.length), sockets, 'no new signaling connection');
+  assert.equal(await li.evaluate(() => /** @type {any} */ (window).sockets.at(-1).readyState), 1, 'the signaling connection is open');
+  assert.ok(seen.states.every((s) => s === 'connected'), `the call goes on: ${seen.states}`);
+});
+
 test('a dropped signaling connection shows the banner, resumes, and the call goes on', async () => {
   const li = pages['dr.li'];
   const wang = pages['dr.wang'];
-  // The TURN credential of each open peer connection: `<expiry>:<user id>`.
-  const turnUsernames = () => li.evaluate(() => /** @type {RTCPeerConnection[]} */ (/** @type {any} */ (window).pcs)
-    .filter((pc) => pc.connectionState !== 'closed')
-    .map((pc) => String((pc.getConfiguration().iceServers || []).find((s) => s.username)?.username)));
-  const before = await turnUsernames();
+  const before = await turnUsernames(li);
   assert.ok(before.length > 0 && before.every((u) => /^\d+:/.test(u)), `join credentials: ${before}`);
   await new Promise((r) => setTimeout(r, 1100)); // a later second, so a fresh expiry differs
   await li.evaluate(() => /** @type {any} */ (window).sockets.at(-1).close(3000, 'network change'));
@@ -230,7 +276,7 @@ test('a dropped signaling connection shows the banner, resumes, and the call goe
   await li.waitForSelector('.banner[hidden]', { state: 'attached' });
   assert.match(await li.evaluate(() => /** @type {any} */ (window).sockets.at(-1).url), /\/api\/v1\/rtc\?resume=/);
   // The ICE restart ran with the credential the resume brought, fresher than the join's.
-  const after = await turnUsernames();
+  const after = await turnUsernames(li);
   assert.equal(after.length, before.length);
   after.forEach((u, i) => {
     const [expiry, user] = u.split(':');

@@ -109,6 +109,11 @@ impl RoomBus for InProcessBus {
 pub enum Outbound {
     Text(Utf8Bytes, Option<Instant>),
     Close(u16, &'static str),
+    /// Not written: follows `joined`/`resumed` to tell the connection whose seat it holds
+    /// (the participant's user id), so that it refreshes that participant's TURN credentials.
+    Seated {
+        user_id: String,
+    },
 }
 
 /// A connection's bounded outbound queue. A connection whose queue is full is killed
@@ -539,6 +544,9 @@ impl EventSink for RoomHub {
                     } else {
                         self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
                     }
+                    if let Some(user_id) = seated(&d.msg) {
+                        local.outbox.push(Outbound::Seated { user_id: user_id.to_string() });
+                    }
                 }
             }
             for e in outcome.effects {
@@ -622,6 +630,15 @@ fn with_ice_servers(msg: &ServerMessage, ice: &IceSource) -> ServerMessage {
         *ice_servers = ice(&you.user_id);
     }
     msg
+}
+
+/// The participant whose seat a connection holds from this message on: `joined` and
+/// `resumed` name it; other messages do not.
+fn seated(msg: &ServerMessage) -> Option<&str> {
+    match msg {
+        ServerMessage::Joined { you, .. } | ServerMessage::Resumed { you, .. } => Some(&you.user_id),
+        _ => None,
+    }
 }
 
 fn serialize(msg: &ServerMessage) -> Utf8Bytes {
@@ -783,6 +800,8 @@ mod tests {
         assert_eq!(ice_servers[0].username.as_deref(), Some("1795435200:u-wang"));
         let chat = ServerMessage::error(ErrorCode::Malformed, "x");
         assert_eq!(with_ice_servers(&chat, &ice), chat, "other messages are left as they are");
+        assert_eq!(seated(&resumed), Some("u-wang"), "the resumed connection refreshes Wang's credentials");
+        assert_eq!(seated(&chat), None);
     }
 
     #[test]

@@ -100,7 +100,6 @@ pub fn participant_id() -> String {
 ///
 /// The secret itself never leaves the server.
 pub fn ice_servers(config: &Config, user_id: &str, now: chrono::DateTime<Utc>) -> Vec<IceServer> {
-    let is_turn = |u: &&String| u.starts_with("turn:") || u.starts_with("turns:");
     let mut stun: Vec<String> =
         config.turn_urls.iter().filter(|u| u.starts_with("stun:") || u.starts_with("stuns:")).cloned().collect();
     if stun.is_empty() {
@@ -115,12 +114,35 @@ pub fn ice_servers(config: &Config, user_id: &str, now: chrono::DateTime<Utc>) -
     if !stun.is_empty() {
         servers.push(IceServer { urls: stun, username: None, credential: None });
     }
-    let relays: Vec<String> = config.turn_urls.iter().filter(is_turn).flat_map(|u| turn::expand(u)).collect();
+    let relays: Vec<String> = config.turn_urls.iter().filter(|u| is_turn(u)).flat_map(|u| turn::expand(u)).collect();
     if !relays.is_empty() && !config.turn_secret.is_empty() {
         let c = turn::mint(&config.turn_secret, user_id, now, config.turn_ttl_secs);
         servers.push(IceServer { urls: relays, username: Some(c.username), credential: Some(c.password) });
     }
     servers
+}
+
+fn is_turn(url: &str) -> bool {
+    url.starts_with("turn:") || url.starts_with("turns:")
+}
+
+/// Whether [`ice_servers`] hands out TURN credentials: a `turn:`/`turns:` URL and a secret.
+pub fn hands_out_turn_credentials(config: &Config) -> bool {
+    !config.turn_secret.is_empty() && config.turn_urls.iter().any(|u| is_turn(u))
+}
+
+/// How often a signaling connection sends its participant `ice-servers` with a fresh TURN
+/// credential (see [`turn::refresh_period`]), counted from `joined`/`resumed`; `None` when no
+/// TURN credentials are handed out, so there is nothing to refresh.
+pub fn ice_refresh_period(config: &Config) -> Option<std::time::Duration> {
+    hands_out_turn_credentials(config).then(|| turn::refresh_period(config.turn_ttl_secs))
+}
+
+/// The `ice-servers` message for `user_id` at `now`: the ICE servers of the join answer with a
+/// TURN credential minted at `now`; `None` when no TURN credential is handed out.
+pub fn ice_refresh(config: &Config, user_id: &str, now: chrono::DateTime<Utc>) -> Option<protocol::ServerMessage> {
+    let ice_servers = ice_servers(config, user_id, now);
+    ice_servers.iter().any(|s| s.credential.is_some()).then_some(protocol::ServerMessage::IceServers { ice_servers })
 }
 
 #[derive(Debug, Serialize)]
@@ -234,6 +256,54 @@ mod tests {
         );
         let shown = serde_json::to_string(&servers).unwrap();
         assert!(!shown.contains("north-clinic-turn-secret"), "{shown}");
+    }
+
+    #[test]
+    fn turn_credentials_are_refreshed_only_where_they_are_handed_out() {
+        let stun_only = Config {
+            turn_urls: vec!["stun:stun.example.org:3478".into(), "turn:turn.example.org:3478".into()],
+            turn_ttl_secs: 6,
+            ..Config::default()
+        };
+        assert_eq!(ice_refresh_period(&stun_only), None, "TURN URLs without a secret: no credential to refresh");
+        assert_eq!(ice_refresh(&stun_only, "u", Utc::now()), None);
+        assert_eq!(ice_refresh_period(&Config::default()), None, "nothing configured");
+        let secret_without_relay = Config {
+            turn_urls: vec!["stun:stun.example.org:3478".into()],
+            turn_secret: "s".into(),
+            ..Config::default()
+        };
+        assert_eq!(ice_refresh_period(&secret_without_relay), None);
+        assert_eq!(ice_refresh(&secret_without_relay, "u", Utc::now()), None);
+
+        let config = Config {
+            turn_urls: vec!["turn:turn.example.org:3478".into()],
+            turn_secret: "north-clinic-turn-secret".into(),
+            turn_ttl_secs: 6,
+            ..Config::default()
+        };
+        assert_eq!(ice_refresh_period(&config), Some(std::time::Duration::from_secs(3)));
+        assert_eq!(
+            ice_refresh_period(&Config { turn_ttl_secs: 3600, ..config.clone() }),
+            Some(std::time::Duration::from_secs(1800))
+        );
+        // The refresh is the join answer's list, minted at the refresh.
+        let user = "0190f5d2-0000-7000-8000-000000000001";
+        let joined_at = chrono::DateTime::parse_from_rfc3339("2026-11-23T11:00:00Z").unwrap().with_timezone(&Utc);
+        let later = joined_at + chrono::Duration::seconds(3);
+        let Some(protocol::ServerMessage::IceServers { ice_servers: fresh }) = ice_refresh(&config, user, later) else {
+            panic!("a refresh where TURN credentials are handed out")
+        };
+        assert_eq!(fresh, ice_servers(&config, user, later));
+        let joined = ice_servers(&config, user, joined_at);
+        assert_eq!(fresh[0], joined[0], "the same STUN server");
+        assert_eq!(fresh[1].urls, joined[1].urls, "the same relays");
+        assert_eq!(fresh[1].username.as_deref(), Some("1795431609:0190f5d2-0000-7000-8000-000000000001"));
+        assert_eq!(joined[1].username.as_deref(), Some("1795431606:0190f5d2-0000-7000-8000-000000000001"));
+        assert_eq!(
+            fresh[1].credential.as_deref(),
+            Some(turn::password("north-clinic-turn-secret", fresh[1].username.as_deref().unwrap()).as_str())
+        );
     }
 
     #[test]

@@ -289,6 +289,14 @@ pub enum ServerMessage {
         status: LobbyStatus,
         participant: PeerInfo,
     },
+    /// ICE servers with a TURN credential minted afresh for you, sent periodically (every half
+    /// of the credential's lifetime) on each connection of a participant who was handed TURN
+    /// credentials, by the instance holding the connection. Take them for later ICE restarts
+    /// (`RTCPeerConnection.setConfiguration`): in a call longer than the credential's lifetime
+    /// an ICE restart without a resume would otherwise use an expired credential.
+    IceServers {
+        ice_servers: Vec<IceServer>,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -419,6 +427,19 @@ mod tests {
         });
         round_trip_server(ServerMessage::Media { from: "p1".into(), mic: false, camera: false, screen: true });
         round_trip_server(ServerMessage::Lobby { status: LobbyStatus::Waiting, participant: peer("p3") });
+        round_trip_server(ServerMessage::IceServers {
+            ice_servers: vec![
+                IceServer { urls: vec!["stun:turn.example.org:3478".into()], username: None, credential: None },
+                IceServer {
+                    urls: vec![
+                        "turn:turn.example.org:3478?transport=udp".into(),
+                        "turn:turn.example.org:3478?transport=tcp".into(),
+                    ],
+                    username: Some("1795437000:0190f5d2-0000-7000-8000-000000000001".into()),
+                    credential: Some("cGFzc3dvcmQ=".into()),
+                },
+            ],
+        });
         round_trip_server(ServerMessage::error(ErrorCode::UnknownPeer, "no peer p9"));
     }
 
@@ -451,6 +472,12 @@ mod tests {
             {"urls": ["turn:t.example.org:3478?transport=udp"], "username": "1795435200:u1", "credential": "cGFzcw=="}]);
         let new: ServerMessage = serde_json::from_value(resumed.clone()).unwrap();
         assert_eq!(serde_json::to_value(&new).unwrap(), resumed);
+        // `ice-servers` as documented: the type and the list, nothing else.
+        let refresh = json!({"type": "ice-servers", "ice_servers": [{"urls": ["stun:t.example.org:3478"]},
+            {"urls": ["turn:t.example.org:3478?transport=udp"], "username": "1795437000:u1", "credential": "cGFzcw=="}]});
+        let m: ServerMessage = serde_json::from_value(refresh.clone()).unwrap();
+        assert!(matches!(m, ServerMessage::IceServers { ref ice_servers } if ice_servers.len() == 2));
+        assert_eq!(serde_json::to_value(&m).unwrap(), refresh);
     }
 
     #[test]

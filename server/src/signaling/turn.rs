@@ -7,6 +7,11 @@
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
+use std::time::Duration;
+
+/// The longest time between two refreshes, however long a credential lives (so a timer's
+/// deadline stays in range for absurd lifetimes).
+pub const MAX_REFRESH_PERIOD: Duration = Duration::from_secs(24 * 3600);
 
 /// A username and password for a TURN server, valid until `expires_at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +29,13 @@ pub fn mint(secret: &str, user_id: &str, now: DateTime<Utc>, ttl_secs: u64) -> T
     let password = password(secret, &username);
     let expires_at = DateTime::from_timestamp(expiry, 0).unwrap_or(DateTime::<Utc>::MAX_UTC);
     TurnCredential { username, password, expires_at }
+}
+
+/// How often a participant holding a credential that lives `ttl_secs` gets a fresh one:
+/// halfway through its lifetime, so a new one is there well before the old one expires, at
+/// least a second apart (and at most [`MAX_REFRESH_PERIOD`]).
+pub fn refresh_period(ttl_secs: u64) -> Duration {
+    (Duration::from_secs(ttl_secs) / 2).clamp(Duration::from_secs(1), MAX_REFRESH_PERIOD)
 }
 
 /// base64(HMAC-SHA1(secret, username)), the password coturn expects for `username`.
@@ -82,6 +94,21 @@ mod tests {
         let c = mint("s", "u", Utc::now(), u64::MAX);
         assert!(c.username.starts_with(&format!("{}:", i64::MAX)));
         assert_eq!(c.expires_at, DateTime::<Utc>::MAX_UTC);
+    }
+
+    #[test]
+    fn a_credential_is_refreshed_halfway_through_its_lifetime() {
+        assert_eq!(refresh_period(3600), Duration::from_secs(1800));
+        assert_eq!(refresh_period(6), Duration::from_secs(3));
+        assert_eq!(refresh_period(3), Duration::from_millis(1500));
+        assert_eq!(refresh_period(1), Duration::from_secs(1), "at least a second apart");
+        assert_eq!(refresh_period(0), Duration::from_secs(1));
+        assert_eq!(refresh_period(u64::MAX), MAX_REFRESH_PERIOD, "an absurd lifetime does not overflow a timer");
+        // Whatever the lifetime (from two seconds on), the fresh credential comes before the
+        // old one expires.
+        for ttl in [2, 5, 61, 3600, 86_400, 30 * 86_400] {
+            assert!(refresh_period(ttl) < Duration::from_secs(ttl), "{ttl}");
+        }
     }
 
     #[test]

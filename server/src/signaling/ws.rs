@@ -1,6 +1,7 @@
 //! One signaling WebSocket: admission by ticket or resume token, then a single task that
 //! reads frames (size limit, rate limit, parsing), writes the connection's outbox in
-//! batches, and sends heartbeats. WebSocket buffers are sized for signaling, not the library
+//! batches, sends heartbeats, and hands its participant fresh TURN credentials (`ice-servers`)
+//! every half of their lifetime. WebSocket buffers are sized for signaling, not the library
 //! defaults, so an idle connection stays small.
 
 use super::hub::{Outbound, Outbox};
@@ -198,6 +199,13 @@ async fn pump(state: &AppState, mut socket: WebSocket, room: &str, conn: u64, ou
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
     let mut batch: Vec<Outbound> = Vec::new();
     let mut sent_at: Vec<Instant> = Vec::new();
+    // TURN credentials expire: once `joined`/`resumed` names the participant, this connection
+    // sends it ICE servers with a credential minted afresh every `refresh_every` (none without
+    // TURN), so an ICE restart late in a long call still gets through the relay.
+    let refresh_every = super::ice_refresh_period(&state.config);
+    let mut refresh_for: Option<String> = None;
+    let refresh = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(refresh);
     loop {
         tokio::select! {
             biased;
@@ -223,6 +231,12 @@ async fn pump(state: &AppState, mut socket: WebSocket, room: &str, conn: u64, ou
                         Outbound::Close(code, reason) => {
                             closing = Some((code, reason));
                             break;
+                        }
+                        Outbound::Seated { user_id } => {
+                            if let Some(every) = refresh_every {
+                                refresh.as_mut().reset(tokio::time::Instant::now() + every);
+                                refresh_for = Some(user_id);
+                            }
                         }
                     }
                 }
@@ -290,6 +304,18 @@ async fn pump(state: &AppState, mut socket: WebSocket, room: &str, conn: u64, ou
                 }
                 if !matches!(tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Ping(Default::default()))).await, Ok(Ok(()))) {
                     return End::Lost;
+                }
+            }
+            () = &mut refresh, if refresh_for.is_some() => {
+                let (Some(user_id), Some(every)) = (refresh_for.as_deref(), refresh_every) else { continue };
+                refresh.as_mut().reset(tokio::time::Instant::now() + every);
+                if let Some(msg) = super::ice_refresh(&state.config, user_id, Utc::now()) {
+                    let text = serde_json::to_string(&msg).unwrap_or_default();
+                    if outbox.push(Outbound::Text(text.into(), None)) {
+                        hub.stats.messages_sent.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        hub.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         }

@@ -128,6 +128,11 @@ export async function callView(app, consultationId) {
       case 'peer-left':
         dropPeer(msg.peer);
         break;
+      case 'ice-servers':
+        // Fresh TURN credentials before the current ones expire: an ICE restart after a
+        // network change (without a signaling resume) takes them.
+        for (const p of peers.values()) p.peer.useIceServers(signaling.iceServers);
+        break;
       case 'peer-reconnected':
         if (msg.restart_ice) peers.get(msg.peer)?.peer.restartIce();
         break;

@@ -96,17 +96,25 @@ export class Peer {
   }
 
   /**
+   * Takes `iceServers` (fresh TURN credentials) for the next ICE gathering, so a later ICE
+   * restart uses them. A configuration the browser refuses leaves the old servers.
+   * @param {RTCIceServer[]} iceServers
+   */
+  useIceServers(iceServers) {
+    if (this.pc.connectionState === 'closed') return;
+    try {
+      this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers });
+    } catch {
+      // The old servers stay.
+    }
+  }
+
+  /**
    * Restarts ICE, first taking `iceServers` (fresh TURN credentials after a resume) when given.
    * @param {RTCIceServer[]} [iceServers]
    */
   restartIce(iceServers) {
-    if (iceServers) {
-      try {
-        this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers });
-      } catch {
-        // A configuration the browser refuses leaves the old servers; the restart still runs.
-      }
-    }
+    if (iceServers) this.useIceServers(iceServers);
     this.pc.restartIce();
   }
 

@@ -34,9 +34,10 @@ export class Signaling extends EventTarget {
     ws.onmessage = (e) => {
       const msg = JSON.parse(e.data);
       if (msg.type === 'joined' || msg.type === 'resumed') this.resumeToken = msg.resume_token;
-      // A resume brings ICE servers with TURN credentials minted afresh: the join's may have
-      // expired by now in a long call.
-      if (msg.type === 'resumed' && Array.isArray(msg.ice_servers)) this.iceServers = msg.ice_servers;
+      // A resume, and every half of a TURN credential's lifetime an `ice-servers` message,
+      // bring ICE servers with TURN credentials minted afresh: the join's may have expired by
+      // now in a long call.
+      if ((msg.type === 'resumed' || msg.type === 'ice-servers') && Array.isArray(msg.ice_servers)) this.iceServers = msg.ice_servers;
       this.dispatchEvent(new CustomEvent('message', { detail: msg }));
     };
     ws.onclose = (e) => {
