@@ -305,7 +305,7 @@ async fn the_list_comes_in_pages_newest_first(app: &TestApp) {
 }
 files_test!(the_list_comes_in_pages_newest_first);
 
-async fn a_bad_limit_is_refused_or_held_to_the_bounds(app: &TestApp) {
+async fn a_bad_limit_is_refused(app: &TestApp) {
     let c = consultation(app).await;
     let li = app.login("dr.li").await;
     for i in 0..3 {
@@ -330,17 +330,22 @@ async fn a_bad_limit_is_refused_or_held_to_the_bounds(app: &TestApp) {
         assert_eq!(body["errors"][0]["field"], field, "{query}: {body}");
     }
     assert_eq!(list_reads(app, &c).await, reads_before, "a refused request reads nothing");
-    // Out of bounds, as on the other lists: 0 gives one file, more than 200 gives 200 at most.
-    let (status, one) = app.get(&format!("/api/v1/consultations/{c}/files?limit=0"), &li).await;
-    assert_eq!(status, 200, "{one}");
-    assert_eq!(one["items"].as_array().unwrap().len(), 1);
-    assert!(one["next"].is_string());
-    let (status, all) = app.get(&format!("/api/v1/consultations/{c}/files?limit=100000"), &li).await;
+    // Out of bounds: 422 naming `limit`, not a silently shorter or longer page.
+    for query in ["limit=0", "limit=201", "limit=100000"] {
+        let (status, body) = app.get(&format!("/api/v1/consultations/{c}/files?{query}"), &li).await;
+        assert_eq!(status, 422, "{query}: {body}");
+        assert_eq!(
+            (body["code"].as_str(), body["errors"][0]["field"].as_str()),
+            (Some("validation_failed"), Some("limit"))
+        );
+    }
+    assert_eq!(list_reads(app, &c).await, reads_before, "a refused request reads nothing");
+    let (status, all) = app.get(&format!("/api/v1/consultations/{c}/files?limit=200"), &li).await;
     assert_eq!(status, 200, "{all}");
     assert_eq!(all["items"].as_array().unwrap().len(), 3);
     assert_eq!(all["next"], Value::Null);
 }
-files_test!(a_bad_limit_is_refused_or_held_to_the_bounds);
+files_test!(a_bad_limit_is_refused);
 
 fn tus(req: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
     req.bearer_auth(token).header("tus-resumable", "1.0.0")

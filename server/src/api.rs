@@ -43,6 +43,19 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
+/// Rows in a page when the client names no `limit`.
+pub const DEFAULT_PAGE_LIMIT: u32 = 50;
+
+/// The page size a list asked for: [`DEFAULT_PAGE_LIMIT`] when absent, 422
+/// `validation_failed` naming `limit` when outside 1..=`max` (not silently changed, so a
+/// client never takes a shorter page for the whole list).
+pub fn page_limit(limit: Option<u32>, max: u32) -> crate::error::ApiResult<usize> {
+    match limit.unwrap_or(DEFAULT_PAGE_LIMIT) {
+        n if (1..=max).contains(&n) => Ok(n as usize),
+        _ => Err(crate::error::ApiError::validation("limit", format!("must be between 1 and {max}"))),
+    }
+}
+
 /// Cuts one-past-the-limit rows into a page whose cursor is the last item's.
 pub fn page<T>(mut rows: Vec<T>, limit: usize, cursor_of: impl Fn(&T) -> String) -> Page<T> {
     let next = if rows.len() > limit {
@@ -191,4 +204,29 @@ pub fn openapi(docs: &[RouteDoc]) -> Value {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::*;
+
+    #[test]
+    fn a_page_limit_is_the_default_or_within_bounds() {
+        assert_eq!(page_limit(None, 200).unwrap(), 50);
+        assert_eq!(page_limit(Some(1), 200).unwrap(), 1);
+        assert_eq!(page_limit(Some(200), 200).unwrap(), 200);
+        for bad in [0, 201, u32::MAX] {
+            let e = page_limit(Some(bad), 200).unwrap_err();
+            assert_eq!((e.status.as_u16(), e.code), (422, "validation_failed"));
+            assert_eq!(e.errors[0].field, "limit");
+        }
+    }
+
+    #[test]
+    fn a_page_ends_where_no_row_is_left_over() {
+        let p = page(vec![5, 4, 3], 2, |n| n.to_string());
+        assert_eq!((p.items, p.next.as_deref()), (vec![5, 4], Some("4")));
+        let p = page(vec![5, 4], 2, |n| n.to_string());
+        assert_eq!((p.items, p.next), (vec![5, 4], None));
+    }
 }

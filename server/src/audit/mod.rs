@@ -163,7 +163,7 @@ async fn list(
         }
         _ => return Err(ApiError::forbidden("only admins, and patients for their own record, read the audit trail")),
     }
-    let limit = f.limit.unwrap_or(50).clamp(1, 500) as i64;
+    let limit = crate::api::page_limit(f.limit, 500)? as i64;
     let from = f.from.map(|t| crate::db::ts(t.into())).unwrap_or_default();
     let to = f.to.map(|t| crate::db::ts(t.into())).unwrap_or_else(|| "9999".into());
     let rows: Vec<AuditEventView> = sqlx::query_as(

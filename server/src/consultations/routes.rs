@@ -445,7 +445,7 @@ async fn list(
     user: AuthUser,
     Query(f): Query<ListFilter>,
 ) -> ApiResult<Json<crate::api::Page<ConsultationSummary>>> {
-    let limit = f.limit.unwrap_or(50).clamp(1, 200) as usize;
+    let limit = crate::api::page_limit(f.limit, 200)?;
     let sql = format!(
         "{SUMMARY_SELECT} WHERE {} AND ($3 = '' OR c.state = $3) AND ($4 = '' OR c.mode = $4) AND ($5 = '' OR c.urgency = $5)
            AND c.created_at >= $6 AND c.created_at < $7 AND ($8 = '' OR c.id < $8) ORDER BY c.id DESC LIMIT $9",

@@ -127,7 +127,7 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<crate::api::Page<FileView>>> {
     let consultation = access(&state.db, &user, &consultation_id).await?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 200) as usize;
+    let limit = crate::api::page_limit(q.limit, 200)?;
     let rows: Vec<FileView> = sqlx::query_as(&format!(
         "SELECT {FILE_COLUMNS} FROM files WHERE consultation_id = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3"
     ))

@@ -230,7 +230,7 @@ async fn list_results(
     } else {
         "(r.organisation_id = $1 OR r.organisation_id IN (SELECT centre_id FROM consortium_links WHERE hospital_id = $1))"
     };
-    let limit = f.limit.unwrap_or(50).clamp(1, 500) as i64;
+    let limit = crate::api::page_limit(f.limit, 500)? as i64;
     let rows: Vec<ResultRow> = sqlx::query_as(&format!(
         "{RESULT_SELECT} WHERE {scope} AND ($2 = '' OR r.organisation_id = $2) AND ($3 = '' OR r.id < $3)
          ORDER BY r.id DESC LIMIT $4"

@@ -248,7 +248,7 @@ async fn inbox(
     user: AuthUser,
     Query(f): Query<InboxFilter>,
 ) -> ApiResult<Json<crate::api::Page<Notification>>> {
-    let limit = f.limit.unwrap_or(50).clamp(1, 200) as usize;
+    let limit = crate::api::page_limit(f.limit, 200)?;
     let rows: Vec<Notification> = sqlx::query_as(
         "SELECT id, kind, title, body, consultation_id, created_at, read_at FROM notifications
          WHERE user_id = $1 AND ($2 = 0 OR read_at IS NULL) AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $4",

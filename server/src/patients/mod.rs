@@ -110,7 +110,7 @@ async fn list(
     user: AuthUser,
     Query(f): Query<PatientFilter>,
 ) -> ApiResult<Json<crate::api::Page<Patient>>> {
-    let limit = f.limit.unwrap_or(50).clamp(1, 200) as usize;
+    let limit = crate::api::page_limit(f.limit, 200)?;
     let sql = format!(
         "{PATIENT_SELECT} WHERE {} AND ($3 = '' OR p.name LIKE $3 OR p.phone LIKE $3) AND ($4 = '' OR p.id > $4) ORDER BY p.id LIMIT $5",
         visibility_predicate(user.role)
