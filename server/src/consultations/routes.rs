@@ -578,7 +578,7 @@ async fn decline(
     user: AuthUser,
     Path(Id(id)): Path<Id>,
     Json(body): Json<ReasonBody>,
-) -> ApiResult<Json<ConsultationDetail>> {
+) -> ApiResult<Json<serde_json::Value>> {
     user.require(&[Role::Expert])?;
     let reason = required_reason(&body)?;
     let c = store::load_for(&state.db, &user, &id, "decline").await?;
@@ -611,8 +611,9 @@ async fn decline(
     .fetch_one(&mut *tx)
     .await?;
     let reopens = c.addressee_kind == "pool" || (c.addressee_kind == "mdt" && others > 0);
+    let mut to = from;
     if from == CState::Requested || !reopens {
-        store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Decline { reopens, reason: reason.clone() })
+        to = store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Decline { reopens, reason: reason.clone() })
             .await?;
     }
     if c.assigned_expert_id.as_deref() == Some(user.id.as_str()) {
@@ -623,12 +624,9 @@ async fn decline(
     }
     tx.commit().await?;
     tell_others(&state, &c, &user, "declined", "专家谢绝会诊 Expert declined", reason.to_string()).await?;
-    let visible = store::find_visible(&state.db, &user, &id).await?;
-    if visible.is_none() {
-        // A pool request the expert declined is no longer theirs to see.
-        return Err(ApiError::not_found("consultation"));
-    }
-    respond(&state, &user, &id).await
+    // The expert who declined no longer sees the consultation: the answer says only what
+    // became of it.
+    Ok(Json(serde_json::json!({"id": id, "state": to.as_str(), "declined": true, "reason": reason.as_str()})))
 }
 
 async fn claim(

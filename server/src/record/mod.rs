@@ -40,6 +40,11 @@ pub fn routes() -> crate::api::Routes {
             referrals::accept,
         )
         .post("/api/v1/referrals/{id}/reject", "The receiving side rejects with a reason", referrals::reject)
+        .post(
+            "/api/v1/referrals/{id}/assign",
+            "The receiving desk assigns the referral to one of its clinicians",
+            referrals::assign,
+        )
         .post("/api/v1/referrals/{id}/complete", "The receiving side completes the referral", referrals::complete)
         .post(
             "/api/v1/referrals/{id}/withdraw",

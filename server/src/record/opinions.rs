@@ -163,6 +163,7 @@ pub async fn save_draft(
     }
     let kind = kind_of(b.joint);
     let now = now_ts();
+    let mut tx = crate::audit::begin(&state.db).await?;
     match latest(&state, &id, &user.id, kind).await? {
         Some(o) if o.status == "draft" => {
             sqlx::query(
@@ -176,7 +177,7 @@ pub async fn save_draft(
             .bind(&b.content.follow_up_advice)
             .bind(&now)
             .bind(&o.id)
-            .execute(&state.db.pool)
+            .execute(&mut *tx)
             .await?;
         }
         Some(_) => {
@@ -201,11 +202,12 @@ pub async fn save_draft(
             .bind(&b.content.referral_advice)
             .bind(&b.content.follow_up_advice)
             .bind(&now)
-            .execute(&state.db.pool)
+            .execute(&mut *tx)
             .await?;
         }
     }
-    crate::audit::event(&user, "write_opinion", "opinion", &id).patient(&c.patient_id).record(&state.db).await?;
+    tx.audit(crate::audit::event(&user, "write_opinion", "opinion", &id).patient(&c.patient_id)).await?;
+    tx.commit().await?;
     latest(&state, &id, &user.id, kind).await?.map(Json).ok_or_else(|| ApiError::internal("saved opinion vanished"))
 }
 

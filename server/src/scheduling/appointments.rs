@@ -399,7 +399,7 @@ async fn list(
     let from = f.from.map(|t| ts(t.into())).unwrap_or_default();
     let to = f.to.map(|t| ts(t.into())).unwrap_or_else(|| "9999".into());
     let rows: Vec<AppointmentRow> = sqlx::query_as(&format!(
-        "{APPOINTMENT_SELECT} WHERE (a.expert_id = $1 OR a.consultation_id IN (SELECT consultation_id FROM consultation_participants WHERE user_id = $1))
+        "{APPOINTMENT_SELECT} WHERE (a.expert_id = $1 OR a.consultation_id IN (SELECT consultation_id FROM consultation_participants WHERE user_id = $1 AND status <> 'declined'))
            AND a.start_at >= $2 AND a.start_at < $3 AND ($4 = '' OR a.status = $4) ORDER BY a.start_at LIMIT 500"
     ))
     .bind(&user.id)

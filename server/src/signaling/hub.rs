@@ -573,6 +573,7 @@ impl EventSink for RoomHub {
                             },
                             org: String::new(),
                             client_addr,
+                            family: String::new(),
                         };
                         records.push(Record::Chat { room: room.clone(), id, participant, actor, text, at });
                     }
