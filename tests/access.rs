@@ -68,7 +68,8 @@ async fn coordinator_cannot_take_over_the_admin(app: &TestApp) {
         app.patch(&format!("/api/v1/users/{other_coord}"), &coord, &json!({"password": "taken-over-123"})).await;
     assert_eq!(status, 403);
     let admin = app.login("admin").await;
-    let (_, far) = app.post("/api/v1/organisations", &admin, &json!({"name": "远郊医院", "kind": "tertiary_hospital"})).await;
+    let (_, far) =
+        app.post("/api/v1/organisations", &admin, &json!({"name": "远郊医院", "kind": "tertiary_hospital"})).await;
     let far_doctor = new_account(app, "dr.far", "community_doctor", far["id"].as_str().unwrap(), json!({})).await;
     let (status, _) =
         app.patch(&format!("/api/v1/users/{far_doctor}"), &coord, &json!({"password": "taken-over-123"})).await;
@@ -110,7 +111,11 @@ async fn a_reset_password_is_one_time_and_ends_every_session(app: &TestApp) {
     assert_eq!((status, body["code"].as_str()), (403, Some("password_change_required")));
     assert_eq!(app.get("/api/v1/me", t).await.0, 200);
     let (status, _) = app
-        .post("/api/v1/me/password", t, &json!({"current_password": "one-time-pass-1", "new_password": "my-own-pass-22"}))
+        .post(
+            "/api/v1/me/password",
+            t,
+            &json!({"current_password": "one-time-pass-1", "new_password": "my-own-pass-22"}),
+        )
         .await;
     assert_eq!(status, 204);
     assert_eq!(app.get("/api/v1/patients", t).await.0, 200);
@@ -138,7 +143,10 @@ async fn deactivation_ends_access_at_once(app: &TestApp) {
     assert_eq!(status, 401);
     assert_eq!(login_with(app, "dr.li", "demo-password").await.0, 401);
     let coord_id = me(app, &coord).await["id"].as_str().unwrap().to_string();
-    assert!(audit_of(app, &coord_id).await.iter().any(|e| e["action"] == "deactivate" && e["resource_id"] == li_id.as_str()));
+    assert!(audit_of(app, &coord_id)
+        .await
+        .iter()
+        .any(|e| e["action"] == "deactivate" && e["resource_id"] == li_id.as_str()));
     // Reactivated, the account signs in again; the old tokens stay dead.
     app.patch(&format!("/api/v1/users/{li_id}"), &coord, &json!({"active": true})).await;
     assert_eq!(login_with(app, "dr.li", "demo-password").await.0, 200);
@@ -152,7 +160,11 @@ async fn a_declined_expert_loses_access(app: &TestApp) {
     let wang_id = app.user_id("dr.wang").await;
     let zhang = patient_of(app, "patient.zhang").await;
     let (status, c) = app
-        .post("/api/v1/consultations", &li, &request_body(&zhang, json!({"kind": "expert", "expert_id": wang_id}), "video"))
+        .post(
+            "/api/v1/consultations",
+            &li,
+            &request_body(&zhang, json!({"kind": "expert", "expert_id": wang_id}), "video"),
+        )
         .await;
     assert_eq!(status, 201, "{c}");
     let id = c["id"].as_str().unwrap();
@@ -190,7 +202,11 @@ async fn referrals_go_to_the_receiving_desk_and_its_assignee(app: &TestApp) {
     let chen = app.login("dr.chen").await;
     let zhang = patient_of(app, "patient.zhang").await;
     let (status, up) = app
-        .post("/api/v1/referrals", &li, &json!({"patient_id": zhang, "direction": "up", "reason": "需冠脉造影", "urgency": "urgent"}))
+        .post(
+            "/api/v1/referrals",
+            &li,
+            &json!({"patient_id": zhang, "direction": "up", "reason": "需冠脉造影", "urgency": "urgent"}),
+        )
         .await;
     assert_eq!(status, 201, "{up}");
     let rid = up["id"].as_str().unwrap();
@@ -203,7 +219,8 @@ async fn referrals_go_to_the_receiving_desk_and_its_assignee(app: &TestApp) {
     assert_eq!(app.get(&format!("/api/v1/referrals/{rid}"), &coord).await.0, 200);
     let chen_id = app.user_id("dr.chen").await;
     assert_eq!(app.post(&format!("/api/v1/referrals/{rid}/assign"), &li, &json!({"user_id": chen_id})).await.0, 403);
-    let (status, assigned) = app.post(&format!("/api/v1/referrals/{rid}/assign"), &coord, &json!({"user_id": chen_id})).await;
+    let (status, assigned) =
+        app.post(&format!("/api/v1/referrals/{rid}/assign"), &coord, &json!({"user_id": chen_id})).await;
     assert_eq!(status, 200, "{assigned}");
     assert_eq!(app.get(&format!("/api/v1/referrals/{rid}"), &chen).await.0, 200);
     assert_eq!(app.get(&format!("/api/v1/patients/{zhang}"), &chen).await.0, 200);
@@ -227,7 +244,11 @@ async fn referrals_and_plans_name_only_the_patients_own_visible_consultation(app
     let zhang = patient_of(app, "patient.zhang").await;
     let liu = patient_of(app, "patient.liu").await;
     let (_, c) = app
-        .post("/api/v1/consultations", &li, &request_body(&zhang, json!({"kind": "expert", "expert_id": wang_id}), "video"))
+        .post(
+            "/api/v1/consultations",
+            &li,
+            &request_body(&zhang, json!({"kind": "expert", "expert_id": wang_id}), "video"),
+        )
         .await;
     let cid = c["id"].as_str().unwrap();
     // Another patient's referral may not point at zhang's consultation.
@@ -248,9 +269,8 @@ async fn referrals_and_plans_name_only_the_patients_own_visible_consultation(app
         .await;
     assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("consultation_id")), "{body}");
     // Another centre's doctor cannot attach to it with a patient of their own.
-    let (status, p) = app
-        .post("/api/v1/patients", &zhao, &json!({"name": "王五", "sex": "male", "birth_date": "1960-01-01"}))
-        .await;
+    let (status, p) =
+        app.post("/api/v1/patients", &zhao, &json!({"name": "王五", "sex": "male", "birth_date": "1960-01-01"})).await;
     assert_eq!(status, 201);
     let (status, _) = app
         .post(
@@ -324,7 +344,11 @@ async fn a_password_change_needs_the_current_one_and_ends_other_sessions(app: &T
     let this = app.login_full("dr.zhao").await;
     let t = this["access_token"].as_str().unwrap();
     let (status, body) = app
-        .post("/api/v1/me/password", t, &json!({"current_password": "not-my-password", "new_password": "brand-new-pass-1"}))
+        .post(
+            "/api/v1/me/password",
+            t,
+            &json!({"current_password": "not-my-password", "new_password": "brand-new-pass-1"}),
+        )
         .await;
     assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("current_password")));
     // Account management is not a way around it.
@@ -332,7 +356,11 @@ async fn a_password_change_needs_the_current_one_and_ends_other_sessions(app: &T
     let (status, _) = app.patch(&format!("/api/v1/users/{zhao_id}"), t, &json!({"password": "brand-new-pass-1"})).await;
     assert_eq!(status, 403);
     let (status, _) = app
-        .post("/api/v1/me/password", t, &json!({"current_password": "demo-password", "new_password": "brand-new-pass-1"}))
+        .post(
+            "/api/v1/me/password",
+            t,
+            &json!({"current_password": "demo-password", "new_password": "brand-new-pass-1"}),
+        )
         .await;
     assert_eq!(status, 204);
     // The other session's refresh token is revoked; this session's still works.
@@ -354,7 +382,9 @@ async fn coordinators_edit_and_bind_only_what_the_relationship_allows(app: &Test
     assert_eq!(status, 403);
     // A patient login is bound only to a record the coordinator may see, at its organisation.
     let admin = app.login("admin").await;
-    let (_, far) = app.post("/api/v1/organisations", &admin, &json!({"name": "远郊卫生院", "kind": "community_health_centre"})).await;
+    let (_, far) = app
+        .post("/api/v1/organisations", &admin, &json!({"name": "远郊卫生院", "kind": "community_health_centre"}))
+        .await;
     let far_id = far["id"].as_str().unwrap();
     let (status, p) = app
         .post(
@@ -375,7 +405,8 @@ async fn coordinators_edit_and_bind_only_what_the_relationship_allows(app: &Test
     assert!(status == 403 || status == 422, "{status} {body}");
     // At a linked centre, a record it sees: allowed, and audited on the patient.
     let li = app.login("dr.li").await;
-    let (_, walk_in) = app.post("/api/v1/patients", &li, &json!({"name": "周八", "sex": "male", "birth_date": "1949-03-03"})).await;
+    let (_, walk_in) =
+        app.post("/api/v1/patients", &li, &json!({"name": "周八", "sex": "male", "birth_date": "1949-03-03"})).await;
     let centre = walk_in["home_organisation_id"].as_str().unwrap();
     let (status, u) = app
         .post(
@@ -388,7 +419,10 @@ async fn coordinators_edit_and_bind_only_what_the_relationship_allows(app: &Test
     assert_eq!(status, 201, "{u}");
     let coord_id = me(app, &coord).await["id"].as_str().unwrap().to_string();
     let events = audit_of(app, &coord_id).await;
-    assert!(events.iter().any(|e| e["action"] == "create_patient_login" && e["patient_id"] == walk_in["id"]), "{events:?}");
+    assert!(
+        events.iter().any(|e| e["action"] == "create_patient_login" && e["patient_id"] == walk_in["id"]),
+        "{events:?}"
+    );
 }
 db_test!(coordinators_edit_and_bind_only_what_the_relationship_allows);
 
@@ -431,12 +465,17 @@ async fn a_note_without_its_audit_event_is_not_stored(app: &TestApp) {
     let wang_id = app.user_id("dr.wang").await;
     let zhang = patient_of(app, "patient.zhang").await;
     let (_, c) = app
-        .post("/api/v1/consultations", &li, &request_body(&zhang, json!({"kind": "expert", "expert_id": wang_id}), "video"))
+        .post(
+            "/api/v1/consultations",
+            &li,
+            &request_body(&zhang, json!({"kind": "expert", "expert_id": wang_id}), "video"),
+        )
         .await;
     let id = c["id"].as_str().unwrap();
     app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
     break_audit_of(app, "write_note").await;
-    let (status, _) = app.post(&format!("/api/v1/consultations/{id}/notes"), &li, &json!({"body": "血压 150/95"})).await;
+    let (status, _) =
+        app.post(&format!("/api/v1/consultations/{id}/notes"), &li, &json!({"body": "血压 150/95"})).await;
     assert_eq!(status, 500);
     assert_eq!(count(app, "SELECT COUNT(*) FROM consultation_notes WHERE consultation_id = $1", id).await, 0);
 }
@@ -448,7 +487,11 @@ async fn an_opinion_draft_without_its_audit_event_is_not_stored(app: &TestApp) {
     let wang_id = app.user_id("dr.wang").await;
     let zhang = patient_of(app, "patient.zhang").await;
     let (_, c) = app
-        .post("/api/v1/consultations", &li, &request_body(&zhang, json!({"kind": "expert", "expert_id": wang_id}), "video"))
+        .post(
+            "/api/v1/consultations",
+            &li,
+            &request_body(&zhang, json!({"kind": "expert", "expert_id": wang_id}), "video"),
+        )
         .await;
     let id = c["id"].as_str().unwrap();
     app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;

@@ -16,7 +16,8 @@ impl Block {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let net: IpAddr = addr.trim().parse().map_err(|_| format!("trusted_proxies: {s:?} is not an address or CIDR block"))?;
+        let net: IpAddr =
+            addr.trim().parse().map_err(|_| format!("trusted_proxies: {s:?} is not an address or CIDR block"))?;
         let max = if net.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
@@ -53,7 +54,12 @@ pub struct TrustedProxies(Vec<Block>);
 
 impl TrustedProxies {
     pub fn parse(entries: &[String]) -> Result<TrustedProxies, String> {
-        entries.iter().filter(|e| !e.trim().is_empty()).map(|e| Block::parse(e.trim())).collect::<Result<_, _>>().map(TrustedProxies)
+        entries
+            .iter()
+            .filter(|e| !e.trim().is_empty())
+            .map(|e| Block::parse(e.trim()))
+            .collect::<Result<_, _>>()
+            .map(TrustedProxies)
     }
 
     pub fn trusts(&self, ip: IpAddr) -> bool {

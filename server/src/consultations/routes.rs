@@ -613,8 +613,14 @@ async fn decline(
     let reopens = c.addressee_kind == "pool" || (c.addressee_kind == "mdt" && others > 0);
     let mut to = from;
     if from == CState::Requested || !reopens {
-        to = store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Decline { reopens, reason: reason.clone() })
-            .await?;
+        to = store::apply_locked(
+            &mut tx,
+            &id,
+            from,
+            Some(&user.id),
+            &Action::Decline { reopens, reason: reason.clone() },
+        )
+        .await?;
     }
     if c.assigned_expert_id.as_deref() == Some(user.id.as_str()) {
         sqlx::query("UPDATE consultations SET assigned_expert_id = NULL WHERE id = $1")

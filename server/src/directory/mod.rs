@@ -126,7 +126,9 @@ async fn post_organisation(
 ) -> ApiResult<(StatusCode, Json<Organisation>)> {
     user.require(&[Role::Admin, Role::Coordinator])?;
     if user.role == Role::Coordinator && body.kind == "tertiary_hospital" {
-        return Err(ApiError::forbidden("coordinators add community centres and medical corners; hospitals are added by admins"));
+        return Err(ApiError::forbidden(
+            "coordinators add community centres and medical corners; hospitals are added by admins",
+        ));
     }
     let id = create_organisation(&state.db, &body).await?;
     let Json(org) = get_organisation(State(state), user, Path(crate::db::Id(id))).await?;
@@ -548,7 +550,10 @@ async fn create_user_as(db: &Db, u: &NewUser, actor: Option<&AuthUser>) -> ApiRe
         }
     }
     if let Some(actor) = actor {
-        crate::audit::account_event(actor, "create", &id).detail(format!("role {}", u.role.as_str())).record_with(&mut *tx).await?;
+        crate::audit::account_event(actor, "create", &id)
+            .detail(format!("role {}", u.role.as_str()))
+            .record_with(&mut *tx)
+            .await?;
         if let Some(pid) = &u.patient_id {
             crate::audit::event(actor, "create_patient_login", "patient", pid)
                 .patient(pid)
@@ -642,8 +647,12 @@ async fn post_user(
     user.require(&[Role::Admin, Role::Coordinator])?;
     let linked = as_manager(&state.db, &user).await?;
     let m = policy::Manager { id: &user.id, role: user.role, org: &user.org, linked_centres: &linked };
-    policy::may_change(&m, &policy::Account { id: "", role: body.role, org: &body.organisation_id }, policy::Change::Create)
-        .map_err(refused)?;
+    policy::may_change(
+        &m,
+        &policy::Account { id: "", role: body.role, org: &body.organisation_id },
+        policy::Change::Create,
+    )
+    .map_err(refused)?;
     if let Some(pid) = &body.patient_id {
         // A patient login is bound only to a record the caller may see, at the account's organisation.
         let patient = crate::patients::find_visible(&state.db, &user, pid).await?;

@@ -160,10 +160,7 @@ mod tests {
         }
         // Unlinked organisations: not even visible; creating there is forbidden.
         for org in [FAR_CENTRE, OTHER_HOSPITAL] {
-            assert_eq!(
-                may_change(&c, &account("x", Role::CommunityDoctor, org), Change::Active),
-                Err(Refusal::Hidden)
-            );
+            assert_eq!(may_change(&c, &account("x", Role::CommunityDoctor, org), Change::Active), Err(Refusal::Hidden));
             assert!(matches!(
                 may_change(&c, &account("x", Role::CommunityDoctor, org), Change::Create),
                 Err(Refusal::Forbidden(_))

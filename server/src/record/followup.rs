@@ -124,7 +124,10 @@ pub async fn post_plan(
             .await?
             .filter(|r| r.patient_id == patient.id && super::referrals::may_see(&user, r, None));
         if visible.is_none() {
-            return Err(ApiError::validation("referral_id", "no referral of this patient that you may see has this id"));
+            return Err(ApiError::validation(
+                "referral_id",
+                "no referral of this patient that you may see has this id",
+            ));
         }
     }
     let mut tx = crate::audit::begin(&state.db).await?;

@@ -118,8 +118,10 @@ pub async fn withdraw(
     if done == 0 {
         return Err(ApiError::not_found("note"));
     }
-    tx.audit(crate::audit::event(&user, "withdraw_note", "note", &note).patient(&c.patient_id).detail(reason.to_string()))
-        .await?;
+    tx.audit(
+        crate::audit::event(&user, "withdraw_note", "note", &note).patient(&c.patient_id).detail(reason.to_string()),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(notes_of(&state, &id).await?))
 }

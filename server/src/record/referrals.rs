@@ -203,7 +203,10 @@ pub async fn create(
             instructions: f.instructions.clone(),
         };
         let plan_id = followup::create_plan(&mut tx, &user, &to_org, &plan).await?;
-        crate::audit::event(&user, "create", "follow_up_plan", &plan_id).patient(&patient.id).record_with(&mut *tx).await?;
+        crate::audit::event(&user, "create", "follow_up_plan", &plan_id)
+            .patient(&patient.id)
+            .record_with(&mut *tx)
+            .await?;
     }
     crate::audit::event(&user, "create", "referral", &id).patient(&patient.id).record_with(&mut *tx).await?;
     // Tell the receiving side's clinicians and coordinators.
@@ -239,10 +242,17 @@ pub async fn load(state: &AppState, id: &str) -> ApiResult<Option<Referral>> {
 
 /// Checks that a consultation named beside a patient is one the caller may see and is that
 /// patient's (422 naming `consultation_id` otherwise, whether it exists or not).
-pub async fn consultation_of_patient(state: &AppState, user: &AuthUser, consultation_id: &str, patient_id: &str) -> ApiResult<()> {
+pub async fn consultation_of_patient(
+    state: &AppState,
+    user: &AuthUser,
+    consultation_id: &str,
+    patient_id: &str,
+) -> ApiResult<()> {
     match crate::consultations::store::find_visible(&state.db, user, consultation_id).await? {
         Some(c) if c.patient_id == patient_id => Ok(()),
-        _ => Err(ApiError::validation("consultation_id", "no consultation of this patient that you may see has this id")),
+        _ => {
+            Err(ApiError::validation("consultation_id", "no consultation of this patient that you may see has this id"))
+        }
     }
 }
 
@@ -344,7 +354,9 @@ pub async fn list(
         Role::Coordinator | Role::CommunityDoctor => match side.as_str() {
             "sent" => "(r.from_organisation_id = $2 OR r.created_by = $1)",
             "received" => "(r.to_organisation_id = $2 OR r.assigned_to = $1)",
-            _ => "(r.from_organisation_id = $2 OR r.to_organisation_id = $2 OR r.created_by = $1 OR r.assigned_to = $1)",
+            _ => {
+                "(r.from_organisation_id = $2 OR r.to_organisation_id = $2 OR r.created_by = $1 OR r.assigned_to = $1)"
+            }
         },
         Role::Expert => match side.as_str() {
             "sent" => "(r.created_by = $1 OR $2 = '')",
@@ -520,8 +532,10 @@ pub async fn assign(
         .bind(&id)
         .execute(&mut *tx)
         .await?;
-    tx.audit(crate::audit::event(&user, "assign", "referral", &id).patient(&r.patient_id).detail(format!("to {assignee}")))
-        .await?;
+    tx.audit(
+        crate::audit::event(&user, "assign", "referral", &id).patient(&r.patient_id).detail(format!("to {assignee}")),
+    )
+    .await?;
     let stored = notifications::store(
         &mut tx,
         std::slice::from_ref(&assignee),

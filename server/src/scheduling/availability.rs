@@ -5,7 +5,7 @@ use super::slots::{SlotError, DEFAULT_TZ};
 use super::store;
 use crate::api::{Json, Path, Query};
 use crate::app::AppState;
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, Role};
 use crate::db::{new_id, now_ts, parse_ts, ts, Id};
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
@@ -16,15 +16,20 @@ use serde::{Deserialize, Serialize};
 
 /// Who may change an expert's availability: the expert, and coordinators and admins.
 async fn check_editor(state: &AppState, user: &AuthUser, expert_id: &str) -> ApiResult<Tz> {
-    let tz: Option<(String,)> = sqlx::query_as(
-        "SELECT e.time_zone FROM expert_profiles e JOIN users u ON u.id = e.user_id WHERE e.user_id = $1 AND u.active = 1",
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT e.time_zone, u.organisation_id FROM expert_profiles e JOIN users u ON u.id = e.user_id WHERE e.user_id = $1 AND u.active = 1",
     )
     .bind(expert_id)
     .fetch_optional(&state.db.pool)
     .await?;
-    let Some((tz,)) = tz else { return Err(ApiError::not_found("expert")) };
-    if !(user.id == expert_id || user.role.is_manager()) {
-        return Err(ApiError::forbidden("only the expert, coordinators and admins change availability"));
+    let Some((tz, expert_org)) = row else { return Err(ApiError::not_found("expert")) };
+    // The expert, their own hospital's coordinators, and admins keep an expert's calendar.
+    let allowed =
+        user.id == expert_id || user.role == Role::Admin || (user.role == Role::Coordinator && user.org == expert_org);
+    if !allowed {
+        return Err(ApiError::forbidden(
+            "only the expert, their hospital's coordinators and admins change availability",
+        ));
     }
     Ok(tz.parse().unwrap_or(DEFAULT_TZ))
 }
