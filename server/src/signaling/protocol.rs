@@ -24,6 +24,8 @@ pub mod close {
     pub const NOT_A_PARTICIPANT: u16 = 4003;
     /// The resume token is unknown, used, or its 60 s window has passed: join again.
     pub const RESUME_FAILED: u16 = 4004;
+    /// The participant's account was deactivated or its access revoked: sign in again.
+    pub const ACCESS_REVOKED: u16 = 4005;
     /// Too many messages broke a limit (malformed, oversized, over the rate).
     pub const POLICY_VIOLATION: u16 = 4008;
     /// A doctor removed this participant from the room or the lobby.

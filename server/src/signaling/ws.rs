@@ -204,6 +204,9 @@ async fn pump(state: &AppState, mut socket: WebSocket, room: &str, conn: u64, ou
     // TURN), so an ICE restart late in a long call still gets through the relay.
     let refresh_every = super::ice_refresh_period(&state.config);
     let mut refresh_for: Option<String> = None;
+    // The seated participant's account and its token generation when it was seated: a
+    // deactivation or revocation since then ends the connection at the next heartbeat.
+    let mut account: Option<(String, i64)> = None;
     let refresh = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(refresh);
     loop {
@@ -233,6 +236,11 @@ async fn pump(state: &AppState, mut socket: WebSocket, room: &str, conn: u64, ou
                             break;
                         }
                         Outbound::Seated { user_id } => {
+                            match state.accounts.state(&user_id).await {
+                                Ok(Some(a)) if a.active => account = Some((user_id.clone(), a.generation)),
+                                Ok(_) => closing = Some((close::ACCESS_REVOKED, "access revoked")),
+                                Err(_) => {}
+                            }
                             if let Some(every) = refresh_every {
                                 refresh.as_mut().reset(tokio::time::Instant::now() + every);
                                 refresh_for = Some(user_id);
@@ -243,7 +251,7 @@ async fn pump(state: &AppState, mut socket: WebSocket, room: &str, conn: u64, ou
                 batch.clear();
                 if let Some((code, reason)) = closing {
                     close_with(&mut socket, code, reason).await;
-                    return End::Lost;
+                    return if code == close::ACCESS_REVOKED { End::Left } else { End::Lost };
                 }
                 if !matches!(tokio::time::timeout(WRITE_TIMEOUT, socket.flush()).await, Ok(Ok(()))) {
                     return End::Lost;
@@ -294,6 +302,18 @@ async fn pump(state: &AppState, mut socket: WebSocket, room: &str, conn: u64, ou
                 }
             }
             _ = ping.tick() => {
+                if let Some((user_id, generation)) = &account {
+                    let revoked = match state.accounts.state(user_id).await {
+                        Ok(Some(a)) => !a.active || a.generation > *generation,
+                        Ok(None) => true,
+                        Err(_) => false,
+                    };
+                    if revoked {
+                        // Leaves the room for good: the seat is freed, so no resume brings it back.
+                        close_with(&mut socket, close::ACCESS_REVOKED, "access revoked").await;
+                        return End::Left;
+                    }
+                }
                 if last_seen.elapsed() > HEARTBEAT_TIMEOUT {
                     let _ = tokio::time::timeout(
                         WRITE_TIMEOUT,
