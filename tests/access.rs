@@ -502,3 +502,29 @@ async fn an_opinion_draft_without_its_audit_event_is_not_stored(app: &TestApp) {
     assert_eq!(count(app, "SELECT COUNT(*) FROM opinions WHERE consultation_id = $1", id).await, 0);
 }
 db_test!(an_opinion_draft_without_its_audit_event_is_not_stored);
+
+async fn an_admin_changes_a_role_and_the_old_tokens_end(app: &TestApp) {
+    let admin = app.login("admin").await;
+    let zhao_id = app.user_id("dr.zhao").await;
+    let zhao = app.login("dr.zhao").await;
+    // Expert and patient accounts carry a profile or a record: their role does not change.
+    let wang_id = app.user_id("dr.wang").await;
+    let (status, _) = app.patch(&format!("/api/v1/users/{wang_id}"), &admin, &json!({"role": "coordinator"})).await;
+    assert_eq!(status, 403);
+    let (status, u) = app.patch(&format!("/api/v1/users/{zhao_id}"), &admin, &json!({"role": "coordinator"})).await;
+    assert_eq!(status, 200, "{u}");
+    assert_eq!(u["role"], "coordinator");
+    // The token that named the old role no longer works; a new sign-in carries the new one.
+    assert_eq!(app.get("/api/v1/patients", &zhao).await.0, 401);
+    let (_, session) = login_with(app, "dr.zhao", "demo-password").await;
+    assert_eq!(session["user"]["role"], "coordinator");
+    let admin_id = me(app, &admin).await["id"].as_str().unwrap().to_string();
+    let events = audit_of(app, &admin_id).await;
+    assert!(
+        events.iter().any(|e| e["action"] == "change_role"
+            && e["resource_id"] == zhao_id.as_str()
+            && e["detail"] == "community_doctor -> coordinator"),
+        "{events:?}"
+    );
+}
+db_test!(an_admin_changes_a_role_and_the_old_tokens_end);

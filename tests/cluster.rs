@@ -440,7 +440,11 @@ async fn a_deactivation_on_one_instance_ends_access_on_the_other() {
             assert_eq!(body["code"], "token_revoked");
             break;
         }
-        assert!(started.elapsed() < within, "B still served a deactivated account's token after {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < within,
+            "B still served a deactivated account's token after {:?}",
+            started.elapsed()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
