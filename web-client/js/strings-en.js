@@ -103,6 +103,7 @@ export const EN = {
   'notifications.markAllRead': 'Mark all read',
   'admin.home': 'Administration', 'coordinator.home': 'Consortium coordination', 'admin.figures': 'Figures', 'admin.organisations': 'Organisations',
   'admin.users': 'Users', 'admin.consultations': 'Consultations', 'admin.name': 'Name', 'admin.kind': 'Kind', 'admin.address': 'Address',
+  'admin.status': 'Status', 'admin.active': 'Active', 'admin.inactive': 'Deactivated', 'admin.deactivate': 'Deactivate', 'admin.activate': 'Activate', 'admin.resetPassword': 'Reset password', 'admin.confirm': 'Confirm', 'admin.cancel': 'Cancel', 'admin.confirmDeactivate': "Deactivate {name}'s account? Every session ends at once.", 'admin.confirmActivate': "Activate {name}'s account?", 'admin.confirmReset': "Reset {name}'s password? Every session ends at once.", 'admin.deactivated': '{name} is deactivated; their sessions have ended.', 'admin.activated': '{name} is active again.', 'admin.resetDone': 'One-time password for {name}: {password} (shown once: hand it over in person; it must be changed at sign-in)',
   'admin.username': 'Username', 'admin.role': 'Role', 'admin.organisation': 'Organisation',
   'state.draft': 'Draft', 'state.requested': 'Requested', 'state.accepted': 'Accepted', 'state.scheduled': 'Scheduled',
   'state.in_progress': 'In progress', 'state.completed': 'Completed', 'state.declined': 'Declined', 'state.cancelled': 'Cancelled',
