@@ -19,6 +19,9 @@
 //! | 11 | patient.zhang | the patient |
 //! | 12 | patient.liu | another patient of the same centre |
 //!
+//! Every answer is also checked against the OpenAPI document (`api::openapi`): its status is
+//! one the operation documents, and a JSON body conforms to the schema documented for it.
+//!
 //! Answers: `A` the caller passes the access decision (any answer but 401, 403, 404 or a 5xx:
 //! the action may still be refused for its state or its input), `U` 401, `F` 403, `N` 404 (a
 //! record the caller may not see does not exist for them).
@@ -576,7 +579,7 @@ fn stow_body(bytes: &[u8]) -> (String, Vec<u8>) {
     (format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"), body)
 }
 
-async fn call(world: &World<'_>, r: &Row, case: &Case, caller: &str) -> (u16, String) {
+async fn call(world: &World<'_>, r: &Row, case: &Case, caller: &str) -> Answer {
     let app = world.app;
     let url = app.url(&concrete(r.path, case));
     let method = reqwest::Method::from_bytes(r.method.to_uppercase().as_bytes()).unwrap();
@@ -614,13 +617,68 @@ async fn call(world: &World<'_>, r: &Row, case: &Case, caller: &str) -> (u16, St
     }
     let resp = req.send().await.unwrap_or_else(|e| panic!("{} {}: {e}", r.method, r.path));
     let status = resp.status().as_u16();
-    // A stream (Server-Sent Events) never ends: read a little of any body, then let go.
+    let media = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    // A stream (Server-Sent Events) never ends: read what comes quickly, then let go.
     let text = tokio::time::timeout(std::time::Duration::from_millis(300), resp.text())
         .await
         .ok()
         .and_then(|t| t.ok())
         .unwrap_or_default();
-    (status, text.chars().take(200).collect())
+    Answer { status, media, text }
+}
+
+/// What a call got back.
+struct Answer {
+    status: u16,
+    media: String,
+    text: String,
+}
+
+/// The OpenAPI document's verdict on an answer: its status is documented for the operation,
+/// and a JSON body conforms to the schema documented for that status.
+struct Contract {
+    doc: Value,
+    validators: std::sync::Mutex<HashMap<String, std::sync::Arc<jsonschema::Validator>>>,
+}
+
+impl Contract {
+    fn new() -> Contract {
+        let table = teleconsult::app::routes();
+        Contract { doc: teleconsult::api::openapi(table.docs()), validators: Default::default() }
+    }
+
+    fn check(&self, method: &str, route: &str, a: &Answer) -> Result<(), String> {
+        let op = &self.doc["paths"][route][method];
+        let Some(resp) = op["responses"].get(a.status.to_string()) else {
+            return Err(format!("status {} is not documented", a.status));
+        };
+        let media = a.media.split(';').next().unwrap_or("").trim();
+        if !matches!(media, "application/json" | "application/problem+json") || a.text.is_empty() {
+            return Ok(());
+        }
+        let Some(schema) = resp["content"].get(media).map(|c| c["schema"].clone()) else {
+            return Err(format!("status {} answers {media}, which is not documented", a.status));
+        };
+        let key = format!("{method} {route} {} {media}", a.status);
+        let validator = {
+            let mut cache = self.validators.lock().unwrap();
+            cache
+                .entry(key)
+                .or_insert_with(|| {
+                    let root = json!({"$schema": "https://json-schema.org/draft/2020-12/schema", "allOf": [schema], "components": self.doc["components"]});
+                    std::sync::Arc::new(jsonschema::validator_for(&root).expect("documented schema compiles"))
+                })
+                .clone()
+        };
+        let body: Value = serde_json::from_str(&a.text).map_err(|e| format!("not JSON: {e}"))?;
+        let errors: Vec<String> =
+            validator.iter_errors(&body).take(3).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("body does not conform to the documented schema: {}", errors.join("; ")))
+        }
+    }
 }
 
 fn verdict(expect: char, status: u16) -> bool {
@@ -674,6 +732,7 @@ async fn the_matrix_holds(app: &TestApp) {
     let rows = rows();
     let all_needs: Vec<&str> = rows.iter().flat_map(needs).collect();
     let shared = world.case(&all_needs).await;
+    let contract = Contract::new();
     let mut failures = Vec::new();
     let mut calls = 0;
     for r in &rows {
@@ -688,11 +747,17 @@ async fn the_matrix_holds(app: &TestApp) {
             } else {
                 &shared
             };
-            let (status, body) = call(&world, r, case, caller).await;
+            let answer = call(&world, r, case, caller).await;
             calls += 1;
-            if !verdict(expect[i], status) {
-                failures
-                    .push(format!("{} {} as {caller}: expected {}, got {status} {body}", r.method, r.route, expect[i]));
+            let excerpt: String = answer.text.chars().take(200).collect();
+            if !verdict(expect[i], answer.status) {
+                failures.push(format!(
+                    "{} {} as {caller}: expected {}, got {} {excerpt}",
+                    r.method, r.route, expect[i], answer.status
+                ));
+            }
+            if let Err(e) = contract.check(r.method, r.route, &answer) {
+                failures.push(format!("{} {} as {caller}: OpenAPI: {e}: {excerpt}", r.method, r.route));
             }
         }
     }

@@ -536,3 +536,13 @@ async fn a_deactivated_participant_is_dropped_from_the_call(app: &TestApp) {
     assert_eq!(left["peer"].as_str(), Some(wang_id.as_str()));
 }
 db_test!(a_deactivated_participant_is_dropped_from_the_call);
+
+/// The signaling endpoint without an upgrade answers problem+json like every other error.
+async fn a_plain_get_of_the_signaling_endpoint_is_a_problem(app: &TestApp) {
+    let resp = app.http.get(app.url("/api/v1/rtc?ticket=x")).send().await.unwrap();
+    assert_eq!(resp.status(), 426);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "upgrade_required");
+}
+db_test!(a_plain_get_of_the_signaling_endpoint_is_a_problem);

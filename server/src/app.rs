@@ -58,6 +58,7 @@ impl AppState {
 pub fn routes() -> Routes {
     Routes::new("meta")
         .get_public("/api/v1/openapi.json", "This OpenAPI document", openapi_document)
+        .answers(200, Some("application/json"), "this OpenAPI document")
         .merge(crate::observability::routes())
         .merge(crate::auth::routes::routes())
         .merge(crate::directory::routes())

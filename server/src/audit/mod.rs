@@ -157,7 +157,7 @@ impl std::ops::DerefMut for AuditedTx {
     }
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct AuditEventView {
     pub id: String,
     pub at: String,
@@ -173,7 +173,7 @@ pub struct AuditEventView {
     pub detail: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditFilter {
     pub patient_id: Option<String>,
@@ -187,11 +187,10 @@ pub struct AuditFilter {
 }
 
 pub fn routes() -> Routes {
-    Routes::new("audit").get(
-        "/api/v1/audit",
-        "Audit events (admins: all; patients: accesses to their own record)",
-        list,
-    )
+    Routes::new("audit")
+        .get("/api/v1/audit", "Audit events (admins: all; patients: accesses to their own record)", list)
+        .query::<AuditFilter>()
+        .json::<Page<AuditEventView>>(200)
 }
 
 async fn list(

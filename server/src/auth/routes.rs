@@ -19,20 +19,31 @@ use std::time::Instant;
 pub fn routes() -> Routes {
     Routes::new("auth")
         .post_public("/api/v1/auth/login", "Sign in with username and password", login)
+        .body::<LoginRequest>()
+        .json::<TokenResponse>(200)
+        .errors(&[401, 429])
         .post_public("/api/v1/auth/refresh", "Exchange a refresh token for new tokens (rotation)", refresh)
+        .body::<RefreshRequest>()
+        .json::<TokenResponse>(200)
+        .errors(&[401])
         .post_public("/api/v1/auth/logout", "Revoke a refresh token and its family", logout)
+        .body::<RefreshRequest>()
+        .answers(204, None, "signed out")
         .get("/api/v1/me", "The signed-in user", me)
+        .json::<crate::directory::UserView>(200)
         .post("/api/v1/me/password", "Change one's own password (current password required)", change_password)
+        .body::<PasswordChange>()
+        .answers(204, None, "password changed")
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
@@ -41,7 +52,7 @@ pub struct TokenResponse {
     pub user: crate::directory::UserView,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
@@ -207,7 +218,7 @@ async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<cra
         .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     pub current_password: String,

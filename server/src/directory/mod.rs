@@ -56,7 +56,7 @@ fn non_empty(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
 
 // ---------- organisations ----------
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Organisation {
     pub id: String,
     pub name: String,
@@ -66,7 +66,7 @@ pub struct Organisation {
     pub created_at: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrganisation {
     pub name: String,
@@ -135,7 +135,7 @@ async fn post_organisation(
     Ok((StatusCode::CREATED, Json(org)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrganisationPatch {
     pub name: Option<String>,
@@ -172,7 +172,7 @@ async fn patch_organisation(
 
 // ---------- consortium links ----------
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct ConsortiumLink {
     pub id: String,
     pub hospital_id: String,
@@ -182,7 +182,7 @@ pub struct ConsortiumLink {
     pub created_at: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLink {
     pub hospital_id: String,
@@ -245,7 +245,7 @@ async fn post_link(
 
 // ---------- specialties and departments ----------
 
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Specialty {
     pub code: String,
@@ -287,7 +287,7 @@ async fn post_specialty(
     Ok((StatusCode::CREATED, Json(s)))
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Department {
     pub id: String,
     pub organisation_id: String,
@@ -295,7 +295,7 @@ pub struct Department {
     pub specialty: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDepartment {
     pub name: String,
@@ -350,14 +350,14 @@ async fn post_department(
 
 // ---------- users and experts ----------
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ExpertView {
     pub title: String,
     pub specialties: Vec<String>,
     pub time_zone: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct UserView {
     pub id: String,
     pub username: String,
@@ -443,7 +443,7 @@ pub async fn load_user(db: &Db, id: &str) -> ApiResult<Option<UserView>> {
     Ok(user_views(db, rows).await?.into_iter().next())
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewExpertProfile {
     pub title: String,
@@ -452,7 +452,7 @@ pub struct NewExpertProfile {
     pub time_zone: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub username: String,
@@ -591,7 +591,7 @@ async fn as_manager(db: &Db, user: &AuthUser) -> ApiResult<Vec<String>> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserFilter {
     pub role: Option<Role>,
@@ -668,7 +668,7 @@ async fn post_user(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     pub display_name: Option<String>,
@@ -778,7 +778,7 @@ async fn patch_user(
 }
 
 /// An expert as the consultation screens show one.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ExpertSummary {
     pub id: String,
     pub name: String,
@@ -789,7 +789,7 @@ pub struct ExpertSummary {
     pub time_zone: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpertFilter {
     pub specialty: Option<String>,
@@ -830,20 +830,49 @@ async fn list_experts(
 pub fn routes() -> Routes {
     Routes::new("directory")
         .get("/api/v1/organisations", "Organisations of the consortium", list_organisations)
+        .json::<crate::api::Page<Organisation>>(200)
         .post("/api/v1/organisations", "Create an organisation (admin, coordinator)", post_organisation)
+        .body::<NewOrganisation>()
+        .json::<Organisation>(201)
+        .errors(&[409])
         .get("/api/v1/organisations/{id}", "One organisation", get_organisation)
+        .json::<Organisation>(200)
         .patch("/api/v1/organisations/{id}", "Update an organisation (admin, coordinator)", patch_organisation)
+        .body::<OrganisationPatch>()
+        .json::<Organisation>(200)
         .get("/api/v1/organisations/{id}/departments", "Departments of an organisation", list_departments)
+        .json::<crate::api::Page<Department>>(200)
         .post("/api/v1/organisations/{id}/departments", "Create a department (admin, coordinator)", post_department)
+        .body::<NewDepartment>()
+        .json::<Department>(201)
+        .errors(&[409])
         .get("/api/v1/consortium-links", "Links between hospitals and community centres", list_links)
+        .json::<crate::api::Page<ConsortiumLink>>(200)
         .post("/api/v1/consortium-links", "Link a hospital and a centre (admin, coordinator)", post_link)
+        .body::<NewLink>()
+        .json::<serde_json::Value>(201)
+        .errors(&[409])
         .get("/api/v1/specialties", "Specialties", list_specialties)
+        .json::<crate::api::Page<Specialty>>(200)
         .post("/api/v1/specialties", "Create a specialty (admin)", post_specialty)
+        .body::<Specialty>()
+        .json::<Specialty>(201)
+        .errors(&[409])
         .get("/api/v1/users", "User accounts (admin, coordinator)", list_users)
+        .query::<UserFilter>()
+        .json::<crate::api::Page<UserView>>(200)
         .post("/api/v1/users", "Create a user account (admin, coordinator)", post_user)
+        .body::<NewUser>()
+        .json::<UserView>(201)
+        .errors(&[404, 409])
         .get("/api/v1/users/{id}", "One user account (managers, or oneself)", get_user)
+        .json::<UserView>(200)
         .patch("/api/v1/users/{id}", "Update a user account; deactivation instead of deletion", patch_user)
+        .body::<UserPatch>()
+        .json::<UserView>(200)
         .get("/api/v1/experts", "Active experts with title and specialties", list_experts)
+        .query::<ExpertFilter>()
+        .json::<crate::api::Page<ExpertSummary>>(200)
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ pub fn visibility_predicate(role: Role) -> &'static str {
     }
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Patient {
     pub id: String,
     pub name: String,
@@ -114,7 +114,7 @@ pub async fn load_for(db: &Db, user: &AuthUser, id: &str, action: &str) -> ApiRe
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientFilter {
     /// Matches the name or the phone number.
@@ -159,7 +159,7 @@ async fn get_one(
     load_for(&state.db, &user, &id, "read").await.map(Json)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPatient {
     pub name: String,
@@ -256,7 +256,7 @@ async fn post(
     Ok((StatusCode::CREATED, Json(present(&user, p))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientPatch {
     pub name: Option<String>,
@@ -308,7 +308,15 @@ async fn patch(
 pub fn routes() -> Routes {
     Routes::new("patients")
         .get("/api/v1/patients", "Patients the caller may see (search with q)", list)
+        .query::<PatientFilter>()
+        .json::<crate::api::Page<Patient>>(200)
         .post("/api/v1/patients", "Register a patient at a centre", post)
+        .body::<NewPatient>()
+        .json::<Patient>(201)
+        .errors(&[409])
         .get("/api/v1/patients/{id}", "One patient record (404 if not visible)", get_one)
+        .json::<Patient>(200)
         .patch("/api/v1/patients/{id}", "Update a patient record (home centre staff, admins)", patch)
+        .body::<PatientPatch>()
+        .json::<Patient>(200)
 }

@@ -18,7 +18,7 @@ pub fn visit_dates(start: NaiveDate, interval_weeks: u32, visits: u32) -> Vec<Na
     (1..=visits).map(|i| start + Duration::weeks(i64::from(interval_weeks) * i64::from(i))).collect()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPlan {
     pub patient_id: String,
@@ -38,7 +38,7 @@ pub struct NewPlan {
     pub instructions: String,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Visit {
     pub id: String,
     pub plan_id: String,
@@ -145,7 +145,7 @@ async fn visits_where(state: &AppState, predicate: &str, arg: &str) -> ApiResult
         .await?)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VisitFilter {
     /// Only visits past their due date and still planned.
@@ -185,7 +185,7 @@ pub async fn list_visits(
     Ok(Json(crate::api::Page { items: rows, next: None }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VisitPatch {
     /// Move the visit.

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Note {
     pub id: String,
     pub author_id: String,
@@ -34,7 +34,7 @@ pub async fn notes_of(state: &AppState, consultation_id: &str) -> ApiResult<Vec<
     .await?)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteBody {
     /// `case_summary` or `note` (default).
@@ -89,7 +89,7 @@ pub async fn add(
     Ok((StatusCode::CREATED, Json(note)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WithdrawBody {
     pub reason: String,

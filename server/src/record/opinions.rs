@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpinionContent {
     #[serde(default)]
@@ -31,7 +31,7 @@ pub struct OpinionContent {
     pub follow_up_advice: String,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Opinion {
     pub id: String,
     pub consultation_id: String,
@@ -120,7 +120,7 @@ pub async fn opinions_of(state: &AppState, consultation_id: &str, viewer: &AuthU
     Ok(rows)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DraftBody {
     #[serde(flatten)]
@@ -307,7 +307,7 @@ async fn notify_signed(
     .await
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignBody {
     #[serde(default)]
@@ -344,7 +344,7 @@ pub async fn sign(
     Ok(Json(signed))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AmendBody {
     #[serde(flatten)]

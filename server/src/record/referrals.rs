@@ -32,7 +32,7 @@ pub fn next_status(from: &str, action: &str) -> Option<&'static str> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FollowUpInput {
     pub condition: String,
@@ -42,7 +42,7 @@ pub struct FollowUpInput {
     pub instructions: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewReferral {
     pub patient_id: String,
@@ -66,7 +66,7 @@ pub struct NewReferral {
     pub follow_up: Option<FollowUpInput>,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Referral {
     pub id: String,
     pub consultation_id: Option<String>,
@@ -95,7 +95,7 @@ const REFERRAL_SELECT: &str = "SELECT r.id, r.consultation_id, r.patient_id, p.n
     FROM referrals r JOIN patients p ON p.id = r.patient_id JOIN organisations f ON f.id = r.from_organisation_id
     JOIN organisations t ON t.id = r.to_organisation_id";
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct ReferralEvent {
     pub from_status: String,
     pub to_status: String,
@@ -309,7 +309,7 @@ async fn load_visible(state: &AppState, user: &AuthUser, id: &str, action: &str)
     Ok(r)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ReferralDetail {
     #[serde(flatten)]
     pub referral: Referral,
@@ -332,7 +332,7 @@ pub async fn get_one(
     Ok(Json(ReferralDetail { history: history(&state, &id).await?, referral }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReferralFilter {
     pub direction: Option<String>,
@@ -381,7 +381,7 @@ pub async fn list(
     Ok(Json(crate::api::Page { items: rows, next: None }))
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionBody {
     #[serde(default)]
@@ -493,7 +493,7 @@ pub async fn withdraw(
     act(&state, &user, &id, "withdraw", b).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignBody {
     /// An active community doctor or expert of the receiving organisation.

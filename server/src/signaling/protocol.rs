@@ -41,7 +41,7 @@ pub mod close {
 }
 
 /// A participant's place in the consultation, which decides lobby and admission rights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RoomRole {
     /// The community doctor who requested the consultation (the inviting side).
@@ -76,7 +76,7 @@ impl RoomRole {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SdpType {
     Offer,
@@ -86,7 +86,7 @@ pub enum SdpType {
 }
 
 /// As the browser's `RTCSessionDescriptionInit`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionDescription {
     #[serde(rename = "type")]
@@ -96,7 +96,7 @@ pub struct SessionDescription {
 }
 
 /// As the browser's `RTCIceCandidateInit`; an empty `candidate` marks the end of candidates.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IceCandidate {
     pub candidate: String,
@@ -109,7 +109,7 @@ pub struct IceCandidate {
 }
 
 /// Microphone, camera and screen share as the participant reports them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MediaState {
     pub mic: bool,
     pub camera: bool,
@@ -117,7 +117,7 @@ pub struct MediaState {
 }
 
 /// Messages a client sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ClientMessage {
     /// An offer, answer or ICE candidate for one named peer: exactly one of the two fields.
@@ -141,7 +141,7 @@ pub enum ClientMessage {
 }
 
 /// One participant as others see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PeerInfo {
     pub id: ParticipantId,
     pub user_id: String,
@@ -156,7 +156,7 @@ pub struct PeerInfo {
 }
 
 /// Why a peer left.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LeaveReason {
     /// It said `leave` or closed its socket normally.
@@ -171,7 +171,7 @@ pub enum LeaveReason {
     Overflowed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LobbyStatus {
     Waiting,
@@ -181,7 +181,7 @@ pub enum LobbyStatus {
 }
 
 /// Stable codes of `error` messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// Not JSON, not a known message, or a binary frame.
@@ -204,7 +204,7 @@ pub enum ErrorCode {
 
 /// One entry of `RTCConfiguration.iceServers`, as handed out on join and on resume (see
 /// [`super::ice_servers`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IceServer {
     pub urls: Vec<String>,
@@ -215,7 +215,7 @@ pub struct IceServer {
 }
 
 /// Messages the server sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ServerMessage {
     /// You are connected: your id, the others (with your politeness toward each), the

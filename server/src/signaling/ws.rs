@@ -11,9 +11,10 @@ use super::tickets::{self, Ticket};
 use crate::api::Query;
 use crate::app::AppState;
 use crate::auth::ClientAddr;
+use crate::error::ApiError;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use futures_util::SinkExt;
 use serde::Deserialize;
@@ -37,7 +38,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Limit-breaking messages tolerated per minute; the next one closes the connection.
 pub const MAX_VIOLATIONS_PER_MINUTE: u32 = 10;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct RtcParams {
     ticket: Option<String>,
     resume: Option<String>,
@@ -55,8 +56,18 @@ pub async fn rtc(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
     Query(params): Query<RtcParams>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    // A plain GET (no upgrade) is answered like every other error of the API.
+    let Ok(ws) = ws else {
+        return ApiError::new(
+            axum::http::StatusCode::UPGRADE_REQUIRED,
+            "upgrade_required",
+            "Upgrade required",
+            "this is the signaling WebSocket: connect with Upgrade: websocket (docs/signaling.md)",
+        )
+        .into_response();
+    };
     let admission = admit(&state, params).await;
     // Small buffers: an idle connection holds little; writes of one batch are coalesced
     // up to 8 KiB and flushed once.
