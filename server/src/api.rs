@@ -4,23 +4,104 @@
 //! query extractors whose rejections become problem+json.
 
 use crate::app::AppState;
-use crate::error::ApiError;
-use axum::extract::FromRequest;
+use crate::error::{ApiError, ApiResult};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::handler::Handler;
+use axum::http::request::Parts;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter};
 use axum::Router;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 /// JSON body extractor and response whose rejection is a problem+json [`ApiError`].
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+///
+/// Every JSON body of the API is an object: a top-level array (which serde would otherwise
+/// take as the struct's fields in order) or scalar is refused with 422 `validation_failed`.
+/// Text holding a NUL character (`\u0000`) is refused with 422 `validation_failed` naming
+/// the field, on every backend alike (PostgreSQL cannot store it in text; SQLite could).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json_content_type(req.headers()) {
+            return Err(ApiError::json_content_type_required());
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::from(axum::extract::rejection::JsonRejection::from(e)))?;
+        Self::from_bytes(&bytes)
+    }
+}
+
+impl<T: DeserializeOwned> Json<T> {
+    /// Parses a body by the rules above.
+    pub fn from_bytes(bytes: &[u8]) -> ApiResult<Self> {
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first.is_some_and(|b| *b != b'{') {
+            // Malformed text is still reported as malformed; well-formed non-objects are refused.
+            if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+                return Err(ApiError::validation("", "the body must be a JSON object"));
+            }
+        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(bytes)?;
+        if has_escaped_nul(bytes) {
+            let field = serde_json::from_slice::<Value>(bytes).ok().and_then(|v| nul_field(&v)).unwrap_or_default();
+            return Err(ApiError::validation(&field, "text must not contain a NUL character"));
+        }
+        Ok(Json(value))
+    }
+}
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// `application/json` or any `application/*+json`, parameters aside.
+fn is_json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Whether JSON text holds the escape `\u0000` (a raw NUL byte is not valid JSON). A
+/// backslash escaped itself (`\\u0000`) is not one.
+fn has_escaped_nul(bytes: &[u8]) -> bool {
+    let pattern = b"\\u0000";
+    bytes.windows(pattern.len()).enumerate().any(|(i, w)| {
+        w == pattern && bytes[..i].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0
+    })
+}
+
+/// The path (`a.b[2].c`) of the first key or string value holding NUL.
+fn nul_field(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if s.contains('\0') => Some(String::new()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| nul_field(item).map(|p| join(&format!("[{i}]"), &p))),
+        Value::Object(map) => map.iter().find_map(|(k, item)| {
+            if k.contains('\0') {
+                Some(k.replace('\0', "\\u0000"))
+            } else {
+                nul_field(item).map(|p| join(k, &p))
+            }
+        }),
+        _ => None,
+    }
+}
+
+fn join(head: &str, rest: &str) -> String {
+    match rest.chars().next() {
+        None => head.to_string(),
+        Some('[') => format!("{head}{rest}"),
+        Some(_) => format!("{head}.{rest}"),
     }
 }
 
@@ -29,12 +110,34 @@ impl<T: Serialize> IntoResponse for Json<T> {
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct Path<T>(pub T);
 
-/// Query-string extractor whose rejection is a problem+json 400 naming the parameter.
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+/// Query-string extractor whose rejection is a problem+json 400 naming the parameter; a
+/// parameter holding NUL (`%00`) is refused with 422 `validation_failed` as in JSON bodies.
+#[derive(Debug)]
 pub struct Query<T>(pub T);
 
-use axum::extract::FromRequestParts;
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        if let Some(name) = parameter_with_nul(query) {
+            return Err(ApiError::validation(&name, "text must not contain a NUL character"));
+        }
+        let axum::extract::Query(value) = axum::extract::Query::<T>::try_from_uri(&parts.uri)?;
+        Ok(Query(value))
+    }
+}
+
+/// The name of the first query parameter whose name or value decodes to text with NUL.
+fn parameter_with_nul(query: &str) -> Option<String> {
+    if !query.contains("%00") {
+        return None;
+    }
+    query.split('&').find(|pair| pair.contains("%00")).map(|pair| {
+        let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+        name.replace("%00", "")
+    })
+}
 
 /// A page of a list: `{"items": [...], "next": cursor-or-null}`.
 #[derive(Debug, Serialize)]
@@ -49,10 +152,23 @@ pub const DEFAULT_PAGE_LIMIT: u32 = 50;
 /// The page size a list asked for: [`DEFAULT_PAGE_LIMIT`] when absent, 422
 /// `validation_failed` naming `limit` when outside 1..=`max` (not silently changed, so a
 /// client never takes a shorter page for the whole list).
-pub fn page_limit(limit: Option<u32>, max: u32) -> crate::error::ApiResult<usize> {
+pub fn page_limit(limit: Option<u32>, max: u32) -> ApiResult<usize> {
     match limit.unwrap_or(DEFAULT_PAGE_LIMIT) {
         n if (1..=max).contains(&n) => Ok(n as usize),
-        _ => Err(crate::error::ApiError::validation("limit", format!("must be between 1 and {max}"))),
+        _ => Err(ApiError::validation("limit", format!("must be between 1 and {max}"))),
+    }
+}
+
+/// The position a list continues from: empty (the first page) when absent, else the `next`
+/// of an earlier page, which is always a row id (a UUID); anything else is 422
+/// `validation_failed` naming `cursor`, not a silently empty or restarted list.
+pub fn page_cursor(cursor: Option<String>) -> ApiResult<String> {
+    match cursor {
+        None => Ok(String::new()),
+        Some(c) => match uuid::Uuid::try_parse(&c) {
+            Ok(id) if id.hyphenated().to_string() == c => Ok(c),
+            _ => Err(ApiError::validation("cursor", "not a cursor of this list: pass the `next` of the previous page")),
+        },
     }
 }
 
