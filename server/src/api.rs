@@ -339,6 +339,43 @@ mod page_tests {
     }
 
     #[test]
+    fn a_cursor_is_absent_or_a_row_id() {
+        assert_eq!(page_cursor(None).unwrap(), "");
+        let id = "0192f0c4-7b1e-7cc3-a000-0123456789ab";
+        assert_eq!(page_cursor(Some(id.into())).unwrap(), id);
+        for bad in ["", "garbage", "0192F0C4-7B1E-7CC3-A000-0123456789AB", "' OR 1=1 --"] {
+            let e = page_cursor(Some(bad.into())).unwrap_err();
+            assert_eq!((e.status.as_u16(), e.errors[0].field.as_str()), (422, "cursor"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bodies_are_objects_without_nul() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct P {
+            name: String,
+            tags: Vec<String>,
+        }
+        let refused = |body: &str| Json::<P>::from_bytes(body.as_bytes()).expect_err(body);
+        let e = refused(r#" ["A", ["x"]]"#);
+        assert_eq!((e.status.as_u16(), e.code), (422, "validation_failed"));
+        let e = refused(r#"{"name": "A\u0000", "tags": []}"#);
+        assert_eq!((e.status.as_u16(), e.errors[0].field.as_str()), (422, "name"));
+        let e = refused(r#"{"name": "A", "tags": ["x", "\u0000"]}"#);
+        assert_eq!(e.errors[0].field, "tags[1]");
+        assert_eq!(refused(r#"["A", "#).code, "malformed_json");
+        let ok = Json::<P>::from_bytes(br#"{"name": "A\\u0000", "tags": []}"#).unwrap();
+        assert_eq!(ok.0.name, "A\\u0000");
+    }
+
+    #[test]
+    fn query_parameters_with_nul_are_named() {
+        assert_eq!(parameter_with_nul("q=a&limit=2"), None);
+        assert_eq!(parameter_with_nul("limit=2&q=a%00b").as_deref(), Some("q"));
+    }
+
+    #[test]
     fn a_page_ends_where_no_row_is_left_over() {
         let p = page(vec![5, 4, 3], 2, |n| n.to_string());
         assert_eq!((p.items, p.next.as_deref()), (vec![5, 4], Some("4")));

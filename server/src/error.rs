@@ -379,6 +379,22 @@ mod tests {
         assert_eq!(refused("limit=2&page=2").2, "page");
     }
 
+    #[test]
+    fn unreachable_and_full_databases_and_disks_are_told_apart() {
+        let e = ApiError::from(sqlx::Error::PoolTimedOut);
+        assert_eq!((e.status.as_u16(), e.code, e.retry_after), (503, "database_unavailable", Some(5)));
+        assert_eq!(ApiError::from(sqlx::Error::PoolClosed).code, "database_unavailable");
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(ApiError::from(sqlx::Error::Io(reset)).code, "database_unavailable");
+        let full = std::io::Error::from_raw_os_error(28);
+        assert_eq!(ApiError::from(sqlx::Error::Io(full)).status.as_u16(), 507);
+        let wrapped = std::io::Error::other(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        let e = ApiError::from_io("file storage", wrapped);
+        assert_eq!((e.status.as_u16(), e.code), (507, "insufficient_storage"));
+        assert_eq!(ApiError::from_io("file storage", std::io::Error::other("bad")).status.as_u16(), 500);
+        assert_eq!(ApiError::from(sqlx::Error::RowNotFound).status.as_u16(), 500);
+    }
+
     #[tokio::test]
     async fn problem_json_carries_code_and_retry_after() {
         let resp = ApiError::rate_limited(42).into_response();

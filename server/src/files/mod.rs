@@ -418,3 +418,16 @@ pub fn new_file_key() -> (String, String) {
     let key = format!("files/{id}");
     (id, key)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::fits;
+
+    #[test]
+    fn an_upload_fits_in_the_free_space_less_the_reserve() {
+        assert!(fits(100, Some(1000), 900));
+        assert!(!fits(101, Some(1000), 900));
+        assert!(!fits(1, Some(10), 64));
+        assert!(fits(u64::MAX, None, 64), "object storage has no free-space figure");
+    }
+}
