@@ -125,6 +125,19 @@ async fn a_body_must_be_an_object(app: &TestApp) {
     }
     let (_, after) = app.get("/api/v1/patients", &li).await;
     assert_eq!(before["items"].as_array().unwrap().len(), after["items"].as_array().unwrap().len());
+    // Nested too: the consent as an array of its fields.
+    let body = json!({
+        "patient_id": patient_id(app, "patient.zhang").await,
+        "reason": "反复胸闷两周",
+        "specialty": "cardiology",
+        "min_title": "attending",
+        "urgency": "urgent",
+        "mode": "video",
+        "addressee": {"kind": "pool"},
+        "consent": ["patient", "", "written", "2026-11-22T09:00:00+08:00"]
+    });
+    let (status, problem) = app.post("/api/v1/consultations", &li, &body).await;
+    assert_problem(status, &problem, 422, "validation_failed", Some("consent"));
     // Broken JSON is still malformed, an object still welcome.
     let resp = app
         .http

@@ -41,21 +41,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 }
 
 impl<T: DeserializeOwned> Json<T> {
-    /// Parses a body by the rules above.
+    /// Parses a body by the rules above: 400 `malformed_json` for text that is not JSON, 422
+    /// `validation_failed` naming the field for the rest.
     pub fn from_bytes(bytes: &[u8]) -> ApiResult<Self> {
-        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-        if first.is_some_and(|b| *b != b'{') {
-            // Malformed text is still reported as malformed; well-formed non-objects are refused.
-            if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
-                return Err(ApiError::validation("", "the body must be a JSON object"));
-            }
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::malformed_json(e.to_string()))?;
+        if !value.is_object() {
+            return Err(ApiError::validation("", "the body must be a JSON object"));
         }
-        let axum::Json(value) = axum::Json::<T>::from_bytes(bytes)?;
-        if has_escaped_nul(bytes) {
-            let field = serde_json::from_slice::<Value>(bytes).ok().and_then(|v| nul_field(&v)).unwrap_or_default();
+        if let Some(field) = nul_field(&value) {
             return Err(ApiError::validation(&field, "text must not contain a NUL character"));
         }
-        Ok(Json(value))
+        serde_path_to_error::deserialize(strict::ObjectsAsObjects(&value))
+            .map(Json)
+            .map_err(|e| ApiError::invalid_body(e.to_string()))
     }
 }
 
@@ -70,15 +68,6 @@ fn is_json_content_type(headers: &axum::http::HeaderMap) -> bool {
     let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
     let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
-}
-
-/// Whether JSON text holds the escape `\u0000` (a raw NUL byte is not valid JSON). A
-/// backslash escaped itself (`\\u0000`) is not one.
-fn has_escaped_nul(bytes: &[u8]) -> bool {
-    let pattern = b"\\u0000";
-    bytes.windows(pattern.len()).enumerate().any(|(i, w)| {
-        w == pattern && bytes[..i].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0
-    })
 }
 
 /// The path (`a.b[2].c`) of the first key or string value holding NUL.
@@ -322,6 +311,172 @@ pub fn openapi(docs: &[RouteDoc]) -> Value {
     })
 }
 
+/// A serde `Deserializer` over a parsed JSON value that is serde_json's own except for one
+/// rule: a struct is only ever read from a JSON object. (serde's derived structs also take
+/// an array of their fields in order, so `["A","male","1970-01-01"]` would pass for a patient.)
+mod strict {
+    use serde::de::{self, DeserializeSeed, IntoDeserializer, Unexpected, Visitor};
+    use serde::forward_to_deserialize_any;
+    use serde_json::{Error, Value};
+
+    #[derive(Clone, Copy)]
+    pub struct ObjectsAsObjects<'de>(pub &'de Value);
+
+    fn unexpected(v: &Value) -> Unexpected<'_> {
+        match v {
+            Value::Null => Unexpected::Unit,
+            Value::Bool(b) => Unexpected::Bool(*b),
+            Value::Number(_) => Unexpected::Other("number"),
+            Value::String(s) => Unexpected::Str(s),
+            Value::Array(_) => Unexpected::Seq,
+            Value::Object(_) => Unexpected::Map,
+        }
+    }
+
+    impl<'de> de::Deserializer<'de> for ObjectsAsObjects<'de> {
+        type Error = Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::Null => visitor.visit_unit(),
+                Value::Bool(b) => visitor.visit_bool(*b),
+                Value::Number(n) => de::Deserializer::deserialize_any(n, visitor).map_err(de::Error::custom),
+                Value::String(s) => visitor.visit_borrowed_str(s),
+                Value::Array(items) => visitor.visit_seq(Seq(items.iter())),
+                Value::Object(map) => visitor.visit_map(Map { entries: map.iter(), value: None }),
+            }
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            _fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::Object(map) => visitor.visit_map(Map { entries: map.iter(), value: None }),
+                other => Err(de::Error::invalid_type(unexpected(other), &visitor)),
+            }
+        }
+
+        fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::Null => visitor.visit_none(),
+                _ => visitor.visit_some(self),
+            }
+        }
+
+        fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Error> {
+            visitor.visit_newtype_struct(self)
+        }
+
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            _variants: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::String(s) => visitor.visit_enum(s.as_str().into_deserializer()),
+                Value::Object(map) if map.len() == 1 => {
+                    let (variant, content) = map.iter().next().expect("one entry");
+                    visitor.visit_enum(Enum { variant, content })
+                }
+                other => Err(de::Error::invalid_type(unexpected(other), &"a variant name or an object with one key")),
+            }
+        }
+
+        forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf unit unit_struct seq tuple tuple_struct map identifier ignored_any
+        }
+    }
+
+    struct Seq<'de>(std::slice::Iter<'de, Value>);
+
+    impl<'de> de::SeqAccess<'de> for Seq<'de> {
+        type Error = Error;
+
+        fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Error> {
+            self.0.next().map(|v| seed.deserialize(ObjectsAsObjects(v))).transpose()
+        }
+
+        fn size_hint(&self) -> Option<usize> {
+            Some(self.0.len())
+        }
+    }
+
+    struct Map<'de> {
+        entries: serde_json::map::Iter<'de>,
+        value: Option<&'de Value>,
+    }
+
+    impl<'de> de::MapAccess<'de> for Map<'de> {
+        type Error = Error;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
+            match self.entries.next() {
+                Some((key, value)) => {
+                    self.value = Some(value);
+                    seed.deserialize(de::value::BorrowedStrDeserializer::new(key)).map(Some)
+                }
+                None => Ok(None),
+            }
+        }
+
+        fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
+            let value = self.value.take().ok_or_else(|| de::Error::custom("a value without a key"))?;
+            seed.deserialize(ObjectsAsObjects(value))
+        }
+
+        fn size_hint(&self) -> Option<usize> {
+            Some(self.entries.len())
+        }
+    }
+
+    struct Enum<'de> {
+        variant: &'de str,
+        content: &'de Value,
+    }
+
+    impl<'de> de::EnumAccess<'de> for Enum<'de> {
+        type Error = Error;
+        type Variant = ObjectsAsObjects<'de>;
+
+        fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self::Variant), Error> {
+            let variant = seed.deserialize(de::value::BorrowedStrDeserializer::<Error>::new(self.variant))?;
+            Ok((variant, ObjectsAsObjects(self.content)))
+        }
+    }
+
+    impl<'de> de::VariantAccess<'de> for ObjectsAsObjects<'de> {
+        type Error = Error;
+
+        fn unit_variant(self) -> Result<(), Error> {
+            match self.0 {
+                Value::Null => Ok(()),
+                other => Err(de::Error::invalid_type(unexpected(other), &"a unit variant")),
+            }
+        }
+
+        fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Error> {
+            seed.deserialize(self)
+        }
+
+        fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
+            de::Deserializer::deserialize_seq(self, visitor)
+        }
+
+        fn struct_variant<V: Visitor<'de>>(
+            self,
+            fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            de::Deserializer::deserialize_struct(self, "", fields, visitor)
+        }
+    }
+}
+
 #[cfg(test)]
 mod page_tests {
     use super::*;
@@ -364,9 +519,53 @@ mod page_tests {
         assert_eq!((e.status.as_u16(), e.errors[0].field.as_str()), (422, "name"));
         let e = refused(r#"{"name": "A", "tags": ["x", "\u0000"]}"#);
         assert_eq!(e.errors[0].field, "tags[1]");
+        let e = refused(r#"{"name": ["A"], "tags": []}"#);
+        assert_eq!((e.status.as_u16(), e.errors[0].field.as_str()), (422, "name"));
         assert_eq!(refused(r#"["A", "#).code, "malformed_json");
         let ok = Json::<P>::from_bytes(br#"{"name": "A\\u0000", "tags": []}"#).unwrap();
         assert_eq!(ok.0.name, "A\\u0000");
+    }
+
+    #[test]
+    fn a_nested_object_is_not_taken_from_an_array() {
+        #[derive(Debug, serde::Deserialize, PartialEq)]
+        struct Consent {
+            given_by: String,
+            at: u32,
+        }
+        #[derive(Debug, serde::Deserialize, PartialEq)]
+        #[serde(rename_all = "snake_case")]
+        enum Kind {
+            Leave,
+            Extra { minutes: u32 },
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Request {
+            consent: Consent,
+            others: Vec<Consent>,
+            maybe: Option<Consent>,
+            kind: Kind,
+        }
+        let parse = |body: &str| Json::<Request>::from_bytes(body.as_bytes());
+        let ok = parse(
+            r#"{"consent": {"given_by": "patient", "at": 1}, "others": [{"given_by": "guardian", "at": 2}],
+                "maybe": null, "kind": {"extra": {"minutes": 30}}}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.0.others[0], Consent { given_by: "guardian".into(), at: 2 });
+        assert_eq!(ok.0.kind, Kind::Extra { minutes: 30 });
+        assert_eq!(parse(r#"{"consent": {"given_by": "p", "at": 1}, "others": [], "maybe": null, "kind": "leave"}"#).unwrap().0.kind, Kind::Leave);
+        for (body, field) in [
+            (r#"{"consent": ["patient", 1], "others": [], "maybe": null, "kind": "leave"}"#, "consent"),
+            (r#"{"consent": {"given_by": "p", "at": 1}, "others": [["g", 2]], "maybe": null, "kind": "leave"}"#, "others[0]"),
+            (r#"{"consent": {"given_by": "p", "at": 1}, "others": [], "maybe": ["g", 2], "kind": "leave"}"#, "maybe"),
+            (r#"{"consent": {"given_by": "p", "at": 1}, "others": [], "maybe": null, "kind": {"extra": [30]}}"#, "kind.extra"),
+            (r#"{"consent": {"given_by": "p", "at": -1}, "others": [], "maybe": null, "kind": "leave"}"#, "consent.at"),
+        ] {
+            let e = parse(body).expect_err(body);
+            assert_eq!((e.status.as_u16(), e.code, e.errors[0].field.as_str()), (422, "validation_failed", field), "{body}: {e}");
+        }
     }
 
     #[test]

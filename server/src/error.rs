@@ -90,6 +90,21 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, "Unprocessable content", detail)
     }
 
+    /// 400 `malformed_json`: the body is not JSON text.
+    pub fn malformed_json(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON", detail)
+    }
+
+    /// 422 `validation_failed` from serde's message, which names the field (`consent.at:
+    /// invalid type ...`) and what was wrong with it.
+    pub fn invalid_body(message: String) -> Self {
+        let field = field_from_serde_message(&message);
+        let mut err =
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed", message.clone());
+        err.errors.push(FieldError { field, message });
+        err
+    }
+
     pub fn json_content_type_required() -> Self {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -279,21 +294,10 @@ impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
             JsonRejection::JsonDataError(e) => {
-                // serde's message names the field and what was wrong with it.
-                let msg = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.body_text());
-                let field = field_from_serde_message(&msg);
-                let mut err = ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "validation_failed",
-                    "Validation failed",
-                    msg.clone(),
-                );
-                err.errors.push(FieldError { field, message: msg });
-                err
+                ApiError::invalid_body(std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.body_text()))
             }
             JsonRejection::JsonSyntaxError(e) => {
-                let msg = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.body_text());
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON", msg)
+                ApiError::malformed_json(std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.body_text()))
             }
             JsonRejection::MissingJsonContentType(_) => ApiError::json_content_type_required(),
             JsonRejection::BytesRejection(e) => {
