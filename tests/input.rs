@@ -210,7 +210,13 @@ async fn an_unreachable_database_is_503_with_retry_after(app: &TestApp) {
     let body = json!({"name": "赵四", "sex": "male", "birth_date": "1970-01-01"});
     let (status, problem) = app.post("/api/v1/patients", &li, &body).await;
     assert_problem(status, &problem, 503, "database_unavailable", None);
-    let resp = app.http.post(app.url("/api/v1/auth/login")).json(&json!({"username": "dr.li", "password": "demo-password"})).send().await.unwrap();
+    let resp = app
+        .http
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"username": "dr.li", "password": "demo-password"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 503);
     assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), 503);
 }

@@ -7,8 +7,8 @@ use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::handler::Handler;
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter};
 use axum::Router;
@@ -74,7 +74,9 @@ fn is_json_content_type(headers: &axum::http::HeaderMap) -> bool {
 fn nul_field(v: &Value) -> Option<String> {
     match v {
         Value::String(s) if s.contains('\0') => Some(String::new()),
-        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| nul_field(item).map(|p| join(&format!("[{i}]"), &p))),
+        Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, item)| nul_field(item).map(|p| join(&format!("[{i}]"), &p)))
+        }
         Value::Object(map) => map.iter().find_map(|(k, item)| {
             if k.contains('\0') {
                 Some(k.replace('\0', "\\u0000"))
@@ -366,7 +368,11 @@ mod strict {
             }
         }
 
-        fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Error> {
+        fn deserialize_newtype_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            visitor: V,
+        ) -> Result<V::Value, Error> {
             visitor.visit_newtype_struct(self)
         }
 
@@ -555,16 +561,32 @@ mod page_tests {
         .unwrap();
         assert_eq!(ok.0.others[0], Consent { given_by: "guardian".into(), at: 2 });
         assert_eq!(ok.0.kind, Kind::Extra { minutes: 30 });
-        assert_eq!(parse(r#"{"consent": {"given_by": "p", "at": 1}, "others": [], "maybe": null, "kind": "leave"}"#).unwrap().0.kind, Kind::Leave);
+        assert_eq!(
+            parse(r#"{"consent": {"given_by": "p", "at": 1}, "others": [], "maybe": null, "kind": "leave"}"#)
+                .unwrap()
+                .0
+                .kind,
+            Kind::Leave
+        );
         for (body, field) in [
             (r#"{"consent": ["patient", 1], "others": [], "maybe": null, "kind": "leave"}"#, "consent"),
-            (r#"{"consent": {"given_by": "p", "at": 1}, "others": [["g", 2]], "maybe": null, "kind": "leave"}"#, "others[0]"),
+            (
+                r#"{"consent": {"given_by": "p", "at": 1}, "others": [["g", 2]], "maybe": null, "kind": "leave"}"#,
+                "others[0]",
+            ),
             (r#"{"consent": {"given_by": "p", "at": 1}, "others": [], "maybe": ["g", 2], "kind": "leave"}"#, "maybe"),
-            (r#"{"consent": {"given_by": "p", "at": 1}, "others": [], "maybe": null, "kind": {"extra": [30]}}"#, "kind.extra"),
+            (
+                r#"{"consent": {"given_by": "p", "at": 1}, "others": [], "maybe": null, "kind": {"extra": [30]}}"#,
+                "kind.extra",
+            ),
             (r#"{"consent": {"given_by": "p", "at": -1}, "others": [], "maybe": null, "kind": "leave"}"#, "consent.at"),
         ] {
             let e = parse(body).expect_err(body);
-            assert_eq!((e.status.as_u16(), e.code, e.errors[0].field.as_str()), (422, "validation_failed", field), "{body}: {e}");
+            assert_eq!(
+                (e.status.as_u16(), e.code, e.errors[0].field.as_str()),
+                (422, "validation_failed", field),
+                "{body}: {e}"
+            );
         }
     }
 

@@ -199,10 +199,9 @@ enum DbFailure {
 
 fn classify(e: &sqlx::Error) -> DbFailure {
     match e {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Tls(_) => DbFailure::Unavailable,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed | sqlx::Error::Tls(_) => {
+            DbFailure::Unavailable
+        }
         sqlx::Error::Io(io) if is_storage_full(io) => DbFailure::Full,
         sqlx::Error::Io(_) => DbFailure::Unavailable,
         sqlx::Error::Database(db) => {
@@ -293,12 +292,12 @@ impl From<sqlx::Error> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
-            JsonRejection::JsonDataError(e) => {
-                ApiError::invalid_body(std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.body_text()))
-            }
-            JsonRejection::JsonSyntaxError(e) => {
-                ApiError::malformed_json(std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.body_text()))
-            }
+            JsonRejection::JsonDataError(e) => ApiError::invalid_body(
+                std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.body_text()),
+            ),
+            JsonRejection::JsonSyntaxError(e) => ApiError::malformed_json(
+                std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.body_text()),
+            ),
             JsonRejection::MissingJsonContentType(_) => ApiError::json_content_type_required(),
             JsonRejection::BytesRejection(e) => {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {

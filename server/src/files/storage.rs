@@ -50,6 +50,7 @@ pub struct S3Storage {
 impl Storage {
     /// Bytes this process may still write on the local storage's disk; `None` for object
     /// storage, which has no such figure.
+    #[allow(clippy::useless_conversion, reason = "statvfs field types differ between platforms")]
     pub fn free_bytes(&self) -> Option<u64> {
         match self {
             Storage::Local(l) => nix::sys::statvfs::statvfs(&l.root)
