@@ -4,23 +4,95 @@
 //! query extractors whose rejections become problem+json.
 
 use crate::app::AppState;
-use crate::error::ApiError;
-use axum::extract::FromRequest;
+use crate::error::{ApiError, ApiResult};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::handler::Handler;
+use axum::http::header;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter};
 use axum::Router;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 /// JSON body extractor and response whose rejection is a problem+json [`ApiError`].
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+///
+/// Every JSON body of the API is an object: a top-level array (which serde would otherwise
+/// take as the struct's fields in order) or scalar is refused with 422 `validation_failed`.
+/// Text holding a NUL character (`\u0000`) is refused with 422 `validation_failed` naming
+/// the field, on every backend alike (PostgreSQL cannot store it in text; SQLite could).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json_content_type(req.headers()) {
+            return Err(ApiError::json_content_type_required());
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::from(axum::extract::rejection::JsonRejection::from(e)))?;
+        Self::from_bytes(&bytes)
+    }
+}
+
+impl<T: DeserializeOwned> Json<T> {
+    /// Parses a body by the rules above: 400 `malformed_json` for text that is not JSON, 422
+    /// `validation_failed` naming the field for the rest.
+    pub fn from_bytes(bytes: &[u8]) -> ApiResult<Self> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::malformed_json(e.to_string()))?;
+        if !value.is_object() {
+            return Err(ApiError::validation("", "the body must be a JSON object"));
+        }
+        if let Some(field) = nul_field(&value) {
+            return Err(ApiError::validation(&field, "text must not contain a NUL character"));
+        }
+        serde_path_to_error::deserialize(strict::ObjectsAsObjects(&value))
+            .map(Json)
+            .map_err(|e| ApiError::invalid_body(e.to_string()))
+    }
+}
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// `application/json` or any `application/*+json`, parameters aside.
+fn is_json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// The path (`a.b[2].c`) of the first key or string value holding NUL.
+fn nul_field(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if s.contains('\0') => Some(String::new()),
+        Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, item)| nul_field(item).map(|p| join(&format!("[{i}]"), &p)))
+        }
+        Value::Object(map) => map.iter().find_map(|(k, item)| {
+            if k.contains('\0') {
+                Some(k.replace('\0', "\\u0000"))
+            } else {
+                nul_field(item).map(|p| join(k, &p))
+            }
+        }),
+        _ => None,
+    }
+}
+
+fn join(head: &str, rest: &str) -> String {
+    match rest.chars().next() {
+        None => head.to_string(),
+        Some('[') => format!("{head}{rest}"),
+        Some(_) => format!("{head}.{rest}"),
     }
 }
 
@@ -29,12 +101,34 @@ impl<T: Serialize> IntoResponse for Json<T> {
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct Path<T>(pub T);
 
-/// Query-string extractor whose rejection is a problem+json 400 naming the parameter.
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+/// Query-string extractor whose rejection is a problem+json 400 naming the parameter; a
+/// parameter holding NUL (`%00`) is refused with 422 `validation_failed` as in JSON bodies.
+#[derive(Debug)]
 pub struct Query<T>(pub T);
 
-use axum::extract::FromRequestParts;
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        if let Some(name) = parameter_with_nul(query) {
+            return Err(ApiError::validation(&name, "text must not contain a NUL character"));
+        }
+        let axum::extract::Query(value) = axum::extract::Query::<T>::try_from_uri(&parts.uri)?;
+        Ok(Query(value))
+    }
+}
+
+/// The name of the first query parameter whose name or value decodes to text with NUL.
+fn parameter_with_nul(query: &str) -> Option<String> {
+    if !query.contains("%00") {
+        return None;
+    }
+    query.split('&').find(|pair| pair.contains("%00")).map(|pair| {
+        let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+        name.replace("%00", "")
+    })
+}
 
 /// A page of a list: `{"items": [...], "next": cursor-or-null}`.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -49,10 +143,23 @@ pub const DEFAULT_PAGE_LIMIT: u32 = 50;
 /// The page size a list asked for: [`DEFAULT_PAGE_LIMIT`] when absent, 422
 /// `validation_failed` naming `limit` when outside 1..=`max` (not silently changed, so a
 /// client never takes a shorter page for the whole list).
-pub fn page_limit(limit: Option<u32>, max: u32) -> crate::error::ApiResult<usize> {
+pub fn page_limit(limit: Option<u32>, max: u32) -> ApiResult<usize> {
     match limit.unwrap_or(DEFAULT_PAGE_LIMIT) {
         n if (1..=max).contains(&n) => Ok(n as usize),
-        _ => Err(crate::error::ApiError::validation("limit", format!("must be between 1 and {max}"))),
+        _ => Err(ApiError::validation("limit", format!("must be between 1 and {max}"))),
+    }
+}
+
+/// The position a list continues from: empty (the first page) when absent, else the `next`
+/// of an earlier page, which is always a row id (a UUID); anything else is 422
+/// `validation_failed` naming `cursor`, not a silently empty or restarted list.
+pub fn page_cursor(cursor: Option<String>) -> ApiResult<String> {
+    match cursor {
+        None => Ok(String::new()),
+        Some(c) => match uuid::Uuid::try_parse(&c) {
+            Ok(id) if id.hyphenated().to_string() == c => Ok(c),
+            _ => Err(ApiError::validation("cursor", "not a cursor of this list: pass the `next` of the previous page")),
+        },
     }
 }
 
@@ -112,8 +219,7 @@ impl std::fmt::Debug for RouteDoc {
     }
 }
 
-/// Problems every route may answer: the database unreachable (503) and a request body over
-/// the limit (413, for routes with a body).
+/// Problems every route may answer: the database unreachable (503 `database_unavailable`).
 const ALWAYS: [u16; 1] = [503];
 
 impl RouteDoc {
@@ -142,6 +248,10 @@ impl RouteDoc {
             all.extend([400, 422]);
         }
         all.extend(ALWAYS);
+        if !matches!(self.method, "get" | "head" | "options") {
+            // A write when the disk is full.
+            all.push(507);
+        }
         all.extend(&self.errors);
         all.sort_unstable();
         all.dedup();
@@ -433,6 +543,176 @@ fn problem_schema() -> Value {
     })
 }
 
+/// A serde `Deserializer` over a parsed JSON value that is serde_json's own except for one
+/// rule: a struct is only ever read from a JSON object. (serde's derived structs also take
+/// an array of their fields in order, so `["A","male","1970-01-01"]` would pass for a patient.)
+mod strict {
+    use serde::de::{self, DeserializeSeed, IntoDeserializer, Unexpected, Visitor};
+    use serde::forward_to_deserialize_any;
+    use serde_json::{Error, Value};
+
+    #[derive(Clone, Copy)]
+    pub struct ObjectsAsObjects<'de>(pub &'de Value);
+
+    fn unexpected(v: &Value) -> Unexpected<'_> {
+        match v {
+            Value::Null => Unexpected::Unit,
+            Value::Bool(b) => Unexpected::Bool(*b),
+            Value::Number(_) => Unexpected::Other("number"),
+            Value::String(s) => Unexpected::Str(s),
+            Value::Array(_) => Unexpected::Seq,
+            Value::Object(_) => Unexpected::Map,
+        }
+    }
+
+    impl<'de> de::Deserializer<'de> for ObjectsAsObjects<'de> {
+        type Error = Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::Null => visitor.visit_unit(),
+                Value::Bool(b) => visitor.visit_bool(*b),
+                Value::Number(n) => de::Deserializer::deserialize_any(n, visitor).map_err(de::Error::custom),
+                Value::String(s) => visitor.visit_borrowed_str(s),
+                Value::Array(items) => visitor.visit_seq(Seq(items.iter())),
+                Value::Object(map) => visitor.visit_map(Map { entries: map.iter(), value: None }),
+            }
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            _fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::Object(map) => visitor.visit_map(Map { entries: map.iter(), value: None }),
+                other => Err(de::Error::invalid_type(unexpected(other), &visitor)),
+            }
+        }
+
+        fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::Null => visitor.visit_none(),
+                _ => visitor.visit_some(self),
+            }
+        }
+
+        fn deserialize_newtype_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            visitor.visit_newtype_struct(self)
+        }
+
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            _variants: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::String(s) => visitor.visit_enum(s.as_str().into_deserializer()),
+                Value::Object(map) if map.len() == 1 => {
+                    let (variant, content) = map.iter().next().expect("one entry");
+                    visitor.visit_enum(Enum { variant, content })
+                }
+                other => Err(de::Error::invalid_type(unexpected(other), &"a variant name or an object with one key")),
+            }
+        }
+
+        forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf unit unit_struct seq tuple tuple_struct map identifier ignored_any
+        }
+    }
+
+    struct Seq<'de>(std::slice::Iter<'de, Value>);
+
+    impl<'de> de::SeqAccess<'de> for Seq<'de> {
+        type Error = Error;
+
+        fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Error> {
+            self.0.next().map(|v| seed.deserialize(ObjectsAsObjects(v))).transpose()
+        }
+
+        fn size_hint(&self) -> Option<usize> {
+            Some(self.0.len())
+        }
+    }
+
+    struct Map<'de> {
+        entries: serde_json::map::Iter<'de>,
+        value: Option<&'de Value>,
+    }
+
+    impl<'de> de::MapAccess<'de> for Map<'de> {
+        type Error = Error;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
+            match self.entries.next() {
+                Some((key, value)) => {
+                    self.value = Some(value);
+                    seed.deserialize(de::value::BorrowedStrDeserializer::new(key)).map(Some)
+                }
+                None => Ok(None),
+            }
+        }
+
+        fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
+            let value = self.value.take().ok_or_else(|| de::Error::custom("a value without a key"))?;
+            seed.deserialize(ObjectsAsObjects(value))
+        }
+
+        fn size_hint(&self) -> Option<usize> {
+            Some(self.entries.len())
+        }
+    }
+
+    struct Enum<'de> {
+        variant: &'de str,
+        content: &'de Value,
+    }
+
+    impl<'de> de::EnumAccess<'de> for Enum<'de> {
+        type Error = Error;
+        type Variant = ObjectsAsObjects<'de>;
+
+        fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self::Variant), Error> {
+            let variant = seed.deserialize(de::value::BorrowedStrDeserializer::<Error>::new(self.variant))?;
+            Ok((variant, ObjectsAsObjects(self.content)))
+        }
+    }
+
+    impl<'de> de::VariantAccess<'de> for ObjectsAsObjects<'de> {
+        type Error = Error;
+
+        fn unit_variant(self) -> Result<(), Error> {
+            match self.0 {
+                Value::Null => Ok(()),
+                other => Err(de::Error::invalid_type(unexpected(other), &"a unit variant")),
+            }
+        }
+
+        fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Error> {
+            seed.deserialize(self)
+        }
+
+        fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
+            de::Deserializer::deserialize_seq(self, visitor)
+        }
+
+        fn struct_variant<V: Visitor<'de>>(
+            self,
+            fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            de::Deserializer::deserialize_struct(self, "", fields, visitor)
+        }
+    }
+}
+
 #[cfg(test)]
 mod page_tests {
     use super::*;
@@ -447,6 +727,103 @@ mod page_tests {
             assert_eq!((e.status.as_u16(), e.code), (422, "validation_failed"));
             assert_eq!(e.errors[0].field, "limit");
         }
+    }
+
+    #[test]
+    fn a_cursor_is_absent_or_a_row_id() {
+        assert_eq!(page_cursor(None).unwrap(), "");
+        let id = "0192f0c4-7b1e-7cc3-a000-0123456789ab";
+        assert_eq!(page_cursor(Some(id.into())).unwrap(), id);
+        for bad in ["", "garbage", "0192F0C4-7B1E-7CC3-A000-0123456789AB", "' OR 1=1 --"] {
+            let e = page_cursor(Some(bad.into())).unwrap_err();
+            assert_eq!((e.status.as_u16(), e.errors[0].field.as_str()), (422, "cursor"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bodies_are_objects_without_nul() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct P {
+            name: String,
+            tags: Vec<String>,
+        }
+        let refused = |body: &str| Json::<P>::from_bytes(body.as_bytes()).expect_err(body);
+        let e = refused(r#" ["A", ["x"]]"#);
+        assert_eq!((e.status.as_u16(), e.code), (422, "validation_failed"));
+        let e = refused(r#"{"name": "A\u0000", "tags": []}"#);
+        assert_eq!((e.status.as_u16(), e.errors[0].field.as_str()), (422, "name"));
+        let e = refused(r#"{"name": "A", "tags": ["x", "\u0000"]}"#);
+        assert_eq!(e.errors[0].field, "tags[1]");
+        let e = refused(r#"{"name": ["A"], "tags": []}"#);
+        assert_eq!((e.status.as_u16(), e.errors[0].field.as_str()), (422, "name"));
+        assert_eq!(refused(r#"["A", "#).code, "malformed_json");
+        let ok = Json::<P>::from_bytes(br#"{"name": "A\\u0000", "tags": []}"#).unwrap();
+        assert_eq!(ok.0.name, "A\\u0000");
+    }
+
+    #[test]
+    fn a_nested_object_is_not_taken_from_an_array() {
+        #[derive(Debug, serde::Deserialize, PartialEq)]
+        struct Consent {
+            given_by: String,
+            at: u32,
+        }
+        #[derive(Debug, serde::Deserialize, PartialEq)]
+        #[serde(rename_all = "snake_case")]
+        enum Kind {
+            Leave,
+            Extra { minutes: u32 },
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Request {
+            consent: Consent,
+            others: Vec<Consent>,
+            maybe: Option<Consent>,
+            kind: Kind,
+        }
+        let parse = |body: &str| Json::<Request>::from_bytes(body.as_bytes());
+        let ok = parse(
+            r#"{"consent": {"given_by": "patient", "at": 1}, "others": [{"given_by": "guardian", "at": 2}],
+                "maybe": null, "kind": {"extra": {"minutes": 30}}}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.0.others[0], Consent { given_by: "guardian".into(), at: 2 });
+        assert_eq!(ok.0.kind, Kind::Extra { minutes: 30 });
+        assert_eq!(
+            parse(r#"{"consent": {"given_by": "p", "at": 1}, "others": [], "maybe": null, "kind": "leave"}"#)
+                .unwrap()
+                .0
+                .kind,
+            Kind::Leave
+        );
+        for (body, field) in [
+            (r#"{"consent": ["patient", 1], "others": [], "maybe": null, "kind": "leave"}"#, "consent"),
+            (
+                r#"{"consent": {"given_by": "p", "at": 1}, "others": [["g", 2]], "maybe": null, "kind": "leave"}"#,
+                "others[0]",
+            ),
+            (r#"{"consent": {"given_by": "p", "at": 1}, "others": [], "maybe": ["g", 2], "kind": "leave"}"#, "maybe"),
+            (
+                r#"{"consent": {"given_by": "p", "at": 1}, "others": [], "maybe": null, "kind": {"extra": [30]}}"#,
+                "kind.extra",
+            ),
+            (r#"{"consent": {"given_by": "p", "at": -1}, "others": [], "maybe": null, "kind": "leave"}"#, "consent.at"),
+        ] {
+            let e = parse(body).expect_err(body);
+            assert_eq!(
+                (e.status.as_u16(), e.code, e.errors[0].field.as_str()),
+                (422, "validation_failed", field),
+                "{body}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn query_parameters_with_nul_are_named() {
+        assert_eq!(parameter_with_nul("q=a&limit=2"), None);
+        assert_eq!(parameter_with_nul("limit=2&q=a%00b").as_deref(), Some("q"));
     }
 
     #[test]

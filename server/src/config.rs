@@ -46,6 +46,9 @@ pub struct Config {
     pub signaling_max_participants: usize,
     /// Messages per second one signaling connection may send (bursts of twice that).
     pub signaling_messages_per_second: u32,
+    /// How far ahead an appointment may be booked, and an availability exception start, in
+    /// days; further ahead: 422 `beyond_booking_horizon`.
+    pub booking_horizon_days: u32,
     /// Network checks the server runs at once (each one a server-side WebRTC peer).
     pub netcheck_max_sessions: usize,
     /// A network check session is closed this long after it started.
@@ -59,6 +62,9 @@ pub struct Config {
     pub files_backend: String,
     /// Largest file accepted by an upload, in bytes.
     pub files_max_upload_bytes: u64,
+    /// Room kept free on the local file storage's disk: a resumable upload whose declared
+    /// length does not fit in the free space minus this is refused at creation (507).
+    pub files_reserve_bytes: u64,
     /// An unfinished resumable upload expires this long after its last activity.
     pub files_upload_expiry_secs: u64,
     /// S3-compatible endpoint URL (empty: AWS); `http://` endpoints are allowed.
@@ -90,12 +96,14 @@ impl Default for Config {
             turn_ttl_secs: 3600,
             signaling_max_participants: 8,
             signaling_messages_per_second: 50,
+            booking_horizon_days: 365,
             netcheck_max_sessions: 8,
             netcheck_session_secs: 60,
             nats_url: String::new(),
             demo: false,
             files_backend: "local".into(),
             files_max_upload_bytes: 2 * 1024 * 1024 * 1024,
+            files_reserve_bytes: 64 * 1024 * 1024,
             files_upload_expiry_secs: 24 * 3600,
             s3_endpoint: String::new(),
             s3_bucket: String::new(),
@@ -192,6 +200,9 @@ impl Config {
         if self.turn_ttl_secs == 0 {
             return Err(ConfigError::Invalid("turn_ttl_secs must be positive".into()));
         }
+        if self.booking_horizon_days == 0 {
+            return Err(ConfigError::Invalid("booking_horizon_days must be positive".into()));
+        }
         if self.netcheck_session_secs == 0 {
             return Err(ConfigError::Invalid("netcheck_session_secs must be positive".into()));
         }
@@ -258,6 +269,7 @@ impl std::fmt::Display for Config {
             "signaling: {} participants per room, {} messages/s per connection",
             self.signaling_max_participants, self.signaling_messages_per_second
         )?;
+        writeln!(f, "booking_horizon_days = {}", self.booking_horizon_days)?;
         writeln!(
             f,
             "netcheck: {} sessions at once, {} s each",
@@ -271,6 +283,7 @@ impl std::fmt::Display for Config {
         writeln!(f, "files_backend = {}", self.files_backend)?;
         writeln!(f, "files_max_upload_bytes = {}", self.files_max_upload_bytes)?;
         writeln!(f, "files_upload_expiry_secs = {}", self.files_upload_expiry_secs)?;
+        writeln!(f, "files_reserve_bytes = {}", self.files_reserve_bytes)?;
         if self.files_backend == "s3" {
             writeln!(f, "s3 = {} bucket {} region {}", self.s3_endpoint, self.s3_bucket, self.s3_region)?;
             writeln!(f, "s3_secret_access_key = {}", redact_secret(&self.s3_secret_access_key))?;

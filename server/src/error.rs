@@ -16,16 +16,19 @@ pub const CODES: &[&str] = &[
     "already_declined",
     "already_exists",
     "already_signed",
+    "beyond_booking_horizon",
     "bad_body",
     "checksum_algorithm_unsupported",
     "checksum_mismatch",
     "consent_required",
     "consultation_not_live",
+    "database_unavailable",
     "day_full",
     "empty_file",
     "exceeds_upload_length",
     "expert_not_assigned",
     "forbidden",
+    "insufficient_storage",
     "internal_error",
     "invalid_checksum",
     "invalid_credentials",
@@ -93,7 +96,7 @@ pub struct ApiError {
     pub detail: String,
     /// Field-level messages for validation problems.
     pub errors: Vec<FieldError>,
-    /// Seconds to wait before retrying (429).
+    /// Seconds to wait before retrying (429, 503 `database_unavailable`).
     pub retry_after: Option<u64>,
 }
 
@@ -168,6 +171,30 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, "Unprocessable content", detail)
     }
 
+    /// 400 `malformed_json`: the body is not JSON text.
+    pub fn malformed_json(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON", detail)
+    }
+
+    /// 422 `validation_failed` from serde's message, which names the field (`consent.at:
+    /// invalid type ...`) and what was wrong with it.
+    pub fn invalid_body(message: String) -> Self {
+        let field = field_from_serde_message(&message);
+        let mut err =
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed", message.clone());
+        err.errors.push(FieldError { field, message });
+        err
+    }
+
+    pub fn json_content_type_required() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Unsupported media type",
+            "expected a body with Content-Type: application/json",
+        )
+    }
+
     pub fn rate_limited(retry_after: u64) -> Self {
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -191,6 +218,94 @@ impl ApiError {
 
     pub fn service_unavailable(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", detail)
+    }
+
+    /// 503 `database_unavailable`: the database cannot be reached now; the request may be
+    /// repeated after [`DATABASE_RETRY_AFTER_SECS`].
+    pub fn database_unavailable(detail: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %detail, "database unavailable");
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "Service unavailable",
+            "the database cannot be reached; try again shortly",
+        );
+        e.retry_after = Some(DATABASE_RETRY_AFTER_SECS);
+        e
+    }
+
+    /// 507 `insufficient_storage`: the server's disk (database or file storage) is full.
+    pub fn insufficient_storage(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "storage full");
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient_storage",
+            "Insufficient storage",
+            "the server has no room left to store this",
+        )
+    }
+
+    /// The one mapping of an I/O failure: a full disk or quota is 507, anything else 500.
+    pub fn from_io(context: &str, e: std::io::Error) -> Self {
+        if is_storage_full(&e) {
+            Self::insufficient_storage(format!("{context}: {e}"))
+        } else {
+            Self::internal(format!("{context}: {e}"))
+        }
+    }
+}
+
+/// Seconds a client is told to wait when the database is unreachable.
+pub const DATABASE_RETRY_AFTER_SECS: u64 = 5;
+
+/// ENOSPC or EDQUOT, however wrapped.
+pub fn is_storage_full(e: &std::io::Error) -> bool {
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+        || matches!(e.raw_os_error(), Some(ENOSPC | EDQUOT))
+        || e.get_ref().and_then(|inner| inner.downcast_ref::<std::io::Error>()).is_some_and(is_storage_full)
+}
+
+/// What a database failure means for the caller, from the error's kind and SQLSTATE
+/// (PostgreSQL) or result code (SQLite).
+#[derive(Debug, PartialEq, Eq)]
+enum DbFailure {
+    /// The database cannot be reached or is refusing work for now.
+    Unavailable,
+    /// The database's disk is full.
+    Full,
+    Other,
+}
+
+fn classify(e: &sqlx::Error) -> DbFailure {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed | sqlx::Error::Tls(_) => {
+            DbFailure::Unavailable
+        }
+        sqlx::Error::Io(io) if is_storage_full(io) => DbFailure::Full,
+        sqlx::Error::Io(_) => DbFailure::Unavailable,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // Primary result codes: 5 BUSY, 6 LOCKED, 10 IOERR, 13 FULL, 14 CANTOPEN.
+                match code.parse::<i32>().map(|c| c & 0xff) {
+                    Ok(13) => DbFailure::Full,
+                    Ok(5 | 6 | 10 | 14) => DbFailure::Unavailable,
+                    _ => DbFailure::Other,
+                }
+            } else {
+                // SQLSTATE: 08 connection exceptions; 53100 disk full, 53300 too many
+                // connections; 57P01-57P03 shut down or starting; 3D000 the database is gone.
+                match code.as_ref() {
+                    "53100" => DbFailure::Full,
+                    c if c.starts_with("08") => DbFailure::Unavailable,
+                    "53300" | "57P01" | "57P02" | "57P03" | "3D000" => DbFailure::Unavailable,
+                    _ => DbFailure::Other,
+                }
+            }
+        }
+        _ => DbFailure::Other,
     }
 }
 
@@ -231,6 +346,11 @@ impl IntoResponse for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
+        match classify(&e) {
+            DbFailure::Unavailable => return ApiError::database_unavailable(e),
+            DbFailure::Full => return ApiError::insufficient_storage(e),
+            DbFailure::Other => {}
+        }
         if let sqlx::Error::Database(db) = &e {
             if db.is_unique_violation() {
                 return ApiError::conflict("already_exists", "a record with these values already exists");
@@ -253,29 +373,13 @@ impl From<sqlx::Error> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
-            JsonRejection::JsonDataError(e) => {
-                // serde's message names the field and what was wrong with it.
-                let msg = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.body_text());
-                let field = field_from_serde_message(&msg);
-                let mut err = ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "validation_failed",
-                    "Validation failed",
-                    msg.clone(),
-                );
-                err.errors.push(FieldError { field, message: msg });
-                err
-            }
-            JsonRejection::JsonSyntaxError(e) => {
-                let msg = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.body_text());
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON", msg)
-            }
-            JsonRejection::MissingJsonContentType(_) => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "Unsupported media type",
-                "expected a body with Content-Type: application/json",
+            JsonRejection::JsonDataError(e) => ApiError::invalid_body(
+                std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.body_text()),
             ),
+            JsonRejection::JsonSyntaxError(e) => ApiError::malformed_json(
+                std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.body_text()),
+            ),
+            JsonRejection::MissingJsonContentType(_) => ApiError::json_content_type_required(),
             JsonRejection::BytesRejection(e) => {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::new(
@@ -357,6 +461,22 @@ mod tests {
         assert_eq!(refused("limit=lots"), (StatusCode::BAD_REQUEST, "invalid_query", "limit".to_string()));
         assert_eq!(refused("limit=-1").2, "limit");
         assert_eq!(refused("limit=2&page=2").2, "page");
+    }
+
+    #[test]
+    fn unreachable_and_full_databases_and_disks_are_told_apart() {
+        let e = ApiError::from(sqlx::Error::PoolTimedOut);
+        assert_eq!((e.status.as_u16(), e.code, e.retry_after), (503, "database_unavailable", Some(5)));
+        assert_eq!(ApiError::from(sqlx::Error::PoolClosed).code, "database_unavailable");
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(ApiError::from(sqlx::Error::Io(reset)).code, "database_unavailable");
+        let full = std::io::Error::from_raw_os_error(28);
+        assert_eq!(ApiError::from(sqlx::Error::Io(full)).status.as_u16(), 507);
+        let wrapped = std::io::Error::other(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        let e = ApiError::from_io("file storage", wrapped);
+        assert_eq!((e.status.as_u16(), e.code), (507, "insufficient_storage"));
+        assert_eq!(ApiError::from_io("file storage", std::io::Error::other("bad")).status.as_u16(), 500);
+        assert_eq!(ApiError::from(sqlx::Error::RowNotFound).status.as_u16(), 500);
     }
 
     #[tokio::test]

@@ -179,9 +179,9 @@ pub struct AuditFilter {
     pub patient_id: Option<String>,
     pub actor_id: Option<String>,
     /// RFC 3339 lower bound (inclusive).
-    pub from: Option<chrono::DateTime<chrono::FixedOffset>>,
+    pub from: Option<crate::db::ClientTime>,
     /// RFC 3339 upper bound (exclusive).
-    pub to: Option<chrono::DateTime<chrono::FixedOffset>>,
+    pub to: Option<crate::db::ClientTime>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
@@ -228,7 +228,7 @@ async fn list(
     .bind(f.actor_id.unwrap_or_default())
     .bind(from)
     .bind(to)
-    .bind(f.cursor.unwrap_or_default())
+    .bind(crate::api::page_cursor(f.cursor)?)
     .bind(limit + 1)
     .fetch_all(&state.db.pool)
     .await?;

@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::notifications::{self, Notice};
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Duration, FixedOffset, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
@@ -43,7 +43,7 @@ pub struct ConsentInput {
     pub guardian_name: String,
     /// `written` or `recorded_verbal`.
     pub method: String,
-    pub at: DateTime<FixedOffset>,
+    pub at: crate::db::ClientTime,
 }
 
 fn default_true() -> bool {
@@ -433,9 +433,9 @@ pub struct ListFilter {
     pub mode: Option<Mode>,
     pub urgency: Option<Urgency>,
     /// Created at or after (RFC 3339).
-    pub from: Option<DateTime<FixedOffset>>,
+    pub from: Option<crate::db::ClientTime>,
     /// Created before (RFC 3339).
-    pub to: Option<DateTime<FixedOffset>>,
+    pub to: Option<crate::db::ClientTime>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
@@ -459,7 +459,7 @@ async fn list(
         .bind(f.urgency.map(|s| s.as_str()).unwrap_or(""))
         .bind(f.from.map(|t| ts(t.into())).unwrap_or_default())
         .bind(f.to.map(|t| ts(t.into())).unwrap_or_else(|| "9999".into()))
-        .bind(f.cursor.unwrap_or_default())
+        .bind(crate::api::page_cursor(f.cursor)?)
         .bind(limit as i64 + 1)
         .fetch_all(&state.db.pool)
         .await?;

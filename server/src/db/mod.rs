@@ -160,9 +160,108 @@ pub fn now_ts() -> String {
     ts(Utc::now())
 }
 
+/// Years a client-sent time may fall in: four digits, so that [`ts`] stays fixed-width and
+/// stored times sort and round-trip as text on both databases.
+pub const CLIENT_YEARS: std::ops::RangeInclusive<i32> = 1900..=9999;
+
+/// A point in time sent by a client (RFC 3339 with an offset) that the server may store: the
+/// one checked conversion every such time passes through. Its UTC year is within
+/// [`CLIENT_YEARS`]; anything else (`+99999-01-01T09:00:00+08:00`) is refused where it is
+/// deserialised, as 422 `validation_failed` naming the field in a JSON body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct ClientTime(DateTime<chrono::FixedOffset>);
+
+impl ClientTime {
+    pub fn parse(text: &str) -> Result<ClientTime, String> {
+        use chrono::Datelike;
+        let t = text
+            .parse::<DateTime<chrono::FixedOffset>>()
+            .map_err(|e| format!("not an RFC 3339 time with an offset ({e})"))?;
+        if CLIENT_YEARS.contains(&t.year()) && CLIENT_YEARS.contains(&t.with_timezone(&Utc).year()) {
+            Ok(ClientTime(t))
+        } else {
+            Err(format!("the year must be between {} and {} (UTC)", CLIENT_YEARS.start(), CLIENT_YEARS.end()))
+        }
+    }
+
+    pub fn utc(self) -> DateTime<Utc> {
+        self.0.with_timezone(&Utc)
+    }
+}
+
+impl From<ClientTime> for DateTime<Utc> {
+    fn from(t: ClientTime) -> Self {
+        t.utc()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ClientTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<str>::deserialize(d)?;
+        ClientTime::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for ClientTime {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ClientTime".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "format": "date-time", "description": "RFC 3339 with an offset; its UTC year within 1900-9999"})
+    }
+}
+
+/// A calendar date sent by a client (`YYYY-MM-DD`) that the server may store, with its year
+/// within [`CLIENT_YEARS`] like [`ClientTime`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ClientDate(chrono::NaiveDate);
+
+impl ClientDate {
+    pub fn parse(text: &str) -> Result<ClientDate, String> {
+        use chrono::Datelike;
+        let d = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| "a date as YYYY-MM-DD".to_string())?;
+        if text.len() == 10 && CLIENT_YEARS.contains(&d.year()) {
+            Ok(ClientDate(d))
+        } else {
+            Err(format!("a date as YYYY-MM-DD between {} and {}", CLIENT_YEARS.start(), CLIENT_YEARS.end()))
+        }
+    }
+
+    pub fn date(self) -> chrono::NaiveDate {
+        self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ClientDate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<str>::deserialize(d)?;
+        ClientDate::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Parses a stored timestamp; stored values are always written by [`ts`].
 pub fn parse_ts(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+impl schemars::JsonSchema for ClientDate {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ClientDate".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "format": "date", "description": "YYYY-MM-DD; its year within 1900-9999"})
+    }
 }
 
 #[cfg(test)]
@@ -176,6 +275,19 @@ mod tests {
         assert!(a < b);
         assert_eq!(a.len(), b.len());
         assert_eq!(parse_ts(&b), "2026-03-29T01:00:00Z".parse::<DateTime<Utc>>().unwrap());
+    }
+
+    #[test]
+    fn client_times_have_four_digit_utc_years() {
+        let t = ClientTime::parse("2026-11-24T09:00:00+08:00").unwrap();
+        assert_eq!(ts(t.utc()), "2026-11-24T01:00:00.000000Z");
+        assert_eq!(parse_ts(&ts(t.utc())), t.utc());
+        for bad in ["+99999-01-01T09:00:00+08:00", "1899-12-31T23:59:59Z", "9999-12-31T23:00:00-05:00", "soon"] {
+            assert!(ClientTime::parse(bad).is_err(), "{bad}");
+        }
+        let last = ClientTime::parse("9999-12-31T23:59:59Z").unwrap();
+        assert_eq!(ts(last.utc()).len(), ts(t.utc()).len());
+        assert!(ts(t.utc()) < ts(last.utc()));
     }
 
     #[test]

@@ -41,6 +41,8 @@ const ZIP_CLASSIFY_BYTES: u64 = 64 * 1024 * 1024;
 pub struct Files {
     pub storage: Storage,
     pub max_upload_bytes: u64,
+    /// Bytes kept free on the local storage's disk (`files_reserve_bytes`).
+    pub reserve_bytes: u64,
     pub upload_expiry: Duration,
     /// Running SHA-256 of resumable uploads by id, with the offset it has seen up to. Lost
     /// on restart (or on another instance): completion then hashes the stored parts.
@@ -52,9 +54,20 @@ impl Files {
         Ok(Files {
             storage: Storage::from_config(config)?,
             max_upload_bytes: config.files_max_upload_bytes,
+            reserve_bytes: config.files_reserve_bytes,
             upload_expiry: Duration::from_secs(config.files_upload_expiry_secs.max(1)),
             hashers: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Refuses, with 507 `insufficient_storage`, an upload of `length` bytes that would not
+    /// leave `reserve_bytes` free on the storage's disk.
+    pub fn check_room(&self, length: u64) -> ApiResult<()> {
+        if fits(length, self.storage.free_bytes(), self.reserve_bytes) {
+            Ok(())
+        } else {
+            Err(ApiError::insufficient_storage(format!("an upload of {length} bytes does not fit on the file storage")))
+        }
     }
 
     fn take_hasher(&self, upload: &str, offset: u64) -> Option<Sha256> {
@@ -194,8 +207,14 @@ pub fn unsupported_kind() -> ApiError {
     )
 }
 
+/// Whether `length` bytes fit in `free` bytes (unknown: they do) while `reserve` stays free.
+pub fn fits(length: u64, free: Option<u64>, reserve: u64) -> bool {
+    free.is_none_or(|free| length <= free.saturating_sub(reserve))
+}
+
+/// A file storage failure: 507 `insufficient_storage` when the disk is full, else 500.
 pub fn storage_error(e: std::io::Error) -> ApiError {
-    ApiError::internal(format!("file storage: {e}"))
+    ApiError::from_io("file storage", e)
 }
 
 /// Classifies stored bytes and records them as a file of the consultation, with its DICOM
@@ -399,4 +418,17 @@ pub fn new_file_key() -> (String, String) {
     let id = new_id();
     let key = format!("files/{id}");
     (id, key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fits;
+
+    #[test]
+    fn an_upload_fits_in_the_free_space_less_the_reserve() {
+        assert!(fits(100, Some(1000), 900));
+        assert!(!fits(101, Some(1000), 900));
+        assert!(!fits(1, Some(10), 64));
+        assert!(fits(u64::MAX, None, 64), "object storage has no free-space figure");
+    }
 }

@@ -144,7 +144,7 @@ async fn list(
         "SELECT {FILE_COLUMNS} FROM files WHERE consultation_id = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3"
     ))
     .bind(&consultation_id)
-    .bind(q.cursor.unwrap_or_default())
+    .bind(crate::api::page_cursor(q.cursor)?)
     .bind(limit as i64 + 1)
     .fetch_all(&state.db.pool)
     .await?;

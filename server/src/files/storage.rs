@@ -48,6 +48,18 @@ pub struct S3Storage {
 }
 
 impl Storage {
+    /// Bytes this process may still write on the local storage's disk; `None` for object
+    /// storage, which has no such figure.
+    #[allow(clippy::useless_conversion, reason = "statvfs field types differ between platforms")]
+    pub fn free_bytes(&self) -> Option<u64> {
+        match self {
+            Storage::Local(l) => nix::sys::statvfs::statvfs(&l.root)
+                .ok()
+                .map(|s| u64::from(s.blocks_available()).saturating_mul(u64::from(s.fragment_size()))),
+            Storage::S3(_) => None,
+        }
+    }
+
     /// The backend the configuration names (`files_backend = "local"` or `"s3"`).
     pub fn from_config(config: &Config) -> anyhow::Result<Storage> {
         match config.files_backend.as_str() {

@@ -298,6 +298,7 @@ async fn create(
             if length == 0 {
                 return Err(ApiError::unprocessable("empty_file", "the uploaded file is empty"));
             }
+            state.files.check_room(length)?;
             let raw_metadata = headers.get("upload-metadata").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
             let metadata = parse_metadata(&raw_metadata).map_err(|m| ApiError::bad_request("invalid_metadata", m))?;
             let name =

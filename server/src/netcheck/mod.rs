@@ -237,7 +237,7 @@ async fn list_results(
     ))
     .bind(&user.org)
     .bind(f.organisation_id.unwrap_or_default())
-    .bind(f.cursor.unwrap_or_default())
+    .bind(crate::api::page_cursor(f.cursor)?)
     .bind(limit + 1)
     .fetch_all(&state.db.pool)
     .await?;

@@ -255,7 +255,7 @@ async fn inbox(
     )
     .bind(&user.id)
     .bind(i64::from(f.unread.unwrap_or(false)))
-    .bind(f.cursor.unwrap_or_default())
+    .bind(crate::api::page_cursor(f.cursor)?)
     .bind(limit as i64 + 1)
     .fetch_all(&state.db.pool)
     .await?;

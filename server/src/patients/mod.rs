@@ -138,7 +138,7 @@ async fn list(
         .bind(&user.id)
         .bind(&user.org)
         .bind(q.unwrap_or_default())
-        .bind(f.cursor.unwrap_or_default())
+        .bind(crate::api::page_cursor(f.cursor)?)
         .bind(limit as i64 + 1)
         .fetch_all(&state.db.pool)
         .await?;

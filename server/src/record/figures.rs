@@ -8,7 +8,6 @@ use crate::auth::{AuthUser, Role};
 use crate::db::{parse_ts, ts};
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
-use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -25,8 +24,8 @@ pub fn median(mut xs: Vec<f64>) -> Option<f64> {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FigureQuery {
-    pub from: Option<DateTime<FixedOffset>>,
-    pub to: Option<DateTime<FixedOffset>>,
+    pub from: Option<crate::db::ClientTime>,
+    pub to: Option<crate::db::ClientTime>,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]

@@ -33,7 +33,7 @@ pub struct NewPlan {
     pub visits: u32,
     /// First visit is one interval after this date (default today).
     #[serde(default)]
-    pub start_date: Option<NaiveDate>,
+    pub start_date: Option<crate::db::ClientDate>,
     #[serde(default)]
     pub instructions: String,
 }
@@ -92,7 +92,7 @@ pub async fn create_plan(
     .bind(&now)
     .execute(&mut *conn)
     .await?;
-    let start = p.start_date.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let start = p.start_date.map(crate::db::ClientDate::date).unwrap_or_else(|| chrono::Utc::now().date_naive());
     for (i, due) in visit_dates(start, p.interval_weeks, p.visits).into_iter().enumerate() {
         sqlx::query("INSERT INTO follow_up_visits (id, plan_id, seq, due_date, status, updated_at) VALUES ($1, $2, $3, $4, 'planned', $5)")
             .bind(new_id())
@@ -189,7 +189,7 @@ pub async fn list_visits(
 #[serde(deny_unknown_fields)]
 pub struct VisitPatch {
     /// Move the visit.
-    pub due_date: Option<NaiveDate>,
+    pub due_date: Option<crate::db::ClientDate>,
     /// `done` or `closed`.
     pub status: Option<String>,
     pub note: Option<String>,
@@ -218,7 +218,7 @@ pub async fn patch_visit(
     sqlx::query(
         "UPDATE follow_up_visits SET due_date = COALESCE($1, due_date), status = COALESCE($2, status), note = COALESCE($3, note), updated_by = $4, updated_at = $5 WHERE id = $6",
     )
-    .bind(p.due_date.map(|d| d.format("%Y-%m-%d").to_string()))
+    .bind(p.due_date.map(|d| d.date().format("%Y-%m-%d").to_string()))
     .bind(p.status)
     .bind(p.note)
     .bind(&user.id)

@@ -18,7 +18,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::notifications::{self, Notice};
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 
 /// Which status a referral may move to from which, by whom: pure.
@@ -388,7 +387,7 @@ pub struct ActionBody {
     pub reason: Option<String>,
     /// On accept: the appointment offered at the hospital.
     #[serde(default)]
-    pub appointment_at: Option<DateTime<FixedOffset>>,
+    pub appointment_at: Option<crate::db::ClientTime>,
 }
 
 async fn act(

@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::notifications::{self, Notice};
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Duration, FixedOffset, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -97,7 +97,7 @@ pub async fn of_consultation(state: &AppState, consultation_id: &str) -> ApiResu
 pub struct BookBody {
     pub consultation_id: String,
     pub expert_id: String,
-    pub start: DateTime<FixedOffset>,
+    pub start: crate::db::ClientTime,
 }
 
 /// Books `start` of the expert's schedule for the consultation, atomically; when
@@ -233,7 +233,8 @@ async fn book(
     if !(c.requested_by == user.id || user.id == b.expert_id || user.role.is_manager()) {
         return Err(ApiError::forbidden("the requesting doctor, the expert or a coordinator books appointments"));
     }
-    let id = book_slot(&state, &user, &c, &b.expert_id, b.start.into(), None).await?;
+    let start = super::within_horizon(&state.config, "start", b.start.into())?;
+    let id = book_slot(&state, &user, &c, &b.expert_id, start, None).await?;
     let view = load_appointment(&state, &id).await?.ok_or_else(|| ApiError::internal("booked appointment vanished"))?;
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -255,7 +256,7 @@ async fn appointment_for(
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RescheduleBody {
-    pub start: DateTime<FixedOffset>,
+    pub start: crate::db::ClientTime,
     pub reason: String,
 }
 
@@ -267,10 +268,11 @@ async fn reschedule(
 ) -> ApiResult<Json<AppointmentView>> {
     let reason = Reason::parse(&b.reason).map_err(|e| ApiError::validation("reason", e.to_string()))?;
     let (a, c) = appointment_for(&state, &user, &id, "reschedule").await?;
+    let start = super::within_horizon(&state.config, "start", b.start.into())?;
     if a.status != "booked" {
         return Err(ApiError::conflict("invalid_transition", format!("the appointment is {}", a.status)));
     }
-    let new_id = book_slot(&state, &user, &c, &a.expert_id, b.start.into(), Some((&a.id, &reason))).await?;
+    let new_id = book_slot(&state, &user, &c, &a.expert_id, start, Some((&a.id, &reason))).await?;
     load_appointment(&state, &new_id)
         .await?
         .map(Json)
@@ -385,8 +387,8 @@ async fn no_show(
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppointmentFilter {
-    pub from: Option<DateTime<FixedOffset>>,
-    pub to: Option<DateTime<FixedOffset>>,
+    pub from: Option<crate::db::ClientTime>,
+    pub to: Option<crate::db::ClientTime>,
     pub status: Option<String>,
 }
 

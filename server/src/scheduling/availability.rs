@@ -10,7 +10,7 @@ use crate::db::{new_id, now_ts, parse_ts, ts, Id};
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, FixedOffset, NaiveTime, Utc};
+use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -192,8 +192,8 @@ async fn put_availability(
 pub struct ExceptionBody {
     /// `leave` or `extra`.
     pub kind: String,
-    pub start: DateTime<FixedOffset>,
-    pub end: DateTime<FixedOffset>,
+    pub start: crate::db::ClientTime,
+    pub end: crate::db::ClientTime,
     #[serde(default)]
     pub slot_minutes: Option<i64>,
     #[serde(default)]
@@ -244,7 +244,7 @@ async fn post_exception(
     Json(b): Json<ExceptionBody>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     check_editor(&state, &user, &expert).await?;
-    let start: DateTime<Utc> = b.start.into();
+    let start = super::within_horizon(&state.config, "start", b.start.into())?;
     let end: DateTime<Utc> = b.end.into();
     if end <= start || end - start > chrono::Duration::days(366) {
         return Err(ApiError::validation("end", "must be after start, within a year"));
@@ -311,8 +311,8 @@ pub fn local(t: DateTime<Utc>, tz: Tz) -> String {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SlotQuery {
-    pub from: Option<DateTime<FixedOffset>>,
-    pub to: Option<DateTime<FixedOffset>>,
+    pub from: Option<crate::db::ClientTime>,
+    pub to: Option<crate::db::ClientTime>,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -342,6 +342,12 @@ async fn slots(
     let now = Utc::now();
     let from: DateTime<Utc> = q.from.map(Into::into).unwrap_or(now);
     let to: DateTime<Utc> = q.to.map(Into::into).unwrap_or(from + chrono::Duration::days(14));
+    // Slots beyond the booking horizon cannot be booked, so they are not free slots.
+    let horizon = super::booking_horizon(&state.config, now);
+    if from >= horizon && from < to {
+        return Ok(Json(crate::api::Page { items: Vec::new(), next: None }));
+    }
+    let to = to.min(horizon);
     let mut conn = state.db.pool.acquire().await?;
     let slots = store::free_slots(&mut conn, &expert, now, from, to).await?.map_err(slot_error)?;
     let items = slots.into_iter().map(|s| SlotView { start: local(s.start, tz), end: local(s.end, tz) }).collect();

@@ -9,6 +9,26 @@ pub mod availability;
 pub mod slots;
 pub mod store;
 
+use crate::error::{ApiError, ApiResult, FieldError};
+use chrono::{DateTime, Utc};
+
+/// The latest start an appointment may be booked at from `now` (`booking_horizon_days`).
+pub fn booking_horizon(config: &crate::config::Config, now: DateTime<Utc>) -> DateTime<Utc> {
+    now + chrono::Duration::days(i64::from(config.booking_horizon_days))
+}
+
+/// Refuses a booking, slot or exception time further ahead than the booking horizon: 422
+/// `beyond_booking_horizon` naming `field`.
+pub fn within_horizon(config: &crate::config::Config, field: &str, t: DateTime<Utc>) -> ApiResult<DateTime<Utc>> {
+    if t <= booking_horizon(config, Utc::now()) {
+        return Ok(t);
+    }
+    let message = format!("at most {} days ahead", config.booking_horizon_days);
+    let mut e = ApiError::unprocessable("beyond_booking_horizon", format!("{field}: {message}"));
+    e.errors.push(FieldError { field: field.to_string(), message });
+    Err(e)
+}
+
 pub fn routes() -> crate::api::Routes {
     availability::routes().merge(appointments::routes())
 }

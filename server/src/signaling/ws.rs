@@ -272,7 +272,16 @@ async fn pump(state: &AppState, mut socket: WebSocket, room: &str, conn: u64, ou
                 }
             }
             frame = socket.recv() => {
-                let Some(Ok(frame)) = frame else { return End::Lost };
+                let frame = match frame {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(e)) => {
+                        if is_over_size_limit(e) {
+                            close_over_size_limit(&mut socket).await;
+                        }
+                        return End::Lost;
+                    }
+                    None => return End::Lost,
+                };
                 let now = Instant::now();
                 last_seen = now;
                 let problem = match frame {
@@ -367,6 +376,25 @@ async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) {
         }
     })
     .await;
+}
+
+/// Whether a read failed because a frame or message was larger than [`HARD_FRAME_CAP`].
+fn is_over_size_limit(e: axum::Error) -> bool {
+    e.into_inner().downcast_ref::<tungstenite::Error>().is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+}
+
+/// Closes with 1009 after a frame over the hard cap. The rest of that frame stays unread, so
+/// the socket is held open a moment: closing it at once would reset the TCP connection and
+/// could destroy the close frame before the client reads it.
+async fn close_over_size_limit(socket: &mut WebSocket) {
+    let sent = tokio::time::timeout(
+        WRITE_TIMEOUT,
+        socket.send(close_message(close::MESSAGE_TOO_BIG, "a frame holds at most 256 KiB")),
+    )
+    .await;
+    if matches!(sent, Ok(Ok(()))) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 fn close_message(code: u16, reason: &'static str) -> Message {
