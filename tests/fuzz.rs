@@ -72,6 +72,16 @@ async fn no_generated_request_gets_a_server_error(app: &TestApp) {
             // The live notification stream never ends by design.
             "--exclude-path".into(),
             "/api/v1/notifications/stream".into(),
+            // Bodies schemathesis cannot serialise (tus chunks, multipart/related DICOM); they
+            // have their own tests with real clients (tests/files.rs, tests/dicom.rs).
+            "--exclude-operation-id-regex".into(),
+            "^(post|patch)_api_v1_consultations__id__(uploads|dicomweb_studies)".into(),
+            // The document's links make a stateful phase that runs for minutes, and the
+            // coverage phase of schemathesis 4.32.5 fails inside itself on large schemas
+            // ("AST constructor recursion depth mismatch"); examples and fuzzing still reach
+            // every operation within the CI budget.
+            "--phases".into(),
+            "examples,fuzzing".into(),
             "--no-color".into(),
         ];
         let st = st.clone();

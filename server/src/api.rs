@@ -410,7 +410,7 @@ fn content_json(c: &Content, g: &mut schemars::SchemaGenerator) -> Value {
             } else if media.starts_with("text/") {
                 json!({"type": "string"})
             } else {
-                json!({"type": "string", "contentMediaType": media})
+                json!({"type": "string", "format": "binary"})
             };
             json!({(*media): {"schema": schema, "x-description": description}})
         }
