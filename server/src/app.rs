@@ -68,6 +68,7 @@ pub fn routes() -> Routes {
         .merge(crate::scheduling::routes())
         .merge(crate::record::routes())
         .merge(crate::ecg::http::routes())
+        .merge(crate::fhir::routes())
         .merge(crate::netcheck::routes())
         .merge(crate::web::routes())
 }

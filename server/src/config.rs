@@ -29,6 +29,9 @@ pub struct Config {
     pub log_format: String,
     /// Failed logins allowed per account and per client address within a minute.
     pub login_failures_per_minute: u32,
+    /// Reverse proxies (addresses or CIDR blocks, comma-separated in
+    /// `TELECONSULT_TRUSTED_PROXIES`) whose `X-Forwarded-*` headers are believed; empty: none.
+    pub trusted_proxies: Vec<String>,
     /// ICE server URLs handed to call participants (`stun:`, `turn:`, `turns:`), comma-separated
     /// in `TELECONSULT_TURN_URLS`. TURN URLs are only handed out with credentials.
     pub turn_urls: Vec<String>,
@@ -79,6 +82,7 @@ impl Default for Config {
             cors_allow_origins: Vec::new(),
             log_format: "text".into(),
             login_failures_per_minute: 5,
+            trusted_proxies: Vec::new(),
             turn_urls: Vec::new(),
             turn_secret: String::new(),
             turn_ttl_secs: 3600,
@@ -182,6 +186,8 @@ impl Config {
         if let Some(bad) = self.turn_urls.iter().find(|u| !crate::signaling::turn::is_ice_url(u)) {
             return Err(ConfigError::Invalid(format!("turn_urls: {bad:?} is not a stun:, turn: or turns: URL")));
         }
+        crate::proxy::parse_trusted(&self.trusted_proxies)
+            .map_err(|e| ConfigError::Invalid(format!("trusted_proxies: {e}")))?;
         if self.turn_ttl_secs == 0 {
             return Err(ConfigError::Invalid("turn_ttl_secs must be positive".into()));
         }
