@@ -4,8 +4,10 @@
 //! configured `trusted_proxies`; from anyone else they are ignored, so a client cannot
 //! choose the address written into the audit trail or the host of the links it is handed.
 
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// An address or a CIDR block (`10.0.0.0/8`, `::1`, `fd00::/8`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +122,25 @@ pub fn external_origin(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet], fal
         _ => host,
     };
     format!("{scheme}://{host}")
+}
+
+/// The request's `scheme://host[:port]` as the client used it ([`external_origin`] with the
+/// configured `trusted_proxies`), for the absolute links a response hands out.
+#[derive(Debug, Clone)]
+pub struct ExternalOrigin(pub String);
+
+impl FromRequestParts<crate::app::AppState> for ExternalOrigin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &crate::app::AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let trusted = parse_trusted(&state.config.trusted_proxies).unwrap_or_default();
+        Ok(ExternalOrigin(external_origin(peer, &parts.headers, &trusted, &state.config.bind.to_string())))
+    }
 }
 
 #[cfg(test)]

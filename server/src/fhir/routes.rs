@@ -7,14 +7,14 @@ use super::map::{self, DicomInstance, EcgAnalysis, Story, STORY_KINDS};
 use super::search::{self, DateRange, ResourceDef, Search, SearchError};
 use crate::api::Routes;
 use crate::app::AppState;
-use crate::auth::{AuthUser, ClientAddr};
+use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
+use crate::proxy::ExternalOrigin;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use serde_json::Value;
-use std::net::{IpAddr, Ipv4Addr};
 
 pub fn routes() -> Routes {
     Routes::new("fhir")
@@ -102,20 +102,9 @@ fn check_accept(headers: &HeaderMap) -> FhirResult<()> {
     }
 }
 
-/// `scheme://host[:port]/fhir/r4` as the client reached us.
-fn base_url(state: &AppState, peer: &str, headers: &HeaderMap) -> String {
-    format!("{}/fhir/r4", origin(state, peer, headers))
-}
-
-fn origin(state: &AppState, peer: &str, headers: &HeaderMap) -> String {
-    let peer: IpAddr = peer.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let trusted = crate::proxy::parse_trusted(&state.config.trusted_proxies).unwrap_or_default();
-    crate::proxy::external_origin(peer, headers, &trusted, &state.config.bind.to_string())
-}
-
-async fn metadata(State(state): State<AppState>, ClientAddr(peer): ClientAddr, headers: HeaderMap) -> Response {
+async fn metadata(ExternalOrigin(origin): ExternalOrigin, headers: HeaderMap) -> Response {
     match check_accept(&headers) {
-        Ok(()) => fhir_response(StatusCode::OK, &search::capability_statement(&base_url(&state, &peer, &headers))),
+        Ok(()) => fhir_response(StatusCode::OK, &search::capability_statement(&format!("{origin}/fhir/r4"))),
         Err(e) => e.into_response(),
     }
 }
@@ -126,7 +115,7 @@ fn valid_id(id: &str) -> bool {
 
 async fn read(
     State(state): State<AppState>,
-    ClientAddr(peer): ClientAddr,
+    ExternalOrigin(origin): ExternalOrigin,
     headers: HeaderMap,
     user: Result<AuthUser, ApiError>,
     Path((kind, id)): Path<(String, String)>,
@@ -142,7 +131,6 @@ async fn read(
                 format!("resource type {kind} is not served"),
             )));
         }
-        let origin = origin(&state, &peer, &headers);
         read_resource(&state, &user, &origin, &kind, &id).await
     }
     .await;
@@ -374,7 +362,7 @@ fn status_matches(s: &Search, r: &Value) -> bool {
 
 async fn search_type(
     State(state): State<AppState>,
-    ClientAddr(peer): ClientAddr,
+    ExternalOrigin(origin): ExternalOrigin,
     headers: HeaderMap,
     user: Result<AuthUser, ApiError>,
     Path(kind): Path<String>,
@@ -393,7 +381,6 @@ async fn search_type(
         })?;
         let raw = query.map(|q| q.0).map_err(|e| SearchError { code: "invalid", message: e.body_text() })?;
         let s = search::parse(def, raw.clone())?;
-        let origin = origin(&state, &peer, &headers);
         let base = format!("{origin}/fhir/r4");
         let (page, total, has_more) = run_search(&state, &user, &origin, def, &s).await?;
         let mut included = Vec::new();
