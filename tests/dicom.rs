@@ -461,3 +461,41 @@ mod behind_a_proxy {
         }
     }
 }
+
+/// dicomweb-client (PyPI), as a client application uses it, through the whole round trip.
+async fn dicomweb_client_round_trip(app: &TestApp) {
+    let Some(python) = common::python_with(&["dicomweb_client", "pydicom", "numpy"]) else { return };
+    let c = consultation(app).await;
+    let chen = app.login("dr.chen").await;
+    let dir = |name: &str, sub: &str| format!("{}/tests/fixtures/{sub}/{name}", env!("CARGO_MANIFEST_DIR"));
+    let ct = dir("CT_small.dcm", "dicom");
+    let rle = dir("MR_small_RLE.dcm", "dicom");
+    let ecg = dir("waveform_ecg.dcm", "ecg");
+    let base = app.url(&format!("/api/v1/consultations/{c}/dicomweb"));
+    let out = common::run_python(&python, "dicomweb_roundtrip.py", &[&base, &chen, &ct, &rle, &ecg]).await;
+
+    assert_eq!(out["stored"], 3, "{out}");
+    assert_eq!(out["studies"].as_array().unwrap().len(), 3);
+    assert_eq!(out["none_born_1900"], 0);
+    let instances = out["instances"].as_object().unwrap();
+    assert_eq!(instances.len(), 3);
+    for (sop, i) in instances {
+        assert_eq!(i["series_found"], true, "{sop}: {i}");
+        assert_eq!(i["instance_found"], true, "{sop}: {i}");
+        assert_eq!(i["instance_uid_matches"], true, "{sop}: {i}");
+        assert!(!i["bulk"].as_object().unwrap().is_empty(), "{sop} has bulk data: {i}");
+        if i.get("frame_bytes").is_some() {
+            assert_eq!(i["frame_bytes"], i["expected_frame_bytes"], "{sop}: {i}");
+            assert_eq!(i["pixels_match"], true, "{sop}: {i}");
+            assert_eq!(i["rendered_png"], true, "{sop}: {i}");
+            assert_eq!(i["bulk"]["7FE00010"], i["expected_frame_bytes"], "{sop}: pixel data as bulk data");
+        }
+    }
+    let ecg = instances.values().find(|i| i.get("waveform_bytes").is_some()).expect("the ECG");
+    let waveforms: Vec<u64> = ecg["waveform_bytes"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+    let bulk = &ecg["bulk"];
+    assert_eq!(bulk["54000100.0.54001010"].as_u64(), Some(waveforms[0]), "{ecg}");
+    assert_eq!(bulk["54000100.1.54001010"].as_u64(), Some(waveforms[1]), "{ecg}");
+    assert!(ecg["metadata_bytes"].as_u64().unwrap() < 60_000, "{ecg}");
+}
+db_test!(dicomweb_client_round_trip);

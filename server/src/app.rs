@@ -35,6 +35,9 @@ pub struct Shared {
     pub files: crate::files::Files,
     pub notifications: crate::notifications::NotificationHub,
     pub netcheck: Arc<crate::netcheck::Sessions>,
+    /// The address the listener is bound to (its port completes links for clients that send
+    /// `Host` without one).
+    pub bound: OnceLock<SocketAddr>,
     openapi: OnceLock<serde_json::Value>,
 }
 
@@ -117,6 +120,7 @@ impl Application {
             files: crate::files::Files::from_config(&config)?,
             notifications,
             netcheck: crate::netcheck::Sessions::new(&config, db.clone()),
+            bound: OnceLock::new(),
             openapi: OnceLock::new(),
             config,
             db,
@@ -126,6 +130,7 @@ impl Application {
         let router = build_router(state.clone());
         crate::files::spawn_sweeper(state.clone());
         let listener = TcpListener::bind(state.config.bind).await?;
+        let _ = state.bound.set(listener.local_addr()?);
         Ok(Application { listener, router, state })
     }
 

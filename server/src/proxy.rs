@@ -86,9 +86,17 @@ fn plausible_host(h: &str) -> bool {
 }
 
 /// `scheme://host[:port]` as the client reached the server: the `Host` header over plain
-/// HTTP, or `X-Forwarded-Proto` / `X-Forwarded-Host` (first hop) when the peer is a trusted
-/// proxy. `fallback` (the bound address) when no usable host was sent.
-pub fn external_origin(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet], fallback: &str) -> String {
+/// HTTP, or `X-Forwarded-Proto` / `X-Forwarded-Host` / `X-Forwarded-Port` (first hop) when
+/// the peer is a trusted proxy. `fallback` (the bound address) when no usable host was sent.
+/// A direct client whose `Host` carries no port (dicomweb-client sends none) reached the
+/// server's own `local_port`, which is then added unless it is the scheme's default.
+pub fn external_origin(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &[IpNet],
+    fallback: &str,
+    local_port: Option<u16>,
+) -> String {
     let first = |name: &str| {
         headers
             .get(name)
@@ -119,6 +127,10 @@ pub fn external_origin(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet], fal
                 format!("{host}:{port}")
             }
         }
+        (None, false) if !proxied => match local_port {
+            Some(p) if !((scheme == "http" && p == 80) || (scheme == "https" && p == 443)) => format!("{host}:{p}"),
+            _ => host,
+        },
         _ => host,
     };
     format!("{scheme}://{host}")
@@ -139,7 +151,8 @@ impl FromRequestParts<crate::app::AppState> for ExternalOrigin {
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let trusted = parse_trusted(&state.config.trusted_proxies).unwrap_or_default();
-        Ok(ExternalOrigin(external_origin(peer, &parts.headers, &trusted, &state.config.bind.to_string())))
+        let local_port = state.bound.get().map(|a| a.port());
+        Ok(ExternalOrigin(external_origin(peer, &parts.headers, &trusted, &state.config.bind.to_string(), local_port)))
     }
 }
 
@@ -186,8 +199,8 @@ mod tests {
         assert_eq!(client_addr(proxy, &h, &trusted), "203.0.113.9".parse::<IpAddr>().unwrap());
         assert_eq!(client_addr(stranger, &h, &trusted), stranger);
         assert_eq!(client_addr(proxy, &h, &[]), proxy);
-        assert_eq!(external_origin(proxy, &h, &trusted, "x"), "https://pacs.example.org");
-        assert_eq!(external_origin(stranger, &h, &trusted, "x"), "http://10.0.0.2:8080");
+        assert_eq!(external_origin(proxy, &h, &trusted, "x", Some(8080)), "https://pacs.example.org");
+        assert_eq!(external_origin(stranger, &h, &trusted, "x", Some(8080)), "http://10.0.0.2:8080");
     }
 
     #[test]
@@ -199,11 +212,18 @@ mod tests {
             ("x-forwarded-host", "gw.example"),
             ("x-forwarded-port", "8443"),
         ]);
-        assert_eq!(external_origin(lo, &h, &trusted, "x"), "https://gw.example:8443");
+        assert_eq!(external_origin(lo, &h, &trusted, "x", Some(8080)), "https://gw.example:8443");
         let h =
             headers(&[("x-forwarded-proto", "https"), ("x-forwarded-host", "gw.example"), ("x-forwarded-port", "443")]);
-        assert_eq!(external_origin(lo, &h, &trusted, "x"), "https://gw.example");
+        assert_eq!(external_origin(lo, &h, &trusted, "x", Some(8080)), "https://gw.example");
         let h = headers(&[("host", "bad host/")]);
-        assert_eq!(external_origin(lo, &h, &trusted, "127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(external_origin(lo, &h, &trusted, "127.0.0.1:8080", None), "http://127.0.0.1:8080");
+        // A direct client that sent Host without its port reached the server's own port.
+        let stranger: IpAddr = "192.0.2.7".parse().unwrap();
+        let h = headers(&[("host", "teleconsult.example")]);
+        assert_eq!(external_origin(stranger, &h, &trusted, "x", Some(8080)), "http://teleconsult.example:8080");
+        assert_eq!(external_origin(stranger, &h, &trusted, "x", Some(80)), "http://teleconsult.example");
+        let h = headers(&[("host", "[::1]")]);
+        assert_eq!(external_origin(stranger, &h, &trusted, "x", Some(8080)), "http://[::1]:8080");
     }
 }

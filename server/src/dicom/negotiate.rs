@@ -98,6 +98,19 @@ pub fn rendered(headers: &HeaderMap, accept_param: Option<&str>) -> Result<Forma
     Err(not_acceptable("rendered images are served as image/png or image/jpeg"))
 }
 
+/// Whether a `multipart/related` range's `type` parameter allows `wanted` (absent, equal,
+/// `*/*` or `major/*`).
+fn type_allows(r: &MediaRange, wanted: &str) -> bool {
+    match r.param("type") {
+        None => true,
+        Some(t) => {
+            t.eq_ignore_ascii_case(wanted)
+                || t == "*/*"
+                || t.strip_suffix("/*").is_some_and(|major| wanted.split('/').next() == Some(major))
+        }
+    }
+}
+
 /// The transfer syntax a multipart range asks for: `None` for any (`*` or absent).
 fn syntax_of(r: &MediaRange) -> Option<&str> {
     r.param("transfer-syntax").filter(|t| *t != "*")
@@ -111,8 +124,7 @@ pub fn frames(headers: &HeaderMap) -> Result<&'static str, ApiError> {
         return Ok(EXPLICIT_VR_LITTLE_ENDIAN);
     }
     for r in &ranges {
-        let multipart_octets = r.media == "multipart/related"
-            && r.param("type").is_none_or(|t| t.eq_ignore_ascii_case("application/octet-stream"));
+        let multipart_octets = r.media == "multipart/related" && type_allows(r, "application/octet-stream");
         if r.media == "*/*" || r.media == "multipart/*" {
             return Ok(EXPLICIT_VR_LITTLE_ENDIAN);
         }
@@ -140,8 +152,7 @@ pub fn instances(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         if r.media == "*/*" || r.media == "multipart/*" {
             return Ok(None);
         }
-        let multipart_dicom = r.media == "multipart/related"
-            && r.param("type").is_none_or(|t| t.eq_ignore_ascii_case("application/dicom"));
+        let multipart_dicom = r.media == "multipart/related" && type_allows(r, "application/dicom");
         if multipart_dicom {
             return Ok(syntax_of(r).map(str::to_string));
         }
@@ -171,7 +182,7 @@ pub fn octet_stream(headers: &HeaderMap) -> Result<(), ApiError> {
             r.media == "*/*"
                 || r.media == "multipart/*"
                 || (r.media == "multipart/related"
-                    && r.param("type").is_none_or(|t| t.eq_ignore_ascii_case("application/octet-stream"))
+                    && type_allows(r, "application/octet-stream")
                     && syntax_of(r).is_none_or(|t| t == EXPLICIT_VR_LITTLE_ENDIAN || t == IMPLICIT_VR_LITTLE_ENDIAN))
         });
     if ok {
@@ -243,5 +254,9 @@ mod tests {
         assert!(dicom_json(&with_accept("application/dicom+json")).is_ok());
         assert!(octet_stream(&with_accept(r#"multipart/related; type="application/octet-stream""#)).is_ok());
         assert!(octet_stream(&with_accept("image/jpeg")).is_err());
+        // dicomweb-client's default for bulk data and frames.
+        assert!(octet_stream(&with_accept(r#"multipart/related; type="*/*""#)).is_ok());
+        assert_eq!(frames(&with_accept(r#"multipart/related; type="*/*""#)).unwrap(), EXPLICIT_VR_LITTLE_ENDIAN);
+        assert!(frames(&with_accept(r#"multipart/related; type="image/jpeg""#)).is_err());
     }
 }
