@@ -602,7 +602,7 @@ async fn rendered_frame(
 fn bulk_path(raw: &str) -> ApiResult<(Vec<(u32, usize)>, u32)> {
     let parts: Vec<&str> = raw.split('.').collect();
     let tag = |s: &str| u32::from_str_radix(s, 16).ok().filter(|_| s.len() == 8);
-    if parts.len() % 2 == 0 || parts.len() > 9 {
+    if parts.len().is_multiple_of(2) || parts.len() > 9 {
         return Err(ApiError::not_found("attribute"));
     }
     let mut steps = Vec::new();

@@ -4,7 +4,7 @@
 //! 404, and every error is an OperationOutcome.
 
 use super::map::{self, DicomInstance, EcgAnalysis, Story, STORY_KINDS};
-use super::search::{self, DateRange, ResourceDef, Search, SearchError};
+use super::search::{self, DateRange, Page, ResourceDef, Search, SearchError};
 use crate::api::Routes;
 use crate::app::AppState;
 use crate::auth::AuthUser;
@@ -382,14 +382,15 @@ async fn search_type(
         let raw = query.map(|q| q.0).map_err(|e| SearchError { code: "invalid", message: e.body_text() })?;
         let s = search::parse(def, raw.clone())?;
         let base = format!("{origin}/fhir/r4");
-        let (page, total, has_more) = run_search(&state, &user, &origin, def, &s).await?;
+        let page = run_search(&state, &user, &origin, def, &s).await?;
         let mut included = Vec::new();
         let mut seen: Vec<String> = page
+            .matches
             .iter()
             .map(|r| format!("{}/{}", r["resourceType"].as_str().unwrap_or(""), r["id"].as_str().unwrap_or("")))
             .collect();
         for inc in &s.includes {
-            for r in &page {
+            for r in &page.matches {
                 for target in search::include_targets(inc, r) {
                     if seen.contains(&target) || included.len() >= 100 {
                         continue;
@@ -404,7 +405,7 @@ async fn search_type(
                 }
             }
         }
-        Ok(search::bundle(&base, &kind, &raw, &s, page, total, has_more, included))
+        Ok(search::bundle(&base, &kind, &raw, &s, page, included))
     }
     .await;
     match result {
@@ -414,11 +415,16 @@ async fn search_type(
 }
 
 /// Cuts the page out of every match.
-fn paginate(all: Vec<Value>, s: &Search) -> (Vec<Value>, Option<usize>, bool) {
+fn paginate(all: Vec<Value>, s: &Search) -> Page {
     let total = all.len();
-    let page: Vec<Value> = all.into_iter().skip(s.offset).take(s.count).collect();
-    let has_more = s.offset + page.len() < total;
-    (page, Some(total), has_more)
+    let matches: Vec<Value> = all.into_iter().skip(s.offset).take(s.count).collect();
+    let has_more = s.offset + matches.len() < total;
+    Page { matches, total: Some(total), has_more }
+}
+
+/// No match.
+fn empty() -> Page {
+    Page { total: Some(0), ..Page::default() }
 }
 
 async fn run_search(
@@ -427,7 +433,7 @@ async fn run_search(
     origin: &str,
     def: &ResourceDef,
     s: &Search,
-) -> FhirResult<(Vec<Value>, Option<usize>, bool)> {
+) -> FhirResult<Page> {
     let only_id = |r: &Value| s.id.as_deref().is_none_or(|id| r["id"].as_str() == Some(id));
     match def.kind {
         "Patient" => {
@@ -441,7 +447,7 @@ async fn run_search(
                     {
                         value.to_string()
                     }
-                    Some(_) => return Ok((Vec::new(), Some(0), false)),
+                    Some(_) => return Ok(empty()),
                     None => v.to_string(),
                 },
             };
@@ -457,7 +463,7 @@ async fn run_search(
             )
             .await?;
             let has_more = rows.len() > s.count;
-            Ok((rows.iter().take(s.count).map(map::patient).collect(), None, has_more))
+            Ok(Page { matches: rows.iter().take(s.count).map(map::patient).collect(), total: None, has_more })
         }
         "Practitioner" | "PractitionerRole" | "Schedule" => {
             let practitioner = match def.kind {
@@ -506,7 +512,7 @@ async fn run_search(
                 range = range.narrow(v, crate::scheduling::slots::DEFAULT_TZ)?;
             }
             if staff(state, &expert).await?.is_none_or(|u| u.expert.is_none()) {
-                return Ok((Vec::new(), Some(0), false));
+                return Ok(empty());
             }
             let all: Vec<Value> = slots_of(state, &expert, range)
                 .await?
@@ -520,7 +526,7 @@ async fn run_search(
             if let Some(p) = &patient {
                 match crate::patients::load_for(&state.db, user, p, "fhir_search").await {
                     Ok(_) => {}
-                    Err(e) if e.status == StatusCode::NOT_FOUND => return Ok((Vec::new(), Some(0), false)),
+                    Err(e) if e.status == StatusCode::NOT_FOUND => return Ok(empty()),
                     Err(e) => return Err(e.into()),
                 }
             }

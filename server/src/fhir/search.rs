@@ -302,18 +302,25 @@ fn page_url(base: &str, kind: &str, raw: &[(String, String)], count: usize, offs
     format!("{base}/{kind}?{}", q.join("&"))
 }
 
-/// A searchset Bundle of one page of `matches` (all of them, in order; `total` says how
-/// many), with the included resources, self/next/previous links.
+/// One page of a search's matches: how many there are in all (when known) and whether
+/// more follow.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub matches: Vec<Value>,
+    pub total: Option<usize>,
+    pub has_more: bool,
+}
+
+/// A searchset Bundle of one page, with the included resources, self/next/previous links.
 pub fn bundle(
     base: &str,
     kind: &str,
     raw: &[(String, String)],
     search: &Search,
-    matches: Vec<Value>,
-    total: Option<usize>,
-    has_more: bool,
+    page: Page,
     included: Vec<Value>,
 ) -> Value {
+    let Page { matches, total, has_more } = page;
     let entry = |mode: &str, r: Value| {
         json!({
             "fullUrl": format!("{base}/{}/{}", r["resourceType"].as_str().unwrap_or(""), r["id"].as_str().unwrap_or("")),
@@ -450,16 +457,9 @@ mod tests {
         let q =
             raw(&[("patient", "Patient/p1"), ("code", "http://loinc.org|8867-4"), ("_count", "2"), ("_offset", "2")]);
         let s = parse(def, q.clone()).unwrap();
-        let b = bundle(
-            "http://h/fhir/r4",
-            "Observation",
-            &q,
-            &s,
-            vec![json!({"resourceType": "Observation", "id": "x"})],
-            Some(5),
-            true,
-            vec![],
-        );
+        let page =
+            Page { matches: vec![json!({"resourceType": "Observation", "id": "x"})], total: Some(5), has_more: true };
+        let b = bundle("http://h/fhir/r4", "Observation", &q, &s, page, vec![]);
         let links = b["link"].as_array().unwrap();
         assert_eq!(links[1]["relation"], "next");
         assert_eq!(
