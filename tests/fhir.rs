@@ -261,6 +261,16 @@ async fn the_facade_keeps_the_platforms_access_rules(app: &TestApp) {
     assert!(ids.contains(&patient.as_str()), "{found}");
     let (_, _, none) = fhir(app, "Patient?name=张", Some(&zhao)).await;
     assert!(none.get("entry").is_none(), "dr.zhao sees no patient of dr.li's centre: {none}");
+    // The resident ID number finds the patient for those who see it in full, not for an
+    // expert who sees it masked (a guess cannot be confirmed).
+    let (_, record) = app.get(&format!("/api/v1/patients/{patient}"), &li).await;
+    let resident_id = record["resident_id"].as_str().unwrap();
+    assert!(!resident_id.is_empty() && !resident_id.contains('*'), "{record}");
+    let query = format!("Patient?identifier=https://teleconsult.invalid/fhir/sid/resident-id|{resident_id}");
+    let (_, _, found) = fhir(app, &query, Some(&li)).await;
+    assert_eq!(found["entry"][0]["resource"]["id"], patient.as_str(), "{found}");
+    let (_, _, masked) = fhir(app, &query, Some(&app.login("dr.wang").await)).await;
+    assert!(masked.get("entry").is_none(), "{masked}");
 }
 db_test!(the_facade_keeps_the_platforms_access_rules);
 
