@@ -41,6 +41,9 @@ pub struct Config {
     pub signaling_max_participants: usize,
     /// Messages per second one signaling connection may send (bursts of twice that).
     pub signaling_messages_per_second: u32,
+    /// A booked call's room opens this many minutes before the appointment's start (urgent
+    /// and emergency requests open at once).
+    pub call_open_before_mins: u32,
     /// Network checks the server runs at once (each one a server-side WebRTC peer).
     pub netcheck_max_sessions: usize,
     /// A network check session is closed this long after it started.
@@ -84,6 +87,7 @@ impl Default for Config {
             turn_ttl_secs: 3600,
             signaling_max_participants: 8,
             signaling_messages_per_second: 50,
+            call_open_before_mins: 15,
             netcheck_max_sessions: 8,
             netcheck_session_secs: 60,
             nats_url: String::new(),

@@ -73,7 +73,7 @@ test('a DICOM series scrolls, takes window presets and drags, and zooms', async 
   // The files list comes in pages, newest first: the view lists every file, and the client's
   // page walker, two at a time, finds each once.
   const newestFirst = ['ecg.dcm', 'rgb-2frame.dcm', 'ct-2.dcm', 'ct-1.dcm', 'ct-3.dcm'];
-  assert.deepEqual(await liPage.$$eval('section[aria-labelledby=files] li', (lis) => lis.map((li) => li.firstChild?.textContent)), newestFirst);
+  assert.deepEqual(await liPage.$$eval('section[aria-labelledby=files] tbody tr .file-name', (cells) => cells.map((td) => td.firstChild?.textContent)), newestFirst);
   const walked = await liPage.evaluate(async (path) => {
     const { getAll } = await import('/js/api.js');
     return (await getAll(path)).map((/** @type {any} */ f) => f.name);

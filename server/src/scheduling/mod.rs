@@ -8,6 +8,7 @@ pub mod appointments;
 pub mod availability;
 pub mod slots;
 pub mod store;
+pub mod visit;
 
 pub fn routes() -> crate::api::Routes {
     availability::routes().merge(appointments::routes())
