@@ -111,7 +111,7 @@ export const EN = {
   'title.resident': 'Resident', 'title.attending': 'Attending', 'title.associate_chief': 'Associate chief', 'title.chief': 'Chief',
   'specialty.cardiology': 'Cardiology', 'specialty.radiology': 'Radiology', 'specialty.endocrinology': 'Endocrinology',
   'specialty.general_practice': 'General practice',
-  'appointment.booked': 'Booked', 'appointment.cancelled': 'Cancelled', 'appointment.rescheduled': 'Rescheduled', 'appointment.completed': 'Completed',
+  'appointment.booked': 'Booked', 'appointment.cancelled': 'Cancelled', 'appointment.rescheduled': 'Rescheduled', 'appointment.completed': 'Completed', 'appointment.attended': 'Attended', 'appointment.no_show': 'No-show',
   'role.admin': 'Administrator', 'role.coordinator': 'Coordinator', 'role.community_doctor': 'Community doctor', 'role.expert': 'Expert', 'role.patient': 'Patient',
   'orgKind.tertiary_hospital': 'Tertiary hospital', 'orgKind.community_health_centre': 'Community health centre', 'orgKind.medical_corner': 'Medical corner',
   'netcheck.open': 'Check my network', 'netcheck.title': 'Network check',

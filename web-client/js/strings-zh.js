@@ -111,7 +111,7 @@ export const ZH = {
   'title.resident': '住院医师', 'title.attending': '主治医师', 'title.associate_chief': '副主任医师', 'title.chief': '主任医师',
   'specialty.cardiology': '心血管内科', 'specialty.radiology': '放射科', 'specialty.endocrinology': '内分泌科',
   'specialty.general_practice': '全科医学',
-  'appointment.booked': '已预约', 'appointment.cancelled': '已取消', 'appointment.rescheduled': '已改约', 'appointment.completed': '已完成',
+  'appointment.booked': '已预约', 'appointment.cancelled': '已取消', 'appointment.rescheduled': '已改约', 'appointment.completed': '已完成', 'appointment.attended': '已就诊', 'appointment.no_show': '未到诊',
   'role.admin': '管理员', 'role.coordinator': '协调员', 'role.community_doctor': '社区医生', 'role.expert': '专家', 'role.patient': '患者',
   'orgKind.tertiary_hospital': '三级医院', 'orgKind.community_health_centre': '社区卫生服务中心', 'orgKind.medical_corner': '医务室',
   'netcheck.open': '检测我的网络', 'netcheck.title': '网络检测',

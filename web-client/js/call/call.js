@@ -62,7 +62,7 @@ export async function callView(app, consultationId) {
   const isPatient = app.user().role === 'patient';
   const home = isPatient ? '/' : `/consultations/${consultationId}`;
   const banner = h('div', { class: 'banner', role: 'status', hidden: true });
-  const peerNotice = h('div', { class: 'banner peer-notice', role: 'status', 'aria-live': 'polite', hidden: true });
+  const peerNotice = h('div', { class: 'peer-notice', role: 'status', 'aria-live': 'polite', hidden: true });
   const waitText = h('p', { class: 'wait-detail' });
   const lobbyWait = h('div', { class: 'lobby-wait', hidden: true }, h('p', { class: 'big' }, t('call.waiting')), waitText);
   const ended = h('div', { class: 'call-ended', role: 'status', hidden: true });
