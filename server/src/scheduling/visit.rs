@@ -137,7 +137,7 @@ pub async fn end_call(db: &crate::db::Db, id: &str, by_user: &str) -> ApiResult<
     let from = crate::consultations::store::lock(&mut tx, id).await?;
     let mode: Option<(String,)> =
         sqlx::query_as("SELECT mode FROM consultations WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
-    let kind = if mode.is_some_and(|m| m.0 == Mode::Mdt.as_str()) { "joint" } else { "single" };
+    let kind = if mode.is_some_and(|m| m.0 == Mode::Mdt.as_str()) { "joint" } else { "individual" };
     let signed: Option<(String,)> = sqlx::query_as(
         "SELECT id FROM opinions WHERE consultation_id = $1 AND kind = $2 AND status = 'signed' LIMIT 1",
     )
