@@ -219,6 +219,19 @@ test('dr.wang is alerted, reads the summary, patient header and consent, and acc
   assert.match(await page.textContent('dd.consent') || '', /^患者本人，书面签字，\d{4}\/\d{2}\/\d{2} \d{2}:\d{2}，见证医生 李明$/);
   assert.equal(await page.$$eval('section[aria-labelledby=files] tbody tr', (r) => r.length), 5);
   await accessible(page, 'clinic-expert-reads-request');
+  // The ECG opens with the patient header and a way back.
+  await page.click('section[aria-labelledby=files] tr:has-text("ecg-12lead.dcm") button:has-text("查看心电图")');
+  await ready(page, `/ecg/${await page.evaluate(() => location.pathname.split('/').pop())}`);
+  await page.waitForSelector('canvas');
+  assert.equal(await page.textContent('.patient-header .ph-name'), '赵桂兰');
+  const header = await page.$$eval('.patient-header dt', (dts) => dts.map((dt) => [dt.textContent, dt.nextElementSibling?.textContent]));
+  const facts = Object.fromEntries(header);
+  assert.match(facts['记录时间'] || '', /^\d{4}\/\d{2}\/\d{2} \d{2}:\d{2}$/, JSON.stringify(facts));
+  assert.ok(facts['设备'] && facts['设备'] !== '—', `device: ${JSON.stringify(facts)}`);
+  assert.match(facts['身份证号'] || '', /\*/);
+  await accessible(page, 'clinic-ecg-header');
+  await page.click('button.back:has-text("返回会诊")');
+  await ready(page, `/consultations/${consultationId}`);
   await page.click('button:has-text("接受")');
   await page.waitForSelector('main .badge.state-accepted');
   // dr.li's notification names him as a person, not by his login.
