@@ -303,6 +303,11 @@ test('a reload mid-call brings the video and the chat history back', async () =>
   assert.equal(await li.$$eval('.chat-log li', (l) => l.filter((x) => x.textContent?.includes('请看 V4-V6 导联')).length), 1, 'once');
   await plays(li, '王建国');
   await plays(pages['dr.wang'], '李明');
+  // A file shared from the chat is stored with the consultation and announced.
+  await li.setInputFiles('#chat-file', { name: '血常规.pdf', mimeType: 'application/pdf', buffer: Buffer.from('%PDF-1.4\n血常规 WBC 6.2\n') });
+  await pages['dr.wang'].waitForSelector('.chat-log li:has-text("已发送文件：血常规.pdf")');
+  const names = (await (await apiAs(server.url, 'dr.wang')).call('GET', `/api/v1/consultations/${consultationId}/files`)).items.map((/** @type {any} */ f) => f.name);
+  assert.ok(names.includes('血常规.pdf'), JSON.stringify(names));
 });
 
 test('dr.wang opens the ECG and the CT beside the video without leaving the call', async () => {
@@ -457,6 +462,12 @@ test('the patient\'s "leave" goes home, and a patient left alone is told the con
   await ready(patient, `/call/${c.id}`);
   await doctor.click('.lobby li:has-text("张秀英") button.primary');
   await plays(patient, '李明');
+  // Audio only: no video goes out, the others see the camera off, and it comes back.
+  await doctor.click('.controls button:has-text("仅语音")');
+  await patient.waitForSelector('.tile figcaption:text-is("李明 · 摄像头已关闭")');
+  assert.equal(await doctor.$('.controls button:has-text("共享屏幕")'), null);
+  await doctor.click('.controls button:has-text("恢复视频")');
+  await patient.waitForSelector('.tile figcaption:text-is("李明")');
   await patient.click('.controls button:has-text("离开")');
   await ready(patient, '/');
   assert.ok(await patient.$('.elder-home'), 'the patient\'s own home, not the doctors\' consultation page');

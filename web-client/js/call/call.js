@@ -10,6 +10,8 @@ import { toast } from '../notifications.js';
 import { Signaling } from './signaling.js';
 import { Peer } from './peer.js';
 import { watchQuality } from './quality.js';
+import { mediaConstraints, useChosenSpeaker, audioOnlyAdvised } from './devices.js';
+import { Upload } from '../views/files.js';
 
 /**
  * "mm:ss" (or "h:mm:ss") of a duration in seconds.
@@ -92,7 +94,7 @@ export async function callView(app, consultationId) {
   /** @type {MediaStream} */
   let local;
   try {
-    local = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+    local = await navigator.mediaDevices.getUserMedia(mediaConstraints());
   } catch {
     local = new MediaStream();
     error.textContent = t('call.noDevices');
@@ -176,11 +178,12 @@ export async function callView(app, consultationId) {
     const peer = new Peer({
       id: info.id, polite: info.polite, iceServers: signaling.iceServers, stream: local,
       send: (m) => signaling.send(m),
-      onTrack: (stream) => { if (video.srcObject !== stream) video.srcObject = stream; },
+      onTrack: (stream) => { if (video.srcObject !== stream) { video.srcObject = stream; useChosenSpeaker(video); } },
       onState: (state) => { tile.dataset.state = state; },
     });
-    // A later arrival sees the shared screen, not the camera, while sharing goes on.
-    if (screenTrack) peer.replaceVideo(screenTrack).catch(() => {});
+    // A later arrival sees the shared screen, not the camera, while sharing goes on; in audio
+    // only, nothing.
+    if (screenTrack || audioOnly) peer.replaceVideo(screenTrack).catch(() => {});
     const stopQuality = watchQuality(peer.pc, (q) => {
       const now = q.quality || 'unknown';
       const fmt = (/** @type {number | null} */ v) => (v === null ? '–' : String(Math.round(v)));
@@ -349,13 +352,27 @@ export async function callView(app, consultationId) {
     } catch { /* the user chose not to share */ }
   };
 
+  /** Audio only: no video is sent (the camera is off) until switched back. */
+  let audioOnly = false;
+  const setAudioOnly = async (/** @type {boolean} */ on) => {
+    if (on && screenTrack) await stopSharing();
+    audioOnly = on;
+    for (const track of local.getVideoTracks()) track.enabled = !on;
+    media.camera = !on && !!camera;
+    for (const p of peers.values()) await p.peer.replaceVideo(on ? null : camera);
+    signaling.send({ type: 'media', ...media });
+    render();
+  };
+  const advice = audioOnlyAdvised() ? h('p', { class: 'notice audio-advice' }, t('call.audioAdvised')) : null;
+
   const doctorRole = () => myRole === 'requester' || myRole === 'expert';
   let confirmingEnd = false;
   const controls = h('div', { class: 'controls', role: 'toolbar', 'aria-label': t('call.controls') });
   const render = () => mount(controls,
     h('button', { 'aria-pressed': String(!media.mic), onclick: () => toggle('mic') }, media.mic ? t('call.mute') : t('call.unmute')),
-    h('button', { 'aria-pressed': String(!media.camera), onclick: () => toggle('camera') }, media.camera ? t('call.cameraOff') : t('call.cameraOn')),
-    elder ? null : h('button', { 'aria-pressed': String(media.screen), onclick: share }, media.screen ? t('call.stopShare') : t('call.share')),
+    audioOnly ? null : h('button', { 'aria-pressed': String(!media.camera), onclick: () => toggle('camera') }, media.camera ? t('call.cameraOff') : t('call.cameraOn')),
+    elder ? null : h('button', { 'aria-pressed': String(audioOnly), class: 'audio-only', onclick: () => setAudioOnly(!audioOnly) }, audioOnly ? t('call.videoBack') : t('call.audioOnly')),
+    elder || audioOnly ? null : h('button', { 'aria-pressed': String(media.screen), onclick: share }, media.screen ? t('call.stopShare') : t('call.share')),
     h('button', { class: 'danger', onclick: () => { signaling.leave(); app.navigate(home); } }, t('call.leave')),
     !elder && doctorRole() ? (confirmingEnd
       ? [h('button', { class: 'danger', onclick: () => signaling.send({ type: 'end' }) }, t('call.confirmEndAll')),
@@ -368,6 +385,25 @@ export async function callView(app, consultationId) {
     if (chatInput.value.trim()) signaling.send({ type: 'chat', text: chatInput.value });
     chatInput.value = '';
   } }, h('label', { for: 'chat-input' }, t('call.message')), chatInput, h('button', { type: 'submit' }, t('call.send')));
+  // A file shared from the chat: stored with the consultation (tus), announced in the chat.
+  const chatFile = /** @type {HTMLInputElement} */ (h('input', { type: 'file', id: 'chat-file', class: 'visually-hidden-input' }));
+  const chatFileStatus = h('span', { class: 'chat-file-status', role: 'status' });
+  chatFile.addEventListener('change', async () => {
+    const file = chatFile.files?.[0];
+    chatFile.value = '';
+    if (!file) return;
+    try {
+      await new Upload(consultationId, file, (sent, total) => {
+        chatFileStatus.textContent = t('files.percent', { n: total ? Math.floor((sent * 100) / total) : 100 });
+      }).start();
+      chatFileStatus.textContent = '';
+      signaling.send({ type: 'chat', text: t('call.fileShared', { name: file.name }) });
+      loadMaterial();
+    } catch (err) {
+      chatFileStatus.textContent = t('files.failed', { message: /** @type {Error} */ (err).message });
+    }
+  });
+  const chatShare = h('div', { class: 'chat-share' }, chatFile, h('label', { for: 'chat-file', class: 'button' }, t('call.shareFile')), chatFileStatus);
 
   // The consultation's ECGs and images, opened beside the video without leaving the call.
   const material = h('ul', { class: 'list material', 'aria-label': t('call.material') });
@@ -417,12 +453,12 @@ export async function callView(app, consultationId) {
 
   const view = h('section', { class: 'call', 'aria-labelledby': 'call-title' },
     h('div', { class: 'call-head' }, h('h1', { id: 'call-title' }, t('call.title')), timer),
-    banner, peerNotice, ended, lobbyWait, error,
+    banner, peerNotice, ended, lobbyWait, error, advice,
     h('div', { class: 'call-main' }, h('div', { class: 'call-video' }, tiles, controls), beside),
     elder ? null : h('div', { class: 'side' },
       h('h2', null, t('call.lobby')), lobbyList,
       h('h2', null, t('call.material')), material,
-      h('h2', null, t('call.chat')), chatLog, chatForm));
+      h('h2', null, t('call.chat')), chatLog, chatForm, chatShare));
   app.onLeave(() => {
     clearInterval(tick);
     closeBeside();
