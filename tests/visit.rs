@@ -41,7 +41,11 @@ async fn booked(app: &TestApp, urgency: &str, not_before: chrono::DateTime<chron
             continue;
         }
         let (status, body) = app
-            .post("/api/v1/appointments", &li, &json!({"consultation_id": id, "expert_id": wang_id, "start": slot["start"]}))
+            .post(
+                "/api/v1/appointments",
+                &li,
+                &json!({"consultation_id": id, "expert_id": wang_id, "start": slot["start"]}),
+            )
             .await;
         match status {
             201 => return (id, slot["start"].as_str().unwrap().to_string()),
@@ -137,15 +141,17 @@ async fn signing_during_the_call_does_not_end_it_and_ending_it_completes(app: &T
     assert_eq!(c["appointments"][0]["status"], "attended", "{c}");
     let last = c["transitions"].as_array().unwrap().last().unwrap().clone();
     assert_eq!((last["action"].as_str(), last["actor_name"].as_str()), (Some("complete"), Some("王建国")));
-    let (left,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM room_events WHERE consultation_id = $1 AND kind = 'left' AND detail = 'ended'")
-            .bind(&id)
-            .fetch_one(&app.state.db.pool)
-            .await
-            .unwrap();
+    let (left,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM room_events WHERE consultation_id = $1 AND kind = 'left' AND detail = 'ended'",
+    )
+    .bind(&id)
+    .fetch_one(&app.state.db.pool)
+    .await
+    .unwrap();
     assert_eq!(left, 3, "each one leaves the timeline");
     // The slot stays taken: it was used.
-    let (status, body) = app.post(&format!("/api/v1/consultations/{id}/join"), &app.login("dr.li").await, &json!({})).await;
+    let (status, body) =
+        app.post(&format!("/api/v1/consultations/{id}/join"), &app.login("dr.li").await, &json!({})).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("consultation_not_live")));
 }
 db_test!(signing_during_the_call_does_not_end_it_and_ending_it_completes);

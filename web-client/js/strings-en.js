@@ -162,4 +162,6 @@ export const EN = {
   'setup.network': 'Check the network',
   'call.audioOnly': 'Audio only', 'call.videoBack': 'Video back on', 'call.audioAdvised': 'The last network check advised audio only: press "Audio only" to turn video off.',
   'call.shareFile': 'Send a file', 'call.fileShared': 'Sent a file: {name}',
+  'call.opinionPending': 'Next: the expert writes and signs the opinion; the community doctor and the patient are notified when it is signed.',
+  'call.opinionSigned': 'The opinion is signed by {name}. Follow-up: {followUp}',
 };

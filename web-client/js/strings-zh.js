@@ -162,4 +162,6 @@ export const ZH = {
   'setup.network': '检查网络',
   'call.audioOnly': '仅语音', 'call.videoBack': '恢复视频', 'call.audioAdvised': '上次网络检测建议仅语音通话：可点“仅语音”关闭视频。',
   'call.shareFile': '发送文件', 'call.fileShared': '已发送文件：{name}',
+  'call.opinionPending': '下一步：专家撰写并签署会诊意见，签署后社区医生和患者都会收到通知。',
+  'call.opinionSigned': '会诊意见已由 {name} 签署。随访：{followUp}',
 };

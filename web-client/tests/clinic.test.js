@@ -372,6 +372,9 @@ test('dr.wang ends the call for everyone; the kiosk goes home and the opinion is
   await wang.click('.controls button:has-text("结束会诊（所有人）")');
   await wang.click('.controls button:has-text("确认为所有人结束会诊")');
   await li.waitForSelector('.call-ended:not([hidden]):has-text("王建国 已结束会诊")');
+  // What happens next, on the end screen.
+  await li.waitForSelector('.call-ended .next-steps:has-text("下一步：专家撰写并签署会诊意见")');
+  await accessible(li, 'clinic-call-ended');
   await kiosk.waitForSelector('.call-ended:not([hidden]):has-text("王建国 已结束会诊")');
   await ready(kiosk, '/');
   await kiosk.waitForSelector('.elder-home:has-text("会诊已结束，医生正在撰写会诊意见")');

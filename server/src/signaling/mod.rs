@@ -196,7 +196,10 @@ async fn join(
             let at = opens.map(ts).unwrap_or_default();
             let mut err = ApiError::conflict(
                 "room_not_open",
-                format!("the room opens at {at}, {} minutes before the appointment", state.config.call_open_before_mins),
+                format!(
+                    "the room opens at {at}, {} minutes before the appointment",
+                    state.config.call_open_before_mins
+                ),
             );
             err.title = "Room not open yet";
             return Err(err);

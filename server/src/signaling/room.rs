@@ -169,7 +169,9 @@ pub enum Effect {
     /// The inviting side and an expert are in the room together for the first time.
     BothSidesPresent,
     /// A doctor (this user) ended the call for everyone.
-    CallEnded { by_user: String },
+    CallEnded {
+        by_user: String,
+    },
 }
 
 /// One message for some connections, serialised once.

@@ -146,8 +146,18 @@ export async function callView(app, consultationId) {
     for (const id of [...peers.keys()]) dropPeer(id);
     for (const track of local.getTracks()) track.stop();
     screenTrack?.stop();
-    mount(ended, h('p', { class: 'big' }, message), h('p', null, isPatient ? t('call.goingHome') : t('call.nextSteps')),
+    const next = h('p', { class: 'next-steps' }, isPatient ? t('call.goingHome') : t('call.nextSteps'));
+    mount(ended, h('p', { class: 'big' }, message), next,
       h('button', { class: 'primary', onclick: () => app.navigate(home) }, isPatient ? t('call.backHome') : t('call.backToConsultation')));
+    // What happens next: the opinion still to be signed, or signed with its follow-up advice.
+    if (!isPatient) {
+      get(`/api/v1/consultations/${consultationId}/opinions`).then((res) => {
+        const signed = (/** @type {any[]} */ (res.items)).find((o) => o.status === 'signed');
+        next.textContent = signed
+          ? t('call.opinionSigned', { name: signed.signer_name, followUp: signed.follow_up_advice || t('common.none') })
+          : t('call.opinionPending');
+      }).catch(() => {});
+    }
     ended.hidden = false;
     lobbyWait.hidden = true;
     controls.hidden = true;
