@@ -342,6 +342,11 @@ test('dr.wang shares his screen and stops: the others see it start and end', asy
   await li.waitForSelector('.tile figcaption:text-is("王建国 · 正在共享屏幕")');
   await shows(li, '王建国', 'screen');
   await shows(kiosk, '王建国', 'screen');
+  // Someone arriving during the share (the kiosk reloads: a new connection) gets the screen too.
+  await kiosk.reload();
+  await ready(kiosk, `/call/${consultationId}`);
+  await shows(kiosk, '王建国', 'screen');
+  await kiosk.waitForSelector('.tile figcaption:text-is("王建国 · 正在共享屏幕")');
   await wang.click('.controls button:has-text("停止共享")');
   await wang.waitForSelector('.controls button[aria-pressed=false]:has-text("共享屏幕")');
   await li.waitForSelector('.tile figcaption:text-is("王建国")');
