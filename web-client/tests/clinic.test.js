@@ -172,7 +172,7 @@ test('dr.li requests a consultation with consent and attaches an ECG and a CT fo
   assert.equal(await page.$$eval('section[aria-labelledby=files] tbody .file-time', (c) => c.filter((x) => /\d{2}:\d{2}/.test(x.textContent || '')).length), 4);
 });
 
-test('a letter dropped on the consultation goes up in chunks and is retried after a dropped link', async () => {
+test('a letter dropped on the consultation goes up in chunks, is retried after a dropped link and resumed after a reload', async () => {
   const page = pages['dr.li'];
   // The link drops after the first chunk: every later chunk fails until it comes back.
   let broken = true;
@@ -201,6 +201,37 @@ test('a letter dropped on the consultation goes up in chunks and is retried afte
   await page.waitForSelector('section[aria-labelledby=files] tbody tr:has-text("转诊信.pdf"):has-text("PDF 文档"):has-text("600.0 KB")');
   await page.unroute('**/uploads/*');
   await accessible(page, 'clinic-consultation-files');
+
+  // A reload in the middle of an upload: the same file chosen again resumes where the
+  // server stands instead of starting over.
+  broken = true;
+  let creations = 0;
+  const uploadsUrl = /\/uploads(\/[^/]+)?$/;
+  await page.route(uploadsUrl, (route) => {
+    const req = route.request();
+    if (req.method() === 'POST') creations += 1;
+    if (broken && req.method() === 'PATCH' && req.headers()['upload-offset'] !== '0') return route.abort('internetdisconnected');
+    return route.continue();
+  });
+  const drop = () => page.evaluate(() => {
+    const body = new Uint8Array(400 * 1024).fill(0x20);
+    body.set(new TextEncoder().encode('%PDF-1.4\n'));
+    const dt = new DataTransfer();
+    dt.items.add(new File([body], '检查报告.pdf', { type: 'application/pdf', lastModified: 1764806400000 }));
+    const zone = /** @type {HTMLElement} */ (document.querySelector('section[aria-labelledby=files] .drop-zone'));
+    zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  });
+  await drop();
+  await page.waitForSelector('li.upload[data-name="检查报告.pdf"][data-state=failed]', { timeout: 30000 });
+  broken = false;
+  await page.reload();
+  await ready(page, `/consultations/${consultationId}`);
+  await drop();
+  await page.waitForSelector('li.upload[data-name="检查报告.pdf"][data-state=done]');
+  assert.equal(creations, 1, 'resumed: one tus upload created in all');
+  await page.waitForSelector('section[aria-labelledby=files] tbody tr:has-text("检查报告.pdf")');
+  assert.equal(await page.$$eval('section[aria-labelledby=files] tbody tr', (r) => r.filter((x) => x.textContent?.includes('检查报告.pdf')).length), 1);
+  await page.unroute(uploadsUrl);
 });
 
 test('dr.wang is alerted, reads the summary, patient header and consent, and accepts', async () => {
@@ -217,7 +248,7 @@ test('dr.wang is alerted, reads the summary, patient header and consent, and acc
   const shownId = await page.textContent('.patient-header .ph-id') || '';
   assert.ok(shownId.includes('*') && shownId !== residentId('11010519491231002'), `the expert sees a masked ID: ${shownId}`);
   assert.match(await page.textContent('dd.consent') || '', /^患者本人，书面签字，\d{4}\/\d{2}\/\d{2} \d{2}:\d{2}，见证医生 李明$/);
-  assert.equal(await page.$$eval('section[aria-labelledby=files] tbody tr', (r) => r.length), 5);
+  assert.equal(await page.$$eval('section[aria-labelledby=files] tbody tr', (r) => r.length), 6);
   await accessible(page, 'clinic-expert-reads-request');
   // The ECG opens with the patient header and a way back.
   await page.click('section[aria-labelledby=files] tr:has-text("ecg-12lead.dcm") button:has-text("查看心电图")');

@@ -87,7 +87,32 @@ export class Upload {
     this.fileId = null;
   }
 
+  /** Where this browser keeps the upload's URL, so choosing the same file again resumes it. */
+  get key() {
+    const f = this.file;
+    return `teleconsult.tus:${this.consultationId}:${f.name}:${f.size}:${f.lastModified}`;
+  }
+
+  /** An upload of the same file left unfinished here (a reload, a closed tab), if the server still has it. */
+  async resumeStored() {
+    const url = localStorage.getItem(this.key);
+    if (!url) return false;
+    this.url = url;
+    try {
+      await this.head();
+      return true;
+    } catch (err) {
+      if (err instanceof Transient || err instanceof TypeError) throw err;
+      // Expired or unknown: start afresh.
+      localStorage.removeItem(this.key);
+      this.url = null;
+      this.offset = 0;
+      return false;
+    }
+  }
+
   async create() {
+    if (await this.resumeStored()) return;
     const res = await authed(`/api/v1/consultations/${this.consultationId}/uploads`, {
       method: 'POST',
       headers: { 'Upload-Length': String(this.file.size), 'Upload-Metadata': uploadMetadata(this.file.name) },
@@ -96,6 +121,7 @@ export class Upload {
     if (res.status !== 201) throw new Error(await problem(res));
     this.url = res.headers.get('Location');
     if (!this.url) throw new Error('no upload location');
+    localStorage.setItem(this.key, this.url);
   }
 
   /** Where the server stands (after a dropped link). */
@@ -133,13 +159,19 @@ export class Upload {
         if (!this.url) await this.create();
         if (resync) { await this.head(); resync = false; }
         this.onProgress(this.offset, this.file.size);
-        if (this.offset >= this.file.size && this.fileId) return this.fileId;
-        if (this.offset >= this.file.size) { await this.head(); if (this.fileId) return this.fileId; }
+        if (this.offset >= this.file.size && !this.fileId) await this.head();
+        if (this.offset >= this.file.size && this.fileId) {
+          localStorage.removeItem(this.key);
+          return this.fileId;
+        }
         await this.chunk();
         failures = 0;
       } catch (err) {
         // A network error (fetch throws TypeError) or a 5xx: wait, ask where we are, go on.
-        if (!(err instanceof Transient) && !(err instanceof TypeError)) throw err;
+        if (!(err instanceof Transient) && !(err instanceof TypeError)) {
+          localStorage.removeItem(this.key);
+          throw err;
+        }
         failures += 1;
         if (failures >= ATTEMPTS) throw err;
         resync = !!this.url;
