@@ -50,6 +50,9 @@ pub struct Config {
     /// How far ahead an appointment may be booked, and an availability exception start, in
     /// days; further ahead: 422 `beyond_booking_horizon`.
     pub booking_horizon_days: u32,
+    /// A booked call's room opens this many minutes before the appointment's start (urgent
+    /// and emergency requests open at once).
+    pub call_open_before_mins: u32,
     /// Network checks the server runs at once (each one a server-side WebRTC peer).
     pub netcheck_max_sessions: usize,
     /// A network check session is closed this long after it started.
@@ -98,6 +101,7 @@ impl Default for Config {
             signaling_max_participants: 8,
             signaling_messages_per_second: 50,
             booking_horizon_days: 365,
+            call_open_before_mins: 15,
             netcheck_max_sessions: 8,
             netcheck_session_secs: 60,
             nats_url: String::new(),

@@ -52,7 +52,7 @@ async function screen(path, query, user) {
   if ((m = path.match(/^\/consultations\/([\w-]+)$/))) return (await import('./views/consultation.js')).consultationView(app, m[1]);
   if ((m = path.match(/^\/call\/([\w-]+)$/))) return (await import('./call/call.js')).callView(app, m[1]);
   if ((m = path.match(/^\/images\/([\w-]+)$/))) return (await import('./dicom/viewer.js')).imagesView(app, m[1]);
-  if ((m = path.match(/^\/ecg\/([\w-]+)$/))) return (await import('./ecg/viewer.js')).ecgView(m[1]);
+  if ((m = path.match(/^\/ecg\/([\w-]+)$/))) return (await import('./ecg/viewer.js')).ecgView(m[1], app, query.get('c') || undefined);
   if (path === '/netcheck') return (await import('./views/netcheck.js')).netcheckView(app);
   switch (user.role) {
     case 'community_doctor': return (await import('./views/doctor.js')).doctorHome(app);
@@ -76,6 +76,31 @@ function renderTopbar() {
       s ? h('button', { class: 'link', onclick: signOut }, t('app.signOut')) : null));
 }
 
+/** Seconds without input after which a kiosk resets itself (`?idle=N` when setting it up). */
+const KIOSK_IDLE = 'teleconsult.kioskIdle';
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let idleTimer;
+const isKiosk = () => localStorage.getItem('teleconsult.kiosk') === '1';
+
+/** (Re)starts the kiosk's inactivity timer; none during a call or when nobody is signed in. */
+function armIdle() {
+  clearTimeout(idleTimer);
+  if (!isKiosk() || !session.current() || location.pathname.startsWith('/call/')) return;
+  const secs = Number(localStorage.getItem(KIOSK_IDLE)) || 120;
+  idleTimer = setTimeout(resetKiosk, secs * 1000);
+}
+
+/** A kiosk forgets the last patient: signs out and clears what it kept, except its own setup. */
+async function resetKiosk() {
+  await signOut();
+  sessionStorage.clear();
+  for (const key of Object.keys(localStorage)) {
+    if (!['teleconsult.kiosk', KIOSK_IDLE, 'teleconsult.lang'].includes(key)) localStorage.removeItem(key);
+  }
+  document.body.dataset.reset = String(Date.now());
+}
+for (const ev of ['pointerdown', 'keydown', 'touchstart']) window.addEventListener(ev, armIdle, { passive: true });
+
 async function signOut() {
   const s = session.current();
   if (s) await post('/api/v1/auth/logout', { refresh_token: s.refresh_token }).catch(() => {});
@@ -93,6 +118,7 @@ async function render() {
   const url = new URL(location.href);
   if (url.searchParams.get('kiosk') === '1') localStorage.setItem('teleconsult.kiosk', '1');
   if (url.searchParams.get('kiosk') === '0') localStorage.removeItem('teleconsult.kiosk');
+  if (url.searchParams.get('idle')) localStorage.setItem(KIOSK_IDLE, String(Number(url.searchParams.get('idle')) || 120));
   const s = session.current();
   document.body.classList.toggle('elder', s?.user.role === 'patient' || localStorage.getItem('teleconsult.kiosk') === '1');
   renderTopbar();
@@ -111,12 +137,17 @@ async function render() {
   }
   main.removeAttribute('aria-busy');
   main.dataset.ready = location.pathname;
+  armIdle();
 }
 
 function startStream() {
   if (stream) return;
   stream = new AbortController();
-  listen((n) => toast(n.title, n.body), stream.signal);
+  listen((n) => {
+    toast(n.title, n.body);
+    // The patient's home (and the kiosk) shows a signed opinion as soon as it is signed.
+    if (session.current()?.user.role === 'patient' && location.pathname === '/') app.navigate('/', true);
+  }, stream.signal);
 }
 
 window.addEventListener('popstate', render);

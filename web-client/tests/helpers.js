@@ -220,3 +220,36 @@ export async function axeViolations(page) {
   });
   return result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
 }
+
+/** A DICOM test file of tests/fixtures/dicom/. */
+export const fixture = (/** @type {string} */ name) => readFileSync(join(REPO, 'tests', 'fixtures', 'dicom', name));
+
+/**
+ * CT_small.dcm as instance `n` of its series: the SOP Instance UID's last digits changed
+ * (same length, so no element length moves) and the 128x128 16-bit pixel rows rotated by
+ * 32·n rows.
+ * @param {number} n
+ * @returns {Buffer}
+ */
+export function ctSlice(n) {
+  const bytes = Buffer.from(fixture('CT_small.dcm'));
+  const uid = Buffer.from('1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322');
+  const replacement = Buffer.from(`1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.1232${n}`);
+  let at = bytes.indexOf(uid);
+  let replaced = 0;
+  while (at >= 0) {
+    replacement.copy(bytes, at);
+    replaced++;
+    at = bytes.indexOf(uid, at + 1);
+  }
+  if (replaced !== 2) throw new Error(`the UID in the meta header and in the data set: ${replaced}`);
+  const tag = bytes.indexOf(Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x57]));
+  const start = tag + 12;
+  const rowBytes = 128 * 2;
+  const pixels = Buffer.from(bytes.subarray(start, start + 128 * rowBytes));
+  const shift = (32 * n) % 128;
+  for (let row = 0; row < 128; row++) {
+    pixels.copy(bytes, start + ((row + shift) % 128) * rowBytes, row * rowBytes, (row + 1) * rowBytes);
+  }
+  return bytes;
+}

@@ -7,41 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ready, signIn, apiAs, axeViolations, screenshot, REPO, acceptedConsultation, serverAndBrowser } from './helpers.js';
+import { ready, signIn, apiAs, axeViolations, screenshot, REPO, acceptedConsultation, serverAndBrowser, fixture, ctSlice } from './helpers.js';
 
 const env = serverAndBrowser();
-
-const fixture = (/** @type {string} */ name) => readFileSync(join(REPO, 'tests', 'fixtures', 'dicom', name));
-
-/**
- * CT_small.dcm as instance `n` of its series: the SOP Instance UID's last digits changed
- * (same length, so no element length moves) and the 128x128 16-bit pixel rows rotated by
- * 32·n rows.
- * @param {number} n
- * @returns {Buffer}
- */
-function ctSlice(n) {
-  const bytes = Buffer.from(fixture('CT_small.dcm'));
-  const uid = Buffer.from('1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322');
-  const replacement = Buffer.from(`1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.1232${n}`);
-  let at = bytes.indexOf(uid);
-  let replaced = 0;
-  while (at >= 0) {
-    replacement.copy(bytes, at);
-    replaced++;
-    at = bytes.indexOf(uid, at + 1);
-  }
-  assert.equal(replaced, 2, 'the UID in the meta header and in the data set');
-  const tag = bytes.indexOf(Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x57]));
-  const start = tag + 12;
-  const rowBytes = 128 * 2;
-  const pixels = Buffer.from(bytes.subarray(start, start + 128 * rowBytes));
-  const shift = (32 * n) % 128;
-  for (let row = 0; row < 128; row++) {
-    pixels.copy(bytes, start + ((row + shift) % 128) * rowBytes, row * rowBytes, (row + 1) * rowBytes);
-  }
-  return bytes;
-}
 
 test('a DICOM series scrolls, takes window presets and drags, and zooms', async () => {
   const li = await apiAs(env.server.url, 'dr.li');
@@ -73,7 +41,7 @@ test('a DICOM series scrolls, takes window presets and drags, and zooms', async 
   // The files list comes in pages, newest first: the view lists every file, and the client's
   // page walker, two at a time, finds each once.
   const newestFirst = ['ecg.dcm', 'rgb-2frame.dcm', 'ct-2.dcm', 'ct-1.dcm', 'ct-3.dcm'];
-  assert.deepEqual(await liPage.$$eval('section[aria-labelledby=files] li', (lis) => lis.map((li) => li.firstChild?.textContent)), newestFirst);
+  assert.deepEqual(await liPage.$$eval('section[aria-labelledby=files] tbody tr .file-name', (cells) => cells.map((td) => td.firstChild?.textContent)), newestFirst);
   const walked = await liPage.evaluate(async (path) => {
     const { getAll } = await import('/js/api.js');
     return (await getAll(path)).map((/** @type {any} */ f) => f.name);

@@ -14,12 +14,24 @@ test('a community doctor checks the network and sees a verdict', async () => {
   const context = await env.browser.newContext();
   const page = await context.newPage();
   await signIn(page, env.server.url, 'dr.li');
-  await page.click('header >> text=检测我的网络');
+  await page.click('header >> text=检查我的设备和网络');
   await ready(page, '/netcheck');
-  assert.equal((await page.textContent('main h1'))?.trim(), '网络检测');
+  assert.equal((await page.textContent('main h1'))?.trim(), '检查设备和网络');
+  // The devices first: a live preview, the pickers, a level meter that moves with the
+  // (fake) microphone's beeps, and the choice remembered for the call.
+  await page.waitForFunction(() => /** @type {HTMLVideoElement} */ (document.querySelector('video.preview'))?.videoWidth > 0);
+  for (const id of ['device-video', 'device-audio', 'device-output']) {
+    assert.ok(await page.$$eval(`#${id} option`, (o) => o.length) >= 1, id);
+  }
+  await page.waitForFunction(() => /** @type {HTMLMeterElement} */ (document.querySelector('#mic-level')).value > 0.01, null, { timeout: 10000 });
+  const camera = await page.$eval('#device-video option', (o) => /** @type {HTMLOptionElement} */ (o).value);
+  await page.selectOption('#device-video', camera);
+  assert.equal(await page.evaluate(() => JSON.parse(localStorage.getItem('teleconsult.devices') || '{}').video), camera);
+  await page.waitForFunction(() => /** @type {HTMLVideoElement} */ (document.querySelector('video.preview'))?.videoWidth > 0);
   await page.click('text=开始检测');
   await page.waitForSelector('[data-verdict]', { timeout: 30000 });
   assert.equal(await page.getAttribute('[data-verdict]', 'data-verdict'), 'video');
+  assert.equal(await page.evaluate(() => localStorage.getItem('teleconsult.netcheck.verdict')), 'video', 'remembered for the call');
   assert.equal((await page.textContent('[data-verdict] h2'))?.trim(), '可以进行视频会诊');
   assert.equal((await page.textContent('[data-field=path]'))?.trim(), '直连');
   assert.equal((await page.textContent('[data-field=loss]'))?.trim(), '0.0 %');
@@ -34,7 +46,7 @@ test('the coordinator sees the clinics\' recent checks', async () => {
   const context = await env.browser.newContext();
   const page = await context.newPage();
   await signIn(page, env.server.url, 'coordinator');
-  await page.click('header >> text=检测我的网络');
+  await page.click('header >> text=检查我的设备和网络');
   await ready(page, '/netcheck');
   const rows = await page.locator('#nc-recent + table tbody tr').allTextContents();
   assert.ok(rows.some((r) => r.includes('东湖社区卫生服务中心') && r.includes('可以进行视频会诊')), rows.join('\n'));
@@ -53,7 +65,7 @@ test('a failing check explains in Chinese what fell short', async () => {
     await route.continue({ postData: JSON.stringify(report) });
   });
   await signIn(page, env.server.url, 'dr.li');
-  await page.click('header >> text=检测我的网络');
+  await page.click('header >> text=检查我的设备和网络');
   await ready(page, '/netcheck');
   await page.click('text=开始检测');
   await page.waitForSelector('[data-verdict]', { timeout: 30000 });

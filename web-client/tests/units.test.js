@@ -217,3 +217,26 @@ test('connection quality samples the selected pair and the inbound video, loss b
   // No transport entry (older browsers): the nominated, succeeded pair.
   assert.equal(sampleOf(report(0, 1).slice(1)).rttMs, 84);
 });
+
+test('a clinic day\'s small rules: call clock, expected wait, age, sizes, tus metadata, microphone level', async () => {
+  const { clock, expectedWait } = await import('../js/call/call.js');
+  const { size, uploadMetadata } = await import('../js/views/files.js');
+  const { ageOn } = await import('../js/views/patient-header.js');
+  const { level } = await import('../js/call/devices.js');
+  assert.deepEqual([clock(0), clock(75.9), clock(3725)], ['00:00', '01:15', '1:02:05']);
+  const start = '2026-12-07T01:00:00Z';
+  assert.equal(expectedWait(start, Date.parse('2026-12-07T00:50:30Z')), 10, 'whole minutes, rounded up');
+  assert.equal(expectedWait(start, Date.parse('2026-12-07T01:05:00Z')), 0, 'never negative');
+  assert.equal(expectedWait(null, Date.now()), null);
+  assert.equal(ageOn('1949-12-31', new Date(2026, 11, 30)), 76, 'the day before the birthday');
+  assert.equal(ageOn('1949-12-31', new Date(2026, 11, 31)), 77, 'on the birthday');
+  assert.equal(ageOn('', new Date()), null);
+  assert.deepEqual([size(512), size(1536), size(600 * 1024), size(5 * 1024 ** 3)], ['512 B', '1.5 KB', '600.0 KB', '5.0 GB']);
+  // tus: the key, a space, base64 of the UTF-8 bytes.
+  const meta = uploadMetadata('转诊信.pdf');
+  assert.ok(meta.startsWith('filename '));
+  assert.equal(Buffer.from(meta.slice(9), 'base64').toString('utf8'), '转诊信.pdf');
+  assert.equal(level(new Uint8Array([128, 128, 128])), 0, 'silence');
+  assert.equal(level(new Uint8Array([0, 0])), 1, 'full scale');
+  assert.ok(Math.abs(level(new Uint8Array([192, 64])) - 0.5) < 1e-9, 'half scale');
+});

@@ -18,7 +18,11 @@ before(async () => {
   // TURN is configured (on a port where nothing answers: the calls connect directly on
   // loopback) so that join, resume and the periodic `ice-servers` hand out TURN credentials
   // the tests can compare; they live 10 s, so a fresh one comes every 5 s.
+  // The booked slot may be days away; the room's opening before the slot (default 15 min) is
+  // widened to four weeks here, as this file is about the call itself (clinic.test.js keeps
+  // the default and shows the window).
   server = await startServer({
+    TELECONSULT_CALL_OPEN_BEFORE_MINS: '40320',
     TELECONSULT_TURN_URLS: 'turn:127.0.0.1:9', TELECONSULT_TURN_SECRET: 'browser-test-turn-secret', TELECONSULT_TURN_TTL_SECS: '10',
   });
   browser = await launchBrowser();
@@ -309,6 +313,11 @@ test('dr.li removes the patient from the call', async () => {
   const li = pages['dr.li'];
   const patient = pages['patient.zhang'];
   await li.click('.tile button:has-text("请 张秀英 离开")');
+  // One click only asks: the patient is still there until the doctor confirms.
+  await li.waitForSelector('.tile button:has-text("确认请 张秀英 离开")');
+  await li.waitForTimeout(500);
+  assert.ok(await li.$$eval('.tile figcaption', (cs) => cs.some((c) => c.textContent?.startsWith('张秀英'))), 'not removed before confirming');
+  await li.click('.tile button:has-text("确认请 张秀英 离开")');
   await patient.waitForSelector('[role=alert]:has-text("您已被移出会诊")');
   await li.waitForFunction(() => ![...document.querySelectorAll('.tile figcaption')].some((c) => c.textContent?.startsWith('张秀英')));
 });

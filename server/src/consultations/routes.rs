@@ -493,6 +493,15 @@ fn required_reason(body: &ReasonBody) -> ApiResult<Reason> {
     Reason::parse(&text).map_err(|e| ApiError::validation("reason", e.to_string()))
 }
 
+/// The person's name as notifications show it (王建国, not the login name).
+async fn display_name(state: &AppState, user: &AuthUser) -> ApiResult<String> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT display_name FROM users WHERE id = $1")
+        .bind(&user.id)
+        .fetch_optional(&state.db.pool)
+        .await?;
+    Ok(row.map(|r| r.0).unwrap_or_else(|| user.username.clone()))
+}
+
 /// Notifies the consultation's participants except the actor.
 async fn tell_others(
     state: &AppState,
@@ -569,7 +578,8 @@ async fn accept(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    tell_others(&state, &c, &user, "accepted", "专家已接受会诊 Expert accepted", user.username.clone()).await?;
+    tell_others(&state, &c, &user, "accepted", "专家已接受会诊 Expert accepted", display_name(&state, &user).await?)
+        .await?;
     respond(&state, &user, &id).await
 }
 
@@ -689,7 +699,8 @@ async fn claim(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    tell_others(&state, &c, &user, "accepted", "专家已接受会诊 Expert accepted", user.username.clone()).await?;
+    tell_others(&state, &c, &user, "accepted", "专家已接受会诊 Expert accepted", display_name(&state, &user).await?)
+        .await?;
     respond(&state, &user, &id).await
 }
 

@@ -161,6 +161,10 @@ pub async fn apply_locked(
     .bind(&now)
     .execute(&mut *conn)
     .await?;
+    if to == State::Completed {
+        // The appointment closes with the consultation (attended or no-show).
+        crate::scheduling::visit::close_appointments(conn, id).await?;
+    }
     Ok(to)
 }
 

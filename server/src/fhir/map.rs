@@ -891,6 +891,7 @@ mod tests {
             recommendations: String::new(),
             referral_advice: String::new(),
             follow_up_advice: String::new(),
+            patient_summary: String::new(),
             amendment_reason: "补充".into(),
             signer_name: "王医生".into(),
             signer_title: "chief".into(),

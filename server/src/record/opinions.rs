@@ -29,6 +29,9 @@ pub struct OpinionContent {
     pub referral_advice: String,
     #[serde(default)]
     pub follow_up_advice: String,
+    /// What the patient is told, in plain words (shown on the patient's home and the kiosk).
+    #[serde(default)]
+    pub patient_summary: String,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, schemars::JsonSchema)]
@@ -45,6 +48,7 @@ pub struct Opinion {
     pub recommendations: String,
     pub referral_advice: String,
     pub follow_up_advice: String,
+    pub patient_summary: String,
     pub amendment_reason: String,
     pub signer_name: String,
     pub signer_title: String,
@@ -55,7 +59,7 @@ pub struct Opinion {
 }
 
 const OPINION_SELECT: &str = "SELECT id, consultation_id, author_id, kind, version, supersedes, status, findings, impression,
-    recommendations, referral_advice, follow_up_advice, amendment_reason, signer_name, signer_title, signed_at, content_sha256,
+    recommendations, referral_advice, follow_up_advice, patient_summary, amendment_reason, signer_name, signer_title, signed_at, content_sha256,
     created_at, updated_at FROM opinions";
 
 /// The SHA-256 (hex) of an opinion's canonical form: a JSON object with sorted keys holding
@@ -72,6 +76,10 @@ pub fn canonical_sha256(o: &Opinion) -> String {
     m.insert("recommendations", o.recommendations.clone());
     m.insert("referral_advice", o.referral_advice.clone());
     m.insert("follow_up_advice", o.follow_up_advice.clone());
+    // Only when written, so that opinions signed before the field existed keep their hash.
+    if !o.patient_summary.is_empty() {
+        m.insert("patient_summary", o.patient_summary.clone());
+    }
     m.insert("amendment_reason", o.amendment_reason.clone());
     m.insert("signer_name", o.signer_name.clone());
     m.insert("signer_title", o.signer_title.clone());
@@ -87,6 +95,7 @@ fn validate(c: &OpinionContent) -> ApiResult<()> {
         ("recommendations", &c.recommendations),
         ("referral_advice", &c.referral_advice),
         ("follow_up_advice", &c.follow_up_advice),
+        ("patient_summary", &c.patient_summary),
     ] {
         if v.chars().count() > 20_000 {
             return Err(ApiError::validation(field, "at most 20,000 characters"));
@@ -167,7 +176,8 @@ pub async fn save_draft(
     match latest(&state, &id, &user.id, kind).await? {
         Some(o) if o.status == "draft" => {
             sqlx::query(
-                "UPDATE opinions SET findings = $1, impression = $2, recommendations = $3, referral_advice = $4, follow_up_advice = $5, updated_at = $6
+                "UPDATE opinions SET findings = $1, impression = $2, recommendations = $3, referral_advice = $4, follow_up_advice = $5, updated_at = $6,
+                    patient_summary = $8
                  WHERE id = $7 AND status = 'draft'",
             )
             .bind(&b.content.findings)
@@ -177,6 +187,7 @@ pub async fn save_draft(
             .bind(&b.content.follow_up_advice)
             .bind(&now)
             .bind(&o.id)
+            .bind(&b.content.patient_summary)
             .execute(&mut *tx)
             .await?;
         }
@@ -189,8 +200,8 @@ pub async fn save_draft(
         None => {
             sqlx::query(
                 "INSERT INTO opinions (id, consultation_id, author_id, kind, version, status, findings, impression, recommendations,
-                    referral_advice, follow_up_advice, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, 1, 'draft', $5, $6, $7, $8, $9, $10, $10)",
+                    referral_advice, follow_up_advice, created_at, updated_at, patient_summary)
+                 VALUES ($1, $2, $3, $4, 1, 'draft', $5, $6, $7, $8, $9, $10, $10, $11)",
             )
             .bind(new_id())
             .bind(&id)
@@ -202,6 +213,7 @@ pub async fn save_draft(
             .bind(&b.content.referral_advice)
             .bind(&b.content.follow_up_advice)
             .bind(&now)
+            .bind(&b.content.patient_summary)
             .execute(&mut *tx)
             .await?;
         }
@@ -241,8 +253,9 @@ async fn freeze(
     if insert {
         sqlx::query(
             "INSERT INTO opinions (id, consultation_id, author_id, kind, version, supersedes, status, findings, impression, recommendations,
-                referral_advice, follow_up_advice, amendment_reason, signer_name, signer_title, signed_at, content_sha256, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'signed', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $15, $15)",
+                referral_advice, follow_up_advice, amendment_reason, signer_name, signer_title, signed_at, content_sha256, created_at, updated_at,
+                patient_summary)
+             VALUES ($1, $2, $3, $4, $5, $6, 'signed', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $15, $15, $17)",
         )
         .bind(&o.id)
         .bind(&o.consultation_id)
@@ -260,6 +273,7 @@ async fn freeze(
         .bind(&o.signer_title)
         .bind(&now)
         .bind(&o.content_sha256)
+        .bind(&o.patient_summary)
         .execute(&mut *conn)
         .await?;
     } else {
@@ -282,7 +296,10 @@ async fn freeze(
     // Who completes the consultation: the single expert's opinion, or an MDT's joint conclusion.
     let completes = if c.mode == Mode::Mdt.as_str() { o.kind == "joint" } else { true };
     let from = store::lock(&mut *conn, &c.id).await?;
-    if completes && from != CState::Completed {
+    // Signing during a live call does not end it: the consultation completes when the call
+    // is ended for everyone (see scheduling::visit).
+    let live = from == CState::InProgress && crate::scheduling::visit::call_is_live(&mut *conn, &c.id).await?;
+    if completes && from != CState::Completed && !live {
         store::apply_locked(&mut *conn, &c.id, from, Some(&user.id), &Action::SignOpinion).await?;
     }
     Ok(o)
@@ -392,6 +409,7 @@ pub async fn amend(
         recommendations: b.content.recommendations,
         referral_advice: b.content.referral_advice,
         follow_up_advice: b.content.follow_up_advice,
+        patient_summary: b.content.patient_summary,
         amendment_reason: reason.to_string(),
         created_at: now_ts(),
         updated_at: now_ts(),
@@ -434,6 +452,7 @@ mod tests {
             recommendations: String::new(),
             referral_advice: String::new(),
             follow_up_advice: String::new(),
+            patient_summary: String::new(),
             amendment_reason: String::new(),
             signer_name: "王建国".into(),
             signer_title: "chief".into(),
@@ -455,6 +474,8 @@ mod tests {
         );
         assert_ne!(h, canonical_sha256(&Opinion { impression: "急性缺血".into(), ..a.clone() }));
         assert_ne!(h, canonical_sha256(&Opinion { version: 2, ..a.clone() }));
-        assert_ne!(h, canonical_sha256(&Opinion { signed_at: None, ..a }));
+        assert_ne!(h, canonical_sha256(&Opinion { signed_at: None, ..a.clone() }));
+        // The patient summary counts once written; an empty one leaves earlier hashes as they were.
+        assert_ne!(h, canonical_sha256(&Opinion { patient_summary: "心脏没有大问题".into(), ..a }));
     }
 }

@@ -34,6 +34,10 @@ pub struct AppointmentView {
     pub status: String,
     pub cancel_reason: String,
     pub replaced_by: Option<String>,
+    /// For a booked appointment seen with its consultation: when the call's room opens (UTC).
+    /// Absent when it opens at once (urgent requests) or the appointment is not booked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room_opens_at: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -70,6 +74,7 @@ impl From<AppointmentRow> for AppointmentView {
             status: r.status,
             cancel_reason: r.cancel_reason,
             replaced_by: r.replaced_by,
+            room_opens_at: None,
         }
     }
 }
@@ -89,7 +94,24 @@ pub async fn of_consultation(state: &AppState, consultation_id: &str) -> ApiResu
             .bind(consultation_id)
             .fetch_all(&state.db.pool)
             .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    let urgency: Option<(String,)> = sqlx::query_as("SELECT urgency FROM consultations WHERE id = $1")
+        .bind(consultation_id)
+        .fetch_optional(&state.db.pool)
+        .await?;
+    let urgency = urgency.and_then(|u| u.0.parse().ok()).unwrap_or(crate::consultations::state::Urgency::Routine);
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let start = parse_ts(&r.start_at);
+            let booked = r.status == "booked";
+            let mut view = AppointmentView::from(r);
+            if booked {
+                let opens = super::visit::room_opens_at(urgency, Some(start), state.config.call_open_before_mins);
+                view.room_opens_at = opens.map(ts);
+            }
+            view
+        })
+        .collect())
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

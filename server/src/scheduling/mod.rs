@@ -8,6 +8,7 @@ pub mod appointments;
 pub mod availability;
 pub mod slots;
 pub mod store;
+pub mod visit;
 
 use crate::error::{ApiError, ApiResult, FieldError};
 use chrono::{DateTime, Utc};

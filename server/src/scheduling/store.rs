@@ -124,7 +124,7 @@ pub async fn load_calendar(
     };
     let busy: Vec<(String, String)> = sqlx::query_as(
         "SELECT start_at, end_at FROM appointments
-         WHERE expert_id = $1 AND status = 'booked' AND end_at > $2 AND start_at < $3 AND id <> $4 ORDER BY start_at",
+         WHERE expert_id = $1 AND status IN ('booked', 'attended') AND end_at > $2 AND start_at < $3 AND id <> $4 ORDER BY start_at",
     )
     .bind(expert_id)
     .bind(&lo)

@@ -250,6 +250,7 @@ enum Record {
     Timeline { room: String, entry: TimelineEntry },
     Chat { room: String, id: String, participant: String, actor: AuthUser, text: String, at: DateTime<Utc> },
     Start { room: String },
+    End { room: String, by_user: String },
 }
 
 /// The rooms of this instance.
@@ -578,6 +579,7 @@ impl EventSink for RoomHub {
                         records.push(Record::Chat { room: room.clone(), id, participant, actor, text, at });
                     }
                     Effect::BothSidesPresent => records.push(Record::Start { room: room.clone() }),
+                    Effect::CallEnded { by_user } => records.push(Record::End { room: room.clone(), by_user }),
                 }
             }
             if s.room.is_empty() {
@@ -670,6 +672,7 @@ async fn record(db: Db, mut rx: mpsc::Receiver<Record>) {
 async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::error::ApiError> {
     let mut tx = db.pool.begin().await?;
     let mut starts = Vec::new();
+    let mut ends = Vec::new();
     let mut audits = Vec::new();
     for r in batch.drain(..) {
         match r {
@@ -706,6 +709,7 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
                 audits.push((room, id, actor));
             }
             Record::Start { room } => starts.push(room),
+            Record::End { room, by_user } => ends.push((room, by_user)),
         }
     }
     tx.commit().await?;
@@ -724,6 +728,12 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
             Ok(_) => tracing::info!(consultation = %room, "consultation in progress: both sides are in the room"),
             Err(e) if e.code == "invalid_transition" => {}
             Err(e) => tracing::error!(consultation = %room, error = %e, "could not start the consultation"),
+        }
+    }
+    for (room, by_user) in ends {
+        match crate::scheduling::visit::end_call(db, &room, &by_user).await {
+            Ok(()) => tracing::info!(consultation = %room, "the call was ended for everyone"),
+            Err(e) => tracing::error!(consultation = %room, error = %e, "could not end the consultation's call"),
         }
     }
     Ok(())

@@ -188,6 +188,28 @@ async fn join(
         ));
     }
     let now = Utc::now();
+    if current == ConsultationState::Scheduled {
+        let mut conn = state.db.pool.acquire().await?;
+        let opens = crate::scheduling::visit::opens_at(
+            &mut conn,
+            &id,
+            &consultation.urgency,
+            state.config.call_open_before_mins,
+        )
+        .await?;
+        if !crate::scheduling::visit::room_open(opens, now) {
+            let at = opens.map(ts).unwrap_or_default();
+            let mut err = ApiError::conflict(
+                "room_not_open",
+                format!(
+                    "the room opens at {at}, {} minutes before the appointment",
+                    state.config.call_open_before_mins
+                ),
+            );
+            err.title = "Room not open yet";
+            return Err(err);
+        }
+    }
     let (ticket, expires) = tickets::issue(&state.db, &id, &user.id, role.as_str(), now).await?;
     let ws_url = format!("{}/api/v1/rtc?ticket={ticket}", ws_origin(&headers, &state.config));
     Ok((

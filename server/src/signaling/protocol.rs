@@ -34,6 +34,8 @@ pub mod close {
     pub const REPLACED: u16 = 4011;
     /// The room already holds its maximum number of participants.
     pub const ROOM_FULL: u16 = 4013;
+    /// A doctor ended the call for everyone.
+    pub const ENDED: u16 = 4020;
     /// The client did not read its messages fast enough; its outbound queue overflowed.
     pub const SLOW_CONSUMER: u16 = 4029;
     /// No frame (not even a pong) arrived within the heartbeat timeout.
@@ -138,6 +140,8 @@ pub enum ClientMessage {
     Remove { peer: ParticipantId },
     /// The sender leaves for good (its resume token stops working).
     Leave,
+    /// A doctor ends the call for everyone in the room and the lobby.
+    End,
 }
 
 /// One participant as others see it.
@@ -298,6 +302,10 @@ pub enum ServerMessage {
     /// an ICE restart without a resume would otherwise use an expired credential.
     IceServers {
         ice_servers: Vec<IceServer>,
+    },
+    /// A doctor ended the call for everyone; the connection closes with 4020 after this.
+    CallEnded {
+        by: String,
     },
     Error {
         code: ErrorCode,

@@ -168,6 +168,10 @@ pub enum Effect {
     },
     /// The inviting side and an expert are in the room together for the first time.
     BothSidesPresent,
+    /// A doctor (this user) ended the call for everyone.
+    CallEnded {
+        by_user: String,
+    },
 }
 
 /// One message for some connections, serialised once.
@@ -508,6 +512,16 @@ impl Room {
         self.participants.remove(i);
     }
 
+    /// Participant `i` leaves because the call was ended for everyone: closed and recorded,
+    /// without telling the others (they leave with it).
+    fn depart_quietly(&mut self, out: &mut Outcome, now: DateTime<Utc>, i: usize) {
+        if let Some(c) = self.participants[i].conn() {
+            out.close(c, close::ENDED, "ended for everyone");
+        }
+        self.record(out, now, TimelineKind::Left, i, None, "ended");
+        self.participants.remove(i);
+    }
+
     /// Gives up the seats of participants whose replay buffer overflowed.
     fn finish(&mut self, out: &mut Outcome, now: DateTime<Utc>) {
         while let Some(i) = self.participants.iter().position(|p| p.overflowed) {
@@ -681,6 +695,27 @@ impl Room {
                 if !self.participants[i].role.is_doctor() =>
             {
                 out.error(Some(conn), ErrorCode::NotAllowed, format!("only a doctor may admit or remove {peer}"));
+            }
+            ClientMessage::End if !self.participants[i].role.is_doctor() => {
+                out.error(Some(conn), ErrorCode::NotAllowed, "only a doctor may end the call for everyone");
+            }
+            ClientMessage::End => {
+                let by = self.participants[i].name.clone();
+                let by_user = self.participants[i].user_id.clone();
+                // Everyone, in the room, in the lobby or reconnecting, hears it and leaves;
+                // the ender last, so the others still learn who ended it.
+                let mut order: Vec<usize> = (0..self.participants.len()).filter(|&j| j != i).collect();
+                order.push(i);
+                for j in &order {
+                    if let Some(c) = self.participants[*j].conn() {
+                        out.deliver(c, ServerMessage::CallEnded { by: by.clone() });
+                    }
+                }
+                while !self.participants.is_empty() {
+                    self.depart_quietly(&mut out, now, 0);
+                }
+                self.admitted_users.clear();
+                out.effects.push(Effect::CallEnded { by_user });
             }
             ClientMessage::Admit { peer } => match self.find(&peer) {
                 Some(j) if self.participants[j].place == Place::Lobby => {
@@ -928,6 +963,34 @@ mod tests {
         // A patient cannot admit itself.
         let out = room.handle(t(4), 9, ClientMessage::Admit { peer: "zhang".into() }, || "m".into());
         assert!(matches!(out.messages_to(9)[0], ServerMessage::Error { code: ErrorCode::NotAdmitted, .. }));
+    }
+
+    #[test]
+    fn a_doctor_ends_the_call_for_everyone_and_a_patient_cannot() {
+        let mut room = doctors_room();
+        room.join(t(1), joiner("wang", 2, RoomRole::Expert), "tok-wang");
+        room.join(t(2), joiner("zhang", 9, RoomRole::Patient), "tok-zhang");
+        room.handle(t(3), 1, ClientMessage::Admit { peer: "zhang".into() }, || unreachable!());
+        room.join(t(4), joiner("liu", 7, RoomRole::Patient), "tok-liu");
+        let out = room.handle(t(5), 9, ClientMessage::End, || unreachable!());
+        assert!(matches!(out.messages_to(9)[0], ServerMessage::Error { code: ErrorCode::NotAllowed, .. }));
+        assert!(!room.is_empty());
+
+        let out = room.handle(t(6), 2, ClientMessage::End, || unreachable!());
+        for conn in [1, 2, 9, 7] {
+            assert_eq!(
+                out.messages_to(conn),
+                vec![&ServerMessage::CallEnded { by: "WANG".into() }],
+                "connection {conn} hears who ended it, and nothing else"
+            );
+            assert!(out.effects.contains(&Effect::Close { conn, code: close::ENDED, reason: "ended for everyone" }));
+        }
+        assert_eq!(out.timeline(), vec![TimelineKind::Left; 4], "each one leaves the timeline");
+        assert!(out.effects.contains(&Effect::CallEnded { by_user: "user-wang".into() }));
+        assert!(room.is_empty());
+        // Admissions are forgotten: a patient joining again waits in the lobby.
+        let out = room.join(t(7), joiner("zhang", 10, RoomRole::Patient), "tok-zhang-2");
+        assert!(matches!(out.messages_to(10)[0], ServerMessage::Joined { admitted: false, .. }));
     }
 
     #[test]

@@ -2,8 +2,8 @@
 // resume token when the socket drops (see docs/signaling.md).
 import { post } from '../api.js';
 
-/** Close codes after which resuming is pointless. */
-const FINAL = new Set([1000, 4003, 4010, 4011, 4013]);
+/** Close codes after which resuming is pointless (4020: a doctor ended the call for everyone). */
+const FINAL = new Set([1000, 4003, 4010, 4011, 4013, 4020]);
 
 export class Signaling extends EventTarget {
   /** @param {string} consultationId */

@@ -1,6 +1,7 @@
 // The ECG viewer: the recording on ECG paper (1 mm and 5 mm grid), with the R peaks marked as
 // a computer-assisted pre-read.
-import { h } from '../dom.js';
+import { h, when } from '../dom.js';
+import { patientOf, patientHeader } from '../views/patient-header.js';
 import { t } from '../i18n.js';
 import { get } from '../api.js';
 import { layout, uvToMm, MM_PER_S, ROW_MM } from './layout.js';
@@ -13,16 +14,33 @@ import { layout, uvToMm, MM_PER_S, ROW_MM } from './layout.js';
  */
 
 /**
+ * The ECG screen: the patient header (name, sex, age, ID, recording time, device), a way back
+ * to the consultation, the measurements and the tracing with calipers.
  * @param {string} fileId
+ * @param {import('../main.js').App} [app]
+ * @param {string} [consultationId] the consultation the file belongs to (for the header and the way back)
  * @returns {Promise<HTMLElement>}
  */
-export async function ecgView(fileId) {
-  /** @type {EcgView} */
+export async function ecgView(fileId, app, consultationId) {
+  /** @type {EcgView & {acquisition_time?: string | null, device?: string | null}} */
   const ecg = await get(`/api/v1/files/${fileId}/ecg`);
   const m = ecg.measurements;
   const fmt = (/** @type {number | null} */ v, /** @type {string} */ unit) => (v == null ? '—' : `${Math.round(v)} ${unit}`);
+  /** @type {HTMLElement | null} */
+  let header = null;
+  if (consultationId) {
+    try {
+      const c = await get(`/api/v1/consultations/${consultationId}`);
+      const p = await patientOf(c.patient_id);
+      const recorded = [[t('ecg.recordedAt'), ecg.acquisition_time ? when(ecg.acquisition_time) : ''], [t('ecg.device'), ecg.device || '']];
+      header = p ? patientHeader(p, recorded) : h('p', { class: 'ph-name' }, c.patient_name);
+    } catch { /* the tracing is shown without the header */ }
+  }
   return h('section', { class: 'card', 'aria-labelledby': 'ecg-title' },
+    app && consultationId ? h('div', { class: 'actions' },
+      h('button', { class: 'link back', onclick: () => app.navigate(`/consultations/${consultationId}`) }, t('ecg.back'))) : null,
     h('h1', { id: 'ecg-title' }, t('ecg.title')),
+    header,
     h('p', { class: 'notice' }, t('ecg.computerAssisted')),
     h('dl', { class: 'facts' },
       h('dt', null, t('ecg.rate')), h('dd', null, fmt(m.heart_rate_bpm, 'bpm')),
@@ -33,11 +51,6 @@ export async function ecgView(fileId) {
     h('p', { class: 'muted' }, '25 mm/s · 10 mm/mV'));
 }
 
-/**
- * An interval on the paper: milliseconds at 25 mm/s and the rate it implies.
- * @param {number} mm horizontal distance in millimetres
- * @returns {{ms: number, bpm: number | null}}
- */
 export function caliperReading(mm) {
   const ms = Math.round((Math.abs(mm) / MM_PER_S) * 1000);
   return { ms, bpm: ms > 0 ? Math.round(60000 / ms) : null };

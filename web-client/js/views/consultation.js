@@ -2,8 +2,10 @@
 // with it (accept or decline, book a slot, join the call, open an ECG).
 import { h, mount, when } from '../dom.js';
 import { t } from '../i18n.js';
-import { get, getAll, post } from '../api.js';
+import { get, post } from '../api.js';
 import { opinionSection } from './opinion.js';
+import { filesSection } from './files.js';
+import { patientOf, patientHeader } from './patient-header.js';
 
 /**
  * @param {import('../main.js').App} app
@@ -48,14 +50,19 @@ export async function consultationView(app, id) {
     actions.append(await slotPicker(c, act));
   }
   if (['scheduled', 'in_progress'].includes(c.state) && me) {
-    actions.append(h('button', { class: 'primary', onclick: () => app.navigate(`/call/${id}`) }, t('call.join')));
+    // The room opens a while before the booked slot (at once for urgent requests).
+    const booked = c.appointments.find((/** @type {any} */ a) => a.status === 'booked');
+    const opensAt = c.state === 'scheduled' && booked?.room_opens_at ? Date.parse(booked.room_opens_at) : 0;
+    if (opensAt > Date.now()) {
+      actions.append(h('p', { class: 'room-opens' }, t('call.opensAt', { at: when(booked.room_opens_at) })));
+    } else {
+      actions.append(h('button', { class: 'primary', onclick: () => app.navigate(`/call/${id}`) }, t('call.join')));
+    }
   }
 
-  // Every file (the list comes in pages, newest first): the images button depends on all of them.
-  let files = null;
-  try {
-    files = await getAll(`/api/v1/consultations/${id}/files?limit=200`);
-  } catch { /* files not visible to this role */ }
+  const patient = await patientOf(c.patient_id);
+  const canUpload = !!me && !['completed', 'cancelled', 'declined', 'no_show'].includes(c.state);
+  const files = await filesSection(app, c, canUpload);
 
   const canWrite = role === 'expert' && !!me && ['accepted', 'active'].includes(me.status);
   /** @type {HTMLElement | null} */
@@ -66,26 +73,29 @@ export async function consultationView(app, id) {
 
   return h('div', { class: 'stack' },
     h('h1', null, t('consultation.title'), ' · ', c.patient_name),
+    patient ? h('section', { class: 'card', 'aria-labelledby': 'ph-h' }, h('h2', { id: 'ph-h' }, t('header.title')), patientHeader(patient)) : null,
     h('section', { class: 'card', 'aria-labelledby': 'facts' },
       h('h2', { id: 'facts' }, h('span', { class: `badge state-${c.state}` }, t(`state.${c.state}`))),
       h('dl', { class: 'facts' },
         h('dt', null, t('wizard.specialty')), h('dd', null, t(`specialty.${c.specialty}`)),
         h('dt', null, t('wizard.urgency')), h('dd', null, t(`urgency.${c.urgency}`)),
         h('dt', null, t('wizard.mode')), h('dd', null, t(`mode.${c.mode}`)),
-        h('dt', null, t('wizard.reason')), h('dd', null, c.reason),
+        h('dt', null, t('wizard.reason')), h('dd', { class: 'question' }, c.reason),
+        h('dt', null, t('wizard.summary')), h('dd', { class: 'summary' }, c.record_summary || t('common.none')),
         h('dt', null, t('consultation.requestedBy')), h('dd', null, `${c.requested_by_name} · ${c.requesting_organisation_name}`),
-        c.assigned_expert_name ? [h('dt', null, t('consultation.expert')), h('dd', null, c.assigned_expert_name)] : null),
+        c.assigned_expert_name ? [h('dt', null, t('consultation.expert')), h('dd', null, c.assigned_expert_name)] : null,
+        h('dt', null, t('consent.title')), h('dd', { class: 'consent' }, c.consent ? t('consent.record', {
+          who: c.consent.given_by === 'guardian' ? t('consent.guardian', { name: c.consent.guardian_name }) : t('wizard.byPatient'),
+          at: when(c.consent.given_at),
+          how: c.consent.method === 'written' ? t('wizard.written') : t('wizard.verbal'),
+          witness: c.consent.witness_name,
+        }) : t('consent.none'))),
       actions, error),
     c.appointments.length ? h('section', { class: 'card', 'aria-labelledby': 'appts' },
       h('h2', { id: 'appts' }, t('consultation.appointments')),
       h('ul', { class: 'list' }, c.appointments.map((/** @type {any} */ a) =>
         h('li', null, `${when(a.start)} – ${a.expert_name}`, h('span', { class: 'badge' }, t(`appointment.${a.status}`)))))) : null,
-    files && files.length ? h('section', { class: 'card', 'aria-labelledby': 'files' },
-      h('h2', { id: 'files' }, t('consultation.files')),
-      files.some((/** @type {any} */ f) => f.kind === 'dicom')
-        ? h('div', { class: 'actions' }, h('button', { class: 'primary', onclick: () => app.navigate(`/images/${id}`) }, t('images.open'))) : null,
-      h('ul', { class: 'list' }, files.map((/** @type {any} */ f) => h('li', null, f.name,
-        f.kind === 'ecg' ? h('button', { onclick: () => app.navigate(`/ecg/${f.id}`) }, t('ecg.open')) : null)))) : null,
+    files,
     opinions,
     h('section', { class: 'card', 'aria-labelledby': 'hist' },
       h('h2', { id: 'hist' }, t('consultation.history')),

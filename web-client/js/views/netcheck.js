@@ -7,6 +7,7 @@ import { h, mount, when } from '../dom.js';
 import { t } from '../i18n.js';
 import { get, post } from '../api.js';
 import { netcheckReasons } from '../reasons.js';
+import { devicesPanel, rememberVerdict } from '../call/devices.js';
 
 /**
  * @typedef {{id: string, ice_servers: RTCIceServer[], expires_at: string,
@@ -183,7 +184,9 @@ export async function netcheckView(app) {
   button.addEventListener('click', async () => {
     button.disabled = true;
     try {
-      mount(out, resultView(await runCheck((step) => mount(out, h('p', { class: 'muted' }, step)))));
+      const result = await runCheck((step) => mount(out, h('p', { class: 'muted' }, step)));
+      rememberVerdict(result.verdict);
+      mount(out, resultView(result));
     } catch (err) {
       const e = /** @type {Error & {code?: string}} */ (err);
       mount(out, h('p', { class: 'error', role: 'alert' }, e.code === 'netcheck_busy' ? t('netcheck.busy') : t('app.error', { message: e.message })));
@@ -193,8 +196,12 @@ export async function netcheckView(app) {
   });
   const role = app.user().role;
   const recent = role === 'coordinator' || role === 'admin' ? await recentResults().catch(() => null) : null;
+  // One "check my setup" step: the devices first, then the network.
+  const devices = await devicesPanel(app.onLeave);
   return h('section', { class: 'stack', 'aria-labelledby': 'nc-title' },
     h('h1', { id: 'nc-title' }, t('netcheck.title')),
+    devices,
+    h('h2', null, t('setup.network')),
     h('p', { class: 'hint' }, t('netcheck.intro')),
     h('div', { class: 'actions' }, button),
     out,

@@ -5,7 +5,7 @@ import { h, when, field } from '../dom.js';
 import { t } from '../i18n.js';
 import { get, put, post } from '../api.js';
 
-export const FIELDS = /** @type {const} */ (['findings', 'impression', 'recommendations', 'referral_advice', 'follow_up_advice']);
+export const FIELDS = /** @type {const} */ (['findings', 'impression', 'recommendations', 'referral_advice', 'follow_up_advice', 'patient_summary']);
 
 /**
  * One opinion version as read by anyone: the text fields, the signer and the time.

@@ -5,9 +5,9 @@ import { t } from '../i18n.js';
 import { get } from '../api.js';
 
 /** States in which a consultation may carry a signed opinion. */
-const WITH_OPINION = ['accepted', 'scheduled', 'in_progress', 'completed'];
+const WITH_OPINION = ['accepted', 'scheduled', 'in_progress', 'awaiting_opinion', 'completed'];
 /** The opinion fields a patient is shown, in reading order (the findings stay technical). */
-export const PLAIN_FIELDS = /** @type {const} */ (['impression', 'recommendations', 'follow_up_advice', 'referral_advice']);
+export const PLAIN_FIELDS = /** @type {const} */ (['patient_summary', 'impression', 'recommendations', 'follow_up_advice', 'referral_advice']);
 
 /**
  * @param {import('../main.js').App} app
@@ -23,15 +23,21 @@ export async function patientHome(app) {
     const detail = await get(`/api/v1/consultations/${live.id}`);
     next = detail.appointments.find((/** @type {any} */ a) => a.status === 'booked') || null;
   }
+  // The room opens a while before the booked time: until then the time is shown, not a button.
+  const opensAt = live && live.state === 'scheduled' && next?.room_opens_at ? Date.parse(next.room_opens_at) : 0;
   const opinion = await latestSignedOpinion(items);
+  // A call that is over and whose opinion is still being written.
+  const pending = !live && items.find((c) => c.state === 'awaiting_opinion' || c.state === 'in_progress');
   return h('section', { class: 'elder-home', 'aria-labelledby': 'ph' },
     h('h1', { id: 'ph' }, t('patient.hello', { name: app.user().display_name })),
     live
       ? [
         h('p', { class: 'big' }, t('patient.next', { expert: live.assigned_expert_name || '', at: next ? when(next.start) : '' })),
-        h('button', { class: 'primary huge', onclick: () => app.navigate(`/call/${live.id}`) }, t('patient.join')),
+        opensAt > Date.now()
+          ? h('p', { class: 'big room-opens' }, t('patient.opensAt', { at: when(next.room_opens_at) }))
+          : h('button', { class: 'primary huge', onclick: () => app.navigate(`/call/${live.id}`) }, t('patient.join')),
       ]
-      : h('p', { class: 'big' }, t('patient.nothing')),
+      : h('p', { class: 'big' }, pending ? t('patient.opinionPending') : t('patient.nothing')),
     opinion ? plainOpinion(opinion.o, opinion.c) : null,
   );
 }
@@ -74,5 +80,6 @@ export function plainOpinion(o, c) {
     fields.map((f) => h('section', { class: `po-field po-${f}`, 'aria-labelledby': `po-${f}-h` },
       h('h3', { id: `po-${f}-h` }, t(`patient.opinion.${f}`)),
       h('p', null, o[f]))),
-    h('p', { class: 'po-note' }, t('patient.opinionNote')));
+    h('p', { class: 'po-note' }, t('patient.opinionNote')),
+    h('button', { class: 'print', onclick: () => window.print() }, t('patient.print')));
 }

@@ -5,6 +5,7 @@ import { h, mount, field, formValues, when } from '../dom.js';
 import { t, lang } from '../i18n.js';
 import { get, post } from '../api.js';
 import { candidateReasons } from '../reasons.js';
+import { dropZone, pendingUploads, size } from './files.js';
 
 /**
  * @param {import('../main.js').App} app
@@ -16,6 +17,12 @@ export async function wizardView(app, query) {
   const root = h('section', { class: 'card', 'aria-labelledby': 'wz' });
   /** @type {Record<string, any>} */
   const request = {};
+  /** Attachments chosen now, sent once the request exists (nothing is stored before). @type {File[]} */
+  const attachments = [];
+  const attachmentList = h('ul', { class: 'list attachments', 'aria-label': t('wizard.attachments') });
+  const showAttachments = () => mount(attachmentList, attachments.map((f, i) => h('li', null,
+    `${f.name} · ${size(f.size)}`,
+    h('button', { type: 'button', onclick: () => { attachments.splice(i, 1); showAttachments(); } }, t('common.remove', {})))));
 
   const step1 = () => {
     const form = /** @type {HTMLFormElement} */ (h('form', { class: 'grid' },
@@ -31,9 +38,12 @@ export async function wizardView(app, query) {
         ['video', 'ecg_review', 'imaging_review', 'mdt'].map((m) => h('option', { value: m }, t(`mode.${m}`))))),
       field(t('wizard.minTitle'), h('select', { name: 'min_title' },
         ['resident', 'attending', 'associate_chief', 'chief'].map((x) => h('option', { value: x, selected: x === 'attending' }, t(`title.${x}`))))),
+      h('div', { class: 'field' }, h('span', { class: 'label' }, t('wizard.attachments')),
+        dropZone('wizard-upload', (files) => { attachments.push(...files); showAttachments(); }), attachmentList),
       h('button', { type: 'submit', class: 'primary' }, t('common.next')),
     ));
     form.addEventListener('submit', (e) => { e.preventDefault(); Object.assign(request, formValues(form)); step2(); });
+    showAttachments();
     mount(root, h('h1', { id: 'wz' }, t('wizard.title')), h('p', { class: 'step' }, t('wizard.step', { n: 1 })), form);
   };
 
@@ -85,6 +95,7 @@ export async function wizardView(app, query) {
     const send = async (addressee) => {
       try {
         const c = await post('/api/v1/consultations', { ...request, addressee });
+        if (attachments.length) pendingUploads.set(c.id, [...attachments]);
         app.navigate(`/consultations/${c.id}`);
       } catch (err) {
         error.textContent = /** @type {Error} */ (err).message;

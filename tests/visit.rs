@@ -1,0 +1,175 @@
+//! A consultation, its appointment and its call agree (docs/workflow.md, "Call, appointment and
+//! consultation"): a routine room opens shortly before the booked slot, an urgent one at once;
+//! signing the opinion during the call does not end it; a doctor ends the call for everyone
+//! (a patient cannot); the consultation then completes (opinion signed) or awaits its
+//! opinion, and the appointment closes as attended — on SQLite and PostgreSQL.
+
+mod common;
+mod rtc;
+
+use common::TestApp;
+use rtc::{patient_id_of, Signaler, WAIT};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// A consultation for patient.zhang addressed to dr.wang, accepted, booked into dr.wang's
+/// first free slot starting after `not_before`: its id and the slot's start.
+async fn booked(app: &TestApp, urgency: &str, not_before: chrono::DateTime<chrono::Utc>) -> (String, String) {
+    let li = app.login("dr.li").await;
+    let wang = app.login("dr.wang").await;
+    let wang_id = app.user_id("dr.wang").await;
+    let patient = patient_id_of(app, "patient.zhang").await;
+    let (status, c) = app
+        .post(
+            "/api/v1/consultations",
+            &li,
+            &json!({
+                "patient_id": patient, "reason": "胸闷两周", "specialty": "cardiology", "min_title": "attending",
+                "urgency": urgency, "mode": "video", "addressee": {"kind": "expert", "expert_id": wang_id},
+                "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"}
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{c}");
+    let id = c["id"].as_str().unwrap().to_string();
+    let (status, body) = app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, slots) = app.get(&format!("/api/v1/experts/{wang_id}/slots"), &li).await;
+    for slot in slots["items"].as_array().expect("slots") {
+        let start = chrono::DateTime::parse_from_rfc3339(slot["start"].as_str().unwrap()).unwrap();
+        if start < not_before {
+            continue;
+        }
+        let (status, body) = app
+            .post(
+                "/api/v1/appointments",
+                &li,
+                &json!({"consultation_id": id, "expert_id": wang_id, "start": slot["start"]}),
+            )
+            .await;
+        match status {
+            201 => return (id, slot["start"].as_str().unwrap().to_string()),
+            409 => continue,
+            _ => panic!("booking: {status} {body}"),
+        }
+    }
+    panic!("no free slot for dr.wang")
+}
+
+async fn detail(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("/api/v1/consultations/{id}"), &app.login("dr.li").await).await.1
+}
+
+async fn wait_for_state(app: &TestApp, id: &str, state: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let c = detail(app, id).await;
+        if c["state"] == state {
+            return c;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never {state}: {c}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn sign(app: &TestApp, id: &str) {
+    let wang = app.login("dr.wang").await;
+    let body = json!({"impression": "心肌缺血可能", "patient_summary": "心脏供血有些不足，两周后复查。"});
+    let (status, o) = app.put(&format!("/api/v1/consultations/{id}/opinion"), &wang, &body).await;
+    assert_eq!(status, 200, "{o}");
+    let (status, o) = app.post(&format!("/api/v1/consultations/{id}/opinion/sign"), &wang, &json!({})).await;
+    assert_eq!(status, 200, "{o}");
+    assert_eq!(o["patient_summary"], "心脏供血有些不足，两周后复查。");
+}
+
+// ---------------------------------------------------------------------------------------
+
+async fn a_routine_room_opens_before_its_slot_and_an_urgent_one_at_once(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let (routine, start) = booked(app, "routine", later).await;
+    let c = detail(app, &routine).await;
+    let opens = chrono::DateTime::parse_from_rfc3339(c["appointments"][0]["room_opens_at"].as_str().unwrap()).unwrap();
+    let start = chrono::DateTime::parse_from_rfc3339(&start).unwrap();
+    assert_eq!(start - opens, chrono::Duration::minutes(15), "the default window");
+    let (status, body) = app.post(&format!("/api/v1/consultations/{routine}/join"), &li, &json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("room_not_open")), "{body}");
+    assert_eq!(body["status"], 409);
+
+    let (urgent, _) = booked(app, "urgent", later).await;
+    let c = detail(app, &urgent).await;
+    assert!(c["appointments"][0].get("room_opens_at").is_none(), "open at once: {c}");
+    let (status, body) = app.post(&format!("/api/v1/consultations/{urgent}/join"), &li, &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+}
+db_test!(a_routine_room_opens_before_its_slot_and_an_urgent_one_at_once);
+
+async fn signing_during_the_call_does_not_end_it_and_ending_it_completes(app: &TestApp) {
+    let (id, _) = booked(app, "urgent", chrono::Utc::now()).await;
+    let mut li = Signaler::join(app, "dr.li", &id).await;
+    li.expect("joined").await;
+    let mut wang = Signaler::join(app, "dr.wang", &id).await;
+    wang.expect("joined").await;
+    let mut zhang = Signaler::join(app, "patient.zhang", &id).await;
+    assert_eq!(zhang.expect("joined").await["admitted"], false);
+    wait_for_state(app, &id, "in_progress").await;
+
+    // Signed while everyone is still in the call: the consultation stays in progress.
+    sign(app, &id).await;
+    let c = detail(app, &id).await;
+    assert_eq!(c["state"], "in_progress", "{c}");
+    assert_eq!(c["appointments"][0]["status"], "booked");
+
+    // A patient cannot end the call for everyone, in the lobby or admitted; a doctor can.
+    zhang.send(json!({"type": "end"}));
+    assert_eq!(zhang.expect("error").await["code"], "not_admitted");
+    let waiting = li.expect("lobby").await;
+    li.send(json!({"type": "admit", "peer": waiting["participant"]["id"]}));
+    zhang.expect("peer-joined").await;
+    zhang.send(json!({"type": "end"}));
+    assert_eq!(zhang.expect("error").await["code"], "not_allowed");
+    assert_eq!(detail(app, &id).await["state"], "in_progress");
+    wang.send(json!({"type": "end"}));
+    for s in [&mut li, &mut zhang, &mut wang] {
+        let ended = s.expect("call-ended").await;
+        assert_eq!(ended["by"], "王建国");
+        assert_eq!(s.closed().await, 4020);
+    }
+
+    // The opinion was signed: the consultation completes, the appointment was attended.
+    let c = wait_for_state(app, &id, "completed").await;
+    assert_eq!(c["appointments"][0]["status"], "attended", "{c}");
+    let last = c["transitions"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["action"].as_str(), last["actor_name"].as_str()), (Some("complete"), Some("王建国")));
+    let (left,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM room_events WHERE consultation_id = $1 AND kind = 'left' AND detail = 'ended'",
+    )
+    .bind(&id)
+    .fetch_one(&app.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(left, 3, "each one leaves the timeline");
+    // The slot stays taken: it was used.
+    let (status, body) =
+        app.post(&format!("/api/v1/consultations/{id}/join"), &app.login("dr.li").await, &json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("consultation_not_live")));
+}
+db_test!(signing_during_the_call_does_not_end_it_and_ending_it_completes);
+
+async fn a_call_ended_before_the_opinion_awaits_it(app: &TestApp) {
+    let (id, _) = booked(app, "urgent", chrono::Utc::now()).await;
+    let mut li = Signaler::join(app, "dr.li", &id).await;
+    li.expect("joined").await;
+    let mut wang = Signaler::join(app, "dr.wang", &id).await;
+    wang.expect("joined").await;
+    wait_for_state(app, &id, "in_progress").await;
+    li.send(json!({"type": "end"}));
+    assert_eq!(wang.expect("call-ended").await["by"], "李明");
+    let c = wait_for_state(app, &id, "awaiting_opinion").await;
+    assert_eq!(c["appointments"][0]["status"], "booked", "closed only when the consultation completes");
+    sign(app, &id).await;
+    let c = detail(app, &id).await;
+    assert_eq!(c["state"], "completed");
+    assert_eq!(c["appointments"][0]["status"], "attended", "{c}");
+}
+db_test!(a_call_ended_before_the_opinion_awaits_it);
