@@ -99,6 +99,38 @@ async fn no_generated_request_gets_a_server_error(app: &TestApp) {
         );
         assert!(stdout.contains(" passed"), "no generated request was sent as {user}:\n{stdout}");
     }
+    // How much of the API the run reached: the operations that answered at least one 2xx,
+    // from the server's own request counters.
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let (reached, operations) = reached_operations(&metrics);
+    eprintln!(
+        "schemathesis on {:?}: {reached} of {operations} documented operations answered 2xx at least once ({:.0} %)",
+        app.backend,
+        100.0 * reached as f64 / operations.max(1) as f64
+    );
+    assert!(reached * 2 > operations, "the run reached only {reached} of {operations} operations with a 2xx");
+}
+
+/// `(operations with a 2xx, operations)` of the API (`/api/v1` and `/fhir`) from the
+/// Prometheus request counters.
+fn reached_operations(metrics: &str) -> (usize, usize) {
+    let table = teleconsult::app::routes();
+    let api: Vec<(String, &str)> = table
+        .docs()
+        .iter()
+        .filter(|d| d.path.starts_with("/api/v1") || d.path.starts_with("/fhir"))
+        .map(|d| (d.method.to_uppercase(), d.path))
+        .collect();
+    let reached = api
+        .iter()
+        .filter(|(m, p)| {
+            metrics.lines().any(|l| {
+                l.starts_with("teleconsult_http_requests_total{")
+                    && l.contains(&format!("method=\"{m}\",route=\"{p}\",status=\"2"))
+            })
+        })
+        .count();
+    (reached, api.len())
 }
 
 fn roomy_network_checks(c: &mut teleconsult::config::Config) {

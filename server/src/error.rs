@@ -70,6 +70,7 @@ pub const CODES: &[&str] = &[
     "payload_too_large",
     "range_not_satisfiable",
     "rate_limited",
+    "room_not_open",
     "slot_taken",
     "token_revoked",
     "too_soon",
