@@ -106,6 +106,10 @@ async fn nul_in_text_is_refused(app: &TestApp) {
     assert_problem(status, &problem, 422, "validation_failed", Some("body"));
     let (status, problem) = app.get("/api/v1/patients?q=%00", &li).await;
     assert_problem(status, &problem, 422, "validation_failed", Some("q"));
+    // A path segment with NUL names nothing.
+    let (status, problem) =
+        app.get(&format!("/api/v1/consultations/{id}/dicomweb/studies/1.2%003/metadata"), &li).await;
+    assert_problem(status, &problem, 404, "not_found", None);
     // An escaped backslash before "u0000" is ordinary text.
     let body = json!({"name": "王\\u0000五", "sex": "male", "birth_date": "1970-01-01"});
     let (status, created) = app.post("/api/v1/patients", &li, &body).await;
