@@ -262,3 +262,36 @@ async fn an_upload_larger_than_the_free_space_is_refused_on_postgres() {
         an_upload_larger_than_the_free_space_is_refused_at_creation(&app).await;
     }
 }
+
+/// SQLite reports a full disk (SQLITE_FULL) when the database may not grow: with every pooled
+/// connection limited to the pages the file has now, new records find no room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_database_disk_is_507_on_sqlite() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let li = app.login("dr.li").await;
+    let mut held = Vec::new();
+    for _ in 0..app.state.db.pool.options().get_max_connections() {
+        let mut conn = app.state.db.pool.acquire().await.unwrap();
+        let (pages,): (i64,) = sqlx::query_as("PRAGMA page_count").fetch_one(&mut *conn).await.unwrap();
+        sqlx::query(&format!("PRAGMA max_page_count = {pages}")).execute(&mut *conn).await.unwrap();
+        held.push(conn);
+    }
+    drop(held);
+    let mut answers = Vec::new();
+    for i in 0..500 {
+        let body =
+            json!({"name": format!("患者{i:04}{}", "名".repeat(40)), "sex": "female", "birth_date": "1970-01-01"});
+        let (status, problem) = app.post("/api/v1/patients", &li, &body).await;
+        answers.push(status);
+        if status != 201 {
+            assert_problem(status, &problem, 507, "insufficient_storage", None);
+            break;
+        }
+    }
+    assert_eq!(answers.last(), Some(&507), "the database never filled up: {answers:?}");
+    // A read of patient data that cannot be audited is refused the same way; the database
+    // itself is still reachable.
+    let (status, problem) = app.get("/api/v1/patients", &li).await;
+    assert_problem(status, &problem, 507, "insufficient_storage", None);
+    assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), 200);
+}
