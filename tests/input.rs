@@ -222,7 +222,8 @@ async fn an_unreachable_database_is_503_with_retry_after(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 503);
-    assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), 503);
+    let (status, problem) = common::split(app.http.get(app.url("/readyz")).send().await.unwrap()).await;
+    assert_problem(status, &problem, 503, "database_unavailable", None);
 }
 db_test!(an_unreachable_database_is_503_with_retry_after);
 
