@@ -418,3 +418,33 @@ async fn a_notification_made_on_one_instance_reaches_the_users_stream_on_the_oth
         .collect();
     assert_eq!(ids, vec![event_id.as_str()]);
 }
+
+/// Deactivating an account on one instance ends its access tokens on the other at once: the
+/// change is announced over NATS, well before the other instance's cached account state
+/// would expire by itself (`auth::accounts::CACHE_TTL`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deactivation_on_one_instance_ends_access_on_the_other() {
+    let Some((a, b)) = cluster().await else { return };
+    let token = b.login("dr.zhao").await;
+    let admin = a.login("admin").await;
+    let zhao = a.user_id("dr.zhao").await;
+    // B has the account's state cached as active, just now.
+    assert_eq!(b.get("/api/v1/patients", &token).await.0, 200);
+    let (status, _) = a.patch(&format!("/api/v1/users/{zhao}"), &admin, &json!({"active": false})).await;
+    assert_eq!(status, 200);
+    let started = tokio::time::Instant::now();
+    let within = teleconsult::auth::accounts::CACHE_TTL / 2;
+    loop {
+        let (status, body) = b.get("/api/v1/patients", &token).await;
+        if status == 401 {
+            assert_eq!(body["code"], "token_revoked");
+            break;
+        }
+        assert!(
+            started.elapsed() < within,
+            "B still served a deactivated account's token after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -178,7 +178,16 @@ async fn forged_and_expired_tokens_are_refused(app: &TestApp) {
         "teleconsult-api",
         900,
     );
-    let (t, _) = other.issue("x", "admin", teleconsult::auth::Role::Admin, "o").unwrap();
+    let (t, _) = other
+        .issue(teleconsult::auth::jwt::Subject {
+            user_id: "x",
+            name: "admin",
+            role: teleconsult::auth::Role::Admin,
+            org: "o",
+            generation: 0,
+            family: "",
+        })
+        .unwrap();
     assert_eq!(app.get("/api/v1/me", &t).await.0, 401);
 }
 db_test!(forged_and_expired_tokens_are_refused);

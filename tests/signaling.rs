@@ -501,3 +501,47 @@ async fn a_silent_connection_is_dropped_by_the_heartbeat() {
     li.send(json!({"type": "chat", "text": "还在"}));
     assert_eq!(li.expect("chat").await["text"], "还在");
 }
+
+/// A participant whose account is deactivated mid-call is closed with 4005 at the next
+/// heartbeat (10 s) and leaves the room for good; the others see them leave.
+async fn a_deactivated_participant_is_dropped_from_the_call(app: &TestApp) {
+    let id = scheduled_consultation(app).await;
+    let mut li = Signaler::join(app, "dr.li", &id).await;
+    li.expect("joined").await;
+    let mut wang = Signaler::join(app, "dr.wang", &id).await;
+    let wang_id = wang.expect("joined").await["you"]["id"].as_str().unwrap().to_string();
+    li.expect("peer-joined").await;
+    let admin = app.login("admin").await;
+    let wang_user = app.user_id("dr.wang").await;
+    let (status, _) = app.patch(&format!("/api/v1/users/{wang_user}"), &admin, &json!({"active": false})).await;
+    assert_eq!(status, 200);
+    let code = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let v = wang.next().await;
+            if v["type"] == "__closed" {
+                break v["code"].as_u64().unwrap();
+            }
+        }
+    })
+    .await
+    .expect("closed within two heartbeats");
+    assert_eq!(code, 4005);
+    let left = loop {
+        let v = li.next().await;
+        if v["type"] == "peer-left" {
+            break v;
+        }
+    };
+    assert_eq!(left["peer"].as_str(), Some(wang_id.as_str()));
+}
+db_test!(a_deactivated_participant_is_dropped_from_the_call);
+
+/// The signaling endpoint without an upgrade answers problem+json like every other error.
+async fn a_plain_get_of_the_signaling_endpoint_is_a_problem(app: &TestApp) {
+    let resp = app.http.get(app.url("/api/v1/rtc?ticket=x")).send().await.unwrap();
+    assert_eq!(resp.status(), 426);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "upgrade_required");
+}
+db_test!(a_plain_get_of_the_signaling_endpoint_is_a_problem);

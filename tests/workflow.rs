@@ -253,6 +253,8 @@ async fn decline_needs_a_reason_and_pool_decline_reopens(app: &TestApp) {
         app.post(&format!("/api/v1/consultations/{id}/decline"), &wang, &json!({"reason": "本周出差"})).await;
     assert_eq!(status, 200, "{c}");
     assert_eq!(c["state"], "declined");
+    // Having declined, dr.wang no longer sees the consultation.
+    assert_eq!(app.get(&format!("/api/v1/consultations/{id}"), &wang).await.0, 404);
     let (_, c) = app.get(&format!("/api/v1/consultations/{id}"), &li).await;
     assert_eq!(c["transitions"].as_array().unwrap().last().unwrap()["reason"], "本周出差");
 
@@ -264,7 +266,8 @@ async fn decline_needs_a_reason_and_pool_decline_reopens(app: &TestApp) {
     assert_eq!(app.get(&format!("/api/v1/consultations/{pid}"), &wang).await.0, 200);
     let (status, _) =
         app.post(&format!("/api/v1/consultations/{pid}/decline"), &wang, &json!({"reason": "满负荷"})).await;
-    assert_eq!(status, 404);
+    assert_eq!(status, 200);
+    assert_eq!(app.get(&format!("/api/v1/consultations/{pid}"), &wang).await.0, 404);
     let (_, c) = app.get(&format!("/api/v1/consultations/{pid}"), &li).await;
     assert_eq!(c["state"], "requested");
 }

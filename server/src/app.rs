@@ -30,6 +30,8 @@ pub struct Shared {
     pub db: Db,
     pub jwt: JwtKeys,
     pub throttle: Mutex<LoginThrottle>,
+    pub trusted_proxies: crate::auth::client_addr::TrustedProxies,
+    pub accounts: Arc<crate::auth::accounts::Accounts>,
     pub metrics: Metrics,
     pub signaling: Arc<crate::signaling::RoomHub>,
     pub files: crate::files::Files,
@@ -56,6 +58,7 @@ impl AppState {
 pub fn routes() -> Routes {
     Routes::new("meta")
         .get_public("/api/v1/openapi.json", "This OpenAPI document", openapi_document)
+        .answers(200, Some("application/json"), "this OpenAPI document")
         .merge(crate::observability::routes())
         .merge(crate::auth::routes::routes())
         .merge(crate::directory::routes())
@@ -108,9 +111,13 @@ impl Application {
             None => crate::notifications::NotificationHub::default(),
             Some(client) => crate::notifications::NotificationHub::over_nats(client.clone()).await?,
         };
+        let accounts = crate::auth::accounts::Accounts::start(db.clone(), nats.clone()).await?;
         let signaling = crate::signaling::start(&config, db.clone(), nats).await?;
         let state = AppState(Arc::new(Shared {
-            throttle: Mutex::new(LoginThrottle::new(config.login_failures_per_minute)),
+            throttle: Mutex::new(LoginThrottle::new()),
+            trusted_proxies: crate::auth::client_addr::TrustedProxies::parse(&config.trusted_proxies)
+                .map_err(anyhow::Error::msg)?,
+            accounts,
             metrics: Metrics::default(),
             signaling,
             files: crate::files::Files::from_config(&config)?,

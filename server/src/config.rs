@@ -27,8 +27,13 @@ pub struct Config {
     pub cors_allow_origins: Vec<String>,
     /// `text` or `json` log lines.
     pub log_format: String,
-    /// Failed logins allowed per account and per client address within a minute.
+    /// Failed logins allowed per account from one client address within a minute (a client
+    /// address alone, across accounts: four times as many).
     pub login_failures_per_minute: u32,
+    /// Reverse proxies (addresses or CIDR blocks, comma-separated in
+    /// `TELECONSULT_TRUSTED_PROXIES`) whose `X-Forwarded-For` names the client; from any other
+    /// peer the header is ignored and the socket address is the client's.
+    pub trusted_proxies: Vec<String>,
     /// ICE server URLs handed to call participants (`stun:`, `turn:`, `turns:`), comma-separated
     /// in `TELECONSULT_TURN_URLS`. TURN URLs are only handed out with credentials.
     pub turn_urls: Vec<String>,
@@ -85,6 +90,7 @@ impl Default for Config {
             cors_allow_origins: Vec::new(),
             log_format: "text".into(),
             login_failures_per_minute: 5,
+            trusted_proxies: Vec::new(),
             turn_urls: Vec::new(),
             turn_secret: String::new(),
             turn_ttl_secs: 3600,
@@ -172,6 +178,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        crate::auth::client_addr::TrustedProxies::parse(&self.trusted_proxies).map_err(ConfigError::Invalid)?;
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(format!("log_format must be text or json, not {:?}", self.log_format)));
         }
@@ -254,6 +261,7 @@ impl std::fmt::Display for Config {
         writeln!(f, "cors_allow_origins = {:?}", self.cors_allow_origins)?;
         writeln!(f, "log_format = {}", self.log_format)?;
         writeln!(f, "login_failures_per_minute = {}", self.login_failures_per_minute)?;
+        writeln!(f, "trusted_proxies = {:?}", self.trusted_proxies)?;
         writeln!(f, "turn_urls = {:?}", self.turn_urls)?;
         writeln!(f, "turn_secret = {} / turn_ttl_secs = {}", redact_secret(&self.turn_secret), self.turn_ttl_secs)?;
         writeln!(

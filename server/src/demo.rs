@@ -101,6 +101,7 @@ async fn load(db: &Db) -> Result<(), crate::error::ApiError> {
         role: Role::Admin,
         org: hospital.clone(),
         client_addr: "demo-loader".into(),
+        family: String::new(),
     };
     for (username, name, sex, birth, phone, rid17) in [
         ("patient.zhang", "张秀英", "female", "1948-05-12", "13800000001", "11010519480512002"),

@@ -6,6 +6,87 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+/// Every stable `code` a problem may carry; the OpenAPI document enumerates them, and a test
+/// reads the sources so that a new code cannot be left out.
+pub const CODES: &[&str] = &[
+    "account_inactive",
+    "already_accepted",
+    "already_amended",
+    "already_booked",
+    "already_declined",
+    "already_exists",
+    "already_signed",
+    "beyond_booking_horizon",
+    "bad_body",
+    "checksum_algorithm_unsupported",
+    "checksum_mismatch",
+    "consent_required",
+    "consultation_not_live",
+    "database_unavailable",
+    "day_full",
+    "empty_file",
+    "exceeds_upload_length",
+    "expert_not_assigned",
+    "forbidden",
+    "insufficient_storage",
+    "internal_error",
+    "invalid_checksum",
+    "invalid_credentials",
+    "invalid_dicom",
+    "invalid_ecg",
+    "invalid_frames",
+    "invalid_header",
+    "invalid_metadata",
+    "invalid_query",
+    "invalid_reference",
+    "invalid_refresh_token",
+    "invalid_rendering",
+    "invalid_schedule",
+    "invalid_sdp",
+    "invalid_transition",
+    "length_required",
+    "malformed_json",
+    "malformed_multipart",
+    "method_not_allowed",
+    "netcheck_busy",
+    "no_draft",
+    "no_pool",
+    "no_such_frame",
+    "not_a_participant",
+    "not_a_pool_request",
+    "not_an_ecg",
+    "not_an_image",
+    "not_found",
+    "not_on_schedule",
+    "not_signed",
+    "not_started",
+    "offer_already_made",
+    "offset_mismatch",
+    "offset_required",
+    "password_change_required",
+    "patient_busy",
+    "payload_too_large",
+    "range_not_satisfiable",
+    "rate_limited",
+    "slot_taken",
+    "token_revoked",
+    "too_soon",
+    "tus_version_unsupported",
+    "unauthorized",
+    "unavailable",
+    "undecodable_pixel_data",
+    "unsupported_file_type",
+    "unsupported_media_type",
+    "unsupported_transfer_syntax",
+    "upload_completed",
+    "upload_completing",
+    "upload_expired",
+    "upgrade_required",
+    "upload_interrupted",
+    "use_claim",
+    "validation_failed",
+];
+
 /// A problem the API reports to its caller.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -400,5 +481,53 @@ mod tests {
         assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/problem+json");
         assert_eq!(resp.headers()[header::RETRY_AFTER], "42");
+    }
+
+    /// The codes the sources construct problems with: the first string literal after each
+    /// constructor that takes a code.
+    fn codes_in_sources() -> Vec<(String, String)> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("server/src"), &mut files);
+        let mut found = Vec::new();
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for ctor in ["ApiError::new(", "ApiError::conflict(", "ApiError::bad_request(", "ApiError::unprocessable("]
+            {
+                for (at, _) in text.match_indices(ctor) {
+                    let rest = &text[at + ctor.len()..];
+                    let Some(open) = rest.find('"') else { continue };
+                    // Only a literal among the first arguments (not one much later).
+                    if rest[..open].contains(';') {
+                        continue;
+                    }
+                    let lit = &rest[open + 1..];
+                    let code = &lit[..lit.find('"').unwrap_or(0)];
+                    // A code is a snake_case word (this scan's own source holds other literals).
+                    if code.is_empty() || !code.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                        continue;
+                    }
+                    found.push((f.display().to_string(), code.to_string()));
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_code_in_the_sources_is_listed() {
+        let found = codes_in_sources();
+        assert!(found.len() > 40, "the scan found only {} codes", found.len());
+        let missing: Vec<_> = found.iter().filter(|(_, c)| !CODES.contains(&c.as_str())).collect();
+        assert!(missing.is_empty(), "codes missing from error::CODES: {missing:?}");
     }
 }

@@ -111,8 +111,11 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 pub fn routes() -> Routes {
     Routes::new("operations")
         .get_public("/healthz", "Liveness: the process answers", healthz)
+        .json::<serde_json::Value>(200)
         .get_public("/readyz", "Readiness: the database is reachable", readyz)
+        .json::<serde_json::Value>(200)
         .get_public("/metrics", "Prometheus metrics", metrics)
+        .answers(200, Some("text/plain"), "Prometheus text exposition")
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -116,7 +116,10 @@ pub fn fallback() -> axum::routing::MethodRouter<crate::app::AppState> {
 }
 
 pub fn routes() -> Routes {
-    Routes::new("web").get_public("/", "The web client", index.layer(CompressionLayer::new().gzip(true)))
+    Routes::new("web")
+        .get_public("/", "The web client", index.layer(CompressionLayer::new().gzip(true)))
+        .answers(200, Some("text/html"), "the web client")
+        .answers(304, None, "not modified")
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 // Each role signs in and sees its own home screen; the language switch works.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { signIn, screenshot, serverAndBrowser } from './helpers.js';
+import { signIn, screenshot, serverAndBrowser, apiAs } from './helpers.js';
 
 const env = serverAndBrowser();
 
@@ -45,4 +45,36 @@ test('a wrong password is refused with a message', async () => {
   await page.click('button[type=submit]');
   await page.waitForSelector('[role=alert]:has-text("用户名或密码错误")');
   await context.close();
+});
+
+test('a one-time password set by the admin opens only the password change', async () => {
+  // Setup no screen offers: the admin resets dr.zhao's password.
+  const admin = await apiAs(env.server.url, 'admin');
+  const users = await admin.call('GET', '/api/v1/users');
+  const zhao = users.items.find((/** @type {any} */ u) => u.username === 'dr.zhao');
+  await admin.call('PATCH', `/api/v1/users/${zhao.id}`, { password: 'one-time-123' });
+
+  const context = await env.browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${env.server.url}/login`);
+  await page.fill('input[name=username]', 'dr.zhao');
+  await page.fill('input[name=password]', 'one-time-123');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('h1:has-text("设置新密码")');
+  await page.fill('input[name=new_password]', 'zhao-own-password');
+  await page.fill('input[name=repeat]', 'zhao-own-passw0rd');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('[role=alert]:has-text("两次输入的密码不一致")');
+  await page.fill('input[name=repeat]', 'zhao-own-password');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('main[data-ready="/"]:not([aria-busy])');
+  assert.equal((await page.textContent('main h1'))?.trim(), '社区医生工作台');
+  await context.close();
+
+  // The new password is the one that signs in now.
+  const res = await fetch(`${env.server.url}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username: 'dr.zhao', password: 'zhao-own-password' }),
+  });
+  assert.equal(res.status, 200);
 });

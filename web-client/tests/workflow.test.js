@@ -330,8 +330,15 @@ test('dr.wang declines a second request only with a reason', async () => {
   await page.waitForSelector('[role=alert]:has-text("请填写拒绝理由")');
   await page.fill('#decline-reason', '建议转内分泌科');
   await page.click('button:has-text("拒绝")');
-  await page.waitForSelector('main .badge.state-declined');
-  await page.waitForSelector('li:has-text("建议转内分泌科")');
+  // Having declined, dr.wang is back on his list and the consultation is no longer his to open.
+  await page.waitForURL(`${server.url}/`);
+  await page.goto(`${server.url}/consultations/${c.id}`);
+  await page.waitForSelector('[role=alert]');
+  const doctor = pages['dr.li'];
+  await doctor.goto(`${server.url}/consultations/${c.id}`);
+  await ready(doctor, `/consultations/${c.id}`);
+  await doctor.waitForSelector('main .badge.state-declined');
+  await doctor.waitForSelector('li:has-text("建议转内分泌科")');
 });
 
 test('dr.wang adds a Saturday session in the availability editor', async () => {

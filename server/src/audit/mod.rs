@@ -5,7 +5,7 @@
 use crate::api::{Json, Page, Query, Routes};
 use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
-use crate::db::{new_id, now_ts, Db};
+use crate::db::{new_id, now_ts, Db, WriteTx};
 use crate::error::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +53,12 @@ pub fn event(actor: &AuthUser, action: &str, resource_type: &str, resource_id: &
         outcome: Outcome::Success,
         detail: String::new(),
     }
+}
+
+/// An event by `actor` on a user account (sign-in data, role, status): account management
+/// is audited like patient data.
+pub fn account_event(actor: &AuthUser, action: &str, user_id: &str) -> AuditEvent {
+    event(actor, action, "user", user_id)
 }
 
 impl AuditEvent {
@@ -106,7 +112,52 @@ impl AuditEvent {
     }
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+/// A write of patient data together with its audit events: the rows and the events commit in
+/// one transaction or not at all, and committing without an event is refused. The stores
+/// write patient-data tables only through it (`tests/audited_writes.rs` reads the sources to
+/// keep it so). Dereferences to the connection, like a [`WriteTx`].
+pub struct AuditedTx {
+    tx: WriteTx,
+    events: usize,
+}
+
+/// Begins a write of patient data.
+pub async fn begin(db: &Db) -> ApiResult<AuditedTx> {
+    Ok(AuditedTx { tx: db.begin_write().await?, events: 0 })
+}
+
+impl AuditedTx {
+    /// Records `event` in this transaction.
+    pub async fn audit(&mut self, event: AuditEvent) -> ApiResult<()> {
+        event.record_with(&mut *self.tx).await?;
+        self.events += 1;
+        Ok(())
+    }
+
+    /// Commits the rows and their events; refused (rolled back) if no event was recorded.
+    pub async fn commit(self) -> ApiResult<()> {
+        if self.events == 0 {
+            return Err(ApiError::internal("a write of patient data without an audit event was rolled back"));
+        }
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for AuditedTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for AuditedTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct AuditEventView {
     pub id: String,
     pub at: String,
@@ -122,7 +173,7 @@ pub struct AuditEventView {
     pub detail: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditFilter {
     pub patient_id: Option<String>,
@@ -136,11 +187,10 @@ pub struct AuditFilter {
 }
 
 pub fn routes() -> Routes {
-    Routes::new("audit").get(
-        "/api/v1/audit",
-        "Audit events (admins: all; patients: accesses to their own record)",
-        list,
-    )
+    Routes::new("audit")
+        .get("/api/v1/audit", "Audit events (admins: all; patients: accesses to their own record)", list)
+        .query::<AuditFilter>()
+        .json::<Page<AuditEventView>>(200)
 }
 
 async fn list(

@@ -20,6 +20,25 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// The account's token generation when the token was issued: a request whose token names
+    /// an older generation than the account's is refused (see `auth::accounts`).
+    #[serde(default)]
+    pub gen: i64,
+    /// The refresh-token family the token was issued with (empty for tokens from elsewhere):
+    /// a password change keeps this family and revokes the others.
+    #[serde(default)]
+    pub fam: String,
+}
+
+/// Who a token is for, as [`JwtKeys::issue`] writes it into the claims.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub user_id: &'a str,
+    pub name: &'a str,
+    pub role: Role,
+    pub org: &'a str,
+    pub generation: i64,
+    pub family: &'a str,
 }
 
 pub struct JwtKeys {
@@ -49,19 +68,21 @@ impl JwtKeys {
         }
     }
 
-    pub fn issue(&self, user_id: &str, name: &str, role: Role, org: &str) -> anyhow::Result<(String, i64)> {
+    pub fn issue(&self, s: Subject<'_>) -> anyhow::Result<(String, i64)> {
         let now = chrono::Utc::now().timestamp();
         let exp = now + self.ttl_secs as i64;
         let claims = Claims {
-            sub: user_id.to_string(),
-            name: name.to_string(),
-            role,
-            org: org.to_string(),
+            sub: s.user_id.to_string(),
+            name: s.name.to_string(),
+            role: s.role,
+            org: s.org.to_string(),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             iat: now,
             exp,
             jti: uuid::Uuid::new_v4().to_string(),
+            gen: s.generation,
+            fam: s.family.to_string(),
         };
         Ok((jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?, exp))
     }
@@ -107,6 +128,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    fn subject(user_id: &'static str, name: &'static str, role: Role, org: &'static str) -> Subject<'static> {
+        Subject { user_id, name, role, org, generation: 0, family: "" }
+    }
+
     fn keys() -> JwtKeys {
         JwtKeys::new(b"0123456789abcdef0123456789abcdef", "teleconsult", "teleconsult-api", 900)
     }
@@ -114,7 +139,7 @@ mod tests {
     #[test]
     fn issued_tokens_verify_and_carry_role() {
         let k = keys();
-        let (t, _) = k.issue("u1", "dr.li", Role::CommunityDoctor, "org1").unwrap();
+        let (t, _) = k.issue(subject("u1", "dr.li", Role::CommunityDoctor, "org1")).unwrap();
         let c = k.verify(&t).unwrap();
         assert_eq!(c.role, Role::CommunityDoctor);
         assert_eq!(c.org, "org1");
@@ -124,13 +149,13 @@ mod tests {
     fn wrong_key_issuer_audience_algorithm_and_expiry_are_refused() {
         let k = keys();
         let other = JwtKeys::new(b"another-key-another-key-another-k", "teleconsult", "teleconsult-api", 900);
-        let (t, _) = other.issue("u1", "x", Role::Admin, "o").unwrap();
+        let (t, _) = other.issue(subject("u1", "x", Role::Admin, "o")).unwrap();
         assert!(k.verify(&t).is_err());
 
         let wrong_iss = JwtKeys::new(b"0123456789abcdef0123456789abcdef", "evil", "teleconsult-api", 900);
-        assert!(k.verify(&wrong_iss.issue("u1", "x", Role::Admin, "o").unwrap().0).is_err());
+        assert!(k.verify(&wrong_iss.issue(subject("u1", "x", Role::Admin, "o")).unwrap().0).is_err());
         let wrong_aud = JwtKeys::new(b"0123456789abcdef0123456789abcdef", "teleconsult", "other", 900);
-        assert!(k.verify(&wrong_aud.issue("u1", "x", Role::Admin, "o").unwrap().0).is_err());
+        assert!(k.verify(&wrong_aud.issue(subject("u1", "x", Role::Admin, "o")).unwrap().0).is_err());
 
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
@@ -143,6 +168,8 @@ mod tests {
             iat: now - 1000,
             exp: now - 10,
             jti: "j".into(),
+            gen: 0,
+            fam: String::new(),
         };
         let expired = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),

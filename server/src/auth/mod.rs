@@ -2,6 +2,8 @@
 //! access token and a rotating refresh token; every request names its user through
 //! [`AuthUser`], and each role is one of [`Role`].
 
+pub mod accounts;
+pub mod client_addr;
 pub mod jwt;
 pub mod password;
 pub mod routes;
@@ -14,7 +16,7 @@ use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,
@@ -64,6 +66,8 @@ pub struct AuthUser {
     pub role: Role,
     pub org: String,
     pub client_addr: String,
+    /// The refresh-token family the access token came with (empty if none).
+    pub family: String,
 }
 
 impl AuthUser {
@@ -76,21 +80,26 @@ impl AuthUser {
     }
 }
 
-/// The client's address as seen by the server (the socket peer).
+/// The client's address: the socket peer, or what a trusted proxy forwarded
+/// ([`client_addr::TrustedProxies`]).
 #[derive(Debug, Clone)]
 pub struct ClientAddr(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl ClientAddr {
+    pub fn of(parts: &Parts, trusted: &client_addr::TrustedProxies) -> ClientAddr {
+        let Some(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) else {
+            return ClientAddr("unknown".into());
+        };
+        let forwarded = parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+        ClientAddr(trusted.client_ip(peer, forwarded).to_string())
+    }
+}
+
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string())
-                .unwrap_or_else(|| "unknown".into()),
-        ))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr::of(parts, &state.trusted_proxies))
     }
 }
 
@@ -110,7 +119,16 @@ impl FromRequestParts<AppState> for AuthUser {
             .jwt
             .verify(token)
             .map_err(|e| ApiError::unauthorized(format!("the access token is not valid: {e}")))?;
-        let ClientAddr(client_addr) = ClientAddr::from_request_parts(parts, state).await.unwrap_or_else(|e| match e {});
-        Ok(AuthUser { id: claims.sub, username: claims.name, role: claims.role, org: claims.org, client_addr })
+        let account = state.accounts.state(&claims.sub).await?;
+        accounts::decide(claims.gen, account, parts.uri.path())?;
+        let ClientAddr(client_addr) = ClientAddr::of(parts, &state.trusted_proxies);
+        Ok(AuthUser {
+            id: claims.sub,
+            username: claims.name,
+            role: claims.role,
+            org: claims.org,
+            client_addr,
+            family: claims.fam,
+        })
     }
 }

@@ -1,8 +1,9 @@
 //! `/api/v1/auth/*` and `/api/v1/me`: sign-in with throttling, refresh-token rotation with
-//! reuse detection (reusing a rotated token revokes its whole family), sign-out.
+//! reuse detection (reusing a rotated token revokes its whole family), sign-out, and the
+//! user's own password change (which needs the current password and ends the other sessions).
 
-use super::password::{decoy_hash, verify_password};
-use super::throttle::{LoginThrottle, Verdict};
+use super::password::{decoy_hash, hash_password, verify_password};
+use super::throttle::{Key, LoginThrottle, Verdict};
 use super::{AuthUser, ClientAddr, Role};
 use crate::api::{Json, Routes};
 use crate::app::AppState;
@@ -18,19 +19,31 @@ use std::time::Instant;
 pub fn routes() -> Routes {
     Routes::new("auth")
         .post_public("/api/v1/auth/login", "Sign in with username and password", login)
+        .body::<LoginRequest>()
+        .json::<TokenResponse>(200)
+        .errors(&[401, 429])
         .post_public("/api/v1/auth/refresh", "Exchange a refresh token for new tokens (rotation)", refresh)
+        .body::<RefreshRequest>()
+        .json::<TokenResponse>(200)
+        .errors(&[401])
         .post_public("/api/v1/auth/logout", "Revoke a refresh token and its family", logout)
+        .body::<RefreshRequest>()
+        .answers(204, None, "signed out")
         .get("/api/v1/me", "The signed-in user", me)
+        .json::<crate::directory::UserView>(200)
+        .post("/api/v1/me/password", "Change one's own password (current password required)", change_password)
+        .body::<PasswordChange>()
+        .answers(204, None, "password changed")
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
@@ -39,7 +52,7 @@ pub struct TokenResponse {
     pub user: crate::directory::UserView,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
@@ -54,10 +67,14 @@ async fn login(
     if username.is_empty() || username.len() > 100 || req.password.len() > 1000 {
         return Err(ApiError::invalid_credentials());
     }
-    let user_key = format!("user:{username}");
+    // An account is throttled per client address, so that guessing from one place cannot lock
+    // its owner out everywhere; an address is throttled across accounts too.
+    let pair_key = format!("acct:{username}|{addr}");
     let addr_key = format!("addr:{addr}");
-    let keys = [user_key.as_str(), addr_key.as_str()];
-    let failures = match state.throttle.lock().unwrap_or_else(|e| e.into_inner()).check(&keys, Instant::now()) {
+    let per_account = state.config.login_failures_per_minute;
+    let keys = [Key { name: &pair_key, limit: per_account }, Key { name: &addr_key, limit: per_account * 4 }];
+    let started = Instant::now();
+    let failures = match state.throttle.lock().unwrap_or_else(|e| e.into_inner()).begin(&keys, started) {
         Verdict::Refused { retry_after_secs } => {
             tracing::warn!(%username, %addr, "login refused: too many failures");
             return Err(ApiError::rate_limited(retry_after_secs));
@@ -78,21 +95,37 @@ async fn login(
     let ok =
         tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.map_err(ApiError::internal)?;
     let Some(user_id) = user_id.filter(|_| ok) else {
-        state.throttle.lock().unwrap_or_else(|e| e.into_inner()).record_failure(&keys, Instant::now());
         tokio::time::sleep(LoginThrottle::penalty(failures + 1)).await;
         tracing::info!(%username, %addr, "login failed");
         return Err(ApiError::invalid_credentials());
     };
-    state.throttle.lock().unwrap_or_else(|e| e.into_inner()).clear(&user_key);
+    state.throttle.lock().unwrap_or_else(|e| e.into_inner()).succeeded(&keys, started, &pair_key);
     let family = new_id();
     issue_tokens(&state, &user_id, &family).await.map(Json)
 }
 
 async fn issue_tokens(state: &AppState, user_id: &str, family: &str) -> ApiResult<TokenResponse> {
     let user = crate::directory::load_user(&state.db, user_id).await?.ok_or_else(ApiError::invalid_credentials)?;
+    if !user.active {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "account_inactive",
+            "Account deactivated",
+            "this account has been deactivated",
+        ));
+    }
     let role = Role::parse(&user.role).ok_or_else(|| ApiError::internal("stored role is unknown"))?;
-    let (access_token, _) =
-        state.jwt.issue(&user.id, &user.username, role, &user.organisation_id).map_err(ApiError::internal)?;
+    let (access_token, _) = state
+        .jwt
+        .issue(super::jwt::Subject {
+            user_id: &user.id,
+            name: &user.username,
+            role,
+            org: &user.organisation_id,
+            generation: user.token_generation,
+            family,
+        })
+        .map_err(ApiError::internal)?;
     let mut raw = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut raw);
     let refresh_token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
@@ -183,4 +216,63 @@ async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<cra
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// The user sets their own password: the current one is required, the new one must differ,
+/// and every other session's refresh tokens are revoked (this session's family stays). Ends
+/// a pending one-time password.
+async fn change_password(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(req): Json<PasswordChange>,
+) -> ApiResult<axum::http::StatusCode> {
+    crate::directory::validate_password(&req.new_password).map_err(|mut e| {
+        e.errors.iter_mut().for_each(|f| f.field = "new_password".into());
+        e
+    })?;
+    if req.new_password == req.current_password {
+        return Err(ApiError::validation("new_password", "must differ from the current password"));
+    }
+    let row: Option<(String,)> = sqlx::query_as("SELECT password_hash FROM users WHERE id = $1")
+        .bind(&user.id)
+        .fetch_optional(&state.db.pool)
+        .await?;
+    let (hash,) = row.ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;
+    let current = req.current_password;
+    let ok = tokio::task::spawn_blocking(move || verify_password(&current, &hash)).await.map_err(ApiError::internal)?;
+    if !ok {
+        crate::audit::account_event(&user, "change_password", &user.id)
+            .outcome(crate::audit::Outcome::Denied)
+            .record(&state.db)
+            .await?;
+        return Err(ApiError::validation("current_password", "the current password is wrong"));
+    }
+    let new = req.new_password;
+    let new_hash = tokio::task::spawn_blocking(move || hash_password(&new))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let mut tx = state.db.begin_write().await?;
+    sqlx::query("UPDATE users SET password_hash = $1, must_change_password = 0, updated_at = $2 WHERE id = $3")
+        .bind(new_hash)
+        .bind(now_ts())
+        .bind(&user.id)
+        .execute(&mut *tx)
+        .await?;
+    let keep = (!user.family.is_empty()).then_some(user.family.as_str());
+    let revoked = super::accounts::revoke_refresh_tokens(&mut tx, &user.id, keep).await?;
+    crate::audit::account_event(&user, "change_password", &user.id)
+        .detail(format!("{revoked} refresh tokens of other sessions revoked"))
+        .record_with(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    state.accounts.changed(&user.id).await;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }

@@ -64,7 +64,7 @@ pub struct Request {
 }
 
 /// One proposed expert, with the reasons for its place.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct RankedCandidate {
     pub expert_id: Uuid,
     pub name: String,
@@ -78,7 +78,7 @@ pub struct RankedCandidate {
 /// One reason for a candidate's place, machine-readable: serialised as an object with a
 /// `code` and the code's parameters, e.g. `{"code": "specialty_match", "specialty":
 /// "cardiology"}`. Codes are stable; a client words them in its own language.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum ReasonCode {
     /// An urgent or emergency request ranks the earliest availability first.

@@ -17,7 +17,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Addressee {
     /// One named expert.
@@ -34,7 +34,7 @@ pub enum Addressee {
     Mdt { expert_ids: Vec<String> },
 }
 
-#[derive(Debug, Deserialize, Serialize, Clone)]
+#[derive(Debug, Deserialize, Serialize, Clone, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentInput {
     /// `patient` or `guardian`.
@@ -50,7 +50,7 @@ fn default_true() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConsultation {
     pub patient_id: String,
@@ -69,7 +69,7 @@ pub struct NewConsultation {
     pub submit: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Participant {
     pub user_id: String,
     pub name: String,
@@ -78,7 +78,7 @@ pub struct Participant {
     pub reason: String,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Transition {
     pub from_state: String,
     pub to_state: String,
@@ -89,7 +89,7 @@ pub struct Transition {
     pub at: String,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct ConsentView {
     pub given_by: String,
     pub guardian_name: String,
@@ -99,7 +99,7 @@ pub struct ConsentView {
     pub witness_name: String,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct ConsultationSummary {
     pub id: String,
     pub patient_id: String,
@@ -123,7 +123,7 @@ pub struct ConsultationSummary {
     pub updated_at: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ConsultationDetail {
     #[serde(flatten)]
     pub summary: ConsultationSummary,
@@ -426,7 +426,7 @@ async fn pool_experts(
     Ok(rows.into_iter().filter(|(_, t)| title_of(t) >= min_title).map(|(u, _)| u).collect())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListFilter {
     pub state: Option<CState>,
@@ -481,7 +481,7 @@ async fn get_one(
     Ok(Json(detail(&state, &user, &id).await?))
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
     #[serde(default)]
@@ -578,7 +578,7 @@ async fn decline(
     user: AuthUser,
     Path(Id(id)): Path<Id>,
     Json(body): Json<ReasonBody>,
-) -> ApiResult<Json<ConsultationDetail>> {
+) -> ApiResult<Json<serde_json::Value>> {
     user.require(&[Role::Expert])?;
     let reason = required_reason(&body)?;
     let c = store::load_for(&state.db, &user, &id, "decline").await?;
@@ -611,9 +611,16 @@ async fn decline(
     .fetch_one(&mut *tx)
     .await?;
     let reopens = c.addressee_kind == "pool" || (c.addressee_kind == "mdt" && others > 0);
+    let mut to = from;
     if from == CState::Requested || !reopens {
-        store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Decline { reopens, reason: reason.clone() })
-            .await?;
+        to = store::apply_locked(
+            &mut tx,
+            &id,
+            from,
+            Some(&user.id),
+            &Action::Decline { reopens, reason: reason.clone() },
+        )
+        .await?;
     }
     if c.assigned_expert_id.as_deref() == Some(user.id.as_str()) {
         sqlx::query("UPDATE consultations SET assigned_expert_id = NULL WHERE id = $1")
@@ -623,12 +630,9 @@ async fn decline(
     }
     tx.commit().await?;
     tell_others(&state, &c, &user, "declined", "专家谢绝会诊 Expert declined", reason.to_string()).await?;
-    let visible = store::find_visible(&state.db, &user, &id).await?;
-    if visible.is_none() {
-        // A pool request the expert declined is no longer theirs to see.
-        return Err(ApiError::not_found("consultation"));
-    }
-    respond(&state, &user, &id).await
+    // The expert who declined no longer sees the consultation: the answer says only what
+    // became of it.
+    Ok(Json(serde_json::json!({"id": id, "state": to.as_str(), "declined": true, "reason": reason.as_str()})))
 }
 
 async fn claim(
@@ -729,7 +733,7 @@ async fn complete(
     respond(&state, &user, &id).await
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Candidates {
     pub items: Vec<matching::RankedCandidate>,
     pub next: Option<String>,
@@ -751,7 +755,7 @@ async fn candidates(
 }
 
 /// What a request asks of its expert: the criteria matching ranks candidates on.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Criteria {
     pub specialty: String,
@@ -844,31 +848,31 @@ pub fn routes() -> Routes {
             "/api/v1/consultations",
             "Request a consultation for a patient of the caller's centre (consent required)",
             create,
-        )
+        ).body::<NewConsultation>().json::<ConsultationDetail>(201).errors(&[404, 409])
         .get(
             "/api/v1/consultations",
             "Consultations the caller may see (filters: state, mode, urgency, from, to)",
             list,
-        )
+        ).query::<ListFilter>().json::<crate::api::Page<ConsultationSummary>>(200)
         .get(
             "/api/v1/consultations/{id}",
             "One consultation with participants, consent, transitions and appointments",
             get_one,
-        )
-        .post("/api/v1/consultations/{id}/submit", "Send a draft request", submit)
-        .post("/api/v1/consultations/{id}/accept", "The addressed expert accepts", accept)
+        ).json::<ConsultationDetail>(200)
+        .post("/api/v1/consultations/{id}/submit", "Send a draft request", submit).json::<ConsultationDetail>(200).errors(&[409])
+        .post("/api/v1/consultations/{id}/accept", "The addressed expert accepts", accept).json::<ConsultationDetail>(200).errors(&[409])
         .post(
             "/api/v1/consultations/{id}/decline",
             "An expert declines with a reason (pool requests re-open matching)",
             decline,
-        )
-        .post("/api/v1/consultations/{id}/claim", "An expert takes a department-pool request (one wins)", claim)
-        .post("/api/v1/consultations/{id}/cancel", "Cancel with a reason", cancel)
-        .post("/api/v1/consultations/{id}/complete", "Complete the consultation", complete)
-        .get("/api/v1/consultations/{id}/candidates", "Experts ranked for this request, with reasons", candidates)
+        ).body::<ReasonBody>().json::<serde_json::Value>(200).errors(&[409])
+        .post("/api/v1/consultations/{id}/claim", "An expert takes a department-pool request (one wins)", claim).json::<ConsultationDetail>(200).errors(&[409])
+        .post("/api/v1/consultations/{id}/cancel", "Cancel with a reason", cancel).body::<ReasonBody>().json::<ConsultationDetail>(200).errors(&[409])
+        .post("/api/v1/consultations/{id}/complete", "Complete the consultation", complete).json::<ConsultationDetail>(200).errors(&[409])
+        .get("/api/v1/consultations/{id}/candidates", "Experts ranked for this request, with reasons", candidates).json::<Candidates>(200)
         .post(
             "/api/v1/consultations/candidates",
             "Experts ranked for request criteria not yet saved (specialty, min_title, urgency), for the caller's centre",
             candidates_for_criteria,
-        )
+        ).body::<Criteria>().json::<Candidates>(200)
 }

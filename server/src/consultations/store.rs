@@ -7,8 +7,11 @@ use crate::db::{new_id, now_ts, Db};
 use crate::error::{ApiError, ApiResult};
 use std::str::FromStr;
 
-/// SQL predicate over `consultations c` that holds when the caller may see it.
-/// Binds: `$1` the caller's user id, `$2` the caller's organisation id.
+/// SQL predicate over `consultations c` that holds when the caller may see it: a participant
+/// who has not declined; an expert also an open pool request of their department's
+/// specialty they have not declined; a coordinator the consultations of its hospital and
+/// linked centres; an admin all. Binds: `$1` the caller's user id, `$2` the caller's
+/// organisation id.
 pub fn visibility_predicate(role: Role) -> &'static str {
     match role {
         Role::Admin => "($1 <> '' OR $2 <> '')",
@@ -17,10 +20,10 @@ pub fn visibility_predicate(role: Role) -> &'static str {
                (SELECT centre_id FROM consortium_links WHERE hospital_id = $2) OR $1 = '')"
         }
         Role::CommunityDoctor | Role::Patient => {
-            "(c.id IN (SELECT consultation_id FROM consultation_participants WHERE user_id = $1) OR $2 = '')"
+            "(c.id IN (SELECT consultation_id FROM consultation_participants WHERE user_id = $1 AND status <> 'declined') OR $2 = '')"
         }
         Role::Expert => {
-            "(c.id IN (SELECT consultation_id FROM consultation_participants WHERE user_id = $1)
+            "(c.id IN (SELECT consultation_id FROM consultation_participants WHERE user_id = $1 AND status <> 'declined')
               OR (c.addressee_kind = 'pool' AND c.state = 'requested' AND c.pool_organisation_id = $2
                   AND c.specialty IN (SELECT specialty FROM expert_specialties WHERE user_id = $1)
                   AND c.id NOT IN (SELECT consultation_id FROM consultation_transitions WHERE actor_id = $1 AND action = 'decline')))"

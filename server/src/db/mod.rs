@@ -203,6 +203,20 @@ impl<'de> serde::Deserialize<'de> for ClientTime {
     }
 }
 
+impl schemars::JsonSchema for ClientTime {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ClientTime".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "format": "date-time", "description": "RFC 3339 with an offset; its UTC year within 1900-9999"})
+    }
+}
+
 /// A calendar date sent by a client (`YYYY-MM-DD`) that the server may store, with its year
 /// within [`CLIENT_YEARS`] like [`ClientTime`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -234,6 +248,20 @@ impl<'de> serde::Deserialize<'de> for ClientDate {
 /// Parses a stored timestamp; stored values are always written by [`ts`].
 pub fn parse_ts(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+impl schemars::JsonSchema for ClientDate {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ClientDate".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "format": "date", "description": "YYYY-MM-DD; its year within 1900-9999"})
+    }
 }
 
 #[cfg(test)]

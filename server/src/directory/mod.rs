@@ -1,6 +1,9 @@
 //! The directory of the consortium: organisations (tertiary hospitals, community health
 //! centres, medical corners), consortium links between a hospital and its centres,
 //! departments and specialties, user accounts with one role each, and expert profiles.
+//! Who may manage which account is [`policy`].
+
+pub mod policy;
 
 use crate::api::{Json, Path, Query, Routes};
 use crate::app::AppState;
@@ -53,7 +56,7 @@ fn non_empty(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
 
 // ---------- organisations ----------
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Organisation {
     pub id: String,
     pub name: String,
@@ -63,7 +66,7 @@ pub struct Organisation {
     pub created_at: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrganisation {
     pub name: String,
@@ -122,12 +125,17 @@ async fn post_organisation(
     Json(body): Json<NewOrganisation>,
 ) -> ApiResult<(StatusCode, Json<Organisation>)> {
     user.require(&[Role::Admin, Role::Coordinator])?;
+    if user.role == Role::Coordinator && body.kind == "tertiary_hospital" {
+        return Err(ApiError::forbidden(
+            "coordinators add community centres and medical corners; hospitals are added by admins",
+        ));
+    }
     let id = create_organisation(&state.db, &body).await?;
     let Json(org) = get_organisation(State(state), user, Path(crate::db::Id(id))).await?;
     Ok((StatusCode::CREATED, Json(org)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrganisationPatch {
     pub name: Option<String>,
@@ -142,6 +150,9 @@ async fn patch_organisation(
     Json(p): Json<OrganisationPatch>,
 ) -> ApiResult<Json<Organisation>> {
     user.require(&[Role::Admin, Role::Coordinator])?;
+    if user.role == Role::Coordinator && id != user.org && !linked_centres(&state.db, &user.org).await?.contains(&id) {
+        return Err(ApiError::forbidden("coordinators manage their own hospital and its linked centres"));
+    }
     let name = p.name.as_deref().map(|n| non_empty("name", n, 200)).transpose()?;
     let done = sqlx::query(
         "UPDATE organisations SET name = COALESCE($1, name), address = COALESCE($2, address), active = COALESCE($3, active), updated_at = $4 WHERE id = $5",
@@ -161,7 +172,7 @@ async fn patch_organisation(
 
 // ---------- consortium links ----------
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct ConsortiumLink {
     pub id: String,
     pub hospital_id: String,
@@ -171,7 +182,7 @@ pub struct ConsortiumLink {
     pub created_at: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLink {
     pub hospital_id: String,
@@ -222,6 +233,9 @@ async fn post_link(
     Json(body): Json<NewLink>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     user.require(&[Role::Admin, Role::Coordinator])?;
+    if user.role == Role::Coordinator && body.hospital_id != user.org {
+        return Err(ApiError::forbidden("coordinators link centres to their own hospital"));
+    }
     let id = create_link(&state.db, &body.hospital_id, &body.centre_id).await?;
     Ok((
         StatusCode::CREATED,
@@ -231,7 +245,7 @@ async fn post_link(
 
 // ---------- specialties and departments ----------
 
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Specialty {
     pub code: String,
@@ -273,7 +287,7 @@ async fn post_specialty(
     Ok((StatusCode::CREATED, Json(s)))
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Department {
     pub id: String,
     pub organisation_id: String,
@@ -281,7 +295,7 @@ pub struct Department {
     pub specialty: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDepartment {
     pub name: String,
@@ -324,6 +338,9 @@ async fn post_department(
     Json(d): Json<NewDepartment>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     user.require(&[Role::Admin, Role::Coordinator])?;
+    if user.role == Role::Coordinator && org != user.org {
+        return Err(ApiError::forbidden("coordinators add departments to their own hospital"));
+    }
     let id = create_department(&state.db, &org, &d).await?;
     Ok((
         StatusCode::CREATED,
@@ -333,14 +350,14 @@ async fn post_department(
 
 // ---------- users and experts ----------
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ExpertView {
     pub title: String,
     pub specialties: Vec<String>,
     pub time_zone: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct UserView {
     pub id: String,
     pub username: String,
@@ -353,6 +370,10 @@ pub struct UserView {
     pub active: bool,
     pub expert: Option<ExpertView>,
     pub patient_id: Option<String>,
+    /// A one-time password is in use: the user must set their own before anything else.
+    pub must_change_password: bool,
+    #[serde(skip)]
+    pub token_generation: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -369,11 +390,14 @@ struct UserRow {
     title: Option<String>,
     time_zone: Option<String>,
     patient_id: Option<String>,
+    token_generation: i64,
+    must_change_password: i64,
 }
 
 const USER_SELECT: &str =
     "SELECT u.id, u.username, u.display_name, u.role, u.organisation_id, o.name AS organisation_name,
-        o.kind AS organisation_kind, u.department_id, u.active, e.title, e.time_zone, p.id AS patient_id
+        o.kind AS organisation_kind, u.department_id, u.active, e.title, e.time_zone, p.id AS patient_id,
+        u.token_generation, u.must_change_password
      FROM users u JOIN organisations o ON o.id = u.organisation_id
      LEFT JOIN expert_profiles e ON e.user_id = u.id
      LEFT JOIN patients p ON p.user_id = u.id";
@@ -406,6 +430,8 @@ async fn user_views(db: &Db, rows: Vec<UserRow>) -> ApiResult<Vec<UserView>> {
                 active: r.active != 0,
                 expert,
                 patient_id: r.patient_id,
+                must_change_password: r.must_change_password != 0,
+                token_generation: r.token_generation,
             }
         })
         .collect())
@@ -417,7 +443,7 @@ pub async fn load_user(db: &Db, id: &str) -> ApiResult<Option<UserView>> {
     Ok(user_views(db, rows).await?.into_iter().next())
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewExpertProfile {
     pub title: String,
@@ -426,7 +452,7 @@ pub struct NewExpertProfile {
     pub time_zone: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub username: String,
@@ -444,6 +470,12 @@ pub struct NewUser {
 }
 
 pub async fn create_user(db: &Db, u: &NewUser) -> ApiResult<String> {
+    create_user_as(db, u, None).await
+}
+
+/// Creates the account; with an `actor`, its audit event is written in the same transaction
+/// (and, for a patient login, one on the patient record).
+async fn create_user_as(db: &Db, u: &NewUser, actor: Option<&AuthUser>) -> ApiResult<String> {
     let username = Username::parse(&u.username)?;
     let display_name = non_empty("display_name", &u.display_name, 100)?;
     validate_password(&u.password)?;
@@ -517,11 +549,49 @@ pub async fn create_user(db: &Db, u: &NewUser) -> ApiResult<String> {
             return Err(ApiError::validation("patient_id", "no unlinked patient record with this id"));
         }
     }
+    if let Some(actor) = actor {
+        crate::audit::account_event(actor, "create", &id)
+            .detail(format!("role {}", u.role.as_str()))
+            .record_with(&mut *tx)
+            .await?;
+        if let Some(pid) = &u.patient_id {
+            crate::audit::event(actor, "create_patient_login", "patient", pid)
+                .patient(pid)
+                .detail(format!("login {}", username.as_str()))
+                .record_with(&mut *tx)
+                .await?;
+        }
+    }
     tx.commit().await?;
     Ok(id)
 }
 
-#[derive(Debug, Deserialize)]
+/// The centres linked to a hospital.
+pub async fn linked_centres(db: &Db, hospital_id: &str) -> ApiResult<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT centre_id FROM consortium_links WHERE hospital_id = $1")
+        .bind(hospital_id)
+        .fetch_all(&db.pool)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+fn refused(r: policy::Refusal) -> ApiError {
+    match r {
+        policy::Refusal::Hidden => ApiError::not_found("user"),
+        policy::Refusal::Forbidden(why) => ApiError::forbidden(why),
+    }
+}
+
+/// The caller as account management sees it (with its hospital's linked centres).
+async fn as_manager(db: &Db, user: &AuthUser) -> ApiResult<Vec<String>> {
+    if user.role == Role::Coordinator {
+        linked_centres(db, &user.org).await
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserFilter {
     pub role: Option<Role>,
@@ -534,6 +604,8 @@ async fn list_users(
     Query(f): Query<UserFilter>,
 ) -> ApiResult<Json<crate::api::Page<UserView>>> {
     user.require(&[Role::Admin, Role::Coordinator])?;
+    let linked = as_manager(&state.db, &user).await?;
+    let m = policy::Manager { id: &user.id, role: user.role, org: &user.org, linked_centres: &linked };
     let rows: Vec<UserRow> = sqlx::query_as(&format!(
         "{USER_SELECT} WHERE ($1 = '' OR u.role = $1) AND ($2 = '' OR u.organisation_id = $2) ORDER BY u.username"
     ))
@@ -541,7 +613,15 @@ async fn list_users(
     .bind(f.organisation_id.unwrap_or_default())
     .fetch_all(&state.db.pool)
     .await?;
-    Ok(Json(crate::api::Page { items: user_views(&state.db, rows).await?, next: None }))
+    let items = user_views(&state.db, rows)
+        .await?
+        .into_iter()
+        .filter(|v| {
+            let role = Role::parse(&v.role).unwrap_or(Role::Patient);
+            policy::may_see(&m, &policy::Account { id: &v.id, role, org: &v.organisation_id })
+        })
+        .collect();
+    Ok(Json(crate::api::Page { items, next: None }))
 }
 
 async fn get_user(
@@ -549,10 +629,14 @@ async fn get_user(
     user: AuthUser,
     Path(crate::db::Id(id)): Path<crate::db::Id>,
 ) -> ApiResult<Json<UserView>> {
-    if !(user.role.is_manager() || user.id == id) {
+    let view = load_user(&state.db, &id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let linked = as_manager(&state.db, &user).await?;
+    let m = policy::Manager { id: &user.id, role: user.role, org: &user.org, linked_centres: &linked };
+    let role = Role::parse(&view.role).ok_or_else(|| ApiError::internal("stored role is unknown"))?;
+    if !policy::may_see(&m, &policy::Account { id: &view.id, role, org: &view.organisation_id }) {
         return Err(ApiError::not_found("user"));
     }
-    load_user(&state.db, &id).await?.map(Json).ok_or_else(|| ApiError::not_found("user"))
+    Ok(Json(view))
 }
 
 async fn post_user(
@@ -561,21 +645,39 @@ async fn post_user(
     Json(body): Json<NewUser>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
     user.require(&[Role::Admin, Role::Coordinator])?;
-    if body.role == Role::Admin && user.role != Role::Admin {
-        return Err(ApiError::forbidden("only admins create admin accounts"));
+    let linked = as_manager(&state.db, &user).await?;
+    let m = policy::Manager { id: &user.id, role: user.role, org: &user.org, linked_centres: &linked };
+    policy::may_change(
+        &m,
+        &policy::Account { id: "", role: body.role, org: &body.organisation_id },
+        policy::Change::Create,
+    )
+    .map_err(refused)?;
+    if let Some(pid) = &body.patient_id {
+        // A patient login is bound only to a record the caller may see, at the account's organisation.
+        let patient = crate::patients::find_visible(&state.db, &user, pid).await?;
+        if patient.is_none_or(|p| p.home_organisation_id != body.organisation_id) {
+            return Err(ApiError::validation(
+                "patient_id",
+                "no patient record you may see at this organisation has this id",
+            ));
+        }
     }
-    let id = create_user(&state.db, &body).await?;
+    let id = create_user_as(&state.db, &body, Some(&user)).await?;
     let view = load_user(&state.db, &id).await?.ok_or_else(|| ApiError::internal("created user vanished"))?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     pub display_name: Option<String>,
+    /// A one-time password set for someone else: they must change it at next sign-in, and
+    /// every session they have ends.
     pub password: Option<String>,
     pub active: Option<bool>,
     pub department_id: Option<String>,
+    pub role: Option<Role>,
 }
 
 async fn patch_user(
@@ -584,12 +686,40 @@ async fn patch_user(
     Path(crate::db::Id(id)): Path<crate::db::Id>,
     Json(p): Json<UserPatch>,
 ) -> ApiResult<Json<UserView>> {
-    let own = user.id == id;
-    if !(user.role.is_manager() || own) {
+    use policy::Change;
+    let target = load_user(&state.db, &id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let target_role = Role::parse(&target.role).ok_or_else(|| ApiError::internal("stored role is unknown"))?;
+    let linked = as_manager(&state.db, &user).await?;
+    let m = policy::Manager { id: &user.id, role: user.role, org: &user.org, linked_centres: &linked };
+    let account = policy::Account { id: &target.id, role: target_role, org: &target.organisation_id };
+    if !policy::may_see(&m, &account) {
         return Err(ApiError::not_found("user"));
     }
-    if !user.role.is_manager() && (p.active.is_some() || p.department_id.is_some()) {
-        return Err(ApiError::forbidden("only admins and coordinators change status or department"));
+    let mut changes = Vec::new();
+    if p.display_name.is_some() {
+        changes.push(Change::DisplayName);
+    }
+    if p.password.is_some() {
+        changes.push(Change::ResetPassword);
+    }
+    if p.active.is_some_and(|a| a != target.active) {
+        changes.push(Change::Active);
+    }
+    if p.department_id.is_some() {
+        changes.push(Change::Department);
+    }
+    if let Some(r) = p.role.filter(|r| *r != target_role) {
+        changes.push(Change::Role(r));
+    }
+    for c in &changes {
+        if let Err(r) = policy::may_change(&m, &account, *c) {
+            crate::audit::account_event(&user, "update", &id)
+                .outcome(crate::audit::Outcome::Denied)
+                .detail(format!("{c:?}"))
+                .record(&state.db)
+                .await?;
+            return Err(refused(r));
+        }
     }
     let display_name = p.display_name.as_deref().map(|n| non_empty("display_name", n, 100)).transpose()?;
     let hash = match p.password {
@@ -604,26 +734,51 @@ async fn patch_user(
         }
         None => None,
     };
-    let done = sqlx::query(
+    let reset = hash.is_some();
+    let deactivated = p.active == Some(false) && target.active;
+    let role_changed = changes.iter().any(|c| matches!(c, Change::Role(_)));
+    let revoke = reset || deactivated || role_changed;
+    let mut tx = state.db.begin_write().await?;
+    sqlx::query(
         "UPDATE users SET display_name = COALESCE($1, display_name), password_hash = COALESCE($2, password_hash),
-            active = COALESCE($3, active), department_id = COALESCE($4, department_id), updated_at = $5 WHERE id = $6",
+            must_change_password = CASE WHEN $2 IS NULL THEN must_change_password ELSE 1 END,
+            active = COALESCE($3, active), department_id = COALESCE($4, department_id), role = COALESCE($5, role),
+            updated_at = $6 WHERE id = $7",
     )
     .bind(display_name)
     .bind(hash)
     .bind(p.active.map(i64::from))
     .bind(p.department_id)
+    .bind(p.role.map(|r| r.as_str()))
     .bind(now_ts())
     .bind(&id)
-    .execute(&state.db.pool)
+    .execute(&mut *tx)
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(ApiError::not_found("user"));
+    if revoke {
+        crate::auth::accounts::revoke_refresh_tokens(&mut tx, &id, None).await?;
+        crate::auth::accounts::bump_generation(&mut tx, &id).await?;
+    }
+    for c in &changes {
+        let (action, detail) = match c {
+            Change::DisplayName => ("update", "display name".to_string()),
+            Change::ResetPassword => ("reset_password", "one-time password set; sessions ended".to_string()),
+            Change::Active if deactivated => ("deactivate", "sessions ended".to_string()),
+            Change::Active => ("reactivate", String::new()),
+            Change::Department => ("update", "department".to_string()),
+            Change::Role(to) => ("change_role", format!("{} -> {}", target.role, to.as_str())),
+            Change::Create => continue,
+        };
+        crate::audit::account_event(&user, action, &id).detail(detail).record_with(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    if revoke {
+        state.accounts.changed(&id).await;
     }
     load_user(&state.db, &id).await?.map(Json).ok_or_else(|| ApiError::not_found("user"))
 }
 
 /// An expert as the consultation screens show one.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ExpertSummary {
     pub id: String,
     pub name: String,
@@ -634,7 +789,7 @@ pub struct ExpertSummary {
     pub time_zone: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpertFilter {
     pub specialty: Option<String>,
@@ -675,20 +830,49 @@ async fn list_experts(
 pub fn routes() -> Routes {
     Routes::new("directory")
         .get("/api/v1/organisations", "Organisations of the consortium", list_organisations)
+        .json::<crate::api::Page<Organisation>>(200)
         .post("/api/v1/organisations", "Create an organisation (admin, coordinator)", post_organisation)
+        .body::<NewOrganisation>()
+        .json::<Organisation>(201)
+        .errors(&[409])
         .get("/api/v1/organisations/{id}", "One organisation", get_organisation)
+        .json::<Organisation>(200)
         .patch("/api/v1/organisations/{id}", "Update an organisation (admin, coordinator)", patch_organisation)
+        .body::<OrganisationPatch>()
+        .json::<Organisation>(200)
         .get("/api/v1/organisations/{id}/departments", "Departments of an organisation", list_departments)
+        .json::<crate::api::Page<Department>>(200)
         .post("/api/v1/organisations/{id}/departments", "Create a department (admin, coordinator)", post_department)
+        .body::<NewDepartment>()
+        .json::<Department>(201)
+        .errors(&[409])
         .get("/api/v1/consortium-links", "Links between hospitals and community centres", list_links)
+        .json::<crate::api::Page<ConsortiumLink>>(200)
         .post("/api/v1/consortium-links", "Link a hospital and a centre (admin, coordinator)", post_link)
+        .body::<NewLink>()
+        .json::<serde_json::Value>(201)
+        .errors(&[409])
         .get("/api/v1/specialties", "Specialties", list_specialties)
+        .json::<crate::api::Page<Specialty>>(200)
         .post("/api/v1/specialties", "Create a specialty (admin)", post_specialty)
+        .body::<Specialty>()
+        .json::<Specialty>(201)
+        .errors(&[409])
         .get("/api/v1/users", "User accounts (admin, coordinator)", list_users)
+        .query::<UserFilter>()
+        .json::<crate::api::Page<UserView>>(200)
         .post("/api/v1/users", "Create a user account (admin, coordinator)", post_user)
+        .body::<NewUser>()
+        .json::<UserView>(201)
+        .errors(&[404, 409])
         .get("/api/v1/users/{id}", "One user account (managers, or oneself)", get_user)
+        .json::<UserView>(200)
         .patch("/api/v1/users/{id}", "Update a user account; deactivation instead of deletion", patch_user)
+        .body::<UserPatch>()
+        .json::<UserView>(200)
         .get("/api/v1/experts", "Active experts with title and specialties", list_experts)
+        .query::<ExpertFilter>()
+        .json::<crate::api::Page<ExpertSummary>>(200)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use serde::Deserialize;
 /// Largest ECG file parsed (a 24-hour Holter record fits).
 const MAX_ECG_BYTES: u64 = 512 * 1024 * 1024;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EcgQuery {
     /// Decimate each lead to at most this many points (keeping each block's extremes).
@@ -105,9 +105,13 @@ async fn ecg(
 }
 
 pub fn routes() -> Routes {
-    Routes::new("ecg").get(
-        "/api/v1/files/{id}/ecg",
-        "An ECG file as leads in microvolts with computer-assisted measurements (?max_points= to decimate)",
-        ecg,
-    )
+    Routes::new("ecg")
+        .get(
+            "/api/v1/files/{id}/ecg",
+            "An ECG file as leads in microvolts with computer-assisted measurements (?max_points= to decimate)",
+            ecg,
+        )
+        .query::<EcgQuery>()
+        .json::<super::EcgView>(200)
+        .errors(&[409])
 }

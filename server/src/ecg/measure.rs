@@ -37,7 +37,7 @@ use super::qrs::{self, median_in_place};
 use super::EcgRecord;
 
 /// The automated measurements of one recording.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Measurements {
     pub heart_rate_bpm: Option<f64>,
     /// Each RR interval, in milliseconds.
@@ -63,7 +63,7 @@ pub struct Measurements {
 }
 
 /// Rhythm regularity, by the rule in the module documentation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Rhythm {
     Regular,

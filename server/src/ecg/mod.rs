@@ -71,7 +71,7 @@ pub struct Lead {
 }
 
 /// The file formats this module reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum EcgFormat {
     /// DICOM waveform (12-lead ECG, General ECG IODs).
@@ -86,7 +86,7 @@ pub enum EcgFormat {
 }
 
 /// Measurements the recording device computed itself, as carried in the file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeviceMeasurements {
     pub rr_ms: Option<f64>,
     pub pp_ms: Option<f64>,

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::{DeviceMeasurements, EcgFormat, EcgRecord, Measurements, PRE_READ_LABEL};
 
 /// What `GET /api/v1/files/{id}/ecg` returns.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct EcgView {
     /// Rate of the samples in `leads` (after decimation, if any).
     pub sample_rate_hz: f64,
@@ -27,7 +27,7 @@ pub struct EcgView {
 }
 
 /// One lead of the view.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct LeadView {
     pub name: String,
     /// Always `"uV"`.

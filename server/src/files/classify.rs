@@ -9,7 +9,7 @@ use serde::Serialize;
 pub const HEAD_BYTES: usize = 64 * 1024;
 
 /// The kinds of file a consultation accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// A DICOM Part 10 file (image, or an ECG waveform once its SOP class is known).

@@ -130,7 +130,7 @@ pub async fn access(db: &Db, user: &AuthUser, consultation_id: &str) -> ApiResul
 }
 
 /// A stored file as listed and returned after an upload.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct FileView {
     pub id: String,
     pub consultation_id: String,
@@ -145,6 +145,7 @@ pub struct FileView {
     #[serde(skip)]
     pub storage_key: String,
     #[serde(serialize_with = "warnings_as_list")]
+    #[schemars(with = "Vec<String>")]
     pub warnings: String,
 }
 

@@ -20,9 +20,21 @@ use sha2::Digest;
 pub fn routes() -> Routes {
     Routes::new("files")
         .post("/api/v1/consultations/{id}/files", "Upload a small file in one request (raw body, ?name=)", upload)
+        .query::<UploadQuery>()
+        .raw_body("application/octet-stream", "the file's bytes; ?name= or Content-Disposition names it")
+        .json::<FileView>(201)
+        .errors(&[409, 411, 415, 507])
         .get("/api/v1/consultations/{id}/files", "Files of a consultation, newest first (?limit=&cursor=)", list)
+        .query::<ListQuery>()
+        .json::<crate::api::Page<FileView>>(200)
         .get("/api/v1/files/{id}", "The bytes of a file (Range supported)", download)
+        .answers(200, Some("application/octet-stream"), "the file's bytes, with its own content type")
+        .answers(206, Some("application/octet-stream"), "the requested range")
+        .errors(&[416])
         .get("/api/v1/files/{id}/rendered", "A DICOM frame as PNG or JPEG (?frame=&wc=&ww=&preset=&format=)", rendered)
+        .query::<RenderQuery>()
+        .answers(200, Some("image/png"), "the frame as PNG or JPEG (?format=)")
+        .errors(&[415])
         .merge(super::tus::routes())
         .merge(crate::dicom::web::routes())
 }
@@ -36,7 +48,7 @@ pub fn payload_too_large(max: u64) -> ApiError {
     )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct UploadQuery {
     name: Option<String>,
@@ -112,7 +124,7 @@ async fn upload(
 }
 
 /// `?limit=&cursor=` of the files list, as the other lists take them.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     limit: Option<u32>,
@@ -200,7 +212,7 @@ async fn download(
     Ok(resp)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenderQuery {
     pub frame: Option<u32>,

@@ -32,15 +32,31 @@ pub const TUS_EXTENSIONS: &str = "creation,termination,checksum,expiration";
 pub fn routes() -> Routes {
     Routes::new("files")
         .options_public("/api/v1/consultations/{id}/uploads", "tus: server capabilities", options)
+        .answers(204, None, "tus discovery: Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm")
         .post("/api/v1/consultations/{id}/uploads", "tus: create a resumable upload (Upload-Length)", create)
+        .raw_body(
+            "application/offset+octet-stream",
+            "tus creation: Upload-Length, Upload-Metadata; optionally the first bytes (creation-with-upload)",
+        )
+        .answers(201, None, "created; Location names the upload")
+        .errors(&[409, 412, 507])
         .head("/api/v1/consultations/{id}/uploads/{upload}", "tus: the upload's offset", head)
+        .answers(200, None, "Upload-Offset and Upload-Length")
+        .errors(&[410, 412])
         .patch("/api/v1/consultations/{id}/uploads/{upload}", "tus: append bytes at Upload-Offset", patch)
+        .raw_body("application/offset+octet-stream", "the bytes from Upload-Offset")
+        .answers(204, None, "stored; Upload-Offset is the new offset")
+        .errors(&[409, 410, 412, 460, 507])
         .delete("/api/v1/consultations/{id}/uploads/{upload}", "tus: terminate the upload", terminate)
+        .answers(204, None, "terminated")
+        .errors(&[409, 410, 412])
         .get(
             "/api/v1/consultations/{id}/uploads/{upload}",
             "State of a resumable upload, with its file once complete",
             status,
         )
+        .json::<UploadView>(200)
+        .errors(&[412])
 }
 
 // ---- protocol rules (pure) ------------------------------------------------------------
@@ -608,7 +624,7 @@ async fn terminate(
     )
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct UploadView {
     id: String,
     consultation_id: String,

@@ -31,39 +31,39 @@ pub fn routes() -> Routes {
             "/api/v1/netcheck",
             "Start a network check: the server becomes a WebRTC peer; answers the ICE servers and the probe plan (201; 503 netcheck_busy when full)",
             start,
-        )
+        ).json::<StartResponse>(201)
         .get(
             "/api/v1/netcheck/results",
             "Network check results of the organisations the caller oversees (coordinator, admin)",
             list_results,
-        )
+        ).query::<ResultFilter>().json::<Page<ResultView>>(200)
         .post(
             "/api/v1/netcheck/{id}/offer",
             "The client's complete (non-trickle) SDP offer; answers the server's complete SDP answer",
             offer,
-        )
+        ).body::<SdpBody>().json::<SdpAnswer>(200).errors(&[409])
         .post(
             "/api/v1/netcheck/{id}/complete",
             "Report the client's measurements; closes the session and answers the stored result with its verdict",
             complete,
-        )
-        .get("/api/v1/netcheck/{id}", "One network check result (its owner)", get_result)
+        ).body::<verdict::ClientReport>().json::<ResultView>(200).errors(&[409])
+        .get("/api/v1/netcheck/{id}", "One network check result (its owner)", get_result).json::<ResultView>(200)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct ProbePlan {
     count: u32,
     interval_ms: u32,
     bytes: u32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct BulkPlan {
     duration_ms: u32,
     chunk_bytes: u32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct StartResponse {
     id: String,
     ice_servers: Vec<crate::signaling::IceServer>,
@@ -93,13 +93,13 @@ async fn start(State(state): State<AppState>, user: AuthUser) -> ApiResult<(Stat
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct SdpBody {
     sdp: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct SdpAnswer {
     sdp: String,
 }
@@ -159,7 +159,7 @@ pub async fn store(db: &Db, s: &SessionInfo, outcome: &Outcome) -> ApiResult<()>
 }
 
 /// One stored result with who ran it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ResultView {
     pub id: String,
     pub user_id: String,
@@ -209,7 +209,7 @@ async fn get_result(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ResultFilter {
     organisation_id: Option<String>,

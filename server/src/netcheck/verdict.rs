@@ -90,7 +90,7 @@ impl BulkCount {
 }
 
 /// The network path in use, named from the remote candidate of the server's selected pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NetPath {
     /// Direct: the client's own address reached the server.
@@ -125,7 +125,7 @@ pub fn path_of(remote_type: &str, remote_address: &str) -> NetPath {
 }
 
 /// What the client reports at the end of a check (`POST /netcheck/{id}/complete`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientReport {
     #[serde(default)]
@@ -166,7 +166,7 @@ pub struct ServerSide {
     pub bulk: BulkCount,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Video,
@@ -174,14 +174,14 @@ pub enum Verdict {
     CannotConnect,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RttSummary {
     pub median: f64,
     pub p95: f64,
 }
 
 /// The kind of call a shortfall rules out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CallKind {
     Video,
@@ -193,7 +193,7 @@ pub enum CallKind {
 /// 0.2}`. Codes are stable; a client words them in its own language. The first three concern
 /// any call; the others name the kind of call they rule out, with the measured figure and its
 /// limit where there is one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum ReasonCode {
     /// The peer connection never connected: no candidate pair worked.
@@ -245,7 +245,7 @@ impl ReasonCode {
 }
 
 /// The result of one check, as stored and returned.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Outcome {
     pub path: NetPath,
     pub rtt_ms: Option<RttSummary>,

@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Notification {
     pub id: String,
     pub kind: String,
@@ -47,7 +47,7 @@ pub fn subject(user_id: &str) -> Option<String> {
 }
 
 /// A notification as it travels on NATS: the user is the subject's last token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Relayed {
     /// The instance that made it (and already delivered it to its own streams).
     pub origin: u64,
@@ -235,7 +235,7 @@ pub async fn notify(state: &AppState, user_ids: &[String], notice: Notice<'_>) -
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InboxFilter {
     pub unread: Option<bool>,
@@ -313,9 +313,14 @@ async fn stream(
 pub fn routes() -> Routes {
     Routes::new("notifications")
         .get("/api/v1/notifications", "The caller's notification inbox (newest first)", inbox)
+        .query::<InboxFilter>()
+        .json::<crate::api::Page<Notification>>(200)
         .get("/api/v1/notifications/stream", "Live notifications (Server-Sent Events)", stream)
+        .answers(200, Some("text/event-stream"), "live notifications as Server-Sent Events")
         .post("/api/v1/notifications/{id}/read", "Mark one notification read", mark_read)
+        .answers(204, None, "marked read")
         .post("/api/v1/notifications/read-all", "Mark every notification read", mark_all_read)
+        .answers(204, None, "all marked read")
 }
 
 #[cfg(test)]

@@ -23,15 +23,22 @@ pub fn visibility_predicate(role: Role) -> &'static str {
         Role::Coordinator => {
             "(p.home_organisation_id = $2 OR p.home_organisation_id IN (SELECT centre_id FROM consortium_links WHERE hospital_id = $2) OR $1 = '')"
         }
-        Role::CommunityDoctor => "(p.home_organisation_id = $2 OR $1 = '')",
+        Role::CommunityDoctor => {
+            "(p.home_organisation_id = $2
+              OR p.id IN (SELECT patient_id FROM referrals WHERE to_organisation_id = $2 AND status IN ('requested', 'accepted'))
+              OR $1 = '')"
+        }
         Role::Expert => {
-            "(p.id IN (SELECT c.patient_id FROM consultations c JOIN consultation_participants cp ON cp.consultation_id = c.id WHERE cp.user_id = $1) OR $2 = '')"
+            "(p.id IN (SELECT c.patient_id FROM consultations c JOIN consultation_participants cp ON cp.consultation_id = c.id
+                       WHERE cp.user_id = $1 AND cp.status <> 'declined')
+              OR p.id IN (SELECT patient_id FROM referrals WHERE assigned_to = $1 AND status IN ('requested', 'accepted'))
+              OR $2 = '')"
         }
         Role::Patient => "(p.user_id = $1 OR $2 = '')",
     }
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Patient {
     pub id: String,
     pub name: String,
@@ -58,6 +65,17 @@ fn sees_full_resident_id(user: &AuthUser, p: &Patient) -> bool {
         Role::CommunityDoctor | Role::Coordinator => p.home_organisation_id == user.org,
         Role::Patient => p.user_id.as_deref() == Some(user.id.as_str()),
         Role::Expert => false,
+    }
+}
+
+/// Whether `user` may edit the record `p` (which they can see): admins, and the community
+/// doctors and coordinators of the patient's home organisation. A coordinator who sees a
+/// linked centre's patients does not edit that centre's records.
+pub fn may_edit(user: &AuthUser, p: &Patient) -> bool {
+    match user.role {
+        Role::Admin => true,
+        Role::CommunityDoctor | Role::Coordinator => p.home_organisation_id == user.org,
+        Role::Expert | Role::Patient => false,
     }
 }
 
@@ -96,7 +114,7 @@ pub async fn load_for(db: &Db, user: &AuthUser, id: &str, action: &str) -> ApiRe
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientFilter {
     /// Matches the name or the phone number.
@@ -141,7 +159,7 @@ async fn get_one(
     load_for(&state.db, &user, &id, "read").await.map(Json)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPatient {
     pub name: String,
@@ -238,7 +256,7 @@ async fn post(
     Ok((StatusCode::CREATED, Json(present(&user, p))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientPatch {
     pub name: Option<String>,
@@ -254,12 +272,11 @@ async fn patch(
     Path(crate::db::Id(id)): Path<crate::db::Id>,
     Json(p): Json<PatientPatch>,
 ) -> ApiResult<Json<Patient>> {
-    if !matches!(user.role, Role::Admin | Role::Coordinator | Role::CommunityDoctor) {
-        return Err(ApiError::forbidden("only the home centre's staff and admins edit patient records"));
-    }
-    let before = load_for(&state.db, &user, &id, "update").await?;
-    if user.role == Role::CommunityDoctor && before.home_organisation_id != user.org {
-        return Err(ApiError::forbidden("community doctors edit patients of their own centre"));
+    // Seeing a record is not editing it: the record is kept by its home organisation's staff.
+    let before = load_for(&state.db, &user, &id, "read_for_update").await?;
+    if !may_edit(&user, &before) {
+        audit::event(&user, "update", "patient", &id).patient(&id).outcome(Outcome::Denied).record(&state.db).await?;
+        return Err(ApiError::forbidden("patient records are edited by their home organisation's staff and admins"));
     }
     validate_fields(
         p.name.as_deref(),
@@ -268,6 +285,7 @@ async fn patch(
         p.phone.as_deref(),
         p.resident_id.as_deref(),
     )?;
+    let mut tx = audit::begin(&state.db).await?;
     sqlx::query(
         "UPDATE patients SET name = COALESCE($1, name), sex = COALESCE($2, sex), birth_date = COALESCE($3, birth_date),
             phone = COALESCE($4, phone), resident_id = COALESCE($5, resident_id), updated_at = $6 WHERE id = $7",
@@ -279,8 +297,10 @@ async fn patch(
     .bind(p.resident_id.map(|r| r.trim().to_uppercase()))
     .bind(now_ts())
     .bind(&id)
-    .execute(&state.db.pool)
+    .execute(&mut *tx)
     .await?;
+    tx.audit(audit::event(&user, "update", "patient", &id).patient(&id)).await?;
+    tx.commit().await?;
     let after = find_visible(&state.db, &user, &id).await?.ok_or_else(|| ApiError::not_found("patient"))?;
     Ok(Json(present(&user, after)))
 }
@@ -288,7 +308,15 @@ async fn patch(
 pub fn routes() -> Routes {
     Routes::new("patients")
         .get("/api/v1/patients", "Patients the caller may see (search with q)", list)
+        .query::<PatientFilter>()
+        .json::<crate::api::Page<Patient>>(200)
         .post("/api/v1/patients", "Register a patient at a centre", post)
+        .body::<NewPatient>()
+        .json::<Patient>(201)
+        .errors(&[409])
         .get("/api/v1/patients/{id}", "One patient record (404 if not visible)", get_one)
+        .json::<Patient>(200)
         .patch("/api/v1/patients/{id}", "Update a patient record (home centre staff, admins)", patch)
+        .body::<PatientPatch>()
+        .json::<Patient>(200)
 }

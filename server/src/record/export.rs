@@ -13,7 +13,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct FileEntry {
     pub id: String,
     pub name: String,
@@ -23,7 +23,7 @@ pub struct FileEntry {
     pub created_at: String,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct ChatLine {
     pub sender_id: String,
     pub sender_name: String,
@@ -31,7 +31,7 @@ pub struct ChatLine {
     pub sent_at: String,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct TimelineEvent {
     pub user_id: String,
     pub user_name: String,
@@ -40,7 +40,7 @@ pub struct TimelineEvent {
     pub at: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Record {
     pub consultation: crate::consultations::routes::ConsultationDetail,
     pub timeline: Vec<TimelineEvent>,

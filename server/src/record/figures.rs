@@ -21,14 +21,14 @@ pub fn median(mut xs: Vec<f64>) -> Option<f64> {
     Some(if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FigureQuery {
     pub from: Option<crate::db::ClientTime>,
     pub to: Option<crate::db::ClientTime>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Figures {
     pub consultations_total: i64,
     pub by_state: BTreeMap<String, i64>,

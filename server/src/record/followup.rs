@@ -18,7 +18,7 @@ pub fn visit_dates(start: NaiveDate, interval_weeks: u32, visits: u32) -> Vec<Na
     (1..=visits).map(|i| start + Duration::weeks(i64::from(interval_weeks) * i64::from(i))).collect()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPlan {
     pub patient_id: String,
@@ -38,7 +38,7 @@ pub struct NewPlan {
     pub instructions: String,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Visit {
     pub id: String,
     pub plan_id: String,
@@ -55,8 +55,9 @@ const VISIT_SELECT: &str =
     "SELECT v.id, v.plan_id, v.seq, v.due_date, v.status, v.note, p.patient_id, x.name AS patient_name, p.condition
     FROM follow_up_visits v JOIN follow_up_plans p ON p.id = v.plan_id JOIN patients x ON x.id = p.patient_id";
 
-/// Creates a plan and its visits for a patient at their home centre. Used by the endpoint
-/// and by down-referrals that carry a plan.
+/// Creates a plan and its visits for a patient at their home centre, within the caller's
+/// transaction (which records the audit event). Used by the endpoint and by down-referrals
+/// that carry a plan.
 pub async fn create_plan(
     conn: &mut sqlx::AnyConnection,
     user: &AuthUser,
@@ -102,7 +103,6 @@ pub async fn create_plan(
             .execute(&mut *conn)
             .await?;
     }
-    crate::audit::event(user, "create", "follow_up_plan", &id).patient(&p.patient_id).record_with(&mut *conn).await?;
     Ok(id)
 }
 
@@ -115,9 +115,25 @@ pub async fn post_plan(
         return Err(ApiError::forbidden("doctors create follow-up plans"));
     }
     let patient = crate::patients::load_for(&state.db, &user, &p.patient_id, "plan_follow_up").await?;
-    let mut conn = state.db.pool.acquire().await?;
-    let id = create_plan(&mut conn, &user, &patient.home_organisation_id, &p).await?;
-    drop(conn);
+    // A plan names only a consultation or referral of the same patient that the caller sees.
+    if let Some(cid) = &p.consultation_id {
+        super::referrals::consultation_of_patient(&state, &user, cid, &patient.id).await?;
+    }
+    if let Some(rid) = &p.referral_id {
+        let visible = super::referrals::load(&state, rid)
+            .await?
+            .filter(|r| r.patient_id == patient.id && super::referrals::may_see(&user, r, None));
+        if visible.is_none() {
+            return Err(ApiError::validation(
+                "referral_id",
+                "no referral of this patient that you may see has this id",
+            ));
+        }
+    }
+    let mut tx = crate::audit::begin(&state.db).await?;
+    let id = create_plan(&mut tx, &user, &patient.home_organisation_id, &p).await?;
+    tx.audit(crate::audit::event(&user, "create", "follow_up_plan", &id).patient(&p.patient_id)).await?;
+    tx.commit().await?;
     let visits = visits_where(&state, "v.plan_id = $1", &id).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({"id": id, "visits": visits}))))
 }
@@ -129,7 +145,7 @@ async fn visits_where(state: &AppState, predicate: &str, arg: &str) -> ApiResult
         .await?)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VisitFilter {
     /// Only visits past their due date and still planned.
@@ -169,7 +185,7 @@ pub async fn list_visits(
     Ok(Json(crate::api::Page { items: rows, next: None }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VisitPatch {
     /// Move the visit.
@@ -190,7 +206,7 @@ pub async fn patch_visit(
     }
     let visit =
         visits_where(&state, "v.id = $1", &id).await?.into_iter().next().ok_or_else(|| ApiError::not_found("visit"))?;
-    crate::patients::load_for(&state.db, &user, &visit.patient_id, "update_follow_up")
+    crate::patients::load_for(&state.db, &user, &visit.patient_id, "read_for_update")
         .await
         .map_err(|_| ApiError::not_found("visit"))?;
     if let Some(s) = &p.status {
@@ -198,6 +214,7 @@ pub async fn patch_visit(
             return Err(ApiError::validation("status", "planned, done or closed"));
         }
     }
+    let mut tx = crate::audit::begin(&state.db).await?;
     sqlx::query(
         "UPDATE follow_up_visits SET due_date = COALESCE($1, due_date), status = COALESCE($2, status), note = COALESCE($3, note), updated_by = $4, updated_at = $5 WHERE id = $6",
     )
@@ -207,8 +224,10 @@ pub async fn patch_visit(
     .bind(&user.id)
     .bind(now_ts())
     .bind(&id)
-    .execute(&state.db.pool)
+    .execute(&mut *tx)
     .await?;
+    tx.audit(crate::audit::event(&user, "update", "follow_up_visit", &id).patient(&visit.patient_id)).await?;
+    tx.commit().await?;
     visits_where(&state, "v.id = $1", &id)
         .await?
         .into_iter()

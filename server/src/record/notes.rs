@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Note {
     pub id: String,
     pub author_id: String,
@@ -34,7 +34,7 @@ pub async fn notes_of(state: &AppState, consultation_id: &str) -> ApiResult<Vec<
     .await?)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteBody {
     /// `case_summary` or `note` (default).
@@ -67,6 +67,7 @@ pub async fn add(
         return Err(ApiError::validation("body", "1 to 20,000 characters"));
     }
     let note_id = new_id();
+    let mut tx = crate::audit::begin(&state.db).await?;
     sqlx::query(
         "INSERT INTO consultation_notes (id, consultation_id, author_id, kind, body, status, created_at) VALUES ($1, $2, $3, $4, $5, 'current', $6)",
     )
@@ -76,9 +77,10 @@ pub async fn add(
     .bind(&kind)
     .bind(body)
     .bind(now_ts())
-    .execute(&state.db.pool)
+    .execute(&mut *tx)
     .await?;
-    crate::audit::event(&user, "write_note", "note", &note_id).patient(&c.patient_id).record(&state.db).await?;
+    tx.audit(crate::audit::event(&user, "write_note", "note", &note_id).patient(&c.patient_id)).await?;
+    tx.commit().await?;
     let note = notes_of(&state, &id)
         .await?
         .into_iter()
@@ -87,7 +89,7 @@ pub async fn add(
     Ok((StatusCode::CREATED, Json(note)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WithdrawBody {
     pub reason: String,
@@ -101,6 +103,7 @@ pub async fn withdraw(
 ) -> ApiResult<Json<Vec<Note>>> {
     let reason = Reason::parse(&b.reason).map_err(|e| ApiError::validation("reason", e.to_string()))?;
     let c = store::load_for(&state.db, &user, &id, "withdraw_note").await?;
+    let mut tx = crate::audit::begin(&state.db).await?;
     let done = sqlx::query(
         "UPDATE consultation_notes SET status = 'entered_in_error', withdrawn_reason = $1
          WHERE id = $2 AND consultation_id = $3 AND author_id = $4 AND status = 'current'",
@@ -109,16 +112,16 @@ pub async fn withdraw(
     .bind(&note)
     .bind(&id)
     .bind(&user.id)
-    .execute(&state.db.pool)
+    .execute(&mut *tx)
     .await?
     .rows_affected();
     if done == 0 {
         return Err(ApiError::not_found("note"));
     }
-    crate::audit::event(&user, "withdraw_note", "note", &note)
-        .patient(&c.patient_id)
-        .detail(reason.to_string())
-        .record(&state.db)
-        .await?;
+    tx.audit(
+        crate::audit::event(&user, "withdraw_note", "note", &note).patient(&c.patient_id).detail(reason.to_string()),
+    )
+    .await?;
+    tx.commit().await?;
     Ok(Json(notes_of(&state, &id).await?))
 }

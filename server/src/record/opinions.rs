@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpinionContent {
     #[serde(default)]
@@ -31,7 +31,7 @@ pub struct OpinionContent {
     pub follow_up_advice: String,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Opinion {
     pub id: String,
     pub consultation_id: String,
@@ -120,7 +120,7 @@ pub async fn opinions_of(state: &AppState, consultation_id: &str, viewer: &AuthU
     Ok(rows)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DraftBody {
     #[serde(flatten)]
@@ -163,6 +163,7 @@ pub async fn save_draft(
     }
     let kind = kind_of(b.joint);
     let now = now_ts();
+    let mut tx = crate::audit::begin(&state.db).await?;
     match latest(&state, &id, &user.id, kind).await? {
         Some(o) if o.status == "draft" => {
             sqlx::query(
@@ -176,7 +177,7 @@ pub async fn save_draft(
             .bind(&b.content.follow_up_advice)
             .bind(&now)
             .bind(&o.id)
-            .execute(&state.db.pool)
+            .execute(&mut *tx)
             .await?;
         }
         Some(_) => {
@@ -201,11 +202,12 @@ pub async fn save_draft(
             .bind(&b.content.referral_advice)
             .bind(&b.content.follow_up_advice)
             .bind(&now)
-            .execute(&state.db.pool)
+            .execute(&mut *tx)
             .await?;
         }
     }
-    crate::audit::event(&user, "write_opinion", "opinion", &id).patient(&c.patient_id).record(&state.db).await?;
+    tx.audit(crate::audit::event(&user, "write_opinion", "opinion", &id).patient(&c.patient_id)).await?;
+    tx.commit().await?;
     latest(&state, &id, &user.id, kind).await?.map(Json).ok_or_else(|| ApiError::internal("saved opinion vanished"))
 }
 
@@ -305,7 +307,7 @@ async fn notify_signed(
     .await
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignBody {
     #[serde(default)]
@@ -342,7 +344,7 @@ pub async fn sign(
     Ok(Json(signed))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AmendBody {
     #[serde(flatten)]

@@ -1,6 +1,12 @@
 //! Two-way referral: up from a community centre to a hospital department, down from the
 //! hospital back to a community centre for rehabilitation or chronic follow-up with a care
 //! plan. Each is tracked by status with its history and listed for both sides.
+//!
+//! Who handles a referral ([`may_see`], [`may_act`]): the receiving organisation's desk (its
+//! coordinators; at a community centre, which has none, its community doctors) and the
+//! clinician the desk assigns; on the sending side, the clinician who made it and the
+//! sending organisation's desk. Experts of either hospital who are neither the author nor
+//! assigned do not see it, nor its patient through it.
 
 use super::followup::{self, NewPlan};
 use crate::api::{Json, Path, Query};
@@ -25,7 +31,7 @@ pub fn next_status(from: &str, action: &str) -> Option<&'static str> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FollowUpInput {
     pub condition: String,
@@ -35,7 +41,7 @@ pub struct FollowUpInput {
     pub instructions: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewReferral {
     pub patient_id: String,
@@ -59,7 +65,7 @@ pub struct NewReferral {
     pub follow_up: Option<FollowUpInput>,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Referral {
     pub id: String,
     pub consultation_id: Option<String>,
@@ -77,17 +83,18 @@ pub struct Referral {
     pub care_plan: String,
     pub status: String,
     pub appointment_at: Option<String>,
+    pub assigned_to: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
 
 const REFERRAL_SELECT: &str = "SELECT r.id, r.consultation_id, r.patient_id, p.name AS patient_name, r.direction, r.from_organisation_id,
     f.name AS from_organisation_name, r.to_organisation_id, t.name AS to_organisation_name, r.to_department_id, r.created_by, r.reason,
-    r.urgency, r.care_plan, r.status, r.appointment_at, r.created_at, r.updated_at
+    r.urgency, r.care_plan, r.status, r.appointment_at, r.assigned_to, r.created_at, r.updated_at
     FROM referrals r JOIN patients p ON p.id = r.patient_id JOIN organisations f ON f.id = r.from_organisation_id
     JOIN organisations t ON t.id = r.to_organisation_id";
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct ReferralEvent {
     pub from_status: String,
     pub to_status: String,
@@ -109,6 +116,9 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Referral>)> {
     let reason = Reason::parse(&b.reason).map_err(|e| ApiError::validation("reason", e.to_string()))?;
     let patient = crate::patients::load_for(&state.db, &user, &b.patient_id, "refer").await?;
+    if let Some(cid) = &b.consultation_id {
+        consultation_of_patient(&state, &user, cid, &patient.id).await?;
+    }
     let (from_org, to_org) = match b.direction.as_str() {
         "up" => {
             if user.role != Role::CommunityDoctor || patient.home_organisation_id != user.org {
@@ -191,7 +201,11 @@ pub async fn create(
             start_date: None,
             instructions: f.instructions.clone(),
         };
-        followup::create_plan(&mut tx, &user, &to_org, &plan).await?;
+        let plan_id = followup::create_plan(&mut tx, &user, &to_org, &plan).await?;
+        crate::audit::event(&user, "create", "follow_up_plan", &plan_id)
+            .patient(&patient.id)
+            .record_with(&mut *tx)
+            .await?;
     }
     crate::audit::event(&user, "create", "referral", &id).patient(&patient.id).record_with(&mut *tx).await?;
     // Tell the receiving side's clinicians and coordinators.
@@ -225,12 +239,56 @@ pub async fn load(state: &AppState, id: &str) -> ApiResult<Option<Referral>> {
     Ok(sqlx::query_as(&format!("{REFERRAL_SELECT} WHERE r.id = $1")).bind(id).fetch_optional(&state.db.pool).await?)
 }
 
-/// Visible to both sides (staff of the sending or receiving organisation), the patient, admins.
-fn may_see(user: &AuthUser, r: &Referral, patient_user: Option<&str>) -> bool {
+/// Checks that a consultation named beside a patient is one the caller may see and is that
+/// patient's (422 naming `consultation_id` otherwise, whether it exists or not).
+pub async fn consultation_of_patient(
+    state: &AppState,
+    user: &AuthUser,
+    consultation_id: &str,
+    patient_id: &str,
+) -> ApiResult<()> {
+    match crate::consultations::store::find_visible(&state.db, user, consultation_id).await? {
+        Some(c) if c.patient_id == patient_id => Ok(()),
+        _ => {
+            Err(ApiError::validation("consultation_id", "no consultation of this patient that you may see has this id"))
+        }
+    }
+}
+
+/// The desk of an organisation: its coordinators, or at a community centre or medical corner
+/// (which have none) its community doctors. Pure: the caller's role and organisation.
+fn is_desk_of(user: &AuthUser, org: &str) -> bool {
+    user.org == org && matches!(user.role, Role::Coordinator | Role::CommunityDoctor)
+}
+
+/// Who sees a referral: admins, the patient, its author, the clinician assigned to it, and
+/// the desks of the sending and receiving organisations. Pure.
+pub fn may_see(user: &AuthUser, r: &Referral, patient_user: Option<&str>) -> bool {
     match user.role {
         Role::Admin => true,
         Role::Patient => patient_user == Some(user.id.as_str()),
-        _ => r.from_organisation_id == user.org || r.to_organisation_id == user.org,
+        _ => {
+            r.created_by == user.id
+                || r.assigned_to.as_deref() == Some(user.id.as_str())
+                || is_desk_of(user, &r.from_organisation_id)
+                || is_desk_of(user, &r.to_organisation_id)
+        }
+    }
+}
+
+/// Who may take `action` on a referral they see: the receiving desk and the assigned
+/// clinician accept, reject and complete; the receiving desk assigns; the author and the
+/// sending desk withdraw; admins all. Pure.
+pub fn may_act(user: &AuthUser, r: &Referral, action: &str) -> bool {
+    if user.role == Role::Admin {
+        return true;
+    }
+    let receiving_desk = is_desk_of(user, &r.to_organisation_id);
+    match action {
+        "accept" | "reject" | "complete" => receiving_desk || r.assigned_to.as_deref() == Some(user.id.as_str()),
+        "assign" => receiving_desk,
+        "withdraw" => r.created_by == user.id || is_desk_of(user, &r.from_organisation_id),
+        _ => false,
     }
 }
 
@@ -250,7 +308,7 @@ async fn load_visible(state: &AppState, user: &AuthUser, id: &str, action: &str)
     Ok(r)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ReferralDetail {
     #[serde(flatten)]
     pub referral: Referral,
@@ -273,7 +331,7 @@ pub async fn get_one(
     Ok(Json(ReferralDetail { history: history(&state, &id).await?, referral }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReferralFilter {
     pub direction: Option<String>,
@@ -291,10 +349,18 @@ pub async fn list(
     let scope = match user.role {
         Role::Admin => "($1 <> '' OR $2 <> '')",
         Role::Patient => "(p.user_id = $1 OR $2 = '')",
-        _ => match side.as_str() {
-            "sent" => "(r.from_organisation_id = $2 OR $1 = '')",
-            "received" => "(r.to_organisation_id = $2 OR $1 = '')",
-            _ => "(r.from_organisation_id = $2 OR r.to_organisation_id = $2 OR $1 = '')",
+        // The desks of both sides (the same rule as may_see), by side.
+        Role::Coordinator | Role::CommunityDoctor => match side.as_str() {
+            "sent" => "(r.from_organisation_id = $2 OR r.created_by = $1)",
+            "received" => "(r.to_organisation_id = $2 OR r.assigned_to = $1)",
+            _ => {
+                "(r.from_organisation_id = $2 OR r.to_organisation_id = $2 OR r.created_by = $1 OR r.assigned_to = $1)"
+            }
+        },
+        Role::Expert => match side.as_str() {
+            "sent" => "(r.created_by = $1 OR $2 = '')",
+            "received" => "(r.assigned_to = $1 OR $2 = '')",
+            _ => "(r.created_by = $1 OR r.assigned_to = $1 OR $2 = '')",
         },
     };
     let rows: Vec<Referral> = sqlx::query_as(&format!(
@@ -314,7 +380,7 @@ pub async fn list(
     Ok(Json(crate::api::Page { items: rows, next: None }))
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionBody {
     #[serde(default)]
@@ -332,12 +398,7 @@ async fn act(
     b: ActionBody,
 ) -> ApiResult<Json<ReferralDetail>> {
     let r = load_visible(state, user, id, action).await?;
-    let receiving = r.to_organisation_id == user.org && user.role != Role::Patient;
-    let allowed = match action {
-        "accept" | "reject" | "complete" => receiving,
-        _ => r.created_by == user.id || user.role == Role::Admin,
-    };
-    if !allowed {
+    if !may_act(user, &r, action) {
         return Err(ApiError::forbidden(format!("you may not {action} this referral")));
     }
     let reason = match (action, b.reason.as_deref()) {
@@ -375,6 +436,11 @@ async fn act(
         .bind(reason.as_ref().map(|r| r.to_string()).unwrap_or_default())
         .bind(&now)
         .execute(&mut *tx)
+        .await?;
+    crate::audit::event(user, action, "referral", id)
+        .patient(&r.patient_id)
+        .detail(format!("{} -> {to}", r.status))
+        .record_with(&mut *tx)
         .await?;
     let stored = notifications::store(
         &mut tx,
@@ -424,6 +490,66 @@ pub async fn withdraw(
     Json(b): Json<ActionBody>,
 ) -> ApiResult<Json<ReferralDetail>> {
     act(&state, &user, &id, "withdraw", b).await
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignBody {
+    /// An active community doctor or expert of the receiving organisation.
+    pub user_id: String,
+}
+
+/// The receiving desk assigns the referral to one of its clinicians, who then sees it and
+/// its patient and may accept, reject or complete it.
+pub async fn assign(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(Id(id)): Path<Id>,
+    Json(b): Json<AssignBody>,
+) -> ApiResult<Json<ReferralDetail>> {
+    let r = load_visible(&state, &user, &id, "assign").await?;
+    if !may_act(&user, &r, "assign") {
+        return Err(ApiError::forbidden("the receiving organisation's desk assigns referrals"));
+    }
+    if !matches!(r.status.as_str(), "requested" | "accepted") {
+        return Err(ApiError::conflict("invalid_transition", format!("cannot assign a referral that is {}", r.status)));
+    }
+    let clinician: Option<(String,)> = sqlx::query_as(
+        "SELECT id FROM users WHERE id = $1 AND organisation_id = $2 AND active = 1 AND role IN ('expert', 'community_doctor')",
+    )
+    .bind(&b.user_id)
+    .bind(&r.to_organisation_id)
+    .fetch_optional(&state.db.pool)
+    .await?;
+    let Some((assignee,)) = clinician else {
+        return Err(ApiError::validation("user_id", "an active clinician of the receiving organisation"));
+    };
+    let mut tx = crate::audit::begin(&state.db).await?;
+    sqlx::query("UPDATE referrals SET assigned_to = $1, updated_at = $2 WHERE id = $3")
+        .bind(&assignee)
+        .bind(now_ts())
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+    tx.audit(
+        crate::audit::event(&user, "assign", "referral", &id).patient(&r.patient_id).detail(format!("to {assignee}")),
+    )
+    .await?;
+    let stored = notifications::store(
+        &mut tx,
+        std::slice::from_ref(&assignee),
+        &Notice {
+            kind: "referral",
+            title: "转诊已分派给您 Referral assigned to you".into(),
+            body: r.reason.clone(),
+            consultation_id: r.consultation_id.as_deref(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    notifications::publish(&state, &stored);
+    let referral = load(&state, &id).await?.ok_or_else(|| ApiError::not_found("referral"))?;
+    Ok(Json(ReferralDetail { history: history(&state, &id).await?, referral }))
 }
 
 pub async fn of_consultation(state: &AppState, consultation_id: &str) -> ApiResult<Vec<Referral>> {

@@ -22,7 +22,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct AppointmentView {
     pub id: String,
     pub consultation_id: String,
@@ -92,7 +92,7 @@ pub async fn of_consultation(state: &AppState, consultation_id: &str) -> ApiResu
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BookBody {
     pub consultation_id: String,
@@ -253,7 +253,7 @@ async fn appointment_for(
     Ok((a, c))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RescheduleBody {
     pub start: crate::db::ClientTime,
@@ -279,7 +279,7 @@ async fn reschedule(
         .ok_or_else(|| ApiError::internal("rescheduled appointment vanished"))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
     pub reason: String,
@@ -326,7 +326,7 @@ async fn cancel(
     load_appointment(&state, &a.id).await?.map(Json).ok_or_else(|| ApiError::not_found("appointment"))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoShowBody {
     /// `expert`, `community_doctor` or `patient`.
@@ -384,7 +384,7 @@ async fn no_show(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppointmentFilter {
     pub from: Option<crate::db::ClientTime>,
@@ -401,7 +401,7 @@ async fn list(
     let from = f.from.map(|t| ts(t.into())).unwrap_or_default();
     let to = f.to.map(|t| ts(t.into())).unwrap_or_else(|| "9999".into());
     let rows: Vec<AppointmentRow> = sqlx::query_as(&format!(
-        "{APPOINTMENT_SELECT} WHERE (a.expert_id = $1 OR a.consultation_id IN (SELECT consultation_id FROM consultation_participants WHERE user_id = $1))
+        "{APPOINTMENT_SELECT} WHERE (a.expert_id = $1 OR a.consultation_id IN (SELECT consultation_id FROM consultation_participants WHERE user_id = $1 AND status <> 'declined'))
            AND a.start_at >= $2 AND a.start_at < $3 AND ($4 = '' OR a.status = $4) ORDER BY a.start_at LIMIT 500"
     ))
     .bind(&user.id)
@@ -430,15 +430,30 @@ async fn get_one(
 pub fn routes() -> Routes {
     Routes::new("appointments")
         .post("/api/v1/appointments", "Book an expert's free slot for a consultation (201, or 409 slot_taken)", book)
+        .body::<BookBody>()
+        .json::<AppointmentView>(201)
+        .errors(&[404, 409])
         .get("/api/v1/appointments", "The caller's appointments", list)
+        .query::<AppointmentFilter>()
+        .json::<crate::api::Page<AppointmentView>>(200)
         .get("/api/v1/appointments/{id}", "One appointment", get_one)
+        .json::<AppointmentView>(200)
         .post(
             "/api/v1/appointments/{id}/reschedule",
             "Move an appointment to another free slot, with a reason",
             reschedule,
         )
+        .body::<RescheduleBody>()
+        .json::<AppointmentView>(200)
+        .errors(&[409])
         .post("/api/v1/appointments/{id}/cancel", "Cancel an appointment with a reason", cancel)
+        .body::<CancelBody>()
+        .json::<AppointmentView>(200)
+        .errors(&[409])
         .post("/api/v1/appointments/{id}/no-show", "Record that a participant did not show up", no_show)
+        .body::<NoShowBody>()
+        .json::<serde_json::Value>(200)
+        .errors(&[409])
 }
 
 /// Sends the reminders that are due at `now`: 24 hours and 15 minutes before each booked

@@ -5,7 +5,7 @@ use super::slots::{SlotError, DEFAULT_TZ};
 use super::store;
 use crate::api::{Json, Path, Query};
 use crate::app::AppState;
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, Role};
 use crate::db::{new_id, now_ts, parse_ts, ts, Id};
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
@@ -16,20 +16,25 @@ use serde::{Deserialize, Serialize};
 
 /// Who may change an expert's availability: the expert, and coordinators and admins.
 async fn check_editor(state: &AppState, user: &AuthUser, expert_id: &str) -> ApiResult<Tz> {
-    let tz: Option<(String,)> = sqlx::query_as(
-        "SELECT e.time_zone FROM expert_profiles e JOIN users u ON u.id = e.user_id WHERE e.user_id = $1 AND u.active = 1",
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT e.time_zone, u.organisation_id FROM expert_profiles e JOIN users u ON u.id = e.user_id WHERE e.user_id = $1 AND u.active = 1",
     )
     .bind(expert_id)
     .fetch_optional(&state.db.pool)
     .await?;
-    let Some((tz,)) = tz else { return Err(ApiError::not_found("expert")) };
-    if !(user.id == expert_id || user.role.is_manager()) {
-        return Err(ApiError::forbidden("only the expert, coordinators and admins change availability"));
+    let Some((tz, expert_org)) = row else { return Err(ApiError::not_found("expert")) };
+    // The expert, their own hospital's coordinators, and admins keep an expert's calendar.
+    let allowed =
+        user.id == expert_id || user.role == Role::Admin || (user.role == Role::Coordinator && user.org == expert_org);
+    if !allowed {
+        return Err(ApiError::forbidden(
+            "only the expert, their hospital's coordinators and admins change availability",
+        ));
     }
     Ok(tz.parse().unwrap_or(DEFAULT_TZ))
 }
 
-#[derive(Debug, Serialize, Deserialize, Clone)]
+#[derive(Debug, Serialize, Deserialize, Clone, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleBody {
     /// ISO weekday: 1 = Monday ... 7 = Sunday.
@@ -43,7 +48,7 @@ pub struct RuleBody {
     pub time_zone: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, Default, Clone)]
+#[derive(Debug, Serialize, Deserialize, Default, Clone, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyBody {
     #[serde(default)]
@@ -55,7 +60,7 @@ pub struct PolicyBody {
     pub min_notice_minutes: i64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Availability {
     pub rules: Vec<RuleBody>,
@@ -182,7 +187,7 @@ async fn put_availability(
     get_availability(State(state), user, Path(Id(expert))).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExceptionBody {
     /// `leave` or `extra`.
@@ -195,7 +200,7 @@ pub struct ExceptionBody {
     pub reason: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ExceptionView {
     pub id: String,
     pub kind: String,
@@ -303,14 +308,14 @@ pub fn local(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SlotQuery {
     pub from: Option<crate::db::ClientTime>,
     pub to: Option<crate::db::ClientTime>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct SlotView {
     pub start: String,
     pub end: String,
@@ -352,21 +357,30 @@ async fn slots(
 pub fn routes() -> crate::api::Routes {
     crate::api::Routes::new("scheduling")
         .get("/api/v1/experts/{id}/availability", "An expert's weekly rules and booking policy", get_availability)
+        .json::<Availability>(200)
         .put(
             "/api/v1/experts/{id}/availability",
             "Replace weekly rules and policy (expert, coordinator, admin)",
             put_availability,
         )
+        .body::<Availability>()
+        .json::<Availability>(200)
         .get("/api/v1/experts/{id}/exceptions", "Upcoming leave and extra sessions", list_exceptions)
+        .json::<crate::api::Page<ExceptionView>>(200)
         .post("/api/v1/experts/{id}/exceptions", "Add leave or an extra session", post_exception)
+        .body::<ExceptionBody>()
+        .json::<serde_json::Value>(201)
         .post(
             "/api/v1/experts/{id}/exceptions/{exception}/withdraw",
             "Withdraw an exception (kept, inactive)",
             withdraw_exception,
         )
+        .answers(204, None, "withdrawn")
         .get(
             "/api/v1/experts/{id}/slots",
             "Free slots (RFC 3339 in the expert's zone); from/to default to the next 14 days",
             slots,
         )
+        .query::<SlotQuery>()
+        .json::<crate::api::Page<SlotView>>(200)
 }

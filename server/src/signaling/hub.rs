@@ -32,7 +32,7 @@ pub type IceSource = Arc<dyn Fn(&str) -> Vec<IceServer> + Send + Sync>;
 pub type InstanceId = u64;
 
 /// A room event as it travels on the bus (serialised as JSON on a network bus).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Envelope {
     pub room: String,
     pub at: DateTime<Utc>,
@@ -48,7 +48,7 @@ pub struct Envelope {
     pub event: RoomEvent,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RoomEvent {
     Join { joiner: Joiner, resume_token: String },
@@ -573,6 +573,7 @@ impl EventSink for RoomHub {
                             },
                             org: String::new(),
                             client_addr,
+                            family: String::new(),
                         };
                         records.push(Record::Chat { room: room.clone(), id, participant, actor, text, at });
                     }

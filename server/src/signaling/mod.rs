@@ -49,11 +49,16 @@ pub fn routes() -> Routes {
             "Join the consultation's room: a single-use ticket (30 s), the WebSocket URL and the ICE servers",
             join,
         )
+        .json::<JoinResponse>(200)
+        .errors(&[409])
         .get_public(
             "/api/v1/rtc",
             "The signaling WebSocket (?ticket=... from join, or ?resume=... after a lost connection)",
             ws::rtc,
         )
+        .query::<ws::RtcParams>()
+        .answers(101, None, "switching to the signaling WebSocket (protocol in docs/signaling.md)")
+        .errors(&[426])
 }
 
 /// Starts the signaling hub for a configuration: room limits, and the in-process bus or,
@@ -145,7 +150,7 @@ pub fn ice_refresh(config: &Config, user_id: &str, now: chrono::DateTime<Utc>) -
     ice_servers.iter().any(|s| s.credential.is_some()).then_some(protocol::ServerMessage::IceServers { ice_servers })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct JoinResponse {
     ticket: String,
     ws_url: String,

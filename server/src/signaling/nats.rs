@@ -64,7 +64,7 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, serde_json::Error> {
 }
 
 /// The answer on the state subject: the room as it is after stream sequence `seq`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StateReply {
     pub seq: u64,
     pub room: RoomSnapshot,

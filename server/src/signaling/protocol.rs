@@ -24,6 +24,8 @@ pub mod close {
     pub const NOT_A_PARTICIPANT: u16 = 4003;
     /// The resume token is unknown, used, or its 60 s window has passed: join again.
     pub const RESUME_FAILED: u16 = 4004;
+    /// The participant's account was deactivated or its access revoked: sign in again.
+    pub const ACCESS_REVOKED: u16 = 4005;
     /// Too many messages broke a limit (malformed, oversized, over the rate).
     pub const POLICY_VIOLATION: u16 = 4008;
     /// A doctor removed this participant from the room or the lobby.
@@ -39,7 +41,7 @@ pub mod close {
 }
 
 /// A participant's place in the consultation, which decides lobby and admission rights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RoomRole {
     /// The community doctor who requested the consultation (the inviting side).
@@ -74,7 +76,7 @@ impl RoomRole {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SdpType {
     Offer,
@@ -84,7 +86,7 @@ pub enum SdpType {
 }
 
 /// As the browser's `RTCSessionDescriptionInit`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionDescription {
     #[serde(rename = "type")]
@@ -94,7 +96,7 @@ pub struct SessionDescription {
 }
 
 /// As the browser's `RTCIceCandidateInit`; an empty `candidate` marks the end of candidates.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IceCandidate {
     pub candidate: String,
@@ -107,7 +109,7 @@ pub struct IceCandidate {
 }
 
 /// Microphone, camera and screen share as the participant reports them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MediaState {
     pub mic: bool,
     pub camera: bool,
@@ -115,7 +117,7 @@ pub struct MediaState {
 }
 
 /// Messages a client sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ClientMessage {
     /// An offer, answer or ICE candidate for one named peer: exactly one of the two fields.
@@ -139,7 +141,7 @@ pub enum ClientMessage {
 }
 
 /// One participant as others see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PeerInfo {
     pub id: ParticipantId,
     pub user_id: String,
@@ -154,7 +156,7 @@ pub struct PeerInfo {
 }
 
 /// Why a peer left.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LeaveReason {
     /// It said `leave` or closed its socket normally.
@@ -169,7 +171,7 @@ pub enum LeaveReason {
     Overflowed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LobbyStatus {
     Waiting,
@@ -179,7 +181,7 @@ pub enum LobbyStatus {
 }
 
 /// Stable codes of `error` messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// Not JSON, not a known message, or a binary frame.
@@ -202,7 +204,7 @@ pub enum ErrorCode {
 
 /// One entry of `RTCConfiguration.iceServers`, as handed out on join and on resume (see
 /// [`super::ice_servers`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IceServer {
     pub urls: Vec<String>,
@@ -213,7 +215,7 @@ pub struct IceServer {
 }
 
 /// Messages the server sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ServerMessage {
     /// You are connected: your id, the others (with your politeness toward each), the

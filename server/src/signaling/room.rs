@@ -49,7 +49,7 @@ impl Default for RoomLimits {
 }
 
 /// Someone entering the room with a fresh ticket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Joiner {
     pub id: ParticipantId,
     pub conn: ConnId,
@@ -62,7 +62,7 @@ pub struct Joiner {
     pub resume_hash: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Place {
     Lobby,
@@ -708,7 +708,7 @@ impl Room {
 /// A room's whole state, as one instance hands it to another that starts serving the room
 /// (see `docs/signaling.md`, "Several instances"). [`Room::from_snapshot`] of
 /// [`Room::snapshot`] behaves exactly as the original for every later event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RoomSnapshot {
     pub participants: Vec<ParticipantSnapshot>,
     pub admitted_users: Vec<String>,
@@ -716,7 +716,7 @@ pub struct RoomSnapshot {
     pub both_sides_seen: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ParticipantSnapshot {
     pub id: ParticipantId,
     pub user_id: String,

@@ -11,9 +11,10 @@ use super::tickets::{self, Ticket};
 use crate::api::Query;
 use crate::app::AppState;
 use crate::auth::ClientAddr;
+use crate::error::ApiError;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use futures_util::SinkExt;
 use serde::Deserialize;
@@ -37,7 +38,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Limit-breaking messages tolerated per minute; the next one closes the connection.
 pub const MAX_VIOLATIONS_PER_MINUTE: u32 = 10;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct RtcParams {
     ticket: Option<String>,
     resume: Option<String>,
@@ -55,8 +56,18 @@ pub async fn rtc(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
     Query(params): Query<RtcParams>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    // A plain GET (no upgrade) is answered like every other error of the API.
+    let Ok(ws) = ws else {
+        return ApiError::new(
+            axum::http::StatusCode::UPGRADE_REQUIRED,
+            "upgrade_required",
+            "Upgrade required",
+            "this is the signaling WebSocket: connect with Upgrade: websocket (docs/signaling.md)",
+        )
+        .into_response();
+    };
     let admission = admit(&state, params).await;
     // Small buffers: an idle connection holds little; writes of one batch are coalesced
     // up to 8 KiB and flushed once.
@@ -204,6 +215,9 @@ async fn pump(state: &AppState, mut socket: WebSocket, room: &str, conn: u64, ou
     // TURN), so an ICE restart late in a long call still gets through the relay.
     let refresh_every = super::ice_refresh_period(&state.config);
     let mut refresh_for: Option<String> = None;
+    // The seated participant's account and its token generation when it was seated: a
+    // deactivation or revocation since then ends the connection at the next heartbeat.
+    let mut account: Option<(String, i64)> = None;
     let refresh = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(refresh);
     loop {
@@ -233,6 +247,11 @@ async fn pump(state: &AppState, mut socket: WebSocket, room: &str, conn: u64, ou
                             break;
                         }
                         Outbound::Seated { user_id } => {
+                            match state.accounts.state(&user_id).await {
+                                Ok(Some(a)) if a.active => account = Some((user_id.clone(), a.generation)),
+                                Ok(_) => closing = Some((close::ACCESS_REVOKED, "access revoked")),
+                                Err(_) => {}
+                            }
                             if let Some(every) = refresh_every {
                                 refresh.as_mut().reset(tokio::time::Instant::now() + every);
                                 refresh_for = Some(user_id);
@@ -243,7 +262,7 @@ async fn pump(state: &AppState, mut socket: WebSocket, room: &str, conn: u64, ou
                 batch.clear();
                 if let Some((code, reason)) = closing {
                     close_with(&mut socket, code, reason).await;
-                    return End::Lost;
+                    return if code == close::ACCESS_REVOKED { End::Left } else { End::Lost };
                 }
                 if !matches!(tokio::time::timeout(WRITE_TIMEOUT, socket.flush()).await, Ok(Ok(()))) {
                     return End::Lost;
@@ -303,6 +322,18 @@ async fn pump(state: &AppState, mut socket: WebSocket, room: &str, conn: u64, ou
                 }
             }
             _ = ping.tick() => {
+                if let Some((user_id, generation)) = &account {
+                    let revoked = match state.accounts.state(user_id).await {
+                        Ok(Some(a)) => !a.active || a.generation > *generation,
+                        Ok(None) => true,
+                        Err(_) => false,
+                    };
+                    if revoked {
+                        // Leaves the room for good: the seat is freed, so no resume brings it back.
+                        close_with(&mut socket, close::ACCESS_REVOKED, "access revoked").await;
+                        return End::Left;
+                    }
+                }
                 if last_seen.elapsed() > HEARTBEAT_TIMEOUT {
                     let _ = tokio::time::timeout(
                         WRITE_TIMEOUT,

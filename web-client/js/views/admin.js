@@ -1,7 +1,7 @@
 // Coordinator and administrator: organisations, user accounts and simple figures.
 import { h } from '../dom.js';
 import { t } from '../i18n.js';
-import { get } from '../api.js';
+import { get, api } from '../api.js';
 import { STATE_ORDER } from './common.js';
 
 /**
@@ -42,9 +42,70 @@ export async function adminHome(app) {
     h('section', { class: 'card', 'aria-labelledby': 'users' }, h('h2', { id: 'users' }, t('admin.users')),
       h('p', null, [...byRole].map(([r, n]) => `${t(`role.${r}`)} ${n}`).join(' · ')),
       h('table', null,
-        h('thead', null, h('tr', null, h('th', { scope: 'col' }, t('admin.name')), h('th', { scope: 'col' }, t('admin.username')), h('th', { scope: 'col' }, t('admin.role')), h('th', { scope: 'col' }, t('admin.organisation')))),
-        h('tbody', null, users.items.map((/** @type {any} */ u) => h('tr', null, h('td', null, u.display_name), h('td', null, u.username), h('td', null, t(`role.${u.role}`)), h('td', null, u.organisation_name)))))),
+        h('thead', null, h('tr', null, h('th', { scope: 'col' }, t('admin.name')), h('th', { scope: 'col' }, t('admin.username')), h('th', { scope: 'col' }, t('admin.role')), h('th', { scope: 'col' }, t('admin.organisation')), h('th', { scope: 'col' }, t('admin.status')), h('th', { scope: 'col' }, t('common.actions')))),
+        h('tbody', null, users.items.map((/** @type {any} */ u) => userRow(app, u))))),
   );
+}
+
+/**
+ * Whether the signed-in manager manages `account` (the server decides; this only hides
+ * buttons that would be refused): admins every account but their own, coordinators the
+ * clinicians and patients of the organisations they see.
+ * @param {any} me
+ * @param {any} account
+ */
+export function manages(me, account) {
+  if (me.id === account.id) return false;
+  if (me.role === 'admin') return true;
+  return me.role === 'coordinator' && ['community_doctor', 'expert', 'patient'].includes(account.role);
+}
+
+/** A one-time password to hand over: 12 characters without look-alikes. */
+function oneTimePassword() {
+  const alphabet = 'abcdefghjkmnpqrstuvwxyz23456789';
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return [...bytes].map((b) => alphabet[b % alphabet.length]).join('');
+}
+
+/**
+ * One account with its status and, for those the caller manages, deactivation and password
+ * reset, each confirmed first.
+ * @param {import('../main.js').App} app
+ * @param {any} u
+ */
+function userRow(app, u) {
+  const status = h('td', null, t(u.active ? 'admin.active' : 'admin.inactive'));
+  const actions = h('td', { class: 'actions' });
+  const message = h('p', { role: 'status', class: 'hint' });
+  const render = () => {
+    actions.replaceChildren();
+    if (!manages(app.user(), u)) return;
+    const ask = (/** @type {string} */ question, /** @type {() => Promise<void>} */ go) => {
+      actions.replaceChildren(
+        h('span', null, question),
+        h('button', { class: 'primary', onclick: async () => {
+          try { await go(); } catch (err) { message.textContent = /** @type {Error} */ (err).message; }
+          render();
+        } }, t('admin.confirm')),
+        h('button', { onclick: render }, t('admin.cancel')),
+        message);
+    };
+    actions.append(
+      h('button', { onclick: () => ask(t(u.active ? 'admin.confirmDeactivate' : 'admin.confirmActivate', { name: u.display_name }), async () => {
+        const after = await api('PATCH', `/api/v1/users/${u.id}`, { active: !u.active });
+        u.active = after.active;
+        status.textContent = t(u.active ? 'admin.active' : 'admin.inactive');
+        message.textContent = t(u.active ? 'admin.activated' : 'admin.deactivated', { name: u.display_name });
+      }) }, t(u.active ? 'admin.deactivate' : 'admin.activate')),
+      h('button', { onclick: () => ask(t('admin.confirmReset', { name: u.display_name }), async () => {
+        const password = oneTimePassword();
+        await api('PATCH', `/api/v1/users/${u.id}`, { password });
+        message.textContent = t('admin.resetDone', { name: u.display_name, password });
+      }) }, t('admin.resetPassword')),
+      message);
+  };
+  render();
+  return h('tr', null, h('td', null, u.display_name), h('td', null, u.username), h('td', null, t(`role.${u.role}`)), h('td', null, u.organisation_name), status, actions);
 }
 
 /**

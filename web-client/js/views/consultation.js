@@ -37,7 +37,10 @@ export async function consultationView(app, id) {
         h('label', { for: 'decline-reason' }, t('expert.declineReason')), reason,
         h('button', { onclick: () => {
           if (!reason.value.trim()) { error.textContent = t('expert.reasonNeeded'); return; }
-          act(() => post(`/api/v1/consultations/${id}/decline`, { reason: reason.value }));
+          // Having declined, the expert no longer sees the consultation: back to the list.
+          error.textContent = '';
+          post(`/api/v1/consultations/${id}/decline`, { reason: reason.value })
+            .then(() => app.navigate('/', true), (err) => { error.textContent = /** @type {Error} */ (err).message; });
         } }, t('expert.decline')));
     }
   }

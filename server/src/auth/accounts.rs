@@ -1,0 +1,199 @@
+//! Revocation that takes effect at once: every authenticated request checks, beyond the
+//! token's signature, that its account is still active, that the token's generation is still
+//! the account's (deactivation, a password reset by someone else and a role change bump it),
+//! and that no password change is pending. The account states are cached in memory for a
+//! few seconds; a change evicts the entry here at once and, with several instances, on every
+//! other instance over NATS (subject [`SUBJECT`]), so an instance that misses the message
+//! still refuses within [`CACHE_TTL`].
+
+use crate::db::Db;
+use crate::error::{ApiError, ApiResult};
+use axum::http::StatusCode;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a cached account state is trusted without a change message.
+pub const CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// NATS subject on which instances announce a changed account (payload: the user id).
+pub const SUBJECT: &str = "teleconsult.accounts.changed";
+
+/// Routes a token with a pending password change may still use.
+pub const PASSWORD_CHANGE_PATHS: [&str; 2] = ["/api/v1/me", "/api/v1/me/password"];
+
+/// What a request needs to know of its account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountState {
+    pub active: bool,
+    pub generation: i64,
+    pub must_change_password: bool,
+}
+
+/// Why a valid token may not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The account is gone or deactivated, or the token predates a revocation.
+    Revoked,
+    /// A one-time password is in use: only the password change is open.
+    PasswordChangeRequired,
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> ApiError {
+        match r {
+            Refusal::Revoked => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "token_revoked",
+                "Access revoked",
+                "this access token no longer grants access (the account was deactivated or its access was revoked); sign in again",
+            ),
+            Refusal::PasswordChangeRequired => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "password_change_required",
+                "Password change required",
+                "the password was set by someone else: set your own password first (POST /api/v1/me/password)",
+            ),
+        }
+    }
+}
+
+/// Pure: may a token of `token_generation` be used on `path` for an account in `state`?
+pub fn decide(token_generation: i64, state: Option<AccountState>, path: &str) -> Result<(), Refusal> {
+    let Some(s) = state else { return Err(Refusal::Revoked) };
+    if !s.active || token_generation < s.generation {
+        return Err(Refusal::Revoked);
+    }
+    if s.must_change_password && !PASSWORD_CHANGE_PATHS.contains(&path) {
+        return Err(Refusal::PasswordChangeRequired);
+    }
+    Ok(())
+}
+
+/// The account states of this instance, cached, with eviction across instances.
+pub struct Accounts {
+    db: Db,
+    cache: Mutex<HashMap<String, (Option<AccountState>, Instant)>>,
+    nats: Option<async_nats::Client>,
+}
+
+impl Accounts {
+    /// Without `nats`, one instance; with it, changes are announced to and received from the
+    /// other instances.
+    pub async fn start(db: Db, nats: Option<async_nats::Client>) -> anyhow::Result<std::sync::Arc<Accounts>> {
+        let accounts = std::sync::Arc::new(Accounts { db, cache: Mutex::default(), nats: nats.clone() });
+        if let Some(client) = nats {
+            let mut changes = client.subscribe(SUBJECT).await?;
+            let weak = std::sync::Arc::downgrade(&accounts);
+            tokio::spawn(async move {
+                use futures_util::StreamExt;
+                while let Some(msg) = changes.next().await {
+                    let Some(accounts) = weak.upgrade() else { break };
+                    if let Ok(user_id) = std::str::from_utf8(&msg.payload) {
+                        accounts.evict(user_id);
+                    }
+                }
+            });
+        }
+        Ok(accounts)
+    }
+
+    fn evict(&self, user_id: &str) {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(user_id);
+    }
+
+    /// The account's state (`None`: no such account), from the cache when fresh.
+    pub async fn state(&self, user_id: &str) -> ApiResult<Option<AccountState>> {
+        let now = Instant::now();
+        if let Some((s, at)) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(user_id) {
+            if now.duration_since(*at) < CACHE_TTL {
+                return Ok(*s);
+            }
+        }
+        let row: Option<(i64, i64, i64)> =
+            sqlx::query_as("SELECT active, token_generation, must_change_password FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(&self.db.pool)
+                .await?;
+        let state = row.map(|(active, generation, must)| AccountState {
+            active: active != 0,
+            generation,
+            must_change_password: must != 0,
+        });
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > 100_000 {
+            cache.retain(|_, (_, at)| now.duration_since(*at) < CACHE_TTL);
+        }
+        cache.insert(user_id.to_string(), (state, now));
+        Ok(state)
+    }
+
+    /// Call after a committed change of the account's state: forgets it here and on the
+    /// other instances.
+    pub async fn changed(&self, user_id: &str) {
+        self.evict(user_id);
+        if let Some(client) = &self.nats {
+            if let Err(e) = client.publish(SUBJECT, user_id.to_string().into()).await {
+                tracing::warn!(error = %e, %user_id, "an account change could not be announced on NATS");
+            }
+        }
+    }
+}
+
+/// Revokes the user's refresh tokens (all, or all but one family) within `conn`'s transaction.
+pub async fn revoke_refresh_tokens(
+    conn: &mut sqlx::AnyConnection,
+    user_id: &str,
+    keep_family: Option<&str>,
+) -> ApiResult<u64> {
+    Ok(sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL AND family_id <> $3",
+    )
+    .bind(crate::db::now_ts())
+    .bind(user_id)
+    .bind(keep_family.unwrap_or(""))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected())
+}
+
+/// Ends every access token the user holds (bumps the generation) within `conn`'s
+/// transaction; call [`Accounts::changed`] once it has committed.
+pub async fn bump_generation(conn: &mut sqlx::AnyConnection, user_id: &str) -> ApiResult<()> {
+    sqlx::query("UPDATE users SET token_generation = token_generation + 1 WHERE id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: AccountState = AccountState { active: true, generation: 3, must_change_password: false };
+
+    #[test]
+    fn a_current_token_of_an_active_account_passes() {
+        assert_eq!(decide(3, Some(OK), "/api/v1/patients"), Ok(()));
+        assert_eq!(decide(4, Some(OK), "/api/v1/patients"), Ok(()));
+    }
+
+    #[test]
+    fn deactivation_an_older_generation_and_a_missing_account_revoke() {
+        let inactive = AccountState { active: false, ..OK };
+        assert_eq!(decide(3, Some(inactive), "/api/v1/me"), Err(Refusal::Revoked));
+        assert_eq!(decide(2, Some(OK), "/api/v1/me"), Err(Refusal::Revoked));
+        assert_eq!(decide(3, None, "/api/v1/me"), Err(Refusal::Revoked));
+    }
+
+    #[test]
+    fn a_pending_password_change_opens_only_the_change() {
+        let must = AccountState { must_change_password: true, ..OK };
+        assert_eq!(decide(3, Some(must), "/api/v1/me/password"), Ok(()));
+        assert_eq!(decide(3, Some(must), "/api/v1/me"), Ok(()));
+        assert_eq!(decide(3, Some(must), "/api/v1/patients"), Err(Refusal::PasswordChangeRequired));
+        // Revocation wins over the pending change.
+        assert_eq!(decide(2, Some(must), "/api/v1/me/password"), Err(Refusal::Revoked));
+    }
+}

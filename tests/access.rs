@@ -1,0 +1,530 @@
+//! Access that holds, as an authenticated hostile user would try it: account takeover by a
+//! coordinator, access kept after deactivation or after declining, referrals and follow-up
+//! plans tied to someone else's consultation, login throttling under concurrency and behind a
+//! proxy, password changes, and audit events that commit with the data or not at all.
+
+mod common;
+
+use common::{Backend, TestApp};
+use serde_json::{json, Value};
+
+async fn me(app: &TestApp, token: &str) -> Value {
+    app.get("/api/v1/me", token).await.1
+}
+
+async fn patient_of(app: &TestApp, username: &str) -> String {
+    me(app, &app.login(username).await).await["patient_id"].as_str().unwrap().to_string()
+}
+
+async fn login_with(app: &TestApp, username: &str, password: &str) -> (u16, Value) {
+    app.post("/api/v1/auth/login", "", &json!({"username": username, "password": password})).await
+}
+
+/// Audit events about `resource_id`, read by the admin (newest first).
+async fn audit_of(app: &TestApp, actor: &str) -> Vec<Value> {
+    let admin = app.login("admin").await;
+    let (status, page) = app.get(&format!("/api/v1/audit?actor_id={actor}&limit=500"), &admin).await;
+    assert_eq!(status, 200, "{page}");
+    page["items"].as_array().unwrap().clone()
+}
+
+/// A new account made by the admin; returns its id.
+async fn new_account(app: &TestApp, username: &str, role: &str, org: &str, extra: Value) -> String {
+    let admin = app.login("admin").await;
+    let mut body = json!({"username": username, "display_name": username, "password": "demo-password", "role": role, "organisation_id": org});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let (status, u) = app.post("/api/v1/users", &admin, &body).await;
+    assert_eq!(status, 201, "{u}");
+    u["id"].as_str().unwrap().to_string()
+}
+
+fn request_body(patient: &str, addressee: Value, mode: &str) -> Value {
+    json!({
+        "patient_id": patient, "reason": "反复胸闷两周", "record_summary": "高血压 10 年",
+        "specialty": "cardiology", "min_title": "attending", "urgency": "urgent", "mode": mode,
+        "addressee": addressee,
+        "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"}
+    })
+}
+
+async fn coordinator_cannot_take_over_the_admin(app: &TestApp) {
+    let coord = app.login("coordinator").await;
+    let admin_id = app.user_id("admin").await;
+    // Defect: this set the admin's password and the coordinator then signed in as admin.
+    let (status, body) =
+        app.patch(&format!("/api/v1/users/{admin_id}"), &coord, &json!({"password": "taken-over-123"})).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(login_with(app, "admin", "taken-over-123").await.0, 401);
+    assert_eq!(login_with(app, "admin", "demo-password").await.0, 200);
+    let (status, _) = app.patch(&format!("/api/v1/users/{admin_id}"), &coord, &json!({"active": false})).await;
+    assert_eq!(status, 403);
+    assert_eq!(login_with(app, "admin", "demo-password").await.0, 200);
+    // Nor another coordinator, nor anyone of an unlinked hospital, nor itself into admin.
+    let hospital = me(app, &coord).await["organisation_id"].as_str().unwrap().to_string();
+    let other_coord = new_account(app, "coord.two", "coordinator", &hospital, json!({})).await;
+    let (status, _) =
+        app.patch(&format!("/api/v1/users/{other_coord}"), &coord, &json!({"password": "taken-over-123"})).await;
+    assert_eq!(status, 403);
+    let admin = app.login("admin").await;
+    let (_, far) =
+        app.post("/api/v1/organisations", &admin, &json!({"name": "远郊医院", "kind": "tertiary_hospital"})).await;
+    let far_doctor = new_account(app, "dr.far", "community_doctor", far["id"].as_str().unwrap(), json!({})).await;
+    let (status, _) =
+        app.patch(&format!("/api/v1/users/{far_doctor}"), &coord, &json!({"password": "taken-over-123"})).await;
+    assert_eq!(status, 404, "an account outside the coordinator's organisations is not even visible");
+    let coord_id = me(app, &coord).await["id"].as_str().unwrap().to_string();
+    let (status, body) = app.patch(&format!("/api/v1/users/{coord_id}"), &coord, &json!({"role": "admin"})).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = app
+        .post(
+            "/api/v1/users",
+            &coord,
+            &json!({"username": "evil.admin", "display_name": "x", "password": "demo-password", "role": "admin", "organisation_id": hospital}),
+        )
+        .await;
+    assert_eq!(status, 403);
+}
+db_test!(coordinator_cannot_take_over_the_admin);
+
+async fn a_reset_password_is_one_time_and_ends_every_session(app: &TestApp) {
+    let coord = app.login("coordinator").await;
+    let li_id = app.user_id("dr.li").await;
+    let li_session = app.login_full("dr.li").await;
+    let li_access = li_session["access_token"].as_str().unwrap();
+    let li_refresh = li_session["refresh_token"].as_str().unwrap();
+    let (status, u) =
+        app.patch(&format!("/api/v1/users/{li_id}"), &coord, &json!({"password": "one-time-pass-1"})).await;
+    assert_eq!(status, 200, "{u}");
+    assert_eq!(u["must_change_password"], true);
+    // Every earlier session ends at once.
+    let (status, body) = app.get("/api/v1/patients", li_access).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("token_revoked")));
+    assert_eq!(app.post("/api/v1/auth/refresh", "", &json!({"refresh_token": li_refresh})).await.0, 401);
+    // The one-time password opens only the password change.
+    let (status, session) = login_with(app, "dr.li", "one-time-pass-1").await;
+    assert_eq!(status, 200);
+    assert_eq!(session["user"]["must_change_password"], true);
+    let t = session["access_token"].as_str().unwrap();
+    let (status, body) = app.get("/api/v1/patients", t).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("password_change_required")));
+    assert_eq!(app.get("/api/v1/me", t).await.0, 200);
+    let (status, _) = app
+        .post(
+            "/api/v1/me/password",
+            t,
+            &json!({"current_password": "one-time-pass-1", "new_password": "my-own-pass-22"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(app.get("/api/v1/patients", t).await.0, 200);
+    assert_eq!(login_with(app, "dr.li", "my-own-pass-22").await.0, 200);
+    // The coordinator's reset is in the audit trail.
+    let coord_id = me(app, &coord).await["id"].as_str().unwrap().to_string();
+    let events = audit_of(app, &coord_id).await;
+    assert!(events.iter().any(|e| e["action"] == "reset_password" && e["resource_id"] == li_id.as_str()), "{events:?}");
+}
+db_test!(a_reset_password_is_one_time_and_ends_every_session);
+
+async fn deactivation_ends_access_at_once(app: &TestApp) {
+    let coord = app.login("coordinator").await;
+    let li_id = app.user_id("dr.li").await;
+    let session = app.login_full("dr.li").await;
+    let access = session["access_token"].as_str().unwrap();
+    let refresh = session["refresh_token"].as_str().unwrap();
+    assert_eq!(app.get("/api/v1/patients", access).await.0, 200);
+    let (status, _) = app.patch(&format!("/api/v1/users/{li_id}"), &coord, &json!({"active": false})).await;
+    assert_eq!(status, 200);
+    // Defect: the access token kept reading patients and the refresh token minted new ones.
+    let (status, body) = app.get("/api/v1/patients", access).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("token_revoked")), "{body}");
+    let (status, _) = app.post("/api/v1/auth/refresh", "", &json!({"refresh_token": refresh})).await;
+    assert_eq!(status, 401);
+    assert_eq!(login_with(app, "dr.li", "demo-password").await.0, 401);
+    let coord_id = me(app, &coord).await["id"].as_str().unwrap().to_string();
+    assert!(audit_of(app, &coord_id)
+        .await
+        .iter()
+        .any(|e| e["action"] == "deactivate" && e["resource_id"] == li_id.as_str()));
+    // Reactivated, the account signs in again; the old tokens stay dead.
+    app.patch(&format!("/api/v1/users/{li_id}"), &coord, &json!({"active": true})).await;
+    assert_eq!(login_with(app, "dr.li", "demo-password").await.0, 200);
+    assert_eq!(app.get("/api/v1/patients", access).await.0, 401);
+}
+db_test!(deactivation_ends_access_at_once);
+
+async fn a_declined_expert_loses_access(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let wang = app.login("dr.wang").await;
+    let wang_id = app.user_id("dr.wang").await;
+    let zhang = patient_of(app, "patient.zhang").await;
+    let (status, c) = app
+        .post(
+            "/api/v1/consultations",
+            &li,
+            &request_body(&zhang, json!({"kind": "expert", "expert_id": wang_id}), "video"),
+        )
+        .await;
+    assert_eq!(status, 201, "{c}");
+    let id = c["id"].as_str().unwrap();
+    // Invited, he sees the request and the patient.
+    assert_eq!(app.get(&format!("/api/v1/consultations/{id}"), &wang).await.0, 200);
+    assert_eq!(app.get(&format!("/api/v1/patients/{zhang}"), &wang).await.0, 200);
+    let (status, body) =
+        app.post(&format!("/api/v1/consultations/{id}/decline"), &wang, &json!({"reason": "本周出差"})).await;
+    assert_eq!(status, 200, "{body}");
+    // Defect: he kept the consultation, the patient, the full record and follow-up plans.
+    for path in [
+        format!("/api/v1/consultations/{id}"),
+        format!("/api/v1/patients/{zhang}"),
+        format!("/api/v1/consultations/{id}/record"),
+        format!("/api/v1/consultations/{id}/files"),
+    ] {
+        assert_eq!(app.get(&path, &wang).await.0, 404, "{path}");
+    }
+    let (status, _) = app
+        .post(
+            "/api/v1/follow-up-plans",
+            &wang,
+            &json!({"patient_id": zhang, "condition": "hypertension", "interval_weeks": 4, "visits": 3}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (_, list) = app.get("/api/v1/consultations", &wang).await;
+    assert!(!list["items"].as_array().unwrap().iter().any(|x| x["id"] == id), "{list}");
+}
+db_test!(a_declined_expert_loses_access);
+
+async fn referrals_go_to_the_receiving_desk_and_its_assignee(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let coord = app.login("coordinator").await;
+    let chen = app.login("dr.chen").await;
+    let zhang = patient_of(app, "patient.zhang").await;
+    let (status, up) = app
+        .post(
+            "/api/v1/referrals",
+            &li,
+            &json!({"patient_id": zhang, "direction": "up", "reason": "需冠脉造影", "urgency": "urgent"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{up}");
+    let rid = up["id"].as_str().unwrap();
+    // Defect: any staff member of the receiving hospital read and accepted it.
+    assert_eq!(app.get(&format!("/api/v1/referrals/{rid}"), &chen).await.0, 404);
+    assert_eq!(app.post(&format!("/api/v1/referrals/{rid}/accept"), &chen, &json!({})).await.0, 404);
+    let (_, received) = app.get("/api/v1/referrals?side=received", &chen).await;
+    assert_eq!(received["items"], json!([]));
+    // The desk sees it and assigns dr.chen, who then sees it and its patient, and accepts.
+    assert_eq!(app.get(&format!("/api/v1/referrals/{rid}"), &coord).await.0, 200);
+    let chen_id = app.user_id("dr.chen").await;
+    assert_eq!(app.post(&format!("/api/v1/referrals/{rid}/assign"), &li, &json!({"user_id": chen_id})).await.0, 403);
+    let (status, assigned) =
+        app.post(&format!("/api/v1/referrals/{rid}/assign"), &coord, &json!({"user_id": chen_id})).await;
+    assert_eq!(status, 200, "{assigned}");
+    assert_eq!(app.get(&format!("/api/v1/referrals/{rid}"), &chen).await.0, 200);
+    assert_eq!(app.get(&format!("/api/v1/patients/{zhang}"), &chen).await.0, 200);
+    let (status, accepted) = app.post(&format!("/api/v1/referrals/{rid}/accept"), &chen, &json!({})).await;
+    assert_eq!(status, 200, "{accepted}");
+    // Another centre's doctor never sees it; the sending centre does.
+    let zhao = app.login("dr.zhao").await;
+    assert_eq!(app.get(&format!("/api/v1/referrals/{rid}"), &zhao).await.0, 404);
+    assert_eq!(app.get(&format!("/api/v1/referrals/{rid}"), &li).await.0, 200);
+    // Assigning someone outside the receiving organisation is refused.
+    let li_id = app.user_id("dr.li").await;
+    let (status, body) = app.post(&format!("/api/v1/referrals/{rid}/assign"), &coord, &json!({"user_id": li_id})).await;
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("user_id")));
+}
+db_test!(referrals_go_to_the_receiving_desk_and_its_assignee);
+
+async fn referrals_and_plans_name_only_the_patients_own_visible_consultation(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let zhao = app.login("dr.zhao").await;
+    let wang_id = app.user_id("dr.wang").await;
+    let zhang = patient_of(app, "patient.zhang").await;
+    let liu = patient_of(app, "patient.liu").await;
+    let (_, c) = app
+        .post(
+            "/api/v1/consultations",
+            &li,
+            &request_body(&zhang, json!({"kind": "expert", "expert_id": wang_id}), "video"),
+        )
+        .await;
+    let cid = c["id"].as_str().unwrap();
+    // Another patient's referral may not point at zhang's consultation.
+    let (status, body) = app
+        .post(
+            "/api/v1/referrals",
+            &li,
+            &json!({"patient_id": liu, "consultation_id": cid, "direction": "up", "reason": "x", "urgency": "routine"}),
+        )
+        .await;
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("consultation_id")), "{body}");
+    let (status, body) = app
+        .post(
+            "/api/v1/follow-up-plans",
+            &li,
+            &json!({"patient_id": liu, "consultation_id": cid, "condition": "hypertension", "interval_weeks": 4, "visits": 2}),
+        )
+        .await;
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("consultation_id")), "{body}");
+    // Another centre's doctor cannot attach to it with a patient of their own.
+    let (status, p) =
+        app.post("/api/v1/patients", &zhao, &json!({"name": "王五", "sex": "male", "birth_date": "1960-01-01"})).await;
+    assert_eq!(status, 201);
+    let (status, _) = app
+        .post(
+            "/api/v1/follow-up-plans",
+            &zhao,
+            &json!({"patient_id": p["id"], "consultation_id": cid, "condition": "hypertension", "interval_weeks": 4, "visits": 2}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    // The patient's own consultation is fine.
+    let (status, _) = app
+        .post(
+            "/api/v1/follow-up-plans",
+            &li,
+            &json!({"patient_id": zhang, "consultation_id": cid, "condition": "hypertension", "interval_weeks": 4, "visits": 2}),
+        )
+        .await;
+    assert_eq!(status, 201);
+}
+db_test!(referrals_and_plans_name_only_the_patients_own_visible_consultation);
+
+async fn concurrent_wrong_passwords_are_counted_before_they_are_checked(app: &TestApp) {
+    // Defect: 40 concurrent attempts got 21 checked against a limit of 5.
+    let attempts = (0..40).map(|_| login_with(app, "dr.zhao", "wrong-password"));
+    let results = futures_util::future::join_all(attempts).await;
+    let checked = results.iter().filter(|(s, _)| *s == 401).count();
+    let refused = results.iter().filter(|(s, b)| *s == 429 && b["code"] == "rate_limited").count();
+    assert_eq!((checked, refused), (5, 35), "{:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
+}
+db_test!(concurrent_wrong_passwords_are_counted_before_they_are_checked);
+
+async fn behind_a_trusted_proxy_each_client_address_is_throttled_on_its_own() {
+    let app = TestApp::spawn_with(Backend::Sqlite, None, |c| c.trusted_proxies = vec!["127.0.0.1".into()]).await;
+    let from = |addr: &'static str, password: &'static str| {
+        app.http
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", addr)
+            .json(&json!({"username": "dr.li", "password": password}))
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(from("203.0.113.66", "wrong-password").await.unwrap().status(), 401);
+    }
+    assert_eq!(from("203.0.113.66", "wrong-password").await.unwrap().status(), 429);
+    // dr.li at the clinic, behind the same proxy, is not locked out by the guesser.
+    assert_eq!(from("198.51.100.10", "demo-password").await.unwrap().status(), 200);
+    // Without a trusted proxy the header is ignored: everyone is the socket's address.
+    let direct = TestApp::spawn(Backend::Sqlite).await;
+    for i in 0..5 {
+        let r = direct
+            .http
+            .post(direct.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", format!("203.0.113.{i}"))
+            .json(&json!({"username": "dr.li", "password": "wrong-password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let (status, _) = login_with(&direct, "dr.li", "demo-password").await;
+    assert_eq!(status, 429, "forged X-Forwarded-For values do not open new windows");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_behind_a_trusted_proxy() {
+    behind_a_trusted_proxy_each_client_address_is_throttled_on_its_own().await;
+}
+
+async fn a_password_change_needs_the_current_one_and_ends_other_sessions(app: &TestApp) {
+    let other = app.login_full("dr.zhao").await;
+    let this = app.login_full("dr.zhao").await;
+    let t = this["access_token"].as_str().unwrap();
+    let (status, body) = app
+        .post(
+            "/api/v1/me/password",
+            t,
+            &json!({"current_password": "not-my-password", "new_password": "brand-new-pass-1"}),
+        )
+        .await;
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("current_password")));
+    // Account management is not a way around it.
+    let zhao_id = me(app, t).await["id"].as_str().unwrap().to_string();
+    let (status, _) = app.patch(&format!("/api/v1/users/{zhao_id}"), t, &json!({"password": "brand-new-pass-1"})).await;
+    assert_eq!(status, 403);
+    let (status, _) = app
+        .post(
+            "/api/v1/me/password",
+            t,
+            &json!({"current_password": "demo-password", "new_password": "brand-new-pass-1"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    // The other session's refresh token is revoked; this session's still works.
+    let other_refresh = other["refresh_token"].as_str().unwrap();
+    assert_eq!(app.post("/api/v1/auth/refresh", "", &json!({"refresh_token": other_refresh})).await.0, 401);
+    let this_refresh = this["refresh_token"].as_str().unwrap();
+    assert_eq!(app.post("/api/v1/auth/refresh", "", &json!({"refresh_token": this_refresh})).await.0, 200);
+    assert_eq!(login_with(app, "dr.zhao", "demo-password").await.0, 401);
+    assert_eq!(login_with(app, "dr.zhao", "brand-new-pass-1").await.0, 200);
+}
+db_test!(a_password_change_needs_the_current_one_and_ends_other_sessions);
+
+async fn coordinators_edit_and_bind_only_what_the_relationship_allows(app: &TestApp) {
+    let coord = app.login("coordinator").await;
+    let zhang = patient_of(app, "patient.zhang").await;
+    // Seeing a linked centre's patient is not editing the centre's record.
+    assert_eq!(app.get(&format!("/api/v1/patients/{zhang}"), &coord).await.0, 200);
+    let (status, _) = app.patch(&format!("/api/v1/patients/{zhang}"), &coord, &json!({"phone": "13900000000"})).await;
+    assert_eq!(status, 403);
+    // A patient login is bound only to a record the coordinator may see, at its organisation.
+    let admin = app.login("admin").await;
+    let (_, far) = app
+        .post("/api/v1/organisations", &admin, &json!({"name": "远郊卫生院", "kind": "community_health_centre"}))
+        .await;
+    let far_id = far["id"].as_str().unwrap();
+    let (status, p) = app
+        .post(
+            "/api/v1/patients",
+            &admin,
+            &json!({"name": "孙七", "sex": "female", "birth_date": "1950-02-02", "home_organisation_id": far_id}),
+        )
+        .await;
+    assert_eq!(status, 201, "{p}");
+    let (status, body) = app
+        .post(
+            "/api/v1/users",
+            &coord,
+            &json!({"username": "sun.qi", "display_name": "孙七", "password": "demo-password", "role": "patient",
+                    "organisation_id": far_id, "patient_id": p["id"]}),
+        )
+        .await;
+    assert!(status == 403 || status == 422, "{status} {body}");
+    // At a linked centre, a record it sees: allowed, and audited on the patient.
+    let li = app.login("dr.li").await;
+    let (_, walk_in) =
+        app.post("/api/v1/patients", &li, &json!({"name": "周八", "sex": "male", "birth_date": "1949-03-03"})).await;
+    let centre = walk_in["home_organisation_id"].as_str().unwrap();
+    let (status, u) = app
+        .post(
+            "/api/v1/users",
+            &coord,
+            &json!({"username": "zhou.ba", "display_name": "周八", "password": "demo-password", "role": "patient",
+                    "organisation_id": centre, "patient_id": walk_in["id"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{u}");
+    let coord_id = me(app, &coord).await["id"].as_str().unwrap().to_string();
+    let events = audit_of(app, &coord_id).await;
+    assert!(
+        events.iter().any(|e| e["action"] == "create_patient_login" && e["patient_id"] == walk_in["id"]),
+        "{events:?}"
+    );
+}
+db_test!(coordinators_edit_and_bind_only_what_the_relationship_allows);
+
+/// Makes every audit event of `action` fail to insert, as a crash between the two writes would.
+async fn break_audit_of(app: &TestApp, action: &str) {
+    let pool = &app.state.db.pool;
+    match app.backend {
+        Backend::Sqlite => {
+            sqlx::query(&format!(
+                "CREATE TRIGGER audit_down BEFORE INSERT ON audit_events WHEN NEW.action = '{action}'
+                 BEGIN SELECT RAISE(ABORT, 'audit store down'); END"
+            ))
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+        Backend::Postgres => {
+            sqlx::query("CREATE FUNCTION audit_down() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit store down'; END $$ LANGUAGE plpgsql")
+                .execute(pool)
+                .await
+                .unwrap();
+            sqlx::query(&format!(
+                "CREATE TRIGGER audit_down BEFORE INSERT ON audit_events FOR EACH ROW WHEN (NEW.action = '{action}') EXECUTE FUNCTION audit_down()"
+            ))
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+    }
+}
+
+async fn count(app: &TestApp, sql: &str, id: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(sql).bind(id).fetch_one(&app.state.db.pool).await.unwrap();
+    n
+}
+
+async fn a_note_without_its_audit_event_is_not_stored(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let wang = app.login("dr.wang").await;
+    let wang_id = app.user_id("dr.wang").await;
+    let zhang = patient_of(app, "patient.zhang").await;
+    let (_, c) = app
+        .post(
+            "/api/v1/consultations",
+            &li,
+            &request_body(&zhang, json!({"kind": "expert", "expert_id": wang_id}), "video"),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap();
+    app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
+    break_audit_of(app, "write_note").await;
+    let (status, _) =
+        app.post(&format!("/api/v1/consultations/{id}/notes"), &li, &json!({"body": "血压 150/95"})).await;
+    assert_eq!(status, 500);
+    assert_eq!(count(app, "SELECT COUNT(*) FROM consultation_notes WHERE consultation_id = $1", id).await, 0);
+}
+db_test!(a_note_without_its_audit_event_is_not_stored);
+
+async fn an_opinion_draft_without_its_audit_event_is_not_stored(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let wang = app.login("dr.wang").await;
+    let wang_id = app.user_id("dr.wang").await;
+    let zhang = patient_of(app, "patient.zhang").await;
+    let (_, c) = app
+        .post(
+            "/api/v1/consultations",
+            &li,
+            &request_body(&zhang, json!({"kind": "expert", "expert_id": wang_id}), "video"),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap();
+    app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
+    break_audit_of(app, "write_opinion").await;
+    let (status, _) =
+        app.put(&format!("/api/v1/consultations/{id}/opinion"), &wang, &json!({"findings": "ST 段压低"})).await;
+    assert_eq!(status, 500);
+    assert_eq!(count(app, "SELECT COUNT(*) FROM opinions WHERE consultation_id = $1", id).await, 0);
+}
+db_test!(an_opinion_draft_without_its_audit_event_is_not_stored);
+
+async fn an_admin_changes_a_role_and_the_old_tokens_end(app: &TestApp) {
+    let admin = app.login("admin").await;
+    let zhao_id = app.user_id("dr.zhao").await;
+    let zhao = app.login("dr.zhao").await;
+    // Expert and patient accounts carry a profile or a record: their role does not change.
+    let wang_id = app.user_id("dr.wang").await;
+    let (status, _) = app.patch(&format!("/api/v1/users/{wang_id}"), &admin, &json!({"role": "coordinator"})).await;
+    assert_eq!(status, 403);
+    let (status, u) = app.patch(&format!("/api/v1/users/{zhao_id}"), &admin, &json!({"role": "coordinator"})).await;
+    assert_eq!(status, 200, "{u}");
+    assert_eq!(u["role"], "coordinator");
+    // The token that named the old role no longer works; a new sign-in carries the new one.
+    assert_eq!(app.get("/api/v1/patients", &zhao).await.0, 401);
+    let (_, session) = login_with(app, "dr.zhao", "demo-password").await;
+    assert_eq!(session["user"]["role"], "coordinator");
+    let admin_id = me(app, &admin).await["id"].as_str().unwrap().to_string();
+    let events = audit_of(app, &admin_id).await;
+    assert!(
+        events.iter().any(|e| e["action"] == "change_role"
+            && e["resource_id"] == zhao_id.as_str()
+            && e["detail"] == "community_doctor -> coordinator"),
+        "{events:?}"
+    );
+}
+db_test!(an_admin_changes_a_role_and_the_old_tokens_end);
