@@ -209,6 +209,10 @@ fn rows() -> Vec<Row> {
         row("get", "/api/v1/follow-ups", "/api/v1/follow-ups", None, "UU A AA AA AAA AA"),
         row("patch", "/api/v1/follow-ups/{id}", "/api/v1/follow-ups/$visit", Json(|_| json!({"note": "血压 132/84"})), "UU F AN AN ANN FF"),
         row("get", "/api/v1/figures", "/api/v1/figures", None, "UU A AA FF FFF FF"),
+        // ---- FHIR R4 facade ----
+        row("get", "/fhir/r4/metadata", "/fhir/r4/metadata", None, "AA A AA AA AAA AA"),
+        row("get", "/fhir/r4/{resource_type}", "/fhir/r4/Patient", None, "UU A AA AA AAA AA"),
+        row("get", "/fhir/r4/{resource_type}/{id}", "/fhir/r4/Patient/$patient", None, "UU A AN AN ANN AN"),
         // ---- files ----
         row("post", "/api/v1/consultations/{id}/files", "/api/v1/consultations/$c/files?name=letter.pdf", File, "UU N NN AN ANN AN"),
         row("get", "/api/v1/consultations/{id}/files", "/api/v1/consultations/$c/files", None, "UU N NN AN ANN AN"),

@@ -292,3 +292,210 @@ async fn dicomweb_search_metadata_frames_and_stow(app: &TestApp) {
     assert!(log["items"].as_array().unwrap().iter().any(|e| e["resource_type"] == "dicom"));
 }
 db_test!(dicomweb_search_metadata_frames_and_stow);
+
+async fn dicomweb_answers_what_it_cannot_do_instead_of_ignoring_it(app: &TestApp) {
+    let c = consultation(app).await;
+    let li = app.login("dr.li").await;
+    let base = format!("/api/v1/consultations/{c}/dicomweb");
+    upload(app, &li, &c, "CT_small.dcm").await;
+    upload(app, &li, &c, "MR_small.dcm").await;
+
+    // A key the server matches is never silently dropped: no study has this birth date.
+    let (status, none) = app.get(&format!("{base}/studies?PatientBirthDate=19000101"), &li).await;
+    assert_eq!((status, none.clone()), (200, json!([])), "{none}");
+    let (_, by_id) = app.get(&format!("{base}/studies?PatientID=1CT1&StudyTime=0700-0800"), &li).await;
+    assert_eq!(by_id.as_array().unwrap().len(), 1, "{by_id}");
+    // Keys matched on the stored model: an attribute the index has no column for, and one in a sequence.
+    let (_, none) = app.get(&format!("{base}/studies?ReferringPhysicianName=Smith*"), &li).await;
+    assert_eq!(none, json!([]));
+    let (_, none) = app.get(&format!("{base}/series?RequestAttributesSequence.RequestedProcedureID=RP9"), &li).await;
+    assert_eq!(none, json!([]));
+    // A name that is no DICOM attribute is refused; what cannot be matched is answered with a Warning.
+    let (status, body) = app.get(&format!("{base}/studies?BirthDay=19000101"), &li).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_query")));
+    let resp = app
+        .http
+        .get(app.url(&format!("{base}/studies?PatientName=compressed*&fuzzymatching=true")))
+        .bearer_auth(&li)
+        .send()
+        .await
+        .unwrap();
+    let warning = resp.headers().get("warning").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    assert!(warning.starts_with("299 ") && warning.contains("fuzzymatching"), "{warning}");
+    assert_eq!(resp.json::<Value>().await.unwrap().as_array().unwrap().len(), 2);
+
+    // The required attributes at each level; series and instances carry their study's.
+    let (_, studies) = app.get(&format!("{base}/studies"), &li).await;
+    assert_eq!(studies[0]["00080090"]["vr"], "PN", "ReferringPhysicianName is returned, even empty");
+    assert_eq!(studies[0]["00080056"]["Value"][0], "ONLINE");
+    let (_, series) = app.get(&format!("{base}/series?Modality=CT"), &li).await;
+    assert_eq!(series[0]["0020000D"]["Value"][0], CT_STUDY);
+    assert_eq!(series[0]["00100020"]["Value"][0], "1CT1");
+    assert!(series[0].get("00400244").is_some(), "PerformedProcedureStepStartDate");
+    let (_, instances) = app.get(&format!("{base}/instances?SOPInstanceUID={CT_INSTANCE}"), &li).await;
+    assert_eq!(instances[0]["0020000E"]["Value"][0], CT_SERIES);
+    assert_eq!(instances[0]["00280100"]["Value"][0], 16, "BitsAllocated");
+    assert!(instances[0].get("00180050").is_none(), "SliceThickness only with includefield");
+    let (_, all) = app.get(&format!("{base}/instances?SOPInstanceUID={CT_INSTANCE}&includefield=all"), &li).await;
+    assert!(all[0].get("00180050").is_some(), "includefield=all returns what is indexed: {}", all[0]);
+    let (_, one) =
+        app.get(&format!("{base}/instances?SOPInstanceUID={CT_INSTANCE}&includefield=SliceThickness"), &li).await;
+    assert!(one[0].get("00180050").is_some());
+
+    // Content negotiation: 406 for what cannot be produced, implicit little endian honoured.
+    let inst = format!("{base}/studies/{CT_STUDY}/series/{CT_SERIES}/instances/{CT_INSTANCE}");
+    assert_eq!(get_bytes(app, &format!("{inst}/rendered"), &li, Some("image/gif")).await.0, 406);
+    let jpeg_ls = "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.4.80";
+    assert_eq!(get_bytes(app, &format!("{inst}/frames/1"), &li, Some(jpeg_ls)).await.0, 406);
+    let implicit = "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2";
+    let (status, ct, _) = get_bytes(app, &format!("{inst}/frames/1"), &li, Some(implicit)).await;
+    assert_eq!(status, 200);
+    assert!(ct.contains("transfer-syntax=1.2.840.10008.1.2;"), "{ct}");
+    assert_eq!(
+        get_bytes(
+            app,
+            &format!("{base}/studies/{CT_STUDY}/metadata"),
+            &li,
+            Some("multipart/related; type=\"application/dicom+xml\"")
+        )
+        .await
+        .0,
+        406
+    );
+    let as_implicit = "multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2";
+    let (status, ct, body) = get_bytes(app, &inst, &li, Some(as_implicit)).await;
+    assert_eq!(status, 200);
+    assert!(ct.contains("transfer-syntax=1.2.840.10008.1.2;"), "{ct}");
+    let meta_ts = b"1.2.840.10008.1.2\0";
+    assert!(body.windows(meta_ts.len()).any(|w| w == meta_ts), "the file meta names implicit VR little endian");
+    let stored = fixture("CT_small.dcm");
+    assert!(!body.windows(stored.len()).any(|w| w == stored.as_slice()), "transcoded, not the stored bytes");
+    let to_jpeg_ls = "multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.4.80";
+    assert_eq!(get_bytes(app, &inst, &li, Some(to_jpeg_ls)).await.0, 406);
+
+    // A DICOM ECG: the waveform samples are bulk data, not inline in the metadata.
+    let resp = app
+        .http
+        .post(app.url(&format!("/api/v1/consultations/{c}/files?name=ecg.dcm")))
+        .bearer_auth(&li)
+        .body(std::fs::read(format!("{}/tests/fixtures/ecg/waveform_ecg.dcm", env!("CARGO_MANIFEST_DIR"))).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let ecg_study = "1.3.76.13.65829.2.20130125082826.1072139.2";
+    let (status, _, raw) = get_bytes(app, &format!("{base}/studies/{ecg_study}/metadata"), &li, None).await;
+    assert_eq!(status, 200);
+    assert!(raw.len() < 60_000, "ECG metadata is {} bytes", raw.len());
+    let meta: Value = serde_json::from_slice(&raw).unwrap();
+    let uri = meta[0]["54000100"]["Value"][0]["54001010"]["BulkDataURI"].as_str().expect("waveform data as bulk data");
+    let (status, ct, samples) = get_bytes(
+        app,
+        uri.strip_prefix(&app.base).unwrap(),
+        &li,
+        Some("multipart/related; type=\"application/octet-stream\""),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(ct.starts_with("multipart/related"));
+    assert!(samples.len() > 240_000, "the first waveform's 240,000 bytes come back");
+}
+db_test!(dicomweb_answers_what_it_cannot_do_instead_of_ignoring_it);
+
+async fn stow_warnings_and_links_behind_a_trusted_proxy(app: &TestApp) {
+    let c = consultation(app).await;
+    let chen = app.login("dr.chen").await;
+    let base = format!("/api/v1/consultations/{c}/dicomweb");
+    let boundary = "stow-boundary-5678";
+    let mut body = format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").into_bytes();
+    body.extend_from_slice(&fixture("CT_small.dcm"));
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let resp = app
+        .http
+        .post(app.url(&format!("{base}/studies")))
+        .bearer_auth(&chen)
+        .header("content-type", format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"))
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "pacs.example.org")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let stow: Value = resp.json().await.unwrap();
+    // The CT names another patient: stored with a warning, its text in an LT attribute.
+    let item = &stow["00081199"]["Value"][0];
+    assert_eq!(item["00081196"]["Value"][0], 0xB000);
+    assert_eq!(stow["00080418"]["vr"], "LT");
+    assert!(stow.get("00404010").is_none());
+    let url = item["00081190"]["Value"][0].as_str().unwrap();
+    assert!(url.starts_with(&format!("https://pacs.example.org{base}/studies/")), "{url}");
+    let resp = app
+        .http
+        .get(app.url(&format!("{base}/studies/{CT_STUDY}/metadata")))
+        .bearer_auth(&chen)
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "pacs.example.org:8443")
+        .send()
+        .await
+        .unwrap();
+    let meta: Value = resp.json().await.unwrap();
+    let bulk = meta[0]["7FE00010"]["BulkDataURI"].as_str().unwrap();
+    assert!(bulk.starts_with("https://pacs.example.org:8443/"), "{bulk}");
+}
+
+mod behind_a_proxy {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let app =
+            TestApp::spawn_with(common::Backend::Sqlite, None, |c| c.trusted_proxies = vec!["127.0.0.1".into()]).await;
+        stow_warnings_and_links_behind_a_trusted_proxy(&app).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(app) = TestApp::spawn_postgres_with(|c| c.trusted_proxies = vec!["127.0.0.1".into()]).await {
+            stow_warnings_and_links_behind_a_trusted_proxy(&app).await;
+        }
+    }
+}
+
+/// dicomweb-client (PyPI), as a client application uses it, through the whole round trip.
+async fn dicomweb_client_round_trip(app: &TestApp) {
+    let Some(python) = common::python_with(&["dicomweb_client", "pydicom", "numpy"]) else { return };
+    let c = consultation(app).await;
+    let chen = app.login("dr.chen").await;
+    let dir = |name: &str, sub: &str| format!("{}/tests/fixtures/{sub}/{name}", env!("CARGO_MANIFEST_DIR"));
+    let ct = dir("CT_small.dcm", "dicom");
+    let rle = dir("MR_small_RLE.dcm", "dicom");
+    let ecg = dir("waveform_ecg.dcm", "ecg");
+    let base = app.url(&format!("/api/v1/consultations/{c}/dicomweb"));
+    let out = common::run_python(&python, "dicomweb_roundtrip.py", &[&base, &chen, &ct, &rle, &ecg]).await;
+
+    assert_eq!(out["stored"], 3, "{out}");
+    assert_eq!(out["studies"].as_array().unwrap().len(), 3);
+    assert_eq!(out["none_born_1900"], 0);
+    let instances = out["instances"].as_object().unwrap();
+    assert_eq!(instances.len(), 3);
+    for (sop, i) in instances {
+        assert_eq!(i["series_found"], true, "{sop}: {i}");
+        assert_eq!(i["instance_found"], true, "{sop}: {i}");
+        assert_eq!(i["instance_uid_matches"], true, "{sop}: {i}");
+        assert!(!i["bulk"].as_object().unwrap().is_empty(), "{sop} has bulk data: {i}");
+        if i.get("frame_bytes").is_some() {
+            assert_eq!(i["frame_bytes"], i["expected_frame_bytes"], "{sop}: {i}");
+            assert_eq!(i["pixels_match"], true, "{sop}: {i}");
+            assert_eq!(i["rendered_png"], true, "{sop}: {i}");
+            assert_eq!(i["bulk"]["7FE00010"], i["expected_frame_bytes"], "{sop}: pixel data as bulk data");
+        }
+    }
+    let ecg = instances.values().find(|i| i.get("waveform_bytes").is_some()).expect("the ECG");
+    let waveforms: Vec<u64> = ecg["waveform_bytes"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+    let bulk = &ecg["bulk"];
+    assert_eq!(bulk["54000100.0.54001010"].as_u64(), Some(waveforms[0]), "{ecg}");
+    assert_eq!(bulk["54000100.1.54001010"].as_u64(), Some(waveforms[1]), "{ecg}");
+    assert!(ecg["metadata_bytes"].as_u64().unwrap() < 60_000, "{ecg}");
+}
+db_test!(dicomweb_client_round_trip);

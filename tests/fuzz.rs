@@ -72,13 +72,28 @@ async fn no_generated_request_gets_a_server_error(app: &TestApp) {
             // The live notification stream never ends by design.
             "--exclude-path".into(),
             "/api/v1/notifications/stream".into(),
+            // Bodies schemathesis cannot serialise (tus chunks, multipart/related DICOM); they
+            // have their own tests with real clients (tests/files.rs, tests/dicom.rs).
+            "--exclude-operation-id-regex".into(),
+            "^(post|patch)_api_v1_consultations__id__(uploads|dicomweb_studies)".into(),
+            // The document's links make a stateful phase that runs for minutes, and the
+            // coverage phase of schemathesis 4.32.5 fails inside itself on large schemas
+            // ("AST constructor recursion depth mismatch"); examples and fuzzing still reach
+            // every operation within the CI budget.
+            "--phases".into(),
+            "examples,fuzzing".into(),
             "--no-color".into(),
         ];
         let st = st.clone();
-        let out = tokio::task::spawn_blocking(move || Command::new(st).args(&args).output())
+        // schemathesis keeps a cache in its working directory: a fresh one, not the repository.
+        let cwd = std::env::temp_dir().join(format!("tc-fuzz-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&cwd).expect("fuzz working directory");
+        let run_in = cwd.clone();
+        let out = tokio::task::spawn_blocking(move || Command::new(st).args(&args).current_dir(run_in).output())
             .await
             .expect("schemathesis thread")
             .expect("schemathesis runs");
+        let _ = std::fs::remove_dir_all(&cwd);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(

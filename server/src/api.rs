@@ -399,8 +399,17 @@ fn status_text(status: u16) -> &'static str {
     axum::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Answer")
 }
 
-/// The schema of a path parameter: ids are UUIDs; DICOM UIDs, frame lists and tags are text.
-fn path_param_schema(name: &str) -> Value {
+/// The schema of a path parameter: ids are UUIDs; DICOM UIDs, frame lists and tags are text;
+/// under `/fhir/r4` a resource type and a FHIR id.
+fn path_param_schema(path: &str, name: &str) -> Value {
+    if path.starts_with("/fhir/") {
+        return match name {
+            "resource_type" => {
+                json!({"type": "string", "pattern": "^[A-Z][A-Za-z]+$", "description": "a FHIR resource type"})
+            }
+            _ => json!({"type": "string", "pattern": "^[A-Za-z0-9\\-\\.]{1,64}$", "description": "a FHIR id"}),
+        };
+    }
     match name {
         "study" | "series" | "instance" => {
             json!({"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)*$", "maxLength": 64, "description": "a DICOM UID"})
@@ -422,7 +431,7 @@ fn content_json(c: &Content, g: &mut schemars::SchemaGenerator) -> Value {
             } else if media.starts_with("text/") {
                 json!({"type": "string"})
             } else {
-                json!({"type": "string", "contentMediaType": media})
+                json!({"type": "string", "format": "binary"})
             };
             json!({(*media): {"schema": schema, "x-description": description}})
         }
@@ -463,7 +472,9 @@ pub fn openapi(docs: &[RouteDoc]) -> Value {
         let entry = paths.entry(d.path.to_string()).or_insert_with(|| json!({}));
         let mut params: Vec<Value> = d
             .path_params()
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": path_param_schema(name)}))
+            .map(
+                |name| json!({"name": name, "in": "path", "required": true, "schema": path_param_schema(d.path, name)}),
+            )
             .collect();
         if let Some(q) = d.query {
             params.extend(query_params(q, &mut g));
@@ -868,7 +879,7 @@ mod page_tests {
             let responses = op["responses"].as_object().unwrap_or_else(|| panic!("{d:?} has no responses"));
             assert!(responses.keys().any(|k| k.starts_with('2') || k == "101"), "{d:?} documents no successful answer");
             for p in op["parameters"].as_array().unwrap() {
-                if p["in"] == "path" && p["name"] == "id" {
+                if p["in"] == "path" && p["name"] == "id" && !d.path.starts_with("/fhir/") {
                     assert_eq!(p["schema"]["format"], "uuid", "{d:?}");
                 }
             }

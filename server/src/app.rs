@@ -30,13 +30,17 @@ pub struct Shared {
     pub db: Db,
     pub jwt: JwtKeys,
     pub throttle: Mutex<LoginThrottle>,
-    pub trusted_proxies: crate::auth::client_addr::TrustedProxies,
+    /// The configured `trusted_proxies`, parsed once.
+    pub trusted_proxies: Vec<crate::proxy::IpNet>,
     pub accounts: Arc<crate::auth::accounts::Accounts>,
     pub metrics: Metrics,
     pub signaling: Arc<crate::signaling::RoomHub>,
     pub files: crate::files::Files,
     pub notifications: crate::notifications::NotificationHub,
     pub netcheck: Arc<crate::netcheck::Sessions>,
+    /// The address the listener is bound to (its port completes links for clients that send
+    /// `Host` without one).
+    pub bound: OnceLock<SocketAddr>,
     openapi: OnceLock<serde_json::Value>,
 }
 
@@ -71,6 +75,7 @@ pub fn routes() -> Routes {
         .merge(crate::scheduling::routes())
         .merge(crate::record::routes())
         .merge(crate::ecg::http::routes())
+        .merge(crate::fhir::routes())
         .merge(crate::netcheck::routes())
         .merge(crate::web::routes())
 }
@@ -115,14 +120,14 @@ impl Application {
         let signaling = crate::signaling::start(&config, db.clone(), nats).await?;
         let state = AppState(Arc::new(Shared {
             throttle: Mutex::new(LoginThrottle::new()),
-            trusted_proxies: crate::auth::client_addr::TrustedProxies::parse(&config.trusted_proxies)
-                .map_err(anyhow::Error::msg)?,
+            trusted_proxies: crate::proxy::parse_trusted(&config.trusted_proxies).map_err(anyhow::Error::msg)?,
             accounts,
             metrics: Metrics::default(),
             signaling,
             files: crate::files::Files::from_config(&config)?,
             notifications,
             netcheck: crate::netcheck::Sessions::new(&config, db.clone()),
+            bound: OnceLock::new(),
             openapi: OnceLock::new(),
             config,
             db,
@@ -132,6 +137,7 @@ impl Application {
         let router = build_router(state.clone());
         crate::files::spawn_sweeper(state.clone());
         let listener = TcpListener::bind(state.config.bind).await?;
+        let _ = state.bound.set(listener.local_addr()?);
         Ok(Application { listener, router, state })
     }
 

@@ -31,8 +31,9 @@ pub struct Config {
     /// address alone, across accounts: four times as many).
     pub login_failures_per_minute: u32,
     /// Reverse proxies (addresses or CIDR blocks, comma-separated in
-    /// `TELECONSULT_TRUSTED_PROXIES`) whose `X-Forwarded-For` names the client; from any other
-    /// peer the header is ignored and the socket address is the client's.
+    /// `TELECONSULT_TRUSTED_PROXIES`) whose `X-Forwarded-For` names the client and whose
+    /// `X-Forwarded-Proto`/`-Host` name the origin links are built from; from any other peer
+    /// these headers are ignored.
     pub trusted_proxies: Vec<String>,
     /// ICE server URLs handed to call participants (`stun:`, `turn:`, `turns:`), comma-separated
     /// in `TELECONSULT_TURN_URLS`. TURN URLs are only handed out with credentials.
@@ -178,7 +179,6 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        crate::auth::client_addr::TrustedProxies::parse(&self.trusted_proxies).map_err(ConfigError::Invalid)?;
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(format!("log_format must be text or json, not {:?}", self.log_format)));
         }
@@ -197,6 +197,8 @@ impl Config {
         if let Some(bad) = self.turn_urls.iter().find(|u| !crate::signaling::turn::is_ice_url(u)) {
             return Err(ConfigError::Invalid(format!("turn_urls: {bad:?} is not a stun:, turn: or turns: URL")));
         }
+        crate::proxy::parse_trusted(&self.trusted_proxies)
+            .map_err(|e| ConfigError::Invalid(format!("trusted_proxies: {e}")))?;
         if self.turn_ttl_secs == 0 {
             return Err(ConfigError::Invalid("turn_ttl_secs must be positive".into()));
         }

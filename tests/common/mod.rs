@@ -228,3 +228,39 @@ pub async fn split(resp: reqwest::Response) -> (u16, Value) {
     let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, json)
 }
+
+/// The Python interpreter for the interoperability clients (`TELECONSULT_PYTHON`, default
+/// `python3`) if it imports every module in `modules`; `None` (test skipped) otherwise,
+/// unless services are required (`.ci/run` installs them).
+pub fn python_with(modules: &[&str]) -> Option<String> {
+    let python = std::env::var("TELECONSULT_PYTHON").unwrap_or_else(|_| "python3".into());
+    let imports = modules.iter().map(|m| format!("import {m}")).collect::<Vec<_>>().join("; ");
+    let ok = std::process::Command::new(&python).args(["-c", &imports]).output().is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(python);
+    }
+    assert!(
+        !services_required(),
+        "{python} cannot import {modules:?}: install them as .ci/run does (TELECONSULT_PYTHON names the interpreter)"
+    );
+    eprintln!("skipping: {python} cannot import {modules:?} (set TELECONSULT_PYTHON or install them as .ci/run does)");
+    None
+}
+
+/// Runs a script under `tests/interop/` with `args`; its stdout parsed as JSON.
+pub async fn run_python(python: &str, script: &str, args: &[&str]) -> Value {
+    let path = format!("{}/tests/interop/{script}", env!("CARGO_MANIFEST_DIR"));
+    let (py, argv): (String, Vec<String>) = (python.to_string(), args.iter().map(|a| a.to_string()).collect());
+    let out = tokio::task::spawn_blocking(move || std::process::Command::new(py).arg(&path).args(argv).output())
+        .await
+        .expect("python runs")
+        .unwrap_or_else(|e| panic!("{python} {script}: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{script} failed ({}):\n{stderr}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{script} printed no JSON ({e}):\n{stderr}"))
+}

@@ -3,7 +3,6 @@
 //! [`AuthUser`], and each role is one of [`Role`].
 
 pub mod accounts;
-pub mod client_addr;
 pub mod jwt;
 pub mod password;
 pub mod routes;
@@ -81,17 +80,16 @@ impl AuthUser {
 }
 
 /// The client's address: the socket peer, or what a trusted proxy forwarded
-/// ([`client_addr::TrustedProxies`]).
+/// ([`crate::proxy::client_addr`]).
 #[derive(Debug, Clone)]
 pub struct ClientAddr(pub String);
 
 impl ClientAddr {
-    pub fn of(parts: &Parts, trusted: &client_addr::TrustedProxies) -> ClientAddr {
+    pub fn of(parts: &Parts, trusted: &[crate::proxy::IpNet]) -> ClientAddr {
         let Some(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) else {
             return ClientAddr("unknown".into());
         };
-        let forwarded = parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
-        ClientAddr(trusted.client_ip(peer, forwarded).to_string())
+        ClientAddr(crate::proxy::client_addr(peer, &parts.headers, trusted).to_string())
     }
 }
 

@@ -9,6 +9,8 @@
 //! decoders); the HTTP side lives in [`web`].
 
 pub mod multipart;
+pub mod negotiate;
+pub mod qido;
 pub mod render;
 pub mod web;
 
@@ -220,14 +222,7 @@ pub fn parse_info(bytes: &[u8]) -> Result<DicomInfo, DicomError> {
     }
     let mut json = dicom_json::to_value(&*obj).map_err(|e| DicomError::Unreadable(e.to_string()))?;
     if let Value::Object(map) = &mut json {
-        for (tag, element) in map.iter_mut() {
-            let long_inline = element.get("InlineBinary").and_then(Value::as_str).is_some_and(|s| s.len() > 1024);
-            if long_inline {
-                let vr = element.get("vr").cloned().unwrap_or(Value::Null);
-                *element =
-                    serde_json::json!({"vr": vr, "BulkDataURI": format!("{INSTANCE_URL_PLACEHOLDER}/bulk/{tag}")});
-            }
-        }
+        replace_bulk(map, "");
         let encapsulated = !matches!(
             info.transfer_syntax.as_str(),
             "1.2.840.10008.1.2" | "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2.2" | "1.2.840.10008.1.2.1.99"
@@ -247,6 +242,35 @@ pub fn parse_info(bytes: &[u8]) -> Result<DicomInfo, DicomError> {
     }
     info.metadata = json;
     Ok(info)
+}
+
+/// Largest value kept inline in the JSON model; longer ones become `BulkDataURI`s.
+pub const INLINE_MAX_BYTES: usize = 1024;
+
+/// Replaces every binary value over [`INLINE_MAX_BYTES`] (base64 over 4/3 of it), at any
+/// depth (a waveform's samples sit in the items of the Waveform Sequence), by a
+/// `BulkDataURI`: `bulk/{tag}` at the top level, `bulk/{sequence}.{item}.{tag}` inside a
+/// sequence item (items counted from 0).
+fn replace_bulk(map: &mut serde_json::Map<String, Value>, prefix: &str) {
+    for (tag, element) in map.iter_mut() {
+        let path = format!("{prefix}{tag}");
+        let long_inline =
+            element.get("InlineBinary").and_then(Value::as_str).is_some_and(|s| s.len() > INLINE_MAX_BYTES * 4 / 3 + 4);
+        if long_inline {
+            let vr = element.get("vr").cloned().unwrap_or(Value::Null);
+            *element = serde_json::json!({"vr": vr, "BulkDataURI": format!("{INSTANCE_URL_PLACEHOLDER}/bulk/{path}")});
+            continue;
+        }
+        if element.get("vr").and_then(Value::as_str) == Some("SQ") {
+            if let Some(items) = element.get_mut("Value").and_then(Value::as_array_mut) {
+                for (n, item) in items.iter_mut().enumerate() {
+                    if let Value::Object(item) = item {
+                        replace_bulk(item, &format!("{path}.{n}."));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Whether the patient named in a DICOM file is the consultation's patient: the DICOM

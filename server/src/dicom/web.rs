@@ -7,7 +7,9 @@
 //! the consultation's files. Access is that of the consultation's files (404 for anyone else).
 
 use super::multipart::{self, Event, MultipartReader};
-use super::render::{self, Format, Window};
+use super::negotiate;
+use super::qido::{parse_search, put, put_int, results, Instance, Level};
+use super::render::{self, Window};
 use super::{DicomError, DicomInfo, INSTANCE_URL_PLACEHOLDER};
 use crate::api::{Path, Query, Routes};
 use crate::app::AppState;
@@ -16,6 +18,7 @@ use crate::db::Id;
 use crate::error::{ApiError, ApiResult};
 use crate::files::routes::{read_all, MAX_RENDER_BYTES};
 use crate::files::{access, ingest, new_file_key, storage_error, ConsultationAccess, Intake};
+use crate::proxy::ExternalOrigin;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -24,6 +27,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 use sha2::Digest;
+use std::collections::HashMap;
 
 const BASE: &str = "/api/v1/consultations/{id}/dicomweb";
 
@@ -98,35 +102,6 @@ pub async fn index_instance(
     Ok(())
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct Instance {
-    file_id: String,
-    storage_key: String,
-    size: i64,
-    study_uid: String,
-    series_uid: String,
-    sop_instance_uid: String,
-    sop_class_uid: String,
-    transfer_syntax: String,
-    modality: String,
-    body_part: String,
-    study_date: String,
-    study_time: String,
-    study_description: String,
-    series_description: String,
-    series_number: Option<i64>,
-    instance_number: Option<i64>,
-    accession_number: String,
-    study_id: String,
-    patient_name: String,
-    patient_id: String,
-    patient_birth_date: String,
-    patient_sex: String,
-    rows_count: i64,
-    columns_count: i64,
-    frames: i64,
-}
-
 /// The consultation's instances, optionally of one study, series or instance, in series and
 /// instance order.
 async fn select(
@@ -156,240 +131,11 @@ async fn select(
     Ok(rows)
 }
 
-// ---- DICOM JSON attributes (pure) -------------------------------------------------------
-
-fn put(map: &mut Map<String, Value>, tag: &str, vr: &str, value: &str) {
-    let v = if value.is_empty() { json!({"vr": vr}) } else { json!({"vr": vr, "Value": [value]}) };
-    map.insert(tag.to_string(), v);
-}
-
-fn put_list(map: &mut Map<String, Value>, tag: &str, vr: &str, values: Vec<String>) {
-    map.insert(tag.to_string(), json!({"vr": vr, "Value": values}));
-}
-
-fn put_int(map: &mut Map<String, Value>, tag: &str, vr: &str, value: Option<i64>) {
-    let v = match value {
-        Some(n) => json!({"vr": vr, "Value": [n]}),
-        None => json!({"vr": vr}),
-    };
-    map.insert(tag.to_string(), v);
-}
-
-/// A Person Name in the JSON model: `=`-separated groups become Alphabetic, Ideographic, Phonetic.
-fn put_pn(map: &mut Map<String, Value>, tag: &str, value: &str) {
-    if value.is_empty() {
-        map.insert(tag.to_string(), json!({"vr": "PN"}));
-        return;
-    }
-    let mut name = Map::new();
-    for (group, key) in value.split('=').zip(["Alphabetic", "Ideographic", "Phonetic"]) {
-        if !group.is_empty() {
-            name.insert(key.into(), Value::String(group.to_string()));
-        }
-    }
-    map.insert(tag.to_string(), json!({"vr": "PN", "Value": [name]}));
-}
-
-fn study_attributes(group: &[&Instance], base: &str) -> Value {
-    let first = group[0];
-    let mut m = Map::new();
-    put(&mut m, "00080020", "DA", &first.study_date);
-    put(&mut m, "00080030", "TM", &first.study_time);
-    put(&mut m, "00080050", "SH", &first.accession_number);
-    let mut modalities: Vec<String> = group.iter().map(|i| i.modality.clone()).filter(|m| !m.is_empty()).collect();
-    modalities.sort();
-    modalities.dedup();
-    put_list(&mut m, "00080061", "CS", modalities);
-    put(&mut m, "00081030", "LO", &first.study_description);
-    put(&mut m, "00081190", "UR", &format!("{base}/studies/{}", first.study_uid));
-    put_pn(&mut m, "00100010", &first.patient_name);
-    put(&mut m, "00100020", "LO", &first.patient_id);
-    put(&mut m, "00100030", "DA", &first.patient_birth_date);
-    put(&mut m, "00100040", "CS", &first.patient_sex);
-    put(&mut m, "0020000D", "UI", &first.study_uid);
-    put(&mut m, "00200010", "SH", &first.study_id);
-    let mut series: Vec<&str> = group.iter().map(|i| i.series_uid.as_str()).collect();
-    series.sort();
-    series.dedup();
-    put_int(&mut m, "00201206", "IS", Some(series.len() as i64));
-    put_int(&mut m, "00201208", "IS", Some(group.len() as i64));
-    Value::Object(m)
-}
-
-fn series_attributes(group: &[&Instance], base: &str) -> Value {
-    let first = group[0];
-    let mut m = Map::new();
-    put(&mut m, "00080060", "CS", &first.modality);
-    put(&mut m, "0008103E", "LO", &first.series_description);
-    put(&mut m, "00081190", "UR", &format!("{base}/studies/{}/series/{}", first.study_uid, first.series_uid));
-    put(&mut m, "00180015", "CS", &first.body_part);
-    put(&mut m, "0020000D", "UI", &first.study_uid);
-    put(&mut m, "0020000E", "UI", &first.series_uid);
-    put_int(&mut m, "00200011", "IS", first.series_number);
-    put_int(&mut m, "00201209", "IS", Some(group.len() as i64));
-    Value::Object(m)
-}
-
-fn instance_attributes(i: &Instance, base: &str) -> Value {
-    let mut m = Map::new();
-    put(&mut m, "00080016", "UI", &i.sop_class_uid);
-    put(&mut m, "00080018", "UI", &i.sop_instance_uid);
-    put(&mut m, "00080060", "CS", &i.modality);
-    put(&mut m, "00081190", "UR", &instance_url(base, i));
-    put(&mut m, "00083002", "UI", &i.transfer_syntax);
-    put(&mut m, "0020000D", "UI", &i.study_uid);
-    put(&mut m, "0020000E", "UI", &i.series_uid);
-    put_int(&mut m, "00200011", "IS", i.series_number);
-    put_int(&mut m, "00200013", "IS", i.instance_number);
-    if i.rows_count > 0 {
-        put_int(&mut m, "00280008", "IS", Some(i.frames));
-        put_int(&mut m, "00280010", "US", Some(i.rows_count));
-        put_int(&mut m, "00280011", "US", Some(i.columns_count));
-    }
-    Value::Object(m)
-}
-
-fn instance_url(base: &str, i: &Instance) -> String {
-    format!("{base}/studies/{}/series/{}/instances/{}", i.study_uid, i.series_uid, i.sop_instance_uid)
-}
-
-/// QIDO matching of one attribute: a list of UIDs (`a,b` or `a\b`), a date range
-/// (`20200101-20201231`, open ends allowed), or a value with `*` and `?` wildcards,
-/// case-insensitive.
-pub fn qido_match(key: &str, pattern: &str, value: &str) -> bool {
-    let pattern = pattern.trim();
-    if pattern.is_empty() {
-        return true;
-    }
-    if key.ends_with("UID") || key.len() == 8 && key.ends_with('D') && key.starts_with("0020000") {
-        return pattern.split([',', '\\']).any(|p| p.trim() == value);
-    }
-    if key.ends_with("Date") && pattern.contains('-') {
-        let (from, to) = pattern.split_once('-').unwrap_or((pattern, pattern));
-        return (from.is_empty() || value >= from) && (to.is_empty() || value <= to);
-    }
-    wildcard(&pattern.to_lowercase(), &value.to_lowercase())
-}
-
-fn wildcard(pattern: &str, value: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let v: Vec<char> = value.chars().collect();
-    let (mut pi, mut vi, mut star, mut mark) = (0, 0, None, 0);
-    while vi < v.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
-            pi += 1;
-            vi += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = vi;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            vi = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
-
-/// Canonical QIDO key for a query parameter given by keyword or tag.
-fn qido_key(raw: &str) -> Option<&'static str> {
-    Some(match raw {
-        "StudyInstanceUID" | "0020000D" => "StudyInstanceUID",
-        "SeriesInstanceUID" | "0020000E" => "SeriesInstanceUID",
-        "SOPInstanceUID" | "00080018" => "SOPInstanceUID",
-        "SOPClassUID" | "00080016" => "SOPClassUID",
-        "PatientName" | "00100010" => "PatientName",
-        "PatientID" | "00100020" => "PatientID",
-        "StudyDate" | "00080020" => "StudyDate",
-        "AccessionNumber" | "00080050" => "AccessionNumber",
-        "ModalitiesInStudy" | "00080061" => "ModalitiesInStudy",
-        "Modality" | "00080060" => "Modality",
-        "StudyDescription" | "00081030" => "StudyDescription",
-        "SeriesDescription" | "0008103E" => "SeriesDescription",
-        "SeriesNumber" | "00200011" => "SeriesNumber",
-        "InstanceNumber" | "00200013" => "InstanceNumber",
-        "StudyID" | "00200010" => "StudyID",
-        _ => return None,
-    })
-}
-
-fn field<'a>(i: &'a Instance, key: &str) -> std::borrow::Cow<'a, str> {
-    use std::borrow::Cow::*;
-    match key {
-        "StudyInstanceUID" => Borrowed(&i.study_uid),
-        "SeriesInstanceUID" => Borrowed(&i.series_uid),
-        "SOPInstanceUID" => Borrowed(&i.sop_instance_uid),
-        "SOPClassUID" => Borrowed(&i.sop_class_uid),
-        "PatientName" => Borrowed(&i.patient_name),
-        "PatientID" => Borrowed(&i.patient_id),
-        "StudyDate" => Borrowed(&i.study_date),
-        "AccessionNumber" => Borrowed(&i.accession_number),
-        "ModalitiesInStudy" | "Modality" => Borrowed(&i.modality),
-        "StudyDescription" => Borrowed(&i.study_description),
-        "SeriesDescription" => Borrowed(&i.series_description),
-        "SeriesNumber" => Owned(i.series_number.map(|n| n.to_string()).unwrap_or_default()),
-        "InstanceNumber" => Owned(i.instance_number.map(|n| n.to_string()).unwrap_or_default()),
-        "StudyID" => Borrowed(&i.study_id),
-        _ => Borrowed(""),
-    }
-}
-
-struct Search {
-    filters: Vec<(&'static str, String)>,
-    limit: usize,
-    offset: usize,
-}
-
-fn parse_search(params: &[(String, String)]) -> ApiResult<Search> {
-    let mut s = Search { filters: Vec::new(), limit: 1000, offset: 0 };
-    for (k, v) in params {
-        match k.as_str() {
-            "limit" => s.limit = v.parse().map_err(|_| ApiError::bad_request("invalid_query", "limit is a number"))?,
-            "offset" => {
-                s.offset = v.parse().map_err(|_| ApiError::bad_request("invalid_query", "offset is a number"))?
-            }
-            "includefield" | "fuzzymatching" | "_" => {}
-            other => {
-                if let Some(key) = qido_key(other) {
-                    s.filters.push((key, v.clone()));
-                }
-            }
-        }
-    }
-    Ok(s)
-}
-
-/// Groups instances by a key, keeping the first-seen order; a group is kept when any of its
-/// instances matches every filter (ModalitiesInStudy matches any instance's modality).
-fn grouped<'a>(rows: &'a [Instance], key: impl Fn(&Instance) -> &str, search: &Search) -> Vec<Vec<&'a Instance>> {
-    let mut groups: Vec<Vec<&Instance>> = Vec::new();
-    for r in rows {
-        match groups.iter_mut().find(|g| key(g[0]) == key(r)) {
-            Some(g) => g.push(r),
-            None => groups.push(vec![r]),
-        }
-    }
-    groups
-        .into_iter()
-        .filter(|g| search.filters.iter().all(|(k, p)| g.iter().any(|i| qido_match(k, p, &field(i, k)))))
-        .skip(search.offset)
-        .take(search.limit)
-        .collect()
-}
-
 // ---- HTTP ----------------------------------------------------------------------------
 
-fn base_url(headers: &HeaderMap, consultation_id: &str) -> String {
-    let host = headers
-        .get("x-forwarded-host")
-        .or_else(|| headers.get(header::HOST))
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
-    format!("{scheme}://{host}{}", BASE.replace("{id}", consultation_id))
+/// The DICOMweb base of a consultation as the client reached it.
+fn base_url(origin: &str, consultation_id: &str) -> String {
+    format!("{origin}{}", BASE.replace("{id}", consultation_id))
 }
 
 fn dicom_json(body: String) -> Response {
@@ -410,114 +156,156 @@ async fn scope(state: &AppState, user: &AuthUser, consultation_id: &str, what: &
 
 type Params = Query<Vec<(String, String)>>;
 
+/// The stored JSON models of some instances of a consultation, by file id.
+async fn models(state: &AppState, cid: &str, file_ids: &[&str]) -> ApiResult<HashMap<String, Value>> {
+    let mut out = HashMap::new();
+    for chunk in file_ids.chunks(200) {
+        let list: Vec<String> = (0..chunk.len()).map(|n| format!("${}", n + 2)).collect();
+        let sql = format!(
+            "SELECT file_id, metadata_json FROM dicom_instances WHERE consultation_id = $1 AND file_id IN ({})",
+            list.join(", ")
+        );
+        let mut q = sqlx::query_as::<_, (String, String)>(&sql).bind(cid);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for (id, json) in q.fetch_all(&state.db.pool).await? {
+            if let Ok(v) = serde_json::from_str(&json) {
+                out.insert(id, v);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A QIDO-RS search at `level`, within a study or series when given.
+#[allow(clippy::too_many_arguments)]
+async fn qido(
+    state: &AppState,
+    user: &AuthUser,
+    cid: &str,
+    level: Level,
+    study: Option<&str>,
+    series: Option<&str>,
+    params: &[(String, String)],
+    headers: &HeaderMap,
+    origin: &str,
+) -> ApiResult<Response> {
+    negotiate::dicom_json(headers)?;
+    let what = match level {
+        Level::Study => "studies",
+        Level::Series => "series",
+        Level::Instance => "instances",
+    };
+    scope(state, user, cid, series.or(study).unwrap_or(what)).await?;
+    let search = parse_search(params)?;
+    let all = select(state, cid, None, None, None).await?;
+    let rows: Vec<&Instance> = all
+        .iter()
+        .filter(|i| study.is_none_or(|s| i.study_uid == s) && series.is_none_or(|s| i.series_uid == s))
+        .collect();
+    if study.is_some() && rows.is_empty() {
+        return Err(ApiError::not_found("study or series"));
+    }
+    // Stored models: of every instance in scope when a key is matched on them, else of
+    // the first instance of each study, series or instance returned.
+    let wanted: Vec<&str> = if search.needs_models() {
+        rows.iter().map(|i| i.file_id.as_str()).collect()
+    } else {
+        let mut heads: Vec<&str> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for i in &rows {
+            let key = match level {
+                Level::Study => &i.study_uid,
+                Level::Series => &i.series_uid,
+                Level::Instance => &i.sop_instance_uid,
+            };
+            if seen.insert(key.as_str()) {
+                heads.push(&i.file_id);
+            }
+        }
+        heads
+    };
+    let models = models(state, cid, &wanted).await?;
+    let out = results(level, &all, &rows, &search, &models, &base_url(origin, cid));
+    let mut resp = dicom_json(Value::Array(out).to_string());
+    for w in &search.warnings {
+        if let Ok(v) = HeaderValue::from_str(&format!("299 teleconsult \"{}\"", w.replace('"', "'"))) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    Ok(resp)
+}
+
 async fn search_studies(
     State(state): State<AppState>,
     user: AuthUser,
+    ExternalOrigin(origin): ExternalOrigin,
     Path(Id(cid)): Path<Id>,
     Query(params): Params,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    scope(&state, &user, &cid, &format!("consultation {cid} studies")).await?;
-    let search = parse_search(&params)?;
-    let rows = select(&state, &cid, None, None, None).await?;
-    let base = base_url(&headers, &cid);
-    let out: Vec<Value> =
-        grouped(&rows, |i| &i.study_uid, &search).iter().map(|g| study_attributes(g, &base)).collect();
-    Ok(dicom_json(Value::Array(out).to_string()))
-}
-
-async fn series_search(
-    state: &AppState,
-    user: &AuthUser,
-    cid: &str,
-    study: Option<&str>,
-    params: &[(String, String)],
-    headers: &HeaderMap,
-) -> ApiResult<Response> {
-    scope(state, user, cid, study.unwrap_or("series")).await?;
-    let search = parse_search(params)?;
-    let rows = select(state, cid, study, None, None).await?;
-    if study.is_some() && rows.is_empty() {
-        return Err(ApiError::not_found("study"));
-    }
-    let base = base_url(headers, cid);
-    let out: Vec<Value> =
-        grouped(&rows, |i| &i.series_uid, &search).iter().map(|g| series_attributes(g, &base)).collect();
-    Ok(dicom_json(Value::Array(out).to_string()))
+    qido(&state, &user, &cid, Level::Study, None, None, &params, &headers, &origin).await
 }
 
 async fn search_all_series(
     State(state): State<AppState>,
     user: AuthUser,
+    ExternalOrigin(origin): ExternalOrigin,
     Path(Id(cid)): Path<Id>,
     Query(params): Params,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    series_search(&state, &user, &cid, None, &params, &headers).await
+    qido(&state, &user, &cid, Level::Series, None, None, &params, &headers, &origin).await
 }
 
 async fn search_series(
     State(state): State<AppState>,
     user: AuthUser,
+    ExternalOrigin(origin): ExternalOrigin,
     Path((Id(cid), study)): Path<(Id, String)>,
     Query(params): Params,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    series_search(&state, &user, &cid, Some(uid(&study)?), &params, &headers).await
-}
-
-async fn instance_search(
-    state: &AppState,
-    user: &AuthUser,
-    cid: &str,
-    study: Option<&str>,
-    series: Option<&str>,
-    params: &[(String, String)],
-    headers: &HeaderMap,
-) -> ApiResult<Response> {
-    scope(state, user, cid, series.or(study).unwrap_or("instances")).await?;
-    let search = parse_search(params)?;
-    let rows = select(state, cid, study, series, None).await?;
-    if study.is_some() && rows.is_empty() {
-        return Err(ApiError::not_found("study or series"));
-    }
-    let base = base_url(headers, cid);
-    let out: Vec<Value> =
-        grouped(&rows, |i| &i.sop_instance_uid, &search).iter().map(|g| instance_attributes(g[0], &base)).collect();
-    Ok(dicom_json(Value::Array(out).to_string()))
+    qido(&state, &user, &cid, Level::Series, Some(uid(&study)?), None, &params, &headers, &origin).await
 }
 
 async fn search_all_instances(
     State(state): State<AppState>,
     user: AuthUser,
+    ExternalOrigin(origin): ExternalOrigin,
     Path(Id(cid)): Path<Id>,
     Query(params): Params,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    instance_search(&state, &user, &cid, None, None, &params, &headers).await
+    qido(&state, &user, &cid, Level::Instance, None, None, &params, &headers, &origin).await
 }
 
 async fn search_study_instances(
     State(state): State<AppState>,
     user: AuthUser,
+    ExternalOrigin(origin): ExternalOrigin,
     Path((Id(cid), study)): Path<(Id, String)>,
     Query(params): Params,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    instance_search(&state, &user, &cid, Some(uid(&study)?), None, &params, &headers).await
+    qido(&state, &user, &cid, Level::Instance, Some(uid(&study)?), None, &params, &headers, &origin).await
 }
 
 async fn search_instances(
     State(state): State<AppState>,
     user: AuthUser,
+    ExternalOrigin(origin): ExternalOrigin,
     Path((Id(cid), study, series)): Path<(Id, String, String)>,
     Query(params): Params,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    instance_search(&state, &user, &cid, Some(uid(&study)?), Some(uid(&series)?), &params, &headers).await
+    let (study, series) = (uid(&study)?, uid(&series)?);
+    qido(&state, &user, &cid, Level::Instance, Some(study), Some(series), &params, &headers, &origin).await
 }
 
 /// WADO-RS metadata: the stored JSON model of each instance, BulkDataURIs made absolute.
+#[allow(clippy::too_many_arguments)]
 async fn metadata(
     state: &AppState,
     user: &AuthUser,
@@ -526,7 +314,9 @@ async fn metadata(
     series: Option<&str>,
     instance: Option<&str>,
     headers: &HeaderMap,
+    origin: &str,
 ) -> ApiResult<Response> {
+    negotiate::dicom_json(headers)?;
     scope(state, user, cid, instance.or(series).unwrap_or(study)).await?;
     let rows: Vec<(String, String, String, String)> = sqlx::query_as(
         "SELECT study_uid, series_uid, sop_instance_uid, metadata_json FROM dicom_instances
@@ -542,7 +332,7 @@ async fn metadata(
     if rows.is_empty() {
         return Err(ApiError::not_found("DICOM object"));
     }
-    let base = base_url(headers, cid);
+    let base = base_url(origin, cid);
     let mut out = String::with_capacity(rows.iter().map(|r| r.3.len() + 2).sum::<usize>() + 2);
     out.push('[');
     for (n, (st, se, sop, json)) in rows.iter().enumerate() {
@@ -559,39 +349,56 @@ async fn metadata(
 async fn metadata_study(
     State(state): State<AppState>,
     user: AuthUser,
+    ExternalOrigin(origin): ExternalOrigin,
     Path((Id(cid), study)): Path<(Id, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    metadata(&state, &user, &cid, uid(&study)?, None, None, &headers).await
+    metadata(&state, &user, &cid, uid(&study)?, None, None, &headers, &origin).await
 }
 
 async fn metadata_series(
     State(state): State<AppState>,
     user: AuthUser,
+    ExternalOrigin(origin): ExternalOrigin,
     Path((Id(cid), study, series)): Path<(Id, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    metadata(&state, &user, &cid, uid(&study)?, Some(uid(&series)?), None, &headers).await
+    metadata(&state, &user, &cid, uid(&study)?, Some(uid(&series)?), None, &headers, &origin).await
 }
 
 async fn metadata_instance(
     State(state): State<AppState>,
     user: AuthUser,
+    ExternalOrigin(origin): ExternalOrigin,
     Path((Id(cid), study, series, instance)): Path<(Id, String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    metadata(&state, &user, &cid, uid(&study)?, Some(uid(&series)?), Some(uid(&instance)?), &headers).await
+    metadata(&state, &user, &cid, uid(&study)?, Some(uid(&series)?), Some(uid(&instance)?), &headers, &origin).await
 }
 
-/// WADO-RS retrieval: the files as they were stored, streamed one after the other.
+/// A stored file in another transfer syntax (406 when the server cannot produce it).
+fn transcoded(bytes: &[u8], from: &str, to: &str) -> ApiResult<Vec<u8>> {
+    use dicom_pixeldata::Transcode;
+    use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
+    let cannot = |why: String| negotiate::not_acceptable(format!("cannot send {from} as {to}: {why}"));
+    let ts = TransferSyntaxRegistry.get(to).ok_or_else(|| cannot("unknown transfer syntax".into()))?;
+    let mut obj = super::open(bytes, false).map_err(|e| cannot(e.to_string()))?;
+    obj.transcode(ts).map_err(|e| cannot(e.to_string()))?;
+    let mut out = Vec::with_capacity(bytes.len());
+    obj.write_all(&mut out).map_err(|e| cannot(e.to_string()))?;
+    Ok(out)
+}
+
+/// WADO-RS retrieval: the files as they were stored, streamed one after the other, or
+/// transcoded to the transfer syntax the `Accept` header names.
 async fn retrieve(
     state: &AppState,
     user: &AuthUser,
     cid: &str,
-    study: &str,
-    series: Option<&str>,
-    instance: Option<&str>,
+    (study, series, instance): (&str, Option<&str>, Option<&str>),
+    headers: &HeaderMap,
 ) -> ApiResult<Response> {
+    let wanted = negotiate::instances(headers)?;
     let consultation = scope(state, user, cid, instance.or(series).unwrap_or(study)).await?;
     let rows = select(state, cid, Some(study), series, instance).await?;
     if rows.is_empty() {
@@ -605,12 +412,41 @@ async fn retrieve(
             .await?;
     }
     let boundary = multipart::new_boundary();
-    let storage = state.files.storage.clone();
     let closing = multipart::closing(&boundary);
+    let ts_param = wanted.as_deref().map(|t| format!("; transfer-syntax={t}")).unwrap_or_default();
+    let ct = format!("multipart/related; type=\"application/dicom\"{ts_param}; boundary={boundary}");
+    if let Some(to) = wanted.as_deref().filter(|to| rows.iter().any(|r| r.transfer_syntax != *to)) {
+        let mut body = Vec::new();
+        for r in &rows {
+            let bytes = read_all(state, &r.storage_key, MAX_RENDER_BYTES).await?;
+            let (from, to_owned) = (r.transfer_syntax.clone(), to.to_string());
+            let file = tokio::task::spawn_blocking(move || {
+                if from == to_owned {
+                    Ok(bytes)
+                } else {
+                    transcoded(&bytes, &from, &to_owned)
+                }
+            })
+            .await
+            .map_err(ApiError::internal)??;
+            let part_ct = format!("application/dicom; transfer-syntax={to}");
+            body.extend_from_slice(&multipart::part_header(
+                &boundary,
+                &part_ct,
+                &[("Content-Length", &file.len().to_string())],
+            ));
+            body.extend_from_slice(&file);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(&closing);
+        return Ok(([(header::CONTENT_TYPE, ct)], body).into_response());
+    }
+    let storage = state.files.storage.clone();
     let b = boundary.clone();
     let parts = futures_util::stream::iter(rows).then(move |r| {
         let storage = storage.clone();
-        let head = multipart::part_header(&b, "application/dicom", &[("Content-Length", &r.size.to_string())]);
+        let part_ct = format!("application/dicom; transfer-syntax={}", r.transfer_syntax);
+        let head = multipart::part_header(&b, &part_ct, &[("Content-Length", &r.size.to_string())]);
         async move {
             let body = match storage.read(&r.storage_key, None).await {
                 Ok(s) => s,
@@ -624,7 +460,6 @@ async fn retrieve(
     let stream =
         parts.flatten().chain(futures_util::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(closing)) }));
     let mut resp = Response::new(Body::from_stream(stream));
-    let ct = format!("multipart/related; type=\"application/dicom\"; boundary={boundary}");
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_str(&ct).map_err(ApiError::internal)?);
     Ok(resp)
 }
@@ -632,25 +467,28 @@ async fn retrieve(
 async fn retrieve_study(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: HeaderMap,
     Path((Id(cid), study)): Path<(Id, String)>,
 ) -> ApiResult<Response> {
-    retrieve(&state, &user, &cid, uid(&study)?, None, None).await
+    retrieve(&state, &user, &cid, (uid(&study)?, None, None), &headers).await
 }
 
 async fn retrieve_series(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: HeaderMap,
     Path((Id(cid), study, series)): Path<(Id, String, String)>,
 ) -> ApiResult<Response> {
-    retrieve(&state, &user, &cid, uid(&study)?, Some(uid(&series)?), None).await
+    retrieve(&state, &user, &cid, (uid(&study)?, Some(uid(&series)?), None), &headers).await
 }
 
 async fn retrieve_instance(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: HeaderMap,
     Path((Id(cid), study, series, instance)): Path<(Id, String, String, String)>,
 ) -> ApiResult<Response> {
-    retrieve(&state, &user, &cid, uid(&study)?, Some(uid(&series)?), Some(uid(&instance)?)).await
+    retrieve(&state, &user, &cid, (uid(&study)?, Some(uid(&series)?), Some(uid(&instance)?)), &headers).await
 }
 
 /// The one instance at a path, its bytes loaded, after the access check and audit.
@@ -682,8 +520,10 @@ fn frame_list(raw: &str) -> ApiResult<Vec<u32>> {
 async fn frames(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: HeaderMap,
     Path((Id(cid), study, series, instance, list)): Path<(Id, String, String, String, String)>,
 ) -> ApiResult<Response> {
+    let ts = negotiate::frames(&headers)?;
     let numbers = frame_list(&list)?;
     let bytes = load_instance(&state, &user, &cid, &study, &series, &instance).await?;
     let frames = tokio::task::spawn_blocking(move || render::native_frames(&bytes, &numbers))
@@ -694,14 +534,14 @@ async fn frames(
     for f in &frames {
         body.extend_from_slice(&multipart::part_header(
             &boundary,
-            "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1",
+            &format!("application/octet-stream; transfer-syntax={ts}"),
             &[],
         ));
         body.extend_from_slice(f);
         body.extend_from_slice(b"\r\n");
     }
     body.extend_from_slice(&multipart::closing(&boundary));
-    let ct = format!("multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.1; boundary={boundary}");
+    let ct = format!("multipart/related; type=\"application/octet-stream\"; transfer-syntax={ts}; boundary={boundary}");
     Ok(([(header::CONTENT_TYPE, ct)], body).into_response())
 }
 
@@ -719,20 +559,6 @@ fn rendered_window(params: &[(String, String)]) -> ApiResult<Window> {
     }
 }
 
-fn accept_format(headers: &HeaderMap, params: &[(String, String)]) -> Format {
-    let accept = params
-        .iter()
-        .find(|(k, _)| k == "accept")
-        .map(|(_, v)| v.clone())
-        .or_else(|| headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::to_string))
-        .unwrap_or_default();
-    if accept.contains("image/jpeg") && !accept.contains("image/png") {
-        Format::Jpeg
-    } else {
-        Format::Png
-    }
-}
-
 async fn rendered(
     state: &AppState,
     user: &AuthUser,
@@ -743,7 +569,7 @@ async fn rendered(
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
     let window = rendered_window(params)?;
-    let format = accept_format(headers, params);
+    let format = negotiate::rendered(headers, params.iter().find(|(k, _)| k == "accept").map(|(_, v)| v.as_str()))?;
     let bytes = load_instance(state, user, cid, path.0, path.1, path.2).await?;
     let image = tokio::task::spawn_blocking(move || render::render(&bytes, frame, window, format))
         .await
@@ -772,21 +598,51 @@ async fn rendered_frame(
     rendered(&state, &user, &cid, (&study, &series, &instance), frame, &params, &headers).await
 }
 
+/// A bulk data path: `{tag}`, or `{sequence}.{item}.{tag}` (items from 0), nested.
+fn bulk_path(raw: &str) -> ApiResult<(Vec<(u32, usize)>, u32)> {
+    let parts: Vec<&str> = raw.split('.').collect();
+    let tag = |s: &str| u32::from_str_radix(s, 16).ok().filter(|_| s.len() == 8);
+    if parts.len().is_multiple_of(2) || parts.len() > 9 {
+        return Err(ApiError::not_found("attribute"));
+    }
+    let mut steps = Vec::new();
+    for pair in parts[..parts.len() - 1].chunks(2) {
+        let (Some(t), Ok(i)) = (tag(pair[0]), pair[1].parse::<usize>()) else {
+            return Err(ApiError::not_found("attribute"));
+        };
+        steps.push((t, i));
+    }
+    let last = tag(parts[parts.len() - 1]).ok_or_else(|| ApiError::not_found("attribute"))?;
+    Ok((steps, last))
+}
+
+fn dicom_tag(t: u32) -> dicom_object::Tag {
+    dicom_object::Tag((t >> 16) as u16, (t & 0xFFFF) as u16)
+}
+
 async fn bulk(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: HeaderMap,
     Path((Id(cid), study, series, instance, tag)): Path<(Id, String, String, String, String)>,
 ) -> ApiResult<Response> {
-    let tag = u32::from_str_radix(&tag, 16).map_err(|_| ApiError::not_found("attribute"))?;
+    negotiate::octet_stream(&headers)?;
+    let (steps, tag) = bulk_path(&tag)?;
     let bytes = load_instance(&state, &user, &cid, &study, &series, &instance).await?;
     let value = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, DicomError> {
         let obj = super::open(&bytes, false)?;
-        let element = obj
-            .element_opt(dicom_object::Tag((tag >> 16) as u16, (tag & 0xFFFF) as u16))
-            .ok()
-            .flatten()
-            .ok_or(DicomError::Missing("that attribute"))?;
-        if element.value().fragments().is_some() {
+        let mut item: &dicom_object::InMemDicomObject = &obj;
+        for (seq, n) in &steps {
+            item = item
+                .element_opt(dicom_tag(*seq))
+                .ok()
+                .flatten()
+                .and_then(|e| e.items())
+                .and_then(|items| items.get(*n))
+                .ok_or(DicomError::Missing("that attribute"))?;
+        }
+        let element = item.element_opt(dicom_tag(tag)).ok().flatten().ok_or(DicomError::Missing("that attribute"))?;
+        if steps.is_empty() && element.value().fragments().is_some() {
             let frames = obj
                 .element_opt(dicom_dictionary_std::tags::NUMBER_OF_FRAMES)
                 .ok()
@@ -817,23 +673,25 @@ async fn bulk(
 async fn store(
     State(state): State<AppState>,
     user: AuthUser,
+    ExternalOrigin(origin): ExternalOrigin,
     Path(Id(cid)): Path<Id>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    store_into(state, user, cid, None, headers, body).await
+    store_into(state, user, cid, None, (headers, origin), body).await
 }
 
 /// STOW-RS to one study: instances of another study are refused (reason A900).
 async fn store_study(
     State(state): State<AppState>,
     user: AuthUser,
+    ExternalOrigin(origin): ExternalOrigin,
     Path((Id(cid), study)): Path<(Id, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
     let study = uid(&study)?.to_string();
-    store_into(state, user, cid, Some(study), headers, body).await
+    store_into(state, user, cid, Some(study), (headers, origin), body).await
 }
 
 async fn store_into(
@@ -841,9 +699,10 @@ async fn store_into(
     user: AuthUser,
     cid: String,
     study: Option<String>,
-    headers: HeaderMap,
+    (headers, origin): (HeaderMap, String),
     body: Body,
 ) -> ApiResult<Response> {
+    negotiate::dicom_json(&headers)?;
     let consultation = access(&state.db, &user, &cid).await?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let boundary = multipart::boundary(content_type).ok_or_else(|| {
@@ -862,7 +721,7 @@ async fn store_into(
             "only application/dicom parts are stored",
         ));
     }
-    let base = base_url(&headers, &cid);
+    let base = base_url(&origin, &cid);
     let max = state.files.max_upload_bytes;
     let mut reader = MultipartReader::new(&boundary);
     let mut stream = body.into_data_stream();
@@ -942,6 +801,11 @@ async fn store_into(
                                 );
                             }
                             let file_warnings: Vec<String> = serde_json::from_str(&file.warnings).unwrap_or_default();
+                            if !file_warnings.is_empty() {
+                                // Stored with a warning (PS3.18 table 10.5.3-3): B000, the
+                                // texts in the response's Transaction Status Comment.
+                                put_int(&mut item, "00081196", "US", Some(0xB000));
+                            }
                             warnings.extend(file_warnings);
                             stored.push(Value::Object(item));
                         }
@@ -969,8 +833,8 @@ async fn store_into(
     };
     m.insert("00081199".into(), json!({"vr": "SQ", "Value": stored}));
     if !warnings.is_empty() {
-        m.insert("00081196".into(), json!({"vr": "US", "Value": [0xB000]}));
-        put_list(&mut m, "00404010", "LT", warnings);
+        // Transaction Status Comment (0008,0418), LT: one text, the warnings one per line.
+        put(&mut m, "00080418", "LT", &warnings.join("\n"));
     }
     Ok((status, [(header::CONTENT_TYPE, "application/dicom+json")], Value::Object(m).to_string()).into_response())
 }
@@ -989,32 +853,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn qido_matching_follows_ps3_18() {
-        assert!(qido_match("PatientName", "zhang*", "ZHANG^XIUYING"));
-        assert!(qido_match("PatientName", "?hang^*", "Zhang^Xiuying"));
-        assert!(!qido_match("PatientName", "li*", "Zhang^Xiuying"));
-        assert!(qido_match("StudyDate", "20040101-20041231", "20040119"));
-        assert!(qido_match("StudyDate", "-20031231", "20030101"));
-        assert!(!qido_match("StudyDate", "20050101-", "20040119"));
-        assert!(qido_match("StudyInstanceUID", "1.2.3,1.2.4", "1.2.4"));
-        assert!(!qido_match("StudyInstanceUID", "1.2.3", "1.2.30"));
-        assert!(qido_match("Modality", "", "CT"));
-    }
-
-    #[test]
-    fn person_names_split_into_groups() {
-        let mut m = Map::new();
-        put_pn(&mut m, "00100010", "Zhang^Xiuying=张^秀英");
-        assert_eq!(m["00100010"]["Value"][0]["Ideographic"], "张^秀英");
-        assert_eq!(m["00100010"]["Value"][0]["Alphabetic"], "Zhang^Xiuying");
-    }
-
-    #[test]
     fn frame_lists_and_uids_are_checked() {
         assert_eq!(frame_list("1,3").unwrap(), vec![1, 3]);
         assert!(frame_list("0").is_err());
         assert!(frame_list("a").is_err());
         assert!(uid("1.2.840.113619").is_ok());
         assert!(uid("../etc").is_err());
+    }
+
+    #[test]
+    fn bulk_paths_reach_into_sequence_items() {
+        assert_eq!(bulk_path("7FE00010").unwrap(), (vec![], 0x7FE0_0010));
+        assert_eq!(bulk_path("54000100.1.54001010").unwrap(), (vec![(0x5400_0100, 1)], 0x5400_1010));
+        for bad in ["54000100.1", "5400", "54000100.x.54001010", "../x"] {
+            assert!(bulk_path(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -114,6 +114,47 @@ pub async fn load_for(db: &Db, user: &AuthUser, id: &str, action: &str) -> ApiRe
     }
 }
 
+/// Visible patients whose name starts with `name_prefix` (empty: any) and whose platform id
+/// or resident ID number is `identifier` (empty: any; the number only for callers who see
+/// it in full), ordered by id, presented for the caller; each one returned is audited as
+/// `action`.
+pub async fn search_visible(
+    db: &Db,
+    user: &AuthUser,
+    name_prefix: &str,
+    identifier: &str,
+    limit: usize,
+    offset: usize,
+    action: &str,
+) -> ApiResult<Vec<Patient>> {
+    let sql = format!(
+        "{PATIENT_SELECT} WHERE {} AND ($3 = '' OR p.name LIKE $3) AND ($4 = '' OR p.id = $4 OR p.resident_id = $5)
+         ORDER BY p.id LIMIT $6 OFFSET $7",
+        visibility_predicate(user.role)
+    );
+    let prefix = name_prefix.trim().replace(['%', '_'], "");
+    let rows: Vec<Patient> = sqlx::query_as(&sql)
+        .bind(&user.id)
+        .bind(&user.org)
+        .bind(if prefix.is_empty() { String::new() } else { format!("{prefix}%") })
+        .bind(identifier.trim())
+        .bind(identifier.trim().to_uppercase())
+        .bind(limit as i64)
+        .bind(offset as i64)
+        .fetch_all(&db.pool)
+        .await?;
+    let rows: Vec<Patient> = rows
+        .into_iter()
+        .filter(|p| identifier.is_empty() || p.id == identifier || sees_full_resident_id(user, p))
+        .collect();
+    let mut tx = db.begin_write().await?;
+    for p in &rows {
+        audit::event(user, action, "patient", &p.id).patient(&p.id).record_with(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(rows.into_iter().map(|p| present(user, p)).collect())
+}
+
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientFilter {

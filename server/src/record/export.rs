@@ -18,6 +18,7 @@ pub struct FileEntry {
     pub id: String,
     pub name: String,
     pub kind: String,
+    pub content_type: String,
     pub size: i64,
     pub sha256: String,
     pub created_at: String,
@@ -25,6 +26,7 @@ pub struct FileEntry {
 
 #[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct ChatLine {
+    pub id: String,
     pub sender_id: String,
     pub sender_name: String,
     pub body: String,
@@ -54,7 +56,12 @@ pub struct Record {
 }
 
 pub async fn build(state: &AppState, user: &AuthUser, id: &str) -> ApiResult<Record> {
-    store::load_for(&state.db, user, id, "read_record").await?;
+    build_for(state, user, id, "read_record").await
+}
+
+/// The record, loaded for `action` (written to the audit trail, with a refusal answered 404).
+pub async fn build_for(state: &AppState, user: &AuthUser, id: &str, action: &str) -> ApiResult<Record> {
+    store::load_for(&state.db, user, id, action).await?;
     let consultation = crate::consultations::routes::detail(state, user, id).await?;
     let timeline = sqlx::query_as(
         "SELECT e.user_id, u.display_name AS user_name, e.room_role, e.kind, e.at FROM room_events e JOIN users u ON u.id = e.user_id
@@ -64,14 +71,14 @@ pub async fn build(state: &AppState, user: &AuthUser, id: &str) -> ApiResult<Rec
     .fetch_all(&state.db.pool)
     .await?;
     let chat = sqlx::query_as(
-        "SELECT m.sender_id, u.display_name AS sender_name, m.body, m.sent_at FROM consultation_messages m JOIN users u ON u.id = m.sender_id
+        "SELECT m.id, m.sender_id, u.display_name AS sender_name, m.body, m.sent_at FROM consultation_messages m JOIN users u ON u.id = m.sender_id
          WHERE m.consultation_id = $1 ORDER BY m.sent_at, m.id",
     )
     .bind(id)
     .fetch_all(&state.db.pool)
     .await?;
     let files = sqlx::query_as(
-        "SELECT id, name, kind, size, sha256, created_at FROM files WHERE consultation_id = $1 ORDER BY created_at, id",
+        "SELECT id, name, kind, content_type, size, sha256, created_at FROM files WHERE consultation_id = $1 ORDER BY created_at, id",
     )
     .bind(id)
     .fetch_all(&state.db.pool)
