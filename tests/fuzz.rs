@@ -85,10 +85,15 @@ async fn no_generated_request_gets_a_server_error(app: &TestApp) {
             "--no-color".into(),
         ];
         let st = st.clone();
-        let out = tokio::task::spawn_blocking(move || Command::new(st).args(&args).output())
+        // schemathesis keeps a cache in its working directory: a fresh one, not the repository.
+        let cwd = std::env::temp_dir().join(format!("tc-fuzz-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&cwd).expect("fuzz working directory");
+        let run_in = cwd.clone();
+        let out = tokio::task::spawn_blocking(move || Command::new(st).args(&args).current_dir(run_in).output())
             .await
             .expect("schemathesis thread")
             .expect("schemathesis runs");
+        let _ = std::fs::remove_dir_all(&cwd);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(

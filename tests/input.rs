@@ -106,6 +106,10 @@ async fn nul_in_text_is_refused(app: &TestApp) {
     assert_problem(status, &problem, 422, "validation_failed", Some("body"));
     let (status, problem) = app.get("/api/v1/patients?q=%00", &li).await;
     assert_problem(status, &problem, 422, "validation_failed", Some("q"));
+    // A path segment with NUL names nothing.
+    let (status, problem) =
+        app.get(&format!("/api/v1/consultations/{id}/dicomweb/studies/1.2%003/metadata"), &li).await;
+    assert_problem(status, &problem, 404, "not_found", None);
     // An escaped backslash before "u0000" is ordinary text.
     let body = json!({"name": "王\\u0000五", "sex": "male", "birth_date": "1970-01-01"});
     let (status, created) = app.post("/api/v1/patients", &li, &body).await;
@@ -218,7 +222,8 @@ async fn an_unreachable_database_is_503_with_retry_after(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 503);
-    assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), 503);
+    let (status, problem) = common::split(app.http.get(app.url("/readyz")).send().await.unwrap()).await;
+    assert_problem(status, &problem, 503, "database_unavailable", None);
 }
 db_test!(an_unreachable_database_is_503_with_retry_after);
 
@@ -257,4 +262,37 @@ async fn an_upload_larger_than_the_free_space_is_refused_on_postgres() {
     if let Some(app) = TestApp::spawn_postgres_with(without_upload_limit).await {
         an_upload_larger_than_the_free_space_is_refused_at_creation(&app).await;
     }
+}
+
+/// SQLite reports a full disk (SQLITE_FULL) when the database may not grow: with every pooled
+/// connection limited to the pages the file has now, new records find no room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_database_disk_is_507_on_sqlite() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let li = app.login("dr.li").await;
+    let mut held = Vec::new();
+    for _ in 0..app.state.db.pool.options().get_max_connections() {
+        let mut conn = app.state.db.pool.acquire().await.unwrap();
+        let (pages,): (i64,) = sqlx::query_as("PRAGMA page_count").fetch_one(&mut *conn).await.unwrap();
+        sqlx::query(&format!("PRAGMA max_page_count = {pages}")).execute(&mut *conn).await.unwrap();
+        held.push(conn);
+    }
+    drop(held);
+    let mut answers = Vec::new();
+    for i in 0..500 {
+        let body =
+            json!({"name": format!("患者{i:04}{}", "名".repeat(40)), "sex": "female", "birth_date": "1970-01-01"});
+        let (status, problem) = app.post("/api/v1/patients", &li, &body).await;
+        answers.push(status);
+        if status != 201 {
+            assert_problem(status, &problem, 507, "insufficient_storage", None);
+            break;
+        }
+    }
+    assert_eq!(answers.last(), Some(&507), "the database never filled up: {answers:?}");
+    // A read of patient data that cannot be audited is refused the same way; the database
+    // itself is still reachable.
+    let (status, problem) = app.get("/api/v1/patients", &li).await;
+    assert_problem(status, &problem, 507, "insufficient_storage", None);
+    assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), 200);
 }

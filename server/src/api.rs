@@ -96,10 +96,22 @@ fn join(head: &str, rest: &str) -> String {
     }
 }
 
-/// Path extractor whose rejection is a problem+json 404.
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
+/// Path extractor whose rejection is a problem+json 404; so is a segment holding NUL (`%00`),
+/// which names nothing on either database.
+#[derive(Debug)]
 pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if parts.uri.path().contains("%00") {
+            return Err(ApiError::not_found("resource"));
+        }
+        let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Path(value))
+    }
+}
 
 /// Query-string extractor whose rejection is a problem+json 400 naming the parameter; a
 /// parameter holding NUL (`%00`) is refused with 422 `validation_failed` as in JSON bodies.

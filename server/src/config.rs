@@ -351,6 +351,20 @@ mod tests {
     }
 
     #[test]
+    fn the_booking_horizon_and_the_storage_reserve_are_configurable() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!((c.booking_horizon_days, c.files_reserve_bytes), (365, 64 * 1024 * 1024));
+        let c = Config::load(
+            None,
+            env(&[("TELECONSULT_BOOKING_HORIZON_DAYS", "90"), ("TELECONSULT_FILES_RESERVE_BYTES", "0")]),
+        )
+        .unwrap();
+        assert_eq!((c.booking_horizon_days, c.files_reserve_bytes), (90, 0));
+        let err = Config::load(None, env(&[("TELECONSULT_BOOKING_HORIZON_DAYS", "0")])).unwrap_err();
+        assert!(err.to_string().contains("booking_horizon_days"), "{err}");
+    }
+
+    #[test]
     fn network_check_limits_come_from_the_environment() {
         let c = Config::load(None, env(&[])).unwrap();
         assert_eq!((c.netcheck_max_sessions, c.netcheck_session_secs), (8, 60));

@@ -219,10 +219,6 @@ impl ApiError {
         )
     }
 
-    pub fn service_unavailable(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", detail)
-    }
-
     /// 503 `database_unavailable`: the database cannot be reached now; the request may be
     /// repeated after [`DATABASE_RETRY_AFTER_SECS`].
     pub fn database_unavailable(detail: impl std::fmt::Display) -> Self {

@@ -126,7 +126,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if state.db.ping().await {
         axum::Json(serde_json::json!({"status": "ready"})).into_response()
     } else {
-        crate::error::ApiError::service_unavailable("the database is not reachable").into_response()
+        crate::error::ApiError::database_unavailable("readiness: the database does not answer").into_response()
     }
 }
 
