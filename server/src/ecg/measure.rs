@@ -32,6 +32,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::beats::{self, BeatClass};
 use super::filter::{band_pass, derivative, moving_average};
 use super::qrs::{self, median_in_place};
 use super::EcgRecord;
@@ -58,7 +59,30 @@ pub struct Measurements {
     pub qtc_fridericia_ms: Option<f64>,
     /// The lead the R peaks were placed on.
     pub detection_lead: Option<String>,
+    /// The class of each beat of `r_peaks_s`, by morphology (see [`beats`]).
+    #[serde(default)]
+    pub beat_classes: Vec<BeatClass>,
+    /// Beats of the dominant morphology.
+    #[serde(default)]
+    pub normal_beats: usize,
+    /// Ventricular ectopic beats.
+    #[serde(default)]
+    pub ventricular_ectopic_beats: usize,
+    /// Computer-assisted findings (e.g. possible atrial fibrillation), each labelled so.
+    #[serde(default)]
+    pub findings: Vec<Finding>,
     /// Always true: these are a computer-assisted pre-read, not a diagnosis.
+    pub computer_assisted: bool,
+}
+
+/// A computer-assisted finding about the rhythm: a flag for the reader, never a diagnosis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable code, e.g. `possible_atrial_fibrillation`.
+    pub code: String,
+    /// What was found and on what grounds, for the reader.
+    pub text: String,
+    /// Always true.
     pub computer_assisted: bool,
 }
 
@@ -78,6 +102,8 @@ pub struct Intervals {
     pub pr_ms: Option<f64>,
     pub qrs_ms: Option<f64>,
     pub qt_ms: Option<f64>,
+    /// Whether a P wave was found on the median beats (`None`: not delineated).
+    pub p_wave_found: Option<bool>,
 }
 
 /// Measures a recording.
@@ -103,8 +129,28 @@ pub fn analyze(record: &EcgRecord) -> Measurements {
         })
         .map(|v| round_to(v, 1));
 
+    let beat_classes = beats::classify(&leads, fs, peaks);
+    let normal_peaks: Vec<usize> =
+        peaks.iter().zip(&beat_classes).filter(|(_, c)| **c == BeatClass::Normal).map(|(p, _)| *p).collect();
+    let rr_normal_ms: Vec<f64> = peaks
+        .windows(2)
+        .zip(beat_classes.windows(2))
+        .filter(|(_, c)| c[0] == BeatClass::Normal && c[1] == BeatClass::Normal)
+        .map(|(w, _)| (w[1] - w[0]) as f64 * 1000.0 / fs)
+        .collect();
     let resting_12_lead = record.leads.len() >= 8 && record.duration_s() <= 60.0;
-    let intervals = if resting_12_lead { intervals(record, peaks) } else { Intervals::default() };
+    let intervals = if resting_12_lead { intervals(record, &normal_peaks) } else { Intervals::default() };
+    let mut findings = Vec::new();
+    if beats::atrial_fibrillation(&rr_normal_ms, intervals.p_wave_found) == Some(true) {
+        findings.push(Finding {
+            code: "possible_atrial_fibrillation".into(),
+            text: "Possible atrial fibrillation: irregularly irregular RR intervals and no P wave found on the \
+                   median beat. Computer-assisted finding, to be confirmed by the reader."
+                .into(),
+            computer_assisted: true,
+        });
+    }
+    let ventricular_ectopic_beats = beat_classes.iter().filter(|c| **c == BeatClass::Ventricular).count();
     let rr_s = rr_mean_ms.map(|r| r / 1000.0).filter(|r| *r > 0.0);
     let qtc = |f: fn(f64) -> f64| match (intervals.qt_ms, rr_s) {
         (Some(qt), Some(rr)) => Some(round_to(qt / f(rr), 0)),
@@ -128,6 +174,10 @@ pub fn analyze(record: &EcgRecord) -> Measurements {
                 record.leads.get(*index).map(|l| l.name.clone())
             })
             .flatten(),
+        normal_beats: beat_classes.len() - ventricular_ectopic_beats,
+        ventricular_ectopic_beats,
+        beat_classes,
+        findings,
         rr_ms,
         r_peaks_s,
         computer_assisted: true,
@@ -270,8 +320,10 @@ pub(crate) fn delineate(beats: &[Vec<f64>], fs: f64, rr_s: f64) -> Intervals {
         p_onsets.iter().filter(|(_, a)| *a >= tallest_p / 3.0 && *a >= 50.0).map(|(t, _)| *t).fold(f64::NAN, f64::min);
 
     let qrs_on_f = qrs_on as f64;
+    let pr_ms = (p_on.is_finite() && p_on < qrs_on_f).then(|| ms(qrs_on_f - p_on));
     Intervals {
-        pr_ms: (p_on.is_finite() && p_on < qrs_on_f).then(|| ms(qrs_on_f - p_on)),
+        p_wave_found: Some(pr_ms.is_some()),
+        pr_ms,
         qrs_ms: Some(ms((qrs_off - qrs_on) as f64)),
         qt_ms: (t_end.is_finite() && t_end > qrs_off as f64).then(|| ms(t_end - qrs_on_f)),
     }

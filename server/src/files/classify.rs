@@ -33,13 +33,14 @@ impl Kind {
         }
     }
 
-    /// The ECG format name stored with an ECG file (`dicom-waveform`, `hl7-aecg`, `wfdb`, `csv`).
+    /// The ECG format name stored with an ECG file (`dicom-waveform`, `hl7-aecg`, `ge-muse-xml`, `wfdb`, `csv`).
     pub fn ecg_format(self) -> Option<&'static str> {
         match self {
             Kind::Ecg(EcgFormat::DicomWaveform) => Some("dicom-waveform"),
             Kind::Ecg(EcgFormat::HL7aECG) => Some("hl7-aecg"),
             Kind::Ecg(EcgFormat::Wfdb) => Some("wfdb"),
             Kind::Ecg(EcgFormat::Csv) => Some("csv"),
+            Kind::Ecg(EcgFormat::GeMuseXml) => Some("ge-muse-xml"),
             _ => None,
         }
     }
@@ -51,7 +52,7 @@ impl Kind {
             Kind::Pdf => "application/pdf",
             Kind::Jpeg => "image/jpeg",
             Kind::Png => "image/png",
-            Kind::Ecg(EcgFormat::HL7aECG) => "application/xml",
+            Kind::Ecg(EcgFormat::HL7aECG | EcgFormat::GeMuseXml) => "application/xml",
             Kind::Ecg(EcgFormat::Csv) => "text/csv; charset=utf-8",
             Kind::Ecg(EcgFormat::Wfdb) if is_zip(head) => "application/zip",
             Kind::Ecg(EcgFormat::Wfdb) if std::str::from_utf8(head).is_ok() => "text/plain; charset=utf-8",
