@@ -344,3 +344,139 @@ fn qrs_detection_on_the_mitdb_records_in_ecg_mitdb_dir() {
     }
     assert!(failures.is_empty(), "EC57 targets missed: {failures:?}");
 }
+
+/// The real 12-lead recordings that carry their cart's own measurements: (fixture, cart).
+const CART_ANNOTATED: [(&str, &str); 3] = [
+    ("waveform_ecg.dcm", "Mortara ELI 250"),
+    ("ge-muse/guangxi_teaching_sinus_rhythm.xml", "GE MAC (12SL v241), MUSE XML"),
+    ("ge-dicom/ge_mac55_atrial_fibrillation.dcm", "GE MAC55"),
+];
+
+#[test]
+fn intervals_agree_with_the_carts_on_every_annotated_file() {
+    println!("| recording | cart | beats (ours / cart) | HR | PR | QRS | QT | QTc (Bazett) |");
+    let mut differences: [(&str, Vec<f64>); 5] =
+        [("HR", vec![]), ("PR", vec![]), ("QRS", vec![]), ("QT", vec![]), ("QTc", vec![])];
+    for (path, cart_name) in CART_ANNOTATED {
+        let bytes = fixture(path);
+        let record = parse(&[(path, &bytes)]).expect("parses");
+        let cart = record.device_measurements.clone().expect("cart measurements");
+        let m = analyze(&record);
+        let rows = [
+            (m.heart_rate_bpm, cart.heart_rate_bpm.or(cart.rr_ms.map(|rr| (60_000.0 / rr).round()))),
+            (m.pr_ms, cart.pr_ms),
+            (m.qrs_ms, cart.qrs_ms),
+            (m.qt_ms, cart.qt_ms),
+            (m.qtc_bazett_ms, cart.qtc_ms),
+        ];
+        let cell = |(ours, theirs): (Option<f64>, Option<f64>)| match (ours, theirs) {
+            (Some(o), Some(t)) => format!("{o} / {t} ({:+})", o - t),
+            (o, t) => format!("{} / {}", o.map_or("–".into(), |v| v.to_string()), t.map_or("–".into(), |v| v.to_string())),
+        };
+        println!(
+            "| {path} | {cart_name} | {} / {} | {} | {} | {} | {} | {} |",
+            m.beat_count,
+            cart.beats_s.len(),
+            cell(rows[0]),
+            cell(rows[1]),
+            cell(rows[2]),
+            cell(rows[3]),
+            cell(rows[4])
+        );
+        for ((_, list), (ours, theirs)) in differences.iter_mut().zip(rows) {
+            if let (Some(o), Some(t)) = (ours, theirs) {
+                list.push(o - t);
+            }
+        }
+    }
+    println!("| quantity | n | mean difference (ms) | SD (ms) |");
+    for (name, d) in &differences {
+        let n = d.len() as f64;
+        let mean = d.iter().sum::<f64>() / n;
+        let sd = (d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt();
+        println!("| {name} | {} | {mean:+.1} | {sd:.1} |", d.len());
+    }
+}
+
+#[test]
+fn a_ge_muse_xml_export_reads_with_its_cart_measurements() {
+    let bytes = fixture("ge-muse/guangxi_teaching_sinus_rhythm.xml");
+    assert_eq!(detect_format("export.xml", &bytes), Some(EcgFormat::GeMuseXml));
+    let record = parse(&[("export.xml", &bytes)]).expect("MUSE XML parses");
+    assert_eq!(record.source_format, EcgFormat::GeMuseXml);
+    assert_eq!(record.sample_rate_hz, 500.0);
+    assert_eq!(record.samples_per_lead(), 5000);
+    assert_eq!(
+        record.leads.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
+        ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+    );
+    assert_eq!(record.acquisition_time.as_deref(), Some("2024-01-01T10:35:17"));
+    assert_eq!(record.device.as_deref(), Some("GE Healthcare MAC P"));
+    let cart = record.device_measurements.clone().expect("cart measurements");
+    assert_eq!(cart.heart_rate_bpm, Some(97.0));
+    assert_eq!((cart.pr_ms, cart.qrs_ms, cart.qt_ms, cart.qtc_ms), (Some(122.0), Some(74.0), Some(328.0), Some(417.0)));
+    assert_eq!((cart.p_axis_deg, cart.qrs_axis_deg, cart.t_axis_deg), (Some(31.0), Some(63.0), Some(49.0)));
+    assert_eq!(cart.rr_ms, Some(616.0));
+    assert_eq!(cart.statements.len(), 2);
+    // The cart's QRS times (QRSTimesTypes) are our beats.
+    assert_eq!(cart.beats_s.len(), 16);
+    let m = analyze(&record);
+    assert_eq!(m.beat_count, 16);
+    for (ours, theirs) in m.r_peaks_s.iter().zip(&cart.beats_s) {
+        assert!((ours - theirs).abs() <= 0.040, "R peak {ours} s vs the cart's QRS time {theirs} s");
+    }
+    assert_eq!(m.ventricular_ectopic_beats, 0);
+    assert!(m.findings.is_empty(), "{:?}", m.findings);
+}
+
+#[test]
+fn dicom_cart_measurements_coded_with_mdc_codes_are_read() {
+    // Written by ecg2dcm (pydicom) from the MUSE XML above: global measurements coded with
+    // MDC codes (2:15872 PR, 2:16156 QRS, 2:16160 QT, 2:15876 QTc, 2:16016 ventricular rate).
+    let bytes = fixture("ge-dicom/guangxi_teaching_sinus_rhythm.dcm");
+    let record = parse(&[("ecg.dcm", &bytes)]).expect("DICOM parses");
+    let cart = record.device_measurements.clone().expect("cart measurements");
+    assert_eq!(cart.heart_rate_bpm, Some(97.0));
+    assert_eq!(cart.atrial_rate_bpm, Some(97.0));
+    assert_eq!((cart.pr_ms, cart.qrs_ms, cart.qt_ms, cart.qtc_ms), (Some(122.0), Some(74.0), Some(328.0), Some(417.0)));
+    assert_eq!((cart.p_axis_deg, cart.qrs_axis_deg, cart.t_axis_deg), (Some(31.0), Some(63.0), Some(49.0)));
+    // Same recording as the MUSE export: same leads, same measurements of ours.
+    let muse = parse(&[("x.xml", &fixture("ge-muse/guangxi_teaching_sinus_rhythm.xml"))]).expect("MUSE");
+    assert_eq!(record.leads.len(), 12);
+    for (a, b) in record.leads.iter().zip(&muse.leads) {
+        assert_eq!(a.name, b.name);
+        let worst = a.samples_uv.iter().zip(&b.samples_uv).map(|(x, y)| (x - y).abs()).max().unwrap_or(0);
+        assert!(worst <= 5, "lead {}: {worst} µV apart", a.name);
+    }
+
+    // Generated with pydicom by generated/make_coded_dicom.py: implicit VR, the concept
+    // meanings replaced by Chinese wording or left out, so only the codes (MDC, LOINC) can tell.
+    let bytes = fixture("generated/coded_measurements_implicit_vr.dcm");
+    let record = parse(&[("ecg.dcm", &bytes)]).expect("generated DICOM parses");
+    let cart = record.device_measurements.clone().expect("cart measurements");
+    assert_eq!(cart.heart_rate_bpm, Some(97.0));
+    assert_eq!((cart.pr_ms, cart.qrs_ms, cart.qt_ms, cart.qtc_ms), (Some(122.0), Some(74.0), Some(328.0), Some(417.0)));
+    assert_eq!(cart.qrs_axis_deg, Some(63.0));
+}
+
+#[test]
+fn a_ge_dicom_with_scpecg_codes_and_atrial_fibrillation_is_flagged() {
+    let bytes = fixture("ge-dicom/ge_mac55_atrial_fibrillation.dcm");
+    let record = parse(&[("af.dcm", &bytes)]).expect("DICOM parses");
+    let cart = record.device_measurements.clone().expect("cart measurements");
+    assert_eq!(cart.heart_rate_bpm, Some(81.0));
+    assert_eq!(cart.pr_ms, None, "the cart writes PR 0: not measured");
+    assert_eq!((cart.qrs_ms, cart.qt_ms, cart.qtc_ms), (Some(92.0), Some(378.0), Some(439.0)));
+    assert!(cart.statements.iter().any(|s| s == "ATRIAL FIBRILLATION"));
+    let m = analyze(&record);
+    assert_eq!(m.pr_ms, None, "no P wave in atrial fibrillation");
+    let codes: Vec<&str> = m.findings.iter().map(|f| f.code.as_str()).collect();
+    assert_eq!(codes, ["possible_atrial_fibrillation"]);
+    assert!(m.findings.iter().all(|f| f.computer_assisted && f.text.contains("Computer-assisted")));
+
+    // The sinus rhythm recordings are not flagged.
+    for path in ["waveform_ecg.dcm", "ge-dicom/ge_mv360.dcm"] {
+        let m = analyze(&parse(&[(path, &fixture(path))]).expect("parses"));
+        assert!(m.findings.is_empty(), "{path}: {:?}", m.findings);
+    }
+}

@@ -13,19 +13,23 @@
 //! present, otherwise on every lead.
 //!
 //! Intervals (only for recordings with at least 8 leads and at most 60 s, and at least 3
-//! beats): every beat is cut from R − 450 ms to R + 650 ms on each independent lead (I, II,
+//! beats of the dominant morphology; ventricular ectopic beats are left out): every beat is cut from R − 450 ms to R + 650 ms on each independent lead (I, II,
 //! V1–V6 when present, otherwise all leads), after a 0.5–40 Hz zero-phase band-pass, and the
 //! sample-wise median of the beats forms a median beat per lead. On the median beats:
 //! - QRS onset and offset come from the summed absolute slope of all leads: the QRS spans
 //!   where that slope stays above 3 % of its height above the noise floor (its lowest quartile) (gaps under
 //!   8 ms inside the complex are bridged), which gives the global (earliest onset, latest
 //!   offset) QRS;
-//! - T end is found per lead by the tangent method (the tangent at the steepest point of
-//!   the T wave's descending limb, intersected with the PR-segment baseline) and the global
+//! - T end is found per lead by the area method of Zhang et al. (2006): after the steepest
+//!   point of the T wave's descending limb, the point that maximises the area between the
+//!   signal over the preceding 100 ms and the level at that point (the "corner" where the T
+//!   wave meets the baseline, less sensitive to a slow T tail than the tangent); the global
 //!   T end is the latest among leads whose T wave is at least a third of the tallest;
-//! - P onset is found per lead the same way on the P wave's ascending limb, and the global P
-//!   onset is the earliest among leads whose P wave is at least a third of the tallest and
-//!   50 µV high; without such a P wave, PR is `None`.
+//! - P onset is found per lead by the tangent method on the P wave's ascending limb (the
+//!   tangent at its steepest point meets the PR-segment baseline), searched from 300 ms
+//!   before the QRS but not before the previous beat's T end; the global P onset is the
+//!   earliest among leads whose P wave is at least a third of the tallest and 50 µV high;
+//!   without such a P wave, PR is `None`.
 //!
 //! PR = QRS onset − P onset, QRS = offset − onset, QT = T end − QRS onset; QTc by Bazett
 //! (QT/√RR) and Fridericia (QT/∛RR) with RR the mean RR in seconds.
@@ -227,6 +231,8 @@ const PRE_S: f64 = 0.450;
 /// QRS bounds: where the summed slope falls under this fraction of its height above the floor.
 const QRS_SLOPE_FRACTION: f64 = 0.03;
 const POST_S: f64 = 0.650;
+/// The window of the area method for the T end (Zhang et al. 2006).
+const T_END_AREA_WINDOW_S: f64 = 0.100;
 
 /// Median beats of the independent leads, each `PRE_S + POST_S` long with the R peak at
 /// `PRE_S`. `None` with fewer than 3 complete beats.
@@ -301,13 +307,20 @@ pub(crate) fn delineate(beats: &[Vec<f64>], fs: f64, rr_s: f64) -> Intervals {
         .iter()
         .zip(&slopes)
         .zip(&baselines)
-        .filter_map(|((b, d), &base)| tangent_end(b, d, base, t_from, t_to))
+        .filter_map(|((b, d), &base)| area_end(b, d, base, t_from, t_to, at(T_END_AREA_WINDOW_S)))
         .collect();
     let tallest_t = t_ends.iter().map(|(_, a)| *a).fold(0.0, f64::max);
     let t_end =
         t_ends.iter().filter(|(_, a)| *a >= tallest_t / 3.0 && *a >= 50.0).map(|(t, _)| *t).fold(f64::NAN, f64::max);
 
-    let p_from = qrs_on.saturating_sub(at(0.300));
+    // The P wave is searched from 300 ms before the QRS, but not before the end of the
+    // previous beat's T wave (at fast rates it reaches into that window).
+    let previous_t_end = if t_end.is_finite() {
+        (t_end - (rr_s * fs)).max(0.0) as usize + at(0.020)
+    } else {
+        0
+    };
+    let p_from = qrs_on.saturating_sub(at(0.300)).max(previous_t_end);
     let p_to = qrs_on.saturating_sub(at(0.040));
     let p_onsets: Vec<(f64, f64)> = beats
         .iter()
@@ -376,21 +389,27 @@ fn qrs_bounds(slopes: &[Vec<f64>], fs: f64, r: usize) -> Option<(usize, usize)> 
     Some((onset, offset))
 }
 
-/// T end on one lead by the tangent method. Returns (sample position, T amplitude in µV).
-fn tangent_end(beat: &[f64], slope: &[f64], base: f64, from: usize, to: usize) -> Option<(f64, f64)> {
-    if from + 2 >= to || to >= beat.len() {
+/// T end on one lead by the area method of Zhang et al. (2006): after the steepest point of
+/// the descending limb, the point that maximises the area between the signal over the
+/// preceding window `w` and the level at that point. Returns (sample position, amplitude).
+fn area_end(beat: &[f64], slope: &[f64], base: f64, from: usize, to: usize, w: usize) -> Option<(f64, f64)> {
+    if from + 2 >= to || to >= beat.len() || w < 2 {
         return None;
     }
     let (peak, amplitude) = (from..to).map(|i| (i, beat[i] - base)).max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))?;
     let sign = amplitude.signum();
     let steepest = (peak + 1..to).max_by(|&a, &b| (-sign * slope[a]).total_cmp(&(-sign * slope[b])))?;
-    let s = slope[steepest];
-    if -sign * s <= 0.0 {
+    if -sign * slope[steepest] <= 0.0 {
         return None;
     }
-    let fs_per_unit = slope_per_sample(slope, beat, steepest);
-    let crossing = steepest as f64 + (base - beat[steepest]) / fs_per_unit;
-    (crossing > peak as f64 && crossing < beat.len() as f64).then_some((crossing, amplitude.abs()))
+    let end = (steepest..=to).max_by(|&a, &b| {
+        let area = |t: usize| {
+            let lo = (t + 1).saturating_sub(w);
+            beat[lo..=t].iter().map(|v| sign * (v - beat[t])).sum::<f64>()
+        };
+        area(a).total_cmp(&area(b))
+    })?;
+    Some((end as f64, amplitude.abs()))
 }
 
 /// P onset on one lead by the tangent method on the ascending limb. Returns (sample
