@@ -328,9 +328,11 @@ fn qrs_detection_on_the_mitdb_records_in_ecg_mitdb_dir() {
         let scored: Vec<&(f64, &str)> = beats.iter().filter(|b| b.0 >= 300.0).collect();
         let v: Vec<&&(f64, &str)> = scored.iter().filter(|b| b.1 == "V").collect();
         let v_missed = v.iter().filter(|b| nearest(b.0).is_none()).count();
-        let v_called = v.iter().filter_map(|b| nearest(b.0)).filter(|&j| m.beat_classes[j] == ecg::BeatClass::Ventricular).count();
+        let v_called =
+            v.iter().filter_map(|b| nearest(b.0)).filter(|&j| m.beat_classes[j] == ecg::BeatClass::Ventricular).count();
         let n: Vec<&&(f64, &str)> = scored.iter().filter(|b| matches!(b.1, "N" | "L" | "R" | "e" | "j")).collect();
-        let n_called = n.iter().filter_map(|b| nearest(b.0)).filter(|&j| m.beat_classes[j] == ecg::BeatClass::Ventricular).count();
+        let n_called =
+            n.iter().filter_map(|b| nearest(b.0)).filter(|&j| m.beat_classes[j] == ecg::BeatClass::Ventricular).count();
         println!(
             "| {name} | {} | {} | {tp} | {missed} | {extra} | {se:.2} | {pp:.2} | {v_missed} | {:.1} | {:.1} |",
             scored.len(),
@@ -338,6 +340,17 @@ fn qrs_detection_on_the_mitdb_records_in_ecg_mitdb_dir() {
             100.0 * v_called as f64 / v.len().max(1) as f64,
             100.0 * n_called as f64 / n.len().max(1) as f64,
         );
+        if std::env::var_os("ECG_MITDB_VERBOSE").is_some() {
+            let missed: Vec<String> =
+                scored.iter().filter(|b| nearest(b.0).is_none()).map(|b| format!("{:.2}{}", b.0, b.1)).collect();
+            let extra: Vec<String> = m
+                .r_peaks_s
+                .iter()
+                .filter(|&&d| d >= 300.0 && !reference.iter().any(|&r| (r - d).abs() <= 0.150))
+                .map(|d| format!("{d:.2}"))
+                .collect();
+            println!("{name} missed: {missed:?}\n{name} extra: {extra:?}");
+        }
         if se < 99.5 || pp < 99.5 {
             failures.push(format!("{name}: Se {se:.2} %, +P {pp:.2} %"));
         }
@@ -371,7 +384,9 @@ fn intervals_agree_with_the_carts_on_every_annotated_file() {
         ];
         let cell = |(ours, theirs): (Option<f64>, Option<f64>)| match (ours, theirs) {
             (Some(o), Some(t)) => format!("{o} / {t} ({:+})", o - t),
-            (o, t) => format!("{} / {}", o.map_or("–".into(), |v| v.to_string()), t.map_or("–".into(), |v| v.to_string())),
+            (o, t) => {
+                format!("{} / {}", o.map_or("–".into(), |v| v.to_string()), t.map_or("–".into(), |v| v.to_string()))
+            }
         };
         println!(
             "| {path} | {cart_name} | {} / {} | {} | {} | {} | {} | {} |",

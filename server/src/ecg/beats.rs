@@ -166,12 +166,7 @@ fn qrs_width(filtered: &[Vec<f64>], scale: &[f64], fs: f64, r: usize) -> Option<
     }
     let slope: Vec<f64> = (lo..hi)
         .map(|i| {
-            filtered
-                .iter()
-                .zip(scale)
-                .filter(|(_, &s)| s > 0.0)
-                .map(|(y, s)| (y[i + 1] - y[i]).abs() / s)
-                .sum::<f64>()
+            filtered.iter().zip(scale).filter(|(_, &s)| s > 0.0).map(|(y, s)| (y[i + 1] - y[i]).abs() / s).sum::<f64>()
         })
         .collect();
     let centre = r - lo;
@@ -231,7 +226,8 @@ mod tests {
     fn add_pvc(lead: &mut [i32], fs: f64, t: f64, scale: f64) {
         for (i, v) in lead.iter_mut().enumerate() {
             let dt = i as f64 / fs - t;
-            let wide = -1400.0 * (-(dt / 0.035).powi(2) / 2.0).exp() + 500.0 * (-((dt - 0.07) / 0.03).powi(2) / 2.0).exp();
+            let wide =
+                -1400.0 * (-(dt / 0.035).powi(2) / 2.0).exp() + 500.0 * (-((dt - 0.07) / 0.03).powi(2) / 2.0).exp();
             *v += (scale * wide).round() as i32;
         }
     }

@@ -315,11 +315,7 @@ pub(crate) fn delineate(beats: &[Vec<f64>], fs: f64, rr_s: f64) -> Intervals {
 
     // The P wave is searched from 300 ms before the QRS, but not before the end of the
     // previous beat's T wave (at fast rates it reaches into that window).
-    let previous_t_end = if t_end.is_finite() {
-        (t_end - (rr_s * fs)).max(0.0) as usize + at(0.020)
-    } else {
-        0
-    };
+    let previous_t_end = if t_end.is_finite() { (t_end - (rr_s * fs)).max(0.0) as usize + at(0.020) } else { 0 };
     let p_from = qrs_on.saturating_sub(at(0.300)).max(previous_t_end);
     let p_to = qrs_on.saturating_sub(at(0.040));
     let p_onsets: Vec<(f64, f64)> = beats

@@ -15,9 +15,7 @@
 use base64::Engine;
 use roxmltree::{Document, Node, ParsingOptions};
 
-use super::{
-    check_sample_rate, check_total_samples, to_uv, DeviceMeasurements, EcgError, EcgFormat, EcgRecord, Lead,
-};
+use super::{check_sample_rate, check_total_samples, to_uv, DeviceMeasurements, EcgError, EcgFormat, EcgRecord, Lead};
 
 /// Whether `bytes` look like a GE MUSE XML export (root element `RestingECG`).
 pub fn looks_like_muse(bytes: &[u8]) -> bool {
@@ -109,11 +107,7 @@ pub fn parse(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
     }
     let shortest = leads.iter().map(|l| l.samples_uv.len()).min().unwrap_or(0);
     if let Some(l) = leads.iter().find(|l| l.samples_uv.len() != shortest) {
-        return Err(fail(format!(
-            "lead {} has {} samples where another has {shortest}",
-            l.name,
-            l.samples_uv.len()
-        )));
+        return Err(fail(format!("lead {} has {} samples where another has {shortest}", l.name, l.samples_uv.len())));
     }
     derive_limb_leads(&mut leads);
 
@@ -312,7 +306,9 @@ mod tests {
         assert!(err("<RestingECG><Waveform>").contains("not well-formed"));
         assert!(err("<Other/>").contains("not <RestingECG>"));
         assert!(err("<RestingECG></RestingECG>").contains("no <Waveform>"));
-        assert!(err("<RestingECG><Waveform><SampleBase>500</SampleBase></Waveform></RestingECG>").contains("no <LeadData>"));
+        assert!(
+            err("<RestingECG><Waveform><SampleBase>500</SampleBase></Waveform></RestingECG>").contains("no <LeadData>")
+        );
         let short = document("", &[1, 2, 3], &[1, 2]);
         assert!(err(&short).contains("lead I has 3 samples"), "{}", err(&short));
         let bad = document("", &[1], &[1]).replace("<WaveFormData>AQA=", "<WaveFormData>@@@");
