@@ -276,6 +276,19 @@ fn broken_and_hostile_files_are_refused_without_panicking() {
         text[at] = b"0123456789,;-.#=x\n"[next(18)];
         let _ = parse(&[("fuzz.csv", &text)]);
     }
+    let muse = fixture("ge-muse/guangxi_teaching_sinus_rhythm.xml");
+    for _ in 0..100 {
+        let mut bytes = muse[..next(muse.len()).max(1)].to_vec();
+        for _ in 0..1 + next(8) {
+            let at = next(bytes.len());
+            let alphabet = b"<>/=\"0123456789+AZaz &;#x\n";
+            bytes[at] = alphabet[next(alphabet.len())];
+        }
+        match parse(&[("fuzz.xml", &bytes)]) {
+            Err(e) => assert!(!e.to_string().is_empty()),
+            Ok(r) => assert!(!r.leads.is_empty()),
+        }
+    }
     let err = parse(&[("100.dat", &files.dat[..])]).unwrap_err();
     assert!(err.to_string().contains("the .hea header is missing"), "{err}");
 }
