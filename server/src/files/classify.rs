@@ -222,7 +222,8 @@ mod tests {
             b"100 2 360 650000\n100.dat 212 200 11 1024 995 -22131 0 MLII\n100.dat 212 200 11 1024 1011 20052 0 V5\n";
         assert_eq!(classify("100.hea", hea), Some(Kind::Ecg(EcgFormat::Wfdb)));
         assert_eq!(Kind::Ecg(EcgFormat::Wfdb).ecg_format(), Some("wfdb"));
-        let muse = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE RestingECG SYSTEM \"restecg.dtd\">\n<RestingECG>";
+        let muse =
+            b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE RestingECG SYSTEM \"restecg.dtd\">\n<RestingECG>";
         assert_eq!(classify("export.xml", muse), Some(Kind::Ecg(EcgFormat::GeMuseXml)));
         assert_eq!(Kind::Ecg(EcgFormat::GeMuseXml).ecg_format(), Some("ge-muse-xml"));
         assert_eq!(Kind::Ecg(EcgFormat::GeMuseXml).content_type(muse), "application/xml");
