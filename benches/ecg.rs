@@ -4,7 +4,8 @@
 //!
 //! Run with `cargo bench --bench ecg`. The 12-lead case is the real Mortara recording of
 //! `tests/fixtures/ecg/waveform_ecg.dcm` taken down from 1000 Hz to 500 Hz (mean of each
-//! sample pair); the 30-minute case is record 100 (650,000 samples × 2 leads).
+//! sample pair); the GE case is the real MUSE XML export of `tests/fixtures/ecg/ge-muse/`
+//! (8 stored leads, 4 derived); the 30-minute case is record 100 (650,000 samples × 2 leads).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -85,6 +86,15 @@ fn main() {
     measure("parse + analysis of record 100 from disk", 21, None, || {
         let record = parse_record_100_from_disk();
         black_box(analyze(&record));
+    });
+
+    let muse_xml = read("ge-muse/guangxi_teaching_sinus_rhythm.xml");
+    let muse = parse(&[("muse.xml", &muse_xml)]).expect("MUSE XML parses");
+    measure("analysis, 10 s 12-lead GE MUSE XML at 500 Hz", 200, Some(Duration::from_millis(5)), || {
+        black_box(analyze(black_box(&muse)));
+    });
+    measure("parse of a GE MUSE XML export (8 stored leads, 10 s, 500 Hz)", 100, None, || {
+        black_box(parse(&[("muse.xml", black_box(&muse_xml))]).expect("parses"));
     });
 
     let dicom = read("waveform_ecg.dcm");

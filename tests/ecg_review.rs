@@ -73,6 +73,39 @@ async fn each_ecg_format_comes_back_with_measurements(app: &TestApp) {
     assert!((qt - 368.0).abs() <= 20.0, "QT {qt} vs the cart's 368 ms");
     assert!(v["label"].as_str().unwrap().to_lowercase().contains("not a diagnosis"));
 
+    // A GE MUSE XML export: read like the other formats, the cart's own measurements served
+    // beside ours, beats classified.
+    let (status, f) = upload(app, &li, &c, "muse.xml", fixture("ge-muse/guangxi_teaching_sinus_rhythm.xml")).await;
+    assert_eq!(status, 201, "{f}");
+    assert_eq!(f["kind"], "ecg");
+    let (status, v) = app.get(&format!("/api/v1/files/{}/ecg", f["id"].as_str().unwrap()), &wang).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["format"], "ge-muse-xml");
+    assert_eq!(v["leads"].as_array().unwrap().len(), 12);
+    assert_eq!(v["device_measurements"]["heart_rate_bpm"], 97.0);
+    assert_eq!(v["device_measurements"]["qt_ms"], 328.0);
+    assert_eq!(v["measurements"]["beat_count"], 16);
+    assert_eq!(v["measurements"]["normal_beats"], 16);
+    assert_eq!(v["measurements"]["ventricular_ectopic_beats"], 0);
+    let qt = v["measurements"]["qt_ms"].as_f64().expect("QT measured");
+    assert!((qt - 328.0).abs() <= 20.0, "QT {qt} vs the cart's 328 ms");
+
+    // A GE cart's DICOM whose measurements carry only MDC codes, and a recording in
+    // atrial fibrillation, flagged as a computer-assisted finding.
+    let (status, f) = upload(app, &li, &c, "af.dcm", fixture("ge-dicom/ge_mac55_atrial_fibrillation.dcm")).await;
+    assert_eq!(status, 201, "{f}");
+    let (status, v) = app.get(&format!("/api/v1/files/{}/ecg", f["id"].as_str().unwrap()), &wang).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["device_measurements"]["heart_rate_bpm"], 81.0);
+    assert_eq!(v["measurements"]["findings"][0]["code"], "possible_atrial_fibrillation");
+    assert_eq!(v["measurements"]["findings"][0]["computer_assisted"], true);
+    let (status, f) = upload(app, &li, &c, "coded.dcm", fixture("generated/coded_measurements_implicit_vr.dcm")).await;
+    assert_eq!(status, 201, "{f}");
+    let (status, v) = app.get(&format!("/api/v1/files/{}/ecg", f["id"].as_str().unwrap()), &wang).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["device_measurements"]["pr_ms"], 122.0);
+    assert_eq!(v["device_measurements"]["qtc_ms"], 417.0);
+
     // MIT-BIH record 100 as a .zip of its WFDB files, decimated for an overview.
     let (status, f) = upload(app, &li, &c, "100.zip", record_100_zip()).await;
     assert_eq!(status, 201, "{f}");

@@ -63,6 +63,8 @@ export const EN = {
   'call.quality.unknown': 'measuring', 'call.qualityDetail': 'Round trip {rtt} ms, loss {loss} %, jitter {jitter} ms',
   'ecg.title': 'ECG', 'ecg.open': 'View ECG', 'ecg.rate': 'Heart rate',
   'ecg.computerAssisted': 'Measurements and R-peak marks are a computer-assisted pre-read for the reviewing physician, not a diagnosis.',
+  'ecg.beats': 'Beats', 'ecg.beatCounts': '{normal} normal · {ventricular} ventricular ectopic',
+  'ecg.finding.possible_atrial_fibrillation': 'Possible atrial fibrillation (irregular RR intervals, no P wave): computer-assisted finding, to be confirmed by the reader.',
   'ecg.rPeaksLabel': '▼ R peaks (computer-assisted)', 'ecg.canvasLabel': 'ECG tracing',
   'images.title': 'Medical images', 'images.open': 'View images', 'images.back': 'Back to the consultation', 'images.series': 'Series',
   'images.untitled': '(no description)', 'images.instances': '{n} images', 'images.none': 'This consultation has no DICOM images',

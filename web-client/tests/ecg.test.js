@@ -94,6 +94,9 @@ test('dr.wang opens a real 12-lead ECG of a consultation in the viewer', async (
   await page.waitForSelector('.notice:has-text("计算机辅助")');
   const rate = await page.textContent('dl.facts dd');
   assert.match(rate || '', /^\d+ bpm$/);
+  const facts = await page.textContent('dl.facts');
+  assert.match(facts || '', /心搏正常 10 · 室性早搏 0/, `the beat counts with the measurements: ${facts}`);
+  assert.equal(await page.locator('.notice:has-text("心房颤动")').count(), 0, 'no finding on a sinus rhythm');
   // Calipers: 200 canvas pixels at 4 px/mm are 50 mm, 2000 ms at 25 mm/s, 30 bpm.
   assert.match(await page.textContent('.caliper-hint') || '', /卡尺.*方向键.*Shift.*Enter/);
   assert.equal(await page.textContent('.caliper-readout'), '', 'nothing measured yet');

@@ -315,13 +315,17 @@ fn device_measurements(
             m.statements.push(statement);
             continue;
         }
-        let Some(concept) =
-            items(a, tags::CONCEPT_NAME_CODE_SEQUENCE).first().and_then(|c| text(c, tags::CODE_MEANING))
-        else {
+        let Some(code) = items(a, tags::CONCEPT_NAME_CODE_SEQUENCE).first() else {
             continue;
         };
-        let concept = concept.to_ascii_lowercase();
-        if concept == "fiducial point" {
+        let Some(concept) = concept(
+            text(code, tags::CODING_SCHEME).as_deref(),
+            text(code, tags::CODE_VALUE).as_deref(),
+            text(code, tags::CODE_MEANING).as_deref(),
+        ) else {
+            continue;
+        };
+        if concept == Concept::FiducialPoint {
             let position = a.get(tags::REFERENCED_SAMPLE_POSITIONS).and_then(|e| e.to_int::<u64>().ok());
             if let Some(p) = position.filter(|&p| p >= 1) {
                 let group = uint(a, tags::ANNOTATION_GROUP_NUMBER).unwrap_or(0);
@@ -338,20 +342,25 @@ fn device_measurements(
             .unwrap_or_else(|| "ms".into());
         let ms = match unit.as_str() {
             "s" => value * 1000.0,
+            "us" => value / 1000.0,
             _ => value,
         };
+        // 0 is how carts write "not measured" for an interval or a rate.
         let interval = (ms > 0.0).then_some(ms);
-        match concept.as_str() {
-            "rr interval" => m.rr_ms = interval,
-            "pp interval" => m.pp_ms = interval,
-            "pr interval" => m.pr_ms = interval,
-            "qrs duration" => m.qrs_ms = interval,
-            "qt interval" => m.qt_ms = interval,
-            "qtc interval" => m.qtc_ms = interval,
-            "p axis" => m.p_axis_deg = Some(value),
-            "qrs axis" => m.qrs_axis_deg = Some(value),
-            "t axis" => m.t_axis_deg = Some(value),
-            _ => {}
+        let rate = (value > 0.0).then_some(value);
+        match concept {
+            Concept::Rr => m.rr_ms = interval,
+            Concept::Pp => m.pp_ms = interval,
+            Concept::Pr => m.pr_ms = interval,
+            Concept::Qrs => m.qrs_ms = interval,
+            Concept::Qt => m.qt_ms = interval,
+            Concept::Qtc => m.qtc_ms = interval,
+            Concept::PAxis => m.p_axis_deg = Some(value),
+            Concept::QrsAxis => m.qrs_axis_deg = Some(value),
+            Concept::TAxis => m.t_axis_deg = Some(value),
+            Concept::VentricularRate => m.heart_rate_bpm = rate,
+            Concept::AtrialRate => m.atrial_rate_bpm = rate,
+            Concept::FiducialPoint => {}
         }
     }
     if has_derived_group {
@@ -364,6 +373,90 @@ fn device_measurements(
     m.beats_s = fiducials.into_iter().map(|(_, t)| t).collect();
     m.beats_s.sort_by(f64::total_cmp);
     Some(m)
+}
+
+/// The cart measurements this module reads from the Waveform Annotation Sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Concept {
+    Rr,
+    Pp,
+    Pr,
+    Qrs,
+    Qt,
+    Qtc,
+    PAxis,
+    QrsAxis,
+    TAxis,
+    VentricularRate,
+    AtrialRate,
+    FiducialPoint,
+}
+
+/// What an annotation's concept name is: by coding scheme and code value first (MDC as in
+/// DICOM PS3.16 TID 3713 ECG Global Measurements, SCPECG, LOINC), by its code meaning only
+/// when the code is not one of these (so a cart that writes its own wording, or a
+/// translated meaning, is still read when its code is standard).
+fn concept(scheme: Option<&str>, code: Option<&str>, meaning: Option<&str>) -> Option<Concept> {
+    use Concept::*;
+    let by_code = match (scheme.map(str::to_ascii_uppercase).as_deref(), code) {
+        (Some("MDC"), Some(code)) => match code {
+            "2:15872" => Some(Pr),
+            "2:16156" => Some(Qrs),
+            "2:16160" => Some(Qt),
+            "2:15876" => Some(Qtc),
+            "2:16128" => Some(PAxis),
+            "2:16132" => Some(QrsAxis),
+            "2:16136" => Some(TAxis),
+            "2:16016" | "2:16770" => Some(VentricularRate),
+            "2:16020" => Some(AtrialRate),
+            _ => None,
+        },
+        (Some("SCPECG"), Some(code)) => match code {
+            "5.10.2.1-3" => Some(Rr),
+            "5.10.2.1-5" => Some(Pp),
+            "5.13.5-7" => Some(Pr),
+            "5.13.5-9" => Some(Qrs),
+            "5.13.5-11" => Some(Qt),
+            "5.10.2.5-5" => Some(Qtc),
+            "5.10.3-11" => Some(PAxis),
+            "5.10.3-13" => Some(QrsAxis),
+            "5.10.3-15" => Some(TAxis),
+            "5.10.2.5-1" => Some(VentricularRate),
+            "5.7.1-3" => Some(FiducialPoint),
+            _ => None,
+        },
+        (Some("LN"), Some(code)) => match code {
+            "8625-6" => Some(Pr),
+            "8633-0" => Some(Qrs),
+            "8634-8" => Some(Qt),
+            "8636-3" => Some(Qtc),
+            "8626-4" => Some(PAxis),
+            "8632-2" => Some(QrsAxis),
+            "8638-9" => Some(TAxis),
+            "8867-4" => Some(VentricularRate),
+            _ => None,
+        },
+        _ => None,
+    };
+    by_code.or_else(|| {
+        let meaning = meaning?.to_ascii_lowercase();
+        let meaning = meaning.trim().trim_end_matches(" global").trim();
+        Some(match meaning {
+            "rr interval" => Rr,
+            "pp interval" => Pp,
+            "pr interval" => Pr,
+            "qrs duration" => Qrs,
+            "qt interval" => Qt,
+            "qtc interval" => Qtc,
+            "p axis" => PAxis,
+            "qrs axis" | "r axis" => QrsAxis,
+            "t axis" => TAxis,
+            "ventricular heart rate" | "ventricular rate" | "heart rate" => VentricularRate,
+            "atrial heart rate" | "atrial rate" => AtrialRate,
+            "fiducial point" => FiducialPoint,
+            _ => return None,
+        })
+    })
 }
 
 /// Refuses a file in which an element claims more bytes than the file holds, before
@@ -472,6 +565,23 @@ fn check_declared_lengths(bytes: &[u8]) -> Result<(), EcgError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn measurement_concepts_are_read_by_code_before_meaning() {
+        use Concept::*;
+        assert_eq!(concept(Some("MDC"), Some("2:15872"), Some("PR interval global")), Some(Pr));
+        // The code decides, whatever the meaning says (a translated or vendor wording).
+        assert_eq!(concept(Some("MDC"), Some("2:16160"), Some("QT-Zeit")), Some(Qt));
+        assert_eq!(concept(Some("MDC"), Some("2:15876"), None), Some(Qtc));
+        assert_eq!(concept(Some("MDC"), Some("2:16016"), Some("Ventricular Heart Rate")), Some(VentricularRate));
+        assert_eq!(concept(Some("SCPECG"), Some("5.10.2.5-1"), None), Some(VentricularRate));
+        assert_eq!(concept(Some("SCPECG"), Some("5.13.5-9"), Some("whatever")), Some(Qrs));
+        assert_eq!(concept(Some("LN"), Some("8634-8"), None), Some(Qt));
+        // Unknown codes fall back to the meaning, case and " global" aside.
+        assert_eq!(concept(Some("99LOCAL"), Some("x"), Some("QRS Duration Global")), Some(Qrs));
+        assert_eq!(concept(None, None, Some("Fiducial Point")), Some(FiducialPoint));
+        assert_eq!(concept(Some("MDC"), Some("10:256"), Some("P wave")), None);
+    }
 
     #[test]
     fn standard_codes_name_the_leads() {

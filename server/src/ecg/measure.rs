@@ -13,25 +13,30 @@
 //! present, otherwise on every lead.
 //!
 //! Intervals (only for recordings with at least 8 leads and at most 60 s, and at least 3
-//! beats): every beat is cut from R − 450 ms to R + 650 ms on each independent lead (I, II,
+//! beats of the dominant morphology; ventricular ectopic beats are left out): every beat is cut from R − 450 ms to R + 650 ms on each independent lead (I, II,
 //! V1–V6 when present, otherwise all leads), after a 0.5–40 Hz zero-phase band-pass, and the
 //! sample-wise median of the beats forms a median beat per lead. On the median beats:
 //! - QRS onset and offset come from the summed absolute slope of all leads: the QRS spans
 //!   where that slope stays above 3 % of its height above the noise floor (its lowest quartile) (gaps under
 //!   8 ms inside the complex are bridged), which gives the global (earliest onset, latest
 //!   offset) QRS;
-//! - T end is found per lead by the tangent method (the tangent at the steepest point of
-//!   the T wave's descending limb, intersected with the PR-segment baseline) and the global
+//! - T end is found per lead by the area method of Zhang et al. (2006): after the steepest
+//!   point of the T wave's descending limb, the point that maximises the area between the
+//!   signal over the preceding 100 ms and the level at that point (the "corner" where the T
+//!   wave meets the baseline, less sensitive to a slow T tail than the tangent); the global
 //!   T end is the latest among leads whose T wave is at least a third of the tallest;
-//! - P onset is found per lead the same way on the P wave's ascending limb, and the global P
-//!   onset is the earliest among leads whose P wave is at least a third of the tallest and
-//!   50 µV high; without such a P wave, PR is `None`.
+//! - P onset is found per lead by the tangent method on the P wave's ascending limb (the
+//!   tangent at its steepest point meets the PR-segment baseline), searched from 300 ms
+//!   before the QRS but not before the previous beat's T end; the global P onset is the
+//!   earliest among leads whose P wave is at least a third of the tallest and 50 µV high;
+//!   without such a P wave, PR is `None`.
 //!
 //! PR = QRS onset − P onset, QRS = offset − onset, QT = T end − QRS onset; QTc by Bazett
 //! (QT/√RR) and Fridericia (QT/∛RR) with RR the mean RR in seconds.
 
 use serde::{Deserialize, Serialize};
 
+use super::beats::{self, BeatClass};
 use super::filter::{band_pass, derivative, moving_average};
 use super::qrs::{self, median_in_place};
 use super::EcgRecord;
@@ -58,7 +63,30 @@ pub struct Measurements {
     pub qtc_fridericia_ms: Option<f64>,
     /// The lead the R peaks were placed on.
     pub detection_lead: Option<String>,
+    /// The class of each beat of `r_peaks_s`, by morphology (see [`beats`]).
+    #[serde(default)]
+    pub beat_classes: Vec<BeatClass>,
+    /// Beats of the dominant morphology.
+    #[serde(default)]
+    pub normal_beats: usize,
+    /// Ventricular ectopic beats.
+    #[serde(default)]
+    pub ventricular_ectopic_beats: usize,
+    /// Computer-assisted findings (e.g. possible atrial fibrillation), each labelled so.
+    #[serde(default)]
+    pub findings: Vec<Finding>,
     /// Always true: these are a computer-assisted pre-read, not a diagnosis.
+    pub computer_assisted: bool,
+}
+
+/// A computer-assisted finding about the rhythm: a flag for the reader, never a diagnosis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Finding {
+    /// Stable code, e.g. `possible_atrial_fibrillation`.
+    pub code: String,
+    /// What was found and on what grounds, for the reader.
+    pub text: String,
+    /// Always true.
     pub computer_assisted: bool,
 }
 
@@ -78,6 +106,8 @@ pub struct Intervals {
     pub pr_ms: Option<f64>,
     pub qrs_ms: Option<f64>,
     pub qt_ms: Option<f64>,
+    /// Whether a P wave was found on the median beats (`None`: not delineated).
+    pub p_wave_found: Option<bool>,
 }
 
 /// Measures a recording.
@@ -103,8 +133,28 @@ pub fn analyze(record: &EcgRecord) -> Measurements {
         })
         .map(|v| round_to(v, 1));
 
+    let beat_classes = beats::classify(&leads, fs, peaks);
+    let normal_peaks: Vec<usize> =
+        peaks.iter().zip(&beat_classes).filter(|(_, c)| **c == BeatClass::Normal).map(|(p, _)| *p).collect();
+    let rr_normal_ms: Vec<f64> = peaks
+        .windows(2)
+        .zip(beat_classes.windows(2))
+        .filter(|(_, c)| c[0] == BeatClass::Normal && c[1] == BeatClass::Normal)
+        .map(|(w, _)| (w[1] - w[0]) as f64 * 1000.0 / fs)
+        .collect();
     let resting_12_lead = record.leads.len() >= 8 && record.duration_s() <= 60.0;
-    let intervals = if resting_12_lead { intervals(record, peaks) } else { Intervals::default() };
+    let intervals = if resting_12_lead { intervals(record, &normal_peaks) } else { Intervals::default() };
+    let mut findings = Vec::new();
+    if beats::atrial_fibrillation(&rr_normal_ms, intervals.p_wave_found) == Some(true) {
+        findings.push(Finding {
+            code: "possible_atrial_fibrillation".into(),
+            text: "Possible atrial fibrillation: irregularly irregular RR intervals and no P wave found on the \
+                   median beat. Computer-assisted finding, to be confirmed by the reader."
+                .into(),
+            computer_assisted: true,
+        });
+    }
+    let ventricular_ectopic_beats = beat_classes.iter().filter(|c| **c == BeatClass::Ventricular).count();
     let rr_s = rr_mean_ms.map(|r| r / 1000.0).filter(|r| *r > 0.0);
     let qtc = |f: fn(f64) -> f64| match (intervals.qt_ms, rr_s) {
         (Some(qt), Some(rr)) => Some(round_to(qt / f(rr), 0)),
@@ -128,6 +178,10 @@ pub fn analyze(record: &EcgRecord) -> Measurements {
                 record.leads.get(*index).map(|l| l.name.clone())
             })
             .flatten(),
+        normal_beats: beat_classes.len() - ventricular_ectopic_beats,
+        ventricular_ectopic_beats,
+        beat_classes,
+        findings,
         rr_ms,
         r_peaks_s,
         computer_assisted: true,
@@ -177,6 +231,8 @@ const PRE_S: f64 = 0.450;
 /// QRS bounds: where the summed slope falls under this fraction of its height above the floor.
 const QRS_SLOPE_FRACTION: f64 = 0.03;
 const POST_S: f64 = 0.650;
+/// The window of the area method for the T end (Zhang et al. 2006).
+const T_END_AREA_WINDOW_S: f64 = 0.100;
 
 /// Median beats of the independent leads, each `PRE_S + POST_S` long with the R peak at
 /// `PRE_S`. `None` with fewer than 3 complete beats.
@@ -251,13 +307,16 @@ pub(crate) fn delineate(beats: &[Vec<f64>], fs: f64, rr_s: f64) -> Intervals {
         .iter()
         .zip(&slopes)
         .zip(&baselines)
-        .filter_map(|((b, d), &base)| tangent_end(b, d, base, t_from, t_to))
+        .filter_map(|((b, d), &base)| area_end(b, d, base, t_from, t_to, at(T_END_AREA_WINDOW_S)))
         .collect();
     let tallest_t = t_ends.iter().map(|(_, a)| *a).fold(0.0, f64::max);
     let t_end =
         t_ends.iter().filter(|(_, a)| *a >= tallest_t / 3.0 && *a >= 50.0).map(|(t, _)| *t).fold(f64::NAN, f64::max);
 
-    let p_from = qrs_on.saturating_sub(at(0.300));
+    // The P wave is searched from 300 ms before the QRS, but not before the end of the
+    // previous beat's T wave (at fast rates it reaches into that window).
+    let previous_t_end = if t_end.is_finite() { (t_end - (rr_s * fs)).max(0.0) as usize + at(0.020) } else { 0 };
+    let p_from = qrs_on.saturating_sub(at(0.300)).max(previous_t_end);
     let p_to = qrs_on.saturating_sub(at(0.040));
     let p_onsets: Vec<(f64, f64)> = beats
         .iter()
@@ -270,8 +329,10 @@ pub(crate) fn delineate(beats: &[Vec<f64>], fs: f64, rr_s: f64) -> Intervals {
         p_onsets.iter().filter(|(_, a)| *a >= tallest_p / 3.0 && *a >= 50.0).map(|(t, _)| *t).fold(f64::NAN, f64::min);
 
     let qrs_on_f = qrs_on as f64;
+    let pr_ms = (p_on.is_finite() && p_on < qrs_on_f).then(|| ms(qrs_on_f - p_on));
     Intervals {
-        pr_ms: (p_on.is_finite() && p_on < qrs_on_f).then(|| ms(qrs_on_f - p_on)),
+        p_wave_found: Some(pr_ms.is_some()),
+        pr_ms,
         qrs_ms: Some(ms((qrs_off - qrs_on) as f64)),
         qt_ms: (t_end.is_finite() && t_end > qrs_off as f64).then(|| ms(t_end - qrs_on_f)),
     }
@@ -324,21 +385,27 @@ fn qrs_bounds(slopes: &[Vec<f64>], fs: f64, r: usize) -> Option<(usize, usize)> 
     Some((onset, offset))
 }
 
-/// T end on one lead by the tangent method. Returns (sample position, T amplitude in µV).
-fn tangent_end(beat: &[f64], slope: &[f64], base: f64, from: usize, to: usize) -> Option<(f64, f64)> {
-    if from + 2 >= to || to >= beat.len() {
+/// T end on one lead by the area method of Zhang et al. (2006): after the steepest point of
+/// the descending limb, the point that maximises the area between the signal over the
+/// preceding window `w` and the level at that point. Returns (sample position, amplitude).
+fn area_end(beat: &[f64], slope: &[f64], base: f64, from: usize, to: usize, w: usize) -> Option<(f64, f64)> {
+    if from + 2 >= to || to >= beat.len() || w < 2 {
         return None;
     }
     let (peak, amplitude) = (from..to).map(|i| (i, beat[i] - base)).max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))?;
     let sign = amplitude.signum();
     let steepest = (peak + 1..to).max_by(|&a, &b| (-sign * slope[a]).total_cmp(&(-sign * slope[b])))?;
-    let s = slope[steepest];
-    if -sign * s <= 0.0 {
+    if -sign * slope[steepest] <= 0.0 {
         return None;
     }
-    let fs_per_unit = slope_per_sample(slope, beat, steepest);
-    let crossing = steepest as f64 + (base - beat[steepest]) / fs_per_unit;
-    (crossing > peak as f64 && crossing < beat.len() as f64).then_some((crossing, amplitude.abs()))
+    let end = (steepest..=to).max_by(|&a, &b| {
+        let area = |t: usize| {
+            let lo = (t + 1).saturating_sub(w);
+            beat[lo..=t].iter().map(|v| sign * (v - beat[t])).sum::<f64>()
+        };
+        area(a).total_cmp(&area(b))
+    })?;
+    Some((end as f64, amplitude.abs()))
 }
 
 /// P onset on one lead by the tangent method on the ascending limb. Returns (sample

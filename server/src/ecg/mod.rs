@@ -14,18 +14,21 @@
 //! diagnosis ([`PRE_READ_LABEL`]).
 
 pub mod aecg;
+pub mod beats;
 pub mod csv;
 pub mod dicom;
 mod filter;
 pub mod http;
 pub mod measure;
+pub mod muse;
 pub mod qrs;
 mod view;
 pub mod wfdb;
 
 use serde::{Deserialize, Serialize};
 
-pub use measure::{analyze, Measurements, Rhythm};
+pub use beats::BeatClass;
+pub use measure::{analyze, Finding, Measurements, Rhythm};
 pub use view::{to_view, EcgView, LeadView};
 
 /// The text that accompanies every automated result shown to a user.
@@ -83,11 +86,18 @@ pub enum EcgFormat {
     Wfdb,
     /// The CSV layout described in `docs/ecg.md`.
     Csv,
+    /// GE MUSE XML (`RestingECG`), the export of GE carts.
+    GeMuseXml,
 }
 
 /// Measurements the recording device computed itself, as carried in the file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
 pub struct DeviceMeasurements {
+    /// The cart's heart rate (ventricular rate), beats per minute.
+    pub heart_rate_bpm: Option<f64>,
+    /// The cart's atrial rate, when it gives one.
+    pub atrial_rate_bpm: Option<f64>,
     pub rr_ms: Option<f64>,
     pub pp_ms: Option<f64>,
     pub pr_ms: Option<f64>,
@@ -109,7 +119,7 @@ pub enum EcgError {
     #[error("no file was given")]
     NoFiles,
     #[error(
-        "{name}: not a recognised ECG file (expected DICOM waveform, HL7 aECG XML, \
+        "{name}: not a recognised ECG file (expected DICOM waveform, HL7 aECG XML, GE MUSE XML, \
          a WFDB record (.hea with .dat, optional .atr, or a .zip of them) or the documented CSV layout)"
     )]
     Unrecognised { name: String },
@@ -125,6 +135,8 @@ pub enum EcgError {
     Csv { line: usize, reason: String },
     #[error("HL7 aECG: {0}")]
     Aecg(String),
+    #[error("GE MUSE XML: {0}")]
+    Muse(String),
     #[error("DICOM waveform: {0}")]
     Dicom(String),
     #[error("zip archive: {0}")]
@@ -144,6 +156,9 @@ pub fn detect_format(name: &str, bytes: &[u8]) -> Option<EcgFormat> {
     if is_zip(bytes) {
         return zip_holds_wfdb_header(bytes).then_some(EcgFormat::Wfdb);
     }
+    if muse::looks_like_muse(bytes) {
+        return Some(EcgFormat::GeMuseXml);
+    }
     if aecg::looks_like_aecg(bytes) {
         return Some(EcgFormat::HL7aECG);
     }
@@ -162,7 +177,7 @@ pub fn detect_format(name: &str, bytes: &[u8]) -> Option<EcgFormat> {
 
 /// Parses one recording from the uploaded files.
 ///
-/// A DICOM, aECG or CSV recording is one file. A WFDB record is either its files together
+/// A DICOM, aECG, MUSE XML or CSV recording is one file. A WFDB record is either its files together
 /// (`100.hea`, `100.dat`, optionally `100.atr`, matched by the names the header gives) or
 /// one `.zip` holding them.
 pub fn parse(files: &[(&str, &[u8])]) -> Result<EcgRecord, EcgError> {
@@ -203,6 +218,7 @@ pub fn parse(files: &[(&str, &[u8])]) -> Result<EcgRecord, EcgError> {
     match detect_format(name, bytes) {
         Some(EcgFormat::DicomWaveform) => dicom::parse(bytes),
         Some(EcgFormat::HL7aECG) => aecg::parse(bytes),
+        Some(EcgFormat::GeMuseXml) => muse::parse(bytes),
         Some(EcgFormat::Csv) => csv::parse(bytes),
         Some(EcgFormat::Wfdb) => {
             Err(EcgError::MissingFile { record: file_stem(name).to_string(), what: "the .hea header".to_string() })

@@ -864,6 +864,10 @@ mod tests {
             qtc_fridericia_ms: None,
             detection_lead: None,
             computer_assisted: true,
+            beat_classes: vec![],
+            normal_beats: 10,
+            ventricular_ectopic_beats: 0,
+            findings: vec![],
         };
         let obs = ecg_observations(&detail(), "f1", "2026-11-24T01:10:00.000000Z", &m);
         let codes: Vec<&str> = obs.iter().map(|o| o["code"]["coding"][0]["code"].as_str().unwrap()).collect();

@@ -33,13 +33,14 @@ impl Kind {
         }
     }
 
-    /// The ECG format name stored with an ECG file (`dicom-waveform`, `hl7-aecg`, `wfdb`, `csv`).
+    /// The ECG format name stored with an ECG file (`dicom-waveform`, `hl7-aecg`, `ge-muse-xml`, `wfdb`, `csv`).
     pub fn ecg_format(self) -> Option<&'static str> {
         match self {
             Kind::Ecg(EcgFormat::DicomWaveform) => Some("dicom-waveform"),
             Kind::Ecg(EcgFormat::HL7aECG) => Some("hl7-aecg"),
             Kind::Ecg(EcgFormat::Wfdb) => Some("wfdb"),
             Kind::Ecg(EcgFormat::Csv) => Some("csv"),
+            Kind::Ecg(EcgFormat::GeMuseXml) => Some("ge-muse-xml"),
             _ => None,
         }
     }
@@ -51,7 +52,7 @@ impl Kind {
             Kind::Pdf => "application/pdf",
             Kind::Jpeg => "image/jpeg",
             Kind::Png => "image/png",
-            Kind::Ecg(EcgFormat::HL7aECG) => "application/xml",
+            Kind::Ecg(EcgFormat::HL7aECG | EcgFormat::GeMuseXml) => "application/xml",
             Kind::Ecg(EcgFormat::Csv) => "text/csv; charset=utf-8",
             Kind::Ecg(EcgFormat::Wfdb) if is_zip(head) => "application/zip",
             Kind::Ecg(EcgFormat::Wfdb) if std::str::from_utf8(head).is_ok() => "text/plain; charset=utf-8",
@@ -221,6 +222,11 @@ mod tests {
             b"100 2 360 650000\n100.dat 212 200 11 1024 995 -22131 0 MLII\n100.dat 212 200 11 1024 1011 20052 0 V5\n";
         assert_eq!(classify("100.hea", hea), Some(Kind::Ecg(EcgFormat::Wfdb)));
         assert_eq!(Kind::Ecg(EcgFormat::Wfdb).ecg_format(), Some("wfdb"));
+        let muse =
+            b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE RestingECG SYSTEM \"restecg.dtd\">\n<RestingECG>";
+        assert_eq!(classify("export.xml", muse), Some(Kind::Ecg(EcgFormat::GeMuseXml)));
+        assert_eq!(Kind::Ecg(EcgFormat::GeMuseXml).ecg_format(), Some("ge-muse-xml"));
+        assert_eq!(Kind::Ecg(EcgFormat::GeMuseXml).content_type(muse), "application/xml");
     }
 
     #[test]

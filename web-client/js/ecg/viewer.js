@@ -9,7 +9,8 @@ import { layout, uvToMm, MM_PER_S, ROW_MM } from './layout.js';
 /**
  * @typedef {{sample_rate_hz: number, duration_s: number, leads: {name: string, samples: number[]}[],
  *   measurements: {heart_rate_bpm: number | null, r_peaks_s: number[], rhythm: string, pr_ms: number | null,
- *   qrs_ms: number | null, qt_ms: number | null, qtc_bazett_ms: number | null, detection_lead: string | null},
+ *   qrs_ms: number | null, qt_ms: number | null, qtc_bazett_ms: number | null, detection_lead: string | null,
+ *   normal_beats?: number, ventricular_ectopic_beats?: number, findings?: {code: string, text: string}[]},
  *   label: string}} EcgView
  */
 
@@ -46,7 +47,10 @@ export async function ecgView(fileId, app, consultationId) {
       h('dt', null, t('ecg.rate')), h('dd', null, fmt(m.heart_rate_bpm, 'bpm')),
       h('dt', null, 'PR'), h('dd', null, fmt(m.pr_ms, 'ms')),
       h('dt', null, 'QRS'), h('dd', null, fmt(m.qrs_ms, 'ms')),
-      h('dt', null, 'QT / QTc'), h('dd', null, `${fmt(m.qt_ms, 'ms')} / ${fmt(m.qtc_bazett_ms, 'ms')}`)),
+      h('dt', null, 'QT / QTc'), h('dd', null, `${fmt(m.qt_ms, 'ms')} / ${fmt(m.qtc_bazett_ms, 'ms')}`),
+      h('dt', null, t('ecg.beats')),
+      h('dd', null, t('ecg.beatCounts', { normal: m.normal_beats ?? 0, ventricular: m.ventricular_ectopic_beats ?? 0 }))),
+    ...(m.findings ?? []).map((f) => h('p', { class: 'notice', role: 'status' }, t(`ecg.finding.${f.code}`))),
     calipers(drawEcg(ecg, 4), 4),
     h('p', { class: 'muted' }, '25 mm/s · 10 mm/mV'));
 }
