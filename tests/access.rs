@@ -459,7 +459,8 @@ async fn count(app: &TestApp, sql: &str, id: &str) -> i64 {
     n
 }
 
-async fn a_note_without_its_audit_event_is_not_stored(app: &TestApp) {
+/// patient.zhang's consultation requested by dr.li and accepted by dr.wang: (li, wang, id).
+async fn accepted_consultation(app: &TestApp) -> (String, String, String) {
     let li = app.login("dr.li").await;
     let wang = app.login("dr.wang").await;
     let wang_id = app.user_id("dr.wang").await;
@@ -473,6 +474,12 @@ async fn a_note_without_its_audit_event_is_not_stored(app: &TestApp) {
         .await;
     let id = c["id"].as_str().unwrap();
     app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
+    (li, wang, id.to_string())
+}
+
+async fn a_note_without_its_audit_event_is_not_stored(app: &TestApp) {
+    let (li, _, id) = accepted_consultation(app).await;
+    let id = id.as_str();
     break_audit_of(app, "write_note").await;
     let (status, _) =
         app.post(&format!("/api/v1/consultations/{id}/notes"), &li, &json!({"body": "血压 150/95"})).await;
@@ -482,19 +489,8 @@ async fn a_note_without_its_audit_event_is_not_stored(app: &TestApp) {
 db_test!(a_note_without_its_audit_event_is_not_stored);
 
 async fn an_opinion_draft_without_its_audit_event_is_not_stored(app: &TestApp) {
-    let li = app.login("dr.li").await;
-    let wang = app.login("dr.wang").await;
-    let wang_id = app.user_id("dr.wang").await;
-    let zhang = patient_of(app, "patient.zhang").await;
-    let (_, c) = app
-        .post(
-            "/api/v1/consultations",
-            &li,
-            &request_body(&zhang, json!({"kind": "expert", "expert_id": wang_id}), "video"),
-        )
-        .await;
-    let id = c["id"].as_str().unwrap();
-    app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
+    let (_, wang, id) = accepted_consultation(app).await;
+    let id = id.as_str();
     break_audit_of(app, "write_opinion").await;
     let (status, _) =
         app.put(&format!("/api/v1/consultations/{id}/opinion"), &wang, &json!({"findings": "ST 段压低"})).await;
