@@ -1,7 +1,7 @@
 // Each role signs in and sees its own home screen; the language switch works.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { signIn, screenshot, serverAndBrowser, apiAs } from './helpers.js';
+import { signIn, screenshot, serverAndBrowser } from './helpers.js';
 
 const env = serverAndBrowser();
 
@@ -48,17 +48,23 @@ test('a wrong password is refused with a message', async () => {
 });
 
 test('a one-time password set by the admin opens only the password change', async () => {
-  // Setup no screen offers: the admin resets dr.zhao's password.
-  const admin = await apiAs(env.server.url, 'admin');
-  const users = await admin.call('GET', '/api/v1/users');
-  const zhao = users.items.find((/** @type {any} */ u) => u.username === 'dr.zhao');
-  await admin.call('PATCH', `/api/v1/users/${zhao.id}`, { password: 'one-time-123' });
+  // The admin resets dr.zhao's password on the admin screen and reads the one-time password.
+  const adminContext = await env.browser.newContext();
+  const admin = await adminContext.newPage();
+  await signIn(admin, env.server.url, 'admin');
+  const zhaoRow = admin.locator('section:has(#users) tbody tr', { has: admin.locator('td:text-is("dr.zhao")') });
+  await zhaoRow.locator('button:has-text("重置密码")').click();
+  await zhaoRow.locator('button:has-text("确认")').click();
+  const shown = await admin.locator('[role=status]:has-text("一次性密码")').textContent();
+  const oneTime = /一次性密码：(\S+)（/.exec(shown || '')?.[1];
+  assert.ok(oneTime, `no one-time password in ${shown}`);
+  await adminContext.close();
 
   const context = await env.browser.newContext();
   const page = await context.newPage();
   await page.goto(`${env.server.url}/login`);
   await page.fill('input[name=username]', 'dr.zhao');
-  await page.fill('input[name=password]', 'one-time-123');
+  await page.fill('input[name=password]', oneTime);
   await page.click('button[type=submit]');
   await page.waitForSelector('h1:has-text("设置新密码")');
   await page.fill('input[name=new_password]', 'zhao-own-password');
