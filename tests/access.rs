@@ -49,6 +49,21 @@ fn request_body(patient: &str, addressee: Value, mode: &str) -> Value {
     })
 }
 
+/// dr.li's video request to dr.wang for patient.zhang; answers its id.
+async fn request_for_zhang(app: &TestApp, li: &str) -> String {
+    let wang_id = app.user_id("dr.wang").await;
+    let zhang = patient_of(app, "patient.zhang").await;
+    let (status, c) = app
+        .post(
+            "/api/v1/consultations",
+            li,
+            &request_body(&zhang, json!({"kind": "expert", "expert_id": wang_id}), "video"),
+        )
+        .await;
+    assert_eq!(status, 201, "{c}");
+    c["id"].as_str().unwrap().to_string()
+}
+
 async fn coordinator_cannot_take_over_the_admin(app: &TestApp) {
     let coord = app.login("coordinator").await;
     let admin_id = app.user_id("admin").await;
@@ -157,17 +172,9 @@ db_test!(deactivation_ends_access_at_once);
 async fn a_declined_expert_loses_access(app: &TestApp) {
     let li = app.login("dr.li").await;
     let wang = app.login("dr.wang").await;
-    let wang_id = app.user_id("dr.wang").await;
     let zhang = patient_of(app, "patient.zhang").await;
-    let (status, c) = app
-        .post(
-            "/api/v1/consultations",
-            &li,
-            &request_body(&zhang, json!({"kind": "expert", "expert_id": wang_id}), "video"),
-        )
-        .await;
-    assert_eq!(status, 201, "{c}");
-    let id = c["id"].as_str().unwrap();
+    let id = request_for_zhang(app, &li).await;
+    let id = id.as_str();
     // Invited, he sees the request and the patient.
     assert_eq!(app.get(&format!("/api/v1/consultations/{id}"), &wang).await.0, 200);
     assert_eq!(app.get(&format!("/api/v1/patients/{zhang}"), &wang).await.0, 200);
@@ -240,17 +247,10 @@ db_test!(referrals_go_to_the_receiving_desk_and_its_assignee);
 async fn referrals_and_plans_name_only_the_patients_own_visible_consultation(app: &TestApp) {
     let li = app.login("dr.li").await;
     let zhao = app.login("dr.zhao").await;
-    let wang_id = app.user_id("dr.wang").await;
     let zhang = patient_of(app, "patient.zhang").await;
     let liu = patient_of(app, "patient.liu").await;
-    let (_, c) = app
-        .post(
-            "/api/v1/consultations",
-            &li,
-            &request_body(&zhang, json!({"kind": "expert", "expert_id": wang_id}), "video"),
-        )
-        .await;
-    let cid = c["id"].as_str().unwrap();
+    let cid = request_for_zhang(app, &li).await;
+    let cid = cid.as_str();
     // Another patient's referral may not point at zhang's consultation.
     let (status, body) = app
         .post(
@@ -463,18 +463,9 @@ async fn count(app: &TestApp, sql: &str, id: &str) -> i64 {
 async fn accepted_consultation(app: &TestApp) -> (String, String, String) {
     let li = app.login("dr.li").await;
     let wang = app.login("dr.wang").await;
-    let wang_id = app.user_id("dr.wang").await;
-    let zhang = patient_of(app, "patient.zhang").await;
-    let (_, c) = app
-        .post(
-            "/api/v1/consultations",
-            &li,
-            &request_body(&zhang, json!({"kind": "expert", "expert_id": wang_id}), "video"),
-        )
-        .await;
-    let id = c["id"].as_str().unwrap();
+    let id = request_for_zhang(app, &li).await;
     app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
-    (li, wang, id.to_string())
+    (li, wang, id)
 }
 
 async fn a_note_without_its_audit_event_is_not_stored(app: &TestApp) {
