@@ -400,12 +400,13 @@ fn status_text(status: u16) -> &'static str {
 }
 
 /// The schema of a path parameter: ids are UUIDs; DICOM UIDs, frame lists and tags are text;
-/// under `/fhir/r4` a resource type and a FHIR id.
+/// under `/fhir/r4` one of the resource types served and a FHIR id.
 fn path_param_schema(path: &str, name: &str) -> Value {
     if path.starts_with("/fhir/") {
         return match name {
             "resource_type" => {
-                json!({"type": "string", "pattern": "^[A-Z][A-Za-z]+$", "description": "a FHIR resource type"})
+                let served: Vec<&str> = crate::fhir::search::RESOURCES.iter().map(|r| r.kind).collect();
+                json!({"type": "string", "enum": served, "description": "a FHIR resource type the facade serves"})
             }
             _ => json!({"type": "string", "pattern": "^[A-Za-z0-9\\-\\.]{1,64}$", "description": "a FHIR id"}),
         };
