@@ -1,6 +1,8 @@
 // Health-card check-in at the kiosk of 东湖社区卫生服务中心: the admin issues a kiosk device
 // token on the admin screen, and it is pasted into the kiosk's set-up screen; at the kiosk a
-// typed unknown card gets its plain-words answer, then patient.zhang shows her electronic
+// typed unknown card gets its plain-words answer; a resident dr.li registers with her health
+// card on the patient form types it at the kiosk, has nothing booked and calls the doctor on
+// duty, whom dr.li's screen tells at once; then patient.zhang shows her electronic
 // health card's QR code to the camera (a fake camera playing a generated QR image) and lands
 // in the lobby of the consultation booked for her today, where dr.wang, already in the call,
 // sees her waiting.
@@ -164,6 +166,38 @@ test('the kiosk is set up by pasting the token; an unknown card typed on the key
   assert.equal(await message.textContent(), '没有找到您的信息。请核对号码和出生日期，或到服务台咨询。');
   await screenshot(kiosk, 'checkin-kiosk-unknown-card');
   await kiosk.click('button:has-text("重新签到")');
+  await kiosk.waitForSelector('h1:has-text("您好，请签到")');
+});
+
+test('dr.li registers a resident with her health card; with nothing booked the kiosk calls the doctor on duty', async () => {
+  const li = await browser.newPage();
+  await signIn(li, server.url, 'dr.li');
+  await li.fill('input[name=name]', '王桂芳');
+  await li.selectOption('select[name=sex]', 'female');
+  await li.fill('input[name=birth_date]', '1950-02-03');
+  await li.fill('input[name=card_number]', '4401 0655 5555 5555');
+  await li.fill('input[name=card_issuer]', 'GD-EHC');
+  await li.click('button:has-text("登记新患者")');
+  await li.waitForSelector('ul.list li:has-text("王桂芳")');
+  // What the record now holds (read as the server has it): the card, masked.
+  const record = (await (await apiAs(server.url, 'dr.li')).call('GET', '/api/v1/patients?q=王桂芳')).items[0];
+  const full = await (await apiAs(server.url, 'dr.li')).call('GET', `/api/v1/patients/${record.id}`);
+  assert.deepEqual(full.identifiers.map((/** @type {any} */ i) => [i.kind, i.issuer, i.masked]), [['health_card', 'GD-EHC', '4401********5555']]);
+
+  await kiosk.click('button:has-text("输入卡号或身份证号")');
+  for (const key of '4401065555555555') await kiosk.click(`.keypad button.key:text-is("${key}")`);
+  await kiosk.click('.kp-field:has(#kp-birth)');
+  for (const key of '19500203') await kiosk.click(`.keypad button.key:text-is("${key}")`);
+  await kiosk.click('button:has-text("确认签到")');
+  await kiosk.waitForSelector('.kiosk-message[data-code="none_booked_today"]');
+  assert.equal(await kiosk.textContent('h1'), '王*芳，您好');
+  assert.equal(await kiosk.textContent('.kiosk-message'), '您今天在这里没有预约的问诊。');
+  await kiosk.click('button:has-text("请值班医生来帮忙")');
+  await kiosk.waitForSelector('p[role=status]:has-text("已通知值班医生，请在这里稍候")');
+  await screenshot(kiosk, 'checkin-kiosk-duty-called');
+  await li.waitForSelector('.toast:has-text("王桂芳 在自助机签到，今日无预约")');
+  await li.close();
+  await kiosk.click('button:has-text("返回首页")');
   await kiosk.waitForSelector('h1:has-text("您好，请签到")');
 });
 
