@@ -424,6 +424,31 @@ mod tests {
     }
 
     #[test]
+    fn the_kiosk_and_the_health_card_format_are_configurable_and_checked() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!((c.health_card_qr_format.as_str(), c.kiosk_time_zone.as_str()), ("tchc1", "Asia/Shanghai"));
+        assert_eq!((c.device_auth_failures_per_minute, c.kiosk_lookup_failures_per_minute), (10, 5));
+        let c = Config::load(
+            None,
+            env(&[
+                ("TELECONSULT_KIOSK_TIME_ZONE", "Asia/Urumqi"),
+                ("TELECONSULT_KIOSK_LOOKUP_FAILURES_PER_MINUTE", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!((c.kiosk_time_zone.as_str(), c.kiosk_lookup_failures_per_minute), ("Asia/Urumqi", 3));
+        for (var, value, named) in [
+            ("TELECONSULT_HEALTH_CARD_QR_FORMAT", "guangdong", "health_card_qr_format"),
+            ("TELECONSULT_KIOSK_TIME_ZONE", "Mars/Olympus", "kiosk_time_zone"),
+            ("TELECONSULT_KIOSK_SESSION_TTL_SECS", "0", "kiosk_session_ttl_secs"),
+        ] {
+            let err = Config::load(None, env(&[(var, value)])).unwrap_err();
+            assert!(err.to_string().contains(named), "{err}");
+        }
+        assert!(Config::default().to_string().contains("health card QR format tchc1"));
+    }
+
+    #[test]
     fn printing_redacts_secrets() {
         let c = Config {
             database_url: "postgres://app:hunter2@db/tc".into(),
