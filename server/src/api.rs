@@ -920,6 +920,10 @@ mod page_tests {
         let create = &doc["paths"]["/api/v1/consultations"]["post"];
         assert!(create["requestBody"]["content"]["application/json"]["schema"]["$ref"].is_string());
         assert!(create["responses"]["201"]["links"]["accept"].is_object());
+        // Device routes name the device scheme, user routes the bearer one.
+        assert_eq!(doc["paths"]["/api/v1/kiosk/checkin"]["post"]["security"], json!([{"device": []}]));
+        assert_eq!(doc["paths"]["/api/v1/devices"]["post"]["security"], json!([{"bearer": []}]));
+        assert_eq!(doc["components"]["securitySchemes"]["device"]["in"], "header");
         let list = &doc["paths"]["/api/v1/consultations"]["get"];
         assert!(list["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "cursor" && p["in"] == "query"));
     }
