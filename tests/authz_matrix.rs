@@ -28,7 +28,10 @@
 //!
 //! The consultation under test: patient.zhang's MDT consultation requested by dr.li from
 //! dr.wang and dr.declined, with a note, files (a document, an ECG, a DICOM image), a
-//! resumable upload, a booked appointment, an up-referral, a follow-up plan. Reading routes
+//! resumable upload, a booked appointment, an up-referral, a follow-up plan, a home device of
+//! the patient and an identifier. The callers are users: on the device routes every one of them
+//! must be refused (401); what devices may do is tested in `tests/devices.rs` and
+//! `tests/checkin.rs`. Reading routes
 //! share one such consultation; every writing route gets a fresh one per caller, so one
 //! caller's action never decides another's answer.
 
@@ -174,7 +177,16 @@ fn rows() -> Vec<Row> {
         row("post", "/api/v1/patients", "/api/v1/patients", Json(|_| json!({"name": "王五", "sex": "male", "birth_date": "1960-01-01"})), "UU A AA AA FFF FF"),
         row("get", "/api/v1/patients/{id}", "/api/v1/patients/$patient", None, "UU A AN AN ANN AN"),
         row("patch", "/api/v1/patients/{id}", "/api/v1/patients/$patient", Json(|_| json!({"phone": "13800000009"})), "UU A FN AN FNN FN"),
+        row("post", "/api/v1/patients/{id}/identifiers", "/api/v1/patients/$patient/identifiers", Json(|_| json!({"kind": "phone", "value": format!("139{:08}", seq())})), "UU A FN AN FNN FN"),
+        row("post", "/api/v1/patients/{id}/identifiers/{identifier_id}/retire", "/api/v1/patients/$patient/identifiers/$identifier/retire", Json(|_| json!({"reason": "换卡"})), "UU A FN AN FNN FN"),
         row("get", "/api/v1/audit", "/api/v1/audit", None, "UU A FF FF FFF AA"),
+        // ---- devices (user routes) and the device routes, which refuse every user token ----
+        row("post", "/api/v1/devices", "/api/v1/devices", Json(|c| json!({"kind": "home", "label": "家用血压计", "patient_id": c.get("patient")})), "UU A AF AF FFF FF"),
+        row("get", "/api/v1/devices", "/api/v1/devices", None, "UU A AA AA FFF FF"),
+        row("post", "/api/v1/devices/{id}/revoke", "/api/v1/devices/$device/revoke", Json(|_| json!({"reason": "设备丢失"})), "UU A AN AN FFF FF"),
+        row("get", "/api/v1/device", "/api/v1/device", None, "UU U UU UU UUU UU"),
+        row("post", "/api/v1/kiosk/checkin", "/api/v1/kiosk/checkin", Json(|_| json!({"card_number": "4401060000000001", "birth_date": "1948-05-12"})), "UU U UU UU UUU UU"),
+        row("post", "/api/v1/kiosk/notify-duty", "/api/v1/kiosk/notify-duty", Json(|_| json!({"checkin_id": "0192f0c4-7b1e-7cc3-a000-0123456789ab"})), "UU U UU UU UUU UU"),
         // ---- consultations ----
         row("get", "/api/v1/consultations", "/api/v1/consultations", None, "UU A AA AA AAA AA"),
         row("post", "/api/v1/consultations", "/api/v1/consultations", Json(|c| json!({"patient_id": c.get("patient"), "reason": "胸闷", "specialty": "cardiology", "min_title": "attending", "urgency": "routine", "mode": "video", "addressee": {"kind": "expert", "expert_id": c.get("wang")}, "consent": consent()})), "UU F FF AN FFF FF"),
@@ -520,6 +532,28 @@ impl<'a> World<'a> {
             assert_eq!(status, 200, "{r}");
             case.0.insert("netcheck_done".into(), nid);
         }
+        if need("device") {
+            let (status, d) = app
+                .post(
+                    "/api/v1/devices",
+                    li,
+                    &json!({"kind": "home", "label": "家用血压计", "patient_id": self.ids["patient"]}),
+                )
+                .await;
+            assert_eq!(status, 201, "{d}");
+            case.0.insert("device".into(), d["device"]["id"].as_str().unwrap().to_string());
+        }
+        if need("identifier") {
+            let (status, i) = app
+                .post(
+                    &format!("/api/v1/patients/{}/identifiers", self.ids["patient"]),
+                    li,
+                    &json!({"kind": "insurance", "issuer": "GZ-YB", "value": format!("YB{:010}", seq())}),
+                )
+                .await;
+            assert_eq!(status, 201, "{i}");
+            case.0.insert("identifier".into(), i["id"].as_str().unwrap().to_string());
+        }
         if need("new_centre") {
             let admin = self.token("admin");
             let (_, o) = app
@@ -551,6 +585,8 @@ fn needs(r: &Row) -> Vec<&'static str> {
         "file",
         "upload",
         "study",
+        "device",
+        "identifier",
     ]
     .into_iter()
     .filter(|name| r.path.split('/').any(|seg| seg.trim_start_matches('$') == *name && seg.starts_with('$')))

@@ -217,6 +217,8 @@ pub struct RouteDoc {
     pub tag: &'static str,
     pub summary: &'static str,
     pub authenticated: bool,
+    /// Authenticated by a device token (`Authorization: Device <token>`), not a user's.
+    pub device: bool,
     pub request: Option<Content>,
     pub query: Option<SchemaFn>,
     /// The successful answers.
@@ -322,6 +324,7 @@ impl Routes {
             tag: self.tag,
             summary,
             authenticated,
+            device: false,
             request: None,
             query: None,
             responses: Vec::new(),
@@ -340,6 +343,15 @@ impl Routes {
 
     fn last(&mut self) -> &mut RouteDoc {
         self.docs.last_mut().expect("a route was added before it is described")
+    }
+
+    /// The route just added is for devices: it authenticates with a device token
+    /// (`Authorization: Device <token>`, [`crate::devices::DeviceAuth`]) and refuses user tokens.
+    pub fn device_auth(mut self) -> Self {
+        let last = self.last();
+        last.authenticated = true;
+        last.device = true;
+        self
     }
 
     /// The route just added takes a JSON body of `B`.
@@ -504,7 +516,11 @@ pub fn openapi(docs: &[RouteDoc]) -> Value {
             "operationId": operation_id(d),
             "parameters": params,
             "responses": responses,
-            "security": if d.authenticated { json!([{"bearer": []}]) } else { json!([]) },
+            "security": match (d.authenticated, d.device) {
+                (true, true) => json!([{"device": []}]),
+                (true, false) => json!([{"bearer": []}]),
+                _ => json!([]),
+            },
         });
         if let Some(c) = &d.request {
             op["requestBody"] = json!({"required": true, "content": content_json(c, &mut g)});
@@ -524,7 +540,10 @@ pub fn openapi(docs: &[RouteDoc]) -> Value {
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "device": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "a device token: `Authorization: Device <token>` (device routes only)"}
+            },
             "schemas": schemas,
         }
     })
@@ -902,6 +921,10 @@ mod page_tests {
         let create = &doc["paths"]["/api/v1/consultations"]["post"];
         assert!(create["requestBody"]["content"]["application/json"]["schema"]["$ref"].is_string());
         assert!(create["responses"]["201"]["links"]["accept"].is_object());
+        // Device routes name the device scheme, user routes the bearer one.
+        assert_eq!(doc["paths"]["/api/v1/kiosk/checkin"]["post"]["security"], json!([{"device": []}]));
+        assert_eq!(doc["paths"]["/api/v1/devices"]["post"]["security"], json!([{"bearer": []}]));
+        assert_eq!(doc["components"]["securitySchemes"]["device"]["in"], "header");
         let list = &doc["paths"]["/api/v1/consultations"]["get"];
         assert!(list["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "cursor" && p["in"] == "query"));
     }

@@ -55,6 +55,27 @@ pub fn event(actor: &AuthUser, action: &str, resource_type: &str, resource_id: &
     }
 }
 
+/// An event by a device (`actor_role` `device`; no device when its token was not recognised).
+pub fn device_event(
+    device_id: Option<&str>,
+    client_addr: &str,
+    action: &str,
+    resource_type: &str,
+    resource_id: &str,
+) -> AuditEvent {
+    AuditEvent {
+        actor_id: device_id.map(str::to_string),
+        actor_role: "device".to_string(),
+        client_addr: client_addr.to_string(),
+        action: action.to_string(),
+        resource_type: resource_type.to_string(),
+        resource_id: resource_id.to_string(),
+        patient_id: None,
+        outcome: Outcome::Success,
+        detail: String::new(),
+    }
+}
+
 /// An event by `actor` on a user account (sign-in data, role, status): account management
 /// is audited like patient data.
 pub fn account_event(actor: &AuthUser, action: &str, user_id: &str) -> AuditEvent {
