@@ -403,7 +403,7 @@ async fn checkin(
                 generation: user.token_generation,
                 family: "",
             },
-            &format!("consultation:{}", b.id),
+            &format!("consultation:{} readings:{}", b.id, patient.id),
             ttl,
         )
         .map_err(ApiError::internal)?;

@@ -29,23 +29,40 @@ pub struct Claims {
     #[serde(default)]
     pub fam: String,
     /// What the token is restricted to (empty: whatever its role and relationships allow):
-    /// `consultation:<id>` for the access a kiosk check-in hands out ([`scope_allows`]).
+    /// `consultation:<id> readings:<patient id>` for the access a kiosk check-in hands out
+    /// ([`scope_allows`]).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub scope: String,
 }
 
-/// Pure: whether a token restricted to `scope` may be used on `path`. A
-/// `consultation:<id>` token opens `/api/v1/me` and that consultation's own routes
-/// (`/api/v1/consultations/<id>` and below: its record, its room's join), nothing else.
+/// Pure: whether a token restricted to `scope` may be used on `path`. A scope is one or
+/// more space-separated grants: `consultation:<id>` opens `/api/v1/me` and that
+/// consultation's own routes (`/api/v1/consultations/<id>` and below: its record, its room's
+/// join); `readings:<patient id>` opens that patient's vital-sign readings
+/// (`/api/v1/patients/<id>/observations`: the kiosk's blood pressure during the call).
+/// Nothing else.
 pub fn scope_allows(scope: &str, path: &str) -> bool {
     if scope.is_empty() {
         return true;
     }
-    let Some(id) = scope.strip_prefix("consultation:").filter(|id| !id.is_empty() && !id.contains('/')) else {
-        return false;
+    let id_of = |grant: &'static str, part: &str| -> Option<String> {
+        part.strip_prefix(grant).filter(|id| !id.is_empty() && !id.contains('/')).map(str::to_string)
     };
-    let own = format!("/api/v1/consultations/{id}");
-    path == "/api/v1/me" || path == own || path.strip_prefix(&own).is_some_and(|rest| rest.starts_with('/'))
+    let mut granted = false;
+    for part in scope.split(' ') {
+        if let Some(id) = id_of("consultation:", part) {
+            let own = format!("/api/v1/consultations/{id}");
+            granted |= path == "/api/v1/me"
+                || path == own
+                || path.strip_prefix(&own).is_some_and(|rest| rest.starts_with('/'));
+        } else if let Some(id) = id_of("readings:", part) {
+            granted |= path == format!("/api/v1/patients/{id}/observations");
+        } else {
+            // A grant this server does not know: the whole token is refused.
+            return false;
+        }
+    }
+    granted
 }
 
 /// Who a token is for, as [`JwtKeys::issue`] writes it into the claims.
@@ -250,6 +267,20 @@ mod tests {
             assert!(!scope_allows(&c.scope, shut), "{shut}");
         }
         assert!(!scope_allows("something-else", "/api/v1/me"));
+        assert!(!scope_allows("consultation:c-1 something-else", "/api/v1/me"));
+        // With the patient's readings: those, and still nothing else.
+        let both = "consultation:c-1 readings:p-1";
+        for open in ["/api/v1/me", "/api/v1/consultations/c-1/join", "/api/v1/patients/p-1/observations"] {
+            assert!(scope_allows(both, open), "{open}");
+        }
+        for shut in [
+            "/api/v1/patients/p-1",
+            "/api/v1/patients/p-1/timeline",
+            "/api/v1/patients/p-2/observations",
+            "/api/v1/patients/p-1/observations/x",
+        ] {
+            assert!(!scope_allows(both, shut), "{shut}");
+        }
         assert!(scope_allows("", "/api/v1/patients"));
     }
 
