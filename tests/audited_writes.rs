@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 /// Tables that hold patient data.
-const PATIENT_DATA: [&str; 14] = [
+const PATIENT_DATA: [&str; 16] = [
     "patients",
     "consultations",
     "consultation_consents",
@@ -21,6 +21,8 @@ const PATIENT_DATA: [&str; 14] = [
     "ecg_analyses",
     "dicom_instances",
     "appointments",
+    "observations",
+    "worklist_items",
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
