@@ -178,17 +178,23 @@ async fn who_may_write_and_read_readings_and_the_timeline(app: &TestApp) {
     assert!(seen.iter().all(|(k, cid)| k == "vital" || cid.as_deref() == Some(c.as_str())), "{seen:?}");
     assert!(seen.contains(&("consultation".to_string(), Some(c.clone()))));
     assert_eq!(seen.iter().filter(|(k, _)| k == "vital").count(), 2, "the home reading while active, and the call's");
-    // Another consultation of the same patient, without dr.wang, stays out of his timeline.
+    for (who, expected) in [("dr.chen", 404), ("patient.liu", 404), ("dr.zhao", 404), ("coordinator", 403), ("admin", 403)] {
+        let (status, _) = app.get(&timeline, &tok(who).await).await;
+        assert_eq!(status, expected, "{who} reads the timeline");
+    }
+    // Another consultation of the same patient, to dr.chen: it stays out of dr.wang's
+    // timeline, and dr.chen sees that one alone.
     let other = other_consultation_for_zhang(app).await;
     let (_, expert) = app.get(&timeline, &wang).await;
     assert!(!expert.to_string().contains(&other), "dr.wang sees a consultation he takes no part in");
     let (_, li_view) = app.get(&format!("{timeline}?kind=consultation"), &tok("dr.li").await).await;
     assert!(li_view.to_string().contains(&other));
     assert!(li_view["items"].as_array().unwrap().iter().all(|i| i["kind"] == "consultation"));
-    for (who, expected) in [("dr.chen", 404), ("patient.liu", 404), ("dr.zhao", 404), ("coordinator", 403), ("admin", 403)] {
-        let (status, _) = app.get(&timeline, &tok(who).await).await;
-        assert_eq!(status, expected, "{who} reads the timeline");
-    }
+    let (status, chen) = app.get(&timeline, &tok("dr.chen").await).await;
+    assert_eq!(status, 200);
+    let chen_items = chen["items"].as_array().unwrap();
+    assert_eq!(chen_items.len(), 1, "{chen}");
+    assert_eq!((chen_items[0]["kind"].as_str(), chen_items[0]["id"].as_str()), (Some("consultation"), Some(other.as_str())));
     // Paged with a cursor: the pages together are the whole list, in order, without repeats.
     let li = tok("dr.li").await;
     let mut seen_ids = Vec::new();

@@ -183,6 +183,13 @@ pub fn evaluate(t: &Targets, kind: Kind, v: &Values) -> Vec<Finding> {
     out
 }
 
+/// Whether a reading measured at `at` still counts for the worklist at `now`: measured within
+/// the plan's frequency (7 days when it has none).
+pub fn counts(t: &Targets, at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    let days = i64::from(t.measure_every_days.unwrap_or(7).max(1));
+    at >= now - Duration::days(days)
+}
+
 /// The kinds a plan expects readings of: blood pressure when it has a pressure target,
 /// glucose when it has a glucose target.
 pub fn watched(t: &Targets) -> Vec<Kind> {
@@ -294,5 +301,15 @@ mod tests {
         assert_eq!(missing(&t, Kind::BloodPressure, None, start, day(0)).unwrap().since, start);
         assert_eq!(missing(&Targets::default(), Kind::BloodPressure, None, start, day(30)), None, "no frequency");
         assert_eq!(missing(&t, Kind::Weight, None, start, day(30)), None);
+    }
+
+    #[test]
+    fn only_readings_within_the_frequency_count() {
+        let t = defaults("hypertension");
+        let now: DateTime<Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
+        assert!(counts(&t, now - Duration::days(6), now));
+        assert!(!counts(&t, now - Duration::days(8), now), "a backlog a week old is history");
+        let daily = Targets { measure_every_days: Some(1), ..t };
+        assert!(!counts(&daily, now - Duration::hours(25), now));
     }
 }

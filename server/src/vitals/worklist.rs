@@ -69,7 +69,8 @@ pub struct Opened {
 
 /// Weighs newly stored readings against the patient's active plans, inside the ingest's
 /// transaction: readings out of target open or add to an episode; a reading of a watched
-/// kind ends that kind's silence. Only readings measured after a plan began count for it.
+/// kind ends that kind's silence. Only recent readings count ([`targets::counts`]): a
+/// device's backlog of old readings is history, not news for the doctor.
 pub async fn weigh(
     conn: &mut crate::audit::AuditedTx,
     sender: &Sender,
@@ -84,10 +85,9 @@ pub async fn weigh(
     let mut opened = Vec::new();
     let stamp = ts(now);
     for plan in &plans {
-        let start = parse_ts(&plan.created_at);
         let watched = targets::watched(&plan.targets);
         let mut ordered: Vec<&(String, &Reading)> =
-            created.iter().filter(|(_, r)| r.measured_at >= start).collect();
+            created.iter().filter(|(_, r)| targets::counts(&plan.targets, r.measured_at, now)).collect();
         ordered.sort_by_key(|(_, r)| r.measured_at);
         let mut ended = Vec::new();
         for (rid, r) in ordered {
