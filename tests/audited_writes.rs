@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 /// Tables that hold patient data.
-const PATIENT_DATA: [&str; 16] = [
+const PATIENT_DATA: [&str; 18] = [
     "patients",
     "consultations",
     "consultation_consents",
@@ -23,6 +23,8 @@ const PATIENT_DATA: [&str; 16] = [
     "appointments",
     "observations",
     "worklist_items",
+    "patient_identifiers",
+    "kiosk_checkins",
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -181,7 +181,16 @@ fn rows() -> Vec<Row> {
         row("post", "/api/v1/patients", "/api/v1/patients", Json(|_| json!({"name": "王五", "sex": "male", "birth_date": "1960-01-01"})), "UU A AA AA FFF FF"),
         row("get", "/api/v1/patients/{id}", "/api/v1/patients/$patient", None, "UU A AN AN ANN AN"),
         row("patch", "/api/v1/patients/{id}", "/api/v1/patients/$patient", Json(|_| json!({"phone": "13800000009"})), "UU A FN AN FNN FN"),
+        row("post", "/api/v1/patients/{id}/identifiers", "/api/v1/patients/$patient/identifiers", Json(|_| json!({"kind": "phone", "value": format!("139{:08}", seq())})), "UU A FN AN FNN FN"),
+        row("post", "/api/v1/patients/{id}/identifiers/{identifier_id}/retire", "/api/v1/patients/$patient/identifiers/$identifier/retire", Json(|_| json!({"reason": "换卡"})), "UU A FN AN FNN FN"),
         row("get", "/api/v1/audit", "/api/v1/audit", None, "UU A FF FF FFF AA"),
+        // ---- devices (user routes) and the device routes, which refuse every user token ----
+        row("post", "/api/v1/devices", "/api/v1/devices", Json(|c| json!({"kind": "home", "label": "家用血压计", "patient_id": c.get("patient")})), "UU A AF AF FFF FF"),
+        row("get", "/api/v1/devices", "/api/v1/devices", None, "UU A AA AA FFF FF"),
+        row("post", "/api/v1/devices/{id}/revoke", "/api/v1/devices/$device/revoke", Json(|_| json!({"reason": "设备丢失"})), "UU A AN AN FFF FF"),
+        row("get", "/api/v1/device", "/api/v1/device", None, "UU U UU UU UUU UU"),
+        row("post", "/api/v1/kiosk/checkin", "/api/v1/kiosk/checkin", Json(|_| json!({"card_number": "4401060000000001", "birth_date": "1948-05-12"})), "UU U UU UU UUU UU"),
+        row("post", "/api/v1/kiosk/notify-duty", "/api/v1/kiosk/notify-duty", Json(|_| json!({"checkin_id": "0192f0c4-7b1e-7cc3-a000-0123456789ab"})), "UU U UU UU UUU UU"),
         // ---- consultations ----
         row("get", "/api/v1/consultations", "/api/v1/consultations", None, "UU A AA AA AAA AA"),
         row("post", "/api/v1/consultations", "/api/v1/consultations", Json(|c| json!({"patient_id": c.get("patient"), "reason": "胸闷", "specialty": "cardiology", "min_title": "attending", "urgency": "routine", "mode": "video", "addressee": {"kind": "expert", "expert_id": c.get("wang")}, "consent": consent()})), "UU F FF AN FFF FF"),
@@ -221,6 +230,7 @@ fn rows() -> Vec<Row> {
         row("get", "/api/v1/patients/{id}/observations", "/api/v1/patients/$patient/observations", None, "UU F FF AN ANN AN"),
         row("get", "/api/v1/patients/{id}/timeline", "/api/v1/patients/$patient/timeline", None, "UU F FF AN ANN AN"),
         row("get", "/api/v1/worklist", "/api/v1/worklist", None, "UU F FF AA FFF FF"),
+        row("post", "/api/v1/device/observations", "/api/v1/device/observations", Json(|_| reading()), "UU U UU UU UUU UU"),
         row("post", "/api/v1/worklist/{id}/acknowledge", "/api/v1/worklist/$worklist_item/acknowledge", Json(|_| json!({"note": "已电话随访"})), "UU F FF AN FFF FF"),
         // ---- FHIR R4 facade ----
         row("get", "/fhir/r4/metadata", "/fhir/r4/metadata", None, "AA A AA AA AAA AA"),
@@ -556,6 +566,28 @@ impl<'a> World<'a> {
             assert_eq!(status, 200, "{r}");
             case.0.insert("netcheck_done".into(), nid);
         }
+        if need("device") {
+            let (status, d) = app
+                .post(
+                    "/api/v1/devices",
+                    li,
+                    &json!({"kind": "home", "label": "家用血压计", "patient_id": self.ids["patient"]}),
+                )
+                .await;
+            assert_eq!(status, 201, "{d}");
+            case.0.insert("device".into(), d["device"]["id"].as_str().unwrap().to_string());
+        }
+        if need("identifier") {
+            let (status, i) = app
+                .post(
+                    &format!("/api/v1/patients/{}/identifiers", self.ids["patient"]),
+                    li,
+                    &json!({"kind": "insurance", "issuer": "GZ-YB", "value": format!("YB{:010}", seq())}),
+                )
+                .await;
+            assert_eq!(status, 201, "{i}");
+            case.0.insert("identifier".into(), i["id"].as_str().unwrap().to_string());
+        }
         if need("new_centre") {
             let admin = self.token("admin");
             let (_, o) = app
@@ -588,6 +620,8 @@ fn needs(r: &Row) -> Vec<&'static str> {
         "file",
         "upload",
         "study",
+        "device",
+        "identifier",
     ]
     .into_iter()
     .filter(|name| r.path.split('/').any(|seg| seg.trim_start_matches('$') == *name && seg.starts_with('$')))

@@ -403,3 +403,86 @@ async fn a_reading_taken_in_the_call_reaches_the_room(app: &TestApp) {
     assert_eq!(stored["items"][0]["consultation_id"], c.as_str());
 }
 db_test!(a_reading_taken_in_the_call_reaches_the_room);
+
+async fn device_post(app: &TestApp, token: &str, query: &str, body: &Value) -> (u16, Value) {
+    let resp = app
+        .http
+        .post(app.url(&format!("/api/v1/device/observations{query}")))
+        .header("authorization", format!("Device {token}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    common::split(resp).await
+}
+
+async fn devices_send_readings_with_their_own_tokens(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let admin = app.login("admin").await;
+    let zhang = patient_id_of(app, "patient.zhang").await;
+    let liu = patient_id_of(app, "patient.liu").await;
+    let (status, cuff) =
+        app.post("/api/v1/devices", &li, &json!({"kind": "home", "label": "张大爷家血压计", "patient_id": zhang})).await;
+    assert_eq!(status, 201, "{cuff}");
+    let cuff_token = cuff["token"].as_str().unwrap().to_string();
+    let cuff_id = cuff["device"]["id"].as_str().unwrap().to_string();
+
+    // A home device sends its patient's readings; a retried batch is stored once.
+    let batch = json!([bp(150.0, 95.0), bp(138.0, 85.0)]);
+    let (status, first) = device_post(app, &cuff_token, "", &batch).await;
+    assert_eq!((status, first["created"].as_u64()), (201, Some(2)), "{first}");
+    let (status, again) = device_post(app, &cuff_token, "", &batch).await;
+    assert_eq!((status, again["duplicates"].as_u64()), (200, Some(2)), "{again}");
+    let (_, stored) = observations(app, &li, &zhang, "").await;
+    let from_cuff: Vec<&Value> =
+        stored["items"].as_array().unwrap().iter().filter(|o| o["device_id"] == cuff_id.as_str()).collect();
+    assert_eq!(from_cuff.len(), 2);
+    assert!(from_cuff.iter().all(|o| o["recorded_by"].is_null()));
+    // Audited as the device.
+    assert!(count(app, "SELECT COUNT(*) FROM audit_events WHERE actor_role = 'device' AND actor_id = $1 AND action = 'create'", &cuff_id).await >= 2);
+    // Not another patient's, not a kiosk's, and impossible values are refused naming the field.
+    let (status, e) = device_post(app, &cuff_token, &format!("?patient_id={liu}"), &bp(130.0, 80.0)).await;
+    assert_eq!((status, e["errors"][0]["field"].as_str()), (422, Some("patient_id")));
+    let mut kiosk_reading = bp(130.0, 80.0);
+    kiosk_reading["source"] = json!("kiosk");
+    let (status, e) = device_post(app, &cuff_token, "", &kiosk_reading).await;
+    assert_eq!((status, e["errors"][0]["field"].as_str()), (422, Some("source")));
+    let (status, e) = device_post(app, &cuff_token, "", &json!([bp(130.0, 80.0), bp(130.0, 330.0)])).await;
+    assert_eq!((status, e["code"].as_str(), e["errors"][0]["field"].as_str()), (422, Some("implausible_value"), Some("[1].diastolic_mmhg")));
+    // Batches of up to 1,000.
+    let many: Vec<Value> = (0..1001).map(|_| bp(120.0, 80.0)).collect();
+    let (status, _) = device_post(app, &cuff_token, "", &Value::Array(many)).await;
+    assert_eq!(status, 422);
+
+    // A kiosk names the patient: its centre's patients only.
+    let centre: (String,) = sqlx::query_as("SELECT home_organisation_id FROM patients WHERE id = $1")
+        .bind(&zhang)
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    let (status, kiosk) =
+        app.post("/api/v1/devices", &admin, &json!({"kind": "kiosk", "label": "东湖中心大厅自助机", "organisation_id": centre.0})).await;
+    assert_eq!(status, 201, "{kiosk}");
+    let kiosk_token = kiosk["token"].as_str().unwrap().to_string();
+    let (status, body) = device_post(app, &kiosk_token, &format!("?patient_id={zhang}"), &kiosk_reading).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = device_post(app, &kiosk_token, "", &kiosk_reading).await;
+    assert_eq!(status, 422, "a kiosk must name the patient");
+    let (_, orgs) = app.get("/api/v1/organisations", &admin).await;
+    let west = orgs["items"].as_array().unwrap().iter().find(|o| o["name"] == "西城社区卫生服务中心").unwrap()["id"].as_str().unwrap().to_string();
+    let (status, other) = app.post("/api/v1/patients", &admin, &json!({"name": "赵六", "sex": "male", "birth_date": "1955-03-01", "home_organisation_id": west})).await;
+    assert_eq!(status, 201, "{other}");
+    let mut r = kiosk_reading.clone();
+    r["client_id"] = json!(uuid::Uuid::new_v4());
+    let (status, _) = device_post(app, &kiosk_token, &format!("?patient_id={}", other["id"].as_str().unwrap()), &r).await;
+    assert_eq!(status, 404, "another centre's patient");
+
+    // A user's token is not a device's, and a revoked device is refused.
+    let (status, _) = device_post(app, &li, "", &bp(120.0, 80.0)).await;
+    assert_eq!(status, 401);
+    let (status, _) = app.post(&format!("/api/v1/devices/{cuff_id}/revoke"), &li, &json!({"reason": "已归还"})).await;
+    assert_eq!(status, 200);
+    let (status, _) = device_post(app, &cuff_token, "", &bp(120.0, 80.0)).await;
+    assert_eq!(status, 401);
+}
+db_test!(devices_send_readings_with_their_own_tokens);

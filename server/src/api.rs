@@ -266,6 +266,8 @@ pub struct RouteDoc {
     pub tag: &'static str,
     pub summary: &'static str,
     pub authenticated: bool,
+    /// Authenticated by a device token (`Authorization: Device <token>`), not a user's.
+    pub device: bool,
     pub request: Option<Content>,
     pub query: Option<SchemaFn>,
     /// The successful answers.
@@ -371,6 +373,7 @@ impl Routes {
             tag: self.tag,
             summary,
             authenticated,
+            device: false,
             request: None,
             query: None,
             responses: Vec::new(),
@@ -389,6 +392,15 @@ impl Routes {
 
     fn last(&mut self) -> &mut RouteDoc {
         self.docs.last_mut().expect("a route was added before it is described")
+    }
+
+    /// The route just added is for devices: it authenticates with a device token
+    /// (`Authorization: Device <token>`, [`crate::devices::DeviceAuth`]) and refuses user tokens.
+    pub fn device_auth(mut self) -> Self {
+        let last = self.last();
+        last.authenticated = true;
+        last.device = true;
+        self
     }
 
     /// The route just added takes a JSON body of `B`.
@@ -552,7 +564,11 @@ pub fn openapi(docs: &[RouteDoc]) -> Value {
             "operationId": operation_id(d),
             "parameters": params,
             "responses": responses,
-            "security": if d.authenticated { json!([{"bearer": []}]) } else { json!([]) },
+            "security": match (d.authenticated, d.device) {
+                (true, true) => json!([{"device": []}]),
+                (true, false) => json!([{"bearer": []}]),
+                _ => json!([]),
+            },
         });
         if let Some(c) = &d.request {
             op["requestBody"] = json!({"required": true, "content": content_json(c, &mut g)});
@@ -572,7 +588,10 @@ pub fn openapi(docs: &[RouteDoc]) -> Value {
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "device": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "a device token: `Authorization: Device <token>` (device routes only)"}
+            },
             "schemas": schemas,
         }
     })

@@ -67,6 +67,8 @@ pub fn routes() -> Routes {
         .merge(crate::auth::routes::routes())
         .merge(crate::directory::routes())
         .merge(crate::patients::routes())
+        .merge(crate::devices::routes())
+        .merge(crate::kiosk::routes())
         .merge(crate::audit::routes())
         .merge(crate::signaling::routes())
         .merge(crate::files::routes())

@@ -30,6 +30,21 @@ pub struct Config {
     /// Failed logins allowed per account from one client address within a minute (a client
     /// address alone, across accounts: four times as many).
     pub login_failures_per_minute: u32,
+    /// Failed device authentications (unknown or revoked device tokens) allowed from one
+    /// client address within a minute before 429.
+    pub device_auth_failures_per_minute: u32,
+    /// Failed patient lookups (unknown, expired or invalid cards and numbers) one kiosk may
+    /// make within a minute before 429.
+    pub kiosk_lookup_failures_per_minute: u32,
+    /// How long the access a kiosk check-in hands out for the patient's call lasts (it opens
+    /// only that consultation's room).
+    pub kiosk_session_ttl_secs: u64,
+    /// The format of the health card's QR payload: `tchc1` (the documented test format); a
+    /// provincial platform's format is added as a parser (`patients::health_card`).
+    pub health_card_qr_format: String,
+    /// The IANA time zone of the sites' day: a kiosk finds the consultations booked for
+    /// "today" in it.
+    pub kiosk_time_zone: String,
     /// Reverse proxies (addresses or CIDR blocks, comma-separated in
     /// `TELECONSULT_TRUSTED_PROXIES`) whose `X-Forwarded-For` names the client and whose
     /// `X-Forwarded-Proto`/`-Host` name the origin links are built from; from any other peer
@@ -94,6 +109,11 @@ impl Default for Config {
             cors_allow_origins: Vec::new(),
             log_format: "text".into(),
             login_failures_per_minute: 5,
+            device_auth_failures_per_minute: 10,
+            kiosk_lookup_failures_per_minute: 5,
+            kiosk_session_ttl_secs: 2 * 3600,
+            health_card_qr_format: "tchc1".into(),
+            kiosk_time_zone: "Asia/Shanghai".into(),
             trusted_proxies: Vec::new(),
             turn_urls: Vec::new(),
             turn_secret: String::new(),
@@ -183,6 +203,22 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if crate::patients::health_card::parser_for(&self.health_card_qr_format).is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "health_card_qr_format must be one of {:?}, not {:?}",
+                crate::patients::health_card::FORMATS,
+                self.health_card_qr_format
+            )));
+        }
+        if self.kiosk_time_zone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "kiosk_time_zone is not an IANA time zone: {:?}",
+                self.kiosk_time_zone
+            )));
+        }
+        if self.kiosk_session_ttl_secs == 0 {
+            return Err(ConfigError::Invalid("kiosk_session_ttl_secs must be positive".into()));
+        }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(format!("log_format must be text or json, not {:?}", self.log_format)));
         }
@@ -267,6 +303,15 @@ impl std::fmt::Display for Config {
         writeln!(f, "cors_allow_origins = {:?}", self.cors_allow_origins)?;
         writeln!(f, "log_format = {}", self.log_format)?;
         writeln!(f, "login_failures_per_minute = {}", self.login_failures_per_minute)?;
+        writeln!(f, "device_auth_failures_per_minute = {}", self.device_auth_failures_per_minute)?;
+        writeln!(
+            f,
+            "kiosk: {} failed lookups per minute, sessions of {} s, health card QR format {}, day in {}",
+            self.kiosk_lookup_failures_per_minute,
+            self.kiosk_session_ttl_secs,
+            self.health_card_qr_format,
+            self.kiosk_time_zone
+        )?;
         writeln!(f, "trusted_proxies = {:?}", self.trusted_proxies)?;
         writeln!(f, "turn_urls = {:?}", self.turn_urls)?;
         writeln!(f, "turn_secret = {} / turn_ttl_secs = {}", redact_secret(&self.turn_secret), self.turn_ttl_secs)?;

@@ -1,6 +1,7 @@
 //! The demo medical consortium, loaded by `--demo` into an empty database: one tertiary
 //! hospital with cardiology, radiology and endocrinology, two community health centres, an
-//! office-building medical corner, their staff, two patients and weekly expert availability.
+//! office-building medical corner, their staff, two patients (with demo health cards) and weekly
+//! expert availability.
 //! Every demo account's password is `demo-password`.
 
 use crate::auth::{AuthUser, Role};
@@ -9,6 +10,10 @@ use crate::directory::{self, NewDepartment, NewExpertProfile, NewOrganisation, N
 use crate::patients::{self, resident_id, NewPatient};
 
 pub const DEMO_PASSWORD: &str = "demo-password";
+
+/// The issuer of the demo patients' electronic health cards (`4401060000000001` patient.zhang,
+/// `4401060000000002` patient.liu, valid through 2036).
+pub const DEMO_CARD_ISSUER: &str = "DEMO-EHC";
 
 /// Loads the demo consortium unless the database already holds organisations.
 pub async fn load_if_empty(db: &Db) -> anyhow::Result<bool> {
@@ -103,9 +108,9 @@ async fn load(db: &Db) -> Result<(), crate::error::ApiError> {
         client_addr: "demo-loader".into(),
         family: String::new(),
     };
-    for (username, name, sex, birth, phone, rid17) in [
-        ("patient.zhang", "张秀英", "female", "1948-05-12", "13800000001", "11010519480512002"),
-        ("patient.liu", "刘德明", "male", "1952-09-30", "13800000002", "11010519520930001"),
+    for (username, name, sex, birth, phone, rid17, card) in [
+        ("patient.zhang", "张秀英", "female", "1948-05-12", "13800000001", "11010519480512002", "4401060000000001"),
+        ("patient.liu", "刘德明", "male", "1952-09-30", "13800000002", "11010519520930001", "4401060000000002"),
     ] {
         let check = resident_id::check_char(rid17).unwrap_or('0');
         let pid = patients::create_patient(
@@ -118,7 +123,16 @@ async fn load(db: &Db) -> Result<(), crate::error::ApiError> {
                 phone: phone.into(),
                 resident_id: format!("{rid17}{check}"),
                 home_organisation_id: Some(donghu.clone()),
+                // A demo electronic health card (test format: docs/resident.md).
+                identifiers: vec![patients::identifiers::NewIdentifier {
+                    kind: patients::identifiers::IdentifierKind::HealthCard,
+                    value: Some(card.into()),
+                    qr: None,
+                    issuer: Some(DEMO_CARD_ISSUER.into()),
+                    valid_until: Some("2036-12-31".into()),
+                }],
             },
+            "tchc1",
         )
         .await?;
         directory::create_user(db, &NewUser { patient_id: Some(pid), ..user(username, name, Role::Patient, &donghu) })

@@ -56,11 +56,38 @@ pub fn event(actor: &AuthUser, action: &str, resource_type: &str, resource_id: &
 }
 
 /// An event with no signed-in actor: `actor_role` names what acted (`system` for the
-/// server's own sweeps, `device` for a device token, whose id goes in the detail).
-pub fn unattended_event(actor_role: &str, client_addr: &str, action: &str, resource_type: &str, resource_id: &str) -> AuditEvent {
+/// server's own sweeps).
+pub fn unattended_event(
+    actor_role: &str,
+    client_addr: &str,
+    action: &str,
+    resource_type: &str,
+    resource_id: &str,
+) -> AuditEvent {
     AuditEvent {
         actor_id: None,
         actor_role: actor_role.to_string(),
+        client_addr: client_addr.to_string(),
+        action: action.to_string(),
+        resource_type: resource_type.to_string(),
+        resource_id: resource_id.to_string(),
+        patient_id: None,
+        outcome: Outcome::Success,
+        detail: String::new(),
+    }
+}
+
+/// An event by a device (`actor_role` `device`; no device when its token was not recognised).
+pub fn device_event(
+    device_id: Option<&str>,
+    client_addr: &str,
+    action: &str,
+    resource_type: &str,
+    resource_id: &str,
+) -> AuditEvent {
+    AuditEvent {
+        actor_id: device_id.map(str::to_string),
+        actor_role: "device".to_string(),
         client_addr: client_addr.to_string(),
         action: action.to_string(),
         resource_type: resource_type.to_string(),

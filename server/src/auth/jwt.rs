@@ -28,6 +28,24 @@ pub struct Claims {
     /// a password change keeps this family and revokes the others.
     #[serde(default)]
     pub fam: String,
+    /// What the token is restricted to (empty: whatever its role and relationships allow):
+    /// `consultation:<id>` for the access a kiosk check-in hands out ([`scope_allows`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+}
+
+/// Pure: whether a token restricted to `scope` may be used on `path`. A
+/// `consultation:<id>` token opens `/api/v1/me` and that consultation's own routes
+/// (`/api/v1/consultations/<id>` and below: its record, its room's join), nothing else.
+pub fn scope_allows(scope: &str, path: &str) -> bool {
+    if scope.is_empty() {
+        return true;
+    }
+    let Some(id) = scope.strip_prefix("consultation:").filter(|id| !id.is_empty() && !id.contains('/')) else {
+        return false;
+    };
+    let own = format!("/api/v1/consultations/{id}");
+    path == "/api/v1/me" || path == own || path.strip_prefix(&own).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Who a token is for, as [`JwtKeys::issue`] writes it into the claims.
@@ -69,8 +87,13 @@ impl JwtKeys {
     }
 
     pub fn issue(&self, s: Subject<'_>) -> anyhow::Result<(String, i64)> {
+        self.issue_scoped(s, "", self.ttl_secs)
+    }
+
+    /// A token restricted to `scope` (see [`scope_allows`]) that lives `ttl_secs`.
+    pub fn issue_scoped(&self, s: Subject<'_>, scope: &str, ttl_secs: u64) -> anyhow::Result<(String, i64)> {
         let now = chrono::Utc::now().timestamp();
-        let exp = now + self.ttl_secs as i64;
+        let exp = now + ttl_secs as i64;
         let claims = Claims {
             sub: s.user_id.to_string(),
             name: s.name.to_string(),
@@ -83,6 +106,7 @@ impl JwtKeys {
             jti: uuid::Uuid::new_v4().to_string(),
             gen: s.generation,
             fam: s.family.to_string(),
+            scope: scope.to_string(),
         };
         Ok((jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?, exp))
     }
@@ -170,6 +194,7 @@ mod tests {
             jti: "j".into(),
             gen: 0,
             fam: String::new(),
+            scope: String::new(),
         };
         let expired = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -195,6 +220,37 @@ mod tests {
             engine.encode(serde_json::to_vec(&Claims { exp: now + 100, ..claims }).unwrap())
         );
         assert!(k.verify(&none).is_err());
+    }
+
+    #[test]
+    fn a_scoped_token_opens_only_its_consultation() {
+        let k = keys();
+        let (t, _) =
+            k.issue_scoped(subject("u1", "patient.zhang", Role::Patient, "org1"), "consultation:c-1", 60).unwrap();
+        let c = k.verify(&t).unwrap();
+        assert_eq!(c.scope, "consultation:c-1");
+        assert!(c.exp - c.iat == 60);
+        assert_eq!(k.verify(&k.issue(subject("u1", "x", Role::Patient, "o")).unwrap().0).unwrap().scope, "");
+        for open in [
+            "/api/v1/me",
+            "/api/v1/consultations/c-1",
+            "/api/v1/consultations/c-1/join",
+            "/api/v1/consultations/c-1/record",
+        ] {
+            assert!(scope_allows(&c.scope, open), "{open}");
+        }
+        for shut in [
+            "/api/v1/consultations",
+            "/api/v1/consultations/c-10",
+            "/api/v1/consultations/c-2/join",
+            "/api/v1/patients",
+            "/api/v1/me/password",
+            "/api/v1/notifications",
+        ] {
+            assert!(!scope_allows(&c.scope, shut), "{shut}");
+        }
+        assert!(!scope_allows("something-else", "/api/v1/me"));
+        assert!(scope_allows("", "/api/v1/patients"));
     }
 
     #[test]

@@ -112,13 +112,33 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts).ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
+        let token = bearer_token(parts).ok_or_else(|| {
+            let device = matches!(
+                crate::devices::presented(
+                    parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+                ),
+                crate::devices::Presented::Device(_)
+            );
+            ApiError::unauthorized(if device {
+                "device tokens are accepted only on device routes; this route needs a user's bearer access token"
+            } else {
+                "a bearer access token is required"
+            })
+        })?;
         let claims = state
             .jwt
             .verify(token)
             .map_err(|e| ApiError::unauthorized(format!("the access token is not valid: {e}")))?;
         let account = state.accounts.state(&claims.sub).await?;
         accounts::decide(claims.gen, account, parts.uri.path())?;
+        if !jwt::scope_allows(&claims.scope, parts.uri.path()) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "outside_token_scope",
+                "Outside the token's scope",
+                "this access was handed out for one consultation only (a kiosk check-in); sign in for anything else",
+            ));
+        }
         let ClientAddr(client_addr) = ClientAddr::of(parts, &state.trusted_proxies);
         Ok(AuthUser {
             id: claims.sub,

@@ -48,11 +48,20 @@ pub enum Refusal {
     Forbidden(&'static str),
 }
 
+/// Whether `m` manages what belongs to organisation `org` (its accounts, its devices): an
+/// admin every organisation, a coordinator its own hospital and the centres linked to it.
+pub fn manages_organisation(m: &Manager<'_>, org: &str) -> bool {
+    match m.role {
+        Role::Admin => true,
+        Role::Coordinator => org == m.org || m.linked_centres.iter().any(|c| c == org),
+        _ => false,
+    }
+}
+
 /// Whether `m` may see the account at all (read it, list it).
 pub fn may_see(m: &Manager<'_>, a: &Account<'_>) -> bool {
     match m.role {
-        Role::Admin => true,
-        Role::Coordinator => a.org == m.org || m.linked_centres.iter().any(|c| c == a.org),
+        Role::Admin | Role::Coordinator => manages_organisation(m, a.org),
         _ => m.id == a.id,
     }
 }
@@ -61,8 +70,7 @@ fn manages(m: &Manager<'_>, a: &Account<'_>) -> bool {
     match m.role {
         Role::Admin => true,
         Role::Coordinator => {
-            matches!(a.role, Role::CommunityDoctor | Role::Expert | Role::Patient)
-                && (a.org == m.org || m.linked_centres.iter().any(|c| c == a.org))
+            matches!(a.role, Role::CommunityDoctor | Role::Expert | Role::Patient) && manages_organisation(m, a.org)
         }
         _ => false,
     }

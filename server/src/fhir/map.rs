@@ -932,6 +932,7 @@ mod tests {
             user_id: None,
             created_at: "2026-11-24T01:00:00.000000Z".into(),
             updated_at: "2026-11-24T01:00:00.000000Z".into(),
+            identifiers: None,
         };
         assert_eq!(patient(&p)["identifier"].as_array().unwrap().len(), 1);
         assert!(patient(&p).get("telecom").is_none());

@@ -3,6 +3,8 @@
 //! A record the caller may not see answers 404, as if it did not exist. Records are never
 //! deleted.
 
+pub mod health_card;
+pub mod identifiers;
 pub mod resident_id;
 
 use crate::api::{Json, Path, Query, Routes};
@@ -51,6 +53,10 @@ pub struct Patient {
     pub user_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// Identifiers in use beyond the resident ID, masked (on one record's answers, not in lists).
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identifiers: Option<Vec<identifiers::IdentifierView>>,
 }
 
 const PATIENT_SELECT: &str = "SELECT p.id, p.name, p.sex, p.birth_date, p.phone, p.resident_id, p.home_organisation_id,
@@ -192,12 +198,19 @@ async fn list(
     Ok(Json(crate::api::Page { items: page.items.into_iter().map(|p| present(&user, p)).collect(), next: page.next }))
 }
 
+/// The record with its identifiers, for one record's answers.
+async fn with_identifiers(db: &Db, mut p: Patient) -> ApiResult<Patient> {
+    p.identifiers = Some(identifiers::in_use(db, &p.id).await?);
+    Ok(p)
+}
+
 async fn get_one(
     State(state): State<AppState>,
     user: AuthUser,
     Path(crate::db::Id(id)): Path<crate::db::Id>,
 ) -> ApiResult<Json<Patient>> {
-    load_for(&state.db, &user, &id, "read").await.map(Json)
+    let p = load_for(&state.db, &user, &id, "read").await?;
+    with_identifiers(&state.db, p).await.map(Json)
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -213,6 +226,9 @@ pub struct NewPatient {
     /// Defaults to the caller's organisation.
     #[serde(default)]
     pub home_organisation_id: Option<String>,
+    /// Identifiers beyond the resident ID (health card, insurance number, phone).
+    #[serde(default)]
+    pub identifiers: Vec<identifiers::NewIdentifier>,
 }
 
 fn validate_fields(
@@ -254,8 +270,18 @@ fn validate_fields(
 
 use chrono::Datelike;
 
-pub async fn create_patient(db: &Db, actor: &AuthUser, p: &NewPatient) -> ApiResult<String> {
+pub async fn create_patient(db: &Db, actor: &AuthUser, p: &NewPatient, qr_format: &str) -> ApiResult<String> {
     validate_fields(Some(&p.name), Some(&p.sex), Some(&p.birth_date), Some(&p.phone), Some(&p.resident_id))?;
+    if p.identifiers.len() > 10 {
+        return Err(ApiError::validation("identifiers", "at most 10"));
+    }
+    let parser = health_card::parser_for(qr_format).ok_or_else(|| ApiError::internal("unknown health card format"))?;
+    let checked = p
+        .identifiers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| identifiers::check(n, parser.as_ref(), &format!("identifiers[{i}]")))
+        .collect::<ApiResult<Vec<_>>>()?;
     let home = p.home_organisation_id.clone().unwrap_or_else(|| actor.org.clone());
     match actor.role {
         Role::Admin | Role::Coordinator => {}
@@ -267,7 +293,7 @@ pub async fn create_patient(db: &Db, actor: &AuthUser, p: &NewPatient) -> ApiRes
     }
     let id = new_id();
     let now = now_ts();
-    let mut tx = db.begin_write().await?;
+    let mut tx = audit::begin(db).await?;
     sqlx::query(
         "INSERT INTO patients (id, name, sex, birth_date, phone, resident_id, home_organisation_id, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
@@ -282,7 +308,8 @@ pub async fn create_patient(db: &Db, actor: &AuthUser, p: &NewPatient) -> ApiRes
     .bind(&now)
     .execute(&mut *tx)
     .await?;
-    audit::event(actor, "create", "patient", &id).patient(&id).record_with(&mut *tx).await?;
+    tx.audit(audit::event(actor, "create", "patient", &id).patient(&id)).await?;
+    identifiers::insert(&mut tx, actor, &id, &checked).await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -292,9 +319,9 @@ async fn post(
     user: AuthUser,
     Json(body): Json<NewPatient>,
 ) -> ApiResult<(StatusCode, Json<Patient>)> {
-    let id = create_patient(&state.db, &user, &body).await?;
+    let id = create_patient(&state.db, &user, &body, &state.config.health_card_qr_format).await?;
     let p = find_visible(&state.db, &user, &id).await?.ok_or_else(|| ApiError::not_found("patient"))?;
-    Ok((StatusCode::CREATED, Json(present(&user, p))))
+    Ok((StatusCode::CREATED, Json(with_identifiers(&state.db, present(&user, p)).await?)))
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -360,4 +387,19 @@ pub fn routes() -> Routes {
         .patch("/api/v1/patients/{id}", "Update a patient record (home centre staff, admins)", patch)
         .body::<PatientPatch>()
         .json::<Patient>(200)
+        .post(
+            "/api/v1/patients/{id}/identifiers",
+            "Add an identifier (health card by number or QR code, insurance number, phone)",
+            identifiers::add,
+        )
+        .body::<identifiers::NewIdentifier>()
+        .json::<identifiers::IdentifierView>(201)
+        .errors(&[409])
+        .post(
+            "/api/v1/patients/{id}/identifiers/{identifier_id}/retire",
+            "Retire an identifier (kept for the record, no longer matched)",
+            identifiers::retire,
+        )
+        .body::<identifiers::RetireIdentifier>()
+        .json::<identifiers::IdentifierView>(200)
 }

@@ -11,6 +11,7 @@
 //! an expert only while taking part in an active consultation of the patient. Admins and
 //! coordinators do not (403); anyone else finds no such patient (404).
 
+pub mod device;
 pub mod reading;
 pub mod targets;
 pub mod timeline;
@@ -69,6 +70,16 @@ pub fn routes() -> Routes {
         )
         .query::<worklist::WorklistFilter>()
         .json::<crate::api::Page<worklist::WorklistItem>>(200)
+        .post(
+            "/api/v1/device/observations",
+            "A device records readings with its token: a home device its patient's, a kiosk or clinic device those of the patient it names",
+            device::post,
+        )
+        .device_auth()
+        .query::<device::DeviceTarget>()
+        .body::<ReadingsBody>()
+        .json::<IngestAnswer>(201)
+        .json::<IngestAnswer>(200)
         .post("/api/v1/worklist/{id}/acknowledge", "Acknowledge a worklist item (ends its episode)", worklist::acknowledge)
         .body::<worklist::AcknowledgeBody>()
         .json::<worklist::WorklistItem>(200)
@@ -275,8 +286,7 @@ impl Sender {
         match self {
             Sender::User(u) => audit::event(u, action, resource_type, resource_id),
             Sender::Device { device_id, client_addr } => {
-                audit::unattended_event("device", client_addr, action, resource_type, resource_id)
-                    .detail(format!("device {device_id}"))
+                audit::device_event(Some(device_id), client_addr, action, resource_type, resource_id)
             }
         }
     }

@@ -10,8 +10,7 @@ use super::{ingest, Access, IngestAnswer, PatientRef, Sender};
 use crate::api::{Json, JsonBatch, Query};
 use crate::app::AppState;
 use crate::audit;
-use crate::auth::ClientAddr;
-use crate::devices::DeviceAuth;
+use crate::devices::{DeviceAuth, DeviceKind};
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -30,24 +29,33 @@ pub fn may_name(device_org: &str, patient_org: &str, linked: bool) -> bool {
     device_org == patient_org || linked
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_kiosk_names_patients_of_its_organisation_or_a_linked_one() {
+        assert!(super::may_name("centre", "centre", false));
+        assert!(super::may_name("hospital", "centre", true));
+        assert!(!super::may_name("corner", "centre", false));
+    }
+}
+
 pub async fn post(
     State(state): State<AppState>,
     device: DeviceAuth,
-    ClientAddr(client_addr): ClientAddr,
     Query(q): Query<DeviceTarget>,
     body: JsonBatch<NewReading>,
 ) -> ApiResult<(StatusCode, Json<IngestAnswer>)> {
-    let sender = Sender::Device { device_id: device.device_id.clone(), client_addr: client_addr.clone() };
+    let sender = Sender::Device { device_id: device.device_id.clone(), client_addr: device.client_addr.clone() };
     let denied = |patient: Option<String>| {
-        audit::unattended_event("device", &client_addr, "create", "observation", patient.as_deref().unwrap_or(""))
+        device
+            .event("create", "observation", patient.as_deref().unwrap_or(""))
             .maybe_patient(patient)
-            .detail(format!("device {}", device.device_id))
             .outcome(audit::Outcome::Denied)
     };
-    let patient_id = match (device.kind.as_str(), &device.patient_id, &q.patient_id) {
-        ("home", Some(own), None) => own.clone(),
-        ("home", Some(own), Some(named)) if named == own => own.clone(),
-        ("home", _, _) => {
+    let patient_id = match (device.kind, &device.patient_id, &q.patient_id) {
+        (DeviceKind::Home, Some(own), None) => own.clone(),
+        (DeviceKind::Home, Some(own), Some(named)) if named == own => own.clone(),
+        (DeviceKind::Home, _, _) => {
             return Err(ApiError::validation("patient_id", "a home device sends the readings of the patient it is bound to"))
         }
         (_, _, Some(named)) => named.clone(),
@@ -65,18 +73,25 @@ pub async fn post(
         denied(None).record(&state.db).await?;
         return Err(ApiError::not_found("patient"));
     };
-    if device.kind.as_str() != "home" {
+    if device.kind != DeviceKind::Home {
         let (linked,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM consortium_links WHERE (hospital_id = $1 AND centre_id = $2) OR (hospital_id = $2 AND centre_id = $1)",
         )
-        .bind(&device.organization_id)
+        .bind(&device.organisation_id)
         .bind(&patient.home_organisation_id)
         .fetch_one(&state.db.pool)
         .await?;
-        if !may_name(&device.organization_id, &patient.home_organisation_id, linked > 0) {
+        if !may_name(&device.organisation_id, &patient.home_organisation_id, linked > 0) {
             denied(Some(patient.id.clone())).record(&state.db).await?;
             return Err(ApiError::not_found("patient"));
         }
+    }
+    // A device's readings are taken where it stands: a home device's at home, and so on.
+    let wrong: Vec<usize> =
+        body.items.iter().enumerate().filter(|(_, r)| r.source.as_str() != device.kind.as_str()).map(|(i, _)| i).collect();
+    if let Some(&i) = wrong.first() {
+        let field = if body.array { format!("[{i}].source") } else { "source".to_string() };
+        return Err(ApiError::validation(&field, format!("a {} device sends `{}` readings", device.kind.as_str(), device.kind.as_str())));
     }
     let access = Access { patient, expert_consultations: None };
     let answer = ingest(&state, &sender, &access, body.items, body.array).await?;
