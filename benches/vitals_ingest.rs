@@ -99,7 +99,9 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let token = login["access_token"].as_str().unwrap_or_default().to_string();
     let bodies: Vec<(String, serde_json::Value)> = (0..batches)
-        .map(|b| (ids[b % ids.len()].clone(), serde_json::Value::Array((0..batch).map(|i| reading(b * batch + i)).collect())))
+        .map(|b| {
+            (ids[b % ids.len()].clone(), serde_json::Value::Array((0..batch).map(|i| reading(b * batch + i)).collect()))
+        })
         .collect();
 
     println!("vital-sign ingest on {backend}: {batches} batches of {batch} readings, {clients} concurrent clients, {patients} patients");
@@ -192,7 +194,8 @@ async fn main() -> anyhow::Result<()> {
         use sqlx::Connection;
         pool.close().await;
         let mut conn = sqlx::PgConnection::connect(&admin).await?;
-        let _ = sqlx::Executor::execute(&mut conn, format!("DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)").as_str()).await;
+        let _ = sqlx::Executor::execute(&mut conn, format!("DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)").as_str())
+            .await;
     }
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())

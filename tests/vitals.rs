@@ -48,7 +48,10 @@ async fn readings_are_checked_converted_and_stored_once(app: &TestApp) {
     let mut future = bp(130.0, 80.0);
     future["measured_at"] = json!((chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339());
     let (status, e) = app.post(&path, &li, &future).await;
-    assert_eq!((status, e["code"].as_str(), e["errors"][0]["field"].as_str()), (422, Some("measured_at_out_of_range"), Some("measured_at")));
+    assert_eq!(
+        (status, e["code"].as_str(), e["errors"][0]["field"].as_str()),
+        (422, Some("measured_at_out_of_range"), Some("measured_at"))
+    );
     // In a batch the reading's index is named; nothing of a refused batch is stored.
     let before = count(app, "SELECT COUNT(*) FROM observations WHERE patient_id = $1", &zhang).await;
     let bad_batch = json!([bp(130.0, 80.0),
@@ -72,7 +75,10 @@ async fn readings_are_checked_converted_and_stored_once(app: &TestApp) {
     assert_eq!(temp["items"][0]["values"]["temperature_c"], 37.0);
     let (_, pressures) = observations(app, &li, &zhang, "?kind=blood_pressure").await;
     let kpa = pressures["items"].as_array().unwrap().iter().find(|o| o["source"] == "clinic").unwrap();
-    assert_eq!((kpa["values"]["systolic_mmhg"].as_f64(), kpa["values"]["diastolic_mmhg"].as_f64()), (Some(150.0), Some(90.0)));
+    assert_eq!(
+        (kpa["values"]["systolic_mmhg"].as_f64(), kpa["values"]["diastolic_mmhg"].as_f64()),
+        (Some(150.0), Some(90.0))
+    );
 
     // The same batch again (a retry after a dropped link): nothing stored twice, the same ids.
     let stored = count(app, "SELECT COUNT(*) FROM observations WHERE patient_id = $1", &zhang).await;
@@ -100,15 +106,16 @@ async fn readings_are_checked_converted_and_stored_once(app: &TestApp) {
 
     // Newest first, paged, by time range.
     let (_, page1) = observations(app, &li, &zhang, "?limit=2").await;
-    let (_, page2) = observations(
-        app,
-        &li,
-        &zhang,
-        &format!("?limit=2&cursor={}", page1["next"].as_str().expect("a next page")),
-    )
-    .await;
-    let times: Vec<String> = page1["items"].as_array().unwrap().iter().chain(page2["items"].as_array().unwrap())
-        .map(|o| o["measured_at"].as_str().unwrap().to_string()).collect();
+    let (_, page2) =
+        observations(app, &li, &zhang, &format!("?limit=2&cursor={}", page1["next"].as_str().expect("a next page")))
+            .await;
+    let times: Vec<String> = page1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(page2["items"].as_array().unwrap())
+        .map(|o| o["measured_at"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(times.len(), 4);
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
     let (_, window) = observations(app, &li, &zhang, &format!("?from={}", urlencode(&minutes_ago(15)))).await;
@@ -132,7 +139,9 @@ async fn who_may_write_and_read_readings_and_the_timeline(app: &TestApp) {
     // with no consultation of hers find no such patient; admins and coordinators may not.
     let (status, home) = app.post(&path, &tok("patient.zhang").await, &bp(138.0, 86.0)).await;
     assert_eq!(status, 201, "{home}");
-    for (who, expected) in [("patient.liu", 404), ("dr.zhao", 404), ("dr.wang", 404), ("admin", 403), ("coordinator", 403)] {
+    for (who, expected) in
+        [("patient.liu", 404), ("dr.zhao", 404), ("dr.wang", 404), ("admin", 403), ("coordinator", 403)]
+    {
         let (status, _) = app.post(&path, &tok(who).await, &bp(130.0, 80.0)).await;
         assert_eq!(status, expected, "{who} writes");
         let (status, _) = app.get(&path, &tok(who).await).await;
@@ -178,7 +187,9 @@ async fn who_may_write_and_read_readings_and_the_timeline(app: &TestApp) {
     assert!(seen.iter().all(|(k, cid)| k == "vital" || cid.as_deref() == Some(c.as_str())), "{seen:?}");
     assert!(seen.contains(&("consultation".to_string(), Some(c.clone()))));
     assert_eq!(seen.iter().filter(|(k, _)| k == "vital").count(), 2, "the home reading while active, and the call's");
-    for (who, expected) in [("dr.chen", 404), ("patient.liu", 404), ("dr.zhao", 404), ("coordinator", 403), ("admin", 403)] {
+    for (who, expected) in
+        [("dr.chen", 404), ("patient.liu", 404), ("dr.zhao", 404), ("coordinator", 403), ("admin", 403)]
+    {
         let (status, _) = app.get(&timeline, &tok(who).await).await;
         assert_eq!(status, expected, "{who} reads the timeline");
     }
@@ -194,7 +205,10 @@ async fn who_may_write_and_read_readings_and_the_timeline(app: &TestApp) {
     assert_eq!(status, 200);
     let chen_items = chen["items"].as_array().unwrap();
     assert_eq!(chen_items.len(), 1, "{chen}");
-    assert_eq!((chen_items[0]["kind"].as_str(), chen_items[0]["id"].as_str()), (Some("consultation"), Some(other.as_str())));
+    assert_eq!(
+        (chen_items[0]["kind"].as_str(), chen_items[0]["id"].as_str()),
+        (Some("consultation"), Some(other.as_str()))
+    );
     // Paged with a cursor: the pages together are the whole list, in order, without repeats.
     let li = tok("dr.li").await;
     let mut seen_ids = Vec::new();
@@ -213,10 +227,15 @@ async fn who_may_write_and_read_readings_and_the_timeline(app: &TestApp) {
         }
     }
     let (_, whole) = app.get(&format!("{timeline}?limit=200"), &li).await;
-    let whole_ids: Vec<String> = whole["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_string()).collect();
+    let whole_ids: Vec<String> =
+        whole["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(seen_ids, whole_ids);
     // Reading the timeline is audited against the patient.
-    assert!(count(app, "SELECT COUNT(*) FROM audit_events WHERE resource_type = 'timeline' AND patient_id = $1", &zhang).await >= 4);
+    assert!(
+        count(app, "SELECT COUNT(*) FROM audit_events WHERE resource_type = 'timeline' AND patient_id = $1", &zhang)
+            .await
+            >= 4
+    );
 }
 db_test!(who_may_write_and_read_readings_and_the_timeline);
 
@@ -278,7 +297,8 @@ async fn out_of_target_readings_reach_the_worklist_once_per_episode(app: &TestAp
     assert_eq!(open[0]["detail"], "152/96 mmHg, target below 140/90 mmHg");
     // The patient is told once, in plain words.
     let (_, inbox) = app.get("/api/v1/notifications", &zhang_token).await;
-    let told: Vec<&Value> = inbox["items"].as_array().unwrap().iter().filter(|n| n["kind"] == "reading_out_of_target").collect();
+    let told: Vec<&Value> =
+        inbox["items"].as_array().unwrap().iter().filter(|n| n["kind"] == "reading_out_of_target").collect();
     assert_eq!(told.len(), 1, "{inbox}");
     assert!(told[0]["body"].as_str().unwrap().contains("152/96 mmHg"));
 
@@ -380,26 +400,37 @@ async fn a_reading_taken_in_the_call_reaches_the_room(app: &TestApp) {
     let live = wang.expect("observation").await;
     assert_eq!(live["reading"]["id"], body["results"][0]["id"]);
     assert_eq!(live["reading"]["summary"], "152/96 mmHg, pulse 78 bpm");
-    assert_eq!((live["reading"]["device"].as_str(), live["reading"]["source"].as_str()), (Some("Omron HEM-7136"), Some("kiosk")));
+    assert_eq!(
+        (live["reading"]["device"].as_str(), live["reading"]["source"].as_str()),
+        (Some("Omron HEM-7136"), Some("kiosk"))
+    );
     assert!(live["reading"]["measured_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(li.expect("observation").await["reading"]["id"], body["results"][0]["id"]);
 
     // Once the call is in progress, a fresh reading without the consultation belongs to it.
     let deadline = tokio::time::Instant::now() + rtc::WAIT;
     loop {
-        let (state,): (String,) =
-            sqlx::query_as("SELECT state FROM consultations WHERE id = $1").bind(&c).fetch_one(&app.state.db.pool).await.unwrap();
+        let (state,): (String,) = sqlx::query_as("SELECT state FROM consultations WHERE id = $1")
+            .bind(&c)
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap();
         if state == "in_progress" {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "the call never started");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let (status, body) = app.post(&format!("/api/v1/patients/{zhang}/observations"), &app.login("dr.li").await, &bp(141.0, 91.0)).await;
+    let (status, body) =
+        app.post(&format!("/api/v1/patients/{zhang}/observations"), &app.login("dr.li").await, &bp(141.0, 91.0)).await;
     assert_eq!(status, 201);
     let live = wang.expect("observation").await;
-    assert_eq!((live["reading"]["consultation_id"].as_str(), live["reading"]["id"].clone()), (Some(c.as_str()), body["results"][0]["id"].clone()));
-    let (_, stored) = app.get(&format!("/api/v1/patients/{zhang}/observations?limit=1"), &app.login("dr.li").await).await;
+    assert_eq!(
+        (live["reading"]["consultation_id"].as_str(), live["reading"]["id"].clone()),
+        (Some(c.as_str()), body["results"][0]["id"].clone())
+    );
+    let (_, stored) =
+        app.get(&format!("/api/v1/patients/{zhang}/observations?limit=1"), &app.login("dr.li").await).await;
     assert_eq!(stored["items"][0]["consultation_id"], c.as_str());
 }
 db_test!(a_reading_taken_in_the_call_reaches_the_room);
@@ -421,8 +452,9 @@ async fn devices_send_readings_with_their_own_tokens(app: &TestApp) {
     let admin = app.login("admin").await;
     let zhang = patient_id_of(app, "patient.zhang").await;
     let liu = patient_id_of(app, "patient.liu").await;
-    let (status, cuff) =
-        app.post("/api/v1/devices", &li, &json!({"kind": "home", "label": "张大爷家血压计", "patient_id": zhang})).await;
+    let (status, cuff) = app
+        .post("/api/v1/devices", &li, &json!({"kind": "home", "label": "张大爷家血压计", "patient_id": zhang}))
+        .await;
     assert_eq!(status, 201, "{cuff}");
     let cuff_token = cuff["token"].as_str().unwrap().to_string();
     let cuff_id = cuff["device"]["id"].as_str().unwrap().to_string();
@@ -439,7 +471,15 @@ async fn devices_send_readings_with_their_own_tokens(app: &TestApp) {
     assert_eq!(from_cuff.len(), 2);
     assert!(from_cuff.iter().all(|o| o["recorded_by"].is_null()));
     // Audited as the device.
-    assert!(count(app, "SELECT COUNT(*) FROM audit_events WHERE actor_role = 'device' AND actor_id = $1 AND action = 'create'", &cuff_id).await >= 2);
+    assert!(
+        count(
+            app,
+            "SELECT COUNT(*) FROM audit_events WHERE actor_role = 'device' AND actor_id = $1 AND action = 'create'",
+            &cuff_id
+        )
+        .await
+            >= 2
+    );
     // Not another patient's, not a kiosk's, and impossible values are refused naming the field.
     let (status, e) = device_post(app, &cuff_token, &format!("?patient_id={liu}"), &bp(130.0, 80.0)).await;
     assert_eq!((status, e["errors"][0]["field"].as_str()), (422, Some("patient_id")));
@@ -448,7 +488,10 @@ async fn devices_send_readings_with_their_own_tokens(app: &TestApp) {
     let (status, e) = device_post(app, &cuff_token, "", &kiosk_reading).await;
     assert_eq!((status, e["errors"][0]["field"].as_str()), (422, Some("source")));
     let (status, e) = device_post(app, &cuff_token, "", &json!([bp(130.0, 80.0), bp(130.0, 330.0)])).await;
-    assert_eq!((status, e["code"].as_str(), e["errors"][0]["field"].as_str()), (422, Some("implausible_value"), Some("[1].diastolic_mmhg")));
+    assert_eq!(
+        (status, e["code"].as_str(), e["errors"][0]["field"].as_str()),
+        (422, Some("implausible_value"), Some("[1].diastolic_mmhg"))
+    );
     // Batches of up to 1,000.
     let many: Vec<Value> = (0..1001).map(|_| bp(120.0, 80.0)).collect();
     let (status, _) = device_post(app, &cuff_token, "", &Value::Array(many)).await;
@@ -460,8 +503,13 @@ async fn devices_send_readings_with_their_own_tokens(app: &TestApp) {
         .fetch_one(&app.state.db.pool)
         .await
         .unwrap();
-    let (status, kiosk) =
-        app.post("/api/v1/devices", &admin, &json!({"kind": "kiosk", "label": "东湖中心大厅自助机", "organisation_id": centre.0})).await;
+    let (status, kiosk) = app
+        .post(
+            "/api/v1/devices",
+            &admin,
+            &json!({"kind": "kiosk", "label": "东湖中心大厅自助机", "organisation_id": centre.0}),
+        )
+        .await;
     assert_eq!(status, 201, "{kiosk}");
     let kiosk_token = kiosk["token"].as_str().unwrap().to_string();
     let (status, body) = device_post(app, &kiosk_token, &format!("?patient_id={zhang}"), &kiosk_reading).await;
@@ -469,12 +517,22 @@ async fn devices_send_readings_with_their_own_tokens(app: &TestApp) {
     let (status, _) = device_post(app, &kiosk_token, "", &kiosk_reading).await;
     assert_eq!(status, 422, "a kiosk must name the patient");
     let (_, orgs) = app.get("/api/v1/organisations", &admin).await;
-    let west = orgs["items"].as_array().unwrap().iter().find(|o| o["name"] == "西城社区卫生服务中心").unwrap()["id"].as_str().unwrap().to_string();
-    let (status, other) = app.post("/api/v1/patients", &admin, &json!({"name": "赵六", "sex": "male", "birth_date": "1955-03-01", "home_organisation_id": west})).await;
+    let west = orgs["items"].as_array().unwrap().iter().find(|o| o["name"] == "西城社区卫生服务中心").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, other) = app
+        .post(
+            "/api/v1/patients",
+            &admin,
+            &json!({"name": "赵六", "sex": "male", "birth_date": "1955-03-01", "home_organisation_id": west}),
+        )
+        .await;
     assert_eq!(status, 201, "{other}");
     let mut r = kiosk_reading.clone();
     r["client_id"] = json!(uuid::Uuid::new_v4());
-    let (status, _) = device_post(app, &kiosk_token, &format!("?patient_id={}", other["id"].as_str().unwrap()), &r).await;
+    let (status, _) =
+        device_post(app, &kiosk_token, &format!("?patient_id={}", other["id"].as_str().unwrap()), &r).await;
     assert_eq!(status, 404, "another centre's patient");
 
     // A user's token is not a device's, and a revoked device is refused.

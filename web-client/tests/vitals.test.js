@@ -53,7 +53,7 @@ test('a kiosk reading reaches the call, the record, the trend and the worklist',
   const row = '.vitals-live-list li[data-kind="blood_pressure"]:has-text("152/96 mmHg")';
   await wang.waitForSelector(row, { timeout: 10000 });
   const receivedAt = Number(await wang.getAttribute(row, 'data-received'));
-  console.log(`# the kiosk's reading appeared in dr.wang's call view ${receivedAt - sentAt} ms after "send" was pressed`);
+  console.log(`the kiosk's reading appeared in dr.wang's call view ${receivedAt - sentAt} ms after "send" was pressed`);
   const shown = await wang.textContent(row) || '';
   assert.match(shown, /血压/);
   assert.match(shown, /测量于 \d{1,2}:\d{2}:\d{2}/, 'marked with the time measured');

@@ -51,13 +51,29 @@ pub struct Envelope {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RoomEvent {
-    Join { joiner: Joiner, resume_token: String },
-    Resume { resume_hash: String, conn: ConnId, new_hash: String, new_token: String },
-    Message { conn: ConnId, msg: ClientMessage, chat_id: String },
-    Disconnected { conn: ConnId },
+    Join {
+        joiner: Joiner,
+        resume_token: String,
+    },
+    Resume {
+        resume_hash: String,
+        conn: ConnId,
+        new_hash: String,
+        new_token: String,
+    },
+    Message {
+        conn: ConnId,
+        msg: ClientMessage,
+        chat_id: String,
+    },
+    Disconnected {
+        conn: ConnId,
+    },
     Expire,
     /// A reading of the patient taken during the call (see [`RoomHub::observation`]).
-    Observation { reading: super::protocol::LiveReading },
+    Observation {
+        reading: super::protocol::LiveReading,
+    },
 }
 
 /// Receives the events of the rooms an instance holds.

@@ -56,7 +56,10 @@ pub async fn post(
         (DeviceKind::Home, Some(own), None) => own.clone(),
         (DeviceKind::Home, Some(own), Some(named)) if named == own => own.clone(),
         (DeviceKind::Home, _, _) => {
-            return Err(ApiError::validation("patient_id", "a home device sends the readings of the patient it is bound to"))
+            return Err(ApiError::validation(
+                "patient_id",
+                "a home device sends the readings of the patient it is bound to",
+            ))
         }
         (_, _, Some(named)) => named.clone(),
         (_, _, None) => return Err(ApiError::validation("patient_id", "a kiosk or clinic device names the patient")),
@@ -87,11 +90,19 @@ pub async fn post(
         }
     }
     // A device's readings are taken where it stands: a home device's at home, and so on.
-    let wrong: Vec<usize> =
-        body.items.iter().enumerate().filter(|(_, r)| r.source.as_str() != device.kind.as_str()).map(|(i, _)| i).collect();
+    let wrong: Vec<usize> = body
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.source.as_str() != device.kind.as_str())
+        .map(|(i, _)| i)
+        .collect();
     if let Some(&i) = wrong.first() {
         let field = if body.array { format!("[{i}].source") } else { "source".to_string() };
-        return Err(ApiError::validation(&field, format!("a {} device sends `{}` readings", device.kind.as_str(), device.kind.as_str())));
+        return Err(ApiError::validation(
+            &field,
+            format!("a {} device sends `{}` readings", device.kind.as_str(), device.kind.as_str()),
+        ));
     }
     let access = Access { patient, expert_consultations: None };
     let answer = ingest(&state, &sender, &access, body.items, body.array).await?;

@@ -248,7 +248,9 @@ pub async fn access(state: &AppState, user: &AuthUser, id: &str, action: &str) -
     let patient = patient_ref(state, id).await?;
     if matches!(user.role, Role::Admin | Role::Coordinator) {
         deny(patient.as_ref()).record(&state.db).await?;
-        return Err(ApiError::forbidden("vital signs are kept by the patient, their community doctors and the experts of their consultations"));
+        return Err(ApiError::forbidden(
+            "vital signs are kept by the patient, their community doctors and the experts of their consultations",
+        ));
     }
     let Some(patient) = patient else {
         deny(None).record(&state.db).await?;
@@ -457,7 +459,10 @@ pub async fn ingest(
         let (rid, is_new) = stored[i].clone();
         if is_new {
             events.push(
-                sender.event("create", "observation", &rid).patient(&patient.id).detail(reading::summary(r.kind, &r.values)),
+                sender
+                    .event("create", "observation", &rid)
+                    .patient(&patient.id)
+                    .detail(reading::summary(r.kind, &r.values)),
             );
             created.push((rid.clone(), r));
         }
@@ -530,9 +535,8 @@ async fn store(
     }
     let mut inserted: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     for chunk in fresh.chunks(100) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|k| format!("({})", placeholders(k * COLUMNS + 1, COLUMNS)))
-            .collect();
+        let rows: Vec<String> =
+            (0..chunk.len()).map(|k| format!("({})", placeholders(k * COLUMNS + 1, COLUMNS))).collect();
         let sql = format!(
             "INSERT INTO observations (id, patient_id, client_id, kind, measured_at, received_at, source, device, device_id, consultation_id, recorded_by,
                 systolic_mmhg, diastolic_mmhg, pulse_bpm, glucose_mmol_l, glucose_context, spo2_pct, weight_kg, temperature_c, ecg_file_id)
@@ -568,8 +572,7 @@ async fn store(
         inserted.extend(q.fetch_all(&mut *conn).await?);
     }
     // The ids of readings stored before.
-    let before: Vec<&str> =
-        first_index.keys().copied().filter(|c| !inserted.contains_key(*c)).collect();
+    let before: Vec<&str> = first_index.keys().copied().filter(|c| !inserted.contains_key(*c)).collect();
     let mut earlier: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     for chunk in before.chunks(500) {
         let sql = format!(
@@ -646,11 +649,12 @@ async fn cursor_position(state: &AppState, patient_id: &str, cursor: &str) -> Ap
     if cursor.is_empty() {
         return Ok((String::new(), String::new()));
     }
-    let row: Option<(String,)> = sqlx::query_as("SELECT measured_at FROM observations WHERE id = $1 AND patient_id = $2")
-        .bind(cursor)
-        .bind(patient_id)
-        .fetch_optional(&state.db.pool)
-        .await?;
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT measured_at FROM observations WHERE id = $1 AND patient_id = $2")
+            .bind(cursor)
+            .bind(patient_id)
+            .fetch_optional(&state.db.pool)
+            .await?;
     match row {
         Some((at,)) => Ok((at, cursor.to_string())),
         None => Err(ApiError::validation("cursor", "not a cursor of this list: pass the `next` of the previous page")),

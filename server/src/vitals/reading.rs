@@ -48,7 +48,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [Kind::BloodPressure, Kind::Glucose, Kind::Spo2, Kind::Weight, Kind::Temperature, Kind::Ecg];
+    pub const ALL: [Kind; 6] =
+        [Kind::BloodPressure, Kind::Glucose, Kind::Spo2, Kind::Weight, Kind::Temperature, Kind::Ecg];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -104,7 +105,9 @@ impl GlucoseContext {
     }
 
     pub fn parse(s: &str) -> Option<GlucoseContext> {
-        [GlucoseContext::Fasting, GlucoseContext::Postprandial, GlucoseContext::Random].into_iter().find(|c| c.as_str() == s)
+        [GlucoseContext::Fasting, GlucoseContext::Postprandial, GlucoseContext::Random]
+            .into_iter()
+            .find(|c| c.as_str() == s)
     }
 }
 
@@ -258,7 +261,11 @@ fn either(
 ) -> Option<f64> {
     match (a, b) {
         (Some(_), Some(_)) => {
-            problems.push(problem(field_b, "validation_failed", format!("send either {field_a} or {field_b}, not both")));
+            problems.push(problem(
+                field_b,
+                "validation_failed",
+                format!("send either {field_a} or {field_b}, not both"),
+            ));
             None
         }
         (Some(v), None) => in_range(problems, field_a, v, round(v, places), range, |x| x, unit_a),
@@ -360,7 +367,9 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
             );
             match r.glucose_context {
                 Some(c) => v.glucose_context = Some(c),
-                None => p.push(problem("glucose_context", "validation_failed", "required: fasting, postprandial or random")),
+                None => {
+                    p.push(problem("glucose_context", "validation_failed", "required: fasting, postprandial or random"))
+                }
             }
         }
         Kind::Spo2 => {
@@ -386,10 +395,16 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
         Kind::Temperature => {
             v.temperature_c = match (r.temperature_c, r.temperature_f) {
                 (Some(_), Some(_)) => {
-                    p.push(problem("temperature_f", "validation_failed", "send either temperature_c or temperature_f, not both"));
+                    p.push(problem(
+                        "temperature_f",
+                        "validation_failed",
+                        "send either temperature_c or temperature_f, not both",
+                    ));
                     None
                 }
-                (Some(c), None) => in_range(&mut p, "temperature_c", c, round(c, 1), limits::TEMPERATURE_C, |x| x, "°C"),
+                (Some(c), None) => {
+                    in_range(&mut p, "temperature_c", c, round(c, 1), limits::TEMPERATURE_C, |x| x, "°C")
+                }
                 (None, Some(f)) => in_range(
                     &mut p,
                     "temperature_f",
@@ -431,7 +446,9 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
 /// The reading in a few words, as shown in the call, the timeline and notifications:
 /// `152/96 mmHg, pulse 78`.
 pub fn summary(kind: Kind, v: &Values) -> String {
-    let n = |x: Option<f64>| x.map(|x| if x.fract() == 0.0 { format!("{x:.0}") } else { format!("{x}") }).unwrap_or_default();
+    let n = |x: Option<f64>| {
+        x.map(|x| if x.fract() == 0.0 { format!("{x:.0}") } else { format!("{x}") }).unwrap_or_default()
+    };
     let pulse = v.pulse_bpm.map(|_| format!(", pulse {} bpm", n(v.pulse_bpm))).unwrap_or_default();
     match kind {
         Kind::BloodPressure => format!("{}/{} mmHg{pulse}", n(v.systolic_mmhg), n(v.diastolic_mmhg)),
@@ -474,8 +491,12 @@ mod tests {
 
     #[test]
     fn a_blood_pressure_reading_is_taken_as_sent() {
-        let r = check(&bp(serde_json::json!({"systolic_mmhg": 152, "diastolic_mmhg": 96, "pulse_bpm": 78})), now()).unwrap();
-        assert_eq!((r.values.systolic_mmhg, r.values.diastolic_mmhg, r.values.pulse_bpm), (Some(152.0), Some(96.0), Some(78.0)));
+        let r = check(&bp(serde_json::json!({"systolic_mmhg": 152, "diastolic_mmhg": 96, "pulse_bpm": 78})), now())
+            .unwrap();
+        assert_eq!(
+            (r.values.systolic_mmhg, r.values.diastolic_mmhg, r.values.pulse_bpm),
+            (Some(152.0), Some(96.0), Some(78.0))
+        );
         assert_eq!(r.measured_at, "2026-12-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
         assert_eq!(summary(r.kind, &r.values), "152/96 mmHg, pulse 78 bpm");
     }
@@ -485,15 +506,30 @@ mod tests {
         // 20.0/12.0 kPa is 150/90 mmHg.
         let r = check(&bp(serde_json::json!({"systolic_kpa": 20.0, "diastolic_kpa": 12.0})), now()).unwrap();
         assert_eq!((r.values.systolic_mmhg, r.values.diastolic_mmhg), (Some(150.0), Some(90.0)));
-        assert_eq!(refused(&bp(serde_json::json!({"systolic_kpa": 20.0, "systolic_mmhg": 150, "diastolic_mmhg": 90}))), vec![("systolic_kpa", "validation_failed")]);
+        assert_eq!(
+            refused(&bp(serde_json::json!({"systolic_kpa": 20.0, "systolic_mmhg": 150, "diastolic_mmhg": 90}))),
+            vec![("systolic_kpa", "validation_failed")]
+        );
     }
 
     #[test]
     fn impossible_pressures_are_refused_naming_the_field() {
-        assert_eq!(refused(&bp(serde_json::json!({"systolic_mmhg": 520, "diastolic_mmhg": 96}))), vec![("systolic_mmhg", "implausible_value")]);
-        assert_eq!(refused(&bp(serde_json::json!({"systolic_mmhg": 120, "diastolic_mmhg": 130}))), vec![("diastolic_mmhg", "implausible_value")]);
-        assert_eq!(refused(&bp(serde_json::json!({"systolic_mmhg": 120, "diastolic_mmhg": 80, "pulse_bpm": 0}))), vec![("pulse_bpm", "implausible_value")]);
-        assert_eq!(refused(&bp(serde_json::json!({"diastolic_mmhg": 80}))), vec![("systolic_mmhg", "validation_failed")]);
+        assert_eq!(
+            refused(&bp(serde_json::json!({"systolic_mmhg": 520, "diastolic_mmhg": 96}))),
+            vec![("systolic_mmhg", "implausible_value")]
+        );
+        assert_eq!(
+            refused(&bp(serde_json::json!({"systolic_mmhg": 120, "diastolic_mmhg": 130}))),
+            vec![("diastolic_mmhg", "implausible_value")]
+        );
+        assert_eq!(
+            refused(&bp(serde_json::json!({"systolic_mmhg": 120, "diastolic_mmhg": 80, "pulse_bpm": 0}))),
+            vec![("pulse_bpm", "implausible_value")]
+        );
+        assert_eq!(
+            refused(&bp(serde_json::json!({"diastolic_mmhg": 80}))),
+            vec![("systolic_mmhg", "validation_failed")]
+        );
         let e = check(&bp(serde_json::json!({"systolic_kpa": 50, "diastolic_kpa": 10})), now()).unwrap_err();
         assert_eq!((e[0].field, e[0].code), ("systolic_kpa", "implausible_value"));
         assert!(e[0].message.contains("kPa"), "{}", e[0].message);
@@ -506,9 +542,14 @@ mod tests {
         let r = check(&g, now()).unwrap();
         assert_eq!(r.values.glucose_mmol_l, Some(7.0));
         assert_eq!(r.values.glucose_context, Some(GlucoseContext::Fasting));
-        let g = parse(serde_json::json!({"kind": "glucose", "glucose_mmol_l": 70, "measured_at": "2026-12-01T07:00:00+08:00",
-            "source": "home", "client_id": "0192f0c4-7b1e-7cc3-a000-0123456789ac"}));
-        assert_eq!(refused(&g), vec![("glucose_mmol_l", "implausible_value"), ("glucose_context", "validation_failed")]);
+        let g = parse(
+            serde_json::json!({"kind": "glucose", "glucose_mmol_l": 70, "measured_at": "2026-12-01T07:00:00+08:00",
+            "source": "home", "client_id": "0192f0c4-7b1e-7cc3-a000-0123456789ac"}),
+        );
+        assert_eq!(
+            refused(&g),
+            vec![("glucose_mmol_l", "implausible_value"), ("glucose_context", "validation_failed")]
+        );
     }
 
     #[test]
@@ -521,11 +562,20 @@ mod tests {
         };
         let t = check(&base("temperature", serde_json::json!({"temperature_f": 98.6})), now()).unwrap();
         assert_eq!(t.values.temperature_c, Some(37.0));
-        assert_eq!(refused(&base("temperature", serde_json::json!({"temperature_c": 52}))), vec![("temperature_c", "implausible_value")]);
+        assert_eq!(
+            refused(&base("temperature", serde_json::json!({"temperature_c": 52}))),
+            vec![("temperature_c", "implausible_value")]
+        );
         let w = check(&base("weight", serde_json::json!({"weight_lb": 154.3})), now()).unwrap();
         assert_eq!(w.values.weight_kg, Some(70.0));
-        assert_eq!(refused(&base("spo2", serde_json::json!({"spo2_pct": 101}))), vec![("spo2_pct", "implausible_value")]);
-        assert_eq!(refused(&base("spo2", serde_json::json!({"spo2_pct": 97, "weight_kg": 60}))), vec![("weight_kg", "validation_failed")]);
+        assert_eq!(
+            refused(&base("spo2", serde_json::json!({"spo2_pct": 101}))),
+            vec![("spo2_pct", "implausible_value")]
+        );
+        assert_eq!(
+            refused(&base("spo2", serde_json::json!({"spo2_pct": 97, "weight_kg": 60}))),
+            vec![("weight_kg", "validation_failed")]
+        );
         assert_eq!(refused(&base("ecg", serde_json::json!({}))), vec![("ecg_file_id", "validation_failed")]);
     }
 

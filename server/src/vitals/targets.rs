@@ -262,9 +262,15 @@ mod tests {
         let t = defaults("Type 2 diabetes");
         assert_eq!(defaults("2型糖尿病"), t);
         assert!(evaluate(&t, Kind::Glucose, &glucose(6.9, GlucoseContext::Fasting)).is_empty());
-        assert_eq!(evaluate(&t, Kind::Glucose, &glucose(7.0, GlucoseContext::Fasting))[0].reason, Reason::GlucoseAboveTarget);
+        assert_eq!(
+            evaluate(&t, Kind::Glucose, &glucose(7.0, GlucoseContext::Fasting))[0].reason,
+            Reason::GlucoseAboveTarget
+        );
         assert!(evaluate(&t, Kind::Glucose, &glucose(9.5, GlucoseContext::Postprandial)).is_empty());
-        assert_eq!(evaluate(&t, Kind::Glucose, &glucose(10.2, GlucoseContext::Random))[0].reason, Reason::GlucoseAboveTarget);
+        assert_eq!(
+            evaluate(&t, Kind::Glucose, &glucose(10.2, GlucoseContext::Random))[0].reason,
+            Reason::GlucoseAboveTarget
+        );
         let low = evaluate(&t, Kind::Glucose, &glucose(3.2, GlucoseContext::Fasting));
         assert_eq!(low[0].reason, Reason::GlucoseLow);
         assert_eq!(low[0].detail, "3.2 mmol/L (fasting), below 3.9 mmol/L");
@@ -279,7 +285,10 @@ mod tests {
         let t = Targets { systolic_below: Some(150.0), diastolic_below: Some(90.0), ..Targets::default() };
         assert!(check(&t).is_ok());
         assert!(evaluate(&t, Kind::BloodPressure, &bp(145.0, 85.0)).is_empty());
-        assert_eq!(check(&Targets { systolic_below: Some(20.0), ..Targets::default() }), Err(("targets.systolic_below", "90 to 200 mmHg")));
+        assert_eq!(
+            check(&Targets { systolic_below: Some(20.0), ..Targets::default() }),
+            Err(("targets.systolic_below", "90 to 200 mmHg"))
+        );
         assert_eq!(
             check(&Targets { measure_every_days: Some(0), ..Targets::default() }).unwrap_err().0,
             "targets.measure_every_days"

@@ -166,7 +166,18 @@ async fn source(state: &AppState, kind: &str, patient: &str, w: &Window) -> ApiR
                 .map(|(id, at, reason, st, specialty, mode, org)| {
                     let c = Some(id.clone());
                     let f = facts(&c);
-                    (item(id, kind, at, c, reason, st, json!({"specialty": specialty, "mode": mode, "requested_by_organisation": org})), f)
+                    (
+                        item(
+                            id,
+                            kind,
+                            at,
+                            c,
+                            reason,
+                            st,
+                            json!({"specialty": specialty, "mode": mode, "requested_by_organisation": org}),
+                        ),
+                        f,
+                    )
                 })
                 .collect()
         }
@@ -202,7 +213,11 @@ async fn source(state: &AppState, kind: &str, patient: &str, w: &Window) -> ApiR
             );
             rows.into_iter()
                 .map(|(id, at, c, reason, st, direction, from, to, author, assignee, to_name)| {
-                    let f = Facts { consultation_id: c.clone(), referral: Some((author, assignee, from, to)), is_vital: false };
+                    let f = Facts {
+                        consultation_id: c.clone(),
+                        referral: Some((author, assignee, from, to)),
+                        is_vital: false,
+                    };
                     (item(id, kind, at, c, reason, st, json!({"direction": direction, "to_organisation": to_name})), f)
                 })
                 .collect()
@@ -264,7 +279,8 @@ async fn source(state: &AppState, kind: &str, patient: &str, w: &Window) -> ApiR
                 .map(|r| {
                     let o = super::Observation::from(r);
                     let f = Facts { consultation_id: o.consultation_id.clone(), referral: None, is_vital: true };
-                    let data = json!({"reading_kind": o.kind, "values": o.values, "source": o.source, "device": o.device});
+                    let data =
+                        json!({"reading_kind": o.kind, "values": o.values, "source": o.source, "device": o.device});
                     (item(o.id, kind, o.measured_at, o.consultation_id, o.summary, o.status, data), f)
                 })
                 .collect()
@@ -326,7 +342,13 @@ pub async fn get_timeline(
     let mut next = None;
     // Items the viewer may not see are skipped; a few rounds fill the page.
     for _ in 0..8 {
-        let w = Window { from: from.clone(), to: to.clone(), after_at: after_at.clone(), after_id: after_id.clone(), limit: (limit + 1) as i64 };
+        let w = Window {
+            from: from.clone(),
+            to: to.clone(),
+            after_at: after_at.clone(),
+            after_id: after_id.clone(),
+            limit: (limit + 1) as i64,
+        };
         let mut merged: Vec<Row> = Vec::new();
         for k in &kinds {
             merged.extend(source(&state, k, &id, &w).await?);

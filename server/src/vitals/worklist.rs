@@ -398,7 +398,10 @@ pub async fn acknowledge(
             .fetch_optional(&state.db.pool)
             .await?;
     let Some(item) = item else {
-        audit::event(&user, "acknowledge", "worklist_item", &id).outcome(audit::Outcome::Denied).record(&state.db).await?;
+        audit::event(&user, "acknowledge", "worklist_item", &id)
+            .outcome(audit::Outcome::Denied)
+            .record(&state.db)
+            .await?;
         return Err(ApiError::not_found("worklist item"));
     };
     if item.status != "open" {
@@ -421,9 +424,7 @@ pub async fn acknowledge(
     }
     tx.audit(audit::event(&user, "acknowledge", "worklist_item", &id).patient(&item.patient_id)).await?;
     tx.commit().await?;
-    let item: WorklistItem = sqlx::query_as(&format!("{ITEM_SELECT} WHERE w.id = $1"))
-        .bind(&id)
-        .fetch_one(&state.db.pool)
-        .await?;
+    let item: WorklistItem =
+        sqlx::query_as(&format!("{ITEM_SELECT} WHERE w.id = $1")).bind(&id).fetch_one(&state.db.pool).await?;
     Ok(Json(item))
 }
