@@ -29,15 +29,6 @@ pub fn may_name(device_org: &str, patient_org: &str, linked: bool) -> bool {
     device_org == patient_org || linked
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_kiosk_names_patients_of_its_organisation_or_a_linked_one() {
-        assert!(super::may_name("centre", "centre", false));
-        assert!(super::may_name("hospital", "centre", true));
-        assert!(!super::may_name("corner", "centre", false));
-    }
-}
 
 pub async fn post(
     State(state): State<AppState>,
@@ -108,4 +99,14 @@ pub async fn post(
     let answer = ingest(&state, &sender, &access, body.items, body.array).await?;
     let status = if answer.created > 0 { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(answer)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_kiosk_names_patients_of_its_organisation_or_a_linked_one() {
+        assert!(super::may_name("centre", "centre", false));
+        assert!(super::may_name("hospital", "centre", true));
+        assert!(!super::may_name("corner", "centre", false));
+    }
 }

@@ -17,8 +17,8 @@ export async function doctorHome(app) {
   /** @param {any[]} items */
   const renderPatients = (items) => mount(patientList, items.length ? items.map((p) => h('li', null,
     h('span', null, h('strong', null, p.name), ' ', h('span', { class: 'muted' }, `${t(`sex.${p.sex}`)} · ${p.birth_date}`)),
-    h('button', { onclick: () => app.navigate(`/patients/${p.id}`) }, t('doctor.record')),
     h('button', { onclick: () => app.navigate(`/consultations/new?patient=${p.id}`) }, t('doctor.requestFor')),
+    h('button', { onclick: () => app.navigate(`/patients/${p.id}`) }, t('doctor.record')),
   )) : h('li', { class: 'muted' }, t('common.none')));
   renderPatients(patients.items);
 
