@@ -28,7 +28,10 @@
 //!
 //! The consultation under test: patient.zhang's MDT consultation requested by dr.li from
 //! dr.wang and dr.declined, with a note, files (a document, an ECG, a DICOM image), a
-//! resumable upload, a booked appointment, an up-referral, a follow-up plan. Reading routes
+//! resumable upload, a booked appointment, an up-referral, a follow-up plan, a home device of
+//! the patient and an identifier. The callers are users: on the device routes every one of them
+//! must be refused (401); what devices may do is tested in `tests/devices.rs` and
+//! `tests/checkin.rs`. Reading routes
 //! share one such consultation; every writing route gets a fresh one per caller, so one
 //! caller's action never decides another's answer.
 

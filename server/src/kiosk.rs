@@ -444,13 +444,22 @@ pub struct DutyNotified {
     pub notified_at: String,
 }
 
+#[derive(sqlx::FromRow)]
+struct CheckinRow {
+    patient_id: String,
+    consultation_id: Option<String>,
+    created_at: String,
+    duty_notified_at: Option<String>,
+    name: String,
+}
+
 async fn notify_duty(
     State(state): State<AppState>,
     device: DeviceAuth,
     Json(body): Json<NotifyDuty>,
 ) -> ApiResult<Json<DutyNotified>> {
     device.require(&[DeviceKind::Kiosk])?;
-    let row: Option<(String, Option<String>, String, Option<String>, String)> = sqlx::query_as(
+    let row: Option<CheckinRow> = sqlx::query_as(
         "SELECT k.patient_id, k.consultation_id, k.created_at, k.duty_notified_at, p.name
            FROM kiosk_checkins k JOIN patients p ON p.id = k.patient_id WHERE k.id = $1 AND k.device_id = $2",
     )
@@ -458,7 +467,7 @@ async fn notify_duty(
     .bind(&device.device_id)
     .fetch_optional(&state.db.pool)
     .await?;
-    let Some((patient_id, consultation_id, created_at, notified_at, name)) = row else {
+    let Some(CheckinRow { patient_id, consultation_id, created_at, duty_notified_at: notified_at, name }) = row else {
         return Err(ApiError::not_found("check-in"));
     };
     if consultation_id.is_some() {

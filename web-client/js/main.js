@@ -84,6 +84,9 @@ const KIOSK_IDLE = 'teleconsult.kioskIdle';
 /** @type {ReturnType<typeof setTimeout> | undefined} */
 let idleTimer;
 const isKiosk = () => localStorage.getItem('teleconsult.kiosk') === '1';
+/** A kiosk enrolled with a kiosk device token offers check-in when nobody is signed in. */
+const DEVICE_KEY = 'teleconsult.kioskDevice';
+const checksIn = () => isKiosk() && !!localStorage.getItem(DEVICE_KEY);
 
 /** (Re)starts the kiosk's inactivity timer; none during a call or when nobody is signed in. */
 function armIdle() {
@@ -98,7 +101,7 @@ async function resetKiosk() {
   await signOut();
   sessionStorage.clear();
   for (const key of Object.keys(localStorage)) {
-    if (!['teleconsult.kiosk', KIOSK_IDLE, 'teleconsult.lang'].includes(key)) localStorage.removeItem(key);
+    if (!['teleconsult.kiosk', KIOSK_IDLE, 'teleconsult.lang', DEVICE_KEY].includes(key)) localStorage.removeItem(key);
   }
   document.body.dataset.reset = String(Date.now());
 }
@@ -106,11 +109,11 @@ for (const ev of ['pointerdown', 'keydown', 'touchstart']) window.addEventListen
 
 async function signOut() {
   const s = session.current();
-  if (s) await post('/api/v1/auth/logout', { refresh_token: s.refresh_token }).catch(() => {});
+  if (s && !s.kiosk) await post('/api/v1/auth/logout', { refresh_token: s.refresh_token }).catch(() => {});
   session.clear();
   stream?.abort();
   stream = null;
-  app.navigate('/login');
+  app.navigate(checksIn() ? '/checkin' : '/login');
 }
 
 async function render() {
@@ -127,9 +130,20 @@ async function render() {
   renderTopbar();
   main.setAttribute('aria-busy', 'true');
   try {
-    if (!s) {
+    if (s?.kiosk && !url.pathname.startsWith('/call/')) {
+      // A check-in's access opens one call; anything else and the kiosk is ready for the next person.
+      await resetKiosk();
+      return;
+    }
+    if (!s && url.pathname === '/kiosk/setup') {
+      mount(main, (await import('./views/kiosk.js')).kioskSetupView(app));
+    } else if (!s && checksIn() && url.pathname !== '/login') {
+      if (url.pathname !== '/checkin') history.replaceState(null, '', '/checkin');
+      mount(main, await (await import('./views/kiosk.js')).checkinView(app));
+    } else if (!s) {
       if (url.pathname !== '/login') history.replaceState(null, '', '/login');
-      mount(main, (await import('./views/login.js')).loginView(app));
+      mount(main, (await import('./views/login.js')).loginView(app),
+        isKiosk() ? kioskLink(checksIn() ? '/checkin' : '/kiosk/setup', checksIn() ? 'kiosk.backToCheckin' : 'kiosk.setupLink') : null);
     } else {
       if (url.pathname === '/login') history.replaceState(null, '', '/');
       startStream();
@@ -143,8 +157,18 @@ async function render() {
   armIdle();
 }
 
+/**
+ * A link under the kiosk's sign-in form (to check-in, or to enrol the kiosk for it).
+ * @param {string} path
+ * @param {string} label
+ */
+function kioskLink(path, label) {
+  return h('p', { class: 'kiosk-setup-link' },
+    h('a', { href: path, onclick: (/** @type {Event} */ e) => { e.preventDefault(); app.navigate(path); } }, t(label)));
+}
+
 function startStream() {
-  if (stream) return;
+  if (stream || session.current()?.kiosk) return;
   stream = new AbortController();
   listen((n) => {
     toast(n.title, n.body);

@@ -4,7 +4,8 @@
  * @typedef {{id: string, username: string, display_name: string, role: string,
  *   organisation_id: string, organisation_name: string, organisation_kind: string,
  *   patient_id?: string | null, expert?: {title: string, specialties: string[], time_zone: string} | null}} User
- * @typedef {{access_token: string, refresh_token: string, user: User}} Session
+ * @typedef {{access_token: string, refresh_token: string, user: User, kiosk?: boolean}} Session
+ *   (`kiosk`: access a kiosk check-in handed out for one consultation's call)
  */
 
 const KEY = 'teleconsult.session';

@@ -1,7 +1,7 @@
 // Coordinator and administrator: organisations, user accounts and simple figures.
-import { h } from '../dom.js';
+import { h, when } from '../dom.js';
 import { t } from '../i18n.js';
-import { get, api } from '../api.js';
+import { get, api, post } from '../api.js';
 import { STATE_ORDER } from './common.js';
 
 /**
@@ -22,8 +22,8 @@ export function countBy(items, key) {
  * @returns {Promise<HTMLElement>}
  */
 export async function adminHome(app) {
-  const [orgs, users, consultations] = await Promise.all([
-    get('/api/v1/organisations'), get('/api/v1/users'), get('/api/v1/consultations'),
+  const [orgs, users, consultations, devices] = await Promise.all([
+    get('/api/v1/organisations'), get('/api/v1/users'), get('/api/v1/consultations'), get('/api/v1/devices?limit=200'),
   ]);
   const byState = countBy(consultations.items, (/** @type {any} */ c) => c.state);
   const byRole = countBy(users.items, (/** @type {any} */ u) => u.role);
@@ -44,7 +44,88 @@ export async function adminHome(app) {
       h('table', null,
         h('thead', null, h('tr', null, h('th', { scope: 'col' }, t('admin.name')), h('th', { scope: 'col' }, t('admin.username')), h('th', { scope: 'col' }, t('admin.role')), h('th', { scope: 'col' }, t('admin.organisation')), h('th', { scope: 'col' }, t('admin.status')), h('th', { scope: 'col' }, t('common.actions')))),
         h('tbody', null, users.items.map((/** @type {any} */ u) => userRow(app, u))))),
+    devicesSection(orgs.items, devices.items),
   );
+}
+
+/**
+ * Devices (check-in kiosks, clinic devices): issue one (its token shown once, to copy onto
+ * the device) and revoke one (its token stops working at once).
+ * @param {any[]} orgs
+ * @param {any[]} devices
+ * @returns {HTMLElement}
+ */
+function devicesSection(orgs, devices) {
+  const body = h('tbody');
+  const renderRows = () => {
+    body.replaceChildren(...(devices.length
+      ? devices.map((d) => deviceRow(d, () => { devices = devices.filter((x) => x.id !== d.id); renderRows(); }))
+      : [h('tr', null, h('td', { colspan: '5', class: 'muted' }, t('device.none')))]));
+  };
+  renderRows();
+  const issued = h('div', { class: 'issued', role: 'status' });
+  const error = h('p', { class: 'error', role: 'alert' });
+  const kind = /** @type {HTMLSelectElement} */ (h('select', { id: 'dev-kind', name: 'kind' },
+    ['kiosk', 'clinic'].map((k) => h('option', { value: k }, t(`device.kind.${k}`)))));
+  const org = /** @type {HTMLSelectElement} */ (h('select', { id: 'dev-org', name: 'organisation_id' },
+    orgs.filter((o) => o.active).map((o) => h('option', { value: o.id }, o.name))));
+  const label = /** @type {HTMLInputElement} */ (h('input', { id: 'dev-label', name: 'label', required: true, maxlength: '100' }));
+  const form = /** @type {HTMLFormElement} */ (h('form', { class: 'grid device-issue' },
+    h('div', { class: 'field' }, h('label', { for: 'dev-kind' }, t('device.kind')), kind),
+    h('div', { class: 'field' }, h('label', { for: 'dev-org' }, t('device.organisation')), org),
+    h('div', { class: 'field' }, h('label', { for: 'dev-label' }, t('device.label')), label),
+    error,
+    h('button', { type: 'submit', class: 'primary' }, t('device.issue'))));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    try {
+      const answer = await post('/api/v1/devices', { kind: kind.value, organisation_id: org.value, label: label.value });
+      devices = [...devices, answer.device];
+      renderRows();
+      form.reset();
+      const token = /** @type {HTMLInputElement} */ (h('input', { id: 'dev-token', class: 'device-token', readonly: true, value: answer.token, 'aria-label': t('device.token') }));
+      const copy = h('button', { type: 'button', onclick: async () => {
+        token.select();
+        try { await navigator.clipboard.writeText(answer.token); copy.textContent = t('device.copied'); } catch { /* selected for copying by hand */ }
+      } }, t('device.copy'));
+      issued.replaceChildren(h('p', null, t('device.token')), token, copy);
+    } catch (err) {
+      error.textContent = /** @type {Error} */ (err).message;
+    }
+  });
+  return h('section', { class: 'card', 'aria-labelledby': 'devices' }, h('h2', { id: 'devices' }, t('device.title')),
+    h('table', { class: 'devices' },
+      h('thead', null, h('tr', null, h('th', { scope: 'col' }, t('device.label')), h('th', { scope: 'col' }, t('device.kind')),
+        h('th', { scope: 'col' }, t('device.organisation')), h('th', { scope: 'col' }, t('device.lastSeen')), h('th', { scope: 'col' }, t('common.actions')))),
+      body),
+    h('h3', null, t('device.issue')), form, issued);
+}
+
+/**
+ * One device with its revocation, confirmed first.
+ * @param {any} d
+ * @param {() => void} gone called once the device is revoked
+ */
+function deviceRow(d, gone) {
+  const actions = h('td', { class: 'actions' });
+  const message = h('p', { role: 'status', class: 'hint' });
+  const render = () => {
+    actions.replaceChildren(h('button', { onclick: () => {
+      actions.replaceChildren(
+        h('span', null, t('device.confirmRevoke', { label: d.label })),
+        h('button', { class: 'primary', onclick: async () => {
+          try {
+            await post(`/api/v1/devices/${d.id}/revoke`, {});
+            gone();
+          } catch (err) { message.textContent = /** @type {Error} */ (err).message; render(); }
+        } }, t('admin.confirm')),
+        h('button', { onclick: render }, t('admin.cancel')), message);
+    } }, t('device.revoke')), message);
+  };
+  render();
+  return h('tr', { 'data-device': d.id }, h('td', null, d.label), h('td', null, t(`device.kind.${d.kind}`)), h('td', null, d.organisation_name),
+    h('td', null, d.last_seen_at ? when(d.last_seen_at) : t('device.never')), actions);
 }
 
 /**

@@ -36,6 +36,10 @@ export async function doctorHome(app) {
     field(t('patient.birthDate'), h('input', { name: 'birth_date', type: 'date', required: true })),
     field(t('patient.phone'), h('input', { name: 'phone', type: 'tel' })),
     field(t('patient.residentId'), h('input', { name: 'resident_id' })),
+    field(t('identifier.cardNumber'), h('input', { name: 'card_number', inputmode: 'numeric', autocomplete: 'off' })),
+    field(t('identifier.cardIssuer'), h('input', { name: 'card_issuer', placeholder: t('identifier.cardIssuerDefault') })),
+    field(t('identifier.insurance.number'), h('input', { name: 'insurance_number', autocomplete: 'off' })),
+    field(t('identifier.insurance.issuer'), h('input', { name: 'insurance_issuer' })),
     error,
     h('button', { type: 'submit', class: 'primary' }, t('doctor.registerPatient')),
   ));
@@ -43,7 +47,11 @@ export async function doctorHome(app) {
     e.preventDefault();
     error.textContent = '';
     try {
-      const p = await post('/api/v1/patients', formValues(form));
+      const { card_number, card_issuer, insurance_number, insurance_issuer, ...record } = formValues(form);
+      const identifiers = [];
+      if (card_number.trim()) identifiers.push({ kind: 'health_card', value: card_number, issuer: card_issuer.trim() || undefined });
+      if (insurance_number.trim()) identifiers.push({ kind: 'insurance', value: insurance_number, issuer: insurance_issuer.trim() || undefined });
+      const p = await post('/api/v1/patients', { ...record, identifiers });
       patients.items.unshift(p);
       renderPatients(patients.items);
       form.reset();

@@ -45,5 +45,7 @@ export function patientHeader(p, extra = []) {
     h('dt', null, t('patient.sex')), h('dd', { class: 'ph-sex' }, sex),
     h('dt', null, t('header.age')), h('dd', { class: 'ph-age' }, age === null ? '—' : t('header.years', { n: age })),
     h('dt', null, t('patient.residentId')), h('dd', { class: 'ph-id' }, p.resident_id || '—'),
+    (p.identifiers || []).filter((/** @type {any} */ i) => i.kind !== 'phone').map((/** @type {any} */ i) => [
+      h('dt', null, t(`identifier.${i.kind}`)), h('dd', { class: `ph-identifier ph-${i.kind}` }, i.masked)]),
     extra.map(([label, value]) => [h('dt', null, label), h('dd', null, value || '—')]));
 }

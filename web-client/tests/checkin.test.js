@@ -1,0 +1,190 @@
+// Health-card check-in at the kiosk of 东湖社区卫生服务中心: the admin issues a kiosk device
+// token on the admin screen, and it is pasted into the kiosk's set-up screen; at the kiosk a
+// typed unknown card gets its plain-words answer, then patient.zhang shows her electronic
+// health card's QR code to the camera (a fake camera playing a generated QR image) and lands
+// in the lobby of the consultation booked for her today, where dr.wang, already in the call,
+// sees her waiting.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import QRCode from 'qrcode';
+import { startServer, launchBrowser, signIn, ready, screenshot, axeViolations, apiAs } from './helpers.js';
+
+/** The demo card of patient.zhang (server/src/demo.rs). */
+const CARD = { id: '4401060000000001', issuer: 'DEMO-EHC', until: '20361231' };
+
+/**
+ * A health card's QR payload in the documented test format (docs/resident.md): the first 8
+ * hex digits of SHA-256 over the leading fields are its check.
+ * @param {{id: string, issuer: string, until: string}} card
+ */
+function tchc1(card) {
+  const head = `TCHC1|${card.id}|${card.issuer}|${card.until}`;
+  const check = createHash('sha256').update(head).digest('hex').slice(0, 8).toUpperCase();
+  return `${head}|${check}`;
+}
+
+/**
+ * A Y4M video (what Chromium's fake camera plays) of a QR code, black on white, centred.
+ * @param {string} text
+ * @returns {Buffer}
+ */
+function qrVideo(text) {
+  const W = 640;
+  const H = 480;
+  const qr = QRCode.create(text, { errorCorrectionLevel: 'M' });
+  const n = qr.modules.size;
+  const scale = Math.floor(360 / (n + 8));
+  const size = (n + 8) * scale;
+  const x0 = Math.floor((W - size) / 2);
+  const y0 = Math.floor((H - size) / 2);
+  const luma = Buffer.alloc(W * H, 40); // a dim room around the card
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const mx = Math.floor(x / scale) - 4;
+      const my = Math.floor(y / scale) - 4;
+      const dark = mx >= 0 && my >= 0 && mx < n && my < n && qr.modules.get(my, mx);
+      luma[(y0 + y) * W + x0 + x] = dark ? 16 : 235;
+    }
+  }
+  const chroma = Buffer.alloc((W / 2) * (H / 2), 128);
+  const frame = Buffer.concat([Buffer.from('FRAME\n'), luma, chroma, chroma]);
+  return Buffer.concat([Buffer.from(`YUV4MPEG2 W${W} H${H} F10:1 Ip A1:1 C420jpeg\n`), ...Array(10).fill(frame)]);
+}
+
+/**
+ * The zone in which it is about midday now, so that a slot booked in the next half hour is
+ * "today" for the kiosk whenever the test runs.
+ * @returns {string}
+ */
+function middayZone() {
+  let offset = 12 - new Date().getUTCHours();
+  if (offset < -12) offset += 24;
+  if (offset > 14) offset -= 24;
+  return offset === 0 ? 'Etc/GMT' : offset > 0 ? `Etc/GMT-${offset}` : `Etc/GMT+${-offset}`;
+}
+
+const zone = middayZone();
+const dir = mkdtempSync(join(tmpdir(), 'teleconsult-checkin-'));
+const video = join(dir, 'health-card.y4m');
+/** @type {{url: string, stop: () => Promise<void>}} */
+let server;
+/** @type {import('playwright-core').Browser} */
+let browser;
+/** @type {import('playwright-core').Browser} */
+let kioskBrowser;
+let consultationId = '';
+
+before(async () => {
+  writeFileSync(video, qrVideo(tchc1(CARD)));
+  server = await startServer({ TELECONSULT_KIOSK_TIME_ZONE: zone });
+  browser = await launchBrowser();
+  // The kiosk's camera sees the card.
+  kioskBrowser = await launchBrowser([`--use-file-for-fake-video-capture=${video}`]);
+
+  // The world before the story: dr.wang sees patients all day (in the zone where it is
+  // midday), dr.li requested an urgent video consultation for patient.zhang, dr.wang
+  // accepted it, and it is booked in the next free slot, today.
+  const li = await apiAs(server.url, 'dr.li');
+  const wang = await apiAs(server.url, 'dr.wang');
+  const rules = [1, 2, 3, 4, 5, 6, 7].map((weekday) => ({ weekday, start: '00:00', end: '23:30', slot_minutes: 30, time_zone: zone }));
+  await wang.call('PUT', `/api/v1/experts/${wang.user.id}/availability`, { rules, policy: { buffer_minutes: 0, max_per_day: 0, min_notice_minutes: 0 } });
+  const zhang = (await li.call('GET', '/api/v1/patients')).items.find((/** @type {any} */ p) => p.name === '张秀英');
+  const c = await li.call('POST', '/api/v1/consultations', {
+    patient_id: zhang.id, reason: '胸闷气短三天', specialty: 'cardiology', min_title: 'attending', urgency: 'urgent', mode: 'video',
+    addressee: { kind: 'expert', expert_id: wang.user.id },
+    consent: { given_by: 'patient', method: 'written', at: new Date().toISOString() },
+  });
+  await wang.call('POST', `/api/v1/consultations/${c.id}/accept`);
+  const slots = (await li.call('GET', `/api/v1/experts/${wang.user.id}/slots`)).items;
+  await li.call('POST', '/api/v1/appointments', { consultation_id: c.id, expert_id: wang.user.id, start: slots[0].start });
+  consultationId = c.id;
+});
+
+after(async () => {
+  await kioskBrowser?.close();
+  await browser?.close();
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** @type {string} */
+let token = '';
+
+test('the admin issues a kiosk device token on the admin screen, shown once', async () => {
+  const page = await browser.newPage();
+  await signIn(page, server.url, 'admin');
+  await page.selectOption('#dev-kind', 'kiosk');
+  await page.selectOption('#dev-org', { label: '东湖社区卫生服务中心' });
+  await page.fill('#dev-label', '东湖中心大厅自助机');
+  await page.click('form.device-issue button[type=submit]');
+  await page.waitForSelector('#dev-token');
+  token = await page.inputValue('#dev-token');
+  assert.match(token, /^tcdev_[\w-]{43}$/);
+  await page.waitForSelector('table.devices td:has-text("东湖中心大厅自助机")');
+  assert.deepEqual(await axeViolations(page), []);
+  await screenshot(page, 'checkin-admin-device-issued');
+  // Shown once: the admin screen opened again lists the kiosk without its token.
+  await page.reload();
+  await ready(page, '/');
+  await page.waitForSelector('table.devices td:has-text("东湖中心大厅自助机")');
+  assert.equal(await page.$('#dev-token'), null);
+  assert.ok(!(await page.content()).includes(token));
+  await page.close();
+});
+
+/** @type {import('playwright-core').Page} */
+let kiosk;
+
+test('the kiosk is set up by pasting the token; an unknown card typed on the keypad gets plain words', async () => {
+  const context = await kioskBrowser.newContext({ viewport: { width: 1080, height: 1700 } });
+  kiosk = await context.newPage();
+  await kiosk.goto(`${server.url}/login?kiosk=1`);
+  await ready(kiosk, '/login');
+  await kiosk.click('a:has-text("将本机设为自助签到机")');
+  await ready(kiosk, '/kiosk/setup');
+  await kiosk.fill('input[name=device_token]', token);
+  await kiosk.click('button:has-text("保存并开始签到")');
+  await ready(kiosk, '/checkin');
+  await kiosk.waitForSelector('h1:has-text("您好，请签到")');
+  assert.equal(await kiosk.textContent('.kiosk-site'), '东湖社区卫生服务中心');
+  assert.deepEqual(await axeViolations(kiosk), []);
+  await screenshot(kiosk, 'checkin-kiosk-idle');
+
+  await kiosk.click('button:has-text("输入卡号或身份证号")');
+  for (const key of '4401069999999999') await kiosk.click(`.keypad button.key:text-is("${key}")`);
+  await kiosk.click('.kp-field:has(#kp-birth)');
+  for (const key of '19480512') await kiosk.click(`.keypad button.key:text-is("${key}")`);
+  assert.equal(await kiosk.inputValue('#kp-birth'), '1948-05-12');
+  await kiosk.click('button:has-text("确认签到")');
+  const message = await kiosk.waitForSelector('.kiosk-message[data-code="card_unknown"]');
+  assert.equal(await message.textContent(), '没有找到您的信息。请核对号码和出生日期，或到服务台咨询。');
+  await screenshot(kiosk, 'checkin-kiosk-unknown-card');
+  await kiosk.click('button:has-text("重新签到")');
+  await kiosk.waitForSelector('h1:has-text("您好，请签到")');
+});
+
+test('patient.zhang scans her health card and waits in the lobby, where dr.wang sees her', async () => {
+  // dr.wang is in the call already.
+  const wang = await browser.newPage();
+  await signIn(wang, server.url, 'dr.wang');
+  await wang.goto(`${server.url}/consultations/${consultationId}`);
+  await ready(wang, `/consultations/${consultationId}`);
+  await wang.click('button:has-text("进入视频会诊")');
+  await ready(wang, `/call/${consultationId}`);
+
+  await kiosk.click('button:has-text("扫描健康卡二维码")');
+  await kiosk.waitForSelector('.kiosk-message[data-code="in_lobby"]');
+  assert.match(await kiosk.textContent('h1') || '', /^张\*英，您好$/);
+  await ready(kiosk, `/call/${consultationId}`);
+  await kiosk.waitForSelector('.lobby-wait:not([hidden])');
+  await screenshot(kiosk, 'checkin-kiosk-lobby');
+
+  await wang.waitForSelector('.toast:has-text("张秀英 已进入候诊室")');
+  await wang.waitForSelector('.lobby li:has-text("张秀英")');
+  await screenshot(wang, 'checkin-expert-sees-lobby');
+  await wang.close();
+});
