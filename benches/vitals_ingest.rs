@@ -146,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
     // The comparison: the same number of rows by a bare multi-row insert, same concurrency.
     let started = Instant::now();
     let timings: Vec<u64> = futures_util::stream::iter((0..batches).map(|b| {
-        let pool = pool.clone();
+        let db = state.db.clone();
         let p = ids[b % ids.len()].clone();
         async move {
             let t = Instant::now();
@@ -173,10 +173,9 @@ async fn main() -> anyhow::Result<()> {
                     .bind(110.0 + (i % 50) as f64)
                     .bind(70.0 + (i % 25) as f64);
             }
-            let mut tx = state.db.begin_write().await.expect("begin");
+            let mut tx = db.begin_write().await.expect("begin");
             q.execute(&mut *tx).await.expect("bare insert");
             tx.commit().await.expect("commit");
-            drop(pool);
             t.elapsed().as_micros() as u64
         }
     }))

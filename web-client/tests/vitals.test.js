@@ -4,7 +4,7 @@
 // dr.li's record of patient.zhang shows it in the timeline with the consultation and on the
 // blood-pressure trend; on dr.li's worklist a reading out of target is one item, which dr.li
 // acknowledges; a home device then posts an out-of-target reading twice (a retry) and it
-// appears once.
+// appears once; patient.zhang reads it all in plain words in her own record.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { signIn, ready, screenshot, axeViolations, apiAs, serverAndBrowser } from './helpers.js';
@@ -108,4 +108,18 @@ test('a kiosk reading reaches the call, the record, the trend and the worklist',
   await screenshot(li, 'vitals-worklist');
   assert.deepEqual(await axeViolations(li), []);
   await li.close();
+
+  // patient.zhang reads her own record in plain words, with the news sent to her.
+  const zhangPage = await env.browser.newPage({ viewport: { width: 1080, height: 1600 } });
+  await signIn(zhangPage, env.server.url, 'patient.zhang');
+  await zhangPage.click('button:has-text("我的健康记录")');
+  await ready(zhangPage, '/my-record');
+  const mine = await zhangPage.textContent('.elder-record') || '';
+  assert.match(mine, /您测量的血压：158\/98 mmHg/);
+  assert.match(mine, /您测量的血压：152\/96 mmHg/);
+  assert.match(mine, /远程会诊：血压控制不佳，头晕一周/);
+  assert.match(mine, /血压高于目标/, 'the notice of the reading above target');
+  await screenshot(zhangPage, 'vitals-my-record');
+  assert.deepEqual(await axeViolations(zhangPage), []);
+  await zhangPage.close();
 });

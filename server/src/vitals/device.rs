@@ -29,7 +29,6 @@ pub fn may_name(device_org: &str, patient_org: &str, linked: bool) -> bool {
     device_org == patient_org || linked
 }
 
-
 pub async fn post(
     State(state): State<AppState>,
     device: DeviceAuth,
