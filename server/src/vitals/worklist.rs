@@ -90,6 +90,8 @@ pub async fn weigh(
             created.iter().filter(|(_, r)| targets::counts(&plan.targets, r.measured_at, now)).collect();
         ordered.sort_by_key(|(_, r)| r.measured_at);
         let mut ended = Vec::new();
+        // (reason, first reading, last reading, its detail, readings) of this batch.
+        let mut episodes: Vec<(Reason, String, String, String, i64)> = Vec::new();
         for (rid, r) in ordered {
             if watched.contains(&r.kind) {
                 if let Some(reason) = Reason::missing_of(r.kind) {
@@ -99,33 +101,47 @@ pub async fn weigh(
                 }
             }
             for finding in targets::evaluate(&plan.targets, r.kind, &r.values) {
-                let row: (String, i64) = sqlx::query_as(
-                    "INSERT INTO worklist_items (id, plan_id, patient_id, organisation_id, reason, episode_key, status, detail,
-                        first_observation_id, last_observation_id, readings, opened_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $6, $6, 1, $8, $8)
-                     ON CONFLICT (plan_id, reason) WHERE status = 'open' DO UPDATE SET
-                        detail = excluded.detail, last_observation_id = excluded.last_observation_id,
-                        readings = worklist_items.readings + 1, updated_at = excluded.updated_at
-                     RETURNING id, readings",
-                )
-                .bind(new_id())
-                .bind(&plan.id)
-                .bind(&patient.id)
-                .bind(&plan.organisation_id)
-                .bind(finding.reason.as_str())
-                .bind(rid)
-                .bind(&finding.detail)
-                .bind(&stamp)
-                .fetch_one(&mut **conn)
-                .await?;
-                let action = if row.1 == 1 { "create" } else { "update" };
-                conn.audit(
-                    sender.event(action, "worklist_item", &row.0).patient(&patient.id).detail(finding.reason.as_str()),
-                )
-                .await?;
-                if row.1 == 1 {
-                    opened.push(Opened { reason: finding.reason, detail: finding.detail.clone() });
+                match episodes.iter_mut().find(|e| e.0 == finding.reason) {
+                    Some(e) => {
+                        e.2 = rid.clone();
+                        e.3 = finding.detail;
+                        e.4 += 1;
+                    }
+                    None => episodes.push((finding.reason, rid.clone(), rid.clone(), finding.detail, 1)),
                 }
+            }
+        }
+        // One statement per (plan, reason) however many readings of the batch are out of
+        // target: the episode's first reading keys it, the last one is shown.
+        for (reason, first, last, detail, count) in episodes {
+            let row: (String, i64) = sqlx::query_as(
+                "INSERT INTO worklist_items (id, plan_id, patient_id, organisation_id, reason, episode_key, status, detail,
+                    first_observation_id, last_observation_id, readings, opened_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $6, $8, $9, $10, $10)
+                 ON CONFLICT (plan_id, reason) WHERE status = 'open' DO UPDATE SET
+                    detail = excluded.detail, last_observation_id = excluded.last_observation_id,
+                    readings = worklist_items.readings + excluded.readings, updated_at = excluded.updated_at
+                 RETURNING id, readings",
+            )
+            .bind(new_id())
+            .bind(&plan.id)
+            .bind(&patient.id)
+            .bind(&plan.organisation_id)
+            .bind(reason.as_str())
+            .bind(&first)
+            .bind(&detail)
+            .bind(&last)
+            .bind(count)
+            .bind(&stamp)
+            .fetch_one(&mut **conn)
+            .await?;
+            // An open episode already holds at least one reading: only a new one holds exactly these.
+            let is_new = row.1 == count;
+            let action = if is_new { "create" } else { "update" };
+            conn.audit(sender.event(action, "worklist_item", &row.0).patient(&patient.id).detail(reason.as_str()))
+                .await?;
+            if is_new {
+                opened.push(Opened { reason, detail });
             }
         }
         for reason in ended {
