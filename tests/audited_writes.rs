@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 /// Tables that hold patient data.
-const PATIENT_DATA: [&str; 16] = [
+const PATIENT_DATA: [&str; 18] = [
     "patients",
     "consultations",
     "consultation_consents",
@@ -21,6 +21,8 @@ const PATIENT_DATA: [&str; 16] = [
     "ecg_analyses",
     "dicom_instances",
     "appointments",
+    "observations",
+    "worklist_items",
     "patient_identifiers",
     "kiosk_checkins",
 ];

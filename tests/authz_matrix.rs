@@ -111,6 +111,13 @@ fn weekday_availability() -> Value {
     json!({"rules": rules, "policy": {"buffer_minutes": 0, "max_per_day": 0, "min_notice_minutes": 0}})
 }
 
+/// A blood-pressure reading taken a minute ago, with a new client id each time.
+fn reading() -> Value {
+    json!({"kind": "blood_pressure", "systolic_mmhg": 152, "diastolic_mmhg": 96, "pulse_bpm": 78, "source": "home",
+           "measured_at": (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339(),
+           "client_id": uuid::Uuid::new_v4().to_string()})
+}
+
 fn consent() -> Value {
     json!({"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"})
 }
@@ -221,6 +228,13 @@ fn rows() -> Vec<Row> {
         row("get", "/api/v1/follow-ups", "/api/v1/follow-ups", None, "UU A AA AA AAA AA"),
         row("patch", "/api/v1/follow-ups/{id}", "/api/v1/follow-ups/$visit", Json(|_| json!({"note": "血压 132/84"})), "UU F AN AN ANN FF"),
         row("get", "/api/v1/figures", "/api/v1/figures", None, "UU A AA FF FFF FF"),
+        // ---- vital signs, the timeline and the worklist ----
+        row("post", "/api/v1/patients/{id}/observations", "/api/v1/patients/$patient/observations", Json(|_| reading()), "UU F FF AN ANN AN"),
+        row("get", "/api/v1/patients/{id}/observations", "/api/v1/patients/$patient/observations", None, "UU F FF AN ANN AN"),
+        row("get", "/api/v1/patients/{id}/timeline", "/api/v1/patients/$patient/timeline", None, "UU F FF AN ANN AN"),
+        row("get", "/api/v1/worklist", "/api/v1/worklist", None, "UU F FF AA FFF FF"),
+        row("post", "/api/v1/device/observations", "/api/v1/device/observations", Json(|_| reading()), "UU U UU UU UUU UU"),
+        row("post", "/api/v1/worklist/{id}/acknowledge", "/api/v1/worklist/$worklist_item/acknowledge", Json(|_| json!({"note": "已电话随访"})), "UU F FF AN FFF FF"),
         // ---- FHIR R4 facade ----
         row("get", "/fhir/r4/metadata", "/fhir/r4/metadata", None, "AA A AA AA AAA AA"),
         row("get", "/fhir/r4/{resource_type}", "/fhir/r4/Patient", None, "UU A AA AA AAA AA"),
@@ -499,6 +513,29 @@ impl<'a> World<'a> {
             assert_eq!(status, 201, "{p}");
             case.0.insert("visit".into(), p["visits"][0]["id"].as_str().unwrap().to_string());
         }
+        if need("worklist_item") {
+            // A hypertension plan (default targets) and a reading above them.
+            let (status, p) = app
+                .post(
+                    "/api/v1/follow-up-plans",
+                    li,
+                    &json!({"patient_id": self.ids["patient"], "consultation_id": id, "condition": "hypertension", "interval_weeks": 4, "visits": 2}),
+                )
+                .await;
+            assert_eq!(status, 201, "{p}");
+            let plan = p["id"].as_str().unwrap().to_string();
+            let (status, r) =
+                app.post(&format!("/api/v1/patients/{}/observations", self.ids["patient"]), li, &reading()).await;
+            assert_eq!(status, 201, "{r}");
+            let (_, items) = app.get("/api/v1/worklist?limit=200", li).await;
+            let item = items["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|w| w["plan_id"] == plan.as_str())
+                .unwrap_or_else(|| panic!("no worklist item for plan {plan}: {items}"));
+            case.0.insert("worklist_item".into(), item["id"].as_str().unwrap().to_string());
+        }
         if need("exception") {
             let n = seq() as i64;
             let day = chrono::NaiveDate::from_ymd_opt(2027, 1, 4).unwrap() + chrono::Duration::days(n % 300);
@@ -580,6 +617,7 @@ fn needs(r: &Row) -> Vec<&'static str> {
         "note",
         "referral",
         "visit",
+        "worklist_item",
         "dicom_file",
         "ecg_file",
         "file",

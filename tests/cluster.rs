@@ -7,7 +7,8 @@
 //! (timeline, chat, the consultation start) is stored once, and the resumed participant gets
 //! a TURN credential minted by the instance it resumed on. A chat line sent while NATS is
 //! stopped arrives, once, when a restarted NATS is back. A notification made on one instance
-//! reaches the user's live stream on the other, once. An unreachable NATS stops start-up.
+//! reaches the user's live stream on the other, once. A vital-sign reading posted on one
+//! instance reaches the call held on the other. An unreachable NATS stops start-up.
 //!
 //! Without PostgreSQL or NATS the test is skipped, unless TELECONSULT_REQUIRE_SERVICES=1,
 //! where it fails.
@@ -225,6 +226,27 @@ async fn peers_on_two_instances_share_a_room_and_resume_across_them() {
 
     let _ = peer_li.pc.close().await;
     let _ = peer_wang.pc.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reading_posted_on_one_instance_reaches_the_call_on_the_other() {
+    let Some((a, b)) = cluster().await else { return };
+    let id = scheduled_consultation(&a).await;
+    // Both doctors are in the room on B; the reading is posted on A, which holds no one of it.
+    let mut wang = Signaler::join(&b, "dr.wang", &id).await;
+    wang.expect("joined").await;
+    let mut li = Signaler::join(&b, "dr.li", &id).await;
+    li.expect("joined").await;
+    let zhang = rtc::patient_id_of(&a, "patient.zhang").await;
+    let reading = json!({"kind": "blood_pressure", "systolic_mmhg": 152, "diastolic_mmhg": 96, "measured_at": chrono::Utc::now().to_rfc3339(),
+        "source": "kiosk", "device": "manual entry", "client_id": uuid::Uuid::new_v4(), "consultation_id": id});
+    let (status, body) =
+        a.post(&format!("/api/v1/patients/{zhang}/observations"), &a.login("patient.zhang").await, &reading).await;
+    assert_eq!(status, 201, "{body}");
+    let live = wang.expect("observation").await;
+    assert_eq!(live["reading"]["id"], body["results"][0]["id"]);
+    assert_eq!(live["reading"]["summary"], "152/96 mmHg");
+    assert_eq!(li.expect("observation").await["reading"]["id"], body["results"][0]["id"]);
 }
 
 #[tokio::test]

@@ -63,6 +63,55 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// A JSON body that is one object or an array of objects, for the batch endpoints: each
+/// item by the rules of [`Json`] (an item is only ever read from an object, NUL refused); a
+/// field of an item of an array is named with its index (`[3].systolic_mmhg`).
+#[derive(Debug, Clone)]
+pub struct JsonBatch<T> {
+    pub items: Vec<T>,
+    /// Whether the body was an array (field names then carry the index).
+    pub array: bool,
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBatch<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json_content_type(req.headers()) {
+            return Err(ApiError::json_content_type_required());
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::from(axum::extract::rejection::JsonRejection::from(e)))?;
+        Self::from_bytes(&bytes)
+    }
+}
+
+impl<T: DeserializeOwned> JsonBatch<T> {
+    pub fn from_bytes(bytes: &[u8]) -> ApiResult<Self> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::malformed_json(e.to_string()))?;
+        let array = match &value {
+            Value::Object(_) => false,
+            Value::Array(items) if items.iter().all(Value::is_object) => true,
+            Value::Array(items) => {
+                let i = items.iter().position(|v| !v.is_object()).unwrap_or(0);
+                return Err(ApiError::validation(&format!("[{i}]"), "each item must be a JSON object"));
+            }
+            _ => return Err(ApiError::validation("", "the body must be a JSON object or an array of objects")),
+        };
+        if let Some(field) = nul_field(&value) {
+            return Err(ApiError::validation(&field, "text must not contain a NUL character"));
+        }
+        let items = if array {
+            serde_path_to_error::deserialize(strict::ObjectsAsObjects(&value))
+        } else {
+            serde_path_to_error::deserialize(strict::ObjectsAsObjects(&value)).map(|one| vec![one])
+        }
+        .map_err(|e| ApiError::invalid_body(e.to_string()))?;
+        Ok(JsonBatch { items, array })
+    }
+}
+
 /// `application/json` or any `application/*+json`, parameters aside.
 fn is_json_content_type(headers: &axum::http::HeaderMap) -> bool {
     let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
@@ -860,6 +909,27 @@ mod page_tests {
                 (422, "validation_failed", field),
                 "{body}: {e}"
             );
+        }
+    }
+
+    #[test]
+    fn a_batch_is_one_object_or_an_array_of_objects() {
+        #[derive(Debug, serde::Deserialize, PartialEq)]
+        struct R {
+            v: u32,
+        }
+        let one = JsonBatch::<R>::from_bytes(br#"{"v": 1}"#).unwrap();
+        assert_eq!((one.items, one.array), (vec![R { v: 1 }], false));
+        let many = JsonBatch::<R>::from_bytes(br#"[{"v": 1}, {"v": 2}]"#).unwrap();
+        assert_eq!((many.items.len(), many.array), (2, true));
+        for (body, field) in [
+            (r#"[{"v": 1}, {"v": -2}]"#, "[1].v"),
+            (r#"[{"v": 1}, [2]]"#, "[1]"),
+            (r#"[{"v": 1, "w": "\u0000"}]"#, "[0].w"),
+            (r#"3"#, ""),
+        ] {
+            let e = JsonBatch::<R>::from_bytes(body.as_bytes()).expect_err(body);
+            assert_eq!((e.status.as_u16(), e.errors[0].field.as_str()), (422, field), "{body}");
         }
     }
 

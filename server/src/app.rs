@@ -79,6 +79,7 @@ pub fn routes() -> Routes {
         .merge(crate::ecg::http::routes())
         .merge(crate::fhir::routes())
         .merge(crate::netcheck::routes())
+        .merge(crate::vitals::routes())
         .merge(crate::web::routes())
 }
 
@@ -154,6 +155,7 @@ impl Application {
     /// Serves until `shutdown` completes, then stops accepting and finishes requests in flight.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         crate::scheduling::appointments::spawn_reminder_task(self.state.clone());
+        crate::vitals::worklist::spawn_sweeper(self.state.clone());
         // Signaling and small API answers are latency-bound: no Nagle delay on accepted sockets.
         let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
             let _ = tcp.set_nodelay(true);

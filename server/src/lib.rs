@@ -26,4 +26,5 @@ pub mod proxy;
 pub mod record;
 pub mod scheduling;
 pub mod signaling;
+pub mod vitals;
 pub mod web;

@@ -53,6 +53,9 @@ async function screen(path, query, user) {
   if ((m = path.match(/^\/call\/([\w-]+)$/))) return (await import('./call/call.js')).callView(app, m[1]);
   if ((m = path.match(/^\/images\/([\w-]+)$/))) return (await import('./dicom/viewer.js')).imagesView(app, m[1]);
   if ((m = path.match(/^\/ecg\/([\w-]+)$/))) return (await import('./ecg/viewer.js')).ecgView(m[1], app, query.get('c') || undefined);
+  if (path === '/worklist') return (await import('./views/record.js')).worklistView(app);
+  if (path === '/my-record') return (await import('./views/record.js')).myRecordView(app);
+  if ((m = path.match(/^\/patients\/([\w-]+)$/))) return (await import('./views/record.js')).patientRecordView(app, m[1]);
   if (path === '/netcheck') return (await import('./views/netcheck.js')).netcheckView(app);
   switch (user.role) {
     case 'community_doctor': return (await import('./views/doctor.js')).doctorHome(app);

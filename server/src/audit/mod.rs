@@ -55,6 +55,28 @@ pub fn event(actor: &AuthUser, action: &str, resource_type: &str, resource_id: &
     }
 }
 
+/// An event with no signed-in actor: `actor_role` names what acted (`system` for the
+/// server's own sweeps).
+pub fn unattended_event(
+    actor_role: &str,
+    client_addr: &str,
+    action: &str,
+    resource_type: &str,
+    resource_id: &str,
+) -> AuditEvent {
+    AuditEvent {
+        actor_id: None,
+        actor_role: actor_role.to_string(),
+        client_addr: client_addr.to_string(),
+        action: action.to_string(),
+        resource_type: resource_type.to_string(),
+        resource_id: resource_id.to_string(),
+        patient_id: None,
+        outcome: Outcome::Success,
+        detail: String::new(),
+    }
+}
+
 /// An event by a device (`actor_role` `device`; no device when its token was not recognised).
 pub fn device_event(
     device_id: Option<&str>,
@@ -152,6 +174,43 @@ impl AuditedTx {
     pub async fn audit(&mut self, event: AuditEvent) -> ApiResult<()> {
         event.record_with(&mut *self.tx).await?;
         self.events += 1;
+        Ok(())
+    }
+
+    /// Records many events in this transaction, in multi-row statements (a batch of readings
+    /// leaves one event per reading without one round trip each).
+    pub async fn audit_all(&mut self, events: Vec<AuditEvent>) -> ApiResult<()> {
+        const COLUMNS: usize = 11;
+        let at = now_ts();
+        for chunk in events.chunks(200) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let cols: Vec<String> = (1..=COLUMNS).map(|c| format!("${}", i * COLUMNS + c)).collect();
+                    format!("({})", cols.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO audit_events (id, at, actor_id, actor_role, action, resource_type, resource_id, patient_id, client_addr, outcome, detail) VALUES {}",
+                rows.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for e in chunk {
+                q = q
+                    .bind(new_id())
+                    .bind(at.clone())
+                    .bind(e.actor_id.clone())
+                    .bind(e.actor_role.clone())
+                    .bind(e.action.clone())
+                    .bind(e.resource_type.clone())
+                    .bind(e.resource_id.clone())
+                    .bind(e.patient_id.clone())
+                    .bind(e.client_addr.clone())
+                    .bind(e.outcome.as_str())
+                    .bind(e.detail.clone());
+            }
+            q.execute(&mut *self.tx).await?;
+            self.events += chunk.len();
+        }
         Ok(())
     }
 

@@ -36,6 +36,10 @@ pub struct NewPlan {
     pub start_date: Option<crate::db::ClientDate>,
     #[serde(default)]
     pub instructions: String,
+    /// Targets and measurement frequency for home readings; absent: the defaults of the
+    /// condition (hypertension, diabetes; docs/resident.md), any field absent: not watched.
+    #[serde(default)]
+    pub targets: Option<crate::vitals::targets::Targets>,
 }
 
 #[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
@@ -73,11 +77,15 @@ pub async fn create_plan(
     if !(1..=52).contains(&p.visits) {
         return Err(ApiError::validation("visits", "1 to 52"));
     }
+    let targets = p.targets.clone().unwrap_or_else(|| crate::vitals::targets::defaults(&p.condition));
+    if let Err((field, message)) = crate::vitals::targets::check(&targets) {
+        return Err(ApiError::validation(field, message));
+    }
     let id = new_id();
     let now = now_ts();
     sqlx::query(
-        "INSERT INTO follow_up_plans (id, patient_id, consultation_id, referral_id, organisation_id, condition, interval_weeks, visits, instructions, created_by, status, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11)",
+        "INSERT INTO follow_up_plans (id, patient_id, consultation_id, referral_id, organisation_id, condition, interval_weeks, visits, instructions, created_by, status, created_at, targets)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12)",
     )
     .bind(&id)
     .bind(&p.patient_id)
@@ -90,6 +98,7 @@ pub async fn create_plan(
     .bind(p.instructions.trim())
     .bind(&user.id)
     .bind(&now)
+    .bind(serde_json::to_string(&targets).unwrap_or_default())
     .execute(&mut *conn)
     .await?;
     let start = p.start_date.map(crate::db::ClientDate::date).unwrap_or_else(|| chrono::Utc::now().date_naive());

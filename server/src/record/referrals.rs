@@ -200,6 +200,7 @@ pub async fn create(
             visits: f.visits,
             start_date: None,
             instructions: f.instructions.clone(),
+            targets: None,
         };
         let plan_id = followup::create_plan(&mut tx, &user, &to_org, &plan).await?;
         crate::audit::event(&user, "create", "follow_up_plan", &plan_id)

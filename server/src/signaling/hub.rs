@@ -51,11 +51,29 @@ pub struct Envelope {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RoomEvent {
-    Join { joiner: Joiner, resume_token: String },
-    Resume { resume_hash: String, conn: ConnId, new_hash: String, new_token: String },
-    Message { conn: ConnId, msg: ClientMessage, chat_id: String },
-    Disconnected { conn: ConnId },
+    Join {
+        joiner: Joiner,
+        resume_token: String,
+    },
+    Resume {
+        resume_hash: String,
+        conn: ConnId,
+        new_hash: String,
+        new_token: String,
+    },
+    Message {
+        conn: ConnId,
+        msg: ClientMessage,
+        chat_id: String,
+    },
+    Disconnected {
+        conn: ConnId,
+    },
     Expire,
+    /// A reading of the patient taken during the call (see [`RoomHub::observation`]).
+    Observation {
+        reading: super::protocol::LiveReading,
+    },
 }
 
 /// Receives the events of the rooms an instance holds.
@@ -388,6 +406,12 @@ impl RoomHub {
         self.publish(room, Some(received), RoomEvent::Message { conn, msg, chat_id });
     }
 
+    /// Shows a reading to everyone in the consultation's room, on every instance holding it
+    /// (a room nobody holds drops it: nobody is in the call).
+    pub fn observation(&self, room: &str, reading: super::protocol::LiveReading) {
+        self.publish(room, None, RoomEvent::Observation { reading });
+    }
+
     /// The connection's socket ended (its seat is kept for the resume window).
     pub fn detach(&self, room: &str, conn: ConnId) {
         self.stats.connections.fetch_sub(1, Ordering::Relaxed);
@@ -530,6 +554,7 @@ impl EventSink for RoomHub {
                     s.room.disconnected(at, conn)
                 }
                 RoomEvent::Expire => s.room.expire(at),
+                RoomEvent::Observation { reading } => s.room.observation(reading),
             };
             for d in &outcome.deliveries {
                 let mut text: Option<Utf8Bytes> = None;

@@ -366,6 +366,24 @@ mod tests {
             },
             RoomEvent::Disconnected { conn: 9 },
             RoomEvent::Expire,
+            RoomEvent::Observation {
+                reading: crate::signaling::protocol::LiveReading {
+                    id: "0192f0c4-7b1e-7cc3-a000-0123456789ab".into(),
+                    consultation_id: "0192f0c4-7b1e-7cc3-a000-0123456789ac".into(),
+                    kind: "blood_pressure".into(),
+                    measured_at: "2026-12-01T00:00:00.000000Z".into(),
+                    received_at: "2026-12-01T00:00:01.000000Z".into(),
+                    source: "kiosk".into(),
+                    device: "Omron HEM-7136".into(),
+                    values: crate::vitals::reading::Values {
+                        systolic_mmhg: Some(152.0),
+                        diastolic_mmhg: Some(96.0),
+                        pulse_bpm: Some(78.0),
+                        ..Default::default()
+                    },
+                    summary: "152/96 mmHg, pulse 78 bpm".into(),
+                },
+            },
         ];
         for event in events {
             let sent = envelope(event);

@@ -218,6 +218,28 @@ pub struct IceServer {
     pub credential: Option<String>,
 }
 
+/// A reading as the room sees it (`observation`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LiveReading {
+    /// The stored reading's id.
+    pub id: String,
+    pub consultation_id: String,
+    /// blood_pressure, glucose, spo2, weight, temperature or ecg.
+    pub kind: String,
+    /// When it was measured (UTC, RFC 3339).
+    pub measured_at: String,
+    /// When the server stored it.
+    pub received_at: String,
+    /// home, kiosk or clinic.
+    pub source: String,
+    /// The device as the sender named it (model, serial); empty when not named.
+    pub device: String,
+    /// The values in stored units (mmHg, bpm, mmol/L, %, kg, °C).
+    pub values: crate::vitals::reading::Values,
+    /// The values in a few words: `152/96 mmHg, pulse 78 bpm`.
+    pub summary: String,
+}
+
 /// Messages the server sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
@@ -302,6 +324,12 @@ pub enum ServerMessage {
     /// an ICE restart without a resume would otherwise use an expired credential.
     IceServers {
         ice_servers: Vec<IceServer>,
+    },
+    /// A vital-sign reading of the consultation's patient taken during the call (posted with
+    /// the consultation's id, or while the consultation is in progress), to everyone in the
+    /// room: its values, when and where it was measured, and by which device.
+    Observation {
+        reading: LiveReading,
     },
     /// A doctor ended the call for everyone; the connection closes with 4020 after this.
     CallEnded {

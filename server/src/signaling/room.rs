@@ -601,6 +601,16 @@ impl Room {
         Ok(out)
     }
 
+    /// A reading of the patient taken during the call: to everyone in the room (into the
+    /// replay buffer of those reconnecting), not to the lobby.
+    pub fn observation(&mut self, reading: super::protocol::LiveReading) -> Outcome {
+        let mut out = Outcome::default();
+        let targets: Vec<usize> =
+            (0..self.participants.len()).filter(|&i| self.participants[i].place == Place::Room).collect();
+        self.send(&mut out, &targets, ServerMessage::Observation { reading });
+        out
+    }
+
     /// Ends the seats whose resume window has passed.
     pub fn expire(&mut self, now: DateTime<Utc>) -> Outcome {
         let mut out = Outcome::default();
@@ -963,6 +973,31 @@ mod tests {
         // A patient cannot admit itself.
         let out = room.handle(t(4), 9, ClientMessage::Admit { peer: "zhang".into() }, || "m".into());
         assert!(matches!(out.messages_to(9)[0], ServerMessage::Error { code: ErrorCode::NotAdmitted, .. }));
+    }
+
+    #[test]
+    fn a_reading_reaches_everyone_in_the_room_but_not_the_lobby() {
+        let mut room = doctors_room();
+        room.join(t(1), joiner("wang", 2, RoomRole::Expert), "tok-wang");
+        room.join(t(2), joiner("zhang", 9, RoomRole::Patient), "tok-zhang");
+        let reading = super::super::protocol::LiveReading {
+            id: "r1".into(),
+            consultation_id: "c1".into(),
+            kind: "blood_pressure".into(),
+            measured_at: "2026-12-01T00:00:00.000000Z".into(),
+            received_at: "2026-12-01T00:00:01.000000Z".into(),
+            source: "kiosk".into(),
+            device: "manual entry".into(),
+            values: Default::default(),
+            summary: "152/96 mmHg".into(),
+        };
+        let out = room.observation(reading.clone());
+        let expected = ServerMessage::Observation { reading: reading.clone() };
+        assert_eq!(out.messages_to(1), vec![&expected]);
+        assert_eq!(out.messages_to(2), vec![&expected]);
+        assert!(out.messages_to(9).is_empty(), "the patient still waits in the lobby");
+        room.handle(t(3), 1, ClientMessage::Admit { peer: "zhang".into() }, || unreachable!());
+        assert_eq!(room.observation(reading).messages_to(9), vec![&expected]);
     }
 
     #[test]

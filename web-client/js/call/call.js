@@ -2,7 +2,8 @@
 // chat (with its history), the lobby (waiting for patients, admit and remove for doctors,
 // with a sound and a toast when someone arrives), a banner while this side or a peer
 // reconnects, a connection-quality label on every remote tile, the consultation's ECGs and
-// images opened beside the video, and the end of the call (for everyone, by a doctor).
+// images opened beside the video, the vital signs taken during the call (with, on the
+// patient's side, their entry), and the end of the call (for everyone, by a doctor).
 import { h, mount, when } from '../dom.js';
 import { t } from '../i18n.js';
 import { get, getAll } from '../api.js';
@@ -12,6 +13,7 @@ import { Peer } from './peer.js';
 import { watchQuality } from './quality.js';
 import { mediaConstraints, useChosenSpeaker, audioOnlyAdvised } from './devices.js';
 import { Upload } from '../views/files.js';
+import { livePanel, entryPanel } from '../vitals/live.js';
 
 /**
  * "mm:ss" (or "h:mm:ss") of a duration in seconds.
@@ -311,6 +313,9 @@ export async function callView(app, consultationId) {
         }
         renderLobby();
         break;
+      case 'observation':
+        vitals.add(msg.reading);
+        break;
       case 'call-ended':
         finish(t('call.endedBy', { name: msg.by }));
         break;
@@ -461,10 +466,16 @@ export async function callView(app, consultationId) {
   };
   if (!elder) loadMaterial();
 
+  // Readings taken during the call, beside the video; the patient's side enters them.
+  const vitals = livePanel();
+  const entry = isPatient && consultation?.patient_id
+    ? entryPanel({ patientId: consultation.patient_id, consultationId, source: localStorage.getItem('teleconsult.kiosk') === '1' ? 'kiosk' : 'home' })
+    : null;
+
   const view = h('section', { class: 'call', 'aria-labelledby': 'call-title' },
     h('div', { class: 'call-head' }, h('h1', { id: 'call-title' }, t('call.title')), timer),
     banner, peerNotice, ended, lobbyWait, error, advice,
-    h('div', { class: 'call-main' }, h('div', { class: 'call-video' }, tiles, controls), beside),
+    h('div', { class: 'call-main' }, h('div', { class: 'call-video' }, tiles, controls, entry), h('div', { class: 'call-vitals' }, vitals.el), beside),
     elder ? null : h('div', { class: 'side' },
       h('h2', null, t('call.lobby')), lobbyList,
       h('h2', null, t('call.material')), material,

@@ -18,6 +18,7 @@ export async function doctorHome(app) {
   const renderPatients = (items) => mount(patientList, items.length ? items.map((p) => h('li', null,
     h('span', null, h('strong', null, p.name), ' ', h('span', { class: 'muted' }, `${t(`sex.${p.sex}`)} · ${p.birth_date}`)),
     h('button', { onclick: () => app.navigate(`/consultations/new?patient=${p.id}`) }, t('doctor.requestFor')),
+    h('button', { onclick: () => app.navigate(`/patients/${p.id}`) }, t('doctor.record')),
   )) : h('li', { class: 'muted' }, t('common.none')));
   renderPatients(patients.items);
 
@@ -64,7 +65,8 @@ export async function doctorHome(app) {
     h('div', { class: 'actions' }, h('button', { class: 'primary', onclick: () => app.navigate('/consultations/new') }, t('doctor.newConsultation')),
       h('button', { onclick: () => app.navigate('/opinions') }, t('opinion.received')),
       h('button', { onclick: () => app.navigate('/referrals') }, t('referral.title')),
-      h('button', { onclick: () => app.navigate('/follow-ups') }, t('followup.title'))),
+      h('button', { onclick: () => app.navigate('/follow-ups') }, t('followup.title')),
+      h('button', { onclick: () => app.navigate('/worklist') }, t('worklist.title'))),
     h('section', { class: 'card', 'aria-labelledby': 'pl' }, h('h2', { id: 'pl' }, t('doctor.patients')),
       field(t('common.search'), search), patientList),
     h('section', { class: 'card', 'aria-labelledby': 'pr' }, h('h2', { id: 'pr' }, t('doctor.registerPatient')), form),

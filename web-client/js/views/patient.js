@@ -39,6 +39,7 @@ export async function patientHome(app) {
       ]
       : h('p', { class: 'big' }, pending ? t('patient.opinionPending') : t('patient.nothing')),
     opinion ? plainOpinion(opinion.o, opinion.c) : null,
+    h('button', { class: 'my-record', onclick: () => app.navigate('/my-record') }, t('mine.open')),
   );
 }
 

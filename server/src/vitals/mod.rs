@@ -1,0 +1,662 @@
+//! Vital signs of a resident: readings from home, kiosk and clinic devices (blood pressure,
+//! glucose, SpO2, weight, temperature, single-lead ECG strips), checked and converted
+//! ([`reading`], pure), stored once however often a device retries (idempotent on the
+//! device's `client_id`), shown live in the call of a consultation they were taken in,
+//! weighed against the targets of the patient's follow-up plans ([`targets`], pure; the
+//! family doctor's [`worklist`]), and gathered with the rest of the resident's story in one
+//! [`timeline`]. See docs/resident.md.
+//!
+//! Who may write and read a patient's readings: the patient themself; the community doctors
+//! who see the patient's record (their home centre, or a centre a referral sends them to);
+//! an expert only while taking part in an active consultation of the patient. Admins and
+//! coordinators do not (403); anyone else finds no such patient (404).
+
+pub mod device;
+pub mod reading;
+pub mod targets;
+pub mod timeline;
+pub mod worklist;
+
+use crate::api::{Json, JsonBatch, Path, Query, Routes};
+use crate::app::AppState;
+use crate::audit::{self, AuditEvent, Outcome};
+use crate::auth::{AuthUser, Role};
+use crate::db::{new_id, ts, Id};
+use crate::error::{ApiError, ApiResult, FieldError};
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::Utc;
+use reading::{Kind, NewReading, Reading, Values};
+use serde::{Deserialize, Serialize};
+
+/// Most readings one request may carry.
+pub const MAX_BATCH: usize = 1000;
+
+/// Consultation states in which an expert takes part in the patient's care.
+pub const ACTIVE_STATES: &str = "('accepted', 'scheduled', 'in_progress', 'awaiting_opinion')";
+
+/// A reading without a consultation is shown in the patient's call in progress when it was
+/// measured this recently (a device's backlog of old readings is not).
+pub const LIVE_WINDOW_SECS: i64 = 15 * 60;
+
+pub fn routes() -> Routes {
+    Routes::new("vital signs")
+        .post(
+            "/api/v1/patients/{id}/observations",
+            "Record vital-sign readings (one, or an array of up to 1,000); idempotent on client_id",
+            post_observations,
+        )
+        .body::<ReadingsBody>()
+        .json::<IngestAnswer>(201)
+        .json::<IngestAnswer>(200)
+        .get(
+            "/api/v1/patients/{id}/observations",
+            "The patient's vital-sign readings, newest first (kind, from, to, cursor)",
+            list_observations,
+        )
+        .query::<ObservationFilter>()
+        .json::<crate::api::Page<Observation>>(200)
+        .get(
+            "/api/v1/patients/{id}/timeline",
+            "The resident's longitudinal record across the consortium, newest first (each item only to those who may see it)",
+            timeline::get_timeline,
+        )
+        .query::<timeline::TimelineFilter>()
+        .json::<crate::api::Page<timeline::TimelineItem>>(200)
+        .get(
+            "/api/v1/worklist",
+            "The family doctor's worklist: follow-up plans of the centre with readings out of target or missing",
+            worklist::list,
+        )
+        .query::<worklist::WorklistFilter>()
+        .json::<crate::api::Page<worklist::WorklistItem>>(200)
+        .post(
+            "/api/v1/device/observations",
+            "A device records readings with its token: a home device its patient's, a kiosk or clinic device those of the patient it names",
+            device::post,
+        )
+        .device_auth()
+        .query::<device::DeviceTarget>()
+        .body::<ReadingsBody>()
+        .json::<IngestAnswer>(201)
+        .json::<IngestAnswer>(200)
+        .post("/api/v1/worklist/{id}/acknowledge", "Acknowledge a worklist item (ends its episode)", worklist::acknowledge)
+        .body::<worklist::AcknowledgeBody>()
+        .json::<worklist::WorklistItem>(200)
+        .errors(&[409])
+}
+
+/// One reading, or an array of up to 1,000.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ReadingsBody {
+    One(Box<NewReading>),
+    Many(Vec<NewReading>),
+}
+
+/// What became of one reading of a request.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IngestResult {
+    /// Its position in the request (0 for a single reading).
+    pub index: usize,
+    pub client_id: String,
+    /// The stored reading (for a duplicate: the one stored first).
+    pub id: String,
+    /// `created`, or `duplicate` when a reading with this client_id was stored before (or
+    /// earlier in the same request): nothing was stored again.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IngestAnswer {
+    pub created: usize,
+    pub duplicates: usize,
+    pub results: Vec<IngestResult>,
+}
+
+/// A stored reading.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Observation {
+    pub id: String,
+    pub patient_id: String,
+    pub client_id: String,
+    pub kind: String,
+    pub measured_at: String,
+    pub received_at: String,
+    pub source: String,
+    pub device: String,
+    /// The registered device whose token sent it, if any.
+    pub device_id: Option<String>,
+    pub consultation_id: Option<String>,
+    /// The signed-in user who sent it (none for a device).
+    pub recorded_by: Option<String>,
+    pub values: Values,
+    pub summary: String,
+    pub status: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ObservationRow {
+    id: String,
+    patient_id: String,
+    client_id: String,
+    kind: String,
+    measured_at: String,
+    received_at: String,
+    source: String,
+    device: String,
+    device_id: Option<String>,
+    consultation_id: Option<String>,
+    recorded_by: Option<String>,
+    systolic_mmhg: Option<f64>,
+    diastolic_mmhg: Option<f64>,
+    pulse_bpm: Option<f64>,
+    glucose_mmol_l: Option<f64>,
+    glucose_context: Option<String>,
+    spo2_pct: Option<f64>,
+    weight_kg: Option<f64>,
+    temperature_c: Option<f64>,
+    ecg_file_id: Option<String>,
+    status: String,
+}
+
+pub(crate) const OBSERVATION_COLUMNS: &str = "id, patient_id, client_id, kind, measured_at, received_at, source, device, device_id, consultation_id, recorded_by,
+     systolic_mmhg, diastolic_mmhg, pulse_bpm, glucose_mmol_l, glucose_context, spo2_pct, weight_kg, temperature_c, ecg_file_id, status";
+
+impl From<ObservationRow> for Observation {
+    fn from(r: ObservationRow) -> Observation {
+        let values = Values {
+            systolic_mmhg: r.systolic_mmhg,
+            diastolic_mmhg: r.diastolic_mmhg,
+            pulse_bpm: r.pulse_bpm,
+            glucose_mmol_l: r.glucose_mmol_l,
+            glucose_context: r.glucose_context.as_deref().and_then(reading::GlucoseContext::parse),
+            spo2_pct: r.spo2_pct,
+            weight_kg: r.weight_kg,
+            temperature_c: r.temperature_c,
+            ecg_file_id: r.ecg_file_id,
+        };
+        let summary = Kind::parse(&r.kind).map(|k| reading::summary(k, &values)).unwrap_or_default();
+        Observation {
+            id: r.id,
+            patient_id: r.patient_id,
+            client_id: r.client_id,
+            kind: r.kind,
+            measured_at: r.measured_at,
+            received_at: r.received_at,
+            source: r.source,
+            device: r.device,
+            device_id: r.device_id,
+            consultation_id: r.consultation_id,
+            recorded_by: r.recorded_by,
+            values,
+            summary,
+            status: r.status,
+        }
+    }
+}
+
+/// The patient a request is about, as the ingest and the checks need it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PatientRef {
+    pub id: String,
+    pub name: String,
+    pub home_organisation_id: String,
+    pub user_id: Option<String>,
+}
+
+/// What a caller may do with a patient's readings.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub patient: PatientRef,
+    /// For an expert: the active consultations of the patient they take part in (their
+    /// readings must name one of them, if any). `None` for everyone else.
+    pub expert_consultations: Option<Vec<String>>,
+}
+
+async fn patient_ref(state: &AppState, id: &str) -> ApiResult<Option<PatientRef>> {
+    Ok(sqlx::query_as("SELECT id, name, home_organisation_id, user_id FROM patients WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&state.db.pool)
+        .await?)
+}
+
+/// The active consultations of `patient_id` that `user_id` takes part in (not declined).
+pub async fn active_consultations_of(state: &AppState, patient_id: &str, user_id: &str) -> ApiResult<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(&format!(
+        "SELECT c.id FROM consultations c JOIN consultation_participants cp ON cp.consultation_id = c.id
+         WHERE c.patient_id = $1 AND cp.user_id = $2 AND cp.status <> 'declined' AND c.state IN {ACTIVE_STATES}
+         ORDER BY c.id"
+    ))
+    .bind(patient_id)
+    .bind(user_id)
+    .fetch_all(&state.db.pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// Decides whether `user` may read or write the readings of patient `id` (see the module
+/// documentation), auditing a refusal. 403 for admins and coordinators, 404 for a patient
+/// the caller has no such relationship with.
+pub async fn access(state: &AppState, user: &AuthUser, id: &str, action: &str) -> ApiResult<Access> {
+    let deny = |exists: Option<&PatientRef>| {
+        audit::event(user, action, "observation", id)
+            .maybe_patient(exists.map(|p| p.id.clone()))
+            .outcome(Outcome::Denied)
+    };
+    let patient = patient_ref(state, id).await?;
+    if matches!(user.role, Role::Admin | Role::Coordinator) {
+        deny(patient.as_ref()).record(&state.db).await?;
+        return Err(ApiError::forbidden(
+            "vital signs are kept by the patient, their community doctors and the experts of their consultations",
+        ));
+    }
+    let Some(patient) = patient else {
+        deny(None).record(&state.db).await?;
+        return Err(ApiError::not_found("patient"));
+    };
+    let granted = match user.role {
+        Role::Patient => patient.user_id.as_deref() == Some(user.id.as_str()),
+        Role::CommunityDoctor => crate::patients::find_visible(&state.db, user, id).await?.is_some(),
+        Role::Expert => {
+            let active = active_consultations_of(state, id, &user.id).await?;
+            if active.is_empty() {
+                false
+            } else {
+                return Ok(Access { patient, expert_consultations: Some(active) });
+            }
+        }
+        Role::Admin | Role::Coordinator => false,
+    };
+    if !granted {
+        deny(Some(&patient)).record(&state.db).await?;
+        return Err(ApiError::not_found("patient"));
+    }
+    Ok(Access { patient, expert_consultations: None })
+}
+
+/// Who sends a batch: a signed-in user, or a device with its token.
+#[derive(Debug, Clone)]
+pub enum Sender {
+    User(AuthUser),
+    Device { device_id: String, client_addr: String },
+}
+
+impl Sender {
+    fn event(&self, action: &str, resource_type: &str, resource_id: &str) -> AuditEvent {
+        match self {
+            Sender::User(u) => audit::event(u, action, resource_type, resource_id),
+            Sender::Device { device_id, client_addr } => {
+                audit::device_event(Some(device_id), client_addr, action, resource_type, resource_id)
+            }
+        }
+    }
+
+    fn recorded_by(&self) -> Option<String> {
+        match self {
+            Sender::User(u) => Some(u.id.clone()),
+            Sender::Device { .. } => None,
+        }
+    }
+
+    fn device_id(&self) -> Option<String> {
+        match self {
+            Sender::User(_) => None,
+            Sender::Device { device_id, .. } => Some(device_id.clone()),
+        }
+    }
+}
+
+fn field_name(array: bool, index: usize, field: &str) -> String {
+    if array {
+        format!("[{index}].{field}")
+    } else {
+        field.to_string()
+    }
+}
+
+/// 422 listing every refused field of every reading; its code is the first problem's
+/// (`implausible_value`, `measured_at_out_of_range` or `validation_failed`).
+fn refused(problems: Vec<(String, &'static str, String)>) -> ApiError {
+    let code = problems.first().map(|p| p.1).unwrap_or("validation_failed");
+    let title = match code {
+        "implausible_value" => "Implausible value",
+        "measured_at_out_of_range" => "Measured at an impossible time",
+        _ => "Validation failed",
+    };
+    let detail = problems.iter().map(|(f, _, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; ");
+    let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, title, detail);
+    e.errors = problems.into_iter().map(|(field, _, message)| FieldError { field, message }).collect();
+    e
+}
+
+async fn post_observations(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(Id(id)): Path<Id>,
+    body: JsonBatch<NewReading>,
+) -> ApiResult<(StatusCode, Json<IngestAnswer>)> {
+    let access = access(&state, &user, &id, "create").await?;
+    let answer = ingest(&state, &Sender::User(user), &access, body.items, body.array).await?;
+    let status = if answer.created > 0 { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(answer)))
+}
+
+/// Placeholders `($a, $a+1, ...)` for an IN list starting at `$first`.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Checks, stores (once per client_id), audits, weighs against the patient's follow-up
+/// plans, notifies, and shows live in the call: one transaction for the whole batch.
+pub async fn ingest(
+    state: &AppState,
+    sender: &Sender,
+    access: &Access,
+    items: Vec<NewReading>,
+    array: bool,
+) -> ApiResult<IngestAnswer> {
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(ApiError::validation("", format!("send 1 to {MAX_BATCH} readings")));
+    }
+    let patient = &access.patient;
+    let now = Utc::now();
+    let mut problems = Vec::new();
+    let mut readings: Vec<Reading> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match reading::check(item, now) {
+            Ok(r) => readings.push(r),
+            Err(ps) => problems.extend(ps.into_iter().map(|p| (field_name(array, i, p.field), p.code, p.message))),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(refused(problems));
+    }
+
+    // Named consultations must be the patient's (and, for an expert, active ones they take
+    // part in); named ECG files must be ECGs of the patient's consultations.
+    let mut named: Vec<String> = readings.iter().filter_map(|r| r.consultation_id.clone()).collect();
+    named.sort();
+    named.dedup();
+    let mut consultation_states = std::collections::HashMap::new();
+    if !named.is_empty() {
+        let sql = format!(
+            "SELECT id, state FROM consultations WHERE patient_id = $1 AND id IN ({})",
+            placeholders(2, named.len())
+        );
+        let mut q = sqlx::query_as::<_, (String, String)>(&sql).bind(&patient.id);
+        for c in &named {
+            q = q.bind(c);
+        }
+        consultation_states.extend(q.fetch_all(&state.db.pool).await?);
+    }
+    let mut files: Vec<String> = readings.iter().filter_map(|r| r.values.ecg_file_id.clone()).collect();
+    files.sort();
+    files.dedup();
+    let mut known_files = std::collections::HashSet::new();
+    if !files.is_empty() {
+        let sql = format!(
+            "SELECT f.id FROM files f JOIN consultations c ON c.id = f.consultation_id
+             WHERE c.patient_id = $1 AND f.kind = 'ecg' AND f.id IN ({})",
+            placeholders(2, files.len())
+        );
+        let mut q = sqlx::query_as::<_, (String,)>(&sql).bind(&patient.id);
+        for f in &files {
+            q = q.bind(f);
+        }
+        known_files.extend(q.fetch_all(&state.db.pool).await?.into_iter().map(|r| r.0));
+    }
+    for (i, r) in readings.iter().enumerate() {
+        if let Some(c) = &r.consultation_id {
+            let allowed = consultation_states.contains_key(c)
+                && access.expert_consultations.as_ref().is_none_or(|mine| mine.contains(c));
+            if !allowed {
+                problems.push((
+                    field_name(array, i, "consultation_id"),
+                    "validation_failed",
+                    "no consultation of this patient that you take part in has this id".to_string(),
+                ));
+            }
+        }
+        if let Some(f) = &r.values.ecg_file_id {
+            if !known_files.contains(f) {
+                problems.push((
+                    field_name(array, i, "ecg_file_id"),
+                    "validation_failed",
+                    "no ECG file of this patient's consultations has this id".to_string(),
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(refused(problems));
+    }
+
+    // A recent reading without a consultation, while the patient's consultation is in
+    // progress, belongs to that call.
+    let in_progress: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM consultations WHERE patient_id = $1 AND state = 'in_progress' ORDER BY id")
+            .bind(&patient.id)
+            .fetch_all(&state.db.pool)
+            .await?;
+    if let [(live,)] = in_progress.as_slice() {
+        for r in readings.iter_mut().filter(|r| r.consultation_id.is_none()) {
+            if (now - r.measured_at).num_seconds() <= LIVE_WINDOW_SECS {
+                r.consultation_id = Some(live.clone());
+                consultation_states.insert(live.clone(), "in_progress".into());
+            }
+        }
+    }
+
+    let received_at = ts(now);
+    let mut tx = audit::begin(&state.db).await?;
+    let stored = store(&mut tx, sender, &patient.id, &readings, &received_at).await?;
+    let mut events = Vec::new();
+    let mut results = Vec::with_capacity(readings.len());
+    let mut created: Vec<(String, &Reading)> = Vec::new();
+    for (i, r) in readings.iter().enumerate() {
+        let (rid, is_new) = stored[i].clone();
+        if is_new {
+            events.push(
+                sender
+                    .event("create", "observation", &rid)
+                    .patient(&patient.id)
+                    .detail(reading::summary(r.kind, &r.values)),
+            );
+            created.push((rid.clone(), r));
+        }
+        results.push(IngestResult {
+            index: i,
+            client_id: r.client_id.clone(),
+            id: rid,
+            status: if is_new { "created" } else { "duplicate" }.into(),
+        });
+    }
+    if events.is_empty() {
+        // Nothing new: a retry of readings stored before. The retry itself is audited.
+        events.push(
+            sender
+                .event("create", "observation", &results[0].id)
+                .patient(&patient.id)
+                .detail(format!("{} duplicate readings, nothing stored", results.len())),
+        );
+    }
+    tx.audit_all(events).await?;
+    let opened = worklist::weigh(&mut tx, sender, patient, &created, now).await?;
+    let notices = worklist::notify_patient(&mut tx, patient, &opened).await?;
+    tx.commit().await?;
+    crate::notifications::publish(state, &notices);
+
+    // Live in the call: readings of a consultation whose room may be open.
+    for (rid, r) in &created {
+        let Some(c) = &r.consultation_id else { continue };
+        if !matches!(consultation_states.get(c).map(String::as_str), Some("scheduled" | "in_progress")) {
+            continue;
+        }
+        state.signaling.observation(
+            c,
+            crate::signaling::protocol::LiveReading {
+                id: rid.clone(),
+                consultation_id: c.clone(),
+                kind: r.kind.as_str().into(),
+                measured_at: ts(r.measured_at),
+                received_at: received_at.clone(),
+                source: r.source.as_str().into(),
+                device: r.device.clone(),
+                values: r.values.clone(),
+                summary: reading::summary(r.kind, &r.values),
+            },
+        );
+    }
+    let created_count = created.len();
+    Ok(IngestAnswer { created: created_count, duplicates: results.len() - created_count, results })
+}
+
+/// Inserts the readings not stored before (by client_id), in multi-row statements; answers
+/// for each reading its stored id and whether it is new.
+async fn store(
+    conn: &mut sqlx::AnyConnection,
+    sender: &Sender,
+    patient_id: &str,
+    readings: &[Reading],
+    received_at: &str,
+) -> ApiResult<Vec<(String, bool)>> {
+    const COLUMNS: usize = 20;
+    // The first of the same client_id in one request is the one stored.
+    let mut first_index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut fresh: Vec<(usize, String)> = Vec::new();
+    for (i, r) in readings.iter().enumerate() {
+        if first_index.contains_key(r.client_id.as_str()) {
+            continue;
+        }
+        first_index.insert(&r.client_id, i);
+        fresh.push((i, new_id()));
+    }
+    let mut inserted: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for chunk in fresh.chunks(100) {
+        let rows: Vec<String> =
+            (0..chunk.len()).map(|k| format!("({})", placeholders(k * COLUMNS + 1, COLUMNS))).collect();
+        let sql = format!(
+            "INSERT INTO observations (id, patient_id, client_id, kind, measured_at, received_at, source, device, device_id, consultation_id, recorded_by,
+                systolic_mmhg, diastolic_mmhg, pulse_bpm, glucose_mmol_l, glucose_context, spo2_pct, weight_kg, temperature_c, ecg_file_id)
+             VALUES {} ON CONFLICT (patient_id, client_id) DO NOTHING RETURNING client_id, id",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query_as::<_, (String, String)>(&sql);
+        for (i, id) in chunk {
+            let r = &readings[*i];
+            let v = &r.values;
+            q = q
+                .bind(id.clone())
+                .bind(patient_id.to_string())
+                .bind(r.client_id.clone())
+                .bind(r.kind.as_str())
+                .bind(ts(r.measured_at))
+                .bind(received_at.to_string())
+                .bind(r.source.as_str())
+                .bind(r.device.clone())
+                .bind(sender.device_id())
+                .bind(r.consultation_id.clone())
+                .bind(sender.recorded_by())
+                .bind(v.systolic_mmhg)
+                .bind(v.diastolic_mmhg)
+                .bind(v.pulse_bpm)
+                .bind(v.glucose_mmol_l)
+                .bind(v.glucose_context.map(|c| c.as_str()))
+                .bind(v.spo2_pct)
+                .bind(v.weight_kg)
+                .bind(v.temperature_c)
+                .bind(v.ecg_file_id.clone());
+        }
+        inserted.extend(q.fetch_all(&mut *conn).await?);
+    }
+    // The ids of readings stored before.
+    let before: Vec<&str> = first_index.keys().copied().filter(|c| !inserted.contains_key(*c)).collect();
+    let mut earlier: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for chunk in before.chunks(500) {
+        let sql = format!(
+            "SELECT client_id, id FROM observations WHERE patient_id = $1 AND client_id IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (String, String)>(&sql).bind(patient_id.to_string());
+        for c in chunk {
+            q = q.bind(c.to_string());
+        }
+        earlier.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(readings
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let first = first_index[r.client_id.as_str()];
+            match inserted.get(&r.client_id) {
+                Some(id) => (id.clone(), first == i),
+                None => (earlier.get(&r.client_id).cloned().unwrap_or_default(), false),
+            }
+        })
+        .collect())
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObservationFilter {
+    pub kind: Option<Kind>,
+    /// RFC 3339 lower bound of measured_at (inclusive).
+    pub from: Option<crate::db::ClientTime>,
+    /// RFC 3339 upper bound of measured_at (exclusive).
+    pub to: Option<crate::db::ClientTime>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+async fn list_observations(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(Id(id)): Path<Id>,
+    Query(f): Query<ObservationFilter>,
+) -> ApiResult<Json<crate::api::Page<Observation>>> {
+    let limit = crate::api::page_limit(f.limit, 1000)?;
+    let cursor = crate::api::page_cursor(f.cursor)?;
+    access(&state, &user, &id, "list").await?;
+    let (after_at, after_id) = cursor_position(&state, &id, &cursor).await?;
+    let rows: Vec<ObservationRow> = sqlx::query_as(&format!(
+        "SELECT {OBSERVATION_COLUMNS} FROM observations WHERE patient_id = $1 AND ($2 = '' OR kind = $2)
+           AND measured_at >= $3 AND measured_at < $4
+           AND ($5 = '' OR measured_at < $5 OR (measured_at = $5 AND id < $6))
+         ORDER BY measured_at DESC, id DESC LIMIT $7"
+    ))
+    .bind(&id)
+    .bind(f.kind.map(|k| k.as_str()).unwrap_or(""))
+    .bind(f.from.map(|t| ts(t.into())).unwrap_or_default())
+    .bind(f.to.map(|t| ts(t.into())).unwrap_or_else(|| "9999".into()))
+    .bind(after_at)
+    .bind(after_id)
+    .bind(limit as i64 + 1)
+    .fetch_all(&state.db.pool)
+    .await?;
+    let page = crate::api::page(rows.into_iter().map(Observation::from).collect(), limit, |o| o.id.clone());
+    audit::event(&user, "list", "observation", &id)
+        .patient(&id)
+        .detail(format!("{} readings", page.items.len()))
+        .record(&state.db)
+        .await?;
+    Ok(Json(page))
+}
+
+/// Where a list continues after the reading `cursor` (of this patient): its time and id.
+async fn cursor_position(state: &AppState, patient_id: &str, cursor: &str) -> ApiResult<(String, String)> {
+    if cursor.is_empty() {
+        return Ok((String::new(), String::new()));
+    }
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT measured_at FROM observations WHERE id = $1 AND patient_id = $2")
+            .bind(cursor)
+            .bind(patient_id)
+            .fetch_optional(&state.db.pool)
+            .await?;
+    match row {
+        Some((at,)) => Ok((at, cursor.to_string())),
+        None => Err(ApiError::validation("cursor", "not a cursor of this list: pass the `next` of the previous page")),
+    }
+}

@@ -1,0 +1,192 @@
+// The resident's longitudinal record: for the family doctor, the active follow-up plans on
+// top, trend charts (blood pressure, glucose, heart rate, QTc) and the timeline of every
+// consultation, opinion, referral, follow-up, file, ECG and vital sign; for the patient
+// (elder mode), the same story in plain words with the news sent to them. Also the family
+// doctor's worklist of readings out of target or missing.
+import { h, mount, when } from '../dom.js';
+import { t } from '../i18n.js';
+import { get, getAll, post } from '../api.js';
+import { patientOf, patientHeader } from './patient-header.js';
+import { trendChart } from '../vitals/chart.js';
+import { kindName } from '../vitals/live.js';
+
+/**
+ * A plan's targets in words: "血压 < 140/90 mmHg · 空腹血糖 < 7 mmol/L · 每 7 天测量".
+ * @param {any} targets
+ * @returns {string}
+ */
+export function targetWords(targets) {
+  if (!targets) return '';
+  const parts = [];
+  if (targets.systolic_below || targets.diastolic_below) parts.push(t('record.targetBp', { s: targets.systolic_below ?? '–', d: targets.diastolic_below ?? '–' }));
+  if (targets.fasting_glucose_below) parts.push(t('record.targetFasting', { v: targets.fasting_glucose_below }));
+  if (targets.postprandial_glucose_below) parts.push(t('record.targetPost', { v: targets.postprandial_glucose_below }));
+  if (targets.measure_every_days) parts.push(t('record.every', { n: targets.measure_every_days }));
+  return parts.join(' · ');
+}
+
+/**
+ * One timeline item as a doctor reads it.
+ * @param {import('../main.js').App} app
+ * @param {any} item
+ * @returns {HTMLElement}
+ */
+function timelineRow(app, item) {
+  const extra = [];
+  if (item.kind === 'vital') extra.push(`${kindName(item.data.reading_kind)} · ${t(`vitals.source.${item.data.source}`)}${item.data.device ? ` · ${item.data.device}` : ''}`);
+  if (item.kind === 'ecg' && item.data.qtc_bazett_ms) extra.push(t('record.ecgFigures', { hr: Math.round(item.data.heart_rate_bpm || 0), qtc: Math.round(item.data.qtc_bazett_ms) }));
+  if (item.kind === 'opinion') extra.push(item.data.signer_name);
+  if (item.kind === 'referral') extra.push(item.data.to_organisation);
+  if (item.kind === 'follow_up') extra.push(targetWords(item.data.targets));
+  return h('li', { class: `tl tl-${item.kind}`, 'data-kind': item.kind, 'data-id': item.id },
+    h('span', { class: 'tl-when' }, when(item.at)), ' ',
+    h('strong', { class: 'tl-kind' }, t(`record.kind.${item.kind}`)), ' ',
+    h('span', { class: 'tl-title' }, item.title),
+    item.status && !['current', 'stored', 'signed'].includes(item.status) ? h('span', { class: 'tl-status' }, ` · ${item.status}`) : null,
+    extra.filter(Boolean).length ? h('span', { class: 'tl-extra muted' }, ` · ${extra.filter(Boolean).join(' · ')}`) : null,
+    item.consultation_id ? h('button', { class: 'link', onclick: () => app.navigate(`/consultations/${item.consultation_id}`) }, t('record.openConsultation')) : null);
+}
+
+/**
+ * The trend charts from the readings and the ECGs.
+ * @param {any[]} readings observations, newest first
+ * @param {any[]} ecgs timeline items of kind ecg
+ * @param {any[]} plans active follow-up plans (their targets draw the lines)
+ */
+function charts(readings, ecgs, plans) {
+  const at = (/** @type {any} */ x) => Date.parse(x.measured_at || x.at);
+  const bp = readings.filter((r) => r.kind === 'blood_pressure');
+  const glucose = readings.filter((r) => r.kind === 'glucose');
+  const pulse = readings.filter((r) => r.values.pulse_bpm);
+  const targets = plans.map((p) => p.data.targets || {});
+  const sysTarget = targets.map((x) => x.systolic_below).find(Boolean);
+  const diaTarget = targets.map((x) => x.diastolic_below).find(Boolean);
+  const fasting = targets.map((x) => x.fasting_glucose_below).find(Boolean);
+  return h('div', { class: 'trends' },
+    trendChart({ id: 'bp', title: t('record.chartBp'), unit: 'mmHg',
+      series: [
+        { name: t('vitals.systolic'), points: bp.map((r) => ({ t: at(r), v: r.values.systolic_mmhg })) },
+        { name: t('vitals.diastolic'), points: bp.map((r) => ({ t: at(r), v: r.values.diastolic_mmhg })) },
+      ],
+      targets: [sysTarget, diaTarget].filter((v) => typeof v === 'number').map((v) => ({ v: Number(v), label: `${v}` })) }),
+    trendChart({ id: 'glucose', title: t('record.chartGlucose'), unit: 'mmol/L',
+      series: [{ name: t('vitals.kind.glucose'), points: glucose.map((r) => ({ t: at(r), v: r.values.glucose_mmol_l })) }],
+      targets: fasting ? [{ v: fasting, label: `${fasting}` }] : [] }),
+    trendChart({ id: 'heart-rate', title: t('record.chartHr'), unit: 'bpm',
+      series: [{ name: t('vitals.pulse'), points: [...pulse.map((r) => ({ t: at(r), v: r.values.pulse_bpm })),
+        ...ecgs.filter((e) => e.data.heart_rate_bpm).map((e) => ({ t: at(e), v: e.data.heart_rate_bpm }))] }] }),
+    trendChart({ id: 'qtc', title: t('record.chartQtc'), unit: 'ms',
+      series: [{ name: 'QTc', points: ecgs.filter((e) => e.data.qtc_bazett_ms).map((e) => ({ t: at(e), v: e.data.qtc_bazett_ms })) }] }));
+}
+
+/**
+ * The family doctor's view of one resident.
+ * @param {import('../main.js').App} app
+ * @param {string} patientId
+ * @returns {Promise<HTMLElement>}
+ */
+export async function patientRecordView(app, patientId) {
+  const patient = await patientOf(patientId);
+  const [plans, readings, ecgs, first] = await Promise.all([
+    getAll(`/api/v1/patients/${patientId}/timeline?kind=follow_up&limit=200`),
+    getAll(`/api/v1/patients/${patientId}/observations?limit=1000`).catch(() => []),
+    getAll(`/api/v1/patients/${patientId}/timeline?kind=ecg&limit=200`),
+    get(`/api/v1/patients/${patientId}/timeline?limit=50`),
+  ]);
+  const active = plans.filter((p) => p.status === 'active');
+  const list = h('ol', { class: 'timeline', 'aria-label': t('record.timeline') });
+  const more = h('button', { class: 'more' }, t('record.more'));
+  /** @type {string | null} */
+  let next = first.next;
+  const show = (/** @type {any[]} */ items) => { for (const i of items) list.append(timelineRow(app, i)); more.hidden = !next; };
+  more.addEventListener('click', async () => {
+    if (!next) return;
+    const page = await get(`/api/v1/patients/${patientId}/timeline?limit=50&cursor=${encodeURIComponent(next)}`);
+    next = page.next;
+    show(page.items);
+  });
+  show(first.items);
+  return h('div', { class: 'stack patient-record' },
+    h('h1', null, t('record.title', { name: patient?.name || '' })),
+    patient ? h('section', { class: 'card' }, patientHeader(patient)) : null,
+    h('section', { class: 'card plans', 'aria-labelledby': 'plans-h' }, h('h2', { id: 'plans-h' }, t('record.plans')),
+      active.length ? h('ul', { class: 'list' }, active.map((p) => h('li', { 'data-plan': p.id },
+        h('strong', null, p.data.condition), ' · ', t('record.planVisits', { n: p.data.visits, weeks: p.data.interval_weeks }),
+        h('span', { class: 'plan-targets' }, ` · ${targetWords(p.data.targets)}`))))
+        : h('p', { class: 'muted' }, t('common.none'))),
+    h('section', { class: 'card', 'aria-labelledby': 'trends-h' }, h('h2', { id: 'trends-h' }, t('record.trends')), charts(readings, ecgs, active)),
+    h('section', { class: 'card', 'aria-labelledby': 'tl-h' }, h('h2', { id: 'tl-h' }, t('record.timeline')), list, more));
+}
+
+/**
+ * One timeline item in plain words, for the patient.
+ * @param {any} item
+ * @returns {string}
+ */
+export function plainWords(item) {
+  switch (item.kind) {
+    case 'vital': return t('mine.vital', { kind: kindName(item.data.reading_kind), value: item.title });
+    case 'consultation': return t('mine.consultation', { reason: item.title });
+    case 'opinion': return t('mine.opinion', { text: item.data.patient_summary || item.data.impression, name: item.data.signer_name });
+    case 'referral': return t('mine.referral', { to: item.data.to_organisation, status: t(`mine.referral.${item.status}`) });
+    case 'follow_up': return t('mine.followUp', { condition: item.title, targets: targetWords(item.data.targets) });
+    case 'ecg': return t('mine.ecg');
+    default: return t('mine.file', { name: item.title });
+  }
+}
+
+/**
+ * The patient's own record in plain words (elder mode), with the news sent to them.
+ * @param {import('../main.js').App} app
+ * @returns {Promise<HTMLElement>}
+ */
+export async function myRecordView(app) {
+  const me = (await get('/api/v1/patients')).items[0];
+  if (!me) return h('p', { class: 'big' }, t('mine.none'));
+  const [page, news] = await Promise.all([
+    get(`/api/v1/patients/${me.id}/timeline?limit=30`),
+    get('/api/v1/notifications?limit=10'),
+  ]);
+  return h('section', { class: 'elder-record', 'aria-labelledby': 'mine-h' },
+    h('h1', { id: 'mine-h' }, t('mine.title')),
+    h('h2', null, t('mine.news')),
+    news.items.length ? h('ul', { class: 'list news' }, news.items.map((/** @type {any} */ n) => h('li', { class: 'big-item' },
+      h('strong', null, n.title), h('p', null, n.body), h('p', { class: 'muted' }, when(n.created_at)))))
+      : h('p', { class: 'muted' }, t('common.none')),
+    h('h2', null, t('mine.story')),
+    h('ol', { class: 'timeline plain' }, page.items.map((/** @type {any} */ i) => h('li', { class: 'big-item', 'data-kind': i.kind },
+      h('span', { class: 'tl-when' }, when(i.at)), ' ', plainWords(i)))),
+    h('button', { class: 'primary huge', onclick: () => app.navigate('/') }, t('mine.back')));
+}
+
+/**
+ * The family doctor's worklist: readings out of target or missing, one line per episode.
+ * @param {import('../main.js').App} app
+ * @returns {Promise<HTMLElement>}
+ */
+export async function worklistView(app) {
+  const items = (await get('/api/v1/worklist?limit=200')).items;
+  const error = h('p', { class: 'error', role: 'alert' });
+  const list = h('ul', { class: 'list worklist', 'aria-label': t('worklist.title') });
+  const render = (/** @type {any[]} */ rows) => mount(list, rows.length ? rows.map((w) => {
+    const note = /** @type {HTMLInputElement} */ (h('input', { name: 'note', id: `note-${w.id}`, placeholder: t('worklist.notePlaceholder') }));
+    return h('li', { 'data-item': w.id, 'data-reason': w.reason },
+      h('p', null, h('strong', null, w.patient_name), ' · ', w.condition, ' · ', h('span', { class: 'wl-reason' }, t(`worklist.reason.${w.reason}`))),
+      h('p', { class: 'wl-detail' }, w.detail),
+      h('p', { class: 'muted' }, t('worklist.since', { at: when(w.opened_at), n: w.readings })),
+      h('div', { class: 'actions' },
+        h('label', { for: note.id, class: 'visually-hidden' }, t('worklist.note')), note,
+        h('button', { class: 'primary', onclick: async () => {
+          error.textContent = '';
+          try {
+            await post(`/api/v1/worklist/${w.id}/acknowledge`, { note: note.value });
+            render(rows.filter((x) => x.id !== w.id));
+          } catch (err) {
+            error.textContent = /** @type {Error} */ (err).message;
+          }
+        } }, t('worklist.acknowledge')),
+        h('button', { onclick: () => app.navigate(`/patients/${w.patient_id}`) }, t('worklist.openRecord'))));
+  }) : h('li', { class: 'muted' }, t('worklist.empty')));
+  render(items);
+  return h('div', { class: 'stack' }, h('h1', null, t('worklist.title')), error, list);
+}

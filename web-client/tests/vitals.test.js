@@ -1,0 +1,125 @@
+// Vital signs through the screens: during a call between patient.zhang (at a kiosk) and
+// dr.wang, a blood pressure entered on the kiosk's large inputs appears in dr.wang's call
+// view beside the video, with its time and device (the delay is logged, not asserted);
+// dr.li's record of patient.zhang shows it in the timeline with the consultation and on the
+// blood-pressure trend; on dr.li's worklist a reading out of target is one item, which dr.li
+// acknowledges; a home device then posts an out-of-target reading twice (a retry) and it
+// appears once; patient.zhang reads it all in plain words in her own record.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { signIn, ready, screenshot, axeViolations, apiAs, serverAndBrowser } from './helpers.js';
+import { homeDeviceReading } from './vitals-world.js';
+
+const env = serverAndBrowser();
+
+/** The world before the story: an urgent consultation (its room open at once) and a plan. */
+async function world() {
+  const li = await apiAs(env.server.url, 'dr.li');
+  const wang = await apiAs(env.server.url, 'dr.wang');
+  const zhang = (await li.call('GET', '/api/v1/patients')).items.find((/** @type {any} */ p) => p.name === '张秀英');
+  const c = await li.call('POST', '/api/v1/consultations', {
+    patient_id: zhang.id, reason: '血压控制不佳，头晕一周', specialty: 'cardiology', min_title: 'attending', urgency: 'urgent', mode: 'video',
+    addressee: { kind: 'expert', expert_id: wang.user.id }, consent: { given_by: 'patient', method: 'written', at: new Date().toISOString() },
+  });
+  await wang.call('POST', `/api/v1/consultations/${c.id}/accept`);
+  const slot = (await li.call('GET', `/api/v1/experts/${wang.user.id}/slots`)).items.at(-1);
+  await li.call('POST', '/api/v1/appointments', { consultation_id: c.id, expert_id: wang.user.id, start: slot.start });
+  await li.call('POST', '/api/v1/follow-up-plans', { patient_id: zhang.id, condition: 'hypertension', interval_weeks: 4, visits: 6 });
+  return { li, zhang, consultation: c.id };
+}
+
+test('a kiosk reading reaches the call, the record, the trend and the worklist', async () => {
+  const { li: liApi, zhang, consultation } = await world();
+
+  const wang = await env.browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await signIn(wang, env.server.url, 'dr.wang');
+  await wang.goto(`${env.server.url}/call/${consultation}`);
+  await ready(wang, `/call/${consultation}`);
+
+  const kiosk = await env.browser.newPage({ viewport: { width: 1080, height: 1920 } });
+  await kiosk.goto(`${env.server.url}/login?kiosk=1`);
+  await signIn(kiosk, env.server.url, 'patient.zhang');
+  await kiosk.click('button.primary.huge');
+  await ready(kiosk, `/call/${consultation}`);
+  await wang.click('.lobby li:has-text("张秀英") button.primary');
+  await kiosk.waitForSelector('.lobby-wait[hidden]', { state: 'attached' });
+
+  // At the kiosk: the blood pressure on the large inputs.
+  await kiosk.fill('#vital-systolic', '152');
+  await kiosk.fill('#vital-diastolic', '96');
+  await kiosk.fill('#vital-pulse', '78');
+  const sentAt = Date.now();
+  await kiosk.click('.vitals-entry button[type=submit]');
+  const row = '.vitals-live-list li[data-kind="blood_pressure"]:has-text("152/96 mmHg")';
+  await wang.waitForSelector(row, { timeout: 10000 });
+  const receivedAt = Number(await wang.getAttribute(row, 'data-received'));
+  console.log(`the kiosk's reading appeared in dr.wang's call view ${receivedAt - sentAt} ms after "send" was pressed`);
+  const shown = await wang.textContent(row) || '';
+  assert.match(shown, /血压/);
+  assert.match(shown, /测量于 \d{1,2}:\d{2}:\d{2}/, 'marked with the time measured');
+  assert.match(shown, /医务室自助机 · 手动录入/, 'marked with the source and the device');
+  await kiosk.waitForSelector('.vitals-status:has-text("已发送")');
+  // The kiosk's own call view shows it too (it is in the room).
+  await kiosk.waitForSelector(row);
+  await screenshot(wang, 'vitals-call-expert');
+  await screenshot(kiosk, 'vitals-call-kiosk');
+  assert.deepEqual(await axeViolations(kiosk), []);
+  await kiosk.click('.controls button:has-text("离开")');
+  await wang.close();
+  await kiosk.close();
+
+  // dr.li opens patient.zhang's record from the home screen.
+  const li = await env.browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  await signIn(li, env.server.url, 'dr.li');
+  await li.click('.list li:has-text("张秀英") button:has-text("健康档案")');
+  await ready(li, `/patients/${zhang.id}`);
+  const vital = '.timeline li[data-kind="vital"]:has-text("152/96 mmHg")';
+  await li.waitForSelector(vital);
+  assert.ok(await li.$(`${vital} button:has-text("查看会诊")`), 'the reading is shown with its consultation');
+  assert.ok(await li.$('.timeline li[data-kind="consultation"]:has-text("血压控制不佳")'), 'the consultation is in the timeline');
+  assert.match(await li.textContent('.plans') || '', /hypertension[\s\S]*血压 < 140\/90 mmHg[\s\S]*每 7 天测量/);
+  assert.equal(await li.$$eval('figure[data-chart="bp"] circle', (c) => c.length), 2, 'systolic and diastolic of the one reading');
+  assert.equal(await li.$$eval('figure[data-chart="bp"] line.target', (c) => c.length), 2, 'the 140 and 90 target lines');
+  await screenshot(li, 'vitals-record');
+  assert.deepEqual(await axeViolations(li), []);
+
+  // The worklist: the reading above target is one item; dr.li acknowledges it.
+  await li.click('a.brand');
+  await ready(li, '/');
+  await li.click('button:has-text("随访工作清单")');
+  await ready(li, '/worklist');
+  const items = '.worklist li[data-reason="blood_pressure_above_target"]:has-text("张秀英")';
+  assert.equal((await li.$$(items)).length, 1);
+  assert.match(await li.textContent(items) || '', /152\/96 mmHg, target below 140\/90 mmHg/);
+  await li.fill(`${items} input[name=note]`, '已电话随访，调整用药');
+  await li.click(`${items} button:has-text("已处理")`);
+  await li.waitForSelector(items, { state: 'detached' });
+
+  // A home device posts a reading above target twice (the link dropped before the answer).
+  const first = await homeDeviceReading(env.server.url, liApi, zhang.id, { systolic_mmhg: 158, diastolic_mmhg: 98 });
+  assert.equal(first.twice[0].results[0].status, 'created');
+  assert.equal(first.twice[1].results[0].status, 'duplicate');
+  await li.reload();
+  await ready(li, '/worklist');
+  assert.equal((await li.$$(items)).length, 1, 'posted twice, on the worklist once');
+  const text = await li.textContent(items) || '';
+  assert.match(text, /158\/98 mmHg/);
+  assert.match(text, /超标读数 1 次/, 'the retry counted once');
+  await screenshot(li, 'vitals-worklist');
+  assert.deepEqual(await axeViolations(li), []);
+  await li.close();
+
+  // patient.zhang reads her own record in plain words, with the news sent to her.
+  const zhangPage = await env.browser.newPage({ viewport: { width: 1080, height: 1600 } });
+  await signIn(zhangPage, env.server.url, 'patient.zhang');
+  await zhangPage.click('button:has-text("我的健康记录")');
+  await ready(zhangPage, '/my-record');
+  const mine = await zhangPage.textContent('.elder-record') || '';
+  assert.match(mine, /您测量的血压：158\/98 mmHg/);
+  assert.match(mine, /您测量的血压：152\/96 mmHg/);
+  assert.match(mine, /远程会诊：血压控制不佳，头晕一周/);
+  assert.match(mine, /血压高于目标/, 'the notice of the reading above target');
+  await screenshot(zhangPage, 'vitals-my-record');
+  assert.deepEqual(await axeViolations(zhangPage), []);
+  await zhangPage.close();
+});
