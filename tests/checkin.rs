@@ -274,6 +274,18 @@ async fn a_patient_checks_in_by_card_or_number_and_waits_in_the_lobby(app: &Test
         let (status, body) = app.get(path, &access).await;
         assert_eq!((status, body["code"].as_str()), (403, Some("outside_token_scope")), "{path}: {body}");
     }
+    // ...but the blood pressure she takes at the kiosk during the call goes into her readings,
+    // and reaches the call it is taken in.
+    let reading = json!({"kind": "blood_pressure", "systolic_mmhg": 148, "diastolic_mmhg": 92, "pulse_bpm": 80,
+        "measured_at": chrono::Utc::now().to_rfc3339(), "source": "kiosk", "client_id": uuid::Uuid::new_v4(),
+        "consultation_id": consultation});
+    let (status, body) = app.post(&format!("/api/v1/patients/{zhang}/observations"), &access, &reading).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app.get(&format!("/api/v1/patients/{zhang}/timeline"), &access).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("outside_token_scope")), "{body}");
+    let liu = patient_id(app, "patient.liu").await;
+    let (status, body) = app.post(&format!("/api/v1/patients/{liu}/observations"), &access, &reading).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("outside_token_scope")), "{body}");
 
     // By the card number, or the resident ID number, with the date of birth.
     let (status, answer) = device_post(
