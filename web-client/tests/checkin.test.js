@@ -5,7 +5,8 @@
 // duty, whom dr.li's screen tells at once; then patient.zhang shows her electronic
 // health card's QR code to the camera (a fake camera playing a generated QR image) and lands
 // in the lobby of the consultation booked for her today, where dr.wang, already in the call,
-// sees her waiting.
+// sees her waiting; he admits her, and the blood pressure she enters at the kiosk during the
+// call appears in his call view.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -220,5 +221,17 @@ test('patient.zhang scans her health card and waits in the lobby, where dr.wang 
   await wang.waitForSelector('.toast:has-text("张秀英 已进入候诊室")');
   await wang.waitForSelector('.lobby li:has-text("张秀英")');
   await screenshot(wang, 'checkin-expert-sees-lobby');
+
+  // dr.wang admits her; the blood pressure she takes at the kiosk during the call reaches him.
+  await wang.click('.lobby li:has-text("张秀英") button.primary');
+  await kiosk.waitForSelector('.lobby-wait[hidden]', { state: 'attached' });
+  await kiosk.fill('#vital-systolic', '146');
+  await kiosk.fill('#vital-diastolic', '91');
+  await kiosk.fill('#vital-pulse', '74');
+  await kiosk.click('.vitals-entry button[type=submit]');
+  const row = '.vitals-live-list li[data-kind="blood_pressure"]:has-text("146/91 mmHg")';
+  await wang.waitForSelector(row, { timeout: 10000 });
+  await kiosk.waitForSelector('.vitals-status:has-text("已发送")');
+  await screenshot(wang, 'checkin-expert-sees-kiosk-reading');
   await wang.close();
 });
