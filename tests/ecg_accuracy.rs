@@ -90,6 +90,36 @@ fn qrs_detection_on_mitdb_100_meets_the_ec57_targets() {
     assert_eq!(measurements.qt_ms, None);
 }
 
+/// Five-minute excerpts of MIT-BIH records rich in ventricular ectopy (minutes 5 to 10 of 200
+/// and 208: bigeminy, couplets, multiform PVCs, fusion beats, noise), each scored over its
+/// whole length against its own reference beats: Se and +P must reach 99.5 %.
+#[test]
+fn qrs_detection_on_mitdb_excerpts_with_frequent_pvcs_meets_the_ec57_targets() {
+    println!("| excerpt | beats | V beats | TP | FN | FP | Se (%) | +P (%) |");
+    for name in ["200_0300", "208_0300"] {
+        let files: Vec<(String, Vec<u8>)> = ["hea", "dat", "atr"]
+            .iter()
+            .map(|ext| (format!("{name}.{ext}"), fixture(&format!("mitdb-excerpts/{name}.{ext}"))))
+            .collect();
+        let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+        let record = parse(&borrowed).expect("excerpt parses");
+        assert_eq!(record.samples_per_lead(), 108_000, "{name}: 5 minutes at 360 Hz");
+        let fs = record.sample_rate_hz;
+        let annotations = ecg::wfdb::parse_annotations("atr", &files[2].1).expect("annotations");
+        let beats: Vec<&ecg::wfdb::Annotation> = annotations.iter().filter(|a| a.is_beat()).collect();
+        let reference: Vec<f64> = beats.iter().map(|a| a.sample as f64 / fs).collect();
+        let ventricular = beats.iter().filter(|a| a.mnemonic() == "V").count();
+        assert!(ventricular >= 50, "{name}: an excerpt rich in PVCs, {ventricular} V beats");
+        let m = analyze(&record);
+        let (tp, missed, extra) = score_ec57(&reference, &m.r_peaks_s, 0.0);
+        let se = 100.0 * tp as f64 / (tp + missed) as f64;
+        let pp = 100.0 * tp as f64 / (tp + extra) as f64;
+        println!("| {name} | {} | {ventricular} | {tp} | {missed} | {extra} | {se:.2} | {pp:.2} |", reference.len());
+        assert!(se >= 99.5, "{name}: sensitivity {se:.2} %");
+        assert!(pp >= 99.5, "{name}: positive predictivity {pp:.2} %");
+    }
+}
+
 #[test]
 fn dicom_measurements_agree_with_the_cart() {
     let bytes = fixture("waveform_ecg.dcm");
