@@ -329,8 +329,12 @@ fn place_on_r_peaks(
             let centre = (clo..chi).max_by(|&i, &j| steep[i].total_cmp(&steep[j])).unwrap_or(b);
             let (lo2, hi2) = (centre.saturating_sub(near).max(lo), (centre + near + 1).min(hi));
             let level = y[lo..hi].iter().map(|&v| f64::from(v)).sum::<f64>() / (hi - lo) as f64;
-            let along = (lo2..hi2).max_by(|&i, &j| (polarity * f64::from(y[i])).total_cmp(&(polarity * f64::from(y[j])))).unwrap_or(b);
-            let against = (lo2..hi2).min_by(|&i, &j| (polarity * f64::from(y[i])).total_cmp(&(polarity * f64::from(y[j])))).unwrap_or(b);
+            let along = (lo2..hi2)
+                .max_by(|&i, &j| (polarity * f64::from(y[i])).total_cmp(&(polarity * f64::from(y[j]))))
+                .unwrap_or(b);
+            let against = (lo2..hi2)
+                .min_by(|&i, &j| (polarity * f64::from(y[i])).total_cmp(&(polarity * f64::from(y[j]))))
+                .unwrap_or(b);
             let dev = |i: usize| (f64::from(y[i]) - level).abs();
             let p = if dev(against) > OPPOSITE_DOMINANCE * dev(along) { against } else { along };
             p
