@@ -67,7 +67,7 @@ fn decode_utf16_lossy(bytes: &[u8], big_endian: bool) -> String {
 
 fn decode_text(bytes: &[u8]) -> Result<String, EcgError> {
     if let Some(big_endian) = utf16_order(bytes) {
-        if bytes.len() % 2 != 0 {
+        if !bytes.len().is_multiple_of(2) {
             return Err(fail("the UTF-16 text has an odd number of bytes: truncated file"));
         }
         return char::decode_utf16(utf16_units(bytes, big_endian))
@@ -367,7 +367,7 @@ fn measurements(root: Node) -> DeviceMeasurements {
     .into_iter()
     .flatten()
     .collect();
-    let value = |names: &[&'static str]| sources.iter().find_map(|node| names.iter().find_map(|n| number(*node, *n)));
+    let value = |names: &[&'static str]| sources.iter().find_map(|node| names.iter().find_map(|n| number(*node, n)));
     let positive = |names: &[&'static str]| value(names).filter(|v| *v > 0.0);
     m.heart_rate_bpm = positive(&["heartrate", "meanventrate"]);
     m.atrial_rate_bpm = positive(&["atrialrate"]);

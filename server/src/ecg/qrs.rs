@@ -336,8 +336,11 @@ fn place_on_r_peaks(
                 .min_by(|&i, &j| (polarity * f64::from(y[i])).total_cmp(&(polarity * f64::from(y[j]))))
                 .unwrap_or(b);
             let dev = |i: usize| (f64::from(y[i]) - level).abs();
-            let p = if dev(against) > OPPOSITE_DOMINANCE * dev(along) { against } else { along };
-            p
+            if dev(against) > OPPOSITE_DOMINANCE * dev(along) {
+                against
+            } else {
+                along
+            }
         })
         .collect();
     placed.sort_unstable();
