@@ -52,8 +52,6 @@ const SIGNAL_CLAMP: f64 = 2.0;
 const REPLACE_SLOPE: f64 = 2.0;
 /// The span over which a lead's local energy is compared with its usual energy.
 const LOCAL_ENERGY_S: f64 = 0.9;
-/// How steeply a lead counts for less as its local energy exceeds its usual energy.
-const NOISE_WEIGHT_POWER: f64 = 1.5;
 /// Smoothing of the squared slope that finds the QRS centre.
 const STEEP_SMOOTHING_S: f64 = 0.030;
 /// How far from the detection the QRS centre is looked for.
@@ -97,10 +95,13 @@ pub fn detect(leads: &[&[i32]], fs: f64) -> QrsDetection {
             let local = moving_average(&integrated, secs(LOCAL_ENERGY_S));
             let mut blocks: Vec<f64> = local.iter().step_by(secs(1.0)).copied().collect();
             let usual = median_in_place(&mut blocks).unwrap_or(0.0);
+            let inverse_usual = if usual > 0.0 { 1.0 / usual } else { 0.0 };
             for ((((f, s), i), q), l) in
                 feature.iter_mut().zip(slope.iter_mut()).zip(&integrated).zip(&squared).zip(&local)
             {
-                let w = if usual > 0.0 { inverse / (l / usual).max(1.0).powf(NOISE_WEIGHT_POWER) } else { inverse };
+                let ratio = l * inverse_usual;
+                // ratio^1.5 as ratio × √ratio: cheaper than `powf` on every sample.
+                let w = if ratio > 1.0 { inverse / (ratio * ratio.sqrt()) } else { inverse };
                 *f += i * w;
                 *s += q * w;
             }
@@ -314,7 +315,12 @@ fn place_on_r_peaks(
         return QrsDetection { r_peaks: Vec::new(), primary_lead: 0 };
     };
     let y = leads[primary_lead];
-    let steep = moving_average(slope, ((STEEP_SMOOTHING_S * fs).round() as usize).max(1));
+    // The squared slope smoothed over 30 ms, computed only where it is looked at.
+    let half_smoothing = ((STEEP_SMOOTHING_S * fs).round() as usize).max(1) / 2;
+    let steep = |i: usize| {
+        let part = &slope[i.saturating_sub(half_smoothing)..(i + half_smoothing + 1).min(slope.len())];
+        part.iter().sum::<f64>() / part.len() as f64
+    };
     let near = (R_NEAR_STEEPEST_S * fs).round() as usize;
     let centre_radius = (R_CENTRE_SEARCH_S * fs).round() as usize;
 
@@ -326,7 +332,7 @@ fn place_on_r_peaks(
             // in the lead's usual polarity unless the other one clearly dominates (an ectopic
             // beat of opposite polarity), and never a T wave at the window's edge.
             let (clo, chi) = (b.saturating_sub(centre_radius), (b + centre_radius + 1).min(n));
-            let centre = (clo..chi).max_by(|&i, &j| steep[i].total_cmp(&steep[j])).unwrap_or(b);
+            let centre = (clo..chi).map(|i| (i, steep(i))).max_by(|a, b| a.1.total_cmp(&b.1)).map_or(b, |(i, _)| i);
             let (lo2, hi2) = (centre.saturating_sub(near).max(lo), (centre + near + 1).min(hi));
             let level = y[lo..hi].iter().map(|&v| f64::from(v)).sum::<f64>() / (hi - lo) as f64;
             let along = (lo2..hi2)
