@@ -5,7 +5,9 @@
 //! Run with `cargo bench --bench ecg`. The 12-lead case is the real Mortara recording of
 //! `tests/fixtures/ecg/waveform_ecg.dcm` taken down from 1000 Hz to 500 Hz (mean of each
 //! sample pair); the GE case is the real MUSE XML export of `tests/fixtures/ecg/ge-muse/`
-//! (8 stored leads, 4 derived); the 30-minute case is record 100 (650,000 samples × 2 leads).
+//! (8 stored leads, 4 derived); the Philips case the real PageWriter Touch export of
+//! `tests/fixtures/ecg/philips/` (UTF-16, XLI-compressed, 11 s); the 30-minute case is record
+//! 100 (650,000 samples × 2 leads).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -100,5 +102,14 @@ fn main() {
     let dicom = read("waveform_ecg.dcm");
     measure("parse of waveform_ecg.dcm (12 leads, 10 s, 1000 Hz)", 100, None, || {
         black_box(parse(&[("waveform_ecg.dcm", black_box(&dicom))]).expect("parses"));
+    });
+
+    let philips_xml = read("philips/philipsecg_1_04_pagewriter_touch_demo.xml");
+    let philips = parse(&[("philips.xml", &philips_xml)]).expect("Philips XML parses");
+    measure("analysis, 11 s 12-lead Philips XML at 500 Hz", 200, Some(Duration::from_millis(5)), || {
+        black_box(analyze(black_box(&philips)));
+    });
+    measure("parse of a Philips XML export (UTF-16, XLI, 12 leads, 11 s)", 100, None, || {
+        black_box(parse(&[("philips.xml", black_box(&philips_xml))]).expect("parses"));
     });
 }

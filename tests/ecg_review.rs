@@ -90,6 +90,21 @@ async fn each_ecg_format_comes_back_with_measurements(app: &TestApp) {
     let qt = v["measurements"]["qt_ms"].as_f64().expect("QT measured");
     assert!((qt - 328.0).abs() <= 20.0, "QT {qt} vs the cart's 328 ms");
 
+    // A Philips PageWriter export (UTF-16, XLI-compressed waveforms) with its cart's values.
+    let (status, f) =
+        upload(app, &li, &c, "pagewriter.xml", fixture("philips/philipsecg_1_04_pagewriter_touch_demo.xml")).await;
+    assert_eq!(status, 201, "{f}");
+    assert_eq!(f["kind"], "ecg");
+    let (status, v) = app.get(&format!("/api/v1/files/{}/ecg", f["id"].as_str().unwrap()), &wang).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["format"], "philips-xml");
+    assert_eq!(v["device"], "Philips PageWriter Touch");
+    assert_eq!(v["leads"].as_array().unwrap().len(), 12);
+    assert_eq!(v["device_measurements"]["heart_rate_bpm"], 84.0);
+    assert_eq!(v["device_measurements"]["pr_ms"], 144.0);
+    let pr = v["measurements"]["pr_ms"].as_f64().expect("PR measured");
+    assert!((pr - 144.0).abs() <= 20.0, "PR {pr} vs the cart's 144 ms");
+
     // A GE cart's DICOM whose measurements carry only MDC codes, and a recording in
     // atrial fibrillation, flagged as a computer-assisted finding.
     let (status, f) = upload(app, &li, &c, "af.dcm", fixture("ge-dicom/ge_mac55_atrial_fibrillation.dcm")).await;

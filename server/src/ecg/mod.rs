@@ -21,6 +21,7 @@ mod filter;
 pub mod http;
 pub mod measure;
 pub mod muse;
+pub mod philips;
 pub mod qrs;
 mod view;
 pub mod wfdb;
@@ -88,6 +89,8 @@ pub enum EcgFormat {
     Csv,
     /// GE MUSE XML (`RestingECG`), the export of GE carts.
     GeMuseXml,
+    /// Philips XML (`restingecgdata`, XLI-compressed waveforms), the export of Philips carts.
+    PhilipsXml,
 }
 
 /// Measurements the recording device computed itself, as carried in the file.
@@ -119,7 +122,7 @@ pub enum EcgError {
     #[error("no file was given")]
     NoFiles,
     #[error(
-        "{name}: not a recognised ECG file (expected DICOM waveform, HL7 aECG XML, GE MUSE XML, \
+        "{name}: not a recognised ECG file (expected DICOM waveform, HL7 aECG XML, GE MUSE XML, Philips XML, \
          a WFDB record (.hea with .dat, optional .atr, or a .zip of them) or the documented CSV layout)"
     )]
     Unrecognised { name: String },
@@ -137,6 +140,8 @@ pub enum EcgError {
     Aecg(String),
     #[error("GE MUSE XML: {0}")]
     Muse(String),
+    #[error("Philips XML: {0}")]
+    Philips(String),
     #[error("DICOM waveform: {0}")]
     Dicom(String),
     #[error("zip archive: {0}")]
@@ -159,6 +164,9 @@ pub fn detect_format(name: &str, bytes: &[u8]) -> Option<EcgFormat> {
     if muse::looks_like_muse(bytes) {
         return Some(EcgFormat::GeMuseXml);
     }
+    if philips::looks_like_philips(bytes) {
+        return Some(EcgFormat::PhilipsXml);
+    }
     if aecg::looks_like_aecg(bytes) {
         return Some(EcgFormat::HL7aECG);
     }
@@ -177,7 +185,7 @@ pub fn detect_format(name: &str, bytes: &[u8]) -> Option<EcgFormat> {
 
 /// Parses one recording from the uploaded files.
 ///
-/// A DICOM, aECG, MUSE XML or CSV recording is one file. A WFDB record is either its files together
+/// A DICOM, aECG, MUSE XML, Philips XML or CSV recording is one file. A WFDB record is either its files together
 /// (`100.hea`, `100.dat`, optionally `100.atr`, matched by the names the header gives) or
 /// one `.zip` holding them.
 pub fn parse(files: &[(&str, &[u8])]) -> Result<EcgRecord, EcgError> {
@@ -219,6 +227,7 @@ pub fn parse(files: &[(&str, &[u8])]) -> Result<EcgRecord, EcgError> {
         Some(EcgFormat::DicomWaveform) => dicom::parse(bytes),
         Some(EcgFormat::HL7aECG) => aecg::parse(bytes),
         Some(EcgFormat::GeMuseXml) => muse::parse(bytes),
+        Some(EcgFormat::PhilipsXml) => philips::parse(bytes),
         Some(EcgFormat::Csv) => csv::parse(bytes),
         Some(EcgFormat::Wfdb) => {
             Err(EcgError::MissingFile { record: file_stem(name).to_string(), what: "the .hea header".to_string() })

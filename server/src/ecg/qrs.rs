@@ -4,14 +4,26 @@
 //! 1. each lead is band-passed 5–15 Hz (zero phase, one second-order section run forwards
 //!    and backwards), differentiated, squared and integrated
 //!    over a centred 150 ms window; each lead's result is scaled by its typical beat height
-//!    (the median of its per-second maxima) and the leads are summed into one feature signal;
+//!    (the median of its per-second maxima). With more than one lead, a lead counts for less
+//!    where it carries more energy than usual (its energy over the surrounding 0.9 s against
+//!    its median: weight 1/ratio^1.5 above 1), so a burst of noise or an electrode artefact on
+//!    one lead does not drown the beats on the others. The leads are summed into one feature;
 //! 2. the feature's peaks (each the largest within ±100 ms) are classified with the adaptive
 //!    signal/noise thresholds of Pan and Tompkins (threshold = noise + 0.25 × (signal − noise)),
 //!    a 200 ms refractory period, T-wave rejection (a peak within 360 ms of the last beat whose
 //!    steepest slope is under half that beat's is a T wave), and search-back at half the
-//!    threshold when no beat has come for 1.66 × the mean of the last eight RR intervals;
-//! 3. each beat is then placed on the R peak: the extremum, in the lead's dominant QRS
-//!    polarity, of the lead with the tallest QRS complexes, within ±100 ms.
+//!    threshold when no beat has come for 1.66 × the mean of the last eight RR intervals.
+//!    To stay adaptive after artefacts: a beat moves the signal level as if it were at most
+//!    twice the current level, a noise peak moves the noise level by at most the signal level,
+//!    and when the search-back finds nothing even at half the threshold the signal level is
+//!    halved (not below half the recording's typical beat) and the search repeated; a peak
+//!    within 360 ms of the last beat that is taller and at least twice as steep replaces it
+//!    (the earlier one was an artefact or a wave before the QRS);
+//! 3. each beat is then placed on the R peak of the lead with the tallest QRS complexes: the
+//!    QRS centre is the steepest point (30 ms smoothed squared slope of all leads) within
+//!    ±30 ms of the detection, and the R peak the extremum within ±50 ms of it (and ±100 ms
+//!    of the detection) in the lead's dominant polarity, or in the other polarity when that
+//!    one is more than 1.5 times as far from the local mean (a beat of opposite polarity).
 //!
 //! Every duration is in seconds and converted with the sample rate, so the detector runs
 //! unchanged at 250, 360, 500 or 1000 Hz.
@@ -33,6 +45,22 @@ const INTEGRATION_S: f64 = 0.150;
 const PEAK_NEIGHBOURHOOD_S: f64 = 0.100;
 const REFINE_WINDOW_S: f64 = 0.100;
 const SLOPE_WINDOW_S: f64 = 0.075;
+/// A beat (or an artefact taken for one) moves the signal level as if it were at most this many
+/// times the current level, so that one burst of noise cannot lift the thresholds for good.
+const SIGNAL_CLAMP: f64 = 2.0;
+/// A peak soon after the last beat replaces it when it is taller and this many times as steep.
+const REPLACE_SLOPE: f64 = 2.0;
+/// The span over which a lead's local energy is compared with its usual energy.
+const LOCAL_ENERGY_S: f64 = 0.9;
+/// Smoothing of the squared slope that finds the QRS centre.
+const STEEP_SMOOTHING_S: f64 = 0.030;
+/// How far from the detection the QRS centre is looked for.
+const R_CENTRE_SEARCH_S: f64 = 0.030;
+/// How far from the QRS centre the R peak is looked for.
+const R_NEAR_STEEPEST_S: f64 = 0.050;
+/// The other polarity's extremum is the R peak when it is this many times as far from the
+/// local mean as the dominant polarity's.
+const OPPOSITE_DOMINANCE: f64 = 1.5;
 
 /// Finds the R peaks in `leads` (samples at `fs` Hz; leads of unequal length are read up to
 /// the shortest). Returns no beat for a recording shorter than one second.
@@ -61,6 +89,24 @@ pub fn detect(leads: &[&[i32]], fs: f64) -> QrsDetection {
             continue;
         }
         let inverse = 1.0 / scale;
+        if leads.len() > 1 {
+            // Where this lead carries far more energy than usual (noise, an electrode
+            // artefact), it counts for less, so the other leads' beats still stand out.
+            let local = moving_average(&integrated, secs(LOCAL_ENERGY_S));
+            let mut blocks: Vec<f64> = local.iter().step_by(secs(1.0)).copied().collect();
+            let usual = median_in_place(&mut blocks).unwrap_or(0.0);
+            let inverse_usual = if usual > 0.0 { 1.0 / usual } else { 0.0 };
+            for ((((f, s), i), q), l) in
+                feature.iter_mut().zip(slope.iter_mut()).zip(&integrated).zip(&squared).zip(&local)
+            {
+                let ratio = l * inverse_usual;
+                // ratio^1.5 as ratio × √ratio: cheaper than `powf` on every sample.
+                let w = if ratio > 1.0 { inverse / (ratio * ratio.sqrt()) } else { inverse };
+                *f += i * w;
+                *s += q * w;
+            }
+            continue;
+        }
         for (((f, s), i), q) in feature.iter_mut().zip(slope.iter_mut()).zip(&integrated).zip(&squared) {
             *f += i * inverse;
             *s += q * inverse;
@@ -72,7 +118,7 @@ pub fn detect(leads: &[&[i32]], fs: f64) -> QrsDetection {
     if beats.is_empty() {
         return empty;
     }
-    place_on_r_peaks(leads, n, fs, &beats, &feature)
+    place_on_r_peaks(leads, n, fs, &beats, &feature, &slope)
 }
 
 /// The squared centred derivative of `x` (per second), written into `out`.
@@ -145,6 +191,7 @@ fn classify(feature: &[f64], slope: &[f64], candidates: &[usize], fs: f64) -> Ve
     let mut spk =
         typical_peak(feature, samples(1.0).max(1)).max(feature[..learning].iter().copied().fold(0.0, f64::max) / 3.0);
     let mut npk = 0.5 * feature.iter().sum::<f64>() / feature.len().max(1) as f64;
+    let floor = 0.5 * typical_peak(feature, samples(1.0).max(1));
 
     let mut beats: Vec<usize> = Vec::new();
     let mut beat_slopes: Vec<f64> = Vec::new();
@@ -171,8 +218,16 @@ fn classify(feature: &[f64], slope: &[f64], candidates: &[usize], fs: f64) -> Ve
             .filter(|&j| j > last + refractory && j + refractory <= upto)
             .filter(|&j| feature[j] > threshold2)
             .max_by(|&a, &b| feature[a].total_cmp(&feature[b]));
-        let Some(j) = best else { return };
-        *spk = 0.25 * feature[j] + 0.75 * *spk;
+        let Some(j) = best else {
+            // Nothing even at half the threshold for this long: the signal level is stale (a
+            // burst of artefacts lifted it), so it sinks towards the recording's typical beat.
+            if *spk > floor {
+                *spk = (0.5 * *spk).max(floor);
+                continue;
+            }
+            return;
+        };
+        *spk = 0.25 * feature[j].min(SIGNAL_CLAMP * *spk) + 0.75 * *spk;
         rr.push((j - last) as f64);
         beats.push(j);
         beat_slopes.push(steepest(j));
@@ -182,6 +237,16 @@ fn classify(feature: &[f64], slope: &[f64], candidates: &[usize], fs: f64) -> Ve
         search_back(c, &mut beats, &mut beat_slopes, &mut rr, &noise, &mut spk, npk);
         let threshold1 = npk + 0.25 * (spk - npk);
         let f = feature[c];
+        // A steeper, taller complex soon after the last beat shows that beat to have been an
+        // artefact or a wave before the QRS: the new one takes its place.
+        if let (Some(&last), Some(&last_slope)) = (beats.last(), beat_slopes.last()) {
+            if c - last < t_window && f > threshold1 && f > feature[last] && steepest(c) >= REPLACE_SLOPE * last_slope {
+                beats.pop();
+                beat_slopes.pop();
+                rr.truncate(beats.len().saturating_sub(1));
+                noise.push(last);
+            }
+        }
         let since_last = beats.last().map(|&last| c - last);
         let is_beat = f > threshold1
             && match since_last {
@@ -193,14 +258,14 @@ fn classify(feature: &[f64], slope: &[f64], candidates: &[usize], fs: f64) -> Ve
                 _ => true,
             };
         if is_beat {
-            spk = 0.125 * f + 0.875 * spk;
+            spk = 0.125 * f.min(SIGNAL_CLAMP * spk) + 0.875 * spk;
             if let Some(d) = since_last {
                 rr.push(d as f64);
             }
             beats.push(c);
             beat_slopes.push(steepest(c));
         } else {
-            npk = 0.125 * f + 0.875 * npk;
+            npk = 0.125 * f.min(spk) + 0.875 * npk;
             noise.push(c);
         }
     }
@@ -215,7 +280,14 @@ fn mean_last(v: &[f64], k: usize) -> Option<f64> {
 }
 
 /// Moves each detection onto the R peak of the most prominent lead.
-fn place_on_r_peaks(leads: &[&[i32]], n: usize, fs: f64, beats: &[usize], feature: &[f64]) -> QrsDetection {
+fn place_on_r_peaks(
+    leads: &[&[i32]],
+    n: usize,
+    fs: f64,
+    beats: &[usize],
+    feature: &[f64],
+    slope: &[f64],
+) -> QrsDetection {
     let radius = (REFINE_WINDOW_S * fs).round() as usize;
     let window = |b: usize| (b.saturating_sub(radius), (b + radius + 1).min(n));
 
@@ -243,12 +315,38 @@ fn place_on_r_peaks(leads: &[&[i32]], n: usize, fs: f64, beats: &[usize], featur
         return QrsDetection { r_peaks: Vec::new(), primary_lead: 0 };
     };
     let y = leads[primary_lead];
+    // The squared slope smoothed over 30 ms, computed only where it is looked at.
+    let half_smoothing = ((STEEP_SMOOTHING_S * fs).round() as usize).max(1) / 2;
+    let steep = |i: usize| {
+        let part = &slope[i.saturating_sub(half_smoothing)..(i + half_smoothing + 1).min(slope.len())];
+        part.iter().sum::<f64>() / part.len() as f64
+    };
+    let near = (R_NEAR_STEEPEST_S * fs).round() as usize;
+    let centre_radius = (R_CENTRE_SEARCH_S * fs).round() as usize;
 
     let mut placed: Vec<usize> = beats
         .iter()
         .map(|&b| {
             let (lo, hi) = window(b);
-            (lo..hi).max_by(|&i, &j| (polarity * f64::from(y[i])).total_cmp(&(polarity * f64::from(y[j])))).unwrap_or(b)
+            // The QRS is where the slopes are steepest; its R peak is the extremum next to them,
+            // in the lead's usual polarity unless the other one clearly dominates (an ectopic
+            // beat of opposite polarity), and never a T wave at the window's edge.
+            let (clo, chi) = (b.saturating_sub(centre_radius), (b + centre_radius + 1).min(n));
+            let centre = (clo..chi).map(|i| (i, steep(i))).max_by(|a, b| a.1.total_cmp(&b.1)).map_or(b, |(i, _)| i);
+            let (lo2, hi2) = (centre.saturating_sub(near).max(lo), (centre + near + 1).min(hi));
+            let level = y[lo..hi].iter().map(|&v| f64::from(v)).sum::<f64>() / (hi - lo) as f64;
+            let along = (lo2..hi2)
+                .max_by(|&i, &j| (polarity * f64::from(y[i])).total_cmp(&(polarity * f64::from(y[j]))))
+                .unwrap_or(b);
+            let against = (lo2..hi2)
+                .min_by(|&i, &j| (polarity * f64::from(y[i])).total_cmp(&(polarity * f64::from(y[j]))))
+                .unwrap_or(b);
+            let dev = |i: usize| (f64::from(y[i]) - level).abs();
+            if dev(against) > OPPOSITE_DOMINANCE * dev(along) {
+                against
+            } else {
+                along
+            }
         })
         .collect();
     placed.sort_unstable();

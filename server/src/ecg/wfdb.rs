@@ -65,9 +65,10 @@ impl Annotation {
     }
 }
 
-/// WFDB beat codes: N L R a V F J A S E j / Q B r e n f and the rest of `isqrs`.
+/// WFDB beat codes, as WFDB's `isqrs`: N L R a V F J A S E j / Q B r e n f and learning `?`.
+/// A non-conducted P wave (`x`, 37) is not a beat.
 pub fn is_beat_code(code: u8) -> bool {
-    matches!(code, 1..=13 | 25 | 30 | 34 | 35 | 37 | 38 | 41)
+    matches!(code, 1..=13 | 25 | 30 | 34 | 35 | 38 | 41)
 }
 
 fn mnemonic(code: u8) -> &'static str {
@@ -574,6 +575,10 @@ mod tests {
         assert_eq!(anns[0].aux.as_deref(), Some("(N"));
         assert_eq!((anns[2].channel, anns[2].subtype), (1, 2));
         assert_eq!(anns.iter().filter(|a| a.is_beat()).count(), 3);
+        // A non-conducted P wave (`x`) is no beat; a fusion of ventricular and normal (`f`) is.
+        assert_eq!(mnemonic(37), "x");
+        assert!(!is_beat_code(37));
+        assert!(is_beat_code(38));
     }
 
     #[test]

@@ -33,7 +33,7 @@ impl Kind {
         }
     }
 
-    /// The ECG format name stored with an ECG file (`dicom-waveform`, `hl7-aecg`, `ge-muse-xml`, `wfdb`, `csv`).
+    /// The ECG format name stored with an ECG file (`dicom-waveform`, `hl7-aecg`, `ge-muse-xml`, `philips-xml`, `wfdb`, `csv`).
     pub fn ecg_format(self) -> Option<&'static str> {
         match self {
             Kind::Ecg(EcgFormat::DicomWaveform) => Some("dicom-waveform"),
@@ -41,6 +41,7 @@ impl Kind {
             Kind::Ecg(EcgFormat::Wfdb) => Some("wfdb"),
             Kind::Ecg(EcgFormat::Csv) => Some("csv"),
             Kind::Ecg(EcgFormat::GeMuseXml) => Some("ge-muse-xml"),
+            Kind::Ecg(EcgFormat::PhilipsXml) => Some("philips-xml"),
             _ => None,
         }
     }
@@ -52,7 +53,7 @@ impl Kind {
             Kind::Pdf => "application/pdf",
             Kind::Jpeg => "image/jpeg",
             Kind::Png => "image/png",
-            Kind::Ecg(EcgFormat::HL7aECG | EcgFormat::GeMuseXml) => "application/xml",
+            Kind::Ecg(EcgFormat::HL7aECG | EcgFormat::GeMuseXml | EcgFormat::PhilipsXml) => "application/xml",
             Kind::Ecg(EcgFormat::Csv) => "text/csv; charset=utf-8",
             Kind::Ecg(EcgFormat::Wfdb) if is_zip(head) => "application/zip",
             Kind::Ecg(EcgFormat::Wfdb) if std::str::from_utf8(head).is_ok() => "text/plain; charset=utf-8",
@@ -227,6 +228,18 @@ mod tests {
         assert_eq!(classify("export.xml", muse), Some(Kind::Ecg(EcgFormat::GeMuseXml)));
         assert_eq!(Kind::Ecg(EcgFormat::GeMuseXml).ecg_format(), Some("ge-muse-xml"));
         assert_eq!(Kind::Ecg(EcgFormat::GeMuseXml).content_type(muse), "application/xml");
+        // Philips carts write UTF-16 with a byte order mark.
+        let philips: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain(
+                "<?xml version=\"1.0\" encoding=\"utf-16\"?>\n<restingecgdata xmlns=\"http://www3.medical.philips.com\">"
+                    .encode_utf16()
+                    .flat_map(u16::to_le_bytes),
+            )
+            .collect();
+        assert_eq!(classify("ecg.xml", &philips), Some(Kind::Ecg(EcgFormat::PhilipsXml)));
+        assert_eq!(Kind::Ecg(EcgFormat::PhilipsXml).ecg_format(), Some("philips-xml"));
+        assert_eq!(Kind::Ecg(EcgFormat::PhilipsXml).content_type(&philips), "application/xml");
     }
 
     #[test]
