@@ -262,6 +262,8 @@ pub struct RoomHub {
     limits: RoomLimits,
     next_epoch: AtomicU64,
     ice: IceSource,
+    /// Tickets to the rooms: handed out by `POST .../join`, used up by the WebSocket.
+    pub tickets: tickets::TicketDesk,
     pub stats: HubStats,
 }
 
@@ -278,6 +280,7 @@ impl RoomHub {
             limits,
             next_epoch: AtomicU64::new(1),
             ice,
+            tickets: tickets::TicketDesk::start(db.clone()),
             stats: HubStats::default(),
         });
         let sink: Arc<dyn EventSink> = hub.clone();
@@ -713,7 +716,10 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
         }
     }
     tx.commit().await?;
-    for (room, id, actor) in audits {
+    // Rooms are independent: their audit events, starts and ends run side by side (a busy
+    // instance starts hundreds of consultations a second, one transaction each); each room's
+    // start still comes before its end, since the ends wait for every start of the batch.
+    let audited = futures_util::future::join_all(audits.into_iter().map(|(room, id, actor)| async move {
         let patient: Option<(String,)> = sqlx::query_as("SELECT patient_id FROM consultations WHERE id = $1")
             .bind(&room)
             .fetch_optional(&db.pool)
@@ -721,21 +727,25 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
         crate::audit::event(&actor, "create", "consultation_message", &id)
             .maybe_patient(patient.map(|p| p.0))
             .record(db)
-            .await?;
-    }
-    for room in starts {
-        match crate::consultations::store::apply_action(db, &room, None, &Action::Start).await {
+            .await
+    }))
+    .await;
+    futures_util::future::join_all(starts.iter().map(|room| async move {
+        match crate::consultations::store::apply_action(db, room, None, &Action::Start).await {
             Ok(_) => tracing::info!(consultation = %room, "consultation in progress: both sides are in the room"),
             Err(e) if e.code == "invalid_transition" => {}
             Err(e) => tracing::error!(consultation = %room, error = %e, "could not start the consultation"),
         }
-    }
-    for (room, by_user) in ends {
-        match crate::scheduling::visit::end_call(db, &room, &by_user).await {
+    }))
+    .await;
+    futures_util::future::join_all(ends.iter().map(|(room, by_user)| async move {
+        match crate::scheduling::visit::end_call(db, room, by_user).await {
             Ok(()) => tracing::info!(consultation = %room, "the call was ended for everyone"),
             Err(e) => tracing::error!(consultation = %room, error = %e, "could not end the consultation's call"),
         }
-    }
+    }))
+    .await;
+    audited.into_iter().collect::<Result<Vec<()>, _>>()?;
     Ok(())
 }
 

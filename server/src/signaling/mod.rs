@@ -210,7 +210,7 @@ async fn join(
             return Err(err);
         }
     }
-    let (ticket, expires) = tickets::issue(&state.db, &id, &user.id, role.as_str(), now).await?;
+    let (ticket, expires) = state.signaling.tickets.issue(&id, &user.id, role.as_str(), now).await?;
     let ws_url = format!("{}/api/v1/rtc?ticket={ticket}", ws_origin(&headers, &state.config));
     Ok((
         StatusCode::OK,
