@@ -159,13 +159,12 @@ fn insert<'q>(sql: &'q str, rows: &'q [Row]) -> sqlx::query::Query<'q, sqlx::Any
     q
 }
 
-/// Writes events in one statement and one transaction (on SQLite in this process's writer
-/// turn).
+/// Writes events in one statement, which commits them all or none (on SQLite in this
+/// process's writer turn).
 async fn write_rows(db: &Db, rows: &[Row]) -> ApiResult<()> {
     let sql = insert_sql(rows.len());
-    let mut tx = db.begin_write().await?;
-    insert(&sql, rows).execute(&mut *tx).await?;
-    tx.commit().await?;
+    let _turn = db.write_turn().await;
+    insert(&sql, rows).execute(&db.pool).await?;
     Ok(())
 }
 

@@ -106,6 +106,16 @@ impl Db {
         Ok(WriteTx { tx, _turn: turn })
     }
 
+    /// For one statement that writes on its own (atomic without a transaction, and one round
+    /// trip instead of three): on SQLite, this process's writer turn, to hold while the
+    /// statement runs; nothing on PostgreSQL.
+    pub async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.writer.clone().lock_owned().await),
+            Backend::Postgres => None,
+        }
+    }
+
     /// The same database without this handle's batchers (what a batcher's own task writes
     /// with, so that it does not keep itself alive).
     pub(crate) fn plain(&self) -> Db {

@@ -677,25 +677,10 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
     let mut starts = Vec::new();
     let mut ends = Vec::new();
     let mut audits = Vec::new();
+    let mut timeline = Vec::new();
     for r in batch.drain(..) {
         match r {
-            Record::Timeline { room, entry } => {
-                sqlx::query(
-                    "INSERT INTO room_events (id, consultation_id, participant_id, user_id, room_role, kind, by_user_id, detail, at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(new_id())
-                .bind(&room)
-                .bind(&entry.participant)
-                .bind(&entry.user_id)
-                .bind(entry.role.as_str())
-                .bind(entry.kind.as_str())
-                .bind(entry.by.as_deref())
-                .bind(&entry.detail)
-                .bind(ts(entry.at))
-                .execute(&mut *tx)
-                .await?;
-            }
+            Record::Timeline { room, entry } => timeline.push((new_id(), room, entry)),
             Record::Chat { room, id, participant, actor, text, at } => {
                 sqlx::query(
                     "INSERT INTO consultation_messages (id, consultation_id, sender_id, participant_id, body, sent_at)
@@ -714,6 +699,28 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
             Record::Start { room } => starts.push(room),
             Record::End { room, by_user } => ends.push((room, by_user)),
         }
+    }
+    // The timeline in multi-row statements (in the order the entries happened).
+    for chunk in timeline.chunks(100) {
+        let sql = format!(
+            "INSERT INTO room_events (id, consultation_id, participant_id, user_id, room_role, kind, by_user_id, detail, at)
+             VALUES {}",
+            crate::db::batch::values(chunk.len(), 9, 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for (id, room, entry) in chunk {
+            q = q
+                .bind(id)
+                .bind(room)
+                .bind(&entry.participant)
+                .bind(&entry.user_id)
+                .bind(entry.role.as_str())
+                .bind(entry.kind.as_str())
+                .bind(entry.by.as_deref())
+                .bind(&entry.detail)
+                .bind(ts(entry.at));
+        }
+        q.execute(&mut *tx).await?;
     }
     tx.commit().await?;
     // Rooms are independent: their audit events, starts and ends run side by side (a busy

@@ -165,9 +165,8 @@ async fn insert(db: &Db, rows: &[NewTicket]) -> ApiResult<()> {
             .bind(&r.expires_at)
             .bind(&r.created_at);
     }
-    let mut tx = db.begin_write().await?;
-    q.execute(&mut *tx).await?;
-    tx.commit().await?;
+    let _turn = db.write_turn().await;
+    q.execute(&db.pool).await?;
     Ok(())
 }
 
@@ -181,12 +180,13 @@ async fn use_up(db: &Db, hashes: &[String], now: DateTime<Utc>) -> ApiResult<Vec
          RETURNING token_hash",
         batch::list(hashes.len(), 2)
     );
-    let mut tx = db.begin_write().await?;
     let mut q = sqlx::query_as::<_, (String,)>(&update).bind(ts(now));
     for h in hashes {
         q = q.bind(h);
     }
-    let used: Vec<(String,)> = q.fetch_all(&mut *tx).await?;
+    let turn = db.write_turn().await;
+    let used: Vec<(String,)> = q.fetch_all(&db.pool).await?;
+    drop(turn);
     let mut admitted: HashMap<String, Redeemed> = HashMap::new();
     if !used.is_empty() {
         let select = format!(
@@ -201,7 +201,7 @@ async fn use_up(db: &Db, hashes: &[String], now: DateTime<Utc>) -> ApiResult<Vec
         for (h,) in &used {
             q = q.bind(h);
         }
-        for (h, consultation_id, user_id, display_name, room_role, participant) in q.fetch_all(&mut *tx).await? {
+        for (h, consultation_id, user_id, display_name, room_role, participant) in q.fetch_all(&db.pool).await? {
             let r = match participant {
                 Some(_) => Redeemed::Admitted(Ticket { consultation_id, user_id, display_name, room_role }),
                 None => Redeemed::NotParticipant,
@@ -209,7 +209,6 @@ async fn use_up(db: &Db, hashes: &[String], now: DateTime<Utc>) -> ApiResult<Vec
             admitted.insert(h, r);
         }
     }
-    tx.commit().await?;
     Ok(hashes.iter().map(|h| admitted.remove(h).unwrap_or(Redeemed::Invalid)).collect())
 }
 
