@@ -793,11 +793,21 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// The PostgreSQL server's processes.
-pub fn postgres_pids() -> Vec<u32> {
+/// The PostgreSQL server's processes that work for `database`: its connections' backends
+/// and the server's own background processes (WAL writer, checkpointer, ...), not the
+/// backends of other databases on the same server.
+pub fn postgres_pids(database: &str) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return vec![] };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .filter(|pid| {
+            // A backend's title: "postgres: <user> <database> <client>(<port>) <state>".
+            let title = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let title = String::from_utf8_lossy(&title);
+            let words: Vec<&str> = title.split_whitespace().collect();
+            let backend = words.get(3).is_some_and(|w| w.contains('('));
+            !backend || words.get(2) == Some(&database)
+        })
         .collect()
 }
 
@@ -850,14 +860,16 @@ pub async fn replay(
         let (stop, stats) = (stop.clone(), stats.clone());
         let scheduled = offsets.len();
         let plan = plan.clone();
+        let database = db_name(db);
         tokio::spawn(async move {
             let mut samples = Vec::new();
             let own = std::process::id();
-            let pg = postgres_pids();
+            // PostgreSQL starts a process per connection: the set is read afresh each time
+            // (a process that ended takes its CPU time with it, so a delta is never negative).
             let read = || {
                 (
                     pid.map(cpu_secs).unwrap_or(0.0),
-                    pg.iter().map(|p| cpu_secs(*p)).sum::<f64>(),
+                    postgres_pids(&database).iter().map(|p| cpu_secs(*p)).sum::<f64>(),
                     cpu_secs(own),
                     Instant::now(),
                 )
@@ -873,8 +885,8 @@ pub async fn replay(
                     t: start.elapsed().as_secs_f64(),
                     server_cpu: (now.0 - last.0) / dt,
                     server_rss_kib: pid.map(rss_kib).unwrap_or(0),
-                    pg_cpu: (now.1 - last.1) / dt,
-                    pg_rss_kib: pg.iter().map(|p| rss_kib(*p)).sum(),
+                    pg_cpu: ((now.1 - last.1) / dt).max(0.0),
+                    pg_rss_kib: postgres_pids(&database).iter().map(|p| rss_kib(*p)).sum(),
                     tool_cpu: (now.2 - last.2) / dt,
                 });
                 last = now;
@@ -937,6 +949,12 @@ pub async fn replay(
         load_before,
         load_after: load_average(),
     }
+}
+
+/// The database's name on its server (empty for SQLite).
+fn db_name(db: &Db) -> String {
+    let url = db.pool.connect_options().database_url.to_string();
+    url.rsplit('/').next().unwrap_or("").split('?').next().unwrap_or("").to_string()
 }
 
 async fn database_bytes(db: &Db) -> i64 {
