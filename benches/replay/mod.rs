@@ -936,7 +936,9 @@ pub async fn replay(
     let wall_secs = start.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let samples = sampler.await.unwrap_or_default();
-    let invariants = check(db, &stats.acked.lock().unwrap()).await;
+    let acked = std::mem::take(&mut *stats.acked.lock().unwrap());
+    let invariants = check(db, &acked).await;
+    *stats.acked.lock().unwrap() = acked;
     let db_bytes = database_bytes(db).await;
     Report {
         plan: (*plan).clone(),
@@ -1095,6 +1097,9 @@ pub async fn check(db: &Db, acked: &Acked) -> Vec<(String, bool, String)> {
     );
     out
 }
+
+/// One line of a plot: its points (replayed hour, value), colour and label.
+type Line<'a> = (&'a Vec<(f64, f64)>, &'a str, &'a str);
 
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
@@ -1257,12 +1262,7 @@ impl Report {
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
         );
         let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-        let panel = |s: &mut String,
-                     y: f64,
-                     title: &str,
-                     max: f64,
-                     unit: &str,
-                     lines: &[(&Vec<(f64, f64)>, &str, &str)]| {
+        let panel = |s: &mut String, y: f64, title: &str, max: f64, unit: &str, lines: &[Line]| {
             let _ = writeln!(s, r#"<text x="{left}" y="{}" font-weight="bold">{title}</text>"#, y - 8.0);
             let _ = writeln!(s, r##"<rect x="{left}" y="{y}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>"##);
             for k in 0..=4 {

@@ -150,6 +150,10 @@ pub fn ice_refresh(config: &Config, user_id: &str, now: chrono::DateTime<Utc>) -
     ice_servers.iter().any(|s| s.credential.is_some()).then_some(protocol::ServerMessage::IceServers { ice_servers })
 }
 
+/// What a join checks, in one row: the patient, the state, the urgency, the caller's role in
+/// the consultation (if any) and the start of its booked appointment (if any).
+type JoinRow = (String, String, String, Option<String>, Option<String>);
+
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 struct JoinResponse {
     ticket: String,
@@ -178,7 +182,7 @@ async fn join(
            FROM consultations c WHERE c.id = $3 AND {}",
         crate::consultations::store::visibility_predicate_one(user.role)
     );
-    let row: Option<(String, String, String, Option<String>, Option<String>)> =
+    let row: Option<JoinRow> =
         sqlx::query_as(&sql).bind(&user.id).bind(&user.org).bind(&id).fetch_optional(&state.db.pool).await?;
     let Some((patient_id, current, urgency, role, start)) = row else {
         // Not visible: refused (404) and the refusal audited, as every other access.
