@@ -44,6 +44,7 @@ struct Options {
     pid: Option<u32>,
     listen: String,
     no_halt: bool,
+    concurrency: usize,
 }
 
 fn options() -> Options {
@@ -59,6 +60,7 @@ fn options() -> Options {
         pid: None,
         listen: "127.0.0.1:18090".into(),
         no_halt: false,
+        concurrency: 64,
     };
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let mut i = 0;
@@ -75,6 +77,7 @@ fn options() -> Options {
             "--size" => o.size = v.parse().expect("--size bytes"),
             "--pid" => o.pid = Some(v.parse().expect("--pid server process id")),
             "--listen" => o.listen = v,
+            "--concurrency" => o.concurrency = v.parse().expect("--concurrency N"),
             "--no-halt" => {
                 o.no_halt = true;
                 i += 1;
@@ -195,33 +198,139 @@ fn ws_config() -> WebSocketConfig {
 
 /// POST join, open the WebSocket, wait for `joined`. Returns the member and the latency.
 async fn join(http: &reqwest::Client, server: &str, token: &str, room: &str) -> (Member, Duration) {
+    try_join(http, server, token, room).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn try_join(http: &reqwest::Client, server: &str, token: &str, room: &str) -> Result<(Member, Duration), String> {
     let start = Instant::now();
-    let resp: Value = http
+    let resp = http
         .post(format!("{server}/api/v1/consultations/{room}/join"))
         .bearer_auth(token)
         .json(&json!({}))
         .send()
         .await
-        .expect("join")
-        .json()
+        .map_err(|e| format!("join: {e}"))?;
+    let status = resp.status().as_u16();
+    let resp: Value = resp.json().await.map_err(|e| format!("join body: {e}"))?;
+    let url = resp["ws_url"].as_str().ok_or_else(|| format!("join refused: {status} {resp}"))?;
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true)
         .await
-        .expect("join body");
-    let url = resp["ws_url"].as_str().unwrap_or_else(|| panic!("join refused: {resp}"));
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true).await.expect("websocket");
+        .map_err(|e| format!("websocket: {e}"))?;
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => {
-                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                let v: Value = serde_json::from_str(t.as_str()).map_err(|e| e.to_string())?;
                 if v["type"] == "joined" {
-                    let id = v["you"]["id"].as_str().unwrap().to_string();
-                    return (Member { ws, id }, start.elapsed());
+                    let id = v["you"]["id"].as_str().unwrap_or_default().to_string();
+                    return Ok((Member { ws, id }, start.elapsed()));
                 }
             }
             Some(Ok(_)) => {}
-            other => panic!("websocket ended before joined: {other:?}"),
+            other => return Err(format!("websocket ended before joined: {other:?}")),
         }
     }
+}
+
+/// CPU seconds of every PostgreSQL process on the machine (all backends of the server).
+fn postgres_cpu_secs() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0.0 };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .map(cpu_secs)
+        .sum()
+}
+
+/// The machine's load average over 1, 5 and 15 minutes.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// `--mode joins` and `--mode bare-joins`: `targets` joins, `--concurrency` at a time, as fast
+/// as they complete; every joined connection is held open until the end. Reports joins per
+/// second, join latency, and the CPU the server, PostgreSQL and the tool used per join.
+async fn join_rate<F, Fut>(o: &Options, targets: usize, what: &str, one: F)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(Member, Duration), String>> + Send,
+{
+    let one = Arc::new(one);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let first_error = Arc::new(Mutex::new(None::<String>));
+    let load = load_average();
+    let (server0, pg0, own0, steal0) =
+        (o.pid.map(cpu_secs).unwrap_or(0.0), postgres_cpu_secs(), cpu_secs(std::process::id()), steal_secs());
+    let started = Instant::now();
+    let workers: Vec<_> = (0..o.concurrency.max(1))
+        .map(|_| {
+            let (one, next, errors, first_error) = (one.clone(), next.clone(), errors.clone(), first_error.clone());
+            tokio::spawn(async move {
+                let mut held = Vec::new();
+                let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= targets {
+                        break;
+                    }
+                    match one(i).await {
+                        Ok((m, latency)) => {
+                            let _ = local.record((latency.as_micros() as u64).max(1));
+                            held.push(m);
+                        }
+                        Err(e) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            first_error.lock().unwrap().get_or_insert(e);
+                        }
+                    }
+                }
+                (held, local)
+            })
+        })
+        .collect();
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let mut held = Vec::new();
+    for w in workers {
+        let (h, l) = w.await.expect("join worker");
+        held.extend(h);
+        hist.add(&l).unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let (server, pg, own, steal) = (
+        o.pid.map(cpu_secs).unwrap_or(0.0) - server0,
+        postgres_cpu_secs() - pg0,
+        cpu_secs(std::process::id()) - own0,
+        steal_secs() - steal0,
+    );
+    let ok = held.len();
+    println!(
+        "{what}: {ok} joined ({} errors) in {secs:.2} s, {} at a time: {:.0} joins/s; latency p50 {} µs p99 {} µs max {} µs",
+        errors.load(Ordering::Relaxed),
+        o.concurrency,
+        ok as f64 / secs,
+        hist.value_at_quantile(0.5),
+        hist.value_at_quantile(0.99),
+        hist.max()
+    );
+    if o.pid.is_some() {
+        println!(
+            "server CPU: {:.1}% of a core, {:.0} µs per join",
+            server / secs * 100.0,
+            server * 1e6 / ok.max(1) as f64
+        );
+    }
+    println!(
+        "PostgreSQL CPU (all its processes): {:.1}% of a core, {:.0} µs per join",
+        pg / secs * 100.0,
+        pg * 1e6 / ok.max(1) as f64
+    );
+    println!("load tool CPU: {:.1}% of a core, {:.0} µs per join", own / secs * 100.0, own * 1e6 / ok.max(1) as f64);
+    println!("steal: {:.1}% of a core; load average at the start: {load}", steal / secs * 100.0);
+    if let Some(e) = first_error.lock().unwrap().take() {
+        println!("first error: {e}");
+    }
+    drop(held);
 }
 
 fn ping(to: &str, t0: Instant, size: usize) -> Message {
@@ -342,6 +451,14 @@ async fn bare_relay(listen: &str) {
         tokio::spawn(async move {
             let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config())).await else { return };
             let Some(Ok(Message::Text(pair))) = ws.next().await else { return };
+            if pair.as_str().starts_with("echo") {
+                // `--mode bare-joins`: answer the first frame, then hold the connection.
+                if ws.send(Message::Text(pair)).await.is_err() {
+                    return;
+                }
+                while let Some(Ok(_)) = ws.next().await {}
+                return;
+            }
             let first = waiting.lock().unwrap().remove(pair.as_str());
             let Some(mut a) = first else {
                 waiting.lock().unwrap().insert(pair.to_string(), ws);
@@ -415,6 +532,25 @@ async fn main() {
     if o.mode == "bare-relay" {
         return bare_relay(&o.listen).await;
     }
+    if o.mode == "bare-joins" {
+        let url = o.server.clone();
+        let n = o.rooms * 2;
+        return join_rate(&o, n, "bare WebSocket accept (connect + one frame answered)", move |i| {
+            let url = url.clone();
+            async move {
+                let start = Instant::now();
+                let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config()), true)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ws.send(Message::Text(format!("echo {i}").into())).await.map_err(|e| e.to_string())?;
+                match ws.next().await {
+                    Some(Ok(Message::Text(_))) => Ok((Member { ws, id: String::new() }, start.elapsed())),
+                    other => Err(format!("bare relay did not answer: {other:?}")),
+                }
+            }
+        })
+        .await;
+    }
     if o.mode == "floor" {
         let mut pairs = Vec::with_capacity(o.rooms);
         for room in 0..o.rooms {
@@ -431,6 +567,17 @@ async fn main() {
     let pid = o.pid;
     let rss_before = pid.map(rss_kib).unwrap_or(0);
     println!("{} rooms made; joining {} participants", rooms.len(), rooms.len() * 2);
+    if o.mode == "joins" {
+        let rooms = Arc::new(rooms);
+        let server = o.server.clone();
+        let n = rooms.len() * 2;
+        return join_rate(&o, n, "authenticated joins (POST join + WebSocket + joined)", move |i| {
+            let (http, server, rooms) = (http.clone(), server.clone(), rooms.clone());
+            let token = if i % 2 == 0 { li.clone() } else { wang.clone() };
+            async move { try_join(&http, &server, &token, &rooms[i / 2]).await }
+        })
+        .await;
+    }
 
     // Join: 32 at a time.
     let join_hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap()));

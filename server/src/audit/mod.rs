@@ -125,8 +125,26 @@ impl AuditEvent {
         self
     }
 
+    /// Records the event on its own (an access that writes nothing else). Events recorded
+    /// at the same moment by many requests share one statement and one commit
+    /// ([`crate::db::batch`]); this returns once the event is committed.
     pub async fn record(self, db: &Db) -> ApiResult<()> {
-        self.record_with(&db.pool).await
+        let row = self.into_row();
+        let batcher = db.audit.get_or_init(|| {
+            let plain = db.plain();
+            crate::db::batch::Batcher::start(
+                BATCH_ROWS,
+                Box::new(move |rows: Vec<Row>| {
+                    let db = plain.clone();
+                    Box::pin(async move { write_rows(&db, &rows).await.map(|()| vec![(); rows.len()]) })
+                }),
+            )
+        });
+        match batcher.submit(row.clone()).await {
+            Some(result) => result,
+            // The batcher's runtime is gone (a handle used from another runtime): on its own.
+            None => write_rows(db, std::slice::from_ref(&row)).await,
+        }
     }
 
     /// Records inside a transaction (or on any executor).
@@ -134,25 +152,63 @@ impl AuditEvent {
     where
         E: sqlx::Executor<'e, Database = sqlx::Any>,
     {
-        sqlx::query(
-            "INSERT INTO audit_events (id, at, actor_id, actor_role, action, resource_type, resource_id, patient_id, client_addr, outcome, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(new_id())
-        .bind(now_ts())
-        .bind(self.actor_id)
-        .bind(self.actor_role)
-        .bind(self.action)
-        .bind(self.resource_type)
-        .bind(self.resource_id)
-        .bind(self.patient_id)
-        .bind(self.client_addr)
-        .bind(self.outcome.as_str())
-        .bind(self.detail)
-        .execute(executor)
-        .await?;
+        let rows = [self.into_row()];
+        let sql = insert_sql(1);
+        insert(&sql, &rows).execute(executor).await?;
         Ok(())
     }
+
+    fn into_row(self) -> Row {
+        Row { id: new_id(), at: now_ts(), event: self }
+    }
+}
+
+/// An event with its id and time, as stored.
+#[derive(Debug, Clone)]
+pub struct Row {
+    id: String,
+    at: String,
+    event: AuditEvent,
+}
+
+/// Rows per batched statement (11 values each: well under both databases' limits).
+const BATCH_ROWS: usize = 256;
+
+fn insert_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO audit_events (id, at, actor_id, actor_role, action, resource_type, resource_id, patient_id, client_addr, outcome, detail)
+         VALUES {}",
+        crate::db::batch::values(rows, 11, 1)
+    )
+}
+
+fn insert<'q>(sql: &'q str, rows: &'q [Row]) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let mut q = sqlx::query(sql);
+    for r in rows {
+        let e = &r.event;
+        q = q
+            .bind(&r.id)
+            .bind(&r.at)
+            .bind(e.actor_id.as_deref())
+            .bind(&e.actor_role)
+            .bind(&e.action)
+            .bind(&e.resource_type)
+            .bind(&e.resource_id)
+            .bind(e.patient_id.as_deref())
+            .bind(&e.client_addr)
+            .bind(e.outcome.as_str())
+            .bind(&e.detail);
+    }
+    q
+}
+
+/// Writes events in one statement, which commits them all or none (on SQLite in this
+/// process's writer turn).
+async fn write_rows(db: &Db, rows: &[Row]) -> ApiResult<()> {
+    let sql = insert_sql(rows.len());
+    let _turn = db.write_turn().await;
+    insert(&sql, rows).execute(&db.pool).await?;
+    Ok(())
 }
 
 /// A write of patient data together with its audit events: the rows and the events commit in

@@ -10,6 +10,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod batch;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -24,6 +26,9 @@ pub struct Db {
     /// arrival order, instead of retrying in SQLite's busy handler (whose growing sleeps
     /// leave the database idle and made the booking tail hundreds of milliseconds long).
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// The group commit of audit events written on their own (reads), started on first use
+    /// ([`crate::audit::AuditEvent::record`]).
+    pub(crate) audit: Arc<std::sync::OnceLock<batch::Batcher<crate::audit::Row, ()>>>,
 }
 
 /// A write transaction: for SQLite it also holds this process's writer turn until it
@@ -86,7 +91,7 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        Ok(Db { pool, backend, writer: Arc::default() })
+        Ok(Db { pool, backend, writer: Arc::default(), audit: Arc::default() })
     }
 
     /// Begins a transaction that will write. On SQLite it first waits for this process's
@@ -99,6 +104,22 @@ impl Db {
         };
         let tx = self.pool.begin().await?;
         Ok(WriteTx { tx, _turn: turn })
+    }
+
+    /// For one statement that writes on its own (atomic without a transaction, and one round
+    /// trip instead of three): on SQLite, this process's writer turn, to hold while the
+    /// statement runs; nothing on PostgreSQL.
+    pub async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.writer.clone().lock_owned().await),
+            Backend::Postgres => None,
+        }
+    }
+
+    /// The same database without this handle's batchers (what a batcher's own task writes
+    /// with, so that it does not keep itself alive).
+    pub(crate) fn plain(&self) -> Db {
+        Db { pool: self.pool.clone(), backend: self.backend, writer: self.writer.clone(), audit: Arc::default() }
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {

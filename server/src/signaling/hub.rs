@@ -280,6 +280,8 @@ pub struct RoomHub {
     limits: RoomLimits,
     next_epoch: AtomicU64,
     ice: IceSource,
+    /// Tickets to the rooms: handed out by `POST .../join`, used up by the WebSocket.
+    pub tickets: tickets::TicketDesk,
     pub stats: HubStats,
 }
 
@@ -296,6 +298,7 @@ impl RoomHub {
             limits,
             next_epoch: AtomicU64::new(1),
             ice,
+            tickets: tickets::TicketDesk::start(db.clone()),
             stats: HubStats::default(),
         });
         let sink: Arc<dyn EventSink> = hub.clone();
@@ -699,25 +702,10 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
     let mut starts = Vec::new();
     let mut ends = Vec::new();
     let mut audits = Vec::new();
+    let mut timeline = Vec::new();
     for r in batch.drain(..) {
         match r {
-            Record::Timeline { room, entry } => {
-                sqlx::query(
-                    "INSERT INTO room_events (id, consultation_id, participant_id, user_id, room_role, kind, by_user_id, detail, at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(new_id())
-                .bind(&room)
-                .bind(&entry.participant)
-                .bind(&entry.user_id)
-                .bind(entry.role.as_str())
-                .bind(entry.kind.as_str())
-                .bind(entry.by.as_deref())
-                .bind(&entry.detail)
-                .bind(ts(entry.at))
-                .execute(&mut *tx)
-                .await?;
-            }
+            Record::Timeline { room, entry } => timeline.push((new_id(), room, entry)),
             Record::Chat { room, id, participant, actor, text, at } => {
                 sqlx::query(
                     "INSERT INTO consultation_messages (id, consultation_id, sender_id, participant_id, body, sent_at)
@@ -737,8 +725,33 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
             Record::End { room, by_user } => ends.push((room, by_user)),
         }
     }
+    // The timeline in multi-row statements (in the order the entries happened).
+    for chunk in timeline.chunks(100) {
+        let sql = format!(
+            "INSERT INTO room_events (id, consultation_id, participant_id, user_id, room_role, kind, by_user_id, detail, at)
+             VALUES {}",
+            crate::db::batch::values(chunk.len(), 9, 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for (id, room, entry) in chunk {
+            q = q
+                .bind(id)
+                .bind(room)
+                .bind(&entry.participant)
+                .bind(&entry.user_id)
+                .bind(entry.role.as_str())
+                .bind(entry.kind.as_str())
+                .bind(entry.by.as_deref())
+                .bind(&entry.detail)
+                .bind(ts(entry.at));
+        }
+        q.execute(&mut *tx).await?;
+    }
     tx.commit().await?;
-    for (room, id, actor) in audits {
+    // Rooms are independent: their audit events, starts and ends run side by side (a busy
+    // instance starts hundreds of consultations a second, one transaction each); each room's
+    // start still comes before its end, since the ends wait for every start of the batch.
+    let audited = futures_util::future::join_all(audits.into_iter().map(|(room, id, actor)| async move {
         let patient: Option<(String,)> = sqlx::query_as("SELECT patient_id FROM consultations WHERE id = $1")
             .bind(&room)
             .fetch_optional(&db.pool)
@@ -746,21 +759,25 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
         crate::audit::event(&actor, "create", "consultation_message", &id)
             .maybe_patient(patient.map(|p| p.0))
             .record(db)
-            .await?;
-    }
-    for room in starts {
-        match crate::consultations::store::apply_action(db, &room, None, &Action::Start).await {
+            .await
+    }))
+    .await;
+    futures_util::future::join_all(starts.iter().map(|room| async move {
+        match crate::consultations::store::apply_action(db, room, None, &Action::Start).await {
             Ok(_) => tracing::info!(consultation = %room, "consultation in progress: both sides are in the room"),
             Err(e) if e.code == "invalid_transition" => {}
             Err(e) => tracing::error!(consultation = %room, error = %e, "could not start the consultation"),
         }
-    }
-    for (room, by_user) in ends {
-        match crate::scheduling::visit::end_call(db, &room, &by_user).await {
+    }))
+    .await;
+    futures_util::future::join_all(ends.iter().map(|(room, by_user)| async move {
+        match crate::scheduling::visit::end_call(db, room, by_user).await {
             Ok(()) => tracing::info!(consultation = %room, "the call was ended for everyone"),
             Err(e) => tracing::error!(consultation = %room, error = %e, "could not end the consultation's call"),
         }
-    }
+    }))
+    .await;
+    audited.into_iter().collect::<Result<Vec<()>, _>>()?;
     Ok(())
 }
 

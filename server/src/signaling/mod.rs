@@ -150,6 +150,10 @@ pub fn ice_refresh(config: &Config, user_id: &str, now: chrono::DateTime<Utc>) -
     ice_servers.iter().any(|s| s.credential.is_some()).then_some(protocol::ServerMessage::IceServers { ice_servers })
 }
 
+/// What a join checks, in one row: the patient, the state, the urgency, the caller's role in
+/// the consultation (if any) and the start of its booked appointment (if any).
+type JoinRow = (String, String, String, Option<String>, Option<String>);
+
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 struct JoinResponse {
     ticket: String,
@@ -168,19 +172,33 @@ async fn join(
     Path(Id(id)): Path<Id>,
     headers: HeaderMap,
 ) -> ApiResult<(StatusCode, Json<JoinResponse>)> {
-    let consultation = crate::consultations::store::load_for(&state.db, &user, &id, "join").await?;
-    let role = crate::consultations::store::participant_role(&state.db, &id, &user.id)
-        .await?
-        .and_then(|r| RoomRole::parse(&r))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "not_a_participant",
-                "Forbidden",
-                "only the participants of a consultation may join its room",
-            )
-        })?;
-    let current = consultation.state();
+    // One read answers everything a join checks: that the caller may see the consultation,
+    // their role in it, its state, and when its booked appointment starts.
+    let sql = format!(
+        "SELECT c.patient_id, c.state, c.urgency,
+                (SELECT p.role FROM consultation_participants p
+                  WHERE p.consultation_id = c.id AND p.user_id = $1 AND p.status <> 'declined'),
+                (SELECT MIN(a.start_at) FROM appointments a WHERE a.consultation_id = c.id AND a.status = 'booked')
+           FROM consultations c WHERE c.id = $3 AND {}",
+        crate::consultations::store::visibility_predicate_one(user.role)
+    );
+    let row: Option<JoinRow> =
+        sqlx::query_as(&sql).bind(&user.id).bind(&user.org).bind(&id).fetch_optional(&state.db.pool).await?;
+    let Some((patient_id, current, urgency, role, start)) = row else {
+        // Not visible: refused (404) and the refusal audited, as every other access.
+        crate::consultations::store::load_for(&state.db, &user, &id, "join").await?;
+        return Err(ApiError::not_found("consultation"));
+    };
+    crate::audit::event(&user, "join", "consultation", &id).patient(&patient_id).record(&state.db).await?;
+    let role = role.and_then(|r| RoomRole::parse(&r)).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_a_participant",
+            "Forbidden",
+            "only the participants of a consultation may join its room",
+        )
+    })?;
+    let current = current.parse().unwrap_or(ConsultationState::Draft);
     if !matches!(current, ConsultationState::Scheduled | ConsultationState::InProgress) {
         return Err(ApiError::conflict(
             "consultation_not_live",
@@ -189,14 +207,11 @@ async fn join(
     }
     let now = Utc::now();
     if current == ConsultationState::Scheduled {
-        let mut conn = state.db.pool.acquire().await?;
-        let opens = crate::scheduling::visit::opens_at(
-            &mut conn,
-            &id,
-            &consultation.urgency,
+        let opens = crate::scheduling::visit::room_opens_at(
+            urgency.parse().unwrap_or(crate::consultations::state::Urgency::Routine),
+            start.as_deref().map(crate::db::parse_ts),
             state.config.call_open_before_mins,
-        )
-        .await?;
+        );
         if !crate::scheduling::visit::room_open(opens, now) {
             let at = opens.map(ts).unwrap_or_default();
             let mut err = ApiError::conflict(
@@ -210,7 +225,7 @@ async fn join(
             return Err(err);
         }
     }
-    let (ticket, expires) = tickets::issue(&state.db, &id, &user.id, role.as_str(), now).await?;
+    let (ticket, expires) = state.signaling.tickets.issue(&id, &user.id, role.as_str(), now).await?;
     let ws_url = format!("{}/api/v1/rtc?ticket={ticket}", ws_origin(&headers, &state.config));
     Ok((
         StatusCode::OK,

@@ -2,17 +2,20 @@
 //! accepted once by `GET /api/v1/rtc?ticket=...` within 30 s, so no long-lived credential
 //! appears in a URL. Only the token's SHA-256 is stored (in the database, so a ticket issued
 //! by one server instance can be redeemed at another); redeeming is one conditional UPDATE,
-//! which makes "exactly once" hold under concurrency on both backends.
+//! which makes "exactly once" hold under concurrency on both backends. Both are written in
+//! batches when joins arrive together ([`TicketDesk`]).
 //!
 //! Resume tokens are made the same way (`<consultation id>.<secret>`) but live only in the
 //! room, which keeps their hash.
 
+use crate::db::batch::{self, Batcher};
 use crate::db::{ts, Db};
 use crate::error::ApiResult;
 use base64::Engine;
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 
 /// How long a ticket may wait before it is used.
 pub const TICKET_TTL: TimeDelta = TimeDelta::seconds(30);
@@ -48,70 +51,165 @@ pub fn resume_room(token: &str) -> Option<&str> {
 pub struct Ticket {
     pub consultation_id: String,
     pub user_id: String,
-    pub username: String,
     pub display_name: String,
-    pub user_role: String,
-    pub organisation_id: String,
     pub room_role: String,
 }
 
-/// Stores a new ticket for `user_id` to enter the consultation's room as `room_role`.
-/// Returns the clear token and its expiry.
-pub async fn issue(
-    db: &Db,
-    consultation_id: &str,
-    user_id: &str,
-    room_role: &str,
-    now: DateTime<Utc>,
-) -> ApiResult<(String, DateTime<Utc>)> {
-    let token = random_token();
-    let expires = now + TICKET_TTL;
-    sqlx::query(
-        "INSERT INTO signaling_tickets (token_hash, consultation_id, user_id, room_role, expires_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(hash(&token))
-    .bind(consultation_id)
-    .bind(user_id)
-    .bind(room_role)
-    .bind(ts(expires))
-    .bind(ts(now))
-    .execute(&db.pool)
-    .await?;
-    Ok((token, expires))
+/// What presenting a ticket came to.
+#[derive(Debug, Clone)]
+pub enum Redeemed {
+    /// Used up now: its holder enters the room.
+    Admitted(Ticket),
+    /// Unknown, expired, already used, or its account is no longer active.
+    Invalid,
+    /// A valid ticket whose holder no longer takes part in the consultation (declined since).
+    NotParticipant,
 }
 
-/// Uses up a ticket: `None` when it is unknown, expired or already used.
-pub async fn redeem(db: &Db, token: &str, now: DateTime<Utc>) -> ApiResult<Option<Ticket>> {
-    let token_hash = hash(token);
-    let used = sqlx::query(
-        "UPDATE signaling_tickets SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1",
-    )
-    .bind(ts(now))
-    .bind(&token_hash)
-    .execute(&db.pool)
-    .await?
-    .rows_affected();
-    if used != 1 {
-        return Ok(None);
+#[derive(Debug, Clone)]
+struct NewTicket {
+    token_hash: String,
+    consultation_id: String,
+    user_id: String,
+    room_role: String,
+    expires_at: String,
+    created_at: String,
+}
+
+/// Tickets are written and redeemed in batches: joins arriving together share one statement
+/// and one commit ([`crate::db::batch`]), and each caller is answered after that commit, so a
+/// ticket handed out is stored and a redemption is final before the socket is admitted.
+pub struct TicketDesk {
+    db: Db,
+    issue: Batcher<NewTicket, ()>,
+    redeem: Batcher<String, Redeemed>,
+}
+
+/// Rows per batched statement.
+const BATCH_ROWS: usize = 256;
+
+impl TicketDesk {
+    /// Starts the desk's writers (on the current Tokio runtime).
+    pub fn start(db: Db) -> TicketDesk {
+        let for_issue = db.plain();
+        let for_redeem = db.plain();
+        TicketDesk {
+            issue: Batcher::start(
+                BATCH_ROWS,
+                Box::new(move |rows: Vec<NewTicket>| {
+                    let db = for_issue.clone();
+                    Box::pin(async move { insert(&db, &rows).await.map(|()| vec![(); rows.len()]) })
+                }),
+            ),
+            redeem: Batcher::start(
+                BATCH_ROWS,
+                Box::new(move |hashes: Vec<String>| {
+                    let db = for_redeem.clone();
+                    Box::pin(async move { use_up(&db, &hashes, Utc::now()).await })
+                }),
+            ),
+            db,
+        }
     }
-    let row: Option<(String, String, String, String, String, String, String)> = sqlx::query_as(
-        "SELECT t.consultation_id, t.user_id, u.username, u.display_name, u.role, u.organisation_id, t.room_role
-           FROM signaling_tickets t JOIN users u ON u.id = t.user_id
-          WHERE t.token_hash = $1 AND u.active = 1",
-    )
-    .bind(&token_hash)
-    .fetch_optional(&db.pool)
-    .await?;
-    Ok(row.map(|(consultation_id, user_id, username, display_name, user_role, organisation_id, room_role)| Ticket {
-        consultation_id,
-        user_id,
-        username,
-        display_name,
-        user_role,
-        organisation_id,
-        room_role,
-    }))
+
+    /// Stores a new ticket for `user_id` to enter the consultation's room as `room_role`.
+    /// Returns the clear token and its expiry.
+    pub async fn issue(
+        &self,
+        consultation_id: &str,
+        user_id: &str,
+        room_role: &str,
+        now: DateTime<Utc>,
+    ) -> ApiResult<(String, DateTime<Utc>)> {
+        let token = random_token();
+        let expires = now + TICKET_TTL;
+        let row = NewTicket {
+            token_hash: hash(&token),
+            consultation_id: consultation_id.to_string(),
+            user_id: user_id.to_string(),
+            room_role: room_role.to_string(),
+            expires_at: ts(expires),
+            created_at: ts(now),
+        };
+        match self.issue.submit(row.clone()).await {
+            Some(r) => r?,
+            None => insert(&self.db, std::slice::from_ref(&row)).await?,
+        }
+        Ok((token, expires))
+    }
+
+    /// Uses up a ticket (once, whichever instance and however many sockets present it).
+    pub async fn redeem(&self, token: &str) -> ApiResult<Redeemed> {
+        let h = hash(token);
+        match self.redeem.submit(h.clone()).await {
+            Some(r) => r,
+            None => {
+                Ok(use_up(&self.db, std::slice::from_ref(&h), Utc::now()).await?.pop().unwrap_or(Redeemed::Invalid))
+            }
+        }
+    }
+}
+
+async fn insert(db: &Db, rows: &[NewTicket]) -> ApiResult<()> {
+    let sql = format!(
+        "INSERT INTO signaling_tickets (token_hash, consultation_id, user_id, room_role, expires_at, created_at) VALUES {}",
+        batch::values(rows.len(), 6, 1)
+    );
+    let mut q = sqlx::query(&sql);
+    for r in rows {
+        q = q
+            .bind(&r.token_hash)
+            .bind(&r.consultation_id)
+            .bind(&r.user_id)
+            .bind(&r.room_role)
+            .bind(&r.expires_at)
+            .bind(&r.created_at);
+    }
+    let _turn = db.write_turn().await;
+    q.execute(&db.pool).await?;
+    Ok(())
+}
+
+/// Marks the tickets with these hashes used, if they are unused and unexpired (one
+/// conditional UPDATE, which makes "exactly once" hold under concurrency on both backends),
+/// and reads what each admits. One answer per hash, in order; a hash given twice is
+/// admitted once.
+async fn use_up(db: &Db, hashes: &[String], now: DateTime<Utc>) -> ApiResult<Vec<Redeemed>> {
+    let update = format!(
+        "UPDATE signaling_tickets SET used_at = $1 WHERE token_hash IN ({}) AND used_at IS NULL AND expires_at > $1
+         RETURNING token_hash",
+        batch::list(hashes.len(), 2)
+    );
+    let mut q = sqlx::query_as::<_, (String,)>(&update).bind(ts(now));
+    for h in hashes {
+        q = q.bind(h);
+    }
+    let turn = db.write_turn().await;
+    let used: Vec<(String,)> = q.fetch_all(&db.pool).await?;
+    drop(turn);
+    let mut admitted: HashMap<String, Redeemed> = HashMap::new();
+    if !used.is_empty() {
+        let select = format!(
+            "SELECT t.token_hash, t.consultation_id, t.user_id, u.display_name, t.room_role, p.role
+               FROM signaling_tickets t JOIN users u ON u.id = t.user_id AND u.active = 1
+               LEFT JOIN consultation_participants p
+                 ON p.consultation_id = t.consultation_id AND p.user_id = t.user_id AND p.status <> 'declined'
+              WHERE t.token_hash IN ({})",
+            batch::list(used.len(), 1)
+        );
+        let mut q = sqlx::query_as::<_, (String, String, String, String, String, Option<String>)>(&select);
+        for (h,) in &used {
+            q = q.bind(h);
+        }
+        for (h, consultation_id, user_id, display_name, room_role, participant) in q.fetch_all(&db.pool).await? {
+            let r = match participant {
+                Some(_) => Redeemed::Admitted(Ticket { consultation_id, user_id, display_name, room_role }),
+                None => Redeemed::NotParticipant,
+            };
+            admitted.insert(h, r);
+        }
+    }
+    Ok(hashes.iter().map(|h| admitted.remove(h).unwrap_or(Redeemed::Invalid)).collect())
 }
 
 /// Deletes tickets that expired more than an hour ago (they can no longer be used).

@@ -7,7 +7,7 @@
 use super::hub::{Outbound, Outbox};
 use super::protocol::{close, ClientMessage, ErrorCode, RoomRole, ServerMessage, PROTOCOL_VERSION};
 use super::room::Joiner;
-use super::tickets::{self, Ticket};
+use super::tickets::{self, Redeemed, Ticket};
 use crate::api::Query;
 use crate::app::AppState;
 use crate::auth::ClientAddr;
@@ -92,15 +92,12 @@ async fn admit(state: &AppState, params: RtcParams) -> Admission {
     let Some(ticket) = params.ticket else {
         return Admission::Refuse(close::TICKET_INVALID, "a ticket is required");
     };
-    match tickets::redeem(&state.db, &ticket, Utc::now()).await {
-        Ok(Some(t)) => {
-            match crate::consultations::store::participant_role(&state.db, &t.consultation_id, &t.user_id).await {
-                Ok(Some(_)) => Admission::Join(t),
-                Ok(None) => Admission::Refuse(close::NOT_A_PARTICIPANT, "not a participant of this consultation"),
-                Err(_) => Admission::Refuse(close::GOING_AWAY, "try again"),
-            }
+    match state.signaling.tickets.redeem(&ticket).await {
+        Ok(Redeemed::Admitted(t)) => Admission::Join(t),
+        Ok(Redeemed::NotParticipant) => {
+            Admission::Refuse(close::NOT_A_PARTICIPANT, "not a participant of this consultation")
         }
-        Ok(None) => Admission::Refuse(close::TICKET_INVALID, "the ticket is unknown, expired or used"),
+        Ok(Redeemed::Invalid) => Admission::Refuse(close::TICKET_INVALID, "the ticket is unknown, expired or used"),
         Err(_) => Admission::Refuse(close::GOING_AWAY, "try again"),
     }
 }
