@@ -157,11 +157,13 @@ pub async fn book_slot(
         .map_err(slot_error)?;
 
     // One round trip for the three refusals that depend on other appointments and on the
-    // expert's acceptance (each statement is a hop to SQLite's worker thread while the
+    // expert's acceptance. An attended appointment keeps its time, for the patient as for the
+    // expert (a call that ended before its slot must not free the slot for a second booking
+    // of the same patient: the day replayer's no-double-booking check found that) (each statement is a hop to SQLite's worker thread while the
     // writer turn is held).
     let (patient_busy, already, expert_assigned): (i64, i64, i64) = sqlx::query_as(
         "SELECT
-            (SELECT COUNT(*) FROM appointments WHERE patient_id = $1 AND status = 'booked' AND start_at < $2 AND end_at > $3 AND id <> $4),
+            (SELECT COUNT(*) FROM appointments WHERE patient_id = $1 AND status IN ('booked', 'attended') AND start_at < $2 AND end_at > $3 AND id <> $4),
             (SELECT COUNT(*) FROM appointments WHERE consultation_id = $5 AND status = 'booked' AND id <> $4),
             (SELECT COUNT(*) FROM consultation_participants WHERE consultation_id = $5 AND user_id = $6 AND role = 'expert' AND status IN ('accepted', 'active'))",
     )
