@@ -30,14 +30,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        if !is_json_content_type(req.headers()) {
-            return Err(ApiError::json_content_type_required());
-        }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::from(axum::extract::rejection::JsonRejection::from(e)))?;
-        Self::from_bytes(&bytes)
+        Self::from_bytes(&json_body(req, state).await?)
     }
+}
+
+/// The bytes of a body declared as JSON (415 otherwise), within the body limit.
+async fn json_body<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Bytes> {
+    if !is_json_content_type(req.headers()) {
+        return Err(ApiError::json_content_type_required());
+    }
+    Bytes::from_request(req, state).await.map_err(|e| ApiError::from(axum::extract::rejection::JsonRejection::from(e)))
 }
 
 impl<T: DeserializeOwned> Json<T> {
@@ -77,13 +79,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBatch<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        if !is_json_content_type(req.headers()) {
-            return Err(ApiError::json_content_type_required());
-        }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::from(axum::extract::rejection::JsonRejection::from(e)))?;
-        Self::from_bytes(&bytes)
+        Self::from_bytes(&json_body(req, state).await?)
     }
 }
 
