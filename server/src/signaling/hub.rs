@@ -698,7 +698,9 @@ async fn record(db: Db, mut rx: mpsc::Receiver<Record>) {
 }
 
 async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::error::ApiError> {
-    let mut tx = db.pool.begin().await?;
+    // The writer turn like every other write transaction (nothing below takes it again
+    // before the commit releases it).
+    let mut tx = db.begin_write().await?;
     let mut starts = Vec::new();
     let mut ends = Vec::new();
     let mut audits = Vec::new();
