@@ -6,28 +6,15 @@ mod common;
 use common::TestApp;
 use serde_json::{json, Value};
 
-async fn ecg_review_for_wang(app: &TestApp, li: &str) -> String {
-    let wang = app.user_id("dr.wang").await;
-    let (_, me) = app.get("/api/v1/me", &app.login("patient.zhang").await).await;
-    let (status, c) = app
-        .post(
-            "/api/v1/consultations",
-            li,
-            &json!({
-                "patient_id": me["patient_id"], "reason": "心电图判读", "specialty": "cardiology", "min_title": "attending",
-                "urgency": "routine", "mode": "ecg_review", "addressee": {"kind": "expert", "expert_id": wang},
-                "consent": {"given_by": "guardian", "guardian_name": "张伟", "method": "recorded_verbal", "at": "2026-11-22T09:00:00+08:00"}
-            }),
-        )
-        .await;
-    assert_eq!(status, 201, "{c}");
-    c["id"].as_str().unwrap().to_string()
+async fn ecg_review_for_wang(app: &TestApp) -> String {
+    let consent = json!({"given_by": "guardian", "guardian_name": "张伟", "method": "recorded_verbal", "at": "2026-11-22T09:00:00+08:00"});
+    app.consultation().reason("心电图判读").urgency("routine").mode("ecg_review").consent(consent).requested().await
 }
 
 async fn signed_opinions_are_frozen_and_amended_in_versions(app: &TestApp) {
     let li = app.login("dr.li").await;
     let wang = app.login("dr.wang").await;
-    let id = ecg_review_for_wang(app, &li).await;
+    let id = ecg_review_for_wang(app).await;
     // Not yet accepted: dr.wang cannot write the opinion.
     let draft =
         json!({"findings": "窦性心律，心率 72 次/分", "impression": "正常心电图", "recommendations": "继续降压治疗"});
@@ -95,7 +82,7 @@ db_test!(signed_opinions_are_frozen_and_amended_in_versions);
 async fn referrals_follow_up_and_the_whole_record(app: &TestApp) {
     let li = app.login("dr.li").await;
     let wang = app.login("dr.wang").await;
-    let id = ecg_review_for_wang(app, &li).await;
+    let id = ecg_review_for_wang(app).await;
     app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
     let (_, c) = app.get(&format!("/api/v1/consultations/{id}"), &li).await;
     let patient = c["patient_id"].as_str().unwrap().to_string();
