@@ -242,7 +242,7 @@ db_test!(who_may_write_and_read_readings_and_the_timeline);
 /// A second request for patient.zhang from dr.li, to dr.chen (radiology): dr.wang takes no part.
 async fn other_consultation_for_zhang(app: &TestApp) -> String {
     let request = app.consultation().reason("胸片复查").specialty("radiology").urgency("routine");
-    request.mode("imaging_review").to_expert("dr.chen").requested().await
+    request.mode("imaging_review").addressed_to("dr.chen").requested().await
 }
 
 async fn worklist(app: &TestApp, token: &str, status: &str) -> Vec<Value> {

@@ -3,7 +3,7 @@
 //! expert, then accepted and booked into one of the expert's free slots.
 //!
 //! ```ignore
-//! let c = app.consultation().mode("ecg_review").to_expert("dr.chen").accepted().await;
+//! let c = app.consultation().mode("ecg_review").addressed_to("dr.chen").accepted().await;
 //! let (id, start) = app.consultation().booked().await;
 //! ```
 
@@ -65,7 +65,7 @@ impl ConsultationBuilder<'_> {
     }
 
     /// The expert the request is addressed to (a demo username).
-    pub fn to_expert(mut self, username: &str) -> Self {
+    pub fn addressed_to(mut self, username: &str) -> Self {
         self.expert = username.into();
         self
     }
