@@ -10,6 +10,7 @@ pub mod throttle;
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
@@ -134,7 +135,7 @@ impl FromRequestParts<AppState> for AuthUser {
         if !jwt::scope_allows(&claims.scope, parts.uri.path()) {
             return Err(ApiError::new(
                 axum::http::StatusCode::FORBIDDEN,
-                "outside_token_scope",
+                ErrorCode::OutsideTokenScope,
                 "Outside the token's scope",
                 "this access was handed out for one consultation only (a kiosk check-in); sign in for anything else",
             ));

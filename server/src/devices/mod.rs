@@ -16,6 +16,7 @@ use crate::auth::throttle::{Key, Verdict};
 use crate::auth::{AuthUser, ClientAddr, Role};
 use crate::db::{new_id, now_ts, ts, Db, Id};
 use crate::directory::policy::Manager;
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -133,14 +134,14 @@ pub fn last_seen_due(last_seen_at: Option<&str>, now: chrono::DateTime<chrono::U
 fn device_revoked() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
-        "device_revoked",
+        ErrorCode::DeviceRevoked,
         "Device revoked",
         "this device's token has been revoked; ask the clinic's administrator for a new one",
     )
 }
 
 fn device_token_required(detail: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "device_token_required", "Device token required", detail)
+    ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::DeviceTokenRequired, "Device token required", detail)
 }
 
 #[derive(sqlx::FromRow)]

@@ -15,6 +15,7 @@ use crate::api::{Path, Query, Routes};
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::db::Id;
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use crate::files::routes::{read_all, MAX_RENDER_BYTES};
 use crate::files::{access, ingest, new_file_key, storage_error, ConsultationAccess, Intake};
@@ -513,8 +514,9 @@ async fn load_instance(
 
 fn frame_list(raw: &str) -> ApiResult<Vec<u32>> {
     let list: Option<Vec<u32>> = raw.split(',').map(|f| f.trim().parse::<u32>().ok().filter(|n| *n >= 1)).collect();
-    list.filter(|l| !l.is_empty() && l.len() <= 10_000)
-        .ok_or_else(|| ApiError::bad_request("invalid_frames", "frames are a comma-separated list of numbers from 1"))
+    list.filter(|l| !l.is_empty() && l.len() <= 10_000).ok_or_else(|| {
+        ApiError::bad_request(ErrorCode::InvalidFrames, "frames are a comma-separated list of numbers from 1")
+    })
 }
 
 async fn frames(
@@ -553,7 +555,7 @@ fn rendered_window(params: &[(String, String)]) -> ApiResult<Window> {
             let mut it = v.split(',').map(|s| s.trim().parse::<f64>());
             match (it.next(), it.next()) {
                 (Some(Ok(center)), Some(Ok(width))) => Ok(Window::from_query(None, Some(center), Some(width))?),
-                _ => Err(ApiError::bad_request("invalid_rendering", "window is center,width[,function]")),
+                _ => Err(ApiError::bad_request(ErrorCode::InvalidRendering, "window is center,width[,function]")),
             }
         }
     }
@@ -708,7 +710,7 @@ async fn store_into(
     let boundary = multipart::boundary(content_type).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "Unsupported media type",
             "STOW-RS takes multipart/related; type=\"application/dicom\" with a boundary",
         )
@@ -716,7 +718,7 @@ async fn store_into(
     if multipart::related_type(content_type).is_some_and(|t| t != "application/dicom") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "Unsupported media type",
             "only application/dicom parts are stored",
         ));
@@ -731,8 +733,8 @@ async fn store_into(
     let mut warnings = Vec::new();
     let mut part_no = 0usize;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request("upload_interrupted", e.to_string()))?;
-        let events = reader.feed(&chunk).map_err(|m| ApiError::bad_request("malformed_multipart", m))?;
+        let chunk = chunk.map_err(|e| ApiError::bad_request(ErrorCode::UploadInterrupted, e.to_string()))?;
+        let events = reader.feed(&chunk).map_err(|m| ApiError::bad_request(ErrorCode::MalformedMultipart, m))?;
         for event in events {
             match event {
                 Event::Part(part_headers) => {
@@ -820,7 +822,10 @@ async fn store_into(
         writer.abort().await;
     }
     if !reader.is_done() && stored.is_empty() && failed.is_empty() {
-        return Err(ApiError::bad_request("malformed_multipart", "no complete part with a closing boundary was found"));
+        return Err(ApiError::bad_request(
+            ErrorCode::MalformedMultipart,
+            "no complete part with a closing boundary was found",
+        ));
     }
     let mut m = Map::new();
     if !failed.is_empty() {

@@ -6,6 +6,7 @@ use crate::api::{Json, Path, Query, Routes};
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::db::{now_ts, Id};
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
 use serde::Deserialize;
@@ -36,7 +37,7 @@ async fn parse_and_analyse(
     })
     .await
     .map_err(ApiError::internal)?
-    .map_err(|e| ApiError::unprocessable("invalid_ecg", e.to_string()))
+    .map_err(|e| ApiError::unprocessable(ErrorCode::InvalidEcg, e.to_string()))
 }
 
 /// The computer-assisted pre-read of an uploaded ECG, computed when it is uploaded (a broken
@@ -78,7 +79,7 @@ async fn load(
     let mut conn = state.db.pool.acquire().await?;
     match store_measurements(&mut conn, file_id, &computed).await {
         Ok(()) => {}
-        Err(e) if e.code == "already_exists" => {}
+        Err(e) if e.code == ErrorCode::AlreadyExists => {}
         Err(e) => return Err(e),
     }
     Ok((record, computed))
@@ -92,7 +93,7 @@ async fn ecg(
 ) -> ApiResult<Json<super::EcgView>> {
     let (file, consultation) = crate::files::readable_file(&state, &user, &id).await?;
     if file.kind != "ecg" {
-        return Err(ApiError::unprocessable("not_an_ecg", "the file is not an ECG recording"));
+        return Err(ApiError::unprocessable(ErrorCode::NotAnEcg, "the file is not an ECG recording"));
     }
     crate::audit::event(&user, "read", "file", &id)
         .patient(&consultation.patient_id)

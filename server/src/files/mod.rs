@@ -20,6 +20,7 @@ pub mod tus;
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::db::{new_id, now_ts, Db};
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use classify::Kind;
 use serde::Serialize;
@@ -200,7 +201,7 @@ pub fn hex(digest: &[u8]) -> String {
 pub fn unsupported_kind() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_file_type",
+        ErrorCode::UnsupportedFileType,
         "Unsupported file type",
         "the content is not one of the accepted kinds: DICOM, PDF, JPEG, PNG, or an ECG \
          (DICOM waveform, HL7 aECG XML, WFDB record, the documented CSV layout)",
@@ -257,8 +258,8 @@ async fn ingest_inner(
         } else {
             storage.read_head(&stored.key, DICOM_HEAD_BYTES).await.map_err(storage_error)?
         };
-        let info =
-            crate::dicom::parse_info(&bytes).map_err(|e| ApiError::unprocessable("invalid_dicom", e.to_string()))?;
+        let info = crate::dicom::parse_info(&bytes)
+            .map_err(|e| ApiError::unprocessable(ErrorCode::InvalidDicom, e.to_string()))?;
         if info.is_waveform() {
             kind = Kind::Ecg(crate::ecg::EcgFormat::DicomWaveform);
         }

@@ -8,6 +8,7 @@ use crate::api::{Json, Path, Query, Routes};
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::db::Id;
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use axum::body::Body;
 use axum::extract::State;
@@ -42,7 +43,7 @@ pub fn routes() -> Routes {
 pub fn payload_too_large(max: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        ErrorCode::PayloadTooLarge,
         "Payload too large",
         format!("files larger than {max} bytes are not accepted"),
     )
@@ -82,7 +83,10 @@ pub async fn store_body(state: &AppState, key: &str, body: Body, max: u64) -> Ap
             Ok(c) => c,
             Err(e) => {
                 writer.abort().await;
-                return Err(ApiError::bad_request("upload_interrupted", format!("the body could not be read: {e}")));
+                return Err(ApiError::bad_request(
+                    ErrorCode::UploadInterrupted,
+                    format!("the body could not be read: {e}"),
+                ));
             }
         };
         if writer.written() + chunk.len() as u64 > max {
@@ -117,7 +121,7 @@ async fn upload(
     let stored = store_body(&state, &key, body, max).await?;
     if stored.size == 0 {
         let _ = state.files.storage.delete(&key).await;
-        return Err(ApiError::unprocessable("empty_file", "the uploaded file is empty"));
+        return Err(ApiError::unprocessable(ErrorCode::EmptyFile, "the uploaded file is empty"));
     }
     let file = ingest(&state, &user, &consultation, &file_id, &name, stored).await?;
     Ok((StatusCode::CREATED, Json(file)))
@@ -179,7 +183,7 @@ async fn download(
         RangeRequest::Unsatisfiable => {
             let mut resp = ApiError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
+                ErrorCode::RangeNotSatisfiable,
                 "Range not satisfiable",
                 format!("the file has {size} bytes"),
             )
@@ -239,13 +243,12 @@ async fn rendered(
     use crate::dicom::render::{render, Format, Window};
     let (file, consultation) = readable_file(&state, &user, &file_id).await?;
     if file.content_type != "application/dicom" {
-        return Err(ApiError::unprocessable("not_an_image", "only DICOM files are rendered"));
+        return Err(ApiError::unprocessable(ErrorCode::NotAnImage, "only DICOM files are rendered"));
     }
     let format = match q.format.as_deref() {
         None => Format::Png,
-        Some(f) => {
-            Format::parse(f).ok_or_else(|| ApiError::bad_request("invalid_rendering", "format is png or jpeg"))?
-        }
+        Some(f) => Format::parse(f)
+            .ok_or_else(|| ApiError::bad_request(ErrorCode::InvalidRendering, "format is png or jpeg"))?,
     };
     let window = Window::from_query(q.preset.as_deref(), q.wc, q.ww)?;
     crate::audit::event(&user, "read", "file", &file_id)

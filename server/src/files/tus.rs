@@ -16,6 +16,7 @@ use crate::api::{Path, Routes};
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::db::{new_id, now_ts, parse_ts, ts, Id};
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use axum::body::Body;
 use axum::extract::State;
@@ -139,25 +140,24 @@ impl ChunkHasher {
 /// `Upload-Checksum: <algorithm> <base64 digest>` with `sha256` or `sha1`; other algorithms
 /// are refused with 400, as the checksum extension requires.
 pub fn parse_checksum(raw: &str) -> Result<Checksum, ApiError> {
-    let (algorithm, value) = raw
-        .trim()
-        .split_once(' ')
-        .ok_or_else(|| ApiError::bad_request("invalid_checksum", "Upload-Checksum is `<algorithm> <base64 digest>`"))?;
+    let (algorithm, value) = raw.trim().split_once(' ').ok_or_else(|| {
+        ApiError::bad_request(ErrorCode::InvalidChecksum, "Upload-Checksum is `<algorithm> <base64 digest>`")
+    })?;
     let bytes = |len: usize| -> Result<Vec<u8>, ApiError> {
         let d = base64::engine::general_purpose::STANDARD
             .decode(value.trim())
-            .map_err(|_| ApiError::bad_request("invalid_checksum", "the checksum is not base64"))?;
+            .map_err(|_| ApiError::bad_request(ErrorCode::InvalidChecksum, "the checksum is not base64"))?;
         if d.len() == len {
             Ok(d)
         } else {
-            Err(ApiError::bad_request("invalid_checksum", format!("a {algorithm} digest has {len} bytes")))
+            Err(ApiError::bad_request(ErrorCode::InvalidChecksum, format!("a {algorithm} digest has {len} bytes")))
         }
     };
     match algorithm.to_ascii_lowercase().as_str() {
         "sha256" => Ok(Checksum::Sha256(bytes(32)?)),
         "sha1" => Ok(Checksum::Sha1(bytes(20)?)),
         _ => Err(ApiError::bad_request(
-            "checksum_algorithm_unsupported",
+            ErrorCode::ChecksumAlgorithmUnsupported,
             format!("checksum algorithm {algorithm:?} is not supported; use one of {CHECKSUM_ALGORITHMS}"),
         )),
     }
@@ -214,7 +214,7 @@ fn require_tus(headers: &HeaderMap) -> ApiResult<()> {
         Some(TUS_VERSION) => Ok(()),
         _ => Err(ApiError::new(
             StatusCode::PRECONDITION_FAILED,
-            "tus_version_unsupported",
+            ErrorCode::TusVersionUnsupported,
             "Unsupported tus version",
             format!("send Tus-Resumable: {TUS_VERSION}"),
         )),
@@ -224,11 +224,9 @@ fn require_tus(headers: &HeaderMap) -> ApiResult<()> {
 fn header_u64(headers: &HeaderMap, name: &str) -> ApiResult<Option<u64>> {
     match headers.get(name) {
         None => Ok(None),
-        Some(v) => {
-            v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).map(Some).ok_or_else(|| {
-                ApiError::bad_request("invalid_header", format!("{name} must be a non-negative integer"))
-            })
-        }
+        Some(v) => v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).map(Some).ok_or_else(|| {
+            ApiError::bad_request(ErrorCode::InvalidHeader, format!("{name} must be a non-negative integer"))
+        }),
     }
 }
 
@@ -274,7 +272,7 @@ async fn load(state: &AppState, consultation_id: &str, upload_id: &str) -> ApiRe
 }
 
 fn gone() -> ApiError {
-    ApiError::new(StatusCode::GONE, "upload_expired", "Upload expired", "the upload expired; start a new one")
+    ApiError::new(StatusCode::GONE, ErrorCode::UploadExpired, "Upload expired", "the upload expired; start a new one")
 }
 
 async fn create(
@@ -288,19 +286,20 @@ async fn create(
             require_tus(&headers)?;
             let consultation = access(&state.db, &user, &consultation_id).await?;
             if headers.contains_key("upload-defer-length") {
-                return Err(ApiError::bad_request("length_required", "deferred lengths are not supported"));
+                return Err(ApiError::bad_request(ErrorCode::LengthRequired, "deferred lengths are not supported"));
             }
             let length = header_u64(&headers, "upload-length")?
-                .ok_or_else(|| ApiError::bad_request("length_required", "Upload-Length is required"))?;
+                .ok_or_else(|| ApiError::bad_request(ErrorCode::LengthRequired, "Upload-Length is required"))?;
             if length > state.files.max_upload_bytes {
                 return Err(payload_too_large(state.files.max_upload_bytes));
             }
             if length == 0 {
-                return Err(ApiError::unprocessable("empty_file", "the uploaded file is empty"));
+                return Err(ApiError::unprocessable(ErrorCode::EmptyFile, "the uploaded file is empty"));
             }
             state.files.check_room(length)?;
             let raw_metadata = headers.get("upload-metadata").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-            let metadata = parse_metadata(&raw_metadata).map_err(|m| ApiError::bad_request("invalid_metadata", m))?;
+            let metadata =
+                parse_metadata(&raw_metadata).map_err(|m| ApiError::bad_request(ErrorCode::InvalidMetadata, m))?;
             let name =
                 metadata.iter().find(|(k, _)| k == "filename" || k == "name").map(|(_, v)| v.as_str()).unwrap_or("");
             let name = super::classify::sanitize_filename(name);
@@ -388,19 +387,19 @@ async fn patch_inner(
     if content_type != "application/offset+octet-stream" {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "Unsupported media type",
             "PATCH bodies are Content-Type: application/offset+octet-stream",
         ));
     }
     let offset = header_u64(headers, "upload-offset")?
-        .ok_or_else(|| ApiError::bad_request("offset_required", "Upload-Offset is required"))?;
+        .ok_or_else(|| ApiError::bad_request(ErrorCode::OffsetRequired, "Upload-Offset is required"))?;
     let checksum = headers.get("upload-checksum").and_then(|v| v.to_str().ok()).map(parse_checksum).transpose()?;
     let consultation = access(&state.db, user, consultation_id).await?;
     let row = load(state, consultation_id, upload_id).await?;
     if row.state != "open" || offset != row.upload_offset as u64 {
         return Err(ApiError::conflict(
-            "offset_mismatch",
+            ErrorCode::OffsetMismatch,
             format!("the upload is at offset {} ({}), not {offset}", row.upload_offset, row.state),
         ));
     }
@@ -424,7 +423,7 @@ async fn patch_inner(
             writer.abort().await;
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "exceeds_upload_length",
+                ErrorCode::ExceedsUploadLength,
                 "Payload too large",
                 format!("the upload is {length} bytes long"),
             ));
@@ -445,11 +444,11 @@ async fn patch_inner(
         if !verified {
             writer.abort().await;
             if interrupted.is_some() {
-                return Err(ApiError::bad_request("upload_interrupted", "the chunk was cut short; resend it"));
+                return Err(ApiError::bad_request(ErrorCode::UploadInterrupted, "the chunk was cut short; resend it"));
             }
             return Err(ApiError::new(
                 StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
-                "checksum_mismatch",
+                ErrorCode::ChecksumMismatch,
                 "Checksum mismatch",
                 "the chunk's SHA-256 does not match Upload-Checksum; resend it",
             ));
@@ -477,7 +476,7 @@ async fn patch_inner(
     .rows_affected();
     if updated == 0 {
         let _ = files.storage.delete(&key).await;
-        return Err(ApiError::conflict("offset_mismatch", "another request moved the upload's offset"));
+        return Err(ApiError::conflict(ErrorCode::OffsetMismatch, "another request moved the upload's offset"));
     }
     match running {
         Some(h) => files.put_hasher(upload_id, new_offset, h),
@@ -490,7 +489,10 @@ async fn patch_inner(
         .await?;
     if let Some(reason) = interrupted {
         tracing::info!(upload = upload_id, offset = new_offset, %reason, "upload interrupted; kept what arrived");
-        return Err(ApiError::bad_request("upload_interrupted", "the body was cut short; resume from Upload-Offset"));
+        return Err(ApiError::bad_request(
+            ErrorCode::UploadInterrupted,
+            "the body was cut short; resume from Upload-Offset",
+        ));
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
     if new_offset == length {
@@ -518,7 +520,7 @@ async fn complete(
             .await?
             .rows_affected();
     if claimed == 0 {
-        return Err(ApiError::conflict("upload_completing", "the upload is already being completed"));
+        return Err(ApiError::conflict(ErrorCode::UploadCompleting, "the upload is already being completed"));
     }
     let result = assemble_and_ingest(state, user, consultation, row).await;
     let (final_state, file_id) = match &result {
@@ -611,7 +613,7 @@ async fn terminate(
             .await?
             .rows_affected();
             if done == 0 {
-                return Err(ApiError::conflict("upload_completed", "a completed upload is a file and is kept"));
+                return Err(ApiError::conflict(ErrorCode::UploadCompleted, "a completed upload is a file and is kept"));
             }
             remove_parts(&state, &upload_id).await;
             crate::audit::event(&user, "delete", "upload", &upload_id)
@@ -724,9 +726,9 @@ mod tests {
         let mut h = checksum.hasher();
         h.update(b"hellO");
         assert!(!h.matches(&checksum));
-        assert_eq!(parse_checksum("md5 abc").unwrap_err().code, "checksum_algorithm_unsupported");
-        assert_eq!(parse_checksum("sha256 AAAA").unwrap_err().code, "invalid_checksum");
-        assert_eq!(parse_checksum("sha256").unwrap_err().code, "invalid_checksum");
+        assert_eq!(parse_checksum("md5 abc").unwrap_err().code, ErrorCode::ChecksumAlgorithmUnsupported);
+        assert_eq!(parse_checksum("sha256 AAAA").unwrap_err().code, ErrorCode::InvalidChecksum);
+        assert_eq!(parse_checksum("sha256").unwrap_err().code, ErrorCode::InvalidChecksum);
     }
 
     #[test]

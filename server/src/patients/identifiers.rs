@@ -12,6 +12,7 @@ use crate::app::AppState;
 use crate::audit::{self, Outcome};
 use crate::auth::AuthUser;
 use crate::db::{new_id, now_ts, Db};
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -221,7 +222,7 @@ pub fn check(n: &NewIdentifier, parser: &dyn health_card::CardPayloadParser, fie
 
 fn in_use_conflict(c: &Checked) -> ApiError {
     ApiError::conflict(
-        "identifier_in_use",
+        ErrorCode::IdentifierInUse,
         format!("this {} number of {} is already recorded for a patient", c.kind.as_str().replace('_', " "), c.issuer),
     )
 }

@@ -9,6 +9,7 @@ use crate::auth::AuthUser;
 use crate::consultations::state::{Action, Mode, State as CState};
 use crate::consultations::store::{self, ConsultationCore};
 use crate::db::{new_id, now_ts, Id};
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::{self, Notice};
 use axum::extract::State;
@@ -193,7 +194,7 @@ pub async fn save_draft(
         }
         Some(_) => {
             return Err(ApiError::conflict(
-                "already_signed",
+                ErrorCode::AlreadySigned,
                 "the opinion is signed and can no longer be edited; amend it instead",
             ));
         }
@@ -290,7 +291,7 @@ async fn freeze(
         .await?
         .rows_affected();
         if done == 0 {
-            return Err(ApiError::conflict("already_signed", "the opinion is already signed"));
+            return Err(ApiError::conflict(ErrorCode::AlreadySigned, "the opinion is already signed"));
         }
     }
     // Who completes the consultation: the single expert's opinion, or an MDT's joint conclusion.
@@ -342,8 +343,10 @@ pub async fn sign(
     let kind = kind_of(b.joint);
     let o = match latest(&state, &id, &user.id, kind).await? {
         Some(o) if o.status == "draft" => o,
-        Some(_) => return Err(ApiError::conflict("already_signed", "the opinion is already signed; amend it instead")),
-        None => return Err(ApiError::conflict("no_draft", "save a draft opinion before signing it")),
+        Some(_) => {
+            return Err(ApiError::conflict(ErrorCode::AlreadySigned, "the opinion is already signed; amend it instead"))
+        }
+        None => return Err(ApiError::conflict(ErrorCode::NoDraft, "save a draft opinion before signing it")),
     };
     if o.impression.trim().is_empty() {
         return Err(ApiError::validation("impression", "an opinion is signed with an impression"));
@@ -384,7 +387,10 @@ pub async fn amend(
         .map_err(|e| ApiError::validation("reason", e.to_string()))?;
     let kind = kind_of(b.joint);
     let Some(prev) = latest(&state, &id, &user.id, kind).await?.filter(|o| o.status == "signed") else {
-        return Err(ApiError::conflict("not_signed", "only a signed opinion is amended; edit the draft instead"));
+        return Err(ApiError::conflict(
+            ErrorCode::NotSigned,
+            "only a signed opinion is amended; edit the draft instead",
+        ));
     };
     let who = signer(&state, &user).await?;
     let mut tx = state.db.begin_write().await?;
@@ -397,7 +403,7 @@ pub async fn amend(
             .await?
             .rows_affected();
     if superseded == 0 {
-        return Err(ApiError::conflict("already_amended", "the opinion was amended meanwhile"));
+        return Err(ApiError::conflict(ErrorCode::AlreadyAmended, "the opinion was amended meanwhile"));
     }
     let next = Opinion {
         id: new_id(),

@@ -14,6 +14,7 @@ use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
 use crate::consultations::state::{Reason, Urgency};
 use crate::db::{new_id, now_ts, ts, Id};
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::{self, Notice};
 use axum::extract::State;
@@ -412,7 +413,7 @@ async fn act(
         _ => None,
     };
     let to = next_status(&r.status, action).ok_or_else(|| {
-        ApiError::conflict("invalid_transition", format!("cannot {action} a referral that is {}", r.status))
+        ApiError::conflict(ErrorCode::InvalidTransition, format!("cannot {action} a referral that is {}", r.status))
     })?;
     let now = now_ts();
     let mut tx = state.db.begin_write().await?;
@@ -426,7 +427,7 @@ async fn act(
         .await?
         .rows_affected();
     if done == 0 {
-        return Err(ApiError::conflict("invalid_transition", "the referral changed meanwhile"));
+        return Err(ApiError::conflict(ErrorCode::InvalidTransition, "the referral changed meanwhile"));
     }
     sqlx::query("INSERT INTO referral_events (id, referral_id, from_status, to_status, actor_id, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
         .bind(new_id())
@@ -513,7 +514,10 @@ pub async fn assign(
         return Err(ApiError::forbidden("the receiving organisation's desk assigns referrals"));
     }
     if !matches!(r.status.as_str(), "requested" | "accepted") {
-        return Err(ApiError::conflict("invalid_transition", format!("cannot assign a referral that is {}", r.status)));
+        return Err(ApiError::conflict(
+            ErrorCode::InvalidTransition,
+            format!("cannot assign a referral that is {}", r.status),
+        ));
     }
     let clinician: Option<(String,)> = sqlx::query_as(
         "SELECT id FROM users WHERE id = $1 AND organisation_id = $2 AND active = 1 AND role IN ('expert', 'community_doctor')",

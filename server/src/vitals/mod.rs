@@ -22,6 +22,7 @@ use crate::app::AppState;
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::auth::{AuthUser, Role};
 use crate::db::{new_id, ts, Id};
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult, FieldError};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -318,11 +319,11 @@ fn field_name(array: bool, index: usize, field: &str) -> String {
 
 /// 422 listing every refused field of every reading; its code is the first problem's
 /// (`implausible_value`, `measured_at_out_of_range` or `validation_failed`).
-fn refused(problems: Vec<(String, &'static str, String)>) -> ApiError {
-    let code = problems.first().map(|p| p.1).unwrap_or("validation_failed");
+fn refused(problems: Vec<(String, ErrorCode, String)>) -> ApiError {
+    let code = problems.first().map(|p| p.1).unwrap_or(ErrorCode::ValidationFailed);
     let title = match code {
-        "implausible_value" => "Implausible value",
-        "measured_at_out_of_range" => "Measured at an impossible time",
+        ErrorCode::ImplausibleValue => "Implausible value",
+        ErrorCode::MeasuredAtOutOfRange => "Measured at an impossible time",
         _ => "Validation failed",
     };
     let detail = problems.iter().map(|(f, _, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; ");
@@ -414,7 +415,7 @@ pub async fn ingest(
             if !allowed {
                 problems.push((
                     field_name(array, i, "consultation_id"),
-                    "validation_failed",
+                    ErrorCode::ValidationFailed,
                     "no consultation of this patient that you take part in has this id".to_string(),
                 ));
             }
@@ -423,7 +424,7 @@ pub async fn ingest(
             if !known_files.contains(f) {
                 problems.push((
                     field_name(array, i, "ecg_file_id"),
-                    "validation_failed",
+                    ErrorCode::ValidationFailed,
                     "no ECG file of this patient's consultations has this id".to_string(),
                 ));
             }

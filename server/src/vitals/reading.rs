@@ -8,6 +8,7 @@
 //! [`MAX_AGE_DAYS`] with `measured_at_out_of_range`; anything else malformed with
 //! `validation_failed`.
 
+use crate::error::ErrorCode;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -205,11 +206,11 @@ pub struct Reading {
 pub struct Problem {
     pub field: &'static str,
     /// `implausible_value`, `measured_at_out_of_range` or `validation_failed`.
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
-fn problem(field: &'static str, code: &'static str, message: impl Into<String>) -> Problem {
+fn problem(field: &'static str, code: ErrorCode, message: impl Into<String>) -> Problem {
     Problem { field, code, message: message.into() }
 }
 
@@ -230,13 +231,13 @@ fn in_range(
     unit: &str,
 ) -> Option<f64> {
     if !value.is_finite() {
-        problems.push(problem(field, "validation_failed", "must be a number"));
+        problems.push(problem(field, ErrorCode::ValidationFailed, "must be a number"));
         return None;
     }
     if !(lo..=hi).contains(&stored) {
         problems.push(problem(
             field,
-            "implausible_value",
+            ErrorCode::ImplausibleValue,
             format!(
                 "{value} {unit} cannot be measured on a living person: expected {} to {} {unit}",
                 round(to_sent(lo), 1),
@@ -263,7 +264,7 @@ fn either(
         (Some(_), Some(_)) => {
             problems.push(problem(
                 field_b,
-                "validation_failed",
+                ErrorCode::ValidationFailed,
                 format!("send either {field_a} or {field_b}, not both"),
             ));
             None
@@ -272,7 +273,7 @@ fn either(
         (None, Some(v)) => in_range(problems, field_b, v, round(v * b_to_a, places), range, |x| x / b_to_a, unit_b),
         (None, None) => {
             if required {
-                problems.push(problem(field_a, "validation_failed", format!("required (or {field_b})")));
+                problems.push(problem(field_a, ErrorCode::ValidationFailed, format!("required (or {field_b})")));
             }
             None
         }
@@ -283,25 +284,25 @@ fn either(
 pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>> {
     let mut p = Vec::new();
     if uuid::Uuid::try_parse(&r.client_id).is_err() {
-        p.push(problem("client_id", "validation_failed", "a UUID chosen by the device"));
+        p.push(problem("client_id", ErrorCode::ValidationFailed, "a UUID chosen by the device"));
     }
     let measured_at = r.measured_at.utc();
     if measured_at > now + Duration::seconds(FUTURE_SKEW_SECS) {
-        p.push(problem("measured_at", "measured_at_out_of_range", "lies in the future: check the device's clock"));
+        p.push(problem("measured_at", ErrorCode::MeasuredAtOutOfRange, "lies in the future: check the device's clock"));
     } else if measured_at < now - Duration::days(MAX_AGE_DAYS) {
         p.push(problem(
             "measured_at",
-            "measured_at_out_of_range",
+            ErrorCode::MeasuredAtOutOfRange,
             format!("more than {MAX_AGE_DAYS} days ago: check the device's clock"),
         ));
     }
     let device = r.device.as_deref().unwrap_or("").trim().to_string();
     if device.chars().count() > 100 {
-        p.push(problem("device", "validation_failed", "up to 100 characters"));
+        p.push(problem("device", ErrorCode::ValidationFailed, "up to 100 characters"));
     }
     if let Some(c) = &r.consultation_id {
         if uuid::Uuid::try_parse(c).is_err() {
-            p.push(problem("consultation_id", "validation_failed", "not a consultation id"));
+            p.push(problem("consultation_id", ErrorCode::ValidationFailed, "not a consultation id"));
         }
     }
     // Fields that belong to another kind.
@@ -323,7 +324,11 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
     ];
     for (field, is_there, kinds) in present {
         if is_there && !kinds.contains(&r.kind) {
-            p.push(problem(field, "validation_failed", format!("not a field of a {} reading", r.kind.as_str())));
+            p.push(problem(
+                field,
+                ErrorCode::ValidationFailed,
+                format!("not a field of a {} reading", r.kind.as_str()),
+            ));
         }
     }
     let mut v = Values::default();
@@ -351,7 +356,11 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
             if let (Some(s), Some(d)) = (v.systolic_mmhg, v.diastolic_mmhg) {
                 if d >= s {
                     let field = if r.diastolic_mmhg.is_some() { "diastolic_mmhg" } else { "diastolic_kpa" };
-                    p.push(problem(field, "implausible_value", "the diastolic pressure must be below the systolic"));
+                    p.push(problem(
+                        field,
+                        ErrorCode::ImplausibleValue,
+                        "the diastolic pressure must be below the systolic",
+                    ));
                 }
             }
             v.pulse_bpm = pulse(&mut p);
@@ -367,16 +376,18 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
             );
             match r.glucose_context {
                 Some(c) => v.glucose_context = Some(c),
-                None => {
-                    p.push(problem("glucose_context", "validation_failed", "required: fasting, postprandial or random"))
-                }
+                None => p.push(problem(
+                    "glucose_context",
+                    ErrorCode::ValidationFailed,
+                    "required: fasting, postprandial or random",
+                )),
             }
         }
         Kind::Spo2 => {
             v.spo2_pct = match r.spo2_pct {
                 Some(x) => in_range(&mut p, "spo2_pct", x, round(x, 0), limits::SPO2_PCT, |x| x, "%"),
                 None => {
-                    p.push(problem("spo2_pct", "validation_failed", "required"));
+                    p.push(problem("spo2_pct", ErrorCode::ValidationFailed, "required"));
                     None
                 }
             };
@@ -397,7 +408,7 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
                 (Some(_), Some(_)) => {
                     p.push(problem(
                         "temperature_f",
-                        "validation_failed",
+                        ErrorCode::ValidationFailed,
                         "send either temperature_c or temperature_f, not both",
                     ));
                     None
@@ -415,7 +426,7 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
                     "°F",
                 ),
                 (None, None) => {
-                    p.push(problem("temperature_c", "validation_failed", "required (or temperature_f)"));
+                    p.push(problem("temperature_c", ErrorCode::ValidationFailed, "required (or temperature_f)"));
                     None
                 }
             };
@@ -423,8 +434,12 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
         Kind::Ecg => {
             match r.ecg_file_id.as_deref().map(uuid::Uuid::try_parse) {
                 Some(Ok(id)) => v.ecg_file_id = Some(id.hyphenated().to_string()),
-                Some(Err(_)) => p.push(problem("ecg_file_id", "validation_failed", "not a file id")),
-                None => p.push(problem("ecg_file_id", "validation_failed", "required: the id of an uploaded ECG file")),
+                Some(Err(_)) => p.push(problem("ecg_file_id", ErrorCode::ValidationFailed, "not a file id")),
+                None => p.push(problem(
+                    "ecg_file_id",
+                    ErrorCode::ValidationFailed,
+                    "required: the id of an uploaded ECG file",
+                )),
             }
             v.pulse_bpm = pulse(&mut p);
         }
@@ -485,7 +500,7 @@ mod tests {
         parse(base)
     }
 
-    fn refused(r: &NewReading) -> Vec<(&'static str, &'static str)> {
+    fn refused(r: &NewReading) -> Vec<(&'static str, ErrorCode)> {
         check(r, now()).expect_err("refused").into_iter().map(|p| (p.field, p.code)).collect()
     }
 
@@ -508,7 +523,7 @@ mod tests {
         assert_eq!((r.values.systolic_mmhg, r.values.diastolic_mmhg), (Some(150.0), Some(90.0)));
         assert_eq!(
             refused(&bp(serde_json::json!({"systolic_kpa": 20.0, "systolic_mmhg": 150, "diastolic_mmhg": 90}))),
-            vec![("systolic_kpa", "validation_failed")]
+            vec![("systolic_kpa", ErrorCode::ValidationFailed)]
         );
     }
 
@@ -516,22 +531,22 @@ mod tests {
     fn impossible_pressures_are_refused_naming_the_field() {
         assert_eq!(
             refused(&bp(serde_json::json!({"systolic_mmhg": 520, "diastolic_mmhg": 96}))),
-            vec![("systolic_mmhg", "implausible_value")]
+            vec![("systolic_mmhg", ErrorCode::ImplausibleValue)]
         );
         assert_eq!(
             refused(&bp(serde_json::json!({"systolic_mmhg": 120, "diastolic_mmhg": 130}))),
-            vec![("diastolic_mmhg", "implausible_value")]
+            vec![("diastolic_mmhg", ErrorCode::ImplausibleValue)]
         );
         assert_eq!(
             refused(&bp(serde_json::json!({"systolic_mmhg": 120, "diastolic_mmhg": 80, "pulse_bpm": 0}))),
-            vec![("pulse_bpm", "implausible_value")]
+            vec![("pulse_bpm", ErrorCode::ImplausibleValue)]
         );
         assert_eq!(
             refused(&bp(serde_json::json!({"diastolic_mmhg": 80}))),
-            vec![("systolic_mmhg", "validation_failed")]
+            vec![("systolic_mmhg", ErrorCode::ValidationFailed)]
         );
         let e = check(&bp(serde_json::json!({"systolic_kpa": 50, "diastolic_kpa": 10})), now()).unwrap_err();
-        assert_eq!((e[0].field, e[0].code), ("systolic_kpa", "implausible_value"));
+        assert_eq!((e[0].field, e[0].code), ("systolic_kpa", ErrorCode::ImplausibleValue));
         assert!(e[0].message.contains("kPa"), "{}", e[0].message);
     }
 
@@ -548,7 +563,7 @@ mod tests {
         );
         assert_eq!(
             refused(&g),
-            vec![("glucose_mmol_l", "implausible_value"), ("glucose_context", "validation_failed")]
+            vec![("glucose_mmol_l", ErrorCode::ImplausibleValue), ("glucose_context", ErrorCode::ValidationFailed)]
         );
     }
 
@@ -564,19 +579,19 @@ mod tests {
         assert_eq!(t.values.temperature_c, Some(37.0));
         assert_eq!(
             refused(&base("temperature", serde_json::json!({"temperature_c": 52}))),
-            vec![("temperature_c", "implausible_value")]
+            vec![("temperature_c", ErrorCode::ImplausibleValue)]
         );
         let w = check(&base("weight", serde_json::json!({"weight_lb": 154.3})), now()).unwrap();
         assert_eq!(w.values.weight_kg, Some(70.0));
         assert_eq!(
             refused(&base("spo2", serde_json::json!({"spo2_pct": 101}))),
-            vec![("spo2_pct", "implausible_value")]
+            vec![("spo2_pct", ErrorCode::ImplausibleValue)]
         );
         assert_eq!(
             refused(&base("spo2", serde_json::json!({"spo2_pct": 97, "weight_kg": 60}))),
-            vec![("weight_kg", "validation_failed")]
+            vec![("weight_kg", ErrorCode::ValidationFailed)]
         );
-        assert_eq!(refused(&base("ecg", serde_json::json!({}))), vec![("ecg_file_id", "validation_failed")]);
+        assert_eq!(refused(&base("ecg", serde_json::json!({}))), vec![("ecg_file_id", ErrorCode::ValidationFailed)]);
     }
 
     #[test]
@@ -587,14 +602,14 @@ mod tests {
             r
         };
         assert!(check(&at("2026-12-01T10:04:00+08:00"), now()).is_ok(), "a few minutes of clock drift");
-        assert_eq!(refused(&at("2026-12-01T11:00:00+08:00")), vec![("measured_at", "measured_at_out_of_range")]);
-        assert_eq!(refused(&at("2000-01-01T00:00:00Z")), vec![("measured_at", "measured_at_out_of_range")]);
+        assert_eq!(refused(&at("2026-12-01T11:00:00+08:00")), vec![("measured_at", ErrorCode::MeasuredAtOutOfRange)]);
+        assert_eq!(refused(&at("2000-01-01T00:00:00Z")), vec![("measured_at", ErrorCode::MeasuredAtOutOfRange)]);
     }
 
     #[test]
     fn the_client_id_is_a_uuid() {
         let mut r = bp(serde_json::json!({"systolic_mmhg": 130, "diastolic_mmhg": 80}));
         r.client_id = "reading-1".into();
-        assert_eq!(refused(&r), vec![("client_id", "validation_failed")]);
+        assert_eq!(refused(&r), vec![("client_id", ErrorCode::ValidationFailed)]);
     }
 }

@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::audit;
 use crate::auth::{AuthUser, Role};
 use crate::db::{new_id, parse_ts, ts, Id};
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::{Notice, Notification};
 use axum::extract::State;
@@ -421,7 +422,7 @@ pub async fn acknowledge(
         return Err(ApiError::not_found("worklist item"));
     };
     if item.status != "open" {
-        return Err(ApiError::conflict("invalid_transition", format!("the item is {}, not open", item.status)));
+        return Err(ApiError::conflict(ErrorCode::InvalidTransition, format!("the item is {}, not open", item.status)));
     }
     let mut tx = audit::begin(&state.db).await?;
     let done = sqlx::query(
@@ -436,7 +437,7 @@ pub async fn acknowledge(
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() == 0 {
-        return Err(ApiError::conflict("invalid_transition", "the item was acknowledged meanwhile"));
+        return Err(ApiError::conflict(ErrorCode::InvalidTransition, "the item was acknowledged meanwhile"));
     }
     tx.audit(audit::event(&user, "acknowledge", "worklist_item", &id).patient(&item.patient_id)).await?;
     tx.commit().await?;
