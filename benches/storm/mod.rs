@@ -59,6 +59,8 @@ struct Shared {
     returns: Mutex<Returns>,
     attempts: AtomicU64,
     join_failures: AtomicU64,
+    /// Why joins failed during the restart in progress, with counts.
+    failures: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 fn spawn_server(cmd: &str) -> Child {
@@ -133,7 +135,7 @@ async fn make_rooms(db: &Db, n: usize) -> Vec<String> {
 
 /// Reads until `joined`/`resumed` (its `admitted` flag and resume token), or the close code.
 async fn first_answer(ws: &mut Ws) -> Result<(bool, String, String), u16> {
-    let answer = tokio::time::timeout(Duration::from_secs(15), async {
+    let answer = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(m) = ws.next().await {
             match m {
                 Ok(Message::Text(t)) => {
@@ -146,7 +148,10 @@ async fn first_answer(ws: &mut Ws) -> Result<(bool, String, String), u16> {
                         ));
                     }
                 }
-                Ok(Message::Close(f)) => return Err(f.map(|f| u16::from(f.code)).unwrap_or(1005)),
+                Ok(Message::Close(f)) => {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), async { while ws.next().await.is_some() {} }).await;
+                    return Err(f.map(|f| u16::from(f.code)).unwrap_or(1005));
+                }
                 Ok(_) => {}
                 Err(_) => return Err(1006),
             }
@@ -159,7 +164,7 @@ async fn first_answer(ws: &mut Ws) -> Result<(bool, String, String), u16> {
 
 async fn connect(url: &str) -> Option<Ws> {
     let c = tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true);
-    match tokio::time::timeout(Duration::from_secs(10), c).await {
+    match tokio::time::timeout(Duration::from_secs(30), c).await {
         Ok(Ok((ws, _))) => Some(ws),
         _ => None,
     }
@@ -172,7 +177,9 @@ async fn join(s: &Shared, token: &str, room: &str) -> Result<(Ws, bool, String, 
         .post(format!("{}/api/v1/consultations/{room}/join", s.server))
         .bearer_auth(token)
         .json(&json!({}))
-        .timeout(Duration::from_secs(10))
+        // A browser's fetch waits as long as the server takes; a join given up early would
+        // still be carried out by the server, and tried again: work thrown away in a storm.
+        .timeout(Duration::from_secs(60))
         .send()
         .await
         .map_err(|e| format!("join: {e}"))?;
@@ -197,6 +204,8 @@ async fn participant(s: Arc<Shared>, token: String, room: String, who: Who, mut 
             match m {
                 Ok(Message::Close(f)) => {
                     code = f.map(|f| u16::from(f.code)).unwrap_or(1005);
+                    // Answer the close as a browser does (the reply goes out on the next read).
+                    let _ = tokio::time::timeout(Duration::from_secs(1), async { while ws.next().await.is_some() {} }).await;
                     break;
                 }
                 Ok(_) => {}
@@ -228,8 +237,11 @@ async fn participant(s: Arc<Shared>, token: String, room: String, who: Who, mut 
             }
             match join(&s, &token, &room).await {
                 Ok((w, admitted, token, _)) => break (admitted, w, token),
-                Err(_) => {
+                Err(e) => {
                     s.join_failures.fetch_add(1, Ordering::Relaxed);
+                    // Without the consultation's id, so that alike failures count together.
+                    let key: String = e.replace(&room, "{id}").chars().take(160).collect();
+                    *s.failures.lock().unwrap().entry(key).or_default() += 1;
                 }
             }
         };
@@ -343,6 +355,7 @@ pub async fn run(o: &Options) {
         returns: Mutex::default(),
         attempts: AtomicU64::new(0),
         join_failures: AtomicU64::new(0),
+        failures: Mutex::default(),
     });
     let total = rooms.len() * 3;
     let admitted_before = admitted_rows(&db).await;
@@ -447,6 +460,9 @@ pub async fn run(o: &Options) {
             s.join_failures.load(Ordering::Relaxed) - failures0,
             cpu_secs(std::process::id()) - own0
         );
+        for (why, n) in std::mem::take(&mut *s.failures.lock().unwrap()) {
+            println!("  join failed {n} times: {why}");
+        }
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
     signal(&child, nix::sys::signal::Signal::SIGTERM);
