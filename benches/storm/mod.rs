@@ -149,7 +149,8 @@ async fn first_answer(ws: &mut Ws) -> Result<(bool, String, String), u16> {
                     }
                 }
                 Ok(Message::Close(f)) => {
-                    let _ = tokio::time::timeout(Duration::from_secs(1), async { while ws.next().await.is_some() {} }).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), async { while ws.next().await.is_some() {} })
+                        .await;
                     return Err(f.map(|f| u16::from(f.code)).unwrap_or(1005));
                 }
                 Ok(_) => {}
@@ -205,7 +206,8 @@ async fn participant(s: Arc<Shared>, token: String, room: String, who: Who, mut 
                 Ok(Message::Close(f)) => {
                     code = f.map(|f| u16::from(f.code)).unwrap_or(1005);
                     // Answer the close as a browser does (the reply goes out on the next read).
-                    let _ = tokio::time::timeout(Duration::from_secs(1), async { while ws.next().await.is_some() {} }).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), async { while ws.next().await.is_some() {} })
+                        .await;
                     break;
                 }
                 Ok(_) => {}
