@@ -1,0 +1,4 @@
+//! The vocabulary shared by HTTP, storage and signaling: one enum per word, with the same
+//! snake_case names on the wire and in the database.
+
+pub mod record;
