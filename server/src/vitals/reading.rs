@@ -11,6 +11,8 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::domain::vitals::{GlucoseContext, Values};
+
 /// A reading older than this is refused: a device whose clock was never set says 2000-01-01.
 pub const MAX_AGE_DAYS: i64 = 365;
 /// A reading up to this far ahead of the server's clock is taken (device clocks drift).
@@ -86,31 +88,6 @@ impl Source {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum GlucoseContext {
-    Fasting,
-    /// Two hours after a meal.
-    Postprandial,
-    Random,
-}
-
-impl GlucoseContext {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GlucoseContext::Fasting => "fasting",
-            GlucoseContext::Postprandial => "postprandial",
-            GlucoseContext::Random => "random",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<GlucoseContext> {
-        [GlucoseContext::Fasting, GlucoseContext::Postprandial, GlucoseContext::Random]
-            .into_iter()
-            .find(|c| c.as_str() == s)
-    }
-}
-
 /// A reading as sent. Each kind takes its own fields (in one of the units named by the
 /// field); a field of another kind is refused.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -161,32 +138,6 @@ pub struct NewReading {
     #[serde(default)]
     pub ecg_file_id: Option<String>,
 }
-
-/// The values of a checked reading, in stored units.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Values {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub systolic_mmhg: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub diastolic_mmhg: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pulse_bpm: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub glucose_mmol_l: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub glucose_context: Option<GlucoseContext>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub spo2_pct: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub weight_kg: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub temperature_c: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ecg_file_id: Option<String>,
-}
-
-// Values are checked finite before they are kept, so equality is an equivalence.
-impl Eq for Values {}
 
 /// A checked reading, ready to store.
 #[derive(Debug, Clone, PartialEq)]
