@@ -233,10 +233,30 @@ fn either(
 /// Checks and converts a reading received at `now`.
 pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>> {
     let mut p = Vec::new();
+    let measured_at = r.measured_at.utc();
+    let device = check_common(&mut p, r, measured_at, now);
+    check_fields_of_kind(&mut p, r);
+    let values = values(&mut p, r);
+    if !p.is_empty() {
+        return Err(p);
+    }
+    Ok(Reading {
+        kind: r.kind,
+        client_id: r.client_id.to_ascii_lowercase(),
+        measured_at,
+        source: r.source,
+        device,
+        consultation_id: r.consultation_id.clone(),
+        values,
+    })
+}
+
+/// What every reading carries: its client id, a plausible time, the device's name (answered,
+/// trimmed) and the consultation it names.
+fn check_common(p: &mut Vec<Problem>, r: &NewReading, measured_at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     if uuid::Uuid::try_parse(&r.client_id).is_err() {
         p.push(problem("client_id", "validation_failed", "a UUID chosen by the device"));
     }
-    let measured_at = r.measured_at.utc();
     if measured_at > now + Duration::seconds(FUTURE_SKEW_SECS) {
         p.push(problem("measured_at", "measured_at_out_of_range", "lies in the future: check the device's clock"));
     } else if measured_at < now - Duration::days(MAX_AGE_DAYS) {
@@ -255,7 +275,11 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
             p.push(problem("consultation_id", "validation_failed", "not a consultation id"));
         }
     }
-    // Fields that belong to another kind.
+    device
+}
+
+/// Refuses the fields that belong to another kind.
+fn check_fields_of_kind(p: &mut Vec<Problem>, r: &NewReading) {
     let present: [(&'static str, bool, &[Kind]); 14] = [
         ("systolic_mmhg", r.systolic_mmhg.is_some(), &[Kind::BloodPressure]),
         ("diastolic_mmhg", r.diastolic_mmhg.is_some(), &[Kind::BloodPressure]),
@@ -277,39 +301,17 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
             p.push(problem(field, "validation_failed", format!("not a field of a {} reading", r.kind.as_str())));
         }
     }
+}
+
+/// The values of the reading's kind, in stored units, each checked against what a person
+/// can show.
+fn values(p: &mut Vec<Problem>, r: &NewReading) -> Values {
     let mut v = Values::default();
-    let pulse = |p: &mut Vec<Problem>| {
-        r.pulse_bpm.and_then(|x| in_range(p, "pulse_bpm", x, round(x, 0), limits::PULSE_BPM, |x| x, "bpm"))
-    };
     match r.kind {
-        Kind::BloodPressure => {
-            v.systolic_mmhg = either(
-                &mut p,
-                ("systolic_mmhg", r.systolic_mmhg, "mmHg"),
-                ("systolic_kpa", r.systolic_kpa, "kPa", MMHG_PER_KPA),
-                limits::SYSTOLIC_MMHG,
-                true,
-                0,
-            );
-            v.diastolic_mmhg = either(
-                &mut p,
-                ("diastolic_mmhg", r.diastolic_mmhg, "mmHg"),
-                ("diastolic_kpa", r.diastolic_kpa, "kPa", MMHG_PER_KPA),
-                limits::DIASTOLIC_MMHG,
-                true,
-                0,
-            );
-            if let (Some(s), Some(d)) = (v.systolic_mmhg, v.diastolic_mmhg) {
-                if d >= s {
-                    let field = if r.diastolic_mmhg.is_some() { "diastolic_mmhg" } else { "diastolic_kpa" };
-                    p.push(problem(field, "implausible_value", "the diastolic pressure must be below the systolic"));
-                }
-            }
-            v.pulse_bpm = pulse(&mut p);
-        }
+        Kind::BloodPressure => blood_pressure(p, r, &mut v),
         Kind::Glucose => {
             v.glucose_mmol_l = either(
-                &mut p,
+                p,
                 ("glucose_mmol_l", r.glucose_mmol_l, "mmol/L"),
                 ("glucose_mg_dl", r.glucose_mg_dl, "mg/dL", 1.0 / GLUCOSE_MG_DL_PER_MMOL_L),
                 limits::GLUCOSE_MMOL_L,
@@ -325,17 +327,17 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
         }
         Kind::Spo2 => {
             v.spo2_pct = match r.spo2_pct {
-                Some(x) => in_range(&mut p, "spo2_pct", x, round(x, 0), limits::SPO2_PCT, |x| x, "%"),
+                Some(x) => in_range(p, "spo2_pct", x, round(x, 0), limits::SPO2_PCT, |x| x, "%"),
                 None => {
                     p.push(problem("spo2_pct", "validation_failed", "required"));
                     None
                 }
             };
-            v.pulse_bpm = pulse(&mut p);
+            v.pulse_bpm = pulse(p, r);
         }
         Kind::Weight => {
             v.weight_kg = either(
-                &mut p,
+                p,
                 ("weight_kg", r.weight_kg, "kg"),
                 ("weight_lb", r.weight_lb, "lb", KG_PER_LB),
                 limits::WEIGHT_KG,
@@ -343,55 +345,78 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
                 1,
             );
         }
-        Kind::Temperature => {
-            v.temperature_c = match (r.temperature_c, r.temperature_f) {
-                (Some(_), Some(_)) => {
-                    p.push(problem(
-                        "temperature_f",
-                        "validation_failed",
-                        "send either temperature_c or temperature_f, not both",
-                    ));
-                    None
-                }
-                (Some(c), None) => {
-                    in_range(&mut p, "temperature_c", c, round(c, 1), limits::TEMPERATURE_C, |x| x, "°C")
-                }
-                (None, Some(f)) => in_range(
-                    &mut p,
-                    "temperature_f",
-                    f,
-                    round((f - 32.0) * 5.0 / 9.0, 1),
-                    limits::TEMPERATURE_C,
-                    |c| c * 9.0 / 5.0 + 32.0,
-                    "°F",
-                ),
-                (None, None) => {
-                    p.push(problem("temperature_c", "validation_failed", "required (or temperature_f)"));
-                    None
-                }
-            };
-        }
+        Kind::Temperature => v.temperature_c = temperature(p, r),
         Kind::Ecg => {
             match r.ecg_file_id.as_deref().map(uuid::Uuid::try_parse) {
                 Some(Ok(id)) => v.ecg_file_id = Some(id.hyphenated().to_string()),
                 Some(Err(_)) => p.push(problem("ecg_file_id", "validation_failed", "not a file id")),
                 None => p.push(problem("ecg_file_id", "validation_failed", "required: the id of an uploaded ECG file")),
             }
-            v.pulse_bpm = pulse(&mut p);
+            v.pulse_bpm = pulse(p, r);
         }
     }
-    if !p.is_empty() {
-        return Err(p);
+    v
+}
+
+/// Systolic and diastolic pressure (mmHg or kPa), the diastolic below the systolic, and the
+/// pulse if sent.
+fn blood_pressure(p: &mut Vec<Problem>, r: &NewReading, v: &mut Values) {
+    v.systolic_mmhg = either(
+        p,
+        ("systolic_mmhg", r.systolic_mmhg, "mmHg"),
+        ("systolic_kpa", r.systolic_kpa, "kPa", MMHG_PER_KPA),
+        limits::SYSTOLIC_MMHG,
+        true,
+        0,
+    );
+    v.diastolic_mmhg = either(
+        p,
+        ("diastolic_mmhg", r.diastolic_mmhg, "mmHg"),
+        ("diastolic_kpa", r.diastolic_kpa, "kPa", MMHG_PER_KPA),
+        limits::DIASTOLIC_MMHG,
+        true,
+        0,
+    );
+    if let (Some(s), Some(d)) = (v.systolic_mmhg, v.diastolic_mmhg) {
+        if d >= s {
+            let field = if r.diastolic_mmhg.is_some() { "diastolic_mmhg" } else { "diastolic_kpa" };
+            p.push(problem(field, "implausible_value", "the diastolic pressure must be below the systolic"));
+        }
     }
-    Ok(Reading {
-        kind: r.kind,
-        client_id: r.client_id.to_ascii_lowercase(),
-        measured_at,
-        source: r.source,
-        device,
-        consultation_id: r.consultation_id.clone(),
-        values: v,
-    })
+    v.pulse_bpm = pulse(p, r);
+}
+
+/// The temperature in °C, sent in °C or °F (not both).
+fn temperature(p: &mut Vec<Problem>, r: &NewReading) -> Option<f64> {
+    match (r.temperature_c, r.temperature_f) {
+        (Some(_), Some(_)) => {
+            p.push(problem(
+                "temperature_f",
+                "validation_failed",
+                "send either temperature_c or temperature_f, not both",
+            ));
+            None
+        }
+        (Some(c), None) => in_range(p, "temperature_c", c, round(c, 1), limits::TEMPERATURE_C, |x| x, "°C"),
+        (None, Some(f)) => in_range(
+            p,
+            "temperature_f",
+            f,
+            round((f - 32.0) * 5.0 / 9.0, 1),
+            limits::TEMPERATURE_C,
+            |c| c * 9.0 / 5.0 + 32.0,
+            "°F",
+        ),
+        (None, None) => {
+            p.push(problem("temperature_c", "validation_failed", "required (or temperature_f)"));
+            None
+        }
+    }
+}
+
+/// The pulse sent with a reading of another kind, if any.
+fn pulse(p: &mut Vec<Problem>, r: &NewReading) -> Option<f64> {
+    r.pulse_bpm.and_then(|x| in_range(p, "pulse_bpm", x, round(x, 0), limits::PULSE_BPM, |x| x, "bpm"))
 }
 
 /// The reading in a few words, as shown in the call, the timeline and notifications:
