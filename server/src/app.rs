@@ -77,7 +77,7 @@ pub fn routes() -> Routes {
         .merge(crate::consultations::routes())
         .merge(crate::scheduling::routes())
         .merge(crate::record::routes())
-        .merge(crate::ecg::http::routes())
+        .merge(crate::files::ecg_review::routes())
         .merge(crate::fhir::routes())
         .merge(crate::netcheck::routes())
         .merge(crate::vitals::routes())

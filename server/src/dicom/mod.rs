@@ -12,7 +12,7 @@ pub mod multipart;
 pub mod negotiate;
 pub mod qido;
 pub mod render;
-pub mod web;
+pub mod store;
 
 use crate::error::ErrorCode;
 use dicom_dictionary_std::tags;

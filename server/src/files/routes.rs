@@ -3,7 +3,7 @@
 //! their limit is `files_max_upload_bytes`.
 
 use super::classify::{content_disposition, parse_range, sanitize_filename, RangeRequest};
-use super::{access, ingest, new_file_key, readable_file, storage_error, FileView, Intake, Stored, FILE_COLUMNS};
+use super::{access, ingest, new_file_key, readable_file, storage_error, store, FileView, Intake, Stored};
 use crate::api::{Json, Path, Query, Routes};
 use crate::app::AppState;
 use crate::auth::AuthUser;
@@ -37,7 +37,7 @@ pub fn routes() -> Routes {
         .answers(200, Some("image/png"), "the frame as PNG or JPEG (?format=)")
         .errors(&[415])
         .merge(super::tus::routes())
-        .merge(crate::dicom::web::routes())
+        .merge(super::dicomweb::routes())
 }
 
 pub fn payload_too_large(max: u64) -> ApiError {
@@ -123,7 +123,7 @@ async fn upload(
         let _ = state.files.storage.delete(&key).await;
         return Err(ApiError::unprocessable(ErrorCode::EmptyFile, "the uploaded file is empty"));
     }
-    let file = ingest(&state, &user, &consultation, &file_id, &name, stored).await?;
+    let file = ingest(&state.db, &state.files, &user, &consultation, &file_id, &name, stored).await?;
     Ok((StatusCode::CREATED, Json(file)))
 }
 
@@ -144,14 +144,9 @@ async fn list(
 ) -> ApiResult<Json<crate::api::Page<FileView>>> {
     let consultation = access(&state.db, &user, &consultation_id).await?;
     let limit = crate::api::page_limit(q.limit, 200)?;
-    let rows: Vec<FileView> = sqlx::query_as(&format!(
-        "SELECT {FILE_COLUMNS} FROM files WHERE consultation_id = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3"
-    ))
-    .bind(&consultation_id)
-    .bind(crate::api::page_cursor(q.cursor)?)
-    .bind(limit as i64 + 1)
-    .fetch_all(&state.db.pool)
-    .await?;
+    let cursor = crate::api::page_cursor(q.cursor)?;
+    let before = Some(cursor.as_str()).filter(|c| !c.is_empty());
+    let rows = store::files_page(&state.db, &consultation_id, before, limit as i64 + 1).await?;
     crate::audit::event(&user, "read", "consultation_files", &consultation_id)
         .patient(&consultation.patient_id)
         .record(&state.db)
@@ -165,7 +160,7 @@ async fn download(
     Path(Id(file_id)): Path<Id>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (file, consultation) = readable_file(&state, &user, &file_id).await?;
+    let (file, consultation) = readable_file(&state.db, &user, &file_id).await?;
     let size = file.size as u64;
     let range = parse_range(headers.get(header::RANGE).and_then(|v| v.to_str().ok()), size);
     let detail = match &range {
@@ -230,8 +225,8 @@ pub struct RenderQuery {
 pub const MAX_RENDER_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// Reads a whole stored object into memory (DICOM files to decode).
-pub async fn read_all(state: &AppState, key: &str, limit: u64) -> ApiResult<Vec<u8>> {
-    state.files.storage.read_head(key, limit).await.map_err(storage_error)
+pub async fn read_all(files: &super::Files, key: &str, limit: u64) -> ApiResult<Vec<u8>> {
+    files.storage.read_head(key, limit).await.map_err(storage_error)
 }
 
 async fn rendered(
@@ -241,7 +236,7 @@ async fn rendered(
     Query(q): Query<RenderQuery>,
 ) -> ApiResult<Response> {
     use crate::dicom::render::{render, Format, Window};
-    let (file, consultation) = readable_file(&state, &user, &file_id).await?;
+    let (file, consultation) = readable_file(&state.db, &user, &file_id).await?;
     if file.content_type != "application/dicom" {
         return Err(ApiError::unprocessable(ErrorCode::NotAnImage, "only DICOM files are rendered"));
     }
@@ -256,7 +251,7 @@ async fn rendered(
         .detail("rendered")
         .record(&state.db)
         .await?;
-    let bytes = read_all(&state, &file.storage_key, MAX_RENDER_BYTES).await?;
+    let bytes = read_all(&state.files, &file.storage_key, MAX_RENDER_BYTES).await?;
     let frame = q.frame.unwrap_or(1);
     let image = tokio::task::spawn_blocking(move || render(&bytes, frame, window, format))
         .await

@@ -239,7 +239,7 @@ impl Sessions {
         close(session.pc.clone());
         if !session.connected.load(Ordering::SeqCst) {
             let outcome = verdict::never_connected(verdict::ReasonCode::TimedOut);
-            if let Err(e) = super::store(&self.db, &session.info, &outcome).await {
+            if let Err(e) = super::store::insert(&self.db, &session.info, &outcome).await {
                 tracing::warn!(netcheck = %id, error = %e, "could not store an expired network check");
             }
         }

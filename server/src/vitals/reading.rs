@@ -12,6 +12,8 @@ use crate::error::ErrorCode;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::domain::vitals::{GlucoseContext, Values};
+
 /// A reading older than this is refused: a device whose clock was never set says 2000-01-01.
 pub const MAX_AGE_DAYS: i64 = 365;
 /// A reading up to this far ahead of the server's clock is taken (device clocks drift).
@@ -87,31 +89,6 @@ impl Source {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum GlucoseContext {
-    Fasting,
-    /// Two hours after a meal.
-    Postprandial,
-    Random,
-}
-
-impl GlucoseContext {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GlucoseContext::Fasting => "fasting",
-            GlucoseContext::Postprandial => "postprandial",
-            GlucoseContext::Random => "random",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<GlucoseContext> {
-        [GlucoseContext::Fasting, GlucoseContext::Postprandial, GlucoseContext::Random]
-            .into_iter()
-            .find(|c| c.as_str() == s)
-    }
-}
-
 /// A reading as sent. Each kind takes its own fields (in one of the units named by the
 /// field); a field of another kind is refused.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -162,32 +139,6 @@ pub struct NewReading {
     #[serde(default)]
     pub ecg_file_id: Option<String>,
 }
-
-/// The values of a checked reading, in stored units.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Values {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub systolic_mmhg: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub diastolic_mmhg: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pulse_bpm: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub glucose_mmol_l: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub glucose_context: Option<GlucoseContext>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub spo2_pct: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub weight_kg: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub temperature_c: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ecg_file_id: Option<String>,
-}
-
-// Values are checked finite before they are kept, so equality is an equivalence.
-impl Eq for Values {}
 
 /// A checked reading, ready to store.
 #[derive(Debug, Clone, PartialEq)]
@@ -283,10 +234,30 @@ fn either(
 /// Checks and converts a reading received at `now`.
 pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>> {
     let mut p = Vec::new();
+    let measured_at = r.measured_at.utc();
+    let device = check_common(&mut p, r, measured_at, now);
+    check_fields_of_kind(&mut p, r);
+    let values = values(&mut p, r);
+    if !p.is_empty() {
+        return Err(p);
+    }
+    Ok(Reading {
+        kind: r.kind,
+        client_id: r.client_id.to_ascii_lowercase(),
+        measured_at,
+        source: r.source,
+        device,
+        consultation_id: r.consultation_id.clone(),
+        values,
+    })
+}
+
+/// What every reading carries: its client id, a plausible time, the device's name (answered,
+/// trimmed) and the consultation it names.
+fn check_common(p: &mut Vec<Problem>, r: &NewReading, measured_at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     if uuid::Uuid::try_parse(&r.client_id).is_err() {
         p.push(problem("client_id", ErrorCode::ValidationFailed, "a UUID chosen by the device"));
     }
-    let measured_at = r.measured_at.utc();
     if measured_at > now + Duration::seconds(FUTURE_SKEW_SECS) {
         p.push(problem("measured_at", ErrorCode::MeasuredAtOutOfRange, "lies in the future: check the device's clock"));
     } else if measured_at < now - Duration::days(MAX_AGE_DAYS) {
@@ -305,7 +276,11 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
             p.push(problem("consultation_id", ErrorCode::ValidationFailed, "not a consultation id"));
         }
     }
-    // Fields that belong to another kind.
+    device
+}
+
+/// Refuses the fields that belong to another kind.
+fn check_fields_of_kind(p: &mut Vec<Problem>, r: &NewReading) {
     let present: [(&'static str, bool, &[Kind]); 14] = [
         ("systolic_mmhg", r.systolic_mmhg.is_some(), &[Kind::BloodPressure]),
         ("diastolic_mmhg", r.diastolic_mmhg.is_some(), &[Kind::BloodPressure]),
@@ -331,43 +306,17 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
             ));
         }
     }
+}
+
+/// The values of the reading's kind, in stored units, each checked against what a person
+/// can show.
+fn values(p: &mut Vec<Problem>, r: &NewReading) -> Values {
     let mut v = Values::default();
-    let pulse = |p: &mut Vec<Problem>| {
-        r.pulse_bpm.and_then(|x| in_range(p, "pulse_bpm", x, round(x, 0), limits::PULSE_BPM, |x| x, "bpm"))
-    };
     match r.kind {
-        Kind::BloodPressure => {
-            v.systolic_mmhg = either(
-                &mut p,
-                ("systolic_mmhg", r.systolic_mmhg, "mmHg"),
-                ("systolic_kpa", r.systolic_kpa, "kPa", MMHG_PER_KPA),
-                limits::SYSTOLIC_MMHG,
-                true,
-                0,
-            );
-            v.diastolic_mmhg = either(
-                &mut p,
-                ("diastolic_mmhg", r.diastolic_mmhg, "mmHg"),
-                ("diastolic_kpa", r.diastolic_kpa, "kPa", MMHG_PER_KPA),
-                limits::DIASTOLIC_MMHG,
-                true,
-                0,
-            );
-            if let (Some(s), Some(d)) = (v.systolic_mmhg, v.diastolic_mmhg) {
-                if d >= s {
-                    let field = if r.diastolic_mmhg.is_some() { "diastolic_mmhg" } else { "diastolic_kpa" };
-                    p.push(problem(
-                        field,
-                        ErrorCode::ImplausibleValue,
-                        "the diastolic pressure must be below the systolic",
-                    ));
-                }
-            }
-            v.pulse_bpm = pulse(&mut p);
-        }
+        Kind::BloodPressure => blood_pressure(p, r, &mut v),
         Kind::Glucose => {
             v.glucose_mmol_l = either(
-                &mut p,
+                p,
                 ("glucose_mmol_l", r.glucose_mmol_l, "mmol/L"),
                 ("glucose_mg_dl", r.glucose_mg_dl, "mg/dL", 1.0 / GLUCOSE_MG_DL_PER_MMOL_L),
                 limits::GLUCOSE_MMOL_L,
@@ -385,17 +334,17 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
         }
         Kind::Spo2 => {
             v.spo2_pct = match r.spo2_pct {
-                Some(x) => in_range(&mut p, "spo2_pct", x, round(x, 0), limits::SPO2_PCT, |x| x, "%"),
+                Some(x) => in_range(p, "spo2_pct", x, round(x, 0), limits::SPO2_PCT, |x| x, "%"),
                 None => {
                     p.push(problem("spo2_pct", ErrorCode::ValidationFailed, "required"));
                     None
                 }
             };
-            v.pulse_bpm = pulse(&mut p);
+            v.pulse_bpm = pulse(p, r);
         }
         Kind::Weight => {
             v.weight_kg = either(
-                &mut p,
+                p,
                 ("weight_kg", r.weight_kg, "kg"),
                 ("weight_lb", r.weight_lb, "lb", KG_PER_LB),
                 limits::WEIGHT_KG,
@@ -403,34 +352,7 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
                 1,
             );
         }
-        Kind::Temperature => {
-            v.temperature_c = match (r.temperature_c, r.temperature_f) {
-                (Some(_), Some(_)) => {
-                    p.push(problem(
-                        "temperature_f",
-                        ErrorCode::ValidationFailed,
-                        "send either temperature_c or temperature_f, not both",
-                    ));
-                    None
-                }
-                (Some(c), None) => {
-                    in_range(&mut p, "temperature_c", c, round(c, 1), limits::TEMPERATURE_C, |x| x, "°C")
-                }
-                (None, Some(f)) => in_range(
-                    &mut p,
-                    "temperature_f",
-                    f,
-                    round((f - 32.0) * 5.0 / 9.0, 1),
-                    limits::TEMPERATURE_C,
-                    |c| c * 9.0 / 5.0 + 32.0,
-                    "°F",
-                ),
-                (None, None) => {
-                    p.push(problem("temperature_c", ErrorCode::ValidationFailed, "required (or temperature_f)"));
-                    None
-                }
-            };
-        }
+        Kind::Temperature => v.temperature_c = temperature(p, r),
         Kind::Ecg => {
             match r.ecg_file_id.as_deref().map(uuid::Uuid::try_parse) {
                 Some(Ok(id)) => v.ecg_file_id = Some(id.hyphenated().to_string()),
@@ -441,21 +363,71 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
                     "required: the id of an uploaded ECG file",
                 )),
             }
-            v.pulse_bpm = pulse(&mut p);
+            v.pulse_bpm = pulse(p, r);
         }
     }
-    if !p.is_empty() {
-        return Err(p);
+    v
+}
+
+/// Systolic and diastolic pressure (mmHg or kPa), the diastolic below the systolic, and the
+/// pulse if sent.
+fn blood_pressure(p: &mut Vec<Problem>, r: &NewReading, v: &mut Values) {
+    v.systolic_mmhg = either(
+        p,
+        ("systolic_mmhg", r.systolic_mmhg, "mmHg"),
+        ("systolic_kpa", r.systolic_kpa, "kPa", MMHG_PER_KPA),
+        limits::SYSTOLIC_MMHG,
+        true,
+        0,
+    );
+    v.diastolic_mmhg = either(
+        p,
+        ("diastolic_mmhg", r.diastolic_mmhg, "mmHg"),
+        ("diastolic_kpa", r.diastolic_kpa, "kPa", MMHG_PER_KPA),
+        limits::DIASTOLIC_MMHG,
+        true,
+        0,
+    );
+    if let (Some(s), Some(d)) = (v.systolic_mmhg, v.diastolic_mmhg) {
+        if d >= s {
+            let field = if r.diastolic_mmhg.is_some() { "diastolic_mmhg" } else { "diastolic_kpa" };
+            p.push(problem(field, ErrorCode::ImplausibleValue, "the diastolic pressure must be below the systolic"));
+        }
     }
-    Ok(Reading {
-        kind: r.kind,
-        client_id: r.client_id.to_ascii_lowercase(),
-        measured_at,
-        source: r.source,
-        device,
-        consultation_id: r.consultation_id.clone(),
-        values: v,
-    })
+    v.pulse_bpm = pulse(p, r);
+}
+
+/// The temperature in °C, sent in °C or °F (not both).
+fn temperature(p: &mut Vec<Problem>, r: &NewReading) -> Option<f64> {
+    match (r.temperature_c, r.temperature_f) {
+        (Some(_), Some(_)) => {
+            p.push(problem(
+                "temperature_f",
+                ErrorCode::ValidationFailed,
+                "send either temperature_c or temperature_f, not both",
+            ));
+            None
+        }
+        (Some(c), None) => in_range(p, "temperature_c", c, round(c, 1), limits::TEMPERATURE_C, |x| x, "°C"),
+        (None, Some(f)) => in_range(
+            p,
+            "temperature_f",
+            f,
+            round((f - 32.0) * 5.0 / 9.0, 1),
+            limits::TEMPERATURE_C,
+            |c| c * 9.0 / 5.0 + 32.0,
+            "°F",
+        ),
+        (None, None) => {
+            p.push(problem("temperature_c", ErrorCode::ValidationFailed, "required (or temperature_f)"));
+            None
+        }
+    }
+}
+
+/// The pulse sent with a reading of another kind, if any.
+fn pulse(p: &mut Vec<Problem>, r: &NewReading) -> Option<f64> {
+    r.pulse_bpm.and_then(|x| in_range(p, "pulse_bpm", x, round(x, 0), limits::PULSE_BPM, |x| x, "bpm"))
 }
 
 /// The reading in a few words, as shown in the call, the timeline and notifications:
