@@ -13,6 +13,7 @@ pub mod demo;
 pub mod devices;
 pub mod dicom;
 pub mod directory;
+pub mod domain;
 pub mod ecg;
 pub mod error;
 pub mod fhir;
