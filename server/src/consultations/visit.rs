@@ -2,12 +2,18 @@
 //! appointment and consultation"): when a booked call's room opens, whether a call is live
 //! (so that signing the opinion does not close a consultation whose call goes on), and
 //! whether the appointment was attended, derived from the room's timeline when the
-//! consultation completes. The rules are pure functions; the database helpers below only
-//! feed them.
+//! consultation completes, and how a consultation shows its appointments. The rules are pure
+//! functions; the helpers below only feed them from [`super::store`].
+//!
+//! `scheduling::visit` re-exports this module under its former name.
 
-use crate::consultations::state::{Action, Mode, State, Urgency};
-use crate::db::{parse_ts, ts};
-use crate::error::ApiResult;
+use super::state::{Action, Mode, State, Urgency};
+use super::store::{self, AppointmentRow};
+use super::AppointmentView;
+use crate::db::{parse_ts, ts, Db};
+use crate::domain::consultation::AppointmentStatus;
+use crate::domain::time::{local, DEFAULT_TZ};
+use crate::error::{ApiError, ApiResult};
 use chrono::{DateTime, Duration, Utc};
 
 /// When the room of a consultation opens: `None` means it is open now. A routine request's
@@ -54,14 +60,14 @@ pub fn call_live(events: &[RoomEvent]) -> bool {
 /// What became of a booked appointment when its consultation completed: `attended` when an
 /// expert and the clinic's side (the requesting doctor or the patient) were in the room,
 /// otherwise `no_show`.
-pub fn attendance(events: &[RoomEvent]) -> &'static str {
+pub fn attendance(events: &[RoomEvent]) -> AppointmentStatus {
     let entered = |roles: &[&str]| {
         events.iter().any(|e| roles.contains(&e.role.as_str()) && matches!(e.kind.as_str(), "joined" | "admitted"))
     };
     if entered(&["expert"]) && entered(&["requester", "patient"]) {
-        "attended"
+        AppointmentStatus::Attended
     } else {
-        "no_show"
+        AppointmentStatus::NoShow
     }
 }
 
@@ -82,14 +88,7 @@ const LIVE_HORIZON_HOURS: i64 = 12;
 
 /// The room timeline of a consultation since `since`, in order.
 pub async fn timeline(conn: &mut sqlx::AnyConnection, id: &str, since: &str) -> ApiResult<Vec<RoomEvent>> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT participant_id, room_role, kind FROM room_events WHERE consultation_id = $1 AND at >= $2 ORDER BY at, id",
-    )
-    .bind(id)
-    .bind(since)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows.into_iter().map(|(participant, role, kind)| RoomEvent { participant, role, kind }).collect())
+    store::room_events(conn, id, since).await
 }
 
 /// Whether the consultation's call is live now (see [`call_live`]).
@@ -103,53 +102,72 @@ pub async fn call_is_live(conn: &mut sqlx::AnyConnection, id: &str) -> ApiResult
 /// of an attended appointment stays taken (it was used).
 pub async fn close_appointments(conn: &mut sqlx::AnyConnection, id: &str) -> ApiResult<()> {
     let outcome = attendance(&timeline(conn, id, "").await?);
-    sqlx::query("UPDATE appointments SET status = $1 WHERE consultation_id = $2 AND status = 'booked'")
-        .bind(outcome)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    store::close_booked_appointments(conn, id, outcome).await
 }
 
-/// When the room of consultation `id` opens (see [`room_opens_at`]), from its urgency and
-/// its booked appointment.
+/// When the room of consultation `id` opens (see [`room_opens_at`]), from its urgency (its
+/// stored name) and its booked appointment.
 pub async fn opens_at(
     conn: &mut sqlx::AnyConnection,
     id: &str,
     urgency: &str,
     open_before_mins: u32,
 ) -> ApiResult<Option<DateTime<Utc>>> {
-    let start: Option<(String,)> = sqlx::query_as(
-        "SELECT start_at FROM appointments WHERE consultation_id = $1 AND status = 'booked' ORDER BY start_at LIMIT 1",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let urgency = urgency.parse().unwrap_or(Urgency::Routine);
-    Ok(room_opens_at(urgency, start.map(|s| parse_ts(&s.0)), open_before_mins))
+    let start = store::booked_start(conn, id).await?;
+    let urgency: Urgency = urgency.parse().map_err(ApiError::internal)?;
+    Ok(room_opens_at(urgency, start.map(|s| parse_ts(&s)), open_before_mins))
 }
 
 /// Ends the call of consultation `id` for everyone (a doctor's "end for everyone"): moves an
 /// in-progress consultation on (see [`on_call_ended`]); its appointment closes with it when
 /// it completes.
-pub async fn end_call(db: &crate::db::Db, id: &str, by_user: &str) -> ApiResult<()> {
+pub async fn end_call(db: &Db, id: &str, by_user: &str) -> ApiResult<()> {
     let mut tx = db.begin_write().await?;
-    let from = crate::consultations::store::lock(&mut tx, id).await?;
-    let mode: Option<(String,)> =
-        sqlx::query_as("SELECT mode FROM consultations WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
-    let kind = if mode.is_some_and(|m| m.0 == Mode::Mdt.as_str()) { "joint" } else { "individual" };
-    let signed: Option<(String,)> = sqlx::query_as(
-        "SELECT id FROM opinions WHERE consultation_id = $1 AND kind = $2 AND status = 'signed' LIMIT 1",
-    )
-    .bind(id)
-    .bind(kind)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some(action) = on_call_ended(from, signed.is_some()) {
-        crate::consultations::store::apply_locked(&mut tx, id, from, Some(by_user), &action).await?;
+    let from = store::lock(&mut tx, id).await?;
+    let kind = if store::mode_of(&mut tx, id).await? == Some(Mode::Mdt) { "joint" } else { "individual" };
+    let signed = store::opinion_signed(&mut tx, id, kind).await?;
+    if let Some(action) = on_call_ended(from, signed) {
+        store::apply_locked(&mut tx, id, from, Some(by_user), &action).await?;
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// An appointment as the API shows it: times in the expert's zone.
+pub fn appointment_view(r: AppointmentRow) -> AppointmentView {
+    let tz = r.time_zone.parse().unwrap_or(DEFAULT_TZ);
+    AppointmentView {
+        id: r.id,
+        consultation_id: r.consultation_id,
+        expert_id: r.expert_id,
+        expert_name: r.expert_name,
+        patient_id: r.patient_id,
+        start: local(parse_ts(&r.start_at), tz),
+        end: local(parse_ts(&r.end_at), tz),
+        status: r.status.as_str().to_string(),
+        cancel_reason: r.cancel_reason,
+        replaced_by: r.replaced_by,
+        room_opens_at: None,
+    }
+}
+
+/// The appointments of a consultation (normally at most one booked), a booked one with when
+/// its room opens (see [`room_opens_at`]).
+pub async fn appointments_of(db: &Db, consultation_id: &str, open_before_mins: u32) -> ApiResult<Vec<AppointmentView>> {
+    let rows = store::appointments_of(db, consultation_id).await?;
+    let urgency = store::urgency_of(db, consultation_id).await?.unwrap_or(Urgency::Routine);
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let start = parse_ts(&r.start_at);
+            let booked = r.status == AppointmentStatus::Booked;
+            let mut view = appointment_view(r);
+            if booked {
+                view.room_opens_at = room_opens_at(urgency, Some(start), open_before_mins).map(ts);
+            }
+            view
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -202,15 +220,15 @@ mod tests {
 
     #[test]
     fn an_appointment_is_attended_when_the_expert_met_the_clinic_side() {
-        assert_eq!(attendance(&[]), "no_show");
+        assert_eq!(attendance(&[]), AppointmentStatus::NoShow);
         let expert_alone = [ev("w", "expert", "joined"), ev("w", "expert", "left")];
-        assert_eq!(attendance(&expert_alone), "no_show");
+        assert_eq!(attendance(&expert_alone), AppointmentStatus::NoShow);
         let waited_only = [ev("w", "expert", "joined"), ev("z", "patient", "waiting"), ev("z", "patient", "left")];
-        assert_eq!(attendance(&waited_only), "no_show", "waiting in the lobby is not attending");
+        assert_eq!(attendance(&waited_only), AppointmentStatus::NoShow, "waiting in the lobby is not attending");
         let with_patient = [ev("w", "expert", "joined"), ev("z", "patient", "waiting"), ev("z", "patient", "admitted")];
-        assert_eq!(attendance(&with_patient), "attended");
+        assert_eq!(attendance(&with_patient), AppointmentStatus::Attended);
         let with_doctor = [ev("l", "requester", "joined"), ev("w", "expert", "joined")];
-        assert_eq!(attendance(&with_doctor), "attended");
+        assert_eq!(attendance(&with_doctor), AppointmentStatus::Attended);
     }
 
     #[test]
