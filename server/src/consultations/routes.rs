@@ -9,7 +9,7 @@ pub use super::{ConsentView, ConsultationDetail, ConsultationSummary, Participan
 use crate::api::{Json, Path, Query, Routes};
 use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
-use crate::db::{new_id, now_ts, ts, Id};
+use crate::db::{new_id, now_ts, ts, Db, Id};
 use crate::domain::consultation::{AddresseeKind, ConsentGiver, ConsentMethod, ParticipantRole, ParticipantStatus};
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::{self, Notice, Notification};
@@ -107,11 +107,10 @@ fn parse_uuid(field: &str, s: &str) -> ApiResult<String> {
 
 /// The patient a request is for: one of the caller's own centre (404 otherwise).
 /// Answers the patient's id and their user account, if they have one.
-async fn requested_patient(state: &AppState, user: &AuthUser, raw_id: &str) -> ApiResult<(String, Option<String>)> {
+async fn requested_patient(db: &Db, user: &AuthUser, raw_id: &str) -> ApiResult<(String, Option<String>)> {
     let patient_id = parse_uuid("patient_id", raw_id)?;
-    let patient = crate::patients::find_visible(&state.db, user, &patient_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("patient"))?;
+    let patient =
+        crate::patients::find_visible(db, user, &patient_id).await?.ok_or_else(|| ApiError::not_found("patient"))?;
     if patient.home_organisation_id != user.org {
         return Err(ApiError::not_found("patient"));
     }
@@ -119,7 +118,7 @@ async fn requested_patient(state: &AppState, user: &AuthUser, raw_id: &str) -> A
 }
 
 /// The request's own fields: reason, summary length, a known specialty.
-async fn check_request(db: &crate::db::Db, b: &NewConsultation) -> ApiResult<Reason> {
+async fn check_request(db: &Db, b: &NewConsultation) -> ApiResult<Reason> {
     let reason = Reason::parse(&b.reason).map_err(|e| ApiError::validation("reason", e.to_string()))?;
     if b.record_summary.chars().count() > 20_000 {
         return Err(ApiError::validation("record_summary", "at most 20,000 characters"));
@@ -167,8 +166,7 @@ struct Resolved {
     pool_org: Option<String>,
 }
 
-async fn resolve_addressee(state: &AppState, user: &AuthUser, b: &NewConsultation) -> ApiResult<Resolved> {
-    let db = &state.db;
+async fn resolve_addressee(db: &Db, user: &AuthUser, b: &NewConsultation) -> ApiResult<Resolved> {
     let resolved = match &b.addressee {
         Addressee::Expert { expert_id } => {
             let id = parse_uuid("addressee.expert_id", expert_id)?;
@@ -239,10 +237,10 @@ struct Request<'a> {
 /// Stores the request in one transaction: the draft, the consent, the participants and the
 /// audit event, then submits it and stores the notifications of the experts it is addressed
 /// to (the pool's qualified experts for a pool request), which the caller publishes.
-async fn store_request(state: &AppState, user: &AuthUser, r: &Request<'_>) -> ApiResult<Vec<(String, Notification)>> {
+async fn store_request(db: &Db, user: &AuthUser, r: &Request<'_>) -> ApiResult<Vec<(String, Notification)>> {
     let b = r.body;
     let now = now_ts();
-    let mut tx = state.db.begin_write().await?;
+    let mut tx = db.begin_write().await?;
     store::insert_draft(
         &mut tx,
         &store::NewRow {
@@ -310,12 +308,12 @@ async fn create(
     Json(b): Json<NewConsultation>,
 ) -> ApiResult<(StatusCode, Json<ConsultationDetail>)> {
     user.require(&[Role::CommunityDoctor])?;
-    let (patient_id, patient_user) = requested_patient(&state, &user, &b.patient_id).await?;
+    let (patient_id, patient_user) = requested_patient(&state.db, &user, &b.patient_id).await?;
     let reason = check_request(&state.db, &b).await?;
     let consent = check_consent(b.consent.as_ref())?;
-    let to = resolve_addressee(&state, &user, &b).await?;
+    let to = resolve_addressee(&state.db, &user, &b).await?;
     let request = Request { id: new_id(), patient_id, patient_user, reason, consent, to, body: &b };
-    let stored = store_request(&state, &user, &request).await?;
+    let stored = store_request(&state.db, &user, &request).await?;
     notifications::publish(&state, &stored);
     Ok((StatusCode::CREATED, Json(detail(&state, &user, &request.id).await?)))
 }
@@ -382,8 +380,8 @@ fn required_reason(body: &ReasonBody) -> ApiResult<Reason> {
 }
 
 /// The person's name as notifications show it (王建国, not the login name).
-async fn display_name(state: &AppState, user: &AuthUser) -> ApiResult<String> {
-    Ok(store::display_name(&state.db, &user.id).await?.unwrap_or_else(|| user.username.clone()))
+async fn display_name(db: &Db, user: &AuthUser) -> ApiResult<String> {
+    Ok(store::display_name(db, &user.id).await?.unwrap_or_else(|| user.username.clone()))
 }
 
 /// Notifies the consultation's participants except the actor.
@@ -452,7 +450,7 @@ async fn accept(
     }
     store::accept(&mut tx, &id, &user.id).await?;
     tx.commit().await?;
-    tell_others(&state, &c, &user, "accepted", "专家已接受会诊 Expert accepted", display_name(&state, &user).await?)
+    tell_others(&state, &c, &user, "accepted", "专家已接受会诊 Expert accepted", display_name(&state.db, &user).await?)
         .await?;
     respond(&state, &user, &id).await
 }
@@ -536,7 +534,7 @@ async fn claim(
     store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Claim).await?;
     store::claim(&mut tx, &id, &user.id).await?;
     tx.commit().await?;
-    tell_others(&state, &c, &user, "accepted", "专家已接受会诊 Expert accepted", display_name(&state, &user).await?)
+    tell_others(&state, &c, &user, "accepted", "专家已接受会诊 Expert accepted", display_name(&state.db, &user).await?)
         .await?;
     respond(&state, &user, &id).await
 }

@@ -198,15 +198,14 @@ async fn book(
 
 /// Loads an appointment and its consultation if the caller may act on it.
 async fn appointment_for(
-    state: &AppState,
+    db: &Db,
     user: &AuthUser,
     id: &str,
     action: &str,
 ) -> ApiResult<(AppointmentView, cstore::ConsultationCore)> {
-    let Some(a) = load_appointment(&state.db, id).await? else { return Err(ApiError::not_found("appointment")) };
-    let c = cstore::load_for(&state.db, user, &a.consultation_id, action)
-        .await
-        .map_err(|_| ApiError::not_found("appointment"))?;
+    let Some(a) = load_appointment(db, id).await? else { return Err(ApiError::not_found("appointment")) };
+    let c =
+        cstore::load_for(db, user, &a.consultation_id, action).await.map_err(|_| ApiError::not_found("appointment"))?;
     Ok((a, c))
 }
 
@@ -224,7 +223,7 @@ async fn reschedule(
     Json(b): Json<RescheduleBody>,
 ) -> ApiResult<Json<AppointmentView>> {
     let reason = Reason::parse(&b.reason).map_err(|e| ApiError::validation("reason", e.to_string()))?;
-    let (a, c) = appointment_for(&state, &user, &id, "reschedule").await?;
+    let (a, c) = appointment_for(&state.db, &user, &id, "reschedule").await?;
     let start = super::within_horizon(&state.config, "start", b.start.into())?;
     if a.status != AppointmentStatus::Booked.as_str() {
         return Err(ApiError::conflict("invalid_transition", format!("the appointment is {}", a.status)));
@@ -249,7 +248,7 @@ async fn cancel(
     Json(b): Json<CancelBody>,
 ) -> ApiResult<Json<AppointmentView>> {
     let reason = Reason::parse(&b.reason).map_err(|e| ApiError::validation("reason", e.to_string()))?;
-    let (a, c) = appointment_for(&state, &user, &id, "cancel_appointment").await?;
+    let (a, c) = appointment_for(&state.db, &user, &id, "cancel_appointment").await?;
     let mut tx = state.db.begin_write().await?;
     let from = cstore::lock(&mut tx, &c.id).await?;
     if !store::cancel_appointment(&mut tx, &a.id, reason.as_str()).await? {
@@ -292,7 +291,7 @@ async fn no_show(
     if !matches!(b.participant.as_str(), "expert" | "community_doctor" | "patient") {
         return Err(ApiError::validation("participant", "expert, community_doctor or patient"));
     }
-    let (a, c) = appointment_for(&state, &user, &id, "no_show").await?;
+    let (a, c) = appointment_for(&state.db, &user, &id, "no_show").await?;
     let start = DateTime::parse_from_rfc3339(&a.start).map(|t| t.with_timezone(&Utc)).unwrap_or_else(|_| Utc::now());
     if start > Utc::now() {
         return Err(ApiError::conflict("not_started", "a no-show is recorded after the appointment's start"));
@@ -353,7 +352,7 @@ async fn get_one(
     user: AuthUser,
     Path(Id(id)): Path<Id>,
 ) -> ApiResult<Json<AppointmentView>> {
-    let (a, _) = appointment_for(&state, &user, &id, "read_appointment").await?;
+    let (a, _) = appointment_for(&state.db, &user, &id, "read_appointment").await?;
     Ok(Json(a))
 }
 
