@@ -1,22 +1,24 @@
 //! The consultation API: a community doctor's request with the patient's consent, listing
 //! what the caller may see, the actions of the lifecycle (submit, accept, decline, claim,
-//! cancel, complete) and the ranked expert candidates.
+//! cancel, complete). The ranked expert candidates are served by `scheduling::candidates`
+//! (their earliest free slot is part of the ranking).
 
-use super::matching::{self, CandidateInput};
 use super::state::{Action, Mode, Reason, State as CState, Title, Urgency};
 use super::store::{self, ConsultationCore};
+pub use super::{ConsentView, ConsultationDetail, ConsultationSummary, Participant, Transition};
 use crate::api::{Json, Path, Query, Routes};
 use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
-use crate::db::{new_id, now_ts, ts, Id};
+use crate::db::{new_id, now_ts, ts, Db, Id};
+use crate::domain::consultation::{AddresseeKind, ConsentGiver, ConsentMethod, ParticipantRole, ParticipantStatus};
 use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
+use crate::notifications::Notification;
 use crate::notifications::{self, Notice, Text};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use std::str::FromStr;
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -70,116 +72,34 @@ pub struct NewConsultation {
     pub submit: bool,
 }
 
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-pub struct Participant {
-    pub user_id: String,
-    pub name: String,
-    pub role: String,
-    pub status: String,
-    pub reason: String,
-}
-
-#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
-pub struct Transition {
-    pub from_state: String,
-    pub to_state: String,
-    pub action: String,
-    pub actor_id: Option<String>,
-    pub actor_name: Option<String>,
-    pub reason: String,
-    pub at: String,
-}
-
-#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
-pub struct ConsentView {
-    pub given_by: String,
-    pub guardian_name: String,
-    pub method: String,
-    pub given_at: String,
-    pub witness_id: String,
-    pub witness_name: String,
-}
-
-#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
-pub struct ConsultationSummary {
-    pub id: String,
-    pub patient_id: String,
-    pub patient_name: String,
-    pub requesting_organisation_id: String,
-    pub requesting_organisation_name: String,
-    pub requested_by: String,
-    pub requested_by_name: String,
-    pub reason: String,
-    pub record_summary: String,
-    pub specialty: String,
-    pub min_title: String,
-    pub urgency: String,
-    pub mode: String,
-    pub addressee_kind: String,
-    pub pool_organisation_id: Option<String>,
-    pub state: String,
-    pub assigned_expert_id: Option<String>,
-    pub assigned_expert_name: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-pub struct ConsultationDetail {
-    #[serde(flatten)]
-    pub summary: ConsultationSummary,
-    pub my_role: Option<String>,
-    pub participants: Vec<Participant>,
-    pub consent: Option<ConsentView>,
-    pub transitions: Vec<Transition>,
-    pub appointments: Vec<crate::scheduling::appointments::AppointmentView>,
-}
-
-const SUMMARY_SELECT: &str = "SELECT c.id, c.patient_id, p.name AS patient_name, c.requesting_organisation_id,
-    o.name AS requesting_organisation_name, c.requested_by, r.display_name AS requested_by_name, c.reason, c.record_summary,
-    c.specialty, c.min_title, c.urgency, c.mode, c.addressee_kind, c.pool_organisation_id, c.state, c.assigned_expert_id,
-    x.display_name AS assigned_expert_name, c.created_at, c.updated_at
-    FROM consultations c JOIN patients p ON p.id = c.patient_id JOIN organisations o ON o.id = c.requesting_organisation_id
-    JOIN users r ON r.id = c.requested_by LEFT JOIN users x ON x.id = c.assigned_expert_id";
-
+/// One consultation with its participants, consent, transitions and appointments, as the
+/// caller sees it.
 pub async fn detail(state: &AppState, user: &AuthUser, id: &str) -> ApiResult<ConsultationDetail> {
-    let summary: ConsultationSummary = sqlx::query_as(&format!("{SUMMARY_SELECT} WHERE c.id = $1"))
-        .bind(id)
-        .fetch_optional(&state.db.pool)
-        .await?
-        .ok_or_else(|| ApiError::not_found("consultation"))?;
-    let participants: Vec<(String, String, String, String, String)> = sqlx::query_as(
-        "SELECT cp.user_id, u.display_name, cp.role, cp.status, cp.reason FROM consultation_participants cp
-         JOIN users u ON u.id = cp.user_id WHERE cp.consultation_id = $1 ORDER BY cp.added_at, cp.user_id",
-    )
-    .bind(id)
-    .fetch_all(&state.db.pool)
-    .await?;
-    let consent: Option<ConsentView> = sqlx::query_as(
-        "SELECT k.given_by, k.guardian_name, k.method, k.given_at, k.witness_id, u.display_name AS witness_name
-         FROM consultation_consents k JOIN users u ON u.id = k.witness_id WHERE k.consultation_id = $1 ORDER BY k.created_at DESC LIMIT 1",
-    )
-    .bind(id)
-    .fetch_optional(&state.db.pool)
-    .await?;
-    let transitions: Vec<Transition> = sqlx::query_as(
-        "SELECT t.from_state, t.to_state, t.action, t.actor_id, u.display_name AS actor_name, t.reason, t.at
-         FROM consultation_transitions t LEFT JOIN users u ON u.id = t.actor_id WHERE t.consultation_id = $1 ORDER BY t.at, t.id",
-    )
-    .bind(id)
-    .fetch_all(&state.db.pool)
-    .await?;
-    let my_role = participants.iter().find(|p| p.0 == user.id && p.3 != "declined").map(|p| p.2.clone());
+    let db = &state.db;
+    let summary = store::summary(db, id).await?.ok_or_else(|| ApiError::not_found("consultation"))?;
+    let participants = store::participants(db, id).await?;
+    let consent = store::latest_consent(db, id).await?;
+    let transitions = store::transitions(db, id).await?;
+    let my_role = participants
+        .iter()
+        .find(|p| p.user_id == user.id && p.status.takes_part())
+        .map(|p| p.role.as_str().to_string());
     Ok(ConsultationDetail {
         summary,
         my_role,
         participants: participants
             .into_iter()
-            .map(|(user_id, name, role, status, reason)| Participant { user_id, name, role, status, reason })
+            .map(|p| Participant {
+                user_id: p.user_id,
+                name: p.name,
+                role: p.role.as_str().to_string(),
+                status: p.status.as_str().to_string(),
+                reason: p.reason,
+            })
             .collect(),
         consent,
         transitions,
-        appointments: crate::scheduling::appointments::of_consultation(state, id).await?,
+        appointments: super::visit::appointments_of(db, id, state.config.call_open_before_mins).await?,
     })
 }
 
@@ -187,34 +107,201 @@ fn parse_uuid(field: &str, s: &str) -> ApiResult<String> {
     uuid::Uuid::parse_str(s).map(|u| u.to_string()).map_err(|_| ApiError::validation(field, "not a valid id"))
 }
 
-#[derive(sqlx::FromRow)]
-struct ExpertFacts {
+/// The patient a request is for: one of the caller's own centre (404 otherwise).
+/// Answers the patient's id and their user account, if they have one.
+async fn requested_patient(db: &Db, user: &AuthUser, raw_id: &str) -> ApiResult<(String, Option<String>)> {
+    let patient_id = parse_uuid("patient_id", raw_id)?;
+    let patient =
+        crate::patients::find_visible(db, user, &patient_id).await?.ok_or_else(|| ApiError::not_found("patient"))?;
+    if patient.home_organisation_id != user.org {
+        return Err(ApiError::not_found("patient"));
+    }
+    Ok((patient_id, patient.user_id))
+}
+
+/// The request's own fields: reason, summary length, a known specialty.
+async fn check_request(db: &Db, b: &NewConsultation) -> ApiResult<Reason> {
+    let reason = Reason::parse(&b.reason).map_err(|e| ApiError::validation("reason", e.to_string()))?;
+    if b.record_summary.chars().count() > 20_000 {
+        return Err(ApiError::validation("record_summary", "at most 20,000 characters"));
+    }
+    if !store::specialty_exists(db, &b.specialty).await? {
+        return Err(ApiError::validation("specialty", "not a known specialty"));
+    }
+    Ok(reason)
+}
+
+/// The patient's informed consent, checked.
+struct Consent {
+    given_by: ConsentGiver,
+    guardian_name: String,
+    method: ConsentMethod,
+    at: DateTime<Utc>,
+}
+
+fn check_consent(consent: Option<&ConsentInput>) -> ApiResult<Consent> {
+    let Some(consent) = consent else {
+        return Err(ApiError::unprocessable(
+            ErrorCode::ConsentRequired,
+            "the patient's informed consent must be recorded before a consultation is requested",
+        ));
+    };
+    let given_by: ConsentGiver =
+        consent.given_by.parse().map_err(|_| ApiError::validation("consent.given_by", "patient or guardian"))?;
+    let guardian_name = consent.guardian_name.trim().to_string();
+    if given_by == ConsentGiver::Guardian && guardian_name.is_empty() {
+        return Err(ApiError::validation("consent.guardian_name", "the guardian's name is required"));
+    }
+    let method: ConsentMethod =
+        consent.method.parse().map_err(|_| ApiError::validation("consent.method", "written or recorded_verbal"))?;
+    let at: DateTime<Utc> = consent.at.into();
+    if at > Utc::now() + Duration::minutes(5) {
+        return Err(ApiError::validation("consent.at", "consent cannot be given in the future"));
+    }
+    Ok(Consent { given_by, guardian_name, method, at })
+}
+
+/// Whom a request goes to: the experts invited (none for a pool) or the pool's hospital.
+struct Resolved {
+    kind: AddresseeKind,
+    experts: Vec<String>,
+    pool_org: Option<String>,
+}
+
+async fn resolve_addressee(db: &Db, user: &AuthUser, b: &NewConsultation) -> ApiResult<Resolved> {
+    let resolved = match &b.addressee {
+        Addressee::Expert { expert_id } => {
+            let id = parse_uuid("addressee.expert_id", expert_id)?;
+            let e = store::expert_facts(db, &id)
+                .await?
+                .ok_or_else(|| ApiError::validation("addressee.expert_id", "not an active expert"))?;
+            if e.title < b.min_title {
+                return Err(ApiError::validation(
+                    "addressee.expert_id",
+                    "the expert's title is below the minimum asked for",
+                ));
+            }
+            if !store::has_specialty(db, &e.id, &b.specialty).await? {
+                return Err(ApiError::validation("addressee.expert_id", "the expert does not practise this specialty"));
+            }
+            Resolved { kind: AddresseeKind::Expert, experts: vec![e.id], pool_org: None }
+        }
+        Addressee::Mdt { expert_ids } => {
+            if expert_ids.len() < 2 || expert_ids.len() > 8 {
+                return Err(ApiError::validation("addressee.expert_ids", "an MDT names 2 to 8 experts"));
+            }
+            let mut experts: Vec<String> = Vec::new();
+            for (i, raw) in expert_ids.iter().enumerate() {
+                let id = parse_uuid(&format!("addressee.expert_ids[{i}]"), raw)?;
+                store::expert_facts(db, &id).await?.ok_or_else(|| {
+                    ApiError::validation(&format!("addressee.expert_ids[{i}]"), "not an active expert")
+                })?;
+                if !experts.contains(&id) {
+                    experts.push(id);
+                }
+            }
+            Resolved { kind: AddresseeKind::Mdt, experts, pool_org: None }
+        }
+        Addressee::Pool { specialty, organisation_id } => {
+            if specialty.as_deref().is_some_and(|s| s != b.specialty) {
+                return Err(ApiError::validation("addressee.specialty", "must match the consultation's specialty"));
+            }
+            let org = match organisation_id {
+                Some(o) => store::department_of(db, &parse_uuid("addressee.organisation_id", o)?, &b.specialty).await?,
+                None => store::linked_department(db, &user.org, &b.specialty).await?,
+            };
+            let Some(org) = org else {
+                return Err(ApiError::unprocessable(
+                    ErrorCode::NoPool,
+                    "no hospital department of this specialty takes pool requests from this centre",
+                ));
+            };
+            Resolved { kind: AddresseeKind::Pool, experts: Vec::new(), pool_org: Some(org) }
+        }
+    };
+    if b.mode == Mode::Mdt && resolved.kind != AddresseeKind::Mdt {
+        return Err(ApiError::validation("addressee", "an MDT consultation is addressed to several experts"));
+    }
+    Ok(resolved)
+}
+
+/// A checked request, ready to store.
+struct Request<'a> {
     id: String,
-    organisation_id: String,
-    title: String,
+    patient_id: String,
+    patient_user: Option<String>,
+    reason: Reason,
+    consent: Consent,
+    to: Resolved,
+    body: &'a NewConsultation,
 }
 
-async fn expert_facts(state: &AppState, id: &str) -> ApiResult<Option<ExpertFacts>> {
-    Ok(sqlx::query_as(
-        "SELECT u.id, u.organisation_id, e.title FROM users u JOIN expert_profiles e ON e.user_id = u.id WHERE u.id = $1 AND u.active = 1",
+/// Stores the request in one transaction: the draft, the consent, the participants and the
+/// audit event, then submits it and stores the notifications of the experts it is addressed
+/// to (the pool's qualified experts for a pool request), which the caller publishes.
+async fn store_request(db: &Db, user: &AuthUser, r: &Request<'_>) -> ApiResult<Vec<(String, Notification)>> {
+    let b = r.body;
+    let now = now_ts();
+    let mut tx = db.begin_write().await?;
+    store::insert_draft(
+        &mut tx,
+        &store::NewRow {
+            id: &r.id,
+            patient_id: &r.patient_id,
+            requesting_organisation_id: &user.org,
+            requested_by: &user.id,
+            reason: r.reason.as_str(),
+            record_summary: b.record_summary.trim(),
+            specialty: &b.specialty,
+            min_title: b.min_title,
+            urgency: b.urgency,
+            mode: b.mode,
+            addressee_kind: r.to.kind,
+            pool_organisation_id: r.to.pool_org.as_deref(),
+            now: &now,
+        },
     )
-    .bind(id)
-    .fetch_optional(&state.db.pool)
-    .await?)
-}
-
-async fn has_specialty(state: &AppState, expert: &str, specialty: &str) -> ApiResult<bool> {
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT user_id FROM expert_specialties WHERE user_id = $1 AND specialty = $2")
-            .bind(expert)
-            .bind(specialty)
-            .fetch_optional(&state.db.pool)
-            .await?;
-    Ok(row.is_some())
-}
-
-fn title_of(s: &str) -> Title {
-    Title::from_str(s).unwrap_or(Title::Resident)
+    .await?;
+    let consent = store::NewConsent {
+        given_by: r.consent.given_by.as_str(),
+        guardian_name: &r.consent.guardian_name,
+        method: r.consent.method.as_str(),
+        given_at: &ts(r.consent.at),
+        witness_id: &user.id,
+    };
+    store::insert_consent(&mut tx, &r.id, &consent, &now).await?;
+    let mut participants = vec![(user.id.as_str(), ParticipantRole::Requester, ParticipantStatus::Active)];
+    if let Some(pu) = &r.patient_user {
+        participants.push((pu, ParticipantRole::Patient, ParticipantStatus::Invited));
+    }
+    for e in &r.to.experts {
+        participants.push((e, ParticipantRole::Expert, ParticipantStatus::Invited));
+    }
+    for (uid, role, status) in participants {
+        store::insert_participant(&mut tx, &r.id, uid, role, status, &now).await?;
+    }
+    crate::audit::event(user, "create", "consultation", &r.id).patient(&r.patient_id).record_with(&mut *tx).await?;
+    let mut stored = Vec::new();
+    if b.submit {
+        store::apply_locked(&mut tx, &r.id, CState::Draft, Some(&user.id), &Action::Submit).await?;
+        let recipients = match &r.to.pool_org {
+            Some(org) => store::pool_experts(&mut tx, org, &b.specialty, b.min_title).await?,
+            None => r.to.experts.clone(),
+        };
+        stored = notifications::store(
+            &mut tx,
+            &recipients,
+            &Notice::new(
+                "request_matched",
+                Text::new("request_matched").with("urgency", b.urgency),
+                r.reason.to_string(),
+                Some(&r.id),
+            ),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(stored)
 }
 
 async fn create(
@@ -223,208 +310,14 @@ async fn create(
     Json(b): Json<NewConsultation>,
 ) -> ApiResult<(StatusCode, Json<ConsultationDetail>)> {
     user.require(&[Role::CommunityDoctor])?;
-    let patient_id = parse_uuid("patient_id", &b.patient_id)?;
-    let patient = crate::patients::find_visible(&state.db, &user, &patient_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("patient"))?;
-    if patient.home_organisation_id != user.org {
-        return Err(ApiError::not_found("patient"));
-    }
-    let reason = Reason::parse(&b.reason).map_err(|e| ApiError::validation("reason", e.to_string()))?;
-    if b.record_summary.chars().count() > 20_000 {
-        return Err(ApiError::validation("record_summary", "at most 20,000 characters"));
-    }
-    let specialty: Option<(String,)> = sqlx::query_as("SELECT code FROM specialties WHERE code = $1")
-        .bind(&b.specialty)
-        .fetch_optional(&state.db.pool)
-        .await?;
-    if specialty.is_none() {
-        return Err(ApiError::validation("specialty", "not a known specialty"));
-    }
-    let Some(consent) = b.consent.clone() else {
-        return Err(ApiError::unprocessable(
-            ErrorCode::ConsentRequired,
-            "the patient's informed consent must be recorded before a consultation is requested",
-        ));
-    };
-    if !matches!(consent.given_by.as_str(), "patient" | "guardian") {
-        return Err(ApiError::validation("consent.given_by", "patient or guardian"));
-    }
-    if consent.given_by == "guardian" && consent.guardian_name.trim().is_empty() {
-        return Err(ApiError::validation("consent.guardian_name", "the guardian's name is required"));
-    }
-    if !matches!(consent.method.as_str(), "written" | "recorded_verbal") {
-        return Err(ApiError::validation("consent.method", "written or recorded_verbal"));
-    }
-    let consent_at: DateTime<Utc> = consent.at.into();
-    if consent_at > Utc::now() + Duration::minutes(5) {
-        return Err(ApiError::validation("consent.at", "consent cannot be given in the future"));
-    }
-
-    // Resolve the addressee.
-    let mut experts: Vec<String> = Vec::new();
-    let mut pool_org: Option<String> = None;
-    let kind = match &b.addressee {
-        Addressee::Expert { expert_id } => {
-            let id = parse_uuid("addressee.expert_id", expert_id)?;
-            let e = expert_facts(&state, &id)
-                .await?
-                .ok_or_else(|| ApiError::validation("addressee.expert_id", "not an active expert"))?;
-            if title_of(&e.title) < b.min_title {
-                return Err(ApiError::validation(
-                    "addressee.expert_id",
-                    "the expert's title is below the minimum asked for",
-                ));
-            }
-            if !has_specialty(&state, &e.id, &b.specialty).await? {
-                return Err(ApiError::validation("addressee.expert_id", "the expert does not practise this specialty"));
-            }
-            experts.push(e.id);
-            "expert"
-        }
-        Addressee::Mdt { expert_ids } => {
-            if expert_ids.len() < 2 || expert_ids.len() > 8 {
-                return Err(ApiError::validation("addressee.expert_ids", "an MDT names 2 to 8 experts"));
-            }
-            for (i, raw) in expert_ids.iter().enumerate() {
-                let id = parse_uuid(&format!("addressee.expert_ids[{i}]"), raw)?;
-                expert_facts(&state, &id).await?.ok_or_else(|| {
-                    ApiError::validation(&format!("addressee.expert_ids[{i}]"), "not an active expert")
-                })?;
-                if !experts.contains(&id) {
-                    experts.push(id);
-                }
-            }
-            "mdt"
-        }
-        Addressee::Pool { specialty, organisation_id } => {
-            if specialty.as_deref().is_some_and(|s| s != b.specialty) {
-                return Err(ApiError::validation("addressee.specialty", "must match the consultation's specialty"));
-            }
-            let org: Option<(String,)> = match organisation_id {
-                Some(o) => sqlx::query_as("SELECT organisation_id FROM departments WHERE organisation_id = $1 AND specialty = $2")
-                    .bind(parse_uuid("addressee.organisation_id", o)?)
-                    .bind(&b.specialty)
-                    .fetch_optional(&state.db.pool)
-                    .await?,
-                None => sqlx::query_as(
-                    "SELECT d.organisation_id FROM departments d JOIN consortium_links l ON l.hospital_id = d.organisation_id
-                     WHERE l.centre_id = $1 AND d.specialty = $2 ORDER BY d.organisation_id LIMIT 1",
-                )
-                .bind(&user.org)
-                .bind(&b.specialty)
-                .fetch_optional(&state.db.pool)
-                .await?,
-            };
-            let Some((org,)) = org else {
-                return Err(ApiError::unprocessable(
-                    ErrorCode::NoPool,
-                    "no hospital department of this specialty takes pool requests from this centre",
-                ));
-            };
-            pool_org = Some(org);
-            "pool"
-        }
-    };
-    if b.mode == Mode::Mdt && kind != "mdt" {
-        return Err(ApiError::validation("addressee", "an MDT consultation is addressed to several experts"));
-    }
-
-    let id = new_id();
-    let now = now_ts();
-    let mut tx = state.db.begin_write().await?;
-    sqlx::query(
-        "INSERT INTO consultations (id, patient_id, requesting_organisation_id, requested_by, reason, record_summary, specialty, min_title,
-            urgency, mode, addressee_kind, pool_organisation_id, state, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'draft', $13, $13)",
-    )
-    .bind(&id)
-    .bind(&patient_id)
-    .bind(&user.org)
-    .bind(&user.id)
-    .bind(reason.as_str())
-    .bind(b.record_summary.trim())
-    .bind(&b.specialty)
-    .bind(b.min_title.as_str())
-    .bind(b.urgency.as_str())
-    .bind(b.mode.as_str())
-    .bind(kind)
-    .bind(&pool_org)
-    .bind(&now)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO consultation_consents (id, consultation_id, given_by, guardian_name, method, given_at, witness_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(new_id())
-    .bind(&id)
-    .bind(&consent.given_by)
-    .bind(consent.guardian_name.trim())
-    .bind(&consent.method)
-    .bind(ts(consent_at))
-    .bind(&user.id)
-    .bind(&now)
-    .execute(&mut *tx)
-    .await?;
-    let add = |uid: String, role: &'static str, status: &'static str| (uid, role, status);
-    let mut participants = vec![add(user.id.clone(), "requester", "active")];
-    if let Some(pu) = &patient.user_id {
-        participants.push(add(pu.clone(), "patient", "invited"));
-    }
-    for e in &experts {
-        participants.push(add(e.clone(), "expert", "invited"));
-    }
-    for (uid, role, status) in &participants {
-        sqlx::query("INSERT INTO consultation_participants (consultation_id, user_id, role, status, added_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&id)
-            .bind(uid)
-            .bind(role)
-            .bind(status)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-    }
-    crate::audit::event(&user, "create", "consultation", &id).patient(&patient_id).record_with(&mut *tx).await?;
-    let mut stored = Vec::new();
-    if b.submit {
-        store::apply_locked(&mut tx, &id, CState::Draft, Some(&user.id), &Action::Submit).await?;
-        let recipients = match &pool_org {
-            Some(org) => pool_experts(&mut tx, org, &b.specialty, b.min_title).await?,
-            None => experts.clone(),
-        };
-        stored = notifications::store(
-            &mut tx,
-            &recipients,
-            &Notice::new(
-                "request_matched",
-                Text::new("request_matched").with("urgency", b.urgency),
-                reason.to_string(),
-                Some(&id),
-            ),
-        )
-        .await?;
-    }
-    tx.commit().await?;
+    let (patient_id, patient_user) = requested_patient(&state.db, &user, &b.patient_id).await?;
+    let reason = check_request(&state.db, &b).await?;
+    let consent = check_consent(b.consent.as_ref())?;
+    let to = resolve_addressee(&state.db, &user, &b).await?;
+    let request = Request { id: new_id(), patient_id, patient_user, reason, consent, to, body: &b };
+    let stored = store_request(&state.db, &user, &request).await?;
     notifications::publish(&state, &stored);
-    Ok((StatusCode::CREATED, Json(detail(&state, &user, &id).await?)))
-}
-
-async fn pool_experts(
-    conn: &mut sqlx::AnyConnection,
-    org: &str,
-    specialty: &str,
-    min_title: Title,
-) -> ApiResult<Vec<String>> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT u.id, e.title FROM users u JOIN expert_profiles e ON e.user_id = u.id JOIN expert_specialties s ON s.user_id = u.id
-         WHERE u.organisation_id = $1 AND s.specialty = $2 AND u.active = 1 ORDER BY u.id",
-    )
-    .bind(org)
-    .bind(specialty)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows.into_iter().filter(|(_, t)| title_of(t) >= min_title).map(|(u, _)| u).collect())
+    Ok((StatusCode::CREATED, Json(detail(&state, &user, &request.id).await?)))
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -447,23 +340,17 @@ async fn list(
     Query(f): Query<ListFilter>,
 ) -> ApiResult<Json<crate::api::Page<ConsultationSummary>>> {
     let limit = crate::api::page_limit(f.limit, 200)?;
-    let sql = format!(
-        "{SUMMARY_SELECT} WHERE {} AND ($3 = '' OR c.state = $3) AND ($4 = '' OR c.mode = $4) AND ($5 = '' OR c.urgency = $5)
-           AND c.created_at >= $6 AND c.created_at < $7 AND ($8 = '' OR c.id < $8) ORDER BY c.id DESC LIMIT $9",
-        store::visibility_predicate(user.role)
-    );
-    let rows: Vec<ConsultationSummary> = sqlx::query_as(&sql)
-        .bind(&user.id)
-        .bind(&user.org)
-        .bind(f.state.map(|s| s.as_str()).unwrap_or(""))
-        .bind(f.mode.map(|s| s.as_str()).unwrap_or(""))
-        .bind(f.urgency.map(|s| s.as_str()).unwrap_or(""))
-        .bind(f.from.map(|t| ts(t.into())).unwrap_or_default())
-        .bind(f.to.map(|t| ts(t.into())).unwrap_or_else(|| "9999".into()))
-        .bind(crate::api::page_cursor(f.cursor)?)
-        .bind(limit as i64 + 1)
-        .fetch_all(&state.db.pool)
-        .await?;
+    let cursor = crate::api::page_cursor(f.cursor)?;
+    let query = store::ListQuery {
+        state: f.state,
+        mode: f.mode,
+        urgency: f.urgency,
+        created_from: f.from.map(|t| ts(t.into())),
+        created_before: f.to.map(|t| ts(t.into())),
+        before_id: Some(cursor).filter(|c| !c.is_empty()),
+        limit: limit as i64 + 1,
+    };
+    let rows = store::list(&state.db, &user, &query).await?;
     let page = crate::api::page(rows, limit, |c| c.id.clone());
     let mut tx = state.db.begin_write().await?;
     for c in &page.items {
@@ -495,12 +382,8 @@ fn required_reason(body: &ReasonBody) -> ApiResult<Reason> {
 }
 
 /// The person's name as notifications show it (王建国, not the login name).
-async fn display_name(state: &AppState, user: &AuthUser) -> ApiResult<String> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT display_name FROM users WHERE id = $1")
-        .bind(&user.id)
-        .fetch_optional(&state.db.pool)
-        .await?;
-    Ok(row.map(|r| r.0).unwrap_or_else(|| user.username.clone()))
+async fn display_name(db: &Db, user: &AuthUser) -> ApiResult<String> {
+    Ok(store::display_name(db, &user.id).await?.unwrap_or_else(|| user.username.clone()))
 }
 
 /// Notifies the consultation's participants except the actor.
@@ -543,20 +426,19 @@ async fn accept(
 ) -> ApiResult<Json<ConsultationDetail>> {
     user.require(&[Role::Expert])?;
     let c = store::load_for(&state.db, &user, &id, "accept").await?;
-    let invited: Option<(String,)> = sqlx::query_as(
-        "SELECT status FROM consultation_participants WHERE consultation_id = $1 AND user_id = $2 AND role = 'expert'",
-    )
-    .bind(&id)
-    .bind(&user.id)
-    .fetch_optional(&state.db.pool)
-    .await?;
-    match invited.as_ref().map(|s| s.0.as_str()) {
-        Some("invited") => {}
-        Some("accepted" | "active") => {
+    let invited = {
+        let mut conn = state.db.pool.acquire().await?;
+        store::participant_status(&mut conn, &id, &user.id, true).await?
+    };
+    match invited {
+        Some(ParticipantStatus::Invited) => {}
+        Some(ParticipantStatus::Accepted | ParticipantStatus::Active) => {
             return Err(ApiError::conflict(ErrorCode::AlreadyAccepted, "you have already accepted this consultation"))
         }
-        Some(_) => return Err(ApiError::conflict(ErrorCode::AlreadyDeclined, "you declined this consultation")),
-        None if c.addressee_kind == "pool" => {
+        Some(ParticipantStatus::Declined) => {
+            return Err(ApiError::conflict(ErrorCode::AlreadyDeclined, "you declined this consultation"))
+        }
+        None if c.addressee_kind == AddresseeKind::Pool => {
             return Err(ApiError::conflict(ErrorCode::UseClaim, "a pool request is taken with POST .../claim"));
         }
         None => return Err(ApiError::forbidden("the consultation is not addressed to you")),
@@ -564,21 +446,12 @@ async fn accept(
     let mut tx = state.db.begin_write().await?;
     let from = store::lock(&mut tx, &id).await?;
     // The first MDT expert to accept moves the consultation on; the others join it.
-    if !(c.addressee_kind == "mdt" && from != CState::Requested && !from.is_terminal()) {
+    if !(c.addressee_kind == AddresseeKind::Mdt && from != CState::Requested && !from.is_terminal()) {
         store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Accept).await?;
     }
-    sqlx::query("UPDATE consultation_participants SET status = 'accepted' WHERE consultation_id = $1 AND user_id = $2")
-        .bind(&id)
-        .bind(&user.id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("UPDATE consultations SET assigned_expert_id = COALESCE(assigned_expert_id, $1) WHERE id = $2")
-        .bind(&user.id)
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
+    store::accept(&mut tx, &id, &user.id).await?;
     tx.commit().await?;
-    tell_others(&state, &c, &user, "accepted", Text::new("expert_accepted"), display_name(&state, &user).await?)
+    tell_others(&state, &c, &user, "accepted", Text::new("expert_accepted"), display_name(&state.db, &user).await?)
         .await?;
     respond(&state, &user, &id).await
 }
@@ -594,35 +467,19 @@ async fn decline(
     let c = store::load_for(&state.db, &user, &id, "decline").await?;
     let mut tx = state.db.begin_write().await?;
     let from = store::lock(&mut tx, &id).await?;
-    let status: Option<(String,)> =
-        sqlx::query_as("SELECT status FROM consultation_participants WHERE consultation_id = $1 AND user_id = $2")
-            .bind(&id)
-            .bind(&user.id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    match (c.addressee_kind.as_str(), status.as_ref().map(|s| s.0.as_str())) {
-        (_, Some("declined")) => {
+    match (c.addressee_kind, store::participant_status(&mut tx, &id, &user.id, false).await?) {
+        (_, Some(ParticipantStatus::Declined)) => {
             return Err(ApiError::conflict(ErrorCode::AlreadyDeclined, "you have already declined"))
         }
         // A pool decline is kept in the transition log only: the expert was never a participant.
-        ("pool", None) => {}
-        (_, Some("invited" | "accepted")) => {
-            sqlx::query("UPDATE consultation_participants SET status = 'declined', reason = $1 WHERE consultation_id = $2 AND user_id = $3")
-                .bind(reason.as_str())
-                .bind(&id)
-                .bind(&user.id)
-                .execute(&mut *tx)
-                .await?;
+        (AddresseeKind::Pool, None) => {}
+        (_, Some(ParticipantStatus::Invited | ParticipantStatus::Accepted)) => {
+            store::mark_declined(&mut tx, &id, &user.id, reason.as_str()).await?;
         }
         _ => return Err(ApiError::forbidden("the consultation is not addressed to you")),
     }
-    let (others,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM consultation_participants WHERE consultation_id = $1 AND role = 'expert' AND status <> 'declined'",
-    )
-    .bind(&id)
-    .fetch_one(&mut *tx)
-    .await?;
-    let reopens = c.addressee_kind == "pool" || (c.addressee_kind == "mdt" && others > 0);
+    let others = store::experts_left(&mut tx, &id).await?;
+    let reopens = c.addressee_kind == AddresseeKind::Pool || (c.addressee_kind == AddresseeKind::Mdt && others > 0);
     let mut to = from;
     if from == CState::Requested || !reopens {
         to = store::apply_locked(
@@ -635,10 +492,7 @@ async fn decline(
         .await?;
     }
     if c.assigned_expert_id.as_deref() == Some(user.id.as_str()) {
-        sqlx::query("UPDATE consultations SET assigned_expert_id = NULL WHERE id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+        store::unassign(&mut tx, &id).await?;
     }
     tx.commit().await?;
     tell_others(&state, &c, &user, "declined", Text::new("expert_declined"), reason.to_string()).await?;
@@ -658,29 +512,19 @@ async fn claim(
         Err(e) if e.status == StatusCode::NOT_FOUND => {
             // A pool request claimed a moment ago by another expert of the same pool is no
             // longer visible to the rest: they lost the race, which is a conflict.
-            let taken: Option<(String,)> = sqlx::query_as(
-                "SELECT c.state FROM consultations c JOIN users u ON u.id = $2
-                 WHERE c.id = $1 AND c.addressee_kind = 'pool' AND c.pool_organisation_id = u.organisation_id
-                   AND c.state <> 'requested' AND c.state <> 'draft'",
-            )
-            .bind(&id)
-            .bind(&user.id)
-            .fetch_optional(&state.db.pool)
-            .await?;
-            return Err(match taken {
-                Some(_) => {
-                    ApiError::conflict(ErrorCode::InvalidTransition, "another expert of the pool claimed it first")
-                }
-                None => e,
+            return Err(if store::claimed_from_users_pool(&state.db, &id, &user.id).await? {
+                ApiError::conflict(ErrorCode::InvalidTransition, "another expert of the pool claimed it first")
+            } else {
+                e
             });
         }
         Err(e) => return Err(e),
     };
-    if c.addressee_kind != "pool" {
+    if c.addressee_kind != AddresseeKind::Pool {
         return Err(ApiError::conflict(ErrorCode::NotAPoolRequest, "only pool requests are claimed"));
     }
-    let me = expert_facts(&state, &user.id).await?.ok_or_else(|| ApiError::forbidden("no expert profile"))?;
-    if title_of(&me.title) < title_of(&c.min_title) || !has_specialty(&state, &user.id, &c.specialty).await? {
+    let me = store::expert_facts(&state.db, &user.id).await?.ok_or_else(|| ApiError::forbidden("no expert profile"))?;
+    if me.title < c.min_title || !store::has_specialty(&state.db, &user.id, &c.specialty).await? {
         return Err(ApiError::forbidden("your specialty or title does not meet the request"));
     }
     if c.pool_organisation_id.as_deref() != Some(me.organisation_id.as_str()) {
@@ -689,21 +533,9 @@ async fn claim(
     let mut tx = state.db.begin_write().await?;
     let from = store::lock(&mut tx, &id).await?;
     store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Claim).await?;
-    sqlx::query(
-        "INSERT INTO consultation_participants (consultation_id, user_id, role, status, added_at) VALUES ($1, $2, 'expert', 'accepted', $3)",
-    )
-    .bind(&id)
-    .bind(&user.id)
-    .bind(now_ts())
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("UPDATE consultations SET assigned_expert_id = $1 WHERE id = $2")
-        .bind(&user.id)
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
+    store::claim(&mut tx, &id, &user.id).await?;
     tx.commit().await?;
-    tell_others(&state, &c, &user, "accepted", Text::new("expert_accepted"), display_name(&state, &user).await?)
+    tell_others(&state, &c, &user, "accepted", Text::new("expert_accepted"), display_name(&state.db, &user).await?)
         .await?;
     respond(&state, &user, &id).await
 }
@@ -722,12 +554,7 @@ async fn cancel(
     let mut tx = state.db.begin_write().await?;
     let from = store::lock(&mut tx, &id).await?;
     store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Cancel { reason: reason.clone() }).await?;
-    sqlx::query("UPDATE appointments SET status = 'cancelled', cancelled_at = $1, cancel_reason = $2 WHERE consultation_id = $3 AND status = 'booked'")
-        .bind(now_ts())
-        .bind(reason.as_str())
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
+    store::cancel_booked_appointments(&mut tx, &id, reason.as_str()).await?;
     tx.commit().await?;
     tell_others(&state, &c, &user, "cancelled", Text::new("consultation_cancelled"), reason.to_string()).await?;
     respond(&state, &user, &id).await
@@ -739,122 +566,13 @@ async fn complete(
     Path(Id(id)): Path<Id>,
 ) -> ApiResult<Json<ConsultationDetail>> {
     let c = store::load_for(&state.db, &user, &id, "complete").await?;
-    let role = store::participant_role(&state.db, &id, &user.id).await?;
-    if !matches!(role.as_deref(), Some("requester" | "expert")) {
+    let role = store::role_of(&state.db, &id, &user.id).await?;
+    if !matches!(role, Some(ParticipantRole::Requester | ParticipantRole::Expert)) {
         return Err(ApiError::forbidden("the consultation's doctors complete it"));
     }
     store::apply_action(&state.db, &id, Some(&user), &Action::Complete).await?;
     tell_others(&state, &c, &user, "completed", Text::new("consultation_completed"), String::new()).await?;
     respond(&state, &user, &id).await
-}
-
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-pub struct Candidates {
-    pub items: Vec<matching::RankedCandidate>,
-    pub next: Option<String>,
-}
-
-async fn candidates(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Path(Id(id)): Path<Id>,
-) -> ApiResult<Json<Candidates>> {
-    let c = store::load_for(&state.db, &user, &id, "match").await?;
-    let criteria = Criteria {
-        specialty: c.specialty.clone(),
-        min_title: title_of(&c.min_title),
-        urgency: Urgency::from_str(&c.urgency).unwrap_or(Urgency::Routine),
-    };
-    let items = rank_candidates(&state, &criteria, &c.requesting_organisation_id).await?;
-    Ok(Json(Candidates { items, next: None }))
-}
-
-/// What a request asks of its expert: the criteria matching ranks candidates on.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Criteria {
-    pub specialty: String,
-    pub min_title: Title,
-    pub urgency: Urgency,
-}
-
-/// Ranks candidates for criteria that are not (yet) a stored request, as if the caller's
-/// centre requested them. No patient data is read or sent, so no audit event is recorded.
-async fn candidates_for_criteria(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Json(criteria): Json<Criteria>,
-) -> ApiResult<Json<Candidates>> {
-    user.require(&[Role::CommunityDoctor])?;
-    let known: Option<(String,)> = sqlx::query_as("SELECT code FROM specialties WHERE code = $1")
-        .bind(&criteria.specialty)
-        .fetch_optional(&state.db.pool)
-        .await?;
-    if known.is_none() {
-        return Err(ApiError::validation("specialty", "not a known specialty"));
-    }
-    let items = rank_candidates(&state, &criteria, &user.org).await?;
-    Ok(Json(Candidates { items, next: None }))
-}
-
-/// The active experts of the criteria's specialty, ranked by [`matching::rank`] for a request
-/// from `requesting_org`.
-async fn rank_candidates(
-    state: &AppState,
-    criteria: &Criteria,
-    requesting_org: &str,
-) -> ApiResult<Vec<matching::RankedCandidate>> {
-    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-        "SELECT u.id, u.display_name, e.title, u.organisation_id FROM users u JOIN expert_profiles e ON e.user_id = u.id
-         WHERE u.role = 'expert' AND u.active = 1 AND u.id IN (SELECT user_id FROM expert_specialties WHERE specialty = $1) ORDER BY u.id",
-    )
-    .bind(&criteria.specialty)
-    .fetch_all(&state.db.pool)
-    .await?;
-    let linked: Vec<(String,)> = sqlx::query_as("SELECT hospital_id FROM consortium_links WHERE centre_id = $1")
-        .bind(requesting_org)
-        .fetch_all(&state.db.pool)
-        .await?;
-    let now = Utc::now();
-    let mut inputs = Vec::new();
-    let mut conn = state.db.pool.acquire().await?;
-    for (eid, name, title, org) in rows {
-        let mut specialties: Vec<(String,)> =
-            sqlx::query_as("SELECT specialty FROM expert_specialties WHERE user_id = $1")
-                .bind(&eid)
-                .fetch_all(&mut *conn)
-                .await?;
-        // The requested specialty first: it is the one this request is matched on.
-        specialties.sort_by_key(|s| s.0 != criteria.specialty);
-        let (open,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM consultation_participants cp JOIN consultations k ON k.id = cp.consultation_id
-             WHERE cp.user_id = $1 AND cp.role = 'expert' AND cp.status IN ('accepted', 'active')
-               AND k.state IN ('accepted', 'scheduled', 'in_progress', 'awaiting_opinion')",
-        )
-        .bind(&eid)
-        .fetch_one(&mut *conn)
-        .await?;
-        let earliest = crate::scheduling::store::free_slots(&mut conn, &eid, now, now, now + Duration::days(14))
-            .await?
-            .ok()
-            .and_then(|s| s.first().map(|i| i.start));
-        inputs.push(CandidateInput {
-            expert_id: uuid::Uuid::parse_str(&eid).map_err(ApiError::internal)?,
-            name,
-            specialties: specialties.into_iter().map(|s| s.0).collect(),
-            title: title_of(&title),
-            organisation_linked: linked.iter().any(|l| l.0 == org),
-            earliest_slot: earliest,
-            open_consultations: u32::try_from(open).unwrap_or(u32::MAX),
-        });
-    }
-    let request = matching::Request {
-        specialty: criteria.specialty.clone(),
-        min_title: criteria.min_title,
-        urgency: criteria.urgency,
-        now,
-    };
-    Ok(matching::rank(&request, inputs))
 }
 
 pub fn routes() -> Routes {
@@ -863,31 +581,45 @@ pub fn routes() -> Routes {
             "/api/v1/consultations",
             "Request a consultation for a patient of the caller's centre (consent required)",
             create,
-        ).body::<NewConsultation>().json::<ConsultationDetail>(201).errors(&[404, 409])
+        )
+        .body::<NewConsultation>()
+        .json::<ConsultationDetail>(201)
+        .errors(&[404, 409])
         .get(
             "/api/v1/consultations",
             "Consultations the caller may see (filters: state, mode, urgency, from, to)",
             list,
-        ).query::<ListFilter>().json::<crate::api::Page<ConsultationSummary>>(200)
+        )
+        .query::<ListFilter>()
+        .json::<crate::api::Page<ConsultationSummary>>(200)
         .get(
             "/api/v1/consultations/{id}",
             "One consultation with participants, consent, transitions and appointments",
             get_one,
-        ).json::<ConsultationDetail>(200)
-        .post("/api/v1/consultations/{id}/submit", "Send a draft request", submit).json::<ConsultationDetail>(200).errors(&[409])
-        .post("/api/v1/consultations/{id}/accept", "The addressed expert accepts", accept).json::<ConsultationDetail>(200).errors(&[409])
+        )
+        .json::<ConsultationDetail>(200)
+        .post("/api/v1/consultations/{id}/submit", "Send a draft request", submit)
+        .json::<ConsultationDetail>(200)
+        .errors(&[409])
+        .post("/api/v1/consultations/{id}/accept", "The addressed expert accepts", accept)
+        .json::<ConsultationDetail>(200)
+        .errors(&[409])
         .post(
             "/api/v1/consultations/{id}/decline",
             "An expert declines with a reason (pool requests re-open matching)",
             decline,
-        ).body::<ReasonBody>().json::<serde_json::Value>(200).errors(&[409])
-        .post("/api/v1/consultations/{id}/claim", "An expert takes a department-pool request (one wins)", claim).json::<ConsultationDetail>(200).errors(&[409])
-        .post("/api/v1/consultations/{id}/cancel", "Cancel with a reason", cancel).body::<ReasonBody>().json::<ConsultationDetail>(200).errors(&[409])
-        .post("/api/v1/consultations/{id}/complete", "Complete the consultation", complete).json::<ConsultationDetail>(200).errors(&[409])
-        .get("/api/v1/consultations/{id}/candidates", "Experts ranked for this request, with reasons", candidates).json::<Candidates>(200)
-        .post(
-            "/api/v1/consultations/candidates",
-            "Experts ranked for request criteria not yet saved (specialty, min_title, urgency), for the caller's centre",
-            candidates_for_criteria,
-        ).body::<Criteria>().json::<Candidates>(200)
+        )
+        .body::<ReasonBody>()
+        .json::<serde_json::Value>(200)
+        .errors(&[409])
+        .post("/api/v1/consultations/{id}/claim", "An expert takes a department-pool request (one wins)", claim)
+        .json::<ConsultationDetail>(200)
+        .errors(&[409])
+        .post("/api/v1/consultations/{id}/cancel", "Cancel with a reason", cancel)
+        .body::<ReasonBody>()
+        .json::<ConsultationDetail>(200)
+        .errors(&[409])
+        .post("/api/v1/consultations/{id}/complete", "Complete the consultation", complete)
+        .json::<ConsultationDetail>(200)
+        .errors(&[409])
 }

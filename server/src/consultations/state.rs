@@ -24,61 +24,11 @@
 //! `declined`. The caller decides which, since only it knows the addressee.
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// A value that is not one of an enumeration's names, e.g. `"urgentish"` for an urgency.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {kind} `{value}`")]
-pub struct UnknownName {
-    pub kind: &'static str,
-    pub value: String,
-}
-
-/// An enumeration with one snake_case name per variant, used on the wire, in the
-/// database and in messages alike.
-macro_rules! named_enum {
-    (
-        $(#[$meta:meta])*
-        $name:ident, $kind:literal {
-            $( $(#[$variant_meta:meta])* $variant:ident => $text:literal ),+ $(,)?
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-        pub enum $name {
-            $( $(#[$variant_meta])* #[serde(rename = $text)] $variant ),+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = UnknownName;
-
-            fn from_str(value: &str) -> Result<Self, Self::Err> {
-                match value {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(UnknownName { kind: $kind, value: value.to_owned() }),
-                }
-            }
-        }
-    };
-}
+use crate::domain::consultation::named_enum;
+pub use crate::domain::consultation::UnknownName;
 
 named_enum! {
     /// Where a consultation stands in its lifecycle.
@@ -311,6 +261,7 @@ pub fn transition(from: State, action: &Action) -> Result<State, InvalidTransiti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::str::FromStr;
 
     fn reason() -> Reason {
         Reason::parse("patient transferred").unwrap()

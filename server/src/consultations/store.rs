@@ -1,58 +1,131 @@
-//! Storage of consultations: who may see one, who takes part, and applying an action through
-//! the state machine with the transition stored (who, when, from, to, reason).
+//! Storage of consultations: who may see one, who takes part, applying an action through
+//! the state machine with the transition stored (who, when, from, to, reason), and every
+//! other statement the consultation API and the visit rules run. Rows come back typed: a
+//! stored state, role, status or kind that is not one of its names is an error, never a
+//! default.
 
-use super::state::{transition, Action, State};
+use super::state::{transition, Action, Mode, State, Title, Urgency};
+use super::visit::RoomEvent;
+use super::{ConsentView, ConsultationSummary, Transition};
 use crate::auth::{AuthUser, Role};
+use crate::db::filter::Filtered;
 use crate::db::{new_id, now_ts, Db};
+use crate::domain::consultation::{AddresseeKind, AppointmentStatus, ParticipantRole, ParticipantStatus};
 use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
-use std::str::FromStr;
+use std::sync::LazyLock;
 
-/// SQL predicate over `consultations c` that holds when the caller may see it: a participant
-/// who has not declined; an expert also an open pool request of their department's
-/// specialty they have not declined; a coordinator the consultations of its hospital and
-/// linked centres; an admin all. Binds: `$1` the caller's user id, `$2` the caller's
-/// organisation id.
-pub fn visibility_predicate(role: Role) -> &'static str {
+// ---------------------------------------------------------------------------------------
+// Who may see a consultation
+// ---------------------------------------------------------------------------------------
+
+/// The visibility rule per role, over `consultations c`, with `{user}` standing for the
+/// caller's user id and `{org}` for the caller's organisation id; `None`: sees everything.
+/// A participant who has not declined; an expert also an open pool request of their
+/// department's specialty they have not declined; a coordinator the consultations of its
+/// hospital and linked centres; an admin all.
+fn visibility_rule(role: Role) -> Option<&'static str> {
     match role {
-        Role::Admin => "($1 <> '' OR $2 <> '')",
-        Role::Coordinator => {
-            "(c.requesting_organisation_id = $2 OR c.pool_organisation_id = $2 OR c.requesting_organisation_id IN
-               (SELECT centre_id FROM consortium_links WHERE hospital_id = $2) OR $1 = '')"
-        }
-        Role::CommunityDoctor | Role::Patient => {
-            "(c.id IN (SELECT consultation_id FROM consultation_participants WHERE user_id = $1 AND status <> 'declined') OR $2 = '')"
-        }
-        Role::Expert => {
-            "(c.id IN (SELECT consultation_id FROM consultation_participants WHERE user_id = $1 AND status <> 'declined')
-              OR (c.addressee_kind = 'pool' AND c.state = 'requested' AND c.pool_organisation_id = $2
-                  AND c.specialty IN (SELECT specialty FROM expert_specialties WHERE user_id = $1)
-                  AND c.id NOT IN (SELECT consultation_id FROM consultation_transitions WHERE actor_id = $1 AND action = 'decline')))"
-        }
+        Role::Admin => None,
+        Role::Coordinator => Some(
+            "(c.requesting_organisation_id = {org} OR c.pool_organisation_id = {org} OR c.requesting_organisation_id IN
+               (SELECT centre_id FROM consortium_links WHERE hospital_id = {org}))",
+        ),
+        Role::CommunityDoctor | Role::Patient => Some(
+            "c.id IN (SELECT consultation_id FROM consultation_participants WHERE user_id = {user} AND status <> 'declined')",
+        ),
+        Role::Expert => Some(
+            "(c.id IN (SELECT consultation_id FROM consultation_participants WHERE user_id = {user} AND status <> 'declined')
+              OR (c.addressee_kind = 'pool' AND c.state = 'requested' AND c.pool_organisation_id = {org}
+                  AND c.specialty IN (SELECT specialty FROM expert_specialties WHERE user_id = {user})
+                  AND c.id NOT IN (SELECT consultation_id FROM consultation_transitions WHERE actor_id = {user} AND action = 'decline')))",
+        ),
     }
 }
 
-/// The same rule as [`visibility_predicate`], written for one consultation (`c.id` fixed):
-/// the participant checks are probes of that consultation's own rows, so the cost of an
-/// access check does not grow with the number of consultations the caller ever took part in
-/// (`c.id IN (SELECT ...)` under an `OR` reads them all on both databases). Same binds.
-pub fn visibility_predicate_one(role: Role) -> &'static str {
+/// The same rule as [`visibility_rule`], written for one consultation (`c.id` fixed): the
+/// participant checks are probes of that consultation's own rows, so the cost of an access
+/// check does not grow with the number of consultations the caller ever took part in
+/// (`c.id IN (SELECT ...)` under an `OR` reads them all on both databases).
+fn visibility_rule_one(role: Role) -> Option<&'static str> {
     match role {
-        Role::Admin | Role::Coordinator => visibility_predicate(role),
-        Role::CommunityDoctor | Role::Patient => {
+        Role::Admin | Role::Coordinator => visibility_rule(role),
+        Role::CommunityDoctor | Role::Patient => Some(
+            "EXISTS (SELECT 1 FROM consultation_participants vp
+                      WHERE vp.consultation_id = c.id AND vp.user_id = {user} AND vp.status <> 'declined')",
+        ),
+        Role::Expert => Some(
             "(EXISTS (SELECT 1 FROM consultation_participants vp
-                       WHERE vp.consultation_id = c.id AND vp.user_id = $1 AND vp.status <> 'declined') OR $2 = '')"
-        }
-        Role::Expert => {
-            "(EXISTS (SELECT 1 FROM consultation_participants vp
-                       WHERE vp.consultation_id = c.id AND vp.user_id = $1 AND vp.status <> 'declined')
-              OR (c.addressee_kind = 'pool' AND c.state = 'requested' AND c.pool_organisation_id = $2
-                  AND c.specialty IN (SELECT specialty FROM expert_specialties WHERE user_id = $1)
+                       WHERE vp.consultation_id = c.id AND vp.user_id = {user} AND vp.status <> 'declined')
+              OR (c.addressee_kind = 'pool' AND c.state = 'requested' AND c.pool_organisation_id = {org}
+                  AND c.specialty IN (SELECT specialty FROM expert_specialties WHERE user_id = {user})
                   AND NOT EXISTS (SELECT 1 FROM consultation_transitions vt
-                                   WHERE vt.consultation_id = c.id AND vt.actor_id = $1 AND vt.action = 'decline')))"
+                                   WHERE vt.consultation_id = c.id AND vt.actor_id = {user} AND vt.action = 'decline')))",
+        ),
+    }
+}
+
+const ROLES: [Role; 5] = [Role::Admin, Role::Coordinator, Role::CommunityDoctor, Role::Patient, Role::Expert];
+
+/// A rule written with fixed binds, `$1` the caller's user id and `$2` their organisation
+/// id, for statements that bind both whatever the role: a term that is always true names
+/// the one the rule does not use (PostgreSQL refuses a bound parameter it cannot type).
+fn with_fixed_binds(rule: Option<&str>) -> String {
+    match rule {
+        None => "($1 <> '' OR $2 <> '')".to_string(),
+        Some(rule) => {
+            let text = rule.replace("{user}", "$1").replace("{org}", "$2");
+            match (rule.contains("{user}"), rule.contains("{org}")) {
+                (true, false) => format!("({text} OR $2 = '')"),
+                (false, true) => format!("({text} OR $1 = '')"),
+                _ => text,
+            }
         }
     }
 }
+
+static FIXED: LazyLock<Vec<(Role, String, String)>> = LazyLock::new(|| {
+    ROLES.iter().map(|&r| (r, with_fixed_binds(visibility_rule(r)), with_fixed_binds(visibility_rule_one(r)))).collect()
+});
+
+/// SQL predicate over `consultations c` that holds when the caller may see it (see
+/// [`visibility_rule`]). Binds: `$1` the caller's user id, `$2` the caller's organisation
+/// id. For statements with optional filters, [`push_visibility`] binds only what the rule
+/// uses.
+pub fn visibility_predicate(role: Role) -> &'static str {
+    FIXED.iter().find(|(r, _, _)| *r == role).map(|(_, many, _)| many.as_str()).unwrap_or("FALSE")
+}
+
+/// [`visibility_predicate`] for one consultation (`c.id` fixed). Same binds.
+pub fn visibility_predicate_one(role: Role) -> &'static str {
+    FIXED.iter().find(|(r, _, _)| *r == role).map(|(_, _, one)| one.as_str()).unwrap_or("FALSE")
+}
+
+/// Appends the caller's visibility rule as a condition (nothing for an admin, who sees all);
+/// answers whether it appended one.
+fn push_visibility(q: &mut Filtered<'_>, rule: Option<&str>, user: &AuthUser) -> bool {
+    let Some(mut rest) = rule else { return false };
+    while let Some(at) = rest.find('{') {
+        q.push(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some(after) = tail.strip_prefix("{user}") {
+            q.push_bind(user.id.clone());
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("{org}") {
+            q.push_bind(user.org.clone());
+            rest = after;
+        } else {
+            q.push("{");
+            rest = &tail[1..];
+        }
+    }
+    q.push(rest);
+    true
+}
+
+// ---------------------------------------------------------------------------------------
+// The essentials of a consultation, access checks and the lifecycle
+// ---------------------------------------------------------------------------------------
 
 /// The essentials of a consultation, as access checks and actions need them.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -62,12 +135,17 @@ pub struct ConsultationCore {
     pub requesting_organisation_id: String,
     pub requested_by: String,
     pub specialty: String,
-    pub min_title: String,
-    pub urgency: String,
+    #[sqlx(try_from = "String")]
+    pub min_title: Title,
+    #[sqlx(try_from = "String")]
+    pub urgency: Urgency,
+    /// The mode's name (`Mode::as_str`), as the record compares it.
     pub mode: String,
-    pub addressee_kind: String,
+    #[sqlx(try_from = "String")]
+    pub addressee_kind: AddresseeKind,
     pub pool_organisation_id: Option<String>,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: State,
     pub assigned_expert_id: Option<String>,
 }
 
@@ -77,14 +155,26 @@ const CORE_SELECT: &str =
 
 impl ConsultationCore {
     pub fn state(&self) -> State {
-        State::from_str(&self.state).unwrap_or(State::Draft)
+        self.state
     }
 }
 
 /// The consultation if the caller may see it.
 pub async fn find_visible(db: &Db, user: &AuthUser, id: &str) -> ApiResult<Option<ConsultationCore>> {
-    let sql = format!("{CORE_SELECT} WHERE c.id = $3 AND {}", visibility_predicate_one(user.role));
-    Ok(sqlx::query_as(&sql).bind(&user.id).bind(&user.org).bind(id).fetch_optional(&db.pool).await?)
+    let mut q = Filtered::new(format!("{CORE_SELECT} WHERE c.id = "));
+    q.push_bind(id.to_string());
+    if let Some(rule) = visibility_rule_one(user.role) {
+        q.push(" AND ");
+        push_visibility(&mut q, Some(rule), user);
+    }
+    Ok(q.build_query_as().fetch_optional(&db.pool).await?)
+}
+
+/// The patient of a consultation, whoever may see it (for the audit event of a refusal).
+async fn patient_of(db: &Db, id: &str) -> ApiResult<Option<String>> {
+    let patient: Option<(String,)> =
+        sqlx::query_as("SELECT patient_id FROM consultations WHERE id = $1").bind(id).fetch_optional(&db.pool).await?;
+    Ok(patient.map(|p| p.0))
 }
 
 /// Loads a visible consultation, auditing the access (or the refusal, answered 404).
@@ -95,12 +185,8 @@ pub async fn load_for(db: &Db, user: &AuthUser, id: &str, action: &str) -> ApiRe
             Ok(c)
         }
         None => {
-            let patient: Option<(String,)> = sqlx::query_as("SELECT patient_id FROM consultations WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&db.pool)
-                .await?;
             crate::audit::event(user, action, "consultation", id)
-                .maybe_patient(patient.map(|p| p.0))
+                .maybe_patient(patient_of(db, id).await?)
                 .outcome(crate::audit::Outcome::Denied)
                 .record(db)
                 .await?;
@@ -109,9 +195,8 @@ pub async fn load_for(db: &Db, user: &AuthUser, id: &str, action: &str) -> ApiRe
     }
 }
 
-/// The caller's role in the consultation (`requester`, `expert`, `patient`), if any and
-/// not declined.
-pub async fn participant_role(db: &Db, consultation_id: &str, user_id: &str) -> ApiResult<Option<String>> {
+/// The caller's role in the consultation, if any and not declined.
+pub async fn role_of(db: &Db, consultation_id: &str, user_id: &str) -> ApiResult<Option<ParticipantRole>> {
     let row: Option<(String,)> = sqlx::query_as(
         "SELECT role FROM consultation_participants WHERE consultation_id = $1 AND user_id = $2 AND status <> 'declined'",
     )
@@ -119,7 +204,12 @@ pub async fn participant_role(db: &Db, consultation_id: &str, user_id: &str) -> 
     .bind(user_id)
     .fetch_optional(&db.pool)
     .await?;
-    Ok(row.map(|r| r.0))
+    row.map(|r| ParticipantRole::try_from(r.0).map_err(ApiError::internal)).transpose()
+}
+
+/// [`role_of`] by its name (`requester`, `expert`, `patient`).
+pub async fn participant_role(db: &Db, consultation_id: &str, user_id: &str) -> ApiResult<Option<String>> {
+    Ok(role_of(db, consultation_id, user_id).await?.map(|r| r.as_str().to_string()))
 }
 
 /// User ids of the consultation's participants that are not declined.
@@ -145,7 +235,7 @@ pub async fn lock(conn: &mut sqlx::AnyConnection, id: &str) -> ApiResult<State> 
     let Some((state,)) = row else {
         return Err(ApiError::not_found("consultation"));
     };
-    Ok(State::from_str(&state).unwrap_or(State::Draft))
+    State::try_from(state).map_err(ApiError::internal)
 }
 
 /// Applies `action` to a consultation whose row this transaction has locked with [`lock`]:
@@ -186,7 +276,7 @@ pub async fn apply_locked(
     .await?;
     if to == State::Completed {
         // The appointment closes with the consultation (attended or no-show).
-        crate::scheduling::visit::close_appointments(conn, id).await?;
+        super::visit::close_appointments(conn, id).await?;
     }
     Ok(to)
 }
@@ -203,4 +293,606 @@ pub async fn apply_action(
     let to = apply_locked(&mut tx, consultation_id, from, actor.map(|a| a.id.as_str()), action).await?;
     tx.commit().await?;
     Ok(to)
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading a consultation for its detail and lists
+// ---------------------------------------------------------------------------------------
+
+const SUMMARY_SELECT: &str = "SELECT c.id, c.patient_id, p.name AS patient_name, c.requesting_organisation_id,
+    o.name AS requesting_organisation_name, c.requested_by, r.display_name AS requested_by_name, c.reason, c.record_summary,
+    c.specialty, c.min_title, c.urgency, c.mode, c.addressee_kind, c.pool_organisation_id, c.state, c.assigned_expert_id,
+    x.display_name AS assigned_expert_name, c.created_at, c.updated_at
+    FROM consultations c JOIN patients p ON p.id = c.patient_id JOIN organisations o ON o.id = c.requesting_organisation_id
+    JOIN users r ON r.id = c.requested_by LEFT JOIN users x ON x.id = c.assigned_expert_id";
+
+pub async fn summary(db: &Db, id: &str) -> ApiResult<Option<ConsultationSummary>> {
+    Ok(sqlx::query_as(&format!("{SUMMARY_SELECT} WHERE c.id = $1")).bind(id).fetch_optional(&db.pool).await?)
+}
+
+/// A participant row, typed.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ParticipantRow {
+    pub user_id: String,
+    pub name: String,
+    #[sqlx(try_from = "String")]
+    pub role: ParticipantRole,
+    #[sqlx(try_from = "String")]
+    pub status: ParticipantStatus,
+    pub reason: String,
+}
+
+/// Every participant, declined ones included, in the order they were added.
+pub async fn participants(db: &Db, id: &str) -> ApiResult<Vec<ParticipantRow>> {
+    Ok(sqlx::query_as(
+        "SELECT cp.user_id, u.display_name AS name, cp.role, cp.status, cp.reason FROM consultation_participants cp
+         JOIN users u ON u.id = cp.user_id WHERE cp.consultation_id = $1 ORDER BY cp.added_at, cp.user_id",
+    )
+    .bind(id)
+    .fetch_all(&db.pool)
+    .await?)
+}
+
+/// The consent recorded last.
+pub async fn latest_consent(db: &Db, id: &str) -> ApiResult<Option<ConsentView>> {
+    Ok(sqlx::query_as(
+        "SELECT k.given_by, k.guardian_name, k.method, k.given_at, k.witness_id, u.display_name AS witness_name
+         FROM consultation_consents k JOIN users u ON u.id = k.witness_id WHERE k.consultation_id = $1 ORDER BY k.created_at DESC LIMIT 1",
+    )
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?)
+}
+
+pub async fn transitions(db: &Db, id: &str) -> ApiResult<Vec<Transition>> {
+    Ok(sqlx::query_as(
+        "SELECT t.from_state, t.to_state, t.action, t.actor_id, u.display_name AS actor_name, t.reason, t.at
+         FROM consultation_transitions t LEFT JOIN users u ON u.id = t.actor_id WHERE t.consultation_id = $1 ORDER BY t.at, t.id",
+    )
+    .bind(id)
+    .fetch_all(&db.pool)
+    .await?)
+}
+
+/// What a list of consultations is narrowed to; `None` filters nothing.
+#[derive(Debug, Default)]
+pub struct ListQuery {
+    pub state: Option<State>,
+    pub mode: Option<Mode>,
+    pub urgency: Option<Urgency>,
+    /// Created at or after (stored timestamp text).
+    pub created_from: Option<String>,
+    /// Created before.
+    pub created_before: Option<String>,
+    /// Ids below this one (the page cursor).
+    pub before_id: Option<String>,
+    pub limit: i64,
+}
+
+/// The consultations the caller may see, newest id first.
+pub async fn list(db: &Db, user: &AuthUser, f: &ListQuery) -> ApiResult<Vec<ConsultationSummary>> {
+    let mut q = Filtered::new(SUMMARY_SELECT);
+    if let Some(rule) = visibility_rule(user.role) {
+        q.condition();
+        push_visibility(&mut q, Some(rule), user);
+    }
+    for (column, value) in [
+        ("c.state = ", f.state.map(State::as_str)),
+        ("c.mode = ", f.mode.map(Mode::as_str)),
+        ("c.urgency = ", f.urgency.map(Urgency::as_str)),
+        ("c.created_at >= ", f.created_from.as_deref()),
+        ("c.created_at < ", f.created_before.as_deref()),
+        ("c.id < ", f.before_id.as_deref()),
+    ] {
+        if let Some(v) = value {
+            q.condition().push(column).push_bind(v.to_string());
+        }
+    }
+    q.push(" ORDER BY c.id DESC LIMIT ").push_bind(f.limit);
+    Ok(q.build_query_as().fetch_all(&db.pool).await?)
+}
+
+// ---------------------------------------------------------------------------------------
+// What a request names: specialty, experts, pool
+// ---------------------------------------------------------------------------------------
+
+pub async fn specialty_exists(db: &Db, code: &str) -> ApiResult<bool> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT code FROM specialties WHERE code = $1").bind(code).fetch_optional(&db.pool).await?;
+    Ok(row.is_some())
+}
+
+/// An active expert's organisation and title.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ExpertFacts {
+    pub id: String,
+    pub organisation_id: String,
+    #[sqlx(try_from = "String")]
+    pub title: Title,
+}
+
+pub async fn expert_facts(db: &Db, id: &str) -> ApiResult<Option<ExpertFacts>> {
+    Ok(sqlx::query_as(
+        "SELECT u.id, u.organisation_id, e.title FROM users u JOIN expert_profiles e ON e.user_id = u.id WHERE u.id = $1 AND u.active = 1",
+    )
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?)
+}
+
+pub async fn has_specialty(db: &Db, expert: &str, specialty: &str) -> ApiResult<bool> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT user_id FROM expert_specialties WHERE user_id = $1 AND specialty = $2")
+            .bind(expert)
+            .bind(specialty)
+            .fetch_optional(&db.pool)
+            .await?;
+    Ok(row.is_some())
+}
+
+/// The hospital `org` if it has a department of the specialty.
+pub async fn department_of(db: &Db, org: &str, specialty: &str) -> ApiResult<Option<String>> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT organisation_id FROM departments WHERE organisation_id = $1 AND specialty = $2")
+            .bind(org)
+            .bind(specialty)
+            .fetch_optional(&db.pool)
+            .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// The first hospital linked to the centre that has a department of the specialty.
+pub async fn linked_department(db: &Db, centre: &str, specialty: &str) -> ApiResult<Option<String>> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT d.organisation_id FROM departments d JOIN consortium_links l ON l.hospital_id = d.organisation_id
+         WHERE l.centre_id = $1 AND d.specialty = $2 ORDER BY d.organisation_id LIMIT 1",
+    )
+    .bind(centre)
+    .bind(specialty)
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// The active experts of a hospital practising the specialty with at least `min_title`.
+pub async fn pool_experts(
+    conn: &mut sqlx::AnyConnection,
+    org: &str,
+    specialty: &str,
+    min_title: Title,
+) -> ApiResult<Vec<String>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT u.id, e.title FROM users u JOIN expert_profiles e ON e.user_id = u.id JOIN expert_specialties s ON s.user_id = u.id
+         WHERE u.organisation_id = $1 AND s.specialty = $2 AND u.active = 1 ORDER BY u.id",
+    )
+    .bind(org)
+    .bind(specialty)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut experts = Vec::new();
+    for (user, title) in rows {
+        if Title::try_from(title).map_err(ApiError::internal)? >= min_title {
+            experts.push(user);
+        }
+    }
+    Ok(experts)
+}
+
+/// The person's display name (王建国, not the login name).
+pub async fn display_name(db: &Db, user_id: &str) -> ApiResult<Option<String>> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT display_name FROM users WHERE id = $1").bind(user_id).fetch_optional(&db.pool).await?;
+    Ok(row.map(|r| r.0))
+}
+
+// ---------------------------------------------------------------------------------------
+// Creating a request
+// ---------------------------------------------------------------------------------------
+
+/// A new consultation row, stored as a draft.
+pub struct NewRow<'a> {
+    pub id: &'a str,
+    pub patient_id: &'a str,
+    pub requesting_organisation_id: &'a str,
+    pub requested_by: &'a str,
+    pub reason: &'a str,
+    pub record_summary: &'a str,
+    pub specialty: &'a str,
+    pub min_title: Title,
+    pub urgency: Urgency,
+    pub mode: Mode,
+    pub addressee_kind: AddresseeKind,
+    pub pool_organisation_id: Option<&'a str>,
+    pub now: &'a str,
+}
+
+pub async fn insert_draft(conn: &mut sqlx::AnyConnection, c: &NewRow<'_>) -> ApiResult<()> {
+    sqlx::query(
+        "INSERT INTO consultations (id, patient_id, requesting_organisation_id, requested_by, reason, record_summary, specialty, min_title,
+            urgency, mode, addressee_kind, pool_organisation_id, state, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'draft', $13, $13)",
+    )
+    .bind(c.id)
+    .bind(c.patient_id)
+    .bind(c.requesting_organisation_id)
+    .bind(c.requested_by)
+    .bind(c.reason)
+    .bind(c.record_summary)
+    .bind(c.specialty)
+    .bind(c.min_title.as_str())
+    .bind(c.urgency.as_str())
+    .bind(c.mode.as_str())
+    .bind(c.addressee_kind.as_str())
+    .bind(c.pool_organisation_id)
+    .bind(c.now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The patient's consent as the requesting doctor witnessed it.
+pub struct NewConsent<'a> {
+    pub given_by: &'a str,
+    pub guardian_name: &'a str,
+    pub method: &'a str,
+    pub given_at: &'a str,
+    pub witness_id: &'a str,
+}
+
+pub async fn insert_consent(
+    conn: &mut sqlx::AnyConnection,
+    consultation_id: &str,
+    k: &NewConsent<'_>,
+    now: &str,
+) -> ApiResult<()> {
+    sqlx::query(
+        "INSERT INTO consultation_consents (id, consultation_id, given_by, guardian_name, method, given_at, witness_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(new_id())
+    .bind(consultation_id)
+    .bind(k.given_by)
+    .bind(k.guardian_name)
+    .bind(k.method)
+    .bind(k.given_at)
+    .bind(k.witness_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn insert_participant(
+    conn: &mut sqlx::AnyConnection,
+    consultation_id: &str,
+    user_id: &str,
+    role: ParticipantRole,
+    status: ParticipantStatus,
+    now: &str,
+) -> ApiResult<()> {
+    sqlx::query(
+        "INSERT INTO consultation_participants (consultation_id, user_id, role, status, added_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(consultation_id)
+    .bind(user_id)
+    .bind(role.as_str())
+    .bind(status.as_str())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// An expert's answer: accept, decline, claim; cancelling
+// ---------------------------------------------------------------------------------------
+
+/// The status of the user's part in the consultation, `expert_only`: as an expert.
+pub async fn participant_status(
+    conn: &mut sqlx::AnyConnection,
+    consultation_id: &str,
+    user_id: &str,
+    expert_only: bool,
+) -> ApiResult<Option<ParticipantStatus>> {
+    let sql = if expert_only {
+        "SELECT status FROM consultation_participants WHERE consultation_id = $1 AND user_id = $2 AND role = 'expert'"
+    } else {
+        "SELECT status FROM consultation_participants WHERE consultation_id = $1 AND user_id = $2"
+    };
+    let row: Option<(String,)> =
+        sqlx::query_as(sql).bind(consultation_id).bind(user_id).fetch_optional(&mut *conn).await?;
+    row.map(|r| ParticipantStatus::try_from(r.0).map_err(ApiError::internal)).transpose()
+}
+
+/// Records an invited expert's acceptance and assigns them unless an expert already is.
+pub async fn accept(conn: &mut sqlx::AnyConnection, consultation_id: &str, expert_id: &str) -> ApiResult<()> {
+    sqlx::query("UPDATE consultation_participants SET status = 'accepted' WHERE consultation_id = $1 AND user_id = $2")
+        .bind(consultation_id)
+        .bind(expert_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE consultations SET assigned_expert_id = COALESCE(assigned_expert_id, $1) WHERE id = $2")
+        .bind(expert_id)
+        .bind(consultation_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_declined(
+    conn: &mut sqlx::AnyConnection,
+    consultation_id: &str,
+    user_id: &str,
+    reason: &str,
+) -> ApiResult<()> {
+    sqlx::query("UPDATE consultation_participants SET status = 'declined', reason = $1 WHERE consultation_id = $2 AND user_id = $3")
+        .bind(reason)
+        .bind(consultation_id)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// How many experts still take part (not declined).
+pub async fn experts_left(conn: &mut sqlx::AnyConnection, consultation_id: &str) -> ApiResult<i64> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM consultation_participants WHERE consultation_id = $1 AND role = 'expert' AND status <> 'declined'",
+    )
+    .bind(consultation_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(n)
+}
+
+pub async fn unassign(conn: &mut sqlx::AnyConnection, consultation_id: &str) -> ApiResult<()> {
+    sqlx::query("UPDATE consultations SET assigned_expert_id = NULL WHERE id = $1")
+        .bind(consultation_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether the consultation is a pool request of the user's organisation that left the
+/// pool (claimed by someone, or further on).
+pub async fn claimed_from_users_pool(db: &Db, consultation_id: &str, user_id: &str) -> ApiResult<bool> {
+    let taken: Option<(String,)> = sqlx::query_as(
+        "SELECT c.state FROM consultations c JOIN users u ON u.id = $2
+         WHERE c.id = $1 AND c.addressee_kind = 'pool' AND c.pool_organisation_id = u.organisation_id
+           AND c.state <> 'requested' AND c.state <> 'draft'",
+    )
+    .bind(consultation_id)
+    .bind(user_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(taken.is_some())
+}
+
+/// Makes the claiming expert an accepted participant and the assigned expert.
+pub async fn claim(conn: &mut sqlx::AnyConnection, consultation_id: &str, expert_id: &str) -> ApiResult<()> {
+    insert_participant(
+        conn,
+        consultation_id,
+        expert_id,
+        ParticipantRole::Expert,
+        ParticipantStatus::Accepted,
+        &now_ts(),
+    )
+    .await?;
+    sqlx::query("UPDATE consultations SET assigned_expert_id = $1 WHERE id = $2")
+        .bind(expert_id)
+        .bind(consultation_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Cancels the consultation's booked appointments with its cancellation reason.
+pub async fn cancel_booked_appointments(
+    conn: &mut sqlx::AnyConnection,
+    consultation_id: &str,
+    reason: &str,
+) -> ApiResult<()> {
+    sqlx::query("UPDATE appointments SET status = 'cancelled', cancelled_at = $1, cancel_reason = $2 WHERE consultation_id = $3 AND status = 'booked'")
+        .bind(now_ts())
+        .bind(reason)
+        .bind(consultation_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Candidates for matching
+// ---------------------------------------------------------------------------------------
+
+/// An active expert practising a specialty.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ExpertRow {
+    pub id: String,
+    pub display_name: String,
+    #[sqlx(try_from = "String")]
+    pub title: Title,
+    pub organisation_id: String,
+}
+
+/// The active experts practising `specialty`, by id.
+pub async fn experts_of_specialty(db: &Db, specialty: &str) -> ApiResult<Vec<ExpertRow>> {
+    Ok(sqlx::query_as(
+        "SELECT u.id, u.display_name, e.title, u.organisation_id FROM users u JOIN expert_profiles e ON e.user_id = u.id
+         WHERE u.role = 'expert' AND u.active = 1 AND u.id IN (SELECT user_id FROM expert_specialties WHERE specialty = $1) ORDER BY u.id",
+    )
+    .bind(specialty)
+    .fetch_all(&db.pool)
+    .await?)
+}
+
+/// The hospitals a centre is linked to.
+pub async fn linked_hospitals(db: &Db, centre: &str) -> ApiResult<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT hospital_id FROM consortium_links WHERE centre_id = $1")
+        .bind(centre)
+        .fetch_all(&db.pool)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+pub async fn specialties_of(conn: &mut sqlx::AnyConnection, expert: &str) -> ApiResult<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT specialty FROM expert_specialties WHERE user_id = $1")
+        .bind(expert)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// How many consultations the expert has taken on that are still open.
+pub async fn open_consultations_of(conn: &mut sqlx::AnyConnection, expert: &str) -> ApiResult<i64> {
+    let (open,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM consultation_participants cp JOIN consultations k ON k.id = cp.consultation_id
+         WHERE cp.user_id = $1 AND cp.role = 'expert' AND cp.status IN ('accepted', 'active')
+           AND k.state IN ('accepted', 'scheduled', 'in_progress', 'awaiting_opinion')",
+    )
+    .bind(expert)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(open)
+}
+
+// ---------------------------------------------------------------------------------------
+// The visit: appointments as the consultation shows them, the room timeline
+// ---------------------------------------------------------------------------------------
+
+/// An appointment row with its expert's name and time zone.
+#[derive(Debug, sqlx::FromRow)]
+pub struct AppointmentRow {
+    pub id: String,
+    pub consultation_id: String,
+    pub expert_id: String,
+    pub expert_name: String,
+    pub time_zone: String,
+    pub patient_id: String,
+    pub start_at: String,
+    pub end_at: String,
+    #[sqlx(try_from = "String")]
+    pub status: AppointmentStatus,
+    pub cancel_reason: String,
+    pub replaced_by: Option<String>,
+}
+
+/// The select of [`AppointmentRow`], over `appointments a`, for a `WHERE` to follow.
+pub const APPOINTMENT_SELECT: &str =
+    "SELECT a.id, a.consultation_id, a.expert_id, u.display_name AS expert_name, e.time_zone,
+    a.patient_id, a.start_at, a.end_at, a.status, a.cancel_reason, a.replaced_by
+    FROM appointments a JOIN users u ON u.id = a.expert_id JOIN expert_profiles e ON e.user_id = a.expert_id";
+
+pub async fn appointment(db: &Db, id: &str) -> ApiResult<Option<AppointmentRow>> {
+    Ok(sqlx::query_as(&format!("{APPOINTMENT_SELECT} WHERE a.id = $1")).bind(id).fetch_optional(&db.pool).await?)
+}
+
+/// Every appointment of a consultation, earliest first.
+pub async fn appointments_of(db: &Db, consultation_id: &str) -> ApiResult<Vec<AppointmentRow>> {
+    Ok(sqlx::query_as(&format!("{APPOINTMENT_SELECT} WHERE a.consultation_id = $1 ORDER BY a.start_at"))
+        .bind(consultation_id)
+        .fetch_all(&db.pool)
+        .await?)
+}
+
+pub async fn urgency_of(db: &Db, consultation_id: &str) -> ApiResult<Option<Urgency>> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT urgency FROM consultations WHERE id = $1")
+        .bind(consultation_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.map(|r| Urgency::try_from(r.0).map_err(ApiError::internal)).transpose()
+}
+
+pub async fn mode_of(conn: &mut sqlx::AnyConnection, consultation_id: &str) -> ApiResult<Option<Mode>> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT mode FROM consultations WHERE id = $1")
+        .bind(consultation_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| Mode::try_from(r.0).map_err(ApiError::internal)).transpose()
+}
+
+/// Whether an opinion of `kind` (`individual`, `joint`) is signed for the consultation.
+pub async fn opinion_signed(conn: &mut sqlx::AnyConnection, consultation_id: &str, kind: &str) -> ApiResult<bool> {
+    let signed: Option<(String,)> = sqlx::query_as(
+        "SELECT id FROM opinions WHERE consultation_id = $1 AND kind = $2 AND status = 'signed' LIMIT 1",
+    )
+    .bind(consultation_id)
+    .bind(kind)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(signed.is_some())
+}
+
+/// The start of the consultation's earliest booked appointment.
+pub async fn booked_start(conn: &mut sqlx::AnyConnection, consultation_id: &str) -> ApiResult<Option<String>> {
+    let start: Option<(String,)> = sqlx::query_as(
+        "SELECT start_at FROM appointments WHERE consultation_id = $1 AND status = 'booked' ORDER BY start_at LIMIT 1",
+    )
+    .bind(consultation_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(start.map(|s| s.0))
+}
+
+/// Sets the consultation's booked appointments to `outcome` (attended or no-show).
+pub async fn close_booked_appointments(
+    conn: &mut sqlx::AnyConnection,
+    consultation_id: &str,
+    outcome: AppointmentStatus,
+) -> ApiResult<()> {
+    sqlx::query("UPDATE appointments SET status = $1 WHERE consultation_id = $2 AND status = 'booked'")
+        .bind(outcome.as_str())
+        .bind(consultation_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The room timeline of a consultation since `since`, in order.
+pub async fn room_events(conn: &mut sqlx::AnyConnection, id: &str, since: &str) -> ApiResult<Vec<RoomEvent>> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT participant_id, room_role, kind FROM room_events WHERE consultation_id = $1 AND at >= $2 ORDER BY at, id",
+    )
+    .bind(id)
+    .bind(since)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().map(|(participant, role, kind)| RoomEvent { participant, role, kind }).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fixed_bind_predicates_name_both_binds_for_every_role() {
+        for role in ROLES {
+            for p in [visibility_predicate(role), visibility_predicate_one(role)] {
+                assert!(p.contains("$1") && p.contains("$2"), "{role:?}: {p}");
+                assert!(!p.contains('{'), "{role:?}: {p}");
+            }
+        }
+        assert_eq!(visibility_predicate(Role::Admin), "($1 <> '' OR $2 <> '')");
+        assert!(visibility_predicate(Role::Patient).ends_with(" OR $2 = '')"));
+    }
+
+    #[test]
+    fn a_filtered_predicate_binds_only_what_the_rule_uses() {
+        let user = AuthUser {
+            id: "u1".into(),
+            username: "wang".into(),
+            role: Role::Expert,
+            org: "o1".into(),
+            client_addr: String::new(),
+            family: String::new(),
+        };
+        let mut q = Filtered::new("SELECT 1 FROM consultations c WHERE ");
+        assert!(push_visibility(&mut q, visibility_rule(Role::Expert), &user));
+        assert!(q.sql().contains("user_id = $1") && q.sql().contains("pool_organisation_id = $2"), "{}", q.sql());
+        assert!(q.sql().contains("actor_id = $4"), "{}", q.sql());
+        let mut q = Filtered::new("SELECT 1 FROM consultations c");
+        assert!(!push_visibility(&mut q, visibility_rule(Role::Admin), &user));
+        assert_eq!(q.sql(), "SELECT 1 FROM consultations c");
+    }
 }

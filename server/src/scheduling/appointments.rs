@@ -7,112 +7,32 @@
 //! the slot is checked against every booked appointment, so two bookings can never overlap,
 //! whatever their slot lengths.
 
-use super::availability::{local, slot_error};
-use super::store::load_calendar;
+use super::availability::slot_error;
+use super::slots::Interval;
+use super::store::{self, load_calendar};
 use crate::api::{Json, Path, Query, Routes};
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::consultations::state::{Action, Reason, State as CState};
 use crate::consultations::store as cstore;
-use crate::db::{new_id, now_ts, parse_ts, ts, Id};
+use crate::consultations::visit::appointment_view;
+pub use crate::consultations::AppointmentView;
+use crate::db::{new_id, now_ts, ts, Db, Id};
+use crate::domain::consultation::AppointmentStatus;
+use crate::domain::time::local;
 use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
+use crate::notifications::Notification;
 use crate::notifications::{self, Notice, Text};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
+use chrono_tz::Tz;
+use serde::Deserialize;
 
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-pub struct AppointmentView {
-    pub id: String,
-    pub consultation_id: String,
-    pub expert_id: String,
-    pub expert_name: String,
-    pub patient_id: String,
-    pub start: String,
-    pub end: String,
-    pub status: String,
-    pub cancel_reason: String,
-    pub replaced_by: Option<String>,
-    /// For a booked appointment seen with its consultation: when the call's room opens (UTC).
-    /// Absent when it opens at once (urgent requests) or the appointment is not booked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub room_opens_at: Option<String>,
-}
-
-#[derive(sqlx::FromRow)]
-struct AppointmentRow {
-    id: String,
-    consultation_id: String,
-    expert_id: String,
-    expert_name: String,
-    time_zone: String,
-    patient_id: String,
-    start_at: String,
-    end_at: String,
-    status: String,
-    cancel_reason: String,
-    replaced_by: Option<String>,
-}
-
-const APPOINTMENT_SELECT: &str =
-    "SELECT a.id, a.consultation_id, a.expert_id, u.display_name AS expert_name, e.time_zone,
-    a.patient_id, a.start_at, a.end_at, a.status, a.cancel_reason, a.replaced_by
-    FROM appointments a JOIN users u ON u.id = a.expert_id JOIN expert_profiles e ON e.user_id = a.expert_id";
-
-impl From<AppointmentRow> for AppointmentView {
-    fn from(r: AppointmentRow) -> Self {
-        let tz = r.time_zone.parse().unwrap_or(super::slots::DEFAULT_TZ);
-        AppointmentView {
-            id: r.id,
-            consultation_id: r.consultation_id,
-            expert_id: r.expert_id,
-            expert_name: r.expert_name,
-            patient_id: r.patient_id,
-            start: local(parse_ts(&r.start_at), tz),
-            end: local(parse_ts(&r.end_at), tz),
-            status: r.status,
-            cancel_reason: r.cancel_reason,
-            replaced_by: r.replaced_by,
-            room_opens_at: None,
-        }
-    }
-}
-
-pub async fn load_appointment(state: &AppState, id: &str) -> ApiResult<Option<AppointmentView>> {
-    let row: Option<AppointmentRow> = sqlx::query_as(&format!("{APPOINTMENT_SELECT} WHERE a.id = $1"))
-        .bind(id)
-        .fetch_optional(&state.db.pool)
-        .await?;
-    Ok(row.map(Into::into))
-}
-
-/// The booked appointments of a consultation (normally at most one).
-pub async fn of_consultation(state: &AppState, consultation_id: &str) -> ApiResult<Vec<AppointmentView>> {
-    let rows: Vec<AppointmentRow> =
-        sqlx::query_as(&format!("{APPOINTMENT_SELECT} WHERE a.consultation_id = $1 ORDER BY a.start_at"))
-            .bind(consultation_id)
-            .fetch_all(&state.db.pool)
-            .await?;
-    let urgency: Option<(String,)> = sqlx::query_as("SELECT urgency FROM consultations WHERE id = $1")
-        .bind(consultation_id)
-        .fetch_optional(&state.db.pool)
-        .await?;
-    let urgency = urgency.and_then(|u| u.0.parse().ok()).unwrap_or(crate::consultations::state::Urgency::Routine);
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let start = parse_ts(&r.start_at);
-            let booked = r.status == "booked";
-            let mut view = AppointmentView::from(r);
-            if booked {
-                let opens = super::visit::room_opens_at(urgency, Some(start), state.config.call_open_before_mins);
-                view.room_opens_at = opens.map(ts);
-            }
-            view
-        })
-        .collect())
+/// One appointment as the API shows it.
+pub async fn load_appointment(db: &Db, id: &str) -> ApiResult<Option<AppointmentView>> {
+    Ok(cstore::appointment(db, id).await?.map(appointment_view))
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -134,113 +54,121 @@ pub async fn book_slot(
     replacing: Option<(&str, &Reason)>,
 ) -> ApiResult<String> {
     let mut tx = state.db.begin_write().await?;
-    let locked = sqlx::query("UPDATE expert_profiles SET booking_seq = booking_seq + 1 WHERE user_id = $1")
-        .bind(expert_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if locked == 0 {
+    let from = lock_for_booking(&mut tx, state.db.backend, consultation, expert_id).await?;
+    let skip = replacing.map(|(id, _)| id);
+    let (slot, tz) = bookable_slot(&mut tx, consultation, expert_id, start, skip).await?;
+    cstore::apply_locked(&mut tx, &consultation.id, from, Some(&actor.id), &Action::Schedule).await?;
+    let id = store_booking(&mut tx, actor, consultation, expert_id, slot, replacing).await?;
+    let stored = notify_booked(&mut tx, actor, &consultation.id, local(slot.start, tz), replacing.is_some()).await?;
+    tx.commit().await?;
+    notifications::publish(state, &stored);
+    Ok(id)
+}
+
+/// The booking transaction's first statements: the expert's bookings (404 `expert` without
+/// a profile), then on PostgreSQL the patient's (which orders bookings of one patient with
+/// different experts; on SQLite the expert's update already took the database's only write
+/// lock), then the consultation, whose state it answers.
+async fn lock_for_booking(
+    conn: &mut sqlx::AnyConnection,
+    backend: crate::db::Backend,
+    consultation: &cstore::ConsultationCore,
+    expert_id: &str,
+) -> ApiResult<CState> {
+    if !store::lock_expert_bookings(conn, expert_id).await? {
         return Err(ApiError::not_found("expert"));
     }
-    // PostgreSQL: the patient's row lock orders bookings of one patient with different
-    // experts. SQLite: the expert update above already took the database's only write lock.
-    if state.db.backend == crate::db::Backend::Postgres {
-        sqlx::query("UPDATE patients SET booking_seq = booking_seq + 1 WHERE id = $1")
-            .bind(&consultation.patient_id)
-            .execute(&mut *tx)
-            .await?;
+    if backend == crate::db::Backend::Postgres {
+        store::lock_patient_bookings(conn, &consultation.patient_id).await?;
     }
-    let from = cstore::lock(&mut tx, &consultation.id).await?;
+    cstore::lock(conn, &consultation.id).await
+}
 
-    let skip = replacing.map(|(id, _)| id);
-    let cal = load_calendar(&mut tx, expert_id, start, start + Duration::hours(25), skip).await?;
+/// The slot at `start` if the expert's calendar offers it and nothing else stands in the way
+/// (the patient's other appointments, an appointment the consultation already has, an
+/// expert who has not accepted), with the expert's time zone. `skip`: the appointment being
+/// moved.
+async fn bookable_slot(
+    conn: &mut sqlx::AnyConnection,
+    consultation: &cstore::ConsultationCore,
+    expert_id: &str,
+    start: DateTime<Utc>,
+    skip: Option<&str>,
+) -> ApiResult<(Interval, Tz)> {
+    let cal = load_calendar(conn, expert_id, start, start + Duration::hours(25), skip).await?;
     let slot = super::slots::bookable_slot_at(&cal.rules, &cal.exceptions, &cal.busy, &cal.policy, Utc::now(), start)
         .map_err(slot_error)?;
-
-    // One round trip for the three refusals that depend on other appointments and on the
-    // expert's acceptance. An attended appointment keeps its time, for the patient as for the
-    // expert (a call that ended before its slot must not free the slot for a second booking
-    // of the same patient: the day replayer's no-double-booking check found that) (each statement is a hop to SQLite's worker thread while the
-    // writer turn is held).
-    let (patient_busy, already, expert_assigned): (i64, i64, i64) = sqlx::query_as(
-        "SELECT
-            (SELECT COUNT(*) FROM appointments WHERE patient_id = $1 AND status IN ('booked', 'attended') AND start_at < $2 AND end_at > $3 AND id <> $4),
-            (SELECT COUNT(*) FROM appointments WHERE consultation_id = $5 AND status = 'booked' AND id <> $4),
-            (SELECT COUNT(*) FROM consultation_participants WHERE consultation_id = $5 AND user_id = $6 AND role = 'expert' AND status IN ('accepted', 'active'))",
-    )
-    .bind(&consultation.patient_id)
-    .bind(ts(slot.end))
-    .bind(ts(slot.start))
-    .bind(skip.unwrap_or(""))
-    .bind(&consultation.id)
-    .bind(expert_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if patient_busy > 0 {
+    let conflicts =
+        store::booking_conflicts(conn, &consultation.id, &consultation.patient_id, expert_id, slot, skip).await?;
+    if conflicts.patient_busy > 0 {
         return Err(ApiError::conflict(ErrorCode::PatientBusy, "the patient already has an appointment at that time"));
     }
-    if already > 0 {
+    if conflicts.already_booked > 0 {
         return Err(ApiError::conflict(
             ErrorCode::AlreadyBooked,
             "the consultation already has an appointment; reschedule it instead",
         ));
     }
-    if expert_assigned == 0 {
+    if conflicts.expert_assigned == 0 {
         return Err(ApiError::unprocessable(
             ErrorCode::ExpertNotAssigned,
             "the expert has not accepted this consultation",
         ));
     }
-    cstore::apply_locked(&mut tx, &consultation.id, from, Some(&actor.id), &Action::Schedule).await?;
+    Ok((slot, cal.time_zone))
+}
 
+/// Stores the appointment (and the one it replaces as rescheduled) with its audit event;
+/// answers its id.
+async fn store_booking(
+    conn: &mut sqlx::AnyConnection,
+    actor: &AuthUser,
+    consultation: &cstore::ConsultationCore,
+    expert_id: &str,
+    slot: Interval,
+    replacing: Option<(&str, &Reason)>,
+) -> ApiResult<String> {
     let id = new_id();
     let now = now_ts();
-    sqlx::query(
-        "INSERT INTO appointments (id, consultation_id, expert_id, patient_id, start_at, end_at, status, created_by, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 'booked', $7, $8)",
-    )
-    .bind(&id)
-    .bind(&consultation.id)
-    .bind(expert_id)
-    .bind(&consultation.patient_id)
-    .bind(ts(slot.start))
-    .bind(ts(slot.end))
-    .bind(&actor.id)
-    .bind(&now)
-    .execute(&mut *tx)
-    .await?;
+    let new = store::NewAppointment {
+        id: &id,
+        consultation_id: &consultation.id,
+        expert_id,
+        patient_id: &consultation.patient_id,
+        slot,
+        created_by: &actor.id,
+        now: &now,
+    };
+    store::insert_appointment(conn, &new).await?;
     if let Some((old, reason)) = replacing {
-        sqlx::query("UPDATE appointments SET status = 'rescheduled', replaced_by = $1, cancelled_at = $2, cancel_reason = $3 WHERE id = $4")
-            .bind(&id)
-            .bind(&now)
-            .bind(reason.as_str())
-            .bind(old)
-            .execute(&mut *tx)
-            .await?;
+        store::mark_rescheduled(conn, old, &id, &now, reason.as_str()).await?;
     }
     crate::audit::event(actor, if replacing.is_some() { "reschedule" } else { "book" }, "appointment", &id)
         .patient(&consultation.patient_id)
-        .record_with(&mut *tx)
+        .record_with(&mut *conn)
         .await?;
-    // Read with the transaction's own connection: a second pool connection taken while this
-    // one holds SQLite's write lock can wait on connections that wait on this lock.
-    let tz = cal.time_zone;
+    Ok(id)
+}
+
+/// Stores the booked (or rescheduled) notices of the consultation's other participants,
+/// for the caller to publish once committed. Read with the transaction's own connection: a
+/// second pool connection taken while this one holds SQLite's write lock can wait on
+/// connections that wait on this lock.
+async fn notify_booked(
+    conn: &mut sqlx::AnyConnection,
+    actor: &AuthUser,
+    consultation_id: &str,
+    when: String,
+    rescheduled: bool,
+) -> ApiResult<Vec<(String, Notification)>> {
     let recipients: Vec<String> =
-        cstore::participant_ids(&mut tx, &consultation.id).await?.into_iter().filter(|u| *u != actor.id).collect();
-    let (kind, title) = if replacing.is_some() {
+        cstore::participant_ids(conn, consultation_id).await?.into_iter().filter(|u| *u != actor.id).collect();
+    let (kind, title) = if rescheduled {
         ("rescheduled", Text::new("appointment_rescheduled"))
     } else {
         ("booked", Text::new("appointment_booked"))
     };
-    let stored = notifications::store(
-        &mut tx,
-        &recipients,
-        &Notice::new(kind, title, local(slot.start, tz), Some(&consultation.id)),
-    )
-    .await?;
-    tx.commit().await?;
-    notifications::publish(state, &stored);
-    Ok(id)
+    notifications::store(conn, &recipients, &Notice::new(kind, title, when, Some(consultation_id))).await
 }
 
 async fn book(
@@ -263,21 +191,21 @@ async fn book(
     }
     let start = super::within_horizon(&state.config, "start", b.start.into())?;
     let id = book_slot(&state, &user, &c, &b.expert_id, start, None).await?;
-    let view = load_appointment(&state, &id).await?.ok_or_else(|| ApiError::internal("booked appointment vanished"))?;
+    let view =
+        load_appointment(&state.db, &id).await?.ok_or_else(|| ApiError::internal("booked appointment vanished"))?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// Loads an appointment and its consultation if the caller may act on it.
 async fn appointment_for(
-    state: &AppState,
+    db: &Db,
     user: &AuthUser,
     id: &str,
     action: &str,
 ) -> ApiResult<(AppointmentView, cstore::ConsultationCore)> {
-    let Some(a) = load_appointment(state, id).await? else { return Err(ApiError::not_found("appointment")) };
-    let c = cstore::load_for(&state.db, user, &a.consultation_id, action)
-        .await
-        .map_err(|_| ApiError::not_found("appointment"))?;
+    let Some(a) = load_appointment(db, id).await? else { return Err(ApiError::not_found("appointment")) };
+    let c =
+        cstore::load_for(db, user, &a.consultation_id, action).await.map_err(|_| ApiError::not_found("appointment"))?;
     Ok((a, c))
 }
 
@@ -295,13 +223,13 @@ async fn reschedule(
     Json(b): Json<RescheduleBody>,
 ) -> ApiResult<Json<AppointmentView>> {
     let reason = Reason::parse(&b.reason).map_err(|e| ApiError::validation("reason", e.to_string()))?;
-    let (a, c) = appointment_for(&state, &user, &id, "reschedule").await?;
+    let (a, c) = appointment_for(&state.db, &user, &id, "reschedule").await?;
     let start = super::within_horizon(&state.config, "start", b.start.into())?;
-    if a.status != "booked" {
+    if a.status != AppointmentStatus::Booked.as_str() {
         return Err(ApiError::conflict(ErrorCode::InvalidTransition, format!("the appointment is {}", a.status)));
     }
     let new_id = book_slot(&state, &user, &c, &a.expert_id, start, Some((&a.id, &reason))).await?;
-    load_appointment(&state, &new_id)
+    load_appointment(&state.db, &new_id)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::internal("rescheduled appointment vanished"))
@@ -320,17 +248,10 @@ async fn cancel(
     Json(b): Json<CancelBody>,
 ) -> ApiResult<Json<AppointmentView>> {
     let reason = Reason::parse(&b.reason).map_err(|e| ApiError::validation("reason", e.to_string()))?;
-    let (a, c) = appointment_for(&state, &user, &id, "cancel_appointment").await?;
+    let (a, c) = appointment_for(&state.db, &user, &id, "cancel_appointment").await?;
     let mut tx = state.db.begin_write().await?;
     let from = cstore::lock(&mut tx, &c.id).await?;
-    let cancelled = sqlx::query("UPDATE appointments SET status = 'cancelled', cancelled_at = $1, cancel_reason = $2 WHERE id = $3 AND status = 'booked'")
-        .bind(now_ts())
-        .bind(reason.as_str())
-        .bind(&a.id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if cancelled == 0 {
+    if !store::cancel_appointment(&mut tx, &a.id, reason.as_str()).await? {
         return Err(ApiError::conflict(ErrorCode::InvalidTransition, format!("the appointment is {}", a.status)));
     }
     if from == CState::Scheduled {
@@ -346,7 +267,7 @@ async fn cancel(
     .await?;
     tx.commit().await?;
     notifications::publish(&state, &stored);
-    load_appointment(&state, &a.id).await?.map(Json).ok_or_else(|| ApiError::not_found("appointment"))
+    load_appointment(&state.db, &a.id).await?.map(Json).ok_or_else(|| ApiError::not_found("appointment"))
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -365,25 +286,14 @@ async fn no_show(
     if !matches!(b.participant.as_str(), "expert" | "community_doctor" | "patient") {
         return Err(ApiError::validation("participant", "expert, community_doctor or patient"));
     }
-    let (a, c) = appointment_for(&state, &user, &id, "no_show").await?;
+    let (a, c) = appointment_for(&state.db, &user, &id, "no_show").await?;
     let start = DateTime::parse_from_rfc3339(&a.start).map(|t| t.with_timezone(&Utc)).unwrap_or_else(|_| Utc::now());
     if start > Utc::now() {
         return Err(ApiError::conflict(ErrorCode::NotStarted, "a no-show is recorded after the appointment's start"));
     }
     let mut tx = state.db.begin_write().await?;
     let from = cstore::lock(&mut tx, &c.id).await?;
-    sqlx::query("INSERT INTO no_shows (id, appointment_id, participant, recorded_by, at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(new_id())
-        .bind(&a.id)
-        .bind(&b.participant)
-        .bind(&user.id)
-        .bind(now_ts())
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("UPDATE appointments SET status = 'no_show' WHERE id = $1 AND status = 'booked'")
-        .bind(&a.id)
-        .execute(&mut *tx)
-        .await?;
+    store::record_no_show(&mut tx, &a.id, &b.participant, &user.id).await?;
     let state_now = if from == CState::Scheduled {
         cstore::apply_locked(&mut tx, &c.id, from, Some(&user.id), &Action::NoShow).await?
     } else {
@@ -395,14 +305,10 @@ async fn no_show(
         .record_with(&mut *tx)
         .await?;
     tx.commit().await?;
-    let recorded: Vec<(String,)> =
-        sqlx::query_as("SELECT participant FROM no_shows WHERE appointment_id = $1 ORDER BY participant")
-            .bind(&a.id)
-            .fetch_all(&state.db.pool)
-            .await?;
+    let recorded = store::no_shows_of(&state.db, &a.id).await?;
     Ok(Json(serde_json::json!({
         "appointment_id": a.id,
-        "no_shows": recorded.into_iter().map(|r| r.0).collect::<Vec<_>>(),
+        "no_shows": recorded,
         "consultation_state": state_now.as_str(),
     })))
 }
@@ -421,24 +327,19 @@ async fn list(
     user: AuthUser,
     Query(f): Query<AppointmentFilter>,
 ) -> ApiResult<Json<crate::api::Page<AppointmentView>>> {
-    let from = f.from.map(|t| ts(t.into())).unwrap_or_default();
-    let to = f.to.map(|t| ts(t.into())).unwrap_or_else(|| "9999".into());
-    let rows: Vec<AppointmentRow> = sqlx::query_as(&format!(
-        "{APPOINTMENT_SELECT} WHERE (a.expert_id = $1 OR a.consultation_id IN (SELECT consultation_id FROM consultation_participants WHERE user_id = $1 AND status <> 'declined'))
-           AND a.start_at >= $2 AND a.start_at < $3 AND ($4 = '' OR a.status = $4) ORDER BY a.start_at LIMIT 500"
-    ))
-    .bind(&user.id)
-    .bind(from)
-    .bind(to)
-    .bind(f.status.unwrap_or_default())
-    .fetch_all(&state.db.pool)
-    .await?;
+    let query = store::AppointmentQuery {
+        start_from: f.from.map(|t| ts(t.into())),
+        start_before: f.to.map(|t| ts(t.into())),
+        // An empty status filters nothing, as an absent one.
+        status: f.status.filter(|s| !s.is_empty()),
+    };
+    let rows = store::appointments_of_user(&state.db, &user.id, &query).await?;
     let mut tx = state.db.begin_write().await?;
     for r in &rows {
         crate::audit::event(&user, "list", "appointment", &r.id).patient(&r.patient_id).record_with(&mut *tx).await?;
     }
     tx.commit().await?;
-    Ok(Json(crate::api::Page { items: rows.into_iter().map(Into::into).collect(), next: None }))
+    Ok(Json(crate::api::Page { items: rows.into_iter().map(appointment_view).collect(), next: None }))
 }
 
 async fn get_one(
@@ -446,7 +347,7 @@ async fn get_one(
     user: AuthUser,
     Path(Id(id)): Path<Id>,
 ) -> ApiResult<Json<AppointmentView>> {
-    let (a, _) = appointment_for(&state, &user, &id, "read_appointment").await?;
+    let (a, _) = appointment_for(&state.db, &user, &id, "read_appointment").await?;
     Ok(Json(a))
 }
 
@@ -484,39 +385,23 @@ pub fn routes() -> Routes {
 /// notifications, so a restart never sends one twice. Returns how many were sent.
 pub async fn send_due_reminders(state: &AppState, now: DateTime<Utc>) -> ApiResult<usize> {
     let mut sent = 0;
-    for (kind, lead, floor) in
-        [("24h", Duration::hours(24), Duration::minutes(15)), ("15m", Duration::minutes(15), Duration::zero())]
-    {
-        let due: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT a.id, a.consultation_id, a.start_at FROM appointments a
-             WHERE a.status = 'booked' AND a.start_at > $1 AND a.start_at <= $2
-               AND NOT EXISTS (SELECT 1 FROM reminders_sent r WHERE r.appointment_id = a.id AND r.kind = $3)
-             ORDER BY a.start_at LIMIT 500",
-        )
-        .bind(ts(now + floor))
-        .bind(ts(now + lead))
-        .bind(kind)
-        .fetch_all(&state.db.pool)
-        .await?;
+    for (kind, lead, floor, title) in [
+        ("24h", Duration::hours(24), Duration::minutes(15), "reminder_24h"),
+        ("15m", Duration::minutes(15), Duration::zero(), "reminder_15m"),
+    ] {
+        let due = store::due_reminders(&state.db, kind, &ts(now + floor), &ts(now + lead)).await?;
         for (appointment, consultation, start) in due {
             let mut tx = state.db.begin_write().await?;
-            let inserted =
-                sqlx::query("INSERT INTO reminders_sent (appointment_id, kind, sent_at) VALUES ($1, $2, $3)")
-                    .bind(&appointment)
-                    .bind(kind)
-                    .bind(ts(now))
-                    .execute(&mut *tx)
-                    .await;
-            match inserted {
-                Ok(_) => {}
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
-                Err(e) => return Err(e.into()),
+            if !store::record_reminder(&mut tx, &appointment, kind, &ts(now)).await? {
+                continue;
             }
             let users = cstore::participant_ids(&mut tx, &consultation).await?;
-            let title = Text::new(if kind == "24h" { "reminder_24h" } else { "reminder_15m" });
-            let stored =
-                notifications::store(&mut tx, &users, &Notice::new("reminder", title, start, Some(&consultation)))
-                    .await?;
+            let stored = notifications::store(
+                &mut tx,
+                &users,
+                &Notice::new("reminder", Text::new(title), start, Some(&consultation)),
+            )
+            .await?;
             tx.commit().await?;
             notifications::publish(state, &stored);
             sent += 1;

@@ -6,7 +6,9 @@ use super::store;
 use crate::api::{Json, Path, Query};
 use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
-use crate::db::{new_id, now_ts, parse_ts, ts, Id};
+use crate::db::{now_ts, parse_ts, Db, Id};
+use crate::domain::consultation::AvailabilityExceptionKind;
+pub use crate::domain::time::local;
 use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
@@ -16,14 +18,10 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 /// Who may change an expert's availability: the expert, and coordinators and admins.
-async fn check_editor(state: &AppState, user: &AuthUser, expert_id: &str) -> ApiResult<Tz> {
-    let row: Option<(String, String)> = sqlx::query_as(
-        "SELECT e.time_zone, u.organisation_id FROM expert_profiles e JOIN users u ON u.id = e.user_id WHERE e.user_id = $1 AND u.active = 1",
-    )
-    .bind(expert_id)
-    .fetch_optional(&state.db.pool)
-    .await?;
-    let Some((tz, expert_org)) = row else { return Err(ApiError::not_found("expert")) };
+async fn check_editor(db: &Db, user: &AuthUser, expert_id: &str) -> ApiResult<Tz> {
+    let Some((tz, expert_org)) = store::active_expert(db, expert_id).await? else {
+        return Err(ApiError::not_found("expert"));
+    };
     // The expert, their own hospital's coordinators, and admins keep an expert's calendar.
     let allowed =
         user.id == expert_id || user.role == Role::Admin || (user.role == Role::Coordinator && user.org == expert_org);
@@ -74,27 +72,20 @@ async fn get_availability(
     _user: AuthUser,
     Path(Id(expert)): Path<Id>,
 ) -> ApiResult<Json<Availability>> {
-    let rules: Vec<(i64, String, String, i64, String)> = sqlx::query_as(
-        "SELECT weekday, start_time, end_time, slot_minutes, time_zone FROM availability_rules WHERE expert_id = $1 AND active = 1 ORDER BY weekday, start_time",
-    )
-    .bind(&expert)
-    .fetch_all(&state.db.pool)
-    .await?;
-    let policy: Option<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT buffer_minutes, max_per_day, min_notice_minutes FROM booking_policies WHERE expert_id = $1",
-    )
-    .bind(&expert)
-    .fetch_optional(&state.db.pool)
-    .await?;
+    let rules = {
+        let mut conn = state.db.pool.acquire().await?;
+        store::weekly_rules(&mut conn, &expert).await?
+    };
+    let policy = store::booking_policy(&state.db, &expert).await?;
     Ok(Json(Availability {
         rules: rules
             .into_iter()
-            .map(|(weekday, start, end, slot_minutes, tz)| RuleBody {
-                weekday,
-                start,
-                end,
-                slot_minutes,
-                time_zone: Some(tz),
+            .map(|r| RuleBody {
+                weekday: r.weekday,
+                start: r.start_time,
+                end: r.end_time,
+                slot_minutes: r.slot_minutes,
+                time_zone: Some(r.time_zone),
             })
             .collect(),
         policy: policy
@@ -118,7 +109,7 @@ async fn put_availability(
     Path(Id(expert)): Path<Id>,
     Json(body): Json<Availability>,
 ) -> ApiResult<Json<Availability>> {
-    let default_tz = check_editor(&state, &user, &expert).await?;
+    let default_tz = check_editor(&state.db, &user, &expert).await?;
     if body.rules.len() > 100 {
         return Err(ApiError::validation("rules", "at most 100 weekly rules"));
     }
@@ -146,44 +137,20 @@ async fn put_availability(
     {
         return Err(ApiError::validation("policy", "buffer 0-240 min, max_per_day 0-100, min_notice 0-43200 min"));
     }
-    let now = now_ts();
+    let rules: Vec<store::NewRule> = body
+        .rules
+        .iter()
+        .map(|r| store::NewRule {
+            weekday: r.weekday,
+            start: &r.start,
+            end: &r.end,
+            slot_minutes: r.slot_minutes,
+            time_zone: r.time_zone.clone().unwrap_or_else(|| default_tz.name().to_string()),
+        })
+        .collect();
     let mut tx = state.db.begin_write().await?;
-    sqlx::query("UPDATE availability_rules SET active = 0 WHERE expert_id = $1 AND active = 1")
-        .bind(&expert)
-        .execute(&mut *tx)
+    store::replace_availability(&mut tx, &expert, &rules, (p.buffer_minutes, p.max_per_day, p.min_notice_minutes))
         .await?;
-    for r in &body.rules {
-        sqlx::query(
-            "INSERT INTO availability_rules (id, expert_id, weekday, start_time, end_time, slot_minutes, time_zone, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(new_id())
-        .bind(&expert)
-        .bind(r.weekday)
-        .bind(&r.start)
-        .bind(&r.end)
-        .bind(r.slot_minutes)
-        .bind(r.time_zone.clone().unwrap_or_else(|| default_tz.name().to_string()))
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-    }
-    let updated = sqlx::query("UPDATE booking_policies SET buffer_minutes = $1, max_per_day = $2, min_notice_minutes = $3 WHERE expert_id = $4")
-        .bind(p.buffer_minutes)
-        .bind(p.max_per_day)
-        .bind(p.min_notice_minutes)
-        .bind(&expert)
-        .execute(&mut *tx)
-        .await?;
-    if updated.rows_affected() == 0 {
-        sqlx::query("INSERT INTO booking_policies (expert_id, buffer_minutes, max_per_day, min_notice_minutes) VALUES ($1, $2, $3, $4)")
-            .bind(&expert)
-            .bind(p.buffer_minutes)
-            .bind(p.max_per_day)
-            .bind(p.min_notice_minutes)
-            .execute(&mut *tx)
-            .await?;
-    }
     tx.commit().await?;
     get_availability(State(state), user, Path(Id(expert))).await
 }
@@ -216,23 +183,17 @@ async fn list_exceptions(
     _user: AuthUser,
     Path(Id(expert)): Path<Id>,
 ) -> ApiResult<Json<crate::api::Page<ExceptionView>>> {
-    let rows: Vec<(String, String, String, String, i64, String)> = sqlx::query_as(
-        "SELECT id, kind, start_at, end_at, slot_minutes, reason FROM availability_exceptions WHERE expert_id = $1 AND active = 1 AND end_at > $2 ORDER BY start_at",
-    )
-    .bind(&expert)
-    .bind(now_ts())
-    .fetch_all(&state.db.pool)
-    .await?;
-    let tz = expert_tz(&state, &expert).await?;
+    let rows = store::upcoming_exceptions(&state.db, &expert, &now_ts()).await?;
+    let tz = expert_tz(&state.db, &expert).await?;
     let items = rows
         .into_iter()
-        .map(|(id, kind, s, e, slot_minutes, reason)| ExceptionView {
-            id,
-            kind,
-            start: local(parse_ts(&s), tz),
-            end: local(parse_ts(&e), tz),
-            slot_minutes,
-            reason,
+        .map(|x| ExceptionView {
+            id: x.id,
+            kind: x.kind.as_str().to_string(),
+            start: local(parse_ts(&x.start_at), tz),
+            end: local(parse_ts(&x.end_at), tz),
+            slot_minutes: x.slot_minutes,
+            reason: x.reason,
         })
         .collect();
     Ok(Json(crate::api::Page { items, next: None }))
@@ -244,35 +205,21 @@ async fn post_exception(
     Path(Id(expert)): Path<Id>,
     Json(b): Json<ExceptionBody>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    check_editor(&state, &user, &expert).await?;
+    check_editor(&state.db, &user, &expert).await?;
     let start = super::within_horizon(&state.config, "start", b.start.into())?;
     let end: DateTime<Utc> = b.end.into();
     if end <= start || end - start > chrono::Duration::days(366) {
         return Err(ApiError::validation("end", "must be after start, within a year"));
     }
-    let slot_minutes = match b.kind.as_str() {
-        "leave" => 0,
-        "extra" => match b.slot_minutes {
-            Some(m) if (5..=480).contains(&m) => m,
-            _ => return Err(ApiError::validation("slot_minutes", "an extra session needs 5 to 480 minute slots")),
-        },
-        _ => return Err(ApiError::validation("kind", "leave or extra")),
+    let kind: AvailabilityExceptionKind = b.kind.parse().map_err(|_| ApiError::validation("kind", "leave or extra"))?;
+    let slot_minutes = match (kind, b.slot_minutes) {
+        (AvailabilityExceptionKind::Leave, _) => 0,
+        (AvailabilityExceptionKind::Extra, Some(m)) if (5..=480).contains(&m) => m,
+        (AvailabilityExceptionKind::Extra, _) => {
+            return Err(ApiError::validation("slot_minutes", "an extra session needs 5 to 480 minute slots"))
+        }
     };
-    let id = new_id();
-    sqlx::query(
-        "INSERT INTO availability_exceptions (id, expert_id, kind, start_at, end_at, slot_minutes, reason, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&id)
-    .bind(&expert)
-    .bind(&b.kind)
-    .bind(ts(start))
-    .bind(ts(end))
-    .bind(slot_minutes)
-    .bind(b.reason.trim())
-    .bind(now_ts())
-    .execute(&state.db.pool)
-    .await?;
+    let id = store::insert_exception(&state.db, &expert, kind, (start, end), slot_minutes, b.reason.trim()).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({"id": id}))))
 }
 
@@ -281,32 +228,19 @@ async fn withdraw_exception(
     user: AuthUser,
     Path((Id(expert), Id(exception))): Path<(Id, Id)>,
 ) -> ApiResult<StatusCode> {
-    check_editor(&state, &user, &expert).await?;
-    let done = sqlx::query("UPDATE availability_exceptions SET active = 0 WHERE id = $1 AND expert_id = $2")
-        .bind(&exception)
-        .bind(&expert)
-        .execute(&state.db.pool)
-        .await?;
-    if done.rows_affected() == 0 {
+    check_editor(&state.db, &user, &expert).await?;
+    if !store::withdraw_exception(&state.db, &expert, &exception).await? {
         return Err(ApiError::not_found("exception"));
     }
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn expert_tz(state: &AppState, expert: &str) -> ApiResult<Tz> {
-    let tz: Option<(String,)> = sqlx::query_as("SELECT time_zone FROM expert_profiles WHERE user_id = $1")
-        .bind(expert)
-        .fetch_optional(&state.db.pool)
-        .await?;
-    match tz {
-        Some((tz,)) => Ok(tz.parse().unwrap_or(DEFAULT_TZ)),
+/// The expert's time zone (404 `expert` without an expert profile).
+pub async fn expert_tz(db: &Db, expert: &str) -> ApiResult<Tz> {
+    match store::expert_time_zone(db, expert).await? {
+        Some(tz) => Ok(tz.parse().unwrap_or(DEFAULT_TZ)),
         None => Err(ApiError::not_found("expert")),
     }
-}
-
-/// RFC 3339 in the given zone, e.g. `2026-11-24T09:00:00+08:00`.
-pub fn local(t: DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -339,7 +273,7 @@ async fn slots(
     Path(Id(expert)): Path<Id>,
     Query(q): Query<SlotQuery>,
 ) -> ApiResult<Json<crate::api::Page<SlotView>>> {
-    let tz = expert_tz(&state, &expert).await?;
+    let tz = expert_tz(&state.db, &expert).await?;
     let now = Utc::now();
     let from: DateTime<Utc> = q.from.map(Into::into).unwrap_or(now);
     let to: DateTime<Utc> = q.to.map(Into::into).unwrap_or(from + chrono::Duration::days(14));

@@ -2,10 +2,16 @@
 //!
 //! The pure rules (which slots an expert's weekly availability, exceptions and existing
 //! appointments leave open) live in [`slots`] and know nothing of storage or HTTP;
-//! [`store`] loads their inputs, [`availability`] and [`appointments`] serve them.
+//! [`store`] holds all of scheduling's SQL, [`availability`] and [`appointments`] serve them,
+//! and [`candidates`] ranks experts for a request with their earliest free slot.
+//!
+//! Scheduling sits above consultations: booking an appointment moves its consultation
+//! through the lifecycle (`consultations::store`), and the rules of the visit (when the room
+//! opens, how the appointment closes) live with the consultation ([`visit`] re-exports them).
 
 pub mod appointments;
 pub mod availability;
+pub mod candidates;
 pub mod slots;
 pub mod store;
 pub mod visit;
@@ -32,5 +38,5 @@ pub fn within_horizon(config: &crate::config::Config, field: &str, t: DateTime<U
 }
 
 pub fn routes() -> crate::api::Routes {
-    availability::routes().merge(appointments::routes())
+    availability::routes().merge(appointments::routes()).merge(candidates::routes())
 }

@@ -57,7 +57,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 /// Time zone of an expert who has not chosen one.
-pub const DEFAULT_TZ: Tz = chrono_tz::Asia::Shanghai;
+pub use crate::domain::time::DEFAULT_TZ;
 /// Longest window [`free_slots`] accepts.
 pub const MAX_WINDOW_DAYS: i64 = 62;
 /// Longest slot a rule or an extra session may define.
@@ -456,16 +456,32 @@ struct Session {
 fn candidate_slots(rules: &[WeeklyRule], exceptions: &[AvailabilityException], range: Span) -> Vec<Span> {
     let mut slots: Vec<Span> = Vec::with_capacity(1024);
     let mut sessions: Vec<Session> = Vec::new();
-    let mut push_session = |slots: &mut Vec<Span>, first: usize, kind: u8, origin: i64, index: usize| {
-        if slots.len() > first {
-            sessions.push(Session {
-                span: Span::new(slots[first].start, slots[slots.len() - 1].end),
-                precedence: (kind, origin, index),
-                slots: first..slots.len(),
-            });
+    lay_rule_sessions(rules, range, &mut slots, &mut sessions);
+    for (index, exception) in exceptions.iter().enumerate() {
+        if let ExceptionKind::ExtraSession { slot_minutes } = exception.kind {
+            let first = slots.len();
+            let origin = ceil_secs(exception.start);
+            lay_extra_session(origin, floor_secs(exception.end), slot_minutes, range, &mut slots);
+            push_session(&mut sessions, &slots, first, 0, origin, index);
         }
-    };
+    }
+    resolve_overlaps(slots, sessions)
+}
 
+/// Records `slots[first..]` as one session, if it has any slot.
+fn push_session(sessions: &mut Vec<Session>, slots: &[Span], first: usize, kind: u8, origin: i64, index: usize) {
+    if slots.len() > first {
+        sessions.push(Session {
+            span: Span::new(slots[first].start, slots[slots.len() - 1].end),
+            precedence: (kind, origin, index),
+            slots: first..slots.len(),
+        });
+    }
+}
+
+/// Lays the weekly rules' sessions of the local days around `range`, zone by zone, keeping
+/// the sessions that meet `range`.
+fn lay_rule_sessions(rules: &[WeeklyRule], range: Span, slots: &mut Vec<Span>, sessions: &mut Vec<Session>) {
     let mut zones: Vec<Tz> = Vec::new();
     for rule in rules {
         if !zones.contains(&rule.tz) {
@@ -498,25 +514,21 @@ fn candidate_slots(rules: &[WeeklyRule], exceptions: &[AvailabilityException], r
                     continue;
                 }
                 let first = slots.len();
-                lay_rule_session(rule, day, stable_offset, &mut slots);
+                lay_rule_session(rule, day, stable_offset, slots);
                 if slots.len() > first && !Span::new(slots[first].start, slots[slots.len() - 1].end).overlaps(range) {
                     slots.truncate(first);
                 }
                 let origin = slots.get(first).map_or(0, |slot| slot.start);
-                push_session(&mut slots, first, 1, origin, index);
+                push_session(sessions, slots, first, 1, origin, index);
             }
         }
     }
+}
 
-    for (index, exception) in exceptions.iter().enumerate() {
-        if let ExceptionKind::ExtraSession { slot_minutes } = exception.kind {
-            let first = slots.len();
-            let origin = ceil_secs(exception.start);
-            lay_extra_session(origin, floor_secs(exception.end), slot_minutes, range, &mut slots);
-            push_session(&mut slots, first, 0, origin, index);
-        }
-    }
-
+/// Drops the slots of the losing session wherever two sessions overlap (extra sessions win
+/// over weekly rules, then the earlier origin, then the earlier input) and sorts the rest by
+/// start.
+fn resolve_overlaps(mut slots: Vec<Span>, mut sessions: Vec<Session>) -> Vec<Span> {
     // Sessions and their slots arrive in a few sorted runs, which the stable sort merges cheaply.
     sessions.sort_by_key(|session| (session.span.start, session.span.end));
     let mut dropped: Vec<bool> = Vec::new();

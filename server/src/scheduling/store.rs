@@ -1,9 +1,13 @@
 //! Storage side of scheduling: loads an expert's weekly rules, exceptions, booking policy
-//! and booked appointments into the pure types of [`super::slots`].
+//! and booked appointments into the pure types of [`super::slots`], and holds every other
+//! statement of availability, appointments and reminders.
 
 use super::slots::{AvailabilityException, BookingPolicy, ExceptionKind, Interval, WeeklyRule, DEFAULT_TZ};
-use crate::db::{parse_ts, ts};
-use crate::error::ApiResult;
+use crate::consultations::store::{AppointmentRow, APPOINTMENT_SELECT};
+use crate::db::filter::Filtered;
+use crate::db::{new_id, now_ts, parse_ts, ts, Db};
+use crate::domain::consultation::AvailabilityExceptionKind;
+use crate::error::{ApiError, ApiResult};
 use chrono::{DateTime, Duration, NaiveTime, Utc, Weekday};
 
 /// Everything slot computation needs about one expert.
@@ -46,12 +50,22 @@ pub fn weekday_from_number(n: i64) -> Option<Weekday> {
 type ProfileRow = (String, Option<i64>, Option<i64>, Option<i64>);
 
 #[derive(sqlx::FromRow)]
-struct RuleRow {
-    weekday: i64,
-    start_time: String,
-    end_time: String,
+struct StoredException {
+    #[sqlx(try_from = "String")]
+    kind: AvailabilityExceptionKind,
+    start_at: String,
+    end_at: String,
     slot_minutes: i64,
-    time_zone: String,
+}
+
+/// A stored weekly rule (times `HH:MM` in its zone).
+#[derive(Debug, sqlx::FromRow)]
+pub struct RuleRow {
+    pub weekday: i64,
+    pub start_time: String,
+    pub end_time: String,
+    pub slot_minutes: i64,
+    pub time_zone: String,
 }
 
 /// Loads the calendar for slots starting in `from..to`; appointments are loaded for the
@@ -64,13 +78,7 @@ pub async fn load_calendar(
     to: DateTime<Utc>,
     skip_appointment: Option<&str>,
 ) -> ApiResult<ExpertCalendar> {
-    let rules: Vec<RuleRow> = sqlx::query_as(
-        "SELECT weekday, start_time, end_time, slot_minutes, time_zone FROM availability_rules
-         WHERE expert_id = $1 AND active = 1 ORDER BY weekday, start_time",
-    )
-    .bind(expert_id)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rules = weekly_rules(conn, expert_id).await?;
     let rules = rules
         .into_iter()
         .filter_map(|r| {
@@ -85,7 +93,7 @@ pub async fn load_calendar(
         .collect();
     let lo = ts(from - Duration::days(2));
     let hi = ts(to + Duration::days(2));
-    let exceptions: Vec<(String, String, String, i64)> = sqlx::query_as(
+    let exceptions: Vec<StoredException> = sqlx::query_as(
         "SELECT kind, start_at, end_at, slot_minutes FROM availability_exceptions
          WHERE expert_id = $1 AND active = 1 AND end_at > $2 AND start_at < $3 ORDER BY start_at",
     )
@@ -96,13 +104,14 @@ pub async fn load_calendar(
     .await?;
     let exceptions = exceptions
         .into_iter()
-        .map(|(kind, s, e, m)| AvailabilityException {
-            start: parse_ts(&s),
-            end: parse_ts(&e),
-            kind: if kind == "extra" {
-                ExceptionKind::ExtraSession { slot_minutes: u32::try_from(m).unwrap_or(30) }
-            } else {
-                ExceptionKind::Leave
+        .map(|x| AvailabilityException {
+            start: parse_ts(&x.start_at),
+            end: parse_ts(&x.end_at),
+            kind: match x.kind {
+                AvailabilityExceptionKind::Extra => {
+                    ExceptionKind::ExtraSession { slot_minutes: u32::try_from(x.slot_minutes).unwrap_or(30) }
+                }
+                AvailabilityExceptionKind::Leave => ExceptionKind::Leave,
             },
         })
         .collect();
@@ -136,6 +145,17 @@ pub async fn load_calendar(
     Ok(ExpertCalendar { rules, exceptions, policy, busy, time_zone })
 }
 
+/// The expert's active weekly rules, by weekday and start.
+pub async fn weekly_rules(conn: &mut sqlx::AnyConnection, expert_id: &str) -> ApiResult<Vec<RuleRow>> {
+    Ok(sqlx::query_as(
+        "SELECT weekday, start_time, end_time, slot_minutes, time_zone FROM availability_rules
+         WHERE expert_id = $1 AND active = 1 ORDER BY weekday, start_time",
+    )
+    .bind(expert_id)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
 /// The expert's free slots starting in `from..to`.
 pub async fn free_slots(
     conn: &mut sqlx::AnyConnection,
@@ -146,4 +166,385 @@ pub async fn free_slots(
 ) -> ApiResult<Result<Vec<Interval>, super::slots::SlotError>> {
     let cal = load_calendar(conn, expert_id, from, to, None).await?;
     Ok(super::slots::free_slots(&cal.rules, &cal.exceptions, &cal.busy, &cal.policy, now, from, to))
+}
+
+// ---------------------------------------------------------------------------------------
+// Availability: rules, policy, exceptions
+// ---------------------------------------------------------------------------------------
+
+/// An active expert's time zone (its name) and organisation.
+pub async fn active_expert(db: &Db, expert_id: &str) -> ApiResult<Option<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT e.time_zone, u.organisation_id FROM expert_profiles e JOIN users u ON u.id = e.user_id WHERE e.user_id = $1 AND u.active = 1",
+    )
+    .bind(expert_id)
+    .fetch_optional(&db.pool)
+    .await?)
+}
+
+/// The expert's time zone (its name), if they have an expert profile.
+pub async fn expert_time_zone(db: &Db, expert_id: &str) -> ApiResult<Option<String>> {
+    let tz: Option<(String,)> = sqlx::query_as("SELECT time_zone FROM expert_profiles WHERE user_id = $1")
+        .bind(expert_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(tz.map(|t| t.0))
+}
+
+/// The expert's booking policy as stored: buffer, maximum per day, minimum notice.
+pub async fn booking_policy(db: &Db, expert_id: &str) -> ApiResult<Option<(i64, i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT buffer_minutes, max_per_day, min_notice_minutes FROM booking_policies WHERE expert_id = $1",
+    )
+    .bind(expert_id)
+    .fetch_optional(&db.pool)
+    .await?)
+}
+
+/// A weekly rule to store (checked), with its zone.
+pub struct NewRule<'a> {
+    pub weekday: i64,
+    pub start: &'a str,
+    pub end: &'a str,
+    pub slot_minutes: i64,
+    pub time_zone: String,
+}
+
+/// Replaces the expert's weekly rules (the old ones are kept, inactive) and booking policy.
+pub async fn replace_availability(
+    conn: &mut sqlx::AnyConnection,
+    expert_id: &str,
+    rules: &[NewRule<'_>],
+    (buffer_minutes, max_per_day, min_notice_minutes): (i64, i64, i64),
+) -> ApiResult<()> {
+    let now = now_ts();
+    sqlx::query("UPDATE availability_rules SET active = 0 WHERE expert_id = $1 AND active = 1")
+        .bind(expert_id)
+        .execute(&mut *conn)
+        .await?;
+    for r in rules {
+        sqlx::query(
+            "INSERT INTO availability_rules (id, expert_id, weekday, start_time, end_time, slot_minutes, time_zone, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(new_id())
+        .bind(expert_id)
+        .bind(r.weekday)
+        .bind(r.start)
+        .bind(r.end)
+        .bind(r.slot_minutes)
+        .bind(&r.time_zone)
+        .bind(&now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let updated = sqlx::query("UPDATE booking_policies SET buffer_minutes = $1, max_per_day = $2, min_notice_minutes = $3 WHERE expert_id = $4")
+        .bind(buffer_minutes)
+        .bind(max_per_day)
+        .bind(min_notice_minutes)
+        .bind(expert_id)
+        .execute(&mut *conn)
+        .await?;
+    if updated.rows_affected() == 0 {
+        sqlx::query("INSERT INTO booking_policies (expert_id, buffer_minutes, max_per_day, min_notice_minutes) VALUES ($1, $2, $3, $4)")
+            .bind(expert_id)
+            .bind(buffer_minutes)
+            .bind(max_per_day)
+            .bind(min_notice_minutes)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// An active exception as stored.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ExceptionRow {
+    pub id: String,
+    #[sqlx(try_from = "String")]
+    pub kind: AvailabilityExceptionKind,
+    pub start_at: String,
+    pub end_at: String,
+    pub slot_minutes: i64,
+    pub reason: String,
+}
+
+/// The expert's active exceptions that end after `now`, by start.
+pub async fn upcoming_exceptions(db: &Db, expert_id: &str, now: &str) -> ApiResult<Vec<ExceptionRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, kind, start_at, end_at, slot_minutes, reason FROM availability_exceptions WHERE expert_id = $1 AND active = 1 AND end_at > $2 ORDER BY start_at",
+    )
+    .bind(expert_id)
+    .bind(now)
+    .fetch_all(&db.pool)
+    .await?)
+}
+
+/// Stores an exception (written straight to the pool: one statement) and answers its id.
+pub async fn insert_exception(
+    db: &Db,
+    expert_id: &str,
+    kind: AvailabilityExceptionKind,
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
+    slot_minutes: i64,
+    reason: &str,
+) -> ApiResult<String> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO availability_exceptions (id, expert_id, kind, start_at, end_at, slot_minutes, reason, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&id)
+    .bind(expert_id)
+    .bind(kind.as_str())
+    .bind(ts(start))
+    .bind(ts(end))
+    .bind(slot_minutes)
+    .bind(reason)
+    .bind(now_ts())
+    .execute(&db.pool)
+    .await?;
+    Ok(id)
+}
+
+/// Withdraws an exception (kept, inactive); answers whether the expert had it.
+pub async fn withdraw_exception(db: &Db, expert_id: &str, exception_id: &str) -> ApiResult<bool> {
+    let done = sqlx::query("UPDATE availability_exceptions SET active = 0 WHERE id = $1 AND expert_id = $2")
+        .bind(exception_id)
+        .bind(expert_id)
+        .execute(&db.pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+// ---------------------------------------------------------------------------------------
+// Booking
+// ---------------------------------------------------------------------------------------
+
+/// Bumps the expert's booking sequence, which takes their row lock (PostgreSQL) or the
+/// database write lock (SQLite); answers whether the expert has a profile.
+pub async fn lock_expert_bookings(conn: &mut sqlx::AnyConnection, expert_id: &str) -> ApiResult<bool> {
+    let locked = sqlx::query("UPDATE expert_profiles SET booking_seq = booking_seq + 1 WHERE user_id = $1")
+        .bind(expert_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok(locked > 0)
+}
+
+/// Bumps the patient's booking sequence (their row lock).
+pub async fn lock_patient_bookings(conn: &mut sqlx::AnyConnection, patient_id: &str) -> ApiResult<()> {
+    sqlx::query("UPDATE patients SET booking_seq = booking_seq + 1 WHERE id = $1")
+        .bind(patient_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// What stands in the way of booking `slot`, counted in one round trip.
+#[derive(Debug, sqlx::FromRow)]
+pub struct BookingConflicts {
+    /// The patient's booked or attended appointments overlapping the slot.
+    pub patient_busy: i64,
+    /// The consultation's other booked appointments.
+    pub already_booked: i64,
+    /// Whether the expert accepted the consultation (0 or 1).
+    pub expert_assigned: i64,
+}
+
+/// Counts the refusals that depend on other appointments and on the expert's acceptance,
+/// leaving out `skip` (the appointment being moved). An attended appointment keeps its
+/// time, for the patient as for the expert (a call that ended before its slot must not free
+/// the slot for a second booking of the same patient: the day replayer's no-double-booking
+/// check found that). One statement: each is a hop to SQLite's worker thread while the
+/// writer turn is held.
+pub async fn booking_conflicts(
+    conn: &mut sqlx::AnyConnection,
+    consultation_id: &str,
+    patient_id: &str,
+    expert_id: &str,
+    slot: Interval,
+    skip: Option<&str>,
+) -> ApiResult<BookingConflicts> {
+    Ok(sqlx::query_as(
+        "SELECT
+            (SELECT COUNT(*) FROM appointments WHERE patient_id = $1 AND status IN ('booked', 'attended') AND start_at < $2 AND end_at > $3 AND id <> $4) AS patient_busy,
+            (SELECT COUNT(*) FROM appointments WHERE consultation_id = $5 AND status = 'booked' AND id <> $4) AS already_booked,
+            (SELECT COUNT(*) FROM consultation_participants WHERE consultation_id = $5 AND user_id = $6 AND role = 'expert' AND status IN ('accepted', 'active')) AS expert_assigned",
+    )
+    .bind(patient_id)
+    .bind(ts(slot.end))
+    .bind(ts(slot.start))
+    .bind(skip.unwrap_or(""))
+    .bind(consultation_id)
+    .bind(expert_id)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// A booked appointment to store.
+pub struct NewAppointment<'a> {
+    pub id: &'a str,
+    pub consultation_id: &'a str,
+    pub expert_id: &'a str,
+    pub patient_id: &'a str,
+    pub slot: Interval,
+    pub created_by: &'a str,
+    pub now: &'a str,
+}
+
+pub async fn insert_appointment(conn: &mut sqlx::AnyConnection, a: &NewAppointment<'_>) -> ApiResult<()> {
+    sqlx::query(
+        "INSERT INTO appointments (id, consultation_id, expert_id, patient_id, start_at, end_at, status, created_by, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'booked', $7, $8)",
+    )
+    .bind(a.id)
+    .bind(a.consultation_id)
+    .bind(a.expert_id)
+    .bind(a.patient_id)
+    .bind(ts(a.slot.start))
+    .bind(ts(a.slot.end))
+    .bind(a.created_by)
+    .bind(a.now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks `old` rescheduled, replaced by `new`.
+pub async fn mark_rescheduled(
+    conn: &mut sqlx::AnyConnection,
+    old: &str,
+    new: &str,
+    now: &str,
+    reason: &str,
+) -> ApiResult<()> {
+    sqlx::query("UPDATE appointments SET status = 'rescheduled', replaced_by = $1, cancelled_at = $2, cancel_reason = $3 WHERE id = $4")
+        .bind(new)
+        .bind(now)
+        .bind(reason)
+        .bind(old)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Cancels a booked appointment; answers whether it was booked.
+pub async fn cancel_appointment(conn: &mut sqlx::AnyConnection, id: &str, reason: &str) -> ApiResult<bool> {
+    let cancelled = sqlx::query("UPDATE appointments SET status = 'cancelled', cancelled_at = $1, cancel_reason = $2 WHERE id = $3 AND status = 'booked'")
+        .bind(now_ts())
+        .bind(reason)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok(cancelled > 0)
+}
+
+/// Records that `participant` did not show up, and the appointment as a no-show if it was
+/// still booked.
+pub async fn record_no_show(
+    conn: &mut sqlx::AnyConnection,
+    appointment_id: &str,
+    participant: &str,
+    recorded_by: &str,
+) -> ApiResult<()> {
+    sqlx::query("INSERT INTO no_shows (id, appointment_id, participant, recorded_by, at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(new_id())
+        .bind(appointment_id)
+        .bind(participant)
+        .bind(recorded_by)
+        .bind(now_ts())
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE appointments SET status = 'no_show' WHERE id = $1 AND status = 'booked'")
+        .bind(appointment_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Who was recorded as not showing up for an appointment, by name.
+pub async fn no_shows_of(db: &Db, appointment_id: &str) -> ApiResult<Vec<String>> {
+    let recorded: Vec<(String,)> =
+        sqlx::query_as("SELECT participant FROM no_shows WHERE appointment_id = $1 ORDER BY participant")
+            .bind(appointment_id)
+            .fetch_all(&db.pool)
+            .await?;
+    Ok(recorded.into_iter().map(|r| r.0).collect())
+}
+
+/// What a list of the caller's appointments is narrowed to; `None` filters nothing.
+#[derive(Debug, Default)]
+pub struct AppointmentQuery {
+    /// Starting at or after (stored timestamp text).
+    pub start_from: Option<String>,
+    /// Starting before.
+    pub start_before: Option<String>,
+    /// The status's name.
+    pub status: Option<String>,
+}
+
+/// The user's appointments, as the expert or as a participant (not declined) of the
+/// consultation, by start; at most 500.
+pub async fn appointments_of_user(db: &Db, user_id: &str, f: &AppointmentQuery) -> ApiResult<Vec<AppointmentRow>> {
+    let mut q = Filtered::new(format!("{APPOINTMENT_SELECT} WHERE (a.expert_id = "));
+    q.push_bind(user_id.to_string());
+    q.push(" OR a.consultation_id IN (SELECT consultation_id FROM consultation_participants WHERE user_id = ");
+    q.push_bind(user_id.to_string());
+    q.push(" AND status <> 'declined'))");
+    for (condition, value) in [
+        (" AND a.start_at >= ", &f.start_from),
+        (" AND a.start_at < ", &f.start_before),
+        (" AND a.status = ", &f.status),
+    ] {
+        if let Some(v) = value {
+            q.push(condition).push_bind(v.clone());
+        }
+    }
+    q.push(" ORDER BY a.start_at LIMIT 500");
+    Ok(q.build_query_as().fetch_all(&db.pool).await?)
+}
+
+// ---------------------------------------------------------------------------------------
+// Reminders
+// ---------------------------------------------------------------------------------------
+
+/// A booked appointment a reminder is due for: id, consultation, start.
+pub type DueReminder = (String, String, String);
+
+/// Booked appointments starting in `(after, until]` without a reminder of `kind` yet, by
+/// start; at most 500.
+pub async fn due_reminders(db: &Db, kind: &str, after: &str, until: &str) -> ApiResult<Vec<DueReminder>> {
+    Ok(sqlx::query_as(
+        "SELECT a.id, a.consultation_id, a.start_at FROM appointments a
+         WHERE a.status = 'booked' AND a.start_at > $1 AND a.start_at <= $2
+           AND NOT EXISTS (SELECT 1 FROM reminders_sent r WHERE r.appointment_id = a.id AND r.kind = $3)
+         ORDER BY a.start_at LIMIT 500",
+    )
+    .bind(after)
+    .bind(until)
+    .bind(kind)
+    .fetch_all(&db.pool)
+    .await?)
+}
+
+/// Records a reminder as sent; `false` when it already was (another instance sent it).
+pub async fn record_reminder(
+    conn: &mut sqlx::AnyConnection,
+    appointment_id: &str,
+    kind: &str,
+    at: &str,
+) -> ApiResult<bool> {
+    let inserted = sqlx::query("INSERT INTO reminders_sent (appointment_id, kind, sent_at) VALUES ($1, $2, $3)")
+        .bind(appointment_id)
+        .bind(kind)
+        .bind(at)
+        .execute(&mut *conn)
+        .await;
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+        Err(e) => Err(ApiError::from(e)),
+    }
 }

@@ -1,0 +1,202 @@
+//! The words of a consultation's people and appointments: who takes part in what role, how
+//! far their part went, to whom the request is addressed, who consented and how, and what
+//! became of an appointment.
+//!
+//! The lifecycle's own words (state, action, urgency, mode, title) are in
+//! `consultations::state`, made with the same [`named_enum!`] so that they read and decode
+//! alike.
+
+/// A value that is not one of an enumeration's names, e.g. `"urgentish"` for an urgency.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} `{value}`")]
+pub struct UnknownName {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+/// An enumeration with one snake_case name per variant, used on the wire, in the database
+/// and in messages alike: serde, `as_str()`, `Display`, `FromStr` and `TryFrom<String>`
+/// (which a row field decodes with, `#[sqlx(try_from = "String")]`), the last two failing
+/// with [`UnknownName`] on any other text.
+macro_rules! named_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident, $kind:literal {
+            $( $(#[$variant_meta:meta])* $variant:ident => $text:literal ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+        pub enum $name {
+            $( $(#[$variant_meta])* #[serde(rename = $text)] $variant ),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::domain::consultation::UnknownName;
+
+            fn from_str(value: &str) -> Result<Self, Self::Err> {
+                match value {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err($crate::domain::consultation::UnknownName { kind: $kind, value: value.to_owned() }),
+                }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = $crate::domain::consultation::UnknownName;
+
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                value.parse()
+            }
+        }
+    };
+}
+pub(crate) use named_enum;
+
+named_enum! {
+    /// A person's part in a consultation (`consultation_participants.role`). The signaling
+    /// room spells the same three roles (`signaling::RoomRole`).
+    ParticipantRole, "participant role" {
+        /// The community doctor who requested the consultation.
+        Requester => "requester",
+        /// An expert addressed by the request, or who claimed it from a pool.
+        Expert => "expert",
+        /// The patient, when they have an account.
+        Patient => "patient",
+    }
+}
+
+named_enum! {
+    /// How far a participant's part went (`consultation_participants.status`).
+    ParticipantStatus, "participant status" {
+        /// Addressed, not answered yet.
+        Invited => "invited",
+        /// An expert who accepted or claimed the request.
+        Accepted => "accepted",
+        /// Taking part from the start (the requesting doctor).
+        Active => "active",
+        /// An expert who declined; they no longer see the consultation.
+        Declined => "declined",
+    }
+}
+
+impl ParticipantStatus {
+    /// Whether the participant still takes part (every status but declined).
+    pub fn takes_part(self) -> bool {
+        self != ParticipantStatus::Declined
+    }
+}
+
+named_enum! {
+    /// To whom a request is addressed (`consultations.addressee_kind`).
+    AddresseeKind, "addressee kind" {
+        /// One named expert.
+        Expert => "expert",
+        /// A hospital department pool: any qualified expert of the specialty may claim it.
+        Pool => "pool",
+        /// Several named experts (multidisciplinary team).
+        Mdt => "mdt",
+    }
+}
+
+named_enum! {
+    /// What became of an appointment (`appointments.status`).
+    AppointmentStatus, "appointment status" {
+        /// Booked and still to come (or going on).
+        Booked => "booked",
+        /// Cancelled with a reason.
+        Cancelled => "cancelled",
+        /// Moved to another slot: `replaced_by` names the new appointment.
+        Rescheduled => "rescheduled",
+        /// The expert met the clinic's side in the call.
+        Attended => "attended",
+        /// Someone did not show up.
+        NoShow => "no_show",
+    }
+}
+
+named_enum! {
+    /// A one-off change to an expert's weekly availability (`availability_exceptions.kind`).
+    AvailabilityExceptionKind, "availability exception kind" {
+        /// The expert is away.
+        Leave => "leave",
+        /// An extra session with its own slot length.
+        Extra => "extra",
+    }
+}
+
+named_enum! {
+    /// Who gave the patient's informed consent to a consultation.
+    ConsentGiver, "consent giver" {
+        Patient => "patient",
+        /// A guardian, named with the consent.
+        Guardian => "guardian",
+    }
+}
+
+named_enum! {
+    /// How the consent was given.
+    ConsentMethod, "consent method" {
+        Written => "written",
+        RecordedVerbal => "recorded_verbal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn round_trips<T>(all: &[T])
+    where
+        T: Copy + std::fmt::Debug + PartialEq + FromStr<Err = UnknownName> + serde::Serialize + std::fmt::Display,
+        T: TryFrom<String, Error = UnknownName>,
+    {
+        for v in all {
+            assert_eq!(T::from_str(v.to_string().as_str()), Ok(*v));
+            assert_eq!(T::try_from(v.to_string()), Ok(*v));
+            assert_eq!(serde_json::to_value(v).unwrap(), serde_json::json!(v.to_string()));
+        }
+    }
+
+    #[test]
+    fn every_name_reads_back_as_written_on_the_wire_and_in_rows() {
+        round_trips(ParticipantRole::ALL);
+        round_trips(ParticipantStatus::ALL);
+        round_trips(AddresseeKind::ALL);
+        round_trips(AppointmentStatus::ALL);
+        round_trips(AvailabilityExceptionKind::ALL);
+        round_trips(ConsentGiver::ALL);
+        round_trips(ConsentMethod::ALL);
+        assert_eq!(ParticipantRole::Requester.as_str(), "requester");
+        assert_eq!(AppointmentStatus::NoShow.as_str(), "no_show");
+    }
+
+    #[test]
+    fn an_unknown_stored_value_is_an_error_not_a_default() {
+        assert_eq!(
+            ParticipantStatus::try_from("withdrawn".to_string()),
+            Err(UnknownName { kind: "participant status", value: "withdrawn".into() })
+        );
+        assert!(AppointmentStatus::from_str("Booked").is_err(), "names are case-sensitive");
+        assert!(AddresseeKind::from_str("").is_err());
+        assert!(!ParticipantStatus::Declined.takes_part());
+        assert!(ParticipantStatus::Invited.takes_part());
+    }
+}

@@ -1,0 +1,127 @@
+//! The optional filters of the consultation and appointment lists, each alone and paged: a
+//! filter narrows the list only when given, and an absent one filters nothing.
+
+mod common;
+
+use common::TestApp;
+use serde_json::{json, Value};
+
+async fn patient_id(app: &TestApp, username: &str) -> String {
+    let (_, me) = app.get("/api/v1/me", &app.login(username).await).await;
+    me["patient_id"].as_str().unwrap().to_string()
+}
+
+/// dr.li asks dr.wang for a consultation of `urgency` and `mode`; returns its id.
+async fn request(app: &TestApp, li: &str, urgency: &str, mode: &str) -> String {
+    let wang = app.user_id("dr.wang").await;
+    let zhang = patient_id(app, "patient.zhang").await;
+    let body = json!({
+        "patient_id": zhang,
+        "reason": "复查心电图",
+        "specialty": "cardiology",
+        "min_title": "attending",
+        "urgency": urgency,
+        "mode": mode,
+        "addressee": {"kind": "expert", "expert_id": wang},
+        "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"}
+    });
+    let (status, c) = app.post("/api/v1/consultations", li, &body).await;
+    assert_eq!(status, 201, "{c}");
+    c["id"].as_str().unwrap().to_string()
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect()
+}
+
+async fn listed(app: &TestApp, token: &str, path: &str) -> Vec<String> {
+    let (status, list) = app.get(path, token).await;
+    assert_eq!(status, 200, "{path}: {list}");
+    ids(&list)
+}
+
+async fn consultation_filters_narrow_only_when_given(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let urgent_video = request(app, &li, "urgent", "video").await;
+    let routine_video = request(app, &li, "routine", "video").await;
+    let routine_ecg = request(app, &li, "routine", "ecg_review").await;
+    let mine = [&urgent_video, &routine_video, &routine_ecg];
+
+    let all = listed(app, &li, "/api/v1/consultations").await;
+    assert!(mine.iter().all(|id| all.contains(id)), "{all:?}");
+
+    let routine = listed(app, &li, "/api/v1/consultations?urgency=routine").await;
+    assert!(routine.contains(&routine_video) && routine.contains(&routine_ecg));
+    assert!(!routine.contains(&urgent_video));
+
+    let ecg = listed(app, &li, "/api/v1/consultations?mode=ecg_review&urgency=routine").await;
+    assert!(ecg.contains(&routine_ecg));
+    assert!(!ecg.contains(&routine_video) && !ecg.contains(&urgent_video));
+
+    let requested = listed(app, &li, "/api/v1/consultations?state=requested").await;
+    assert!(mine.iter().all(|id| requested.contains(id)));
+
+    // Created within a window that holds now, and outside it.
+    let now_window = listed(app, &li, "/api/v1/consultations?from=2000-01-01T00:00:00Z&to=2999-01-01T00:00:00Z").await;
+    assert!(mine.iter().all(|id| now_window.contains(id)));
+    assert_eq!(listed(app, &li, "/api/v1/consultations?from=2999-01-01T00:00:00Z").await, Vec::<String>::new());
+    assert_eq!(listed(app, &li, "/api/v1/consultations?to=2000-01-01T00:00:00Z").await, Vec::<String>::new());
+
+    // Paged one at a time, newest id first, each item once, the same items as unpaged.
+    let mut paged = Vec::new();
+    let mut path = "/api/v1/consultations?limit=1".to_string();
+    for _ in 0..50 {
+        let (status, page) = app.get(&path, &li).await;
+        assert_eq!(status, 200, "{page}");
+        paged.extend(ids(&page));
+        match page["next"].as_str() {
+            Some(next) => path = format!("/api/v1/consultations?limit=1&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
+    let mut sorted = all.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(all, sorted, "newest id first");
+
+    // An admin sees every consultation, filters applied all the same.
+    let admin = app.login("admin").await;
+    let admin_ecg = listed(app, &admin, "/api/v1/consultations?mode=ecg_review").await;
+    assert!(admin_ecg.contains(&routine_ecg) && !admin_ecg.contains(&routine_video));
+    // Patient Liu takes part in none of them.
+    let liu = app.login("patient.liu").await;
+    let liu_sees = listed(app, &liu, "/api/v1/consultations").await;
+    assert!(mine.iter().all(|id| !liu_sees.contains(id)));
+}
+db_test!(consultation_filters_narrow_only_when_given);
+
+async fn appointment_filters_narrow_only_when_given(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let wang = app.login("dr.wang").await;
+    let wang_id = app.user_id("dr.wang").await;
+    let id = request(app, &li, "routine", "video").await;
+    let (status, body) = app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, slots) = app.get(&format!("/api/v1/experts/{wang_id}/slots"), &li).await;
+    let start = slots["items"][0]["start"].as_str().expect("a free slot").to_string();
+    let book = json!({"consultation_id": id, "expert_id": wang_id, "start": start});
+    let (status, appt) = app.post("/api/v1/appointments", &li, &book).await;
+    assert_eq!(status, 201, "{appt}");
+    let appt = appt["id"].as_str().unwrap().to_string();
+
+    for token in [&li, &wang] {
+        assert!(listed(app, token, "/api/v1/appointments").await.contains(&appt), "as participant and as expert");
+    }
+    assert!(listed(app, &li, "/api/v1/appointments?status=booked").await.contains(&appt));
+    assert!(listed(app, &li, "/api/v1/appointments?status=").await.contains(&appt), "an empty status filters nothing");
+    assert!(!listed(app, &li, "/api/v1/appointments?status=cancelled").await.contains(&appt));
+    assert!(listed(app, &li, "/api/v1/appointments?from=2000-01-01T00:00:00Z&to=2999-01-01T00:00:00Z")
+        .await
+        .contains(&appt));
+    assert!(!listed(app, &li, "/api/v1/appointments?from=2999-01-01T00:00:00Z").await.contains(&appt));
+    assert!(!listed(app, &li, "/api/v1/appointments?to=2000-01-01T00:00:00Z").await.contains(&appt));
+    // Someone who takes no part does not see it.
+    let liu = app.login("patient.liu").await;
+    assert!(!listed(app, &liu, "/api/v1/appointments").await.contains(&appt));
+}
+db_test!(appointment_filters_narrow_only_when_given);
