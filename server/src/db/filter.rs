@@ -45,6 +45,17 @@ impl<'args> Filtered<'args> {
         self
     }
 
+    /// Binds a value to the next placeholder number without writing it, for a fixed prefix
+    /// that already names `$1`, `$2`, … (a visibility predicate shared with other queries).
+    /// Bind them in order, before any [`Filtered::push_bind`].
+    pub fn bind_numbered<T>(&mut self, value: T) -> &mut Self
+    where
+        T: 'args + Encode<'args, Any> + Type<Any>,
+    {
+        self.args.add(value).expect("binding a value to an Any query");
+        self
+    }
+
     pub fn sql(&self) -> &str {
         &self.sql
     }
@@ -66,6 +77,15 @@ impl<'args> Filtered<'args> {
 #[cfg(test)]
 mod tests {
     use super::Filtered;
+
+    #[test]
+    fn placeholders_are_numbered_after_the_fixed_ones() {
+        let mut q = Filtered::new("SELECT id FROM t WHERE (a = $1 OR b = $2)");
+        q.bind_numbered("u".to_string()).bind_numbered("o".to_string());
+        q.push(" AND c = ").push_bind("x".to_string());
+        q.push(" AND d = ").push_bind(3_i64);
+        assert_eq!(q.sql(), "SELECT id FROM t WHERE (a = $1 OR b = $2) AND c = $3 AND d = $4");
+    }
 
     #[test]
     fn placeholders_are_numbered_in_bind_order() {

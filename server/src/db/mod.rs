@@ -12,7 +12,6 @@ use std::time::Duration;
 
 pub mod batch;
 pub mod filter;
-pub mod query;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

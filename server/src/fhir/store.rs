@@ -5,7 +5,7 @@
 
 use super::map::DicomInstance;
 use crate::auth::AuthUser;
-use crate::db::query::Sql;
+use crate::db::filter::Filtered;
 use crate::db::Db;
 use crate::error::ApiResult;
 use sqlx::AnyConnection;
@@ -64,32 +64,32 @@ pub async fn dicom_instances(db: &Db, consultation_id: &str) -> ApiResult<Vec<Di
 /// Staff accounts (not patients), by id: those whose display name starts with
 /// `name_prefix`, the one with `id`, only experts; each when given.
 pub async fn staff_ids(db: &Db, name_prefix: &str, id: Option<&str>, experts_only: bool) -> ApiResult<Vec<String>> {
-    let mut q = Sql::new("SELECT id FROM users WHERE role <> 'patient'");
+    let mut q = Filtered::new("SELECT id FROM users WHERE role <> 'patient'");
     if !name_prefix.is_empty() {
-        q.push(" AND display_name LIKE ").bind(format!("{name_prefix}%"));
+        q.push(" AND display_name LIKE ").push_bind(format!("{name_prefix}%"));
     }
     if let Some(id) = id.filter(|i| !i.is_empty()) {
-        q.push(" AND id = ").bind(id.to_string());
+        q.push(" AND id = ").push_bind(id.to_string());
     }
     if experts_only {
         q.push(" AND role = 'expert'");
     }
     q.push(" ORDER BY id");
-    let rows: Vec<(String,)> = q.query_as().fetch_all(&db.pool).await?;
+    let rows: Vec<(String,)> = q.build_query_as().fetch_all(&db.pool).await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
 /// Organisations whose name starts with `name_prefix` and with `id`, each when given.
 pub async fn organisations(db: &Db, name_prefix: &str, id: &str) -> ApiResult<Vec<crate::directory::Organisation>> {
-    let mut q = Sql::new("SELECT id, name, kind, address, active, created_at FROM organisations WHERE 1 = 1");
+    let mut q = Filtered::new("SELECT id, name, kind, address, active, created_at FROM organisations");
     if !name_prefix.is_empty() {
-        q.push(" AND name LIKE ").bind(format!("{name_prefix}%"));
+        q.condition().push("name LIKE ").push_bind(format!("{name_prefix}%"));
     }
     if !id.is_empty() {
-        q.push(" AND id = ").bind(id.to_string());
+        q.condition().push("id = ").push_bind(id.to_string());
     }
     q.push(" ORDER BY id");
-    Ok(q.query_as().fetch_all(&db.pool).await?)
+    Ok(q.build_query_as().fetch_all(&db.pool).await?)
 }
 
 /// Start and end of the expert's booked appointments starting in `[from, to)`.
@@ -113,20 +113,20 @@ pub async fn visible_consultations(
     practitioner: Option<&str>,
     limit: i64,
 ) -> ApiResult<Vec<String>> {
-    let mut q = Sql::new(format!(
+    let mut q = Filtered::new(format!(
         "SELECT c.id FROM consultations c WHERE {}",
         crate::consultations::store::visibility_predicate(user.role)
     ));
-    q.bind_named(user.id.clone()).bind_named(user.org.clone());
+    q.bind_numbered(user.id.clone()).bind_numbered(user.org.clone());
     if let Some(p) = patient.filter(|p| !p.is_empty()) {
-        q.push(" AND c.patient_id = ").bind(p.to_string());
+        q.push(" AND c.patient_id = ").push_bind(p.to_string());
     }
     if let Some(e) = practitioner.filter(|e| !e.is_empty()) {
         q.push(" AND c.id IN (SELECT consultation_id FROM appointments WHERE expert_id = ")
-            .bind(e.to_string())
+            .push_bind(e.to_string())
             .push(")");
     }
-    q.push(" ORDER BY c.created_at, c.id LIMIT ").bind(limit);
-    let rows: Vec<(String,)> = q.query_as().fetch_all(&db.pool).await?;
+    q.push(" ORDER BY c.created_at, c.id LIMIT ").push_bind(limit);
+    let rows: Vec<(String,)> = q.build_query_as().fetch_all(&db.pool).await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }

@@ -1,7 +1,7 @@
 //! Storage side of notifications: the inbox rows and their read marks.
 
 use super::Notification;
-use crate::db::query::Sql;
+use crate::db::filter::Filtered;
 use crate::db::Db;
 use crate::error::ApiResult;
 use sqlx::AnyConnection;
@@ -10,17 +10,21 @@ use sqlx::AnyConnection;
 /// (a round trip each), well under the bind-parameter limits of SQLite and PostgreSQL.
 pub async fn insert(conn: &mut AnyConnection, rows: &[(String, Notification)]) -> ApiResult<()> {
     for chunk in rows.chunks(100) {
-        let mut q = Sql::new(
+        let mut q = Filtered::new(
             "INSERT INTO notifications (id, user_id, kind, title, body, consultation_id, created_at, code, params) VALUES ",
         );
         for (i, (uid, n)) in chunk.iter().enumerate() {
             q.push(if i == 0 { "(" } else { ", (" });
-            q.bind(n.id.clone()).push(", ").bind(uid.clone()).push(", ").bind(n.kind.clone()).push(", ");
-            q.bind(n.title.clone()).push(", ").bind(n.body.clone()).push(", ").bind(n.consultation_id.clone());
-            q.push(", ").bind(n.created_at.clone()).push(", ").bind(n.code.clone()).push(", ");
-            q.bind(serde_json::to_string(&n.params).unwrap_or_else(|_| "{}".into())).push(")");
+            q.push_bind(n.id.clone()).push(", ").push_bind(uid.clone()).push(", ").push_bind(n.kind.clone()).push(", ");
+            q.push_bind(n.title.clone())
+                .push(", ")
+                .push_bind(n.body.clone())
+                .push(", ")
+                .push_bind(n.consultation_id.clone());
+            q.push(", ").push_bind(n.created_at.clone()).push(", ").push_bind(n.code.clone()).push(", ");
+            q.push_bind(serde_json::to_string(&n.params).unwrap_or_else(|_| "{}".into())).push(")");
         }
-        q.query().execute(&mut *conn).await?;
+        q.build().execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -34,18 +38,18 @@ pub async fn inbox(
     before: Option<String>,
     limit: i64,
 ) -> ApiResult<Vec<Notification>> {
-    let mut q = Sql::new(
+    let mut q = Filtered::new(
         "SELECT id, kind, title, body, consultation_id, created_at, read_at, code, params FROM notifications WHERE user_id = ",
     );
-    q.bind(user_id.to_string());
+    q.push_bind(user_id.to_string());
     if unread_only {
         q.push(" AND read_at IS NULL");
     }
     if let Some(before) = before.filter(|b| !b.is_empty()) {
-        q.push(" AND id < ").bind(before);
+        q.push(" AND id < ").push_bind(before);
     }
-    q.push(" ORDER BY id DESC LIMIT ").bind(limit);
-    Ok(q.query_as().fetch_all(&db.pool).await?)
+    q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+    Ok(q.build_query_as().fetch_all(&db.pool).await?)
 }
 
 /// Marks one of the user's notifications read (keeping the first time); `false` when the

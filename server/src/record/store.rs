@@ -10,7 +10,7 @@ use super::notes::Note;
 use super::opinions::{Opinion, OpinionContent};
 use super::referrals::{Referral, ReferralEvent};
 use crate::auth::{AuthUser, Role};
-use crate::db::query::Sql;
+use crate::db::filter::Filtered;
 use crate::db::{new_id, Db};
 use crate::domain::record::{Direction, NoteKind, NoteStatus, OpinionKind, ReferralStatus, VisitStatus};
 use crate::error::ApiResult;
@@ -162,44 +162,44 @@ pub async fn list_referrals(
     direction: Option<&str>,
     status: Option<&str>,
 ) -> ApiResult<Vec<Referral>> {
-    let mut q = Sql::new(REFERRAL_SELECT);
+    let mut q = Filtered::new(REFERRAL_SELECT);
     q.push(" WHERE ");
     let id = || user.id.clone();
     let org = || user.org.clone();
     match (user.role, side) {
         (Role::Admin, _) => q.push("1 = 1"),
-        (Role::Patient, _) => q.push("p.user_id = ").bind(id()),
+        (Role::Patient, _) => q.push("p.user_id = ").push_bind(id()),
         // The desks of both sides.
         (Role::Coordinator | Role::CommunityDoctor, Side::Sent) => {
-            q.push("(r.from_organisation_id = ").bind(org()).push(" OR r.created_by = ").bind(id()).push(")")
+            q.push("(r.from_organisation_id = ").push_bind(org()).push(" OR r.created_by = ").push_bind(id()).push(")")
         }
         (Role::Coordinator | Role::CommunityDoctor, Side::Received) => {
-            q.push("(r.to_organisation_id = ").bind(org()).push(" OR r.assigned_to = ").bind(id()).push(")")
+            q.push("(r.to_organisation_id = ").push_bind(org()).push(" OR r.assigned_to = ").push_bind(id()).push(")")
         }
         (Role::Coordinator | Role::CommunityDoctor, Side::Both) => q
             .push("(r.from_organisation_id = ")
-            .bind(org())
+            .push_bind(org())
             .push(" OR r.to_organisation_id = ")
-            .bind(org())
+            .push_bind(org())
             .push(" OR r.created_by = ")
-            .bind(id())
+            .push_bind(id())
             .push(" OR r.assigned_to = ")
-            .bind(id())
+            .push_bind(id())
             .push(")"),
-        (Role::Expert, Side::Sent) => q.push("r.created_by = ").bind(id()),
-        (Role::Expert, Side::Received) => q.push("r.assigned_to = ").bind(id()),
+        (Role::Expert, Side::Sent) => q.push("r.created_by = ").push_bind(id()),
+        (Role::Expert, Side::Received) => q.push("r.assigned_to = ").push_bind(id()),
         (Role::Expert, Side::Both) => {
-            q.push("(r.created_by = ").bind(id()).push(" OR r.assigned_to = ").bind(id()).push(")")
+            q.push("(r.created_by = ").push_bind(id()).push(" OR r.assigned_to = ").push_bind(id()).push(")")
         }
     };
     if let Some(d) = direction.filter(|d| !d.is_empty()) {
-        q.push(" AND r.direction = ").bind(d.to_string());
+        q.push(" AND r.direction = ").push_bind(d.to_string());
     }
     if let Some(s) = status.filter(|s| !s.is_empty()) {
-        q.push(" AND r.status = ").bind(s.to_string());
+        q.push(" AND r.status = ").push_bind(s.to_string());
     }
     q.push(" ORDER BY r.created_at DESC LIMIT 500");
-    Ok(q.query_as().fetch_all(&db.pool).await?)
+    Ok(q.build_query_as().fetch_all(&db.pool).await?)
 }
 
 /// Moves a referral from `from` to `to` (and sets the appointment offered, if any); `false`
@@ -563,19 +563,19 @@ pub async fn list_visits(
     overdue_before: Option<String>,
     patient_id: Option<String>,
 ) -> ApiResult<Vec<Visit>> {
-    let mut q = Sql::new(format!(
+    let mut q = Filtered::new(format!(
         "{VISIT_SELECT} WHERE p.status = 'active' AND p.patient_id IN (SELECT p.id FROM patients p WHERE {})",
         crate::patients::visibility_predicate(user.role)
     ));
-    q.bind_named(user.id.clone()).bind_named(user.org.clone());
+    q.bind_numbered(user.id.clone()).bind_numbered(user.org.clone());
     if let Some(today) = overdue_before {
-        q.push(" AND v.status = ").bind(VisitStatus::Planned.as_str()).push(" AND v.due_date < ").bind(today);
+        q.push(" AND v.status = ").push_bind(VisitStatus::Planned.as_str()).push(" AND v.due_date < ").push_bind(today);
     }
     if let Some(p) = patient_id.filter(|p| !p.is_empty()) {
-        q.push(" AND p.patient_id = ").bind(p);
+        q.push(" AND p.patient_id = ").push_bind(p);
     }
     q.push(" ORDER BY v.due_date, v.seq LIMIT 500");
-    Ok(q.query_as().fetch_all(&db.pool).await?)
+    Ok(q.build_query_as().fetch_all(&db.pool).await?)
 }
 
 /// Moves or closes a visit: absent fields keep their value.
@@ -645,12 +645,12 @@ pub struct Window {
 }
 
 impl Window {
-    fn narrow(&self, q: &mut Sql, column: &str) {
+    fn narrow(&self, q: &mut Filtered<'_>, column: &str) {
         if let Some(from) = &self.from {
-            q.push(" AND ").push(column).push(" >= ").bind(from.clone());
+            q.push(" AND ").push(column).push(" >= ").push_bind(from.clone());
         }
         if let Some(to) = &self.to {
-            q.push(" AND ").push(column).push(" < ").bind(to.clone());
+            q.push(" AND ").push(column).push(" < ").push_bind(to.clone());
         }
     }
 }
@@ -662,47 +662,47 @@ pub async fn figure_consultations(
     user: &AuthUser,
     w: &Window,
 ) -> ApiResult<Vec<(String, String, String, String, String)>> {
-    let mut q = Sql::new(format!(
+    let mut q = Filtered::new(format!(
         "SELECT c.id, c.state, c.mode, c.specialty, o.name FROM consultations c JOIN organisations o ON o.id = c.requesting_organisation_id
          WHERE {}",
         crate::consultations::store::visibility_predicate(user.role)
     ));
-    q.bind_named(user.id.clone()).bind_named(user.org.clone());
+    q.bind_numbered(user.id.clone()).bind_numbered(user.org.clone());
     w.narrow(&mut q, "c.created_at");
-    Ok(q.query_as().fetch_all(&db.pool).await?)
+    Ok(q.build_query_as().fetch_all(&db.pool).await?)
 }
 
 /// The submit, accept, claim and sign_opinion transitions of those consultations: id,
 /// action, time, in time order.
 pub async fn figure_transitions(db: &Db, user: &AuthUser, w: &Window) -> ApiResult<Vec<(String, String, String)>> {
-    let mut q = Sql::new(format!(
+    let mut q = Filtered::new(format!(
         "SELECT t.consultation_id, t.action, t.at FROM consultation_transitions t JOIN consultations c ON c.id = t.consultation_id
          WHERE {} AND t.action IN ('submit', 'accept', 'claim', 'sign_opinion')",
         crate::consultations::store::visibility_predicate(user.role)
     ));
-    q.bind_named(user.id.clone()).bind_named(user.org.clone());
+    q.bind_numbered(user.id.clone()).bind_numbered(user.org.clone());
     w.narrow(&mut q, "c.created_at");
     q.push(" ORDER BY t.at");
-    Ok(q.query_as().fetch_all(&db.pool).await?)
+    Ok(q.build_query_as().fetch_all(&db.pool).await?)
 }
 
 /// Referrals per month (YYYY-MM) and direction, not entered in error: all for admins, else
 /// those of the caller's organisation and of the centres linked to it.
 pub async fn figure_referrals(db: &Db, user: &AuthUser, w: &Window) -> ApiResult<Vec<(String, String, i64)>> {
-    let mut q = Sql::new(
+    let mut q = Filtered::new(
         "SELECT substr(r.created_at, 1, 7) AS month, r.direction, COUNT(*) FROM referrals r WHERE r.status <> ",
     );
-    q.bind(ReferralStatus::EnteredInError.as_str());
+    q.push_bind(ReferralStatus::EnteredInError.as_str());
     if user.role != Role::Admin {
         q.push(" AND (r.from_organisation_id = ")
-            .bind(user.org.clone())
+            .push_bind(user.org.clone())
             .push(" OR r.to_organisation_id = ")
-            .bind(user.org.clone())
+            .push_bind(user.org.clone())
             .push(" OR r.from_organisation_id IN (SELECT centre_id FROM consortium_links WHERE hospital_id = ")
-            .bind(user.org.clone())
+            .push_bind(user.org.clone())
             .push("))");
     }
     w.narrow(&mut q, "r.created_at");
     q.push(" GROUP BY substr(r.created_at, 1, 7), r.direction");
-    Ok(q.query_as().fetch_all(&db.pool).await?)
+    Ok(q.build_query_as().fetch_all(&db.pool).await?)
 }
