@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod batch;
+pub mod filter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
