@@ -16,8 +16,10 @@ pub mod store;
 use crate::api::{Json, Routes};
 use crate::app::AppState;
 use crate::audit::{self, Outcome};
-use crate::auth::throttle::{Key, Verdict};
-use crate::db::ts;
+use crate::auth::jwt::JwtKeys;
+use crate::auth::throttle::{Key, LoginThrottle, Verdict};
+use crate::config::Config;
+use crate::db::{ts, Db};
 use crate::devices::{DeviceAuth, DeviceKind};
 use crate::directory::UserView;
 use crate::domain::people::Role;
@@ -29,11 +31,12 @@ use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// The zone of the kiosks' day (`kiosk_time_zone`).
-fn site_tz(state: &AppState) -> Tz {
-    state.config.kiosk_time_zone.parse().unwrap_or(crate::scheduling::slots::DEFAULT_TZ)
+fn site_tz(config: &Config) -> Tz {
+    config.kiosk_time_zone.parse().unwrap_or(crate::scheduling::slots::DEFAULT_TZ)
 }
 
 /// How long after a check-in the doctors on duty may be notified of it.
@@ -233,26 +236,22 @@ impl LookupGate {
     }
 
     /// Takes the attempt back: it found someone, or was not a lookup at all.
-    fn succeeded(&self, state: &AppState) {
-        state.throttle.lock().unwrap_or_else(|e| e.into_inner()).succeeded(&self.keys(), self.started, "");
+    fn succeeded(&self, throttle: &Mutex<LoginThrottle>) {
+        throttle.lock().unwrap_or_else(|e| e.into_inner()).succeeded(&self.keys(), self.started, "");
     }
 }
 
 /// Counts a lookup by `device`, or refuses (audited) when it has failed too often.
-async fn begin_lookup(state: &AppState, device: &DeviceAuth) -> ApiResult<LookupGate> {
-    let gate = LookupGate {
-        key_name: format!("kiosk-lookup:{}", device.device_id),
-        limit: state.config.kiosk_lookup_failures_per_minute,
-        started: Instant::now(),
-    };
-    let verdict = state.throttle.lock().unwrap_or_else(|e| e.into_inner()).begin(&gate.keys(), gate.started);
+async fn begin_lookup(
+    throttle: &Mutex<LoginThrottle>,
+    limit: u32,
+    db: &Db,
+    device: &DeviceAuth,
+) -> ApiResult<LookupGate> {
+    let gate = LookupGate { key_name: format!("kiosk-lookup:{}", device.device_id), limit, started: Instant::now() };
+    let verdict = throttle.lock().unwrap_or_else(|e| e.into_inner()).begin(&gate.keys(), gate.started);
     if let Verdict::Refused { retry_after_secs } = verdict {
-        device
-            .event("checkin", "patient", "")
-            .outcome(Outcome::Denied)
-            .detail("rate_limited")
-            .record(&state.db)
-            .await?;
+        device.event("checkin", "patient", "").outcome(Outcome::Denied).detail("rate_limited").record(db).await?;
         return Err(ApiError::rate_limited(retry_after_secs));
     }
     Ok(gate)
@@ -260,24 +259,22 @@ async fn begin_lookup(state: &AppState, device: &DeviceAuth) -> ApiResult<Lookup
 
 /// Finds the patient among those the kiosk's organisation may see (the coordinator's rule);
 /// a miss is audited and answered.
-async fn find_patient(state: &AppState, device: &DeviceAuth, lookup: &Lookup, today: NaiveDate) -> ApiResult<Found> {
+async fn find_patient(db: &Db, device: &DeviceAuth, lookup: &Lookup, today: NaiveDate) -> ApiResult<Found> {
     let viewer = Viewer { role: Role::Coordinator, user_id: &device.device_id, org: &device.organisation_id };
     let found = match lookup {
-        Lookup::Card { card_id, issuer, .. } => {
-            patients_store::by_health_card(&state.db, viewer, card_id, issuer).await?
-        }
+        Lookup::Card { card_id, issuer, .. } => patients_store::by_health_card(db, viewer, card_id, issuer).await?,
         Lookup::CardNumber { number, birth_date } => {
             // A typed number matches a card of any issuer; the birth date must agree, and a
             // card recorded with a validity must still be valid.
             let birth = birth_date.format("%Y-%m-%d").to_string();
-            let rows = patients_store::by_card_number(&state.db, viewer, number, &birth).await?;
+            let rows = patients_store::by_card_number(db, viewer, number, &birth).await?;
             if rows.len() > 1 {
                 // One number on cards of two issuers for two people: the kiosk cannot tell.
-                return Err(missed(state, device, Miss::Unknown, "several patients match").await);
+                return Err(missed(db, device, Miss::Unknown, "several patients match").await);
             }
             match rows.into_iter().next() {
                 Some((_, Some(until))) if until.as_str() < today.format("%Y-%m-%d").to_string().as_str() => {
-                    return Err(missed(state, device, Miss::Expired, "").await)
+                    return Err(missed(db, device, Miss::Expired, "").await)
                 }
                 Some((found, _)) => Some(found),
                 None => None,
@@ -285,18 +282,18 @@ async fn find_patient(state: &AppState, device: &DeviceAuth, lookup: &Lookup, to
         }
         Lookup::ResidentId { number, birth_date } => {
             let birth = birth_date.format("%Y-%m-%d").to_string();
-            patients_store::by_resident_id(&state.db, viewer, number, &birth).await?
+            patients_store::by_resident_id(db, viewer, number, &birth).await?
         }
     };
     match found {
         Some(f) => Ok(f),
-        None => Err(missed(state, device, Miss::Unknown, lookup.method()).await),
+        None => Err(missed(db, device, Miss::Unknown, lookup.method()).await),
     }
 }
 
 /// Records the check-in with its audit event; answers its id.
 async fn record_checkin(
-    state: &AppState,
+    db: &Db,
     device: &DeviceAuth,
     patient: &Found,
     lookup: &Lookup,
@@ -304,7 +301,7 @@ async fn record_checkin(
     now: DateTime<Utc>,
 ) -> ApiResult<String> {
     let booked_id = booked.map(|b| b.id.as_str());
-    let mut tx = audit::begin(&state.db).await?;
+    let mut tx = audit::begin(db).await?;
     let checkin_id =
         store::insert_checkin(&mut tx, &device.device_id, &patient.id, booked_id, lookup.method(), &ts(now)).await?;
     tx.audit(device.event("checkin", "patient", &patient.id).patient(&patient.id).detail(format!(
@@ -319,18 +316,22 @@ async fn record_checkin(
 }
 
 /// The patient's active account, if any.
-async fn patient_account(state: &AppState, patient: &Found) -> ApiResult<Option<UserView>> {
+async fn patient_account(db: &Db, patient: &Found) -> ApiResult<Option<UserView>> {
     Ok(match &patient.user_id {
-        Some(uid) => crate::directory::load_user(&state.db, uid).await?.filter(|u| u.active),
+        Some(uid) => crate::directory::load_user(db, uid).await?.filter(|u| u.active),
         None => None,
     })
 }
 
 /// Access for the kiosk to join consultation `b` as the patient, and nothing else.
-fn patient_access(state: &AppState, user: UserView, b: &store::Booked, patient: &Found) -> ApiResult<CheckinAccess> {
-    let ttl = state.config.kiosk_session_ttl_secs;
-    let (access_token, _) = state
-        .jwt
+fn patient_access(
+    jwt: &JwtKeys,
+    ttl: u64,
+    user: UserView,
+    b: &store::Booked,
+    patient: &Found,
+) -> ApiResult<CheckinAccess> {
+    let (access_token, _) = jwt
         .issue_scoped(
             crate::auth::jwt::Subject {
                 user_id: &user.id,
@@ -353,28 +354,28 @@ async fn checkin(
     Json(body): Json<CheckinRequest>,
 ) -> ApiResult<Json<CheckinResponse>> {
     device.require(&[DeviceKind::Kiosk])?;
-    let gate = begin_lookup(&state, &device).await?;
+    let gate = begin_lookup(&state.throttle, state.config.kiosk_lookup_failures_per_minute, &state.db, &device).await?;
     let now = Utc::now();
-    let tz = site_tz(&state);
+    let tz = site_tz(&state.config);
     let today = now.with_timezone(&tz).date_naive();
-    let parser = crate::patients::identifiers::parser(&state)?;
+    let parser = crate::patients::identifiers::parser(&state.config.health_card_qr_format)?;
     let lookup = match lookup_of(&body, parser.as_ref(), today) {
         Ok(l) => l,
         Err(LookupError::Body(why)) => {
             // Not a lookup: the attempt does not count.
-            gate.succeeded(&state);
+            gate.succeeded(&state.throttle);
             return Err(ApiError::validation("", why));
         }
-        Err(LookupError::Miss(miss)) => return Err(missed(&state, &device, miss, "").await),
+        Err(LookupError::Miss(miss)) => return Err(missed(&state.db, &device, miss, "").await),
     };
-    let patient = find_patient(&state, &device, &lookup, today).await?;
-    gate.succeeded(&state);
+    let patient = find_patient(&state.db, &device, &lookup, today).await?;
+    gate.succeeded(&state.throttle);
 
     // Today's booked consultation at this site.
     let (day_start, day_end) = local_day(now, tz);
     let booked =
         store::booked_between(&state.db, &patient.id, &device.organisation_id, &ts(day_start), &ts(day_end)).await?;
-    let checkin_id = record_checkin(&state, &device, &patient, &lookup, booked.as_ref(), now).await?;
+    let checkin_id = record_checkin(&state.db, &device, &patient, &lookup, booked.as_ref(), now).await?;
 
     let patient_name = greeting_name(&patient.name);
     let answer = |message_code: &str, consultation, access| CheckinResponse {
@@ -397,20 +398,20 @@ async fn checkin(
         room_opens_at: opens.map(ts),
         expert_name: b.expert_name.clone(),
     };
-    let Some(user) = patient_account(&state, &patient).await? else {
+    let Some(user) = patient_account(&state.db, &patient).await? else {
         return Ok(Json(answer("no_patient_account", Some(consultation), None)));
     };
-    let access = patient_access(&state, user, &b, &patient)?;
+    let access = patient_access(&state.jwt, state.config.kiosk_session_ttl_secs, user, &b, &patient)?;
     Ok(Json(answer("in_lobby", Some(consultation), Some(access))))
 }
 
 /// Audits a failed lookup (it stays counted by the throttle) and answers its problem.
-async fn missed(state: &AppState, device: &DeviceAuth, miss: Miss, detail: &str) -> ApiError {
+async fn missed(db: &Db, device: &DeviceAuth, miss: Miss, detail: &str) -> ApiError {
     let recorded = device
         .event("checkin", "patient", "")
         .outcome(Outcome::Denied)
         .detail(if detail.is_empty() { miss.code().to_string() } else { format!("{}: {detail}", miss.code()) })
-        .record(&state.db)
+        .record(db)
         .await;
     match recorded {
         Ok(()) => miss.error(),

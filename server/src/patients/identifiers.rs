@@ -215,20 +215,15 @@ pub async fn insert(
     Ok(ids)
 }
 
-/// The configured QR parser.
-pub fn parser(state: &AppState) -> ApiResult<Box<dyn health_card::CardPayloadParser>> {
-    health_card::parser_for(&state.config.health_card_qr_format)
-        .ok_or_else(|| ApiError::internal("health_card_qr_format names no parser"))
+/// The QR parser of `qr_format` (`health_card_qr_format`).
+pub fn parser(qr_format: &str) -> ApiResult<Box<dyn health_card::CardPayloadParser>> {
+    health_card::parser_for(qr_format).ok_or_else(|| ApiError::internal("health_card_qr_format names no parser"))
 }
 
-async fn editable(state: &AppState, user: &AuthUser, id: &str, action: &str) -> ApiResult<()> {
-    let patient = super::load_for(&state.db, user, id, "read_for_update").await?;
+async fn editable(db: &Db, user: &AuthUser, id: &str, action: &str) -> ApiResult<()> {
+    let patient = super::load_for(db, user, id, "read_for_update").await?;
     if !super::may_edit(user, &patient) {
-        audit::event(user, action, "patient_identifier", "")
-            .patient(id)
-            .outcome(Outcome::Denied)
-            .record(&state.db)
-            .await?;
+        audit::event(user, action, "patient_identifier", "").patient(id).outcome(Outcome::Denied).record(db).await?;
         return Err(ApiError::forbidden("identifiers are kept by the patient's home organisation's staff and admins"));
     }
     Ok(())
@@ -240,8 +235,8 @@ pub(super) async fn add(
     Path(crate::db::Id(id)): Path<crate::db::Id>,
     Json(body): Json<NewIdentifier>,
 ) -> ApiResult<(StatusCode, Json<IdentifierView>)> {
-    editable(&state, &user, &id, "create").await?;
-    let checked = check(&body, parser(&state)?.as_ref(), "")?;
+    editable(&state.db, &user, &id, "create").await?;
+    let checked = check(&body, parser(&state.config.health_card_qr_format)?.as_ref(), "")?;
     let mut tx = audit::begin(&state.db).await?;
     let ids = insert(&mut tx, &user, &id, &[checked]).await?;
     tx.commit().await?;
@@ -271,7 +266,7 @@ pub(super) async fn retire(
     if body.reason.chars().count() > 500 {
         return Err(ApiError::validation("reason", "at most 500 characters"));
     }
-    editable(&state, &user, &id, "retire").await?;
+    editable(&state.db, &user, &id, "retire").await?;
     let row = store::identifier(&state.db, &id, &identifier_id).await?;
     let row = row.ok_or_else(|| ApiError::not_found("identifier"))?;
     if row.retired_at.is_some() {
