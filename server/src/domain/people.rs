@@ -67,7 +67,8 @@ macro_rules! vocabulary {
     };
 }
 
-/// The one role of an account.
+// The one role of an account. (Plain comments on the enums of the API: a doc comment would
+// become their schema's description.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -119,7 +120,7 @@ impl OrgKind {
     }
 }
 
-/// A device that acts without a person at the keyboard.
+// A device that acts without a person at the keyboard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceKind {
@@ -137,7 +138,7 @@ vocabulary!(DeviceKind, "device kind", {
     Clinic => "clinic",
 });
 
-/// A patient identifier beyond the resident ID.
+// A patient identifier beyond the resident ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IdentifierKind {
