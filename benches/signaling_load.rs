@@ -18,7 +18,16 @@
 //! `--no-halt` the tool holds `/dev/cpu_dma_latency` at 0 for the run, so idle CPUs poll
 //! instead of halting (as latency benchmarks such as cyclictest do).
 //!
+//! `--mode relay --floor ws://ADDR` measures the server and the bare relay at `ADDR` in the
+//! same run, alternating (server, floor, server, floor, ... `--rounds` times), each with its own
+//! fresh connections, and reports the ratio of the server's round-trip p99 to the floor's.
+//!
+//! `--mode storm --spawn "server command" --participants N`: a reconnect storm through a
+//! graceful and a kill -9 restart of the server (see `storm/mod.rs`).
+//!
 //! Run it with `cargo bench --bench signaling_load -- <options>`.
+
+mod storm;
 
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -45,6 +54,10 @@ struct Options {
     listen: String,
     no_halt: bool,
     concurrency: usize,
+    floor: Option<String>,
+    rounds: usize,
+    spawn: Option<String>,
+    participants: usize,
 }
 
 fn options() -> Options {
@@ -61,6 +74,10 @@ fn options() -> Options {
         listen: "127.0.0.1:18090".into(),
         no_halt: false,
         concurrency: 64,
+        floor: None,
+        rounds: 2,
+        spawn: None,
+        participants: 10_000,
     };
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let mut i = 0;
@@ -78,6 +95,10 @@ fn options() -> Options {
             "--pid" => o.pid = Some(v.parse().expect("--pid server process id")),
             "--listen" => o.listen = v,
             "--concurrency" => o.concurrency = v.parse().expect("--concurrency N"),
+            "--floor" => o.floor = Some(v),
+            "--rounds" => o.rounds = v.parse().expect("--rounds N"),
+            "--spawn" => o.spawn = Some(v),
+            "--participants" => o.participants = v.parse().expect("--participants N"),
             "--no-halt" => {
                 o.no_halt = true;
                 i += 1;
@@ -419,8 +440,16 @@ async fn run_room(
         }
     }
     hist.lock().unwrap().add(&local).unwrap();
-    // Keep the sockets open until every room has stopped measuring.
+    // Keep the sockets open until every room has stopped measuring, then leave (close 1000:
+    // the server frees the seats at once instead of keeping them for a resume).
     tokio::time::sleep(Duration::from_millis(500)).await;
+    for m in [&mut a, &mut b] {
+        let bye = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+            reason: "done".into(),
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), m.ws.close(Some(bye))).await;
+    }
 }
 
 /// Reads a joined pair's sockets from now on, so the server's pings are answered and the
@@ -551,18 +580,25 @@ async fn main() {
         })
         .await;
     }
+    if o.mode == "storm" {
+        return storm::run(&o).await;
+    }
     if o.mode == "floor" {
         let mut pairs = Vec::with_capacity(o.rooms);
         for room in 0..o.rooms {
             pairs.push(bare_pair(&o.server, room).await);
         }
         println!("{} pairs connected to the bare relay at {}", o.rooms, o.server);
-        return measure(&o, pairs).await;
+        measure(&o, pairs).await;
+        return;
     }
     let http = reqwest::Client::new();
     let db = Db::connect(&o.db).await.expect("database");
     let li = login(&http, &o.server, "dr.li").await;
     let wang = login(&http, &o.server, "dr.wang").await;
+    if let Some(floor) = o.floor.clone() {
+        return relay_against_floor(&o, &floor, &http, &db, &li, &wang).await;
+    }
     let rooms = make_rooms(&db, o.rooms).await;
     let pid = o.pid;
     let rss_before = pid.map(rss_kib).unwrap_or(0);
@@ -677,8 +713,81 @@ async fn main() {
     measure(&o, pairs).await;
 }
 
+/// A relay measurement's round trips, in microseconds.
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    p50: u64,
+    p99: u64,
+    max: u64,
+    rate: f64,
+}
+
+/// `--mode relay --floor ws://ADDR`: the server and the bare relay measured alternately in
+/// one run, each round with fresh connections (rooms joined through the API for the server,
+/// pairs for the floor), and the ratio of the p99 round trips.
+async fn relay_against_floor(o: &Options, floor: &str, http: &reqwest::Client, db: &Db, li: &str, wang: &str) {
+    let mut rows = Vec::new();
+    for round in 1..=o.rounds.max(1) {
+        let rooms = make_rooms(db, o.rooms).await;
+        let mut pairs = Vec::with_capacity(rooms.len());
+        for chunk in rooms.chunks(32) {
+            let tasks: Vec<_> = chunk
+                .iter()
+                .map(|room| {
+                    let (http, server, li, wang, room) =
+                        (http.clone(), o.server.clone(), li.to_string(), wang.to_string(), room.clone());
+                    tokio::spawn(async move {
+                        let (a, _) = join(&http, &server, &li, &room).await;
+                        let (b, _) = join(&http, &server, &wang, &room).await;
+                        (a, b)
+                    })
+                })
+                .collect();
+            for t in tasks {
+                pairs.push(t.await.expect("join task"));
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        println!("== round {round}: Teleconsult server {}", o.server);
+        let server = measure(o, pairs).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut pairs = Vec::with_capacity(o.rooms);
+        for room in 0..o.rooms {
+            pairs.push(bare_pair(floor, round * 1_000_000 + room).await);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        println!("== round {round}: bare relay (floor) {floor}");
+        // The server's CPU is not the floor's: no --pid for this half.
+        let bare = measure(&Options { pid: None, ..o.clone() }, pairs).await;
+        rows.push((server, bare));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    println!("| round | server p50 / p99 / max µs | floor p50 / p99 / max µs | p99 server / floor |");
+    println!("|---|---|---|---|");
+    for (i, (a, b)) in rows.iter().enumerate() {
+        println!(
+            "| {} | {} / {} / {} | {} / {} / {} | {:.2} |",
+            i + 1,
+            a.p50,
+            a.p99,
+            a.max,
+            b.p50,
+            b.p99,
+            b.max,
+            a.p99 as f64 / b.p99.max(1) as f64
+        );
+    }
+    let server: u64 = rows.iter().map(|r| r.0.p99).sum();
+    let bare: u64 = rows.iter().map(|r| r.1.p99).sum();
+    println!(
+        "p99 ratio over all rounds (sum of server p99s / sum of floor p99s): {:.2} (target <= 1.2); rates {:?} msgs/s",
+        server as f64 / bare.max(1) as f64,
+        rows.iter().map(|r| (r.0.rate.round(), r.1.rate.round())).collect::<Vec<_>>()
+    );
+}
+
 /// The `relay` measurement over joined pairs (through the server or the bare relay).
-async fn measure(o: &Options, pairs: Vec<(Member, Member)>) {
+async fn measure(o: &Options, pairs: Vec<(Member, Member)>) -> Measured {
     let pid = o.pid;
     let stop = Arc::new(AtomicBool::new(false));
     let totals = Arc::new(Totals::default());
@@ -731,4 +840,10 @@ async fn measure(o: &Options, pairs: Vec<(Member, Member)>) {
     println!("load tool CPU: {:.1}% of a core", own_cpu / secs * 100.0);
     println!("steal (CPU time the hypervisor took, all CPUs): {:.1}% of a core", steal / secs * 100.0);
     println!("errors received: {}", totals.errors.load(Ordering::Relaxed));
+    Measured {
+        p50: h.value_at_quantile(0.5),
+        p99: h.value_at_quantile(0.99),
+        max: h.max(),
+        rate: relayed as f64 / secs,
+    }
 }

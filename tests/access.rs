@@ -12,10 +12,6 @@ async fn me(app: &TestApp, token: &str) -> Value {
     app.get("/api/v1/me", token).await.1
 }
 
-async fn patient_of(app: &TestApp, username: &str) -> String {
-    me(app, &app.login(username).await).await["patient_id"].as_str().unwrap().to_string()
-}
-
 async fn login_with(app: &TestApp, username: &str, password: &str) -> (u16, Value) {
     app.post("/api/v1/auth/login", "", &json!({"username": username, "password": password})).await
 }
@@ -38,30 +34,6 @@ async fn new_account(app: &TestApp, username: &str, role: &str, org: &str, extra
     let (status, u) = app.post("/api/v1/users", &admin, &body).await;
     assert_eq!(status, 201, "{u}");
     u["id"].as_str().unwrap().to_string()
-}
-
-fn request_body(patient: &str, addressee: Value, mode: &str) -> Value {
-    json!({
-        "patient_id": patient, "reason": "反复胸闷两周", "record_summary": "高血压 10 年",
-        "specialty": "cardiology", "min_title": "attending", "urgency": "urgent", "mode": mode,
-        "addressee": addressee,
-        "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"}
-    })
-}
-
-/// dr.li's video request to dr.wang for patient.zhang; answers its id.
-async fn request_for_zhang(app: &TestApp, li: &str) -> String {
-    let wang_id = app.user_id("dr.wang").await;
-    let zhang = patient_of(app, "patient.zhang").await;
-    let (status, c) = app
-        .post(
-            "/api/v1/consultations",
-            li,
-            &request_body(&zhang, json!({"kind": "expert", "expert_id": wang_id}), "video"),
-        )
-        .await;
-    assert_eq!(status, 201, "{c}");
-    c["id"].as_str().unwrap().to_string()
 }
 
 async fn coordinator_cannot_take_over_the_admin(app: &TestApp) {
@@ -170,10 +142,9 @@ async fn deactivation_ends_access_at_once(app: &TestApp) {
 db_test!(deactivation_ends_access_at_once);
 
 async fn a_declined_expert_loses_access(app: &TestApp) {
-    let li = app.login("dr.li").await;
     let wang = app.login("dr.wang").await;
-    let zhang = patient_of(app, "patient.zhang").await;
-    let id = request_for_zhang(app, &li).await;
+    let zhang = app.patient_id("patient.zhang").await;
+    let id = app.consultation().requested().await;
     let id = id.as_str();
     // Invited, he sees the request and the patient.
     assert_eq!(app.get(&format!("/api/v1/consultations/{id}"), &wang).await.0, 200);
@@ -207,7 +178,7 @@ async fn referrals_go_to_the_receiving_desk_and_its_assignee(app: &TestApp) {
     let li = app.login("dr.li").await;
     let coord = app.login("coordinator").await;
     let chen = app.login("dr.chen").await;
-    let zhang = patient_of(app, "patient.zhang").await;
+    let zhang = app.patient_id("patient.zhang").await;
     let (status, up) = app
         .post(
             "/api/v1/referrals",
@@ -247,9 +218,9 @@ db_test!(referrals_go_to_the_receiving_desk_and_its_assignee);
 async fn referrals_and_plans_name_only_the_patients_own_visible_consultation(app: &TestApp) {
     let li = app.login("dr.li").await;
     let zhao = app.login("dr.zhao").await;
-    let zhang = patient_of(app, "patient.zhang").await;
-    let liu = patient_of(app, "patient.liu").await;
-    let cid = request_for_zhang(app, &li).await;
+    let zhang = app.patient_id("patient.zhang").await;
+    let liu = app.patient_id("patient.liu").await;
+    let cid = app.consultation().requested().await;
     let cid = cid.as_str();
     // Another patient's referral may not point at zhang's consultation.
     let (status, body) = app
@@ -375,7 +346,7 @@ db_test!(a_password_change_needs_the_current_one_and_ends_other_sessions);
 
 async fn coordinators_edit_and_bind_only_what_the_relationship_allows(app: &TestApp) {
     let coord = app.login("coordinator").await;
-    let zhang = patient_of(app, "patient.zhang").await;
+    let zhang = app.patient_id("patient.zhang").await;
     // Seeing a linked centre's patient is not editing the centre's record.
     assert_eq!(app.get(&format!("/api/v1/patients/{zhang}"), &coord).await.0, 200);
     let (status, _) = app.patch(&format!("/api/v1/patients/{zhang}"), &coord, &json!({"phone": "13900000000"})).await;
@@ -463,7 +434,7 @@ async fn count(app: &TestApp, sql: &str, id: &str) -> i64 {
 async fn accepted_consultation(app: &TestApp) -> (String, String, String) {
     let li = app.login("dr.li").await;
     let wang = app.login("dr.wang").await;
-    let id = request_for_zhang(app, &li).await;
+    let id = app.consultation().requested().await;
     app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
     (li, wang, id)
 }

@@ -15,11 +15,6 @@ fn date(s: &str) -> chrono::NaiveDate {
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
 
-async fn patient_id(app: &TestApp, username: &str) -> String {
-    let token = app.login(username).await;
-    app.get("/api/v1/me", &token).await.1["patient_id"].as_str().unwrap().to_string()
-}
-
 async fn org_of(app: &TestApp, username: &str) -> String {
     let token = app.login(username).await;
     app.get("/api/v1/me", &token).await.1["organisation_id"].as_str().unwrap().to_string()
@@ -46,8 +41,8 @@ async fn audit_events(app: &TestApp, query: &str) -> Vec<Value> {
 
 async fn identifiers_are_unique_per_issuer_masked_and_retired(app: &TestApp) {
     let li = app.login("dr.li").await;
-    let zhang = patient_id(app, "patient.zhang").await;
-    let liu = patient_id(app, "patient.liu").await;
+    let zhang = app.patient_id("patient.zhang").await;
+    let liu = app.patient_id("patient.liu").await;
     let qr = Tchc1::encode("4401061111111111", "GD-EHC", date("2030-12-31"));
     let (status, card) = app
         .post(&format!("/api/v1/patients/{zhang}/identifiers"), &li, &json!({"kind": "health_card", "qr": qr}))
@@ -195,7 +190,6 @@ fn midday_zone() -> String {
 /// patient.zhang's urgent video consultation with dr.wang, booked in the next free slot
 /// (dr.wang sees patients all day in `zone`); answers its id.
 async fn booked_today(app: &TestApp, zone: &str) -> String {
-    let li = app.login("dr.li").await;
     let wang = app.login("dr.wang").await;
     let wang_id = app.user_id("dr.wang").await;
     let rules: Vec<Value> = (1..=7)
@@ -209,27 +203,7 @@ async fn booked_today(app: &TestApp, zone: &str) -> String {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let zhang = patient_id(app, "patient.zhang").await;
-    let (status, c) = app
-        .post(
-            "/api/v1/consultations",
-            &li,
-            &json!({"patient_id": zhang, "reason": "胸闷气短三天", "specialty": "cardiology", "min_title": "attending",
-                    "urgency": "urgent", "mode": "video", "addressee": {"kind": "expert", "expert_id": wang_id},
-                    "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"}}),
-        )
-        .await;
-    assert_eq!(status, 201, "{c}");
-    let id = c["id"].as_str().unwrap().to_string();
-    let (status, body) = app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
-    assert_eq!(status, 200, "{body}");
-    let (_, slots) = app.get(&format!("/api/v1/experts/{wang_id}/slots"), &li).await;
-    let start = slots["items"][0]["start"].as_str().expect("a free slot").to_string();
-    let (status, a) = app
-        .post("/api/v1/appointments", &li, &json!({"consultation_id": id, "expert_id": wang_id, "start": start}))
-        .await;
-    assert_eq!(status, 201, "{a}");
-    id
+    app.consultation().reason("胸闷气短三天").booked().await.0
 }
 
 async fn kiosk_token(app: &TestApp, org: &str, kind: &str, patient: Option<&str>) -> String {
@@ -249,7 +223,7 @@ async fn a_patient_checks_in_by_card_or_number_and_waits_in_the_lobby(app: &Test
     let consultation = booked_today(app, &app.state.config.kiosk_time_zone.clone()).await;
     let centre = org_of(app, "dr.li").await;
     let kiosk = kiosk_token(app, &centre, "kiosk", None).await;
-    let zhang = patient_id(app, "patient.zhang").await;
+    let zhang = app.patient_id("patient.zhang").await;
 
     // By the QR code of her demo card.
     let qr = Tchc1::encode("4401060000000001", "DEMO-EHC", date("2036-12-31"));
@@ -283,7 +257,7 @@ async fn a_patient_checks_in_by_card_or_number_and_waits_in_the_lobby(app: &Test
     assert_eq!(status, 201, "{body}");
     let (status, body) = app.get(&format!("/api/v1/patients/{zhang}/timeline"), &access).await;
     assert_eq!((status, body["code"].as_str()), (403, Some("outside_token_scope")), "{body}");
-    let liu = patient_id(app, "patient.liu").await;
+    let liu = app.patient_id("patient.liu").await;
     let (status, body) = app.post(&format!("/api/v1/patients/{liu}/observations"), &access, &reading).await;
     assert_eq!((status, body["code"].as_str()), (403, Some("outside_token_scope")), "{body}");
 
@@ -323,7 +297,7 @@ async fn a_patient_checks_in_by_card_or_number_and_waits_in_the_lobby(app: &Test
     let (status, body) = device_post(app, &kiosk, "/api/v1/kiosk/checkin", &json!({"qr": old})).await;
     assert_eq!((status, body["code"].as_str()), (422, Some("card_expired")), "{body}");
     let li = app.login("dr.li").await;
-    let liu = patient_id(app, "patient.liu").await;
+    let liu = app.patient_id("patient.liu").await;
     let (status, body) = app
         .post(
             &format!("/api/v1/patients/{liu}/identifiers"),
@@ -401,7 +375,7 @@ async fn with_nothing_booked_the_kiosk_calls_the_doctors_on_duty(app: &TestApp) 
     assert_eq!(status, 404);
 
     // Only kiosks check in; user tokens are refused on the kiosk's routes.
-    let liu = patient_id(app, "patient.liu").await;
+    let liu = app.patient_id("patient.liu").await;
     let cuff = kiosk_token(app, &centre, "home", Some(&liu)).await;
     let (status, body) = device_post(app, &cuff, "/api/v1/kiosk/checkin", &json!({"qr": "x"})).await;
     assert_eq!(status, 403, "{body}");

@@ -411,7 +411,7 @@ async fn a_notification_made_on_one_instance_reaches_the_users_stream_on_the_oth
                 "record_summary": "高血压十年", "specialty": "cardiology", "min_title": "attending",
                 "urgency": "urgent", "mode": "video",
                 "addressee": {"kind": "expert", "expert_id": wang_id},
-                "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"}
+                "consent": common::written_consent()
             }),
         )
         .await;

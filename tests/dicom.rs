@@ -7,26 +7,9 @@ mod common;
 use common::TestApp;
 use serde_json::{json, Value};
 
-pub async fn patient_id_of(app: &TestApp, username: &str) -> String {
-    let (_, me) = app.get("/api/v1/me", &app.login(username).await).await;
-    me["patient_id"].as_str().expect("patient account has a record").to_string()
-}
-
 async fn consultation(app: &TestApp) -> String {
-    let li = app.login("dr.li").await;
-    let body = json!({
-        "patient_id": patient_id_of(app, "patient.zhang").await,
-        "reason": "follow-up of a lung nodule",
-        "specialty": "radiology",
-        "min_title": "attending",
-        "urgency": "routine",
-        "mode": "imaging_review",
-        "addressee": {"kind": "expert", "expert_id": app.user_id("dr.chen").await},
-        "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"}
-    });
-    let (status, c) = app.post("/api/v1/consultations", &li, &body).await;
-    assert_eq!(status, 201, "{c}");
-    c["id"].as_str().unwrap().to_string()
+    let request = app.consultation().reason("follow-up of a lung nodule").specialty("radiology").urgency("routine");
+    request.mode("imaging_review").addressed_to("dr.chen").requested().await
 }
 
 fn fixture(name: &str) -> Vec<u8> {

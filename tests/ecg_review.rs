@@ -35,25 +35,13 @@ async fn upload(app: &TestApp, token: &str, consultation: &str, name: &str, byte
     common::split(resp).await
 }
 
-async fn ecg_consultation(app: &TestApp, li: &str) -> String {
-    let wang = app.user_id("dr.wang").await;
-    let (_, me) = app.get("/api/v1/me", &app.login("patient.zhang").await).await;
-    let (status, c) = app
-        .post(
-            "/api/v1/consultations",
-            li,
-            &json!({"patient_id": me["patient_id"], "reason": "远程心电判读", "specialty": "cardiology", "min_title": "attending",
-                    "urgency": "urgent", "mode": "ecg_review", "addressee": {"kind": "expert", "expert_id": wang},
-                    "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"}}),
-        )
-        .await;
-    assert_eq!(status, 201, "{c}");
-    c["id"].as_str().unwrap().to_string()
+async fn ecg_consultation(app: &TestApp) -> String {
+    app.consultation().reason("远程心电判读").mode("ecg_review").requested().await
 }
 
 async fn each_ecg_format_comes_back_with_measurements(app: &TestApp) {
     let li = app.login("dr.li").await;
-    let c = ecg_consultation(app, &li).await;
+    let c = ecg_consultation(app).await;
     let wang = app.login("dr.wang").await;
     app.post(&format!("/api/v1/consultations/{c}/accept"), &wang, &json!({})).await;
 
@@ -153,7 +141,7 @@ db_test!(each_ecg_format_comes_back_with_measurements);
 
 async fn a_truncated_ecg_is_refused_with_what_was_wrong(app: &TestApp) {
     let li = app.login("dr.li").await;
-    let c = ecg_consultation(app, &li).await;
+    let c = ecg_consultation(app).await;
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     zip.start_file("100.hea", opts).unwrap();

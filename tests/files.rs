@@ -7,7 +7,7 @@ mod common;
 
 use base64::Engine;
 use common::{Backend, TestApp};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -69,27 +69,9 @@ pub async fn spawn_s3(adjust: impl FnOnce(&mut teleconsult::config::Config)) -> 
     )
 }
 
-pub async fn patient_id_of(app: &TestApp, username: &str) -> String {
-    let (_, me) = app.get("/api/v1/me", &app.login(username).await).await;
-    me["patient_id"].as_str().expect("patient account has a record").to_string()
-}
-
 /// Dr. Li requests a consultation for Zhang addressed to Dr. Wang; returns its id.
 pub async fn consultation(app: &TestApp) -> String {
-    let li = app.login("dr.li").await;
-    let body = json!({
-        "patient_id": patient_id_of(app, "patient.zhang").await,
-        "reason": "chest pain on exertion, ECG and CT attached",
-        "specialty": "cardiology",
-        "min_title": "attending",
-        "urgency": "urgent",
-        "mode": "imaging_review",
-        "addressee": {"kind": "expert", "expert_id": app.user_id("dr.wang").await},
-        "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"}
-    });
-    let (status, c) = app.post("/api/v1/consultations", &li, &body).await;
-    assert_eq!(status, 201, "{c}");
-    c["id"].as_str().expect("consultation id").to_string()
+    app.consultation().reason("chest pain on exertion, ECG and CT attached").mode("imaging_review").requested().await
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {

@@ -89,7 +89,7 @@ async fn world(app: &TestApp) -> World {
                 "patient_id": patient, "reason": "反复胸闷两周", "record_summary": "高血压 10 年",
                 "specialty": "cardiology", "min_title": "attending", "urgency": "urgent", "mode": "video",
                 "addressee": {"kind": "expert", "expert_id": wang},
-                "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"},
+                "consent": common::written_consent(),
             }),
         )
         .await;

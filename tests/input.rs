@@ -8,32 +8,6 @@ use chrono::{DateTime, Duration, FixedOffset};
 use common::{Backend, TestApp};
 use serde_json::{json, Value};
 
-async fn patient_id(app: &TestApp, username: &str) -> String {
-    let (_, me) = app.get("/api/v1/me", &app.login(username).await).await;
-    me["patient_id"].as_str().unwrap().to_string()
-}
-
-/// dr.li's consultation for patient.zhang, accepted by dr.wang; returns its id.
-async fn accepted_consultation(app: &TestApp, li: &str) -> String {
-    let body = json!({
-        "patient_id": patient_id(app, "patient.zhang").await,
-        "reason": "反复胸闷两周",
-        "specialty": "cardiology",
-        "min_title": "attending",
-        "urgency": "urgent",
-        "mode": "video",
-        "addressee": {"kind": "expert", "expert_id": app.user_id("dr.wang").await},
-        "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"}
-    });
-    let (status, c) = app.post("/api/v1/consultations", li, &body).await;
-    assert_eq!(status, 201, "{c}");
-    let id = c["id"].as_str().unwrap().to_string();
-    let wang = app.login("dr.wang").await;
-    let (status, c) = app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
-    assert_eq!(status, 200, "{c}");
-    id
-}
-
 fn assert_problem(status: u16, body: &Value, want_status: u16, code: &str, field: Option<&str>) {
     assert_eq!((status, body["code"].as_str()), (want_status, Some(code)), "{body}");
     if let Some(field) = field {
@@ -45,7 +19,7 @@ async fn far_future_times_are_refused(app: &TestApp) {
     let li = app.login("dr.li").await;
     let wang = app.login("dr.wang").await;
     let wang_id = app.user_id("dr.wang").await;
-    let id = accepted_consultation(app, &li).await;
+    let id = app.consultation().accepted().await;
     let (_, slots) = app.get(&format!("/api/v1/experts/{wang_id}/slots"), &li).await;
     let first = slots["items"][0]["start"].as_str().expect("a free slot").to_string();
     let first_at: DateTime<FixedOffset> = first.parse().unwrap();
@@ -100,7 +74,7 @@ async fn nul_in_text_is_refused(app: &TestApp) {
     let (_, list) = app.get("/api/v1/patients?q=%E5%BC%A0", &li).await;
     assert!(list["items"].as_array().unwrap().iter().all(|p| !p["name"].as_str().unwrap().contains('\0')), "{list}");
     // Nested text, and a query parameter.
-    let id = accepted_consultation(app, &li).await;
+    let id = app.consultation().accepted().await;
     let (status, problem) =
         app.post(&format!("/api/v1/consultations/{id}/notes"), &li, &json!({"body": "血压\u{0}正常"})).await;
     assert_problem(status, &problem, 422, "validation_failed", Some("body"));
@@ -131,7 +105,7 @@ async fn a_body_must_be_an_object(app: &TestApp) {
     assert_eq!(before["items"].as_array().unwrap().len(), after["items"].as_array().unwrap().len());
     // Nested too: the consent as an array of its fields.
     let body = json!({
-        "patient_id": patient_id(app, "patient.zhang").await,
+        "patient_id": app.patient_id("patient.zhang").await,
         "reason": "反复胸闷两周",
         "specialty": "cardiology",
         "min_title": "attending",
@@ -229,7 +203,7 @@ db_test!(an_unreachable_database_is_503_with_retry_after);
 
 async fn an_upload_larger_than_the_free_space_is_refused_at_creation(app: &TestApp) {
     let li = app.login("dr.li").await;
-    let id = accepted_consultation(app, &li).await;
+    let id = app.consultation().accepted().await;
     let free = app.state.files.storage.free_bytes().expect("local storage measures its free space");
     let create = |length: u64| {
         app.http

@@ -6,28 +6,15 @@ mod common;
 use common::TestApp;
 use serde_json::{json, Value};
 
-async fn ecg_review_for_wang(app: &TestApp, li: &str) -> String {
-    let wang = app.user_id("dr.wang").await;
-    let (_, me) = app.get("/api/v1/me", &app.login("patient.zhang").await).await;
-    let (status, c) = app
-        .post(
-            "/api/v1/consultations",
-            li,
-            &json!({
-                "patient_id": me["patient_id"], "reason": "心电图判读", "specialty": "cardiology", "min_title": "attending",
-                "urgency": "routine", "mode": "ecg_review", "addressee": {"kind": "expert", "expert_id": wang},
-                "consent": {"given_by": "guardian", "guardian_name": "张伟", "method": "recorded_verbal", "at": "2026-11-22T09:00:00+08:00"}
-            }),
-        )
-        .await;
-    assert_eq!(status, 201, "{c}");
-    c["id"].as_str().unwrap().to_string()
+async fn ecg_review_for_wang(app: &TestApp) -> String {
+    let consent = json!({"given_by": "guardian", "guardian_name": "张伟", "method": "recorded_verbal", "at": "2026-11-22T09:00:00+08:00"});
+    app.consultation().reason("心电图判读").urgency("routine").mode("ecg_review").consent(consent).requested().await
 }
 
 async fn signed_opinions_are_frozen_and_amended_in_versions(app: &TestApp) {
     let li = app.login("dr.li").await;
     let wang = app.login("dr.wang").await;
-    let id = ecg_review_for_wang(app, &li).await;
+    let id = ecg_review_for_wang(app).await;
     // Not yet accepted: dr.wang cannot write the opinion.
     let draft =
         json!({"findings": "窦性心律，心率 72 次/分", "impression": "正常心电图", "recommendations": "继续降压治疗"});
@@ -95,7 +82,7 @@ db_test!(signed_opinions_are_frozen_and_amended_in_versions);
 async fn referrals_follow_up_and_the_whole_record(app: &TestApp) {
     let li = app.login("dr.li").await;
     let wang = app.login("dr.wang").await;
-    let id = ecg_review_for_wang(app, &li).await;
+    let id = ecg_review_for_wang(app).await;
     app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
     let (_, c) = app.get(&format!("/api/v1/consultations/{id}"), &li).await;
     let patient = c["patient_id"].as_str().unwrap().to_string();
@@ -240,3 +227,51 @@ async fn referrals_follow_up_and_the_whole_record(app: &TestApp) {
     assert_eq!(mine["items"], Value::Array(vec![]));
 }
 db_test!(referrals_follow_up_and_the_whole_record);
+
+/// What people type goes onto the printable page as text: a patient named like a script tag
+/// and a note written like an image with a handler come out escaped, never as markup.
+async fn the_printable_record_escapes_what_people_wrote(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let name = "<script>alert(\"x\")</script>张三";
+    let (status, p) =
+        app.post("/api/v1/patients", &li, &json!({"name": name, "sex": "male", "birth_date": "1958-04-01"})).await;
+    assert_eq!(status, 201, "{p}");
+    let wang = app.user_id("dr.wang").await;
+    let (status, c) = app
+        .post(
+            "/api/v1/consultations",
+            &li,
+            &json!({
+                "patient_id": p["id"], "reason": "胸闷 & 心悸 <急>", "specialty": "cardiology", "min_title": "attending",
+                "urgency": "routine", "mode": "ecg_review", "addressee": {"kind": "expert", "expert_id": wang},
+                "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"}
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{c}");
+    let id = c["id"].as_str().unwrap();
+    let note = json!({"body": "<img src=x onerror=alert(1)> 血压 150/95"});
+    assert_eq!(app.post(&format!("/api/v1/consultations/{id}/notes"), &li, &note).await.0, 201);
+    let resp = app
+        .http
+        .get(app.url(&format!("/api/v1/consultations/{id}/record.html")))
+        .bearer_auth(&li)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.unwrap();
+    assert!(!html.contains("<script"), "a script tag reached the page: {html}");
+    assert!(!html.contains("<img"), "an image tag reached the page");
+    assert!(
+        html.contains("<title>远程会诊记录 &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;张三</title>"),
+        "{html}"
+    );
+    assert!(html.contains("<td>&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;张三</td>"));
+    assert!(html.contains("&lt;img src=x onerror=alert(1)&gt; 血压 150/95"));
+    assert!(html.contains("<p>胸闷 &amp; 心悸 &lt;急&gt;</p>"));
+    // The page's own markup is still markup.
+    assert!(html.starts_with("<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"));
+    assert!(html.contains("<h2>会诊意见 Opinions</h2><p class=\"muted\">尚无已签署的意见 No signed opinion yet.</p>"));
+}
+db_test!(the_printable_record_escapes_what_people_wrote);

@@ -216,19 +216,8 @@ async fn non_participants_are_refused(app: &TestApp) {
 
     // A consultation that is not scheduled has no open room.
     let li = app.login("dr.li").await;
-    let patient = patient_id_of(app, "patient.liu").await;
-    let wang_id = app.user_id("dr.wang").await;
-    let (_, c) = app
-        .post(
-            "/api/v1/consultations",
-            &li,
-            &json!({"patient_id": patient, "reason": "复查", "specialty": "cardiology", "min_title": "attending",
-                    "urgency": "routine", "mode": "video", "addressee": {"kind": "expert", "expert_id": wang_id},
-                    "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"}}),
-        )
-        .await;
-    let (status, body) =
-        app.post(&format!("/api/v1/consultations/{}/join", c["id"].as_str().unwrap()), &li, &json!({})).await;
+    let c = app.consultation().patient("patient.liu").reason("复查").urgency("routine").requested().await;
+    let (status, body) = app.post(&format!("/api/v1/consultations/{c}/join"), &li, &json!({})).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["code"], "consultation_not_live");
 }

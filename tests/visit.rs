@@ -8,52 +8,14 @@ mod common;
 mod rtc;
 
 use common::TestApp;
-use rtc::{patient_id_of, Signaler, WAIT};
+use rtc::{Signaler, WAIT};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 /// A consultation for patient.zhang addressed to dr.wang, accepted, booked into dr.wang's
 /// first free slot starting after `not_before`: its id and the slot's start.
 async fn booked(app: &TestApp, urgency: &str, not_before: chrono::DateTime<chrono::Utc>) -> (String, String) {
-    let li = app.login("dr.li").await;
-    let wang = app.login("dr.wang").await;
-    let wang_id = app.user_id("dr.wang").await;
-    let patient = patient_id_of(app, "patient.zhang").await;
-    let (status, c) = app
-        .post(
-            "/api/v1/consultations",
-            &li,
-            &json!({
-                "patient_id": patient, "reason": "胸闷两周", "specialty": "cardiology", "min_title": "attending",
-                "urgency": urgency, "mode": "video", "addressee": {"kind": "expert", "expert_id": wang_id},
-                "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"}
-            }),
-        )
-        .await;
-    assert_eq!(status, 201, "{c}");
-    let id = c["id"].as_str().unwrap().to_string();
-    let (status, body) = app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
-    assert_eq!(status, 200, "{body}");
-    let (_, slots) = app.get(&format!("/api/v1/experts/{wang_id}/slots"), &li).await;
-    for slot in slots["items"].as_array().expect("slots") {
-        let start = chrono::DateTime::parse_from_rfc3339(slot["start"].as_str().unwrap()).unwrap();
-        if start < not_before {
-            continue;
-        }
-        let (status, body) = app
-            .post(
-                "/api/v1/appointments",
-                &li,
-                &json!({"consultation_id": id, "expert_id": wang_id, "start": slot["start"]}),
-            )
-            .await;
-        match status {
-            201 => return (id, slot["start"].as_str().unwrap().to_string()),
-            409 => continue,
-            _ => panic!("booking: {status} {body}"),
-        }
-    }
-    panic!("no free slot for dr.wang")
+    app.consultation().reason("胸闷两周").urgency(urgency).booked_after(not_before).await
 }
 
 async fn detail(app: &TestApp, id: &str) -> Value {

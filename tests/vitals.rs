@@ -241,20 +241,8 @@ db_test!(who_may_write_and_read_readings_and_the_timeline);
 
 /// A second request for patient.zhang from dr.li, to dr.chen (radiology): dr.wang takes no part.
 async fn other_consultation_for_zhang(app: &TestApp) -> String {
-    let li = app.login("dr.li").await;
-    let chen = app.user_id("dr.chen").await;
-    let zhang = patient_id_of(app, "patient.zhang").await;
-    let (status, c) = app
-        .post(
-            "/api/v1/consultations",
-            &li,
-            &json!({"patient_id": zhang, "reason": "胸片复查", "specialty": "radiology", "min_title": "attending",
-                    "urgency": "routine", "mode": "imaging_review", "addressee": {"kind": "expert", "expert_id": chen},
-                    "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"}}),
-        )
-        .await;
-    assert_eq!(status, 201, "{c}");
-    c["id"].as_str().unwrap().to_string()
+    let request = app.consultation().reason("胸片复查").specialty("radiology").urgency("routine");
+    request.mode("imaging_review").addressed_to("dr.chen").requested().await
 }
 
 async fn worklist(app: &TestApp, token: &str, status: &str) -> Vec<Value> {

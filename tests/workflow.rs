@@ -6,11 +6,6 @@ mod common;
 use common::TestApp;
 use serde_json::{json, Value};
 
-async fn patient_id(app: &TestApp, username: &str) -> String {
-    let (_, me) = app.get("/api/v1/me", &app.login(username).await).await;
-    me["patient_id"].as_str().unwrap().to_string()
-}
-
 fn request_body(patient: &str, addressee: Value) -> Value {
     json!({
         "patient_id": patient,
@@ -21,14 +16,14 @@ fn request_body(patient: &str, addressee: Value) -> Value {
         "urgency": "urgent",
         "mode": "video",
         "addressee": addressee,
-        "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"}
+        "consent": common::written_consent()
     })
 }
 
 /// dr.li asks dr.wang for an urgent video consultation for patient.zhang; returns its id.
 async fn request_for_wang(app: &TestApp, li: &str) -> String {
     let wang = app.user_id("dr.wang").await;
-    let zhang = patient_id(app, "patient.zhang").await;
+    let zhang = app.patient_id("patient.zhang").await;
     let (status, c) = app
         .post("/api/v1/consultations", li, &request_body(&zhang, json!({"kind": "expert", "expert_id": wang})))
         .await;
@@ -111,7 +106,7 @@ async fn the_demo_consultation_flow(app: &TestApp) {
     let zhao = app.login("dr.zhao").await;
     assert_eq!(app.get(&format!("/api/v1/consultations/{id}"), &zhao).await.0, 404);
     // The expert now sees the patient's record.
-    let zhang_pid = patient_id(app, "patient.zhang").await;
+    let zhang_pid = app.patient_id("patient.zhang").await;
     assert_eq!(app.get(&format!("/api/v1/patients/{zhang_pid}"), &wang).await.0, 200);
 
     // Lists filter by state.
@@ -202,7 +197,7 @@ async fn candidates_for_an_unsaved_request(app: &TestApp) {
         assert!(problem.to_string().contains(field), "{field}: {problem}");
     }
     // Patient data does not belong here.
-    let zhang = patient_id(app, "patient.zhang").await;
+    let zhang = app.patient_id("patient.zhang").await;
     let with_patient =
         json!({"specialty": "cardiology", "min_title": "attending", "urgency": "urgent", "patient_id": zhang});
     let (status, problem) = app.post("/api/v1/consultations/candidates", &li, &with_patient).await;
@@ -221,7 +216,7 @@ db_test!(candidates_for_an_unsaved_request);
 
 async fn no_consent_no_request(app: &TestApp) {
     let li = app.login("dr.li").await;
-    let zhang = patient_id(app, "patient.zhang").await;
+    let zhang = app.patient_id("patient.zhang").await;
     let mut body = request_body(&zhang, json!({"kind": "pool", "specialty": "cardiology"}));
     body.as_object_mut().unwrap().remove("consent");
     let (status, err) = app.post("/api/v1/consultations", &li, &body).await;
@@ -259,7 +254,7 @@ async fn decline_needs_a_reason_and_pool_decline_reopens(app: &TestApp) {
     assert_eq!(c["transitions"].as_array().unwrap().last().unwrap()["reason"], "本周出差");
 
     // A pool request: dr.wang declines, the request stays open; he then no longer sees it.
-    let zhang = patient_id(app, "patient.zhang").await;
+    let zhang = app.patient_id("patient.zhang").await;
     let (status, pool) = app.post("/api/v1/consultations", &li, &request_body(&zhang, json!({"kind": "pool"}))).await;
     assert_eq!(status, 201, "{pool}");
     let pid = pool["id"].as_str().unwrap();
@@ -289,7 +284,7 @@ async fn exactly_one_expert_claims_a_pool_request(app: &TestApp) {
         assert_eq!(status, 201, "{u}");
     }
     let li = app.login("dr.li").await;
-    let zhang = patient_id(app, "patient.zhang").await;
+    let zhang = app.patient_id("patient.zhang").await;
     let (_, pool) = app
         .post("/api/v1/consultations", &li, &request_body(&zhang, json!({"kind": "pool", "specialty": "cardiology"})))
         .await;

@@ -160,9 +160,12 @@ impl Application {
         let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+        let served = axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        // No longer accepting: close the signaling connections and write out what they recorded.
+        self.state.signaling.shutdown().await;
+        served
     }
 }
 

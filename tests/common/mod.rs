@@ -3,6 +3,10 @@
 //! dropped afterwards), and speaks HTTP to it as a client does.
 #![allow(dead_code)]
 
+mod world;
+#[allow(unused_imports)]
+pub use world::{written_consent, ConsultationBuilder};
+
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -30,52 +30,14 @@ pub const WAIT: Duration = Duration::from_secs(15);
 // A scheduled consultation, made through the API as the users would.
 
 pub async fn patient_id_of(app: &TestApp, username: &str) -> String {
-    let (_, me) = app.get("/api/v1/me", &app.login(username).await).await;
-    me["patient_id"].as_str().expect("patient account has a record").to_string()
+    app.patient_id(username).await
 }
 
 /// Dr. Li asks Dr. Wang for a cardiology video consultation for Zhang (with consent),
 /// Dr. Wang accepts, and Dr. Li books one of Dr. Wang's free slots: the consultation is
 /// scheduled. Returns its id.
 pub async fn scheduled_consultation(app: &TestApp) -> String {
-    let li = app.login("dr.li").await;
-    let wang = app.login("dr.wang").await;
-    let wang_id = app.user_id("dr.wang").await;
-    let patient = patient_id_of(app, "patient.zhang").await;
-    let (status, c) = app
-        .post(
-            "/api/v1/consultations",
-            &li,
-            &json!({
-                "patient_id": patient, "reason": "胸闷两周，心电图 ST 段改变",
-                "record_summary": "高血压十年", "specialty": "cardiology", "min_title": "attending",
-                "urgency": "urgent", "mode": "video",
-                "addressee": {"kind": "expert", "expert_id": wang_id},
-                "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"}
-            }),
-        )
-        .await;
-    assert_eq!(status, 201, "{c}");
-    let id = c["id"].as_str().unwrap().to_string();
-    let (status, body) = app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
-    assert_eq!(status, 200, "{body}");
-    let (status, slots) = app.get(&format!("/api/v1/experts/{wang_id}/slots"), &li).await;
-    assert_eq!(status, 200, "{slots}");
-    for slot in slots["items"].as_array().expect("slots") {
-        let (status, body) = app
-            .post(
-                "/api/v1/appointments",
-                &li,
-                &json!({"consultation_id": id, "expert_id": wang_id, "start": slot["start"]}),
-            )
-            .await;
-        match status {
-            201 => return id,
-            409 => continue,
-            _ => panic!("booking: {status} {body}"),
-        }
-    }
-    panic!("no free slot for dr.wang")
+    app.consultation().reason("胸闷两周，心电图 ST 段改变").set("record_summary", json!("高血压十年")).booked().await.0
 }
 
 // ---------------------------------------------------------------------------------------

@@ -33,3 +33,16 @@ export function t(key, vars) {
   const text = table[key] ?? zh[key] ?? key.split('.').pop() ?? key;
   return vars ? text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? '')) : text;
 }
+
+/**
+ * Whether the client has a string for `key` (in the current language or in Chinese).
+ * @param {string} key
+ * @returns {boolean}
+ */
+export function known(key) {
+  /** @type {Record<string, string>} */
+  const zh = ZH;
+  /** @type {Record<string, string>} */
+  const table = TABLES[lang()];
+  return key in table || key in zh;
+}

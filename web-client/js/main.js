@@ -4,7 +4,7 @@ import { h, mount } from './dom.js';
 import { t, lang, setLang } from './i18n.js';
 import * as session from './session.js';
 import { post } from './api.js';
-import { listen, toast, inboxView } from './notifications.js';
+import { listen, toast, inboxView, noticeText } from './notifications.js';
 
 /**
  * @typedef {{navigate: (path: string, replace?: boolean) => void, user: () => import('./session.js').User,
@@ -171,7 +171,8 @@ function startStream() {
   if (stream || session.current()?.kiosk) return;
   stream = new AbortController();
   listen((n) => {
-    toast(n.title, n.body);
+    const text = noticeText(n);
+    toast(text.title, text.body);
     // The patient's home (and the kiosk) shows a signed opinion as soon as it is signed.
     if (session.current()?.user.role === 'patient' && location.pathname === '/') app.navigate('/', true);
   }, stream.signal);

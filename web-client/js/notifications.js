@@ -1,13 +1,27 @@
 // Live notifications: a fetch-based Server-Sent Events reader (so the bearer token goes in a
 // header, never in a URL), toasts, and the inbox.
 import { h, mount, when } from './dom.js';
-import { t } from './i18n.js';
+import { known, t } from './i18n.js';
 import { authHeader, get, post } from './api.js';
 
 /**
  * @typedef {{id: string, kind: string, title: string, body: string,
- *   consultation_id: string | null, created_at: string, read_at: string | null}} Notification
+ *   consultation_id: string | null, created_at: string, read_at: string | null,
+ *   code?: string, params?: Record<string, string>}} Notification
  */
+
+/**
+ * What a notification says in the reader's language: from its code and parameters when this
+ * client knows the code, else the title and body the server wrote (in both languages).
+ * @param {Notification} n
+ * @returns {{title: string, body: string}}
+ */
+export function noticeText(n) {
+  const key = `notify.${n.code}`;
+  if (!n.code || !known(`${key}.title`)) return { title: n.title, body: n.body };
+  const params = n.params || {};
+  return { title: t(`${key}.title`, params), body: known(`${key}.body`) ? t(`${key}.body`, params) : n.body };
+}
 
 /**
  * Splits an event-stream buffer into complete events and the unfinished rest.
@@ -91,8 +105,8 @@ export async function inboxView(navigate) {
   const items = page.items;
   const list = h('ul', { class: 'list' });
   const render = () => mount(list, items.length ? items.map((n) => h('li', { class: n.read_at ? 'read' : 'unread' },
-    h('div', null, h('strong', null, n.title), ' ', h('span', { class: 'muted' }, when(n.created_at))),
-    h('div', null, n.body),
+    h('div', null, h('strong', null, noticeText(n).title), ' ', h('span', { class: 'muted' }, when(n.created_at))),
+    h('div', null, noticeText(n).body),
     n.consultation_id ? h('button', { class: 'link', onclick: () => navigate(`/consultations/${n.consultation_id}`) }, t('common.open')) : null,
     !n.read_at ? h('button', { class: 'link', onclick: async () => {
       await post(`/api/v1/notifications/${n.id}/read`);

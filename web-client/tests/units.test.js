@@ -240,3 +240,30 @@ test('a clinic day\'s small rules: call clock, expected wait, age, sizes, tus me
   assert.equal(level(new Uint8Array([0, 0])), 1, 'full scale');
   assert.ok(Math.abs(level(new Uint8Array([192, 64])) - 0.5) < 1e-9, 'half scale');
 });
+
+test('notifications show in the reader\'s language from their code, else as the server wrote them', async () => {
+  const { noticeText } = await import('../js/notifications.js');
+  const saved = Object.getOwnPropertyDescriptor(globalThis, 'localStorage');
+  const stored = new Map();
+  Object.defineProperty(globalThis, 'localStorage', {
+    configurable: true,
+    value: { getItem: (/** @type {string} */ k) => stored.get(k) ?? null, setItem: (/** @type {string} */ k, /** @type {string} */ v) => stored.set(k, v) },
+  });
+  try {
+    const n = {
+      id: '1', kind: 'referral', title: '转诊状态：accepted Referral accepted', body: '胸痛待查', consultation_id: null,
+      created_at: '2026-12-04T10:00:00Z', read_at: null, code: 'referral_status', params: { status: 'accepted' },
+    };
+    assert.deepEqual(noticeText(n), { title: '转诊状态：accepted', body: '胸痛待查' });
+    stored.set('teleconsult.lang', 'en');
+    assert.deepEqual(noticeText(n), { title: 'Referral accepted', body: '胸痛待查' });
+    const walkIn = { ...n, kind: 'kiosk_walk_in', code: 'kiosk_walk_in', params: { name: '刘德明', kiosk: '大厅自助机' } };
+    assert.equal(noticeText(walkIn).body, '刘德明 checked in at the kiosk "大厅自助机" with nothing booked today and asks for the doctor on duty.');
+    // Made before codes, or a code this client does not know: the server's text.
+    assert.deepEqual(noticeText({ ...n, code: '' }), { title: n.title, body: n.body });
+    assert.deepEqual(noticeText({ ...n, code: 'from_a_newer_server' }), { title: n.title, body: n.body });
+  } finally {
+    if (saved) Object.defineProperty(globalThis, 'localStorage', saved);
+    else delete globalThis.localStorage;
+  }
+});

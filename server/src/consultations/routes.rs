@@ -10,7 +10,7 @@ use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
 use crate::db::{new_id, now_ts, ts, Id};
 use crate::error::{ApiError, ApiResult};
-use crate::notifications::{self, Notice};
+use crate::notifications::{self, Notice, Text};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
@@ -395,12 +395,12 @@ async fn create(
         stored = notifications::store(
             &mut tx,
             &recipients,
-            &Notice {
-                kind: "request_matched",
-                title: format!("新的会诊申请 New {} consultation request", b.urgency),
-                body: reason.to_string(),
-                consultation_id: Some(&id),
-            },
+            &Notice::new(
+                "request_matched",
+                Text::new("request_matched").with("urgency", b.urgency),
+                reason.to_string(),
+                Some(&id),
+            ),
         )
         .await?;
     }
@@ -508,15 +508,14 @@ async fn tell_others(
     c: &ConsultationCore,
     actor: &AuthUser,
     kind: &str,
-    title: &str,
+    text: Text,
     body: String,
 ) -> ApiResult<()> {
     let mut conn = state.db.pool.acquire().await?;
     let recipients: Vec<String> =
         store::participant_ids(&mut conn, &c.id).await?.into_iter().filter(|u| *u != actor.id).collect();
     drop(conn);
-    notifications::notify(state, &recipients, Notice { kind, title: title.into(), body, consultation_id: Some(&c.id) })
-        .await
+    notifications::notify(state, &recipients, Notice::new(kind, text, body, Some(&c.id))).await
 }
 
 async fn respond(state: &AppState, user: &AuthUser, id: &str) -> ApiResult<Json<ConsultationDetail>> {
@@ -578,7 +577,7 @@ async fn accept(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    tell_others(&state, &c, &user, "accepted", "专家已接受会诊 Expert accepted", display_name(&state, &user).await?)
+    tell_others(&state, &c, &user, "accepted", Text::new("expert_accepted"), display_name(&state, &user).await?)
         .await?;
     respond(&state, &user, &id).await
 }
@@ -639,7 +638,7 @@ async fn decline(
             .await?;
     }
     tx.commit().await?;
-    tell_others(&state, &c, &user, "declined", "专家谢绝会诊 Expert declined", reason.to_string()).await?;
+    tell_others(&state, &c, &user, "declined", Text::new("expert_declined"), reason.to_string()).await?;
     // The expert who declined no longer sees the consultation: the answer says only what
     // became of it.
     Ok(Json(serde_json::json!({"id": id, "state": to.as_str(), "declined": true, "reason": reason.as_str()})))
@@ -699,7 +698,7 @@ async fn claim(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    tell_others(&state, &c, &user, "accepted", "专家已接受会诊 Expert accepted", display_name(&state, &user).await?)
+    tell_others(&state, &c, &user, "accepted", Text::new("expert_accepted"), display_name(&state, &user).await?)
         .await?;
     respond(&state, &user, &id).await
 }
@@ -725,7 +724,7 @@ async fn cancel(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    tell_others(&state, &c, &user, "cancelled", "会诊已取消 Consultation cancelled", reason.to_string()).await?;
+    tell_others(&state, &c, &user, "cancelled", Text::new("consultation_cancelled"), reason.to_string()).await?;
     respond(&state, &user, &id).await
 }
 
@@ -740,7 +739,7 @@ async fn complete(
         return Err(ApiError::forbidden("the consultation's doctors complete it"));
     }
     store::apply_action(&state.db, &id, Some(&user), &Action::Complete).await?;
-    tell_others(&state, &c, &user, "completed", "会诊已完成 Consultation completed", String::new()).await?;
+    tell_others(&state, &c, &user, "completed", Text::new("consultation_completed"), String::new()).await?;
     respond(&state, &user, &id).await
 }
 

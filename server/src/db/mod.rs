@@ -12,6 +12,7 @@ use std::time::Duration;
 
 pub mod batch;
 pub mod filter;
+pub mod query;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -96,14 +97,20 @@ impl Db {
     }
 
     /// Begins a transaction that will write. On SQLite it first waits for this process's
-    /// writer turn (FIFO); on PostgreSQL it is a plain transaction, rows being locked by
-    /// the statements themselves.
+    /// writer turn (FIFO), then begins `IMMEDIATE`: the write lock is taken at the start, so a
+    /// transaction that reads before it writes can never be refused its upgrade
+    /// (`SQLITE_BUSY_SNAPSHOT`, returned at once whatever the busy timeout) by a statement
+    /// that committed in between — another process, or a write of this one that runs
+    /// outside the turn; those wait in the busy handler instead. On PostgreSQL it is a plain
+    /// transaction, rows being locked by the statements themselves.
     pub async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
-        let turn = match self.backend {
-            Backend::Sqlite => Some(self.writer.clone().lock_owned().await),
-            Backend::Postgres => None,
+        let (turn, tx) = match self.backend {
+            Backend::Sqlite => {
+                let turn = self.writer.clone().lock_owned().await;
+                (Some(turn), self.pool.begin_with("BEGIN IMMEDIATE").await?)
+            }
+            Backend::Postgres => (None, self.pool.begin().await?),
         };
-        let tx = self.pool.begin().await?;
         Ok(WriteTx { tx, _turn: turn })
     }
 

@@ -5,6 +5,7 @@
 
 use crate::consultations::routes::{ConsultationDetail, ConsultationSummary};
 use crate::directory::{Organisation, UserView};
+use crate::domain::record::{OpinionStatus, ReferralStatus, VisitStatus};
 use crate::ecg::Measurements;
 use crate::patients::Patient;
 use crate::record::export::{ChatLine, FileEntry, Record, TimelineEvent};
@@ -470,8 +471,8 @@ pub fn ecg_observations(d: &ConsultationDetail, file_id: &str, recorded_at: &str
 }
 
 fn report_status(o: &Opinion) -> &'static str {
-    match o.status.as_str() {
-        "draft" => "preliminary",
+    match o.status {
+        OpinionStatus::Draft => "preliminary",
         _ if o.version > 1 => "amended",
         _ => "final",
     }
@@ -519,7 +520,7 @@ pub fn diagnostic_report(d: &ConsultationDetail, o: &Opinion, results: &[String]
         "identifier": [{"system": format!("{SYSTEM_BASE}/sid/opinion"), "value": format!("{}/v{}", o.id, o.version)}],
         "basedOn": [reference("ServiceRequest", &s.id)],
         "status": report_status(o),
-        "category": [coding("opinion-kind", &o.kind)],
+        "category": [coding("opinion-kind", o.kind.as_str())],
         "code": {"coding": [{"system": LOINC, "code": "11488-4", "display": "Consult note"}], "text": "会诊意见 consultation opinion"},
         "subject": reference_named("Patient", &s.patient_id, &s.patient_name),
         "effectiveDateTime": o.created_at,
@@ -538,14 +539,14 @@ pub fn diagnostic_report(d: &ConsultationDetail, o: &Opinion, results: &[String]
     }))
 }
 
-fn referral_status(status: &str) -> (&'static str, &'static str) {
+fn referral_status(status: ReferralStatus) -> (&'static str, &'static str) {
     // (ServiceRequest.status, Task.status)
     match status {
-        "requested" => ("active", "requested"),
-        "accepted" => ("active", "accepted"),
-        "rejected" => ("revoked", "rejected"),
-        "completed" => ("completed", "completed"),
-        _ => ("entered-in-error", "entered-in-error"),
+        ReferralStatus::Requested => ("active", "requested"),
+        ReferralStatus::Accepted => ("active", "accepted"),
+        ReferralStatus::Rejected => ("revoked", "rejected"),
+        ReferralStatus::Completed => ("completed", "completed"),
+        ReferralStatus::EnteredInError => ("entered-in-error", "entered-in-error"),
     }
 }
 
@@ -556,7 +557,7 @@ pub fn referral_request_id(referral_id: &str) -> String {
 
 /// A referral up or down, as a ServiceRequest (what is asked) ...
 pub fn referral_request(r: &Referral) -> Value {
-    let (status, _) = referral_status(&r.status);
+    let (status, _) = referral_status(r.status);
     prune(json!({
         "resourceType": "ServiceRequest",
         "id": referral_request_id(&r.id),
@@ -566,7 +567,7 @@ pub fn referral_request(r: &Referral) -> Value {
         "intent": "order",
         "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "3457005", "display": "Patient referral"}]}],
         "priority": priority(&r.urgency),
-        "code": coding("referral-direction", &r.direction),
+        "code": coding("referral-direction", r.direction.as_str()),
         "subject": reference_named("Patient", &r.patient_id, &r.patient_name),
         "occurrenceDateTime": r.appointment_at,
         "authoredOn": r.created_at,
@@ -579,7 +580,7 @@ pub fn referral_request(r: &Referral) -> Value {
 
 /// ... and a Task (who must act on it, and where it stands).
 pub fn referral_task(r: &Referral) -> Value {
-    let (_, status) = referral_status(&r.status);
+    let (_, status) = referral_status(r.status);
     prune(json!({
         "resourceType": "Task",
         "id": r.id,
@@ -602,14 +603,18 @@ pub fn referral_task(r: &Referral) -> Value {
 /// CarePlan: a follow-up plan, from its visits (all of one plan, in order).
 pub fn care_plan(consultation_id: Option<&str>, visits: &[&Visit]) -> Option<Value> {
     let first = visits.first()?;
-    let open = visits.iter().any(|v| v.status == "planned");
+    let open = visits.iter().any(|v| v.status == VisitStatus::Planned);
     let activity: Vec<Value> = visits
         .iter()
         .map(|v| {
             json!({"detail": {
                 "kind": "Appointment",
                 "code": {"text": format!("follow-up visit {}", v.seq)},
-                "status": match v.status.as_str() { "done" => "completed", "closed" => "cancelled", _ => "scheduled" },
+                "status": match v.status {
+                    VisitStatus::Done => "completed",
+                    VisitStatus::Closed => "cancelled",
+                    VisitStatus::Planned => "scheduled",
+                },
                 "scheduledString": v.due_date,
                 "description": v.note,
             }})
@@ -741,7 +746,11 @@ pub fn story_resources(story: &Story, kind: &str, origin: &str) -> Vec<Value> {
         "DiagnosticReport" => {
             let results: Vec<String> =
                 observations().iter().filter_map(|o| o["id"].as_str().map(str::to_string)).collect();
-            r.opinions.iter().filter(|o| o.status != "superseded").map(|o| diagnostic_report(d, o, &results)).collect()
+            r.opinions
+                .iter()
+                .filter(|o| o.status != OpinionStatus::Superseded)
+                .map(|o| diagnostic_report(d, o, &results))
+                .collect()
         }
         "CarePlan" => {
             let mut plans: Vec<&str> = Vec::new();
@@ -886,10 +895,10 @@ mod tests {
             id: "op2".into(),
             consultation_id: "c1".into(),
             author_id: "u-wang".into(),
-            kind: "individual".into(),
+            kind: crate::domain::record::OpinionKind::Individual,
             version: 2,
             supersedes: Some("op1".into()),
-            status: "signed".into(),
+            status: OpinionStatus::Signed,
             findings: "窦性心律".into(),
             impression: "未见明显异常".into(),
             recommendations: String::new(),

@@ -11,5 +11,6 @@
 pub mod map;
 pub mod routes;
 pub mod search;
+pub mod store;
 
 pub use routes::routes;

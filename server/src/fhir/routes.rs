@@ -3,8 +3,9 @@
 //! the shared access functions (which audit it); a resource the caller may not see answers
 //! 404, and every error is an OperationOutcome.
 
-use super::map::{self, DicomInstance, EcgAnalysis, Story, STORY_KINDS};
+use super::map::{self, EcgAnalysis, Story, STORY_KINDS};
 use super::search::{self, DateRange, Page, ResourceDef, Search, SearchError};
+use super::store;
 use crate::api::Routes;
 use crate::app::AppState;
 use crate::auth::AuthUser;
@@ -176,7 +177,7 @@ async fn read_resource(state: &AppState, user: &AuthUser, origin: &str, kind: &s
             slots.into_iter().next().ok_or_else(|| not_found(kind, id))
         }
         k if STORY_KINDS.contains(&k) => {
-            let cid = consultation_of(state, kind, id).await?.ok_or_else(|| not_found(kind, id))?;
+            let cid = store::consultation_of(&state.db, kind, id).await?.ok_or_else(|| not_found(kind, id))?;
             let story = load_story(state, user, &cid, "fhir_read", needs_files(kind)).await?;
             map::story_resources(&story, kind, origin)
                 .into_iter()
@@ -189,34 +190,6 @@ async fn read_resource(state: &AppState, user: &AuthUser, origin: &str, kind: &s
 
 fn needs_files(kind: &str) -> bool {
     matches!(kind, "DocumentReference" | "ImagingStudy" | "Observation" | "DiagnosticReport")
-}
-
-/// The consultation a consultation-scoped resource belongs to.
-async fn consultation_of(state: &AppState, kind: &str, id: &str) -> ApiResult<Option<String>> {
-    let (sql, key) = match kind {
-        "ServiceRequest" => match id.strip_prefix("referral-") {
-            Some(r) => ("SELECT consultation_id FROM referrals WHERE id = $1", r.to_string()),
-            None => ("SELECT id FROM consultations WHERE id = $1", id.to_string()),
-        },
-        "Consent" | "Encounter" => ("SELECT id FROM consultations WHERE id = $1", id.to_string()),
-        "Task" => ("SELECT consultation_id FROM referrals WHERE id = $1", id.to_string()),
-        "Appointment" => ("SELECT consultation_id FROM appointments WHERE id = $1", id.to_string()),
-        "Communication" => ("SELECT consultation_id FROM consultation_messages WHERE id = $1", id.to_string()),
-        "DocumentReference" | "ImagingStudy" => ("SELECT consultation_id FROM files WHERE id = $1", id.to_string()),
-        "Observation" => {
-            let file = id.rsplit_once('-').map(|(f, _)| f).unwrap_or(id);
-            ("SELECT consultation_id FROM files WHERE id = $1", file.to_string())
-        }
-        "DiagnosticReport" => ("SELECT consultation_id FROM opinions WHERE id = $1", id.to_string()),
-        "CarePlan" => (
-            "SELECT COALESCE(p.consultation_id, r.consultation_id) FROM follow_up_plans p
-             LEFT JOIN referrals r ON r.id = p.referral_id WHERE p.id = $1",
-            id.to_string(),
-        ),
-        _ => return Ok(None),
-    };
-    let row: Option<(Option<String>,)> = sqlx::query_as(sql).bind(key).fetch_optional(&state.db.pool).await?;
-    Ok(row.and_then(|r| r.0))
 }
 
 /// A consultation's story, loaded through the record's access check (audited as `action`;
@@ -234,27 +207,14 @@ async fn load_story(state: &AppState, user: &AuthUser, cid: &str, action: &str, 
         record.files.clear();
         return Ok(Story { record, ecg: Vec::new(), dicom: Vec::new() });
     }
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT a.file_id, f.created_at, a.measurements FROM ecg_analyses a JOIN files f ON f.id = a.file_id
-         WHERE f.consultation_id = $1 ORDER BY f.created_at, f.id",
-    )
-    .bind(cid)
-    .fetch_all(&state.db.pool)
-    .await?;
-    let ecg = rows
+    let ecg = store::ecg_analyses(&state.db, cid)
+        .await?
         .into_iter()
         .filter_map(|(file_id, created_at, json)| {
             serde_json::from_str(&json).ok().map(|measurements| EcgAnalysis { file_id, created_at, measurements })
         })
         .collect();
-    let dicom: Vec<DicomInstance> = sqlx::query_as(
-        "SELECT file_id, study_uid, series_uid, sop_instance_uid, sop_class_uid, modality, body_part, study_date,
-                study_description, series_description, series_number, instance_number
-         FROM dicom_instances WHERE consultation_id = $1 ORDER BY study_uid, series_number, series_uid, instance_number, file_id",
-    )
-    .bind(cid)
-    .fetch_all(&state.db.pool)
-    .await?;
+    let dicom = store::dicom_instances(&state.db, cid).await?;
     Ok(Story { record, ecg, dicom })
 }
 
@@ -269,14 +229,7 @@ async fn organisations(
     id: &str,
 ) -> ApiResult<Vec<crate::directory::Organisation>> {
     let prefix = name_prefix.trim().replace(['%', '_'], "");
-    Ok(sqlx::query_as(
-        "SELECT id, name, kind, address, active, created_at FROM organisations
-         WHERE ($1 = '' OR name LIKE $1) AND ($2 = '' OR id = $2) ORDER BY id",
-    )
-    .bind(if prefix.is_empty() { String::new() } else { format!("{prefix}%") })
-    .bind(id)
-    .fetch_all(&state.db.pool)
-    .await?)
+    store::organisations(&state.db, &prefix, id).await
 }
 
 fn parse_slot_id(id: &str) -> Option<(String, DateTime<Utc>)> {
@@ -308,14 +261,7 @@ async fn slots_of(state: &AppState, expert: &str, range: DateRange) -> FhirResul
     let free = crate::scheduling::store::free_slots(&mut conn, expert, now, from, to)
         .await?
         .map_err(crate::scheduling::availability::slot_error)?;
-    let busy: Vec<(String, String)> = sqlx::query_as(
-        "SELECT start_at, end_at FROM appointments WHERE expert_id = $1 AND status = 'booked' AND start_at >= $2 AND start_at < $3",
-    )
-    .bind(expert)
-    .bind(crate::db::ts(from))
-    .bind(crate::db::ts(to))
-    .fetch_all(&mut *conn)
-    .await?;
+    let busy = store::booked(&mut conn, expert, &crate::db::ts(from), &crate::db::ts(to)).await?;
     let mut all: Vec<(DateTime<Utc>, DateTime<Utc>, bool)> =
         free.into_iter().map(|s| (s.start, s.end, false)).collect();
     all.extend(busy.iter().map(|(s, e)| (crate::db::parse_ts(s), crate::db::parse_ts(e), true)));
@@ -333,20 +279,9 @@ async fn visible_consultations(
     patient: Option<&str>,
     practitioner: Option<&str>,
 ) -> FhirResult<Vec<String>> {
-    let sql = format!(
-        "SELECT c.id FROM consultations c WHERE {} AND ($3 = '' OR c.patient_id = $3)
-           AND ($4 = '' OR c.id IN (SELECT consultation_id FROM appointments WHERE expert_id = $4))
-         ORDER BY c.created_at, c.id LIMIT $5",
-        crate::consultations::store::visibility_predicate(user.role)
-    );
-    let rows: Vec<(String,)> = sqlx::query_as(&sql)
-        .bind(&user.id)
-        .bind(&user.org)
-        .bind(patient.unwrap_or(""))
-        .bind(practitioner.unwrap_or(""))
-        .bind(MAX_CONSULTATIONS_PER_SEARCH as i64 + 1)
-        .fetch_all(&state.db.pool)
-        .await?;
+    let rows =
+        store::visible_consultations(&state.db, user, patient, practitioner, MAX_CONSULTATIONS_PER_SEARCH as i64 + 1)
+            .await?;
     if rows.len() > MAX_CONSULTATIONS_PER_SEARCH {
         return Err(SearchError {
             code: "too-costly",
@@ -356,7 +291,7 @@ async fn visible_consultations(
         }
         .into());
     }
-    Ok(rows.into_iter().map(|r| r.0).collect())
+    Ok(rows)
 }
 
 fn status_matches(s: &Search, r: &Value) -> bool {
@@ -440,128 +375,136 @@ async fn run_search(
     def: &ResourceDef,
     s: &Search,
 ) -> FhirResult<Page> {
-    let only_id = |r: &Value| s.id.as_deref().is_none_or(|id| r["id"].as_str() == Some(id));
     match def.kind {
-        "Patient" => {
-            let identifier = match s.get("identifier") {
-                None => String::new(),
-                Some(v) => match v.split_once('|') {
-                    Some((sys, value))
-                        if sys.is_empty()
-                            || sys == format!("{}/sid/patient", map::SYSTEM_BASE)
-                            || sys == format!("{}/sid/resident-id", map::SYSTEM_BASE) =>
-                    {
-                        value.to_string()
-                    }
-                    Some(_) => return Ok(empty()),
-                    None => v.to_string(),
-                },
-            };
-            let identifier = s.id.clone().unwrap_or(identifier);
-            let rows = crate::patients::search_visible(
-                &state.db,
-                user,
-                s.get("name").unwrap_or(""),
-                &identifier,
-                s.count + 1,
-                s.offset,
-                "fhir_search",
-            )
-            .await?;
-            let has_more = rows.len() > s.count;
-            Ok(Page { matches: rows.iter().take(s.count).map(map::patient).collect(), total: None, has_more })
-        }
-        "Practitioner" | "PractitionerRole" | "Schedule" => {
-            let practitioner = match def.kind {
-                "PractitionerRole" => s.reference("practitioner", "Practitioner")?,
-                "Schedule" => s.reference("actor", "Practitioner")?,
-                _ => None,
-            };
-            let name = s.get("name").map(|n| n.trim().replace(['%', '_'], "")).unwrap_or_default();
-            let ids: Vec<(String,)> = sqlx::query_as(
-                "SELECT id FROM users WHERE role <> 'patient' AND ($1 = '' OR display_name LIKE $1) AND ($2 = '' OR id = $2)
-                   AND ($3 = '' OR role = 'expert') ORDER BY id",
-            )
-            .bind(if name.is_empty() { String::new() } else { format!("{name}%") })
-            .bind(practitioner.or(s.id.clone()).unwrap_or_default())
-            .bind(if def.kind == "Schedule" { "expert" } else { "" })
-            .fetch_all(&state.db.pool)
-            .await?;
-            let mut all = Vec::new();
-            for (id,) in ids {
-                let Some(u) = staff(state, &id).await? else { continue };
-                let r = match def.kind {
-                    "Practitioner" => map::practitioner(&u),
-                    "PractitionerRole" => map::practitioner_role(&u),
-                    _ => map::schedule(&u),
-                };
-                let specialty_ok = s.get("specialty").is_none_or(|want| {
-                    r["specialty"].as_array().into_iter().flatten().any(|c| search::token_matches(want, c))
-                });
-                if specialty_ok {
-                    all.push(r);
-                }
-            }
-            Ok(paginate(all, s))
-        }
+        "Patient" => search_patients(state, user, s).await,
+        "Practitioner" | "PractitionerRole" | "Schedule" => search_staff(state, def, s).await,
         "Organization" => {
             let rows = organisations(state, s.get("name").unwrap_or(""), s.id.as_deref().unwrap_or("")).await?;
             Ok(paginate(rows.iter().map(map::organization).collect(), s))
         }
-        "Slot" => {
-            let expert = s.reference("schedule", "Schedule")?.ok_or_else(|| SearchError {
-                code: "invalid",
-                message: "a Slot search needs schedule (Schedule/{expert id})".into(),
-            })?;
-            let mut range = DateRange::default();
-            for v in s.all("start") {
-                range = range.narrow(v, crate::scheduling::slots::DEFAULT_TZ)?;
+        "Slot" => search_slots(state, s).await,
+        kind => search_story(state, user, origin, kind, s).await,
+    }
+}
+
+/// Whether a resource is the one `_id` names (any, without `_id`).
+fn id_matches(s: &Search, r: &Value) -> bool {
+    s.id.as_deref().is_none_or(|id| r["id"].as_str() == Some(id))
+}
+
+async fn search_patients(state: &AppState, user: &AuthUser, s: &Search) -> FhirResult<Page> {
+    let identifier = match s.get("identifier") {
+        None => String::new(),
+        Some(v) => match v.split_once('|') {
+            Some((sys, value))
+                if sys.is_empty()
+                    || sys == format!("{}/sid/patient", map::SYSTEM_BASE)
+                    || sys == format!("{}/sid/resident-id", map::SYSTEM_BASE) =>
+            {
+                value.to_string()
             }
-            if staff(state, &expert).await?.is_none_or(|u| u.expert.is_none()) {
-                return Ok(empty());
-            }
-            let all: Vec<Value> = slots_of(state, &expert, range)
-                .await?
-                .into_iter()
-                .filter(|r| status_matches(s, r) && only_id(r))
-                .collect();
-            Ok(paginate(all, s))
-        }
-        kind => {
-            let patient = s.reference("patient", "Patient")?;
-            if let Some(p) = &patient {
-                match crate::patients::load_for(&state.db, user, p, "fhir_search").await {
-                    Ok(_) => {}
-                    Err(e) if e.status == StatusCode::NOT_FOUND => return Ok(empty()),
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            let practitioner = if kind == "Appointment" { s.reference("practitioner", "Practitioner")? } else { None };
-            let mut range = DateRange::default();
-            for v in s.all("date") {
-                range = range.narrow(v, crate::scheduling::slots::DEFAULT_TZ)?;
-            }
-            let mut all = Vec::new();
-            for cid in visible_consultations(state, user, patient.as_deref(), practitioner.as_deref()).await? {
-                let story = load_story(state, user, &cid, "fhir_search", needs_files(kind)).await?;
-                for r in map::story_resources(&story, kind, origin) {
-                    let code_ok = s.get("code").is_none_or(|c| search::token_matches(c, &r["code"]));
-                    let date_ok = s.get("date").is_none()
-                        || r["start"]
-                            .as_str()
-                            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                            .is_some_and(|t| range.contains(t.into()));
-                    let practitioner_ok = practitioner.as_deref().is_none_or(|p| {
-                        search::include_targets("Appointment:practitioner", &r).contains(&format!("Practitioner/{p}"))
-                    });
-                    if code_ok && date_ok && practitioner_ok && status_matches(s, &r) && only_id(&r) {
-                        all.push(r);
-                    }
-                }
-            }
-            Ok(paginate(all, s))
+            Some(_) => return Ok(empty()),
+            None => v.to_string(),
+        },
+    };
+    let identifier = s.id.clone().unwrap_or(identifier);
+    let rows = crate::patients::search_visible(
+        &state.db,
+        user,
+        s.get("name").unwrap_or(""),
+        &identifier,
+        s.count + 1,
+        s.offset,
+        "fhir_search",
+    )
+    .await?;
+    let has_more = rows.len() > s.count;
+    Ok(Page { matches: rows.iter().take(s.count).map(map::patient).collect(), total: None, has_more })
+}
+
+/// Practitioner, PractitionerRole and Schedule: staff accounts (experts for schedules).
+async fn search_staff(state: &AppState, def: &ResourceDef, s: &Search) -> FhirResult<Page> {
+    let practitioner = match def.kind {
+        "PractitionerRole" => s.reference("practitioner", "Practitioner")?,
+        "Schedule" => s.reference("actor", "Practitioner")?,
+        _ => None,
+    };
+    let name = s.get("name").map(|n| n.trim().replace(['%', '_'], "")).unwrap_or_default();
+    let wanted = practitioner.or(s.id.clone());
+    let ids = store::staff_ids(&state.db, &name, wanted.as_deref(), def.kind == "Schedule").await?;
+    let mut all = Vec::new();
+    for id in ids {
+        let Some(u) = staff(state, &id).await? else { continue };
+        let r = match def.kind {
+            "Practitioner" => map::practitioner(&u),
+            "PractitionerRole" => map::practitioner_role(&u),
+            _ => map::schedule(&u),
+        };
+        let specialty_ok = s
+            .get("specialty")
+            .is_none_or(|want| r["specialty"].as_array().into_iter().flatten().any(|c| search::token_matches(want, c)));
+        if specialty_ok {
+            all.push(r);
         }
     }
+    Ok(paginate(all, s))
+}
+
+async fn search_slots(state: &AppState, s: &Search) -> FhirResult<Page> {
+    let expert = s.reference("schedule", "Schedule")?.ok_or_else(|| SearchError {
+        code: "invalid",
+        message: "a Slot search needs schedule (Schedule/{expert id})".into(),
+    })?;
+    let mut range = DateRange::default();
+    for v in s.all("start") {
+        range = range.narrow(v, crate::scheduling::slots::DEFAULT_TZ)?;
+    }
+    if staff(state, &expert).await?.is_none_or(|u| u.expert.is_none()) {
+        return Ok(empty());
+    }
+    let all: Vec<Value> = slots_of(state, &expert, range)
+        .await?
+        .into_iter()
+        .filter(|r| status_matches(s, r) && id_matches(s, r))
+        .collect();
+    Ok(paginate(all, s))
+}
+
+/// The consultation-scoped kinds: built from the stories of the consultations the search
+/// covers, then filtered by its parameters.
+async fn search_story(state: &AppState, user: &AuthUser, origin: &str, kind: &str, s: &Search) -> FhirResult<Page> {
+    let patient = s.reference("patient", "Patient")?;
+    if let Some(p) = &patient {
+        match crate::patients::load_for(&state.db, user, p, "fhir_search").await {
+            Ok(_) => {}
+            Err(e) if e.status == StatusCode::NOT_FOUND => return Ok(empty()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let practitioner = if kind == "Appointment" { s.reference("practitioner", "Practitioner")? } else { None };
+    let mut range = DateRange::default();
+    for v in s.all("date") {
+        range = range.narrow(v, crate::scheduling::slots::DEFAULT_TZ)?;
+    }
+    let mut all = Vec::new();
+    for cid in visible_consultations(state, user, patient.as_deref(), practitioner.as_deref()).await? {
+        let story = load_story(state, user, &cid, "fhir_search", needs_files(kind)).await?;
+        for r in map::story_resources(&story, kind, origin) {
+            let code_ok = s.get("code").is_none_or(|c| search::token_matches(c, &r["code"]));
+            let date_ok = s.get("date").is_none()
+                || r["start"]
+                    .as_str()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .is_some_and(|t| range.contains(t.into()));
+            let practitioner_ok = practitioner.as_deref().is_none_or(|p| {
+                search::include_targets("Appointment:practitioner", &r).contains(&format!("Practitioner/{p}"))
+            });
+            if code_ok && date_ok && practitioner_ok && status_matches(s, &r) && id_matches(s, &r) {
+                all.push(r);
+            }
+        }
+    }
+    Ok(paginate(all, s))
 }
 
 #[cfg(test)]

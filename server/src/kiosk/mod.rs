@@ -464,15 +464,8 @@ async fn notify_duty(
     let at = ts(now);
     let mut tx = audit::begin(&state.db).await?;
     store::mark_duty_notified(&mut tx, body.checkin_id.trim(), &at).await?;
-    let notice = crate::notifications::Notice {
-        kind: "kiosk_walk_in",
-        title: format!("{name} 在自助机签到，今日无预约"),
-        body: format!(
-            "{name} checked in at the kiosk \"{}\" with nothing booked today and asks for the doctor on duty.",
-            device.label
-        ),
-        consultation_id: None,
-    };
+    let text = crate::notifications::Text::new("kiosk_walk_in").with("name", &name).with("kiosk", &device.label);
+    let notice = crate::notifications::Notice::new("kiosk_walk_in", text, String::new(), None);
     let stored = crate::notifications::store(&mut tx, &doctors, &notice).await?;
     tx.audit(
         device

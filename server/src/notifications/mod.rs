@@ -24,6 +24,11 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
 
+pub mod store;
+pub mod text;
+
+pub use text::{Lang, Params, Text};
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Notification {
     pub id: String,
@@ -33,6 +38,13 @@ pub struct Notification {
     pub consultation_id: Option<String>,
     pub created_at: String,
     pub read_at: Option<String>,
+    /// What it says, as a code of [`text`] (empty for notifications made before codes):
+    /// clients render it with `params` in their reader's language.
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    #[sqlx(try_from = "String")]
+    pub params: Params,
 }
 
 /// The subjects live notifications travel on between instances.
@@ -166,57 +178,46 @@ impl NotificationHub {
 /// One event for a set of users.
 pub struct Notice<'a> {
     pub kind: &'a str,
-    pub title: String,
+    pub text: Text,
+    /// What someone wrote or a time, shown under the title (texts with a body of their own
+    /// replace it).
     pub body: String,
     pub consultation_id: Option<&'a str>,
 }
 
-/// Stores the notice in each user's inbox on `executor`; returns what to publish live once
-/// the surrounding transaction has committed (see [`publish`]).
+impl<'a> Notice<'a> {
+    pub fn new(kind: &'a str, text: Text, body: impl Into<String>, consultation_id: Option<&'a str>) -> Notice<'a> {
+        Notice { kind, text, body: body.into(), consultation_id }
+    }
+}
+
+/// Stores the notice in each user's inbox on `conn`; returns what to publish live once the
+/// surrounding transaction has committed (see [`publish`]).
 pub async fn store(
     conn: &mut sqlx::AnyConnection,
     user_ids: &[String],
     notice: &Notice<'_>,
 ) -> ApiResult<Vec<(String, Notification)>> {
-    let mut out = Vec::with_capacity(user_ids.len());
-    for uid in user_ids {
-        let n = Notification {
-            id: new_id(),
-            kind: notice.kind.to_string(),
-            title: notice.title.clone(),
-            body: notice.body.clone(),
-            consultation_id: notice.consultation_id.map(str::to_string),
-            created_at: now_ts(),
-            read_at: None,
-        };
-        out.push((uid.clone(), n));
-    }
-    // One multi-row INSERT per batch (a round trip each), in chunks well under the
-    // bind-parameter limits of SQLite and PostgreSQL.
-    for chunk in out.chunks(100) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let b = i * 7;
-                format!("(${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7)
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO notifications (id, user_id, kind, title, body, consultation_id, created_at) VALUES {}",
-            rows.join(", ")
-        );
-        let mut q = sqlx::query(&sql);
-        for (uid, n) in chunk {
-            q = q
-                .bind(&n.id)
-                .bind(uid)
-                .bind(&n.kind)
-                .bind(&n.title)
-                .bind(&n.body)
-                .bind(&n.consultation_id)
-                .bind(&n.created_at);
-        }
-        q.execute(&mut *conn).await?;
-    }
+    let (title, body) = notice.text.bilingual(&notice.body);
+    let created_at = now_ts();
+    let out: Vec<(String, Notification)> = user_ids
+        .iter()
+        .map(|uid| {
+            let n = Notification {
+                id: new_id(),
+                kind: notice.kind.to_string(),
+                title: title.clone(),
+                body: body.clone(),
+                consultation_id: notice.consultation_id.map(str::to_string),
+                created_at: created_at.clone(),
+                read_at: None,
+                code: notice.text.code.clone(),
+                params: notice.text.params.clone(),
+            };
+            (uid.clone(), n)
+        })
+        .collect();
+    self::store::insert(conn, &out).await?;
     Ok(out)
 }
 
@@ -249,16 +250,8 @@ async fn inbox(
     Query(f): Query<InboxFilter>,
 ) -> ApiResult<Json<crate::api::Page<Notification>>> {
     let limit = crate::api::page_limit(f.limit, 200)?;
-    let rows: Vec<Notification> = sqlx::query_as(
-        "SELECT id, kind, title, body, consultation_id, created_at, read_at FROM notifications
-         WHERE user_id = $1 AND ($2 = 0 OR read_at IS NULL) AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $4",
-    )
-    .bind(&user.id)
-    .bind(i64::from(f.unread.unwrap_or(false)))
-    .bind(crate::api::page_cursor(f.cursor)?)
-    .bind(limit as i64 + 1)
-    .fetch_all(&state.db.pool)
-    .await?;
+    let before = Some(crate::api::page_cursor(f.cursor)?);
+    let rows = self::store::inbox(&state.db, &user.id, f.unread.unwrap_or(false), before, limit as i64 + 1).await?;
     Ok(Json(crate::api::page(rows, limit, |n| n.id.clone())))
 }
 
@@ -267,24 +260,14 @@ async fn mark_read(
     user: AuthUser,
     Path(Id(id)): Path<Id>,
 ) -> ApiResult<axum::http::StatusCode> {
-    let done = sqlx::query("UPDATE notifications SET read_at = COALESCE(read_at, $1) WHERE id = $2 AND user_id = $3")
-        .bind(now_ts())
-        .bind(&id)
-        .bind(&user.id)
-        .execute(&state.db.pool)
-        .await?;
-    if done.rows_affected() == 0 {
+    if !self::store::mark_read(&state.db, &user.id, &id, &now_ts()).await? {
         return Err(ApiError::not_found("notification"));
     }
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 async fn mark_all_read(State(state): State<AppState>, user: AuthUser) -> ApiResult<axum::http::StatusCode> {
-    sqlx::query("UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL")
-        .bind(now_ts())
-        .bind(&user.id)
-        .execute(&state.db.pool)
-        .await?;
+    self::store::mark_all_read(&state.db, &user.id, &now_ts()).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
@@ -336,6 +319,8 @@ mod tests {
             consultation_id: Some("0193c2a4-5d1e-7b0a-9a51-3c1f0f4b8e21".into()),
             created_at: "2026-11-23T09:00:00.000000Z".into(),
             read_at: None,
+            code: "request_matched".into(),
+            params: Params([("urgency".to_string(), "urgent".to_string())].into_iter().collect()),
         }
     }
 

@@ -6,6 +6,8 @@ use crate::api::{Json, Query};
 use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
 use crate::db::{parse_ts, ts};
+
+use super::store as record_store;
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -49,19 +51,8 @@ pub async fn figures(
     if !matches!(user.role, Role::Admin | Role::Coordinator) {
         return Err(ApiError::forbidden("figures are for coordinators and admins"));
     }
-    let from = q.from.map(|t| ts(t.into())).unwrap_or_default();
-    let to = q.to.map(|t| ts(t.into())).unwrap_or_else(|| "9999".into());
-    let scope = crate::consultations::store::visibility_predicate(user.role);
-    let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(&format!(
-        "SELECT c.id, c.state, c.mode, c.specialty, o.name FROM consultations c JOIN organisations o ON o.id = c.requesting_organisation_id
-         WHERE {scope} AND c.created_at >= $3 AND c.created_at < $4"
-    ))
-    .bind(&user.id)
-    .bind(&user.org)
-    .bind(&from)
-    .bind(&to)
-    .fetch_all(&state.db.pool)
-    .await?;
+    let window = record_store::Window { from: q.from.map(|t| ts(t.into())), to: q.to.map(|t| ts(t.into())) };
+    let rows = record_store::figure_consultations(&state.db, &user, &window).await?;
     let mut f = Figures {
         consultations_total: rows.len() as i64,
         by_state: BTreeMap::new(),
@@ -78,16 +69,7 @@ pub async fn figures(
         *f.by_specialty.entry(sp.clone()).or_default() += 1;
         *f.by_centre.entry(centre.clone()).or_default() += 1;
     }
-    let transitions: Vec<(String, String, String)> = sqlx::query_as(&format!(
-        "SELECT t.consultation_id, t.action, t.at FROM consultation_transitions t JOIN consultations c ON c.id = t.consultation_id
-         WHERE {scope} AND c.created_at >= $3 AND c.created_at < $4 AND t.action IN ('submit', 'accept', 'claim', 'sign_opinion') ORDER BY t.at"
-    ))
-    .bind(&user.id)
-    .bind(&user.org)
-    .bind(&from)
-    .bind(&to)
-    .fetch_all(&state.db.pool)
-    .await?;
+    let transitions = record_store::figure_transitions(&state.db, &user, &window).await?;
     let mut firsts: HashMap<(String, &'static str), String> = HashMap::new();
     for (cid, action, at) in transitions {
         let key = match action.as_str() {
@@ -104,19 +86,7 @@ pub async fn figures(
     };
     f.median_minutes_to_acceptance = median(rows.iter().filter_map(|r| minutes(&r.0, "accept")).collect());
     f.median_minutes_to_signed_opinion = median(rows.iter().filter_map(|r| minutes(&r.0, "sign")).collect());
-    let referrals: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT substr(r.created_at, 1, 7) AS month, r.direction, COUNT(*) FROM referrals r
-         WHERE ($1 = 'admin' OR r.from_organisation_id = $2 OR r.to_organisation_id = $2
-                OR r.from_organisation_id IN (SELECT centre_id FROM consortium_links WHERE hospital_id = $2))
-           AND r.created_at >= $3 AND r.created_at < $4 AND r.status <> 'entered_in_error'
-         GROUP BY substr(r.created_at, 1, 7), r.direction",
-    )
-    .bind(user.role.as_str())
-    .bind(&user.org)
-    .bind(&from)
-    .bind(&to)
-    .fetch_all(&state.db.pool)
-    .await?;
+    let referrals = record_store::figure_referrals(&state.db, &user, &window).await?;
     for (month, dir, n) in referrals {
         f.referrals_per_month.entry(month).or_default().insert(dir, n);
     }

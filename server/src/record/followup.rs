@@ -5,12 +5,15 @@
 use crate::api::{Json, Path, Query};
 use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
-use crate::db::{new_id, now_ts, Id};
+use crate::db::{new_id, now_ts, Db, Id};
+use crate::domain::record::VisitStatus;
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
+
+use super::store::{self as record_store, NewPlanRow};
 
 /// The due dates of `visits` follow-ups every `interval_weeks`, the first one interval
 /// after `start`.
@@ -48,16 +51,13 @@ pub struct Visit {
     pub plan_id: String,
     pub seq: i64,
     pub due_date: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: VisitStatus,
     pub note: String,
     pub patient_id: String,
     pub patient_name: String,
     pub condition: String,
 }
-
-const VISIT_SELECT: &str =
-    "SELECT v.id, v.plan_id, v.seq, v.due_date, v.status, v.note, p.patient_id, x.name AS patient_name, p.condition
-    FROM follow_up_visits v JOIN follow_up_plans p ON p.id = v.plan_id JOIN patients x ON x.id = p.patient_id";
 
 /// Creates a plan and its visits for a patient at their home centre, within the caller's
 /// transaction (which records the audit event). Used by the endpoint and by down-referrals
@@ -83,35 +83,24 @@ pub async fn create_plan(
     }
     let id = new_id();
     let now = now_ts();
-    sqlx::query(
-        "INSERT INTO follow_up_plans (id, patient_id, consultation_id, referral_id, organisation_id, condition, interval_weeks, visits, instructions, created_by, status, created_at, targets)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12)",
-    )
-    .bind(&id)
-    .bind(&p.patient_id)
-    .bind(&p.consultation_id)
-    .bind(&p.referral_id)
-    .bind(home_org)
-    .bind(p.condition.trim())
-    .bind(i64::from(p.interval_weeks))
-    .bind(i64::from(p.visits))
-    .bind(p.instructions.trim())
-    .bind(&user.id)
-    .bind(&now)
-    .bind(serde_json::to_string(&targets).unwrap_or_default())
-    .execute(&mut *conn)
-    .await?;
     let start = p.start_date.map(crate::db::ClientDate::date).unwrap_or_else(|| chrono::Utc::now().date_naive());
-    for (i, due) in visit_dates(start, p.interval_weeks, p.visits).into_iter().enumerate() {
-        sqlx::query("INSERT INTO follow_up_visits (id, plan_id, seq, due_date, status, updated_at) VALUES ($1, $2, $3, $4, 'planned', $5)")
-            .bind(new_id())
-            .bind(&id)
-            .bind(i as i64 + 1)
-            .bind(due.format("%Y-%m-%d").to_string())
-            .bind(&now)
-            .execute(&mut *conn)
-            .await?;
-    }
+    let due_dates: Vec<String> =
+        visit_dates(start, p.interval_weeks, p.visits).into_iter().map(|d| d.format("%Y-%m-%d").to_string()).collect();
+    let row = NewPlanRow {
+        id: &id,
+        patient_id: &p.patient_id,
+        consultation_id: p.consultation_id.as_deref(),
+        referral_id: p.referral_id.as_deref(),
+        organisation_id: home_org,
+        condition: p.condition.trim(),
+        interval_weeks: i64::from(p.interval_weeks),
+        visits: i64::from(p.visits),
+        instructions: p.instructions.trim(),
+        created_by: &user.id,
+        now: &now,
+        targets: serde_json::to_string(&targets).unwrap_or_default(),
+    };
+    record_store::insert_plan(conn, row, &due_dates).await?;
     Ok(id)
 }
 
@@ -126,10 +115,10 @@ pub async fn post_plan(
     let patient = crate::patients::load_for(&state.db, &user, &p.patient_id, "plan_follow_up").await?;
     // A plan names only a consultation or referral of the same patient that the caller sees.
     if let Some(cid) = &p.consultation_id {
-        super::referrals::consultation_of_patient(&state, &user, cid, &patient.id).await?;
+        super::referrals::consultation_of_patient(&state.db, &user, cid, &patient.id).await?;
     }
     if let Some(rid) = &p.referral_id {
-        let visible = super::referrals::load(&state, rid)
+        let visible = super::referrals::load(&state.db, rid)
             .await?
             .filter(|r| r.patient_id == patient.id && super::referrals::may_see(&user, r, None));
         if visible.is_none() {
@@ -143,15 +132,8 @@ pub async fn post_plan(
     let id = create_plan(&mut tx, &user, &patient.home_organisation_id, &p).await?;
     tx.audit(crate::audit::event(&user, "create", "follow_up_plan", &id).patient(&p.patient_id)).await?;
     tx.commit().await?;
-    let visits = visits_where(&state, "v.plan_id = $1", &id).await?;
+    let visits = record_store::visits_of_plan(&state.db, &id).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({"id": id, "visits": visits}))))
-}
-
-async fn visits_where(state: &AppState, predicate: &str, arg: &str) -> ApiResult<Vec<Visit>> {
-    Ok(sqlx::query_as(&format!("{VISIT_SELECT} WHERE {predicate} ORDER BY v.due_date, v.seq"))
-        .bind(arg)
-        .fetch_all(&state.db.pool)
-        .await?)
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -168,21 +150,9 @@ pub async fn list_visits(
     user: AuthUser,
     Query(f): Query<VisitFilter>,
 ) -> ApiResult<Json<crate::api::Page<Visit>>> {
-    let today = chrono::Utc::now().date_naive().format("%Y-%m-%d").to_string();
-    let sql = format!(
-        "{VISIT_SELECT} WHERE p.status = 'active' AND p.patient_id IN (SELECT p.id FROM patients p WHERE {})
-           AND ($3 = 0 OR (v.status = 'planned' AND v.due_date < $4)) AND ($5 = '' OR p.patient_id = $5)
-         ORDER BY v.due_date, v.seq LIMIT 500",
-        crate::patients::visibility_predicate(user.role)
-    );
-    let rows: Vec<Visit> = sqlx::query_as(&sql)
-        .bind(&user.id)
-        .bind(&user.org)
-        .bind(i64::from(f.overdue.unwrap_or(false)))
-        .bind(today)
-        .bind(f.patient_id.unwrap_or_default())
-        .fetch_all(&state.db.pool)
-        .await?;
+    let overdue_before =
+        f.overdue.unwrap_or(false).then(|| chrono::Utc::now().date_naive().format("%Y-%m-%d").to_string());
+    let rows = record_store::list_visits(&state.db, &user, overdue_before, f.patient_id).await?;
     let mut tx = state.db.begin_write().await?;
     for v in &rows {
         crate::audit::event(&user, "list", "follow_up_visit", &v.id)
@@ -213,45 +183,26 @@ pub async fn patch_visit(
     if !matches!(user.role, Role::CommunityDoctor | Role::Expert | Role::Coordinator) {
         return Err(ApiError::forbidden("doctors and coordinators update follow-up visits"));
     }
-    let visit =
-        visits_where(&state, "v.id = $1", &id).await?.into_iter().next().ok_or_else(|| ApiError::not_found("visit"))?;
+    let visit = record_store::visit(&state.db, &id).await?.ok_or_else(|| ApiError::not_found("visit"))?;
     crate::patients::load_for(&state.db, &user, &visit.patient_id, "read_for_update")
         .await
         .map_err(|_| ApiError::not_found("visit"))?;
-    if let Some(s) = &p.status {
-        if !matches!(s.as_str(), "done" | "closed" | "planned") {
-            return Err(ApiError::validation("status", "planned, done or closed"));
+    let status = match p.status.as_deref() {
+        None => None,
+        Some(s) => {
+            Some(s.parse::<VisitStatus>().map_err(|_| ApiError::validation("status", "planned, done or closed"))?)
         }
-    }
+    };
+    let due_date = p.due_date.map(|d| d.date().format("%Y-%m-%d").to_string());
     let mut tx = crate::audit::begin(&state.db).await?;
-    sqlx::query(
-        "UPDATE follow_up_visits SET due_date = COALESCE($1, due_date), status = COALESCE($2, status), note = COALESCE($3, note), updated_by = $4, updated_at = $5 WHERE id = $6",
-    )
-    .bind(p.due_date.map(|d| d.date().format("%Y-%m-%d").to_string()))
-    .bind(p.status)
-    .bind(p.note)
-    .bind(&user.id)
-    .bind(now_ts())
-    .bind(&id)
-    .execute(&mut *tx)
-    .await?;
+    record_store::update_visit(&mut tx, &id, due_date, status, p.note, &user.id, &now_ts()).await?;
     tx.audit(crate::audit::event(&user, "update", "follow_up_visit", &id).patient(&visit.patient_id)).await?;
     tx.commit().await?;
-    visits_where(&state, "v.id = $1", &id)
-        .await?
-        .into_iter()
-        .next()
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("visit"))
+    record_store::visit(&state.db, &id).await?.map(Json).ok_or_else(|| ApiError::not_found("visit"))
 }
 
-pub async fn visits_of_consultation(state: &AppState, consultation_id: &str) -> ApiResult<Vec<Visit>> {
-    visits_where(
-        state,
-        "p.consultation_id = $1 OR p.referral_id IN (SELECT id FROM referrals WHERE consultation_id = $1)",
-        consultation_id,
-    )
-    .await
+pub async fn visits_of_consultation(db: &Db, consultation_id: &str) -> ApiResult<Vec<Visit>> {
+    record_store::visits_of_consultation(db, consultation_id).await
 }
 
 #[cfg(test)]

@@ -8,8 +8,14 @@ pub mod followup;
 pub mod notes;
 pub mod opinions;
 pub mod referrals;
+pub mod store;
 
 pub fn routes() -> crate::api::Routes {
+    consultation_routes().merge(referral_routes()).merge(follow_up_routes())
+}
+
+/// Opinions, notes and the whole record of one consultation.
+fn consultation_routes() -> crate::api::Routes {
     crate::api::Routes::new("record")
         .put("/api/v1/consultations/{id}/opinion", "Save the expert's draft opinion", opinions::save_draft)
         .body::<opinions::DraftBody>()
@@ -47,6 +53,10 @@ pub fn routes() -> crate::api::Routes {
         .json::<export::Record>(200)
         .get("/api/v1/consultations/{id}/record.html", "The record as a printable page", export::record_html)
         .answers(200, Some("text/html"), "the record as a printable page")
+}
+
+fn referral_routes() -> crate::api::Routes {
+    crate::api::Routes::new("record")
         .post("/api/v1/referrals", "Refer a patient up to a hospital or down to a community centre", referrals::create)
         .body::<referrals::NewReferral>()
         .json::<referrals::Referral>(201)
@@ -88,6 +98,11 @@ pub fn routes() -> crate::api::Routes {
         .body::<referrals::ActionBody>()
         .json::<referrals::ReferralDetail>(200)
         .errors(&[409])
+}
+
+/// Follow-up plans and visits, and the coordinators' figures.
+fn follow_up_routes() -> crate::api::Routes {
+    crate::api::Routes::new("record")
         .post("/api/v1/follow-up-plans", "Create a follow-up plan and its visits", followup::post_plan)
         .body::<followup::NewPlan>()
         .json::<serde_json::Value>(201)

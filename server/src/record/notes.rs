@@ -6,32 +6,31 @@ use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::consultations::state::Reason;
 use crate::consultations::store;
-use crate::db::{new_id, now_ts, Id};
+use crate::db::{new_id, now_ts, Db, Id};
+use crate::domain::record::{NoteKind, NoteStatus};
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+
+use super::store as record_store;
 
 #[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Note {
     pub id: String,
     pub author_id: String,
     pub author_name: String,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: NoteKind,
     pub body: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: NoteStatus,
     pub withdrawn_reason: String,
     pub created_at: String,
 }
 
-pub async fn notes_of(state: &AppState, consultation_id: &str) -> ApiResult<Vec<Note>> {
-    Ok(sqlx::query_as(
-        "SELECT n.id, n.author_id, u.display_name AS author_name, n.kind, n.body, n.status, n.withdrawn_reason, n.created_at
-         FROM consultation_notes n JOIN users u ON u.id = n.author_id WHERE n.consultation_id = $1 ORDER BY n.created_at, n.id",
-    )
-    .bind(consultation_id)
-    .fetch_all(&state.db.pool)
-    .await?)
+pub async fn notes_of(db: &Db, consultation_id: &str) -> ApiResult<Vec<Note>> {
+    record_store::notes_of(db, consultation_id).await
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -43,8 +42,8 @@ pub struct NoteBody {
     pub body: String,
 }
 
-async fn require_clinician(state: &AppState, user: &AuthUser, consultation_id: &str) -> ApiResult<()> {
-    match store::participant_role(&state.db, consultation_id, &user.id).await?.as_deref() {
+async fn require_clinician(db: &Db, user: &AuthUser, consultation_id: &str) -> ApiResult<()> {
+    match store::participant_role(db, consultation_id, &user.id).await?.as_deref() {
         Some("requester" | "expert") => Ok(()),
         _ => Err(ApiError::forbidden("the consultation's doctors write its notes")),
     }
@@ -57,31 +56,21 @@ pub async fn add(
     Json(b): Json<NoteBody>,
 ) -> ApiResult<(StatusCode, Json<Note>)> {
     let c = store::load_for(&state.db, &user, &id, "write_note").await?;
-    require_clinician(&state, &user, &id).await?;
-    let kind = b.kind.unwrap_or_else(|| "note".into());
-    if !matches!(kind.as_str(), "case_summary" | "note") {
-        return Err(ApiError::validation("kind", "case_summary or note"));
-    }
+    require_clinician(&state.db, &user, &id).await?;
+    let kind = match b.kind.as_deref() {
+        None => NoteKind::Note,
+        Some(k) => k.parse().map_err(|_| ApiError::validation("kind", "case_summary or note"))?,
+    };
     let body = b.body.trim();
     if body.is_empty() || body.chars().count() > 20_000 {
         return Err(ApiError::validation("body", "1 to 20,000 characters"));
     }
     let note_id = new_id();
     let mut tx = crate::audit::begin(&state.db).await?;
-    sqlx::query(
-        "INSERT INTO consultation_notes (id, consultation_id, author_id, kind, body, status, created_at) VALUES ($1, $2, $3, $4, $5, 'current', $6)",
-    )
-    .bind(&note_id)
-    .bind(&id)
-    .bind(&user.id)
-    .bind(&kind)
-    .bind(body)
-    .bind(now_ts())
-    .execute(&mut *tx)
-    .await?;
+    record_store::insert_note(&mut tx, &note_id, &id, &user.id, kind, body, &now_ts()).await?;
     tx.audit(crate::audit::event(&user, "write_note", "note", &note_id).patient(&c.patient_id)).await?;
     tx.commit().await?;
-    let note = notes_of(&state, &id)
+    let note = notes_of(&state.db, &id)
         .await?
         .into_iter()
         .find(|n| n.id == note_id)
@@ -104,18 +93,8 @@ pub async fn withdraw(
     let reason = Reason::parse(&b.reason).map_err(|e| ApiError::validation("reason", e.to_string()))?;
     let c = store::load_for(&state.db, &user, &id, "withdraw_note").await?;
     let mut tx = crate::audit::begin(&state.db).await?;
-    let done = sqlx::query(
-        "UPDATE consultation_notes SET status = 'entered_in_error', withdrawn_reason = $1
-         WHERE id = $2 AND consultation_id = $3 AND author_id = $4 AND status = 'current'",
-    )
-    .bind(reason.as_str())
-    .bind(&note)
-    .bind(&id)
-    .bind(&user.id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if done == 0 {
+    let done = record_store::withdraw_note(&mut tx, &note, &id, &user.id, reason.as_str()).await?;
+    if !done {
         return Err(ApiError::not_found("note"));
     }
     tx.audit(
@@ -123,5 +102,5 @@ pub async fn withdraw(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(notes_of(&state, &id).await?))
+    Ok(Json(notes_of(&state.db, &id).await?))
 }

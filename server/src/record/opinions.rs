@@ -8,13 +8,16 @@ use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::consultations::state::{Action, Mode, State as CState};
 use crate::consultations::store::{self, ConsultationCore};
-use crate::db::{new_id, now_ts, Id};
+use crate::db::{new_id, now_ts, Db, Id};
+use crate::domain::record::{OpinionKind, OpinionStatus};
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::{self, Notice};
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+
+use super::store as record_store;
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -39,10 +42,12 @@ pub struct Opinion {
     pub id: String,
     pub consultation_id: String,
     pub author_id: String,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: OpinionKind,
     pub version: i64,
     pub supersedes: Option<String>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: OpinionStatus,
     pub findings: String,
     pub impression: String,
     pub recommendations: String,
@@ -58,17 +63,13 @@ pub struct Opinion {
     pub updated_at: String,
 }
 
-const OPINION_SELECT: &str = "SELECT id, consultation_id, author_id, kind, version, supersedes, status, findings, impression,
-    recommendations, referral_advice, follow_up_advice, patient_summary, amendment_reason, signer_name, signer_title, signed_at, content_sha256,
-    created_at, updated_at FROM opinions";
-
 /// The SHA-256 (hex) of an opinion's canonical form: a JSON object with sorted keys holding
 /// everything the signature vouches for.
 pub fn canonical_sha256(o: &Opinion) -> String {
     let mut m = BTreeMap::new();
     m.insert("consultation_id", o.consultation_id.clone());
     m.insert("author_id", o.author_id.clone());
-    m.insert("kind", o.kind.clone());
+    m.insert("kind", o.kind.as_str().to_string());
     m.insert("version", o.version.to_string());
     m.insert("supersedes", o.supersedes.clone().unwrap_or_default());
     m.insert("findings", o.findings.clone());
@@ -105,28 +106,16 @@ fn validate(c: &OpinionContent) -> ApiResult<()> {
 }
 
 /// An expert of the consultation who has accepted it may write its opinion.
-async fn require_expert(state: &AppState, user: &AuthUser, c: &ConsultationCore) -> ApiResult<()> {
-    let status: Option<(String,)> = sqlx::query_as(
-        "SELECT status FROM consultation_participants WHERE consultation_id = $1 AND user_id = $2 AND role = 'expert'",
-    )
-    .bind(&c.id)
-    .bind(&user.id)
-    .fetch_optional(&state.db.pool)
-    .await?;
-    match status.as_ref().map(|s| s.0.as_str()) {
+async fn require_expert(db: &Db, user: &AuthUser, c: &ConsultationCore) -> ApiResult<()> {
+    match record_store::expert_participation(db, &c.id, &user.id).await?.as_deref() {
         Some("accepted" | "active") => Ok(()),
         _ => Err(ApiError::forbidden("only an expert who accepted the consultation writes its opinion")),
     }
 }
 
-pub async fn opinions_of(state: &AppState, consultation_id: &str, viewer: &AuthUser) -> ApiResult<Vec<Opinion>> {
-    let rows: Vec<Opinion> =
-        sqlx::query_as(&format!("{OPINION_SELECT} WHERE consultation_id = $1 AND (status <> 'draft' OR author_id = $2) ORDER BY kind, author_id, version"))
-            .bind(consultation_id)
-            .bind(&viewer.id)
-            .fetch_all(&state.db.pool)
-            .await?;
-    Ok(rows)
+/// Every opinion version of a consultation (drafts only to their author).
+pub async fn opinions_of(db: &Db, consultation_id: &str, viewer: &AuthUser) -> ApiResult<Vec<Opinion>> {
+    record_store::opinions_of(db, consultation_id, &viewer.id).await
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -139,25 +128,6 @@ pub struct DraftBody {
     pub joint: bool,
 }
 
-fn kind_of(joint: bool) -> &'static str {
-    if joint {
-        "joint"
-    } else {
-        "individual"
-    }
-}
-
-async fn latest(state: &AppState, consultation: &str, author: &str, kind: &str) -> ApiResult<Option<Opinion>> {
-    Ok(sqlx::query_as(&format!(
-        "{OPINION_SELECT} WHERE consultation_id = $1 AND author_id = $2 AND kind = $3 ORDER BY version DESC LIMIT 1"
-    ))
-    .bind(consultation)
-    .bind(author)
-    .bind(kind)
-    .fetch_optional(&state.db.pool)
-    .await?)
-}
-
 pub async fn save_draft(
     State(state): State<AppState>,
     user: AuthUser,
@@ -165,31 +135,17 @@ pub async fn save_draft(
     Json(b): Json<DraftBody>,
 ) -> ApiResult<Json<Opinion>> {
     let c = store::load_for(&state.db, &user, &id, "write_opinion").await?;
-    require_expert(&state, &user, &c).await?;
+    require_expert(&state.db, &user, &c).await?;
     validate(&b.content)?;
     if b.joint && c.mode != Mode::Mdt.as_str() {
         return Err(ApiError::validation("joint", "only MDT consultations have a joint conclusion"));
     }
-    let kind = kind_of(b.joint);
+    let kind = OpinionKind::of(b.joint);
     let now = now_ts();
     let mut tx = crate::audit::begin(&state.db).await?;
-    match latest(&state, &id, &user.id, kind).await? {
-        Some(o) if o.status == "draft" => {
-            sqlx::query(
-                "UPDATE opinions SET findings = $1, impression = $2, recommendations = $3, referral_advice = $4, follow_up_advice = $5, updated_at = $6,
-                    patient_summary = $8
-                 WHERE id = $7 AND status = 'draft'",
-            )
-            .bind(&b.content.findings)
-            .bind(&b.content.impression)
-            .bind(&b.content.recommendations)
-            .bind(&b.content.referral_advice)
-            .bind(&b.content.follow_up_advice)
-            .bind(&now)
-            .bind(&o.id)
-            .bind(&b.content.patient_summary)
-            .execute(&mut *tx)
-            .await?;
+    match record_store::latest_opinion(&state.db, &id, &user.id, kind).await? {
+        Some(o) if o.status == OpinionStatus::Draft => {
+            record_store::update_draft(&mut tx, &o.id, &b.content, &now).await?;
         }
         Some(_) => {
             return Err(ApiError::conflict(
@@ -197,40 +153,18 @@ pub async fn save_draft(
                 "the opinion is signed and can no longer be edited; amend it instead",
             ));
         }
-        None => {
-            sqlx::query(
-                "INSERT INTO opinions (id, consultation_id, author_id, kind, version, status, findings, impression, recommendations,
-                    referral_advice, follow_up_advice, created_at, updated_at, patient_summary)
-                 VALUES ($1, $2, $3, $4, 1, 'draft', $5, $6, $7, $8, $9, $10, $10, $11)",
-            )
-            .bind(new_id())
-            .bind(&id)
-            .bind(&user.id)
-            .bind(kind)
-            .bind(&b.content.findings)
-            .bind(&b.content.impression)
-            .bind(&b.content.recommendations)
-            .bind(&b.content.referral_advice)
-            .bind(&b.content.follow_up_advice)
-            .bind(&now)
-            .bind(&b.content.patient_summary)
-            .execute(&mut *tx)
-            .await?;
-        }
+        None => record_store::insert_draft(&mut tx, &id, &user.id, kind, &b.content, &now).await?,
     }
     tx.audit(crate::audit::event(&user, "write_opinion", "opinion", &id).patient(&c.patient_id)).await?;
     tx.commit().await?;
-    latest(&state, &id, &user.id, kind).await?.map(Json).ok_or_else(|| ApiError::internal("saved opinion vanished"))
+    record_store::latest_opinion(&state.db, &id, &user.id, kind)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::internal("saved opinion vanished"))
 }
 
-async fn signer(state: &AppState, user: &AuthUser) -> ApiResult<(String, String)> {
-    let row: Option<(String, String)> = sqlx::query_as(
-        "SELECT u.display_name, e.title FROM users u JOIN expert_profiles e ON e.user_id = u.id WHERE u.id = $1",
-    )
-    .bind(&user.id)
-    .fetch_optional(&state.db.pool)
-    .await?;
-    row.ok_or_else(|| ApiError::forbidden("no expert profile"))
+async fn signer(db: &Db, user: &AuthUser) -> ApiResult<(String, String)> {
+    record_store::signer(db, &user.id).await?.ok_or_else(|| ApiError::forbidden("no expert profile"))
 }
 
 /// Freezes `o` (already carrying its content, version and supersedes) as signed, inside the
@@ -245,56 +179,18 @@ async fn freeze(
     insert: bool,
 ) -> ApiResult<Opinion> {
     let now = now_ts();
-    o.status = "signed".into();
+    o.status = OpinionStatus::Signed;
     o.signer_name = name;
     o.signer_title = title;
     o.signed_at = Some(now.clone());
     o.content_sha256 = canonical_sha256(&o);
     if insert {
-        sqlx::query(
-            "INSERT INTO opinions (id, consultation_id, author_id, kind, version, supersedes, status, findings, impression, recommendations,
-                referral_advice, follow_up_advice, amendment_reason, signer_name, signer_title, signed_at, content_sha256, created_at, updated_at,
-                patient_summary)
-             VALUES ($1, $2, $3, $4, $5, $6, 'signed', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $15, $15, $17)",
-        )
-        .bind(&o.id)
-        .bind(&o.consultation_id)
-        .bind(&o.author_id)
-        .bind(&o.kind)
-        .bind(o.version)
-        .bind(&o.supersedes)
-        .bind(&o.findings)
-        .bind(&o.impression)
-        .bind(&o.recommendations)
-        .bind(&o.referral_advice)
-        .bind(&o.follow_up_advice)
-        .bind(&o.amendment_reason)
-        .bind(&o.signer_name)
-        .bind(&o.signer_title)
-        .bind(&now)
-        .bind(&o.content_sha256)
-        .bind(&o.patient_summary)
-        .execute(&mut *conn)
-        .await?;
-    } else {
-        let done = sqlx::query(
-            "UPDATE opinions SET status = 'signed', signer_name = $1, signer_title = $2, signed_at = $3, content_sha256 = $4, updated_at = $3
-             WHERE id = $5 AND status = 'draft'",
-        )
-        .bind(&o.signer_name)
-        .bind(&o.signer_title)
-        .bind(&now)
-        .bind(&o.content_sha256)
-        .bind(&o.id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if done == 0 {
-            return Err(ApiError::conflict("already_signed", "the opinion is already signed"));
-        }
+        record_store::insert_signed(&mut *conn, &o).await?;
+    } else if !record_store::sign_draft(&mut *conn, &o).await? {
+        return Err(ApiError::conflict("already_signed", "the opinion is already signed"));
     }
     // Who completes the consultation: the single expert's opinion, or an MDT's joint conclusion.
-    let completes = if c.mode == Mode::Mdt.as_str() { o.kind == "joint" } else { true };
+    let completes = if c.mode == Mode::Mdt.as_str() { o.kind == OpinionKind::Joint } else { true };
     let from = store::lock(&mut *conn, &c.id).await?;
     // Signing during a live call does not end it: the consultation completes when the call
     // is ended for everyone (see scheduling::visit).
@@ -309,19 +205,14 @@ async fn notify_signed(
     state: &AppState,
     user: &AuthUser,
     c: &ConsultationCore,
-    title: &str,
+    text: notifications::Text,
     body: String,
 ) -> ApiResult<()> {
     let mut conn = state.db.pool.acquire().await?;
     let recipients: Vec<String> =
         store::participant_ids(&mut conn, &c.id).await?.into_iter().filter(|u| *u != user.id).collect();
     drop(conn);
-    notifications::notify(
-        state,
-        &recipients,
-        Notice { kind: "opinion_signed", title: title.into(), body, consultation_id: Some(&c.id) },
-    )
-    .await
+    notifications::notify(state, &recipients, Notice::new("opinion_signed", text, body, Some(&c.id))).await
 }
 
 #[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
@@ -338,17 +229,17 @@ pub async fn sign(
     Json(b): Json<SignBody>,
 ) -> ApiResult<Json<Opinion>> {
     let c = store::load_for(&state.db, &user, &id, "sign_opinion").await?;
-    require_expert(&state, &user, &c).await?;
-    let kind = kind_of(b.joint);
-    let o = match latest(&state, &id, &user.id, kind).await? {
-        Some(o) if o.status == "draft" => o,
+    require_expert(&state.db, &user, &c).await?;
+    let kind = OpinionKind::of(b.joint);
+    let o = match record_store::latest_opinion(&state.db, &id, &user.id, kind).await? {
+        Some(o) if o.status == OpinionStatus::Draft => o,
         Some(_) => return Err(ApiError::conflict("already_signed", "the opinion is already signed; amend it instead")),
         None => return Err(ApiError::conflict("no_draft", "save a draft opinion before signing it")),
     };
     if o.impression.trim().is_empty() {
         return Err(ApiError::validation("impression", "an opinion is signed with an impression"));
     }
-    let who = signer(&state, &user).await?;
+    let who = signer(&state.db, &user).await?;
     let mut tx = state.db.begin_write().await?;
     store::lock(&mut tx, &c.id).await?;
     let signed = freeze(&mut tx, who, &user, &c, o, false).await?;
@@ -357,7 +248,7 @@ pub async fn sign(
         .record_with(&mut *tx)
         .await?;
     tx.commit().await?;
-    notify_signed(&state, &user, &c, "会诊意见已签署 Opinion signed", signed.impression.clone()).await?;
+    notify_signed(&state, &user, &c, notifications::Text::new("opinion_signed"), signed.impression.clone()).await?;
     Ok(Json(signed))
 }
 
@@ -378,32 +269,26 @@ pub async fn amend(
     Json(b): Json<AmendBody>,
 ) -> ApiResult<Json<Opinion>> {
     let c = store::load_for(&state.db, &user, &id, "amend_opinion").await?;
-    require_expert(&state, &user, &c).await?;
+    require_expert(&state.db, &user, &c).await?;
     validate(&b.content)?;
     let reason = crate::consultations::state::Reason::parse(&b.reason)
         .map_err(|e| ApiError::validation("reason", e.to_string()))?;
-    let kind = kind_of(b.joint);
-    let Some(prev) = latest(&state, &id, &user.id, kind).await?.filter(|o| o.status == "signed") else {
+    let kind = OpinionKind::of(b.joint);
+    let latest = record_store::latest_opinion(&state.db, &id, &user.id, kind).await?;
+    let Some(prev) = latest.filter(|o| o.status == OpinionStatus::Signed) else {
         return Err(ApiError::conflict("not_signed", "only a signed opinion is amended; edit the draft instead"));
     };
-    let who = signer(&state, &user).await?;
+    let who = signer(&state.db, &user).await?;
     let mut tx = state.db.begin_write().await?;
     store::lock(&mut tx, &c.id).await?;
-    let superseded =
-        sqlx::query("UPDATE opinions SET status = 'superseded', updated_at = $1 WHERE id = $2 AND status = 'signed'")
-            .bind(now_ts())
-            .bind(&prev.id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-    if superseded == 0 {
+    if !record_store::supersede(&mut tx, &prev.id, &now_ts()).await? {
         return Err(ApiError::conflict("already_amended", "the opinion was amended meanwhile"));
     }
     let next = Opinion {
         id: new_id(),
         version: prev.version + 1,
         supersedes: Some(prev.id.clone()),
-        status: "draft".into(),
+        status: OpinionStatus::Draft,
         findings: b.content.findings,
         impression: b.content.impression,
         recommendations: b.content.recommendations,
@@ -421,7 +306,7 @@ pub async fn amend(
         .record_with(&mut *tx)
         .await?;
     tx.commit().await?;
-    notify_signed(&state, &user, &c, "会诊意见已更正 Opinion amended", reason.to_string()).await?;
+    notify_signed(&state, &user, &c, notifications::Text::new("opinion_amended"), reason.to_string()).await?;
     Ok(Json(signed))
 }
 
@@ -431,7 +316,7 @@ pub async fn list(
     Path(Id(id)): Path<Id>,
 ) -> ApiResult<Json<crate::api::Page<Opinion>>> {
     store::load_for(&state.db, &user, &id, "read_opinions").await?;
-    Ok(Json(crate::api::Page { items: opinions_of(&state, &id, &user).await?, next: None }))
+    Ok(Json(crate::api::Page { items: opinions_of(&state.db, &id, &user).await?, next: None }))
 }
 
 #[cfg(test)]
@@ -443,10 +328,10 @@ mod tests {
             id: "o1".into(),
             consultation_id: "c1".into(),
             author_id: "u1".into(),
-            kind: "individual".into(),
+            kind: OpinionKind::Individual,
             version: 1,
             supersedes: None,
-            status: "signed".into(),
+            status: OpinionStatus::Signed,
             findings: "窦性心律".into(),
             impression: "未见急性缺血".into(),
             recommendations: String::new(),
@@ -470,7 +355,7 @@ mod tests {
         assert_eq!(h.len(), 64);
         assert_eq!(
             h,
-            canonical_sha256(&Opinion { updated_at: "later".into(), status: "superseded".into(), ..a.clone() })
+            canonical_sha256(&Opinion { updated_at: "later".into(), status: OpinionStatus::Superseded, ..a.clone() })
         );
         assert_ne!(h, canonical_sha256(&Opinion { impression: "急性缺血".into(), ..a.clone() }));
         assert_ne!(h, canonical_sha256(&Opinion { version: 2, ..a.clone() }));

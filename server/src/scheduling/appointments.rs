@@ -16,7 +16,7 @@ use crate::consultations::state::{Action, Reason, State as CState};
 use crate::consultations::store as cstore;
 use crate::db::{new_id, now_ts, parse_ts, ts, Id};
 use crate::error::{ApiError, ApiResult};
-use crate::notifications::{self, Notice};
+use crate::notifications::{self, Notice, Text};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
@@ -224,14 +224,14 @@ pub async fn book_slot(
     let recipients: Vec<String> =
         cstore::participant_ids(&mut tx, &consultation.id).await?.into_iter().filter(|u| *u != actor.id).collect();
     let (kind, title) = if replacing.is_some() {
-        ("rescheduled", "预约已改期 Appointment rescheduled")
+        ("rescheduled", Text::new("appointment_rescheduled"))
     } else {
-        ("booked", "已预约会诊 Appointment booked")
+        ("booked", Text::new("appointment_booked"))
     };
     let stored = notifications::store(
         &mut tx,
         &recipients,
-        &Notice { kind, title: title.into(), body: local(slot.start, tz), consultation_id: Some(&consultation.id) },
+        &Notice::new(kind, title, local(slot.start, tz), Some(&consultation.id)),
     )
     .await?;
     tx.commit().await?;
@@ -337,12 +337,7 @@ async fn cancel(
     let stored = notifications::store(
         &mut tx,
         &recipients,
-        &Notice {
-            kind: "cancelled",
-            title: "预约已取消 Appointment cancelled".into(),
-            body: reason.to_string(),
-            consultation_id: Some(&c.id),
-        },
+        &Notice::new("cancelled", Text::new("appointment_cancelled"), reason.to_string(), Some(&c.id)),
     )
     .await?;
     tx.commit().await?;
@@ -514,17 +509,10 @@ pub async fn send_due_reminders(state: &AppState, now: DateTime<Utc>) -> ApiResu
                 Err(e) => return Err(e.into()),
             }
             let users = cstore::participant_ids(&mut tx, &consultation).await?;
-            let title = if kind == "24h" {
-                "明天有会诊 Consultation tomorrow"
-            } else {
-                "会诊 15 分钟后开始 Consultation in 15 minutes"
-            };
-            let stored = notifications::store(
-                &mut tx,
-                &users,
-                &Notice { kind: "reminder", title: title.into(), body: start, consultation_id: Some(&consultation) },
-            )
-            .await?;
+            let title = Text::new(if kind == "24h" { "reminder_24h" } else { "reminder_15m" });
+            let stored =
+                notifications::store(&mut tx, &users, &Notice::new("reminder", title, start, Some(&consultation)))
+                    .await?;
             tx.commit().await?;
             notifications::publish(state, &stored);
             sent += 1;

@@ -265,10 +265,27 @@ struct Slot {
 
 /// A database write the recorder carries out.
 enum Record {
-    Timeline { room: String, entry: TimelineEntry },
-    Chat { room: String, id: String, participant: String, actor: AuthUser, text: String, at: DateTime<Utc> },
-    Start { room: String },
-    End { room: String, by_user: String },
+    Timeline {
+        room: String,
+        entry: TimelineEntry,
+    },
+    Chat {
+        room: String,
+        id: String,
+        participant: String,
+        actor: AuthUser,
+        text: String,
+        at: DateTime<Utc>,
+    },
+    Start {
+        room: String,
+    },
+    End {
+        room: String,
+        by_user: String,
+    },
+    /// Answered once everything queued before it is written (see [`RoomHub::shutdown`]).
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// The rooms of this instance.
@@ -419,6 +436,30 @@ impl RoomHub {
     pub fn detach(&self, room: &str, conn: ConnId) {
         self.stats.connections.fetch_sub(1, Ordering::Relaxed);
         self.publish(room, None, RoomEvent::Disconnected { conn });
+    }
+
+    /// The instance is stopping (graceful shutdown, after the listener stopped accepting):
+    /// every local connection is closed with 1001 (going away), so its client reconnects at
+    /// once (with backoff) to whichever instance answers, and the recorder's queue is written
+    /// out, so that no admission, chat line or timeline entry of the rooms is lost: a patient
+    /// admitted before the restart is admitted again when it rejoins (`Ticket::admitted`).
+    pub async fn shutdown(&self) {
+        let slots: Vec<Arc<Mutex<Slot>>> = self.rooms().values().cloned().collect();
+        for slot in slots {
+            let s = slot.lock().unwrap_or_else(|e| e.into_inner());
+            for c in s.conns.values() {
+                c.outbox.push(Outbound::Close(close::GOING_AWAY, "the server is restarting"));
+            }
+        }
+        // The connections record their departure as they close; wait for them (bounded).
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while self.stats.connections.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.recorder.send(Record::Flush(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
+        }
     }
 
     /// Rooms with at least one lost socket, for the sweeper.
@@ -689,16 +730,31 @@ fn serialize(msg: &ServerMessage) -> Utf8Bytes {
 /// in batches, in the order they happened.
 async fn record(db: Db, mut rx: mpsc::Receiver<Record>) {
     let mut batch = Vec::with_capacity(256);
+    let mut flushed = Vec::new();
+    let mut records = Vec::with_capacity(256);
     while rx.recv_many(&mut batch, 256).await > 0 {
-        if let Err(e) = write_batch(&db, &mut batch).await {
-            tracing::error!(error = %e, "signaling records could not be written");
+        for r in batch.drain(..) {
+            match r {
+                Record::Flush(done) => flushed.push(done),
+                r => records.push(r),
+            }
         }
-        batch.clear();
+        if !records.is_empty() {
+            if let Err(e) = write_batch(&db, &mut records).await {
+                tracing::error!(error = %e, "signaling records could not be written");
+            }
+        }
+        records.clear();
+        for done in flushed.drain(..) {
+            let _ = done.send(());
+        }
     }
 }
 
 async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::error::ApiError> {
-    let mut tx = db.pool.begin().await?;
+    // The writer turn like every other write transaction (nothing below takes it again
+    // before the commit releases it).
+    let mut tx = db.begin_write().await?;
     let mut starts = Vec::new();
     let mut ends = Vec::new();
     let mut audits = Vec::new();
@@ -723,6 +779,9 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
             }
             Record::Start { room } => starts.push(room),
             Record::End { room, by_user } => ends.push((room, by_user)),
+            Record::Flush(done) => {
+                let _ = done.send(());
+            }
         }
     }
     // The timeline in multi-row statements (in the order the entries happened).

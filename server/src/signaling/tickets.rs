@@ -6,7 +6,12 @@
 //! batches when joins arrive together ([`TicketDesk`]).
 //!
 //! Resume tokens are made the same way (`<consultation id>.<secret>`) but live only in the
-//! room, which keeps their hash.
+//! room, which keeps their hash: after a restart of the instance they are unknown, and the
+//! client joins again with a fresh ticket. What must survive that is the participant's
+//! admission, and it does: redeeming a ticket reads from the room's timeline (`room_events`)
+//! whether its holder was admitted by a doctor and not removed since, so an admitted patient
+//! comes back into the room without being admitted again and a waiting one comes back to the
+//! lobby ([`Ticket::admitted`]).
 
 use crate::db::batch::{self, Batcher};
 use crate::db::{ts, Db};
@@ -53,7 +58,21 @@ pub struct Ticket {
     pub user_id: String,
     pub display_name: String,
     pub room_role: String,
+    /// A patient admitted by a doctor earlier in this consultation's room and not removed
+    /// since (nor the call ended): enters the room again without waiting in the lobby, even
+    /// when the room itself was lost (a restart of the instance that held it).
+    pub admitted: bool,
 }
+
+/// The timeline says the holder of a ticket is admitted: the latest of its `admitted`,
+/// `removed` and `left` (call ended) entries in the consultation's room is an admission.
+/// Only patients are looked up (doctors enter directly). Written by the room's recorder.
+const ADMITTED: &str = "CASE WHEN t.room_role = 'patient' THEN
+     (SELECT e.kind FROM room_events e
+       WHERE e.consultation_id = t.consultation_id AND e.user_id = t.user_id
+         AND (e.kind IN ('admitted', 'removed') OR (e.kind = 'left' AND e.detail = 'ended'))
+       ORDER BY e.at DESC, e.id DESC LIMIT 1)
+   END";
 
 /// What presenting a ticket came to.
 #[derive(Debug, Clone)]
@@ -190,20 +209,27 @@ async fn use_up(db: &Db, hashes: &[String], now: DateTime<Utc>) -> ApiResult<Vec
     let mut admitted: HashMap<String, Redeemed> = HashMap::new();
     if !used.is_empty() {
         let select = format!(
-            "SELECT t.token_hash, t.consultation_id, t.user_id, u.display_name, t.room_role, p.role
+            "SELECT t.token_hash, t.consultation_id, t.user_id, u.display_name, t.room_role, p.role, {ADMITTED}
                FROM signaling_tickets t JOIN users u ON u.id = t.user_id AND u.active = 1
                LEFT JOIN consultation_participants p
                  ON p.consultation_id = t.consultation_id AND p.user_id = t.user_id AND p.status <> 'declined'
               WHERE t.token_hash IN ({})",
             batch::list(used.len(), 1)
         );
-        let mut q = sqlx::query_as::<_, (String, String, String, String, String, Option<String>)>(&select);
+        type Row = (String, String, String, String, String, Option<String>, Option<String>);
+        let mut q = sqlx::query_as::<_, Row>(&select);
         for (h,) in &used {
             q = q.bind(h);
         }
-        for (h, consultation_id, user_id, display_name, room_role, participant) in q.fetch_all(&db.pool).await? {
+        for (h, consultation_id, user_id, display_name, room_role, participant, last) in q.fetch_all(&db.pool).await? {
             let r = match participant {
-                Some(_) => Redeemed::Admitted(Ticket { consultation_id, user_id, display_name, room_role }),
+                Some(_) => Redeemed::Admitted(Ticket {
+                    consultation_id,
+                    user_id,
+                    display_name,
+                    room_role,
+                    admitted: last.as_deref() == Some("admitted"),
+                }),
                 None => Redeemed::NotParticipant,
             };
             admitted.insert(h, r);

@@ -179,7 +179,9 @@ async fn serve(state: AppState, socket: WebSocket, admission: Admission, addr: S
                 user_id: t.user_id,
                 name: t.display_name,
                 role,
-                may_enter: role.is_doctor(),
+                // Doctors enter directly; a patient admitted before (this room's timeline says so,
+                // see `Ticket::admitted`) too, even if the room was lost to a restart meanwhile.
+                may_enter: role.is_doctor() || t.admitted,
                 resume_hash: String::new(),
             };
             hub.join(&t.consultation_id, joiner, outbox.clone(), &addr);

@@ -14,7 +14,7 @@ use crate::audit;
 use crate::auth::{AuthUser, Role};
 use crate::db::{new_id, parse_ts, ts, Id};
 use crate::error::{ApiError, ApiResult};
-use crate::notifications::{Notice, Notification};
+use crate::notifications::{Notice, Notification, Text};
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -199,7 +199,6 @@ pub async fn notify_patient(
     let Some(user) = &patient.user_id else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for o in opened {
-        let (title, body) = plain_words(o.reason, &o.detail);
         let kind = match o.reason {
             Reason::BloodPressureMissing | Reason::GlucoseMissing => "reading_due",
             _ => "reading_out_of_target",
@@ -208,7 +207,12 @@ pub async fn notify_patient(
             crate::notifications::store(
                 conn,
                 std::slice::from_ref(user),
-                &Notice { kind, title, body, consultation_id: None },
+                &Notice::new(
+                    kind,
+                    Text::new(&format!("reading_{}", o.reason.as_str())).with("detail", &o.detail),
+                    "",
+                    None,
+                ),
             )
             .await?,
         );

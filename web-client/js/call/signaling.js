@@ -1,6 +1,11 @@
 // The signaling connection: POST join for a ticket, open the WebSocket, and resume with the
-// resume token when the socket drops (see docs/signaling.md).
+// resume token when the socket drops (see docs/signaling.md). Attempts after a drop are spaced
+// by exponential backoff with full jitter (./backoff.js); when the server no longer knows the
+// resume token (4004: it restarted, or the seat expired) the client joins again at once, and
+// the server puts it back where it was (an admitted patient in the room, a waiting one in the
+// lobby).
 import { post } from '../api.js';
+import { Backoff } from './backoff.js';
 
 /** Close codes after which resuming is pointless (4020: a doctor ended the call for everyone). */
 const FINAL = new Set([1000, 4003, 4010, 4011, 4013, 4020]);
@@ -17,6 +22,7 @@ export class Signaling extends EventTarget {
     /** @type {RTCIceServer[]} */
     this.iceServers = [];
     this.closed = false;
+    this.backoff = new Backoff();
   }
 
   /** Asks for a ticket and connects. @returns {Promise<any>} the join answer */
@@ -33,7 +39,10 @@ export class Signaling extends EventTarget {
     this.ws = ws;
     ws.onmessage = (e) => {
       const msg = JSON.parse(e.data);
-      if (msg.type === 'joined' || msg.type === 'resumed') this.resumeToken = msg.resume_token;
+      if (msg.type === 'joined' || msg.type === 'resumed') {
+        this.resumeToken = msg.resume_token;
+        this.backoff.reset();
+      }
       // A resume, and every half of a TURN credential's lifetime an `ice-servers` message,
       // bring ICE servers with TURN credentials minted afresh: the join's may have expired by
       // now in a long call.
@@ -46,7 +55,8 @@ export class Signaling extends EventTarget {
       if (FINAL.has(e.code)) {
         this.dispatchEvent(new CustomEvent('ended', { detail: e.code }));
       } else {
-        setTimeout(() => this.reconnect(e.code), 1000);
+        // The server answered that it does not know the resume token: it is up, join now.
+        setTimeout(() => this.reconnect(e.code), e.code === 4004 ? 0 : this.backoff.next());
       }
     };
   }
@@ -62,7 +72,8 @@ export class Signaling extends EventTarget {
         await this.join();
       }
     } catch {
-      setTimeout(() => this.reconnect(4004), 3000);
+      // The join failed (server down or overloaded): try again later, joining.
+      setTimeout(() => this.reconnect(4004), this.backoff.next());
     }
   }
 

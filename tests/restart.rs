@@ -1,0 +1,311 @@
+//! A server restart in the middle of calls, with the real server process (the `teleconsult`
+//! binary), on SQLite and PostgreSQL: stopped gracefully (SIGTERM) and killed (SIGKILL), then
+//! started again on the same port and data. The rooms were in memory, so the resume tokens
+//! are gone (`4004`) and the participants join again, as the web client does; what must not be
+//! lost is where they were: a patient whom a doctor had admitted is back in the room without
+//! being admitted again, and a patient who was waiting is back in the lobby.
+
+mod common;
+mod rtc;
+
+use common::{services_required, PgDatabase};
+use rtc::Signaler;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Option<Child>,
+    port: u16,
+    data_dir: PathBuf,
+    database_url: String,
+    base: String,
+}
+
+impl Server {
+    async fn start(data_dir: PathBuf, database_url: String) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut s = Server { child: None, port, base: format!("http://127.0.0.1:{port}"), data_dir, database_url };
+        s.spawn().await;
+        s
+    }
+
+    async fn spawn(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_teleconsult"))
+            .arg("--demo")
+            .env("TELECONSULT_BIND", format!("127.0.0.1:{}", self.port))
+            .env("TELECONSULT_DATA_DIR", &self.data_dir)
+            .env("TELECONSULT_DATABASE_URL", &self.database_url)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the server binary starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let http = reqwest::Client::new();
+        loop {
+            if let Ok(r) = http.get(format!("{}/readyz", self.base)).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "the server did not become ready within 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the process: SIGTERM (graceful) or SIGKILL; waits until it has exited.
+    async fn stop(&mut self, graceful: bool) {
+        let mut child = self.child.take().expect("running");
+        if graceful {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        } else {
+            child.kill().expect("SIGKILL");
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "the server did not exit within 30 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn login(&self, username: &str) -> String {
+        let v: Value = reqwest::Client::new()
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&json!({"username": username, "password": "demo-password"}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("login body");
+        v["access_token"].as_str().unwrap_or_else(|| panic!("login of {username}: {v}")).to_string()
+    }
+
+    /// POST join and open the WebSocket with the ticket.
+    async fn join(&self, token: &str, consultation: &str) -> Signaler {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/consultations/{consultation}/join", self.base))
+            .bearer_auth(token)
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("join");
+        assert_eq!(r.status(), 200, "join");
+        let body: Value = r.json().await.unwrap();
+        Signaler::open(body["ws_url"].as_str().unwrap()).await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// A scheduled consultation of Dr. Li (requester), Dr. Wang (expert) and patient Zhang, made
+/// in the database as a booked one would be.
+async fn consultation(db: &sqlx::AnyPool) -> String {
+    let one = |sql: &'static str| async move {
+        let (v,): (String,) = sqlx::query_as(sql).fetch_one(db).await.unwrap();
+        v
+    };
+    let li = one("SELECT id FROM users WHERE username = 'dr.li'").await;
+    let li_org = one("SELECT organisation_id FROM users WHERE username = 'dr.li'").await;
+    let wang = one("SELECT id FROM users WHERE username = 'dr.wang'").await;
+    let zhang = one("SELECT id FROM users WHERE username = 'patient.zhang'").await;
+    let patient =
+        one("SELECT id FROM patients WHERE user_id = (SELECT id FROM users WHERE username = 'patient.zhang')").await;
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    sqlx::query(
+        "INSERT INTO consultations (id, patient_id, requesting_organisation_id, requested_by, reason, record_summary,
+           specialty, min_title, urgency, mode, addressee_kind, state, assigned_expert_id, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, '胸闷', '', 'cardiology', 'attending', 'urgent', 'video', 'expert', 'scheduled', $5, $6, $6)",
+    )
+    .bind(&id)
+    .bind(&patient)
+    .bind(&li_org)
+    .bind(&li)
+    .bind(&wang)
+    .bind(&now)
+    .execute(db)
+    .await
+    .unwrap();
+    for (user, role, status) in
+        [(&li, "requester", "active"), (&wang, "expert", "accepted"), (&zhang, "patient", "invited")]
+    {
+        sqlx::query(
+            "INSERT INTO consultation_participants (consultation_id, user_id, role, status, reason, added_at)
+             VALUES ($1, $2, $3, $4, '', $5)",
+        )
+        .bind(&id)
+        .bind(user)
+        .bind(role)
+        .bind(status)
+        .bind(&now)
+        .execute(db)
+        .await
+        .unwrap();
+    }
+    id
+}
+
+async fn count(db: &sqlx::AnyPool, sql: &str, id: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(sql).bind(id).fetch_one(db).await.unwrap();
+    n
+}
+
+/// Zhang's place after joining `room` again: `joined` says whether it is admitted; a waiting
+/// patient also hears `lobby`/`waiting`.
+async fn place_after_rejoin(server: &Server, token: &str, room: &str) -> (bool, Signaler) {
+    let mut s = server.join(token, room).await;
+    let joined = s.expect("joined").await;
+    let admitted = joined["admitted"].as_bool().expect("admitted flag");
+    if !admitted {
+        assert_eq!(s.expect("lobby").await["status"], "waiting");
+    }
+    (admitted, s)
+}
+
+async fn admission_survives_restarts(database_url: String, data_dir: PathBuf) {
+    let mut server = Server::start(data_dir.clone(), database_url.clone()).await;
+    let db_url = if database_url.is_empty() {
+        format!("sqlite://{}/teleconsult.db", data_dir.display())
+    } else {
+        database_url.clone()
+    };
+    let store = teleconsult::db::Db::connect(&db_url).await.expect("the server's database");
+    let db = store.pool.clone();
+    let admitted_room = consultation(&db).await;
+    let waiting_room = consultation(&db).await;
+
+    let li = server.login("dr.li").await;
+    let wang = server.login("dr.wang").await;
+    let zhang = server.login("patient.zhang").await;
+    let mut li_a = server.join(&li, &admitted_room).await;
+    li_a.expect("joined").await;
+    let mut wang_a = server.join(&wang, &admitted_room).await;
+    assert_eq!(wang_a.expect("joined").await["admitted"], true);
+    let mut li_w = server.join(&li, &waiting_room).await;
+    li_w.expect("joined").await;
+
+    // Zhang waits in both lobbies; Dr. Li admits Zhang to the first room only.
+    let (admitted, mut zhang_a) = place_after_rejoin(&server, &zhang, &admitted_room).await;
+    assert!(!admitted, "a patient's first join waits in the lobby");
+    let (admitted, mut zhang_w) = place_after_rejoin(&server, &zhang, &waiting_room).await;
+    assert!(!admitted);
+    let zhang_id = li_a.expect("lobby").await["participant"]["id"].as_str().unwrap().to_string();
+    li_a.send(json!({"type": "admit", "peer": zhang_id}));
+    assert_eq!(zhang_a.expect("lobby").await["status"], "admitted");
+    zhang_a.expect("peer-joined").await;
+
+    for graceful in [true, false] {
+        let how = if graceful { "SIGTERM" } else { "SIGKILL" };
+        // The admission is on the room's timeline before the restart (written by the room's
+        // recorder within milliseconds; a kill -9 before that would lose it).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count(
+            &db,
+            "SELECT COUNT(*) FROM room_events WHERE consultation_id = $1 AND kind = 'admitted'",
+            &admitted_room,
+        )
+        .await
+            < 1
+        {
+            assert!(Instant::now() < deadline, "the admission was not recorded");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.stop(graceful).await;
+        if graceful {
+            // Told to go away (and come back), not just cut off.
+            for s in [&mut li_a, &mut wang_a, &mut zhang_a, &mut li_w, &mut zhang_w] {
+                assert_eq!(s.closed().await, 1001, "a graceful stop closes the signaling with 1001");
+            }
+        } else {
+            for s in [&mut li_a, &mut wang_a, &mut zhang_a, &mut li_w, &mut zhang_w] {
+                assert_eq!(s.closed().await, 1006, "a killed server just drops the sockets");
+            }
+        }
+        server.spawn().await;
+
+        // The sessions survive (the access tokens stay valid); the rooms do not: a resume
+        // token of before the restart is unknown and the client joins again.
+        let mut stale = Signaler::open(&format!(
+            "ws://127.0.0.1:{}/api/v1/rtc?resume={admitted_room}.{}",
+            server.port,
+            "x".repeat(43)
+        ))
+        .await;
+        assert_eq!(stale.closed().await, 4004);
+
+        li_a = server.join(&li, &admitted_room).await;
+        assert_eq!(li_a.expect("joined").await["admitted"], true);
+        wang_a = server.join(&wang, &admitted_room).await;
+        wang_a.expect("joined").await;
+        li_w = server.join(&li, &waiting_room).await;
+        li_w.expect("joined").await;
+        let (admitted, z) = place_after_rejoin(&server, &zhang, &admitted_room).await;
+        assert!(admitted, "after a {how} restart the admitted patient is in the room without being admitted again");
+        zhang_a = z;
+        let (admitted, z) = place_after_rejoin(&server, &zhang, &waiting_room).await;
+        assert!(!admitted, "after a {how} restart the waiting patient is back in the lobby");
+        zhang_w = z;
+        assert_eq!(li_w.expect("lobby").await["status"], "waiting", "and the doctor sees it waiting");
+    }
+
+    // A removal is remembered too: removed, restarted, Zhang waits in the lobby again.
+    let zhang_id = loop {
+        let met = li_a.expect("peer-joined").await;
+        if met["peer"]["role"] == "patient" {
+            break met["peer"]["id"].as_str().unwrap().to_string();
+        }
+    };
+    li_a.send(json!({"type": "remove", "peer": zhang_id}));
+    assert_eq!(zhang_a.closed().await, 4010);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(&db, "SELECT COUNT(*) FROM room_events WHERE consultation_id = $1 AND kind = 'removed'", &admitted_room)
+        .await
+        < 1
+    {
+        assert!(Instant::now() < deadline, "the removal was not recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop(false).await;
+    server.spawn().await;
+    let (admitted, _z) = place_after_rejoin(&server, &zhang, &admitted_room).await;
+    assert!(!admitted, "a removed patient waits in the lobby after a restart");
+    drop(store);
+    db.close().await;
+}
+
+fn temp_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("tc-restart-{}", uuid::Uuid::new_v4()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_survives_a_restart_on_sqlite() {
+    admission_survives_restarts(String::new(), temp_dir()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_survives_a_restart_on_postgres() {
+    let Ok(url) = std::env::var("TEST_DATABASE_URL").map(|u| u.trim().to_string()) else {
+        assert!(!services_required(), "TELECONSULT_REQUIRE_SERVICES is set but TEST_DATABASE_URL is not");
+        eprintln!("skipping the PostgreSQL run: TEST_DATABASE_URL is not set");
+        return;
+    };
+    if url.is_empty() {
+        assert!(!services_required(), "TELECONSULT_REQUIRE_SERVICES is set but TEST_DATABASE_URL is empty");
+        return;
+    }
+    let pg = PgDatabase::create(&url).await;
+    admission_survives_restarts(pg.url.clone(), temp_dir()).await;
+}
