@@ -4,7 +4,7 @@
 //! query extractors whose rejections become problem+json.
 
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::handler::Handler;
 use axum::http::header;
@@ -625,7 +625,7 @@ fn problem_schema() -> Value {
         "properties": {
             "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
             "detail": {"type": "string"},
-            "code": {"type": "string", "enum": crate::error::CODES},
+            "code": {"type": "string", "enum": ErrorCode::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>()},
             "errors": {"type": "array", "items": {"type": "object", "required": ["field", "message"], "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}}
         }
     })
@@ -812,7 +812,7 @@ mod page_tests {
         assert_eq!(page_limit(Some(200), 200).unwrap(), 200);
         for bad in [0, 201, u32::MAX] {
             let e = page_limit(Some(bad), 200).unwrap_err();
-            assert_eq!((e.status.as_u16(), e.code), (422, "validation_failed"));
+            assert_eq!((e.status.as_u16(), e.code), (422, ErrorCode::ValidationFailed));
             assert_eq!(e.errors[0].field, "limit");
         }
     }
@@ -838,14 +838,14 @@ mod page_tests {
         }
         let refused = |body: &str| Json::<P>::from_bytes(body.as_bytes()).expect_err(body);
         let e = refused(r#" ["A", ["x"]]"#);
-        assert_eq!((e.status.as_u16(), e.code), (422, "validation_failed"));
+        assert_eq!((e.status.as_u16(), e.code), (422, ErrorCode::ValidationFailed));
         let e = refused(r#"{"name": "A\u0000", "tags": []}"#);
         assert_eq!((e.status.as_u16(), e.errors[0].field.as_str()), (422, "name"));
         let e = refused(r#"{"name": "A", "tags": ["x", "\u0000"]}"#);
         assert_eq!(e.errors[0].field, "tags[1]");
         let e = refused(r#"{"name": ["A"], "tags": []}"#);
         assert_eq!((e.status.as_u16(), e.errors[0].field.as_str()), (422, "name"));
-        assert_eq!(refused(r#"["A", "#).code, "malformed_json");
+        assert_eq!(refused(r#"["A", "#).code, ErrorCode::MalformedJson);
         let ok = Json::<P>::from_bytes(br#"{"name": "A\\u0000", "tags": []}"#).unwrap();
         assert_eq!(ok.0.name, "A\\u0000");
     }
@@ -902,7 +902,7 @@ mod page_tests {
             let e = parse(body).expect_err(body);
             assert_eq!(
                 (e.status.as_u16(), e.code, e.errors[0].field.as_str()),
-                (422, "validation_failed", field),
+                (422, ErrorCode::ValidationFailed, field),
                 "{body}: {e}"
             );
         }
@@ -982,7 +982,7 @@ mod page_tests {
             assert!(doc["components"]["schemas"].get(name).is_some(), "{r} does not resolve");
         }
         let codes = doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"].as_array().unwrap();
-        assert_eq!(codes.len(), crate::error::CODES.len());
+        assert_eq!(codes.len(), ErrorCode::ALL.len());
         // A typed body, a query and a 201 as the consultation request has them.
         let create = &doc["paths"]["/api/v1/consultations"]["post"];
         assert!(create["requestBody"]["content"]["application/json"]["schema"]["$ref"].is_string());

@@ -8,6 +8,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::observability::Metrics;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::IntoResponse;
@@ -76,7 +77,7 @@ pub fn routes() -> Routes {
         .merge(crate::consultations::routes())
         .merge(crate::scheduling::routes())
         .merge(crate::record::routes())
-        .merge(crate::ecg::http::routes())
+        .merge(crate::files::ecg_review::routes())
         .merge(crate::fhir::routes())
         .merge(crate::netcheck::routes())
         .merge(crate::vitals::routes())
@@ -180,7 +181,7 @@ pub fn build_router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "Method not allowed",
                 "this route does not accept that method",
             )
@@ -210,7 +211,10 @@ pub fn build_router(state: AppState) -> Router {
         );
     }
     router
-        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
+        .layer(CatchPanicLayer::custom(|panic: Box<dyn std::any::Any + Send>| {
+            // Outside the request log's layer: logged here.
+            let what = panic.downcast_ref::<&str>().copied().or(panic.downcast_ref::<String>().map(String::as_str));
+            tracing::error!(panic = what.unwrap_or("?"), "a request handler panicked");
             ApiError::internal("a request handler panicked").into_response()
         }))
         .with_state(state)

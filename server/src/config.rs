@@ -234,7 +234,7 @@ impl Config {
         if self.files_backend == "s3" && self.s3_bucket.is_empty() {
             return Err(ConfigError::Invalid("files_backend = s3 needs s3_bucket".into()));
         }
-        if let Some(bad) = self.turn_urls.iter().find(|u| !crate::signaling::turn::is_ice_url(u)) {
+        if let Some(bad) = self.turn_urls.iter().find(|u| !is_ice_url(u)) {
             return Err(ConfigError::Invalid(format!("turn_urls: {bad:?} is not a stun:, turn: or turns: URL")));
         }
         crate::proxy::parse_trusted(&self.trusted_proxies)
@@ -268,6 +268,18 @@ impl Config {
     pub fn files_dir(&self) -> PathBuf {
         self.data_dir.join("files")
     }
+}
+
+/// The `host[:port]` part of a `stun:`/`turn:`/`turns:` URL.
+pub fn host_port(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once(':')?;
+    let hp = rest.split('?').next().unwrap_or_default();
+    (!hp.is_empty()).then_some(hp)
+}
+
+/// Whether `url` is an ICE server URL the server knows how to hand out (a `turn_urls` entry).
+pub fn is_ice_url(url: &str) -> bool {
+    ["stun:", "stuns:", "turn:", "turns:"].iter().any(|s| url.starts_with(s)) && host_port(url).is_some()
 }
 
 /// Replaces the password of a URL like `postgres://user:secret@host/db`.

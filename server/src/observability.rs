@@ -105,6 +105,15 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
     state.metrics.observe(&method, &route, resp.status().as_u16(), start.elapsed().as_secs_f64());
+    // The one place a failed request's cause is logged (the caller got only its code).
+    if let Some(f) = resp.extensions().get::<crate::error::Failure>() {
+        let status = resp.status().as_u16();
+        if f.code == crate::error::ErrorCode::DatabaseUnavailable {
+            tracing::warn!(%method, %route, status, code = %f.code, cause = %f.cause, "request failed");
+        } else {
+            tracing::error!(%method, %route, status, code = %f.code, cause = %f.cause, "request failed");
+        }
+    }
     resp
 }
 

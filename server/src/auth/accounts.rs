@@ -7,6 +7,7 @@
 //! still refuses within [`CACHE_TTL`].
 
 use crate::db::Db;
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use axum::http::StatusCode;
 use std::collections::HashMap;
@@ -44,13 +45,13 @@ impl From<Refusal> for ApiError {
         match r {
             Refusal::Revoked => ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "token_revoked",
+                ErrorCode::TokenRevoked,
                 "Access revoked",
                 "this access token no longer grants access (the account was deactivated or its access was revoked); sign in again",
             ),
             Refusal::PasswordChangeRequired => ApiError::new(
                 StatusCode::FORBIDDEN,
-                "password_change_required",
+                ErrorCode::PasswordChangeRequired,
                 "Password change required",
                 "the password was set by someone else: set your own password first (POST /api/v1/me/password)",
             ),

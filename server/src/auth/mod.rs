@@ -16,6 +16,7 @@ pub use crate::principal::{bearer_token, AuthUser, ClientAddr};
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::principal::{presented, Presented};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -44,7 +45,7 @@ impl FromRequestParts<AppState> for AuthUser {
         if !jwt::scope_allows(&claims.scope, parts.uri.path()) {
             return Err(ApiError::new(
                 axum::http::StatusCode::FORBIDDEN,
-                "outside_token_scope",
+                ErrorCode::OutsideTokenScope,
                 "Outside the token's scope",
                 "this access was handed out for one consultation only (a kiosk check-in); sign in for anything else",
             ));

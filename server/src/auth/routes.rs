@@ -9,6 +9,7 @@ use crate::api::{Json, Routes};
 use crate::app::AppState;
 use crate::db::{new_id, now_ts, ts};
 use crate::directory::password::{decoy_hash, hash_password, verify_password};
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
 use base64::Engine;
@@ -106,7 +107,7 @@ async fn issue_tokens(state: &AppState, user_id: &str, family: &str) -> ApiResul
     if !user.active {
         return Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
-            "account_inactive",
+            ErrorCode::AccountInactive,
             "Account deactivated",
             "this account has been deactivated",
         ));
@@ -150,7 +151,7 @@ async fn refresh(State(state): State<AppState>, Json(req): Json<RefreshRequest>)
     let Some((family, user_id)) = store::refresh_token_owner(&state.db, &hash).await? else {
         return Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
-            "invalid_refresh_token",
+            ErrorCode::InvalidRefreshToken,
             "Invalid refresh token",
             "the refresh token is not known",
         ));
@@ -161,7 +162,7 @@ async fn refresh(State(state): State<AppState>, Json(req): Json<RefreshRequest>)
         tracing::warn!(%user_id, "refresh token reuse or expiry: family revoked");
         return Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
-            "invalid_refresh_token",
+            ErrorCode::InvalidRefreshToken,
             "Invalid refresh token",
             "the refresh token was already used, revoked or expired; sign in again",
         ));

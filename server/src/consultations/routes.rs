@@ -9,6 +9,7 @@ use crate::api::{Json, Path, Query, Routes};
 use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
 use crate::db::{new_id, now_ts, ts, Id};
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::{self, Notice, Text};
 use axum::extract::State;
@@ -242,7 +243,7 @@ async fn create(
     }
     let Some(consent) = b.consent.clone() else {
         return Err(ApiError::unprocessable(
-            "consent_required",
+            ErrorCode::ConsentRequired,
             "the patient's informed consent must be recorded before a consultation is requested",
         ));
     };
@@ -317,7 +318,7 @@ async fn create(
             };
             let Some((org,)) = org else {
                 return Err(ApiError::unprocessable(
-                    "no_pool",
+                    ErrorCode::NoPool,
                     "no hospital department of this specialty takes pool requests from this centre",
                 ));
             };
@@ -552,11 +553,11 @@ async fn accept(
     match invited.as_ref().map(|s| s.0.as_str()) {
         Some("invited") => {}
         Some("accepted" | "active") => {
-            return Err(ApiError::conflict("already_accepted", "you have already accepted this consultation"))
+            return Err(ApiError::conflict(ErrorCode::AlreadyAccepted, "you have already accepted this consultation"))
         }
-        Some(_) => return Err(ApiError::conflict("already_declined", "you declined this consultation")),
+        Some(_) => return Err(ApiError::conflict(ErrorCode::AlreadyDeclined, "you declined this consultation")),
         None if c.addressee_kind == "pool" => {
-            return Err(ApiError::conflict("use_claim", "a pool request is taken with POST .../claim"));
+            return Err(ApiError::conflict(ErrorCode::UseClaim, "a pool request is taken with POST .../claim"));
         }
         None => return Err(ApiError::forbidden("the consultation is not addressed to you")),
     }
@@ -600,7 +601,9 @@ async fn decline(
             .fetch_optional(&mut *tx)
             .await?;
     match (c.addressee_kind.as_str(), status.as_ref().map(|s| s.0.as_str())) {
-        (_, Some("declined")) => return Err(ApiError::conflict("already_declined", "you have already declined")),
+        (_, Some("declined")) => {
+            return Err(ApiError::conflict(ErrorCode::AlreadyDeclined, "you have already declined"))
+        }
         // A pool decline is kept in the transition log only: the expert was never a participant.
         ("pool", None) => {}
         (_, Some("invited" | "accepted")) => {
@@ -665,14 +668,16 @@ async fn claim(
             .fetch_optional(&state.db.pool)
             .await?;
             return Err(match taken {
-                Some(_) => ApiError::conflict("invalid_transition", "another expert of the pool claimed it first"),
+                Some(_) => {
+                    ApiError::conflict(ErrorCode::InvalidTransition, "another expert of the pool claimed it first")
+                }
                 None => e,
             });
         }
         Err(e) => return Err(e),
     };
     if c.addressee_kind != "pool" {
-        return Err(ApiError::conflict("not_a_pool_request", "only pool requests are claimed"));
+        return Err(ApiError::conflict(ErrorCode::NotAPoolRequest, "only pool requests are claimed"));
     }
     let me = expert_facts(&state, &user.id).await?.ok_or_else(|| ApiError::forbidden("no expert profile"))?;
     if title_of(&me.title) < title_of(&c.min_title) || !has_specialty(&state, &user.id, &c.specialty).await? {

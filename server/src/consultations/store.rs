@@ -4,6 +4,7 @@
 use super::state::{transition, Action, State};
 use crate::auth::{AuthUser, Role};
 use crate::db::{new_id, now_ts, Db};
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use std::str::FromStr;
 
@@ -158,7 +159,7 @@ pub async fn apply_locked(
     action: &Action,
 ) -> ApiResult<State> {
     let to = transition(from, action).map_err(|e| {
-        let mut err = ApiError::conflict("invalid_transition", format!("{e} (current state: {from})"));
+        let mut err = ApiError::conflict(ErrorCode::InvalidTransition, format!("{e} (current state: {from})"));
         err.title = "Invalid transition";
         err
     })?;

@@ -50,12 +50,12 @@ impl<'args> Filtered<'args> {
     }
 
     /// The query, for `execute`/`fetch_*`.
-    pub fn build<'q>(&'q mut self) -> sqlx::query::Query<'q, Any, AnyArguments<'q>> {
+    pub fn build(&mut self) -> sqlx::query::Query<'_, Any, AnyArguments<'_>> {
         sqlx::query_with(&self.sql, std::mem::take(&mut self.args))
     }
 
     /// The query, decoding rows as `O`.
-    pub fn build_query_as<'q, O>(&'q mut self) -> sqlx::query::QueryAs<'q, Any, O, AnyArguments<'q>>
+    pub fn build_query_as<O>(&mut self) -> sqlx::query::QueryAs<'_, Any, O, AnyArguments<'_>>
     where
         O: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
     {

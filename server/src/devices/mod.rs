@@ -20,6 +20,7 @@ use crate::app::AppState;
 use crate::audit::{self, Outcome};
 use crate::auth::throttle::{Key, Verdict};
 use crate::db::ts;
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use crate::principal::ClientAddr;
 use axum::extract::FromRequestParts;
@@ -85,14 +86,14 @@ pub fn last_seen_due(last_seen_at: Option<&str>, now: chrono::DateTime<chrono::U
 fn device_revoked() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
-        "device_revoked",
+        ErrorCode::DeviceRevoked,
         "Device revoked",
         "this device's token has been revoked; ask the clinic's administrator for a new one",
     )
 }
 
 fn device_token_required(detail: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "device_token_required", "Device token required", detail)
+    ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::DeviceTokenRequired, "Device token required", detail)
 }
 
 impl FromRequestParts<AppState> for DeviceAuth {

@@ -12,8 +12,9 @@ pub mod multipart;
 pub mod negotiate;
 pub mod qido;
 pub mod render;
-pub mod web;
+pub mod store;
 
+use crate::error::ErrorCode;
 use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
 use dicom_object::{DefaultDicomObject, OpenFileOptions, Tag};
@@ -48,19 +49,19 @@ impl From<DicomError> for crate::error::ApiError {
         match &e {
             DicomError::UnsupportedTransferSyntax { .. } => ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_transfer_syntax",
+                ErrorCode::UnsupportedTransferSyntax,
                 "Unsupported transfer syntax",
                 e.to_string(),
             ),
             DicomError::NoSuchFrame { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, "no_such_frame", "Not found", e.to_string())
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NoSuchFrame, "Not found", e.to_string())
             }
-            DicomError::BadRequest(_) => ApiError::bad_request("invalid_rendering", e.to_string()),
-            DicomError::NoPixelData => ApiError::unprocessable("not_an_image", e.to_string()),
+            DicomError::BadRequest(_) => ApiError::bad_request(ErrorCode::InvalidRendering, e.to_string()),
+            DicomError::NoPixelData => ApiError::unprocessable(ErrorCode::NotAnImage, e.to_string()),
             DicomError::Unreadable(_) | DicomError::Missing(_) => {
-                ApiError::unprocessable("invalid_dicom", e.to_string())
+                ApiError::unprocessable(ErrorCode::InvalidDicom, e.to_string())
             }
-            DicomError::Decode(_) => ApiError::unprocessable("undecodable_pixel_data", e.to_string()),
+            DicomError::Decode(_) => ApiError::unprocessable(ErrorCode::UndecodablePixelData, e.to_string()),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use super::render::Format;
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use axum::http::{header, HeaderMap, StatusCode};
 
 pub const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
@@ -75,7 +76,7 @@ fn accept(headers: &HeaderMap) -> Vec<MediaRange> {
 }
 
 pub fn not_acceptable(detail: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::NOT_ACCEPTABLE, "not_acceptable", "Not acceptable", detail)
+    ApiError::new(StatusCode::NOT_ACCEPTABLE, ErrorCode::NotAcceptable, "Not acceptable", detail)
 }
 
 /// Rendered resources: PNG or JPEG. `accept` is the `accept` query parameter, which takes

@@ -5,6 +5,7 @@
 //! cannot be matched (a sequence as a whole, bulk data) and `fuzzymatching=true` are answered
 //! with a `Warning: 299` header, as PS3.18 asks, instead of being ignored silently.
 
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_dictionary_std::StandardDataDictionary;
@@ -361,7 +362,7 @@ impl Search {
 }
 
 fn invalid(detail: String) -> ApiError {
-    ApiError::bad_request("invalid_query", detail)
+    ApiError::bad_request(ErrorCode::InvalidQuery, detail)
 }
 
 /// Parses a QIDO query string.

@@ -23,6 +23,7 @@ pub mod measure;
 pub mod muse;
 pub mod philips;
 pub mod qrs;
+pub mod store;
 mod view;
 pub mod wfdb;
 

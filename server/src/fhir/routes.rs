@@ -9,6 +9,7 @@ use super::store;
 use crate::api::Routes;
 use crate::app::AppState;
 use crate::auth::AuthUser;
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use crate::proxy::ExternalOrigin;
 use axum::extract::{Path, Query, State};
@@ -42,34 +43,33 @@ fn fhir_response(status: StatusCode, body: &Value) -> Response {
     resp
 }
 
-/// An [`ApiError`] answered as an OperationOutcome with the same status.
-pub struct FhirError(pub ApiError);
+/// An [`ApiError`] answered as an OperationOutcome with the same status; the second field is
+/// the FHIR issue code when the status alone does not say it (a search the server refuses).
+pub struct FhirError(pub ApiError, pub Option<&'static str>);
 
 impl From<ApiError> for FhirError {
     fn from(e: ApiError) -> Self {
-        FhirError(e)
+        FhirError(e, None)
     }
 }
 
 impl From<sqlx::Error> for FhirError {
     fn from(e: sqlx::Error) -> Self {
-        FhirError(e.into())
+        FhirError(e.into(), None)
     }
 }
 
 impl From<SearchError> for FhirError {
     fn from(e: SearchError) -> Self {
-        let mut err = ApiError::bad_request("fhir_search", e.message);
-        err.code = e.code;
-        FhirError(err)
+        FhirError(ApiError::bad_request(ErrorCode::FhirSearch, e.message), Some(e.code))
     }
 }
 
 impl IntoResponse for FhirError {
     fn into_response(self) -> Response {
-        let e = self.0;
+        let FhirError(e, issue) = self;
         let code = match e.status.as_u16() {
-            _ if matches!(e.code, "not-supported" | "invalid" | "too-costly") => e.code,
+            _ if issue.is_some() => issue.unwrap_or("exception"),
             401 => "login",
             403 => "forbidden",
             404 => "not-found",
@@ -84,7 +84,7 @@ impl IntoResponse for FhirError {
 type FhirResult<T> = Result<T, FhirError>;
 
 fn not_found(kind: &str, id: &str) -> FhirError {
-    FhirError(ApiError::not_found(&format!("{kind}/{id}")))
+    FhirError(ApiError::not_found(&format!("{kind}/{id}")), None)
 }
 
 /// Refuses an `Accept` that allows no JSON (406).
@@ -100,12 +100,13 @@ fn check_accept(headers: &HeaderMap) -> FhirResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(FhirError(ApiError::new(
+        Err(ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
-            "not_acceptable",
+            ErrorCode::NotAcceptable,
             "Not acceptable",
             "this server answers application/fhir+json only",
-        )))
+        )
+        .into())
     }
 }
 
@@ -131,12 +132,15 @@ async fn read(
         check_accept(&headers)?;
         let user = user?;
         if search::resource_def(&kind).is_none() {
-            return Err(FhirError(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not-supported",
-                "Not found",
-                format!("resource type {kind} is not served"),
-            )));
+            return Err(FhirError(
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    ErrorCode::NotFound,
+                    "Not found",
+                    format!("resource type {kind} is not served"),
+                ),
+                Some("not-supported"),
+            ));
         }
         read_resource(&state, &user, &origin, &kind, &id).await
     }
@@ -313,12 +317,15 @@ async fn search_type(
         check_accept(&headers)?;
         let user = user?;
         let def = search::resource_def(&kind).ok_or_else(|| {
-            FhirError(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not-supported",
-                "Not found",
-                format!("resource type {kind} is not served"),
-            ))
+            FhirError(
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    ErrorCode::NotFound,
+                    "Not found",
+                    format!("resource type {kind} is not served"),
+                ),
+                Some("not-supported"),
+            )
         })?;
         let raw = query.map(|q| q.0).map_err(|e| SearchError { code: "invalid", message: e.body_text() })?;
         let s = search::parse(def, raw.clone())?;
@@ -340,7 +347,7 @@ async fn search_type(
                     let Some((t, id)) = target.split_once('/') else { continue };
                     match read_resource(&state, &user, &origin, t, id).await {
                         Ok(v) => included.push(v),
-                        Err(FhirError(e)) if e.status == StatusCode::NOT_FOUND => {}
+                        Err(FhirError(e, _)) if e.status == StatusCode::NOT_FOUND => {}
                         Err(e) => return Err(e),
                     }
                 }

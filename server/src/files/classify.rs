@@ -2,6 +2,7 @@
 //! it: safe file names, `Content-Disposition` with RFC 5987 `filename*`, and byte ranges.
 //! Pure functions, no I/O.
 
+use crate::domain::files::FileKind;
 use crate::ecg::EcgFormat;
 use serde::Serialize;
 
@@ -24,12 +25,17 @@ pub enum Kind {
 impl Kind {
     /// The name stored and served (`dicom`, `pdf`, `jpeg`, `png`, `ecg`).
     pub fn as_str(self) -> &'static str {
+        self.file_kind().as_str()
+    }
+
+    /// The kind stored and served, without the ECG format.
+    pub fn file_kind(self) -> FileKind {
         match self {
-            Kind::Dicom => "dicom",
-            Kind::Pdf => "pdf",
-            Kind::Jpeg => "jpeg",
-            Kind::Png => "png",
-            Kind::Ecg(_) => "ecg",
+            Kind::Dicom => FileKind::Dicom,
+            Kind::Pdf => FileKind::Pdf,
+            Kind::Jpeg => FileKind::Jpeg,
+            Kind::Png => FileKind::Png,
+            Kind::Ecg(_) => FileKind::Ecg,
         }
     }
 

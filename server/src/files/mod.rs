@@ -5,21 +5,28 @@
 //! protocol ([`tus`]); either way the body is streamed to [`storage`] (a local directory or
 //! S3-compatible object storage) with its SHA-256 computed on the way in, then classified by
 //! content ([`classify`]) and only then recorded, so a refused or interrupted upload leaves
-//! nothing visible. DICOM files are indexed into studies and series for DICOMweb
-//! ([`crate::dicom`]). Downloads stream with `Range`.
+//! nothing visible. DICOM files are indexed into studies and series ([`crate::dicom::store`])
+//! for DICOMweb ([`dicomweb`]), and ECGs get their computer-assisted pre-read
+//! ([`ecg_review`]). Downloads stream with `Range`. All SQL is in [`store`].
 //!
 //! Access: the files of a consultation are for its participants (requester, invited and
 //! accepted experts; not those who declined) and its patient; anyone else is answered 404.
 //! Every list, read and write records an audit event naming the consultation's patient.
 
 pub mod classify;
+pub mod dicomweb;
+pub mod ecg_review;
 pub mod routes;
 pub mod storage;
+pub mod store;
 pub mod tus;
 
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::db::{new_id, now_ts, Db};
+use crate::dicom::DicomInfo;
+use crate::domain::files::FileKind;
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use classify::Kind;
 use serde::Serialize;
@@ -99,27 +106,16 @@ pub struct ConsultationAccess {
 /// The caller's access to a consultation's files: participants (not those who declined) and
 /// the patient; anyone else, and a consultation that does not exist, is 404.
 pub async fn access(db: &Db, user: &AuthUser, consultation_id: &str) -> ApiResult<ConsultationAccess> {
-    let row: Option<(String, String, String, i64)> = sqlx::query_as(
-        "SELECT c.patient_id, p.name, p.resident_id,
-                CASE WHEN p.user_id = $2 OR EXISTS (SELECT 1 FROM consultation_participants cp
-                     WHERE cp.consultation_id = c.id AND cp.user_id = $2 AND cp.status <> 'declined')
-                THEN 1 ELSE 0 END
-         FROM consultations c JOIN patients p ON p.id = c.patient_id WHERE c.id = $1",
-    )
-    .bind(consultation_id)
-    .bind(&user.id)
-    .fetch_optional(&db.pool)
-    .await?;
-    match row {
-        Some((patient_id, patient_name, patient_resident_id, 1)) => Ok(ConsultationAccess {
+    match store::consultation_access(db, consultation_id, &user.id).await? {
+        Some(row) if row.allowed => Ok(ConsultationAccess {
             consultation_id: consultation_id.to_string(),
-            patient_id,
-            patient_name,
-            patient_resident_id,
+            patient_id: row.patient_id,
+            patient_name: row.patient_name,
+            patient_resident_id: row.patient_resident_id,
         }),
-        Some((patient_id, ..)) => {
+        Some(row) => {
             crate::audit::event(user, "read", "consultation_files", consultation_id)
-                .patient(patient_id)
+                .patient(row.patient_id)
                 .outcome(crate::audit::Outcome::Denied)
                 .record(db)
                 .await?;
@@ -130,12 +126,13 @@ pub async fn access(db: &Db, user: &AuthUser, consultation_id: &str) -> ApiResul
 }
 
 /// A stored file as listed and returned after an upload.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct FileView {
     pub id: String,
     pub consultation_id: String,
     pub name: String,
-    pub kind: String,
+    #[schemars(with = "String")]
+    pub kind: FileKind,
     pub ecg_format: Option<String>,
     pub content_type: String,
     pub size: i64,
@@ -153,9 +150,6 @@ fn warnings_as_list<S: serde::Serializer>(raw: &str, s: S) -> Result<S::Ok, S::E
     let list: Vec<String> = serde_json::from_str(raw).unwrap_or_default();
     list.serialize(s)
 }
-
-pub(crate) const FILE_COLUMNS: &str =
-    "id, consultation_id, name, kind, ecg_format, content_type, size, sha256, uploaded_by, created_at, storage_key, warnings";
 
 /// Bytes already written to storage under `key`, with their digest and leading bytes.
 pub struct Stored {
@@ -200,7 +194,7 @@ pub fn hex(digest: &[u8]) -> String {
 pub fn unsupported_kind() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_file_type",
+        ErrorCode::UnsupportedFileType,
         "Unsupported file type",
         "the content is not one of the accepted kinds: DICOM, PDF, JPEG, PNG, or an ECG \
          (DICOM waveform, HL7 aECG XML, WFDB record, the documented CSV layout)",
@@ -220,104 +214,70 @@ pub fn storage_error(e: std::io::Error) -> ApiError {
 /// Classifies stored bytes and records them as a file of the consultation, with its DICOM
 /// index entry. On refusal the stored object is removed and nothing is recorded.
 pub async fn ingest(
-    state: &AppState,
+    db: &Db,
+    files: &Files,
     user: &AuthUser,
     consultation: &ConsultationAccess,
     file_id: &str,
     name: &str,
     stored: Stored,
 ) -> ApiResult<FileView> {
-    let result = ingest_inner(state, user, consultation, file_id, name, &stored).await;
+    let result = ingest_inner(db, &files.storage, user, consultation, (file_id, name), &stored).await;
     if result.is_err() {
-        let _ = state.files.storage.delete(&stored.key).await;
+        let _ = files.storage.delete(&stored.key).await;
     }
     result
 }
 
 async fn ingest_inner(
-    state: &AppState,
+    db: &Db,
+    storage: &Storage,
     user: &AuthUser,
     consultation: &ConsultationAccess,
-    file_id: &str,
-    name: &str,
+    (file_id, name): (&str, &str),
     stored: &Stored,
 ) -> ApiResult<FileView> {
-    let storage = &state.files.storage;
-    let mut kind = classify::classify(name, &stored.head);
-    if kind.is_none() && classify::is_zip(&stored.head) && stored.size <= ZIP_CLASSIFY_BYTES {
-        let whole = storage.read_head(&stored.key, ZIP_CLASSIFY_BYTES).await.map_err(storage_error)?;
-        kind = classify::classify(name, &whole);
-    }
-    let mut kind = kind.ok_or_else(unsupported_kind)?;
+    let mut kind = classify_stored(storage, name, stored).await?;
     let mut warnings: Vec<String> = Vec::new();
-    let mut dicom = None;
-    if kind == Kind::Dicom {
-        let bytes = if stored.head.len() as u64 == stored.size {
-            stored.head.clone()
-        } else {
-            storage.read_head(&stored.key, DICOM_HEAD_BYTES).await.map_err(storage_error)?
-        };
-        let info =
-            crate::dicom::parse_info(&bytes).map_err(|e| ApiError::unprocessable("invalid_dicom", e.to_string()))?;
-        if info.is_waveform() {
-            kind = Kind::Ecg(crate::ecg::EcgFormat::DicomWaveform);
-        }
-        let ids = [consultation.patient_id.as_str(), consultation.patient_resident_id.as_str()];
-        if !crate::dicom::patient_matches(&info.patient_name, &info.patient_id, &consultation.patient_name, &ids) {
-            warnings.push(format!(
-                "the DICOM patient ({} , ID {}) does not match the consultation's patient",
-                if info.patient_name.is_empty() { "no name" } else { &info.patient_name },
-                if info.patient_id.is_empty() { "none" } else { &info.patient_id },
-            ));
-        }
-        dicom = Some(info);
-    }
+    let dicom = match kind {
+        Kind::Dicom => Some(read_dicom(storage, stored, consultation, &mut kind, &mut warnings).await?),
+        _ => None,
+    };
     let ecg_pre_read = match kind {
-        Kind::Ecg(_) => Some(crate::ecg::http::pre_read(state, name, &stored.key).await?),
+        Kind::Ecg(_) => {
+            let bytes = storage.read_head(&stored.key, crate::ecg::http::MAX_ECG_BYTES).await.map_err(storage_error)?;
+            Some(crate::ecg::http::pre_read(name, bytes).await?)
+        }
         _ => None,
     };
     let now = now_ts();
     let content_type = kind.content_type(&stored.head);
-    let mut tx = state.db.begin_write().await?;
-    if let Some(info) = &dicom {
-        let duplicate: Option<(String,)> =
-            sqlx::query_as("SELECT file_id FROM dicom_instances WHERE consultation_id = $1 AND sop_instance_uid = $2")
-                .bind(&consultation.consultation_id)
-                .bind(&info.sop_instance_uid)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if duplicate.is_some() {
-            warnings.push(format!(
-                "instance {} was uploaded before; DICOMweb serves the first copy",
-                info.sop_instance_uid
-            ));
-        }
-    }
+    let mut tx = db.begin_write().await?;
+    let first_copy = match &dicom {
+        Some(info) => note_duplicate(&mut tx, consultation, info, &mut warnings).await?,
+        None => false,
+    };
     let warnings_json = serde_json::to_string(&warnings).unwrap_or_else(|_| "[]".into());
-    sqlx::query(
-        "INSERT INTO files (id, consultation_id, uploaded_by, name, kind, ecg_format, content_type, size, sha256,
-                            storage_key, warnings, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(file_id)
-    .bind(&consultation.consultation_id)
-    .bind(&user.id)
-    .bind(name)
-    .bind(kind.as_str())
-    .bind(kind.ecg_format())
-    .bind(content_type)
-    .bind(stored.size as i64)
-    .bind(&stored.sha256)
-    .bind(&stored.key)
-    .bind(&warnings_json)
-    .bind(&now)
-    .execute(&mut *tx)
-    .await?;
-    if let Some(info) = dicom.as_ref().filter(|_| !warnings.iter().any(|w| w.contains("uploaded before"))) {
-        crate::dicom::web::index_instance(&mut tx, file_id, &consultation.consultation_id, info, &now).await?;
+    let file = store::NewFile {
+        id: file_id,
+        consultation_id: &consultation.consultation_id,
+        uploaded_by: &user.id,
+        name,
+        kind: kind.file_kind(),
+        ecg_format: kind.ecg_format(),
+        content_type,
+        size: stored.size as i64,
+        sha256: &stored.sha256,
+        storage_key: &stored.key,
+        warnings_json: &warnings_json,
+        created_at: &now,
+    };
+    store::insert_file(&mut tx, &file).await?;
+    if let Some(info) = dicom.as_ref().filter(|_| first_copy) {
+        crate::dicom::store::index_instance(&mut tx, file_id, &consultation.consultation_id, info, &now).await?;
     }
     if let Some(m) = &ecg_pre_read {
-        crate::ecg::http::store_measurements(&mut tx, file_id, m).await?;
+        crate::ecg::store::insert_measurements(&mut tx, file_id, m).await?;
     }
     crate::audit::event(user, "create", "file", file_id)
         .patient(&consultation.patient_id)
@@ -329,7 +289,7 @@ async fn ingest_inner(
         id: file_id.to_string(),
         consultation_id: consultation.consultation_id.clone(),
         name: name.to_string(),
-        kind: kind.as_str().to_string(),
+        kind: kind.file_kind(),
         ecg_format: kind.ecg_format().map(str::to_string),
         content_type: content_type.to_string(),
         size: stored.size as i64,
@@ -341,18 +301,67 @@ async fn ingest_inner(
     })
 }
 
+/// The kind of the stored bytes, reading a `.zip` whole to look for a WFDB record.
+async fn classify_stored(storage: &Storage, name: &str, stored: &Stored) -> ApiResult<Kind> {
+    let mut kind = classify::classify(name, &stored.head);
+    if kind.is_none() && classify::is_zip(&stored.head) && stored.size <= ZIP_CLASSIFY_BYTES {
+        let whole = storage.read_head(&stored.key, ZIP_CLASSIFY_BYTES).await.map_err(storage_error)?;
+        kind = classify::classify(name, &whole);
+    }
+    kind.ok_or_else(unsupported_kind)
+}
+
+/// Reads a DICOM file's attributes: a waveform becomes an ECG, and a patient other than the
+/// consultation's is warned about.
+async fn read_dicom(
+    storage: &Storage,
+    stored: &Stored,
+    consultation: &ConsultationAccess,
+    kind: &mut Kind,
+    warnings: &mut Vec<String>,
+) -> ApiResult<DicomInfo> {
+    let bytes = if stored.head.len() as u64 == stored.size {
+        stored.head.clone()
+    } else {
+        storage.read_head(&stored.key, DICOM_HEAD_BYTES).await.map_err(storage_error)?
+    };
+    let info = crate::dicom::parse_info(&bytes)
+        .map_err(|e| ApiError::unprocessable(ErrorCode::InvalidDicom, e.to_string()))?;
+    if info.is_waveform() {
+        *kind = Kind::Ecg(crate::ecg::EcgFormat::DicomWaveform);
+    }
+    let ids = [consultation.patient_id.as_str(), consultation.patient_resident_id.as_str()];
+    if !crate::dicom::patient_matches(&info.patient_name, &info.patient_id, &consultation.patient_name, &ids) {
+        warnings.push(format!(
+            "the DICOM patient ({} , ID {}) does not match the consultation's patient",
+            if info.patient_name.is_empty() { "no name" } else { &info.patient_name },
+            if info.patient_id.is_empty() { "none" } else { &info.patient_id },
+        ));
+    }
+    Ok(info)
+}
+
+/// Whether this is the first copy of the instance in the consultation (DICOMweb serves the
+/// first); a later copy is kept as a file with a warning.
+async fn note_duplicate(
+    conn: &mut sqlx::AnyConnection,
+    consultation: &ConsultationAccess,
+    info: &DicomInfo,
+    warnings: &mut Vec<String>,
+) -> ApiResult<bool> {
+    let earlier =
+        crate::dicom::store::instance_file(conn, &consultation.consultation_id, &info.sop_instance_uid).await?;
+    if earlier.is_some() {
+        warnings
+            .push(format!("instance {} was uploaded before; DICOMweb serves the first copy", info.sop_instance_uid));
+    }
+    Ok(earlier.is_none())
+}
+
 /// A file the caller may read, with the consultation's patient for the audit event.
-pub async fn readable_file(
-    state: &AppState,
-    user: &AuthUser,
-    file_id: &str,
-) -> ApiResult<(FileView, ConsultationAccess)> {
-    let file: Option<FileView> = sqlx::query_as(&format!("SELECT {FILE_COLUMNS} FROM files WHERE id = $1"))
-        .bind(file_id)
-        .fetch_optional(&state.db.pool)
-        .await?;
-    let file = file.ok_or_else(|| ApiError::not_found("file"))?;
-    let access = access(&state.db, user, &file.consultation_id).await.map_err(|e| {
+pub async fn readable_file(db: &Db, user: &AuthUser, file_id: &str) -> ApiResult<(FileView, ConsultationAccess)> {
+    let file = store::file(db, file_id).await?.ok_or_else(|| ApiError::not_found("file"))?;
+    let access = access(db, user, &file.consultation_id).await.map_err(|e| {
         if e.status == axum::http::StatusCode::NOT_FOUND {
             ApiError::not_found("file")
         } else {
@@ -371,7 +380,7 @@ pub fn spawn_sweeper(state: AppState) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = tus::sweep_expired(&state).await {
+            if let Err(e) = tus::sweep_expired(&state.db, &state.files).await {
                 tracing::warn!(error = %e, "sweeping expired uploads failed");
             }
             let _ = state.files.storage.sweep_temporary(state.files.upload_expiry).await;

@@ -3,11 +3,12 @@
 //! their limit is `files_max_upload_bytes`.
 
 use super::classify::{content_disposition, parse_range, sanitize_filename, RangeRequest};
-use super::{access, ingest, new_file_key, readable_file, storage_error, FileView, Intake, Stored, FILE_COLUMNS};
+use super::{access, ingest, new_file_key, readable_file, storage_error, store, FileView, Intake, Stored};
 use crate::api::{Json, Path, Query, Routes};
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::db::Id;
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use axum::body::Body;
 use axum::extract::State;
@@ -36,13 +37,13 @@ pub fn routes() -> Routes {
         .answers(200, Some("image/png"), "the frame as PNG or JPEG (?format=)")
         .errors(&[415])
         .merge(super::tus::routes())
-        .merge(crate::dicom::web::routes())
+        .merge(super::dicomweb::routes())
 }
 
 pub fn payload_too_large(max: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        ErrorCode::PayloadTooLarge,
         "Payload too large",
         format!("files larger than {max} bytes are not accepted"),
     )
@@ -82,7 +83,10 @@ pub async fn store_body(state: &AppState, key: &str, body: Body, max: u64) -> Ap
             Ok(c) => c,
             Err(e) => {
                 writer.abort().await;
-                return Err(ApiError::bad_request("upload_interrupted", format!("the body could not be read: {e}")));
+                return Err(ApiError::bad_request(
+                    ErrorCode::UploadInterrupted,
+                    format!("the body could not be read: {e}"),
+                ));
             }
         };
         if writer.written() + chunk.len() as u64 > max {
@@ -117,9 +121,9 @@ async fn upload(
     let stored = store_body(&state, &key, body, max).await?;
     if stored.size == 0 {
         let _ = state.files.storage.delete(&key).await;
-        return Err(ApiError::unprocessable("empty_file", "the uploaded file is empty"));
+        return Err(ApiError::unprocessable(ErrorCode::EmptyFile, "the uploaded file is empty"));
     }
-    let file = ingest(&state, &user, &consultation, &file_id, &name, stored).await?;
+    let file = ingest(&state.db, &state.files, &user, &consultation, &file_id, &name, stored).await?;
     Ok((StatusCode::CREATED, Json(file)))
 }
 
@@ -140,14 +144,9 @@ async fn list(
 ) -> ApiResult<Json<crate::api::Page<FileView>>> {
     let consultation = access(&state.db, &user, &consultation_id).await?;
     let limit = crate::api::page_limit(q.limit, 200)?;
-    let rows: Vec<FileView> = sqlx::query_as(&format!(
-        "SELECT {FILE_COLUMNS} FROM files WHERE consultation_id = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3"
-    ))
-    .bind(&consultation_id)
-    .bind(crate::api::page_cursor(q.cursor)?)
-    .bind(limit as i64 + 1)
-    .fetch_all(&state.db.pool)
-    .await?;
+    let cursor = crate::api::page_cursor(q.cursor)?;
+    let before = Some(cursor.as_str()).filter(|c| !c.is_empty());
+    let rows = store::files_page(&state.db, &consultation_id, before, limit as i64 + 1).await?;
     crate::audit::event(&user, "read", "consultation_files", &consultation_id)
         .patient(&consultation.patient_id)
         .record(&state.db)
@@ -161,7 +160,7 @@ async fn download(
     Path(Id(file_id)): Path<Id>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (file, consultation) = readable_file(&state, &user, &file_id).await?;
+    let (file, consultation) = readable_file(&state.db, &user, &file_id).await?;
     let size = file.size as u64;
     let range = parse_range(headers.get(header::RANGE).and_then(|v| v.to_str().ok()), size);
     let detail = match &range {
@@ -179,7 +178,7 @@ async fn download(
         RangeRequest::Unsatisfiable => {
             let mut resp = ApiError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
+                ErrorCode::RangeNotSatisfiable,
                 "Range not satisfiable",
                 format!("the file has {size} bytes"),
             )
@@ -226,8 +225,8 @@ pub struct RenderQuery {
 pub const MAX_RENDER_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// Reads a whole stored object into memory (DICOM files to decode).
-pub async fn read_all(state: &AppState, key: &str, limit: u64) -> ApiResult<Vec<u8>> {
-    state.files.storage.read_head(key, limit).await.map_err(storage_error)
+pub async fn read_all(files: &super::Files, key: &str, limit: u64) -> ApiResult<Vec<u8>> {
+    files.storage.read_head(key, limit).await.map_err(storage_error)
 }
 
 async fn rendered(
@@ -237,15 +236,14 @@ async fn rendered(
     Query(q): Query<RenderQuery>,
 ) -> ApiResult<Response> {
     use crate::dicom::render::{render, Format, Window};
-    let (file, consultation) = readable_file(&state, &user, &file_id).await?;
+    let (file, consultation) = readable_file(&state.db, &user, &file_id).await?;
     if file.content_type != "application/dicom" {
-        return Err(ApiError::unprocessable("not_an_image", "only DICOM files are rendered"));
+        return Err(ApiError::unprocessable(ErrorCode::NotAnImage, "only DICOM files are rendered"));
     }
     let format = match q.format.as_deref() {
         None => Format::Png,
-        Some(f) => {
-            Format::parse(f).ok_or_else(|| ApiError::bad_request("invalid_rendering", "format is png or jpeg"))?
-        }
+        Some(f) => Format::parse(f)
+            .ok_or_else(|| ApiError::bad_request(ErrorCode::InvalidRendering, "format is png or jpeg"))?,
     };
     let window = Window::from_query(q.preset.as_deref(), q.wc, q.ww)?;
     crate::audit::event(&user, "read", "file", &file_id)
@@ -253,7 +251,7 @@ async fn rendered(
         .detail("rendered")
         .record(&state.db)
         .await?;
-    let bytes = read_all(&state, &file.storage_key, MAX_RENDER_BYTES).await?;
+    let bytes = read_all(&state.files, &file.storage_key, MAX_RENDER_BYTES).await?;
     let frame = q.frame.unwrap_or(1);
     let image = tokio::task::spawn_blocking(move || render(&bytes, frame, window, format))
         .await

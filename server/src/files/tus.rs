@@ -11,11 +11,14 @@
 //! past `files_upload_expiry_secs` expire and their parts are removed by the sweeper.
 
 use super::routes::payload_too_large;
-use super::{access, ingest, new_file_key, storage_error, ConsultationAccess, FileView, Intake, Stored, FILE_COLUMNS};
+use super::store::{self, Upload};
+use super::{access, ingest, new_file_key, storage_error, ConsultationAccess, FileView, Intake, Stored};
 use crate::api::{Path, Routes};
 use crate::app::AppState;
 use crate::auth::AuthUser;
-use crate::db::{new_id, now_ts, parse_ts, ts, Id};
+use crate::db::{new_id, parse_ts, ts, Db, Id};
+use crate::domain::files::UploadState;
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use axum::body::Body;
 use axum::extract::State;
@@ -139,25 +142,24 @@ impl ChunkHasher {
 /// `Upload-Checksum: <algorithm> <base64 digest>` with `sha256` or `sha1`; other algorithms
 /// are refused with 400, as the checksum extension requires.
 pub fn parse_checksum(raw: &str) -> Result<Checksum, ApiError> {
-    let (algorithm, value) = raw
-        .trim()
-        .split_once(' ')
-        .ok_or_else(|| ApiError::bad_request("invalid_checksum", "Upload-Checksum is `<algorithm> <base64 digest>`"))?;
+    let (algorithm, value) = raw.trim().split_once(' ').ok_or_else(|| {
+        ApiError::bad_request(ErrorCode::InvalidChecksum, "Upload-Checksum is `<algorithm> <base64 digest>`")
+    })?;
     let bytes = |len: usize| -> Result<Vec<u8>, ApiError> {
         let d = base64::engine::general_purpose::STANDARD
             .decode(value.trim())
-            .map_err(|_| ApiError::bad_request("invalid_checksum", "the checksum is not base64"))?;
+            .map_err(|_| ApiError::bad_request(ErrorCode::InvalidChecksum, "the checksum is not base64"))?;
         if d.len() == len {
             Ok(d)
         } else {
-            Err(ApiError::bad_request("invalid_checksum", format!("a {algorithm} digest has {len} bytes")))
+            Err(ApiError::bad_request(ErrorCode::InvalidChecksum, format!("a {algorithm} digest has {len} bytes")))
         }
     };
     match algorithm.to_ascii_lowercase().as_str() {
         "sha256" => Ok(Checksum::Sha256(bytes(32)?)),
         "sha1" => Ok(Checksum::Sha1(bytes(20)?)),
         _ => Err(ApiError::bad_request(
-            "checksum_algorithm_unsupported",
+            ErrorCode::ChecksumAlgorithmUnsupported,
             format!("checksum algorithm {algorithm:?} is not supported; use one of {CHECKSUM_ALGORITHMS}"),
         )),
     }
@@ -214,7 +216,7 @@ fn require_tus(headers: &HeaderMap) -> ApiResult<()> {
         Some(TUS_VERSION) => Ok(()),
         _ => Err(ApiError::new(
             StatusCode::PRECONDITION_FAILED,
-            "tus_version_unsupported",
+            ErrorCode::TusVersionUnsupported,
             "Unsupported tus version",
             format!("send Tus-Resumable: {TUS_VERSION}"),
         )),
@@ -224,11 +226,9 @@ fn require_tus(headers: &HeaderMap) -> ApiResult<()> {
 fn header_u64(headers: &HeaderMap, name: &str) -> ApiResult<Option<u64>> {
     match headers.get(name) {
         None => Ok(None),
-        Some(v) => {
-            v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).map(Some).ok_or_else(|| {
-                ApiError::bad_request("invalid_header", format!("{name} must be a non-negative integer"))
-            })
-        }
+        Some(v) => v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).map(Some).ok_or_else(|| {
+            ApiError::bad_request(ErrorCode::InvalidHeader, format!("{name} must be a non-negative integer"))
+        }),
     }
 }
 
@@ -242,39 +242,21 @@ async fn options(State(state): State<AppState>) -> Response {
     resp
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct UploadRow {
-    id: String,
-    consultation_id: String,
-    name: String,
-    length: i64,
-    upload_offset: i64,
-    metadata: String,
-    state: String,
-    file_id: Option<String>,
-    expires_at: String,
-}
-
-async fn load(state: &AppState, consultation_id: &str, upload_id: &str) -> ApiResult<UploadRow> {
-    let row: Option<UploadRow> = sqlx::query_as(
-        "SELECT id, consultation_id, name, length, upload_offset, metadata, state, file_id, expires_at
-         FROM uploads WHERE id = $1 AND consultation_id = $2",
-    )
-    .bind(upload_id)
-    .bind(consultation_id)
-    .fetch_optional(&state.db.pool)
-    .await?;
+/// The upload, while it can still be resumed or read: a terminated or rejected one is 404,
+/// an expired one 410.
+async fn load(db: &Db, consultation_id: &str, upload_id: &str) -> ApiResult<Upload> {
+    let row = store::upload(db, consultation_id, upload_id).await?;
     let row = row.ok_or_else(|| ApiError::not_found("upload"))?;
-    match row.state.as_str() {
-        "terminated" | "rejected" => Err(ApiError::not_found("upload")),
-        "expired" => Err(gone()),
-        _ if row.state == "open" && parse_ts(&row.expires_at) < chrono::Utc::now() => Err(gone()),
-        _ => Ok(row),
+    match row.state {
+        UploadState::Terminated | UploadState::Rejected => Err(ApiError::not_found("upload")),
+        UploadState::Expired => Err(gone()),
+        UploadState::Open if parse_ts(&row.expires_at) < chrono::Utc::now() => Err(gone()),
+        UploadState::Open | UploadState::Completing | UploadState::Completed => Ok(row),
     }
 }
 
 fn gone() -> ApiError {
-    ApiError::new(StatusCode::GONE, "upload_expired", "Upload expired", "the upload expired; start a new one")
+    ApiError::new(StatusCode::GONE, ErrorCode::UploadExpired, "Upload expired", "the upload expired; start a new one")
 }
 
 async fn create(
@@ -288,40 +270,37 @@ async fn create(
             require_tus(&headers)?;
             let consultation = access(&state.db, &user, &consultation_id).await?;
             if headers.contains_key("upload-defer-length") {
-                return Err(ApiError::bad_request("length_required", "deferred lengths are not supported"));
+                return Err(ApiError::bad_request(ErrorCode::LengthRequired, "deferred lengths are not supported"));
             }
             let length = header_u64(&headers, "upload-length")?
-                .ok_or_else(|| ApiError::bad_request("length_required", "Upload-Length is required"))?;
+                .ok_or_else(|| ApiError::bad_request(ErrorCode::LengthRequired, "Upload-Length is required"))?;
             if length > state.files.max_upload_bytes {
                 return Err(payload_too_large(state.files.max_upload_bytes));
             }
             if length == 0 {
-                return Err(ApiError::unprocessable("empty_file", "the uploaded file is empty"));
+                return Err(ApiError::unprocessable(ErrorCode::EmptyFile, "the uploaded file is empty"));
             }
             state.files.check_room(length)?;
             let raw_metadata = headers.get("upload-metadata").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-            let metadata = parse_metadata(&raw_metadata).map_err(|m| ApiError::bad_request("invalid_metadata", m))?;
+            let metadata =
+                parse_metadata(&raw_metadata).map_err(|m| ApiError::bad_request(ErrorCode::InvalidMetadata, m))?;
             let name =
                 metadata.iter().find(|(k, _)| k == "filename" || k == "name").map(|(_, v)| v.as_str()).unwrap_or("");
             let name = super::classify::sanitize_filename(name);
             let id = new_id();
             let now = chrono::Utc::now();
             let expires = now + chrono::Duration::from_std(state.files.upload_expiry).unwrap_or_default();
-            sqlx::query(
-                "INSERT INTO uploads (id, consultation_id, created_by, name, length, upload_offset, metadata, state,
-                                      expires_at, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, 0, $6, 'open', $7, $8, $8)",
-            )
-            .bind(&id)
-            .bind(&consultation_id)
-            .bind(&user.id)
-            .bind(&name)
-            .bind(length as i64)
-            .bind(&raw_metadata)
-            .bind(ts(expires))
-            .bind(ts(now))
-            .execute(&state.db.pool)
-            .await?;
+            let upload = store::NewUpload {
+                id: &id,
+                consultation_id: &consultation_id,
+                created_by: &user.id,
+                name: &name,
+                length: length as i64,
+                metadata: &raw_metadata,
+                expires_at: &ts(expires),
+                now: &ts(now),
+            };
+            store::insert_upload(&state.db, &upload).await?;
             crate::audit::event(&user, "create", "upload", &id)
                 .patient(&consultation.patient_id)
                 .detail(format!("{length} bytes"))
@@ -346,14 +325,14 @@ async fn head(
         async {
             require_tus(&headers)?;
             access(&state.db, &user, &consultation_id).await?;
-            let row = load(&state, &consultation_id, &upload_id).await?;
+            let row = load(&state.db, &consultation_id, &upload_id).await?;
             let mut resp = StatusCode::OK.into_response();
             set(&mut resp, "upload-offset", row.upload_offset);
             set(&mut resp, "upload-length", row.length);
             if !row.metadata.is_empty() {
                 set(&mut resp, "upload-metadata", &row.metadata);
             }
-            if row.state == "open" {
+            if row.state == UploadState::Open {
                 set(&mut resp, "upload-expires", http_date(parse_ts(&row.expires_at)));
             }
             if let Some(file) = &row.file_id {
@@ -383,29 +362,88 @@ async fn patch_inner(
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
+    let (offset, checksum) = patch_request(headers)?;
+    let consultation = access(&state.db, user, consultation_id).await?;
+    let row = load(&state.db, consultation_id, upload_id).await?;
+    if row.state != UploadState::Open || offset != row.upload_offset as u64 {
+        return Err(ApiError::conflict(
+            ErrorCode::OffsetMismatch,
+            format!("the upload is at offset {} ({}), not {offset}", row.upload_offset, row.state.as_str()),
+        ));
+    }
+    let length = row.length as u64;
+    let part = receive_part(&state.files, upload_id, offset, length, checksum, body).await?;
+    let new_offset = offset + part.received;
+    let expires = chrono::Utc::now() + chrono::Duration::from_std(state.files.upload_expiry).unwrap_or_default();
+    if !store::advance_offset(&state.db, upload_id, offset as i64, new_offset as i64, &ts(expires)).await? {
+        let _ = state.files.storage.delete(&part.key).await;
+        return Err(ApiError::conflict(ErrorCode::OffsetMismatch, "another request moved the upload's offset"));
+    }
+    match part.running {
+        Some(h) => state.files.put_hasher(upload_id, new_offset, h),
+        None => state.files.forget_hasher(upload_id),
+    }
+    crate::audit::event(user, "update", "upload", upload_id)
+        .patient(&consultation.patient_id)
+        .detail(format!("bytes {offset}-{}", new_offset.saturating_sub(1)))
+        .record(&state.db)
+        .await?;
+    if let Some(reason) = part.interrupted {
+        tracing::info!(upload = upload_id, offset = new_offset, %reason, "upload interrupted; kept what arrived");
+        return Err(ApiError::bad_request(
+            ErrorCode::UploadInterrupted,
+            "the body was cut short; resume from Upload-Offset",
+        ));
+    }
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    if new_offset == length {
+        let file = complete(state, user, &consultation, &row).await?;
+        set(&mut resp, "teleconsult-file-id", &file.id);
+    } else {
+        set(&mut resp, "upload-expires", http_date(expires));
+    }
+    set(&mut resp, "upload-offset", new_offset);
+    Ok(resp)
+}
+
+/// The offset and checksum a PATCH names, once its headers are those of tus.
+fn patch_request(headers: &HeaderMap) -> ApiResult<(u64, Option<Checksum>)> {
     require_tus(headers)?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if content_type != "application/offset+octet-stream" {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "Unsupported media type",
             "PATCH bodies are Content-Type: application/offset+octet-stream",
         ));
     }
     let offset = header_u64(headers, "upload-offset")?
-        .ok_or_else(|| ApiError::bad_request("offset_required", "Upload-Offset is required"))?;
+        .ok_or_else(|| ApiError::bad_request(ErrorCode::OffsetRequired, "Upload-Offset is required"))?;
     let checksum = headers.get("upload-checksum").and_then(|v| v.to_str().ok()).map(parse_checksum).transpose()?;
-    let consultation = access(&state.db, user, consultation_id).await?;
-    let row = load(state, consultation_id, upload_id).await?;
-    if row.state != "open" || offset != row.upload_offset as u64 {
-        return Err(ApiError::conflict(
-            "offset_mismatch",
-            format!("the upload is at offset {} ({}), not {offset}", row.upload_offset, row.state),
-        ));
-    }
-    let length = row.length as u64;
-    let files = &state.files;
+    Ok((offset, checksum))
+}
+
+/// The bytes of one PATCH, stored as a part.
+struct Part {
+    key: String,
+    received: u64,
+    /// The whole upload's running digest, when it has been followed from offset 0.
+    running: Option<Sha256>,
+    /// Why the body ended early, when it did (what arrived is kept).
+    interrupted: Option<String>,
+}
+
+/// Streams a PATCH body into its part object at `offset`, refusing bytes past the upload's
+/// `length` and a chunk whose checksum does not match (nothing is kept then).
+async fn receive_part(
+    files: &super::Files,
+    upload_id: &str,
+    offset: u64,
+    length: u64,
+    checksum: Option<Checksum>,
+    body: Body,
+) -> ApiResult<Part> {
     let key = part_key(upload_id, offset);
     let mut writer = files.storage.writer(&key).await.map_err(storage_error)?;
     let mut running = files.take_hasher(upload_id, offset).or_else(|| (offset == 0).then(Sha256::new));
@@ -424,7 +462,7 @@ async fn patch_inner(
             writer.abort().await;
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "exceeds_upload_length",
+                ErrorCode::ExceedsUploadLength,
                 "Payload too large",
                 format!("the upload is {length} bytes long"),
             ));
@@ -445,11 +483,11 @@ async fn patch_inner(
         if !verified {
             writer.abort().await;
             if interrupted.is_some() {
-                return Err(ApiError::bad_request("upload_interrupted", "the chunk was cut short; resend it"));
+                return Err(ApiError::bad_request(ErrorCode::UploadInterrupted, "the chunk was cut short; resend it"));
             }
             return Err(ApiError::new(
                 StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
-                "checksum_mismatch",
+                ErrorCode::ChecksumMismatch,
                 "Checksum mismatch",
                 "the chunk's SHA-256 does not match Upload-Checksum; resend it",
             ));
@@ -461,46 +499,7 @@ async fn patch_inner(
     } else {
         writer.finish().await.map_err(storage_error)?;
     }
-    let new_offset = offset + received;
-    let expires = chrono::Utc::now() + chrono::Duration::from_std(files.upload_expiry).unwrap_or_default();
-    let updated = sqlx::query(
-        "UPDATE uploads SET upload_offset = $1, expires_at = $2, updated_at = $3
-         WHERE id = $4 AND upload_offset = $5 AND state = 'open'",
-    )
-    .bind(new_offset as i64)
-    .bind(ts(expires))
-    .bind(now_ts())
-    .bind(upload_id)
-    .bind(offset as i64)
-    .execute(&state.db.pool)
-    .await?
-    .rows_affected();
-    if updated == 0 {
-        let _ = files.storage.delete(&key).await;
-        return Err(ApiError::conflict("offset_mismatch", "another request moved the upload's offset"));
-    }
-    match running {
-        Some(h) => files.put_hasher(upload_id, new_offset, h),
-        None => files.forget_hasher(upload_id),
-    }
-    crate::audit::event(user, "update", "upload", upload_id)
-        .patient(&consultation.patient_id)
-        .detail(format!("bytes {offset}-{}", new_offset.saturating_sub(1)))
-        .record(&state.db)
-        .await?;
-    if let Some(reason) = interrupted {
-        tracing::info!(upload = upload_id, offset = new_offset, %reason, "upload interrupted; kept what arrived");
-        return Err(ApiError::bad_request("upload_interrupted", "the body was cut short; resume from Upload-Offset"));
-    }
-    let mut resp = StatusCode::NO_CONTENT.into_response();
-    if new_offset == length {
-        let file = complete(state, user, &consultation, &row).await?;
-        set(&mut resp, "teleconsult-file-id", &file.id);
-    } else {
-        set(&mut resp, "upload-expires", http_date(expires));
-    }
-    set(&mut resp, "upload-offset", new_offset);
-    Ok(resp)
+    Ok(Part { key, received, running, interrupted })
 }
 
 /// Joins the parts into the file, then classifies and records it like a one-shot upload.
@@ -508,31 +507,18 @@ async fn complete(
     state: &AppState,
     user: &AuthUser,
     consultation: &ConsultationAccess,
-    row: &UploadRow,
+    row: &Upload,
 ) -> ApiResult<FileView> {
-    let claimed =
-        sqlx::query("UPDATE uploads SET state = 'completing', updated_at = $1 WHERE id = $2 AND state = 'open'")
-            .bind(now_ts())
-            .bind(&row.id)
-            .execute(&state.db.pool)
-            .await?
-            .rows_affected();
-    if claimed == 0 {
-        return Err(ApiError::conflict("upload_completing", "the upload is already being completed"));
+    if !store::leave_open(&state.db, &row.id, UploadState::Completing).await? {
+        return Err(ApiError::conflict(ErrorCode::UploadCompleting, "the upload is already being completed"));
     }
     let result = assemble_and_ingest(state, user, consultation, row).await;
     let (final_state, file_id) = match &result {
-        Ok(file) => ("completed", Some(file.id.clone())),
-        Err(_) => ("rejected", None),
+        Ok(file) => (UploadState::Completed, Some(file.id.as_str())),
+        Err(_) => (UploadState::Rejected, None),
     };
-    sqlx::query("UPDATE uploads SET state = $1, file_id = $2, updated_at = $3 WHERE id = $4")
-        .bind(final_state)
-        .bind(file_id)
-        .bind(now_ts())
-        .bind(&row.id)
-        .execute(&state.db.pool)
-        .await?;
-    remove_parts(state, &row.id).await;
+    store::finish_upload(&state.db, &row.id, final_state, file_id).await?;
+    remove_parts(&state.files, &row.id).await;
     result
 }
 
@@ -540,7 +526,7 @@ async fn assemble_and_ingest(
     state: &AppState,
     user: &AuthUser,
     consultation: &ConsultationAccess,
-    row: &UploadRow,
+    row: &Upload,
 ) -> ApiResult<FileView> {
     let storage = &state.files.storage;
     let length = row.length as u64;
@@ -555,7 +541,7 @@ async fn assemble_and_ingest(
         let head = storage.read_head(&key, super::classify::HEAD_BYTES as u64).await.map_err(storage_error)?;
         let digest = running.clone().finalize();
         let stored = Stored { key, size: length, sha256: super::hex(&digest), head };
-        return ingest(state, user, consultation, &file_id, &row.name, stored).await;
+        return ingest(&state.db, &state.files, user, consultation, &file_id, &row.name, stored).await;
     }
     let mut writer = storage.writer(&key).await.map_err(storage_error)?;
     let mut intake = Intake::new();
@@ -579,14 +565,14 @@ async fn assemble_and_ingest(
         }
     }
     let stored = Stored { key, size, sha256: super::hex(&digest), head: intake.head };
-    ingest(state, user, consultation, &file_id, &row.name, stored).await
+    ingest(&state.db, &state.files, user, consultation, &file_id, &row.name, stored).await
 }
 
-async fn remove_parts(state: &AppState, upload_id: &str) {
-    state.files.forget_hasher(upload_id);
-    if let Ok(parts) = state.files.storage.list(&format!("uploads/{upload_id}")).await {
+async fn remove_parts(files: &super::Files, upload_id: &str) {
+    files.forget_hasher(upload_id);
+    if let Ok(parts) = files.storage.list(&format!("uploads/{upload_id}")).await {
         for (key, _) in parts {
-            let _ = state.files.storage.delete(&key).await;
+            let _ = files.storage.delete(&key).await;
         }
     }
 }
@@ -601,19 +587,11 @@ async fn terminate(
         async {
             require_tus(&headers)?;
             let consultation = access(&state.db, &user, &consultation_id).await?;
-            load(&state, &consultation_id, &upload_id).await?;
-            let done = sqlx::query(
-                "UPDATE uploads SET state = 'terminated', updated_at = $1 WHERE id = $2 AND state = 'open'",
-            )
-            .bind(now_ts())
-            .bind(&upload_id)
-            .execute(&state.db.pool)
-            .await?
-            .rows_affected();
-            if done == 0 {
-                return Err(ApiError::conflict("upload_completed", "a completed upload is a file and is kept"));
+            load(&state.db, &consultation_id, &upload_id).await?;
+            if !store::leave_open(&state.db, &upload_id, UploadState::Terminated).await? {
+                return Err(ApiError::conflict(ErrorCode::UploadCompleted, "a completed upload is a file and is kept"));
             }
-            remove_parts(&state, &upload_id).await;
+            remove_parts(&state.files, &upload_id).await;
             crate::audit::event(&user, "delete", "upload", &upload_id)
                 .patient(&consultation.patient_id)
                 .record(&state.db)
@@ -631,7 +609,8 @@ struct UploadView {
     name: String,
     length: i64,
     offset: i64,
-    state: String,
+    #[schemars(with = "String")]
+    state: UploadState,
     expires_at: String,
     file: Option<FileView>,
 }
@@ -642,14 +621,9 @@ async fn status(
     Path((Id(consultation_id), Id(upload_id))): Path<(Id, Id)>,
 ) -> ApiResult<crate::api::Json<UploadView>> {
     let consultation = access(&state.db, &user, &consultation_id).await?;
-    let row = load(&state, &consultation_id, &upload_id).await?;
+    let row = load(&state.db, &consultation_id, &upload_id).await?;
     let file = match &row.file_id {
-        Some(id) => {
-            sqlx::query_as(&format!("SELECT {FILE_COLUMNS} FROM files WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&state.db.pool)
-                .await?
-        }
+        Some(id) => store::file(&state.db, id).await?,
         None => None,
     };
     crate::audit::event(&user, "read", "upload", &upload_id)
@@ -669,24 +643,11 @@ async fn status(
 }
 
 /// Marks uploads idle past their expiry (or stuck completing) as expired and removes their parts.
-pub async fn sweep_expired(state: &AppState) -> ApiResult<usize> {
-    let expired: Vec<(String,)> =
-        sqlx::query_as("SELECT id FROM uploads WHERE state IN ('open', 'completing') AND expires_at < $1")
-            .bind(now_ts())
-            .fetch_all(&state.db.pool)
-            .await?;
+pub async fn sweep_expired(db: &Db, files: &super::Files) -> ApiResult<usize> {
     let mut removed = 0;
-    for (id,) in expired {
-        let done = sqlx::query(
-            "UPDATE uploads SET state = 'expired', updated_at = $1 WHERE id = $2 AND state IN ('open', 'completing')",
-        )
-        .bind(now_ts())
-        .bind(&id)
-        .execute(&state.db.pool)
-        .await?
-        .rows_affected();
-        if done == 1 {
-            remove_parts(state, &id).await;
+    for id in store::expired_uploads(db).await? {
+        if store::expire_upload(db, &id).await? {
+            remove_parts(files, &id).await;
             removed += 1;
         }
     }
@@ -724,9 +685,9 @@ mod tests {
         let mut h = checksum.hasher();
         h.update(b"hellO");
         assert!(!h.matches(&checksum));
-        assert_eq!(parse_checksum("md5 abc").unwrap_err().code, "checksum_algorithm_unsupported");
-        assert_eq!(parse_checksum("sha256 AAAA").unwrap_err().code, "invalid_checksum");
-        assert_eq!(parse_checksum("sha256").unwrap_err().code, "invalid_checksum");
+        assert_eq!(parse_checksum("md5 abc").unwrap_err().code, ErrorCode::ChecksumAlgorithmUnsupported);
+        assert_eq!(parse_checksum("sha256 AAAA").unwrap_err().code, ErrorCode::InvalidChecksum);
+        assert_eq!(parse_checksum("sha256").unwrap_err().code, ErrorCode::InvalidChecksum);
     }
 
     #[test]

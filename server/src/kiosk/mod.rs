@@ -23,6 +23,7 @@ use crate::db::{ts, Db};
 use crate::devices::{DeviceAuth, DeviceKind};
 use crate::directory::UserView;
 use crate::domain::people::Role;
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use crate::patients::health_card::{self, CardError};
 use crate::patients::store::{self as patients_store, Found, Viewer};
@@ -89,11 +90,11 @@ pub enum Miss {
 }
 
 impl Miss {
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> ErrorCode {
         match self {
-            Miss::Invalid => "card_invalid",
-            Miss::Expired => "card_expired",
-            Miss::Unknown => "card_unknown",
+            Miss::Invalid => ErrorCode::CardInvalid,
+            Miss::Expired => ErrorCode::CardExpired,
+            Miss::Unknown => ErrorCode::CardUnknown,
         }
     }
 
@@ -445,7 +446,7 @@ async fn notify_duty(
         return Err(ApiError::not_found("check-in"));
     };
     if consultation_id.is_some() {
-        return Err(ApiError::conflict("already_booked", "this check-in found a consultation booked today"));
+        return Err(ApiError::conflict(ErrorCode::AlreadyBooked, "this check-in found a consultation booked today"));
     }
     if let Some(at) = notified_at {
         // Told already: a second tap tells nobody twice.
@@ -455,7 +456,7 @@ async fn notify_duty(
     let created = DateTime::parse_from_rfc3339(&created_at).map(|t| t.with_timezone(&Utc)).unwrap_or(now);
     if now - created > chrono::Duration::minutes(NOTIFY_WITHIN_MINS) {
         return Err(ApiError::conflict(
-            "too_late",
+            ErrorCode::TooLate,
             format!("a check-in can call the doctor on duty within {NOTIFY_WITHIN_MINS} minutes; check in again"),
         ));
     }
@@ -600,7 +601,7 @@ mod tests {
         );
         assert_eq!(
             [Miss::Invalid, Miss::Expired, Miss::Unknown].map(Miss::code),
-            ["card_invalid", "card_expired", "card_unknown"]
+            [ErrorCode::CardInvalid, ErrorCode::CardExpired, ErrorCode::CardUnknown]
         );
     }
 

@@ -10,6 +10,7 @@
 //! The contract is documented in `docs/netcheck.md`.
 
 pub mod session;
+pub mod store;
 pub mod verdict;
 
 pub use session::Sessions;
@@ -17,13 +18,13 @@ pub use session::Sessions;
 use crate::api::{Json, Page, Path, Query, Routes};
 use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
-use crate::db::{ts, Db, Id};
+use crate::db::{ts, Id};
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use verdict::{ClientReport, Outcome};
+use verdict::ClientReport;
 
 pub fn routes() -> Routes {
     Routes::new("network check")
@@ -123,9 +124,9 @@ async fn complete(
     report.check().map_err(|(field, message)| ApiError::validation(field, message))?;
     let (session, server) = state.netcheck.finish(&id, &user.id).await?;
     let outcome = verdict::evaluate(&report, &server);
-    store(&state.db, &session, &outcome).await?;
+    store::insert(&state.db, &session, &outcome).await?;
     tracing::info!(netcheck = %id, verdict = ?outcome.verdict, path = ?outcome.path, "network check completed");
-    load(&state.db, &id).await?.map(Json).ok_or_else(|| ApiError::internal("stored result vanished"))
+    store::result(&state.db, &id).await?.map(Json).ok_or_else(|| ApiError::internal("stored result vanished"))
 }
 
 /// Who ran a check and when, as stored with its outcome.
@@ -135,27 +136,6 @@ pub struct SessionInfo {
     pub user_id: String,
     pub organisation_id: String,
     pub started_at: chrono::DateTime<chrono::Utc>,
-}
-
-/// Stores the outcome of one check (diagnostics, not patient data: no audit event).
-pub async fn store(db: &Db, s: &SessionInfo, outcome: &Outcome) -> ApiResult<()> {
-    let path = serde_json::to_value(outcome.path).unwrap_or_default();
-    let verdict = serde_json::to_value(outcome.verdict).unwrap_or_default();
-    sqlx::query(
-        "INSERT INTO netcheck_results (id, user_id, organisation_id, started_at, completed_at, path, verdict, result)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&s.id)
-    .bind(&s.user_id)
-    .bind(&s.organisation_id)
-    .bind(ts(s.started_at))
-    .bind(crate::db::now_ts())
-    .bind(path.as_str().unwrap_or("unknown"))
-    .bind(verdict.as_str().unwrap_or("cannot_connect"))
-    .bind(serde_json::to_string(outcome).map_err(ApiError::internal)?)
-    .execute(&db.pool)
-    .await?;
-    Ok(())
 }
 
 /// One stored result with who ran it.
@@ -172,38 +152,12 @@ pub struct ResultView {
     pub outcome: Value,
 }
 
-type ResultRow = (String, String, String, String, String, String, String, String);
-
-const RESULT_SELECT: &str =
-    "SELECT r.id, r.user_id, u.display_name, r.organisation_id, o.name, r.started_at, r.completed_at, r.result
-     FROM netcheck_results r JOIN users u ON u.id = r.user_id JOIN organisations o ON o.id = r.organisation_id";
-
-fn view(row: ResultRow) -> ResultView {
-    let (id, user_id, user_name, organisation_id, organisation_name, started_at, completed_at, result) = row;
-    ResultView {
-        id,
-        user_id,
-        user_name,
-        organisation_id,
-        organisation_name,
-        started_at,
-        completed_at,
-        outcome: serde_json::from_str(&result).unwrap_or(Value::Null),
-    }
-}
-
-async fn load(db: &Db, id: &str) -> ApiResult<Option<ResultView>> {
-    let row: Option<ResultRow> =
-        sqlx::query_as(&format!("{RESULT_SELECT} WHERE r.id = $1")).bind(id).fetch_optional(&db.pool).await?;
-    Ok(row.map(view))
-}
-
 async fn get_result(
     State(state): State<AppState>,
     user: AuthUser,
     Path(Id(id)): Path<Id>,
 ) -> ApiResult<Json<ResultView>> {
-    match load(&state.db, &id).await? {
+    match store::result(&state.db, &id).await? {
         Some(r) if r.user_id == user.id => Ok(Json(r)),
         _ => Err(ApiError::not_found("network check result")),
     }
@@ -225,22 +179,11 @@ async fn list_results(
     Query(f): Query<ResultFilter>,
 ) -> ApiResult<Json<Page<ResultView>>> {
     user.require(&[Role::Admin, Role::Coordinator])?;
-    let scope = if user.role == Role::Admin {
-        "($1 <> '' OR $1 = '')"
-    } else {
-        "(r.organisation_id = $1 OR r.organisation_id IN (SELECT centre_id FROM consortium_links WHERE hospital_id = $1))"
-    };
+    let scope = if user.role == Role::Admin { store::Scope::All } else { store::Scope::Oversees(&user.org) };
     let limit = crate::api::page_limit(f.limit, 500)? as i64;
-    let rows: Vec<ResultRow> = sqlx::query_as(&format!(
-        "{RESULT_SELECT} WHERE {scope} AND ($2 = '' OR r.organisation_id = $2) AND ($3 = '' OR r.id < $3)
-         ORDER BY r.id DESC LIMIT $4"
-    ))
-    .bind(&user.org)
-    .bind(f.organisation_id.unwrap_or_default())
-    .bind(crate::api::page_cursor(f.cursor)?)
-    .bind(limit + 1)
-    .fetch_all(&state.db.pool)
-    .await?;
-    let items = rows.into_iter().map(view).collect();
+    let cursor = crate::api::page_cursor(f.cursor)?;
+    let organisation = f.organisation_id.as_deref().filter(|o| !o.is_empty());
+    let before = Some(cursor.as_str()).filter(|c| !c.is_empty());
+    let items = store::results(&state.db, scope, organisation, before, limit + 1).await?;
     Ok(Json(crate::api::page(items, limit as usize, |r: &ResultView| r.id.clone())))
 }

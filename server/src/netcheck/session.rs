@@ -6,6 +6,7 @@
 use super::verdict::{self, BulkCount, Frame, NetPath, ServerSide};
 use super::SessionInfo;
 use crate::db::Db;
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use crate::signaling::IceServer;
 use axum::http::StatusCode;
@@ -52,7 +53,7 @@ pub struct Sessions {
 fn busy(retry_after: u64) -> ApiError {
     let mut e = ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "netcheck_busy",
+        ErrorCode::NetcheckBusy,
         "Service unavailable",
         format!("the server is running as many network checks as it may; retry after {retry_after} s"),
     );
@@ -61,7 +62,7 @@ fn busy(retry_after: u64) -> ApiError {
 }
 
 fn invalid_sdp(detail: impl std::fmt::Display) -> ApiError {
-    ApiError::unprocessable("invalid_sdp", format!("the offer is not a usable SDP offer: {detail}"))
+    ApiError::unprocessable(ErrorCode::InvalidSdp, format!("the offer is not a usable SDP offer: {detail}"))
 }
 
 impl Sessions {
@@ -188,7 +189,7 @@ impl Sessions {
         }
         let offer = RTCSessionDescription::offer(sdp).map_err(invalid_sdp)?;
         if session.offered.swap(true, Ordering::SeqCst) {
-            return Err(ApiError::conflict("offer_already_made", "this network check already has its offer"));
+            return Err(ApiError::conflict(ErrorCode::OfferAlreadyMade, "this network check already has its offer"));
         }
         let pc = &session.pc;
         if let Err(e) = pc.set_remote_description(offer).await {
@@ -238,7 +239,7 @@ impl Sessions {
         close(session.pc.clone());
         if !session.connected.load(Ordering::SeqCst) {
             let outcome = verdict::never_connected(verdict::ReasonCode::TimedOut);
-            if let Err(e) = super::store(&self.db, &session.info, &outcome).await {
+            if let Err(e) = super::store::insert(&self.db, &session.info, &outcome).await {
                 tracing::warn!(netcheck = %id, error = %e, "could not store an expired network check");
             }
         }

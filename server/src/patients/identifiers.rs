@@ -14,6 +14,7 @@ use crate::api::{Json, Path};
 use crate::app::AppState;
 use crate::audit::{self, Outcome};
 use crate::db::{new_id, now_ts, Db};
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use crate::principal::AuthUser;
 use axum::extract::State;
@@ -177,7 +178,7 @@ pub fn check(n: &NewIdentifier, parser: &dyn health_card::CardPayloadParser, fie
 
 fn in_use_conflict(c: &Checked) -> ApiError {
     ApiError::conflict(
-        "identifier_in_use",
+        ErrorCode::IdentifierInUse,
         format!("this {} number of {} is already recorded for a patient", c.kind.as_str().replace('_', " "), c.issuer),
     )
 }

@@ -10,6 +10,7 @@ use crate::consultations::state::{Action, Mode, State as CState};
 use crate::consultations::store::{self, ConsultationCore};
 use crate::db::{new_id, now_ts, Db, Id};
 use crate::domain::record::{OpinionKind, OpinionStatus};
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::{self, Notice};
 use axum::extract::State;
@@ -149,7 +150,7 @@ pub async fn save_draft(
         }
         Some(_) => {
             return Err(ApiError::conflict(
-                "already_signed",
+                ErrorCode::AlreadySigned,
                 "the opinion is signed and can no longer be edited; amend it instead",
             ));
         }
@@ -187,7 +188,7 @@ async fn freeze(
     if insert {
         record_store::insert_signed(&mut *conn, &o).await?;
     } else if !record_store::sign_draft(&mut *conn, &o).await? {
-        return Err(ApiError::conflict("already_signed", "the opinion is already signed"));
+        return Err(ApiError::conflict(ErrorCode::AlreadySigned, "the opinion is already signed"));
     }
     // Who completes the consultation: the single expert's opinion, or an MDT's joint conclusion.
     let completes = if c.mode == Mode::Mdt.as_str() { o.kind == OpinionKind::Joint } else { true };
@@ -233,8 +234,10 @@ pub async fn sign(
     let kind = OpinionKind::of(b.joint);
     let o = match record_store::latest_opinion(&state.db, &id, &user.id, kind).await? {
         Some(o) if o.status == OpinionStatus::Draft => o,
-        Some(_) => return Err(ApiError::conflict("already_signed", "the opinion is already signed; amend it instead")),
-        None => return Err(ApiError::conflict("no_draft", "save a draft opinion before signing it")),
+        Some(_) => {
+            return Err(ApiError::conflict(ErrorCode::AlreadySigned, "the opinion is already signed; amend it instead"))
+        }
+        None => return Err(ApiError::conflict(ErrorCode::NoDraft, "save a draft opinion before signing it")),
     };
     if o.impression.trim().is_empty() {
         return Err(ApiError::validation("impression", "an opinion is signed with an impression"));
@@ -276,13 +279,16 @@ pub async fn amend(
     let kind = OpinionKind::of(b.joint);
     let latest = record_store::latest_opinion(&state.db, &id, &user.id, kind).await?;
     let Some(prev) = latest.filter(|o| o.status == OpinionStatus::Signed) else {
-        return Err(ApiError::conflict("not_signed", "only a signed opinion is amended; edit the draft instead"));
+        return Err(ApiError::conflict(
+            ErrorCode::NotSigned,
+            "only a signed opinion is amended; edit the draft instead",
+        ));
     };
     let who = signer(&state.db, &user).await?;
     let mut tx = state.db.begin_write().await?;
     store::lock(&mut tx, &c.id).await?;
     if !record_store::supersede(&mut tx, &prev.id, &now_ts()).await? {
-        return Err(ApiError::conflict("already_amended", "the opinion was amended meanwhile"));
+        return Err(ApiError::conflict(ErrorCode::AlreadyAmended, "the opinion was amended meanwhile"));
     }
     let next = Opinion {
         id: new_id(),

@@ -16,6 +16,7 @@ use crate::auth::{AuthUser, Role};
 use crate::consultations::state::{Reason, Urgency};
 use crate::db::{new_id, now_ts, ts, Db, Id};
 pub use crate::domain::record::{next_status, Direction, ReferralAction, ReferralStatus};
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::{self, Notice};
 use axum::extract::State;
@@ -349,12 +350,13 @@ async fn act(
         return Err(ApiError::forbidden(format!("you may not {action} this referral")));
     }
     let reason = action_reason(action, b.reason.as_deref())?;
-    let to = next_status(r.status, action).map_err(|e| ApiError::conflict("invalid_transition", e.to_string()))?;
+    let to =
+        next_status(r.status, action).map_err(|e| ApiError::conflict(ErrorCode::InvalidTransition, e.to_string()))?;
     let now = now_ts();
     let mut tx = state.db.begin_write().await?;
     let appointment_at = b.appointment_at.map(|t| ts(t.into()));
     if !store::move_referral(&mut tx, id, r.status, to, appointment_at, &now).await? {
-        return Err(ApiError::conflict("invalid_transition", "the referral changed meanwhile"));
+        return Err(ApiError::conflict(ErrorCode::InvalidTransition, "the referral changed meanwhile"));
     }
     let reason_text = reason.as_ref().map(|r| r.to_string()).unwrap_or_default();
     store::insert_referral_event(&mut tx, id, r.status.as_str(), to.as_str(), &user.id, &reason_text, &now).await?;
@@ -428,7 +430,7 @@ pub async fn assign(
         return Err(ApiError::forbidden("the receiving organisation's desk assigns referrals"));
     }
     next_status(r.status, ReferralAction::Assign)
-        .map_err(|e| ApiError::conflict("invalid_transition", e.to_string()))?;
+        .map_err(|e| ApiError::conflict(ErrorCode::InvalidTransition, e.to_string()))?;
     let Some(assignee) = store::clinician_of(&state.db, &b.user_id, &r.to_organisation_id).await? else {
         return Err(ApiError::validation("user_id", "an active clinician of the receiving organisation"));
     };

@@ -15,6 +15,7 @@ use crate::auth::AuthUser;
 use crate::consultations::state::{Action, Reason, State as CState};
 use crate::consultations::store as cstore;
 use crate::db::{new_id, now_ts, parse_ts, ts, Id};
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::{self, Notice, Text};
 use axum::extract::State;
@@ -176,16 +177,19 @@ pub async fn book_slot(
     .fetch_one(&mut *tx)
     .await?;
     if patient_busy > 0 {
-        return Err(ApiError::conflict("patient_busy", "the patient already has an appointment at that time"));
+        return Err(ApiError::conflict(ErrorCode::PatientBusy, "the patient already has an appointment at that time"));
     }
     if already > 0 {
         return Err(ApiError::conflict(
-            "already_booked",
+            ErrorCode::AlreadyBooked,
             "the consultation already has an appointment; reschedule it instead",
         ));
     }
     if expert_assigned == 0 {
-        return Err(ApiError::unprocessable("expert_not_assigned", "the expert has not accepted this consultation"));
+        return Err(ApiError::unprocessable(
+            ErrorCode::ExpertNotAssigned,
+            "the expert has not accepted this consultation",
+        ));
     }
     cstore::apply_locked(&mut tx, &consultation.id, from, Some(&actor.id), &Action::Schedule).await?;
 
@@ -294,7 +298,7 @@ async fn reschedule(
     let (a, c) = appointment_for(&state, &user, &id, "reschedule").await?;
     let start = super::within_horizon(&state.config, "start", b.start.into())?;
     if a.status != "booked" {
-        return Err(ApiError::conflict("invalid_transition", format!("the appointment is {}", a.status)));
+        return Err(ApiError::conflict(ErrorCode::InvalidTransition, format!("the appointment is {}", a.status)));
     }
     let new_id = book_slot(&state, &user, &c, &a.expert_id, start, Some((&a.id, &reason))).await?;
     load_appointment(&state, &new_id)
@@ -327,7 +331,7 @@ async fn cancel(
         .await?
         .rows_affected();
     if cancelled == 0 {
-        return Err(ApiError::conflict("invalid_transition", format!("the appointment is {}", a.status)));
+        return Err(ApiError::conflict(ErrorCode::InvalidTransition, format!("the appointment is {}", a.status)));
     }
     if from == CState::Scheduled {
         cstore::apply_locked(&mut tx, &c.id, from, Some(&user.id), &Action::Unschedule).await?;
@@ -364,7 +368,7 @@ async fn no_show(
     let (a, c) = appointment_for(&state, &user, &id, "no_show").await?;
     let start = DateTime::parse_from_rfc3339(&a.start).map(|t| t.with_timezone(&Utc)).unwrap_or_else(|_| Utc::now());
     if start > Utc::now() {
-        return Err(ApiError::conflict("not_started", "a no-show is recorded after the appointment's start"));
+        return Err(ApiError::conflict(ErrorCode::NotStarted, "a no-show is recorded after the appointment's start"));
     }
     let mut tx = state.db.begin_write().await?;
     let from = cstore::lock(&mut tx, &c.id).await?;

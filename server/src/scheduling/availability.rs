@@ -7,6 +7,7 @@ use crate::api::{Json, Path, Query};
 use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
 use crate::db::{new_id, now_ts, parse_ts, ts, Id};
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -323,12 +324,12 @@ pub struct SlotView {
 
 pub fn slot_error(e: SlotError) -> ApiError {
     match e {
-        SlotError::Overlaps => ApiError::conflict("slot_taken", "the slot was taken by another booking"),
-        SlotError::DayFull => ApiError::conflict("day_full", e.to_string()),
-        SlotError::TooSoon => ApiError::unprocessable("too_soon", e.to_string()),
-        SlotError::NotOnSchedule => ApiError::unprocessable("not_on_schedule", e.to_string()),
+        SlotError::Overlaps => ApiError::conflict(ErrorCode::SlotTaken, "the slot was taken by another booking"),
+        SlotError::DayFull => ApiError::conflict(ErrorCode::DayFull, e.to_string()),
+        SlotError::TooSoon => ApiError::unprocessable(ErrorCode::TooSoon, e.to_string()),
+        SlotError::NotOnSchedule => ApiError::unprocessable(ErrorCode::NotOnSchedule, e.to_string()),
         SlotError::WindowTooLong | SlotError::EmptyWindow => ApiError::validation("to", e.to_string()),
-        other => ApiError::unprocessable("invalid_schedule", other.to_string()),
+        other => ApiError::unprocessable(ErrorCode::InvalidSchedule, other.to_string()),
     }
 }
 

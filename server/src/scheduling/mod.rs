@@ -10,6 +10,7 @@ pub mod slots;
 pub mod store;
 pub mod visit;
 
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult, FieldError};
 use chrono::{DateTime, Utc};
 
@@ -25,7 +26,7 @@ pub fn within_horizon(config: &crate::config::Config, field: &str, t: DateTime<U
         return Ok(t);
     }
     let message = format!("at most {} days ahead", config.booking_horizon_days);
-    let mut e = ApiError::unprocessable("beyond_booking_horizon", format!("{field}: {message}"));
+    let mut e = ApiError::unprocessable(ErrorCode::BeyondBookingHorizon, format!("{field}: {message}"));
     e.errors.push(FieldError { field: field.to_string(), message });
     Err(e)
 }

@@ -16,6 +16,7 @@ use super::tickets;
 use crate::auth::{AuthUser, Role};
 use crate::consultations::state::Action;
 use crate::db::{new_id, ts, Db};
+use crate::error::ErrorCode as Problem;
 use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -824,7 +825,7 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
     futures_util::future::join_all(starts.iter().map(|room| async move {
         match crate::consultations::store::apply_action(db, room, None, &Action::Start).await {
             Ok(_) => tracing::info!(consultation = %room, "consultation in progress: both sides are in the room"),
-            Err(e) if e.code == "invalid_transition" => {}
+            Err(e) if e.code == Problem::InvalidTransition => {}
             Err(e) => tracing::error!(consultation = %room, error = %e, "could not start the consultation"),
         }
     }))

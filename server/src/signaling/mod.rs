@@ -33,6 +33,7 @@ use crate::auth::AuthUser;
 use crate::config::Config;
 use crate::consultations::state::State as ConsultationState;
 use crate::db::{ts, Id};
+use crate::error::ErrorCode as Problem;
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -193,7 +194,7 @@ async fn join(
     let role = role.and_then(|r| RoomRole::parse(&r)).ok_or_else(|| {
         ApiError::new(
             StatusCode::FORBIDDEN,
-            "not_a_participant",
+            Problem::NotAParticipant,
             "Forbidden",
             "only the participants of a consultation may join its room",
         )
@@ -201,7 +202,7 @@ async fn join(
     let current = current.parse().unwrap_or(ConsultationState::Draft);
     if !matches!(current, ConsultationState::Scheduled | ConsultationState::InProgress) {
         return Err(ApiError::conflict(
-            "consultation_not_live",
+            Problem::ConsultationNotLive,
             format!("the consultation is {}; its room is open while it is scheduled or in progress", current.as_str()),
         ));
     }
@@ -215,7 +216,7 @@ async fn join(
         if !crate::scheduling::visit::room_open(opens, now) {
             let at = opens.map(ts).unwrap_or_default();
             let mut err = ApiError::conflict(
-                "room_not_open",
+                Problem::RoomNotOpen,
                 format!(
                     "the room opens at {at}, {} minutes before the appointment",
                     state.config.call_open_before_mins

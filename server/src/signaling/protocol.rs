@@ -235,7 +235,7 @@ pub struct LiveReading {
     /// The device as the sender named it (model, serial); empty when not named.
     pub device: String,
     /// The values in stored units (mmHg, bpm, mmol/L, %, kg, °C).
-    pub values: crate::vitals::reading::Values,
+    pub values: crate::domain::vitals::Values,
     /// The values in a few words: `152/96 mmHg, pulse 78 bpm`.
     pub summary: String,
 }

@@ -58,17 +58,7 @@ pub fn expand(url: &str) -> Vec<String> {
     }
 }
 
-/// The `host[:port]` part of a `stun:`/`turn:`/`turns:` URL.
-pub fn host_port(url: &str) -> Option<&str> {
-    let (_, rest) = url.split_once(':')?;
-    let hp = rest.split('?').next().unwrap_or_default();
-    (!hp.is_empty()).then_some(hp)
-}
-
-/// Whether `url` is an ICE server URL the server knows how to hand out.
-pub fn is_ice_url(url: &str) -> bool {
-    ["stun:", "stuns:", "turn:", "turns:"].iter().any(|s| url.starts_with(s)) && host_port(url).is_some()
-}
+pub use crate::config::{host_port, is_ice_url};
 
 #[cfg(test)]
 mod tests {

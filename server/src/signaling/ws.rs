@@ -12,6 +12,7 @@ use crate::api::Query;
 use crate::app::AppState;
 use crate::auth::ClientAddr;
 use crate::error::ApiError;
+use crate::error::ErrorCode as Problem;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -62,7 +63,7 @@ pub async fn rtc(
     let Ok(ws) = ws else {
         return ApiError::new(
             axum::http::StatusCode::UPGRADE_REQUIRED,
-            "upgrade_required",
+            Problem::UpgradeRequired,
             "Upgrade required",
             "this is the signaling WebSocket: connect with Upgrade: websocket (docs/signaling.md)",
         )

@@ -6,7 +6,7 @@
 //! checks, idempotency and batches of up to 1,000 as the signed-in path.
 
 use super::reading::NewReading;
-use super::{ingest, Access, IngestAnswer, PatientRef, Sender};
+use super::{ingest, Access, IngestAnswer, Sender};
 use crate::api::{Json, JsonBatch, Query};
 use crate::app::AppState;
 use crate::audit;
@@ -57,24 +57,14 @@ pub async fn post(
     if uuid::Uuid::try_parse(&patient_id).is_err() {
         return Err(ApiError::validation("patient_id", "not a patient id"));
     }
-    let patient: Option<PatientRef> =
-        sqlx::query_as("SELECT id, name, home_organisation_id, user_id FROM patients WHERE id = $1")
-            .bind(&patient_id)
-            .fetch_optional(&state.db.pool)
-            .await?;
+    let patient = super::store::patient_ref(&state.db, &patient_id).await?;
     let Some(patient) = patient else {
         denied(None).record(&state.db).await?;
         return Err(ApiError::not_found("patient"));
     };
     if device.kind != DeviceKind::Home {
-        let (linked,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM consortium_links WHERE (hospital_id = $1 AND centre_id = $2) OR (hospital_id = $2 AND centre_id = $1)",
-        )
-        .bind(&device.organisation_id)
-        .bind(&patient.home_organisation_id)
-        .fetch_one(&state.db.pool)
-        .await?;
-        if !may_name(&device.organisation_id, &patient.home_organisation_id, linked > 0) {
+        let linked = super::store::linked(&state.db, &device.organisation_id, &patient.home_organisation_id).await?;
+        if !may_name(&device.organisation_id, &patient.home_organisation_id, linked) {
             denied(Some(patient.id.clone())).record(&state.db).await?;
             return Err(ApiError::not_found("patient"));
         }

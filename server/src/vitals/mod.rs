@@ -13,6 +13,7 @@
 
 pub mod device;
 pub mod reading;
+pub mod store;
 pub mod targets;
 pub mod timeline;
 pub mod worklist;
@@ -21,13 +22,15 @@ use crate::api::{Json, JsonBatch, Path, Query, Routes};
 use crate::app::AppState;
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::auth::{AuthUser, Role};
-use crate::db::{new_id, ts, Id};
+use crate::db::{ts, Db, Id};
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult, FieldError};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
 use reading::{Kind, NewReading, Reading, Values};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// Most readings one request may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -136,67 +139,6 @@ pub struct Observation {
     pub status: String,
 }
 
-#[derive(sqlx::FromRow)]
-pub(crate) struct ObservationRow {
-    id: String,
-    patient_id: String,
-    client_id: String,
-    kind: String,
-    measured_at: String,
-    received_at: String,
-    source: String,
-    device: String,
-    device_id: Option<String>,
-    consultation_id: Option<String>,
-    recorded_by: Option<String>,
-    systolic_mmhg: Option<f64>,
-    diastolic_mmhg: Option<f64>,
-    pulse_bpm: Option<f64>,
-    glucose_mmol_l: Option<f64>,
-    glucose_context: Option<String>,
-    spo2_pct: Option<f64>,
-    weight_kg: Option<f64>,
-    temperature_c: Option<f64>,
-    ecg_file_id: Option<String>,
-    status: String,
-}
-
-pub(crate) const OBSERVATION_COLUMNS: &str = "id, patient_id, client_id, kind, measured_at, received_at, source, device, device_id, consultation_id, recorded_by,
-     systolic_mmhg, diastolic_mmhg, pulse_bpm, glucose_mmol_l, glucose_context, spo2_pct, weight_kg, temperature_c, ecg_file_id, status";
-
-impl From<ObservationRow> for Observation {
-    fn from(r: ObservationRow) -> Observation {
-        let values = Values {
-            systolic_mmhg: r.systolic_mmhg,
-            diastolic_mmhg: r.diastolic_mmhg,
-            pulse_bpm: r.pulse_bpm,
-            glucose_mmol_l: r.glucose_mmol_l,
-            glucose_context: r.glucose_context.as_deref().and_then(reading::GlucoseContext::parse),
-            spo2_pct: r.spo2_pct,
-            weight_kg: r.weight_kg,
-            temperature_c: r.temperature_c,
-            ecg_file_id: r.ecg_file_id,
-        };
-        let summary = Kind::parse(&r.kind).map(|k| reading::summary(k, &values)).unwrap_or_default();
-        Observation {
-            id: r.id,
-            patient_id: r.patient_id,
-            client_id: r.client_id,
-            kind: r.kind,
-            measured_at: r.measured_at,
-            received_at: r.received_at,
-            source: r.source,
-            device: r.device,
-            device_id: r.device_id,
-            consultation_id: r.consultation_id,
-            recorded_by: r.recorded_by,
-            values,
-            summary,
-            status: r.status,
-        }
-    }
-}
-
 /// The patient a request is about, as the ingest and the checks need it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PatientRef {
@@ -215,27 +157,6 @@ pub struct Access {
     pub expert_consultations: Option<Vec<String>>,
 }
 
-async fn patient_ref(state: &AppState, id: &str) -> ApiResult<Option<PatientRef>> {
-    Ok(sqlx::query_as("SELECT id, name, home_organisation_id, user_id FROM patients WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&state.db.pool)
-        .await?)
-}
-
-/// The active consultations of `patient_id` that `user_id` takes part in (not declined).
-pub async fn active_consultations_of(state: &AppState, patient_id: &str, user_id: &str) -> ApiResult<Vec<String>> {
-    let rows: Vec<(String,)> = sqlx::query_as(&format!(
-        "SELECT c.id FROM consultations c JOIN consultation_participants cp ON cp.consultation_id = c.id
-         WHERE c.patient_id = $1 AND cp.user_id = $2 AND cp.status <> 'declined' AND c.state IN {ACTIVE_STATES}
-         ORDER BY c.id"
-    ))
-    .bind(patient_id)
-    .bind(user_id)
-    .fetch_all(&state.db.pool)
-    .await?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
-}
-
 /// Decides whether `user` may read or write the readings of patient `id` (see the module
 /// documentation), auditing a refusal. 403 for admins and coordinators, 404 for a patient
 /// the caller has no such relationship with.
@@ -245,7 +166,7 @@ pub async fn access(state: &AppState, user: &AuthUser, id: &str, action: &str) -
             .maybe_patient(exists.map(|p| p.id.clone()))
             .outcome(Outcome::Denied)
     };
-    let patient = patient_ref(state, id).await?;
+    let patient = store::patient_ref(&state.db, id).await?;
     if matches!(user.role, Role::Admin | Role::Coordinator) {
         deny(patient.as_ref()).record(&state.db).await?;
         return Err(ApiError::forbidden(
@@ -260,7 +181,7 @@ pub async fn access(state: &AppState, user: &AuthUser, id: &str, action: &str) -
         Role::Patient => patient.user_id.as_deref() == Some(user.id.as_str()),
         Role::CommunityDoctor => crate::patients::find_visible(&state.db, user, id).await?.is_some(),
         Role::Expert => {
-            let active = active_consultations_of(state, id, &user.id).await?;
+            let active = store::active_consultations_of(&state.db, id, &user.id).await?;
             if active.is_empty() {
                 false
             } else {
@@ -318,11 +239,11 @@ fn field_name(array: bool, index: usize, field: &str) -> String {
 
 /// 422 listing every refused field of every reading; its code is the first problem's
 /// (`implausible_value`, `measured_at_out_of_range` or `validation_failed`).
-fn refused(problems: Vec<(String, &'static str, String)>) -> ApiError {
-    let code = problems.first().map(|p| p.1).unwrap_or("validation_failed");
+fn refused(problems: Vec<(String, ErrorCode, String)>) -> ApiError {
+    let code = problems.first().map(|p| p.1).unwrap_or(ErrorCode::ValidationFailed);
     let title = match code {
-        "implausible_value" => "Implausible value",
-        "measured_at_out_of_range" => "Measured at an impossible time",
+        ErrorCode::ImplausibleValue => "Implausible value",
+        ErrorCode::MeasuredAtOutOfRange => "Measured at an impossible time",
         _ => "Validation failed",
     };
     let detail = problems.iter().map(|(f, _, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; ");
@@ -343,11 +264,6 @@ async fn post_observations(
     Ok((status, Json(answer)))
 }
 
-/// Placeholders `($a, $a+1, ...)` for an IN list starting at `$first`.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
 /// Checks, stores (once per client_id), audits, weighs against the patient's follow-up
 /// plans, notifies, and shows live in the call: one transaction for the whole batch.
 pub async fn ingest(
@@ -362,6 +278,18 @@ pub async fn ingest(
     }
     let patient = &access.patient;
     let now = Utc::now();
+    let mut readings = check_all(&items, array, now)?;
+    let mut consultation_states = check_references(&state.db, access, &readings, array).await?;
+    attach_to_live_call(&state.db, patient, &mut readings, &mut consultation_states, now).await?;
+    let received_at = ts(now);
+    let (results, created) = record(state, sender, patient, &readings, &received_at, now).await?;
+    show_live(state, &created, &consultation_states, &received_at);
+    let created_count = created.len();
+    Ok(IngestAnswer { created: created_count, duplicates: results.len() - created_count, results })
+}
+
+/// Checks each reading of a batch; 422 naming every refused field.
+fn check_all(items: &[NewReading], array: bool, now: chrono::DateTime<Utc>) -> ApiResult<Vec<Reading>> {
     let mut problems = Vec::new();
     let mut readings: Vec<Reading> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -373,40 +301,28 @@ pub async fn ingest(
     if !problems.is_empty() {
         return Err(refused(problems));
     }
+    Ok(readings)
+}
 
-    // Named consultations must be the patient's (and, for an expert, active ones they take
-    // part in); named ECG files must be ECGs of the patient's consultations.
+/// Named consultations must be the patient's (and, for an expert, active ones they take part
+/// in); named ECG files must be ECGs of the patient's consultations. Answers the states of
+/// the consultations named.
+async fn check_references(
+    db: &Db,
+    access: &Access,
+    readings: &[Reading],
+    array: bool,
+) -> ApiResult<HashMap<String, String>> {
+    let patient = &access.patient;
     let mut named: Vec<String> = readings.iter().filter_map(|r| r.consultation_id.clone()).collect();
     named.sort();
     named.dedup();
-    let mut consultation_states = std::collections::HashMap::new();
-    if !named.is_empty() {
-        let sql = format!(
-            "SELECT id, state FROM consultations WHERE patient_id = $1 AND id IN ({})",
-            placeholders(2, named.len())
-        );
-        let mut q = sqlx::query_as::<_, (String, String)>(&sql).bind(&patient.id);
-        for c in &named {
-            q = q.bind(c);
-        }
-        consultation_states.extend(q.fetch_all(&state.db.pool).await?);
-    }
+    let consultation_states = store::consultation_states(db, &patient.id, &named).await?;
     let mut files: Vec<String> = readings.iter().filter_map(|r| r.values.ecg_file_id.clone()).collect();
     files.sort();
     files.dedup();
-    let mut known_files = std::collections::HashSet::new();
-    if !files.is_empty() {
-        let sql = format!(
-            "SELECT f.id FROM files f JOIN consultations c ON c.id = f.consultation_id
-             WHERE c.patient_id = $1 AND f.kind = 'ecg' AND f.id IN ({})",
-            placeholders(2, files.len())
-        );
-        let mut q = sqlx::query_as::<_, (String,)>(&sql).bind(&patient.id);
-        for f in &files {
-            q = q.bind(f);
-        }
-        known_files.extend(q.fetch_all(&state.db.pool).await?.into_iter().map(|r| r.0));
-    }
+    let known_files = store::ecg_files_of(db, &patient.id, &files).await?;
+    let mut problems = Vec::new();
     for (i, r) in readings.iter().enumerate() {
         if let Some(c) = &r.consultation_id {
             let allowed = consultation_states.contains_key(c)
@@ -414,7 +330,7 @@ pub async fn ingest(
             if !allowed {
                 problems.push((
                     field_name(array, i, "consultation_id"),
-                    "validation_failed",
+                    ErrorCode::ValidationFailed,
                     "no consultation of this patient that you take part in has this id".to_string(),
                 ));
             }
@@ -423,7 +339,7 @@ pub async fn ingest(
             if !known_files.contains(f) {
                 problems.push((
                     field_name(array, i, "ecg_file_id"),
-                    "validation_failed",
+                    ErrorCode::ValidationFailed,
                     "no ECG file of this patient's consultations has this id".to_string(),
                 ));
             }
@@ -432,15 +348,20 @@ pub async fn ingest(
     if !problems.is_empty() {
         return Err(refused(problems));
     }
+    Ok(consultation_states)
+}
 
-    // A recent reading without a consultation, while the patient's consultation is in
-    // progress, belongs to that call.
-    let in_progress: Vec<(String,)> =
-        sqlx::query_as("SELECT id FROM consultations WHERE patient_id = $1 AND state = 'in_progress' ORDER BY id")
-            .bind(&patient.id)
-            .fetch_all(&state.db.pool)
-            .await?;
-    if let [(live,)] = in_progress.as_slice() {
+/// A recent reading without a consultation, while the patient's consultation is in
+/// progress, belongs to that call.
+async fn attach_to_live_call(
+    db: &Db,
+    patient: &PatientRef,
+    readings: &mut [Reading],
+    consultation_states: &mut HashMap<String, String>,
+    now: chrono::DateTime<Utc>,
+) -> ApiResult<()> {
+    let in_progress = store::in_progress_consultations(db, &patient.id).await?;
+    if let [live] = in_progress.as_slice() {
         for r in readings.iter_mut().filter(|r| r.consultation_id.is_none()) {
             if (now - r.measured_at).num_seconds() <= LIVE_WINDOW_SECS {
                 r.consultation_id = Some(live.clone());
@@ -448,10 +369,23 @@ pub async fn ingest(
             }
         }
     }
+    Ok(())
+}
 
-    let received_at = ts(now);
+/// Stores the readings (once per client_id), audits, weighs them against the patient's
+/// follow-up plans and notifies, in one transaction. Answers each reading's result and the
+/// readings stored now, with their ids.
+async fn record<'r>(
+    state: &AppState,
+    sender: &Sender,
+    patient: &PatientRef,
+    readings: &'r [Reading],
+    received_at: &str,
+    now: chrono::DateTime<Utc>,
+) -> ApiResult<(Vec<IngestResult>, Vec<(String, &'r Reading)>)> {
     let mut tx = audit::begin(&state.db).await?;
-    let stored = store(&mut tx, sender, &patient.id, &readings, &received_at).await?;
+    let by = store::RecordedBy { device_id: sender.device_id(), user_id: sender.recorded_by() };
+    let stored = store::insert_readings(&mut tx, &by, &patient.id, readings, received_at).await?;
     let mut events = Vec::new();
     let mut results = Vec::with_capacity(readings.len());
     let mut created: Vec<(String, &Reading)> = Vec::new();
@@ -487,9 +421,17 @@ pub async fn ingest(
     let notices = worklist::notify_patient(&mut tx, patient, &opened).await?;
     tx.commit().await?;
     crate::notifications::publish(state, &notices);
+    Ok((results, created))
+}
 
-    // Live in the call: readings of a consultation whose room may be open.
-    for (rid, r) in &created {
+/// Shows the readings of a consultation whose room may be open live in the call.
+fn show_live(
+    state: &AppState,
+    created: &[(String, &Reading)],
+    consultation_states: &HashMap<String, String>,
+    received_at: &str,
+) {
+    for (rid, r) in created {
         let Some(c) = &r.consultation_id else { continue };
         if !matches!(consultation_states.get(c).map(String::as_str), Some("scheduled" | "in_progress")) {
             continue;
@@ -501,7 +443,7 @@ pub async fn ingest(
                 consultation_id: c.clone(),
                 kind: r.kind.as_str().into(),
                 measured_at: ts(r.measured_at),
-                received_at: received_at.clone(),
+                received_at: received_at.to_string(),
                 source: r.source.as_str().into(),
                 device: r.device.clone(),
                 values: r.values.clone(),
@@ -509,93 +451,6 @@ pub async fn ingest(
             },
         );
     }
-    let created_count = created.len();
-    Ok(IngestAnswer { created: created_count, duplicates: results.len() - created_count, results })
-}
-
-/// Inserts the readings not stored before (by client_id), in multi-row statements; answers
-/// for each reading its stored id and whether it is new.
-async fn store(
-    conn: &mut sqlx::AnyConnection,
-    sender: &Sender,
-    patient_id: &str,
-    readings: &[Reading],
-    received_at: &str,
-) -> ApiResult<Vec<(String, bool)>> {
-    const COLUMNS: usize = 20;
-    // The first of the same client_id in one request is the one stored.
-    let mut first_index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    let mut fresh: Vec<(usize, String)> = Vec::new();
-    for (i, r) in readings.iter().enumerate() {
-        if first_index.contains_key(r.client_id.as_str()) {
-            continue;
-        }
-        first_index.insert(&r.client_id, i);
-        fresh.push((i, new_id()));
-    }
-    let mut inserted: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-    for chunk in fresh.chunks(100) {
-        let rows: Vec<String> =
-            (0..chunk.len()).map(|k| format!("({})", placeholders(k * COLUMNS + 1, COLUMNS))).collect();
-        let sql = format!(
-            "INSERT INTO observations (id, patient_id, client_id, kind, measured_at, received_at, source, device, device_id, consultation_id, recorded_by,
-                systolic_mmhg, diastolic_mmhg, pulse_bpm, glucose_mmol_l, glucose_context, spo2_pct, weight_kg, temperature_c, ecg_file_id)
-             VALUES {} ON CONFLICT (patient_id, client_id) DO NOTHING RETURNING client_id, id",
-            rows.join(", ")
-        );
-        let mut q = sqlx::query_as::<_, (String, String)>(&sql);
-        for (i, id) in chunk {
-            let r = &readings[*i];
-            let v = &r.values;
-            q = q
-                .bind(id.clone())
-                .bind(patient_id.to_string())
-                .bind(r.client_id.clone())
-                .bind(r.kind.as_str())
-                .bind(ts(r.measured_at))
-                .bind(received_at.to_string())
-                .bind(r.source.as_str())
-                .bind(r.device.clone())
-                .bind(sender.device_id())
-                .bind(r.consultation_id.clone())
-                .bind(sender.recorded_by())
-                .bind(v.systolic_mmhg)
-                .bind(v.diastolic_mmhg)
-                .bind(v.pulse_bpm)
-                .bind(v.glucose_mmol_l)
-                .bind(v.glucose_context.map(|c| c.as_str()))
-                .bind(v.spo2_pct)
-                .bind(v.weight_kg)
-                .bind(v.temperature_c)
-                .bind(v.ecg_file_id.clone());
-        }
-        inserted.extend(q.fetch_all(&mut *conn).await?);
-    }
-    // The ids of readings stored before.
-    let before: Vec<&str> = first_index.keys().copied().filter(|c| !inserted.contains_key(*c)).collect();
-    let mut earlier: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-    for chunk in before.chunks(500) {
-        let sql = format!(
-            "SELECT client_id, id FROM observations WHERE patient_id = $1 AND client_id IN ({})",
-            placeholders(2, chunk.len())
-        );
-        let mut q = sqlx::query_as::<_, (String, String)>(&sql).bind(patient_id.to_string());
-        for c in chunk {
-            q = q.bind(c.to_string());
-        }
-        earlier.extend(q.fetch_all(&mut *conn).await?);
-    }
-    Ok(readings
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let first = first_index[r.client_id.as_str()];
-            match inserted.get(&r.client_id) {
-                Some(id) => (id.clone(), first == i),
-                None => (earlier.get(&r.client_id).cloned().unwrap_or_default(), false),
-            }
-        })
-        .collect())
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -619,23 +474,15 @@ async fn list_observations(
     let limit = crate::api::page_limit(f.limit, 1000)?;
     let cursor = crate::api::page_cursor(f.cursor)?;
     access(&state, &user, &id, "list").await?;
-    let (after_at, after_id) = cursor_position(&state, &id, &cursor).await?;
-    let rows: Vec<ObservationRow> = sqlx::query_as(&format!(
-        "SELECT {OBSERVATION_COLUMNS} FROM observations WHERE patient_id = $1 AND ($2 = '' OR kind = $2)
-           AND measured_at >= $3 AND measured_at < $4
-           AND ($5 = '' OR measured_at < $5 OR (measured_at = $5 AND id < $6))
-         ORDER BY measured_at DESC, id DESC LIMIT $7"
-    ))
-    .bind(&id)
-    .bind(f.kind.map(|k| k.as_str()).unwrap_or(""))
-    .bind(f.from.map(|t| ts(t.into())).unwrap_or_default())
-    .bind(f.to.map(|t| ts(t.into())).unwrap_or_else(|| "9999".into()))
-    .bind(after_at)
-    .bind(after_id)
-    .bind(limit as i64 + 1)
-    .fetch_all(&state.db.pool)
-    .await?;
-    let page = crate::api::page(rows.into_iter().map(Observation::from).collect(), limit, |o| o.id.clone());
+    let after = cursor_position(&state, &id, &cursor).await?;
+    let query = store::ObservationQuery {
+        kind: f.kind,
+        from: f.from.map(|t| ts(t.into())),
+        to: f.to.map(|t| ts(t.into())),
+        after: after.as_ref().map(|(at, id)| (at.as_str(), id.as_str())),
+    };
+    let rows = store::observations(&state.db, &id, query, limit as i64 + 1).await?;
+    let page = crate::api::page(rows, limit, |o| o.id.clone());
     audit::event(&user, "list", "observation", &id)
         .patient(&id)
         .detail(format!("{} readings", page.items.len()))
@@ -645,18 +492,12 @@ async fn list_observations(
 }
 
 /// Where a list continues after the reading `cursor` (of this patient): its time and id.
-async fn cursor_position(state: &AppState, patient_id: &str, cursor: &str) -> ApiResult<(String, String)> {
+async fn cursor_position(state: &AppState, patient_id: &str, cursor: &str) -> ApiResult<Option<(String, String)>> {
     if cursor.is_empty() {
-        return Ok((String::new(), String::new()));
+        return Ok(None);
     }
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT measured_at FROM observations WHERE id = $1 AND patient_id = $2")
-            .bind(cursor)
-            .bind(patient_id)
-            .fetch_optional(&state.db.pool)
-            .await?;
-    match row {
-        Some((at,)) => Ok((at, cursor.to_string())),
+    match store::measured_at(&state.db, cursor, patient_id).await? {
+        Some(at) => Ok(Some((at, cursor.to_string()))),
         None => Err(ApiError::validation("cursor", "not a cursor of this list: pass the `next` of the previous page")),
     }
 }

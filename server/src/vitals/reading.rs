@@ -8,8 +8,11 @@
 //! [`MAX_AGE_DAYS`] with `measured_at_out_of_range`; anything else malformed with
 //! `validation_failed`.
 
+use crate::error::ErrorCode;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+
+pub use crate::domain::vitals::{GlucoseContext, Values};
 
 /// A reading older than this is refused: a device whose clock was never set says 2000-01-01.
 pub const MAX_AGE_DAYS: i64 = 365;
@@ -86,31 +89,6 @@ impl Source {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum GlucoseContext {
-    Fasting,
-    /// Two hours after a meal.
-    Postprandial,
-    Random,
-}
-
-impl GlucoseContext {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GlucoseContext::Fasting => "fasting",
-            GlucoseContext::Postprandial => "postprandial",
-            GlucoseContext::Random => "random",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<GlucoseContext> {
-        [GlucoseContext::Fasting, GlucoseContext::Postprandial, GlucoseContext::Random]
-            .into_iter()
-            .find(|c| c.as_str() == s)
-    }
-}
-
 /// A reading as sent. Each kind takes its own fields (in one of the units named by the
 /// field); a field of another kind is refused.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -162,32 +140,6 @@ pub struct NewReading {
     pub ecg_file_id: Option<String>,
 }
 
-/// The values of a checked reading, in stored units.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Values {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub systolic_mmhg: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub diastolic_mmhg: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pulse_bpm: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub glucose_mmol_l: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub glucose_context: Option<GlucoseContext>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub spo2_pct: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub weight_kg: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub temperature_c: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ecg_file_id: Option<String>,
-}
-
-// Values are checked finite before they are kept, so equality is an equivalence.
-impl Eq for Values {}
-
 /// A checked reading, ready to store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reading {
@@ -205,11 +157,11 @@ pub struct Reading {
 pub struct Problem {
     pub field: &'static str,
     /// `implausible_value`, `measured_at_out_of_range` or `validation_failed`.
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
-fn problem(field: &'static str, code: &'static str, message: impl Into<String>) -> Problem {
+fn problem(field: &'static str, code: ErrorCode, message: impl Into<String>) -> Problem {
     Problem { field, code, message: message.into() }
 }
 
@@ -230,13 +182,13 @@ fn in_range(
     unit: &str,
 ) -> Option<f64> {
     if !value.is_finite() {
-        problems.push(problem(field, "validation_failed", "must be a number"));
+        problems.push(problem(field, ErrorCode::ValidationFailed, "must be a number"));
         return None;
     }
     if !(lo..=hi).contains(&stored) {
         problems.push(problem(
             field,
-            "implausible_value",
+            ErrorCode::ImplausibleValue,
             format!(
                 "{value} {unit} cannot be measured on a living person: expected {} to {} {unit}",
                 round(to_sent(lo), 1),
@@ -263,7 +215,7 @@ fn either(
         (Some(_), Some(_)) => {
             problems.push(problem(
                 field_b,
-                "validation_failed",
+                ErrorCode::ValidationFailed,
                 format!("send either {field_a} or {field_b}, not both"),
             ));
             None
@@ -272,7 +224,7 @@ fn either(
         (None, Some(v)) => in_range(problems, field_b, v, round(v * b_to_a, places), range, |x| x / b_to_a, unit_b),
         (None, None) => {
             if required {
-                problems.push(problem(field_a, "validation_failed", format!("required (or {field_b})")));
+                problems.push(problem(field_a, ErrorCode::ValidationFailed, format!("required (or {field_b})")));
             }
             None
         }
@@ -282,29 +234,53 @@ fn either(
 /// Checks and converts a reading received at `now`.
 pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>> {
     let mut p = Vec::new();
-    if uuid::Uuid::try_parse(&r.client_id).is_err() {
-        p.push(problem("client_id", "validation_failed", "a UUID chosen by the device"));
-    }
     let measured_at = r.measured_at.utc();
+    let device = check_common(&mut p, r, measured_at, now);
+    check_fields_of_kind(&mut p, r);
+    let values = values(&mut p, r);
+    if !p.is_empty() {
+        return Err(p);
+    }
+    Ok(Reading {
+        kind: r.kind,
+        client_id: r.client_id.to_ascii_lowercase(),
+        measured_at,
+        source: r.source,
+        device,
+        consultation_id: r.consultation_id.clone(),
+        values,
+    })
+}
+
+/// What every reading carries: its client id, a plausible time, the device's name (answered,
+/// trimmed) and the consultation it names.
+fn check_common(p: &mut Vec<Problem>, r: &NewReading, measured_at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    if uuid::Uuid::try_parse(&r.client_id).is_err() {
+        p.push(problem("client_id", ErrorCode::ValidationFailed, "a UUID chosen by the device"));
+    }
     if measured_at > now + Duration::seconds(FUTURE_SKEW_SECS) {
-        p.push(problem("measured_at", "measured_at_out_of_range", "lies in the future: check the device's clock"));
+        p.push(problem("measured_at", ErrorCode::MeasuredAtOutOfRange, "lies in the future: check the device's clock"));
     } else if measured_at < now - Duration::days(MAX_AGE_DAYS) {
         p.push(problem(
             "measured_at",
-            "measured_at_out_of_range",
+            ErrorCode::MeasuredAtOutOfRange,
             format!("more than {MAX_AGE_DAYS} days ago: check the device's clock"),
         ));
     }
     let device = r.device.as_deref().unwrap_or("").trim().to_string();
     if device.chars().count() > 100 {
-        p.push(problem("device", "validation_failed", "up to 100 characters"));
+        p.push(problem("device", ErrorCode::ValidationFailed, "up to 100 characters"));
     }
     if let Some(c) = &r.consultation_id {
         if uuid::Uuid::try_parse(c).is_err() {
-            p.push(problem("consultation_id", "validation_failed", "not a consultation id"));
+            p.push(problem("consultation_id", ErrorCode::ValidationFailed, "not a consultation id"));
         }
     }
-    // Fields that belong to another kind.
+    device
+}
+
+/// Refuses the fields that belong to another kind.
+fn check_fields_of_kind(p: &mut Vec<Problem>, r: &NewReading) {
     let present: [(&'static str, bool, &[Kind]); 14] = [
         ("systolic_mmhg", r.systolic_mmhg.is_some(), &[Kind::BloodPressure]),
         ("diastolic_mmhg", r.diastolic_mmhg.is_some(), &[Kind::BloodPressure]),
@@ -323,42 +299,24 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
     ];
     for (field, is_there, kinds) in present {
         if is_there && !kinds.contains(&r.kind) {
-            p.push(problem(field, "validation_failed", format!("not a field of a {} reading", r.kind.as_str())));
+            p.push(problem(
+                field,
+                ErrorCode::ValidationFailed,
+                format!("not a field of a {} reading", r.kind.as_str()),
+            ));
         }
     }
+}
+
+/// The values of the reading's kind, in stored units, each checked against what a person
+/// can show.
+fn values(p: &mut Vec<Problem>, r: &NewReading) -> Values {
     let mut v = Values::default();
-    let pulse = |p: &mut Vec<Problem>| {
-        r.pulse_bpm.and_then(|x| in_range(p, "pulse_bpm", x, round(x, 0), limits::PULSE_BPM, |x| x, "bpm"))
-    };
     match r.kind {
-        Kind::BloodPressure => {
-            v.systolic_mmhg = either(
-                &mut p,
-                ("systolic_mmhg", r.systolic_mmhg, "mmHg"),
-                ("systolic_kpa", r.systolic_kpa, "kPa", MMHG_PER_KPA),
-                limits::SYSTOLIC_MMHG,
-                true,
-                0,
-            );
-            v.diastolic_mmhg = either(
-                &mut p,
-                ("diastolic_mmhg", r.diastolic_mmhg, "mmHg"),
-                ("diastolic_kpa", r.diastolic_kpa, "kPa", MMHG_PER_KPA),
-                limits::DIASTOLIC_MMHG,
-                true,
-                0,
-            );
-            if let (Some(s), Some(d)) = (v.systolic_mmhg, v.diastolic_mmhg) {
-                if d >= s {
-                    let field = if r.diastolic_mmhg.is_some() { "diastolic_mmhg" } else { "diastolic_kpa" };
-                    p.push(problem(field, "implausible_value", "the diastolic pressure must be below the systolic"));
-                }
-            }
-            v.pulse_bpm = pulse(&mut p);
-        }
+        Kind::BloodPressure => blood_pressure(p, r, &mut v),
         Kind::Glucose => {
             v.glucose_mmol_l = either(
-                &mut p,
+                p,
                 ("glucose_mmol_l", r.glucose_mmol_l, "mmol/L"),
                 ("glucose_mg_dl", r.glucose_mg_dl, "mg/dL", 1.0 / GLUCOSE_MG_DL_PER_MMOL_L),
                 limits::GLUCOSE_MMOL_L,
@@ -367,24 +325,26 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
             );
             match r.glucose_context {
                 Some(c) => v.glucose_context = Some(c),
-                None => {
-                    p.push(problem("glucose_context", "validation_failed", "required: fasting, postprandial or random"))
-                }
+                None => p.push(problem(
+                    "glucose_context",
+                    ErrorCode::ValidationFailed,
+                    "required: fasting, postprandial or random",
+                )),
             }
         }
         Kind::Spo2 => {
             v.spo2_pct = match r.spo2_pct {
-                Some(x) => in_range(&mut p, "spo2_pct", x, round(x, 0), limits::SPO2_PCT, |x| x, "%"),
+                Some(x) => in_range(p, "spo2_pct", x, round(x, 0), limits::SPO2_PCT, |x| x, "%"),
                 None => {
-                    p.push(problem("spo2_pct", "validation_failed", "required"));
+                    p.push(problem("spo2_pct", ErrorCode::ValidationFailed, "required"));
                     None
                 }
             };
-            v.pulse_bpm = pulse(&mut p);
+            v.pulse_bpm = pulse(p, r);
         }
         Kind::Weight => {
             v.weight_kg = either(
-                &mut p,
+                p,
                 ("weight_kg", r.weight_kg, "kg"),
                 ("weight_lb", r.weight_lb, "lb", KG_PER_LB),
                 limits::WEIGHT_KG,
@@ -392,55 +352,82 @@ pub fn check(r: &NewReading, now: DateTime<Utc>) -> Result<Reading, Vec<Problem>
                 1,
             );
         }
-        Kind::Temperature => {
-            v.temperature_c = match (r.temperature_c, r.temperature_f) {
-                (Some(_), Some(_)) => {
-                    p.push(problem(
-                        "temperature_f",
-                        "validation_failed",
-                        "send either temperature_c or temperature_f, not both",
-                    ));
-                    None
-                }
-                (Some(c), None) => {
-                    in_range(&mut p, "temperature_c", c, round(c, 1), limits::TEMPERATURE_C, |x| x, "°C")
-                }
-                (None, Some(f)) => in_range(
-                    &mut p,
-                    "temperature_f",
-                    f,
-                    round((f - 32.0) * 5.0 / 9.0, 1),
-                    limits::TEMPERATURE_C,
-                    |c| c * 9.0 / 5.0 + 32.0,
-                    "°F",
-                ),
-                (None, None) => {
-                    p.push(problem("temperature_c", "validation_failed", "required (or temperature_f)"));
-                    None
-                }
-            };
-        }
+        Kind::Temperature => v.temperature_c = temperature(p, r),
         Kind::Ecg => {
             match r.ecg_file_id.as_deref().map(uuid::Uuid::try_parse) {
                 Some(Ok(id)) => v.ecg_file_id = Some(id.hyphenated().to_string()),
-                Some(Err(_)) => p.push(problem("ecg_file_id", "validation_failed", "not a file id")),
-                None => p.push(problem("ecg_file_id", "validation_failed", "required: the id of an uploaded ECG file")),
+                Some(Err(_)) => p.push(problem("ecg_file_id", ErrorCode::ValidationFailed, "not a file id")),
+                None => p.push(problem(
+                    "ecg_file_id",
+                    ErrorCode::ValidationFailed,
+                    "required: the id of an uploaded ECG file",
+                )),
             }
-            v.pulse_bpm = pulse(&mut p);
+            v.pulse_bpm = pulse(p, r);
         }
     }
-    if !p.is_empty() {
-        return Err(p);
+    v
+}
+
+/// Systolic and diastolic pressure (mmHg or kPa), the diastolic below the systolic, and the
+/// pulse if sent.
+fn blood_pressure(p: &mut Vec<Problem>, r: &NewReading, v: &mut Values) {
+    v.systolic_mmhg = either(
+        p,
+        ("systolic_mmhg", r.systolic_mmhg, "mmHg"),
+        ("systolic_kpa", r.systolic_kpa, "kPa", MMHG_PER_KPA),
+        limits::SYSTOLIC_MMHG,
+        true,
+        0,
+    );
+    v.diastolic_mmhg = either(
+        p,
+        ("diastolic_mmhg", r.diastolic_mmhg, "mmHg"),
+        ("diastolic_kpa", r.diastolic_kpa, "kPa", MMHG_PER_KPA),
+        limits::DIASTOLIC_MMHG,
+        true,
+        0,
+    );
+    if let (Some(s), Some(d)) = (v.systolic_mmhg, v.diastolic_mmhg) {
+        if d >= s {
+            let field = if r.diastolic_mmhg.is_some() { "diastolic_mmhg" } else { "diastolic_kpa" };
+            p.push(problem(field, ErrorCode::ImplausibleValue, "the diastolic pressure must be below the systolic"));
+        }
     }
-    Ok(Reading {
-        kind: r.kind,
-        client_id: r.client_id.to_ascii_lowercase(),
-        measured_at,
-        source: r.source,
-        device,
-        consultation_id: r.consultation_id.clone(),
-        values: v,
-    })
+    v.pulse_bpm = pulse(p, r);
+}
+
+/// The temperature in °C, sent in °C or °F (not both).
+fn temperature(p: &mut Vec<Problem>, r: &NewReading) -> Option<f64> {
+    match (r.temperature_c, r.temperature_f) {
+        (Some(_), Some(_)) => {
+            p.push(problem(
+                "temperature_f",
+                ErrorCode::ValidationFailed,
+                "send either temperature_c or temperature_f, not both",
+            ));
+            None
+        }
+        (Some(c), None) => in_range(p, "temperature_c", c, round(c, 1), limits::TEMPERATURE_C, |x| x, "°C"),
+        (None, Some(f)) => in_range(
+            p,
+            "temperature_f",
+            f,
+            round((f - 32.0) * 5.0 / 9.0, 1),
+            limits::TEMPERATURE_C,
+            |c| c * 9.0 / 5.0 + 32.0,
+            "°F",
+        ),
+        (None, None) => {
+            p.push(problem("temperature_c", ErrorCode::ValidationFailed, "required (or temperature_f)"));
+            None
+        }
+    }
+}
+
+/// The pulse sent with a reading of another kind, if any.
+fn pulse(p: &mut Vec<Problem>, r: &NewReading) -> Option<f64> {
+    r.pulse_bpm.and_then(|x| in_range(p, "pulse_bpm", x, round(x, 0), limits::PULSE_BPM, |x| x, "bpm"))
 }
 
 /// The reading in a few words, as shown in the call, the timeline and notifications:
@@ -485,7 +472,7 @@ mod tests {
         parse(base)
     }
 
-    fn refused(r: &NewReading) -> Vec<(&'static str, &'static str)> {
+    fn refused(r: &NewReading) -> Vec<(&'static str, ErrorCode)> {
         check(r, now()).expect_err("refused").into_iter().map(|p| (p.field, p.code)).collect()
     }
 
@@ -508,7 +495,7 @@ mod tests {
         assert_eq!((r.values.systolic_mmhg, r.values.diastolic_mmhg), (Some(150.0), Some(90.0)));
         assert_eq!(
             refused(&bp(serde_json::json!({"systolic_kpa": 20.0, "systolic_mmhg": 150, "diastolic_mmhg": 90}))),
-            vec![("systolic_kpa", "validation_failed")]
+            vec![("systolic_kpa", ErrorCode::ValidationFailed)]
         );
     }
 
@@ -516,22 +503,22 @@ mod tests {
     fn impossible_pressures_are_refused_naming_the_field() {
         assert_eq!(
             refused(&bp(serde_json::json!({"systolic_mmhg": 520, "diastolic_mmhg": 96}))),
-            vec![("systolic_mmhg", "implausible_value")]
+            vec![("systolic_mmhg", ErrorCode::ImplausibleValue)]
         );
         assert_eq!(
             refused(&bp(serde_json::json!({"systolic_mmhg": 120, "diastolic_mmhg": 130}))),
-            vec![("diastolic_mmhg", "implausible_value")]
+            vec![("diastolic_mmhg", ErrorCode::ImplausibleValue)]
         );
         assert_eq!(
             refused(&bp(serde_json::json!({"systolic_mmhg": 120, "diastolic_mmhg": 80, "pulse_bpm": 0}))),
-            vec![("pulse_bpm", "implausible_value")]
+            vec![("pulse_bpm", ErrorCode::ImplausibleValue)]
         );
         assert_eq!(
             refused(&bp(serde_json::json!({"diastolic_mmhg": 80}))),
-            vec![("systolic_mmhg", "validation_failed")]
+            vec![("systolic_mmhg", ErrorCode::ValidationFailed)]
         );
         let e = check(&bp(serde_json::json!({"systolic_kpa": 50, "diastolic_kpa": 10})), now()).unwrap_err();
-        assert_eq!((e[0].field, e[0].code), ("systolic_kpa", "implausible_value"));
+        assert_eq!((e[0].field, e[0].code), ("systolic_kpa", ErrorCode::ImplausibleValue));
         assert!(e[0].message.contains("kPa"), "{}", e[0].message);
     }
 
@@ -548,7 +535,7 @@ mod tests {
         );
         assert_eq!(
             refused(&g),
-            vec![("glucose_mmol_l", "implausible_value"), ("glucose_context", "validation_failed")]
+            vec![("glucose_mmol_l", ErrorCode::ImplausibleValue), ("glucose_context", ErrorCode::ValidationFailed)]
         );
     }
 
@@ -564,19 +551,19 @@ mod tests {
         assert_eq!(t.values.temperature_c, Some(37.0));
         assert_eq!(
             refused(&base("temperature", serde_json::json!({"temperature_c": 52}))),
-            vec![("temperature_c", "implausible_value")]
+            vec![("temperature_c", ErrorCode::ImplausibleValue)]
         );
         let w = check(&base("weight", serde_json::json!({"weight_lb": 154.3})), now()).unwrap();
         assert_eq!(w.values.weight_kg, Some(70.0));
         assert_eq!(
             refused(&base("spo2", serde_json::json!({"spo2_pct": 101}))),
-            vec![("spo2_pct", "implausible_value")]
+            vec![("spo2_pct", ErrorCode::ImplausibleValue)]
         );
         assert_eq!(
             refused(&base("spo2", serde_json::json!({"spo2_pct": 97, "weight_kg": 60}))),
-            vec![("weight_kg", "validation_failed")]
+            vec![("weight_kg", ErrorCode::ValidationFailed)]
         );
-        assert_eq!(refused(&base("ecg", serde_json::json!({}))), vec![("ecg_file_id", "validation_failed")]);
+        assert_eq!(refused(&base("ecg", serde_json::json!({}))), vec![("ecg_file_id", ErrorCode::ValidationFailed)]);
     }
 
     #[test]
@@ -587,14 +574,14 @@ mod tests {
             r
         };
         assert!(check(&at("2026-12-01T10:04:00+08:00"), now()).is_ok(), "a few minutes of clock drift");
-        assert_eq!(refused(&at("2026-12-01T11:00:00+08:00")), vec![("measured_at", "measured_at_out_of_range")]);
-        assert_eq!(refused(&at("2000-01-01T00:00:00Z")), vec![("measured_at", "measured_at_out_of_range")]);
+        assert_eq!(refused(&at("2026-12-01T11:00:00+08:00")), vec![("measured_at", ErrorCode::MeasuredAtOutOfRange)]);
+        assert_eq!(refused(&at("2000-01-01T00:00:00Z")), vec![("measured_at", ErrorCode::MeasuredAtOutOfRange)]);
     }
 
     #[test]
     fn the_client_id_is_a_uuid() {
         let mut r = bp(serde_json::json!({"systolic_mmhg": 130, "diastolic_mmhg": 80}));
         r.client_id = "reading-1".into();
-        assert_eq!(refused(&r), vec![("client_id", "validation_failed")]);
+        assert_eq!(refused(&r), vec![("client_id", ErrorCode::ValidationFailed)]);
     }
 }

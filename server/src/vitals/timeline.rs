@@ -13,11 +13,12 @@
 //!   consultation of the patient;
 //! - admins and coordinators: not the clinical timeline (403).
 
+use super::store::{self, Window};
 use crate::api::{Json, Path, Query};
 use crate::app::AppState;
 use crate::audit;
 use crate::auth::{AuthUser, Role};
-use crate::db::{ts, Id};
+use crate::db::{ts, Db, Id};
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -25,7 +26,7 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 
 /// The kinds of timeline items.
-pub const KINDS: [&str; 7] = ["consultation", "opinion", "referral", "follow_up", "file", "ecg", "vital"];
+pub use crate::domain::vitals::TimelineKind;
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -46,7 +47,8 @@ pub struct TimelineItem {
     /// The record's own id (a consultation's, an opinion's, a reading's, ...).
     pub id: String,
     /// consultation, opinion, referral, follow_up, file, ecg or vital.
-    pub kind: String,
+    #[schemars(with = "String")]
+    pub kind: TimelineKind,
     /// When it happened: requested, signed, referred, planned, uploaded, measured.
     pub at: String,
     pub consultation_id: Option<String>,
@@ -101,8 +103,8 @@ pub fn may_see(v: &Viewer, f: &Facts) -> bool {
 }
 
 /// A position in the timeline: an item's time and id, written `<at>~<id>`.
-fn parse_cursor(c: Option<String>) -> ApiResult<(String, String)> {
-    let Some(c) = c else { return Ok((String::new(), String::new())) };
+fn parse_cursor(c: Option<String>) -> ApiResult<Option<(String, String)>> {
+    let Some(c) = c else { return Ok(None) };
     let bad = || ApiError::validation("cursor", "not a cursor of this list: pass the `next` of the previous page");
     let (at, id) = c.split_once('~').ok_or_else(bad)?;
     let t = chrono::DateTime::parse_from_rfc3339(at).map_err(|_| bad())?;
@@ -110,183 +112,123 @@ fn parse_cursor(c: Option<String>) -> ApiResult<(String, String)> {
     if ts(t.with_timezone(&chrono::Utc)) != at {
         return Err(bad());
     }
-    Ok((at.to_string(), id.hyphenated().to_string()))
-}
-
-struct Window {
-    from: String,
-    to: String,
-    after_at: String,
-    after_id: String,
-    limit: i64,
-}
-
-/// The clause that keeps one source's rows within the window, newest first, with `at` the
-/// source's time column and `id` its id column; binds `$2`..`$6`.
-fn window_clause(at: &str, id: &str) -> String {
-    format!(
-        "{at} IS NOT NULL AND {at} >= $2 AND {at} < $3 AND ($4 = '' OR {at} < $4 OR ({at} = $4 AND {id} < $5))
-         ORDER BY {at} DESC, {id} DESC LIMIT $6"
-    )
+    Ok(Some((at.to_string(), id.hyphenated().to_string())))
 }
 
 type Row = (TimelineItem, Facts);
 
-async fn source(state: &AppState, kind: &str, patient: &str, w: &Window) -> ApiResult<Vec<Row>> {
-    let pool = &state.db.pool;
-    macro_rules! fetch {
-        ($ty:ty, $sql:expr) => {
-            sqlx::query_as::<_, $ty>(&$sql)
-                .bind(patient)
-                .bind(&w.from)
-                .bind(&w.to)
-                .bind(&w.after_at)
-                .bind(&w.after_id)
-                .bind(w.limit)
-                .fetch_all(pool)
-                .await?
-        };
-    }
-    let facts = |c: &Option<String>| Facts { consultation_id: c.clone(), ..Facts::default() };
-    let item = |id: String, kind: &str, at: String, c: Option<String>, title: String, status: String, data: Value| {
-        TimelineItem { id, kind: kind.into(), at, consultation_id: c, title, status, data }
-    };
+fn item(
+    id: String,
+    kind: TimelineKind,
+    at: String,
+    c: Option<String>,
+    title: String,
+    status: String,
+    data: Value,
+) -> TimelineItem {
+    TimelineItem { id, kind, at, consultation_id: c, title, status, data }
+}
+
+fn facts(c: &Option<String>) -> Facts {
+    Facts { consultation_id: c.clone(), ..Facts::default() }
+}
+
+/// One round's rows of one kind, each with what [`may_see`] decides on.
+async fn source(db: &Db, kind: TimelineKind, patient: &str, w: &Window<'_>) -> ApiResult<Vec<Row>> {
     Ok(match kind {
-        "consultation" => {
-            let rows = fetch!(
-                (String, String, String, String, String, String, String),
-                format!(
-                    "SELECT c.id, c.created_at, c.reason, c.state, c.specialty, c.mode, o.name FROM consultations c
-                     JOIN organisations o ON o.id = c.requesting_organisation_id
-                     WHERE c.patient_id = $1 AND c.state <> 'draft' AND {}",
-                    window_clause("c.created_at", "c.id")
-                )
-            );
-            rows.into_iter()
-                .map(|(id, at, reason, st, specialty, mode, org)| {
-                    let c = Some(id.clone());
-                    let f = facts(&c);
-                    (
-                        item(
-                            id,
-                            kind,
-                            at,
-                            c,
-                            reason,
-                            st,
-                            json!({"specialty": specialty, "mode": mode, "requested_by_organisation": org}),
-                        ),
-                        f,
-                    )
-                })
-                .collect()
-        }
-        "opinion" => {
-            let rows = fetch!(
-                (String, String, String, String, String, String, String),
-                format!(
-                    "SELECT o.id, o.signed_at, o.consultation_id, o.impression, o.patient_summary, o.signer_name, o.recommendations
-                     FROM opinions o JOIN consultations c ON c.id = o.consultation_id
-                     WHERE c.patient_id = $1 AND o.status = 'signed' AND {}",
-                    window_clause("o.signed_at", "o.id")
-                )
-            );
-            rows.into_iter()
-                .map(|(id, at, c, impression, summary, signer, recommendations)| {
-                    let c = Some(c);
-                    let f = facts(&c);
-                    let data = json!({"impression": impression, "patient_summary": summary, "signer_name": signer, "recommendations": recommendations});
-                    (item(id, kind, at, c, impression, "signed".into(), data), f)
-                })
-                .collect()
-        }
-        "referral" => {
-            let rows = fetch!(
-                (String, String, Option<String>, String, String, String, String, String, String, Option<String>, String),
-                format!(
-                    "SELECT r.id, r.created_at, r.consultation_id, r.reason, r.status, r.direction, r.from_organisation_id,
-                            r.to_organisation_id, r.created_by, r.assigned_to, o.name
-                     FROM referrals r JOIN organisations o ON o.id = r.to_organisation_id
-                     WHERE r.patient_id = $1 AND r.status <> 'entered_in_error' AND {}",
-                    window_clause("r.created_at", "r.id")
-                )
-            );
-            rows.into_iter()
-                .map(|(id, at, c, reason, st, direction, from, to, author, assignee, to_name)| {
-                    let f = Facts {
-                        consultation_id: c.clone(),
-                        referral: Some((author, assignee, from, to)),
-                        is_vital: false,
-                    };
-                    (item(id, kind, at, c, reason, st, json!({"direction": direction, "to_organisation": to_name})), f)
-                })
-                .collect()
-        }
-        "follow_up" => {
-            let rows = fetch!(
-                (String, String, Option<String>, String, String, i64, i64, String),
-                format!(
-                    "SELECT id, created_at, consultation_id, condition, status, interval_weeks, visits, targets
-                     FROM follow_up_plans WHERE patient_id = $1 AND status <> 'entered_in_error' AND {}",
-                    window_clause("created_at", "id")
-                )
-            );
-            rows.into_iter()
-                .map(|(id, at, c, condition, st, interval, visits, t)| {
-                    let f = facts(&c);
-                    let targets = super::worklist::targets_of(&t, &condition);
-                    let data = json!({"condition": condition, "interval_weeks": interval, "visits": visits, "targets": targets});
-                    (item(id, kind, at, c, condition, st, data), f)
-                })
-                .collect()
-        }
-        "file" | "ecg" => {
-            let ecg = kind == "ecg";
-            let rows = fetch!(
-                (String, String, String, String, String, Option<String>),
-                format!(
-                    "SELECT f.id, f.created_at, f.consultation_id, f.name, f.kind, a.measurements
-                     FROM files f JOIN consultations c ON c.id = f.consultation_id LEFT JOIN ecg_analyses a ON a.file_id = f.id
-                     WHERE c.patient_id = $1 AND {} AND {}",
-                    if ecg { "f.kind = 'ecg'" } else { "f.kind <> 'ecg'" },
-                    window_clause("f.created_at", "f.id")
-                )
-            );
-            rows.into_iter()
-                .map(|(id, at, c, name, file_kind, m)| {
-                    let c = Some(c);
-                    let f = facts(&c);
-                    let m: Value = m.and_then(|m| serde_json::from_str(&m).ok()).unwrap_or(Value::Null);
-                    let data = if ecg {
-                        json!({"file_kind": file_kind, "heart_rate_bpm": m["heart_rate_bpm"], "qtc_bazett_ms": m["qtc_bazett_ms"], "rhythm": m["rhythm"]})
-                    } else {
-                        json!({"file_kind": file_kind})
-                    };
-                    (item(id, kind, at, c, name, "stored".into(), data), f)
-                })
-                .collect()
-        }
-        "vital" => {
-            let rows: Vec<super::ObservationRow> = fetch!(
-                super::ObservationRow,
-                format!(
-                    "SELECT {} FROM observations WHERE patient_id = $1 AND status = 'current' AND {}",
-                    super::OBSERVATION_COLUMNS,
-                    window_clause("measured_at", "id")
-                )
-            );
-            rows.into_iter()
-                .map(|r| {
-                    let o = super::Observation::from(r);
-                    let f = Facts { consultation_id: o.consultation_id.clone(), referral: None, is_vital: true };
-                    let data =
-                        json!({"reading_kind": o.kind, "values": o.values, "source": o.source, "device": o.device});
-                    (item(o.id, kind, o.measured_at, o.consultation_id, o.summary, o.status, data), f)
-                })
-                .collect()
-        }
-        _ => Vec::new(),
+        TimelineKind::Consultation => consultations(store::timeline_consultations(db, patient, w).await?),
+        TimelineKind::Opinion => opinions(store::timeline_opinions(db, patient, w).await?),
+        TimelineKind::Referral => referrals(store::timeline_referrals(db, patient, w).await?),
+        TimelineKind::FollowUp => follow_ups(store::timeline_follow_ups(db, patient, w).await?),
+        TimelineKind::File => files(kind, store::timeline_files(db, patient, false, w).await?),
+        TimelineKind::Ecg => files(kind, store::timeline_files(db, patient, true, w).await?),
+        TimelineKind::Vital => vitals(store::timeline_vitals(db, patient, w).await?),
     })
+}
+
+fn consultations(rows: Vec<store::ConsultationRow>) -> Vec<Row> {
+    rows.into_iter()
+        .map(|(id, at, reason, st, specialty, mode, org)| {
+            let c = Some(id.clone());
+            let f = facts(&c);
+            let data = json!({"specialty": specialty, "mode": mode, "requested_by_organisation": org});
+            (item(id, TimelineKind::Consultation, at, c, reason, st, data), f)
+        })
+        .collect()
+}
+
+fn opinions(rows: Vec<store::OpinionRow>) -> Vec<Row> {
+    rows.into_iter()
+        .map(|(id, at, c, impression, summary, signer, recommendations)| {
+            let c = Some(c);
+            let f = facts(&c);
+            let data = json!({"impression": impression, "patient_summary": summary, "signer_name": signer, "recommendations": recommendations});
+            (item(id, TimelineKind::Opinion, at, c, impression, "signed".into(), data), f)
+        })
+        .collect()
+}
+
+fn referrals(rows: Vec<store::ReferralRow>) -> Vec<Row> {
+    rows.into_iter()
+        .map(|(id, at, c, reason, st, direction, from, to, author, assignee, to_name)| {
+            let f = Facts { consultation_id: c.clone(), referral: Some((author, assignee, from, to)), is_vital: false };
+            let data = json!({"direction": direction, "to_organisation": to_name});
+            (item(id, TimelineKind::Referral, at, c, reason, st, data), f)
+        })
+        .collect()
+}
+
+fn follow_ups(rows: Vec<store::FollowUpRow>) -> Vec<Row> {
+    rows.into_iter()
+        .map(|(id, at, c, condition, st, interval, visits, t)| {
+            let f = facts(&c);
+            let targets = super::worklist::targets_of(&t, &condition);
+            let data =
+                json!({"condition": condition, "interval_weeks": interval, "visits": visits, "targets": targets});
+            (item(id, TimelineKind::FollowUp, at, c, condition, st, data), f)
+        })
+        .collect()
+}
+
+/// Files, or ECGs with their pre-read's headline figures.
+fn files(kind: TimelineKind, rows: Vec<store::FileRow>) -> Vec<Row> {
+    rows.into_iter()
+        .map(|(id, at, c, name, file_kind, m)| {
+            let c = Some(c);
+            let f = facts(&c);
+            let m: Value = m.and_then(|m| serde_json::from_str(&m).ok()).unwrap_or(Value::Null);
+            let data = if kind == TimelineKind::Ecg {
+                json!({"file_kind": file_kind, "heart_rate_bpm": m["heart_rate_bpm"], "qtc_bazett_ms": m["qtc_bazett_ms"], "rhythm": m["rhythm"]})
+            } else {
+                json!({"file_kind": file_kind})
+            };
+            (item(id, kind, at, c, name, "stored".into(), data), f)
+        })
+        .collect()
+}
+
+fn vitals(rows: Vec<super::Observation>) -> Vec<Row> {
+    rows.into_iter()
+        .map(|o| {
+            let f = Facts { consultation_id: o.consultation_id.clone(), referral: None, is_vital: true };
+            let data = json!({"reading_kind": o.kind, "values": o.values, "source": o.source, "device": o.device});
+            (item(o.id, TimelineKind::Vital, o.measured_at, o.consultation_id, o.summary, o.status, data), f)
+        })
+        .collect()
+}
+
+/// The kinds `?kind=` names (comma-separated), or all of them.
+fn kinds(filter: Option<&str>) -> ApiResult<Vec<TimelineKind>> {
+    let Some(k) = filter else { return Ok(TimelineKind::ALL.to_vec()) };
+    let mut out = Vec::new();
+    for part in k.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some(known) = TimelineKind::parse(part) else {
+            let all: Vec<&str> = TimelineKind::ALL.iter().map(|k| k.as_str()).collect();
+            return Err(ApiError::validation("kind", format!("one or more of {}", all.join(", "))));
+        };
+        out.push(known);
+    }
+    Ok(out)
 }
 
 pub async fn get_timeline(
@@ -296,33 +238,14 @@ pub async fn get_timeline(
     Query(f): Query<TimelineFilter>,
 ) -> ApiResult<Json<crate::api::Page<TimelineItem>>> {
     let limit = crate::api::page_limit(f.limit, 200)?;
-    let (mut after_at, mut after_id) = parse_cursor(f.cursor)?;
-    let kinds: Vec<&str> = match &f.kind {
-        None => KINDS.to_vec(),
-        Some(k) => {
-            let mut out = Vec::new();
-            for part in k.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                let Some(known) = KINDS.iter().find(|x| **x == part) else {
-                    return Err(ApiError::validation("kind", format!("one or more of {}", KINDS.join(", "))));
-                };
-                out.push(*known);
-            }
-            out
-        }
-    };
+    let mut after = parse_cursor(f.cursor)?;
+    let kinds = kinds(f.kind.as_deref())?;
     if matches!(user.role, Role::Admin | Role::Coordinator) {
         audit::event(&user, "read", "timeline", &id).outcome(audit::Outcome::Denied).record(&state.db).await?;
         return Err(ApiError::forbidden("the clinical timeline is the patient's and their doctors'"));
     }
     let patient = crate::patients::load_for(&state.db, &user, &id, "read_timeline").await?;
-    let mine: Vec<(String,)> = sqlx::query_as(
-        "SELECT c.id FROM consultations c JOIN consultation_participants cp ON cp.consultation_id = c.id
-         WHERE c.patient_id = $1 AND cp.user_id = $2 AND cp.status <> 'declined'",
-    )
-    .bind(&id)
-    .bind(&user.id)
-    .fetch_all(&state.db.pool)
-    .await?;
+    let mine = store::participating_consultations(&state.db, &id, &user.id).await?;
     let viewer = Viewer {
         role: user.role,
         user_id: user.id.clone(),
@@ -332,26 +255,25 @@ pub async fn get_timeline(
             Role::CommunityDoctor => patient.home_organisation_id == user.org,
             _ => false,
         },
-        consultations: mine.into_iter().map(|r| r.0).collect(),
+        consultations: mine.into_iter().collect(),
         active_consultation: user.role == Role::Expert
-            && !super::active_consultations_of(&state, &id, &user.id).await?.is_empty(),
+            && !store::active_consultations_of(&state.db, &id, &user.id).await?.is_empty(),
     };
-    let from = f.from.map(|t| ts(t.into())).unwrap_or_default();
-    let to = f.to.map(|t| ts(t.into())).unwrap_or_else(|| "9999".into());
+    let from = f.from.map(|t| ts(t.into()));
+    let to = f.to.map(|t| ts(t.into()));
     let mut items = Vec::new();
     let mut next = None;
     // Items the viewer may not see are skipped; a few rounds fill the page.
     for _ in 0..8 {
         let w = Window {
-            from: from.clone(),
-            to: to.clone(),
-            after_at: after_at.clone(),
-            after_id: after_id.clone(),
+            from: from.as_deref(),
+            to: to.as_deref(),
+            after: after.as_ref().map(|(at, id)| (at.as_str(), id.as_str())),
             limit: (limit + 1) as i64,
         };
         let mut merged: Vec<Row> = Vec::new();
         for k in &kinds {
-            merged.extend(source(&state, k, &id, &w).await?);
+            merged.extend(source(&state.db, *k, &id, &w).await?);
         }
         merged.sort_by(|a, b| (&b.0.at, &b.0.id).cmp(&(&a.0.at, &a.0.id)));
         let more = merged.len() > limit - items.len();
@@ -371,7 +293,7 @@ pub async fn get_timeline(
         if items.len() >= limit {
             break;
         }
-        (after_at, after_id) = (at, iid);
+        after = Some((at, iid));
     }
     audit::event(&user, "read", "timeline", &id)
         .patient(&id)
@@ -444,8 +366,9 @@ mod tests {
         let c = "2026-12-01T00:00:00.000000Z~0192f0c4-7b1e-7cc3-a000-0123456789ab";
         assert_eq!(
             parse_cursor(Some(c.into())).unwrap(),
-            ("2026-12-01T00:00:00.000000Z".into(), "0192f0c4-7b1e-7cc3-a000-0123456789ab".into())
+            Some(("2026-12-01T00:00:00.000000Z".into(), "0192f0c4-7b1e-7cc3-a000-0123456789ab".into()))
         );
+        assert_eq!(parse_cursor(None).unwrap(), None);
         for bad in ["", "x~y", "2026-12-01T00:00:00Z~0192f0c4-7b1e-7cc3-a000-0123456789ab", "' OR 1=1"] {
             assert!(parse_cursor(Some(bad.into())).is_err(), "{bad}");
         }

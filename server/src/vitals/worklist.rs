@@ -7,28 +7,19 @@
 
 use super::reading::{Kind, Reading};
 use super::targets::{self, Reason, Targets};
-use super::{PatientRef, Sender};
+use super::{store, PatientRef, Sender};
 use crate::api::{Json, Path, Query};
 use crate::app::AppState;
 use crate::audit;
 use crate::auth::{AuthUser, Role};
-use crate::db::{new_id, parse_ts, ts, Id};
+use crate::db::{parse_ts, ts, Id};
+use crate::domain::vitals::WorklistStatus;
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::{Notice, Notification, Text};
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-
-/// An active plan with its targets (stored, or its condition's defaults).
-#[derive(Debug, Clone)]
-pub struct PlanTargets {
-    pub id: String,
-    pub patient_id: String,
-    pub organisation_id: String,
-    pub condition: String,
-    pub created_at: String,
-    pub targets: Targets,
-}
 
 /// The targets a plan row carries: its stored JSON, or (empty) its condition's defaults.
 pub fn targets_of(stored: &str, condition: &str) -> Targets {
@@ -37,27 +28,6 @@ pub fn targets_of(stored: &str, condition: &str) -> Targets {
     } else {
         serde_json::from_str(stored).unwrap_or_else(|_| targets::defaults(condition))
     }
-}
-
-async fn active_plans(conn: &mut sqlx::AnyConnection, patient_id: &str) -> ApiResult<Vec<PlanTargets>> {
-    let rows: Vec<(String, String, String, String, String, String)> = sqlx::query_as(
-        "SELECT id, patient_id, organisation_id, condition, created_at, targets FROM follow_up_plans
-         WHERE patient_id = $1 AND status = 'active' ORDER BY id",
-    )
-    .bind(patient_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, patient_id, organisation_id, condition, created_at, t)| PlanTargets {
-            targets: targets_of(&t, &condition),
-            id,
-            patient_id,
-            organisation_id,
-            condition,
-            created_at,
-        })
-        .collect())
 }
 
 /// An episode a batch of readings opened (the patient hears of it).
@@ -81,86 +51,78 @@ pub async fn weigh(
     if created.is_empty() {
         return Ok(Vec::new());
     }
-    let plans = active_plans(conn, &patient.id).await?;
+    let plans = store::active_plans(conn, &patient.id).await?;
     let mut opened = Vec::new();
     let stamp = ts(now);
     for plan in &plans {
-        let watched = targets::watched(&plan.targets);
-        let mut ordered: Vec<&(String, &Reading)> =
-            created.iter().filter(|(_, r)| targets::counts(&plan.targets, r.measured_at, now)).collect();
-        ordered.sort_by_key(|(_, r)| r.measured_at);
-        let mut ended = Vec::new();
-        // (reason, first reading, last reading, its detail, readings) of this batch.
-        let mut episodes: Vec<(Reason, String, String, String, i64)> = Vec::new();
-        for (rid, r) in ordered {
-            if watched.contains(&r.kind) {
-                if let Some(reason) = Reason::missing_of(r.kind) {
-                    if !ended.contains(&reason) {
-                        ended.push(reason);
-                    }
-                }
-            }
-            for finding in targets::evaluate(&plan.targets, r.kind, &r.values) {
-                match episodes.iter_mut().find(|e| e.0 == finding.reason) {
-                    Some(e) => {
-                        e.2 = rid.clone();
-                        e.3 = finding.detail;
-                        e.4 += 1;
-                    }
-                    None => episodes.push((finding.reason, rid.clone(), rid.clone(), finding.detail, 1)),
-                }
-            }
-        }
+        let targets = targets_of(&plan.targets, &plan.condition);
+        let (episodes, ended) = findings(&targets, created, now);
         // One statement per (plan, reason) however many readings of the batch are out of
         // target: the episode's first reading keys it, the last one is shown.
         for (reason, first, last, detail, count) in episodes {
-            let row: (String, i64) = sqlx::query_as(
-                "INSERT INTO worklist_items (id, plan_id, patient_id, organisation_id, reason, episode_key, status, detail,
-                    first_observation_id, last_observation_id, readings, opened_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $6, $8, $9, $10, $10)
-                 ON CONFLICT (plan_id, reason) WHERE status = 'open' DO UPDATE SET
-                    detail = excluded.detail, last_observation_id = excluded.last_observation_id,
-                    readings = worklist_items.readings + excluded.readings, updated_at = excluded.updated_at
-                 RETURNING id, readings",
-            )
-            .bind(new_id())
-            .bind(&plan.id)
-            .bind(&patient.id)
-            .bind(&plan.organisation_id)
-            .bind(reason.as_str())
-            .bind(&first)
-            .bind(&detail)
-            .bind(&last)
-            .bind(count)
-            .bind(&stamp)
-            .fetch_one(&mut **conn)
-            .await?;
+            let episode = store::Episode {
+                plan,
+                patient_id: &patient.id,
+                reason: reason.as_str(),
+                first_observation: &first,
+                last_observation: &last,
+                detail: &detail,
+                readings: count,
+                at: &stamp,
+            };
+            let (item, readings) = store::open_or_add(conn, &episode).await?;
             // An open episode already holds at least one reading: only a new one holds exactly these.
-            let is_new = row.1 == count;
+            let is_new = readings == count;
             let action = if is_new { "create" } else { "update" };
-            conn.audit(sender.event(action, "worklist_item", &row.0).patient(&patient.id).detail(reason.as_str()))
+            conn.audit(sender.event(action, "worklist_item", &item).patient(&patient.id).detail(reason.as_str()))
                 .await?;
             if is_new {
                 opened.push(Opened { reason, detail });
             }
         }
         for reason in ended {
-            let resolved: Vec<(String,)> = sqlx::query_as(
-                "UPDATE worklist_items SET status = 'resolved', updated_at = $1
-                 WHERE plan_id = $2 AND reason = $3 AND status = 'open' RETURNING id",
-            )
-            .bind(&stamp)
-            .bind(&plan.id)
-            .bind(reason.as_str())
-            .fetch_all(&mut **conn)
-            .await?;
-            for (id,) in resolved {
+            for id in store::resolve(conn, &plan.id, reason.as_str(), &stamp).await? {
                 conn.audit(sender.event("resolve", "worklist_item", &id).patient(&patient.id).detail(reason.as_str()))
                     .await?;
             }
         }
     }
     Ok(opened)
+}
+
+/// (reason, first reading, last reading, its detail, readings) of a batch out of a plan's
+/// targets.
+type Finding = (Reason, String, String, String, i64);
+
+/// What the recent readings of a batch say against a plan's targets: the episodes they open
+/// or add to, and the silences they end.
+fn findings(targets: &Targets, created: &[(String, &Reading)], now: DateTime<Utc>) -> (Vec<Finding>, Vec<Reason>) {
+    let watched = targets::watched(targets);
+    let mut ordered: Vec<&(String, &Reading)> =
+        created.iter().filter(|(_, r)| targets::counts(targets, r.measured_at, now)).collect();
+    ordered.sort_by_key(|(_, r)| r.measured_at);
+    let mut ended = Vec::new();
+    let mut episodes: Vec<Finding> = Vec::new();
+    for (rid, r) in ordered {
+        if watched.contains(&r.kind) {
+            if let Some(reason) = Reason::missing_of(r.kind) {
+                if !ended.contains(&reason) {
+                    ended.push(reason);
+                }
+            }
+        }
+        for finding in targets::evaluate(targets, r.kind, &r.values) {
+            match episodes.iter_mut().find(|e| e.0 == finding.reason) {
+                Some(e) => {
+                    e.2 = rid.clone();
+                    e.3 = finding.detail;
+                    e.4 += 1;
+                }
+                None => episodes.push((finding.reason, rid.clone(), rid.clone(), finding.detail, 1)),
+            }
+        }
+    }
+    (episodes, ended)
 }
 
 /// The patient's notice of an episode, in plain words (Chinese, then English).
@@ -223,27 +185,13 @@ pub async fn notify_patient(
 /// Opens the episodes of silence beyond their plan's frequency (of one organisation's plans,
 /// or all), each once; tells the patients. Answers how many it opened.
 pub async fn sweep_missing(state: &AppState, organisation: Option<&str>, now: DateTime<Utc>) -> ApiResult<usize> {
-    let plans: Vec<(String, String, String, String, String, String)> = sqlx::query_as(
-        "SELECT id, patient_id, organisation_id, condition, created_at, targets FROM follow_up_plans
-         WHERE status = 'active' AND ($1 = '' OR organisation_id = $1) ORDER BY id LIMIT 5000",
-    )
-    .bind(organisation.unwrap_or(""))
-    .fetch_all(&state.db.pool)
-    .await?;
     let mut opened = 0;
-    for (id, patient_id, organisation_id, condition, created_at, t) in plans {
-        let plan_targets = targets_of(&t, &condition);
-        let start = parse_ts(&created_at);
+    for plan in store::active_plans_of(&state.db, organisation).await? {
+        let plan_targets = targets_of(&plan.targets, &plan.condition);
+        let start = parse_ts(&plan.created_at);
         let mut due = Vec::new();
         for kind in targets::watched(&plan_targets) {
-            let last: Option<(Option<String>,)> = sqlx::query_as(
-                "SELECT MAX(measured_at) FROM observations WHERE patient_id = $1 AND kind = $2 AND status = 'current'",
-            )
-            .bind(&patient_id)
-            .bind(kind.as_str())
-            .fetch_optional(&state.db.pool)
-            .await?;
-            let last = last.and_then(|l| l.0).map(|l| parse_ts(&l));
+            let last = store::last_measured(&state.db, &plan.patient_id, kind).await?.map(|l| parse_ts(&l));
             if let Some(m) = targets::missing(&plan_targets, kind, last, start, now) {
                 due.push((kind, m));
             }
@@ -251,35 +199,23 @@ pub async fn sweep_missing(state: &AppState, organisation: Option<&str>, now: Da
         if due.is_empty() {
             continue;
         }
-        let patient: Option<PatientRef> =
-            sqlx::query_as("SELECT id, name, home_organisation_id, user_id FROM patients WHERE id = $1")
-                .bind(&patient_id)
-                .fetch_optional(&state.db.pool)
-                .await?;
-        let Some(patient) = patient else { continue };
+        let Some(patient) = store::patient_ref(&state.db, &plan.patient_id).await? else { continue };
         let mut tx = audit::begin(&state.db).await?;
         let mut news = Vec::new();
         for (kind, m) in due {
             let detail = m.days.to_string();
-            let inserted: Option<(String,)> = sqlx::query_as(
-                "INSERT INTO worklist_items (id, plan_id, patient_id, organisation_id, reason, episode_key, status, detail,
-                    readings, opened_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, 0, $8, $8) ON CONFLICT DO NOTHING RETURNING id",
-            )
-            .bind(new_id())
-            .bind(&id)
-            .bind(&patient_id)
-            .bind(&organisation_id)
-            .bind(m.reason.as_str())
-            .bind(ts(m.since))
-            .bind(format!("no {} reading since {}", kind_words(kind), ts(m.since)))
-            .bind(ts(now))
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some((item,)) = inserted {
+            let since = ts(m.since);
+            let silence = store::Silence {
+                plan: &plan,
+                reason: m.reason.as_str(),
+                since: &since,
+                detail: &format!("no {} reading since {since}", kind_words(kind)),
+                at: &ts(now),
+            };
+            if let Some(item) = store::open_silence(&mut tx, &silence).await? {
                 tx.audit(
                     audit::unattended_event("system", "", "create", "worklist_item", &item)
-                        .patient(&patient_id)
+                        .patient(&plan.patient_id)
                         .detail(m.reason.as_str()),
                 )
                 .await?;
@@ -327,7 +263,7 @@ pub struct WorklistFilter {
     pub cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct WorklistItem {
     pub id: String,
     pub plan_id: String,
@@ -337,7 +273,8 @@ pub struct WorklistItem {
     /// blood_pressure_above_target, glucose_above_target, glucose_low, blood_pressure_missing
     /// or glucose_missing.
     pub reason: String,
-    pub status: String,
+    #[schemars(with = "String")]
+    pub status: WorklistStatus,
     /// What was seen against what was aimed for, e.g. `152/96 mmHg, target below 140/90 mmHg`.
     pub detail: String,
     /// Readings out of target in this episode (0 for a missing reading).
@@ -349,10 +286,6 @@ pub struct WorklistItem {
     pub acknowledged_by: Option<String>,
     pub acknowledged_at: Option<String>,
 }
-
-const ITEM_SELECT: &str = "SELECT w.id, w.plan_id, p.condition, w.patient_id, x.name AS patient_name, w.reason, w.status, w.detail,
-        w.readings, w.first_observation_id, w.last_observation_id, w.opened_at, w.updated_at, w.acknowledged_by, w.acknowledged_at
-     FROM worklist_items w JOIN follow_up_plans p ON p.id = w.plan_id JOIN patients x ON x.id = w.patient_id";
 
 fn require_family_doctor(user: &AuthUser) -> ApiResult<()> {
     if user.role != Role::CommunityDoctor {
@@ -369,21 +302,17 @@ pub async fn list(
     require_family_doctor(&user)?;
     let limit = crate::api::page_limit(f.limit, 200)?;
     let cursor = crate::api::page_cursor(f.cursor)?;
-    let status = f.status.unwrap_or_else(|| "open".into());
-    if !matches!(status.as_str(), "open" | "acknowledged" | "resolved" | "all") {
-        return Err(ApiError::validation("status", "open, acknowledged, resolved or all"));
-    }
+    let status = match f.status.as_deref() {
+        None => Some(WorklistStatus::Open),
+        Some("all") => None,
+        Some(s) => Some(
+            WorklistStatus::parse(s)
+                .ok_or_else(|| ApiError::validation("status", "open, acknowledged, resolved or all"))?,
+        ),
+    };
     sweep_missing(&state, Some(&user.org), Utc::now()).await?;
-    let rows: Vec<WorklistItem> = sqlx::query_as(&format!(
-        "{ITEM_SELECT} WHERE w.organisation_id = $1 AND ($2 = 'all' OR w.status = $2) AND ($3 = '' OR w.id < $3)
-         ORDER BY w.id DESC LIMIT $4"
-    ))
-    .bind(&user.org)
-    .bind(&status)
-    .bind(cursor)
-    .bind(limit as i64 + 1)
-    .fetch_all(&state.db.pool)
-    .await?;
+    let before = Some(cursor.as_str()).filter(|c| !c.is_empty());
+    let rows = store::worklist(&state.db, &user.org, status, before, limit as i64 + 1).await?;
     let page = crate::api::page(rows, limit, |w| w.id.clone());
     let mut tx = state.db.begin_write().await?;
     for w in &page.items {
@@ -411,12 +340,7 @@ pub async fn acknowledge(
     if b.note.chars().count() > 2000 {
         return Err(ApiError::validation("note", "up to 2,000 characters"));
     }
-    let item: Option<WorklistItem> =
-        sqlx::query_as(&format!("{ITEM_SELECT} WHERE w.id = $1 AND w.organisation_id = $2"))
-            .bind(&id)
-            .bind(&user.org)
-            .fetch_optional(&state.db.pool)
-            .await?;
+    let item = store::worklist_item(&state.db, &id, Some(&user.org)).await?;
     let Some(item) = item else {
         audit::event(&user, "acknowledge", "worklist_item", &id)
             .outcome(audit::Outcome::Denied)
@@ -424,27 +348,18 @@ pub async fn acknowledge(
             .await?;
         return Err(ApiError::not_found("worklist item"));
     };
-    if item.status != "open" {
-        return Err(ApiError::conflict("invalid_transition", format!("the item is {}, not open", item.status)));
+    if item.status != WorklistStatus::Open {
+        return Err(ApiError::conflict(
+            ErrorCode::InvalidTransition,
+            format!("the item is {}, not open", item.status.as_str()),
+        ));
     }
     let mut tx = audit::begin(&state.db).await?;
-    let done = sqlx::query(
-        "UPDATE worklist_items SET status = 'acknowledged', acknowledged_by = $1, acknowledged_at = $2, updated_at = $2,
-            detail = CASE WHEN $3 = '' THEN detail ELSE detail || ' — ' || $3 END
-         WHERE id = $4 AND status = 'open'",
-    )
-    .bind(&user.id)
-    .bind(crate::db::now_ts())
-    .bind(b.note.trim())
-    .bind(&id)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(ApiError::conflict("invalid_transition", "the item was acknowledged meanwhile"));
+    if !store::acknowledge(&mut tx, &id, &user.id, b.note.trim()).await? {
+        return Err(ApiError::conflict(ErrorCode::InvalidTransition, "the item was acknowledged meanwhile"));
     }
     tx.audit(audit::event(&user, "acknowledge", "worklist_item", &id).patient(&item.patient_id)).await?;
     tx.commit().await?;
-    let item: WorklistItem =
-        sqlx::query_as(&format!("{ITEM_SELECT} WHERE w.id = $1")).bind(&id).fetch_one(&state.db.pool).await?;
+    let item = store::worklist_item(&state.db, &id, None).await?.ok_or_else(|| ApiError::not_found("worklist item"))?;
     Ok(Json(item))
 }

@@ -6,18 +6,20 @@
 //! STOW-RS storage of multipart/related application/dicom bodies, streamed part by part into
 //! the consultation's files. Access is that of the consultation's files (404 for anyone else).
 
-use super::multipart::{self, Event, MultipartReader};
-use super::negotiate;
-use super::qido::{parse_search, put, put_int, results, Instance, Level};
-use super::render::{self, Window};
-use super::{DicomError, DicomInfo, INSTANCE_URL_PLACEHOLDER};
+use super::routes::{payload_too_large, read_all, MAX_RENDER_BYTES};
+use super::storage::ObjectWriter;
+use super::{access, ingest, new_file_key, storage_error, ConsultationAccess, Intake, Stored};
 use crate::api::{Path, Query, Routes};
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::db::Id;
+use crate::dicom::multipart::{self, Event, MultipartReader};
+use crate::dicom::negotiate;
+use crate::dicom::qido::{parse_search, put, put_int, results, Instance, Level};
+use crate::dicom::render::{self, Window};
+use crate::dicom::{store as index, DicomError, INSTANCE_URL_PLACEHOLDER};
+use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
-use crate::files::routes::{read_all, MAX_RENDER_BYTES};
-use crate::files::{access, ingest, new_file_key, storage_error, ConsultationAccess, Intake};
 use crate::proxy::ExternalOrigin;
 use axum::body::Body;
 use axum::extract::State;
@@ -27,7 +29,6 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 use sha2::Digest;
-use std::collections::HashMap;
 
 const BASE: &str = "/api/v1/consultations/{id}/dicomweb";
 
@@ -51,84 +52,6 @@ pub fn routes() -> Routes {
         .get("/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}/instances/{instance}/rendered", "WADO-RS: rendered instance", rendered_instance).answers(200, Some("image/jpeg"), "rendered as JPEG or PNG").errors(&[406, 422])
         .get("/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered", "WADO-RS: rendered frame", rendered_frame).answers(200, Some("image/jpeg"), "rendered as JPEG or PNG").errors(&[406, 422])
         .get("/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}/instances/{instance}/bulk/{tag}", "WADO-RS: bulk data of an attribute", bulk).answers(200, Some("multipart/related"), "the attribute's bytes").errors(&[406])
-}
-
-// ---- the index ------------------------------------------------------------------------
-
-/// Records an instance in the consultation's DICOM index (inside the upload's transaction).
-pub async fn index_instance(
-    tx: &mut sqlx::AnyConnection,
-    file_id: &str,
-    consultation_id: &str,
-    info: &DicomInfo,
-    now: &str,
-) -> ApiResult<()> {
-    sqlx::query(
-        "INSERT INTO dicom_instances (file_id, consultation_id, study_uid, series_uid, sop_instance_uid, sop_class_uid,
-            transfer_syntax, modality, body_part, study_date, study_time, study_description, series_description,
-            series_number, instance_number, accession_number, study_id, patient_name, patient_id, patient_birth_date,
-            patient_sex, rows_count, columns_count, frames, metadata_json, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
-                 $23, $24, $25, $26)",
-    )
-    .bind(file_id)
-    .bind(consultation_id)
-    .bind(&info.study_uid)
-    .bind(&info.series_uid)
-    .bind(&info.sop_instance_uid)
-    .bind(&info.sop_class_uid)
-    .bind(&info.transfer_syntax)
-    .bind(&info.modality)
-    .bind(&info.body_part)
-    .bind(&info.study_date)
-    .bind(&info.study_time)
-    .bind(&info.study_description)
-    .bind(&info.series_description)
-    .bind(info.series_number)
-    .bind(info.instance_number)
-    .bind(&info.accession_number)
-    .bind(&info.study_id)
-    .bind(&info.patient_name)
-    .bind(&info.patient_id)
-    .bind(&info.patient_birth_date)
-    .bind(&info.patient_sex)
-    .bind(info.rows)
-    .bind(info.columns)
-    .bind(info.frames)
-    .bind(info.metadata.to_string())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-/// The consultation's instances, optionally of one study, series or instance, in series and
-/// instance order.
-async fn select(
-    state: &AppState,
-    consultation_id: &str,
-    study: Option<&str>,
-    series: Option<&str>,
-    instance: Option<&str>,
-) -> ApiResult<Vec<Instance>> {
-    let rows: Vec<Instance> = sqlx::query_as(
-        "SELECT d.file_id, f.storage_key, f.size, d.study_uid, d.series_uid, d.sop_instance_uid, d.sop_class_uid,
-                d.transfer_syntax, d.modality, d.body_part, d.study_date, d.study_time, d.study_description,
-                d.series_description, d.series_number, d.instance_number, d.accession_number, d.study_id,
-                d.patient_name, d.patient_id, d.patient_birth_date, d.patient_sex, d.rows_count, d.columns_count,
-                d.frames
-         FROM dicom_instances d JOIN files f ON f.id = d.file_id
-         WHERE d.consultation_id = $1 AND ($2 = '' OR d.study_uid = $2) AND ($3 = '' OR d.series_uid = $3)
-           AND ($4 = '' OR d.sop_instance_uid = $4)
-         ORDER BY d.study_uid, d.series_number, d.series_uid, d.instance_number, d.sop_instance_uid",
-    )
-    .bind(consultation_id)
-    .bind(study.unwrap_or(""))
-    .bind(series.unwrap_or(""))
-    .bind(instance.unwrap_or(""))
-    .fetch_all(&state.db.pool)
-    .await?;
-    Ok(rows)
 }
 
 // ---- HTTP ----------------------------------------------------------------------------
@@ -156,28 +79,6 @@ async fn scope(state: &AppState, user: &AuthUser, consultation_id: &str, what: &
 
 type Params = Query<Vec<(String, String)>>;
 
-/// The stored JSON models of some instances of a consultation, by file id.
-async fn models(state: &AppState, cid: &str, file_ids: &[&str]) -> ApiResult<HashMap<String, Value>> {
-    let mut out = HashMap::new();
-    for chunk in file_ids.chunks(200) {
-        let list: Vec<String> = (0..chunk.len()).map(|n| format!("${}", n + 2)).collect();
-        let sql = format!(
-            "SELECT file_id, metadata_json FROM dicom_instances WHERE consultation_id = $1 AND file_id IN ({})",
-            list.join(", ")
-        );
-        let mut q = sqlx::query_as::<_, (String, String)>(&sql).bind(cid);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for (id, json) in q.fetch_all(&state.db.pool).await? {
-            if let Ok(v) = serde_json::from_str(&json) {
-                out.insert(id, v);
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// A QIDO-RS search at `level`, within a study or series when given.
 #[allow(clippy::too_many_arguments)]
 async fn qido(
@@ -199,7 +100,7 @@ async fn qido(
     };
     scope(state, user, cid, series.or(study).unwrap_or(what)).await?;
     let search = parse_search(params)?;
-    let all = select(state, cid, None, None, None).await?;
+    let all = index::instances(&state.db, cid, None, None, None).await?;
     let rows: Vec<&Instance> = all
         .iter()
         .filter(|i| study.is_none_or(|s| i.study_uid == s) && series.is_none_or(|s| i.series_uid == s))
@@ -226,7 +127,7 @@ async fn qido(
         }
         heads
     };
-    let models = models(state, cid, &wanted).await?;
+    let models = index::models(&state.db, cid, &wanted).await?;
     let out = results(level, &all, &rows, &search, &models, &base_url(origin, cid));
     let mut resp = dicom_json(Value::Array(out).to_string());
     for w in &search.warnings {
@@ -318,29 +219,19 @@ async fn metadata(
 ) -> ApiResult<Response> {
     negotiate::dicom_json(headers)?;
     scope(state, user, cid, instance.or(series).unwrap_or(study)).await?;
-    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-        "SELECT study_uid, series_uid, sop_instance_uid, metadata_json FROM dicom_instances
-         WHERE consultation_id = $1 AND study_uid = $2 AND ($3 = '' OR series_uid = $3) AND ($4 = '' OR sop_instance_uid = $4)
-         ORDER BY series_number, series_uid, instance_number, sop_instance_uid",
-    )
-    .bind(cid)
-    .bind(study)
-    .bind(series.unwrap_or(""))
-    .bind(instance.unwrap_or(""))
-    .fetch_all(&state.db.pool)
-    .await?;
+    let rows = index::study_models(&state.db, cid, study, series, instance).await?;
     if rows.is_empty() {
         return Err(ApiError::not_found("DICOM object"));
     }
     let base = base_url(origin, cid);
-    let mut out = String::with_capacity(rows.iter().map(|r| r.3.len() + 2).sum::<usize>() + 2);
+    let mut out = String::with_capacity(rows.iter().map(|r| r.metadata_json.len() + 2).sum::<usize>() + 2);
     out.push('[');
-    for (n, (st, se, sop, json)) in rows.iter().enumerate() {
+    for (n, r) in rows.iter().enumerate() {
         if n > 0 {
             out.push(',');
         }
-        let url = format!("{base}/studies/{st}/series/{se}/instances/{sop}");
-        out.push_str(&json.replace(INSTANCE_URL_PLACEHOLDER, &url));
+        let url = format!("{base}/studies/{}/series/{}/instances/{}", r.study_uid, r.series_uid, r.sop_instance_uid);
+        out.push_str(&r.metadata_json.replace(INSTANCE_URL_PLACEHOLDER, &url));
     }
     out.push(']');
     Ok(dicom_json(out))
@@ -382,7 +273,7 @@ fn transcoded(bytes: &[u8], from: &str, to: &str) -> ApiResult<Vec<u8>> {
     use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
     let cannot = |why: String| negotiate::not_acceptable(format!("cannot send {from} as {to}: {why}"));
     let ts = TransferSyntaxRegistry.get(to).ok_or_else(|| cannot("unknown transfer syntax".into()))?;
-    let mut obj = super::open(bytes, false).map_err(|e| cannot(e.to_string()))?;
+    let mut obj = crate::dicom::open(bytes, false).map_err(|e| cannot(e.to_string()))?;
     obj.transcode(ts).map_err(|e| cannot(e.to_string()))?;
     let mut out = Vec::with_capacity(bytes.len());
     obj.write_all(&mut out).map_err(|e| cannot(e.to_string()))?;
@@ -400,7 +291,7 @@ async fn retrieve(
 ) -> ApiResult<Response> {
     let wanted = negotiate::instances(headers)?;
     let consultation = scope(state, user, cid, instance.or(series).unwrap_or(study)).await?;
-    let rows = select(state, cid, Some(study), series, instance).await?;
+    let rows = index::instances(&state.db, cid, Some(study), series, instance).await?;
     if rows.is_empty() {
         return Err(ApiError::not_found("DICOM object"));
     }
@@ -418,7 +309,7 @@ async fn retrieve(
     if let Some(to) = wanted.as_deref().filter(|to| rows.iter().any(|r| r.transfer_syntax != *to)) {
         let mut body = Vec::new();
         for r in &rows {
-            let bytes = read_all(state, &r.storage_key, MAX_RENDER_BYTES).await?;
+            let bytes = read_all(&state.files, &r.storage_key, MAX_RENDER_BYTES).await?;
             let (from, to_owned) = (r.transfer_syntax.clone(), to.to_string());
             let file = tokio::task::spawn_blocking(move || {
                 if from == to_owned {
@@ -501,20 +392,21 @@ async fn load_instance(
     instance: &str,
 ) -> ApiResult<Vec<u8>> {
     let consultation = scope(state, user, cid, instance).await?;
-    let rows = select(state, cid, Some(uid(study)?), Some(uid(series)?), Some(uid(instance)?)).await?;
+    let rows = index::instances(&state.db, cid, Some(uid(study)?), Some(uid(series)?), Some(uid(instance)?)).await?;
     let row = rows.into_iter().next().ok_or_else(|| ApiError::not_found("DICOM instance"))?;
     crate::audit::event(user, "read", "file", &row.file_id)
         .patient(&consultation.patient_id)
         .detail("wado-rs")
         .record(&state.db)
         .await?;
-    read_all(state, &row.storage_key, MAX_RENDER_BYTES).await
+    read_all(&state.files, &row.storage_key, MAX_RENDER_BYTES).await
 }
 
 fn frame_list(raw: &str) -> ApiResult<Vec<u32>> {
     let list: Option<Vec<u32>> = raw.split(',').map(|f| f.trim().parse::<u32>().ok().filter(|n| *n >= 1)).collect();
-    list.filter(|l| !l.is_empty() && l.len() <= 10_000)
-        .ok_or_else(|| ApiError::bad_request("invalid_frames", "frames are a comma-separated list of numbers from 1"))
+    list.filter(|l| !l.is_empty() && l.len() <= 10_000).ok_or_else(|| {
+        ApiError::bad_request(ErrorCode::InvalidFrames, "frames are a comma-separated list of numbers from 1")
+    })
 }
 
 async fn frames(
@@ -553,7 +445,7 @@ fn rendered_window(params: &[(String, String)]) -> ApiResult<Window> {
             let mut it = v.split(',').map(|s| s.trim().parse::<f64>());
             match (it.next(), it.next()) {
                 (Some(Ok(center)), Some(Ok(width))) => Ok(Window::from_query(None, Some(center), Some(width))?),
-                _ => Err(ApiError::bad_request("invalid_rendering", "window is center,width[,function]")),
+                _ => Err(ApiError::bad_request(ErrorCode::InvalidRendering, "window is center,width[,function]")),
             }
         }
     }
@@ -630,7 +522,7 @@ async fn bulk(
     let (steps, tag) = bulk_path(&tag)?;
     let bytes = load_instance(&state, &user, &cid, &study, &series, &instance).await?;
     let value = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, DicomError> {
-        let obj = super::open(&bytes, false)?;
+        let obj = crate::dicom::open(&bytes, false)?;
         let mut item: &dicom_object::InMemDicomObject = &obj;
         for (seq, n) in &steps {
             item = item
@@ -704,11 +596,45 @@ async fn store_into(
 ) -> ApiResult<Response> {
     negotiate::dicom_json(&headers)?;
     let consultation = access(&state.db, &user, &cid).await?;
+    let boundary = stow_boundary(&headers)?;
+    let mut stow = Stow {
+        state: &state,
+        user: &user,
+        consultation: &consultation,
+        study: study.as_deref(),
+        base: base_url(&origin, &cid),
+        current: None,
+        stored: Vec::new(),
+        failed: Vec::new(),
+        warnings: Vec::new(),
+        part_no: 0,
+    };
+    let mut reader = MultipartReader::new(&boundary);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(ErrorCode::UploadInterrupted, e.to_string()))?;
+        let events = reader.feed(&chunk).map_err(|m| ApiError::bad_request(ErrorCode::MalformedMultipart, m))?;
+        for event in events {
+            stow.on(event).await?;
+        }
+    }
+    stow.abort_part().await;
+    if !reader.is_done() && stow.stored.is_empty() && stow.failed.is_empty() {
+        return Err(ApiError::bad_request(
+            ErrorCode::MalformedMultipart,
+            "no complete part with a closing boundary was found",
+        ));
+    }
+    Ok(stow.answer())
+}
+
+/// The boundary of a STOW-RS body, which must be multipart/related of application/dicom.
+fn stow_boundary(headers: &HeaderMap) -> ApiResult<String> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let boundary = multipart::boundary(content_type).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "Unsupported media type",
             "STOW-RS takes multipart/related; type=\"application/dicom\" with a boundary",
         )
@@ -716,127 +642,143 @@ async fn store_into(
     if multipart::related_type(content_type).is_some_and(|t| t != "application/dicom") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "Unsupported media type",
             "only application/dicom parts are stored",
         ));
     }
-    let base = base_url(&origin, &cid);
-    let max = state.files.max_upload_bytes;
-    let mut reader = MultipartReader::new(&boundary);
-    let mut stream = body.into_data_stream();
-    let mut current: Option<(crate::files::storage::ObjectWriter, Intake, String, String, bool)> = None;
-    let mut stored: Vec<Value> = Vec::new();
-    let mut failed: Vec<Value> = Vec::new();
-    let mut warnings = Vec::new();
-    let mut part_no = 0usize;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request("upload_interrupted", e.to_string()))?;
-        let events = reader.feed(&chunk).map_err(|m| ApiError::bad_request("malformed_multipart", m))?;
-        for event in events {
-            match event {
-                Event::Part(part_headers) => {
-                    part_no += 1;
-                    let ct =
-                        part_headers.iter().find(|(k, _)| k == "content-type").map(|(_, v)| v.to_ascii_lowercase());
-                    let acceptable = ct.as_deref().is_none_or(|t| t.starts_with("application/dicom"));
-                    let (file_id, key) = new_file_key();
-                    let writer = state.files.storage.writer(&key).await.map_err(storage_error)?;
-                    current = Some((writer, Intake::new(), file_id, key, acceptable));
+    Ok(boundary)
+}
+
+/// A part of a STOW-RS body being written to storage.
+struct Part {
+    writer: ObjectWriter,
+    intake: Intake,
+    file_id: String,
+    key: String,
+    /// Whether the part is `application/dicom` (others are skipped and reported failed).
+    acceptable: bool,
+}
+
+/// One STOW-RS request: the part being received and the instances stored and failed so far.
+struct Stow<'a> {
+    state: &'a AppState,
+    user: &'a AuthUser,
+    consultation: &'a ConsultationAccess,
+    /// The study the request stores into, when it names one.
+    study: Option<&'a str>,
+    base: String,
+    current: Option<Part>,
+    stored: Vec<Value>,
+    failed: Vec<Value>,
+    warnings: Vec<String>,
+    part_no: usize,
+}
+
+impl Stow<'_> {
+    async fn on(&mut self, event: Event) -> ApiResult<()> {
+        match event {
+            Event::Part(part_headers) => {
+                self.part_no += 1;
+                let ct = part_headers.iter().find(|(k, _)| k == "content-type").map(|(_, v)| v.to_ascii_lowercase());
+                let acceptable = ct.as_deref().is_none_or(|t| t.starts_with("application/dicom"));
+                let (file_id, key) = new_file_key();
+                let writer = self.state.files.storage.writer(&key).await.map_err(storage_error)?;
+                self.current = Some(Part { writer, intake: Intake::new(), file_id, key, acceptable });
+            }
+            Event::Data(data) => {
+                if let Some(part) = self.current.as_mut().filter(|p| p.acceptable) {
+                    let max = self.state.files.max_upload_bytes;
+                    if part.writer.written() + data.len() as u64 > max {
+                        return Err(payload_too_large(max));
+                    }
+                    part.intake.feed(&data);
+                    part.writer.write(&data).await.map_err(storage_error)?;
                 }
-                Event::Data(data) => {
-                    if let Some((writer, intake, _, _, true)) = current.as_mut() {
-                        if writer.written() + data.len() as u64 > max {
-                            return Err(crate::files::routes::payload_too_large(max));
-                        }
-                        intake.feed(&data);
-                        writer.write(&data).await.map_err(storage_error)?;
-                    }
-                }
-                Event::End => {
-                    let Some((writer, intake, file_id, key, acceptable)) = current.take() else { continue };
-                    if !acceptable {
-                        writer.abort().await;
-                        failed.push(failure("", "", 0xA900, &format!("part {part_no} is not application/dicom")));
-                        continue;
-                    }
-                    let size = writer.finish().await.map_err(storage_error)?;
-                    let head = intake.head;
-                    let info = super::parse_info(&head).ok();
-                    let (class, sop) = info
-                        .as_ref()
-                        .map(|i| (i.sop_class_uid.clone(), i.sop_instance_uid.clone()))
-                        .unwrap_or_default();
-                    let elsewhere = info.as_ref().is_some_and(|i| study.as_deref().is_some_and(|s| s != i.study_uid));
-                    if elsewhere {
-                        let _ = state.files.storage.delete(&key).await;
-                        failed.push(failure(&class, &sop, 0xA900, "the instance belongs to another study"));
-                        continue;
-                    }
-                    let name = format!("{}.dcm", if sop.is_empty() { "instance" } else { &sop });
-                    let digest = crate::files::hex(&intake.hasher.finalize());
-                    let result = ingest(
-                        &state,
-                        &user,
-                        &consultation,
-                        &file_id,
-                        &name,
-                        crate::files::Stored { key, size, sha256: digest, head },
-                    )
-                    .await;
-                    match result {
-                        Ok(file) if file.content_type == "application/dicom" => {
-                            let mut item = Map::new();
-                            put(&mut item, "00081150", "UI", &class);
-                            put(&mut item, "00081155", "UI", &sop);
-                            if let Some(i) = &info {
-                                put(
-                                    &mut item,
-                                    "00081190",
-                                    "UR",
-                                    &format!(
-                                        "{base}/studies/{}/series/{}/instances/{}",
-                                        i.study_uid, i.series_uid, i.sop_instance_uid
-                                    ),
-                                );
-                            }
-                            let file_warnings: Vec<String> = serde_json::from_str(&file.warnings).unwrap_or_default();
-                            if !file_warnings.is_empty() {
-                                // Stored with a warning (PS3.18 table 10.5.3-3): B000, the
-                                // texts in the response's Transaction Status Comment.
-                                put_int(&mut item, "00081196", "US", Some(0xB000));
-                            }
-                            warnings.extend(file_warnings);
-                            stored.push(Value::Object(item));
-                        }
-                        Ok(_) => failed.push(failure(&class, &sop, 0xA900, "not a DICOM file")),
-                        Err(e) => failed.push(failure(&class, &sop, 0xC000, &e.detail)),
-                    }
+            }
+            Event::End => {
+                if let Some(part) = self.current.take() {
+                    self.end_part(part).await?;
                 }
             }
         }
+        Ok(())
     }
-    if let Some((writer, ..)) = current.take() {
-        writer.abort().await;
+
+    /// A complete part: refused when it is not DICOM or of another study, else ingested like
+    /// any upload and listed as stored (with its warnings) or failed.
+    async fn end_part(&mut self, part: Part) -> ApiResult<()> {
+        let Part { writer, intake, file_id, key, acceptable } = part;
+        if !acceptable {
+            writer.abort().await;
+            let why = format!("part {} is not application/dicom", self.part_no);
+            self.failed.push(failure("", "", 0xA900, &why));
+            return Ok(());
+        }
+        let size = writer.finish().await.map_err(storage_error)?;
+        let head = intake.head;
+        let info = crate::dicom::parse_info(&head).ok();
+        let (class, sop) =
+            info.as_ref().map(|i| (i.sop_class_uid.clone(), i.sop_instance_uid.clone())).unwrap_or_default();
+        if info.as_ref().is_some_and(|i| self.study.is_some_and(|s| s != i.study_uid)) {
+            let _ = self.state.files.storage.delete(&key).await;
+            self.failed.push(failure(&class, &sop, 0xA900, "the instance belongs to another study"));
+            return Ok(());
+        }
+        let name = format!("{}.dcm", if sop.is_empty() { "instance" } else { &sop });
+        let stored = Stored { key, size, sha256: super::hex(&intake.hasher.finalize()), head };
+        match ingest(&self.state.db, &self.state.files, self.user, self.consultation, &file_id, &name, stored).await {
+            Ok(file) if file.content_type == "application/dicom" => {
+                let mut item = Map::new();
+                put(&mut item, "00081150", "UI", &class);
+                put(&mut item, "00081155", "UI", &sop);
+                if let Some(i) = &info {
+                    let url = format!(
+                        "{}/studies/{}/series/{}/instances/{}",
+                        self.base, i.study_uid, i.series_uid, i.sop_instance_uid
+                    );
+                    put(&mut item, "00081190", "UR", &url);
+                }
+                let file_warnings: Vec<String> = serde_json::from_str(&file.warnings).unwrap_or_default();
+                if !file_warnings.is_empty() {
+                    // Stored with a warning (PS3.18 table 10.5.3-3): B000, the texts in the
+                    // response's Transaction Status Comment.
+                    put_int(&mut item, "00081196", "US", Some(0xB000));
+                }
+                self.warnings.extend(file_warnings);
+                self.stored.push(Value::Object(item));
+            }
+            Ok(_) => self.failed.push(failure(&class, &sop, 0xA900, "not a DICOM file")),
+            Err(e) => self.failed.push(failure(&class, &sop, 0xC000, &e.detail)),
+        }
+        Ok(())
     }
-    if !reader.is_done() && stored.is_empty() && failed.is_empty() {
-        return Err(ApiError::bad_request("malformed_multipart", "no complete part with a closing boundary was found"));
+
+    /// Drops a part the body ended in the middle of.
+    async fn abort_part(&mut self) {
+        if let Some(part) = self.current.take() {
+            part.writer.abort().await;
+        }
     }
-    let mut m = Map::new();
-    if !failed.is_empty() {
-        m.insert("00081198".into(), json!({"vr": "SQ", "Value": failed}));
+
+    /// The store response (PS3.18 10.5.3): 200 all stored, 202 some failed, 409 none stored.
+    fn answer(self) -> Response {
+        let mut m = Map::new();
+        if !self.failed.is_empty() {
+            m.insert("00081198".into(), json!({"vr": "SQ", "Value": self.failed}));
+        }
+        let status = match (self.stored.is_empty(), self.failed.is_empty()) {
+            (false, true) => StatusCode::OK,
+            (false, false) => StatusCode::ACCEPTED,
+            (true, _) => StatusCode::CONFLICT,
+        };
+        m.insert("00081199".into(), json!({"vr": "SQ", "Value": self.stored}));
+        if !self.warnings.is_empty() {
+            // Transaction Status Comment (0008,0418), LT: one text, the warnings one per line.
+            put(&mut m, "00080418", "LT", &self.warnings.join("\n"));
+        }
+        (status, [(header::CONTENT_TYPE, "application/dicom+json")], Value::Object(m).to_string()).into_response()
     }
-    let status = match (stored.is_empty(), failed.is_empty()) {
-        (false, true) => StatusCode::OK,
-        (false, false) => StatusCode::ACCEPTED,
-        (true, _) => StatusCode::CONFLICT,
-    };
-    m.insert("00081199".into(), json!({"vr": "SQ", "Value": stored}));
-    if !warnings.is_empty() {
-        // Transaction Status Comment (0008,0418), LT: one text, the warnings one per line.
-        put(&mut m, "00080418", "LT", &warnings.join("\n"));
-    }
-    Ok((status, [(header::CONTENT_TYPE, "application/dicom+json")], Value::Object(m).to_string()).into_response())
 }
 
 fn failure(class: &str, sop: &str, reason: u16, why: &str) -> Value {
