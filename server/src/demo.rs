@@ -4,10 +4,12 @@
 //! expert availability.
 //! Every demo account's password is `demo-password`.
 
-use crate::auth::{AuthUser, Role};
 use crate::db::{new_id, now_ts, Db};
 use crate::directory::{self, NewDepartment, NewExpertProfile, NewOrganisation, NewUser, Specialty};
+use crate::domain::people::{IdentifierKind, Role};
+use crate::error::ApiError;
 use crate::patients::{self, resident_id, NewPatient};
+use crate::principal::AuthUser;
 
 pub const DEMO_PASSWORD: &str = "demo-password";
 
@@ -17,8 +19,7 @@ pub const DEMO_CARD_ISSUER: &str = "DEMO-EHC";
 
 /// Loads the demo consortium unless the database already holds organisations.
 pub async fn load_if_empty(db: &Db) -> anyhow::Result<bool> {
-    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM organisations").fetch_one(&db.pool).await?;
-    if count > 0 {
+    if directory::store::has_organisations(db).await? {
         tracing::info!("demo: database already holds data; nothing loaded");
         return Ok(false);
     }
@@ -27,7 +28,22 @@ pub async fn load_if_empty(db: &Db) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-async fn load(db: &Db) -> Result<(), crate::error::ApiError> {
+/// The demo organisations' ids.
+struct Sites {
+    hospital: String,
+    donghu: String,
+    xicheng: String,
+}
+
+async fn load(db: &Db) -> Result<(), ApiError> {
+    load_specialties(db).await?;
+    let sites = load_organisations(db).await?;
+    let staff = load_staff(db, &sites).await?;
+    load_patients(db, &sites, &staff.admin).await?;
+    load_availability(db, &staff.experts).await
+}
+
+async fn load_specialties(db: &Db) -> Result<(), ApiError> {
     for (code, en, zh) in [
         ("cardiology", "Cardiology", "心血管内科"),
         ("radiology", "Radiology", "放射科"),
@@ -37,6 +53,11 @@ async fn load(db: &Db) -> Result<(), crate::error::ApiError> {
         directory::create_specialty(db, &Specialty { code: code.into(), name_en: en.into(), name_zh: zh.into() })
             .await?;
     }
+    Ok(())
+}
+
+/// The hospital, its three linked sites.
+async fn load_organisations(db: &Db) -> Result<Sites, ApiError> {
     let org = |name: &str, kind: &str, address: &str| NewOrganisation {
         name: name.into(),
         kind: kind.into(),
@@ -54,12 +75,12 @@ async fn load(db: &Db) -> Result<(), crate::error::ApiError> {
     for centre in [&donghu, &xicheng, &corner] {
         directory::create_link(db, &hospital, centre).await?;
     }
-    let dept = |name: &str, specialty: &str| NewDepartment { name: name.into(), specialty: specialty.into() };
-    let cardiology = directory::create_department(db, &hospital, &dept("心血管内科", "cardiology")).await?;
-    let radiology = directory::create_department(db, &hospital, &dept("放射科", "radiology")).await?;
-    directory::create_department(db, &hospital, &dept("内分泌科", "endocrinology")).await?;
+    Ok(Sites { hospital, donghu, xicheng })
+}
 
-    let user = |username: &str, name: &str, role: Role, org: &str| NewUser {
+/// A demo account of `role` (no department, no profile, no patient record).
+fn account(username: &str, name: &str, role: Role, org: &str) -> NewUser {
+    NewUser {
         username: username.into(),
         display_name: name.into(),
         password: DEMO_PASSWORD.into(),
@@ -68,43 +89,45 @@ async fn load(db: &Db) -> Result<(), crate::error::ApiError> {
         department_id: None,
         expert: None,
         patient_id: None,
-    };
-    let admin = directory::create_user(db, &user("admin", "系统管理员", Role::Admin, &hospital)).await?;
-    directory::create_user(db, &user("coordinator", "医联体协调员 周敏", Role::Coordinator, &hospital)).await?;
-    let wang = directory::create_user(
-        db,
-        &NewUser {
-            department_id: Some(cardiology),
-            expert: Some(NewExpertProfile {
-                title: "chief".into(),
-                specialties: vec!["cardiology".into()],
-                time_zone: None,
-            }),
-            ..user("dr.wang", "王建国", Role::Expert, &hospital)
-        },
-    )
-    .await?;
-    let chen = directory::create_user(
-        db,
-        &NewUser {
-            department_id: Some(radiology),
-            expert: Some(NewExpertProfile {
-                title: "associate_chief".into(),
-                specialties: vec!["radiology".into()],
-                time_zone: None,
-            }),
-            ..user("dr.chen", "陈静", Role::Expert, &hospital)
-        },
-    )
-    .await?;
-    directory::create_user(db, &user("dr.li", "李明", Role::CommunityDoctor, &donghu)).await?;
-    directory::create_user(db, &user("dr.zhao", "赵磊", Role::CommunityDoctor, &xicheng)).await?;
+    }
+}
 
+/// The ids of the demo admin and experts.
+struct Staff {
+    admin: String,
+    experts: [String; 2],
+}
+
+/// Departments and staff.
+async fn load_staff(db: &Db, sites: &Sites) -> Result<Staff, ApiError> {
+    let hospital = &sites.hospital;
+    let dept = |name: &str, specialty: &str| NewDepartment { name: name.into(), specialty: specialty.into() };
+    let cardiology = directory::create_department(db, hospital, &dept("心血管内科", "cardiology")).await?;
+    let radiology = directory::create_department(db, hospital, &dept("放射科", "radiology")).await?;
+    directory::create_department(db, hospital, &dept("内分泌科", "endocrinology")).await?;
+
+    let admin = directory::create_user(db, &account("admin", "系统管理员", Role::Admin, hospital)).await?;
+    directory::create_user(db, &account("coordinator", "医联体协调员 周敏", Role::Coordinator, hospital)).await?;
+    let expert = |username: &str, name: &str, department: String, title: &str, specialty: &str| NewUser {
+        department_id: Some(department),
+        expert: Some(NewExpertProfile { title: title.into(), specialties: vec![specialty.into()], time_zone: None }),
+        ..account(username, name, Role::Expert, hospital)
+    };
+    let wang = directory::create_user(db, &expert("dr.wang", "王建国", cardiology, "chief", "cardiology")).await?;
+    let chen =
+        directory::create_user(db, &expert("dr.chen", "陈静", radiology, "associate_chief", "radiology")).await?;
+    directory::create_user(db, &account("dr.li", "李明", Role::CommunityDoctor, &sites.donghu)).await?;
+    directory::create_user(db, &account("dr.zhao", "赵磊", Role::CommunityDoctor, &sites.xicheng)).await?;
+    Ok(Staff { admin, experts: [wang, chen] })
+}
+
+/// Two patients of Donghu with demo health cards and their logins, registered by the admin.
+async fn load_patients(db: &Db, sites: &Sites, admin: &str) -> Result<(), ApiError> {
     let admin_actor = AuthUser {
-        id: admin,
+        id: admin.to_string(),
         username: "admin".into(),
         role: Role::Admin,
-        org: hospital.clone(),
+        org: sites.hospital.clone(),
         client_addr: "demo-loader".into(),
         family: String::new(),
     };
@@ -122,10 +145,10 @@ async fn load(db: &Db) -> Result<(), crate::error::ApiError> {
                 birth_date: birth.into(),
                 phone: phone.into(),
                 resident_id: format!("{rid17}{check}"),
-                home_organisation_id: Some(donghu.clone()),
+                home_organisation_id: Some(sites.donghu.clone()),
                 // A demo electronic health card (test format: docs/resident.md).
                 identifiers: vec![patients::identifiers::NewIdentifier {
-                    kind: patients::identifiers::IdentifierKind::HealthCard,
+                    kind: IdentifierKind::HealthCard,
                     value: Some(card.into()),
                     qr: None,
                     issuer: Some(DEMO_CARD_ISSUER.into()),
@@ -135,12 +158,15 @@ async fn load(db: &Db) -> Result<(), crate::error::ApiError> {
             "tchc1",
         )
         .await?;
-        directory::create_user(db, &NewUser { patient_id: Some(pid), ..user(username, name, Role::Patient, &donghu) })
-            .await?;
+        let login = NewUser { patient_id: Some(pid), ..account(username, name, Role::Patient, &sites.donghu) };
+        directory::create_user(db, &login).await?;
     }
+    Ok(())
+}
 
-    // Weekday clinics for the experts: 09:00-12:00 and 14:00-17:00 Asia/Shanghai, 30-minute slots.
-    for expert in [&wang, &chen] {
+/// Weekday clinics for the experts: 09:00-12:00 and 14:00-17:00 Asia/Shanghai, 30-minute slots.
+async fn load_availability(db: &Db, experts: &[String]) -> Result<(), ApiError> {
+    for expert in experts {
         for weekday in 1..=5i64 {
             for (start, end) in [("09:00", "12:00"), ("14:00", "17:00")] {
                 sqlx::query(

@@ -23,6 +23,7 @@ pub mod netcheck;
 pub mod notifications;
 pub mod observability;
 pub mod patients;
+pub mod principal;
 pub mod proxy;
 pub mod record;
 pub mod scheduling;

@@ -4,9 +4,12 @@
 
 use crate::api::{Json, Page, Query, Routes};
 use crate::app::AppState;
-use crate::auth::{AuthUser, Role};
+pub mod store;
+
 use crate::db::{new_id, now_ts, Db, WriteTx};
+use crate::domain::people::Role;
 use crate::error::{ApiError, ApiResult};
+use crate::principal::AuthUser;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,14 +139,14 @@ impl AuditEvent {
                 BATCH_ROWS,
                 Box::new(move |rows: Vec<Row>| {
                     let db = plain.clone();
-                    Box::pin(async move { write_rows(&db, &rows).await.map(|()| vec![(); rows.len()]) })
+                    Box::pin(async move { store::write_rows(&db, &rows).await.map(|()| vec![(); rows.len()]) })
                 }),
             )
         });
         match batcher.submit(row.clone()).await {
             Some(result) => result,
             // The batcher's runtime is gone (a handle used from another runtime): on its own.
-            None => write_rows(db, std::slice::from_ref(&row)).await,
+            None => store::write_rows(db, std::slice::from_ref(&row)).await,
         }
     }
 
@@ -152,10 +155,7 @@ impl AuditEvent {
     where
         E: sqlx::Executor<'e, Database = sqlx::Any>,
     {
-        let rows = [self.into_row()];
-        let sql = insert_sql(1);
-        insert(&sql, &rows).execute(executor).await?;
-        Ok(())
+        store::write_one(executor, &self.into_row()).await
     }
 
     fn into_row(self) -> Row {
@@ -173,43 +173,6 @@ pub struct Row {
 
 /// Rows per batched statement (11 values each: well under both databases' limits).
 const BATCH_ROWS: usize = 256;
-
-fn insert_sql(rows: usize) -> String {
-    format!(
-        "INSERT INTO audit_events (id, at, actor_id, actor_role, action, resource_type, resource_id, patient_id, client_addr, outcome, detail)
-         VALUES {}",
-        crate::db::batch::values(rows, 11, 1)
-    )
-}
-
-fn insert<'q>(sql: &'q str, rows: &'q [Row]) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    let mut q = sqlx::query(sql);
-    for r in rows {
-        let e = &r.event;
-        q = q
-            .bind(&r.id)
-            .bind(&r.at)
-            .bind(e.actor_id.as_deref())
-            .bind(&e.actor_role)
-            .bind(&e.action)
-            .bind(&e.resource_type)
-            .bind(&e.resource_id)
-            .bind(e.patient_id.as_deref())
-            .bind(&e.client_addr)
-            .bind(e.outcome.as_str())
-            .bind(&e.detail);
-    }
-    q
-}
-
-/// Writes events in one statement, which commits them all or none (on SQLite in this
-/// process's writer turn).
-async fn write_rows(db: &Db, rows: &[Row]) -> ApiResult<()> {
-    let sql = insert_sql(rows.len());
-    let _turn = db.write_turn().await;
-    insert(&sql, rows).execute(&db.pool).await?;
-    Ok(())
-}
 
 /// A write of patient data together with its audit events: the rows and the events commit in
 /// one transaction or not at all, and committing without an event is refused. The stores
@@ -236,37 +199,8 @@ impl AuditedTx {
     /// Records many events in this transaction, in multi-row statements (a batch of readings
     /// leaves one event per reading without one round trip each).
     pub async fn audit_all(&mut self, events: Vec<AuditEvent>) -> ApiResult<()> {
-        const COLUMNS: usize = 11;
-        let at = now_ts();
-        for chunk in events.chunks(200) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let cols: Vec<String> = (1..=COLUMNS).map(|c| format!("${}", i * COLUMNS + c)).collect();
-                    format!("({})", cols.join(", "))
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO audit_events (id, at, actor_id, actor_role, action, resource_type, resource_id, patient_id, client_addr, outcome, detail) VALUES {}",
-                rows.join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for e in chunk {
-                q = q
-                    .bind(new_id())
-                    .bind(at.clone())
-                    .bind(e.actor_id.clone())
-                    .bind(e.actor_role.clone())
-                    .bind(e.action.clone())
-                    .bind(e.resource_type.clone())
-                    .bind(e.resource_id.clone())
-                    .bind(e.patient_id.clone())
-                    .bind(e.client_addr.clone())
-                    .bind(e.outcome.as_str())
-                    .bind(e.detail.clone());
-            }
-            q.execute(&mut *self.tx).await?;
-            self.events += chunk.len();
-        }
+        store::write_all(&mut self.tx, &events, &now_ts()).await?;
+        self.events += events.len();
         Ok(())
     }
 
@@ -337,11 +271,9 @@ async fn list(
     match user.role {
         Role::Admin => {}
         Role::Patient => {
-            let own: Option<(String,)> = sqlx::query_as("SELECT id FROM patients WHERE user_id = $1")
-                .bind(&user.id)
-                .fetch_optional(&state.db.pool)
-                .await?;
-            let Some((own,)) = own else { return Ok(Json(Page { items: vec![], next: None })) };
+            let Some(own) = store::own_patient_id(&state.db, &user.id).await? else {
+                return Ok(Json(Page { items: vec![], next: None }));
+            };
             if f.patient_id.as_deref().is_some_and(|p| p != own) {
                 return Err(ApiError::not_found("patient"));
             }
@@ -350,23 +282,14 @@ async fn list(
         _ => return Err(ApiError::forbidden("only admins, and patients for their own record, read the audit trail")),
     }
     let limit = crate::api::page_limit(f.limit, 500)? as i64;
-    let from = f.from.map(|t| crate::db::ts(t.into())).unwrap_or_default();
-    let to = f.to.map(|t| crate::db::ts(t.into())).unwrap_or_else(|| "9999".into());
-    let rows: Vec<AuditEventView> = sqlx::query_as(
-        "SELECT e.id, e.at, e.actor_id, u.display_name AS actor_name, e.actor_role, e.action, e.resource_type,
-                e.resource_id, e.patient_id, e.client_addr, e.outcome, e.detail
-         FROM audit_events e LEFT JOIN users u ON u.id = e.actor_id
-         WHERE ($1 = '' OR e.patient_id = $1) AND ($2 = '' OR e.actor_id = $2)
-           AND e.at >= $3 AND e.at < $4 AND ($5 = '' OR e.id < $5)
-         ORDER BY e.id DESC LIMIT $6",
-    )
-    .bind(f.patient_id.unwrap_or_default())
-    .bind(f.actor_id.unwrap_or_default())
-    .bind(from)
-    .bind(to)
-    .bind(crate::api::page_cursor(f.cursor)?)
-    .bind(limit + 1)
-    .fetch_all(&state.db.pool)
-    .await?;
+    let cursor = crate::api::page_cursor(f.cursor)?;
+    let filter = store::EventFilter {
+        patient_id: f.patient_id.as_deref(),
+        actor_id: f.actor_id.as_deref(),
+        from: f.from.map(|t| crate::db::ts(t.into())),
+        to: f.to.map(|t| crate::db::ts(t.into())),
+        before: Some(&cursor),
+    };
+    let rows = store::events(&state.db, filter, limit + 1).await?;
     Ok(Json(crate::api::page(rows, limit as usize, |r| r.id.clone())))
 }

@@ -111,16 +111,7 @@ impl Accounts {
                 return Ok(*s);
             }
         }
-        let row: Option<(i64, i64, i64)> =
-            sqlx::query_as("SELECT active, token_generation, must_change_password FROM users WHERE id = $1")
-                .bind(user_id)
-                .fetch_optional(&self.db.pool)
-                .await?;
-        let state = row.map(|(active, generation, must)| AccountState {
-            active: active != 0,
-            generation,
-            must_change_password: must != 0,
-        });
+        let state = super::store::account_state(&self.db, user_id).await?;
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() > 100_000 {
             cache.retain(|_, (_, at)| now.duration_since(*at) < CACHE_TTL);
@@ -139,33 +130,6 @@ impl Accounts {
             }
         }
     }
-}
-
-/// Revokes the user's refresh tokens (all, or all but one family) within `conn`'s transaction.
-pub async fn revoke_refresh_tokens(
-    conn: &mut sqlx::AnyConnection,
-    user_id: &str,
-    keep_family: Option<&str>,
-) -> ApiResult<u64> {
-    Ok(sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL AND family_id <> $3",
-    )
-    .bind(crate::db::now_ts())
-    .bind(user_id)
-    .bind(keep_family.unwrap_or(""))
-    .execute(&mut *conn)
-    .await?
-    .rows_affected())
-}
-
-/// Ends every access token the user holds (bumps the generation) within `conn`'s
-/// transaction; call [`Accounts::changed`] once it has committed.
-pub async fn bump_generation(conn: &mut sqlx::AnyConnection, user_id: &str) -> ApiResult<()> {
-    sqlx::query("UPDATE users SET token_generation = token_generation + 1 WHERE id = $1")
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]

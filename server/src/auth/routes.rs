@@ -2,12 +2,13 @@
 //! reuse detection (reusing a rotated token revokes its whole family), sign-out, and the
 //! user's own password change (which needs the current password and ends the other sessions).
 
-use super::password::{decoy_hash, hash_password, verify_password};
+use super::store;
 use super::throttle::{Key, LoginThrottle, Verdict};
-use super::{AuthUser, ClientAddr, Role};
+use super::{AuthUser, ClientAddr};
 use crate::api::{Json, Routes};
 use crate::app::AppState;
 use crate::db::{new_id, now_ts, ts};
+use crate::directory::password::{decoy_hash, hash_password, verify_password};
 use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
@@ -83,11 +84,7 @@ async fn login(
         Verdict::Allowed { failures } => failures,
     };
 
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT id, password_hash FROM users WHERE username = $1 AND active = 1")
-            .bind(&username)
-            .fetch_optional(&state.db.pool)
-            .await?;
+    let row = store::credentials(&state.db, &username).await?;
     let (user_id, hash) = match &row {
         Some((id, h)) => (Some(id.clone()), h.clone()),
         None => (None, decoy_hash().to_string()),
@@ -115,13 +112,12 @@ async fn issue_tokens(state: &AppState, user_id: &str, family: &str) -> ApiResul
             "this account has been deactivated",
         ));
     }
-    let role = Role::parse(&user.role).ok_or_else(|| ApiError::internal("stored role is unknown"))?;
     let (access_token, _) = state
         .jwt
         .issue(super::jwt::Subject {
             user_id: &user.id,
             name: &user.username,
-            role,
+            role: user.account_role,
             org: &user.organisation_id,
             generation: user.token_generation,
             family,
@@ -131,17 +127,7 @@ async fn issue_tokens(state: &AppState, user_id: &str, family: &str) -> ApiResul
     rand::thread_rng().fill_bytes(&mut raw);
     let refresh_token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
     let expires = chrono::Utc::now() + chrono::Duration::seconds(state.config.refresh_token_ttl_secs as i64);
-    sqlx::query(
-        "INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(new_id())
-    .bind(family)
-    .bind(user_id)
-    .bind(hash_token(&refresh_token))
-    .bind(ts(expires))
-    .bind(now_ts())
-    .execute(&state.db.pool)
-    .await?;
+    store::insert_refresh_token(&state.db, family, user_id, &hash_token(&refresh_token), &ts(expires)).await?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
@@ -161,20 +147,8 @@ async fn refresh(State(state): State<AppState>, Json(req): Json<RefreshRequest>)
     let now = now_ts();
     // Mark the token used in the same statement that checks it is still fresh: of two
     // concurrent refreshes with one token, one wins and the other sees reuse.
-    let claimed = sqlx::query(
-        "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1",
-    )
-    .bind(&now)
-    .bind(&hash)
-    .execute(&state.db.pool)
-    .await?
-    .rows_affected();
-    let row: Option<(String, String, Option<String>)> =
-        sqlx::query_as("SELECT family_id, user_id, revoked_at FROM refresh_tokens WHERE token_hash = $1")
-            .bind(&hash)
-            .fetch_optional(&state.db.pool)
-            .await?;
-    let Some((family, user_id, _)) = row else {
+    let claimed = store::claim_refresh_token(&state.db, &hash, &now).await?;
+    let Some((family, user_id)) = store::refresh_token_owner(&state.db, &hash).await? else {
         return Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
             ErrorCode::InvalidRefreshToken,
@@ -184,11 +158,7 @@ async fn refresh(State(state): State<AppState>, Json(req): Json<RefreshRequest>)
     };
     if claimed == 0 {
         // Used before, revoked or expired: a used token presented again means it leaked.
-        sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
-            .bind(&now)
-            .bind(&family)
-            .execute(&state.db.pool)
-            .await?;
+        store::revoke_family(&state.db, &family, &now).await?;
         tracing::warn!(%user_id, "refresh token reuse or expiry: family revoked");
         return Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
@@ -202,13 +172,7 @@ async fn refresh(State(state): State<AppState>, Json(req): Json<RefreshRequest>)
 
 async fn logout(State(state): State<AppState>, Json(req): Json<RefreshRequest>) -> ApiResult<axum::http::StatusCode> {
     let hash = hash_token(&req.refresh_token);
-    sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id IN (SELECT family_id FROM refresh_tokens WHERE token_hash = $2)",
-    )
-    .bind(now_ts())
-    .bind(&hash)
-    .execute(&state.db.pool)
-    .await?;
+    store::revoke_family_of(&state.db, &hash).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
@@ -241,11 +205,9 @@ async fn change_password(
     if req.new_password == req.current_password {
         return Err(ApiError::validation("new_password", "must differ from the current password"));
     }
-    let row: Option<(String,)> = sqlx::query_as("SELECT password_hash FROM users WHERE id = $1")
-        .bind(&user.id)
-        .fetch_optional(&state.db.pool)
-        .await?;
-    let (hash,) = row.ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;
+    let hash = store::password_hash(&state.db, &user.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;
     let current = req.current_password;
     let ok = tokio::task::spawn_blocking(move || verify_password(&current, &hash)).await.map_err(ApiError::internal)?;
     if !ok {
@@ -261,14 +223,9 @@ async fn change_password(
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
     let mut tx = state.db.begin_write().await?;
-    sqlx::query("UPDATE users SET password_hash = $1, must_change_password = 0, updated_at = $2 WHERE id = $3")
-        .bind(new_hash)
-        .bind(now_ts())
-        .bind(&user.id)
-        .execute(&mut *tx)
-        .await?;
+    store::set_own_password(&mut tx, &user.id, &new_hash).await?;
     let keep = (!user.family.is_empty()).then_some(user.family.as_str());
-    let revoked = super::accounts::revoke_refresh_tokens(&mut tx, &user.id, keep).await?;
+    let revoked = crate::directory::store::revoke_refresh_tokens(&mut tx, &user.id, keep).await?;
     crate::audit::account_event(&user, "change_password", &user.id)
         .detail(format!("{revoked} refresh tokens of other sessions revoked"))
         .record_with(&mut *tx)

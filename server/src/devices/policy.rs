@@ -8,8 +8,8 @@
 //! - Nobody else manages devices.
 
 use super::DeviceKind;
-use crate::auth::Role;
 use crate::directory::policy::{manages_organisation, Manager};
+use crate::domain::people::Role;
 
 /// A device as the rules see it (existing, or about to be issued).
 #[derive(Debug, Clone, Copy)]

@@ -8,7 +8,7 @@
 //! - Roles change only between admin, coordinator and community doctor (expert and patient
 //!   accounts carry a profile or a patient record), and only by an admin.
 
-use crate::auth::Role;
+use crate::domain::people::Role;
 
 /// The caller managing accounts, with the organisations it manages.
 #[derive(Debug, Clone)]

@@ -4,6 +4,7 @@
 
 pub mod consultation;
 pub mod files;
+pub mod people;
 pub mod record;
 pub mod time;
 pub mod vitals;

@@ -6,46 +6,20 @@
 //! Added and retired by those who edit the record (`patients::may_edit`); every read and
 //! write is audited with the patient.
 
+pub use crate::domain::people::IdentifierKind;
+
 use super::health_card::{self, CardError};
+use super::store::{self, IdentifierRow};
 use crate::api::{Json, Path};
 use crate::app::AppState;
 use crate::audit::{self, Outcome};
-use crate::auth::AuthUser;
 use crate::db::{new_id, now_ts, Db};
 use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
+use crate::principal::AuthUser;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum IdentifierKind {
-    /// The electronic health card (电子健康卡).
-    HealthCard,
-    /// The medical insurance number (医保号).
-    Insurance,
-    Phone,
-}
-
-impl IdentifierKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IdentifierKind::HealthCard => "health_card",
-            IdentifierKind::Insurance => "insurance",
-            IdentifierKind::Phone => "phone",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<IdentifierKind> {
-        Some(match s {
-            "health_card" => IdentifierKind::HealthCard,
-            "insurance" => IdentifierKind::Insurance,
-            "phone" => IdentifierKind::Phone,
-            _ => return None,
-        })
-    }
-}
 
 /// Pure: an identifier as shown. A phone keeps its first 3 and last 4 digits
 /// (`138****5678`); other numbers their first 4 and last 4 (`4401********1234`); values
@@ -105,25 +79,13 @@ pub struct IdentifierView {
     pub retired_at: Option<String>,
 }
 
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: String,
-    kind: String,
-    issuer: String,
-    value: String,
-    valid_until: Option<String>,
-    added_at: String,
-    retired_at: Option<String>,
-}
-
-impl Row {
+impl IdentifierRow {
     fn view(self) -> IdentifierView {
-        let kind = IdentifierKind::parse(&self.kind).unwrap_or(IdentifierKind::Insurance);
         IdentifierView {
             id: self.id,
-            kind,
+            kind: self.kind,
             issuer: self.issuer,
-            masked: mask(kind, &self.value),
+            masked: mask(self.kind, &self.value),
             valid_until: self.valid_until,
             added_at: self.added_at,
             retired_at: self.retired_at,
@@ -134,14 +96,8 @@ impl Row {
 /// The patient's identifiers in use, masked (the caller has already been allowed to see the
 /// record and audited).
 pub async fn in_use(db: &Db, patient_id: &str) -> ApiResult<Vec<IdentifierView>> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, kind, issuer, value, valid_until, added_at, retired_at FROM patient_identifiers
-         WHERE patient_id = $1 AND retired_at IS NULL ORDER BY added_at, id",
-    )
-    .bind(patient_id)
-    .fetch_all(&db.pool)
-    .await?;
-    Ok(rows.into_iter().map(Row::view).collect())
+    let rows = store::identifiers_in_use(db, patient_id).await?;
+    Ok(rows.into_iter().map(IdentifierRow::view).collect())
 }
 
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -237,32 +193,11 @@ pub async fn insert(
 ) -> ApiResult<Vec<String>> {
     let mut ids = Vec::new();
     for c in identifiers {
-        let taken: Option<(String,)> = sqlx::query_as(
-            "SELECT id FROM patient_identifiers WHERE kind = $1 AND issuer = $2 AND value = $3 AND retired_at IS NULL",
-        )
-        .bind(c.kind.as_str())
-        .bind(&c.issuer)
-        .bind(&c.value)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if taken.is_some() {
+        if store::identifier_taken(tx, c).await? {
             return Err(in_use_conflict(c));
         }
         let id = new_id();
-        let inserted = sqlx::query(
-            "INSERT INTO patient_identifiers (id, patient_id, kind, issuer, value, valid_until, added_by, added_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&id)
-        .bind(patient_id)
-        .bind(c.kind.as_str())
-        .bind(&c.issuer)
-        .bind(&c.value)
-        .bind(&c.valid_until)
-        .bind(&actor.id)
-        .bind(now_ts())
-        .execute(&mut **tx)
-        .await;
+        let inserted = store::insert_identifier(tx, &id, patient_id, c, &actor.id).await;
         match inserted {
             Ok(_) => {}
             // Two requests adding the same number at once: the index decides.
@@ -281,20 +216,15 @@ pub async fn insert(
     Ok(ids)
 }
 
-/// The configured QR parser.
-pub fn parser(state: &AppState) -> ApiResult<Box<dyn health_card::CardPayloadParser>> {
-    health_card::parser_for(&state.config.health_card_qr_format)
-        .ok_or_else(|| ApiError::internal("health_card_qr_format names no parser"))
+/// The QR parser of `qr_format` (`health_card_qr_format`).
+pub fn parser(qr_format: &str) -> ApiResult<Box<dyn health_card::CardPayloadParser>> {
+    health_card::parser_for(qr_format).ok_or_else(|| ApiError::internal("health_card_qr_format names no parser"))
 }
 
-async fn editable(state: &AppState, user: &AuthUser, id: &str, action: &str) -> ApiResult<()> {
-    let patient = super::load_for(&state.db, user, id, "read_for_update").await?;
+async fn editable(db: &Db, user: &AuthUser, id: &str, action: &str) -> ApiResult<()> {
+    let patient = super::load_for(db, user, id, "read_for_update").await?;
     if !super::may_edit(user, &patient) {
-        audit::event(user, action, "patient_identifier", "")
-            .patient(id)
-            .outcome(Outcome::Denied)
-            .record(&state.db)
-            .await?;
+        audit::event(user, action, "patient_identifier", "").patient(id).outcome(Outcome::Denied).record(db).await?;
         return Err(ApiError::forbidden("identifiers are kept by the patient's home organisation's staff and admins"));
     }
     Ok(())
@@ -306,8 +236,8 @@ pub(super) async fn add(
     Path(crate::db::Id(id)): Path<crate::db::Id>,
     Json(body): Json<NewIdentifier>,
 ) -> ApiResult<(StatusCode, Json<IdentifierView>)> {
-    editable(&state, &user, &id, "create").await?;
-    let checked = check(&body, parser(&state)?.as_ref(), "")?;
+    editable(&state.db, &user, &id, "create").await?;
+    let checked = check(&body, parser(&state.config.health_card_qr_format)?.as_ref(), "")?;
     let mut tx = audit::begin(&state.db).await?;
     let ids = insert(&mut tx, &user, &id, &[checked]).await?;
     tx.commit().await?;
@@ -337,29 +267,15 @@ pub(super) async fn retire(
     if body.reason.chars().count() > 500 {
         return Err(ApiError::validation("reason", "at most 500 characters"));
     }
-    editable(&state, &user, &id, "retire").await?;
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT id, kind, issuer, value, valid_until, added_at, retired_at FROM patient_identifiers WHERE id = $1 AND patient_id = $2",
-    )
-    .bind(&identifier_id)
-    .bind(&id)
-    .fetch_optional(&state.db.pool)
-    .await?;
+    editable(&state.db, &user, &id, "retire").await?;
+    let row = store::identifier(&state.db, &id, &identifier_id).await?;
     let row = row.ok_or_else(|| ApiError::not_found("identifier"))?;
     if row.retired_at.is_some() {
         return Ok(Json(row.view()));
     }
     let mut tx = audit::begin(&state.db).await?;
     let now = now_ts();
-    sqlx::query(
-        "UPDATE patient_identifiers SET retired_at = $1, retired_by = $2, retire_reason = $3 WHERE id = $4 AND retired_at IS NULL",
-    )
-    .bind(&now)
-    .bind(&user.id)
-    .bind(body.reason.trim())
-    .bind(&identifier_id)
-    .execute(&mut *tx)
-    .await?;
+    store::retire_identifier(&mut tx, &identifier_id, &user.id, body.reason.trim(), &now).await?;
     tx.audit(
         audit::event(&user, "retire", "patient_identifier", &identifier_id).patient(&id).detail(body.reason.trim()),
     )

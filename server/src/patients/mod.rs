@@ -6,39 +6,20 @@
 pub mod health_card;
 pub mod identifiers;
 pub mod resident_id;
+pub mod store;
+
+pub use store::visibility_predicate;
 
 use crate::api::{Json, Path, Query, Routes};
 use crate::app::AppState;
 use crate::audit::{self, Outcome};
-use crate::auth::{AuthUser, Role};
-use crate::db::{new_id, now_ts, Db};
+use crate::db::Db;
+use crate::domain::people::Role;
 use crate::error::{ApiError, ApiResult};
+use crate::principal::AuthUser;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-
-/// SQL predicate over `patients p` that holds when the caller may see the record.
-/// Binds: `$1` the caller's user id, `$2` the caller's organisation id.
-pub fn visibility_predicate(role: Role) -> &'static str {
-    match role {
-        Role::Admin => "($1 <> '' OR $2 <> '')",
-        Role::Coordinator => {
-            "(p.home_organisation_id = $2 OR p.home_organisation_id IN (SELECT centre_id FROM consortium_links WHERE hospital_id = $2) OR $1 = '')"
-        }
-        Role::CommunityDoctor => {
-            "(p.home_organisation_id = $2
-              OR p.id IN (SELECT patient_id FROM referrals WHERE to_organisation_id = $2 AND status IN ('requested', 'accepted'))
-              OR $1 = '')"
-        }
-        Role::Expert => {
-            "(p.id IN (SELECT c.patient_id FROM consultations c JOIN consultation_participants cp ON cp.consultation_id = c.id
-                       WHERE cp.user_id = $1 AND cp.status <> 'declined')
-              OR p.id IN (SELECT patient_id FROM referrals WHERE assigned_to = $1 AND status IN ('requested', 'accepted'))
-              OR $2 = '')"
-        }
-        Role::Patient => "(p.user_id = $1 OR $2 = '')",
-    }
-}
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Patient {
@@ -58,10 +39,6 @@ pub struct Patient {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identifiers: Option<Vec<identifiers::IdentifierView>>,
 }
-
-const PATIENT_SELECT: &str = "SELECT p.id, p.name, p.sex, p.birth_date, p.phone, p.resident_id, p.home_organisation_id,
-        o.name AS home_organisation_name, p.user_id, p.created_at, p.updated_at
-     FROM patients p JOIN organisations o ON o.id = p.home_organisation_id";
 
 /// Whether `user` sees the full resident ID number of `p`: admins, the staff of the
 /// patient's home centre, and the patient themself.
@@ -94,10 +71,12 @@ fn present(user: &AuthUser, mut p: Patient) -> Patient {
 
 /// The patient record if `user` may see it; otherwise `None` (callers answer 404).
 pub async fn find_visible(db: &Db, user: &AuthUser, id: &str) -> ApiResult<Option<Patient>> {
-    let sql = format!("{PATIENT_SELECT} WHERE p.id = $3 AND {}", visibility_predicate(user.role));
-    let row: Option<Patient> =
-        sqlx::query_as(&sql).bind(&user.id).bind(&user.org).bind(id).fetch_optional(&db.pool).await?;
-    Ok(row)
+    store::find_visible(db, viewer(user), id).await
+}
+
+/// The caller as the visibility rules see it.
+pub fn viewer(user: &AuthUser) -> store::Viewer<'_> {
+    store::Viewer { role: user.role, user_id: &user.id, org: &user.org }
 }
 
 /// Loads a visible patient for `action`, auditing the access or the refusal.
@@ -108,10 +87,9 @@ pub async fn load_for(db: &Db, user: &AuthUser, id: &str, action: &str) -> ApiRe
             Ok(present(user, p))
         }
         None => {
-            let exists: Option<(String,)> =
-                sqlx::query_as("SELECT id FROM patients WHERE id = $1").bind(id).fetch_optional(&db.pool).await?;
+            let exists = store::exists(db, id).await?;
             audit::event(user, action, "patient", id)
-                .maybe_patient(exists.map(|e| e.0))
+                .maybe_patient(exists.then(|| id.to_string()))
                 .outcome(Outcome::Denied)
                 .record(db)
                 .await?;
@@ -133,22 +111,13 @@ pub async fn search_visible(
     offset: usize,
     action: &str,
 ) -> ApiResult<Vec<Patient>> {
-    let sql = format!(
-        "{PATIENT_SELECT} WHERE {} AND ($3 = '' OR p.name LIKE $3) AND ($4 = '' OR p.id = $4 OR p.resident_id = $5)
-         ORDER BY p.id LIMIT $6 OFFSET $7",
-        visibility_predicate(user.role)
-    );
     let prefix = name_prefix.trim().replace(['%', '_'], "");
-    let rows: Vec<Patient> = sqlx::query_as(&sql)
-        .bind(&user.id)
-        .bind(&user.org)
-        .bind(if prefix.is_empty() { String::new() } else { format!("{prefix}%") })
-        .bind(identifier.trim())
-        .bind(identifier.trim().to_uppercase())
-        .bind(limit as i64)
-        .bind(offset as i64)
-        .fetch_all(&db.pool)
-        .await?;
+    let wanted = identifier.trim();
+    let search = store::Search {
+        name_like: (!prefix.is_empty()).then(|| format!("{prefix}%")),
+        identifier: (!wanted.is_empty()).then(|| (wanted, wanted.to_uppercase())),
+    };
+    let rows = store::search(db, viewer(user), search, limit as i64, offset as i64).await?;
     let rows: Vec<Patient> = rows
         .into_iter()
         .filter(|p| identifier.is_empty() || p.id == identifier || sees_full_resident_id(user, p))
@@ -176,19 +145,10 @@ async fn list(
     Query(f): Query<PatientFilter>,
 ) -> ApiResult<Json<crate::api::Page<Patient>>> {
     let limit = crate::api::page_limit(f.limit, 200)?;
-    let sql = format!(
-        "{PATIENT_SELECT} WHERE {} AND ($3 = '' OR p.name LIKE $3 OR p.phone LIKE $3) AND ($4 = '' OR p.id > $4) ORDER BY p.id LIMIT $5",
-        visibility_predicate(user.role)
-    );
     let q = f.q.map(|q| q.trim().replace(['%', '_'], "")).filter(|q| !q.is_empty()).map(|q| format!("%{q}%"));
-    let rows: Vec<Patient> = sqlx::query_as(&sql)
-        .bind(&user.id)
-        .bind(&user.org)
-        .bind(q.unwrap_or_default())
-        .bind(crate::api::page_cursor(f.cursor)?)
-        .bind(limit as i64 + 1)
-        .fetch_all(&state.db.pool)
-        .await?;
+    let cursor = crate::api::page_cursor(f.cursor)?;
+    let after = Some(cursor.as_str()).filter(|c| !c.is_empty());
+    let rows = store::list(&state.db, viewer(&user), q, after, limit as i64 + 1).await?;
     let page = crate::api::page(rows, limit, |p| p.id.clone());
     let mut tx = state.db.begin_write().await?;
     for p in &page.items {
@@ -291,23 +251,17 @@ pub async fn create_patient(db: &Db, actor: &AuthUser, p: &NewPatient, qr_format
         }
         _ => return Err(ApiError::forbidden("only community doctors, coordinators and admins register patients")),
     }
-    let id = new_id();
-    let now = now_ts();
     let mut tx = audit::begin(db).await?;
-    sqlx::query(
-        "INSERT INTO patients (id, name, sex, birth_date, phone, resident_id, home_organisation_id, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-    )
-    .bind(&id)
-    .bind(p.name.trim())
-    .bind(&p.sex)
-    .bind(&p.birth_date)
-    .bind(p.phone.trim())
-    .bind(p.resident_id.trim().to_uppercase())
-    .bind(&home)
-    .bind(&now)
-    .execute(&mut *tx)
-    .await?;
+    let resident_id = p.resident_id.trim().to_uppercase();
+    let record = store::NewRecord {
+        name: p.name.trim(),
+        sex: &p.sex,
+        birth_date: &p.birth_date,
+        phone: p.phone.trim(),
+        resident_id: &resident_id,
+        home_organisation_id: &home,
+    };
+    let id = store::insert(&mut tx, &record).await?;
     tx.audit(audit::event(actor, "create", "patient", &id).patient(&id)).await?;
     identifiers::insert(&mut tx, actor, &id, &checked).await?;
     tx.commit().await?;
@@ -353,20 +307,15 @@ async fn patch(
         p.phone.as_deref(),
         p.resident_id.as_deref(),
     )?;
+    let update = store::RecordUpdate {
+        name: p.name.map(|n| n.trim().to_string()),
+        sex: p.sex,
+        birth_date: p.birth_date,
+        phone: p.phone,
+        resident_id: p.resident_id.map(|r| r.trim().to_uppercase()),
+    };
     let mut tx = audit::begin(&state.db).await?;
-    sqlx::query(
-        "UPDATE patients SET name = COALESCE($1, name), sex = COALESCE($2, sex), birth_date = COALESCE($3, birth_date),
-            phone = COALESCE($4, phone), resident_id = COALESCE($5, resident_id), updated_at = $6 WHERE id = $7",
-    )
-    .bind(p.name.map(|n| n.trim().to_string()))
-    .bind(p.sex)
-    .bind(p.birth_date)
-    .bind(p.phone)
-    .bind(p.resident_id.map(|r| r.trim().to_uppercase()))
-    .bind(now_ts())
-    .bind(&id)
-    .execute(&mut *tx)
-    .await?;
+    store::update(&mut tx, &id, update).await?;
     tx.audit(audit::event(&user, "update", "patient", &id).patient(&id)).await?;
     tx.commit().await?;
     let after = find_visible(&state.db, &user, &id).await?.ok_or_else(|| ApiError::not_found("patient"))?;

@@ -11,26 +11,33 @@
 //! Every lookup is audited (a found patient with the patient, a failed one with its reason);
 //! failed lookups are throttled per kiosk (`kiosk_lookup_failures_per_minute`).
 
+pub mod store;
+
 use crate::api::{Json, Routes};
 use crate::app::AppState;
 use crate::audit::{self, Outcome};
-use crate::auth::throttle::{Key, Verdict};
-use crate::auth::Role;
-use crate::db::{new_id, ts};
+use crate::auth::jwt::JwtKeys;
+use crate::auth::throttle::{Key, LoginThrottle, Verdict};
+use crate::config::Config;
+use crate::db::{ts, Db};
 use crate::devices::{DeviceAuth, DeviceKind};
+use crate::directory::UserView;
+use crate::domain::people::Role;
 use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use crate::patients::health_card::{self, CardError};
+use crate::patients::store::{self as patients_store, Found, Viewer};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// The zone of the kiosks' day (`kiosk_time_zone`).
-fn site_tz(state: &AppState) -> Tz {
-    state.config.kiosk_time_zone.parse().unwrap_or(crate::scheduling::slots::DEFAULT_TZ)
+fn site_tz(config: &Config) -> Tz {
+    config.kiosk_time_zone.parse().unwrap_or(crate::scheduling::slots::DEFAULT_TZ)
 }
 
 /// How long after a check-in the doctors on duty may be notified of it.
@@ -201,7 +208,7 @@ pub struct CheckinAccess {
     pub token_type: &'static str,
     pub expires_in: u64,
     /// The patient's account as sign-in answers it.
-    pub user: crate::directory::UserView,
+    pub user: UserView,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -217,184 +224,115 @@ pub struct CheckinResponse {
     pub access: Option<CheckinAccess>,
 }
 
-#[derive(sqlx::FromRow)]
-struct Found {
-    id: String,
-    name: String,
-    user_id: Option<String>,
+/// The throttle's keys of a kiosk's lookups.
+struct LookupGate {
+    key_name: String,
+    limit: u32,
+    started: Instant,
 }
 
-#[derive(sqlx::FromRow)]
-struct Booked {
-    id: String,
-    urgency: String,
-    start_at: String,
-    expert_name: Option<String>,
+impl LookupGate {
+    fn keys(&self) -> [Key<'_>; 1] {
+        [Key { name: &self.key_name, limit: self.limit }]
+    }
+
+    /// Takes the attempt back: it found someone, or was not a lookup at all.
+    fn succeeded(&self, throttle: &Mutex<LoginThrottle>) {
+        throttle.lock().unwrap_or_else(|e| e.into_inner()).succeeded(&self.keys(), self.started, "");
+    }
 }
 
-async fn checkin(
-    State(state): State<AppState>,
-    device: DeviceAuth,
-    Json(body): Json<CheckinRequest>,
-) -> ApiResult<Json<CheckinResponse>> {
-    device.require(&[DeviceKind::Kiosk])?;
-    let key_name = format!("kiosk-lookup:{}", device.device_id);
-    let keys = [Key { name: &key_name, limit: state.config.kiosk_lookup_failures_per_minute }];
-    let started = Instant::now();
-    let verdict = state.throttle.lock().unwrap_or_else(|e| e.into_inner()).begin(&keys, started);
+/// Counts a lookup by `device`, or refuses (audited) when it has failed too often.
+async fn begin_lookup(
+    throttle: &Mutex<LoginThrottle>,
+    limit: u32,
+    db: &Db,
+    device: &DeviceAuth,
+) -> ApiResult<LookupGate> {
+    let gate = LookupGate { key_name: format!("kiosk-lookup:{}", device.device_id), limit, started: Instant::now() };
+    let verdict = throttle.lock().unwrap_or_else(|e| e.into_inner()).begin(&gate.keys(), gate.started);
     if let Verdict::Refused { retry_after_secs } = verdict {
-        device
-            .event("checkin", "patient", "")
-            .outcome(Outcome::Denied)
-            .detail("rate_limited")
-            .record(&state.db)
-            .await?;
+        device.event("checkin", "patient", "").outcome(Outcome::Denied).detail("rate_limited").record(db).await?;
         return Err(ApiError::rate_limited(retry_after_secs));
     }
-    let now = Utc::now();
-    let tz = site_tz(&state);
-    let today = now.with_timezone(&tz).date_naive();
-    let parser = crate::patients::identifiers::parser(&state)?;
-    let lookup = match lookup_of(&body, parser.as_ref(), today) {
-        Ok(l) => l,
-        Err(LookupError::Body(why)) => {
-            // Not a lookup: the attempt does not count.
-            state.throttle.lock().unwrap_or_else(|e| e.into_inner()).succeeded(&keys, started, "");
-            return Err(ApiError::validation("", why));
-        }
-        Err(LookupError::Miss(miss)) => return Err(missed(&state, &device, miss, "").await),
-    };
-    // Among the patients the kiosk's organisation may see (the coordinator's rule).
-    let visible = crate::patients::visibility_predicate(Role::Coordinator);
-    let found: Option<Found> = match &lookup {
-        Lookup::Card { card_id, issuer, .. } => {
-            sqlx::query_as(&format!(
-                "SELECT p.id, p.name, p.user_id FROM patients p JOIN patient_identifiers i ON i.patient_id = p.id
-                 WHERE i.kind = 'health_card' AND i.retired_at IS NULL AND i.value = $3 AND i.issuer = $4 AND {visible}"
-            ))
-            .bind(&device.device_id)
-            .bind(&device.organisation_id)
-            .bind(card_id)
-            .bind(issuer)
-            .fetch_optional(&state.db.pool)
-            .await?
-        }
+    Ok(gate)
+}
+
+/// Finds the patient among those the kiosk's organisation may see (the coordinator's rule);
+/// a miss is audited and answered.
+async fn find_patient(db: &Db, device: &DeviceAuth, lookup: &Lookup, today: NaiveDate) -> ApiResult<Found> {
+    let viewer = Viewer { role: Role::Coordinator, user_id: &device.device_id, org: &device.organisation_id };
+    let found = match lookup {
+        Lookup::Card { card_id, issuer, .. } => patients_store::by_health_card(db, viewer, card_id, issuer).await?,
         Lookup::CardNumber { number, birth_date } => {
             // A typed number matches a card of any issuer; the birth date must agree, and a
             // card recorded with a validity must still be valid.
-            let rows: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(&format!(
-                "SELECT p.id, p.name, p.user_id, i.valid_until FROM patients p JOIN patient_identifiers i ON i.patient_id = p.id
-                 WHERE i.kind = 'health_card' AND i.retired_at IS NULL AND i.value = $3 AND p.birth_date = $4 AND {visible}"
-            ))
-            .bind(&device.device_id)
-            .bind(&device.organisation_id)
-            .bind(number)
-            .bind(birth_date.format("%Y-%m-%d").to_string())
-            .fetch_all(&state.db.pool)
-            .await?;
+            let birth = birth_date.format("%Y-%m-%d").to_string();
+            let rows = patients_store::by_card_number(db, viewer, number, &birth).await?;
             if rows.len() > 1 {
                 // One number on cards of two issuers for two people: the kiosk cannot tell.
-                return Err(missed(&state, &device, Miss::Unknown, "several patients match").await);
+                return Err(missed(db, device, Miss::Unknown, "several patients match").await);
             }
             match rows.into_iter().next() {
-                Some((_, _, _, Some(until))) if until.as_str() < today.format("%Y-%m-%d").to_string().as_str() => {
-                    return Err(missed(&state, &device, Miss::Expired, "").await)
+                Some((_, Some(until))) if until.as_str() < today.format("%Y-%m-%d").to_string().as_str() => {
+                    return Err(missed(db, device, Miss::Expired, "").await)
                 }
-                Some((id, name, user_id, _)) => Some(Found { id, name, user_id }),
+                Some((found, _)) => Some(found),
                 None => None,
             }
         }
         Lookup::ResidentId { number, birth_date } => {
-            sqlx::query_as(&format!(
-                "SELECT p.id, p.name, p.user_id FROM patients p WHERE p.resident_id = $3 AND p.birth_date = $4 AND {visible}"
-            ))
-            .bind(&device.device_id)
-            .bind(&device.organisation_id)
-            .bind(number)
-            .bind(birth_date.format("%Y-%m-%d").to_string())
-            .fetch_optional(&state.db.pool)
-            .await?
+            let birth = birth_date.format("%Y-%m-%d").to_string();
+            patients_store::by_resident_id(db, viewer, number, &birth).await?
         }
     };
-    let Some(patient) = found else {
-        return Err(missed(&state, &device, Miss::Unknown, lookup.method()).await);
-    };
-    state.throttle.lock().unwrap_or_else(|e| e.into_inner()).succeeded(&keys, started, "");
+    match found {
+        Some(f) => Ok(f),
+        None => Err(missed(db, device, Miss::Unknown, lookup.method()).await),
+    }
+}
 
-    // Today's booked consultation at this site.
-    let (day_start, day_end) = local_day(now, tz);
-    let booked: Option<Booked> = sqlx::query_as(
-        "SELECT c.id, c.urgency, a.start_at, u.display_name AS expert_name
-           FROM consultations c JOIN appointments a ON a.consultation_id = c.id LEFT JOIN users u ON u.id = a.expert_id
-          WHERE c.patient_id = $1 AND c.requesting_organisation_id = $2 AND c.state IN ('scheduled', 'in_progress')
-            AND a.status = 'booked' AND a.start_at >= $3 AND a.start_at < $4
-          ORDER BY a.start_at LIMIT 1",
-    )
-    .bind(&patient.id)
-    .bind(&device.organisation_id)
-    .bind(ts(day_start))
-    .bind(ts(day_end))
-    .fetch_optional(&state.db.pool)
-    .await?;
-
-    let checkin_id = new_id();
-    let mut tx = audit::begin(&state.db).await?;
-    sqlx::query(
-        "INSERT INTO kiosk_checkins (id, device_id, patient_id, consultation_id, method, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&checkin_id)
-    .bind(&device.device_id)
-    .bind(&patient.id)
-    .bind(booked.as_ref().map(|b| b.id.clone()))
-    .bind(lookup.method())
-    .bind(ts(now))
-    .execute(&mut *tx)
-    .await?;
+/// Records the check-in with its audit event; answers its id.
+async fn record_checkin(
+    db: &Db,
+    device: &DeviceAuth,
+    patient: &Found,
+    lookup: &Lookup,
+    booked: Option<&store::Booked>,
+    now: DateTime<Utc>,
+) -> ApiResult<String> {
+    let booked_id = booked.map(|b| b.id.as_str());
+    let mut tx = audit::begin(db).await?;
+    let checkin_id =
+        store::insert_checkin(&mut tx, &device.device_id, &patient.id, booked_id, lookup.method(), &ts(now)).await?;
     tx.audit(device.event("checkin", "patient", &patient.id).patient(&patient.id).detail(format!(
         "{} at kiosk \"{}\"; booked today: {}",
         lookup.method(),
         device.label,
-        booked.as_ref().map_or("none", |b| b.id.as_str())
+        booked_id.unwrap_or("none")
     )))
     .await?;
     tx.commit().await?;
+    Ok(checkin_id)
+}
 
-    let patient_name = greeting_name(&patient.name);
-    let Some(b) = booked else {
-        return Ok(Json(CheckinResponse {
-            checkin_id,
-            message_code: "none_booked_today".into(),
-            patient_name,
-            consultation: None,
-            access: None,
-        }));
-    };
-    let mut conn = state.db.pool.acquire().await?;
-    let opens =
-        crate::scheduling::visit::opens_at(&mut conn, &b.id, &b.urgency, state.config.call_open_before_mins).await?;
-    drop(conn);
-    let consultation = CheckinConsultation {
-        id: b.id.clone(),
-        starts_at: b.start_at,
-        room_opens_at: opens.map(ts),
-        expert_name: b.expert_name,
-    };
-    let user = match &patient.user_id {
-        Some(uid) => crate::directory::load_user(&state.db, uid).await?.filter(|u| u.active),
+/// The patient's active account, if any.
+async fn patient_account(db: &Db, patient: &Found) -> ApiResult<Option<UserView>> {
+    Ok(match &patient.user_id {
+        Some(uid) => crate::directory::load_user(db, uid).await?.filter(|u| u.active),
         None => None,
-    };
-    let Some(user) = user else {
-        return Ok(Json(CheckinResponse {
-            checkin_id,
-            message_code: "no_patient_account".into(),
-            patient_name,
-            consultation: Some(consultation),
-            access: None,
-        }));
-    };
-    let ttl = state.config.kiosk_session_ttl_secs;
-    let (access_token, _) = state
-        .jwt
+    })
+}
+
+/// Access for the kiosk to join consultation `b` as the patient, and nothing else.
+fn patient_access(
+    jwt: &JwtKeys,
+    ttl: u64,
+    user: UserView,
+    b: &store::Booked,
+    patient: &Found,
+) -> ApiResult<CheckinAccess> {
+    let (access_token, _) = jwt
         .issue_scoped(
             crate::auth::jwt::Subject {
                 user_id: &user.id,
@@ -408,22 +346,73 @@ async fn checkin(
             ttl,
         )
         .map_err(ApiError::internal)?;
-    Ok(Json(CheckinResponse {
-        checkin_id,
-        message_code: "in_lobby".into(),
-        patient_name,
-        consultation: Some(consultation),
-        access: Some(CheckinAccess { access_token, token_type: "Bearer", expires_in: ttl, user }),
-    }))
+    Ok(CheckinAccess { access_token, token_type: "Bearer", expires_in: ttl, user })
+}
+
+async fn checkin(
+    State(state): State<AppState>,
+    device: DeviceAuth,
+    Json(body): Json<CheckinRequest>,
+) -> ApiResult<Json<CheckinResponse>> {
+    device.require(&[DeviceKind::Kiosk])?;
+    let gate = begin_lookup(&state.throttle, state.config.kiosk_lookup_failures_per_minute, &state.db, &device).await?;
+    let now = Utc::now();
+    let tz = site_tz(&state.config);
+    let today = now.with_timezone(&tz).date_naive();
+    let parser = crate::patients::identifiers::parser(&state.config.health_card_qr_format)?;
+    let lookup = match lookup_of(&body, parser.as_ref(), today) {
+        Ok(l) => l,
+        Err(LookupError::Body(why)) => {
+            // Not a lookup: the attempt does not count.
+            gate.succeeded(&state.throttle);
+            return Err(ApiError::validation("", why));
+        }
+        Err(LookupError::Miss(miss)) => return Err(missed(&state.db, &device, miss, "").await),
+    };
+    let patient = find_patient(&state.db, &device, &lookup, today).await?;
+    gate.succeeded(&state.throttle);
+
+    // Today's booked consultation at this site.
+    let (day_start, day_end) = local_day(now, tz);
+    let booked =
+        store::booked_between(&state.db, &patient.id, &device.organisation_id, &ts(day_start), &ts(day_end)).await?;
+    let checkin_id = record_checkin(&state.db, &device, &patient, &lookup, booked.as_ref(), now).await?;
+
+    let patient_name = greeting_name(&patient.name);
+    let answer = |message_code: &str, consultation, access| CheckinResponse {
+        checkin_id: checkin_id.clone(),
+        message_code: message_code.into(),
+        patient_name: patient_name.clone(),
+        consultation,
+        access,
+    };
+    let Some(b) = booked else {
+        return Ok(Json(answer("none_booked_today", None, None)));
+    };
+    let mut conn = state.db.pool.acquire().await?;
+    let opens =
+        crate::scheduling::visit::opens_at(&mut conn, &b.id, &b.urgency, state.config.call_open_before_mins).await?;
+    drop(conn);
+    let consultation = CheckinConsultation {
+        id: b.id.clone(),
+        starts_at: b.start_at.clone(),
+        room_opens_at: opens.map(ts),
+        expert_name: b.expert_name.clone(),
+    };
+    let Some(user) = patient_account(&state.db, &patient).await? else {
+        return Ok(Json(answer("no_patient_account", Some(consultation), None)));
+    };
+    let access = patient_access(&state.jwt, state.config.kiosk_session_ttl_secs, user, &b, &patient)?;
+    Ok(Json(answer("in_lobby", Some(consultation), Some(access))))
 }
 
 /// Audits a failed lookup (it stays counted by the throttle) and answers its problem.
-async fn missed(state: &AppState, device: &DeviceAuth, miss: Miss, detail: &str) -> ApiError {
+async fn missed(db: &Db, device: &DeviceAuth, miss: Miss, detail: &str) -> ApiError {
     let recorded = device
         .event("checkin", "patient", "")
         .outcome(Outcome::Denied)
         .detail(if detail.is_empty() { miss.code().to_string() } else { format!("{}: {detail}", miss.code()) })
-        .record(&state.db)
+        .record(db)
         .await;
     match recorded {
         Ok(()) => miss.error(),
@@ -445,30 +434,15 @@ pub struct DutyNotified {
     pub notified_at: String,
 }
 
-#[derive(sqlx::FromRow)]
-struct CheckinRow {
-    patient_id: String,
-    consultation_id: Option<String>,
-    created_at: String,
-    duty_notified_at: Option<String>,
-    name: String,
-}
-
 async fn notify_duty(
     State(state): State<AppState>,
     device: DeviceAuth,
     Json(body): Json<NotifyDuty>,
 ) -> ApiResult<Json<DutyNotified>> {
     device.require(&[DeviceKind::Kiosk])?;
-    let row: Option<CheckinRow> = sqlx::query_as(
-        "SELECT k.patient_id, k.consultation_id, k.created_at, k.duty_notified_at, p.name
-           FROM kiosk_checkins k JOIN patients p ON p.id = k.patient_id WHERE k.id = $1 AND k.device_id = $2",
-    )
-    .bind(body.checkin_id.trim())
-    .bind(&device.device_id)
-    .fetch_optional(&state.db.pool)
-    .await?;
-    let Some(CheckinRow { patient_id, consultation_id, created_at, duty_notified_at: notified_at, name }) = row else {
+    let row = store::checkin(&state.db, body.checkin_id.trim(), &device.device_id).await?;
+    let Some(store::CheckinRow { patient_id, consultation_id, created_at, duty_notified_at: notified_at, name }) = row
+    else {
         return Err(ApiError::not_found("check-in"));
     };
     if consultation_id.is_some() {
@@ -486,20 +460,11 @@ async fn notify_duty(
             format!("a check-in can call the doctor on duty within {NOTIFY_WITHIN_MINS} minutes; check in again"),
         ));
     }
-    let doctors: Vec<(String,)> = sqlx::query_as(
-        "SELECT id FROM users WHERE organisation_id = $1 AND role = 'community_doctor' AND active = 1 ORDER BY id",
-    )
-    .bind(&device.organisation_id)
-    .fetch_all(&state.db.pool)
-    .await?;
-    let doctors: Vec<String> = doctors.into_iter().map(|d| d.0).collect();
+    let doctors =
+        crate::directory::store::active_user_ids(&state.db, &device.organisation_id, Role::CommunityDoctor).await?;
     let at = ts(now);
     let mut tx = audit::begin(&state.db).await?;
-    sqlx::query("UPDATE kiosk_checkins SET duty_notified_at = $1 WHERE id = $2 AND duty_notified_at IS NULL")
-        .bind(&at)
-        .bind(body.checkin_id.trim())
-        .execute(&mut *tx)
-        .await?;
+    store::mark_duty_notified(&mut tx, body.checkin_id.trim(), &at).await?;
     let text = crate::notifications::Text::new("kiosk_walk_in").with("name", &name).with("kiosk", &device.label);
     let notice = crate::notifications::Notice::new("kiosk_walk_in", text, String::new(), None);
     let stored = crate::notifications::store(&mut tx, &doctors, &notice).await?;

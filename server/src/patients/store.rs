@@ -1,0 +1,398 @@
+//! Storage side of patient records: who may see which record (one rule per role, bound as
+//! values into each query), records and their identifiers, and the lookups a kiosk makes.
+//! Writes of patient data run inside the caller's audited transaction (`&mut AuditedTx`
+//! dereferences to the connection taken here).
+
+use super::identifiers::Checked;
+use super::Patient;
+use crate::db::filter::Filtered;
+use crate::db::{new_id, now_ts, Db};
+use crate::domain::people::{IdentifierKind, Role};
+use crate::error::ApiResult;
+use std::sync::OnceLock;
+
+/// The rule per role over `patients p`, `{user}` standing for the caller's id and `{org}`
+/// for its organisation; `None`: every record (admins).
+fn visibility_rule(role: Role) -> Option<&'static str> {
+    Some(match role {
+        Role::Admin => return None,
+        Role::Coordinator => {
+            "(p.home_organisation_id = {org} OR p.home_organisation_id IN (SELECT centre_id FROM consortium_links WHERE hospital_id = {org}))"
+        }
+        Role::CommunityDoctor => {
+            "(p.home_organisation_id = {org}
+              OR p.id IN (SELECT patient_id FROM referrals WHERE to_organisation_id = {org} AND status IN ('requested', 'accepted')))"
+        }
+        Role::Expert => {
+            "(p.id IN (SELECT c.patient_id FROM consultations c JOIN consultation_participants cp ON cp.consultation_id = c.id
+                       WHERE cp.user_id = {user} AND cp.status <> 'declined')
+              OR p.id IN (SELECT patient_id FROM referrals WHERE assigned_to = {user} AND status IN ('requested', 'accepted')))"
+        }
+        Role::Patient => "(p.user_id = {user})",
+    })
+}
+
+/// The rule of `role` as SQL text over `patients p` for statements that bind `$1` the
+/// caller's user id and `$2` the caller's organisation id (both are named in the text).
+pub fn visibility_predicate(role: Role) -> &'static str {
+    static TEXT: OnceLock<Vec<(Role, String)>> = OnceLock::new();
+    let all = TEXT.get_or_init(|| {
+        Role::ALL
+            .iter()
+            .map(|&r| {
+                let text = match visibility_rule(r) {
+                    None => "($1 <> '' OR $2 <> '')".to_string(),
+                    Some(rule) => {
+                        let text = rule.replace("{user}", "$1").replace("{org}", "$2");
+                        // Name the other parameter too, so that both databases know its type.
+                        let unused = if text.contains("$1") { "$2" } else { "$1" };
+                        format!("({text} OR {unused} = '')")
+                    }
+                };
+                (r, text)
+            })
+            .collect()
+    });
+    all.iter().find(|(r, _)| *r == role).map(|(_, t)| t.as_str()).unwrap_or("1 = 0")
+}
+
+/// Pushes the rule of `role` (nothing for admins) as a condition, binding the caller's id
+/// and organisation.
+fn push_visible<'a>(q: &mut Filtered<'a>, role: Role, user_id: &'a str, org: &'a str) {
+    let Some(rule) = visibility_rule(role) else { return };
+    q.condition();
+    let mut rest = rule;
+    while let Some(at) = rest.find('{') {
+        q.push(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some(after) = tail.strip_prefix("{user}") {
+            q.push_bind(user_id);
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("{org}") {
+            q.push_bind(org);
+            rest = after;
+        } else {
+            q.push("{");
+            rest = &tail[1..];
+        }
+    }
+    q.push(rest);
+}
+
+/// Who is looking: a user, or a kiosk seeing with its organisation's rule.
+#[derive(Debug, Clone, Copy)]
+pub struct Viewer<'a> {
+    pub role: Role,
+    pub user_id: &'a str,
+    pub org: &'a str,
+}
+
+const PATIENT_SELECT: &str = "SELECT p.id, p.name, p.sex, p.birth_date, p.phone, p.resident_id, p.home_organisation_id,
+        o.name AS home_organisation_name, p.user_id, p.created_at, p.updated_at
+     FROM patients p JOIN organisations o ON o.id = p.home_organisation_id";
+
+/// The record if `viewer` may see it.
+pub async fn find_visible(db: &Db, viewer: Viewer<'_>, id: &str) -> ApiResult<Option<Patient>> {
+    let mut q = Filtered::new(PATIENT_SELECT);
+    q.condition().push("p.id = ").push_bind(id);
+    push_visible(&mut q, viewer.role, viewer.user_id, viewer.org);
+    Ok(q.build_query_as().fetch_optional(&db.pool).await?)
+}
+
+/// Whether a record has this id (visible or not).
+pub async fn exists(db: &Db, id: &str) -> ApiResult<bool> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM patients WHERE id = $1").bind(id).fetch_optional(&db.pool).await?;
+    Ok(row.is_some())
+}
+
+/// The home organisation of a record.
+pub async fn home_organisation(db: &Db, id: &str) -> ApiResult<Option<String>> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT home_organisation_id FROM patients WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// What a search selects among the visible records; `None` selects any.
+pub struct Search<'a> {
+    /// A `LIKE` pattern on the name.
+    pub name_like: Option<String>,
+    /// The platform id, or the resident ID number (upper case).
+    pub identifier: Option<(&'a str, String)>,
+}
+
+/// Visible records selected by `s`, by id, `limit` from `offset`.
+pub async fn search(db: &Db, viewer: Viewer<'_>, s: Search<'_>, limit: i64, offset: i64) -> ApiResult<Vec<Patient>> {
+    let mut q = Filtered::new(PATIENT_SELECT);
+    push_visible(&mut q, viewer.role, viewer.user_id, viewer.org);
+    if let Some(like) = s.name_like {
+        q.condition().push("p.name LIKE ").push_bind(like);
+    }
+    if let Some((id, rid)) = s.identifier {
+        q.condition().push("(p.id = ").push_bind(id).push(" OR p.resident_id = ").push_bind(rid).push(")");
+    }
+    q.push(" ORDER BY p.id LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+    Ok(q.build_query_as().fetch_all(&db.pool).await?)
+}
+
+/// Up to `limit` visible records whose name or phone is `LIKE` `like` (if given), after
+/// `after` (by id).
+pub async fn list(
+    db: &Db,
+    viewer: Viewer<'_>,
+    like: Option<String>,
+    after: Option<&str>,
+    limit: i64,
+) -> ApiResult<Vec<Patient>> {
+    let mut q = Filtered::new(PATIENT_SELECT);
+    push_visible(&mut q, viewer.role, viewer.user_id, viewer.org);
+    if let Some(like) = like {
+        q.condition().push("(p.name LIKE ").push_bind(like.clone()).push(" OR p.phone LIKE ").push_bind(like).push(")");
+    }
+    if let Some(after) = after {
+        q.condition().push("p.id > ").push_bind(after);
+    }
+    q.push(" ORDER BY p.id LIMIT ").push_bind(limit);
+    Ok(q.build_query_as().fetch_all(&db.pool).await?)
+}
+
+/// A new record's fields, as stored.
+pub struct NewRecord<'a> {
+    pub name: &'a str,
+    pub sex: &'a str,
+    pub birth_date: &'a str,
+    pub phone: &'a str,
+    pub resident_id: &'a str,
+    pub home_organisation_id: &'a str,
+}
+
+/// Inserts a record within the caller's audited transaction; answers its id.
+pub async fn insert(conn: &mut sqlx::AnyConnection, p: &NewRecord<'_>) -> ApiResult<String> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO patients (id, name, sex, birth_date, phone, resident_id, home_organisation_id, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+    )
+    .bind(&id)
+    .bind(p.name)
+    .bind(p.sex)
+    .bind(p.birth_date)
+    .bind(p.phone)
+    .bind(p.resident_id)
+    .bind(p.home_organisation_id)
+    .bind(now_ts())
+    .execute(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
+/// The changes of an update; `None` leaves a field as it is.
+pub struct RecordUpdate {
+    pub name: Option<String>,
+    pub sex: Option<String>,
+    pub birth_date: Option<String>,
+    pub phone: Option<String>,
+    pub resident_id: Option<String>,
+}
+
+/// Updates a record within the caller's audited transaction.
+pub async fn update(conn: &mut sqlx::AnyConnection, id: &str, u: RecordUpdate) -> ApiResult<()> {
+    sqlx::query(
+        "UPDATE patients SET name = COALESCE($1, name), sex = COALESCE($2, sex), birth_date = COALESCE($3, birth_date),
+            phone = COALESCE($4, phone), resident_id = COALESCE($5, resident_id), updated_at = $6 WHERE id = $7",
+    )
+    .bind(u.name)
+    .bind(u.sex)
+    .bind(u.birth_date)
+    .bind(u.phone)
+    .bind(u.resident_id)
+    .bind(now_ts())
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+// ---------- identifiers ----------
+
+/// An identifier as stored.
+#[derive(sqlx::FromRow)]
+pub struct IdentifierRow {
+    pub id: String,
+    #[sqlx(try_from = "String")]
+    pub kind: IdentifierKind,
+    pub issuer: String,
+    pub value: String,
+    pub valid_until: Option<String>,
+    pub added_at: String,
+    pub retired_at: Option<String>,
+}
+
+/// The patient's identifiers in use, oldest first.
+pub async fn identifiers_in_use(db: &Db, patient_id: &str) -> ApiResult<Vec<IdentifierRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, kind, issuer, value, valid_until, added_at, retired_at FROM patient_identifiers
+         WHERE patient_id = $1 AND retired_at IS NULL ORDER BY added_at, id",
+    )
+    .bind(patient_id)
+    .fetch_all(&db.pool)
+    .await?)
+}
+
+/// One identifier of the patient, retired or not.
+pub async fn identifier(db: &Db, patient_id: &str, id: &str) -> ApiResult<Option<IdentifierRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, kind, issuer, value, valid_until, added_at, retired_at FROM patient_identifiers WHERE id = $1 AND patient_id = $2",
+    )
+    .bind(id)
+    .bind(patient_id)
+    .fetch_optional(&db.pool)
+    .await?)
+}
+
+/// Whether an identifier in use already has this kind, issuer and value.
+pub async fn identifier_taken(conn: &mut sqlx::AnyConnection, c: &Checked) -> ApiResult<bool> {
+    let taken: Option<(String,)> = sqlx::query_as(
+        "SELECT id FROM patient_identifiers WHERE kind = $1 AND issuer = $2 AND value = $3 AND retired_at IS NULL",
+    )
+    .bind(c.kind.as_str())
+    .bind(&c.issuer)
+    .bind(&c.value)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(taken.is_some())
+}
+
+/// Inserts an identifier within the caller's audited transaction; the database's error is
+/// kept as it is (a unique violation means another request recorded the value first).
+pub async fn insert_identifier(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    patient_id: &str,
+    c: &Checked,
+    added_by: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO patient_identifiers (id, patient_id, kind, issuer, value, valid_until, added_by, added_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(patient_id)
+    .bind(c.kind.as_str())
+    .bind(&c.issuer)
+    .bind(&c.value)
+    .bind(&c.valid_until)
+    .bind(added_by)
+    .bind(now_ts())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Retires an identifier in use within the caller's audited transaction.
+pub async fn retire_identifier(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    by: &str,
+    reason: &str,
+    at: &str,
+) -> ApiResult<()> {
+    sqlx::query(
+        "UPDATE patient_identifiers SET retired_at = $1, retired_by = $2, retire_reason = $3 WHERE id = $4 AND retired_at IS NULL",
+    )
+    .bind(at)
+    .bind(by)
+    .bind(reason)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+// ---------- kiosk lookups ----------
+
+/// A record as a kiosk finds it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Found {
+    pub id: String,
+    pub name: String,
+    pub user_id: Option<String>,
+}
+
+/// The visible record with this health card (in use) of this issuer.
+pub async fn by_health_card(db: &Db, viewer: Viewer<'_>, card_id: &str, issuer: &str) -> ApiResult<Option<Found>> {
+    let mut q = Filtered::new(
+        "SELECT p.id, p.name, p.user_id FROM patients p JOIN patient_identifiers i ON i.patient_id = p.id",
+    );
+    q.condition()
+        .push("i.kind = ")
+        .push_bind(IdentifierKind::HealthCard.as_str())
+        .push(" AND i.retired_at IS NULL AND i.value = ")
+        .push_bind(card_id)
+        .push(" AND i.issuer = ")
+        .push_bind(issuer);
+    push_visible(&mut q, viewer.role, viewer.user_id, viewer.org);
+    Ok(q.build_query_as().fetch_optional(&db.pool).await?)
+}
+
+/// The visible records with a health card (in use, of any issuer) of this number and this
+/// birth date, with each card's validity.
+pub async fn by_card_number(
+    db: &Db,
+    viewer: Viewer<'_>,
+    number: &str,
+    birth_date: &str,
+) -> ApiResult<Vec<(Found, Option<String>)>> {
+    let mut q = Filtered::new(
+        "SELECT p.id, p.name, p.user_id, i.valid_until FROM patients p JOIN patient_identifiers i ON i.patient_id = p.id",
+    );
+    q.condition()
+        .push("i.kind = ")
+        .push_bind(IdentifierKind::HealthCard.as_str())
+        .push(" AND i.retired_at IS NULL AND i.value = ")
+        .push_bind(number)
+        .push(" AND p.birth_date = ")
+        .push_bind(birth_date);
+    push_visible(&mut q, viewer.role, viewer.user_id, viewer.org);
+    let rows: Vec<(String, String, Option<String>, Option<String>)> = q.build_query_as().fetch_all(&db.pool).await?;
+    Ok(rows.into_iter().map(|(id, name, user_id, until)| (Found { id, name, user_id }, until)).collect())
+}
+
+/// The visible record with this resident ID number and birth date.
+pub async fn by_resident_id(db: &Db, viewer: Viewer<'_>, number: &str, birth_date: &str) -> ApiResult<Option<Found>> {
+    let mut q = Filtered::new("SELECT p.id, p.name, p.user_id FROM patients p");
+    q.condition().push("p.resident_id = ").push_bind(number).push(" AND p.birth_date = ").push_bind(birth_date);
+    push_visible(&mut q, viewer.role, viewer.user_id, viewer.org);
+    Ok(q.build_query_as().fetch_optional(&db.pool).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_predicate_text_names_both_parameters_and_the_rule() {
+        assert_eq!(visibility_predicate(Role::Admin), "($1 <> '' OR $2 <> '')");
+        assert_eq!(visibility_predicate(Role::Patient), "((p.user_id = $1) OR $2 = '')");
+        for role in Role::ALL {
+            let text = visibility_predicate(*role);
+            assert!(text.contains("$1") && text.contains("$2"), "{role}: {text}");
+            assert!(!text.contains('{'), "{role}: {text}");
+        }
+        assert!(visibility_predicate(Role::Coordinator).contains("hospital_id = $2"));
+    }
+
+    #[test]
+    fn the_rule_is_bound_not_written() {
+        let mut q = Filtered::new("SELECT p.id FROM patients p");
+        push_visible(&mut q, Role::Expert, "u1", "o1");
+        assert!(q.sql().contains("cp.user_id = $1"), "{}", q.sql());
+        assert!(q.sql().contains("assigned_to = $2"), "{}", q.sql());
+        assert!(!q.sql().contains("u1"));
+        let mut q = Filtered::new("SELECT p.id FROM patients p");
+        push_visible(&mut q, Role::Admin, "u1", "o1");
+        assert_eq!(q.sql(), "SELECT p.id FROM patients p");
+    }
+}
