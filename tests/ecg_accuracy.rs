@@ -510,6 +510,12 @@ fn intervals_agree_with_the_carts_on_every_annotated_file() {
             cell(rows[3]),
             cell(rows[4])
         );
+        if path.ends_with("129DYNRG.xml") {
+            // Acute ST elevation: the QRS offset must stop where the ST segment begins (it
+            // ran to 230 ms against the cart's 97 before the offset was bounded by the ST slope).
+            let (ours, cart) = (m.qrs_ms.expect("QRS"), cart.qrs_ms.expect("cart QRS"));
+            assert!((ours - cart).abs() <= 20.0, "QRS under ST elevation: {ours} ms, the cart {cart} ms");
+        }
         for (list, (ours, theirs)) in differences[usize::from(held_out)].iter_mut().zip(rows) {
             if let (Some(o), Some(t)) = (ours, theirs) {
                 list.push(o - t);
