@@ -538,6 +538,7 @@ fn intervals_agree_with_the_carts_on_every_annotated_file() {
     let tuning = CART_ANNOTATED.iter().filter(|c| !c.2).count();
     let held_out = CART_ANNOTATED.len() - tuning;
     assert_eq!(differences[0][1].len(), tuning - 1, "PR on every tuning file but the one in atrial fibrillation");
+    assert_eq!(differences[1][1].len(), held_out, "PR on every held-out file");
     for k in 2..=3 {
         assert_eq!(differences[0][k].len(), tuning, "{} on every tuning file", NAMES[k]);
         assert_eq!(differences[1][k].len(), held_out, "{} on every held-out file", NAMES[k]);
