@@ -447,18 +447,24 @@ fn qrs_detection_on_the_mitdb_records_in_ecg_mitdb_dir() {
 }
 
 /// The real 12-lead recordings that carry their cart's own measurements: (fixture, cart,
-/// held out). The delineation's parameters (the area window of the T end, the P onset rules)
-/// were chosen on the first three; the Philips files were added afterwards and were not used
-/// to choose anything: they are the held-out set.
-const CART_ANNOTATED: [(&str, &str, bool); 8] = [
+/// held out). The delineation's rules and parameters (the area window of the T end, the QRS
+/// offset under ST elevation, the P onset rules) were chosen on the first eight, the tuning
+/// set; the four GE MUSE exports of BRAVEHEART were added afterwards, measured once with the
+/// rules as they stood, and nothing was chosen or changed after seeing them: they are the
+/// held-out set.
+const CART_ANNOTATED: [(&str, &str, bool); 12] = [
     ("waveform_ecg.dcm", "Mortara ELI 250", false),
     ("ge-muse/guangxi_teaching_sinus_rhythm.xml", "GE MAC (12SL v241), MUSE XML", false),
     ("ge-dicom/ge_mac55_atrial_fibrillation.dcm", "GE MAC55", false),
-    ("philips/philipsecg_1_04_pagewriter_touch_demo.xml", "Philips PageWriter Touch", true),
-    ("philips/philipsecg_1_04_pagewriter_touch_ad4d3d80.xml", "Philips PageWriter Touch", true),
-    ("philips/philipsecg_1_04_01_pagewriter_tc_2020-5-18.xml", "Philips PageWriter TC", true),
-    ("philips/sierraecg_1_03_heartstart_mrx_129DYPRG.xml", "Philips HeartStart MRx", true),
-    ("philips/sierraecg_1_03_heartstart_mrx_129DYNRG.xml", "Philips HeartStart MRx", true),
+    ("philips/philipsecg_1_04_pagewriter_touch_demo.xml", "Philips PageWriter Touch", false),
+    ("philips/philipsecg_1_04_pagewriter_touch_ad4d3d80.xml", "Philips PageWriter Touch", false),
+    ("philips/philipsecg_1_04_01_pagewriter_tc_2020-5-18.xml", "Philips PageWriter TC", false),
+    ("philips/sierraecg_1_03_heartstart_mrx_129DYPRG.xml", "Philips HeartStart MRx", false),
+    ("philips/sierraecg_1_03_heartstart_mrx_129DYNRG.xml", "Philips HeartStart MRx", false),
+    ("ge-muse-braveheart/braveheart_example1.xml", "GE (12SL), MUSE 9.0.7 XML", true),
+    ("ge-muse-braveheart/braveheart_example2.xml", "GE (12SL), MUSE 9.0.7 XML", true),
+    ("ge-muse-braveheart/braveheart_example3.xml", "GE (12SL), MUSE 9.0.7 XML", true),
+    ("ge-muse-braveheart/braveheart_example4.xml", "GE (12SL), MUSE 9.0.7 XML", true),
 ];
 
 /// Mean and sample SD of the differences.
@@ -504,6 +510,12 @@ fn intervals_agree_with_the_carts_on_every_annotated_file() {
             cell(rows[3]),
             cell(rows[4])
         );
+        if path.ends_with("129DYNRG.xml") {
+            // Acute ST elevation: the QRS offset must stop where the ST segment begins (it
+            // ran to 230 ms against the cart's 97 before the offset was bounded by the ST slope).
+            let (ours, cart) = (m.qrs_ms.expect("QRS"), cart.qrs_ms.expect("cart QRS"));
+            assert!((ours - cart).abs() <= 20.0, "QRS under ST elevation: {ours} ms, the cart {cart} ms");
+        }
         for (list, (ours, theirs)) in differences[usize::from(held_out)].iter_mut().zip(rows) {
             if let (Some(o), Some(t)) = (ours, theirs) {
                 list.push(o - t);
@@ -522,9 +534,21 @@ fn intervals_agree_with_the_carts_on_every_annotated_file() {
         let (mean, sd) = mean_sd(&all);
         println!("| {name} | all | {} | {mean:+.1} | {sd:.1} |", all.len());
     }
-    // Every file was measured, and the held-out files give PR, QRS and QT where the cart does.
-    assert_eq!(differences[1][2].len(), 5, "QRS on every held-out file");
-    assert_eq!(differences[1][3].len(), 5, "QT on every held-out file");
+    // Every file gives PR, QRS and QT where its cart does ...
+    let tuning = CART_ANNOTATED.iter().filter(|c| !c.2).count();
+    let held_out = CART_ANNOTATED.len() - tuning;
+    assert_eq!(differences[0][1].len(), tuning - 1, "PR on every tuning file but the one in atrial fibrillation");
+    assert_eq!(differences[1][1].len(), held_out, "PR on every held-out file");
+    for k in 2..=3 {
+        assert_eq!(differences[0][k].len(), tuning, "{} on every tuning file", NAMES[k]);
+        assert_eq!(differences[1][k].len(), held_out, "{} on every held-out file", NAMES[k]);
+    }
+    // ... and the targets (|mean| ≤ 10 ms, SD ≤ 15 ms) are met for PR, QRS and QT on the
+    // tuning set.
+    for k in 1..=3 {
+        let (mean, sd) = mean_sd(&differences[0][k]);
+        assert!(mean.abs() <= 10.0 && sd <= 15.0, "{} on the tuning set: {mean:+.1} ± {sd:.1} ms", NAMES[k]);
+    }
 }
 
 /// Sums of each lead (I, II, III, aVR, aVL, aVF, V1–V6) in the files' units (5 µV), as the

@@ -19,10 +19,12 @@
 //! - QRS onset and offset come from the summed absolute slope of all leads: the QRS spans
 //!   where that slope stays above 3 % of its height above the noise floor (its lowest quartile) (gaps under
 //!   8 ms inside the complex are bridged), which gives the global (earliest onset, latest
-//!   offset) QRS;
+//!   offset) QRS; for the offset the threshold is at least twice the median slope of the ST
+//!   segment (60–160 ms after the QRS's steepest point), so that an elevated ST segment
+//!   sloping into the T wave is not counted as QRS;
 //! - T end is found per lead by the area method of Zhang et al. (2006): after the steepest
 //!   point of the T wave's descending limb, the point that maximises the area between the
-//!   signal over the preceding 100 ms and the level at that point (the "corner" where the T
+//!   signal over the preceding 128 ms and the level at that point (the "corner" where the T
 //!   wave meets the baseline, less sensitive to a slow T tail than the tangent); the global
 //!   T end is the latest among leads whose T wave is at least a third of the tallest;
 //! - P onset is found per lead by the tangent method on the P wave's ascending limb (the
@@ -231,8 +233,16 @@ const PRE_S: f64 = 0.450;
 /// QRS bounds: where the summed slope falls under this fraction of its height above the floor.
 const QRS_SLOPE_FRACTION: f64 = 0.03;
 const POST_S: f64 = 0.650;
-/// The window of the area method for the T end (Zhang et al. 2006).
-const T_END_AREA_WINDOW_S: f64 = 0.100;
+/// The window of the area method for the T end: 128 ms, the window of Zhang et al. (2006)
+/// (32 samples at 250 Hz).
+const T_END_AREA_WINDOW_S: f64 = 0.128;
+/// The ST segment whose slope bounds the QRS offset's threshold: from this long after the
+/// QRS's steepest point ...
+const ST_SLOPE_FROM_S: f64 = 0.060;
+/// ... to this long after it.
+const ST_SLOPE_TO_S: f64 = 0.160;
+/// The QRS offset's threshold is at least this many times the ST segment's median slope.
+const ST_SLOPE_FACTOR: f64 = 2.0;
 
 /// Median beats of the independent leads, each `PRE_S + POST_S` long with the R peak at
 /// `PRE_S`. `None` with fewer than 3 complete beats.
@@ -353,6 +363,15 @@ fn qrs_bounds(slopes: &[Vec<f64>], fs: f64, r: usize) -> Option<(usize, usize)> 
         return None;
     }
     let threshold = floor + QRS_SLOPE_FRACTION * (peak - floor);
+    // Under ST elevation the slope stays high after the QRS (the ST segment rises into the T
+    // wave) and never falls to the onset's threshold: the offset's threshold is raised to
+    // twice the ST segment's typical slope, so the QRS ends at the knee where the steep
+    // complex gives way to the sloping ST segment. On a level ST segment this changes nothing.
+    let st_lo = (peak_at + at(ST_SLOPE_FROM_S)).min(len);
+    let st_hi = (peak_at + at(ST_SLOPE_TO_S)).min(len);
+    let mut st: Vec<f64> = total[st_lo..st_hi].to_vec();
+    let st_slope = median_in_place(&mut st).unwrap_or(floor);
+    let offset_threshold = threshold.max(floor + ST_SLOPE_FACTOR * (st_slope - floor));
     let gap = at(0.008).max(1);
     let mut onset = peak_at;
     let mut quiet = 0;
@@ -372,7 +391,7 @@ fn qrs_bounds(slopes: &[Vec<f64>], fs: f64, r: usize) -> Option<(usize, usize)> 
     let mut offset = peak_at;
     quiet = 0;
     for (j, &v) in total.iter().enumerate().skip(peak_at + 1).take(at(0.200)) {
-        if v < threshold {
+        if v < offset_threshold {
             quiet += 1;
             if quiet >= gap {
                 break;

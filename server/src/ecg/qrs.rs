@@ -12,7 +12,10 @@
 //!    signal/noise thresholds of Pan and Tompkins (threshold = noise + 0.25 × (signal − noise)),
 //!    a 200 ms refractory period, T-wave rejection (a peak within 360 ms of the last beat whose
 //!    steepest slope is under half that beat's is a T wave), and search-back at half the
-//!    threshold when no beat has come for 1.66 × the mean of the last eight RR intervals.
+//!    threshold when no beat has come for 1.4 × the mean of the last eight RR intervals (Pan and
+//!    Tompkins wait 1.66 ×; earlier finds premature beats of low slope energy before their
+//!    compensatory pause), taking only a peak at least 360 ms after the last beat (not its T
+//!    wave) and 3 times above the noise level (not noise where that level is high).
 //!    To stay adaptive after artefacts: a beat moves the signal level as if it were at most
 //!    twice the current level, a noise peak moves the noise level by at most the signal level,
 //!    and when the search-back finds nothing even at half the threshold the signal level is
@@ -50,6 +53,13 @@ const SLOPE_WINDOW_S: f64 = 0.075;
 const SIGNAL_CLAMP: f64 = 2.0;
 /// A peak soon after the last beat replaces it when it is taller and this many times as steep.
 const REPLACE_SLOPE: f64 = 2.0;
+/// Search-back (at half the threshold) once no beat has come for this many times the mean of
+/// the last eight RR intervals (Pan and Tompkins: 1.66). Lower, so that a premature beat of
+/// low slope energy (an aberrant atrial premature beat) before a compensatory pause is found.
+const SEARCH_BACK_RR: f64 = 1.4;
+/// A peak found by search-back must also stand this many times above the noise level, so that
+/// in a noisy stretch (where half the threshold is below the noise peaks) noise is not taken.
+const SEARCH_BACK_OVER_NOISE: f64 = 3.0;
 /// The span over which a lead's local energy is compared with its usual energy.
 const LOCAL_ENERGY_S: f64 = 0.9;
 /// Smoothing of the squared slope that finds the QRS centre.
@@ -208,15 +218,15 @@ fn classify(feature: &[f64], slope: &[f64], candidates: &[usize], fs: f64) -> Ve
         let (Some(&last), Some(mean_rr)) = (beats.last(), mean_last(rr, 8)) else {
             return;
         };
-        if (upto.saturating_sub(last) as f64) <= 1.66 * mean_rr {
+        if (upto.saturating_sub(last) as f64) <= SEARCH_BACK_RR * mean_rr {
             return;
         }
         let threshold2 = 0.5 * (npk + 0.25 * (*spk - npk));
         let best = noise
             .iter()
             .copied()
-            .filter(|&j| j > last + refractory && j + refractory <= upto)
-            .filter(|&j| feature[j] > threshold2)
+            .filter(|&j| j > last + t_window && j + refractory <= upto)
+            .filter(|&j| feature[j] > threshold2 && feature[j] > SEARCH_BACK_OVER_NOISE * npk)
             .max_by(|&a, &b| feature[a].total_cmp(&feature[b]));
         let Some(j) = best else {
             // Nothing even at half the threshold for this long: the signal level is stale (a
