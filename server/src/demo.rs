@@ -4,7 +4,7 @@
 //! expert availability.
 //! Every demo account's password is `demo-password`.
 
-use crate::db::{new_id, now_ts, Db};
+use crate::db::Db;
 use crate::directory::{self, NewDepartment, NewExpertProfile, NewOrganisation, NewUser, Specialty};
 use crate::domain::people::{IdentifierKind, Role};
 use crate::error::ApiError;
@@ -164,25 +164,24 @@ async fn load_patients(db: &Db, sites: &Sites, admin: &str) -> Result<(), ApiErr
     Ok(())
 }
 
-/// Weekday clinics for the experts: 09:00-12:00 and 14:00-17:00 Asia/Shanghai, 30-minute slots.
+/// Weekday clinics for the experts: 09:00-12:00 and 14:00-17:00 Asia/Shanghai, 30-minute slots,
+/// with the default booking policy (no buffer, no daily cap, no notice).
 async fn load_availability(db: &Db, experts: &[String]) -> Result<(), ApiError> {
+    let rules: Vec<crate::scheduling::store::NewRule<'_>> = (1..=5i64)
+        .flat_map(|weekday| {
+            [("09:00", "12:00"), ("14:00", "17:00")].map(|(start, end)| crate::scheduling::store::NewRule {
+                weekday,
+                start,
+                end,
+                slot_minutes: 30,
+                time_zone: "Asia/Shanghai".into(),
+            })
+        })
+        .collect();
     for expert in experts {
-        for weekday in 1..=5i64 {
-            for (start, end) in [("09:00", "12:00"), ("14:00", "17:00")] {
-                sqlx::query(
-                    "INSERT INTO availability_rules (id, expert_id, weekday, start_time, end_time, slot_minutes, time_zone, created_at)
-                     VALUES ($1, $2, $3, $4, $5, 30, 'Asia/Shanghai', $6)",
-                )
-                .bind(new_id())
-                .bind(expert)
-                .bind(weekday)
-                .bind(start)
-                .bind(end)
-                .bind(now_ts())
-                .execute(&db.pool)
-                .await?;
-            }
-        }
+        let mut tx = db.begin_write().await?;
+        crate::scheduling::store::replace_availability(&mut tx, expert, &rules, (0, 0, 0)).await?;
+        tx.commit().await?;
     }
     Ok(())
 }

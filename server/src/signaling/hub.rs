@@ -15,7 +15,7 @@ use super::room::{ConnId, Effect, Joiner, Room, RoomLimits, RoomSnapshot, Timeli
 use super::tickets;
 use crate::auth::{AuthUser, Role};
 use crate::consultations::state::Action;
-use crate::db::{new_id, ts, Db};
+use crate::db::{new_id, Db};
 use crate::error::ErrorCode as Problem;
 use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
@@ -764,18 +764,7 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
         match r {
             Record::Timeline { room, entry } => timeline.push((new_id(), room, entry)),
             Record::Chat { room, id, participant, actor, text, at } => {
-                sqlx::query(
-                    "INSERT INTO consultation_messages (id, consultation_id, sender_id, participant_id, body, sent_at)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&id)
-                .bind(&room)
-                .bind(&actor.id)
-                .bind(&participant)
-                .bind(&text)
-                .bind(ts(at))
-                .execute(&mut *tx)
-                .await?;
+                super::store::insert_message(&mut tx, &id, &room, &actor.id, &participant, &text, at).await?;
                 audits.push((room, id, actor));
             }
             Record::Start { room } => starts.push(room),
@@ -787,39 +776,15 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
     }
     // The timeline in multi-row statements (in the order the entries happened).
     for chunk in timeline.chunks(100) {
-        let sql = format!(
-            "INSERT INTO room_events (id, consultation_id, participant_id, user_id, room_role, kind, by_user_id, detail, at)
-             VALUES {}",
-            crate::db::batch::values(chunk.len(), 9, 1)
-        );
-        let mut q = sqlx::query(&sql);
-        for (id, room, entry) in chunk {
-            q = q
-                .bind(id)
-                .bind(room)
-                .bind(&entry.participant)
-                .bind(&entry.user_id)
-                .bind(entry.role.as_str())
-                .bind(entry.kind.as_str())
-                .bind(entry.by.as_deref())
-                .bind(&entry.detail)
-                .bind(ts(entry.at));
-        }
-        q.execute(&mut *tx).await?;
+        super::store::insert_timeline(&mut tx, chunk).await?;
     }
     tx.commit().await?;
     // Rooms are independent: their audit events, starts and ends run side by side (a busy
     // instance starts hundreds of consultations a second, one transaction each); each room's
     // start still comes before its end, since the ends wait for every start of the batch.
     let audited = futures_util::future::join_all(audits.into_iter().map(|(room, id, actor)| async move {
-        let patient: Option<(String,)> = sqlx::query_as("SELECT patient_id FROM consultations WHERE id = $1")
-            .bind(&room)
-            .fetch_optional(&db.pool)
-            .await?;
-        crate::audit::event(&actor, "create", "consultation_message", &id)
-            .maybe_patient(patient.map(|p| p.0))
-            .record(db)
-            .await
+        let patient = super::store::patient_of(db, &room).await?;
+        crate::audit::event(&actor, "create", "consultation_message", &id).maybe_patient(patient).record(db).await
     }))
     .await;
     futures_util::future::join_all(starts.iter().map(|room| async move {
@@ -854,7 +819,7 @@ async fn sweep(hub: Weak<RoomHub>, db: Db) {
         drop(h);
         n += 1;
         if n.is_multiple_of(60) {
-            if let Err(e) = tickets::sweep(&db, Utc::now()).await {
+            if let Err(e) = super::store::sweep_tickets(&db, Utc::now()).await {
                 tracing::warn!(error = %e, "old signaling tickets could not be deleted");
             }
         }

@@ -20,6 +20,7 @@ pub mod hub;
 pub mod nats;
 pub mod protocol;
 pub mod room;
+pub mod store;
 pub mod tickets;
 pub mod turn;
 pub mod ws;
@@ -153,7 +154,6 @@ pub fn ice_refresh(config: &Config, user_id: &str, now: chrono::DateTime<Utc>) -
 
 /// What a join checks, in one row: the patient, the state, the urgency, the caller's role in
 /// the consultation (if any) and the start of its booked appointment (if any).
-type JoinRow = (String, String, String, Option<String>, Option<String>);
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 struct JoinResponse {
@@ -173,18 +173,7 @@ async fn join(
     Path(Id(id)): Path<Id>,
     headers: HeaderMap,
 ) -> ApiResult<(StatusCode, Json<JoinResponse>)> {
-    // One read answers everything a join checks: that the caller may see the consultation,
-    // their role in it, its state, and when its booked appointment starts.
-    let sql = format!(
-        "SELECT c.patient_id, c.state, c.urgency,
-                (SELECT p.role FROM consultation_participants p
-                  WHERE p.consultation_id = c.id AND p.user_id = $1 AND p.status <> 'declined'),
-                (SELECT MIN(a.start_at) FROM appointments a WHERE a.consultation_id = c.id AND a.status = 'booked')
-           FROM consultations c WHERE c.id = $3 AND {}",
-        crate::consultations::store::visibility_predicate_one(user.role)
-    );
-    let row: Option<JoinRow> =
-        sqlx::query_as(&sql).bind(&user.id).bind(&user.org).bind(&id).fetch_optional(&state.db.pool).await?;
+    let row = store::join_row(&state.db, &user, &id).await?;
     let Some((patient_id, current, urgency, role, start)) = row else {
         // Not visible: refused (404) and the refusal audited, as every other access.
         crate::consultations::store::load_for(&state.db, &user, &id, "join").await?;

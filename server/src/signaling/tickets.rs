@@ -13,14 +13,14 @@
 //! comes back into the room without being admitted again and a waiting one comes back to the
 //! lobby ([`Ticket::admitted`]).
 
-use crate::db::batch::{self, Batcher};
+use super::store;
+use crate::db::batch::Batcher;
 use crate::db::{ts, Db};
 use crate::error::ApiResult;
 use base64::Engine;
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 
 /// How long a ticket may wait before it is used.
 pub const TICKET_TTL: TimeDelta = TimeDelta::seconds(30);
@@ -64,16 +64,6 @@ pub struct Ticket {
     pub admitted: bool,
 }
 
-/// The timeline says the holder of a ticket is admitted: the latest of its `admitted`,
-/// `removed` and `left` (call ended) entries in the consultation's room is an admission.
-/// Only patients are looked up (doctors enter directly). Written by the room's recorder.
-const ADMITTED: &str = "CASE WHEN t.room_role = 'patient' THEN
-     (SELECT e.kind FROM room_events e
-       WHERE e.consultation_id = t.consultation_id AND e.user_id = t.user_id
-         AND (e.kind IN ('admitted', 'removed') OR (e.kind = 'left' AND e.detail = 'ended'))
-       ORDER BY e.at DESC, e.id DESC LIMIT 1)
-   END";
-
 /// What presenting a ticket came to.
 #[derive(Debug, Clone)]
 pub enum Redeemed {
@@ -86,13 +76,13 @@ pub enum Redeemed {
 }
 
 #[derive(Debug, Clone)]
-struct NewTicket {
-    token_hash: String,
-    consultation_id: String,
-    user_id: String,
-    room_role: String,
-    expires_at: String,
-    created_at: String,
+pub(super) struct NewTicket {
+    pub(super) token_hash: String,
+    pub(super) consultation_id: String,
+    pub(super) user_id: String,
+    pub(super) room_role: String,
+    pub(super) expires_at: String,
+    pub(super) created_at: String,
 }
 
 /// Tickets are written and redeemed in batches: joins arriving together share one statement
@@ -117,14 +107,14 @@ impl TicketDesk {
                 BATCH_ROWS,
                 Box::new(move |rows: Vec<NewTicket>| {
                     let db = for_issue.clone();
-                    Box::pin(async move { insert(&db, &rows).await.map(|()| vec![(); rows.len()]) })
+                    Box::pin(async move { store::insert_tickets(&db, &rows).await.map(|()| vec![(); rows.len()]) })
                 }),
             ),
             redeem: Batcher::start(
                 BATCH_ROWS,
                 Box::new(move |hashes: Vec<String>| {
                     let db = for_redeem.clone();
-                    Box::pin(async move { use_up(&db, &hashes, Utc::now()).await })
+                    Box::pin(async move { store::use_up(&db, &hashes, Utc::now()).await })
                 }),
             ),
             db,
@@ -152,7 +142,7 @@ impl TicketDesk {
         };
         match self.issue.submit(row.clone()).await {
             Some(r) => r?,
-            None => insert(&self.db, std::slice::from_ref(&row)).await?,
+            None => store::insert_tickets(&self.db, std::slice::from_ref(&row)).await?,
         }
         Ok((token, expires))
     }
@@ -162,89 +152,12 @@ impl TicketDesk {
         let h = hash(token);
         match self.redeem.submit(h.clone()).await {
             Some(r) => r,
-            None => {
-                Ok(use_up(&self.db, std::slice::from_ref(&h), Utc::now()).await?.pop().unwrap_or(Redeemed::Invalid))
-            }
+            None => Ok(store::use_up(&self.db, std::slice::from_ref(&h), Utc::now())
+                .await?
+                .pop()
+                .unwrap_or(Redeemed::Invalid)),
         }
     }
-}
-
-async fn insert(db: &Db, rows: &[NewTicket]) -> ApiResult<()> {
-    let sql = format!(
-        "INSERT INTO signaling_tickets (token_hash, consultation_id, user_id, room_role, expires_at, created_at) VALUES {}",
-        batch::values(rows.len(), 6, 1)
-    );
-    let mut q = sqlx::query(&sql);
-    for r in rows {
-        q = q
-            .bind(&r.token_hash)
-            .bind(&r.consultation_id)
-            .bind(&r.user_id)
-            .bind(&r.room_role)
-            .bind(&r.expires_at)
-            .bind(&r.created_at);
-    }
-    let _turn = db.write_turn().await;
-    q.execute(&db.pool).await?;
-    Ok(())
-}
-
-/// Marks the tickets with these hashes used, if they are unused and unexpired (one
-/// conditional UPDATE, which makes "exactly once" hold under concurrency on both backends),
-/// and reads what each admits. One answer per hash, in order; a hash given twice is
-/// admitted once.
-async fn use_up(db: &Db, hashes: &[String], now: DateTime<Utc>) -> ApiResult<Vec<Redeemed>> {
-    let update = format!(
-        "UPDATE signaling_tickets SET used_at = $1 WHERE token_hash IN ({}) AND used_at IS NULL AND expires_at > $1
-         RETURNING token_hash",
-        batch::list(hashes.len(), 2)
-    );
-    let mut q = sqlx::query_as::<_, (String,)>(&update).bind(ts(now));
-    for h in hashes {
-        q = q.bind(h);
-    }
-    let turn = db.write_turn().await;
-    let used: Vec<(String,)> = q.fetch_all(&db.pool).await?;
-    drop(turn);
-    let mut admitted: HashMap<String, Redeemed> = HashMap::new();
-    if !used.is_empty() {
-        let select = format!(
-            "SELECT t.token_hash, t.consultation_id, t.user_id, u.display_name, t.room_role, p.role, {ADMITTED}
-               FROM signaling_tickets t JOIN users u ON u.id = t.user_id AND u.active = 1
-               LEFT JOIN consultation_participants p
-                 ON p.consultation_id = t.consultation_id AND p.user_id = t.user_id AND p.status <> 'declined'
-              WHERE t.token_hash IN ({})",
-            batch::list(used.len(), 1)
-        );
-        type Row = (String, String, String, String, String, Option<String>, Option<String>);
-        let mut q = sqlx::query_as::<_, Row>(&select);
-        for (h,) in &used {
-            q = q.bind(h);
-        }
-        for (h, consultation_id, user_id, display_name, room_role, participant, last) in q.fetch_all(&db.pool).await? {
-            let r = match participant {
-                Some(_) => Redeemed::Admitted(Ticket {
-                    consultation_id,
-                    user_id,
-                    display_name,
-                    room_role,
-                    admitted: last.as_deref() == Some("admitted"),
-                }),
-                None => Redeemed::NotParticipant,
-            };
-            admitted.insert(h, r);
-        }
-    }
-    Ok(hashes.iter().map(|h| admitted.remove(h).unwrap_or(Redeemed::Invalid)).collect())
-}
-
-/// Deletes tickets that expired more than an hour ago (they can no longer be used).
-pub async fn sweep(db: &Db, now: DateTime<Utc>) -> ApiResult<u64> {
-    Ok(sqlx::query("DELETE FROM signaling_tickets WHERE expires_at < $1")
-        .bind(ts(now - TimeDelta::hours(1)))
-        .execute(&db.pool)
-        .await?
-        .rows_affected())
 }
 
 #[cfg(test)]
