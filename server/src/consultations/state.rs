@@ -27,8 +27,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::consultation::named_enum;
-pub use crate::domain::consultation::UnknownName;
+use crate::domain::named_enum;
+pub use crate::domain::UnknownName;
 
 named_enum! {
     /// Where a consultation stands in its lifecycle.

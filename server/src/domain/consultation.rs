@@ -3,71 +3,8 @@
 //! became of an appointment.
 //!
 //! The lifecycle's own words (state, action, urgency, mode, title) are in
-//! `consultations::state`, made with the same [`named_enum!`] so that they read and decode
+//! `consultations::state`, made with the same [`named_enum!`](super::named_enum) so that they read and decode
 //! alike.
-
-/// A value that is not one of an enumeration's names, e.g. `"urgentish"` for an urgency.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {kind} `{value}`")]
-pub struct UnknownName {
-    pub kind: &'static str,
-    pub value: String,
-}
-
-/// An enumeration with one snake_case name per variant, used on the wire, in the database
-/// and in messages alike: serde, `as_str()`, `Display`, `FromStr` and `TryFrom<String>`
-/// (which a row field decodes with, `#[sqlx(try_from = "String")]`), the last two failing
-/// with [`UnknownName`] on any other text.
-macro_rules! named_enum {
-    (
-        $(#[$meta:meta])*
-        $name:ident, $kind:literal {
-            $( $(#[$variant_meta:meta])* $variant:ident => $text:literal ),+ $(,)?
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-        pub enum $name {
-            $( $(#[$variant_meta])* #[serde(rename = $text)] $variant ),+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = $crate::domain::consultation::UnknownName;
-
-            fn from_str(value: &str) -> Result<Self, Self::Err> {
-                match value {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err($crate::domain::consultation::UnknownName { kind: $kind, value: value.to_owned() }),
-                }
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = $crate::domain::consultation::UnknownName;
-
-            fn try_from(value: String) -> Result<Self, Self::Error> {
-                value.parse()
-            }
-        }
-    };
-}
-pub(crate) use named_enum;
 
 named_enum! {
     /// A person's part in a consultation (`consultation_participants.role`). The signaling
@@ -161,6 +98,7 @@ named_enum! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::UnknownName;
     use std::str::FromStr;
 
     fn round_trips<T>(all: &[T])

@@ -17,72 +17,9 @@
 //!
 //! `rejected`, `completed` and `entered_in_error` are terminal.
 
-use std::fmt;
-use std::str::FromStr;
+pub use super::UnknownName;
 
-use serde::{Deserialize, Serialize};
-
-/// A value that is not one of an enumeration's names, e.g. `"sideways"` for a direction.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {kind} `{value}`")]
-pub struct UnknownName {
-    pub kind: &'static str,
-    pub value: String,
-}
-
-macro_rules! record_enum {
-    (
-        $(#[$meta:meta])*
-        $name:ident, $kind:literal {
-            $( $(#[$variant_meta:meta])* $variant:ident => $text:literal ),+ $(,)?
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-        pub enum $name {
-            $( $(#[$variant_meta])* #[serde(rename = $text)] $variant ),+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = UnknownName;
-
-            fn from_str(value: &str) -> Result<Self, Self::Err> {
-                match value {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(UnknownName { kind: $kind, value: value.to_owned() }),
-                }
-            }
-        }
-
-        /// Decoding from a database row (`#[sqlx(try_from = "String")]`): an unknown value
-        /// fails the row.
-        impl TryFrom<String> for $name {
-            type Error = UnknownName;
-
-            fn try_from(value: String) -> Result<Self, Self::Error> {
-                value.parse()
-            }
-        }
-    };
-}
-
-record_enum! {
+named_enum! {
     /// Up from a community centre to a hospital, or down from the hospital to a centre.
     Direction, "referral direction" {
         Up => "up",
@@ -90,7 +27,7 @@ record_enum! {
     }
 }
 
-record_enum! {
+named_enum! {
     /// Where a referral stands.
     ReferralStatus, "referral status" {
         Requested => "requested",
@@ -109,7 +46,7 @@ impl ReferralStatus {
     }
 }
 
-record_enum! {
+named_enum! {
     /// What someone does to a referral (also the audit action's name).
     ReferralAction, "referral action" {
         Accept => "accept",
@@ -150,7 +87,7 @@ pub fn next_status(from: ReferralStatus, action: ReferralAction) -> Result<Refer
     }
 }
 
-record_enum! {
+named_enum! {
     /// An expert's own opinion, or an MDT's joint conclusion.
     OpinionKind, "opinion kind" {
         Individual => "individual",
@@ -168,7 +105,7 @@ impl OpinionKind {
     }
 }
 
-record_enum! {
+named_enum! {
     /// A draft is edited by its author only; signing freezes it; an amendment supersedes it.
     OpinionStatus, "opinion status" {
         Draft => "draft",
@@ -177,7 +114,7 @@ record_enum! {
     }
 }
 
-record_enum! {
+named_enum! {
     /// The community doctor's case summary, or a note.
     NoteKind, "note kind" {
         CaseSummary => "case_summary",
@@ -185,7 +122,7 @@ record_enum! {
     }
 }
 
-record_enum! {
+named_enum! {
     /// A note stands, or was withdrawn as entered in error.
     NoteStatus, "note status" {
         Current => "current",
@@ -193,7 +130,7 @@ record_enum! {
     }
 }
 
-record_enum! {
+named_enum! {
     /// A follow-up visit: still to happen, done, or closed without happening.
     VisitStatus, "follow-up visit status" {
         Planned => "planned",
