@@ -46,7 +46,7 @@ pub async fn insert_refresh_token(
     .bind(token_hash)
     .bind(expires_at)
     .bind(now_ts())
-    .execute(&db.pool)
+    .execute(&mut *db.writer().await?)
     .await?;
     Ok(())
 }
@@ -59,7 +59,7 @@ pub async fn claim_refresh_token(db: &Db, token_hash: &str, now: &str) -> ApiRes
     )
     .bind(now)
     .bind(token_hash)
-    .execute(&db.pool)
+    .execute(&mut *db.writer().await?)
     .await?
     .rows_affected())
 }
@@ -77,7 +77,7 @@ pub async fn revoke_family(db: &Db, family: &str, now: &str) -> ApiResult<()> {
     sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
         .bind(now)
         .bind(family)
-        .execute(&db.pool)
+        .execute(&mut *db.writer().await?)
         .await?;
     Ok(())
 }
@@ -89,7 +89,7 @@ pub async fn revoke_family_of(db: &Db, token_hash: &str) -> ApiResult<()> {
     )
     .bind(now_ts())
     .bind(token_hash)
-    .execute(&db.pool)
+    .execute(&mut *db.writer().await?)
     .await?;
     Ok(())
 }

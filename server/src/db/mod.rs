@@ -46,6 +46,25 @@ impl WriteTx {
     }
 }
 
+/// A connection that holds the writer turn: see [`Db::writer`].
+pub struct WriteConn {
+    conn: sqlx::pool::PoolConnection<sqlx::Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for WriteConn {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriteConn {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.conn
+    }
+}
+
 impl std::ops::Deref for WriteTx {
     type Target = sqlx::AnyConnection;
     fn deref(&self) -> &sqlx::AnyConnection {
@@ -121,6 +140,15 @@ impl Db {
             Backend::Sqlite => Some(self.writer.clone().lock_owned().await),
             Backend::Postgres => None,
         }
+    }
+
+    /// A pooled connection for one statement that writes on its own, holding this process's
+    /// writer turn on SQLite (nothing on PostgreSQL) until it is dropped: the end of the
+    /// statement in `q.execute(&mut *db.writer().await?).await`. Never call it while the same
+    /// task holds a [`WriteTx`] (the turn is not reentrant).
+    pub async fn writer(&self) -> Result<WriteConn, sqlx::Error> {
+        let turn = self.write_turn().await;
+        Ok(WriteConn { conn: self.pool.acquire().await?, _turn: turn })
     }
 
     /// The same database without this handle's batchers (what a batcher's own task writes

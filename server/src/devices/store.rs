@@ -32,7 +32,11 @@ pub async fn by_token_hash(db: &Db, token_hash: &str) -> ApiResult<Option<TokenR
 }
 
 pub async fn touch_last_seen(db: &Db, id: &str, at: &str) -> ApiResult<()> {
-    sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2").bind(at).bind(id).execute(&db.pool).await?;
+    sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2")
+        .bind(at)
+        .bind(id)
+        .execute(&mut *db.writer().await?)
+        .await?;
     Ok(())
 }
 

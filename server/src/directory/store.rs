@@ -47,7 +47,7 @@ pub async fn insert_organisation(db: &Db, name: &str, kind: OrgKind, address: &s
     .bind(kind.as_str())
     .bind(address)
     .bind(now_ts())
-    .execute(&db.pool)
+    .execute(&mut *db.writer().await?)
     .await?;
     Ok(id)
 }
@@ -112,7 +112,7 @@ pub async fn update_organisation(
     .bind(active.map(i64::from))
     .bind(now_ts())
     .bind(id)
-    .execute(&db.pool)
+    .execute(&mut *db.writer().await?)
     .await?
     .rows_affected())
 }
@@ -126,7 +126,7 @@ pub async fn insert_link(db: &Db, hospital_id: &str, centre_id: &str) -> ApiResu
         .bind(hospital_id)
         .bind(centre_id)
         .bind(now_ts())
-        .execute(&db.pool)
+        .execute(&mut *db.writer().await?)
         .await?;
     Ok(id)
 }
@@ -162,7 +162,7 @@ pub async fn insert_specialty(db: &Db, code: &str, name_en: &str, name_zh: &str)
         .bind(code)
         .bind(name_en)
         .bind(name_zh)
-        .execute(&db.pool)
+        .execute(&mut *db.writer().await?)
         .await?;
     Ok(())
 }
@@ -177,7 +177,7 @@ pub async fn insert_department(db: &Db, org: &str, name: &str, specialty: &str) 
     .bind(name)
     .bind(specialty)
     .bind(now_ts())
-    .execute(&db.pool)
+    .execute(&mut *db.writer().await?)
     .await?;
     Ok(id)
 }

@@ -215,7 +215,7 @@ pub async fn insert_upload(db: &Db, u: &NewUpload<'_>) -> ApiResult<()> {
     .bind(UploadState::Open.as_str())
     .bind(u.expires_at)
     .bind(u.now)
-    .execute(&db.pool)
+    .execute(&mut *db.writer().await?)
     .await?;
     Ok(())
 }
@@ -233,7 +233,7 @@ pub async fn advance_offset(db: &Db, upload_id: &str, from: i64, to: i64, expire
     .bind(upload_id)
     .bind(from)
     .bind(UploadState::Open.as_str())
-    .execute(&db.pool)
+    .execute(&mut *db.writer().await?)
     .await?
     .rows_affected();
     Ok(updated == 1)
@@ -246,7 +246,7 @@ pub async fn leave_open(db: &Db, upload_id: &str, to: UploadState) -> ApiResult<
         .bind(now_ts())
         .bind(upload_id)
         .bind(UploadState::Open.as_str())
-        .execute(&db.pool)
+        .execute(&mut *db.writer().await?)
         .await?
         .rows_affected();
     Ok(done == 1)
@@ -259,7 +259,7 @@ pub async fn finish_upload(db: &Db, upload_id: &str, state: UploadState, file_id
         .bind(file_id)
         .bind(now_ts())
         .bind(upload_id)
-        .execute(&db.pool)
+        .execute(&mut *db.writer().await?)
         .await?;
     Ok(())
 }
@@ -283,7 +283,7 @@ pub async fn expire_upload(db: &Db, upload_id: &str) -> ApiResult<bool> {
         .bind(upload_id)
         .bind(UploadState::Open.as_str())
         .bind(UploadState::Completing.as_str())
-        .execute(&db.pool)
+        .execute(&mut *db.writer().await?)
         .await?
         .rows_affected();
     Ok(done == 1)

@@ -24,7 +24,7 @@ pub async fn insert(db: &Db, s: &SessionInfo, outcome: &Outcome) -> ApiResult<()
     .bind(path.as_str().unwrap_or("unknown"))
     .bind(verdict.as_str().unwrap_or("cannot_connect"))
     .bind(serde_json::to_string(outcome).map_err(ApiError::internal)?)
-    .execute(&db.pool)
+    .execute(&mut *db.writer().await?)
     .await?;
     Ok(())
 }

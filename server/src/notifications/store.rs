@@ -59,7 +59,7 @@ pub async fn mark_read(db: &Db, user_id: &str, id: &str, now: &str) -> ApiResult
         .bind(now)
         .bind(id)
         .bind(user_id)
-        .execute(&db.pool)
+        .execute(&mut *db.writer().await?)
         .await?;
     Ok(done.rows_affected() > 0)
 }
@@ -68,7 +68,7 @@ pub async fn mark_all_read(db: &Db, user_id: &str, now: &str) -> ApiResult<()> {
     sqlx::query("UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL")
         .bind(now)
         .bind(user_id)
-        .execute(&db.pool)
+        .execute(&mut *db.writer().await?)
         .await?;
     Ok(())
 }

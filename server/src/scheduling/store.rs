@@ -302,7 +302,7 @@ pub async fn insert_exception(
     .bind(slot_minutes)
     .bind(reason)
     .bind(now_ts())
-    .execute(&db.pool)
+    .execute(&mut *db.writer().await?)
     .await?;
     Ok(id)
 }
@@ -312,7 +312,7 @@ pub async fn withdraw_exception(db: &Db, expert_id: &str, exception_id: &str) ->
     let done = sqlx::query("UPDATE availability_exceptions SET active = 0 WHERE id = $1 AND expert_id = $2")
         .bind(exception_id)
         .bind(expert_id)
-        .execute(&db.pool)
+        .execute(&mut *db.writer().await?)
         .await?;
     Ok(done.rows_affected() > 0)
 }

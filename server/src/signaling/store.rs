@@ -92,7 +92,7 @@ pub(super) async fn use_up(db: &Db, hashes: &[String], now: DateTime<Utc>) -> Ap
 pub async fn sweep_tickets(db: &Db, now: DateTime<Utc>) -> ApiResult<u64> {
     Ok(sqlx::query("DELETE FROM signaling_tickets WHERE expires_at < $1")
         .bind(ts(now - TimeDelta::hours(1)))
-        .execute(&db.pool)
+        .execute(&mut *db.writer().await?)
         .await?
         .rows_affected())
 }
