@@ -159,21 +159,23 @@ async fn login(http: &reqwest::Client, server: &str, username: &str) -> String {
     v["access_token"].as_str().expect("access token").to_string()
 }
 
-/// Scheduled consultations of Dr. Li (requester) and Dr. Wang (expert) for Zhang.
-async fn make_rooms(db: &Db, n: usize) -> Vec<String> {
-    let (li, li_org): (String, String) =
-        sqlx::query_as("SELECT id, organisation_id FROM users WHERE username = 'dr.li'")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
-    let (wang,): (String,) =
-        sqlx::query_as("SELECT id FROM users WHERE username = 'dr.wang'").fetch_one(&db.pool).await.unwrap();
-    let (patient,): (String,) = sqlx::query_as(
-        "SELECT p.id FROM patients p JOIN users u ON u.id = p.user_id WHERE u.username = 'patient.zhang'",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
+/// Scheduled consultations of Dr. Li (requester) and Dr. Wang (expert) for Zhang; with
+/// `patient`, Zhang's account takes part too (invited, so she waits in the lobby).
+async fn make_rooms(db: &Db, n: usize, patient: bool) -> Vec<String> {
+    let one = |sql: &'static str| async move {
+        let (v,): (String,) = sqlx::query_as(sql).fetch_one(&db.pool).await.expect(sql);
+        v
+    };
+    let li = one("SELECT id FROM users WHERE username = 'dr.li'").await;
+    let li_org = one("SELECT organisation_id FROM users WHERE username = 'dr.li'").await;
+    let wang = one("SELECT id FROM users WHERE username = 'dr.wang'").await;
+    let zhang = one("SELECT id FROM users WHERE username = 'patient.zhang'").await;
+    let zhang_record =
+        one("SELECT id FROM patients WHERE user_id = (SELECT id FROM users WHERE username = 'patient.zhang')").await;
+    let mut people = vec![(&li, "requester", "active"), (&wang, "expert", "accepted")];
+    if patient {
+        people.push((&zhang, "patient", "invited"));
+    }
     let mut ids = Vec::with_capacity(n);
     let mut tx = db.pool.begin().await.unwrap();
     for _ in 0..n {
@@ -182,10 +184,10 @@ async fn make_rooms(db: &Db, n: usize) -> Vec<String> {
         sqlx::query(
             "INSERT INTO consultations (id, patient_id, requesting_organisation_id, requested_by, reason, record_summary,
                specialty, min_title, urgency, mode, addressee_kind, state, assigned_expert_id, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'load test', '', 'cardiology', 'attending', 'routine', 'video', 'expert', 'scheduled', $5, $6, $6)",
+             VALUES ($1, $2, $3, $4, 'load test', '', 'cardiology', 'attending', 'urgent', 'video', 'expert', 'scheduled', $5, $6, $6)",
         )
         .bind(&id)
-        .bind(&patient)
+        .bind(&zhang_record)
         .bind(&li_org)
         .bind(&li)
         .bind(&wang)
@@ -193,15 +195,15 @@ async fn make_rooms(db: &Db, n: usize) -> Vec<String> {
         .execute(&mut *tx)
         .await
         .unwrap();
-        for (user, role, status) in [(&li, "requester", "active"), (&wang, "expert", "accepted")] {
+        for (user, role, status) in &people {
             sqlx::query(
                 "INSERT INTO consultation_participants (consultation_id, user_id, role, status, reason, added_at)
                  VALUES ($1, $2, $3, $4, '', $5)",
             )
             .bind(&id)
-            .bind(user)
-            .bind(role)
-            .bind(status)
+            .bind(*user)
+            .bind(*role)
+            .bind(*status)
             .bind(&now)
             .execute(&mut *tx)
             .await
@@ -599,7 +601,7 @@ async fn main() {
     if let Some(floor) = o.floor.clone() {
         return relay_against_floor(&o, &floor, &http, &db, &li, &wang).await;
     }
-    let rooms = make_rooms(&db, o.rooms).await;
+    let rooms = make_rooms(&db, o.rooms, false).await;
     let pid = o.pid;
     let rss_before = pid.map(rss_kib).unwrap_or(0);
     println!("{} rooms made; joining {} participants", rooms.len(), rooms.len() * 2);
@@ -728,7 +730,7 @@ struct Measured {
 async fn relay_against_floor(o: &Options, floor: &str, http: &reqwest::Client, db: &Db, li: &str, wang: &str) {
     let mut rows = Vec::new();
     for round in 1..=o.rounds.max(1) {
-        let rooms = make_rooms(db, o.rooms).await;
+        let rooms = make_rooms(db, o.rooms, false).await;
         let mut pairs = Vec::with_capacity(rooms.len());
         for chunk in rooms.chunks(32) {
             let tasks: Vec<_> = chunk

@@ -14,7 +14,7 @@
 //! admitted, a doctor not in the room), with the server's downtime (signal until `/readyz`
 //! answers again), the attempts made, and the machine's load.
 
-use super::{cpu_secs, load_average, login, ws_config, Options};
+use super::{cpu_secs, load_average, login, make_rooms, ws_config, Options};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
@@ -22,7 +22,7 @@ use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use teleconsult::db::{new_id, now_ts, Db};
+use teleconsult::db::Db;
 use tokio_tungstenite::tungstenite::Message;
 
 type Ws = super::Ws;
@@ -78,59 +78,6 @@ async fn wait_ready(http: &reqwest::Client, server: &str, limit: Duration) -> bo
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     false
-}
-
-/// Scheduled consultations of Dr. Li, Dr. Wang and patient Zhang.
-async fn make_rooms(db: &Db, n: usize) -> Vec<String> {
-    let one = |sql: &'static str| async move {
-        let (v,): (String,) = sqlx::query_as(sql).fetch_one(&db.pool).await.expect(sql);
-        v
-    };
-    let li = one("SELECT id FROM users WHERE username = 'dr.li'").await;
-    let li_org = one("SELECT organisation_id FROM users WHERE username = 'dr.li'").await;
-    let wang = one("SELECT id FROM users WHERE username = 'dr.wang'").await;
-    let zhang = one("SELECT id FROM users WHERE username = 'patient.zhang'").await;
-    let patient =
-        one("SELECT id FROM patients WHERE user_id = (SELECT id FROM users WHERE username = 'patient.zhang')").await;
-    let mut ids = Vec::with_capacity(n);
-    let mut tx = db.pool.begin().await.unwrap();
-    for _ in 0..n {
-        let id = new_id();
-        let now = now_ts();
-        sqlx::query(
-            "INSERT INTO consultations (id, patient_id, requesting_organisation_id, requested_by, reason, record_summary,
-               specialty, min_title, urgency, mode, addressee_kind, state, assigned_expert_id, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'storm', '', 'cardiology', 'attending', 'urgent', 'video', 'expert', 'scheduled', $5, $6, $6)",
-        )
-        .bind(&id)
-        .bind(&patient)
-        .bind(&li_org)
-        .bind(&li)
-        .bind(&wang)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-        for (user, role, status) in
-            [(&li, "requester", "active"), (&wang, "expert", "accepted"), (&zhang, "patient", "invited")]
-        {
-            sqlx::query(
-                "INSERT INTO consultation_participants (consultation_id, user_id, role, status, reason, added_at)
-                 VALUES ($1, $2, $3, $4, '', $5)",
-            )
-            .bind(&id)
-            .bind(user)
-            .bind(role)
-            .bind(status)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        }
-        ids.push(id);
-    }
-    tx.commit().await.unwrap();
-    ids
 }
 
 /// Reads until `joined`/`resumed` (its `admitted` flag and resume token), or the close code.
@@ -343,7 +290,7 @@ pub async fn run(o: &Options) {
     let mut child = spawn_server(&cmd);
     assert!(wait_ready(&http, &o.server, Duration::from_secs(120)).await, "the server did not start");
     let db = Db::connect(&o.db).await.expect("database");
-    let rooms = make_rooms(&db, o.participants.div_ceil(3)).await;
+    let rooms = make_rooms(&db, o.participants.div_ceil(3), true).await;
     let tokens: Arc<[String; 3]> = Arc::new([
         login(&http, &o.server, "dr.li").await,
         login(&http, &o.server, "dr.wang").await,
