@@ -345,9 +345,16 @@ async fn missing_readings_are_one_item_per_silence(app: &TestApp) {
 
     // Four days later nothing has arrived: one item however often it is looked for.
     let later = chrono::Utc::now() + chrono::Duration::days(4);
-    let opened = teleconsult::vitals::worklist::sweep_missing(&app.state, None, later).await.unwrap();
+    let opened = teleconsult::vitals::worklist::sweep_missing(&app.state.db, &app.state.notifications, None, later)
+        .await
+        .unwrap();
     assert_eq!(opened, 1);
-    assert_eq!(teleconsult::vitals::worklist::sweep_missing(&app.state, None, later).await.unwrap(), 0);
+    assert_eq!(
+        teleconsult::vitals::worklist::sweep_missing(&app.state.db, &app.state.notifications, None, later)
+            .await
+            .unwrap(),
+        0
+    );
     let open = worklist(app, &li, "open").await;
     let missing: Vec<&Value> = open.iter().filter(|w| w["reason"] == "glucose_missing").collect();
     assert_eq!(missing.len(), 1, "{open:?}");

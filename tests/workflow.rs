@@ -462,11 +462,30 @@ async fn live_notifications_and_reminders(app: &TestApp) {
     assert_eq!(status, 201);
     let start: chrono::DateTime<chrono::Utc> = chrono::DateTime::parse_from_rfc3339(&start).unwrap().into();
     use teleconsult::scheduling::appointments::send_due_reminders;
-    assert_eq!(send_due_reminders(&app.state, start - chrono::Duration::hours(30)).await.unwrap(), 0);
-    assert_eq!(send_due_reminders(&app.state, start - chrono::Duration::hours(23)).await.unwrap(), 1);
-    assert_eq!(send_due_reminders(&app.state, start - chrono::Duration::hours(22)).await.unwrap(), 0);
-    assert_eq!(send_due_reminders(&app.state, start - chrono::Duration::minutes(10)).await.unwrap(), 1);
-    assert_eq!(send_due_reminders(&app.state, start - chrono::Duration::minutes(5)).await.unwrap(), 0);
+    assert_eq!(
+        send_due_reminders(&app.state.db, &app.state.notifications, start - chrono::Duration::hours(30)).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        send_due_reminders(&app.state.db, &app.state.notifications, start - chrono::Duration::hours(23)).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        send_due_reminders(&app.state.db, &app.state.notifications, start - chrono::Duration::hours(22)).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        send_due_reminders(&app.state.db, &app.state.notifications, start - chrono::Duration::minutes(10))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        send_due_reminders(&app.state.db, &app.state.notifications, start - chrono::Duration::minutes(5))
+            .await
+            .unwrap(),
+        0
+    );
     let (_, inbox) = app.get("/api/v1/notifications?unread=true", &li).await;
     let reminders = inbox["items"].as_array().unwrap().iter().filter(|n| n["kind"] == "reminder").count();
     assert_eq!(reminders, 2);

@@ -52,6 +52,14 @@ impl Deref for AppState {
     }
 }
 
+/// Handlers that use only the database take `State<Db>`: what they depend on is in their
+/// signature.
+impl axum::extract::FromRef<AppState> for Db {
+    fn from_ref(state: &AppState) -> Db {
+        state.db.clone()
+    }
+}
+
 impl AppState {
     pub fn openapi(&self) -> &serde_json::Value {
         static EMPTY: serde_json::Value = serde_json::Value::Null;

@@ -99,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
                     println!("{id}");
                 }
                 AdminCommand::CreateUser(a) => {
-                    let role = Role::parse(&a.role).ok_or_else(|| anyhow::anyhow!("unknown role {:?}", a.role))?;
+                    let role: Role = a.role.parse()?;
                     let expert = a.title.map(|title| directory::NewExpertProfile {
                         title,
                         specialties: a.specialties,

@@ -12,20 +12,12 @@ use crate::error::{ApiError, ApiResult};
 use crate::principal::AuthUser;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Success,
-    Denied,
-    Failed,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Success => "success",
-            Outcome::Denied => "denied",
-            Outcome::Failed => "failed",
-        }
+crate::domain::named_enum! {
+    /// How an audited action ended (`audit_events.outcome`).
+    Outcome, "audit outcome" {
+        Success => "success",
+        Denied => "denied",
+        Failed => "failed",
     }
 }
 

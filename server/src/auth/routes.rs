@@ -2,12 +2,14 @@
 //! reuse detection (reusing a rotated token revokes its whole family), sign-out, and the
 //! user's own password change (which needs the current password and ends the other sessions).
 
+use super::jwt::JwtKeys;
 use super::store;
 use super::throttle::{Key, LoginThrottle, Verdict};
 use super::{AuthUser, ClientAddr};
 use crate::api::{Json, Routes};
 use crate::app::AppState;
-use crate::db::{new_id, now_ts, ts};
+use crate::config::Config;
+use crate::db::{new_id, now_ts, ts, Db};
 use crate::directory::password::{decoy_hash, hash_password, verify_password};
 use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
@@ -99,11 +101,17 @@ async fn login(
     };
     state.throttle.lock().unwrap_or_else(|e| e.into_inner()).succeeded(&keys, started, &pair_key);
     let family = new_id();
-    issue_tokens(&state, &user_id, &family).await.map(Json)
+    issue_tokens(&state.db, &state.jwt, &state.config, &user_id, &family).await.map(Json)
 }
 
-async fn issue_tokens(state: &AppState, user_id: &str, family: &str) -> ApiResult<TokenResponse> {
-    let user = crate::directory::load_user(&state.db, user_id).await?.ok_or_else(ApiError::invalid_credentials)?;
+async fn issue_tokens(
+    db: &Db,
+    jwt: &JwtKeys,
+    config: &Config,
+    user_id: &str,
+    family: &str,
+) -> ApiResult<TokenResponse> {
+    let user = crate::directory::load_user(db, user_id).await?.ok_or_else(ApiError::invalid_credentials)?;
     if !user.active {
         return Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
@@ -112,12 +120,11 @@ async fn issue_tokens(state: &AppState, user_id: &str, family: &str) -> ApiResul
             "this account has been deactivated",
         ));
     }
-    let (access_token, _) = state
-        .jwt
+    let (access_token, _) = jwt
         .issue(super::jwt::Subject {
             user_id: &user.id,
             name: &user.username,
-            role: user.account_role,
+            role: user.role,
             org: &user.organisation_id,
             generation: user.token_generation,
             family,
@@ -126,12 +133,12 @@ async fn issue_tokens(state: &AppState, user_id: &str, family: &str) -> ApiResul
     let mut raw = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut raw);
     let refresh_token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-    let expires = chrono::Utc::now() + chrono::Duration::seconds(state.config.refresh_token_ttl_secs as i64);
-    store::insert_refresh_token(&state.db, family, user_id, &hash_token(&refresh_token), &ts(expires)).await?;
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(config.refresh_token_ttl_secs as i64);
+    store::insert_refresh_token(db, family, user_id, &hash_token(&refresh_token), &ts(expires)).await?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
-        expires_in: state.config.access_token_ttl_secs,
+        expires_in: config.access_token_ttl_secs,
         refresh_token,
         user,
     })
@@ -167,7 +174,7 @@ async fn refresh(State(state): State<AppState>, Json(req): Json<RefreshRequest>)
             "the refresh token was already used, revoked or expired; sign in again",
         ));
     }
-    issue_tokens(&state, &user_id, &family).await.map(Json)
+    issue_tokens(&state.db, &state.jwt, &state.config, &user_id, &family).await.map(Json)
 }
 
 async fn logout(State(state): State<AppState>, Json(req): Json<RefreshRequest>) -> ApiResult<axum::http::StatusCode> {

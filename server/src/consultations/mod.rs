@@ -19,21 +19,27 @@ pub mod visit;
 
 pub use routes::routes;
 
+use crate::domain::consultation::{
+    AddresseeKind, AppointmentStatus, ConsentGiver, ConsentMethod, ParticipantRole, ParticipantStatus,
+};
 use serde::Serialize;
+use state::{Mode, State, Title, Urgency};
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Participant {
     pub user_id: String,
     pub name: String,
-    pub role: String,
-    pub status: String,
+    pub role: ParticipantRole,
+    pub status: ParticipantStatus,
     pub reason: String,
 }
 
 #[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Transition {
-    pub from_state: String,
-    pub to_state: String,
+    #[sqlx(try_from = "String")]
+    pub from_state: State,
+    #[sqlx(try_from = "String")]
+    pub to_state: State,
     pub action: String,
     pub actor_id: Option<String>,
     pub actor_name: Option<String>,
@@ -43,9 +49,11 @@ pub struct Transition {
 
 #[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct ConsentView {
-    pub given_by: String,
+    #[sqlx(try_from = "String")]
+    pub given_by: ConsentGiver,
     pub guardian_name: String,
-    pub method: String,
+    #[sqlx(try_from = "String")]
+    pub method: ConsentMethod,
     pub given_at: String,
     pub witness_id: String,
     pub witness_name: String,
@@ -63,12 +71,17 @@ pub struct ConsultationSummary {
     pub reason: String,
     pub record_summary: String,
     pub specialty: String,
-    pub min_title: String,
-    pub urgency: String,
-    pub mode: String,
-    pub addressee_kind: String,
+    #[sqlx(try_from = "String")]
+    pub min_title: Title,
+    #[sqlx(try_from = "String")]
+    pub urgency: Urgency,
+    #[sqlx(try_from = "String")]
+    pub mode: Mode,
+    #[sqlx(try_from = "String")]
+    pub addressee_kind: AddresseeKind,
     pub pool_organisation_id: Option<String>,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: State,
     pub assigned_expert_id: Option<String>,
     pub assigned_expert_name: Option<String>,
     pub created_at: String,
@@ -79,7 +92,7 @@ pub struct ConsultationSummary {
 pub struct ConsultationDetail {
     #[serde(flatten)]
     pub summary: ConsultationSummary,
-    pub my_role: Option<String>,
+    pub my_role: Option<ParticipantRole>,
     pub participants: Vec<Participant>,
     pub consent: Option<ConsentView>,
     pub transitions: Vec<Transition>,
@@ -95,7 +108,7 @@ pub struct AppointmentView {
     pub patient_id: String,
     pub start: String,
     pub end: String,
-    pub status: String,
+    pub status: AppointmentStatus,
     pub cancel_reason: String,
     pub replaced_by: Option<String>,
     /// For a booked appointment seen with its consultation: when the call's room opens (UTC).

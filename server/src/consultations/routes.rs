@@ -9,12 +9,13 @@ pub use super::{ConsentView, ConsultationDetail, ConsultationSummary, Participan
 use crate::api::{Json, Path, Query, Routes};
 use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
+use crate::config::Config;
 use crate::db::{new_id, now_ts, ts, Db, Id};
 use crate::domain::consultation::{AddresseeKind, ConsentGiver, ConsentMethod, ParticipantRole, ParticipantStatus};
 use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::Notification;
-use crate::notifications::{self, Notice, Text};
+use crate::notifications::{self, Notice, NotificationHub, Text};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
@@ -74,32 +75,22 @@ pub struct NewConsultation {
 
 /// One consultation with its participants, consent, transitions and appointments, as the
 /// caller sees it.
-pub async fn detail(state: &AppState, user: &AuthUser, id: &str) -> ApiResult<ConsultationDetail> {
-    let db = &state.db;
+pub async fn detail(db: &Db, config: &Config, user: &AuthUser, id: &str) -> ApiResult<ConsultationDetail> {
     let summary = store::summary(db, id).await?.ok_or_else(|| ApiError::not_found("consultation"))?;
     let participants = store::participants(db, id).await?;
     let consent = store::latest_consent(db, id).await?;
     let transitions = store::transitions(db, id).await?;
-    let my_role = participants
-        .iter()
-        .find(|p| p.user_id == user.id && p.status.takes_part())
-        .map(|p| p.role.as_str().to_string());
+    let my_role = participants.iter().find(|p| p.user_id == user.id && p.status.takes_part()).map(|p| p.role);
     Ok(ConsultationDetail {
         summary,
         my_role,
         participants: participants
             .into_iter()
-            .map(|p| Participant {
-                user_id: p.user_id,
-                name: p.name,
-                role: p.role.as_str().to_string(),
-                status: p.status.as_str().to_string(),
-                reason: p.reason,
-            })
+            .map(|p| Participant { user_id: p.user_id, name: p.name, role: p.role, status: p.status, reason: p.reason })
             .collect(),
         consent,
         transitions,
-        appointments: super::visit::appointments_of(db, id, state.config.call_open_before_mins).await?,
+        appointments: super::visit::appointments_of(db, id, config.call_open_before_mins).await?,
     })
 }
 
@@ -316,8 +307,8 @@ async fn create(
     let to = resolve_addressee(&state.db, &user, &b).await?;
     let request = Request { id: new_id(), patient_id, patient_user, reason, consent, to, body: &b };
     let stored = store_request(&state.db, &user, &request).await?;
-    notifications::publish(&state, &stored);
-    Ok((StatusCode::CREATED, Json(detail(&state, &user, &request.id).await?)))
+    notifications::publish(&state.notifications, &stored);
+    Ok((StatusCode::CREATED, Json(detail(&state.db, &state.config, &user, &request.id).await?)))
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -366,7 +357,7 @@ async fn get_one(
     Path(Id(id)): Path<Id>,
 ) -> ApiResult<Json<ConsultationDetail>> {
     store::load_for(&state.db, &user, &id, "read").await?;
-    Ok(Json(detail(&state, &user, &id).await?))
+    Ok(Json(detail(&state.db, &state.config, &user, &id).await?))
 }
 
 #[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
@@ -388,22 +379,28 @@ async fn display_name(db: &Db, user: &AuthUser) -> ApiResult<String> {
 
 /// Notifies the consultation's participants except the actor.
 async fn tell_others(
-    state: &AppState,
+    db: &Db,
+    hub: &NotificationHub,
     c: &ConsultationCore,
     actor: &AuthUser,
     kind: &str,
     text: Text,
     body: String,
 ) -> ApiResult<()> {
-    let mut conn = state.db.pool.acquire().await?;
+    let mut conn = db.pool.acquire().await?;
     let recipients: Vec<String> =
         store::participant_ids(&mut conn, &c.id).await?.into_iter().filter(|u| *u != actor.id).collect();
     drop(conn);
-    notifications::notify(state, &recipients, Notice::new(kind, text, body, Some(&c.id))).await
+    notifications::notify(db, hub, &recipients, Notice::new(kind, text, body, Some(&c.id))).await
 }
 
-async fn respond(state: &AppState, user: &AuthUser, id: &str) -> ApiResult<Json<ConsultationDetail>> {
-    Ok(Json(detail(state, user, id).await?))
+async fn respond(
+    db: &crate::db::Db,
+    config: &crate::config::Config,
+    user: &AuthUser,
+    id: &str,
+) -> ApiResult<Json<ConsultationDetail>> {
+    Ok(Json(detail(db, config, user, id).await?))
 }
 
 async fn submit(
@@ -416,7 +413,7 @@ async fn submit(
         return Err(ApiError::forbidden("only the requesting doctor submits the request"));
     }
     store::apply_action(&state.db, &id, Some(&user), &Action::Submit).await?;
-    respond(&state, &user, &id).await
+    respond(&state.db, &state.config, &user, &id).await
 }
 
 async fn accept(
@@ -451,9 +448,17 @@ async fn accept(
     }
     store::accept(&mut tx, &id, &user.id).await?;
     tx.commit().await?;
-    tell_others(&state, &c, &user, "accepted", Text::new("expert_accepted"), display_name(&state.db, &user).await?)
-        .await?;
-    respond(&state, &user, &id).await
+    tell_others(
+        &state.db,
+        &state.notifications,
+        &c,
+        &user,
+        "accepted",
+        Text::new("expert_accepted"),
+        display_name(&state.db, &user).await?,
+    )
+    .await?;
+    respond(&state.db, &state.config, &user, &id).await
 }
 
 async fn decline(
@@ -495,7 +500,16 @@ async fn decline(
         store::unassign(&mut tx, &id).await?;
     }
     tx.commit().await?;
-    tell_others(&state, &c, &user, "declined", Text::new("expert_declined"), reason.to_string()).await?;
+    tell_others(
+        &state.db,
+        &state.notifications,
+        &c,
+        &user,
+        "declined",
+        Text::new("expert_declined"),
+        reason.to_string(),
+    )
+    .await?;
     // The expert who declined no longer sees the consultation: the answer says only what
     // became of it.
     Ok(Json(serde_json::json!({"id": id, "state": to.as_str(), "declined": true, "reason": reason.as_str()})))
@@ -535,9 +549,17 @@ async fn claim(
     store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Claim).await?;
     store::claim(&mut tx, &id, &user.id).await?;
     tx.commit().await?;
-    tell_others(&state, &c, &user, "accepted", Text::new("expert_accepted"), display_name(&state.db, &user).await?)
-        .await?;
-    respond(&state, &user, &id).await
+    tell_others(
+        &state.db,
+        &state.notifications,
+        &c,
+        &user,
+        "accepted",
+        Text::new("expert_accepted"),
+        display_name(&state.db, &user).await?,
+    )
+    .await?;
+    respond(&state.db, &state.config, &user, &id).await
 }
 
 async fn cancel(
@@ -556,8 +578,17 @@ async fn cancel(
     store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Cancel { reason: reason.clone() }).await?;
     store::cancel_booked_appointments(&mut tx, &id, reason.as_str()).await?;
     tx.commit().await?;
-    tell_others(&state, &c, &user, "cancelled", Text::new("consultation_cancelled"), reason.to_string()).await?;
-    respond(&state, &user, &id).await
+    tell_others(
+        &state.db,
+        &state.notifications,
+        &c,
+        &user,
+        "cancelled",
+        Text::new("consultation_cancelled"),
+        reason.to_string(),
+    )
+    .await?;
+    respond(&state.db, &state.config, &user, &id).await
 }
 
 async fn complete(
@@ -571,8 +602,17 @@ async fn complete(
         return Err(ApiError::forbidden("the consultation's doctors complete it"));
     }
     store::apply_action(&state.db, &id, Some(&user), &Action::Complete).await?;
-    tell_others(&state, &c, &user, "completed", Text::new("consultation_completed"), String::new()).await?;
-    respond(&state, &user, &id).await
+    tell_others(
+        &state.db,
+        &state.notifications,
+        &c,
+        &user,
+        "completed",
+        Text::new("consultation_completed"),
+        String::new(),
+    )
+    .await?;
+    respond(&state.db, &state.config, &user, &id).await
 }
 
 pub fn routes() -> Routes {

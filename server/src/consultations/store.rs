@@ -13,7 +13,6 @@ use crate::db::{new_id, now_ts, Db};
 use crate::domain::consultation::{AddresseeKind, AppointmentStatus, ParticipantRole, ParticipantStatus};
 use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
-use std::sync::LazyLock;
 
 // ---------------------------------------------------------------------------------------
 // Who may see a consultation
@@ -65,62 +64,19 @@ fn visibility_rule_one(role: Role) -> Option<&'static str> {
     }
 }
 
-const ROLES: [Role; 5] = [Role::Admin, Role::Coordinator, Role::CommunityDoctor, Role::Patient, Role::Expert];
-
-/// A rule written with fixed binds, `$1` the caller's user id and `$2` their organisation
-/// id, for statements that bind both whatever the role: a term that is always true names
-/// the one the rule does not use (PostgreSQL refuses a bound parameter it cannot type).
-fn with_fixed_binds(rule: Option<&str>) -> String {
-    match rule {
-        None => "($1 <> '' OR $2 <> '')".to_string(),
-        Some(rule) => {
-            let text = rule.replace("{user}", "$1").replace("{org}", "$2");
-            match (rule.contains("{user}"), rule.contains("{org}")) {
-                (true, false) => format!("({text} OR $2 = '')"),
-                (false, true) => format!("({text} OR $1 = '')"),
-                _ => text,
-            }
-        }
+/// Adds the caller's visibility rule (see [`visibility_rule`]) over `consultations c` as a
+/// condition, binding only the values the rule names; nothing for an admin, who sees all.
+pub fn visible(q: &mut Filtered<'_>, user: &AuthUser) {
+    if let Some(rule) = visibility_rule(user.role) {
+        q.condition().push_rule(rule, &user.id, &user.org);
     }
 }
 
-static FIXED: LazyLock<Vec<(Role, String, String)>> = LazyLock::new(|| {
-    ROLES.iter().map(|&r| (r, with_fixed_binds(visibility_rule(r)), with_fixed_binds(visibility_rule_one(r)))).collect()
-});
-
-/// SQL predicate over `consultations c` that holds when the caller may see it (see
-/// [`visibility_rule`]). Binds: `$1` the caller's user id, `$2` the caller's organisation
-/// id. For statements with optional filters, [`push_visibility`] binds only what the rule
-/// uses.
-pub fn visibility_predicate(role: Role) -> &'static str {
-    FIXED.iter().find(|(r, _, _)| *r == role).map(|(_, many, _)| many.as_str()).unwrap_or("FALSE")
-}
-
-/// [`visibility_predicate`] for one consultation (`c.id` fixed). Same binds.
-pub fn visibility_predicate_one(role: Role) -> &'static str {
-    FIXED.iter().find(|(r, _, _)| *r == role).map(|(_, _, one)| one.as_str()).unwrap_or("FALSE")
-}
-
-/// Appends the caller's visibility rule as a condition (nothing for an admin, who sees all);
-/// answers whether it appended one.
-fn push_visibility(q: &mut Filtered<'_>, rule: Option<&str>, user: &AuthUser) -> bool {
-    let Some(mut rest) = rule else { return false };
-    while let Some(at) = rest.find('{') {
-        q.push(&rest[..at]);
-        let tail = &rest[at..];
-        if let Some(after) = tail.strip_prefix("{user}") {
-            q.push_bind(user.id.clone());
-            rest = after;
-        } else if let Some(after) = tail.strip_prefix("{org}") {
-            q.push_bind(user.org.clone());
-            rest = after;
-        } else {
-            q.push("{");
-            rest = &tail[1..];
-        }
+/// [`visible`] for one consultation (`c.id` fixed): the same rule written as probes.
+pub fn visible_one(q: &mut Filtered<'_>, user: &AuthUser) {
+    if let Some(rule) = visibility_rule_one(user.role) {
+        q.condition().push_rule(rule, &user.id, &user.org);
     }
-    q.push(rest);
-    true
 }
 
 // ---------------------------------------------------------------------------------------
@@ -139,8 +95,8 @@ pub struct ConsultationCore {
     pub min_title: Title,
     #[sqlx(try_from = "String")]
     pub urgency: Urgency,
-    /// The mode's name (`Mode::as_str`), as the record compares it.
-    pub mode: String,
+    #[sqlx(try_from = "String")]
+    pub mode: Mode,
     #[sqlx(try_from = "String")]
     pub addressee_kind: AddresseeKind,
     pub pool_organisation_id: Option<String>,
@@ -162,11 +118,9 @@ impl ConsultationCore {
 /// The consultation if the caller may see it.
 pub async fn find_visible(db: &Db, user: &AuthUser, id: &str) -> ApiResult<Option<ConsultationCore>> {
     let mut q = Filtered::new(format!("{CORE_SELECT} WHERE c.id = "));
+    q.after_where();
     q.push_bind(id.to_string());
-    if let Some(rule) = visibility_rule_one(user.role) {
-        q.push(" AND ");
-        push_visibility(&mut q, Some(rule), user);
-    }
+    visible_one(&mut q, user);
     Ok(q.build_query_as().fetch_optional(&db.pool).await?)
 }
 
@@ -372,10 +326,7 @@ pub struct ListQuery {
 /// The consultations the caller may see, newest id first.
 pub async fn list(db: &Db, user: &AuthUser, f: &ListQuery) -> ApiResult<Vec<ConsultationSummary>> {
     let mut q = Filtered::new(SUMMARY_SELECT);
-    if let Some(rule) = visibility_rule(user.role) {
-        q.condition();
-        push_visibility(&mut q, Some(rule), user);
-    }
+    visible(&mut q, user);
     for (column, value) in [
         ("c.state = ", f.state.map(State::as_str)),
         ("c.mode = ", f.mode.map(Mode::as_str)),
@@ -865,34 +816,40 @@ pub async fn room_events(conn: &mut sqlx::AnyConnection, id: &str, since: &str) 
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_fixed_bind_predicates_name_both_binds_for_every_role() {
-        for role in ROLES {
-            for p in [visibility_predicate(role), visibility_predicate_one(role)] {
-                assert!(p.contains("$1") && p.contains("$2"), "{role:?}: {p}");
-                assert!(!p.contains('{'), "{role:?}: {p}");
-            }
-        }
-        assert_eq!(visibility_predicate(Role::Admin), "($1 <> '' OR $2 <> '')");
-        assert!(visibility_predicate(Role::Patient).ends_with(" OR $2 = '')"));
-    }
-
-    #[test]
-    fn a_filtered_predicate_binds_only_what_the_rule_uses() {
-        let user = AuthUser {
+    fn someone(role: Role) -> AuthUser {
+        AuthUser {
             id: "u1".into(),
             username: "wang".into(),
-            role: Role::Expert,
+            role,
             org: "o1".into(),
             client_addr: String::new(),
             family: String::new(),
-        };
-        let mut q = Filtered::new("SELECT 1 FROM consultations c WHERE ");
-        assert!(push_visibility(&mut q, visibility_rule(Role::Expert), &user));
-        assert!(q.sql().contains("user_id = $1") && q.sql().contains("pool_organisation_id = $2"), "{}", q.sql());
-        assert!(q.sql().contains("actor_id = $4"), "{}", q.sql());
-        let mut q = Filtered::new("SELECT 1 FROM consultations c");
-        assert!(!push_visibility(&mut q, visibility_rule(Role::Admin), &user));
-        assert_eq!(q.sql(), "SELECT 1 FROM consultations c");
+        }
+    }
+
+    #[test]
+    fn the_rule_binds_only_what_it_names_for_every_role() {
+        for role in [Role::Admin, Role::Coordinator, Role::CommunityDoctor, Role::Patient, Role::Expert] {
+            for push in [visible, visible_one] {
+                let mut q = Filtered::new("SELECT 1 FROM consultations c WHERE c.id = ");
+                q.after_where();
+                q.push_bind("c1");
+                push(&mut q, &someone(role));
+                let sql = q.sql();
+                assert!(!sql.contains('{') && !sql.contains("u1") && !sql.contains("o1"), "{role:?}: {sql}");
+                assert!(!sql.contains("<> ''") && !sql.contains("= ''"), "{role:?}: {sql}");
+            }
+        }
+        let mut q = Filtered::new("SELECT 1 FROM consultations c WHERE c.id = ");
+        q.after_where();
+        q.push_bind("c1");
+        visible(&mut q, &someone(Role::Expert));
+        assert!(q.sql().contains("user_id = $2") && q.sql().contains("pool_organisation_id = $3"), "{}", q.sql());
+        assert!(q.sql().contains("actor_id = $5"), "{}", q.sql());
+        let mut q = Filtered::new("SELECT 1 FROM consultations c WHERE c.id = ");
+        q.after_where();
+        q.push_bind("c1");
+        visible(&mut q, &someone(Role::Admin));
+        assert_eq!(q.sql(), "SELECT 1 FROM consultations c WHERE c.id = $1");
     }
 }

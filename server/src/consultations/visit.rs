@@ -144,7 +144,7 @@ pub fn appointment_view(r: AppointmentRow) -> AppointmentView {
         patient_id: r.patient_id,
         start: local(parse_ts(&r.start_at), tz),
         end: local(parse_ts(&r.end_at), tz),
-        status: r.status.as_str().to_string(),
+        status: r.status,
         cancel_reason: r.cancel_reason,
         replaced_by: r.replaced_by,
         room_opens_at: None,

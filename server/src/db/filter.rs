@@ -27,6 +27,13 @@ impl<'args> Filtered<'args> {
         self
     }
 
+    /// For a text that has its own `WHERE` clause where conditions follow: the next
+    /// [`Filtered::condition`] writes ` AND `.
+    pub fn after_where(&mut self) -> &mut Self {
+        self.conditions = true;
+        self
+    }
+
     /// Starts a condition: ` WHERE ` before the first, ` AND ` before the others (for a query
     /// whose text has no `WHERE` of its own).
     pub fn condition(&mut self) -> &mut Self {
@@ -54,6 +61,28 @@ impl<'args> Filtered<'args> {
     {
         self.args.add(value).expect("binding a value to an Any query");
         self
+    }
+
+    /// Appends a rule written with named values, `{user}` standing for `user` and `{org}` for
+    /// `org` (an access rule of the caller), binding each where it is named; any other text
+    /// is the program's own.
+    pub fn push_rule(&mut self, rule: &str, user: &str, org: &str) -> &mut Self {
+        let mut rest = rule;
+        while let Some(at) = rest.find('{') {
+            self.push(&rest[..at]);
+            let tail = &rest[at..];
+            if let Some(after) = tail.strip_prefix("{user}") {
+                self.push_bind(user.to_owned());
+                rest = after;
+            } else if let Some(after) = tail.strip_prefix("{org}") {
+                self.push_bind(org.to_owned());
+                rest = after;
+            } else {
+                self.push("{");
+                rest = &tail[1..];
+            }
+        }
+        self.push(rest)
     }
 
     pub fn sql(&self) -> &str {
@@ -105,5 +134,19 @@ mod tests {
         q.condition().push("b < ").push_bind("x");
         assert_eq!(q.sql(), "SELECT id FROM t WHERE a = $1 AND b < $2");
         assert_eq!(Filtered::new("SELECT id FROM t").sql(), "SELECT id FROM t");
+        let mut q = Filtered::new("SELECT id FROM t WHERE a = 1");
+        q.after_where();
+        q.condition().push("b = ").push_bind(2i64);
+        assert_eq!(q.sql(), "SELECT id FROM t WHERE a = 1 AND b = $1");
+    }
+
+    #[test]
+    fn a_rule_binds_the_values_it_names_and_only_those() {
+        let mut q = Filtered::new("SELECT id FROM t WHERE x = ");
+        q.push_bind("a").push(" AND ").push_rule("(u = {user} OR o = {org} OR v = {user})", "u1", "o1");
+        assert_eq!(q.sql(), "SELECT id FROM t WHERE x = $1 AND (u = $2 OR o = $3 OR v = $4)");
+        let mut q = Filtered::new("");
+        q.push_rule("p.user_id = {user} AND '{x}' <> ''", "u1", "o1");
+        assert_eq!(q.sql(), "p.user_id = $1 AND '{x}' <> ''");
     }
 }

@@ -18,7 +18,6 @@ use crate::principal::AuthUser;
 use password::hash_password;
 use serde::{Deserialize, Serialize};
 
-pub const ORG_KINDS: [&str; 3] = ["tertiary_hospital", "community_health_centre", "medical_corner"];
 pub const TITLES: [&str; 4] = ["resident", "attending", "associate_chief", "chief"];
 
 /// A username: 3 to 64 characters of lowercase letters, digits, `.`, `_` and `-`.
@@ -63,7 +62,8 @@ fn non_empty(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
 pub struct Organisation {
     pub id: String,
     pub name: String,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: OrgKind,
     pub address: String,
     pub active: i64,
     pub created_at: String,
@@ -80,8 +80,10 @@ pub struct NewOrganisation {
 
 pub async fn create_organisation(db: &Db, org: &NewOrganisation) -> ApiResult<String> {
     let name = non_empty("name", &org.name, 200)?;
-    let kind = OrgKind::parse(&org.kind)
-        .ok_or_else(|| ApiError::validation("kind", format!("one of {}", ORG_KINDS.join(", "))))?;
+    let kind: OrgKind = org.kind.parse().map_err(|_| {
+        let all: Vec<&str> = OrgKind::ALL.iter().map(|k| k.as_str()).collect();
+        ApiError::validation("kind", format!("one of {}", all.join(", ")))
+    })?;
     store::insert_organisation(db, &name, kind, org.address.trim()).await
 }
 
@@ -178,10 +180,10 @@ pub struct UserView {
     pub id: String,
     pub username: String,
     pub display_name: String,
-    pub role: String,
+    pub role: Role,
     pub organisation_id: String,
     pub organisation_name: String,
-    pub organisation_kind: String,
+    pub organisation_kind: OrgKind,
     pub department_id: Option<String>,
     pub active: bool,
     pub expert: Option<ExpertView>,
@@ -190,9 +192,6 @@ pub struct UserView {
     pub must_change_password: bool,
     #[serde(skip)]
     pub token_generation: i64,
-    /// `role`, decoded.
-    #[serde(skip)]
-    pub account_role: Role,
 }
 
 pub async fn load_user(db: &Db, id: &str) -> ApiResult<Option<UserView>> {

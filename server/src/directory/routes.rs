@@ -41,7 +41,7 @@ async fn post_organisation(
     Json(body): Json<NewOrganisation>,
 ) -> ApiResult<(StatusCode, Json<Organisation>)> {
     user.require(&[Role::Admin, Role::Coordinator])?;
-    if user.role == Role::Coordinator && OrgKind::parse(&body.kind) == Some(OrgKind::TertiaryHospital) {
+    if user.role == Role::Coordinator && body.kind.parse() == Ok(OrgKind::TertiaryHospital) {
         return Err(ApiError::forbidden(
             "coordinators add community centres and medical corners; hospitals are added by admins",
         ));
@@ -150,7 +150,7 @@ fn manager<'a>(user: &'a AuthUser, linked: &'a [String]) -> policy::Manager<'a> 
 }
 
 fn account(v: &UserView) -> policy::Account<'_> {
-    policy::Account { id: &v.id, role: v.account_role, org: &v.organisation_id }
+    policy::Account { id: &v.id, role: v.role, org: &v.organisation_id }
 }
 
 async fn list_users(
@@ -219,7 +219,7 @@ fn changes_of(p: &UserPatch, target: &UserView) -> Vec<Change> {
     if p.department_id.is_some() {
         changes.push(Change::Department);
     }
-    if let Some(r) = p.role.filter(|r| *r != target.account_role) {
+    if let Some(r) = p.role.filter(|r| *r != target.role) {
         changes.push(Change::Role(r));
     }
     changes
@@ -285,7 +285,7 @@ async fn patch_user(
         store::revoke_refresh_tokens(&mut tx, &id, None).await?;
         store::bump_generation(&mut tx, &id).await?;
     }
-    for (action, detail) in changes.iter().filter_map(|c| change_event(c, deactivated, target.account_role)) {
+    for (action, detail) in changes.iter().filter_map(|c| change_event(c, deactivated, target.role)) {
         crate::audit::account_event(&user, action, &id).detail(detail).record_with(&mut *tx).await?;
     }
     tx.commit().await?;

@@ -27,7 +27,7 @@ impl OrganisationRow {
         Organisation {
             id: self.id,
             name: self.name,
-            kind: self.kind.as_str().to_string(),
+            kind: self.kind,
             address: self.address,
             active: self.active,
             created_at: self.created_at,
@@ -93,7 +93,7 @@ pub async fn organisation_kinds(db: &Db, a: &str, b: &str) -> ApiResult<Vec<(Str
         .bind(b)
         .fetch_all(&db.pool)
         .await?;
-    rows.into_iter().map(|(id, kind)| Ok((id, OrgKind::decode(&kind)?))).collect()
+    rows.into_iter().map(|(id, kind)| Ok((id, kind.parse::<OrgKind>()?))).collect()
 }
 
 /// Updates the fields given; the rows changed (0: no such organisation).
@@ -243,17 +243,16 @@ async fn user_views(db: &Db, rows: Vec<UserRow>) -> ApiResult<Vec<UserView>> {
                 id: r.id,
                 username: r.username,
                 display_name: r.display_name,
-                role: r.role.as_str().to_string(),
+                role: r.role,
                 organisation_id: r.organisation_id,
                 organisation_name: r.organisation_name,
-                organisation_kind: r.organisation_kind.as_str().to_string(),
+                organisation_kind: r.organisation_kind,
                 department_id: r.department_id,
                 active: r.active != 0,
                 expert,
                 patient_id: r.patient_id,
                 must_change_password: r.must_change_password != 0,
                 token_generation: r.token_generation,
-                account_role: r.role,
             }
         })
         .collect())

@@ -7,8 +7,8 @@
 //! alike.
 
 named_enum! {
-    /// A person's part in a consultation (`consultation_participants.role`). The signaling
-    /// room spells the same three roles (`signaling::RoomRole`).
+    /// A person's part in a consultation (`consultation_participants.role`), and so their
+    /// place in its call's room (`signaling::RoomRole`, `room_events.room_role`).
     ParticipantRole, "participant role" {
         /// The community doctor who requested the consultation.
         Requester => "requester",
@@ -30,6 +30,13 @@ named_enum! {
         Active => "active",
         /// An expert who declined; they no longer see the consultation.
         Declined => "declined",
+    }
+}
+
+impl ParticipantRole {
+    /// Doctors may admit and remove in the call's room; patients may not.
+    pub fn is_doctor(self) -> bool {
+        matches!(self, ParticipantRole::Requester | ParticipantRole::Expert)
     }
 }
 

@@ -10,6 +10,14 @@ pub struct UnknownName {
     pub value: String,
 }
 
+/// A stored value that names none of an enumeration's values is a fault of the data, not of
+/// the request: a 500 that logs what was read.
+impl From<UnknownName> for crate::error::ApiError {
+    fn from(e: UnknownName) -> Self {
+        crate::error::ApiError::internal(format!("stored {e}"))
+    }
+}
+
 /// An enumeration with one snake_case name per variant, used on the wire, in the database
 /// and in messages alike: serde, `as_str()`, `Display`, `FromStr` and `TryFrom<String>`
 /// (which a row field decodes with, `#[sqlx(try_from = "String")]`), the last two failing

@@ -3,28 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum GlucoseContext {
-    Fasting,
-    /// Two hours after a meal.
-    Postprandial,
-    Random,
-}
-
-impl GlucoseContext {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GlucoseContext::Fasting => "fasting",
-            GlucoseContext::Postprandial => "postprandial",
-            GlucoseContext::Random => "random",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<GlucoseContext> {
-        [GlucoseContext::Fasting, GlucoseContext::Postprandial, GlucoseContext::Random]
-            .into_iter()
-            .find(|c| c.as_str() == s)
+named_enum! {
+    GlucoseContext, "glucose context" {
+        Fasting => "fasting",
+        /// Two hours after a meal.
+        Postprandial => "postprandial",
+        Random => "random",
     }
 }
 
@@ -54,75 +38,25 @@ pub struct Values {
 // Values are checked finite before they are kept, so equality is an equivalence.
 impl Eq for Values {}
 
-/// The kinds of item on a resident's timeline (`?kind=` and each item's `kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TimelineKind {
-    Consultation,
-    Opinion,
-    Referral,
-    FollowUp,
-    File,
-    Ecg,
-    Vital,
-}
-
-impl TimelineKind {
-    pub const ALL: [TimelineKind; 7] = [
-        TimelineKind::Consultation,
-        TimelineKind::Opinion,
-        TimelineKind::Referral,
-        TimelineKind::FollowUp,
-        TimelineKind::File,
-        TimelineKind::Ecg,
-        TimelineKind::Vital,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TimelineKind::Consultation => "consultation",
-            TimelineKind::Opinion => "opinion",
-            TimelineKind::Referral => "referral",
-            TimelineKind::FollowUp => "follow_up",
-            TimelineKind::File => "file",
-            TimelineKind::Ecg => "ecg",
-            TimelineKind::Vital => "vital",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<TimelineKind> {
-        TimelineKind::ALL.into_iter().find(|k| k.as_str() == s)
+named_enum! {
+    /// The kinds of item on a resident's timeline (`?kind=` and each item's `kind`).
+    TimelineKind, "timeline kind" {
+        Consultation => "consultation",
+        Opinion => "opinion",
+        Referral => "referral",
+        FollowUp => "follow_up",
+        File => "file",
+        Ecg => "ecg",
+        Vital => "vital",
     }
 }
 
-/// Where a worklist item stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum WorklistStatus {
-    Open,
-    Acknowledged,
-    Resolved,
-}
-
-impl WorklistStatus {
-    pub const ALL: [WorklistStatus; 3] = [WorklistStatus::Open, WorklistStatus::Acknowledged, WorklistStatus::Resolved];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorklistStatus::Open => "open",
-            WorklistStatus::Acknowledged => "acknowledged",
-            WorklistStatus::Resolved => "resolved",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<WorklistStatus> {
-        WorklistStatus::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-
-    /// A status read from the database; an unknown one is an error, never a default.
-    pub fn from_db(s: &str) -> crate::error::ApiResult<WorklistStatus> {
-        WorklistStatus::parse(s)
-            .ok_or_else(|| crate::error::ApiError::internal(format!("unknown worklist status {s:?} stored")))
+named_enum! {
+    /// Where a worklist item stands.
+    WorklistStatus, "worklist status" {
+        Open => "open",
+        Acknowledged => "acknowledged",
+        Resolved => "resolved",
     }
 }
 
@@ -132,18 +66,18 @@ mod tests {
 
     #[test]
     fn timeline_kinds_and_glucose_contexts_round_trip() {
-        for k in TimelineKind::ALL {
-            assert_eq!(TimelineKind::parse(k.as_str()), Some(k));
+        for &k in TimelineKind::ALL {
+            assert_eq!(k.as_str().parse::<TimelineKind>(), Ok(k));
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
         }
-        assert_eq!(TimelineKind::parse("photo"), None);
-        for c in [GlucoseContext::Fasting, GlucoseContext::Postprandial, GlucoseContext::Random] {
-            assert_eq!(GlucoseContext::parse(c.as_str()), Some(c));
+        assert!("photo".parse::<TimelineKind>().is_err());
+        for &c in GlucoseContext::ALL {
+            assert_eq!(c.as_str().parse::<GlucoseContext>(), Ok(c));
         }
-        assert_eq!(GlucoseContext::parse("after_lunch"), None);
-        for w in WorklistStatus::ALL {
-            assert_eq!(WorklistStatus::from_db(w.as_str()).unwrap(), w);
+        assert!("after_lunch".parse::<GlucoseContext>().is_err());
+        for &w in WorklistStatus::ALL {
+            assert_eq!(w.as_str().parse::<WorklistStatus>(), Ok(w));
         }
-        assert!(WorklistStatus::from_db("snoozed").is_err());
+        assert!("snoozed".parse::<WorklistStatus>().is_err());
     }
 }

@@ -4,7 +4,10 @@
 //! truth; these are views of it. The mapping table is in docs/fhir.md.
 
 use crate::consultations::routes::{ConsultationDetail, ConsultationSummary};
+use crate::consultations::state::{State, Urgency};
 use crate::directory::{Organisation, UserView};
+use crate::domain::consultation::{AppointmentStatus, ConsentGiver, ParticipantRole};
+use crate::domain::files::FileKind;
 use crate::domain::record::{OpinionStatus, ReferralStatus, VisitStatus};
 use crate::ecg::Measurements;
 use crate::patients::Patient;
@@ -113,7 +116,7 @@ pub fn practitioner_role(u: &UserView) -> Value {
         "active": u.active,
         "practitioner": reference_named("Practitioner", &u.id, &u.display_name),
         "organization": reference_named("Organization", &u.organisation_id, &u.organisation_name),
-        "code": [coding("role", &u.role)],
+        "code": [coding("role", u.role.as_str())],
         "specialty": specialty,
     }))
 }
@@ -127,7 +130,7 @@ pub fn organization(o: &Organisation) -> Value {
         "active": o.active != 0,
         "type": [
             {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "prov"}]},
-            coding("organisation-kind", &o.kind)
+            coding("organisation-kind", o.kind.as_str())
         ],
         "name": o.name,
         "address": if o.address.is_empty() { json!([]) } else { json!([{"text": o.address}]) },
@@ -136,20 +139,20 @@ pub fn organization(o: &Organisation) -> Value {
 
 // ---- the consultation --------------------------------------------------------------------
 
-fn service_request_status(state: &str) -> &'static str {
+fn service_request_status(state: State) -> &'static str {
     match state {
-        "draft" => "draft",
-        "completed" => "completed",
-        "declined" | "cancelled" | "no_show" => "revoked",
-        _ => "active",
+        State::Draft => "draft",
+        State::Completed => "completed",
+        State::Declined | State::Cancelled | State::NoShow => "revoked",
+        State::Requested | State::Accepted | State::Scheduled | State::InProgress | State::AwaitingOpinion => "active",
     }
 }
 
-fn priority(urgency: &str) -> &'static str {
+fn priority(urgency: Urgency) -> &'static str {
     match urgency {
-        "urgent" => "urgent",
-        "emergency" => "stat",
-        _ => "routine",
+        Urgency::Routine => "routine",
+        Urgency::Urgent => "urgent",
+        Urgency::Emergency => "stat",
     }
 }
 
@@ -163,7 +166,7 @@ pub fn consultation_request(d: &ConsultationDetail) -> Value {
         _ => json!(d
             .participants
             .iter()
-            .filter(|p| p.role == "expert" && p.status != "declined")
+            .filter(|p| p.role == ParticipantRole::Expert && p.status.takes_part())
             .map(|p| reference_named("Practitioner", &p.user_id, &p.name))
             .collect::<Vec<_>>()),
     };
@@ -172,11 +175,11 @@ pub fn consultation_request(d: &ConsultationDetail) -> Value {
         "id": s.id,
         "meta": {"lastUpdated": s.updated_at},
         "identifier": [{"system": format!("{SYSTEM_BASE}/sid/consultation"), "value": s.id}],
-        "status": service_request_status(&s.state),
+        "status": service_request_status(s.state),
         "intent": "order",
         "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "11429006", "display": "Consultation"}]}],
-        "priority": priority(&s.urgency),
-        "code": coding("consultation-mode", &s.mode),
+        "priority": priority(s.urgency),
+        "code": coding("consultation-mode", s.mode.as_str()),
         "subject": reference_named("Patient", &s.patient_id, &s.patient_name),
         "authoredOn": s.created_at,
         "requester": reference_named("Practitioner", &s.requested_by, &s.requested_by_name),
@@ -193,7 +196,7 @@ pub fn consultation_request(d: &ConsultationDetail) -> Value {
 pub fn consent(d: &ConsultationDetail) -> Option<Value> {
     let k = d.consent.as_ref()?;
     let s = &d.summary;
-    let performer = if k.given_by == "guardian" {
+    let performer = if k.given_by == ConsentGiver::Guardian {
         json!([{"display": format!("{} (guardian)", k.guardian_name)}])
     } else {
         json!([reference_named("Patient", &s.patient_id, &s.patient_name)])
@@ -205,7 +208,7 @@ pub fn consent(d: &ConsultationDetail) -> Option<Value> {
         "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "treatment"}]},
         "category": [
             {"coding": [{"system": LOINC, "code": "59284-0", "display": "Patient Consent"}]},
-            coding("consent-method", &k.method)
+            coding("consent-method", k.method.as_str())
         ],
         "patient": reference_named("Patient", &s.patient_id, &s.patient_name),
         "dateTime": k.given_at,
@@ -217,12 +220,12 @@ pub fn consent(d: &ConsultationDetail) -> Option<Value> {
     })))
 }
 
-fn appointment_status(status: &str) -> &'static str {
+fn appointment_status(status: AppointmentStatus) -> &'static str {
     match status {
-        "booked" => "booked",
-        "attended" => "fulfilled",
-        "no_show" => "noshow",
-        _ => "cancelled",
+        AppointmentStatus::Booked => "booked",
+        AppointmentStatus::Attended => "fulfilled",
+        AppointmentStatus::NoShow => "noshow",
+        AppointmentStatus::Cancelled | AppointmentStatus::Rescheduled => "cancelled",
     }
 }
 
@@ -231,7 +234,7 @@ pub fn appointment(a: &AppointmentView, patient_name: &str) -> Value {
     prune(json!({
         "resourceType": "Appointment",
         "id": a.id,
-        "status": appointment_status(&a.status),
+        "status": appointment_status(a.status),
         "cancelationReason": if a.cancel_reason.is_empty() { Value::Null } else { json!({"text": a.cancel_reason}) },
         "start": a.start,
         "end": a.end,
@@ -250,34 +253,34 @@ pub fn encounter(d: &ConsultationDetail, timeline: &[TimelineEvent], chat: &[Cha
         return None;
     }
     let s = &d.summary;
-    let status = match s.state.as_str() {
-        "completed" | "awaiting_opinion" => "finished",
-        "cancelled" | "no_show" => "cancelled",
+    let finished = matches!(s.state, State::Completed | State::AwaitingOpinion);
+    let status = match s.state {
+        State::Completed | State::AwaitingOpinion => "finished",
+        State::Cancelled | State::NoShow => "cancelled",
         _ => "in-progress",
     };
     let mut seen = std::collections::BTreeSet::new();
     let participant: Vec<Value> = timeline
         .iter()
-        .filter(|e| e.room_role != "patient" && seen.insert(e.user_id.clone()))
+        .filter(|e| e.room_role != ParticipantRole::Patient && seen.insert(e.user_id.clone()))
         .map(|e| {
             json!({
                 "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                    "code": if e.room_role == "expert" { "CON" } else { "PART" }}]}],
+                    "code": if e.room_role == ParticipantRole::Expert { "CON" } else { "PART" }}]}],
                 "individual": reference_named("Practitioner", &e.user_id, &e.user_name)
             })
         })
         .collect();
     let start = timeline.first().map(|e| e.at.as_str()).or(chat.first().map(|c| c.sent_at.as_str()));
-    let end = (status == "finished")
-        .then(|| timeline.last().map(|e| e.at.as_str()).or(chat.last().map(|c| c.sent_at.as_str())))
-        .flatten();
+    let end =
+        finished.then(|| timeline.last().map(|e| e.at.as_str()).or(chat.last().map(|c| c.sent_at.as_str()))).flatten();
     Some(prune(json!({
         "resourceType": "Encounter",
         "id": s.id,
         "status": status,
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "VR", "display": "virtual"},
         "priority": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActPriority",
-            "code": match s.urgency.as_str() { "emergency" => "EM", "urgent" => "UR", _ => "R" }}]},
+            "code": match s.urgency { Urgency::Emergency => "EM", Urgency::Urgent => "UR", Urgency::Routine => "R" }}]},
         "subject": reference_named("Patient", &s.patient_id, &s.patient_name),
         "basedOn": [reference("ServiceRequest", &s.id)],
         "participant": participant,
@@ -290,7 +293,7 @@ pub fn encounter(d: &ConsultationDetail, timeline: &[TimelineEvent], chat: &[Cha
 /// Communication: one chat message of the live session.
 pub fn communication(d: &ConsultationDetail, m: &ChatLine) -> Value {
     let s = &d.summary;
-    let from_patient = d.participants.iter().any(|p| p.user_id == m.sender_id && p.role == "patient");
+    let from_patient = d.participants.iter().any(|p| p.user_id == m.sender_id && p.role == ParticipantRole::Patient);
     let sender = if from_patient {
         reference_named("Patient", &s.patient_id, &m.sender_name)
     } else {
@@ -330,12 +333,14 @@ pub fn document_reference(d: &ConsultationDetail, f: &FileEntry, study_uid: Opti
             "format": {"system": "http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode", "code": "urn:ihe:rad:1.2.840.10008.5.1.4.1.1.88.59"}
         }));
     }
-    let type_ = match f.kind.as_str() {
-        "ecg" => json!({"coding": [{"system": LOINC, "code": "11524-6", "display": "EKG study"}], "text": "ecg"}),
-        "dicom" => {
+    let type_ = match f.kind {
+        FileKind::Ecg => {
+            json!({"coding": [{"system": LOINC, "code": "11524-6", "display": "EKG study"}], "text": "ecg"})
+        }
+        FileKind::Dicom => {
             json!({"coding": [{"system": LOINC, "code": "18748-4", "display": "Diagnostic imaging study"}], "text": "dicom"})
         }
-        other => coding("file-kind", other),
+        other => coding("file-kind", other.as_str()),
     };
     prune(json!({
         "resourceType": "DocumentReference",
@@ -566,7 +571,7 @@ pub fn referral_request(r: &Referral) -> Value {
         "status": status,
         "intent": "order",
         "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "3457005", "display": "Patient referral"}]}],
-        "priority": priority(&r.urgency),
+        "priority": priority(r.urgency),
         "code": coding("referral-direction", r.direction.as_str()),
         "subject": reference_named("Patient", &r.patient_id, &r.patient_name),
         "occurrenceDateTime": r.appointment_at,
@@ -588,7 +593,7 @@ pub fn referral_task(r: &Referral) -> Value {
         "status": status,
         "businessStatus": {"text": r.status},
         "intent": "order",
-        "priority": priority(&r.urgency),
+        "priority": priority(r.urgency),
         "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]},
         "focus": reference("ServiceRequest", &referral_request_id(&r.id)),
         "for": reference_named("Patient", &r.patient_id, &r.patient_name),
@@ -797,12 +802,12 @@ mod tests {
                 reason: "胸闷两周".into(),
                 record_summary: String::new(),
                 specialty: "cardiology".into(),
-                min_title: "attending".into(),
-                urgency: "emergency".into(),
-                mode: "ecg_review".into(),
-                addressee_kind: "expert".into(),
+                min_title: crate::consultations::state::Title::Attending,
+                urgency: Urgency::Emergency,
+                mode: crate::consultations::state::Mode::EcgReview,
+                addressee_kind: crate::domain::consultation::AddresseeKind::Expert,
                 pool_organisation_id: None,
-                state: "completed".into(),
+                state: State::Completed,
                 assigned_expert_id: Some("u-wang".into()),
                 assigned_expert_name: Some("王医生".into()),
                 created_at: "2026-11-24T01:00:00.000000Z".into(),
@@ -813,22 +818,22 @@ mod tests {
                 Participant {
                     user_id: "u-wang".into(),
                     name: "王医生".into(),
-                    role: "expert".into(),
-                    status: "accepted".into(),
+                    role: ParticipantRole::Expert,
+                    status: crate::domain::consultation::ParticipantStatus::Accepted,
                     reason: String::new(),
                 },
                 Participant {
                     user_id: "u-zhang".into(),
                     name: "张三".into(),
-                    role: "patient".into(),
-                    status: "active".into(),
+                    role: ParticipantRole::Patient,
+                    status: crate::domain::consultation::ParticipantStatus::Active,
                     reason: String::new(),
                 },
             ],
             consent: Some(ConsentView {
-                given_by: "guardian".into(),
+                given_by: ConsentGiver::Guardian,
                 guardian_name: "张小明".into(),
-                method: "written".into(),
+                method: crate::domain::consultation::ConsentMethod::Written,
                 given_at: "2026-11-24T00:55:00.000000Z".into(),
                 witness_id: "u-li".into(),
                 witness_name: "李医生".into(),
@@ -932,7 +937,7 @@ mod tests {
         let mut p = Patient {
             id: "p1".into(),
             name: "张三".into(),
-            sex: "male".into(),
+            sex: crate::domain::people::Sex::Male,
             birth_date: "1950-03-01".into(),
             phone: String::new(),
             resident_id: "1101**********123X".into(),

@@ -142,7 +142,7 @@ async fn read(
                 Some("not-supported"),
             ));
         }
-        read_resource(&state, &user, &origin, &kind, &id).await
+        read_resource(&state.db, &state.config, &user, &origin, &kind, &id).await
     }
     .await;
     match result {
@@ -152,17 +152,24 @@ async fn read(
 }
 
 /// One resource by type and id, if the caller may see it.
-async fn read_resource(state: &AppState, user: &AuthUser, origin: &str, kind: &str, id: &str) -> FhirResult<Value> {
+async fn read_resource(
+    db: &crate::db::Db,
+    config: &crate::config::Config,
+    user: &AuthUser,
+    origin: &str,
+    kind: &str,
+    id: &str,
+) -> FhirResult<Value> {
     if !valid_id(id) {
         return Err(not_found(kind, id));
     }
     match kind {
         "Patient" => {
-            let p = crate::patients::load_for(&state.db, user, id, "fhir_read").await?;
+            let p = crate::patients::load_for(db, user, id, "fhir_read").await?;
             Ok(map::patient(&p))
         }
         "Practitioner" | "PractitionerRole" | "Schedule" => {
-            let u = staff(state, id).await?.ok_or_else(|| not_found(kind, id))?;
+            let u = staff(db, id).await?.ok_or_else(|| not_found(kind, id))?;
             match kind {
                 "Practitioner" => Ok(map::practitioner(&u)),
                 "PractitionerRole" => Ok(map::practitioner_role(&u)),
@@ -171,18 +178,18 @@ async fn read_resource(state: &AppState, user: &AuthUser, origin: &str, kind: &s
             }
         }
         "Organization" => {
-            let rows = organisations(state, "", id).await?;
+            let rows = organisations(db, "", id).await?;
             rows.first().map(map::organization).ok_or_else(|| not_found(kind, id))
         }
         "Slot" => {
             let (expert, start) = parse_slot_id(id).ok_or_else(|| not_found(kind, id))?;
             let range = DateRange { lo: Some(start), hi: Some(start + Duration::minutes(1)) };
-            let slots = slots_of(state, &expert, range).await?;
+            let slots = slots_of(db, &expert, range).await?;
             slots.into_iter().next().ok_or_else(|| not_found(kind, id))
         }
         k if STORY_KINDS.contains(&k) => {
-            let cid = store::consultation_of(&state.db, kind, id).await?.ok_or_else(|| not_found(kind, id))?;
-            let story = load_story(state, user, &cid, "fhir_read", needs_files(kind)).await?;
+            let cid = store::consultation_of(db, kind, id).await?.ok_or_else(|| not_found(kind, id))?;
+            let story = load_story(db, config, user, &cid, "fhir_read", needs_files(kind)).await?;
             map::story_resources(&story, kind, origin)
                 .into_iter()
                 .find(|r| r["id"].as_str() == Some(id))
@@ -199,10 +206,17 @@ fn needs_files(kind: &str) -> bool {
 /// A consultation's story, loaded through the record's access check (audited as `action`;
 /// 404 when the caller may not see the consultation). File-derived parts (documents,
 /// images, ECG measurements) only for callers the file rules let read the files.
-async fn load_story(state: &AppState, user: &AuthUser, cid: &str, action: &str, with_files: bool) -> ApiResult<Story> {
-    let mut record = crate::record::export::build_for(state, user, cid, action).await?;
+async fn load_story(
+    db: &crate::db::Db,
+    config: &crate::config::Config,
+    user: &AuthUser,
+    cid: &str,
+    action: &str,
+    with_files: bool,
+) -> ApiResult<Story> {
+    let mut record = crate::record::export::build_for(db, config, user, cid, action).await?;
     let files_readable = with_files
-        && match crate::files::access(&state.db, user, cid).await {
+        && match crate::files::access(db, user, cid).await {
             Ok(_) => true,
             Err(e) if e.status == StatusCode::NOT_FOUND => false,
             Err(e) => return Err(e),
@@ -211,29 +225,29 @@ async fn load_story(state: &AppState, user: &AuthUser, cid: &str, action: &str, 
         record.files.clear();
         return Ok(Story { record, ecg: Vec::new(), dicom: Vec::new() });
     }
-    let ecg = store::ecg_analyses(&state.db, cid)
+    let ecg = store::ecg_analyses(db, cid)
         .await?
         .into_iter()
         .filter_map(|(file_id, created_at, json)| {
             serde_json::from_str(&json).ok().map(|measurements| EcgAnalysis { file_id, created_at, measurements })
         })
         .collect();
-    let dicom = store::dicom_instances(&state.db, cid).await?;
+    let dicom = store::dicom_instances(db, cid).await?;
     Ok(Story { record, ecg, dicom })
 }
 
 /// A staff account (not a patient's).
-async fn staff(state: &AppState, id: &str) -> ApiResult<Option<crate::directory::UserView>> {
-    Ok(crate::directory::load_user(&state.db, id).await?.filter(|u| u.role != "patient"))
+async fn staff(db: &crate::db::Db, id: &str) -> ApiResult<Option<crate::directory::UserView>> {
+    Ok(crate::directory::load_user(db, id).await?.filter(|u| u.role != crate::domain::people::Role::Patient))
 }
 
 async fn organisations(
-    state: &AppState,
+    db: &crate::db::Db,
     name_prefix: &str,
     id: &str,
 ) -> ApiResult<Vec<crate::directory::Organisation>> {
     let prefix = name_prefix.trim().replace(['%', '_'], "");
-    store::organisations(&state.db, &prefix, id).await
+    store::organisations(db, &prefix, id).await
 }
 
 fn parse_slot_id(id: &str) -> Option<(String, DateTime<Utc>)> {
@@ -247,7 +261,7 @@ const MAX_SLOT_WINDOW_DAYS: i64 = 31;
 
 /// The expert's slots starting in `range`: free ones from the availability rules and
 /// booked ones, ordered by start.
-async fn slots_of(state: &AppState, expert: &str, range: DateRange) -> FhirResult<Vec<Value>> {
+async fn slots_of(db: &crate::db::Db, expert: &str, range: DateRange) -> FhirResult<Vec<Value>> {
     let now = Utc::now();
     let from = range.lo.unwrap_or(now);
     let to = range.hi.unwrap_or(from + Duration::days(7));
@@ -261,7 +275,7 @@ async fn slots_of(state: &AppState, expert: &str, range: DateRange) -> FhirResul
         }
         .into());
     }
-    let mut conn = state.db.pool.acquire().await?;
+    let mut conn = db.pool.acquire().await?;
     let free = crate::scheduling::store::free_slots(&mut conn, expert, now, from, to)
         .await?
         .map_err(crate::scheduling::availability::slot_error)?;
@@ -278,14 +292,13 @@ async fn slots_of(state: &AppState, expert: &str, range: DateRange) -> FhirResul
 const MAX_CONSULTATIONS_PER_SEARCH: usize = 200;
 
 async fn visible_consultations(
-    state: &AppState,
+    db: &crate::db::Db,
     user: &AuthUser,
     patient: Option<&str>,
     practitioner: Option<&str>,
 ) -> FhirResult<Vec<String>> {
     let rows =
-        store::visible_consultations(&state.db, user, patient, practitioner, MAX_CONSULTATIONS_PER_SEARCH as i64 + 1)
-            .await?;
+        store::visible_consultations(db, user, patient, practitioner, MAX_CONSULTATIONS_PER_SEARCH as i64 + 1).await?;
     if rows.len() > MAX_CONSULTATIONS_PER_SEARCH {
         return Err(SearchError {
             code: "too-costly",
@@ -330,7 +343,7 @@ async fn search_type(
         let raw = query.map(|q| q.0).map_err(|e| SearchError { code: "invalid", message: e.body_text() })?;
         let s = search::parse(def, raw.clone())?;
         let base = format!("{origin}/fhir/r4");
-        let page = run_search(&state, &user, &origin, def, &s).await?;
+        let page = run_search(&state.db, &state.config, &user, &origin, def, &s).await?;
         let mut included = Vec::new();
         let mut seen: Vec<String> = page
             .matches
@@ -345,7 +358,7 @@ async fn search_type(
                     }
                     seen.push(target.clone());
                     let Some((t, id)) = target.split_once('/') else { continue };
-                    match read_resource(&state, &user, &origin, t, id).await {
+                    match read_resource(&state.db, &state.config, &user, &origin, t, id).await {
                         Ok(v) => included.push(v),
                         Err(FhirError(e, _)) if e.status == StatusCode::NOT_FOUND => {}
                         Err(e) => return Err(e),
@@ -376,21 +389,22 @@ fn empty() -> Page {
 }
 
 async fn run_search(
-    state: &AppState,
+    db: &crate::db::Db,
+    config: &crate::config::Config,
     user: &AuthUser,
     origin: &str,
     def: &ResourceDef,
     s: &Search,
 ) -> FhirResult<Page> {
     match def.kind {
-        "Patient" => search_patients(state, user, s).await,
-        "Practitioner" | "PractitionerRole" | "Schedule" => search_staff(state, def, s).await,
+        "Patient" => search_patients(db, user, s).await,
+        "Practitioner" | "PractitionerRole" | "Schedule" => search_staff(db, def, s).await,
         "Organization" => {
-            let rows = organisations(state, s.get("name").unwrap_or(""), s.id.as_deref().unwrap_or("")).await?;
+            let rows = organisations(db, s.get("name").unwrap_or(""), s.id.as_deref().unwrap_or("")).await?;
             Ok(paginate(rows.iter().map(map::organization).collect(), s))
         }
-        "Slot" => search_slots(state, s).await,
-        kind => search_story(state, user, origin, kind, s).await,
+        "Slot" => search_slots(db, s).await,
+        kind => search_story(db, config, user, origin, kind, s).await,
     }
 }
 
@@ -399,7 +413,7 @@ fn id_matches(s: &Search, r: &Value) -> bool {
     s.id.as_deref().is_none_or(|id| r["id"].as_str() == Some(id))
 }
 
-async fn search_patients(state: &AppState, user: &AuthUser, s: &Search) -> FhirResult<Page> {
+async fn search_patients(db: &crate::db::Db, user: &AuthUser, s: &Search) -> FhirResult<Page> {
     let identifier = match s.get("identifier") {
         None => String::new(),
         Some(v) => match v.split_once('|') {
@@ -416,7 +430,7 @@ async fn search_patients(state: &AppState, user: &AuthUser, s: &Search) -> FhirR
     };
     let identifier = s.id.clone().unwrap_or(identifier);
     let rows = crate::patients::search_visible(
-        &state.db,
+        db,
         user,
         s.get("name").unwrap_or(""),
         &identifier,
@@ -430,7 +444,7 @@ async fn search_patients(state: &AppState, user: &AuthUser, s: &Search) -> FhirR
 }
 
 /// Practitioner, PractitionerRole and Schedule: staff accounts (experts for schedules).
-async fn search_staff(state: &AppState, def: &ResourceDef, s: &Search) -> FhirResult<Page> {
+async fn search_staff(db: &crate::db::Db, def: &ResourceDef, s: &Search) -> FhirResult<Page> {
     let practitioner = match def.kind {
         "PractitionerRole" => s.reference("practitioner", "Practitioner")?,
         "Schedule" => s.reference("actor", "Practitioner")?,
@@ -438,10 +452,10 @@ async fn search_staff(state: &AppState, def: &ResourceDef, s: &Search) -> FhirRe
     };
     let name = s.get("name").map(|n| n.trim().replace(['%', '_'], "")).unwrap_or_default();
     let wanted = practitioner.or(s.id.clone());
-    let ids = store::staff_ids(&state.db, &name, wanted.as_deref(), def.kind == "Schedule").await?;
+    let ids = store::staff_ids(db, &name, wanted.as_deref(), def.kind == "Schedule").await?;
     let mut all = Vec::new();
     for id in ids {
-        let Some(u) = staff(state, &id).await? else { continue };
+        let Some(u) = staff(db, &id).await? else { continue };
         let r = match def.kind {
             "Practitioner" => map::practitioner(&u),
             "PractitionerRole" => map::practitioner_role(&u),
@@ -457,7 +471,7 @@ async fn search_staff(state: &AppState, def: &ResourceDef, s: &Search) -> FhirRe
     Ok(paginate(all, s))
 }
 
-async fn search_slots(state: &AppState, s: &Search) -> FhirResult<Page> {
+async fn search_slots(db: &crate::db::Db, s: &Search) -> FhirResult<Page> {
     let expert = s.reference("schedule", "Schedule")?.ok_or_else(|| SearchError {
         code: "invalid",
         message: "a Slot search needs schedule (Schedule/{expert id})".into(),
@@ -466,23 +480,27 @@ async fn search_slots(state: &AppState, s: &Search) -> FhirResult<Page> {
     for v in s.all("start") {
         range = range.narrow(v, crate::scheduling::slots::DEFAULT_TZ)?;
     }
-    if staff(state, &expert).await?.is_none_or(|u| u.expert.is_none()) {
+    if staff(db, &expert).await?.is_none_or(|u| u.expert.is_none()) {
         return Ok(empty());
     }
-    let all: Vec<Value> = slots_of(state, &expert, range)
-        .await?
-        .into_iter()
-        .filter(|r| status_matches(s, r) && id_matches(s, r))
-        .collect();
+    let all: Vec<Value> =
+        slots_of(db, &expert, range).await?.into_iter().filter(|r| status_matches(s, r) && id_matches(s, r)).collect();
     Ok(paginate(all, s))
 }
 
 /// The consultation-scoped kinds: built from the stories of the consultations the search
 /// covers, then filtered by its parameters.
-async fn search_story(state: &AppState, user: &AuthUser, origin: &str, kind: &str, s: &Search) -> FhirResult<Page> {
+async fn search_story(
+    db: &crate::db::Db,
+    config: &crate::config::Config,
+    user: &AuthUser,
+    origin: &str,
+    kind: &str,
+    s: &Search,
+) -> FhirResult<Page> {
     let patient = s.reference("patient", "Patient")?;
     if let Some(p) = &patient {
-        match crate::patients::load_for(&state.db, user, p, "fhir_search").await {
+        match crate::patients::load_for(db, user, p, "fhir_search").await {
             Ok(_) => {}
             Err(e) if e.status == StatusCode::NOT_FOUND => return Ok(empty()),
             Err(e) => return Err(e.into()),
@@ -494,8 +512,8 @@ async fn search_story(state: &AppState, user: &AuthUser, origin: &str, kind: &st
         range = range.narrow(v, crate::scheduling::slots::DEFAULT_TZ)?;
     }
     let mut all = Vec::new();
-    for cid in visible_consultations(state, user, patient.as_deref(), practitioner.as_deref()).await? {
-        let story = load_story(state, user, &cid, "fhir_search", needs_files(kind)).await?;
+    for cid in visible_consultations(db, user, patient.as_deref(), practitioner.as_deref()).await? {
+        let story = load_story(db, config, user, &cid, "fhir_search", needs_files(kind)).await?;
         for r in map::story_resources(&story, kind, origin) {
             let code_ok = s.get("code").is_none_or(|c| search::token_matches(c, &r["code"]));
             let date_ok = s.get("date").is_none()

@@ -113,16 +113,14 @@ pub async fn visible_consultations(
     practitioner: Option<&str>,
     limit: i64,
 ) -> ApiResult<Vec<String>> {
-    let mut q = Filtered::new(format!(
-        "SELECT c.id FROM consultations c WHERE {}",
-        crate::consultations::store::visibility_predicate(user.role)
-    ));
-    q.bind_numbered(user.id.clone()).bind_numbered(user.org.clone());
+    let mut q = Filtered::new("SELECT c.id FROM consultations c");
+    crate::consultations::store::visible(&mut q, user);
     if let Some(p) = patient.filter(|p| !p.is_empty()) {
-        q.push(" AND c.patient_id = ").push_bind(p.to_string());
+        q.condition().push("c.patient_id = ").push_bind(p.to_string());
     }
     if let Some(e) = practitioner.filter(|e| !e.is_empty()) {
-        q.push(" AND c.id IN (SELECT consultation_id FROM appointments WHERE expert_id = ")
+        q.condition()
+            .push("c.id IN (SELECT consultation_id FROM appointments WHERE expert_id = ")
             .push_bind(e.to_string())
             .push(")");
     }

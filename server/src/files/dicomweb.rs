@@ -71,9 +71,14 @@ fn uid(raw: &str) -> ApiResult<&str> {
     ok.then_some(raw).ok_or_else(|| ApiError::not_found("DICOM object"))
 }
 
-async fn scope(state: &AppState, user: &AuthUser, consultation_id: &str, what: &str) -> ApiResult<ConsultationAccess> {
-    let consultation = access(&state.db, user, consultation_id).await?;
-    crate::audit::event(user, "read", "dicom", what).patient(&consultation.patient_id).record(&state.db).await?;
+async fn scope(
+    db: &crate::db::Db,
+    user: &AuthUser,
+    consultation_id: &str,
+    what: &str,
+) -> ApiResult<ConsultationAccess> {
+    let consultation = access(db, user, consultation_id).await?;
+    crate::audit::event(user, "read", "dicom", what).patient(&consultation.patient_id).record(db).await?;
     Ok(consultation)
 }
 
@@ -82,7 +87,7 @@ type Params = Query<Vec<(String, String)>>;
 /// A QIDO-RS search at `level`, within a study or series when given.
 #[allow(clippy::too_many_arguments)]
 async fn qido(
-    state: &AppState,
+    db: &crate::db::Db,
     user: &AuthUser,
     cid: &str,
     level: Level,
@@ -98,9 +103,9 @@ async fn qido(
         Level::Series => "series",
         Level::Instance => "instances",
     };
-    scope(state, user, cid, series.or(study).unwrap_or(what)).await?;
+    scope(db, user, cid, series.or(study).unwrap_or(what)).await?;
     let search = parse_search(params)?;
-    let all = index::instances(&state.db, cid, None, None, None).await?;
+    let all = index::instances(db, cid, None, None, None).await?;
     let rows: Vec<&Instance> = all
         .iter()
         .filter(|i| study.is_none_or(|s| i.study_uid == s) && series.is_none_or(|s| i.series_uid == s))
@@ -127,7 +132,7 @@ async fn qido(
         }
         heads
     };
-    let models = index::models(&state.db, cid, &wanted).await?;
+    let models = index::models(db, cid, &wanted).await?;
     let out = results(level, &all, &rows, &search, &models, &base_url(origin, cid));
     let mut resp = dicom_json(Value::Array(out).to_string());
     for w in &search.warnings {
@@ -146,7 +151,7 @@ async fn search_studies(
     Query(params): Params,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    qido(&state, &user, &cid, Level::Study, None, None, &params, &headers, &origin).await
+    qido(&state.db, &user, &cid, Level::Study, None, None, &params, &headers, &origin).await
 }
 
 async fn search_all_series(
@@ -157,7 +162,7 @@ async fn search_all_series(
     Query(params): Params,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    qido(&state, &user, &cid, Level::Series, None, None, &params, &headers, &origin).await
+    qido(&state.db, &user, &cid, Level::Series, None, None, &params, &headers, &origin).await
 }
 
 async fn search_series(
@@ -168,7 +173,7 @@ async fn search_series(
     Query(params): Params,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    qido(&state, &user, &cid, Level::Series, Some(uid(&study)?), None, &params, &headers, &origin).await
+    qido(&state.db, &user, &cid, Level::Series, Some(uid(&study)?), None, &params, &headers, &origin).await
 }
 
 async fn search_all_instances(
@@ -179,7 +184,7 @@ async fn search_all_instances(
     Query(params): Params,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    qido(&state, &user, &cid, Level::Instance, None, None, &params, &headers, &origin).await
+    qido(&state.db, &user, &cid, Level::Instance, None, None, &params, &headers, &origin).await
 }
 
 async fn search_study_instances(
@@ -190,7 +195,7 @@ async fn search_study_instances(
     Query(params): Params,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    qido(&state, &user, &cid, Level::Instance, Some(uid(&study)?), None, &params, &headers, &origin).await
+    qido(&state.db, &user, &cid, Level::Instance, Some(uid(&study)?), None, &params, &headers, &origin).await
 }
 
 async fn search_instances(
@@ -202,13 +207,13 @@ async fn search_instances(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (study, series) = (uid(&study)?, uid(&series)?);
-    qido(&state, &user, &cid, Level::Instance, Some(study), Some(series), &params, &headers, &origin).await
+    qido(&state.db, &user, &cid, Level::Instance, Some(study), Some(series), &params, &headers, &origin).await
 }
 
 /// WADO-RS metadata: the stored JSON model of each instance, BulkDataURIs made absolute.
 #[allow(clippy::too_many_arguments)]
 async fn metadata(
-    state: &AppState,
+    db: &crate::db::Db,
     user: &AuthUser,
     cid: &str,
     study: &str,
@@ -218,8 +223,8 @@ async fn metadata(
     origin: &str,
 ) -> ApiResult<Response> {
     negotiate::dicom_json(headers)?;
-    scope(state, user, cid, instance.or(series).unwrap_or(study)).await?;
-    let rows = index::study_models(&state.db, cid, study, series, instance).await?;
+    scope(db, user, cid, instance.or(series).unwrap_or(study)).await?;
+    let rows = index::study_models(db, cid, study, series, instance).await?;
     if rows.is_empty() {
         return Err(ApiError::not_found("DICOM object"));
     }
@@ -244,7 +249,7 @@ async fn metadata_study(
     Path((Id(cid), study)): Path<(Id, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    metadata(&state, &user, &cid, uid(&study)?, None, None, &headers, &origin).await
+    metadata(&state.db, &user, &cid, uid(&study)?, None, None, &headers, &origin).await
 }
 
 async fn metadata_series(
@@ -254,7 +259,7 @@ async fn metadata_series(
     Path((Id(cid), study, series)): Path<(Id, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    metadata(&state, &user, &cid, uid(&study)?, Some(uid(&series)?), None, &headers, &origin).await
+    metadata(&state.db, &user, &cid, uid(&study)?, Some(uid(&series)?), None, &headers, &origin).await
 }
 
 async fn metadata_instance(
@@ -264,7 +269,7 @@ async fn metadata_instance(
     Path((Id(cid), study, series, instance)): Path<(Id, String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    metadata(&state, &user, &cid, uid(&study)?, Some(uid(&series)?), Some(uid(&instance)?), &headers, &origin).await
+    metadata(&state.db, &user, &cid, uid(&study)?, Some(uid(&series)?), Some(uid(&instance)?), &headers, &origin).await
 }
 
 /// A stored file in another transfer syntax (406 when the server cannot produce it).
@@ -283,15 +288,16 @@ fn transcoded(bytes: &[u8], from: &str, to: &str) -> ApiResult<Vec<u8>> {
 /// WADO-RS retrieval: the files as they were stored, streamed one after the other, or
 /// transcoded to the transfer syntax the `Accept` header names.
 async fn retrieve(
-    state: &AppState,
+    db: &crate::db::Db,
+    files: &crate::files::Files,
     user: &AuthUser,
     cid: &str,
     (study, series, instance): (&str, Option<&str>, Option<&str>),
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
     let wanted = negotiate::instances(headers)?;
-    let consultation = scope(state, user, cid, instance.or(series).unwrap_or(study)).await?;
-    let rows = index::instances(&state.db, cid, Some(study), series, instance).await?;
+    let consultation = scope(db, user, cid, instance.or(series).unwrap_or(study)).await?;
+    let rows = index::instances(db, cid, Some(study), series, instance).await?;
     if rows.is_empty() {
         return Err(ApiError::not_found("DICOM object"));
     }
@@ -299,7 +305,7 @@ async fn retrieve(
         crate::audit::event(user, "read", "file", &r.file_id)
             .patient(&consultation.patient_id)
             .detail("wado-rs")
-            .record(&state.db)
+            .record(db)
             .await?;
     }
     let boundary = multipart::new_boundary();
@@ -309,7 +315,7 @@ async fn retrieve(
     if let Some(to) = wanted.as_deref().filter(|to| rows.iter().any(|r| r.transfer_syntax != *to)) {
         let mut body = Vec::new();
         for r in &rows {
-            let bytes = read_all(&state.files, &r.storage_key, MAX_RENDER_BYTES).await?;
+            let bytes = read_all(files, &r.storage_key, MAX_RENDER_BYTES).await?;
             let (from, to_owned) = (r.transfer_syntax.clone(), to.to_string());
             let file = tokio::task::spawn_blocking(move || {
                 if from == to_owned {
@@ -332,7 +338,7 @@ async fn retrieve(
         body.extend_from_slice(&closing);
         return Ok(([(header::CONTENT_TYPE, ct)], body).into_response());
     }
-    let storage = state.files.storage.clone();
+    let storage = files.storage.clone();
     let b = boundary.clone();
     let parts = futures_util::stream::iter(rows).then(move |r| {
         let storage = storage.clone();
@@ -361,7 +367,7 @@ async fn retrieve_study(
     headers: HeaderMap,
     Path((Id(cid), study)): Path<(Id, String)>,
 ) -> ApiResult<Response> {
-    retrieve(&state, &user, &cid, (uid(&study)?, None, None), &headers).await
+    retrieve(&state.db, &state.files, &user, &cid, (uid(&study)?, None, None), &headers).await
 }
 
 async fn retrieve_series(
@@ -370,7 +376,7 @@ async fn retrieve_series(
     headers: HeaderMap,
     Path((Id(cid), study, series)): Path<(Id, String, String)>,
 ) -> ApiResult<Response> {
-    retrieve(&state, &user, &cid, (uid(&study)?, Some(uid(&series)?), None), &headers).await
+    retrieve(&state.db, &state.files, &user, &cid, (uid(&study)?, Some(uid(&series)?), None), &headers).await
 }
 
 async fn retrieve_instance(
@@ -379,27 +385,29 @@ async fn retrieve_instance(
     headers: HeaderMap,
     Path((Id(cid), study, series, instance)): Path<(Id, String, String, String)>,
 ) -> ApiResult<Response> {
-    retrieve(&state, &user, &cid, (uid(&study)?, Some(uid(&series)?), Some(uid(&instance)?)), &headers).await
+    retrieve(&state.db, &state.files, &user, &cid, (uid(&study)?, Some(uid(&series)?), Some(uid(&instance)?)), &headers)
+        .await
 }
 
 /// The one instance at a path, its bytes loaded, after the access check and audit.
 async fn load_instance(
-    state: &AppState,
+    db: &crate::db::Db,
+    files: &crate::files::Files,
     user: &AuthUser,
     cid: &str,
     study: &str,
     series: &str,
     instance: &str,
 ) -> ApiResult<Vec<u8>> {
-    let consultation = scope(state, user, cid, instance).await?;
-    let rows = index::instances(&state.db, cid, Some(uid(study)?), Some(uid(series)?), Some(uid(instance)?)).await?;
+    let consultation = scope(db, user, cid, instance).await?;
+    let rows = index::instances(db, cid, Some(uid(study)?), Some(uid(series)?), Some(uid(instance)?)).await?;
     let row = rows.into_iter().next().ok_or_else(|| ApiError::not_found("DICOM instance"))?;
     crate::audit::event(user, "read", "file", &row.file_id)
         .patient(&consultation.patient_id)
         .detail("wado-rs")
-        .record(&state.db)
+        .record(db)
         .await?;
-    read_all(&state.files, &row.storage_key, MAX_RENDER_BYTES).await
+    read_all(files, &row.storage_key, MAX_RENDER_BYTES).await
 }
 
 fn frame_list(raw: &str) -> ApiResult<Vec<u32>> {
@@ -417,7 +425,7 @@ async fn frames(
 ) -> ApiResult<Response> {
     let ts = negotiate::frames(&headers)?;
     let numbers = frame_list(&list)?;
-    let bytes = load_instance(&state, &user, &cid, &study, &series, &instance).await?;
+    let bytes = load_instance(&state.db, &state.files, &user, &cid, &study, &series, &instance).await?;
     let frames = tokio::task::spawn_blocking(move || render::native_frames(&bytes, &numbers))
         .await
         .map_err(ApiError::internal)??;
@@ -451,18 +459,25 @@ fn rendered_window(params: &[(String, String)]) -> ApiResult<Window> {
     }
 }
 
+/// What a rendering request asks for besides the instance: the frame (1-based), its query
+/// (`window`, `accept`) and its `Accept` header.
+struct Ask<'a> {
+    frame: u32,
+    params: &'a [(String, String)],
+    headers: &'a HeaderMap,
+}
+
 async fn rendered(
-    state: &AppState,
+    db: &crate::db::Db,
+    files: &crate::files::Files,
     user: &AuthUser,
     cid: &str,
     path: (&str, &str, &str),
-    frame: u32,
-    params: &[(String, String)],
-    headers: &HeaderMap,
+    Ask { frame, params, headers }: Ask<'_>,
 ) -> ApiResult<Response> {
     let window = rendered_window(params)?;
     let format = negotiate::rendered(headers, params.iter().find(|(k, _)| k == "accept").map(|(_, v)| v.as_str()))?;
-    let bytes = load_instance(state, user, cid, path.0, path.1, path.2).await?;
+    let bytes = load_instance(db, files, user, cid, path.0, path.1, path.2).await?;
     let image = tokio::task::spawn_blocking(move || render::render(&bytes, frame, window, format))
         .await
         .map_err(ApiError::internal)??;
@@ -476,7 +491,8 @@ async fn rendered_instance(
     Query(params): Params,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    rendered(&state, &user, &cid, (&study, &series, &instance), 1, &params, &headers).await
+    let ask = Ask { frame: 1, params: &params, headers: &headers };
+    rendered(&state.db, &state.files, &user, &cid, (&study, &series, &instance), ask).await
 }
 
 async fn rendered_frame(
@@ -487,7 +503,8 @@ async fn rendered_frame(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let frame = *frame_list(&list)?.first().unwrap_or(&1);
-    rendered(&state, &user, &cid, (&study, &series, &instance), frame, &params, &headers).await
+    let ask = Ask { frame, params: &params, headers: &headers };
+    rendered(&state.db, &state.files, &user, &cid, (&study, &series, &instance), ask).await
 }
 
 /// A bulk data path: `{tag}`, or `{sequence}.{item}.{tag}` (items from 0), nested.
@@ -520,7 +537,7 @@ async fn bulk(
 ) -> ApiResult<Response> {
     negotiate::octet_stream(&headers)?;
     let (steps, tag) = bulk_path(&tag)?;
-    let bytes = load_instance(&state, &user, &cid, &study, &series, &instance).await?;
+    let bytes = load_instance(&state.db, &state.files, &user, &cid, &study, &series, &instance).await?;
     let value = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, DicomError> {
         let obj = crate::dicom::open(&bytes, false)?;
         let mut item: &dicom_object::InMemDicomObject = &obj;

@@ -73,8 +73,8 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// Streams a request body into the object `key`, hashing it on the way; at most `max` bytes.
-pub async fn store_body(state: &AppState, key: &str, body: Body, max: u64) -> ApiResult<Stored> {
-    let storage = &state.files.storage;
+pub async fn store_body(files: &crate::files::Files, key: &str, body: Body, max: u64) -> ApiResult<Stored> {
+    let storage = &files.storage;
     let mut writer = storage.writer(key).await.map_err(storage_error)?;
     let mut intake = Intake::new();
     let mut stream = body.into_data_stream();
@@ -118,7 +118,7 @@ async fn upload(
     }
     let name = upload_name(q.name, &headers);
     let (file_id, key) = new_file_key();
-    let stored = store_body(&state, &key, body, max).await?;
+    let stored = store_body(&state.files, &key, body, max).await?;
     if stored.size == 0 {
         let _ = state.files.storage.delete(&key).await;
         return Err(ApiError::unprocessable(ErrorCode::EmptyFile, "the uploaded file is empty"));

@@ -31,7 +31,7 @@ struct FileRow {
 impl FileRow {
     fn view(self) -> ApiResult<FileView> {
         Ok(FileView {
-            kind: FileKind::from_db(&self.kind)?,
+            kind: self.kind.parse::<FileKind>()?,
             id: self.id,
             consultation_id: self.consultation_id,
             name: self.name,
@@ -176,7 +176,7 @@ pub async fn upload(db: &Db, consultation_id: &str, upload_id: &str) -> ApiResul
     .await?;
     let Some(r) = row else { return Ok(None) };
     Ok(Some(Upload {
-        state: UploadState::from_db(&r.state)?,
+        state: r.state.parse::<UploadState>()?,
         id: r.id,
         consultation_id: r.consultation_id,
         name: r.name,

@@ -397,7 +397,7 @@ async fn patch_inner(
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
     if new_offset == length {
-        let file = complete(state, user, &consultation, &row).await?;
+        let file = complete(&state.db, &state.files, user, &consultation, &row).await?;
         set(&mut resp, "teleconsult-file-id", &file.id);
     } else {
         set(&mut resp, "upload-expires", http_date(expires));
@@ -504,44 +504,46 @@ async fn receive_part(
 
 /// Joins the parts into the file, then classifies and records it like a one-shot upload.
 async fn complete(
-    state: &AppState,
+    db: &crate::db::Db,
+    files: &crate::files::Files,
     user: &AuthUser,
     consultation: &ConsultationAccess,
     row: &Upload,
 ) -> ApiResult<FileView> {
-    if !store::leave_open(&state.db, &row.id, UploadState::Completing).await? {
+    if !store::leave_open(db, &row.id, UploadState::Completing).await? {
         return Err(ApiError::conflict(ErrorCode::UploadCompleting, "the upload is already being completed"));
     }
-    let result = assemble_and_ingest(state, user, consultation, row).await;
+    let result = assemble_and_ingest(db, files, user, consultation, row).await;
     let (final_state, file_id) = match &result {
         Ok(file) => (UploadState::Completed, Some(file.id.as_str())),
         Err(_) => (UploadState::Rejected, None),
     };
-    store::finish_upload(&state.db, &row.id, final_state, file_id).await?;
-    remove_parts(&state.files, &row.id).await;
+    store::finish_upload(db, &row.id, final_state, file_id).await?;
+    remove_parts(files, &row.id).await;
     result
 }
 
 async fn assemble_and_ingest(
-    state: &AppState,
+    db: &crate::db::Db,
+    files: &crate::files::Files,
     user: &AuthUser,
     consultation: &ConsultationAccess,
     row: &Upload,
 ) -> ApiResult<FileView> {
-    let storage = &state.files.storage;
+    let storage = &files.storage;
     let length = row.length as u64;
     let listing = storage.list(&format!("uploads/{}", row.id)).await.map_err(storage_error)?;
     let parts = chain_parts(&listing, length)
         .ok_or_else(|| ApiError::internal(format!("upload {}: stored parts do not cover its length", row.id)))?;
     let (file_id, key) = new_file_key();
-    let running = state.files.take_hasher(&row.id, length);
+    let running = files.take_hasher(&row.id, length);
     if let (Some(running), [(part, _)]) = (&running, parts.as_slice()) {
         // The usual case: the whole file arrived in one part, hashed on the way in.
         storage.rename(part, &key).await.map_err(storage_error)?;
         let head = storage.read_head(&key, super::classify::HEAD_BYTES as u64).await.map_err(storage_error)?;
         let digest = running.clone().finalize();
         let stored = Stored { key, size: length, sha256: super::hex(&digest), head };
-        return ingest(&state.db, &state.files, user, consultation, &file_id, &row.name, stored).await;
+        return ingest(db, files, user, consultation, &file_id, &row.name, stored).await;
     }
     let mut writer = storage.writer(&key).await.map_err(storage_error)?;
     let mut intake = Intake::new();
@@ -565,7 +567,7 @@ async fn assemble_and_ingest(
         }
     }
     let stored = Stored { key, size, sha256: super::hex(&digest), head: intake.head };
-    ingest(&state.db, &state.files, user, consultation, &file_id, &row.name, stored).await
+    ingest(db, files, user, consultation, &file_id, &row.name, stored).await
 }
 
 async fn remove_parts(files: &super::Files, upload_id: &str) {

@@ -476,7 +476,7 @@ async fn notify_duty(
     )
     .await?;
     tx.commit().await?;
-    crate::notifications::publish(&state, &stored);
+    crate::notifications::publish(&state.notifications, &stored);
     Ok(Json(DutyNotified { notified: doctors.len() as u32, notified_at: at }))
 }
 

@@ -11,7 +11,7 @@
 use crate::api::{Json, Path, Query, Routes};
 use crate::app::AppState;
 use crate::auth::AuthUser;
-use crate::db::{new_id, now_ts, Id};
+use crate::db::{new_id, now_ts, Db, Id};
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -222,17 +222,17 @@ pub async fn store(
 }
 
 /// Delivers stored notifications to the users' live streams.
-pub fn publish(state: &AppState, stored: &[(String, Notification)]) {
+pub fn publish(hub: &NotificationHub, stored: &[(String, Notification)]) {
     for (uid, n) in stored {
-        state.notifications.publish(uid, n);
+        hub.publish(uid, n);
     }
 }
 
 /// Stores and publishes outside any transaction.
-pub async fn notify(state: &AppState, user_ids: &[String], notice: Notice<'_>) -> ApiResult<()> {
-    let mut conn = state.db.pool.acquire().await?;
+pub async fn notify(db: &Db, hub: &NotificationHub, user_ids: &[String], notice: Notice<'_>) -> ApiResult<()> {
+    let mut conn = db.pool.acquire().await?;
     let stored = store(&mut conn, user_ids, &notice).await?;
-    publish(state, &stored);
+    publish(hub, &stored);
     Ok(())
 }
 
@@ -245,29 +245,25 @@ pub struct InboxFilter {
 }
 
 async fn inbox(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     user: AuthUser,
     Query(f): Query<InboxFilter>,
 ) -> ApiResult<Json<crate::api::Page<Notification>>> {
     let limit = crate::api::page_limit(f.limit, 200)?;
     let before = Some(crate::api::page_cursor(f.cursor)?);
-    let rows = self::store::inbox(&state.db, &user.id, f.unread.unwrap_or(false), before, limit as i64 + 1).await?;
+    let rows = self::store::inbox(&db, &user.id, f.unread.unwrap_or(false), before, limit as i64 + 1).await?;
     Ok(Json(crate::api::page(rows, limit, |n| n.id.clone())))
 }
 
-async fn mark_read(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Path(Id(id)): Path<Id>,
-) -> ApiResult<axum::http::StatusCode> {
-    if !self::store::mark_read(&state.db, &user.id, &id, &now_ts()).await? {
+async fn mark_read(State(db): State<Db>, user: AuthUser, Path(Id(id)): Path<Id>) -> ApiResult<axum::http::StatusCode> {
+    if !self::store::mark_read(&db, &user.id, &id, &now_ts()).await? {
         return Err(ApiError::not_found("notification"));
     }
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
-async fn mark_all_read(State(state): State<AppState>, user: AuthUser) -> ApiResult<axum::http::StatusCode> {
-    self::store::mark_all_read(&state.db, &user.id, &now_ts()).await?;
+async fn mark_all_read(State(db): State<Db>, user: AuthUser) -> ApiResult<axum::http::StatusCode> {
+    self::store::mark_all_read(&db, &user.id, &now_ts()).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 

@@ -8,7 +8,7 @@ pub mod identifiers;
 pub mod resident_id;
 pub mod store;
 
-pub use store::visibility_predicate;
+pub use store::patient_visible;
 
 use crate::api::{Json, Path, Query, Routes};
 use crate::app::AppState;
@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize};
 pub struct Patient {
     pub id: String,
     pub name: String,
-    pub sex: String,
+    #[sqlx(try_from = "String")]
+    pub sex: crate::domain::people::Sex,
     pub birth_date: String,
     pub phone: String,
     pub resident_id: String,
@@ -204,7 +205,7 @@ fn validate_fields(
         }
     }
     if let Some(s) = sex {
-        if !matches!(s, "female" | "male" | "other" | "unknown") {
+        if s.parse::<crate::domain::people::Sex>().is_err() {
             return Err(ApiError::validation("sex", "one of female, male, other, unknown"));
         }
     }

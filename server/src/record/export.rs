@@ -5,8 +5,9 @@ use super::{followup, notes, opinions, referrals};
 use crate::api::{Json, Path};
 use crate::app::AppState;
 use crate::auth::AuthUser;
+use crate::config::Config;
 use crate::consultations::store;
-use crate::db::Id;
+use crate::db::{Db, Id};
 use crate::error::ApiResult;
 use axum::extract::State;
 use axum::http::header;
@@ -21,7 +22,8 @@ use crate::domain::record::{Direction, NoteStatus, OpinionStatus};
 pub struct FileEntry {
     pub id: String,
     pub name: String,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: crate::domain::files::FileKind,
     pub content_type: String,
     pub size: i64,
     pub sha256: String,
@@ -41,7 +43,8 @@ pub struct ChatLine {
 pub struct TimelineEvent {
     pub user_id: String,
     pub user_name: String,
-    pub room_role: String,
+    #[sqlx(try_from = "String")]
+    pub room_role: crate::domain::consultation::ParticipantRole,
     pub kind: String,
     pub at: String,
 }
@@ -59,15 +62,14 @@ pub struct Record {
     pub retention: &'static str,
 }
 
-pub async fn build(state: &AppState, user: &AuthUser, id: &str) -> ApiResult<Record> {
-    build_for(state, user, id, "read_record").await
+pub async fn build(db: &Db, config: &Config, user: &AuthUser, id: &str) -> ApiResult<Record> {
+    build_for(db, config, user, id, "read_record").await
 }
 
 /// The record, loaded for `action` (written to the audit trail, with a refusal answered 404).
-pub async fn build_for(state: &AppState, user: &AuthUser, id: &str, action: &str) -> ApiResult<Record> {
-    store::load_for(&state.db, user, id, action).await?;
-    let consultation = crate::consultations::routes::detail(state, user, id).await?;
-    let db = &state.db;
+pub async fn build_for(db: &Db, config: &Config, user: &AuthUser, id: &str, action: &str) -> ApiResult<Record> {
+    store::load_for(db, user, id, action).await?;
+    let consultation = crate::consultations::routes::detail(db, config, user, id).await?;
     Ok(Record {
         consultation,
         timeline: record_store::timeline(db, id).await?,
@@ -86,7 +88,7 @@ pub async fn record_json(
     user: AuthUser,
     Path(Id(id)): Path<Id>,
 ) -> ApiResult<Json<Record>> {
-    Ok(Json(build(&state, &user, &id).await?))
+    Ok(Json(build(&state.db, &state.config, &user, &id).await?))
 }
 
 /// The print styles (a constant: nothing of the record goes into it).
@@ -247,6 +249,6 @@ fn timeline_part(r: &Record) -> Markup {
 }
 
 pub async fn record_html(State(state): State<AppState>, user: AuthUser, Path(Id(id)): Path<Id>) -> ApiResult<Response> {
-    let record = build(&state, &user, &id).await?;
+    let record = build(&state.db, &state.config, &user, &id).await?;
     Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], render_html(&record)).into_response())
 }

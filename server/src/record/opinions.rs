@@ -138,7 +138,7 @@ pub async fn save_draft(
     let c = store::load_for(&state.db, &user, &id, "write_opinion").await?;
     require_expert(&state.db, &user, &c).await?;
     validate(&b.content)?;
-    if b.joint && c.mode != Mode::Mdt.as_str() {
+    if b.joint && c.mode != Mode::Mdt {
         return Err(ApiError::validation("joint", "only MDT consultations have a joint conclusion"));
     }
     let kind = OpinionKind::of(b.joint);
@@ -191,7 +191,7 @@ async fn freeze(
         return Err(ApiError::conflict(ErrorCode::AlreadySigned, "the opinion is already signed"));
     }
     // Who completes the consultation: the single expert's opinion, or an MDT's joint conclusion.
-    let completes = if c.mode == Mode::Mdt.as_str() { o.kind == OpinionKind::Joint } else { true };
+    let completes = if c.mode == Mode::Mdt { o.kind == OpinionKind::Joint } else { true };
     let from = store::lock(&mut *conn, &c.id).await?;
     // Signing during a live call does not end it: the consultation completes when the call
     // is ended for everyone (see scheduling::visit).
@@ -203,17 +203,18 @@ async fn freeze(
 }
 
 async fn notify_signed(
-    state: &AppState,
+    db: &Db,
+    hub: &notifications::NotificationHub,
     user: &AuthUser,
     c: &ConsultationCore,
     text: notifications::Text,
     body: String,
 ) -> ApiResult<()> {
-    let mut conn = state.db.pool.acquire().await?;
+    let mut conn = db.pool.acquire().await?;
     let recipients: Vec<String> =
         store::participant_ids(&mut conn, &c.id).await?.into_iter().filter(|u| *u != user.id).collect();
     drop(conn);
-    notifications::notify(state, &recipients, Notice::new("opinion_signed", text, body, Some(&c.id))).await
+    notifications::notify(db, hub, &recipients, Notice::new("opinion_signed", text, body, Some(&c.id))).await
 }
 
 #[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
@@ -251,7 +252,15 @@ pub async fn sign(
         .record_with(&mut *tx)
         .await?;
     tx.commit().await?;
-    notify_signed(&state, &user, &c, notifications::Text::new("opinion_signed"), signed.impression.clone()).await?;
+    notify_signed(
+        &state.db,
+        &state.notifications,
+        &user,
+        &c,
+        notifications::Text::new("opinion_signed"),
+        signed.impression.clone(),
+    )
+    .await?;
     Ok(Json(signed))
 }
 
@@ -312,7 +321,15 @@ pub async fn amend(
         .record_with(&mut *tx)
         .await?;
     tx.commit().await?;
-    notify_signed(&state, &user, &c, notifications::Text::new("opinion_amended"), reason.to_string()).await?;
+    notify_signed(
+        &state.db,
+        &state.notifications,
+        &user,
+        &c,
+        notifications::Text::new("opinion_amended"),
+        reason.to_string(),
+    )
+    .await?;
     Ok(Json(signed))
 }
 

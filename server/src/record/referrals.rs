@@ -72,7 +72,8 @@ pub struct Referral {
     pub to_department_id: Option<String>,
     pub created_by: String,
     pub reason: String,
-    pub urgency: String,
+    #[sqlx(try_from = "String")]
+    pub urgency: Urgency,
     pub care_plan: String,
     #[sqlx(try_from = "String")]
     pub status: ReferralStatus,
@@ -192,7 +193,7 @@ pub async fn create(
     let notice = Notice::new("referral", text, reason.to_string(), b.consultation_id.as_deref());
     let stored = notifications::store(&mut tx, &receivers, &notice).await?;
     tx.commit().await?;
-    notifications::publish(&state, &stored);
+    notifications::publish(&state.notifications, &stored);
     let r = load(&state.db, &id).await?.ok_or_else(|| ApiError::internal("referral vanished"))?;
     Ok((StatusCode::CREATED, Json(r)))
 }
@@ -339,13 +340,14 @@ fn action_reason(action: ReferralAction, given: Option<&str>) -> ApiResult<Optio
 }
 
 async fn act(
-    state: &AppState,
+    db: &crate::db::Db,
+    hub: &crate::notifications::NotificationHub,
     user: &AuthUser,
     id: &str,
     action: ReferralAction,
     b: ActionBody,
 ) -> ApiResult<Json<ReferralDetail>> {
-    let r = load_visible(&state.db, user, id, action.as_str()).await?;
+    let r = load_visible(db, user, id, action.as_str()).await?;
     if !may_act(user, &r, action) {
         return Err(ApiError::forbidden(format!("you may not {action} this referral")));
     }
@@ -353,7 +355,7 @@ async fn act(
     let to =
         next_status(r.status, action).map_err(|e| ApiError::conflict(ErrorCode::InvalidTransition, e.to_string()))?;
     let now = now_ts();
-    let mut tx = state.db.begin_write().await?;
+    let mut tx = db.begin_write().await?;
     let appointment_at = b.appointment_at.map(|t| ts(t.into()));
     if !store::move_referral(&mut tx, id, r.status, to, appointment_at, &now).await? {
         return Err(ApiError::conflict(ErrorCode::InvalidTransition, "the referral changed meanwhile"));
@@ -373,8 +375,8 @@ async fn act(
     );
     let stored = notifications::store(&mut tx, std::slice::from_ref(&r.created_by), &notice).await?;
     tx.commit().await?;
-    notifications::publish(state, &stored);
-    detail(&state.db, id).await
+    notifications::publish(hub, &stored);
+    detail(db, id).await
 }
 
 pub async fn accept(
@@ -383,7 +385,7 @@ pub async fn accept(
     Path(Id(id)): Path<Id>,
     Json(b): Json<ActionBody>,
 ) -> ApiResult<Json<ReferralDetail>> {
-    act(&state, &user, &id, ReferralAction::Accept, b).await
+    act(&state.db, &state.notifications, &user, &id, ReferralAction::Accept, b).await
 }
 pub async fn reject(
     State(state): State<AppState>,
@@ -391,7 +393,7 @@ pub async fn reject(
     Path(Id(id)): Path<Id>,
     Json(b): Json<ActionBody>,
 ) -> ApiResult<Json<ReferralDetail>> {
-    act(&state, &user, &id, ReferralAction::Reject, b).await
+    act(&state.db, &state.notifications, &user, &id, ReferralAction::Reject, b).await
 }
 pub async fn complete(
     State(state): State<AppState>,
@@ -399,7 +401,7 @@ pub async fn complete(
     Path(Id(id)): Path<Id>,
     Json(b): Json<ActionBody>,
 ) -> ApiResult<Json<ReferralDetail>> {
-    act(&state, &user, &id, ReferralAction::Complete, b).await
+    act(&state.db, &state.notifications, &user, &id, ReferralAction::Complete, b).await
 }
 pub async fn withdraw(
     State(state): State<AppState>,
@@ -407,7 +409,7 @@ pub async fn withdraw(
     Path(Id(id)): Path<Id>,
     Json(b): Json<ActionBody>,
 ) -> ApiResult<Json<ReferralDetail>> {
-    act(&state, &user, &id, ReferralAction::Withdraw, b).await
+    act(&state.db, &state.notifications, &user, &id, ReferralAction::Withdraw, b).await
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -448,7 +450,7 @@ pub async fn assign(
     );
     let stored = notifications::store(&mut tx, std::slice::from_ref(&assignee), &notice).await?;
     tx.commit().await?;
-    notifications::publish(&state, &stored);
+    notifications::publish(&state.notifications, &stored);
     detail(&state.db, &id).await
 }
 

@@ -163,11 +163,13 @@ pub async fn list_referrals(
     status: Option<&str>,
 ) -> ApiResult<Vec<Referral>> {
     let mut q = Filtered::new(REFERRAL_SELECT);
-    q.push(" WHERE ");
     let id = || user.id.clone();
     let org = || user.org.clone();
+    if user.role != Role::Admin {
+        q.condition();
+    }
     match (user.role, side) {
-        (Role::Admin, _) => q.push("1 = 1"),
+        (Role::Admin, _) => &mut q,
         (Role::Patient, _) => q.push("p.user_id = ").push_bind(id()),
         // The desks of both sides.
         (Role::Coordinator | Role::CommunityDoctor, Side::Sent) => {
@@ -193,10 +195,10 @@ pub async fn list_referrals(
         }
     };
     if let Some(d) = direction.filter(|d| !d.is_empty()) {
-        q.push(" AND r.direction = ").push_bind(d.to_string());
+        q.condition().push("r.direction = ").push_bind(d.to_string());
     }
     if let Some(s) = status.filter(|s| !s.is_empty()) {
-        q.push(" AND r.status = ").push_bind(s.to_string());
+        q.condition().push("r.status = ").push_bind(s.to_string());
     }
     q.push(" ORDER BY r.created_at DESC LIMIT 500");
     Ok(q.build_query_as().fetch_all(&db.pool).await?)
@@ -563,11 +565,9 @@ pub async fn list_visits(
     overdue_before: Option<String>,
     patient_id: Option<String>,
 ) -> ApiResult<Vec<Visit>> {
-    let mut q = Filtered::new(format!(
-        "{VISIT_SELECT} WHERE p.status = 'active' AND p.patient_id IN (SELECT p.id FROM patients p WHERE {})",
-        crate::patients::visibility_predicate(user.role)
-    ));
-    q.bind_numbered(user.id.clone()).bind_numbered(user.org.clone());
+    let mut q = Filtered::new(format!("{VISIT_SELECT} WHERE p.status = 'active'"));
+    q.after_where();
+    crate::patients::patient_visible(&mut q, "p.patient_id", user);
     if let Some(today) = overdue_before {
         q.push(" AND v.status = ").push_bind(VisitStatus::Planned.as_str()).push(" AND v.due_date < ").push_bind(today);
     }
@@ -647,10 +647,10 @@ pub struct Window {
 impl Window {
     fn narrow(&self, q: &mut Filtered<'_>, column: &str) {
         if let Some(from) = &self.from {
-            q.push(" AND ").push(column).push(" >= ").push_bind(from.clone());
+            q.condition().push(column).push(" >= ").push_bind(from.clone());
         }
         if let Some(to) = &self.to {
-            q.push(" AND ").push(column).push(" < ").push_bind(to.clone());
+            q.condition().push(column).push(" < ").push_bind(to.clone());
         }
     }
 }
@@ -662,12 +662,11 @@ pub async fn figure_consultations(
     user: &AuthUser,
     w: &Window,
 ) -> ApiResult<Vec<(String, String, String, String, String)>> {
-    let mut q = Filtered::new(format!(
+    let mut q = Filtered::new(
         "SELECT c.id, c.state, c.mode, c.specialty, o.name FROM consultations c JOIN organisations o ON o.id = c.requesting_organisation_id
-         WHERE {}",
-        crate::consultations::store::visibility_predicate(user.role)
-    ));
-    q.bind_numbered(user.id.clone()).bind_numbered(user.org.clone());
+",
+    );
+    crate::consultations::store::visible(&mut q, user);
     w.narrow(&mut q, "c.created_at");
     Ok(q.build_query_as().fetch_all(&db.pool).await?)
 }
@@ -675,12 +674,12 @@ pub async fn figure_consultations(
 /// The submit, accept, claim and sign_opinion transitions of those consultations: id,
 /// action, time, in time order.
 pub async fn figure_transitions(db: &Db, user: &AuthUser, w: &Window) -> ApiResult<Vec<(String, String, String)>> {
-    let mut q = Filtered::new(format!(
+    let mut q = Filtered::new(
         "SELECT t.consultation_id, t.action, t.at FROM consultation_transitions t JOIN consultations c ON c.id = t.consultation_id
-         WHERE {} AND t.action IN ('submit', 'accept', 'claim', 'sign_opinion')",
-        crate::consultations::store::visibility_predicate(user.role)
-    ));
-    q.bind_numbered(user.id.clone()).bind_numbered(user.org.clone());
+         WHERE t.action IN ('submit', 'accept', 'claim', 'sign_opinion')",
+    );
+    q.after_where();
+    crate::consultations::store::visible(&mut q, user);
     w.narrow(&mut q, "c.created_at");
     q.push(" ORDER BY t.at");
     Ok(q.build_query_as().fetch_all(&db.pool).await?)
@@ -692,6 +691,7 @@ pub async fn figure_referrals(db: &Db, user: &AuthUser, w: &Window) -> ApiResult
     let mut q = Filtered::new(
         "SELECT substr(r.created_at, 1, 7) AS month, r.direction, COUNT(*) FROM referrals r WHERE r.status <> ",
     );
+    q.after_where();
     q.push_bind(ReferralStatus::EnteredInError.as_str());
     if user.role != Role::Admin {
         q.push(" AND (r.from_organisation_id = ")

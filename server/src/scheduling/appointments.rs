@@ -23,7 +23,7 @@ use crate::domain::time::local;
 use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::Notification;
-use crate::notifications::{self, Notice, Text};
+use crate::notifications::{self, Notice, NotificationHub, Text};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
@@ -46,22 +46,23 @@ pub struct BookBody {
 /// Books `start` of the expert's schedule for the consultation, atomically; when
 /// `replacing` names an appointment, moves that one instead (reschedule).
 pub async fn book_slot(
-    state: &AppState,
+    db: &Db,
+    hub: &NotificationHub,
     actor: &AuthUser,
     consultation: &cstore::ConsultationCore,
     expert_id: &str,
     start: DateTime<Utc>,
     replacing: Option<(&str, &Reason)>,
 ) -> ApiResult<String> {
-    let mut tx = state.db.begin_write().await?;
-    let from = lock_for_booking(&mut tx, state.db.backend, consultation, expert_id).await?;
+    let mut tx = db.begin_write().await?;
+    let from = lock_for_booking(&mut tx, db.backend, consultation, expert_id).await?;
     let skip = replacing.map(|(id, _)| id);
     let (slot, tz) = bookable_slot(&mut tx, consultation, expert_id, start, skip).await?;
     cstore::apply_locked(&mut tx, &consultation.id, from, Some(&actor.id), &Action::Schedule).await?;
     let id = store_booking(&mut tx, actor, consultation, expert_id, slot, replacing).await?;
     let stored = notify_booked(&mut tx, actor, &consultation.id, local(slot.start, tz), replacing.is_some()).await?;
     tx.commit().await?;
-    notifications::publish(state, &stored);
+    notifications::publish(hub, &stored);
     Ok(id)
 }
 
@@ -190,7 +191,7 @@ async fn book(
         return Err(ApiError::forbidden("the requesting doctor, the expert or a coordinator books appointments"));
     }
     let start = super::within_horizon(&state.config, "start", b.start.into())?;
-    let id = book_slot(&state, &user, &c, &b.expert_id, start, None).await?;
+    let id = book_slot(&state.db, &state.notifications, &user, &c, &b.expert_id, start, None).await?;
     let view =
         load_appointment(&state.db, &id).await?.ok_or_else(|| ApiError::internal("booked appointment vanished"))?;
     Ok((StatusCode::CREATED, Json(view)))
@@ -225,10 +226,11 @@ async fn reschedule(
     let reason = Reason::parse(&b.reason).map_err(|e| ApiError::validation("reason", e.to_string()))?;
     let (a, c) = appointment_for(&state.db, &user, &id, "reschedule").await?;
     let start = super::within_horizon(&state.config, "start", b.start.into())?;
-    if a.status != AppointmentStatus::Booked.as_str() {
+    if a.status != AppointmentStatus::Booked {
         return Err(ApiError::conflict(ErrorCode::InvalidTransition, format!("the appointment is {}", a.status)));
     }
-    let new_id = book_slot(&state, &user, &c, &a.expert_id, start, Some((&a.id, &reason))).await?;
+    let new_id =
+        book_slot(&state.db, &state.notifications, &user, &c, &a.expert_id, start, Some((&a.id, &reason))).await?;
     load_appointment(&state.db, &new_id)
         .await?
         .map(Json)
@@ -266,7 +268,7 @@ async fn cancel(
     )
     .await?;
     tx.commit().await?;
-    notifications::publish(&state, &stored);
+    notifications::publish(&state.notifications, &stored);
     load_appointment(&state.db, &a.id).await?.map(Json).ok_or_else(|| ApiError::not_found("appointment"))
 }
 
@@ -383,15 +385,19 @@ pub fn routes() -> Routes {
 /// Sends the reminders that are due at `now`: 24 hours and 15 minutes before each booked
 /// appointment. A reminder is recorded in `reminders_sent` in the same transaction as its
 /// notifications, so a restart never sends one twice. Returns how many were sent.
-pub async fn send_due_reminders(state: &AppState, now: DateTime<Utc>) -> ApiResult<usize> {
+pub async fn send_due_reminders(
+    db: &crate::db::Db,
+    hub: &crate::notifications::NotificationHub,
+    now: DateTime<Utc>,
+) -> ApiResult<usize> {
     let mut sent = 0;
     for (kind, lead, floor, title) in [
         ("24h", Duration::hours(24), Duration::minutes(15), "reminder_24h"),
         ("15m", Duration::minutes(15), Duration::zero(), "reminder_15m"),
     ] {
-        let due = store::due_reminders(&state.db, kind, &ts(now + floor), &ts(now + lead)).await?;
+        let due = store::due_reminders(db, kind, &ts(now + floor), &ts(now + lead)).await?;
         for (appointment, consultation, start) in due {
-            let mut tx = state.db.begin_write().await?;
+            let mut tx = db.begin_write().await?;
             if !store::record_reminder(&mut tx, &appointment, kind, &ts(now)).await? {
                 continue;
             }
@@ -403,7 +409,7 @@ pub async fn send_due_reminders(state: &AppState, now: DateTime<Utc>) -> ApiResu
             )
             .await?;
             tx.commit().await?;
-            notifications::publish(state, &stored);
+            notifications::publish(hub, &stored);
             sent += 1;
         }
     }
@@ -416,7 +422,7 @@ pub fn spawn_reminder_task(state: AppState) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
         loop {
             tick.tick().await;
-            if let Err(e) = send_due_reminders(&state, Utc::now()).await {
+            if let Err(e) = send_due_reminders(&state.db, &state.notifications, Utc::now()).await {
                 tracing::warn!(error = %e, "sending reminders failed; retrying on the next tick");
             }
         }

@@ -180,7 +180,7 @@ async fn join(
         return Err(ApiError::not_found("consultation"));
     };
     crate::audit::event(&user, "join", "consultation", &id).patient(&patient_id).record(&state.db).await?;
-    let role = role.and_then(|r| RoomRole::parse(&r)).ok_or_else(|| {
+    let role = role.map(|r| r.parse::<RoomRole>()).transpose()?.ok_or_else(|| {
         ApiError::new(
             StatusCode::FORBIDDEN,
             Problem::NotAParticipant,
@@ -188,7 +188,7 @@ async fn join(
             "only the participants of a consultation may join its room",
         )
     })?;
-    let current = current.parse().unwrap_or(ConsultationState::Draft);
+    let current: ConsultationState = current.parse()?;
     if !matches!(current, ConsultationState::Scheduled | ConsultationState::InProgress) {
         return Err(ApiError::conflict(
             Problem::ConsultationNotLive,
@@ -198,7 +198,7 @@ async fn join(
     let now = Utc::now();
     if current == ConsultationState::Scheduled {
         let opens = crate::scheduling::visit::room_opens_at(
-            urgency.parse().unwrap_or(crate::consultations::state::Urgency::Routine),
+            urgency.parse::<crate::consultations::state::Urgency>()?,
             start.as_deref().map(crate::db::parse_ts),
             state.config.call_open_before_mins,
         );

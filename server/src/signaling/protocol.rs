@@ -42,41 +42,9 @@ pub mod close {
     pub const HEARTBEAT_TIMEOUT: u16 = 4030;
 }
 
-/// A participant's place in the consultation, which decides lobby and admission rights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RoomRole {
-    /// The community doctor who requested the consultation (the inviting side).
-    Requester,
-    /// An invited or accepted expert.
-    Expert,
-    /// The patient of the consultation.
-    Patient,
-}
-
-impl RoomRole {
-    pub fn parse(s: &str) -> Option<RoomRole> {
-        Some(match s {
-            "requester" => RoomRole::Requester,
-            "expert" => RoomRole::Expert,
-            "patient" => RoomRole::Patient,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RoomRole::Requester => "requester",
-            RoomRole::Expert => "expert",
-            RoomRole::Patient => "patient",
-        }
-    }
-
-    /// Doctors may admit and remove; patients may not.
-    pub fn is_doctor(self) -> bool {
-        matches!(self, RoomRole::Requester | RoomRole::Expert)
-    }
-}
+/// A participant's place in the room is its role in the consultation, which decides lobby and
+/// admission rights ([`ParticipantRole::is_doctor`]).
+pub use crate::domain::consultation::ParticipantRole as RoomRole;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -529,10 +497,11 @@ mod tests {
 
     #[test]
     fn room_roles_parse_their_names() {
-        for r in [RoomRole::Requester, RoomRole::Expert, RoomRole::Patient] {
-            assert_eq!(RoomRole::parse(r.as_str()), Some(r));
+        for &r in RoomRole::ALL {
+            assert_eq!(r.as_str().parse::<RoomRole>(), Ok(r));
         }
-        assert_eq!(RoomRole::parse("admin"), None);
+        assert!("admin".parse::<RoomRole>().is_err());
+
         assert!(RoomRole::Expert.is_doctor() && !RoomRole::Patient.is_doctor());
     }
 }

@@ -111,29 +111,16 @@ impl Participant {
     }
 }
 
-/// What happened, for the timeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimelineKind {
-    Waiting,
-    Joined,
-    Admitted,
-    Removed,
-    Disconnected,
-    Reconnected,
-    Left,
-}
-
-impl TimelineKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TimelineKind::Waiting => "waiting",
-            TimelineKind::Joined => "joined",
-            TimelineKind::Admitted => "admitted",
-            TimelineKind::Removed => "removed",
-            TimelineKind::Disconnected => "disconnected",
-            TimelineKind::Reconnected => "reconnected",
-            TimelineKind::Left => "left",
-        }
+crate::domain::named_enum! {
+    /// What happened to a participant, as the room's timeline (`room_events.kind`) records it.
+    TimelineKind, "room event kind" {
+        Waiting => "waiting",
+        Joined => "joined",
+        Admitted => "admitted",
+        Removed => "removed",
+        Disconnected => "disconnected",
+        Reconnected => "reconnected",
+        Left => "left",
     }
 }
 

@@ -4,6 +4,7 @@
 use super::room::TimelineEntry;
 use super::tickets::{NewTicket, Redeemed, Ticket};
 use crate::auth::AuthUser;
+use crate::db::filter::Filtered;
 use crate::db::{batch, ts, Db};
 use crate::error::ApiResult;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -165,13 +166,18 @@ pub(super) async fn patient_of(db: &Db, consultation: &str) -> ApiResult<Option<
 pub(super) type JoinRow = (String, String, String, Option<String>, Option<String>);
 
 pub(super) async fn join_row(db: &Db, user: &AuthUser, consultation: &str) -> ApiResult<Option<JoinRow>> {
-    let sql = format!(
+    let mut q = Filtered::new(
         "SELECT c.patient_id, c.state, c.urgency,
                 (SELECT p.role FROM consultation_participants p
-                  WHERE p.consultation_id = c.id AND p.user_id = $1 AND p.status <> 'declined'),
-                (SELECT MIN(a.start_at) FROM appointments a WHERE a.consultation_id = c.id AND a.status = 'booked')
-           FROM consultations c WHERE c.id = $3 AND {}",
-        crate::consultations::store::visibility_predicate_one(user.role)
+                  WHERE p.consultation_id = c.id AND p.user_id = ",
     );
-    Ok(sqlx::query_as(&sql).bind(&user.id).bind(&user.org).bind(consultation).fetch_optional(&db.pool).await?)
+    q.push_bind(user.id.clone());
+    q.push(
+        " AND p.status <> 'declined'),
+                (SELECT MIN(a.start_at) FROM appointments a WHERE a.consultation_id = c.id AND a.status = 'booked')
+           FROM consultations c WHERE c.id = ",
+    );
+    q.after_where().push_bind(consultation.to_owned());
+    crate::consultations::store::visible_one(&mut q, user);
+    Ok(q.build_query_as().fetch_optional(&db.pool).await?)
 }

@@ -173,7 +173,12 @@ async fn serve(state: AppState, socket: WebSocket, admission: Admission, addr: S
     let room = match admission {
         Admission::Refuse(code, reason) => return refuse(socket, code, reason).await,
         Admission::Join(t) => {
-            let role = RoomRole::parse(&t.room_role).unwrap_or(RoomRole::Patient);
+            // Written by `POST join` from the participant's role; anything else is refused
+            // rather than read as some role.
+            let Ok(role) = t.room_role.parse::<RoomRole>() else {
+                tracing::error!(room_role = %t.room_role, "a ticket names an unknown room role");
+                return refuse(socket, close::TICKET_INVALID, "ticket invalid").await;
+            };
             let joiner = Joiner {
                 id: super::participant_id(),
                 conn,

@@ -160,28 +160,28 @@ pub struct Access {
 /// Decides whether `user` may read or write the readings of patient `id` (see the module
 /// documentation), auditing a refusal. 403 for admins and coordinators, 404 for a patient
 /// the caller has no such relationship with.
-pub async fn access(state: &AppState, user: &AuthUser, id: &str, action: &str) -> ApiResult<Access> {
+pub async fn access(db: &crate::db::Db, user: &AuthUser, id: &str, action: &str) -> ApiResult<Access> {
     let deny = |exists: Option<&PatientRef>| {
         audit::event(user, action, "observation", id)
             .maybe_patient(exists.map(|p| p.id.clone()))
             .outcome(Outcome::Denied)
     };
-    let patient = store::patient_ref(&state.db, id).await?;
+    let patient = store::patient_ref(db, id).await?;
     if matches!(user.role, Role::Admin | Role::Coordinator) {
-        deny(patient.as_ref()).record(&state.db).await?;
+        deny(patient.as_ref()).record(db).await?;
         return Err(ApiError::forbidden(
             "vital signs are kept by the patient, their community doctors and the experts of their consultations",
         ));
     }
     let Some(patient) = patient else {
-        deny(None).record(&state.db).await?;
+        deny(None).record(db).await?;
         return Err(ApiError::not_found("patient"));
     };
     let granted = match user.role {
         Role::Patient => patient.user_id.as_deref() == Some(user.id.as_str()),
-        Role::CommunityDoctor => crate::patients::find_visible(&state.db, user, id).await?.is_some(),
+        Role::CommunityDoctor => crate::patients::find_visible(db, user, id).await?.is_some(),
         Role::Expert => {
-            let active = store::active_consultations_of(&state.db, id, &user.id).await?;
+            let active = store::active_consultations_of(db, id, &user.id).await?;
             if active.is_empty() {
                 false
             } else {
@@ -191,7 +191,7 @@ pub async fn access(state: &AppState, user: &AuthUser, id: &str, action: &str) -
         Role::Admin | Role::Coordinator => false,
     };
     if !granted {
-        deny(Some(&patient)).record(&state.db).await?;
+        deny(Some(&patient)).record(db).await?;
         return Err(ApiError::not_found("patient"));
     }
     Ok(Access { patient, expert_consultations: None })
@@ -258,7 +258,7 @@ async fn post_observations(
     Path(Id(id)): Path<Id>,
     body: JsonBatch<NewReading>,
 ) -> ApiResult<(StatusCode, Json<IngestAnswer>)> {
-    let access = access(&state, &user, &id, "create").await?;
+    let access = access(&state.db, &user, &id, "create").await?;
     let answer = ingest(&state, &Sender::User(user), &access, body.items, body.array).await?;
     let status = if answer.created > 0 { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(answer)))
@@ -282,7 +282,8 @@ pub async fn ingest(
     let mut consultation_states = check_references(&state.db, access, &readings, array).await?;
     attach_to_live_call(&state.db, patient, &mut readings, &mut consultation_states, now).await?;
     let received_at = ts(now);
-    let (results, created) = record(state, sender, patient, &readings, &received_at, now).await?;
+    let (results, created) =
+        record(&state.db, &state.notifications, sender, patient, &readings, &received_at, now).await?;
     show_live(state, &created, &consultation_states, &received_at);
     let created_count = created.len();
     Ok(IngestAnswer { created: created_count, duplicates: results.len() - created_count, results })
@@ -376,14 +377,15 @@ async fn attach_to_live_call(
 /// follow-up plans and notifies, in one transaction. Answers each reading's result and the
 /// readings stored now, with their ids.
 async fn record<'r>(
-    state: &AppState,
+    db: &crate::db::Db,
+    hub: &crate::notifications::NotificationHub,
     sender: &Sender,
     patient: &PatientRef,
     readings: &'r [Reading],
     received_at: &str,
     now: chrono::DateTime<Utc>,
 ) -> ApiResult<(Vec<IngestResult>, Vec<(String, &'r Reading)>)> {
-    let mut tx = audit::begin(&state.db).await?;
+    let mut tx = audit::begin(db).await?;
     let by = store::RecordedBy { device_id: sender.device_id(), user_id: sender.recorded_by() };
     let stored = store::insert_readings(&mut tx, &by, &patient.id, readings, received_at).await?;
     let mut events = Vec::new();
@@ -420,7 +422,7 @@ async fn record<'r>(
     let opened = worklist::weigh(&mut tx, sender, patient, &created, now).await?;
     let notices = worklist::notify_patient(&mut tx, patient, &opened).await?;
     tx.commit().await?;
-    crate::notifications::publish(state, &notices);
+    crate::notifications::publish(hub, &notices);
     Ok((results, created))
 }
 
@@ -473,8 +475,8 @@ async fn list_observations(
 ) -> ApiResult<Json<crate::api::Page<Observation>>> {
     let limit = crate::api::page_limit(f.limit, 1000)?;
     let cursor = crate::api::page_cursor(f.cursor)?;
-    access(&state, &user, &id, "list").await?;
-    let after = cursor_position(&state, &id, &cursor).await?;
+    access(&state.db, &user, &id, "list").await?;
+    let after = cursor_position(&state.db, &id, &cursor).await?;
     let query = store::ObservationQuery {
         kind: f.kind,
         from: f.from.map(|t| ts(t.into())),
@@ -492,11 +494,11 @@ async fn list_observations(
 }
 
 /// Where a list continues after the reading `cursor` (of this patient): its time and id.
-async fn cursor_position(state: &AppState, patient_id: &str, cursor: &str) -> ApiResult<Option<(String, String)>> {
+async fn cursor_position(db: &crate::db::Db, patient_id: &str, cursor: &str) -> ApiResult<Option<(String, String)>> {
     if cursor.is_empty() {
         return Ok(None);
     }
-    match store::measured_at(&state.db, cursor, patient_id).await? {
+    match store::measured_at(db, cursor, patient_id).await? {
         Some(at) => Ok(Some((at, cursor.to_string()))),
         None => Err(ApiError::validation("cursor", "not a cursor of this list: pass the `next` of the previous page")),
     }

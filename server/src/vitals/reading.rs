@@ -8,9 +8,10 @@
 //! [`MAX_AGE_DAYS`] with `measured_at_out_of_range`; anything else malformed with
 //! `validation_failed`.
 
+use crate::domain::named_enum;
 use crate::error::ErrorCode;
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 pub use crate::domain::vitals::{GlucoseContext, Values};
 
@@ -38,54 +39,24 @@ pub mod limits {
     pub const TEMPERATURE_C: (f64, f64) = (25.0, 45.0);
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    BloodPressure,
-    Glucose,
-    Spo2,
-    Weight,
-    Temperature,
-    /// A single-lead ECG strip: an ECG file uploaded to a consultation of the patient.
-    Ecg,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 6] =
-        [Kind::BloodPressure, Kind::Glucose, Kind::Spo2, Kind::Weight, Kind::Temperature, Kind::Ecg];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::BloodPressure => "blood_pressure",
-            Kind::Glucose => "glucose",
-            Kind::Spo2 => "spo2",
-            Kind::Weight => "weight",
-            Kind::Temperature => "temperature",
-            Kind::Ecg => "ecg",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+named_enum! {
+    Kind, "reading kind" {
+        BloodPressure => "blood_pressure",
+        Glucose => "glucose",
+        Spo2 => "spo2",
+        Weight => "weight",
+        Temperature => "temperature",
+        /// A single-lead ECG strip: an ECG file uploaded to a consultation of the patient.
+        Ecg => "ecg",
     }
 }
 
-/// Where a reading was taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    Home,
-    Kiosk,
-    Clinic,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Home => "home",
-            Source::Kiosk => "kiosk",
-            Source::Clinic => "clinic",
-        }
+named_enum! {
+    /// Where a reading was taken.
+    Source, "reading source" {
+        Home => "home",
+        Kiosk => "kiosk",
+        Clinic => "clinic",
     }
 }
 

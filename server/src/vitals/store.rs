@@ -7,7 +7,7 @@ use super::{Observation, PatientRef, ACTIVE_STATES};
 use crate::db::filter::Filtered;
 use crate::db::{new_id, ts, Db};
 use crate::domain::vitals::WorklistStatus;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use std::collections::{HashMap, HashSet};
 
 pub(crate) const OBSERVATION_COLUMNS: &str = "id, patient_id, client_id, kind, measured_at, received_at, source, device, device_id, consultation_id, recorded_by,
@@ -44,13 +44,9 @@ impl ObservationRow {
     pub(crate) fn observation(self) -> ApiResult<Observation> {
         let glucose_context = match self.glucose_context.as_deref() {
             None => None,
-            Some(c) => Some(
-                GlucoseContext::parse(c)
-                    .ok_or_else(|| ApiError::internal(format!("unknown glucose context {c:?} stored")))?,
-            ),
+            Some(c) => Some(c.parse::<GlucoseContext>()?),
         };
-        let kind = Kind::parse(&self.kind)
-            .ok_or_else(|| ApiError::internal(format!("unknown reading kind {:?} stored", self.kind)))?;
+        let kind = self.kind.parse::<Kind>()?;
         let values = Values {
             systolic_mmhg: self.systolic_mmhg,
             diastolic_mmhg: self.diastolic_mmhg,
@@ -593,7 +589,7 @@ struct ItemRow {
 impl ItemRow {
     fn item(self) -> ApiResult<WorklistItem> {
         Ok(WorklistItem {
-            status: WorklistStatus::from_db(&self.status)?,
+            status: self.status.parse::<WorklistStatus>()?,
             id: self.id,
             plan_id: self.plan_id,
             condition: self.condition,

@@ -11,6 +11,7 @@
 //!   mmHg; below 3.9 mmol/L is hypoglycaemia; a reading at least every 7 days.
 
 use super::reading::{GlucoseContext, Kind, Values};
+use crate::domain::named_enum;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -38,28 +39,18 @@ pub struct Targets {
     pub measure_every_days: Option<u32>,
 }
 
-/// Why a plan is on the worklist. One open item per (plan, reason).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    BloodPressureAboveTarget,
-    GlucoseAboveTarget,
-    GlucoseLow,
-    BloodPressureMissing,
-    GlucoseMissing,
+named_enum! {
+    /// Why a plan is on the worklist. One open item per (plan, reason).
+    Reason, "worklist reason" {
+        BloodPressureAboveTarget => "blood_pressure_above_target",
+        GlucoseAboveTarget => "glucose_above_target",
+        GlucoseLow => "glucose_low",
+        BloodPressureMissing => "blood_pressure_missing",
+        GlucoseMissing => "glucose_missing",
+    }
 }
 
 impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::BloodPressureAboveTarget => "blood_pressure_above_target",
-            Reason::GlucoseAboveTarget => "glucose_above_target",
-            Reason::GlucoseLow => "glucose_low",
-            Reason::BloodPressureMissing => "blood_pressure_missing",
-            Reason::GlucoseMissing => "glucose_missing",
-        }
-    }
-
     /// The reason that a reading of `kind` arriving ends (a missing-reading episode).
     pub fn missing_of(kind: Kind) -> Option<Reason> {
         match kind {

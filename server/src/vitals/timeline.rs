@@ -222,7 +222,7 @@ fn kinds(filter: Option<&str>) -> ApiResult<Vec<TimelineKind>> {
     let Some(k) = filter else { return Ok(TimelineKind::ALL.to_vec()) };
     let mut out = Vec::new();
     for part in k.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let Some(known) = TimelineKind::parse(part) else {
+        let Ok(known) = part.parse::<TimelineKind>() else {
             let all: Vec<&str> = TimelineKind::ALL.iter().map(|k| k.as_str()).collect();
             return Err(ApiError::validation("kind", format!("one or more of {}", all.join(", "))));
         };

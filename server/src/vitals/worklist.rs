@@ -184,14 +184,19 @@ pub async fn notify_patient(
 
 /// Opens the episodes of silence beyond their plan's frequency (of one organisation's plans,
 /// or all), each once; tells the patients. Answers how many it opened.
-pub async fn sweep_missing(state: &AppState, organisation: Option<&str>, now: DateTime<Utc>) -> ApiResult<usize> {
+pub async fn sweep_missing(
+    db: &crate::db::Db,
+    hub: &crate::notifications::NotificationHub,
+    organisation: Option<&str>,
+    now: DateTime<Utc>,
+) -> ApiResult<usize> {
     let mut opened = 0;
-    for plan in store::active_plans_of(&state.db, organisation).await? {
+    for plan in store::active_plans_of(db, organisation).await? {
         let plan_targets = targets_of(&plan.targets, &plan.condition);
         let start = parse_ts(&plan.created_at);
         let mut due = Vec::new();
         for kind in targets::watched(&plan_targets) {
-            let last = store::last_measured(&state.db, &plan.patient_id, kind).await?.map(|l| parse_ts(&l));
+            let last = store::last_measured(db, &plan.patient_id, kind).await?.map(|l| parse_ts(&l));
             if let Some(m) = targets::missing(&plan_targets, kind, last, start, now) {
                 due.push((kind, m));
             }
@@ -199,8 +204,8 @@ pub async fn sweep_missing(state: &AppState, organisation: Option<&str>, now: Da
         if due.is_empty() {
             continue;
         }
-        let Some(patient) = store::patient_ref(&state.db, &plan.patient_id).await? else { continue };
-        let mut tx = audit::begin(&state.db).await?;
+        let Some(patient) = store::patient_ref(db, &plan.patient_id).await? else { continue };
+        let mut tx = audit::begin(db).await?;
         let mut news = Vec::new();
         for (kind, m) in due {
             let detail = m.days.to_string();
@@ -228,7 +233,7 @@ pub async fn sweep_missing(state: &AppState, organisation: Option<&str>, now: Da
         opened += news.len();
         let notices = notify_patient(&mut tx, &patient, &news).await?;
         tx.commit().await?;
-        crate::notifications::publish(state, &notices);
+        crate::notifications::publish(hub, &notices);
     }
     Ok(opened)
 }
@@ -247,7 +252,7 @@ pub fn spawn_sweeper(state: AppState) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
             tick.tick().await;
-            if let Err(e) = sweep_missing(&state, None, Utc::now()).await {
+            if let Err(e) = sweep_missing(&state.db, &state.notifications, None, Utc::now()).await {
                 tracing::warn!(error = %e, "looking for missing readings failed; retrying on the next tick");
             }
         }
@@ -306,11 +311,11 @@ pub async fn list(
         None => Some(WorklistStatus::Open),
         Some("all") => None,
         Some(s) => Some(
-            WorklistStatus::parse(s)
-                .ok_or_else(|| ApiError::validation("status", "open, acknowledged, resolved or all"))?,
+            s.parse::<WorklistStatus>()
+                .map_err(|_| ApiError::validation("status", "open, acknowledged, resolved or all"))?,
         ),
     };
-    sweep_missing(&state, Some(&user.org), Utc::now()).await?;
+    sweep_missing(&state.db, &state.notifications, Some(&user.org), Utc::now()).await?;
     let before = Some(cursor.as_str()).filter(|c| !c.is_empty());
     let rows = store::worklist(&state.db, &user.org, status, before, limit as i64 + 1).await?;
     let page = crate::api::page(rows, limit, |w| w.id.clone());
