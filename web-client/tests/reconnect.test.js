@@ -25,8 +25,9 @@ class FakeSocket {
   close() {}
 }
 
-/** Joins answered so far; `failing` makes the next ones fail as a stopped server does. */
-const joins = { count: 0, failing: 0 };
+/** Joins answered so far; `failing` makes the next ones fail as a stopped server does,
+ * `refusing` answers them 403 as a server does to someone no longer in the consultation. */
+const joins = { count: 0, failing: 0, refusing: 0 };
 Object.assign(globalThis, {
   WebSocket: FakeSocket,
   location: { protocol: 'http:', host: 'clinic.example' },
@@ -36,6 +37,11 @@ Object.assign(globalThis, {
     if (joins.failing > 0) {
       joins.failing--;
       throw new TypeError('fetch failed: connection refused');
+    }
+    if (joins.refusing > 0) {
+      joins.refusing--;
+      const problem = JSON.stringify({ status: 403, code: 'not_a_participant', title: 'Forbidden' });
+      return { ok: false, status: 403, text: async () => problem };
     }
     joins.count++;
     const body = JSON.stringify({ ws_url: `ws://clinic.example/api/v1/rtc?ticket=t${joins.count}`, ice_servers: [] });
@@ -110,6 +116,47 @@ test('drops resume after a backoff; a restarted server (4004) is joined again at
     mock.timers.tick(60_000);
     await settle();
     assert.equal(sockets.length, 7);
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test('a revoked account (4005) is not retried, and a join the server refuses ends the call', async () => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  try {
+    const before = sockets.length;
+    const revoked = new Signaling('c1');
+    /** @type {number[]} */
+    const ended = [];
+    revoked.addEventListener('ended', (e) => ended.push(/** @type {CustomEvent} */ (e).detail));
+    await revoked.join();
+    sockets.at(-1)?.receive({ type: 'joined', resume_token: 'room.r1', admitted: true });
+    sockets.at(-1)?.drop(4005);
+    mock.timers.tick(60_000);
+    await settle();
+    assert.equal(sockets.length, before + 1, 'no attempt after 4005');
+    assert.deepEqual(ended, [4005]);
+
+    // After a restart the server does not know the token; joining again is refused (403):
+    // the call ends instead of retrying for ever.
+    const refused = new Signaling('c1');
+    refused.backoff = new Backoff(() => 0.999999, { baseMs: 250, capMs: 8000 });
+    /** @type {number[]} */
+    const refusedEnded = [];
+    refused.addEventListener('ended', (e) => refusedEnded.push(/** @type {CustomEvent} */ (e).detail));
+    await refused.join();
+    const joinsBefore = joins.count;
+    sockets.at(-1)?.receive({ type: 'joined', resume_token: 'room.r2', admitted: true });
+    joins.refusing = 1;
+    sockets.at(-1)?.drop(4004);
+    mock.timers.tick(0);
+    await settle();
+    assert.deepEqual(refusedEnded, [403]);
+    const socketsThen = sockets.length;
+    mock.timers.tick(60_000);
+    await settle();
+    assert.equal(sockets.length, socketsThen, 'no attempt after a refused join');
+    assert.equal(joins.count, joinsBefore);
   } finally {
     mock.timers.reset();
   }

@@ -74,83 +74,101 @@ impl MultipartReader {
         self.buf.extend_from_slice(chunk);
         let mut events = Vec::new();
         loop {
-            match self.state {
+            let progressed = match self.state {
                 State::Done => {
                     self.buf.clear();
-                    return Ok(events);
+                    false
                 }
-                State::Preamble => match find(&self.buf, &self.delimiter) {
-                    Some(pos) => {
-                        self.buf.drain(..pos + self.delimiter.len());
-                        self.state = State::AfterDelimiter;
-                    }
-                    None => {
-                        let keep = self.delimiter.len().min(self.buf.len());
-                        self.buf.drain(..self.buf.len() - keep);
-                        return Ok(events);
-                    }
-                },
-                State::AfterDelimiter => {
-                    if self.buf.len() < 2 {
-                        return Ok(events);
-                    }
-                    if self.buf.starts_with(b"--") {
-                        self.state = State::Done;
-                        continue;
-                    }
-                    // Transport padding (spaces or tabs) may follow the boundary.
-                    let Some(eol) = find(&self.buf, b"\r\n") else {
-                        if self.buf.len() > 256 {
-                            return Err("malformed multipart boundary line".into());
-                        }
-                        return Ok(events);
-                    };
-                    if !self.buf[..eol].iter().all(|b| *b == b' ' || *b == b'\t') {
-                        return Err("malformed multipart boundary line".into());
-                    }
-                    self.buf.drain(..eol + 2);
-                    self.state = State::Headers;
+                State::Preamble => self.preamble(),
+                State::AfterDelimiter => self.after_delimiter()?,
+                State::Headers => self.headers(&mut events)?,
+                State::Body => self.body(&mut events),
+            };
+            if !progressed {
+                return Ok(events);
+            }
+        }
+    }
+
+    // Each step below reads what it can of `buf` in its state; `true` when it moved to
+    // another state, `false` when it needs more bytes.
+
+    fn preamble(&mut self) -> bool {
+        match find(&self.buf, &self.delimiter) {
+            Some(pos) => {
+                self.buf.drain(..pos + self.delimiter.len());
+                self.state = State::AfterDelimiter;
+                true
+            }
+            None => {
+                let keep = self.delimiter.len().min(self.buf.len());
+                self.buf.drain(..self.buf.len() - keep);
+                false
+            }
+        }
+    }
+
+    fn after_delimiter(&mut self) -> Result<bool, String> {
+        if self.buf.len() < 2 {
+            return Ok(false);
+        }
+        if self.buf.starts_with(b"--") {
+            self.state = State::Done;
+            return Ok(true);
+        }
+        // Transport padding (spaces or tabs) may follow the boundary.
+        let Some(eol) = find(&self.buf, b"\r\n") else {
+            if self.buf.len() > 256 {
+                return Err("malformed multipart boundary line".into());
+            }
+            return Ok(false);
+        };
+        if !self.buf[..eol].iter().all(|b| *b == b' ' || *b == b'\t') {
+            return Err("malformed multipart boundary line".into());
+        }
+        self.buf.drain(..eol + 2);
+        self.state = State::Headers;
+        Ok(true)
+    }
+
+    fn headers(&mut self, events: &mut Vec<Event>) -> Result<bool, String> {
+        let end = if self.buf.starts_with(b"\r\n") { Some(0) } else { find(&self.buf, b"\r\n\r\n").map(|p| p + 2) };
+        let Some(end) = end else {
+            if self.buf.len() > MAX_HEADER_BYTES {
+                return Err("multipart part headers are too long".into());
+            }
+            return Ok(false);
+        };
+        let block = String::from_utf8_lossy(&self.buf[..end]).to_string();
+        self.buf.drain(..end + 2);
+        let headers = block
+            .split("\r\n")
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        events.push(Event::Part(headers));
+        self.state = State::Body;
+        Ok(true)
+    }
+
+    fn body(&mut self, events: &mut Vec<Event>) -> bool {
+        match find(&self.buf, &self.delimiter) {
+            Some(pos) => {
+                if pos > 0 {
+                    events.push(Event::Data(self.buf[..pos].to_vec()));
                 }
-                State::Headers => {
-                    let end = if self.buf.starts_with(b"\r\n") {
-                        Some(0)
-                    } else {
-                        find(&self.buf, b"\r\n\r\n").map(|p| p + 2)
-                    };
-                    let Some(end) = end else {
-                        if self.buf.len() > MAX_HEADER_BYTES {
-                            return Err("multipart part headers are too long".into());
-                        }
-                        return Ok(events);
-                    };
-                    let block = String::from_utf8_lossy(&self.buf[..end]).to_string();
-                    self.buf.drain(..end + 2);
-                    let headers = block
-                        .split("\r\n")
-                        .filter(|l| !l.is_empty())
-                        .filter_map(|l| l.split_once(':'))
-                        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-                        .collect();
-                    events.push(Event::Part(headers));
-                    self.state = State::Body;
+                self.buf.drain(..pos + self.delimiter.len());
+                events.push(Event::End);
+                self.state = State::AfterDelimiter;
+                true
+            }
+            None => {
+                let safe = self.buf.len().saturating_sub(self.delimiter.len());
+                if safe > 0 {
+                    events.push(Event::Data(self.buf.drain(..safe).collect()));
                 }
-                State::Body => match find(&self.buf, &self.delimiter) {
-                    Some(pos) => {
-                        if pos > 0 {
-                            events.push(Event::Data(self.buf[..pos].to_vec()));
-                        }
-                        self.buf.drain(..pos + self.delimiter.len());
-                        events.push(Event::End);
-                        self.state = State::AfterDelimiter;
-                    }
-                    None => {
-                        let safe = self.buf.len().saturating_sub(self.delimiter.len());
-                        if safe > 0 {
-                            events.push(Event::Data(self.buf.drain(..safe).collect()));
-                        }
-                        return Ok(events);
-                    }
-                },
+                false
             }
         }
     }

@@ -125,32 +125,6 @@ fn findings(targets: &Targets, created: &[(String, &Reading)], now: DateTime<Utc
     (episodes, ended)
 }
 
-/// The patient's notice of an episode, in plain words (Chinese, then English).
-pub fn plain_words(reason: Reason, detail: &str) -> (String, String) {
-    match reason {
-        Reason::BloodPressureAboveTarget => (
-            "血压高于目标 Your blood pressure is above your target".into(),
-            format!("您的血压 {detail}。请按医嘱服药，注意休息，少吃盐；您的家庭医生会看到并与您联系。 Please take your medicine as prescribed and rest; your family doctor has been told and will contact you."),
-        ),
-        Reason::GlucoseAboveTarget => (
-            "血糖高于目标 Your blood sugar is above your target".into(),
-            format!("您的血糖 {detail}。请按医嘱用药、注意饮食；您的家庭医生会看到并与您联系。 Please take your medicine as prescribed and watch your diet; your family doctor has been told."),
-        ),
-        Reason::GlucoseLow => (
-            "血糖偏低 Your blood sugar is low".into(),
-            format!("您的血糖 {detail}。请马上吃些含糖食物（如糖果、果汁），15 分钟后再测一次；如仍不适请就医。 Eat something sweet now and measure again in 15 minutes; seek care if you still feel unwell."),
-        ),
-        Reason::BloodPressureMissing => (
-            "请测量血压 Please measure your blood pressure".into(),
-            format!("已经 {detail} 天没有收到您的血压记录了，请测量一次。 We have had no blood pressure reading from you for {detail} days; please measure it."),
-        ),
-        Reason::GlucoseMissing => (
-            "请测量血糖 Please measure your blood sugar".into(),
-            format!("已经 {detail} 天没有收到您的血糖记录了，请测量一次。 We have had no blood sugar reading from you for {detail} days; please measure it."),
-        ),
-    }
-}
-
 /// Stores the patient's notices of newly opened episodes in the transaction; answers what to
 /// publish live after the commit.
 pub async fn notify_patient(

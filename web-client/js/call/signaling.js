@@ -7,8 +7,9 @@
 import { post } from '../api.js';
 import { Backoff } from './backoff.js';
 
-/** Close codes after which resuming is pointless (4020: a doctor ended the call for everyone). */
-const FINAL = new Set([1000, 4003, 4010, 4011, 4013, 4020]);
+/** Close codes after which resuming is pointless (4005: the account's access was revoked;
+ * 4020: a doctor ended the call for everyone). */
+const FINAL = new Set([1000, 4003, 4005, 4010, 4011, 4013, 4020]);
 
 export class Signaling extends EventTarget {
   /** @param {string} consultationId */
@@ -71,8 +72,15 @@ export class Signaling extends EventTarget {
       } else {
         await this.join();
       }
-    } catch {
-      // The join failed (server down or overloaded): try again later, joining.
+    } catch (e) {
+      // A join the server refused (signed out, no longer a participant, the call is over)
+      // ends the call; one that failed (server down or overloaded) is tried again later.
+      const status = /** @type {any} */ (e)?.status;
+      if (typeof status === 'number' && status >= 400 && status < 500 && status !== 408 && status !== 429) {
+        this.closed = true;
+        this.dispatchEvent(new CustomEvent('ended', { detail: status }));
+        return;
+      }
       setTimeout(() => this.reconnect(4004), this.backoff.next());
     }
   }
