@@ -814,6 +814,16 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
         crate::audit::event(&actor, "create", "consultation_message", &id).maybe_patient(patient).record(db).await
     }))
     .await;
+    // Only consultations still scheduled (or accepted) can start: the others (already in progress, as every
+    // room is after a restart when its participants come back) are read in one statement
+    // instead of one write transaction each, which on SQLite would queue behind one another.
+    let starts = match super::store::still_scheduled(db, &starts).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read which consultations are still scheduled");
+            starts
+        }
+    };
     futures_util::future::join_all(starts.iter().map(|room| async move {
         match crate::consultations::store::apply_action(db, room, None, &Action::Start).await {
             Ok(_) => tracing::info!(consultation = %room, "consultation in progress: both sides are in the room"),
