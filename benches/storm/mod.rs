@@ -180,7 +180,11 @@ async fn participant(s: Arc<Shared>, token: String, room: String, who: Who, mut 
             if !joining {
                 let url = format!("{}/api/v1/rtc?resume={resume}", s.ws_base);
                 let Some(mut w) = connect(&url).await else {
-                    *s.failures.lock().unwrap().entry("resume: no WebSocket within 30 s".into()).or_default() += 1;
+                    *s.failures
+                        .lock()
+                        .unwrap()
+                        .entry("resume: no WebSocket (connection refused, or none within 30 s)".into())
+                        .or_default() += 1;
                     continue;
                 };
                 match first_answer(&mut w).await {
