@@ -40,6 +40,9 @@ pub(super) async fn insert_tickets(db: &Db, rows: &[NewTicket]) -> ApiResult<()>
     Ok(())
 }
 
+/// A ticket just used: its hash, consultation, user and room role.
+type UsedTicket = (String, String, String, String);
+
 /// Marks the tickets used, if they are unused and unexpired (one conditional UPDATE, which
 /// makes "exactly once" hold under concurrency on both backends), stores the seat of each
 /// ticket used (its participant and the hash of its first resume token, valid until
@@ -56,16 +59,16 @@ pub(super) async fn use_up(
          RETURNING token_hash, consultation_id, user_id, room_role",
         batch::list(rows.len(), 2)
     );
-    let mut q = sqlx::query_as::<_, (String, String, String, String)>(&update).bind(ts(now));
+    let mut q = sqlx::query_as::<_, UsedTicket>(&update).bind(ts(now));
     for r in rows {
         q = q.bind(&r.ticket_hash);
     }
     let mut tx = db.begin_write().await?;
-    let used: Vec<(String, String, String, String)> = q.fetch_all(&mut *tx).await?;
+    let used: Vec<UsedTicket> = q.fetch_all(&mut *tx).await?;
     if !used.is_empty() {
         // A ticket given twice in one batch is used once: its first redemption takes the seat.
         let mut seen = std::collections::HashSet::new();
-        let seats: Vec<(&Redemption, &(String, String, String, String))> = used
+        let seats: Vec<(&Redemption, &UsedTicket)> = used
             .iter()
             .filter_map(|u| rows.iter().find(|r| r.ticket_hash == u.0).map(|r| (r, u)))
             .filter(|(r, _)| seen.insert(r.ticket_hash.as_str()))
