@@ -1,9 +1,10 @@
 //! A server restart in the middle of calls, with the real server process (the `teleconsult`
 //! binary), on SQLite and PostgreSQL: stopped gracefully (SIGTERM) and killed (SIGKILL), then
-//! started again on the same port and data. The rooms were in memory, so the resume tokens
-//! are gone (`4004`) and the participants join again, as the web client does; what must not be
-//! lost is where they were: a patient whom a doctor had admitted is back in the room without
-//! being admitted again, and a patient who was waiting is back in the lobby.
+//! started again on the same port and data. The rooms were in memory, but the seats are
+//! stored: every participant resumes with its resume token (no `4004`, no new join) and is
+//! where it was: a patient whom a doctor had admitted is back in the room without being
+//! admitted again, and a patient who was waiting is back in the lobby. A seat does not come
+//! back for a removed patient, a deactivated account, or someone who no longer takes part.
 
 mod common;
 mod rtc;
@@ -164,18 +165,48 @@ async fn count(db: &sqlx::AnyPool, sql: &str, id: &str) -> i64 {
 }
 
 /// Zhang's place after joining `room` again: `joined` says whether it is admitted; a waiting
-/// patient also hears `lobby`/`waiting`.
-async fn place_after_rejoin(server: &Server, token: &str, room: &str) -> (bool, Signaler) {
+/// patient also hears `lobby`/`waiting`. With the resume token `joined` handed out.
+async fn place_after_rejoin(server: &Server, token: &str, room: &str) -> (bool, Signaler, String) {
     let mut s = server.join(token, room).await;
     let joined = s.expect("joined").await;
     let admitted = joined["admitted"].as_bool().expect("admitted flag");
     if !admitted {
         assert_eq!(s.expect("lobby").await["status"], "waiting");
     }
-    (admitted, s)
+    (admitted, s, resume_token(&joined))
 }
 
-async fn admission_survives_restarts(database_url: String, data_dir: PathBuf) {
+fn resume_token(joined_or_resumed: &Value) -> String {
+    joined_or_resumed["resume_token"].as_str().expect("a resume token").to_string()
+}
+
+/// Opens the WebSocket with a resume token, as the client does after losing its socket.
+async fn open_resume(server: &Server, token: &str) -> Signaler {
+    Signaler::open(&format!("ws://127.0.0.1:{}/api/v1/rtc?resume={token}", server.port)).await
+}
+
+/// A participant's seat as it came back: `resumed`, with the socket.
+struct Back {
+    resumed: Value,
+    socket: Signaler,
+}
+
+async fn resume(server: &Server, token: &str) -> Back {
+    let mut socket = open_resume(server, token).await;
+    let resumed = socket.expect("resumed").await;
+    Back { resumed, socket }
+}
+
+async fn wait_for_event(db: &sqlx::AnyPool, room: &str, kind: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sql = format!("SELECT COUNT(*) FROM room_events WHERE consultation_id = $1 AND kind = '{kind}'");
+    while count(db, &sql, room).await < 1 {
+        assert!(Instant::now() < deadline, "no {kind} on the room's timeline");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn seats_survive_restarts(database_url: String, data_dir: PathBuf) {
     let mut server = Server::start(data_dir.clone(), database_url.clone()).await;
     let db_url = if database_url.is_empty() {
         format!("sqlite://{}/teleconsult.db", data_dir.display())
@@ -191,16 +222,20 @@ async fn admission_survives_restarts(database_url: String, data_dir: PathBuf) {
     let wang = server.login("dr.wang").await;
     let zhang = server.login("patient.zhang").await;
     let mut li_a = server.join(&li, &admitted_room).await;
-    li_a.expect("joined").await;
+    let joined = li_a.expect("joined").await;
+    let li_id = joined["you"]["id"].as_str().unwrap().to_string();
+    let mut li_a_token = resume_token(&joined);
     let mut wang_a = server.join(&wang, &admitted_room).await;
-    assert_eq!(wang_a.expect("joined").await["admitted"], true);
+    let joined = wang_a.expect("joined").await;
+    assert_eq!(joined["admitted"], true);
+    let mut wang_a_token = resume_token(&joined);
     let mut li_w = server.join(&li, &waiting_room).await;
-    li_w.expect("joined").await;
+    let mut li_w_token = resume_token(&li_w.expect("joined").await);
 
     // Zhang waits in both lobbies; Dr. Li admits Zhang to the first room only.
-    let (admitted, mut zhang_a) = place_after_rejoin(&server, &zhang, &admitted_room).await;
+    let (admitted, mut zhang_a, mut zhang_a_token) = place_after_rejoin(&server, &zhang, &admitted_room).await;
     assert!(!admitted, "a patient's first join waits in the lobby");
-    let (admitted, mut zhang_w) = place_after_rejoin(&server, &zhang, &waiting_room).await;
+    let (admitted, mut zhang_w, mut zhang_w_token) = place_after_rejoin(&server, &zhang, &waiting_room).await;
     assert!(!admitted);
     let zhang_id = li_a.expect("lobby").await["participant"]["id"].as_str().unwrap().to_string();
     li_a.send(json!({"type": "admit", "peer": zhang_id}));
@@ -211,18 +246,7 @@ async fn admission_survives_restarts(database_url: String, data_dir: PathBuf) {
         let how = if graceful { "SIGTERM" } else { "SIGKILL" };
         // The admission is on the room's timeline before the restart (written by the room's
         // recorder within milliseconds; a kill -9 before that would lose it).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while count(
-            &db,
-            "SELECT COUNT(*) FROM room_events WHERE consultation_id = $1 AND kind = 'admitted'",
-            &admitted_room,
-        )
-        .await
-            < 1
-        {
-            assert!(Instant::now() < deadline, "the admission was not recorded");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_event(&db, &admitted_room, "admitted").await;
         server.stop(graceful).await;
         if graceful {
             // Told to go away (and come back), not just cut off.
@@ -236,32 +260,48 @@ async fn admission_survives_restarts(database_url: String, data_dir: PathBuf) {
         }
         server.spawn().await;
 
-        // The sessions survive (the access tokens stay valid); the rooms do not: a resume
-        // token of before the restart is unknown and the client joins again.
-        let mut stale = Signaler::open(&format!(
-            "ws://127.0.0.1:{}/api/v1/rtc?resume={admitted_room}.{}",
-            server.port,
-            "x".repeat(43)
-        ))
-        .await;
-        assert_eq!(stale.closed().await, 4004);
+        // A token the server never handed out is still refused.
+        let mut unknown = open_resume(&server, &format!("{admitted_room}.{}", "x".repeat(43))).await;
+        assert_eq!(unknown.closed().await, 4004);
 
-        li_a = server.join(&li, &admitted_room).await;
-        assert_eq!(li_a.expect("joined").await["admitted"], true);
-        wang_a = server.join(&wang, &admitted_room).await;
-        wang_a.expect("joined").await;
-        li_w = server.join(&li, &waiting_room).await;
-        li_w.expect("joined").await;
-        let (admitted, z) = place_after_rejoin(&server, &zhang, &admitted_room).await;
-        assert!(admitted, "after a {how} restart the admitted patient is in the room without being admitted again");
-        zhang_a = z;
-        let (admitted, z) = place_after_rejoin(&server, &zhang, &waiting_room).await;
-        assert!(!admitted, "after a {how} restart the waiting patient is back in the lobby");
-        zhang_w = z;
+        // The seats survive the restart: every participant resumes with its token (no 4004,
+        // no new join), keeps its participant id, and is where it was.
+        let back = resume(&server, &li_a_token).await;
+        assert_eq!(back.resumed["admitted"], true, "after a {how} restart Dr. Li resumes into the room");
+        assert_eq!(back.resumed["you"]["id"], li_id.as_str(), "with the same participant id");
+        (li_a, li_a_token) = (back.socket, resume_token(&back.resumed));
+        let used = wang_a_token.clone();
+        let back = resume(&server, &wang_a_token).await;
+        assert_eq!(back.resumed["admitted"], true);
+        assert_eq!(back.resumed["peers"][0]["id"], li_id.as_str(), "and meets Dr. Li again");
+        (wang_a, wang_a_token) = (back.socket, resume_token(&back.resumed));
+        assert_eq!(li_a.expect("peer-joined").await["peer"]["role"], "expert");
+        let back = resume(&server, &li_w_token).await;
+        (li_w, li_w_token) = (back.socket, resume_token(&back.resumed));
+
+        let mut back = resume(&server, &zhang_a_token).await;
+        assert_eq!(
+            back.resumed["admitted"], true,
+            "after a {how} restart the admitted patient resumes into the room without being admitted again"
+        );
+        assert_eq!(back.resumed["restart_ice"], true);
+        if let Some(next) = back.socket.quiet_for(Duration::from_millis(300)).await {
+            assert_ne!(next["type"], "lobby", "and is not sent to the lobby: {next}");
+        }
+        (zhang_a, zhang_a_token) = (back.socket, resume_token(&back.resumed));
+        let mut back = resume(&server, &zhang_w_token).await;
+        assert_eq!(back.resumed["admitted"], false, "after a {how} restart the waiting patient resumes into the lobby");
+        assert_eq!(back.socket.expect("lobby").await["status"], "waiting");
+        (zhang_w, zhang_w_token) = (back.socket, resume_token(&back.resumed));
         assert_eq!(li_w.expect("lobby").await["status"], "waiting", "and the doctor sees it waiting");
+
+        // A resume token is used once, across the restart too.
+        let mut again = open_resume(&server, &used).await;
+        assert_eq!(again.closed().await, 4004, "a resume token of before the {how} restart is used up by its resume");
     }
 
-    // A removal is remembered too: removed, restarted, Zhang waits in the lobby again.
+    // A removal is remembered: removed, restarted, Zhang's seat is gone (4004) and Zhang
+    // joins again into the lobby.
     let zhang_id = loop {
         let met = li_a.expect("peer-joined").await;
         if met["peer"]["role"] == "patient" {
@@ -270,18 +310,45 @@ async fn admission_survives_restarts(database_url: String, data_dir: PathBuf) {
     };
     li_a.send(json!({"type": "remove", "peer": zhang_id}));
     assert_eq!(zhang_a.closed().await, 4010);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while count(&db, "SELECT COUNT(*) FROM room_events WHERE consultation_id = $1 AND kind = 'removed'", &admitted_room)
-        .await
-        < 1
-    {
-        assert!(Instant::now() < deadline, "the removal was not recorded");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_event(&db, &admitted_room, "removed").await;
+
+    // While the server is down, Dr. Wang's account is deactivated and Zhang no longer takes
+    // part in the second consultation: their seats do not come back.
     server.stop(false).await;
+    sqlx::query("UPDATE users SET active = 0 WHERE username = 'dr.wang'").execute(&db).await.unwrap();
+    sqlx::query(
+        "UPDATE consultation_participants SET status = 'declined'
+          WHERE consultation_id = $1 AND user_id = (SELECT id FROM users WHERE username = 'patient.zhang')",
+    )
+    .bind(&waiting_room)
+    .execute(&db)
+    .await
+    .unwrap();
     server.spawn().await;
-    let (admitted, _z) = place_after_rejoin(&server, &zhang, &admitted_room).await;
+    let mut s = open_resume(&server, &zhang_a_token).await;
+    assert_eq!(s.closed().await, 4004, "the seat of a removed patient does not come back");
+    let mut s = open_resume(&server, &wang_a_token).await;
+    assert_eq!(s.closed().await, 4005, "a deactivated account cannot resume");
+    let mut s = open_resume(&server, &zhang_w_token).await;
+    assert_eq!(s.closed().await, 4003, "a participant no longer taking part cannot resume");
+    let back = resume(&server, &li_a_token).await;
+    assert_eq!(back.resumed["admitted"], true, "the others resume as before");
+    let _ = li_w_token;
+    let (admitted, _z, _) = place_after_rejoin(&server, &zhang, &admitted_room).await;
     assert!(!admitted, "a removed patient waits in the lobby after a restart");
+
+    // Dr. Li is signed out everywhere while the server is down (the account's tokens end, as a
+    // password reset or a role change ends them): the seat ends with them.
+    let li_token = resume_token(&back.resumed);
+    drop(back);
+    server.stop(false).await;
+    sqlx::query("UPDATE users SET token_generation = token_generation + 1 WHERE username = 'dr.li'")
+        .execute(&db)
+        .await
+        .unwrap();
+    server.spawn().await;
+    let mut s = open_resume(&server, &li_token).await;
+    assert_eq!(s.closed().await, 4005, "a seat does not outlive the account's tokens");
     drop(store);
     db.close().await;
 }
@@ -291,12 +358,12 @@ fn temp_dir() -> PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admission_survives_a_restart_on_sqlite() {
-    admission_survives_restarts(String::new(), temp_dir()).await;
+async fn seats_survive_a_restart_on_sqlite() {
+    seats_survive_restarts(String::new(), temp_dir()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admission_survives_a_restart_on_postgres() {
+async fn seats_survive_a_restart_on_postgres() {
     let Ok(url) = std::env::var("TEST_DATABASE_URL").map(|u| u.trim().to_string()) else {
         assert!(!services_required(), "TELECONSULT_REQUIRE_SERVICES is set but TEST_DATABASE_URL is not");
         eprintln!("skipping the PostgreSQL run: TEST_DATABASE_URL is not set");
@@ -307,5 +374,5 @@ async fn admission_survives_a_restart_on_postgres() {
         return;
     }
     let pg = PgDatabase::create(&url).await;
-    admission_survives_restarts(pg.url.clone(), temp_dir()).await;
+    seats_survive_restarts(pg.url.clone(), temp_dir()).await;
 }

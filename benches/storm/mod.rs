@@ -59,6 +59,9 @@ struct Shared {
     returns: Mutex<Returns>,
     attempts: AtomicU64,
     join_failures: AtomicU64,
+    /// Comebacks by a resume, and resumes refused with 4004 (then joined again).
+    resumed: AtomicU64,
+    refused: AtomicU64,
     /// Why joins failed during the restart in progress, with counts.
     failures: Mutex<std::collections::BTreeMap<String, u64>>,
 }
@@ -176,11 +179,24 @@ async fn participant(s: Arc<Shared>, token: String, room: String, who: Who, mut 
             s.attempts.fetch_add(1, Ordering::Relaxed);
             if !joining {
                 let url = format!("{}/api/v1/rtc?resume={resume}", s.ws_base);
-                let Some(mut w) = connect(&url).await else { continue };
+                let Some(mut w) = connect(&url).await else {
+                    *s.failures
+                        .lock()
+                        .unwrap()
+                        .entry("resume: no WebSocket (connection refused, or none within 30 s)".into())
+                        .or_default() += 1;
+                    continue;
+                };
                 match first_answer(&mut w).await {
-                    Ok((admitted, token, _)) => break (admitted, w, token),
-                    Err(4004) => (joining, now) = (true, true),
-                    Err(_) => {}
+                    Ok((admitted, token, _)) => {
+                        s.resumed.fetch_add(1, Ordering::Relaxed);
+                        break (admitted, w, token);
+                    }
+                    Err(4004) => {
+                        s.refused.fetch_add(1, Ordering::Relaxed);
+                        (joining, now) = (true, true)
+                    }
+                    Err(code) => *s.failures.lock().unwrap().entry(format!("resume: closed {code}")).or_default() += 1,
                 }
                 continue;
             }
@@ -276,7 +292,7 @@ async fn wait_exit(child: &mut Child, limit: Duration) -> bool {
 async fn admitted_rows(db: &Db) -> i64 {
     let (n,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM room_events e JOIN consultations c ON c.id = e.consultation_id
-          WHERE c.reason = 'storm' AND e.kind = 'admitted'",
+          WHERE c.reason = 'load test' AND e.kind = 'admitted'",
     )
     .fetch_one(&db.pool)
     .await
@@ -304,6 +320,8 @@ pub async fn run(o: &Options) {
         returns: Mutex::default(),
         attempts: AtomicU64::new(0),
         join_failures: AtomicU64::new(0),
+        resumed: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
         failures: Mutex::default(),
     });
     let total = rooms.len() * 3;
@@ -355,6 +373,8 @@ pub async fn run(o: &Options) {
         let load = load_average();
         let attempts0 = s.attempts.load(Ordering::Relaxed);
         let failures0 = s.join_failures.load(Ordering::Relaxed);
+        let resumed0 = s.resumed.load(Ordering::Relaxed);
+        let refused0 = s.refused.load(Ordering::Relaxed);
         let own0 = cpu_secs(std::process::id());
         s.returns.lock().unwrap().back.clear();
         *s.restart.lock().unwrap() = (n as u32 + 1, Instant::now());
@@ -409,8 +429,13 @@ pub async fn run(o: &Options) {
             s.join_failures.load(Ordering::Relaxed) - failures0,
             cpu_secs(std::process::id()) - own0
         );
+        println!(
+            "resumed: {}; resumes refused with 4004 (joined again): {}",
+            s.resumed.load(Ordering::Relaxed) - resumed0,
+            s.refused.load(Ordering::Relaxed) - refused0
+        );
         for (why, n) in std::mem::take(&mut *s.failures.lock().unwrap()) {
-            println!("  join failed {n} times: {why}");
+            println!("  failed {n} times: {why}");
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
     }

@@ -61,6 +61,10 @@ pub enum RoomEvent {
         conn: ConnId,
         new_hash: String,
         new_token: String,
+        /// The seat as stored, put back when the room does not hold it (it was lost with a
+        /// restart of the instance that held it); its `resume_hash` is `new_hash`.
+        #[serde(default)]
+        restore: Option<Joiner>,
     },
     Message {
         conn: ConnId,
@@ -313,10 +317,10 @@ impl RoomHub {
             rooms: Mutex::new(HashMap::new()),
             bus,
             recorder: tx,
-            limits,
+            limits: limits.clone(),
             next_epoch: AtomicU64::new(1),
             ice,
-            tickets: tickets::TicketDesk::start(db.clone()),
+            tickets: tickets::TicketDesk::start(db.clone(), limits.resume_window),
             stats: HubStats::default(),
         });
         let sink: Arc<dyn EventSink> = hub.clone();
@@ -394,29 +398,36 @@ impl RoomHub {
         });
     }
 
-    /// A connection with a redeemed ticket enters the room (or its lobby).
-    pub fn join(&self, room: &str, joiner: Joiner, outbox: Arc<Outbox>, client_addr: &str) -> String {
-        let resume_token = tickets::resume_token(room);
+    /// A connection with a redeemed ticket enters the room (or its lobby), holding
+    /// `resume_token` (the one whose hash was stored with the redemption).
+    pub fn join(&self, room: &str, joiner: Joiner, resume_token: String, outbox: Arc<Outbox>, client_addr: &str) {
         let joiner = Joiner { resume_hash: tickets::hash(&resume_token), ..joiner };
         self.attach(room, joiner.conn, outbox, client_addr);
-        self.publish(room, None, RoomEvent::Join { joiner, resume_token: resume_token.clone() });
-        resume_token
+        self.publish(room, None, RoomEvent::Join { joiner, resume_token });
     }
 
-    /// A connection presents a resume token; it is closed with [`close::RESUME_FAILED`] when
-    /// the token is unknown or its window has passed.
-    pub fn resume(&self, room: &str, conn: ConnId, resume_token: &str, outbox: Arc<Outbox>, client_addr: &str) {
-        let new_token = tickets::resume_token(room);
+    /// A connection presents a resume token, already replaced by `new_token` in the stored
+    /// seat; `restore` is that seat, put back if the room no longer holds it. The connection
+    /// is closed with [`close::RESUME_FAILED`] when the room does not know the token and
+    /// cannot take the seat back.
+    #[allow(clippy::too_many_arguments)]
+    pub fn resume(
+        &self,
+        room: &str,
+        conn: ConnId,
+        resume_token: &str,
+        new_token: String,
+        restore: Option<Joiner>,
+        outbox: Arc<Outbox>,
+        client_addr: &str,
+    ) {
+        let new_hash = tickets::hash(&new_token);
+        let restore = restore.map(|j| Joiner { conn, resume_hash: new_hash.clone(), ..j });
         self.attach(room, conn, outbox, client_addr);
         self.publish(
             room,
             None,
-            RoomEvent::Resume {
-                resume_hash: tickets::hash(resume_token),
-                conn,
-                new_hash: tickets::hash(&new_token),
-                new_token,
-            },
+            RoomEvent::Resume { resume_hash: tickets::hash(resume_token), conn, new_hash, new_token, restore },
         );
     }
 
@@ -471,6 +482,17 @@ impl RoomHub {
             .filter(|(_, s)| s.lock().unwrap_or_else(|e| e.into_inner()).room.counts().reconnecting > 0)
             .map(|(k, _)| k)
             .collect()
+    }
+
+    /// The participants connected to this instance (their stored seats are kept).
+    fn connected_participants(&self) -> Vec<String> {
+        let slots: Vec<Arc<Mutex<Slot>>> = self.rooms().values().cloned().collect();
+        let mut ids = Vec::new();
+        for slot in slots {
+            let s = slot.lock().unwrap_or_else(|e| e.into_inner());
+            ids.extend(s.room.connected_participants(|c| s.conns.contains_key(&c)));
+        }
+        ids
     }
 
     /// (rooms, participants in rooms, in lobbies, reconnecting) on this instance.
@@ -572,8 +594,13 @@ impl EventSink for RoomHub {
             let mut source_conn = None;
             let outcome = match event {
                 RoomEvent::Join { joiner, resume_token } => s.room.join(at, joiner, &resume_token),
-                RoomEvent::Resume { resume_hash, conn, new_hash, new_token } => {
-                    match s.room.resume(at, &resume_hash, conn, new_hash, &new_token) {
+                RoomEvent::Resume { resume_hash, conn, new_hash, new_token, restore } => {
+                    let resumed =
+                        s.room.resume(at, &resume_hash, conn, new_hash, &new_token).or_else(|refused| match restore {
+                            Some(joiner) => s.room.restore(at, joiner, &new_token),
+                            None => Err(refused),
+                        });
+                    match resumed {
                         Ok(o) => o,
                         Err(_) => {
                             if let Some(c) = s.conns.remove(&conn) {
@@ -787,6 +814,16 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
         crate::audit::event(&actor, "create", "consultation_message", &id).maybe_patient(patient).record(db).await
     }))
     .await;
+    // Only consultations still scheduled (or accepted) can start: the others (already in progress, as every
+    // room is after a restart when its participants come back) are read in one statement
+    // instead of one write transaction each, which on SQLite would queue behind one another.
+    let starts = match super::store::still_scheduled(db, &starts).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read which consultations are still scheduled");
+            starts
+        }
+    };
     futures_util::future::join_all(starts.iter().map(|room| async move {
         match crate::consultations::store::apply_action(db, room, None, &Action::Start).await {
             Ok(_) => tracing::info!(consultation = %room, "consultation in progress: both sides are in the room"),
@@ -806,15 +843,24 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
     Ok(())
 }
 
-/// Ends expired seats every second and deletes old tickets every minute, while the hub lives.
+/// Ends expired seats every second, moves the expiry of the stored seats connected here
+/// forward every [`tickets::SEAT_KEEP_EVERY`], and deletes old tickets and seats every minute,
+/// while the hub lives.
 async fn sweep(hub: Weak<RoomHub>, db: Db) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut n: u64 = 0;
+    let keep_every = tickets::SEAT_KEEP_EVERY.as_secs().max(1);
     loop {
         tick.tick().await;
         let Some(h) = hub.upgrade() else { return };
         for room in h.rooms_with_lost_seats() {
             h.publish(&room, None, RoomEvent::Expire);
+        }
+        if n % keep_every == keep_every - 1 {
+            let connected = h.connected_participants();
+            if let Err(e) = h.tickets.keep_seats(&connected).await {
+                tracing::warn!(error = %e, "the expiry of stored signaling seats could not be moved forward");
+            }
         }
         drop(h);
         n += 1;

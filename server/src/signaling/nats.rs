@@ -344,7 +344,13 @@ mod tests {
                 },
                 resume_token: "room.secret".into(),
             },
-            RoomEvent::Resume { resume_hash: "h1".into(), conn: 9, new_hash: "h2".into(), new_token: "t2".into() },
+            RoomEvent::Resume {
+                resume_hash: "h1".into(),
+                conn: 9,
+                new_hash: "h2".into(),
+                new_token: "t2".into(),
+                restore: None,
+            },
             RoomEvent::Message {
                 conn: 9,
                 msg: ClientMessage::Signal {

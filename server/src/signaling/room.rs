@@ -225,13 +225,23 @@ pub struct Room {
     /// Users admitted once keep their admission until removed, so a patient whose seat
     /// expired does not wait in the lobby a second time.
     admitted_users: HashSet<String>,
+    /// Participants whose seat ended here (left, removed, timed out, replaced): their stored
+    /// seat is not put back, even before the room's recorder has written their departure.
+    ended: HashSet<ParticipantId>,
     next_seq: u64,
     both_sides_seen: bool,
 }
 
 impl Room {
     pub fn new(limits: RoomLimits) -> Room {
-        Room { limits, participants: Vec::new(), admitted_users: HashSet::new(), next_seq: 1, both_sides_seen: false }
+        Room {
+            limits,
+            participants: Vec::new(),
+            admitted_users: HashSet::new(),
+            ended: HashSet::new(),
+            next_seq: 1,
+            both_sides_seen: false,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -496,7 +506,8 @@ impl Room {
                 self.tell_doctors_about_lobby(out, i, status);
             }
         }
-        self.participants.remove(i);
+        let gone = self.participants.remove(i);
+        self.ended.insert(gone.id);
     }
 
     /// Participant `i` leaves because the call was ended for everyone: closed and recorded,
@@ -506,7 +517,8 @@ impl Room {
             out.close(c, close::ENDED, "ended for everyone");
         }
         self.record(out, now, TimelineKind::Left, i, None, "ended");
-        self.participants.remove(i);
+        let gone = self.participants.remove(i);
+        self.ended.insert(gone.id);
     }
 
     /// Gives up the seats of participants whose replay buffer overflowed.
@@ -586,6 +598,50 @@ impl Room {
         }
         self.finish(&mut out, now);
         Ok(out)
+    }
+
+    /// A stored seat comes back after its room was lost (a restart of the instance that held
+    /// it): `joiner` keeps the participant id it had, and enters as a join with a ticket would
+    /// (doctors and patients admitted before into the room, others into the lobby), but is
+    /// answered `resumed` (nothing to replay; ICE restarted when in the room). Refused when
+    /// this room knows the participant: present (its token is not the one presented) or
+    /// ended here.
+    pub fn restore(
+        &mut self,
+        now: DateTime<Utc>,
+        joiner: Joiner,
+        resume_token: &str,
+    ) -> Result<Outcome, ResumeRefused> {
+        if self.ended.contains(&joiner.id) || self.find(&joiner.id).is_some() {
+            return Err(ResumeRefused::UnknownToken);
+        }
+        let conn = joiner.conn;
+        let mut out = self.join(now, joiner, resume_token);
+        for d in out.deliveries.iter_mut().filter(|d| d.to == [conn]) {
+            if let ServerMessage::Joined { version, admitted, you, peers, lobby, resume_token, resume_window_secs } =
+                &*d.msg
+            {
+                d.msg = Arc::new(ServerMessage::Resumed {
+                    version: *version,
+                    admitted: *admitted,
+                    you: you.clone(),
+                    peers: peers.clone(),
+                    lobby: lobby.clone(),
+                    resume_token: resume_token.clone(),
+                    resume_window_secs: *resume_window_secs,
+                    replayed: 0,
+                    restart_ice: *admitted,
+                    ice_servers: Vec::new(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The participants connected through one of `local` connections (whose stored seats this
+    /// instance keeps).
+    pub fn connected_participants(&self, local: impl Fn(ConnId) -> bool) -> Vec<ParticipantId> {
+        self.participants.iter().filter(|p| p.conn().is_some_and(&local)).map(|p| p.id.clone()).collect()
     }
 
     /// A reading of the patient taken during the call: to everyone in the room (into the
@@ -744,6 +800,9 @@ impl Room {
 pub struct RoomSnapshot {
     pub participants: Vec<ParticipantSnapshot>,
     pub admitted_users: Vec<String>,
+    /// Participants whose seat ended in this room.
+    #[serde(default)]
+    pub ended: Vec<ParticipantId>,
     pub next_seq: u64,
     pub both_sides_seen: bool,
 }
@@ -770,7 +829,10 @@ impl Room {
     pub fn snapshot(&self) -> RoomSnapshot {
         let mut admitted_users: Vec<String> = self.admitted_users.iter().cloned().collect();
         admitted_users.sort();
+        let mut ended: Vec<ParticipantId> = self.ended.iter().cloned().collect();
+        ended.sort();
         RoomSnapshot {
+            ended,
             participants: self
                 .participants
                 .iter()
@@ -834,6 +896,7 @@ impl Room {
             limits,
             participants,
             admitted_users: snap.admitted_users.into_iter().collect(),
+            ended: snap.ended.into_iter().collect(),
             next_seq: snap.next_seq,
             both_sides_seen: snap.both_sides_seen,
         }
@@ -1102,6 +1165,43 @@ mod tests {
         assert!(matches!(out.messages_to(1)[0], ServerMessage::PeerLeft { reason: LeaveReason::TimedOut, .. }));
         assert_eq!(out.timeline(), vec![TimelineKind::Left]);
         assert!(room.resume(t(71), "hash-wang-2", 3, "h".into(), "t").is_err());
+    }
+
+    #[test]
+    fn a_stored_seat_comes_back_into_a_new_room_where_it_was() {
+        // The room was lost (a restart): Dr. Li's stored seat comes back first, then patient
+        // Zhang's, admitted before the restart, then Zhao's, who was waiting.
+        let mut room = Room::new(RoomLimits::default());
+        let out = room.restore(t(0), joiner("li", 11, RoomRole::Requester), "tok-li2").unwrap();
+        let to_li = out.messages_to(11);
+        let ServerMessage::Resumed { you, admitted: true, restart_ice: true, replayed: 0, resume_token, .. } = to_li[0]
+        else {
+            panic!("{to_li:?}")
+        };
+        assert_eq!(you.id, "li", "the participant keeps its id");
+        assert_eq!(resume_token, "tok-li2");
+        assert!(!to_li.iter().any(|m| matches!(m, ServerMessage::Joined { .. })), "answered as a resume, not a join");
+        let zhang = Joiner { may_enter: true, ..joiner("zhang", 12, RoomRole::Patient) };
+        let out = room.restore(t(1), zhang, "tok-zhang2").unwrap();
+        assert!(
+            matches!(out.messages_to(12)[0], ServerMessage::Resumed { admitted: true, peers, .. } if peers[0].id == "li")
+        );
+        assert!(matches!(out.messages_to(11)[0], ServerMessage::PeerJoined { peer } if peer.id == "zhang"));
+        let out = room.restore(t(2), joiner("zhao", 13, RoomRole::Patient), "tok-zhao2").unwrap();
+        let to_zhao = out.messages_to(13);
+        assert!(matches!(to_zhao[0], ServerMessage::Resumed { admitted: false, restart_ice: false, .. }));
+        assert!(matches!(to_zhao[1], ServerMessage::Lobby { status: LobbyStatus::Waiting, .. }));
+        assert!(matches!(out.messages_to(11)[0], ServerMessage::Lobby { status: LobbyStatus::Waiting, .. }));
+
+        // A seat the room holds is not put back a second time (its token was another), and
+        // a seat that ended here does not come back.
+        assert!(room.restore(t(3), joiner("li", 14, RoomRole::Requester), "x").is_err());
+        room.handle(t(4), 11, ClientMessage::Remove { peer: "zhang".into() }, || unreachable!());
+        let zhang = Joiner { may_enter: true, ..joiner("zhang", 15, RoomRole::Patient) };
+        assert!(room.restore(t(5), zhang, "x").is_err(), "a removed participant's seat stays ended");
+        let snap = room.snapshot();
+        assert_eq!(snap.ended, vec!["zhang".to_string()]);
+        assert_eq!(Room::from_snapshot(RoomLimits::default(), snap.clone()).snapshot(), snap);
     }
 
     #[test]

@@ -5,13 +5,21 @@
 //! which makes "exactly once" hold under concurrency on both backends. Both are written in
 //! batches when joins arrive together ([`TicketDesk`]).
 //!
-//! Resume tokens are made the same way (`<consultation id>.<secret>`) but live only in the
-//! room, which keeps their hash: after a restart of the instance they are unknown, and the
-//! client joins again with a fresh ticket. What must survive that is the participant's
-//! admission, and it does: redeeming a ticket reads from the room's timeline (`room_events`)
-//! whether its holder was admitted by a doctor and not removed since, so an admitted patient
-//! comes back into the room without being admitted again and a waiting one comes back to the
-//! lobby ([`Ticket::admitted`]).
+//! Resume tokens are made the same way (`<consultation id>.<secret>`). The room keeps their
+//! hash, and so does the database: redeeming a ticket stores the seat it gives (participant,
+//! user, room role, the first resume token's hash) in the redemption's transaction, and every
+//! resume replaces the stored hash before the room is told (one conditional UPDATE, so a
+//! token is used once on any instance). After a restart of the instance that held the room,
+//! a resume token is therefore still recognised: its participant is put back into a new room
+//! with the same id ([`Seat`]), after the same checks as a ticket (account active, still a
+//! participant) and one more (the seat not ended on the room's timeline). Where it lands
+//! comes from the room's timeline (`room_events`), as for a ticket: a patient admitted by a
+//! doctor and not removed since enters the room without being admitted again, a waiting one
+//! comes back to the lobby ([`Ticket::admitted`]).
+//!
+//! A stored seat expires like the room's: the instance holding its connection moves its expiry
+//! forward every [`SEAT_KEEP_EVERY`] to [`SEAT_SLACK`] past the resume window, so once that
+//! instance is gone the token restores for at most the resume window plus the slack.
 
 use super::store;
 use crate::db::batch::Batcher;
@@ -40,7 +48,12 @@ pub fn hash(token: &str) -> String {
 
 /// A resume token names its room, so any instance can find it: `<room>.<secret>`.
 pub fn resume_token(room: &str) -> String {
-    format!("{room}.{}", random_token())
+    resume_token_with(room, &random_token())
+}
+
+/// The resume token of `room` with this secret (from [`random_token`]).
+pub fn resume_token_with(room: &str, secret: &str) -> String {
+    format!("{room}.{secret}")
 }
 
 /// The room a resume token belongs to, if it is well formed.
@@ -62,6 +75,49 @@ pub struct Ticket {
     /// since (nor the call ended): enters the room again without waiting in the lobby, even
     /// when the room itself was lost (a restart of the instance that held it).
     pub admitted: bool,
+}
+
+/// How often the instance holding a connection moves its stored seat's expiry forward.
+pub const SEAT_KEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
+/// A stored seat expires this long after the resume window counted from its last keep.
+pub const SEAT_SLACK: TimeDelta = TimeDelta::seconds(30);
+
+/// A seat put back from the database after its room was lost: its participant, and what its
+/// ticket admitted (checked again now).
+#[derive(Debug, Clone)]
+pub struct Seat {
+    pub participant_id: String,
+    pub ticket: Ticket,
+}
+
+/// What presenting a resume token to the database came to.
+#[derive(Debug, Clone)]
+pub enum SeatResumed {
+    /// The token was the seat's and is replaced now: the seat may come back.
+    Seat(Seat),
+    /// Unknown, expired, already used, or the seat ended (left, removed, consultation over).
+    Invalid,
+    /// The account is no longer active.
+    Revoked,
+    /// The holder no longer takes part in the consultation.
+    NotParticipant,
+}
+
+/// A ticket presented, with the seat it will give: the participant id and the secret of its
+/// first resume token, whose hash is stored when the ticket is used (the token names the
+/// ticket's room, [`resume_token_with`]; the secret itself is never stored).
+#[derive(Debug, Clone)]
+pub(super) struct Redemption {
+    pub(super) ticket_hash: String,
+    pub(super) participant_id: String,
+    pub(super) resume_secret: String,
+}
+
+/// A resume token presented (`old_hash`) and the hash of the token that replaces it.
+#[derive(Debug, Clone)]
+pub(super) struct Rotation {
+    pub(super) old_hash: String,
+    pub(super) new_hash: String,
 }
 
 /// What presenting a ticket came to.
@@ -91,7 +147,9 @@ pub(super) struct NewTicket {
 pub struct TicketDesk {
     db: Db,
     issue: Batcher<NewTicket, ()>,
-    redeem: Batcher<String, Redeemed>,
+    redeem: Batcher<Redemption, Redeemed>,
+    rotate: Batcher<Rotation, SeatResumed>,
+    resume_window: TimeDelta,
 }
 
 /// Rows per batched statement.
@@ -99,9 +157,11 @@ const BATCH_ROWS: usize = 256;
 
 impl TicketDesk {
     /// Starts the desk's writers (on the current Tokio runtime).
-    pub fn start(db: Db) -> TicketDesk {
+    pub fn start(db: Db, resume_window: TimeDelta) -> TicketDesk {
         let for_issue = db.plain();
         let for_redeem = db.plain();
+        let for_rotate = db.plain();
+        let lasts = resume_window + SEAT_SLACK;
         TicketDesk {
             issue: Batcher::start(
                 BATCH_ROWS,
@@ -112,11 +172,25 @@ impl TicketDesk {
             ),
             redeem: Batcher::start(
                 BATCH_ROWS,
-                Box::new(move |hashes: Vec<String>| {
+                Box::new(move |rows: Vec<Redemption>| {
                     let db = for_redeem.clone();
-                    Box::pin(async move { store::use_up(&db, &hashes, Utc::now()).await })
+                    Box::pin(async move {
+                        let now = Utc::now();
+                        store::use_up(&db, &rows, now, now + lasts).await
+                    })
                 }),
             ),
+            rotate: Batcher::start(
+                BATCH_ROWS,
+                Box::new(move |rows: Vec<Rotation>| {
+                    let db = for_rotate.clone();
+                    Box::pin(async move {
+                        let now = Utc::now();
+                        store::rotate_seats(&db, &rows, now, now + lasts).await
+                    })
+                }),
+            ),
+            resume_window,
             db,
         }
     }
@@ -147,16 +221,48 @@ impl TicketDesk {
         Ok((token, expires))
     }
 
-    /// Uses up a ticket (once, whichever instance and however many sockets present it).
-    pub async fn redeem(&self, token: &str) -> ApiResult<Redeemed> {
-        let h = hash(token);
-        match self.redeem.submit(h.clone()).await {
+    /// Uses up a ticket (once, whichever instance and however many sockets present it) and
+    /// stores the seat it gives: `participant_id`, holding the resume token of the ticket's
+    /// room with `resume_secret` (only the token's hash is stored).
+    pub async fn redeem(&self, token: &str, participant_id: &str, resume_secret: &str) -> ApiResult<Redeemed> {
+        let row = Redemption {
+            ticket_hash: hash(token),
+            participant_id: participant_id.to_string(),
+            resume_secret: resume_secret.to_string(),
+        };
+        match self.redeem.submit(row.clone()).await {
             Some(r) => r,
-            None => Ok(store::use_up(&self.db, std::slice::from_ref(&h), Utc::now())
-                .await?
-                .pop()
-                .unwrap_or(Redeemed::Invalid)),
+            None => {
+                let now = Utc::now();
+                let lasts = self.resume_window + SEAT_SLACK;
+                Ok(store::use_up(&self.db, std::slice::from_ref(&row), now, now + lasts)
+                    .await?
+                    .pop()
+                    .unwrap_or(Redeemed::Invalid))
+            }
         }
+    }
+
+    /// Uses up a resume token: its stored seat now holds `new_token` instead (once, whichever
+    /// instance and however many sockets present it), and what the seat may come back to.
+    pub async fn resume(&self, token: &str, new_token: &str) -> ApiResult<SeatResumed> {
+        let row = Rotation { old_hash: hash(token), new_hash: hash(new_token) };
+        match self.rotate.submit(row.clone()).await {
+            Some(r) => r,
+            None => {
+                let now = Utc::now();
+                let lasts = self.resume_window + SEAT_SLACK;
+                Ok(store::rotate_seats(&self.db, std::slice::from_ref(&row), now, now + lasts)
+                    .await?
+                    .pop()
+                    .unwrap_or(SeatResumed::Invalid))
+            }
+        }
+    }
+
+    /// Moves the expiry of the seats connected on this instance forward (see [`SEAT_SLACK`]).
+    pub async fn keep_seats(&self, participants: &[String]) -> ApiResult<()> {
+        store::keep_seats(&self.db, participants, Utc::now() + self.resume_window + SEAT_SLACK).await
     }
 }
 

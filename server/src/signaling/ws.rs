@@ -7,7 +7,7 @@
 use super::hub::{Outbound, Outbox};
 use super::protocol::{close, ClientMessage, ErrorCode, RoomRole, ServerMessage, PROTOCOL_VERSION};
 use super::room::Joiner;
-use super::tickets::{self, Redeemed, Ticket};
+use super::tickets::{self, Redeemed, Seat, SeatResumed, Ticket};
 use crate::api::Query;
 use crate::app::AppState;
 use crate::auth::ClientAddr;
@@ -47,8 +47,8 @@ pub struct RtcParams {
 }
 
 enum Admission {
-    Join(Ticket),
-    Resume { room: String, token: String },
+    Join { ticket: Ticket, participant_id: String, resume_token: String },
+    Resume { room: String, token: String, new_token: String, seat: Seat },
     Refuse(u16, &'static str),
 }
 
@@ -85,16 +85,38 @@ async fn admit(state: &AppState, params: RtcParams) -> Admission {
         return Admission::Refuse(close::UNSUPPORTED_VERSION, "unsupported protocol version");
     }
     if let Some(token) = params.resume {
-        return match tickets::resume_room(&token) {
-            Some(room) => Admission::Resume { room: room.to_string(), token },
-            None => Admission::Refuse(close::RESUME_FAILED, "resume failed: join again"),
+        let Some(room) = tickets::resume_room(&token) else {
+            return Admission::Refuse(close::RESUME_FAILED, "resume failed: join again");
+        };
+        // The stored seat is the authority on the token (used once, on any instance, even
+        // after a restart): it is replaced first, then the room is told.
+        let new_token = tickets::resume_token(room);
+        return match state.signaling.tickets.resume(&token, &new_token).await {
+            Ok(SeatResumed::Seat(seat)) if seat.ticket.consultation_id == room => {
+                Admission::Resume { room: room.to_string(), token, new_token, seat }
+            }
+            Ok(SeatResumed::Seat(_) | SeatResumed::Invalid) => {
+                Admission::Refuse(close::RESUME_FAILED, "resume failed: join again")
+            }
+            Ok(SeatResumed::Revoked) => Admission::Refuse(close::ACCESS_REVOKED, "access revoked"),
+            Ok(SeatResumed::NotParticipant) => {
+                Admission::Refuse(close::NOT_A_PARTICIPANT, "not a participant of this consultation")
+            }
+            Err(_) => Admission::Refuse(close::GOING_AWAY, "try again"),
         };
     }
     let Some(ticket) = params.ticket else {
         return Admission::Refuse(close::TICKET_INVALID, "a ticket is required");
     };
-    match state.signaling.tickets.redeem(&ticket).await {
-        Ok(Redeemed::Admitted(t)) => Admission::Join(t),
+    // The seat the ticket gives, stored with its redemption: the participant id and the
+    // secret of its first resume token (the token names the room, known once redeemed).
+    let participant_id = super::participant_id();
+    let secret = tickets::random_token();
+    match state.signaling.tickets.redeem(&ticket, &participant_id, &secret).await {
+        Ok(Redeemed::Admitted(t)) => {
+            let resume_token = tickets::resume_token_with(&t.consultation_id, &secret);
+            Admission::Join { ticket: t, participant_id, resume_token }
+        }
         Ok(Redeemed::NotParticipant) => {
             Admission::Refuse(close::NOT_A_PARTICIPANT, "not a participant of this consultation")
         }
@@ -172,7 +194,7 @@ async fn serve(state: AppState, socket: WebSocket, admission: Admission, addr: S
     let outbox = Arc::new(Outbox::new(OUTBOX_CAPACITY));
     let room = match admission {
         Admission::Refuse(code, reason) => return refuse(socket, code, reason).await,
-        Admission::Join(t) => {
+        Admission::Join { ticket: t, participant_id, resume_token } => {
             // Written by `POST join` from the participant's role; anything else is refused
             // rather than read as some role.
             let Ok(role) = t.room_role.parse::<RoomRole>() else {
@@ -180,7 +202,7 @@ async fn serve(state: AppState, socket: WebSocket, admission: Admission, addr: S
                 return refuse(socket, close::TICKET_INVALID, "ticket invalid").await;
             };
             let joiner = Joiner {
-                id: super::participant_id(),
+                id: participant_id,
                 conn,
                 user_id: t.user_id,
                 name: t.display_name,
@@ -190,11 +212,25 @@ async fn serve(state: AppState, socket: WebSocket, admission: Admission, addr: S
                 may_enter: role.is_doctor() || t.admitted,
                 resume_hash: String::new(),
             };
-            hub.join(&t.consultation_id, joiner, outbox.clone(), &addr);
+            hub.join(&t.consultation_id, joiner, resume_token, outbox.clone(), &addr);
             t.consultation_id
         }
-        Admission::Resume { room, token } => {
-            hub.resume(&room, conn, &token, outbox.clone(), &addr);
+        Admission::Resume { room, token, new_token, seat } => {
+            let Ok(role) = seat.ticket.room_role.parse::<RoomRole>() else {
+                tracing::error!(room_role = %seat.ticket.room_role, "a stored seat names an unknown room role");
+                return refuse(socket, close::RESUME_FAILED, "resume failed").await;
+            };
+            // Taken back only if the room lost the seat (a restart): the same rules as a join.
+            let restore = Joiner {
+                id: seat.participant_id,
+                conn,
+                user_id: seat.ticket.user_id,
+                name: seat.ticket.display_name,
+                role,
+                may_enter: role.is_doctor() || seat.ticket.admitted,
+                resume_hash: String::new(),
+            };
+            hub.resume(&room, conn, &token, new_token, Some(restore), outbox.clone(), &addr);
             room
         }
     };
