@@ -4,13 +4,20 @@
 //! coded `RHYTHM` when there are several): its first `sequenceSet` holds a time sequence
 //! (`TIME_ABSOLUTE` as `GLIST_TS` or `TIME_RELATIVE` as `GLIST_PQ`, whose `increment` gives the
 //! sample interval) and one `SLIST_PQ` sequence per lead (`MDC_ECG_LEAD_*` code, physical
-//! value = `origin` + `scale` × digit). Derived (median beat) series are not read.
+//! value = `origin` + `scale` × digit). Derived (median beat) series are not read as
+//! waveforms.
+//!
+//! The cart's own global measurements are read from the annotations: the first annotation
+//! set written by a device (not by a person) on the representative-beat derived series, else
+//! on the rhythm series, whose top-level annotations give `MDC_ECG_TIME_PD_PR`, `_QRS`, `_QT`,
+//! `_QTc` (else `_QTcB`), `_RR`, `MDC_ECG_HEART_RATE` and the frontal axes (per-beat annotations nested in
+//! `MDC_ECG_BEAT` are not read).
 
 use roxmltree::{Document, Node, ParsingOptions};
 
 use super::{
-    check_sample_rate, check_total_samples, microvolts_per_unit, standard_lead_name, to_uv, EcgError, EcgFormat,
-    EcgRecord, Lead,
+    check_sample_rate, check_total_samples, microvolts_per_unit, standard_lead_name, to_uv, DeviceMeasurements,
+    EcgError, EcgFormat, EcgRecord, Lead,
 };
 
 const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
@@ -123,9 +130,65 @@ pub fn parse(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
         device: device(series),
         source_format: EcgFormat::HL7aECG,
         reference_beats_s: None,
-        device_measurements: None,
+        device_measurements: device_measurements(series),
     }
     .validated()
+}
+
+/// The cart's global measurements (see the module documentation), `None` when no device
+/// annotation set gives any.
+fn device_measurements(series: Node) -> Option<DeviceMeasurements> {
+    let mut sets: Vec<Node> = children(series, "derivation")
+        .flat_map(|d| children(d, "derivedSeries"))
+        .filter(|d| code_of(*d).is_some_and(|c| c.eq_ignore_ascii_case("REPRESENTATIVE_BEAT")))
+        .flat_map(annotation_sets)
+        .collect();
+    sets.extend(annotation_sets(series));
+    sets.into_iter().filter(|set| !authored_by_a_person(*set)).find_map(|set| {
+        let mut m = DeviceMeasurements::default();
+        for annotation in children(set, "component").flat_map(|c| children(c, "annotation")) {
+            let Some(code) = code_of(annotation) else { continue };
+            let Some(value) = child(annotation, "value") else { continue };
+            let Some(v) = value.attribute("value").and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| v.is_finite())
+            else {
+                continue;
+            };
+            let unit = value.attribute("unit").unwrap_or("ms");
+            let ms = match unit {
+                "ms" => Some(v),
+                "s" => Some(v * 1000.0),
+                "us" => Some(v / 1000.0),
+                _ => None,
+            }
+            .filter(|ms| *ms > 0.0);
+            match code {
+                "MDC_ECG_TIME_PD_PR" => m.pr_ms = ms,
+                "MDC_ECG_TIME_PD_QRS" => m.qrs_ms = ms,
+                "MDC_ECG_TIME_PD_QT" => m.qt_ms = ms,
+                "MDC_ECG_TIME_PD_QTc" => m.qtc_ms = ms,
+                "MDC_ECG_TIME_PD_QTcB" if m.qtc_ms.is_none() => m.qtc_ms = ms,
+                "MDC_ECG_TIME_PD_RR" => m.rr_ms = ms,
+                "MDC_ECG_HEART_RATE" => m.heart_rate_bpm = Some(v).filter(|v| *v > 0.0),
+                "MDC_ECG_ANGLE_P_FRONT" => m.p_axis_deg = Some(v),
+                "MDC_ECG_ANGLE_QRS_FRONT" => m.qrs_axis_deg = Some(v),
+                "MDC_ECG_ANGLE_T_FRONT" => m.t_axis_deg = Some(v),
+                _ => {}
+            }
+        }
+        (m.pr_ms.is_some() || m.qrs_ms.is_some() || m.qt_ms.is_some()).then_some(m)
+    })
+}
+
+fn annotation_sets<'a, 'input: 'a>(node: Node<'a, 'input>) -> impl Iterator<Item = Node<'a, 'input>> + 'a {
+    children(node, "subjectOf").flat_map(|s| children(s, "annotationSet"))
+}
+
+/// Whether an annotation set's author is a person (a human reader), not a device.
+fn authored_by_a_person(set: Node) -> bool {
+    set.descendants()
+        .filter(|n| n.is_element() && n.tag_name().name() == "author")
+        .take(1)
+        .any(|a| a.descendants().any(|n| n.is_element() && n.tag_name().name() == "assignedPerson"))
 }
 
 fn children<'a, 'input: 'a>(node: Node<'a, 'input>, name: &'static str) -> impl Iterator<Item = Node<'a, 'input>> + 'a {

@@ -15,7 +15,9 @@
 //! Intervals (only for recordings with at least 8 leads and at most 60 s, and at least 3
 //! beats of the dominant morphology; ventricular ectopic beats are left out): every beat is cut from R − 450 ms to R + 650 ms on each independent lead (I, II,
 //! V1–V6 when present, otherwise all leads), after a 0.5–40 Hz zero-phase band-pass, and the
-//! sample-wise median of the beats forms a median beat per lead. On the median beats:
+//! sample-wise median of the beats forms a median beat per lead. Before the filter, pacemaker
+//! stimulus artefacts ([`pacing_spikes`]) are bridged by a straight line, so that the filter
+//! does not spread them into the QRS's neighbourhood. On the median beats:
 //! - QRS onset and offset come from the summed absolute slope of all leads: the QRS spans
 //!   where that slope stays above 3 % of its height above the noise floor (its lowest quartile) (gaps under
 //!   8 ms inside the complex are bridged), which gives the global (earliest onset, latest
@@ -257,11 +259,13 @@ pub fn median_beats(record: &EcgRecord, r_peaks: &[usize]) -> Option<Vec<Vec<f64
     }
     let leads: Vec<&[i32]> =
         independent_leads(record).into_iter().map(|i| record.leads[i].samples_uv.as_slice()).collect();
+    let spikes = pacing_spikes(&leads, fs);
     let mut column = Vec::with_capacity(beats.len());
     let medians = leads
         .iter()
         .map(|lead| {
-            let x: Vec<f64> = lead.iter().map(|&v| f64::from(v)).collect();
+            let mut x: Vec<f64> = lead.iter().map(|&v| f64::from(v)).collect();
+            bridge(&mut x, &spikes);
             let y = band_pass(&x, 0.5, 40.0, fs);
             (0..pre + post)
                 .map(|k| {
@@ -275,33 +279,140 @@ pub fn median_beats(record: &EcgRecord, r_peaks: &[usize]) -> Option<Vec<Vec<f64
     Some(medians)
 }
 
+/// A pacemaker stimulus artefact is at most this wide (IEC 60601-2-25 tests pulses of
+/// 0.1–2 ms; carts that mark the spikes they detect draw them one or two samples wide) ...
+const SPIKE_MAX_WIDTH_S: f64 = 0.004;
+/// ... and its summed second difference over the leads is at least this many times the 99th
+/// percentile of the recording's (the steepest QRS bends stay under it).
+const SPIKE_FACTOR: f64 = 10.0;
+
+/// The range bridged around a spike starts this long before it ...
+const SPIKE_MARGIN_BEFORE_S: f64 = 0.002;
+/// ... and ends this long after it: the stimulus's overshoot and the electrode's
+/// polarisation decay (the marker spikes of GE carts swing back for 8–10 ms).
+const SPIKE_MARGIN_AFTER_S: f64 = 0.010;
+
+/// Sample ranges (first, last) holding pacemaker stimulus artefacts: runs of at most
+/// [`SPIKE_MAX_WIDTH_S`] where the second difference summed over the leads exceeds
+/// [`SPIKE_FACTOR`] times its 99th percentile, widened by [`SPIKE_MARGIN_BEFORE_S`] before
+/// and [`SPIKE_MARGIN_AFTER_S`] after. A spike is no cardiac signal: left in, the 40 Hz
+/// low-pass spreads it over ±20 ms, and on a paced beat the QRS onset is then found before
+/// the stimulus.
+pub fn pacing_spikes(leads: &[&[i32]], fs: f64) -> Vec<(usize, usize)> {
+    let n = leads.iter().map(|l| l.len()).min().unwrap_or(0);
+    if n < 8 {
+        return Vec::new();
+    }
+    let bend: Vec<f64> = (1..n - 1)
+        .map(|i| leads.iter().map(|l| (f64::from(l[i + 1]) - 2.0 * f64::from(l[i]) + f64::from(l[i - 1])).abs()).sum())
+        .collect();
+    let mut sorted = bend.clone();
+    let k = sorted.len() * 99 / 100;
+    let p99 = *sorted.select_nth_unstable_by(k, f64::total_cmp).1;
+    let threshold = SPIKE_FACTOR * p99;
+    if threshold <= 0.0 {
+        return Vec::new();
+    }
+    // A spike w samples wide bends the signal over w + 2 samples.
+    let max_run = (SPIKE_MAX_WIDTH_S * fs).ceil() as usize + 2;
+    let before = ((SPIKE_MARGIN_BEFORE_S * fs).round() as usize).max(1);
+    let after = ((SPIKE_MARGIN_AFTER_S * fs).round() as usize).max(1);
+    let mut spikes = Vec::new();
+    let mut i = 0;
+    while i < bend.len() {
+        if bend[i] <= threshold {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bend.len() && bend[i] > threshold {
+            i += 1;
+        }
+        // bend[j] is the bend at sample j + 1.
+        if i - start <= max_run {
+            spikes.push(((start + 1).saturating_sub(before), (i + after).min(n - 1)));
+        }
+    }
+    spikes
+}
+
+/// Replaces each range by the straight line between the samples on either side of it.
+fn bridge(x: &mut [f64], ranges: &[(usize, usize)]) {
+    for &(a, b) in ranges {
+        if a == 0 || b + 1 >= x.len() || b < a {
+            continue;
+        }
+        let (left, right) = (x[a - 1], x[b + 1]);
+        let span = (b + 2 - a) as f64;
+        for (k, v) in x[a..=b].iter_mut().enumerate() {
+            *v = left + (right - left) * (k + 1) as f64 / span;
+        }
+    }
+}
+
 /// PR, QRS and QT from the median beats (see the module documentation).
 pub fn intervals(record: &EcgRecord, r_peaks: &[usize]) -> Intervals {
     let fs = record.sample_rate_hz;
     let Some(beats) = median_beats(record, r_peaks) else {
         return Intervals::default();
     };
-    let rr: Vec<f64> = r_peaks.windows(2).map(|w| (w[1] - w[0]) as f64).collect();
-    let mut rr_sorted = rr.clone();
-    let median_rr = median_in_place(&mut rr_sorted).unwrap_or(fs);
+    let mut rr: Vec<f64> = r_peaks.windows(2).map(|w| (w[1] - w[0]) as f64).collect();
+    let median_rr = median_in_place(&mut rr).unwrap_or(fs);
     delineate(&beats, fs, median_rr / fs)
+}
+
+/// The fiducial points found on the median beats, in samples from the start of the median
+/// beat (the R peak is at `PRE_S`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fiducials {
+    /// Global P onset (earliest among the leads with a clear P wave), if any.
+    pub p_onset: Option<f64>,
+    pub qrs_onset: usize,
+    pub qrs_offset: usize,
+    /// Global T end (latest among the leads with a clear T wave), if any.
+    pub t_end: Option<f64>,
+}
+
+/// Median beats of a recording and the fiducial points found on them (see the module
+/// documentation); `None` where the intervals are not measured.
+pub fn median_delineation(record: &EcgRecord, r_peaks: &[usize]) -> Option<(Vec<Vec<f64>>, Fiducials)> {
+    let fs = record.sample_rate_hz;
+    let beats = median_beats(record, r_peaks)?;
+    let rr: Vec<f64> = r_peaks.windows(2).map(|w| (w[1] - w[0]) as f64).collect();
+    let mut rr_sorted = rr;
+    let median_rr = median_in_place(&mut rr_sorted).unwrap_or(fs);
+    let points = fiducials(&beats, fs, median_rr / fs)?;
+    Some((beats, points))
 }
 
 /// Delineates median beats (R at `PRE_S`); `rr_s` is the median RR in seconds.
 pub(crate) fn delineate(beats: &[Vec<f64>], fs: f64, rr_s: f64) -> Intervals {
     let ms = |samples: f64| round_to(samples * 1000.0 / fs, 0);
+    let Some(f) = fiducials(beats, fs, rr_s) else {
+        return Intervals::default();
+    };
+    let qrs_on = f.qrs_onset as f64;
+    let pr_ms = f.p_onset.filter(|p| *p < qrs_on).map(|p| ms(qrs_on - p));
+    Intervals {
+        p_wave_found: Some(pr_ms.is_some()),
+        pr_ms,
+        qrs_ms: Some(ms((f.qrs_offset - f.qrs_onset) as f64)),
+        qt_ms: f.t_end.filter(|t| *t > f.qrs_offset as f64).map(|t| ms(t - qrs_on)),
+    }
+}
+
+/// The fiducial points of median beats (R at `PRE_S`); `rr_s` is the median RR in seconds.
+fn fiducials(beats: &[Vec<f64>], fs: f64, rr_s: f64) -> Option<Fiducials> {
     let at = |s: f64| (s * fs).round() as usize;
     let len = beats.first().map_or(0, Vec::len);
     let r = at(PRE_S);
     if len == 0 || r >= len {
-        return Intervals::default();
+        return None;
     }
     let smooth = at(0.008).max(1);
     let slopes: Vec<Vec<f64>> = beats.iter().map(|b| derivative(&moving_average(b, smooth), fs)).collect();
 
-    let Some((qrs_on, qrs_off)) = qrs_bounds(&slopes, fs, r) else {
-        return Intervals::default();
-    };
+    let (qrs_on, qrs_off) = qrs_bounds(&slopes, fs, r)?;
     let baselines: Vec<f64> = beats
         .iter()
         .map(|b| {
@@ -337,15 +448,12 @@ pub(crate) fn delineate(beats: &[Vec<f64>], fs: f64, rr_s: f64) -> Intervals {
     let tallest_p = p_onsets.iter().map(|(_, a)| *a).fold(0.0, f64::max);
     let p_on =
         p_onsets.iter().filter(|(_, a)| *a >= tallest_p / 3.0 && *a >= 50.0).map(|(t, _)| *t).fold(f64::NAN, f64::min);
-
-    let qrs_on_f = qrs_on as f64;
-    let pr_ms = (p_on.is_finite() && p_on < qrs_on_f).then(|| ms(qrs_on_f - p_on));
-    Intervals {
-        p_wave_found: Some(pr_ms.is_some()),
-        pr_ms,
-        qrs_ms: Some(ms((qrs_off - qrs_on) as f64)),
-        qt_ms: (t_end.is_finite() && t_end > qrs_off as f64).then(|| ms(t_end - qrs_on_f)),
-    }
+    Some(Fiducials {
+        p_onset: p_on.is_finite().then_some(p_on),
+        qrs_onset: qrs_on,
+        qrs_offset: qrs_off,
+        t_end: t_end.is_finite().then_some(t_end),
+    })
 }
 
 /// QRS onset and offset from the summed absolute slope of the leads.
@@ -549,6 +657,42 @@ mod tests {
             assert!((qtc_b - qt / 0.9f64.sqrt()).abs() <= 1.0);
             assert!(m.computer_assisted);
         }
+    }
+
+    #[test]
+    fn pacemaker_spikes_are_found_and_do_not_widen_the_qrs() {
+        let fs = 500.0;
+        let (clean, truth) = synthetic_12_lead(fs, 10.0, 0.9);
+        let leads_of = |r: &EcgRecord| -> Vec<Vec<i32>> { r.leads.iter().map(|l| l.samples_uv.clone()).collect() };
+        let as_slices = |l: &[Vec<i32>]| -> Vec<Vec<i32>> { l.to_vec() };
+        let clean_leads = as_slices(&leads_of(&clean));
+        let refs: Vec<&[i32]> = clean_leads.iter().map(Vec::as_slice).collect();
+        assert!(pacing_spikes(&refs, fs).is_empty(), "no spike in a clean recording");
+        // A stimulus artefact one sample wide (1 mV, as a cart marks it) 60 ms before each R,
+        // 20 ms before the QRS.
+        let mut paced = clean.clone();
+        for lead in &mut paced.leads {
+            for &r in &truth {
+                let i = ((r - 0.060) * fs).round() as usize;
+                lead.samples_uv[i] += 1000;
+                lead.samples_uv[i + 1] -= 150;
+            }
+        }
+        let paced_leads = leads_of(&paced);
+        let refs: Vec<&[i32]> = paced_leads.iter().map(Vec::as_slice).collect();
+        let spikes = pacing_spikes(&refs, fs);
+        assert_eq!(spikes.len(), truth.len(), "{spikes:?}");
+        for (&(a, b), &r) in spikes.iter().zip(&truth) {
+            let i = ((r - 0.060) * fs).round() as usize;
+            assert!(a <= i && i + 1 <= b && b - a <= 10, "{a}..{b} around {i}");
+        }
+        let (m0, m1) = (analyze(&clean), analyze(&paced));
+        assert_eq!(m1.beat_count, m0.beat_count);
+        let (q0, q1) = (m0.qrs_ms.unwrap(), m1.qrs_ms.unwrap());
+        assert!((q1 - q0).abs() <= 4.0, "QRS {q1} ms with spikes, {q0} ms without");
+        let mut x = vec![0.0, 1.0, 2.0, 50.0, 4.0, 5.0];
+        bridge(&mut x, &[(3, 3)]);
+        assert_eq!(x, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
     }
 
     #[test]
