@@ -176,14 +176,14 @@ pub(super) async fn rotate_seats(
     if !rotated.is_empty() {
         let select = format!(
             "SELECT t.resume_hash, t.participant_id, t.consultation_id, t.user_id, u.display_name, t.room_role,
-                    CASE WHEN u.active = 1 AND u.token_generation = t.generation THEN 'active' ELSE 'inactive' END,
+                    CASE WHEN u.active = 1 AND u.token_generation = t.generation THEN 1 ELSE 0 END,
                     p.role,
                     CASE WHEN c.state IN ('scheduled', 'in_progress')
                           AND NOT EXISTS (SELECT 1 FROM room_events e
                                            WHERE e.consultation_id = t.consultation_id
                                              AND e.participant_id = t.participant_id
                                              AND e.kind IN ('left', 'removed'))
-                         THEN 'open' ELSE 'ended' END,
+                         THEN 1 ELSE 0 END,
                     {ADMITTED}
                FROM signaling_seats t JOIN users u ON u.id = t.user_id
                JOIN consultations c ON c.id = t.consultation_id
@@ -192,19 +192,21 @@ pub(super) async fn rotate_seats(
               WHERE t.resume_hash IN ({})",
             batch::list(rotated.len(), 1)
         );
-        type Row = (String, String, String, String, String, String, String, Option<String>, String, Option<String>);
+        // `valid`: the account active with the seat's token generation; `open`: the
+        // consultation live and the seat not ended on the room's timeline.
+        type Row = (String, String, String, String, String, String, i64, Option<String>, i64, Option<String>);
         let mut q = sqlx::query_as::<_, Row>(&select);
         for (h,) in &rotated {
             q = q.bind(h);
         }
-        for (h, participant_id, consultation_id, user_id, display_name, room_role, active, participant, seat, last) in
+        for (h, participant_id, consultation_id, user_id, display_name, room_role, valid, participant, open, last) in
             q.fetch_all(&db.pool).await?
         {
-            let r = if active != "active" {
+            let r = if valid != 1 {
                 SeatResumed::Revoked
             } else if participant.is_none() {
                 SeatResumed::NotParticipant
-            } else if seat != "open" {
+            } else if open != 1 {
                 SeatResumed::Invalid
             } else {
                 SeatResumed::Seat(Seat {
