@@ -394,12 +394,21 @@ async fn tell_others(
     notifications::notify(db, hub, &recipients, Notice::new(kind, text, body, Some(&c.id))).await
 }
 
-async fn respond(
-    db: &crate::db::Db,
-    config: &crate::config::Config,
+/// Tells the others that `user` took the consultation on (accepted or claimed it), and
+/// answers the consultation as it is now.
+async fn taken_on(
+    db: &Db,
+    hub: &NotificationHub,
+    config: &Config,
+    c: &ConsultationCore,
     user: &AuthUser,
-    id: &str,
 ) -> ApiResult<Json<ConsultationDetail>> {
+    let name = display_name(db, user).await?;
+    tell_others(db, hub, c, user, "accepted", Text::new("expert_accepted"), name).await?;
+    respond(db, config, user, &c.id).await
+}
+
+async fn respond(db: &Db, config: &Config, user: &AuthUser, id: &str) -> ApiResult<Json<ConsultationDetail>> {
     Ok(Json(detail(db, config, user, id).await?))
 }
 
@@ -448,17 +457,7 @@ async fn accept(
     }
     store::accept(&mut tx, &id, &user.id).await?;
     tx.commit().await?;
-    tell_others(
-        &state.db,
-        &state.notifications,
-        &c,
-        &user,
-        "accepted",
-        Text::new("expert_accepted"),
-        display_name(&state.db, &user).await?,
-    )
-    .await?;
-    respond(&state.db, &state.config, &user, &id).await
+    taken_on(&state.db, &state.notifications, &state.config, &c, &user).await
 }
 
 async fn decline(
@@ -549,17 +548,7 @@ async fn claim(
     store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Claim).await?;
     store::claim(&mut tx, &id, &user.id).await?;
     tx.commit().await?;
-    tell_others(
-        &state.db,
-        &state.notifications,
-        &c,
-        &user,
-        "accepted",
-        Text::new("expert_accepted"),
-        display_name(&state.db, &user).await?,
-    )
-    .await?;
-    respond(&state.db, &state.config, &user, &id).await
+    taken_on(&state.db, &state.notifications, &state.config, &c, &user).await
 }
 
 async fn cancel(

@@ -9,6 +9,8 @@ use super::store;
 use crate::api::Routes;
 use crate::app::AppState;
 use crate::auth::AuthUser;
+use crate::config::Config;
+use crate::db::Db;
 use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
 use crate::proxy::ExternalOrigin;
@@ -153,8 +155,8 @@ async fn read(
 
 /// One resource by type and id, if the caller may see it.
 async fn read_resource(
-    db: &crate::db::Db,
-    config: &crate::config::Config,
+    db: &Db,
+    config: &Config,
     user: &AuthUser,
     origin: &str,
     kind: &str,
@@ -207,8 +209,8 @@ fn needs_files(kind: &str) -> bool {
 /// 404 when the caller may not see the consultation). File-derived parts (documents,
 /// images, ECG measurements) only for callers the file rules let read the files.
 async fn load_story(
-    db: &crate::db::Db,
-    config: &crate::config::Config,
+    db: &Db,
+    config: &Config,
     user: &AuthUser,
     cid: &str,
     action: &str,
@@ -237,15 +239,11 @@ async fn load_story(
 }
 
 /// A staff account (not a patient's).
-async fn staff(db: &crate::db::Db, id: &str) -> ApiResult<Option<crate::directory::UserView>> {
+async fn staff(db: &Db, id: &str) -> ApiResult<Option<crate::directory::UserView>> {
     Ok(crate::directory::load_user(db, id).await?.filter(|u| u.role != crate::domain::people::Role::Patient))
 }
 
-async fn organisations(
-    db: &crate::db::Db,
-    name_prefix: &str,
-    id: &str,
-) -> ApiResult<Vec<crate::directory::Organisation>> {
+async fn organisations(db: &Db, name_prefix: &str, id: &str) -> ApiResult<Vec<crate::directory::Organisation>> {
     let prefix = name_prefix.trim().replace(['%', '_'], "");
     store::organisations(db, &prefix, id).await
 }
@@ -261,7 +259,7 @@ const MAX_SLOT_WINDOW_DAYS: i64 = 31;
 
 /// The expert's slots starting in `range`: free ones from the availability rules and
 /// booked ones, ordered by start.
-async fn slots_of(db: &crate::db::Db, expert: &str, range: DateRange) -> FhirResult<Vec<Value>> {
+async fn slots_of(db: &Db, expert: &str, range: DateRange) -> FhirResult<Vec<Value>> {
     let now = Utc::now();
     let from = range.lo.unwrap_or(now);
     let to = range.hi.unwrap_or(from + Duration::days(7));
@@ -292,7 +290,7 @@ async fn slots_of(db: &crate::db::Db, expert: &str, range: DateRange) -> FhirRes
 const MAX_CONSULTATIONS_PER_SEARCH: usize = 200;
 
 async fn visible_consultations(
-    db: &crate::db::Db,
+    db: &Db,
     user: &AuthUser,
     patient: Option<&str>,
     practitioner: Option<&str>,
@@ -389,8 +387,8 @@ fn empty() -> Page {
 }
 
 async fn run_search(
-    db: &crate::db::Db,
-    config: &crate::config::Config,
+    db: &Db,
+    config: &Config,
     user: &AuthUser,
     origin: &str,
     def: &ResourceDef,
@@ -413,7 +411,7 @@ fn id_matches(s: &Search, r: &Value) -> bool {
     s.id.as_deref().is_none_or(|id| r["id"].as_str() == Some(id))
 }
 
-async fn search_patients(db: &crate::db::Db, user: &AuthUser, s: &Search) -> FhirResult<Page> {
+async fn search_patients(db: &Db, user: &AuthUser, s: &Search) -> FhirResult<Page> {
     let identifier = match s.get("identifier") {
         None => String::new(),
         Some(v) => match v.split_once('|') {
@@ -444,7 +442,7 @@ async fn search_patients(db: &crate::db::Db, user: &AuthUser, s: &Search) -> Fhi
 }
 
 /// Practitioner, PractitionerRole and Schedule: staff accounts (experts for schedules).
-async fn search_staff(db: &crate::db::Db, def: &ResourceDef, s: &Search) -> FhirResult<Page> {
+async fn search_staff(db: &Db, def: &ResourceDef, s: &Search) -> FhirResult<Page> {
     let practitioner = match def.kind {
         "PractitionerRole" => s.reference("practitioner", "Practitioner")?,
         "Schedule" => s.reference("actor", "Practitioner")?,
@@ -471,7 +469,7 @@ async fn search_staff(db: &crate::db::Db, def: &ResourceDef, s: &Search) -> Fhir
     Ok(paginate(all, s))
 }
 
-async fn search_slots(db: &crate::db::Db, s: &Search) -> FhirResult<Page> {
+async fn search_slots(db: &Db, s: &Search) -> FhirResult<Page> {
     let expert = s.reference("schedule", "Schedule")?.ok_or_else(|| SearchError {
         code: "invalid",
         message: "a Slot search needs schedule (Schedule/{expert id})".into(),
@@ -491,8 +489,8 @@ async fn search_slots(db: &crate::db::Db, s: &Search) -> FhirResult<Page> {
 /// The consultation-scoped kinds: built from the stories of the consultations the search
 /// covers, then filtered by its parameters.
 async fn search_story(
-    db: &crate::db::Db,
-    config: &crate::config::Config,
+    db: &Db,
+    config: &Config,
     user: &AuthUser,
     origin: &str,
     kind: &str,

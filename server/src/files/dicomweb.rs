@@ -8,11 +8,11 @@
 
 use super::routes::{payload_too_large, read_all, MAX_RENDER_BYTES};
 use super::storage::ObjectWriter;
-use super::{access, ingest, new_file_key, storage_error, ConsultationAccess, Intake, Stored};
+use super::{access, ingest, new_file_key, storage_error, ConsultationAccess, Files, Intake, Stored};
 use crate::api::{Path, Query, Routes};
 use crate::app::AppState;
 use crate::auth::AuthUser;
-use crate::db::Id;
+use crate::db::{Db, Id};
 use crate::dicom::multipart::{self, Event, MultipartReader};
 use crate::dicom::negotiate;
 use crate::dicom::qido::{parse_search, put, put_int, results, Instance, Level};
@@ -71,12 +71,7 @@ fn uid(raw: &str) -> ApiResult<&str> {
     ok.then_some(raw).ok_or_else(|| ApiError::not_found("DICOM object"))
 }
 
-async fn scope(
-    db: &crate::db::Db,
-    user: &AuthUser,
-    consultation_id: &str,
-    what: &str,
-) -> ApiResult<ConsultationAccess> {
+async fn scope(db: &Db, user: &AuthUser, consultation_id: &str, what: &str) -> ApiResult<ConsultationAccess> {
     let consultation = access(db, user, consultation_id).await?;
     crate::audit::event(user, "read", "dicom", what).patient(&consultation.patient_id).record(db).await?;
     Ok(consultation)
@@ -87,7 +82,7 @@ type Params = Query<Vec<(String, String)>>;
 /// A QIDO-RS search at `level`, within a study or series when given.
 #[allow(clippy::too_many_arguments)]
 async fn qido(
-    db: &crate::db::Db,
+    db: &Db,
     user: &AuthUser,
     cid: &str,
     level: Level,
@@ -213,7 +208,7 @@ async fn search_instances(
 /// WADO-RS metadata: the stored JSON model of each instance, BulkDataURIs made absolute.
 #[allow(clippy::too_many_arguments)]
 async fn metadata(
-    db: &crate::db::Db,
+    db: &Db,
     user: &AuthUser,
     cid: &str,
     study: &str,
@@ -288,8 +283,8 @@ fn transcoded(bytes: &[u8], from: &str, to: &str) -> ApiResult<Vec<u8>> {
 /// WADO-RS retrieval: the files as they were stored, streamed one after the other, or
 /// transcoded to the transfer syntax the `Accept` header names.
 async fn retrieve(
-    db: &crate::db::Db,
-    files: &crate::files::Files,
+    db: &Db,
+    files: &Files,
     user: &AuthUser,
     cid: &str,
     (study, series, instance): (&str, Option<&str>, Option<&str>),
@@ -391,8 +386,8 @@ async fn retrieve_instance(
 
 /// The one instance at a path, its bytes loaded, after the access check and audit.
 async fn load_instance(
-    db: &crate::db::Db,
-    files: &crate::files::Files,
+    db: &Db,
+    files: &Files,
     user: &AuthUser,
     cid: &str,
     study: &str,
@@ -468,8 +463,8 @@ struct Ask<'a> {
 }
 
 async fn rendered(
-    db: &crate::db::Db,
-    files: &crate::files::Files,
+    db: &Db,
+    files: &Files,
     user: &AuthUser,
     cid: &str,
     path: (&str, &str, &str),

@@ -3,7 +3,7 @@
 //! their limit is `files_max_upload_bytes`.
 
 use super::classify::{content_disposition, parse_range, sanitize_filename, RangeRequest};
-use super::{access, ingest, new_file_key, readable_file, storage_error, store, FileView, Intake, Stored};
+use super::{access, ingest, new_file_key, readable_file, storage_error, store, FileView, Files, Intake, Stored};
 use crate::api::{Json, Path, Query, Routes};
 use crate::app::AppState;
 use crate::auth::AuthUser;
@@ -73,7 +73,7 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// Streams a request body into the object `key`, hashing it on the way; at most `max` bytes.
-pub async fn store_body(files: &crate::files::Files, key: &str, body: Body, max: u64) -> ApiResult<Stored> {
+pub async fn store_body(files: &Files, key: &str, body: Body, max: u64) -> ApiResult<Stored> {
     let storage = &files.storage;
     let mut writer = storage.writer(key).await.map_err(storage_error)?;
     let mut intake = Intake::new();

@@ -504,7 +504,7 @@ async fn receive_part(
 
 /// Joins the parts into the file, then classifies and records it like a one-shot upload.
 async fn complete(
-    db: &crate::db::Db,
+    db: &Db,
     files: &crate::files::Files,
     user: &AuthUser,
     consultation: &ConsultationAccess,
@@ -524,7 +524,7 @@ async fn complete(
 }
 
 async fn assemble_and_ingest(
-    db: &crate::db::Db,
+    db: &Db,
     files: &crate::files::Files,
     user: &AuthUser,
     consultation: &ConsultationAccess,

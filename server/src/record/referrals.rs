@@ -340,7 +340,7 @@ fn action_reason(action: ReferralAction, given: Option<&str>) -> ApiResult<Optio
 }
 
 async fn act(
-    db: &crate::db::Db,
+    db: &Db,
     hub: &crate::notifications::NotificationHub,
     user: &AuthUser,
     id: &str,

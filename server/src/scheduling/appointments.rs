@@ -385,11 +385,7 @@ pub fn routes() -> Routes {
 /// Sends the reminders that are due at `now`: 24 hours and 15 minutes before each booked
 /// appointment. A reminder is recorded in `reminders_sent` in the same transaction as its
 /// notifications, so a restart never sends one twice. Returns how many were sent.
-pub async fn send_due_reminders(
-    db: &crate::db::Db,
-    hub: &crate::notifications::NotificationHub,
-    now: DateTime<Utc>,
-) -> ApiResult<usize> {
+pub async fn send_due_reminders(db: &Db, hub: &NotificationHub, now: DateTime<Utc>) -> ApiResult<usize> {
     let mut sent = 0;
     for (kind, lead, floor, title) in [
         ("24h", Duration::hours(24), Duration::minutes(15), "reminder_24h"),

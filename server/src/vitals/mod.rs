@@ -160,7 +160,7 @@ pub struct Access {
 /// Decides whether `user` may read or write the readings of patient `id` (see the module
 /// documentation), auditing a refusal. 403 for admins and coordinators, 404 for a patient
 /// the caller has no such relationship with.
-pub async fn access(db: &crate::db::Db, user: &AuthUser, id: &str, action: &str) -> ApiResult<Access> {
+pub async fn access(db: &Db, user: &AuthUser, id: &str, action: &str) -> ApiResult<Access> {
     let deny = |exists: Option<&PatientRef>| {
         audit::event(user, action, "observation", id)
             .maybe_patient(exists.map(|p| p.id.clone()))
@@ -377,7 +377,7 @@ async fn attach_to_live_call(
 /// follow-up plans and notifies, in one transaction. Answers each reading's result and the
 /// readings stored now, with their ids.
 async fn record<'r>(
-    db: &crate::db::Db,
+    db: &Db,
     hub: &crate::notifications::NotificationHub,
     sender: &Sender,
     patient: &PatientRef,
@@ -494,7 +494,7 @@ async fn list_observations(
 }
 
 /// Where a list continues after the reading `cursor` (of this patient): its time and id.
-async fn cursor_position(db: &crate::db::Db, patient_id: &str, cursor: &str) -> ApiResult<Option<(String, String)>> {
+async fn cursor_position(db: &Db, patient_id: &str, cursor: &str) -> ApiResult<Option<(String, String)>> {
     if cursor.is_empty() {
         return Ok(None);
     }

@@ -12,11 +12,11 @@ use crate::api::{Json, Path, Query};
 use crate::app::AppState;
 use crate::audit;
 use crate::auth::{AuthUser, Role};
-use crate::db::{parse_ts, ts, Id};
+use crate::db::{parse_ts, ts, Db, Id};
 use crate::domain::vitals::WorklistStatus;
 use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
-use crate::notifications::{Notice, Notification, Text};
+use crate::notifications::{Notice, Notification, NotificationHub, Text};
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -159,8 +159,8 @@ pub async fn notify_patient(
 /// Opens the episodes of silence beyond their plan's frequency (of one organisation's plans,
 /// or all), each once; tells the patients. Answers how many it opened.
 pub async fn sweep_missing(
-    db: &crate::db::Db,
-    hub: &crate::notifications::NotificationHub,
+    db: &Db,
+    hub: &NotificationHub,
     organisation: Option<&str>,
     now: DateTime<Utc>,
 ) -> ApiResult<usize> {
