@@ -5,6 +5,9 @@
 //! cargo bench --bench day_replay -- --server http://127.0.0.1:18080 --db postgres://... \
 //!     --pid $SERVER --per-day 510702 --from-hour 10 --hours 0.25 --speed 1 --out /tmp/replay
 //! ```
+//!
+//! `--server A,B --pid P,Q` replays against several instances (each account keeps to one);
+//! `--signed-in` signs every account in before the slice, outside the figures.
 
 #[path = "replay/mod.rs"]
 mod replay;
@@ -21,9 +24,15 @@ fn main() {
             .unwrap_or_else(|| default.to_string())
     };
     let num = |name: &str, default: &str| -> f64 { arg(name, default).parse().unwrap_or_else(|_| panic!("{name} N")) };
-    let server = arg("--server", "http://127.0.0.1:8080");
+    // One instance, or several sharing the database and NATS: `--server URL,URL`.
+    let servers: Vec<String> = arg("--server", "http://127.0.0.1:8080").split(',').map(str::to_string).collect();
     let db_url = arg("--db", "sqlite://data/teleconsult.db");
-    let pid = args.iter().position(|a| a == "--pid").map(|_| num("--pid", "0") as u32);
+    let pids: Vec<u32> = args
+        .iter()
+        .position(|a| a == "--pid")
+        .map(|_| arg("--pid", "").split(',').map(|p| p.parse().expect("--pid PID[,PID]")).collect())
+        .unwrap_or_default();
+    let signed_in = args.iter().any(|a| a == "--signed-in");
     let out = std::path::PathBuf::from(arg("--out", "replay-out"));
     let scale = replay::Scale {
         hospitals: num("--hospitals", "3") as usize,
@@ -53,7 +62,7 @@ fn main() {
         let t = std::time::Instant::now();
         let world = Arc::new(replay::generate(&db, &scale, &run).await);
         eprintln!("world {run} generated in {:.1} s: {scale:?}", t.elapsed().as_secs_f64());
-        let report = replay::replay(&server, &db, world, plan, pid, ecg, true).await;
+        let report = replay::replay(&servers, &db, world, plan, &pids, ecg, signed_in, true).await;
         std::fs::create_dir_all(&out).expect("output directory");
         let mut json = report.json();
         json["scale"] = serde_json::to_value(&scale).unwrap();

@@ -10,7 +10,9 @@ mod replay;
 use common::TestApp;
 use std::sync::Arc;
 
-async fn a_small_day_replays_without_errors_and_its_invariants_hold(app: &TestApp) {
+/// `signed_in`: every account signs in before the day (the replayer's `--signed-in`), so the
+/// day itself has no password sign-in.
+async fn a_small_day_replays_without_errors_and_its_invariants_hold(app: &TestApp, signed_in: bool) {
     let scale = replay::Scale { hospitals: 1, experts: 4, centres: 2, doctors: 3, patients: 40 };
     let world = Arc::new(replay::generate(&app.state.db, &scale, "tiny").await);
     // 20 consultations over the whole day, replayed in about 8 s.
@@ -26,7 +28,7 @@ async fn a_small_day_replays_without_errors_and_its_invariants_hold(app: &TestAp
         seed: 18,
     };
     let ecg = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ecg/waveform_ecg.dcm")).unwrap();
-    let report = replay::replay(&app.base, &app.state.db, world, plan, None, ecg, false).await;
+    let report = replay::replay(&[app.base.clone()], &app.state.db, world, plan, &[], ecg, signed_in, false).await;
     let json = report.json();
     assert_eq!(report.scheduled, 20, "the day's 20 arrivals are scheduled");
     // A slot taken by a concurrent booking since the list was read is retried with the next:
@@ -44,6 +46,11 @@ async fn a_small_day_replays_without_errors_and_its_invariants_hold(app: &TestAp
     for op in ["request", "accept", "book", "join", "websocket_joined", "opinion_sign"] {
         assert!(ops.contains(&op), "{op} measured: {ops:?}");
     }
+    assert_eq!(ops.contains(&"login"), !signed_in, "password sign-ins during the day: {ops:?}");
+    if signed_in {
+        let si = report.sign_in.as_ref().expect("the sign-ins before the day are reported");
+        assert_eq!((si.accounts, si.failed), (3 + 4, 0), "every doctor and expert signed in");
+    }
     assert!(report.svg().starts_with("<svg"), "the plot");
 }
 
@@ -58,13 +65,13 @@ mod tiny_day {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {
         let app = TestApp::spawn_with(common::Backend::Sqlite, None, rooms_open_early).await;
-        a_small_day_replays_without_errors_and_its_invariants_hold(&app).await;
+        a_small_day_replays_without_errors_and_its_invariants_hold(&app, false).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         if let Some(app) = TestApp::spawn_postgres_with(rooms_open_early).await {
-            a_small_day_replays_without_errors_and_its_invariants_hold(&app).await;
+            a_small_day_replays_without_errors_and_its_invariants_hold(&app, true).await;
         }
     }
 }

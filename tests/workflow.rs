@@ -214,6 +214,112 @@ async fn candidates_for_an_unsaved_request(app: &TestApp) {
 }
 db_test!(candidates_for_an_unsaved_request);
 
+/// With several experts of the specialty, each with another calendar, every candidate's
+/// earliest slot is that expert's own first free slot (as `GET /experts/{id}/slots` lists
+/// it), open consultations are counted per expert, and experts of another specialty are left
+/// out: the ranking reads all experts at once, not one by one.
+async fn candidates_rank_each_expert_on_its_own_calendar(app: &TestApp) {
+    let admin = app.login("admin").await;
+    let li = app.login("dr.li").await;
+    let hospital = app.get("/api/v1/me", &app.login("dr.wang").await).await.1["organisation_id"].clone();
+    let new_expert = |username: &'static str, specialties: Value| {
+        let body = json!({"username": username, "display_name": username, "password": "demo-password",
+            "role": "expert", "organisation_id": hospital.clone(),
+            "expert": {"title": "attending", "specialties": specialties, "time_zone": "Asia/Shanghai"}});
+        let admin = admin.clone();
+        async move {
+            let (status, u) = app.post("/api/v1/users", &admin, &body).await;
+            assert_eq!(status, 201, "{u}");
+            u["id"].as_str().unwrap().to_string()
+        }
+    };
+    let every_day = new_expert("dr.every-day", json!(["cardiology", "general_practice"])).await;
+    let wednesdays = new_expert("dr.wednesdays", json!(["general_practice", "cardiology"])).await;
+    let no_rules = new_expert("dr.no-rules", json!(["cardiology"])).await;
+    let radiologist = new_expert("dr.radiology-only", json!(["radiology"])).await;
+    let rules = |days: Vec<i64>, from: &str, to: &str| -> Value {
+        let rules: Vec<Value> = days
+            .iter()
+            .map(|d| json!({"weekday": d, "start": from, "end": to, "slot_minutes": 30, "time_zone": "Asia/Shanghai"}))
+            .collect();
+        json!({"rules": rules, "policy": {"buffer_minutes": 0, "max_per_day": 0, "min_notice_minutes": 0}})
+    };
+    for (id, body) in [
+        (&every_day, rules((1..=7).collect(), "00:00", "23:30")),
+        (&wednesdays, rules(vec![3], "09:00", "10:00")),
+        (&radiologist, rules((1..=7).collect(), "00:00", "23:30")),
+    ] {
+        let (status, body) = app.put(&format!("/api/v1/experts/{id}/availability"), &admin, &body).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Next Wednesday's first hour is leave for dr.wednesdays, so the one after is the first.
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/experts/{wednesdays}/exceptions"),
+            &admin,
+            &json!({"kind": "leave", "start": next_wednesday_at(9), "end": next_wednesday_at(10), "reason": "学术会议"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // dr.every-day has taken a consultation and it is booked into a slot.
+    let (_, booked_at) =
+        app.consultation().by("dr.li").addressed_to("dr.every-day").specialty("cardiology").booked().await;
+
+    let criteria = json!({"specialty": "cardiology", "min_title": "attending", "urgency": "routine"});
+    let before = chrono::Utc::now();
+    let (status, cands) = app.post("/api/v1/consultations/candidates", &li, &criteria).await;
+    assert_eq!(status, 200, "{cands}");
+    let items = cands["items"].as_array().unwrap();
+    let mut ids: Vec<&str> = items.iter().map(|c| c["expert_id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    let wang = app.user_id("dr.wang").await;
+    let mut expected = vec![wang.as_str(), every_day.as_str(), wednesdays.as_str(), no_rules.as_str()];
+    expected.sort_unstable();
+    assert_eq!(ids, expected, "the cardiologists, not the radiologist: {cands}");
+    let codes = |id: &str| -> Vec<Value> {
+        items.iter().find(|c| c["expert_id"] == id).unwrap()["reason_codes"].as_array().unwrap().clone()
+    };
+    assert!(codes(&no_rules).contains(&json!({"code": "no_free_slot"})), "{:?}", codes(&no_rules));
+    assert!(codes(&every_day).contains(&json!({"code": "open_consultations", "count": 1})));
+    assert!(codes(&wednesdays).contains(&json!({"code": "open_consultations", "count": 0})));
+    let after = chrono::Utc::now();
+    for id in [&wang, &every_day, &wednesdays] {
+        let item = items.iter().find(|c| c["expert_id"] == id.as_str()).unwrap();
+        let earliest = at(&item["earliest_slot"]);
+        // The expert's own free slots from just before the ranking: the earliest is one of
+        // them, and any listed before it began before the ranking was made.
+        let (status, slots) = app.get(&format!("/api/v1/experts/{id}/slots?from={}", url_time(before)), &li).await;
+        assert_eq!(status, 200, "{slots}");
+        let starts: Vec<_> = slots["items"].as_array().unwrap().iter().map(|s| at(&s["start"])).collect();
+        assert!(starts.contains(&earliest), "{id}: {item} not among {starts:?}");
+        assert!(starts.iter().filter(|s| **s < earliest).all(|s| *s < after), "{id}: {item}, {starts:?}");
+        assert_ne!(earliest, at(&json!(booked_at)), "a booked slot is not free");
+    }
+    let wed = at(&items.iter().find(|c| c["expert_id"] == wednesdays.as_str()).unwrap()["earliest_slot"]);
+    let (leave_from, leave_to) = (at(&json!(next_wednesday_at(9))), at(&json!(next_wednesday_at(10))));
+    assert!(!(leave_from <= wed && wed < leave_to), "not during the leave: {wed}");
+}
+db_test!(candidates_rank_each_expert_on_its_own_calendar);
+
+fn at(v: &Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("a time: {v}"))).unwrap().into()
+}
+
+fn url_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// `hour`:00 in Shanghai on the first Wednesday after today (Shanghai time), as RFC 3339.
+fn next_wednesday_at(hour: u32) -> String {
+    use chrono::Datelike;
+    let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
+    let ahead = (i64::from(chrono::Weekday::Wed.num_days_from_monday())
+        - i64::from(today.weekday().num_days_from_monday()))
+    .rem_euclid(7);
+    let day = today + chrono::Duration::days(if ahead == 0 { 7 } else { ahead });
+    format!("{day}T{hour:02}:00:00+08:00")
+}
+
 async fn no_consent_no_request(app: &TestApp) {
     let li = app.login("dr.li").await;
     let zhang = app.patient_id("patient.zhang").await;

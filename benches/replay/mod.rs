@@ -399,13 +399,15 @@ impl Stats {
     }
 }
 
-/// A signed-in account's access token, refreshed by signing in again after 10 minutes
-/// (tokens last 15).
-type Session = Arc<tokio::sync::Mutex<Option<(String, Instant)>>>;
+/// A signed-in account's access and refresh tokens and when they were issued: after 10
+/// minutes (access tokens last 15) the client exchanges the refresh token for new ones, as
+/// the web client does, and signs in with the password again only if that fails.
+type Session = Arc<tokio::sync::Mutex<Option<(String, String, Instant)>>>;
 
 struct Client {
-    base: String,
-    ws_base: String,
+    /// The instances' base URLs (`http://...`); each account talks to one of them, chosen by
+    /// its name, as behind a load balancer with affinity.
+    bases: Vec<String>,
     http: reqwest::Client,
     sessions: Mutex<HashMap<String, Session>>,
     stats: Arc<Stats>,
@@ -414,24 +416,85 @@ struct Client {
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// The access and refresh tokens of a sign-in's answer (empty when absent).
+fn tokens(v: &Value) -> (String, String) {
+    let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    (text("access_token"), text("refresh_token"))
+}
+
 /// An operation that failed: what, for the error table.
 struct Failed(String);
 
 impl Client {
+    /// The instance `username` talks to.
+    fn base(&self, username: &str) -> &str {
+        let h = username.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+        &self.bases[(h % self.bases.len() as u64) as usize]
+    }
+
     async fn token(&self, username: &str) -> Result<String, Failed> {
         let session = self.sessions.lock().unwrap().entry(username.to_string()).or_default().clone();
         let mut s = session.lock().await;
-        if let Some((t, at)) = s.as_ref() {
+        if let Some((access, refresh, at)) = s.as_ref() {
             if at.elapsed() < Duration::from_secs(600) {
-                return Ok(t.clone());
+                return Ok(access.clone());
+            }
+            let due = Instant::now();
+            let req = self
+                .http
+                .post(format!("{}/api/v1/auth/refresh", self.base(username)))
+                .json(&json!({"refresh_token": refresh}));
+            if let Ok(v) = self.send("refresh", due, req).await {
+                let access = v["access_token"].as_str().unwrap_or_default().to_string();
+                let refresh = v["refresh_token"].as_str().unwrap_or_default().to_string();
+                *s = Some((access.clone(), refresh, Instant::now()));
+                return Ok(access);
             }
         }
         let due = Instant::now();
+        let v = self.send("login", due, self.login_request(username)).await?;
+        let (access, refresh) = tokens(&v);
+        *s = Some((access.clone(), refresh, Instant::now()));
+        Ok(access)
+    }
+
+    fn login_request(&self, username: &str) -> reqwest::RequestBuilder {
         let body = json!({"username": username, "password": PASSWORD});
-        let v = self.send("login", due, self.http.post(format!("{}/api/v1/auth/login", self.base)).json(&body)).await?;
-        let t = v["access_token"].as_str().unwrap_or_default().to_string();
-        *s = Some((t.clone(), Instant::now()));
-        Ok(t)
+        self.http.post(format!("{}/api/v1/auth/login", self.base(username))).json(&body)
+    }
+
+    /// Signs every account in before the replayed slice, `concurrency` at a time, outside the
+    /// statistics: at a day's peak the staff have been signed in since the morning. Returns
+    /// how many sign-ins failed.
+    async fn sign_in_all(self: &Arc<Self>, usernames: Vec<String>, concurrency: usize) -> usize {
+        let queue = Arc::new(Mutex::new(usernames));
+        let mut workers = Vec::new();
+        for _ in 0..concurrency.max(1) {
+            let (c, queue) = (self.clone(), queue.clone());
+            workers.push(tokio::spawn(async move {
+                let mut failed = 0;
+                loop {
+                    let Some(username) = queue.lock().unwrap().pop() else { break };
+                    let v = match c.login_request(&username).send().await {
+                        Ok(r) if r.status().is_success() => r.json::<Value>().await.unwrap_or(Value::Null),
+                        _ => Value::Null,
+                    };
+                    let (access, refresh) = tokens(&v);
+                    if access.is_empty() {
+                        failed += 1;
+                        continue;
+                    }
+                    let session = c.sessions.lock().unwrap().entry(username).or_default().clone();
+                    *session.lock().await = Some((access, refresh, Instant::now()));
+                }
+                failed
+            }));
+        }
+        let mut failed = 0;
+        for w in workers {
+            failed += w.await.unwrap_or(0);
+        }
+        failed
     }
 
     /// Sends a request due at `due`; records its latency from `due` and, unless 2xx, its
@@ -468,7 +531,7 @@ impl Client {
     ) -> Result<Value, Failed> {
         let token = self.token(user).await?;
         let due = Instant::now();
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
+        let mut req = self.http.request(method, format!("{}{path}", self.base(user))).bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -487,7 +550,7 @@ impl Client {
             .await?;
         let ticket = v["ticket"].as_str().unwrap_or_default();
         let due = Instant::now();
-        let url = format!("{}/api/v1/rtc?ticket={ticket}", self.ws_base);
+        let url = format!("{}/api/v1/rtc?ticket={ticket}", self.base(user).replacen("http", "ws", 1));
         let (mut ws, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| {
             self.stats.error("websocket: connect".into());
             Failed(format!("websocket: {e}"))
@@ -634,7 +697,8 @@ async fn consultation(
         let body = json!({"consultation_id": id, "expert_id": expert_id, "start": slot["start"]});
         let token = c.token(d).await?;
         let due_b = Instant::now();
-        let resp = c.http.post(format!("{}/api/v1/appointments", c.base)).bearer_auth(token).json(&body).send().await;
+        let resp =
+            c.http.post(format!("{}/api/v1/appointments", c.base(d))).bearer_auth(token).json(&body).send().await;
         let Ok(resp) = resp else {
             c.stats.error("book: transport".into());
             return Err(Failed("book: transport".into()));
@@ -704,7 +768,7 @@ async fn consultation(
         let due_u = Instant::now();
         let req = c
             .http
-            .post(format!("{}/api/v1/consultations/{id}/files?name=ecg.dcm", c.base))
+            .post(format!("{}/api/v1/consultations/{id}/files?name=ecg.dcm", c.base(d)))
             .bearer_auth(token)
             .body(c.ecg.as_ref().clone());
         let f = c.send("ecg_upload", due_u, req).await?;
@@ -828,30 +892,56 @@ pub struct Report {
     pub invariants: Vec<(String, bool, String)>,
     pub load_before: String,
     pub load_after: String,
+    pub sign_in: Option<SignIn>,
 }
 
-/// Replays the plan against `base` (e.g. `http://127.0.0.1:8080`) and checks the invariants.
-/// `pid`: the server's process, for its CPU and memory.
+/// The sign-ins made before the slice (`--signed-in`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SignIn {
+    pub accounts: usize,
+    pub failed: usize,
+    pub secs: f64,
+}
+
+/// Replays the plan against `bases` (each e.g. `http://127.0.0.1:8080`: one instance, or
+/// several sharing a database and NATS) and checks the invariants. `pids`: the servers'
+/// processes, for their CPU and memory (summed). `signed_in`: sign every account in before
+/// the slice (outside the figures) instead of at its first request.
+#[allow(clippy::too_many_arguments)]
 pub async fn replay(
-    base: &str,
+    bases: &[String],
     db: &Db,
     world: Arc<World>,
     plan: Plan,
-    pid: Option<u32>,
+    pids: &[u32],
     ecg: Vec<u8>,
+    signed_in: bool,
     progress: bool,
 ) -> Report {
     let mut rng = Rng::new(plan.seed);
     let offsets = arrivals(&plan, &mut rng);
     let stats = Arc::new(Stats::new());
     let client = Arc::new(Client {
-        base: base.to_string(),
-        ws_base: base.replacen("http", "ws", 1),
+        bases: bases.to_vec(),
         http: reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("http client"),
         sessions: Mutex::default(),
         stats: stats.clone(),
         ecg: Arc::new(ecg),
     });
+    let mut sign_in = None;
+    if signed_in {
+        let t = Instant::now();
+        let accounts: Vec<String> =
+            world.doctors.iter().chain(world.experts.values().flatten()).map(|p| p.username.clone()).collect();
+        let n = accounts.len();
+        let failed = client.sign_in_all(accounts, 8).await;
+        let secs = t.elapsed().as_secs_f64();
+        if progress {
+            eprintln!("{n} accounts signed in before the slice in {secs:.1} s ({failed} failed)");
+        }
+        sign_in = Some(SignIn { accounts: n, failed, secs });
+    }
+    let pids = pids.to_vec();
     let plan = Arc::new(plan);
     let load_before = load_average();
     let start = Instant::now();
@@ -868,7 +958,7 @@ pub async fn replay(
             // (a process that ended takes its CPU time with it, so a delta is never negative).
             let read = || {
                 (
-                    pid.map(cpu_secs).unwrap_or(0.0),
+                    pids.iter().map(|p| cpu_secs(*p)).sum::<f64>(),
                     postgres_pids(&database).iter().map(|p| cpu_secs(*p)).sum::<f64>(),
                     cpu_secs(own),
                     Instant::now(),
@@ -884,7 +974,7 @@ pub async fn replay(
                 samples.push(Sample {
                     t: start.elapsed().as_secs_f64(),
                     server_cpu: (now.0 - last.0) / dt,
-                    server_rss_kib: pid.map(rss_kib).unwrap_or(0),
+                    server_rss_kib: pids.iter().map(|p| rss_kib(*p)).sum(),
                     pg_cpu: ((now.1 - last.1) / dt).max(0.0),
                     pg_rss_kib: postgres_pids(&database).iter().map(|p| rss_kib(*p)).sum(),
                     tool_cpu: (now.2 - last.2) / dt,
@@ -950,6 +1040,7 @@ pub async fn replay(
         invariants,
         load_before,
         load_after: load_average(),
+        sign_in,
     }
 }
 
@@ -1106,12 +1197,18 @@ fn ms(us: u64) -> f64 {
 }
 
 impl Report {
-    fn table(h: &BTreeMap<&'static str, Histogram<u64>>) -> Vec<Value> {
-        h.iter()
-            .map(|(k, v)| {
-                json!({"name": k, "count": v.len(), "p50_ms": ms(v.value_at_quantile(0.5)), "p99_ms": ms(v.value_at_quantile(0.99)), "max_ms": ms(v.max())})
-            })
-            .collect()
+    /// A row per histogram, then, with `all`, a row of them all together.
+    fn table(h: &BTreeMap<&'static str, Histogram<u64>>, all: bool) -> Vec<Value> {
+        let row = |k: &str, v: &Histogram<u64>| json!({"name": k, "count": v.len(), "p50_ms": ms(v.value_at_quantile(0.5)), "p99_ms": ms(v.value_at_quantile(0.99)), "max_ms": ms(v.max())});
+        let mut rows: Vec<Value> = h.iter().map(|(k, v)| row(k, v)).collect();
+        if all && !h.is_empty() {
+            let mut all = histogram();
+            for v in h.values() {
+                let _ = all.add(v);
+            }
+            rows.push(row("all", &all));
+        }
+        rows
     }
 
     fn mean_max(&self, f: impl Fn(&Sample) -> f64) -> (f64, f64) {
@@ -1133,12 +1230,13 @@ impl Report {
             "plan": self.plan,
             "load_average_before": self.load_before,
             "load_average_after": self.load_after,
+            "signed_in_before": self.sign_in,
             "consultations": {"scheduled": self.scheduled, "completed": done, "failed": s.failed.load(Ordering::Relaxed)},
             "wall_secs": self.wall_secs,
             "replayed_hours": self.wall_secs * self.plan.speed / 3600.0,
             "throughput": {"consultations_per_s": done as f64 / self.wall_secs, "requests_per_s": requests as f64 / self.wall_secs},
-            "operations": Self::table(&s.ops.lock().unwrap()),
-            "stages": Self::table(&s.stages.lock().unwrap()),
+            "operations": Self::table(&s.ops.lock().unwrap(), true),
+            "stages": Self::table(&s.stages.lock().unwrap(), false),
             "errors": s.errors(),
             "failed_consultations": s.failures(),
             "resources": {
@@ -1183,6 +1281,13 @@ impl Report {
             self.load_before,
             self.load_after,
         );
+        if let Some(si) = &self.sign_in {
+            let _ = writeln!(
+                m,
+                "Before the slice, {} accounts signed in ({} failed) in {:.1} s, outside the figures.\n",
+                si.accounts, si.failed, si.secs
+            );
+        }
         for (title, key) in [("operation", "operations"), ("stage", "stages")] {
             let _ = writeln!(m, "| {title} | count | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|");
             for r in j[key].as_array().unwrap() {

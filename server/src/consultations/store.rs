@@ -13,6 +13,7 @@ use crate::db::{new_id, now_ts, Db};
 use crate::domain::consultation::{AddresseeKind, AppointmentStatus, ParticipantRole, ParticipantStatus};
 use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
+use std::collections::HashMap;
 
 // ---------------------------------------------------------------------------------------
 // Who may see a consultation
@@ -669,10 +670,10 @@ pub struct ExpertRow {
 
 /// The active experts practising `specialty`, by id.
 pub async fn experts_of_specialty(db: &Db, specialty: &str) -> ApiResult<Vec<ExpertRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(&format!(
         "SELECT u.id, u.display_name, e.title, u.organisation_id FROM users u JOIN expert_profiles e ON e.user_id = u.id
-         WHERE u.role = 'expert' AND u.active = 1 AND u.id IN (SELECT user_id FROM expert_specialties WHERE specialty = $1) ORDER BY u.id",
-    )
+         WHERE u.role = 'expert' AND u.active = 1 AND u.id IN ({EXPERTS_OF_SPECIALTY}) ORDER BY u.id"
+    ))
     .bind(specialty)
     .fetch_all(&db.pool)
     .await?)
@@ -687,25 +688,38 @@ pub async fn linked_hospitals(db: &Db, centre: &str) -> ApiResult<Vec<String>> {
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
-pub async fn specialties_of(conn: &mut sqlx::AnyConnection, expert: &str) -> ApiResult<Vec<String>> {
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT specialty FROM expert_specialties WHERE user_id = $1")
-        .bind(expert)
-        .fetch_all(&mut *conn)
-        .await?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+/// The experts practising `specialty`, as a statement's subquery (`$1` is the specialty).
+const EXPERTS_OF_SPECIALTY: &str = "SELECT user_id FROM expert_specialties WHERE specialty = $1";
+
+/// Every specialty of each expert practising `specialty`, by expert.
+pub async fn specialties_of_experts(db: &Db, specialty: &str) -> ApiResult<HashMap<String, Vec<String>>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+        "SELECT user_id, specialty FROM expert_specialties WHERE user_id IN ({EXPERTS_OF_SPECIALTY}) ORDER BY user_id, specialty"
+    ))
+    .bind(specialty)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut by_expert: HashMap<String, Vec<String>> = HashMap::new();
+    for (expert, s) in rows {
+        by_expert.entry(expert).or_default().push(s);
+    }
+    Ok(by_expert)
 }
 
-/// How many consultations the expert has taken on that are still open.
-pub async fn open_consultations_of(conn: &mut sqlx::AnyConnection, expert: &str) -> ApiResult<i64> {
-    let (open,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM consultation_participants cp JOIN consultations k ON k.id = cp.consultation_id
-         WHERE cp.user_id = $1 AND cp.role = 'expert' AND cp.status IN ('accepted', 'active')
-           AND k.state IN ('accepted', 'scheduled', 'in_progress', 'awaiting_opinion')",
-    )
-    .bind(expert)
-    .fetch_one(&mut *conn)
+/// How many consultations each expert practising `specialty` has taken on that are still
+/// open (experts with none are absent).
+pub async fn open_consultations_of_experts(db: &Db, specialty: &str) -> ApiResult<HashMap<String, i64>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
+        "SELECT cp.user_id, COUNT(*) FROM consultation_participants cp JOIN consultations k ON k.id = cp.consultation_id
+         WHERE cp.role = 'expert' AND cp.status IN ('accepted', 'active')
+           AND k.state IN ('accepted', 'scheduled', 'in_progress', 'awaiting_opinion')
+           AND cp.user_id IN ({EXPERTS_OF_SPECIALTY})
+         GROUP BY cp.user_id"
+    ))
+    .bind(specialty)
+    .fetch_all(&db.pool)
     .await?;
-    Ok(open)
+    Ok(rows.into_iter().collect())
 }
 
 // ---------------------------------------------------------------------------------------

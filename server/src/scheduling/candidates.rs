@@ -2,6 +2,7 @@
 //! [`crate::consultations::matching`] fed with each expert's specialties, open workload and
 //! earliest free slot, which is why they are served here, above the calendar.
 
+use super::slots::first_free_slot;
 use crate::api::{Json, Path, Routes};
 use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
@@ -56,26 +57,31 @@ async fn candidates_for_criteria(
 }
 
 /// The active experts of the criteria's specialty, ranked by [`matching::rank`] for a request
-/// from `requesting_org`.
+/// from `requesting_org`. Reads in six statements however many experts practise the
+/// specialty (experts, links, their specialties, open workloads, and their calendars in
+/// [`super::store::calendars_of_specialty`]), then computes each earliest free slot in memory.
 async fn rank_candidates(
     db: &Db,
     criteria: &Criteria,
     requesting_org: &str,
 ) -> ApiResult<Vec<matching::RankedCandidate>> {
+    let now = Utc::now();
+    let horizon = now + Duration::days(14);
     let experts = cstore::experts_of_specialty(db, &criteria.specialty).await?;
     let linked = cstore::linked_hospitals(db, requesting_org).await?;
-    let now = Utc::now();
-    let mut inputs = Vec::new();
-    let mut conn = db.pool.acquire().await?;
+    let mut specialties = cstore::specialties_of_experts(db, &criteria.specialty).await?;
+    let open = cstore::open_consultations_of_experts(db, &criteria.specialty).await?;
+    let mut calendars = super::store::calendars_of_specialty(db, &criteria.specialty, now, horizon).await?;
+    let mut inputs = Vec::with_capacity(experts.len());
     for e in experts {
-        let mut specialties = cstore::specialties_of(&mut conn, &e.id).await?;
+        let mut specialties = specialties.remove(&e.id).unwrap_or_default();
         // The requested specialty first: it is the one this request is matched on.
         specialties.sort_by_key(|s| *s != criteria.specialty);
-        let open = cstore::open_consultations_of(&mut conn, &e.id).await?;
-        let earliest = super::store::free_slots(&mut conn, &e.id, now, now, now + Duration::days(14))
-            .await?
+        let cal = calendars.remove(&e.id).unwrap_or_default();
+        let earliest = first_free_slot(&cal.rules, &cal.exceptions, &cal.busy, &cal.policy, now, now, horizon)
             .ok()
-            .and_then(|s| s.first().map(|i| i.start));
+            .flatten()
+            .map(|slot| slot.start);
         inputs.push(CandidateInput {
             expert_id: uuid::Uuid::parse_str(&e.id).map_err(ApiError::internal)?,
             name: e.display_name,
@@ -83,7 +89,7 @@ async fn rank_candidates(
             title: e.title,
             organisation_linked: linked.contains(&e.organisation_id),
             earliest_slot: earliest,
-            open_consultations: u32::try_from(open).unwrap_or(u32::MAX),
+            open_consultations: open.get(&e.id).map_or(0, |n| u32::try_from(*n).unwrap_or(u32::MAX)),
         });
     }
     let request = matching::Request {

@@ -194,6 +194,38 @@ pub fn free_slots(
     Ok(free)
 }
 
+/// The first free slot starting in `from..to`: the first of [`free_slots`], found by looking a
+/// day ahead first, then three, then the whole window, so an expert with a free slot soon
+/// costs a day's computation, not the window's.
+pub fn first_free_slot(
+    rules: &[WeeklyRule],
+    exceptions: &[AvailabilityException],
+    busy: &[Interval],
+    policy: &BookingPolicy,
+    now: DateTime<Utc>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Option<Interval>, SlotError> {
+    if to <= from {
+        return Err(SlotError::EmptyWindow);
+    }
+    if to - from > chrono::TimeDelta::days(MAX_WINDOW_DAYS) {
+        return Err(SlotError::WindowTooLong);
+    }
+    let mut start = from;
+    for days in [1, 3, MAX_WINDOW_DAYS] {
+        let end = (from + chrono::TimeDelta::days(days)).min(to);
+        if start < end {
+            let slots = free_slots(rules, exceptions, busy, policy, now, start, end)?;
+            if let Some(first) = slots.first() {
+                return Ok(Some(*first));
+            }
+            start = end;
+        }
+    }
+    Ok(None)
+}
+
 /// Checks that `start..end` is one of the slots [`free_slots`] would list.
 ///
 /// The reasons, checked in this order: [`SlotError::NotOnSchedule`] (not a slot of the
@@ -669,6 +701,40 @@ mod tests {
         for slot in slots {
             assert_eq!(slot.end - slot.start, chrono::TimeDelta::minutes(minutes), "{slot:?}");
         }
+    }
+
+    #[test]
+    fn first_free_slot_is_the_first_of_the_window() {
+        let rules = [
+            rule(Weekday::Mon, (8, 0), (12, 0), 30, Asia::Shanghai),
+            rule(Weekday::Thu, (14, 0), (17, 30), 30, Asia::Shanghai),
+        ];
+        let policy = BookingPolicy { buffer_minutes: 0, max_per_day: Some(3), min_notice_minutes: 60 };
+        // Monday's first three slots booked: the day is full, the next slot is on Thursday.
+        let busy = [
+            interval("2026-11-23T00:00:00Z", "2026-11-23T00:30:00Z"),
+            interval("2026-11-23T00:30:00Z", "2026-11-23T01:00:00Z"),
+            interval("2026-11-23T01:00:00Z", "2026-11-23T01:30:00Z"),
+        ];
+        let leave = [AvailabilityException {
+            start: utc("2026-11-26T06:00:00Z"),
+            end: utc("2026-11-26T07:00:00Z"),
+            kind: ExceptionKind::Leave,
+        }];
+        for now in ["2026-11-22T12:00:00Z", "2026-11-23T00:10:00Z", "2026-11-26T06:10:00Z", "2026-11-27T00:00:00Z"] {
+            for (exceptions, busy) in [(&[][..], &[][..]), (&leave[..], &busy[..])] {
+                let (now, to) = (utc(now), utc(now) + chrono::TimeDelta::days(14));
+                let all = free_slots(&rules, exceptions, busy, &policy, now, now, to).unwrap();
+                let first = first_free_slot(&rules, exceptions, busy, &policy, now, now, to).unwrap();
+                assert_eq!(first, all.first().copied(), "from {now}");
+            }
+        }
+        let never = first_free_slot(&[], &[], &[], &policy, utc(LONG_AGO), utc(LONG_AGO), utc("2000-01-15T00:00:00Z"));
+        assert_eq!(never, Ok(None));
+        assert_eq!(
+            first_free_slot(&rules, &[], &[], &policy, utc(LONG_AGO), utc(LONG_AGO), utc(LONG_AGO)),
+            Err(SlotError::EmptyWindow)
+        );
     }
 
     #[test]

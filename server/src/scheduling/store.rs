@@ -9,6 +9,7 @@ use crate::db::{new_id, now_ts, parse_ts, ts, Db};
 use crate::domain::consultation::AvailabilityExceptionKind;
 use crate::error::{ApiError, ApiResult};
 use chrono::{DateTime, Duration, NaiveTime, Utc, Weekday};
+use std::collections::HashMap;
 
 /// Everything slot computation needs about one expert.
 #[derive(Debug, Clone)]
@@ -47,10 +48,33 @@ pub fn weekday_from_number(n: i64) -> Option<Weekday> {
 }
 
 /// The expert's time zone and booking policy (buffer, maximum per day, minimum notice).
-type ProfileRow = (String, Option<i64>, Option<i64>, Option<i64>);
+#[derive(sqlx::FromRow)]
+struct ProfileRow {
+    #[sqlx(rename = "user_id")]
+    expert_id: String,
+    time_zone: String,
+    buffer_minutes: Option<i64>,
+    max_per_day: Option<i64>,
+    min_notice_minutes: Option<i64>,
+}
+
+impl ProfileRow {
+    /// Sets the calendar's time zone and policy (the default policy when none is stored).
+    fn apply(&self, cal: &mut ExpertCalendar) {
+        cal.time_zone = self.time_zone.parse().unwrap_or(DEFAULT_TZ);
+        if let Some(b) = self.buffer_minutes {
+            cal.policy = BookingPolicy {
+                buffer_minutes: u32::try_from(b).unwrap_or(0),
+                max_per_day: self.max_per_day.filter(|m| *m > 0).and_then(|m| u32::try_from(m).ok()),
+                min_notice_minutes: self.min_notice_minutes.and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+            };
+        }
+    }
+}
 
 #[derive(sqlx::FromRow)]
 struct StoredException {
+    expert_id: String,
     #[sqlx(try_from = "String")]
     kind: AvailabilityExceptionKind,
     start_at: String,
@@ -58,14 +82,57 @@ struct StoredException {
     slot_minutes: i64,
 }
 
+impl StoredException {
+    fn exception(self) -> AvailabilityException {
+        AvailabilityException {
+            start: parse_ts(&self.start_at),
+            end: parse_ts(&self.end_at),
+            kind: match self.kind {
+                AvailabilityExceptionKind::Extra => {
+                    ExceptionKind::ExtraSession { slot_minutes: u32::try_from(self.slot_minutes).unwrap_or(30) }
+                }
+                AvailabilityExceptionKind::Leave => ExceptionKind::Leave,
+            },
+        }
+    }
+}
+
+/// A booked (or attended) appointment's time.
+#[derive(sqlx::FromRow)]
+struct BusyRow {
+    expert_id: String,
+    start_at: String,
+    end_at: String,
+}
+
+impl BusyRow {
+    fn interval(self) -> Interval {
+        Interval { start: parse_ts(&self.start_at), end: parse_ts(&self.end_at) }
+    }
+}
+
 /// A stored weekly rule (times `HH:MM` in its zone).
 #[derive(Debug, sqlx::FromRow)]
 pub struct RuleRow {
+    pub expert_id: String,
     pub weekday: i64,
     pub start_time: String,
     pub end_time: String,
     pub slot_minutes: i64,
     pub time_zone: String,
+}
+
+impl RuleRow {
+    /// The rule, or `None` for a row that does not read as one.
+    pub fn rule(self) -> Option<WeeklyRule> {
+        Some(WeeklyRule {
+            weekday: weekday_from_number(self.weekday)?,
+            start: NaiveTime::parse_from_str(&self.start_time, "%H:%M").ok()?,
+            end: NaiveTime::parse_from_str(&self.end_time, "%H:%M").ok()?,
+            slot_minutes: u32::try_from(self.slot_minutes).ok()?,
+            tz: self.time_zone.parse().unwrap_or(DEFAULT_TZ),
+        })
+    }
 }
 
 /// Loads the calendar for slots starting in `from..to`; appointments are loaded for the
@@ -79,22 +146,9 @@ pub async fn load_calendar(
     skip_appointment: Option<&str>,
 ) -> ApiResult<ExpertCalendar> {
     let rules = weekly_rules(conn, expert_id).await?;
-    let rules = rules
-        .into_iter()
-        .filter_map(|r| {
-            Some(WeeklyRule {
-                weekday: weekday_from_number(r.weekday)?,
-                start: NaiveTime::parse_from_str(&r.start_time, "%H:%M").ok()?,
-                end: NaiveTime::parse_from_str(&r.end_time, "%H:%M").ok()?,
-                slot_minutes: u32::try_from(r.slot_minutes).ok()?,
-                tz: r.time_zone.parse().unwrap_or(DEFAULT_TZ),
-            })
-        })
-        .collect();
-    let lo = ts(from - Duration::days(2));
-    let hi = ts(to + Duration::days(2));
+    let (lo, hi) = calendar_span(from, to);
     let exceptions: Vec<StoredException> = sqlx::query_as(
-        "SELECT kind, start_at, end_at, slot_minutes FROM availability_exceptions
+        "SELECT expert_id, kind, start_at, end_at, slot_minutes FROM availability_exceptions
          WHERE expert_id = $1 AND active = 1 AND end_at > $2 AND start_at < $3 ORDER BY start_at",
     )
     .bind(expert_id)
@@ -102,37 +156,15 @@ pub async fn load_calendar(
     .bind(&hi)
     .fetch_all(&mut *conn)
     .await?;
-    let exceptions = exceptions
-        .into_iter()
-        .map(|x| AvailabilityException {
-            start: parse_ts(&x.start_at),
-            end: parse_ts(&x.end_at),
-            kind: match x.kind {
-                AvailabilityExceptionKind::Extra => {
-                    ExceptionKind::ExtraSession { slot_minutes: u32::try_from(x.slot_minutes).unwrap_or(30) }
-                }
-                AvailabilityExceptionKind::Leave => ExceptionKind::Leave,
-            },
-        })
-        .collect();
     let profile: Option<ProfileRow> = sqlx::query_as(
-        "SELECT ep.time_zone, bp.buffer_minutes, bp.max_per_day, bp.min_notice_minutes
+        "SELECT ep.user_id, ep.time_zone, bp.buffer_minutes, bp.max_per_day, bp.min_notice_minutes
          FROM expert_profiles ep LEFT JOIN booking_policies bp ON bp.expert_id = ep.user_id WHERE ep.user_id = $1",
     )
     .bind(expert_id)
     .fetch_optional(&mut *conn)
     .await?;
-    let time_zone = profile.as_ref().and_then(|p| p.0.parse().ok()).unwrap_or(DEFAULT_TZ);
-    let policy = match profile {
-        Some((_, Some(b), m, n)) => BookingPolicy {
-            buffer_minutes: u32::try_from(b).unwrap_or(0),
-            max_per_day: m.filter(|m| *m > 0).and_then(|m| u32::try_from(m).ok()),
-            min_notice_minutes: n.and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
-        },
-        _ => BookingPolicy::default(),
-    };
-    let busy: Vec<(String, String)> = sqlx::query_as(
-        "SELECT start_at, end_at FROM appointments
+    let busy: Vec<BusyRow> = sqlx::query_as(
+        "SELECT expert_id, start_at, end_at FROM appointments
          WHERE expert_id = $1 AND status IN ('booked', 'attended') AND end_at > $2 AND start_at < $3 AND id <> $4 ORDER BY start_at",
     )
     .bind(expert_id)
@@ -141,14 +173,90 @@ pub async fn load_calendar(
     .bind(skip_appointment.unwrap_or(""))
     .fetch_all(&mut *conn)
     .await?;
-    let busy = busy.into_iter().map(|(s, e)| Interval { start: parse_ts(&s), end: parse_ts(&e) }).collect();
-    Ok(ExpertCalendar { rules, exceptions, policy, busy, time_zone })
+    let mut cal = ExpertCalendar {
+        rules: rules.into_iter().filter_map(RuleRow::rule).collect(),
+        exceptions: exceptions.into_iter().map(StoredException::exception).collect(),
+        busy: busy.into_iter().map(BusyRow::interval).collect(),
+        ..ExpertCalendar::default()
+    };
+    if let Some(profile) = profile {
+        profile.apply(&mut cal);
+    }
+    Ok(cal)
+}
+
+/// The stored times that matter for slots starting in `from..to`: two days either side, so
+/// that a day limit sees the whole local day whatever the time zone.
+fn calendar_span(from: DateTime<Utc>, to: DateTime<Utc>) -> (String, String) {
+    (ts(from - Duration::days(2)), ts(to + Duration::days(2)))
+}
+
+/// The calendars of every expert practising `specialty`, for slots starting in `from..to`,
+/// each as [`load_calendar`] loads one: four statements whatever the number of experts (an
+/// expert without a profile gets the default calendar, as there).
+pub async fn calendars_of_specialty(
+    db: &Db,
+    specialty: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> ApiResult<HashMap<String, ExpertCalendar>> {
+    const EXPERTS: &str = "SELECT user_id FROM expert_specialties WHERE specialty = $1";
+    let (lo, hi) = calendar_span(from, to);
+    let rules: Vec<RuleRow> = sqlx::query_as(&format!(
+        "SELECT expert_id, weekday, start_time, end_time, slot_minutes, time_zone FROM availability_rules
+         WHERE active = 1 AND expert_id IN ({EXPERTS}) ORDER BY expert_id, weekday, start_time"
+    ))
+    .bind(specialty)
+    .fetch_all(&db.pool)
+    .await?;
+    let exceptions: Vec<StoredException> = sqlx::query_as(&format!(
+        "SELECT expert_id, kind, start_at, end_at, slot_minutes FROM availability_exceptions
+         WHERE active = 1 AND end_at > $2 AND start_at < $3 AND expert_id IN ({EXPERTS}) ORDER BY expert_id, start_at"
+    ))
+    .bind(specialty)
+    .bind(&lo)
+    .bind(&hi)
+    .fetch_all(&db.pool)
+    .await?;
+    let profiles: Vec<ProfileRow> = sqlx::query_as(&format!(
+        "SELECT ep.user_id, ep.time_zone, bp.buffer_minutes, bp.max_per_day, bp.min_notice_minutes
+         FROM expert_profiles ep LEFT JOIN booking_policies bp ON bp.expert_id = ep.user_id
+         WHERE ep.user_id IN ({EXPERTS})"
+    ))
+    .bind(specialty)
+    .fetch_all(&db.pool)
+    .await?;
+    let busy: Vec<BusyRow> = sqlx::query_as(&format!(
+        "SELECT expert_id, start_at, end_at FROM appointments
+         WHERE status IN ('booked', 'attended') AND end_at > $2 AND start_at < $3 AND expert_id IN ({EXPERTS})
+         ORDER BY expert_id, start_at"
+    ))
+    .bind(specialty)
+    .bind(&lo)
+    .bind(&hi)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut calendars: HashMap<String, ExpertCalendar> = HashMap::new();
+    for row in rules {
+        let cal = calendars.entry(row.expert_id.clone()).or_default();
+        cal.rules.extend(row.rule());
+    }
+    for row in exceptions {
+        calendars.entry(row.expert_id.clone()).or_default().exceptions.push(row.exception());
+    }
+    for row in profiles {
+        row.apply(calendars.entry(row.expert_id.clone()).or_default());
+    }
+    for row in busy {
+        calendars.entry(row.expert_id.clone()).or_default().busy.push(row.interval());
+    }
+    Ok(calendars)
 }
 
 /// The expert's active weekly rules, by weekday and start.
 pub async fn weekly_rules(conn: &mut sqlx::AnyConnection, expert_id: &str) -> ApiResult<Vec<RuleRow>> {
     Ok(sqlx::query_as(
-        "SELECT weekday, start_time, end_time, slot_minutes, time_zone FROM availability_rules
+        "SELECT expert_id, weekday, start_time, end_time, slot_minutes, time_zone FROM availability_rules
          WHERE expert_id = $1 AND active = 1 ORDER BY weekday, start_time",
     )
     .bind(expert_id)
