@@ -28,7 +28,8 @@ async fn a_small_day_replays_without_errors_and_its_invariants_hold(app: &TestAp
         seed: 18,
     };
     let ecg = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ecg/waveform_ecg.dcm")).unwrap();
-    let report = replay::replay(&[app.base.clone()], &app.state.db, world, plan, &[], ecg, signed_in, false).await;
+    let report =
+        replay::replay(std::slice::from_ref(&app.base), &app.state.db, world, plan, &[], ecg, signed_in, false).await;
     let json = report.json();
     assert_eq!(report.scheduled, 20, "the day's 20 arrivals are scheduled");
     // A slot taken by a concurrent booking since the list was read is retried with the next:
