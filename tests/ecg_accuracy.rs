@@ -456,22 +456,26 @@ enum Set {
     Braveheart,
     /// Found after the last change of the rules, measured once: nothing was chosen on them.
     New,
+    /// Three GE MAC55 recordings of a patient simulator (musePHI's examples): found before the
+    /// T end and P onset rules were revised and measured once with the rules before them.
+    MusePhi,
 }
 
 impl Set {
-    const ALL: [Set; 3] = [Set::Tuning, Set::Braveheart, Set::New];
+    const ALL: [Set; 4] = [Set::Tuning, Set::Braveheart, Set::New, Set::MusePhi];
 
     fn label(self) -> &'static str {
         match self {
             Set::Tuning => "tuning",
             Set::Braveheart => "BRAVEHEART",
             Set::New => "new (held out)",
+            Set::MusePhi => "musePHI (MAC55 simulator)",
         }
     }
 }
 
 /// The real 12-lead recordings that carry their cart's own measurements: (fixture, cart, set).
-const CART_ANNOTATED: [(&str, &str, Set); 15] = [
+const CART_ANNOTATED: [(&str, &str, Set); 18] = [
     ("waveform_ecg.dcm", "Mortara ELI 250", Set::Tuning),
     ("ge-muse/guangxi_teaching_sinus_rhythm.xml", "GE MAC (12SL v241), MUSE XML", Set::Tuning),
     ("ge-dicom/ge_mac55_atrial_fibrillation.dcm", "GE MAC55", Set::Tuning),
@@ -487,6 +491,9 @@ const CART_ANNOTATED: [(&str, &str, Set); 15] = [
     ("ge-muse-egm/egm_muse_sinus.xml", "GE MV360 (12SL v243), MUSE 9.0.10 XML", Set::New),
     ("aecg/hl7_example_aecg_mortara_eli250.xml", "Mortara ELI 250 (v5.3), HL7 aECG", Set::New),
     ("ge-cardiosoft/ecgprocess_example_xml1_cardiosoft.csv", "GE CardioSoft V6.73 (XML → CSV)", Set::New),
+    ("ge-muse-musephi/musephi_mac55_muse_ecg1.xml", "GE MAC55 (12SL v241), MUSE 9.0.9 XML", Set::MusePhi),
+    ("ge-muse-musephi/musephi_mac55_muse_ecg2.xml", "GE MAC55 (12SL v241), MUSE 9.0.9 XML", Set::MusePhi),
+    ("ge-muse-musephi/musephi_mac55_muse_ecg3.xml", "GE MAC55 (12SL v241), MUSE 9.0.9 XML", Set::MusePhi),
 ];
 
 /// The cart's measurements of a recording: from the file, but for the CardioSoft recording,
@@ -520,8 +527,8 @@ fn intervals_agree_with_the_carts_on_every_annotated_file() {
     println!("| recording | cart | set | beats (ours / cart) | HR | PR | QRS | QT | QTc (Bazett) |");
     const NAMES: [&str; 5] = ["HR", "PR", "QRS", "QT", "QTc"];
     // Differences (ours − cart) per quantity, per set.
-    let mut differences: [[Vec<f64>; 5]; 3] = Default::default();
-    let mut cart_gives: [[usize; 5]; 3] = Default::default();
+    let mut differences: [[Vec<f64>; 5]; 4] = Default::default();
+    let mut cart_gives: [[usize; 5]; 4] = Default::default();
     for (path, cart_name, set) in CART_ANNOTATED {
         let bytes = fixture(path);
         let record = parse(&[(path, &bytes)]).expect("parses");
