@@ -483,7 +483,8 @@ enum Side {
 /// The global point from the leads' points (sample positions): the earliest or the latest
 /// (IEC 60601-2-25 and the CSE study measure global onsets as the earliest and global ends as
 /// the latest over the leads), leaving out, when at least three leads give one, the points
-/// more than `outlier` samples beyond the median lead's on that side. A lead that ends its
+/// more than `outlier` samples beyond the median lead's (the upper middle one for an even
+/// count) on that side. A lead that ends its
 /// T wave, or starts its P wave, far outside all the others is measuring something else (a
 /// U wave or a notch merging with a low T, the slow rise of the T–P segment before the P
 /// wave), and the global point is then the outermost of the leads that agree. `None` without
@@ -741,6 +742,21 @@ mod tests {
         let mut x = vec![0.0, 1.0, 2.0, 50.0, 4.0, 5.0];
         bridge(&mut x, &[(3, 3)]);
         assert_eq!(x, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    }
+
+    #[test]
+    fn a_lead_far_beyond_the_median_lead_is_left_out_of_the_global_point() {
+        // T ends: one lead 46 samples after the median lead (outlier 20 samples).
+        assert_eq!(outermost_agreeing(vec![100.0, 104.0, 102.0, 150.0, 98.0], 20.0, Side::Latest), Some(104.0));
+        // A lead exactly at the bound stays in.
+        assert_eq!(outermost_agreeing(vec![100.0, 102.0, 122.0], 20.0, Side::Latest), Some(122.0));
+        // P onsets: the lead that starts 52 samples before the median lead is left out.
+        assert_eq!(outermost_agreeing(vec![50.0, 100.0, 102.0, 104.0], 20.0, Side::Earliest), Some(100.0));
+        // Several agreeing early leads are not outliers of one another.
+        assert_eq!(outermost_agreeing(vec![60.0, 62.0, 64.0, 100.0], 20.0, Side::Earliest), Some(60.0));
+        // With fewer than three leads there is no median to judge by.
+        assert_eq!(outermost_agreeing(vec![50.0, 104.0], 20.0, Side::Earliest), Some(50.0));
+        assert_eq!(outermost_agreeing(Vec::new(), 20.0, Side::Latest), None);
     }
 
     #[test]
