@@ -28,12 +28,14 @@
 //!   point of the T wave's descending limb, the point that maximises the area between the
 //!   signal over the preceding 128 ms and the level at that point (the "corner" where the T
 //!   wave meets the baseline, less sensitive to a slow T tail than the tangent); the global
-//!   T end is the latest among leads whose T wave is at least a third of the tallest;
+//!   T end is the latest among leads whose T wave is at least a third of the tallest and
+//!   50 µV high, leaving out leads that end more than 40 ms after the median lead;
 //! - P onset is found per lead by the tangent method on the P wave's ascending limb (the
 //!   tangent at its steepest point meets the PR-segment baseline), searched from 300 ms
 //!   before the QRS but not before the previous beat's T end; the global P onset is the
-//!   earliest among leads whose P wave is at least a third of the tallest and 50 µV high;
-//!   without such a P wave, PR is `None`.
+//!   earliest among leads whose P wave is at least a third of the tallest and 50 µV high,
+//!   leaving out leads that start more than 40 ms before the median lead; without such a P
+//!   wave, PR is `None`.
 //!
 //! PR = QRS onset − P onset, QRS = offset − onset, QT = T end − QRS onset; QTc by Bazett
 //! (QT/√RR) and Fridericia (QT/∛RR) with RR the mean RR in seconds.
@@ -238,6 +240,16 @@ const POST_S: f64 = 0.650;
 /// The window of the area method for the T end: 128 ms, the window of Zhang et al. (2006)
 /// (32 samples at 250 Hz).
 const T_END_AREA_WINDOW_S: f64 = 0.128;
+/// A lead's T end counts towards the global T end when its T wave is at least this fraction
+/// of the tallest T wave's amplitude (and [`MIN_WAVE_UV`]); flatter T waves give a corner that
+/// is mostly noise. (A tenth or a fifth brings the GE files closer to 12SL but the Mortara
+/// recording 23 ms past its cart: see `docs/ecg.md`.)
+const T_END_MIN_FRACTION: f64 = 1.0 / 3.0;
+/// A P or T wave lower than this (µV) gives no onset or end.
+const MIN_WAVE_UV: f64 = 50.0;
+/// A lead's T end more than this after the median lead's, or its P onset more than this
+/// before the median lead's, is left out of the global one (see [`outermost_agreeing`]).
+const LEAD_OUTLIER_S: f64 = 0.040;
 /// The ST segment whose slope bounds the QRS offset's threshold: from this long after the
 /// QRS's steepest point ...
 const ST_SLOPE_FROM_S: f64 = 0.060;
@@ -365,11 +377,11 @@ pub fn intervals(record: &EcgRecord, r_peaks: &[usize]) -> Intervals {
 /// beat (the R peak is at `PRE_S`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fiducials {
-    /// Global P onset (earliest among the leads with a clear P wave), if any.
+    /// Global P onset (earliest among the leads with a clear P wave that agree), if any.
     pub p_onset: Option<f64>,
     pub qrs_onset: usize,
     pub qrs_offset: usize,
-    /// Global T end (latest among the leads with a clear T wave), if any.
+    /// Global T end (latest among the leads with a clear T wave that agree), if any.
     pub t_end: Option<f64>,
 }
 
@@ -431,8 +443,12 @@ fn fiducials(beats: &[Vec<f64>], fs: f64, rr_s: f64) -> Option<Fiducials> {
         .filter_map(|((b, d), &base)| area_end(b, d, base, t_from, t_to, at(T_END_AREA_WINDOW_S)))
         .collect();
     let tallest_t = t_ends.iter().map(|(_, a)| *a).fold(0.0, f64::max);
-    let t_end =
-        t_ends.iter().filter(|(_, a)| *a >= tallest_t / 3.0 && *a >= 50.0).map(|(t, _)| *t).fold(f64::NAN, f64::max);
+    let clear_t: Vec<f64> = t_ends
+        .iter()
+        .filter(|(_, a)| *a >= T_END_MIN_FRACTION * tallest_t && *a >= MIN_WAVE_UV)
+        .map(|(t, _)| *t)
+        .collect();
+    let t_end = outermost_agreeing(clear_t, LEAD_OUTLIER_S * fs, Side::Latest).unwrap_or(f64::NAN);
 
     // The P wave is searched from 300 ms before the QRS, but not before the end of the
     // previous beat's T wave (at fast rates it reaches into that window).
@@ -446,14 +462,47 @@ fn fiducials(beats: &[Vec<f64>], fs: f64, rr_s: f64) -> Option<Fiducials> {
         .filter_map(|((b, d), &base)| tangent_onset(b, d, base, p_from, p_to))
         .collect();
     let tallest_p = p_onsets.iter().map(|(_, a)| *a).fold(0.0, f64::max);
-    let p_on =
-        p_onsets.iter().filter(|(_, a)| *a >= tallest_p / 3.0 && *a >= 50.0).map(|(t, _)| *t).fold(f64::NAN, f64::min);
+    let clear_p: Vec<f64> =
+        p_onsets.iter().filter(|(_, a)| *a >= tallest_p / 3.0 && *a >= MIN_WAVE_UV).map(|(t, _)| *t).collect();
+    let p_on = outermost_agreeing(clear_p, LEAD_OUTLIER_S * fs, Side::Earliest).unwrap_or(f64::NAN);
     Some(Fiducials {
         p_onset: p_on.is_finite().then_some(p_on),
         qrs_onset: qrs_on,
         qrs_offset: qrs_off,
         t_end: t_end.is_finite().then_some(t_end),
     })
+}
+
+/// Which end of the leads' points is the global one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Earliest,
+    Latest,
+}
+
+/// The global point from the leads' points (sample positions): the earliest or the latest
+/// (IEC 60601-2-25 and the CSE study measure global onsets as the earliest and global ends as
+/// the latest over the leads), leaving out, when at least three leads give one, the points
+/// more than `outlier` samples beyond the median lead's (the upper middle one for an even
+/// count) on that side. A lead that ends its
+/// T wave, or starts its P wave, far outside all the others is measuring something else (a
+/// U wave or a notch merging with a low T, the slow rise of the T–P segment before the P
+/// wave), and the global point is then the outermost of the leads that agree. `None` without
+/// points.
+fn outermost_agreeing(mut points: Vec<f64>, outlier: f64, side: Side) -> Option<f64> {
+    if points.len() >= 3 {
+        let mut sorted = points.clone();
+        let median = median_in_place(&mut sorted)?;
+        match side {
+            Side::Latest => points.retain(|t| *t <= median + outlier),
+            Side::Earliest => points.retain(|t| *t >= median - outlier),
+        }
+    }
+    let pick = match side {
+        Side::Latest => f64::max,
+        Side::Earliest => f64::min,
+    };
+    points.into_iter().reduce(pick)
 }
 
 /// QRS onset and offset from the summed absolute slope of the leads.
@@ -693,6 +742,21 @@ mod tests {
         let mut x = vec![0.0, 1.0, 2.0, 50.0, 4.0, 5.0];
         bridge(&mut x, &[(3, 3)]);
         assert_eq!(x, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    }
+
+    #[test]
+    fn a_lead_far_beyond_the_median_lead_is_left_out_of_the_global_point() {
+        // T ends: one lead 46 samples after the median lead (outlier 20 samples).
+        assert_eq!(outermost_agreeing(vec![100.0, 104.0, 102.0, 150.0, 98.0], 20.0, Side::Latest), Some(104.0));
+        // A lead exactly at the bound stays in.
+        assert_eq!(outermost_agreeing(vec![100.0, 102.0, 122.0], 20.0, Side::Latest), Some(122.0));
+        // P onsets: the lead that starts 52 samples before the median lead is left out.
+        assert_eq!(outermost_agreeing(vec![50.0, 100.0, 102.0, 104.0], 20.0, Side::Earliest), Some(100.0));
+        // Several agreeing early leads are not outliers of one another.
+        assert_eq!(outermost_agreeing(vec![60.0, 62.0, 64.0, 100.0], 20.0, Side::Earliest), Some(60.0));
+        // With fewer than three leads there is no median to judge by.
+        assert_eq!(outermost_agreeing(vec![50.0, 104.0], 20.0, Side::Earliest), Some(50.0));
+        assert_eq!(outermost_agreeing(Vec::new(), 20.0, Side::Latest), None);
     }
 
     #[test]
