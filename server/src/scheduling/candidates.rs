@@ -57,9 +57,10 @@ async fn candidates_for_criteria(
 }
 
 /// The active experts of the criteria's specialty, ranked by [`matching::rank`] for a request
-/// from `requesting_org`. Reads in six statements however many experts practise the
-/// specialty (experts, links, their specialties, open workloads, and their calendars in
-/// [`super::store::calendars_of_specialty`]), then computes each earliest free slot in memory.
+/// from `requesting_org`. Reads in eight statements however many experts practise the
+/// specialty (experts, the centre's links, their specialties, open workloads, and their
+/// calendars in [`super::store::calendars_of_specialty`]), then finds each earliest free slot
+/// in memory.
 async fn rank_candidates(
     db: &Db,
     criteria: &Criteria,
