@@ -173,12 +173,7 @@ pub fn free_slots(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<Interval>, SlotError> {
-    if to <= from {
-        return Err(SlotError::EmptyWindow);
-    }
-    if to - from > chrono::TimeDelta::days(MAX_WINDOW_DAYS) {
-        return Err(SlotError::WindowTooLong);
-    }
+    check_window(from, to)?;
     validate(rules, exceptions, busy)?;
     let window = Span::new(ceil_secs(from), ceil_secs(to));
     let candidates = candidate_slots(rules, exceptions, Span::new(window.start, window.end + MAX_SLOT_SECS));
@@ -194,6 +189,17 @@ pub fn free_slots(
     Ok(free)
 }
 
+/// Refuses a window that is empty or longer than [`MAX_WINDOW_DAYS`].
+fn check_window(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), SlotError> {
+    if to <= from {
+        return Err(SlotError::EmptyWindow);
+    }
+    if to - from > chrono::TimeDelta::days(MAX_WINDOW_DAYS) {
+        return Err(SlotError::WindowTooLong);
+    }
+    Ok(())
+}
+
 /// The first free slot starting in `from..to`: the first of [`free_slots`], found by looking a
 /// day ahead first, then three, then the whole window, so an expert with a free slot soon
 /// costs a day's computation, not the window's.
@@ -206,12 +212,7 @@ pub fn first_free_slot(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Option<Interval>, SlotError> {
-    if to <= from {
-        return Err(SlotError::EmptyWindow);
-    }
-    if to - from > chrono::TimeDelta::days(MAX_WINDOW_DAYS) {
-        return Err(SlotError::WindowTooLong);
-    }
+    check_window(from, to)?;
     let mut start = from;
     for days in [1, 3, MAX_WINDOW_DAYS] {
         let end = (from + chrono::TimeDelta::days(days)).min(to);
