@@ -689,7 +689,7 @@ pub async fn linked_hospitals(db: &Db, centre: &str) -> ApiResult<Vec<String>> {
 }
 
 /// The experts practising `specialty`, as a statement's subquery (`$1` is the specialty).
-const EXPERTS_OF_SPECIALTY: &str = "SELECT user_id FROM expert_specialties WHERE specialty = $1";
+pub const EXPERTS_OF_SPECIALTY: &str = "SELECT user_id FROM expert_specialties WHERE specialty = $1";
 
 /// Every specialty of each expert practising `specialty`, by expert.
 pub async fn specialties_of_experts(db: &Db, specialty: &str) -> ApiResult<HashMap<String, Vec<String>>> {

@@ -3,7 +3,7 @@
 //! statement of availability, appointments and reminders.
 
 use super::slots::{AvailabilityException, BookingPolicy, ExceptionKind, Interval, WeeklyRule, DEFAULT_TZ};
-use crate::consultations::store::{AppointmentRow, APPOINTMENT_SELECT};
+use crate::consultations::store::{AppointmentRow, APPOINTMENT_SELECT, EXPERTS_OF_SPECIALTY};
 use crate::db::filter::Filtered;
 use crate::db::{new_id, now_ts, parse_ts, ts, Db};
 use crate::domain::consultation::AvailabilityExceptionKind;
@@ -200,18 +200,17 @@ pub async fn calendars_of_specialty(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> ApiResult<HashMap<String, ExpertCalendar>> {
-    const EXPERTS: &str = "SELECT user_id FROM expert_specialties WHERE specialty = $1";
     let (lo, hi) = calendar_span(from, to);
     let rules: Vec<RuleRow> = sqlx::query_as(&format!(
         "SELECT expert_id, weekday, start_time, end_time, slot_minutes, time_zone FROM availability_rules
-         WHERE active = 1 AND expert_id IN ({EXPERTS}) ORDER BY expert_id, weekday, start_time"
+         WHERE active = 1 AND expert_id IN ({EXPERTS_OF_SPECIALTY}) ORDER BY expert_id, weekday, start_time"
     ))
     .bind(specialty)
     .fetch_all(&db.pool)
     .await?;
     let exceptions: Vec<StoredException> = sqlx::query_as(&format!(
         "SELECT expert_id, kind, start_at, end_at, slot_minutes FROM availability_exceptions
-         WHERE active = 1 AND end_at > $2 AND start_at < $3 AND expert_id IN ({EXPERTS}) ORDER BY expert_id, start_at"
+         WHERE active = 1 AND end_at > $2 AND start_at < $3 AND expert_id IN ({EXPERTS_OF_SPECIALTY}) ORDER BY expert_id, start_at"
     ))
     .bind(specialty)
     .bind(&lo)
@@ -221,14 +220,14 @@ pub async fn calendars_of_specialty(
     let profiles: Vec<ProfileRow> = sqlx::query_as(&format!(
         "SELECT ep.user_id, ep.time_zone, bp.buffer_minutes, bp.max_per_day, bp.min_notice_minutes
          FROM expert_profiles ep LEFT JOIN booking_policies bp ON bp.expert_id = ep.user_id
-         WHERE ep.user_id IN ({EXPERTS})"
+         WHERE ep.user_id IN ({EXPERTS_OF_SPECIALTY})"
     ))
     .bind(specialty)
     .fetch_all(&db.pool)
     .await?;
     let busy: Vec<BusyRow> = sqlx::query_as(&format!(
         "SELECT expert_id, start_at, end_at FROM appointments
-         WHERE status IN ('booked', 'attended') AND end_at > $2 AND start_at < $3 AND expert_id IN ({EXPERTS})
+         WHERE status IN ('booked', 'attended') AND end_at > $2 AND start_at < $3 AND expert_id IN ({EXPERTS_OF_SPECIALTY})
          ORDER BY expert_id, start_at"
     ))
     .bind(specialty)
