@@ -18,7 +18,7 @@ mod rtc;
 
 use common::{services_required, Backend, PgDatabase, TestApp};
 use rtc::{exchange, pump_until_other, restart_ice_and_exchange, scheduled_consultation, Peer, Signaler, WAIT};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 /// The instances hand out TURN credentials (no relay is needed to check them).
@@ -468,5 +468,49 @@ async fn a_deactivation_on_one_instance_ends_access_on_the_other() {
             started.elapsed()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn new_hours_stored_on_one_instance_rank_on_the_other_before_its_roster_is_old() {
+    let Some((a, b)) = cluster().await else { return };
+    let admin = a.login("admin").await;
+    let li = b.login("dr.li").await;
+    let hospital = a.get("/api/v1/me", &a.login("dr.wang").await).await.1["organisation_id"].clone();
+    let body = json!({"username": "dr.new-hours", "display_name": "dr.new-hours", "password": "demo-password",
+        "role": "expert", "organisation_id": hospital,
+        "expert": {"title": "attending", "specialties": ["cardiology"], "time_zone": "Asia/Shanghai"}});
+    let (status, user) = a.post("/api/v1/users", &admin, &body).await;
+    assert_eq!(status, 201, "{user}");
+    let expert = user["id"].as_str().unwrap().to_string();
+    let criteria = json!({"specialty": "cardiology", "min_title": "attending", "urgency": "routine"});
+    let earliest = |cands: &Value| -> Value {
+        let items = cands["items"].as_array().unwrap_or_else(|| panic!("{cands}"));
+        items
+            .iter()
+            .find(|c| c["expert_id"] == expert.as_str())
+            .map(|c| c["earliest_slot"].clone())
+            .unwrap_or(Value::Null)
+    };
+    // B ranks the new expert without hours, and keeps that roster.
+    let (status, cands) = b.post("/api/v1/consultations/candidates", &li, &criteria).await;
+    assert_eq!(status, 200, "{cands}");
+    assert!(earliest(&cands).is_null(), "no hours yet: {cands}");
+    let every_day: Vec<Value> = (1..=7)
+        .map(|d| json!({"weekday": d, "start": "00:00", "end": "23:30", "slot_minutes": 30, "time_zone": "Asia/Shanghai"}))
+        .collect();
+    let hours = json!({"rules": every_day, "policy": {"buffer_minutes": 0, "max_per_day": 0, "min_notice_minutes": 0}});
+    let (status, body) = a.put(&format!("/api/v1/experts/{expert}/availability"), &admin, &hours).await;
+    assert_eq!(status, 200, "{body}");
+    let started = tokio::time::Instant::now();
+    let within = teleconsult::scheduling::roster::ROSTER_TTL / 4;
+    loop {
+        let (status, cands) = b.post("/api/v1/consultations/candidates", &li, &criteria).await;
+        assert_eq!(status, 200, "{cands}");
+        if earliest(&cands).is_string() {
+            break;
+        }
+        assert!(started.elapsed() < within, "B still ranked without the new hours after {:?}", started.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -298,6 +298,30 @@ async fn candidates_rank_each_expert_on_its_own_calendar(app: &TestApp) {
     let wed = at(&items.iter().find(|c| c["expert_id"] == wednesdays.as_str()).unwrap()["earliest_slot"]);
     let (leave_from, leave_to) = (at(&json!(next_wednesday_at(9))), at(&json!(next_wednesday_at(10))));
     assert!(!(leave_from <= wed && wed < leave_to), "not during the leave: {wed}");
+
+    // The ranking just made is kept by the instance; new hours and a new expert show at once.
+    let rank = || async {
+        let (status, cands) = app.post("/api/v1/consultations/candidates", &li, &criteria).await;
+        assert_eq!(status, 200, "{cands}");
+        cands["items"].as_array().unwrap().clone()
+    };
+    let item = |items: &[Value], id: &str| -> Value {
+        items.iter().find(|c| c["expert_id"] == id).cloned().unwrap_or_else(|| panic!("{id} in {items:?}"))
+    };
+    let (status, body) = app
+        .put(&format!("/api/v1/experts/{no_rules}/availability"), &admin, &rules((1..=7).collect(), "00:00", "23:30"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let items = rank().await;
+    let given_hours = item(&items, &no_rules);
+    assert!(given_hours["earliest_slot"].is_string(), "hours given just now: {given_hours}");
+    assert!(!given_hours["reason_codes"].as_array().unwrap().contains(&json!({"code": "no_free_slot"})));
+    let newcomer = new_expert("dr.newcomer", json!(["general_practice", "cardiology"])).await;
+    let items = rank().await;
+    let matched = json!({"code": "specialty_match", "specialty": "cardiology"});
+    let newcomer = item(&items, &newcomer);
+    assert!(newcomer["reason_codes"].as_array().unwrap().contains(&matched), "{newcomer}");
+    assert!(newcomer["earliest_slot"].is_null(), "no hours yet: {newcomer}");
 }
 db_test!(candidates_rank_each_expert_on_its_own_calendar);
 

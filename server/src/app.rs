@@ -129,6 +129,9 @@ impl Application {
             Some(client) => crate::notifications::NotificationHub::over_nats(client.clone()).await?,
         };
         let accounts = crate::auth::accounts::Accounts::start(db.clone(), nats.clone()).await?;
+        if let Some(client) = &nats {
+            db.rosters.listen(client.clone()).await?;
+        }
         let signaling = crate::signaling::start(&config, db.clone(), nats).await?;
         let state = AppState(Arc::new(Shared {
             throttle: Mutex::new(LoginThrottle::new()),

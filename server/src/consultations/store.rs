@@ -691,21 +691,6 @@ pub async fn linked_hospitals(db: &Db, centre: &str) -> ApiResult<Vec<String>> {
 /// The experts practising `specialty`, as a statement's subquery (`$1` is the specialty).
 pub const EXPERTS_OF_SPECIALTY: &str = "SELECT user_id FROM expert_specialties WHERE specialty = $1";
 
-/// Every specialty of each expert practising `specialty`, by expert.
-pub async fn specialties_of_experts(db: &Db, specialty: &str) -> ApiResult<HashMap<String, Vec<String>>> {
-    let rows: Vec<(String, String)> = sqlx::query_as(&format!(
-        "SELECT user_id, specialty FROM expert_specialties WHERE user_id IN ({EXPERTS_OF_SPECIALTY}) ORDER BY user_id, specialty"
-    ))
-    .bind(specialty)
-    .fetch_all(&db.pool)
-    .await?;
-    let mut by_expert: HashMap<String, Vec<String>> = HashMap::new();
-    for (expert, s) in rows {
-        by_expert.entry(expert).or_default().push(s);
-    }
-    Ok(by_expert)
-}
-
 /// How many consultations each expert practising `specialty` has taken on that are still
 /// open (experts with none are absent).
 pub async fn open_consultations_of_experts(db: &Db, specialty: &str) -> ApiResult<HashMap<String, i64>> {

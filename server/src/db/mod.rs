@@ -30,6 +30,9 @@ pub struct Db {
     /// The group commit of audit events written on their own (reads), started on first use
     /// ([`crate::audit::AuditEvent::record`]).
     pub(crate) audit: Arc<std::sync::OnceLock<batch::Batcher<crate::audit::Row, ()>>>,
+    /// What this instance keeps of experts' standing calendars for ranking candidates
+    /// ([`crate::scheduling::roster`]); a write of a calendar here tells it.
+    pub rosters: Arc<crate::scheduling::roster::Rosters>,
 }
 
 /// A write transaction: for SQLite it also holds this process's writer turn until it
@@ -111,7 +114,7 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        Ok(Db { pool, backend, writer: Arc::default(), audit: Arc::default() })
+        Ok(Db { pool, backend, writer: Arc::default(), audit: Arc::default(), rosters: Arc::default() })
     }
 
     /// Begins a transaction that will write. On SQLite it first waits for this process's
@@ -154,7 +157,13 @@ impl Db {
     /// The same database without this handle's batchers (what a batcher's own task writes
     /// with, so that it does not keep itself alive).
     pub(crate) fn plain(&self) -> Db {
-        Db { pool: self.pool.clone(), backend: self.backend, writer: self.writer.clone(), audit: Arc::default() }
+        Db {
+            pool: self.pool.clone(),
+            backend: self.backend,
+            writer: self.writer.clone(),
+            audit: Arc::default(),
+            rosters: self.rosters.clone(),
+        }
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {

@@ -308,6 +308,9 @@ async fn create_user_as(db: &Db, u: &NewUser, actor: Option<&AuthUser>) -> ApiRe
         }
     }
     tx.commit().await?;
+    if u.expert.is_some() {
+        db.rosters.changed();
+    }
     Ok(id)
 }
 

@@ -152,6 +152,7 @@ async fn put_availability(
     store::replace_availability(&mut tx, &expert, &rules, (p.buffer_minutes, p.max_per_day, p.min_notice_minutes))
         .await?;
     tx.commit().await?;
+    state.db.rosters.changed();
     get_availability(State(state), user, Path(Id(expert))).await
 }
 

@@ -2,6 +2,7 @@
 //! [`crate::consultations::matching`] fed with each expert's specialties, open workload and
 //! earliest free slot, which is why they are served here, above the calendar.
 
+use super::roster::StandingCalendar;
 use super::slots::first_free_slot;
 use crate::api::{Json, Path, Routes};
 use crate::app::AppState;
@@ -57,10 +58,12 @@ async fn candidates_for_criteria(
 }
 
 /// The active experts of the criteria's specialty, ranked by [`matching::rank`] for a request
-/// from `requesting_org`. Reads in eight statements however many experts practise the
-/// specialty (experts, the centre's links, their specialties, open workloads, and their
-/// calendars in [`super::store::calendars_of_specialty`]), then finds each earliest free slot
-/// in memory.
+/// from `requesting_org`. Reads in five statements however many experts practise the
+/// specialty (the active experts, the centre's links, their open workloads, and what moves in
+/// their calendars: [`super::store::moving_of_specialty`]), with the standing part of their
+/// calendars and their specialties from the instance's roster
+/// ([`super::store::roster_of_specialty`], three more statements when it is read again), then
+/// finds each earliest free slot in memory.
 async fn rank_candidates(
     db: &Db,
     criteria: &Criteria,
@@ -70,16 +73,18 @@ async fn rank_candidates(
     let horizon = now + Duration::days(14);
     let experts = cstore::experts_of_specialty(db, &criteria.specialty).await?;
     let linked = cstore::linked_hospitals(db, requesting_org).await?;
-    let mut specialties = cstore::specialties_of_experts(db, &criteria.specialty).await?;
     let open = cstore::open_consultations_of_experts(db, &criteria.specialty).await?;
-    let mut calendars = super::store::calendars_of_specialty(db, &criteria.specialty, now, horizon).await?;
+    let roster = super::store::roster_of_specialty(db, &criteria.specialty).await?;
+    let mut moving = super::store::moving_of_specialty(db, &criteria.specialty, now, horizon).await?;
+    let no_calendar = StandingCalendar::default();
     let mut inputs = Vec::with_capacity(experts.len());
     for e in experts {
-        let mut specialties = specialties.remove(&e.id).unwrap_or_default();
+        let mut specialties = roster.specialties.get(&e.id).cloned().unwrap_or_default();
         // The requested specialty first: it is the one this request is matched on.
         specialties.sort_by_key(|s| *s != criteria.specialty);
-        let cal = calendars.remove(&e.id).unwrap_or_default();
-        let earliest = first_free_slot(&cal.rules, &cal.exceptions, &cal.busy, &cal.policy, now, now, horizon)
+        let standing = roster.calendars.get(&e.id).unwrap_or(&no_calendar);
+        let (exceptions, busy) = moving.remove(&e.id).unwrap_or_default();
+        let earliest = first_free_slot(&standing.rules, &exceptions, &busy, &standing.policy, now, now, horizon)
             .ok()
             .flatten()
             .map(|slot| slot.start);

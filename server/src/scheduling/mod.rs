@@ -12,6 +12,7 @@
 pub mod appointments;
 pub mod availability;
 pub mod candidates;
+pub mod roster;
 pub mod slots;
 pub mod store;
 pub mod visit;

@@ -2,6 +2,7 @@
 //! and booked appointments into the pure types of [`super::slots`], and holds every other
 //! statement of availability, appointments and reminders.
 
+use super::roster::Roster;
 use super::slots::{AvailabilityException, BookingPolicy, ExceptionKind, Interval, WeeklyRule, DEFAULT_TZ};
 use crate::consultations::store::{AppointmentRow, APPOINTMENT_SELECT, EXPERTS_OF_SPECIALTY};
 use crate::db::filter::Filtered;
@@ -10,6 +11,8 @@ use crate::domain::consultation::AvailabilityExceptionKind;
 use crate::error::{ApiError, ApiResult};
 use chrono::{DateTime, Duration, NaiveTime, Utc, Weekday};
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
 
 /// Everything slot computation needs about one expert.
 #[derive(Debug, Clone)]
@@ -59,16 +62,22 @@ struct ProfileRow {
 }
 
 impl ProfileRow {
-    /// Sets the calendar's time zone and policy (the default policy when none is stored).
-    fn apply(&self, cal: &mut ExpertCalendar) {
-        cal.time_zone = self.time_zone.parse().unwrap_or(DEFAULT_TZ);
-        if let Some(b) = self.buffer_minutes {
-            cal.policy = BookingPolicy {
+    /// The expert's time zone and policy (the default policy when none is stored).
+    fn zone_and_policy(&self) -> (chrono_tz::Tz, BookingPolicy) {
+        let policy = match self.buffer_minutes {
+            Some(b) => BookingPolicy {
                 buffer_minutes: u32::try_from(b).unwrap_or(0),
                 max_per_day: self.max_per_day.filter(|m| *m > 0).and_then(|m| u32::try_from(m).ok()),
                 min_notice_minutes: self.min_notice_minutes.and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
-            };
-        }
+            },
+            None => BookingPolicy::default(),
+        };
+        (self.time_zone.parse().unwrap_or(DEFAULT_TZ), policy)
+    }
+
+    /// Sets the calendar's time zone and policy.
+    fn apply(&self, cal: &mut ExpertCalendar) {
+        (cal.time_zone, cal.policy) = self.zone_and_policy();
     }
 }
 
@@ -191,30 +200,26 @@ fn calendar_span(from: DateTime<Utc>, to: DateTime<Utc>) -> (String, String) {
     (ts(from - Duration::days(2)), ts(to + Duration::days(2)))
 }
 
-/// The calendars of every expert practising `specialty`, for slots starting in `from..to`,
-/// each as [`load_calendar`] loads one: four statements whatever the number of experts (an
-/// expert without a profile gets the default calendar, as there).
-pub async fn calendars_of_specialty(
-    db: &Db,
-    specialty: &str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> ApiResult<HashMap<String, ExpertCalendar>> {
-    let (lo, hi) = calendar_span(from, to);
+/// The standing calendars and specialties of every expert practising `specialty`: the one
+/// this instance keeps when still good ([`super::roster`]), else read in three statements
+/// whatever the number of experts, and kept.
+pub async fn roster_of_specialty(db: &Db, specialty: &str) -> ApiResult<Arc<Roster>> {
+    if let Some(roster) = db.rosters.fresh(specialty, Instant::now()) {
+        return Ok(roster);
+    }
+    let generation = db.rosters.generation();
+    let read_at = Instant::now();
+    let roster = Arc::new(read_roster(db, specialty).await?);
+    db.rosters.keep(specialty, generation, read_at, roster.clone());
+    Ok(roster)
+}
+
+async fn read_roster(db: &Db, specialty: &str) -> ApiResult<Roster> {
     let rules: Vec<RuleRow> = sqlx::query_as(&format!(
         "SELECT expert_id, weekday, start_time, end_time, slot_minutes, time_zone FROM availability_rules
-         WHERE active = 1 AND expert_id IN ({EXPERTS_OF_SPECIALTY}) ORDER BY expert_id, weekday, start_time"
+         WHERE active = 1 AND expert_id IN ({EXPERTS_OF_SPECIALTY})"
     ))
     .bind(specialty)
-    .fetch_all(&db.pool)
-    .await?;
-    let exceptions: Vec<StoredException> = sqlx::query_as(&format!(
-        "SELECT expert_id, kind, start_at, end_at, slot_minutes FROM availability_exceptions
-         WHERE active = 1 AND end_at > $2 AND start_at < $3 AND expert_id IN ({EXPERTS_OF_SPECIALTY}) ORDER BY expert_id, start_at"
-    ))
-    .bind(specialty)
-    .bind(&lo)
-    .bind(&hi)
     .fetch_all(&db.pool)
     .await?;
     let profiles: Vec<ProfileRow> = sqlx::query_as(&format!(
@@ -223,6 +228,53 @@ pub async fn calendars_of_specialty(
          WHERE ep.user_id IN ({EXPERTS_OF_SPECIALTY})"
     ))
     .bind(specialty)
+    .fetch_all(&db.pool)
+    .await?;
+    let specialties: Vec<(String, String)> = sqlx::query_as(&format!(
+        "SELECT user_id, specialty FROM expert_specialties WHERE user_id IN ({EXPERTS_OF_SPECIALTY})"
+    ))
+    .bind(specialty)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut roster = Roster::default();
+    // Sorted here rather than by the database: the order rules are tried in, as `weekly_rules`.
+    let mut rules = rules;
+    rules.sort_by(|a, b| (&a.expert_id, a.weekday, &a.start_time).cmp(&(&b.expert_id, b.weekday, &b.start_time)));
+    for row in rules {
+        let cal = roster.calendars.entry(row.expert_id.clone()).or_default();
+        cal.rules.extend(row.rule());
+    }
+    for row in profiles {
+        let (time_zone, policy) = row.zone_and_policy();
+        let cal = roster.calendars.entry(row.expert_id).or_default();
+        cal.time_zone = time_zone;
+        cal.policy = policy;
+    }
+    for (expert, s) in specialties {
+        roster.specialties.entry(expert).or_default().push(s);
+    }
+    for list in roster.specialties.values_mut() {
+        list.sort();
+    }
+    Ok(roster)
+}
+
+/// What moves in the calendars of the experts practising `specialty`, for slots starting in
+/// `from..to`: their exceptions and booked times, by expert (two statements).
+pub async fn moving_of_specialty(
+    db: &Db,
+    specialty: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> ApiResult<HashMap<String, (Vec<AvailabilityException>, Vec<Interval>)>> {
+    let (lo, hi) = calendar_span(from, to);
+    let exceptions: Vec<StoredException> = sqlx::query_as(&format!(
+        "SELECT expert_id, kind, start_at, end_at, slot_minutes FROM availability_exceptions
+         WHERE active = 1 AND end_at > $2 AND start_at < $3 AND expert_id IN ({EXPERTS_OF_SPECIALTY}) ORDER BY expert_id, start_at"
+    ))
+    .bind(specialty)
+    .bind(&lo)
+    .bind(&hi)
     .fetch_all(&db.pool)
     .await?;
     let busy: Vec<BusyRow> = sqlx::query_as(&format!(
@@ -235,21 +287,14 @@ pub async fn calendars_of_specialty(
     .bind(&hi)
     .fetch_all(&db.pool)
     .await?;
-    let mut calendars: HashMap<String, ExpertCalendar> = HashMap::new();
-    for row in rules {
-        let cal = calendars.entry(row.expert_id.clone()).or_default();
-        cal.rules.extend(row.rule());
-    }
+    let mut moving: HashMap<String, (Vec<AvailabilityException>, Vec<Interval>)> = HashMap::new();
     for row in exceptions {
-        calendars.entry(row.expert_id.clone()).or_default().exceptions.push(row.exception());
-    }
-    for row in profiles {
-        row.apply(calendars.entry(row.expert_id.clone()).or_default());
+        moving.entry(row.expert_id.clone()).or_default().0.push(row.exception());
     }
     for row in busy {
-        calendars.entry(row.expert_id.clone()).or_default().busy.push(row.interval());
+        moving.entry(row.expert_id.clone()).or_default().1.push(row.interval());
     }
-    Ok(calendars)
+    Ok(moving)
 }
 
 /// The expert's active weekly rules, by weekday and start.
