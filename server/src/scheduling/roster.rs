@@ -58,6 +58,10 @@ pub struct Rosters {
     /// Counts this instance's changes to calendars; a roster read before the latest is not used.
     generation: AtomicU64,
     kept: Mutex<HashMap<String, Kept>>,
+    /// One read at a time per specialty: calls that find no good roster wait for the read
+    /// under way instead of each reading the same rows (which, under load, made every call
+    /// of a busy specialty read the whole roster again).
+    reading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// With several instances: where changes are announced ([`Rosters::listen`]).
     nats: std::sync::OnceLock<async_nats::Client>,
 }
@@ -104,6 +108,13 @@ impl Rosters {
         kept.get(specialty)
             .filter(|k| k.generation == generation && now.saturating_duration_since(k.read_at) < ROSTER_TTL)
             .map(|k| k.roster.clone())
+    }
+
+    /// The turn to read the specialty's roster: hold it while reading, and look for a good
+    /// roster again once it is held (the previous holder may have just kept one).
+    pub fn turn(&self, specialty: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut reading = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+        reading.entry(specialty.to_string()).or_default().clone()
     }
 
     /// Keeps a roster read from `read_at` on, when [`Rosters::generation`] was `generation`.

@@ -202,8 +202,13 @@ fn calendar_span(from: DateTime<Utc>, to: DateTime<Utc>) -> (String, String) {
 
 /// The standing calendars and specialties of every expert practising `specialty`: the one
 /// this instance keeps when still good ([`super::roster`]), else read in three statements
-/// whatever the number of experts, and kept.
+/// whatever the number of experts (by one call at a time; the others wait for it), and kept.
 pub async fn roster_of_specialty(db: &Db, specialty: &str) -> ApiResult<Arc<Roster>> {
+    if let Some(roster) = db.rosters.fresh(specialty, Instant::now()) {
+        return Ok(roster);
+    }
+    let turn = db.rosters.turn(specialty);
+    let _reading = turn.lock().await;
     if let Some(roster) = db.rosters.fresh(specialty, Instant::now()) {
         return Ok(roster);
     }
