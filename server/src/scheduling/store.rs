@@ -220,7 +220,7 @@ pub async fn roster_of_specialty(db: &Db, specialty: &str) -> ApiResult<Arc<Rost
 }
 
 async fn read_roster(db: &Db, specialty: &str) -> ApiResult<Roster> {
-    let rules: Vec<RuleRow> = sqlx::query_as(&format!(
+    let mut rules: Vec<RuleRow> = sqlx::query_as(&format!(
         "SELECT expert_id, weekday, start_time, end_time, slot_minutes, time_zone FROM availability_rules
          WHERE active = 1 AND expert_id IN ({EXPERTS_OF_SPECIALTY})"
     ))
@@ -243,7 +243,6 @@ async fn read_roster(db: &Db, specialty: &str) -> ApiResult<Roster> {
     .await?;
     let mut roster = Roster::default();
     // Sorted here rather than by the database: the order rules are tried in, as `weekly_rules`.
-    let mut rules = rules;
     rules.sort_by(|a, b| (&a.expert_id, a.weekday, &a.start_time).cmp(&(&b.expert_id, b.weekday, &b.start_time)));
     for row in rules {
         let cal = roster.calendars.entry(row.expert_id.clone()).or_default();
