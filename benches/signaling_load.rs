@@ -19,8 +19,9 @@
 //! instead of halting (as latency benchmarks such as cyclictest do).
 //!
 //! `--mode relay --floor ws://ADDR` measures the server and the bare relay at `ADDR` in the
-//! same run, alternating (server, floor, server, floor, ... `--rounds` times), each with its own
-//! fresh connections, and reports the ratio of the server's round-trip p99 to the floor's.
+//! same run, alternating (server, floor, then floor, server, ... `--rounds` times), each with its
+//! own fresh connections, and reports the ratio of the server's round-trip p99 to the floor's
+//! over all rounds after the first `--warmup` (default 1), which are printed but not counted.
 //!
 //! `--mode storm --spawn "server command" --participants N`: a reconnect storm through a
 //! graceful and a kill -9 restart of the server (see `storm/mod.rs`).
@@ -56,6 +57,7 @@ struct Options {
     concurrency: usize,
     floor: Option<String>,
     rounds: usize,
+    warmup: usize,
     spawn: Option<String>,
     participants: usize,
 }
@@ -76,6 +78,7 @@ fn options() -> Options {
         concurrency: 64,
         floor: None,
         rounds: 2,
+        warmup: 1,
         spawn: None,
         participants: 10_000,
     };
@@ -97,6 +100,7 @@ fn options() -> Options {
             "--concurrency" => o.concurrency = v.parse().expect("--concurrency N"),
             "--floor" => o.floor = Some(v),
             "--rounds" => o.rounds = v.parse().expect("--rounds N"),
+            "--warmup" => o.warmup = v.parse().expect("--warmup N"),
             "--spawn" => o.spawn = Some(v),
             "--participants" => o.participants = v.parse().expect("--participants N"),
             "--no-halt" => {
@@ -716,8 +720,9 @@ async fn main() {
 }
 
 /// A relay measurement's round trips, in microseconds.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Measured {
+    hist: Histogram<u64>,
     p50: u64,
     p99: u64,
     max: u64,
@@ -726,50 +731,51 @@ struct Measured {
 
 /// `--mode relay --floor ws://ADDR`: the server and the bare relay measured alternately in
 /// one run, each round with fresh connections (rooms joined through the API for the server,
-/// pairs for the floor), and the ratio of the p99 round trips.
+/// pairs for the floor), in the order server, floor, then floor, server, and so on, so that
+/// neither side always runs just after the other's connections were made. Reports each
+/// round, and the p99 of all of each side's round trips together (one histogram per side)
+/// with their ratio. The first `--warmup` rounds are shown but left out of that p99: the first
+/// round after the processes start has the longest tail on both sides.
 async fn relay_against_floor(o: &Options, floor: &str, http: &reqwest::Client, db: &Db, li: &str, wang: &str) {
     let mut rows = Vec::new();
-    for round in 1..=o.rounds.max(1) {
-        let rooms = make_rooms(db, o.rooms, false).await;
-        let mut pairs = Vec::with_capacity(rooms.len());
-        for chunk in rooms.chunks(32) {
-            let tasks: Vec<_> = chunk
-                .iter()
-                .map(|room| {
-                    let (http, server, li, wang, room) =
-                        (http.clone(), o.server.clone(), li.to_string(), wang.to_string(), room.clone());
-                    tokio::spawn(async move {
-                        let (a, _) = join(&http, &server, &li, &room).await;
-                        let (b, _) = join(&http, &server, &wang, &room).await;
-                        (a, b)
-                    })
-                })
-                .collect();
-            for t in tasks {
-                pairs.push(t.await.expect("join task"));
+    let mut all_server = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let mut all_floor = all_server.clone();
+    for round in 1..=o.warmup + o.rounds.max(1) {
+        let server_first = round % 2 == 1;
+        let mut server = None;
+        let mut bare = None;
+        for half in 0..2 {
+            if (half == 0) == server_first {
+                let pairs = server_pairs(o, http, db, li, wang).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                println!("== round {round}: Teleconsult server {}", o.server);
+                server = Some(measure(o, pairs).await);
+            } else {
+                let mut pairs = Vec::with_capacity(o.rooms);
+                for room in 0..o.rooms {
+                    pairs.push(bare_pair(floor, round * 1_000_000 + room).await);
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                println!("== round {round}: bare relay (floor) {floor}");
+                // The server's CPU is not the floor's: no --pid for this half.
+                bare = Some(measure(&Options { pid: None, ..o.clone() }, pairs).await);
             }
+            tokio::time::sleep(Duration::from_secs(2)).await;
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        println!("== round {round}: Teleconsult server {}", o.server);
-        let server = measure(o, pairs).await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let mut pairs = Vec::with_capacity(o.rooms);
-        for room in 0..o.rooms {
-            pairs.push(bare_pair(floor, round * 1_000_000 + room).await);
+        let (server, bare) = (server.expect("server half"), bare.expect("floor half"));
+        if round > o.warmup {
+            all_server.add(&server.hist).unwrap();
+            all_floor.add(&bare.hist).unwrap();
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        println!("== round {round}: bare relay (floor) {floor}");
-        // The server's CPU is not the floor's: no --pid for this half.
-        let bare = measure(&Options { pid: None, ..o.clone() }, pairs).await;
         rows.push((server, bare));
-        tokio::time::sleep(Duration::from_secs(2)).await;
     }
     println!("| round | server p50 / p99 / max µs | floor p50 / p99 / max µs | p99 server / floor |");
     println!("|---|---|---|---|");
     for (i, (a, b)) in rows.iter().enumerate() {
         println!(
-            "| {} | {} / {} / {} | {} / {} / {} | {:.2} |",
+            "| {}{} | {} / {} / {} | {} / {} / {} | {:.2} |",
             i + 1,
+            if i < o.warmup { " (warm-up)" } else { "" },
             a.p50,
             a.p99,
             a.max,
@@ -779,13 +785,47 @@ async fn relay_against_floor(o: &Options, floor: &str, http: &reqwest::Client, d
             a.p99 as f64 / b.p99.max(1) as f64
         );
     }
-    let server: u64 = rows.iter().map(|r| r.0.p99).sum();
-    let bare: u64 = rows.iter().map(|r| r.1.p99).sum();
+    let (s99, f99) = (all_server.value_at_quantile(0.99), all_floor.value_at_quantile(0.99));
     println!(
-        "p99 ratio over all rounds (sum of server p99s / sum of floor p99s): {:.2} (target <= 1.2); rates {:?} msgs/s",
-        server as f64 / bare.max(1) as f64,
+        "rounds after the warm-up: server p50 / p99 {} / {s99} µs ({} round trips), floor {} / {f99} µs \
+         ({}); p99 ratio {:.2} (target <= 1.2); rates {:?} msgs/s",
+        all_server.value_at_quantile(0.5),
+        all_server.len(),
+        all_floor.value_at_quantile(0.5),
+        all_floor.len(),
+        s99 as f64 / f99.max(1) as f64,
         rows.iter().map(|r| (r.0.rate.round(), r.1.rate.round())).collect::<Vec<_>>()
     );
+    if let Ok(metrics) = http.get(format!("{}/metrics", o.server)).send().await {
+        let text = metrics.text().await.unwrap_or_default();
+        for line in text.lines().filter(|l| l.starts_with("teleconsult_signaling_relay_latency_seconds")) {
+            println!("server's own relay time since it started (reading a frame to flushing what it caused): {line}");
+        }
+    }
+}
+
+/// `--rooms` fresh rooms, each joined by Dr. Li and Dr. Wang through the API and the WebSocket.
+async fn server_pairs(o: &Options, http: &reqwest::Client, db: &Db, li: &str, wang: &str) -> Vec<(Member, Member)> {
+    let rooms = make_rooms(db, o.rooms, false).await;
+    let mut pairs = Vec::with_capacity(rooms.len());
+    for chunk in rooms.chunks(32) {
+        let tasks: Vec<_> = chunk
+            .iter()
+            .map(|room| {
+                let (http, server, li, wang, room) =
+                    (http.clone(), o.server.clone(), li.to_string(), wang.to_string(), room.clone());
+                tokio::spawn(async move {
+                    let (a, _) = join(&http, &server, &li, &room).await;
+                    let (b, _) = join(&http, &server, &wang, &room).await;
+                    (a, b)
+                })
+            })
+            .collect();
+        for t in tasks {
+            pairs.push(t.await.expect("join task"));
+        }
+    }
+    pairs
 }
 
 /// The `relay` measurement over joined pairs (through the server or the bare relay).
@@ -843,6 +883,7 @@ async fn measure(o: &Options, pairs: Vec<(Member, Member)>) -> Measured {
     println!("steal (CPU time the hypervisor took, all CPUs): {:.1}% of a core", steal / secs * 100.0);
     println!("errors received: {}", totals.errors.load(Ordering::Relaxed));
     Measured {
+        hist: h.clone(),
         p50: h.value_at_quantile(0.5),
         p99: h.value_at_quantile(0.99),
         max: h.max(),
