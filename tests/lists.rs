@@ -125,3 +125,63 @@ async fn appointment_filters_narrow_only_when_given(app: &TestApp) {
     assert!(!listed(app, &liu, "/api/v1/appointments").await.contains(&appt));
 }
 db_test!(appointment_filters_narrow_only_when_given);
+
+/// An expert's list: the consultations he takes part in (not those he declined) and the open
+/// pool requests of his hospital in his specialties (not those he declined); another expert of
+/// the same hospital in another specialty sees none of them. The page of one expert among many
+/// consultations is read through his own rows (docs/scale.md), so this pins what the list holds.
+async fn an_experts_list_holds_his_consultations_and_his_departments_open_pool_requests(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let wang = app.login("dr.wang").await;
+    let chen = app.login("dr.chen").await;
+    let direct = request(app, &li, "routine", "video").await;
+    let declined = request(app, &li, "routine", "video").await;
+    let zhang = patient_id(app, "patient.zhang").await;
+    let pool_body = |specialty: &str| {
+        json!({
+            "patient_id": zhang, "reason": "会诊", "specialty": specialty, "min_title": "attending",
+            "urgency": "routine", "mode": "video", "addressee": {"kind": "pool"},
+            "consent": {"given_by": "patient", "method": "written", "at": "2026-11-22T09:00:00+08:00"}
+        })
+    };
+    let (status, pool) = app.post("/api/v1/consultations", &li, &pool_body("cardiology")).await;
+    assert_eq!(status, 201, "{pool}");
+    let pool = pool["id"].as_str().unwrap().to_string();
+    let (status, other_pool) = app.post("/api/v1/consultations", &li, &pool_body("radiology")).await;
+    assert_eq!(status, 201, "{other_pool}");
+    let other_pool = other_pool["id"].as_str().unwrap().to_string();
+    let (status, body) =
+        app.post(&format!("/api/v1/consultations/{declined}/decline"), &wang, &json!({"reason": "出差"})).await;
+    assert_eq!(status, 200, "{body}");
+
+    let his = listed(app, &wang, "/api/v1/consultations").await;
+    assert!(his.contains(&direct) && his.contains(&pool), "{his:?}");
+    assert!(!his.contains(&declined) && !his.contains(&other_pool), "{his:?}");
+    let requested = listed(app, &wang, "/api/v1/consultations?state=requested").await;
+    assert!(requested.contains(&direct) && requested.contains(&pool), "{requested:?}");
+    let theirs = listed(app, &chen, "/api/v1/consultations").await;
+    assert!(theirs.contains(&other_pool), "{theirs:?}");
+    assert!(![&direct, &declined, &pool].iter().any(|id| theirs.contains(id)), "{theirs:?}");
+    // Paged one at a time, the same consultations come back, newest first.
+    let mut paged = Vec::new();
+    let mut path = "/api/v1/consultations?limit=1".to_string();
+    for _ in 0..20 {
+        let (status, page) = app.get(&path, &wang).await;
+        assert_eq!(status, 200, "{page}");
+        paged.extend(ids(&page));
+        match page["next"].as_str() {
+            Some(next) => path = format!("/api/v1/consultations?limit=1&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, his);
+
+    // Having declined the pool request, he no longer lists it; it stays open for the others.
+    let (status, body) =
+        app.post(&format!("/api/v1/consultations/{pool}/decline"), &wang, &json!({"reason": "满负荷"})).await;
+    assert_eq!(status, 200, "{body}");
+    let his = listed(app, &wang, "/api/v1/consultations").await;
+    assert!(his.contains(&direct) && !his.contains(&pool), "{his:?}");
+    assert!(listed(app, &li, "/api/v1/consultations?state=requested").await.contains(&pool));
+}
+db_test!(an_experts_list_holds_his_consultations_and_his_departments_open_pool_requests);
