@@ -40,6 +40,22 @@ async fn listed(app: &TestApp, token: &str, path: &str) -> Vec<String> {
     ids(&list)
 }
 
+/// The caller's consultation list read a page of one at a time by its cursor (at most 50).
+async fn paged_one_at_a_time(app: &TestApp, token: &str) -> Vec<String> {
+    let mut paged = Vec::new();
+    let mut path = "/api/v1/consultations?limit=1".to_string();
+    for _ in 0..50 {
+        let (status, page) = app.get(&path, token).await;
+        assert_eq!(status, 200, "{page}");
+        paged.extend(ids(&page));
+        match page["next"].as_str() {
+            Some(next) => path = format!("/api/v1/consultations?limit=1&cursor={next}"),
+            None => break,
+        }
+    }
+    paged
+}
+
 async fn consultation_filters_narrow_only_when_given(app: &TestApp) {
     let li = app.login("dr.li").await;
     let urgent_video = request(app, &li, "urgent", "video").await;
@@ -68,18 +84,7 @@ async fn consultation_filters_narrow_only_when_given(app: &TestApp) {
     assert_eq!(listed(app, &li, "/api/v1/consultations?to=2000-01-01T00:00:00Z").await, Vec::<String>::new());
 
     // Paged one at a time, newest id first, each item once, the same items as unpaged.
-    let mut paged = Vec::new();
-    let mut path = "/api/v1/consultations?limit=1".to_string();
-    for _ in 0..50 {
-        let (status, page) = app.get(&path, &li).await;
-        assert_eq!(status, 200, "{page}");
-        paged.extend(ids(&page));
-        match page["next"].as_str() {
-            Some(next) => path = format!("/api/v1/consultations?limit=1&cursor={next}"),
-            None => break,
-        }
-    }
-    assert_eq!(paged, all);
+    assert_eq!(paged_one_at_a_time(app, &li).await, all);
     let mut sorted = all.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(all, sorted, "newest id first");
@@ -163,18 +168,7 @@ async fn an_experts_list_holds_his_consultations_and_his_departments_open_pool_r
     assert!(theirs.contains(&other_pool), "{theirs:?}");
     assert!(![&direct, &declined, &pool].iter().any(|id| theirs.contains(id)), "{theirs:?}");
     // Paged one at a time, the same consultations come back, newest first.
-    let mut paged = Vec::new();
-    let mut path = "/api/v1/consultations?limit=1".to_string();
-    for _ in 0..20 {
-        let (status, page) = app.get(&path, &wang).await;
-        assert_eq!(status, 200, "{page}");
-        paged.extend(ids(&page));
-        match page["next"].as_str() {
-            Some(next) => path = format!("/api/v1/consultations?limit=1&cursor={next}"),
-            None => break,
-        }
-    }
-    assert_eq!(paged, his);
+    assert_eq!(paged_one_at_a_time(app, &wang).await, his);
 
     // Having declined the pool request, he no longer lists it; it stays open for the others.
     let (status, body) =
