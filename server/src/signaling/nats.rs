@@ -314,7 +314,7 @@ async fn serve_room(inner: Arc<Inner>, room: String, epoch: u64) {
 mod tests {
     use super::*;
     use crate::signaling::hub::RoomEvent;
-    use crate::signaling::protocol::{ClientMessage, IceCandidate, RoomRole};
+    use crate::signaling::protocol::{ClientMessage, IceCandidate, Relayed, RoomRole};
     use crate::signaling::room::{Joiner, Room, RoomLimits};
     use chrono::{DateTime, Utc};
 
@@ -356,12 +356,15 @@ mod tests {
                 msg: ClientMessage::Signal {
                     to: "Hq7tR2mZpL0c".into(),
                     description: None,
-                    candidate: Some(IceCandidate {
-                        candidate: "candidate:1 1 udp 2122260223 192.0.2.10 54321 typ host".into(),
-                        sdp_mid: Some("0".into()),
-                        sdp_mline_index: Some(0),
-                        username_fragment: None,
-                    }),
+                    candidate: Some(
+                        Relayed::new(&IceCandidate {
+                            candidate: "candidate:1 1 udp 2122260223 192.0.2.10 54321 typ host".into(),
+                            sdp_mid: Some("0".into()),
+                            sdp_mline_index: Some(0),
+                            username_fragment: None,
+                        })
+                        .unwrap(),
+                    ),
                 },
                 chat_id: String::new(),
             },

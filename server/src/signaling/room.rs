@@ -906,7 +906,7 @@ impl Room {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signaling::protocol::{IceCandidate, SdpType, SessionDescription};
+    use crate::signaling::protocol::{IceCandidate, Relayed, SdpType, SessionDescription};
 
     fn t(secs: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
@@ -927,7 +927,7 @@ mod tests {
     fn offer(to: &str) -> ClientMessage {
         ClientMessage::Signal {
             to: to.into(),
-            description: Some(SessionDescription { kind: SdpType::Offer, sdp: "v=0".into() }),
+            description: Some(Relayed::new(&SessionDescription { kind: SdpType::Offer, sdp: "v=0".into() }).unwrap()),
             candidate: None,
         }
     }
@@ -973,13 +973,16 @@ mod tests {
         assert!(matches!(out.messages_to(1)[0], ServerMessage::Error { code: ErrorCode::InvalidSignal, .. }));
         let both = ClientMessage::Signal {
             to: "wang".into(),
-            description: Some(SessionDescription { kind: SdpType::Answer, sdp: String::new() }),
-            candidate: Some(IceCandidate {
-                candidate: String::new(),
-                sdp_mid: None,
-                sdp_mline_index: None,
-                username_fragment: None,
-            }),
+            description: Some(Relayed::new(&SessionDescription { kind: SdpType::Answer, sdp: String::new() }).unwrap()),
+            candidate: Some(
+                Relayed::new(&IceCandidate {
+                    candidate: String::new(),
+                    sdp_mid: None,
+                    sdp_mline_index: None,
+                    username_fragment: None,
+                })
+                .unwrap(),
+            ),
         };
         let out = room.handle(t(2), 1, both, || unreachable!());
         assert_eq!(out.messages_to(2).len(), 0);

@@ -333,7 +333,7 @@ async fn pump(state: &AppState, mut socket: WebSocket, room: &str, conn: u64, ou
                             Some((ErrorCode::RateLimited, format!(
                                 "at most {} messages per second", state.config.signaling_messages_per_second)))
                         } else {
-                            match serde_json::from_str::<ClientMessage>(text.as_str()) {
+                            match ClientMessage::parse(text.as_str()) {
                                 Ok(msg) => {
                                     hub.message(room, conn, msg, now);
                                     None
