@@ -83,7 +83,7 @@ pub struct IceCandidate {
 
 /// A signal's payload (its `description` or `candidate`): read as a `T` when it arrives, then
 /// kept and relayed as the JSON text the sender wrote. A relay then neither unescapes nor
-/// escapes again an SDP of several kilobytes (a sixth of the server's CPU per 4 KB message,
+/// escapes again an SDP of several kilobytes (about 9 % of the server's CPU per 4 KB message,
 /// docs/scale.md); what it relays was read as a `T` with no field unknown to `T`.
 pub struct Relayed<T> {
     json: Box<RawValue>,
