@@ -201,7 +201,9 @@ pub async fn list_referrals(
         q.condition().push("r.status = ").push_bind(s.to_string());
     }
     q.push(" ORDER BY r.created_at DESC LIMIT 500");
-    Ok(q.build_query_as().fetch_all(&db.pool).await?)
+    // Planned with its values: the generic plan of the kept statement reads every referral
+    // (107 ms at 300,000 for an expert's list, 0.5 ms planned with its values).
+    Ok(q.build_query_as().persistent(false).fetch_all(&db.pool).await?)
 }
 
 /// Moves a referral from `from` to `to` (and sets the appointment offered, if any); `false`
