@@ -77,14 +77,17 @@ before(async () => {
   browser = await launchBrowser();
   for (const user of ['dr.li', 'dr.wang', 'kiosk', 'patient.zhang']) {
     const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
-    // A handle on the page's signaling sockets, so a test can break one.
+    // A handle on the page's signaling sockets, so a test can break one, and a switch that
+    // takes the page's network down for them: while `networkDown` is set, every new socket
+    // goes to a port nobody listens on and fails as a dropped network does (1006).
     await context.addInitScript(() => {
       const Native = window.WebSocket;
       /** @type {any} */ (window).sockets = [];
+      /** @type {any} */ (window).networkDown = false;
       window.WebSocket = class extends Native {
         /** @param {string | URL} url @param {string | string[]} [protocols] */
         constructor(url, protocols) {
-          super(url, protocols);
+          super(/** @type {any} */ (window).networkDown ? 'ws://127.0.0.1:9/' : url, protocols);
           /** @type {any} */ (window).sockets.push(this);
         }
       };
@@ -394,9 +397,15 @@ test('dr.wang shares his screen and stops: the others see it start and end', asy
 test('a participant whose connection drops is announced to the others until it is back', async () => {
   const li = pages['dr.li'];
   const wang = pages['dr.wang'];
-  await li.evaluate(() => /** @type {any} */ (window).sockets.at(-1).close(3000, 'network change'));
+  // dr.li's network stays down until dr.wang has seen the notice: a client that is back within
+  // a few milliseconds (its first retry waits 0–250 ms) would show it for less than a frame.
+  await li.evaluate(() => {
+    /** @type {any} */ (window).networkDown = true;
+    /** @type {any} */ (window).sockets.at(-1).close(3000, 'network change');
+  });
   await wang.waitForSelector('.peer-notice:not([hidden]):has-text("李明 的网络中断，正在重新连接…")');
-  await wang.waitForSelector('.peer-notice[hidden]', { state: 'attached' });
+  await li.evaluate(() => { /** @type {any} */ (window).networkDown = false; });
+  await wang.waitForSelector('.peer-notice[hidden]', { state: 'attached', timeout: 20000 });
   await plays(wang, '李明');
 });
 
