@@ -24,9 +24,11 @@
 //!    (the earlier one was an artefact or a wave before the QRS);
 //! 3. each beat is then placed on the R peak of the lead with the tallest QRS complexes: the
 //!    QRS centre is the steepest point (30 ms smoothed squared slope of all leads) within
-//!    ±30 ms of the detection, and the R peak the extremum within ±50 ms of it (and ±100 ms
-//!    of the detection) in the lead's dominant polarity, or in the other polarity when that
-//!    one is more than 1.5 times as far from the local mean (a beat of opposite polarity).
+//!    ±30 ms of the detection, and the R peak the largest of the lead's peaks (points that are
+//!    the extreme of their ±3 ms, so never the edge of a still rising wave) within ±50 ms of
+//!    it (and ±100 ms of the detection) in the lead's dominant polarity, or in the other
+//!    polarity when that one is more than 1.5 times as far from the local mean (a beat of
+//!    opposite polarity).
 //!
 //! Every duration is in seconds and converted with the sample rate, so the detector runs
 //! unchanged at 250, 360, 500 or 1000 Hz.
@@ -68,6 +70,8 @@ const STEEP_SMOOTHING_S: f64 = 0.030;
 const R_CENTRE_SEARCH_S: f64 = 0.030;
 /// How far from the QRS centre the R peak is looked for.
 const R_NEAR_STEEPEST_S: f64 = 0.050;
+/// An R peak is the extreme of the lead over this much either side (at least one sample).
+const R_PEAK_RIPPLE_S: f64 = 0.003;
 /// The other polarity's extremum is the R peak when it is this many times as far from the
 /// local mean as the dominant polarity's.
 const OPPOSITE_DOMINANCE: f64 = 1.5;
@@ -333,6 +337,7 @@ fn place_on_r_peaks(
     };
     let near = (R_NEAR_STEEPEST_S * fs).round() as usize;
     let centre_radius = (R_CENTRE_SEARCH_S * fs).round() as usize;
+    let ripple = ((R_PEAK_RIPPLE_S * fs).round() as usize).max(1);
 
     let mut placed: Vec<usize> = beats
         .iter()
@@ -345,18 +350,7 @@ fn place_on_r_peaks(
             let centre = (clo..chi).map(|i| (i, steep(i))).max_by(|a, b| a.1.total_cmp(&b.1)).map_or(b, |(i, _)| i);
             let (lo2, hi2) = (centre.saturating_sub(near).max(lo), (centre + near + 1).min(hi));
             let level = y[lo..hi].iter().map(|&v| f64::from(v)).sum::<f64>() / (hi - lo) as f64;
-            let along = (lo2..hi2)
-                .max_by(|&i, &j| (polarity * f64::from(y[i])).total_cmp(&(polarity * f64::from(y[j]))))
-                .unwrap_or(b);
-            let against = (lo2..hi2)
-                .min_by(|&i, &j| (polarity * f64::from(y[i])).total_cmp(&(polarity * f64::from(y[j]))))
-                .unwrap_or(b);
-            let dev = |i: usize| (f64::from(y[i]) - level).abs();
-            if dev(against) > OPPOSITE_DOMINANCE * dev(along) {
-                against
-            } else {
-                along
-            }
+            r_peak_between(y, lo2..hi2, level, polarity, ripple).unwrap_or(b)
         })
         .collect();
     placed.sort_unstable();
@@ -373,6 +367,28 @@ fn place_on_r_peaks(
         }
     }
     QrsDetection { r_peaks, primary_lead }
+}
+
+/// The R peak of a lead `y` (dominant polarity `polarity`, ±1) among `span`, around the local
+/// mean `level`: the extremum of each polarity among the lead's own peaks and troughs (points
+/// that are the extreme of their ±`ripple` samples), so that a point at the edge of the span
+/// that is still rising, such as the upstroke of a wide ectopic beat's T wave, is not taken
+/// for a peak; only when a polarity has no peak in the span is its extreme point taken. The
+/// other polarity's extremum wins when it is more than 1.5 times as far from the level (a beat
+/// of opposite polarity). `None` for an empty span.
+fn r_peak_between(y: &[i32], span: std::ops::Range<usize>, level: f64, polarity: f64, ripple: usize) -> Option<usize> {
+    let value = |i: usize| polarity * f64::from(y[i]);
+    let turns = |i: usize, sign: f64| {
+        let (a, z) = (i.saturating_sub(ripple), (i + ripple + 1).min(y.len()));
+        (a..z).all(|k| sign * value(i) >= sign * value(k))
+    };
+    let extreme = |sign: f64| {
+        let by = |&i: &usize, &j: &usize| (sign * value(i)).total_cmp(&(sign * value(j)));
+        span.clone().filter(|&i| turns(i, sign)).max_by(by).or_else(|| span.clone().max_by(by))
+    };
+    let (along, against) = (extreme(1.0)?, extreme(-1.0)?);
+    let dev = |i: usize| (f64::from(y[i]) - level).abs();
+    Some(if dev(against) > OPPOSITE_DOMINANCE * dev(along) { against } else { along })
 }
 
 #[cfg(test)]
@@ -428,6 +444,29 @@ pub(crate) mod tests {
                 assert!(err <= 1.5 / fs + 1e-9, "at {fs} Hz: R at {r} vs {t} s");
             }
         }
+    }
+
+    #[test]
+    fn an_r_peak_is_a_peak_of_the_lead_not_the_edge_of_the_search() {
+        // A narrow QRS peak (800 at 12), then the upstroke of a broad T wave that is still
+        // rising where the search ends (900 at 39, 1000 beyond): the peak is the QRS's.
+        let mut y: Vec<i32> = (0..60).map(|i| if i < 25 { 0 } else { 40 * (i - 25) }).collect();
+        for (k, v) in [(10, 300), (11, 600), (12, 800), (13, 600), (14, 300)] {
+            y[k] = v;
+        }
+        assert_eq!(y[39], 560);
+        y[39] = 900;
+        y[40] = 1000;
+        assert_eq!(r_peak_between(&y, 5..40, 200.0, 1.0, 1), Some(12));
+        // With no peak in the span at all, its extreme point is taken, as before.
+        let rising: Vec<i32> = (0..40).map(|i| 10 * i).collect();
+        assert_eq!(r_peak_between(&rising, 5..30, 150.0, 1.0, 1), Some(29));
+        // A trough far deeper than the peak is the R peak of a beat of opposite polarity.
+        let mut w = vec![0; 40];
+        w[15] = 100;
+        w[20] = -900;
+        assert_eq!(r_peak_between(&w, 5..35, 0.0, 1.0, 1), Some(20));
+        assert_eq!(r_peak_between(&w, 5..5, 0.0, 1.0, 1), None);
     }
 
     #[test]
