@@ -44,7 +44,16 @@ async fn a_small_day_replays_without_errors_and_its_invariants_hold(app: &TestAp
     assert_eq!(acked.signed.len(), 20);
     assert!(!acked.files.is_empty(), "some consultations had an ECG");
     let ops: Vec<&str> = json["operations"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
-    for op in ["request", "accept", "book", "join", "websocket_joined", "opinion_sign"] {
+    for op in [
+        "doctor_home_consultations",
+        "expert_home_requests",
+        "request",
+        "accept",
+        "book",
+        "join",
+        "websocket_joined",
+        "opinion_sign",
+    ] {
         assert!(ops.contains(&op), "{op} measured: {ops:?}");
     }
     assert_eq!(ops.contains(&"login"), !signed_in, "password sign-ins during the day: {ops:?}");

@@ -634,8 +634,11 @@ async fn consultation(
     let get = reqwest::Method::GET;
     let post = reqwest::Method::POST;
 
-    // 1. Find or register the patient, ask for candidates, send the request with consent.
+    // 1. The doctor's home screen (his patients and consultations, as the web client reads
+    // them); find or register the patient, ask for candidates, send the request with consent.
     // The arrival is due at `due`: a late start counts in this stage.
+    c.call("doctor_home_patients", d, get.clone(), "/api/v1/patients", None).await?;
+    c.call("doctor_home_consultations", d, get.clone(), "/api/v1/consultations", None).await?;
     let known = world.patients.get(&doctor.org).filter(|p| !p.is_empty());
     let patient_id = match known.filter(|_| rng.unit() >= plan.new_patient_share) {
         Some(names) => {
@@ -686,10 +689,16 @@ async fn consultation(
     c.stats.acked.lock().unwrap().consultations.push(id.clone());
     c.stats.stage("1 request", due);
 
-    // 2. The expert sees it, accepts; the doctor books the first free slot.
+    // 2. The expert sees it on his home screen (the web client's four reads), accepts; the
+    // doctor books the first free slot.
     tokio::time::sleep(think).await;
     let stage = Instant::now();
     c.call("notifications", x, get.clone(), "/api/v1/notifications?limit=20", None).await?;
+    c.call("expert_home_requests", x, get.clone(), "/api/v1/consultations?state=requested", None).await?;
+    c.call("expert_home_consultations", x, get.clone(), "/api/v1/consultations", None).await?;
+    c.call("expert_home_appointments", x, get.clone(), "/api/v1/appointments", None).await?;
+    c.call("expert_home_availability", x, get.clone(), &format!("/api/v1/experts/{expert_id}/availability"), None)
+        .await?;
     c.call("accept", x, post.clone(), &format!("/api/v1/consultations/{id}/accept"), Some(json!({}))).await?;
     let slots = c.call("slots", d, get.clone(), &format!("/api/v1/experts/{expert_id}/slots"), None).await?;
     let mut booked = None;
