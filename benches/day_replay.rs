@@ -7,7 +7,8 @@
 //! ```
 //!
 //! `--server A,B --pid P,Q` replays against several instances (each account keeps to one);
-//! `--signed-in` signs every account in before the slice, outside the figures.
+//! `--signed-in` signs every account in before the slice, outside the figures;
+//! `--no-home-screens` leaves out the home screens' list reads (as runs before them did).
 
 #[path = "replay/mod.rs"]
 mod replay;
@@ -51,6 +52,7 @@ fn main() {
         call_secs: num("--call-secs", &format!("{}", 600.0 / speed)),
         ecg_share: num("--ecg-share", "0.3"),
         new_patient_share: num("--new-patient-share", "0.2"),
+        home_screens: !args.iter().any(|a| a == "--no-home-screens"),
         seed: num("--seed", "18") as u64,
     };
     let ecg = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ecg/waveform_ecg.dcm"))

@@ -25,6 +25,7 @@ async fn a_small_day_replays_without_errors_and_its_invariants_hold(app: &TestAp
         call_secs: 0.2,
         ecg_share: 0.3,
         new_patient_share: 0.2,
+        home_screens: true,
         seed: 18,
     };
     let ecg = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ecg/waveform_ecg.dcm")).unwrap();

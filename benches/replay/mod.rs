@@ -64,6 +64,9 @@ pub struct Plan {
     pub ecg_share: f64,
     /// Share of arrivals whose patient is registered on the spot.
     pub new_patient_share: f64,
+    /// Whether the doctor and the expert open their home screens (their lists) as the web
+    /// client does; off only to compare with runs made before they did.
+    pub home_screens: bool,
     pub seed: u64,
 }
 
@@ -637,8 +640,10 @@ async fn consultation(
     // 1. The doctor's home screen (his patients and consultations, as the web client reads
     // them); find or register the patient, ask for candidates, send the request with consent.
     // The arrival is due at `due`: a late start counts in this stage.
-    c.call("doctor_home_patients", d, get.clone(), "/api/v1/patients", None).await?;
-    c.call("doctor_home_consultations", d, get.clone(), "/api/v1/consultations", None).await?;
+    if plan.home_screens {
+        c.call("doctor_home_patients", d, get.clone(), "/api/v1/patients", None).await?;
+        c.call("doctor_home_consultations", d, get.clone(), "/api/v1/consultations", None).await?;
+    }
     let known = world.patients.get(&doctor.org).filter(|p| !p.is_empty());
     let patient_id = match known.filter(|_| rng.unit() >= plan.new_patient_share) {
         Some(names) => {
@@ -694,11 +699,17 @@ async fn consultation(
     tokio::time::sleep(think).await;
     let stage = Instant::now();
     c.call("notifications", x, get.clone(), "/api/v1/notifications?limit=20", None).await?;
-    c.call("expert_home_requests", x, get.clone(), "/api/v1/consultations?state=requested", None).await?;
-    c.call("expert_home_consultations", x, get.clone(), "/api/v1/consultations", None).await?;
-    c.call("expert_home_appointments", x, get.clone(), "/api/v1/appointments", None).await?;
-    c.call("expert_home_availability", x, get.clone(), &format!("/api/v1/experts/{expert_id}/availability"), None)
-        .await?;
+    if plan.home_screens {
+        let home = [
+            ("expert_home_requests", "/api/v1/consultations?state=requested".to_string()),
+            ("expert_home_consultations", "/api/v1/consultations".to_string()),
+            ("expert_home_appointments", "/api/v1/appointments".to_string()),
+            ("expert_home_availability", format!("/api/v1/experts/{expert_id}/availability")),
+        ];
+        for (op, path) in home {
+            c.call(op, x, get.clone(), &path, None).await?;
+        }
+    }
     c.call("accept", x, post.clone(), &format!("/api/v1/consultations/{id}/accept"), Some(json!({}))).await?;
     let slots = c.call("slots", d, get.clone(), &format!("/api/v1/experts/{expert_id}/slots"), None).await?;
     let mut booked = None;
