@@ -155,6 +155,19 @@ impl AuditEvent {
     }
 }
 
+/// Records the events of one request together (a list leaves one event per item it shows):
+/// one write transaction of multi-row statements, so they commit all or none, and this
+/// returns once they have. Nothing is written for no event.
+pub async fn record_all(db: &Db, events: Vec<AuditEvent>) -> ApiResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut tx = db.begin_write().await?;
+    store::write_all(&mut tx, &events, &now_ts()).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// An event with its id and time, as stored.
 #[derive(Debug, Clone)]
 pub struct Row {

@@ -343,11 +343,9 @@ async fn list(
     };
     let rows = store::list(&state.db, &user, &query).await?;
     let page = crate::api::page(rows, limit, |c| c.id.clone());
-    let mut tx = state.db.begin_write().await?;
-    for c in &page.items {
-        crate::audit::event(&user, "list", "consultation", &c.id).patient(&c.patient_id).record_with(&mut *tx).await?;
-    }
-    tx.commit().await?;
+    let events =
+        page.items.iter().map(|c| crate::audit::event(&user, "list", "consultation", &c.id).patient(&c.patient_id));
+    crate::audit::record_all(&state.db, events.collect()).await?;
     Ok(Json(page))
 }
 

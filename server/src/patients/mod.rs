@@ -123,11 +123,8 @@ pub async fn search_visible(
         .into_iter()
         .filter(|p| identifier.is_empty() || p.id == identifier || sees_full_resident_id(user, p))
         .collect();
-    let mut tx = db.begin_write().await?;
-    for p in &rows {
-        audit::event(user, action, "patient", &p.id).patient(&p.id).record_with(&mut *tx).await?;
-    }
-    tx.commit().await?;
+    audit::record_all(db, rows.iter().map(|p| audit::event(user, action, "patient", &p.id).patient(&p.id)).collect())
+        .await?;
     Ok(rows.into_iter().map(|p| present(user, p)).collect())
 }
 
@@ -151,11 +148,8 @@ async fn list(
     let after = Some(cursor.as_str()).filter(|c| !c.is_empty());
     let rows = store::list(&state.db, viewer(&user), q, after, limit as i64 + 1).await?;
     let page = crate::api::page(rows, limit, |p| p.id.clone());
-    let mut tx = state.db.begin_write().await?;
-    for p in &page.items {
-        audit::event(&user, "list", "patient", &p.id).patient(&p.id).record_with(&mut *tx).await?;
-    }
-    tx.commit().await?;
+    let events = page.items.iter().map(|p| audit::event(&user, "list", "patient", &p.id).patient(&p.id));
+    audit::record_all(&state.db, events.collect()).await?;
     Ok(Json(crate::api::Page { items: page.items.into_iter().map(|p| present(&user, p)).collect(), next: page.next }))
 }
 

@@ -310,11 +310,8 @@ pub async fn list(
         _ => Side::Both,
     };
     let rows = store::list_referrals(&state.db, &user, side, f.direction.as_deref(), f.status.as_deref()).await?;
-    let mut tx = state.db.begin_write().await?;
-    for r in &rows {
-        crate::audit::event(&user, "list", "referral", &r.id).patient(&r.patient_id).record_with(&mut *tx).await?;
-    }
-    tx.commit().await?;
+    let events = rows.iter().map(|r| crate::audit::event(&user, "list", "referral", &r.id).patient(&r.patient_id));
+    crate::audit::record_all(&state.db, events.collect()).await?;
     Ok(Json(crate::api::Page { items: rows, next: None }))
 }
 

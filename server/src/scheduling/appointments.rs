@@ -336,11 +336,8 @@ async fn list(
         status: f.status.filter(|s| !s.is_empty()),
     };
     let rows = store::appointments_of_user(&state.db, &user.id, &query).await?;
-    let mut tx = state.db.begin_write().await?;
-    for r in &rows {
-        crate::audit::event(&user, "list", "appointment", &r.id).patient(&r.patient_id).record_with(&mut *tx).await?;
-    }
-    tx.commit().await?;
+    let events = rows.iter().map(|r| crate::audit::event(&user, "list", "appointment", &r.id).patient(&r.patient_id));
+    crate::audit::record_all(&state.db, events.collect()).await?;
     Ok(Json(crate::api::Page { items: rows.into_iter().map(appointment_view).collect(), next: None }))
 }
 

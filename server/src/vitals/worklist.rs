@@ -293,11 +293,8 @@ pub async fn list(
     let before = Some(cursor.as_str()).filter(|c| !c.is_empty());
     let rows = store::worklist(&state.db, &user.org, status, before, limit as i64 + 1).await?;
     let page = crate::api::page(rows, limit, |w| w.id.clone());
-    let mut tx = state.db.begin_write().await?;
-    for w in &page.items {
-        audit::event(&user, "list", "worklist_item", &w.id).patient(&w.patient_id).record_with(&mut *tx).await?;
-    }
-    tx.commit().await?;
+    let events = page.items.iter().map(|w| audit::event(&user, "list", "worklist_item", &w.id).patient(&w.patient_id));
+    audit::record_all(&state.db, events.collect()).await?;
     Ok(Json(page))
 }
 
