@@ -461,6 +461,52 @@ async fn an_opinion_draft_without_its_audit_event_is_not_stored(app: &TestApp) {
 }
 db_test!(an_opinion_draft_without_its_audit_event_is_not_stored);
 
+/// A list leaves one audit event per item it shows, naming the item's patient; when those
+/// events cannot be written the list is not shown, and none of them is stored.
+async fn a_list_is_audited_item_by_item_or_not_shown(app: &TestApp) {
+    let (li, _, id) = accepted_consultation(app).await;
+    let li_id = me(app, &li).await["id"].as_str().unwrap().to_string();
+    let listed = |page: &Value, patient: &str| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| (i["id"].as_str().unwrap().to_string(), i[patient].as_str().unwrap().to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    let audited = |events: &[Value], kind: &str| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = events
+            .iter()
+            .filter(|e| e["action"] == "list" && e["resource_type"] == kind)
+            .map(|e| (e["resource_id"].as_str().unwrap().to_string(), e["patient_id"].as_str().unwrap().to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    let (status, patients) = app.get("/api/v1/patients", &li).await;
+    assert_eq!(status, 200, "{patients}");
+    let (status, consultations) = app.get("/api/v1/consultations", &li).await;
+    assert_eq!(status, 200, "{consultations}");
+    let shown_patients = listed(&patients, "id");
+    let shown_consultations = listed(&consultations, "patient_id");
+    assert!(shown_patients.len() >= 2, "{patients}");
+    assert!(shown_consultations.iter().any(|(c, _)| *c == id), "{consultations}");
+    let events = audit_of(app, &li_id).await;
+    assert_eq!(audited(&events, "patient"), shown_patients);
+    assert_eq!(audited(&events, "consultation"), shown_consultations);
+
+    let sql = "SELECT COUNT(*) FROM audit_events WHERE actor_id = $1 AND action = 'list'";
+    let before = count(app, sql, &li_id).await;
+    break_audit_of(app, "list").await;
+    let (status, body) = app.get("/api/v1/patients", &li).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.get("items").is_none(), "{body}");
+    assert_eq!(count(app, sql, &li_id).await, before, "none of the page's events is stored");
+}
+db_test!(a_list_is_audited_item_by_item_or_not_shown);
+
 async fn an_admin_changes_a_role_and_the_old_tokens_end(app: &TestApp) {
     let admin = app.login("admin").await;
     let zhao_id = app.user_id("dr.zhao").await;
