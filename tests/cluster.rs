@@ -8,7 +8,8 @@
 //! a TURN credential minted by the instance it resumed on. A chat line sent while NATS is
 //! stopped arrives, once, when a restarted NATS is back. A notification made on one instance
 //! reaches the user's live stream on the other, once. A vital-sign reading posted on one
-//! instance reaches the call held on the other. An unreachable NATS stops start-up.
+//! instance reaches the call held on the other. A signaling ticket handed out by one instance
+//! is used once, on either. An unreachable NATS stops start-up.
 //!
 //! Without PostgreSQL or NATS the test is skipped, unless TELECONSULT_REQUIRE_SERVICES=1,
 //! where it fails.
@@ -468,6 +469,29 @@ async fn a_deactivation_on_one_instance_ends_access_on_the_other() {
             started.elapsed()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ticket_handed_out_by_one_instance_is_used_once_on_any() {
+    let Some((a, b)) = cluster().await else { return };
+    let id = scheduled_consultation(&a).await;
+    let (status, body) = a.post(&format!("/api/v1/consultations/{id}/join"), &a.login("dr.li").await, &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let ticket = body["ticket"].as_str().unwrap();
+    // Presented on B and on A at once: one of them admits it.
+    let on = |app: &TestApp| format!("ws://{}/api/v1/rtc?ticket={ticket}", app.addr);
+    let (mut on_b, mut on_a) = (Signaler::open(&on(&b)).await, Signaler::open(&on(&a)).await);
+    let (first_b, first_a) = tokio::join!(on_b.next(), on_a.next());
+    let mut kinds = [first_b["type"].as_str().unwrap(), first_a["type"].as_str().unwrap()];
+    kinds.sort();
+    assert_eq!(kinds, ["__closed", "joined"], "{first_b} {first_a}");
+    let refused = if first_b["type"] == "__closed" { &first_b } else { &first_a };
+    assert_eq!(refused["code"], 4001);
+    // And again on either, later.
+    for app in [&a, &b] {
+        let mut s = Signaler::open(&on(app)).await;
+        assert_eq!(s.closed().await, 4001);
     }
 }
 

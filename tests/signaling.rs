@@ -525,6 +525,64 @@ async fn a_deactivated_participant_is_dropped_from_the_call(app: &TestApp) {
 }
 db_test!(a_deactivated_participant_is_dropped_from_the_call);
 
+async fn seats(app: &TestApp, consultation: &str) -> i64 {
+    let sql = "SELECT COUNT(*) FROM signaling_seats WHERE consultation_id = $1";
+    sqlx::query_as::<_, (i64,)>(sql).bind(consultation).fetch_one(&app.state.db.pool).await.unwrap().0
+}
+
+/// A ticket takes one seat however many sockets present it at once; an altered one takes none,
+/// and neither does one whose holder was deactivated after it was handed out.
+async fn a_ticket_takes_one_seat_and_only_while_its_holder_may_enter(app: &TestApp) {
+    let id = scheduled_consultation(app).await;
+    let path = format!("/api/v1/consultations/{id}/join");
+    let (status, body) = app.post(&path, &app.login("dr.li").await, &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let url = body["ws_url"].as_str().unwrap().to_string();
+    let ticket = body["ticket"].as_str().unwrap().to_string();
+    assert!(url.ends_with(&ticket), "{url}");
+
+    // Altered: the signature's last character, or the consultation named in it.
+    let mut altered = ticket.clone();
+    let last = altered.pop().unwrap();
+    altered.push(if last == 'A' { 'B' } else { 'A' });
+    let mut s = Signaler::open(&format!("ws://{}/api/v1/rtc?ticket={altered}", app.addr)).await;
+    assert_eq!(s.closed().await, 4001, "a ticket with another signature");
+    let other = app.consultation().booked().await.0;
+    let (body_b64, sig) = ticket.split_once('.').unwrap();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let payload = String::from_utf8(b64.decode(body_b64).unwrap()).unwrap();
+    assert!(payload.starts_with(&id), "the ticket names its consultation: {payload}");
+    let moved = format!("{}.{sig}", b64.encode(payload.replace(&id, &other)));
+    let mut s = Signaler::open(&format!("ws://{}/api/v1/rtc?ticket={moved}", app.addr)).await;
+    assert_eq!(s.closed().await, 4001, "a ticket moved to another consultation");
+
+    // Eight sockets with the same ticket at once: one enters, seven are refused.
+    let opened = futures_util::future::join_all((0..8).map(|_| async {
+        let mut s = Signaler::open(&url).await;
+        let first = s.next().await;
+        (first["type"].as_str().unwrap().to_string(), first["code"].as_u64(), s)
+    }))
+    .await;
+    let joined = opened.iter().filter(|(t, ..)| t == "joined").count();
+    let refused = opened.iter().filter(|(t, code, _)| t == "__closed" && *code == Some(4001)).count();
+    assert_eq!((joined, refused), (1, 7), "{:?}", opened.iter().map(|(t, c, _)| (t, c)).collect::<Vec<_>>());
+    assert_eq!(seats(app, &id).await, 1, "one seat stored");
+
+    // Handed out, then the account is deactivated: the ticket no longer admits.
+    let (status, body) = app.post(&path, &app.login("dr.wang").await, &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let wang_url = body["ws_url"].as_str().unwrap().to_string();
+    let admin = app.login("admin").await;
+    let wang_user = app.user_id("dr.wang").await;
+    let (status, _) = app.patch(&format!("/api/v1/users/{wang_user}"), &admin, &json!({"active": false})).await;
+    assert_eq!(status, 200);
+    let mut s = Signaler::open(&wang_url).await;
+    assert_eq!(s.closed().await, 4001, "the holder was deactivated after the ticket was handed out");
+    assert_eq!(seats(app, &id).await, 1, "no seat for the refused ticket");
+}
+db_test!(a_ticket_takes_one_seat_and_only_while_its_holder_may_enter);
+
 /// The signaling endpoint without an upgrade answers problem+json like every other error.
 async fn a_plain_get_of_the_signaling_endpoint_is_a_problem(app: &TestApp) {
     let resp = app.http.get(app.url("/api/v1/rtc?ticket=x")).send().await.unwrap();

@@ -132,7 +132,7 @@ impl Application {
         if let Some(client) = &nats {
             db.rosters.listen(client.clone()).await?;
         }
-        let signaling = crate::signaling::start(&config, db.clone(), nats).await?;
+        let signaling = crate::signaling::start(&config, db.clone(), &secret, nats).await?;
         let state = AppState(Arc::new(Shared {
             throttle: Mutex::new(LoginThrottle::new()),
             trusted_proxies: crate::proxy::parse_trusted(&config.trusted_proxies).map_err(anyhow::Error::msg)?,

@@ -308,9 +308,15 @@ pub struct RoomHub {
 }
 
 impl RoomHub {
-    /// Starts a hub on `bus`, with its recorder and its sweeper (seat expiry, old tickets);
+    /// Starts a hub on `bus`, with its recorder and its sweeper (seat expiry, old seats);
     /// `ice` mints the ICE servers a resumed participant gets in `resumed`.
-    pub fn start(db: Db, limits: RoomLimits, bus: Arc<dyn RoomBus>, ice: IceSource) -> Arc<RoomHub> {
+    pub fn start(
+        db: Db,
+        key: tickets::TicketKey,
+        limits: RoomLimits,
+        bus: Arc<dyn RoomBus>,
+        ice: IceSource,
+    ) -> Arc<RoomHub> {
         let (tx, rx) = mpsc::channel(65_536);
         let hub = Arc::new(RoomHub {
             instance: rand::random(),
@@ -320,7 +326,7 @@ impl RoomHub {
             limits: limits.clone(),
             next_epoch: AtomicU64::new(1),
             ice,
-            tickets: tickets::TicketDesk::start(db.clone(), limits.resume_window),
+            tickets: tickets::TicketDesk::start(db.clone(), key, limits.resume_window),
             stats: HubStats::default(),
         });
         let sink: Arc<dyn EventSink> = hub.clone();
@@ -844,7 +850,7 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
 }
 
 /// Ends expired seats every second, moves the expiry of the stored seats connected here
-/// forward every [`tickets::SEAT_KEEP_EVERY`], and deletes old tickets and seats every minute,
+/// forward every [`tickets::SEAT_KEEP_EVERY`], and deletes old seats every minute,
 /// while the hub lives.
 async fn sweep(hub: Weak<RoomHub>, db: Db) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -865,8 +871,8 @@ async fn sweep(hub: Weak<RoomHub>, db: Db) {
         drop(h);
         n += 1;
         if n.is_multiple_of(60) {
-            if let Err(e) = super::store::sweep_tickets(&db, Utc::now()).await {
-                tracing::warn!(error = %e, "old signaling tickets could not be deleted");
+            if let Err(e) = super::store::sweep_seats(&db, Utc::now()).await {
+                tracing::warn!(error = %e, "old signaling seats could not be deleted");
             }
         }
     }

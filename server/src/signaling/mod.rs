@@ -9,7 +9,7 @@
 //! - [`hub`]: the rooms of this instance, the bus their events travel on, the recorder.
 //! - [`nats`]: the bus between several instances, over NATS JetStream (`nats_url`).
 //! - [`ws`]: one WebSocket connection: limits, heartbeats, the bounded outbox.
-//! - [`tickets`]: single-use 30 s tickets, so no long-lived token appears in a URL.
+//! - [`tickets`]: signed single-use 30 s tickets, so no long-lived token appears in a URL.
 //! - [`turn`]: short-lived TURN credentials (TURN REST API scheme, as coturn checks them).
 //!
 //! `POST /api/v1/consultations/{id}/join` checks that the caller takes part in a scheduled or
@@ -66,9 +66,12 @@ pub fn routes() -> Routes {
 /// Starts the signaling hub for a configuration: room limits, and the in-process bus or,
 /// with a NATS client (connected from `nats_url` with [`nats::connect`]), the NATS bus
 /// (start-up fails when NATS has no JetStream).
+/// Starts signaling; tickets are signed with a key derived from `secret` (the access tokens'
+/// signing secret, which every instance shares).
 pub async fn start(
     config: &Config,
     db: crate::db::Db,
+    secret: &[u8],
     nats: Option<async_nats::Client>,
 ) -> anyhow::Result<Arc<RoomHub>> {
     if config.turn_secret.is_empty() && config.turn_urls.iter().any(|u| u.starts_with("turn")) {
@@ -87,7 +90,7 @@ pub async fn start(
     // instance holding its new socket.
     let ice_config = config.clone();
     let ice: hub::IceSource = Arc::new(move |user_id: &str| ice_servers(&ice_config, user_id, Utc::now()));
-    Ok(RoomHub::start(db, limits, bus, ice))
+    Ok(RoomHub::start(db, tickets::TicketKey::derive(secret), limits, bus, ice))
 }
 
 /// A new participant id: 72 random bits, short enough to read in logs.
@@ -215,7 +218,7 @@ async fn join(
             return Err(err);
         }
     }
-    let (ticket, expires) = state.signaling.tickets.issue(&id, &user.id, role.as_str(), now).await?;
+    let (ticket, expires) = state.signaling.tickets.issue(&id, &user.id, role.as_str(), now);
     let ws_url = format!("{}/api/v1/rtc?ticket={ticket}", ws_origin(&headers, &state.config));
     Ok((
         StatusCode::OK,

@@ -1,9 +1,9 @@
-//! All of signaling's SQL: tickets (written, redeemed, swept), seats (stored with their
-//! ticket's redemption, rotated at each resume, kept, swept), the room recorder's chat lines
+//! All of signaling's SQL: seats (stored when a ticket is redeemed, rotated at each resume,
+//! kept, swept), the room recorder's chat lines
 //! and timeline, and the one read a join makes.
 
 use super::room::TimelineEntry;
-use super::tickets::{NewTicket, Redeemed, Redemption, Rotation, Seat, SeatResumed, Ticket};
+use super::tickets::{Redeemed, Redemption, Rotation, Seat, SeatResumed, Ticket};
 use crate::auth::AuthUser;
 use crate::db::filter::Filtered;
 use crate::db::{batch, ts, Db};
@@ -21,123 +21,96 @@ const ADMITTED: &str = "CASE WHEN t.room_role = 'patient' THEN
        ORDER BY e.at DESC, e.id DESC LIMIT 1)
    END";
 
-pub(super) async fn insert_tickets(db: &Db, rows: &[NewTicket]) -> ApiResult<()> {
-    let sql = format!(
-        "INSERT INTO signaling_tickets (token_hash, consultation_id, user_id, room_role, expires_at, created_at) VALUES {}",
-        batch::values(rows.len(), 6, 1)
-    );
-    let mut q = sqlx::query(&sql);
-    for r in rows {
-        q = q
-            .bind(&r.token_hash)
-            .bind(&r.consultation_id)
-            .bind(&r.user_id)
-            .bind(&r.room_role)
-            .bind(&r.expires_at)
-            .bind(&r.created_at);
-    }
-    let _turn = db.write_turn().await;
-    q.execute(&db.pool).await?;
-    Ok(())
-}
-
-/// A ticket just used: its hash, consultation, user and room role.
-type UsedTicket = (String, String, String, String);
-
-/// Marks the tickets used, if they are unused and unexpired (one conditional UPDATE, which
-/// makes "exactly once" hold under concurrency on both backends), stores the seat of each
-/// ticket used (its participant and the hash of its first resume token, valid until
-/// `seat_expires`) in the same transaction, and reads what each ticket admits. One answer
-/// per ticket, in order; a ticket given twice is admitted once.
+/// Stores the seat each ticket gives, if the ticket was not used before, its account is
+/// active and its holder takes part in the consultation: one conditional `INSERT` whose
+/// unique index on the ticket's hash makes "exactly once" hold under concurrency on both
+/// backends and on every instance (the seat holds its participant, the hash of its first
+/// resume token, the account's token generation now, and lasts until `seat_expires`). Then
+/// reads what each seat admits. One answer per ticket, in order; a ticket given twice is
+/// admitted once. The tickets' signatures and expiry were checked before.
 pub(super) async fn use_up(
     db: &Db,
     rows: &[Redemption],
     now: DateTime<Utc>,
     seat_expires: DateTime<Utc>,
 ) -> ApiResult<Vec<Redeemed>> {
-    let update = format!(
-        "UPDATE signaling_tickets SET used_at = $1 WHERE token_hash IN ({}) AND used_at IS NULL AND expires_at > $1
-         RETURNING token_hash, consultation_id, user_id, room_role",
-        batch::list(rows.len(), 2)
+    const COLUMNS: usize = 6;
+    let insert = format!(
+        "WITH v (participant_id, consultation_id, user_id, room_role, resume_hash, ticket_hash) AS (VALUES {})
+         INSERT INTO signaling_seats
+               (participant_id, consultation_id, user_id, room_role, resume_hash, generation, ticket_hash, expires_at, created_at)
+         SELECT v.participant_id, v.consultation_id, v.user_id, v.room_role, v.resume_hash, u.token_generation, v.ticket_hash, $1, $2
+           FROM v JOIN users u ON u.id = v.user_id AND u.active = 1
+          WHERE EXISTS (SELECT 1 FROM consultation_participants p
+                         WHERE p.consultation_id = v.consultation_id AND p.user_id = v.user_id AND p.status <> 'declined')
+         ON CONFLICT (ticket_hash) DO NOTHING
+         RETURNING participant_id",
+        batch::values(rows.len(), COLUMNS, 3)
     );
-    let mut q = sqlx::query_as::<_, UsedTicket>(&update).bind(ts(now));
+    let mut q = sqlx::query_as::<_, (String,)>(&insert).bind(ts(seat_expires)).bind(ts(now));
     for r in rows {
-        q = q.bind(&r.ticket_hash);
+        let c = &r.claims;
+        q = q
+            .bind(&r.participant_id)
+            .bind(&c.consultation_id)
+            .bind(&c.user_id)
+            .bind(&c.room_role)
+            .bind(super::tickets::hash(&super::tickets::resume_token_with(&c.consultation_id, &r.resume_secret)))
+            .bind(&r.ticket_hash);
     }
-    let mut tx = db.begin_write().await?;
-    let used: Vec<UsedTicket> = q.fetch_all(&mut *tx).await?;
-    if !used.is_empty() {
-        // A ticket given twice in one batch is used once: its first redemption takes the seat.
-        let mut seen = std::collections::HashSet::new();
-        let seats: Vec<(&Redemption, &UsedTicket)> = used
-            .iter()
-            .filter_map(|u| rows.iter().find(|r| r.ticket_hash == u.0).map(|r| (r, u)))
-            .filter(|(r, _)| seen.insert(r.ticket_hash.as_str()))
-            .collect();
-        let insert = format!(
-            "INSERT INTO signaling_seats
-               (participant_id, consultation_id, user_id, room_role, resume_hash, expires_at, created_at) VALUES {}",
-            batch::values(seats.len(), 7, 1)
-        );
-        let mut q = sqlx::query(&insert);
-        for (r, (_, consultation_id, user_id, room_role)) in &seats {
-            q = q
-                .bind(&r.participant_id)
-                .bind(consultation_id)
-                .bind(user_id)
-                .bind(room_role)
-                .bind(super::tickets::hash(&super::tickets::resume_token_with(consultation_id, &r.resume_secret)))
-                .bind(ts(seat_expires))
-                .bind(ts(now));
-        }
-        q.execute(&mut *tx).await?;
-        // The account's token generation now: a seat outlives its tokens no more than they do.
-        let generation = format!(
-            "UPDATE signaling_seats SET generation = (SELECT u.token_generation FROM users u WHERE u.id = signaling_seats.user_id)
-              WHERE participant_id IN ({})",
-            batch::list(seats.len(), 1)
-        );
-        let mut q = sqlx::query(&generation);
-        for (r, _) in &seats {
-            q = q.bind(&r.participant_id);
-        }
-        q.execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    let mut admitted: HashMap<String, Redeemed> = HashMap::new();
-    if !used.is_empty() {
+    let turn = db.write_turn().await;
+    let seated: Vec<(String,)> = q.fetch_all(&db.pool).await?;
+    drop(turn);
+    let mut answers: HashMap<String, Redeemed> = HashMap::new();
+    if !seated.is_empty() {
         let select = format!(
-            "SELECT t.token_hash, t.consultation_id, t.user_id, u.display_name, t.room_role, p.role, {ADMITTED}
-               FROM signaling_tickets t JOIN users u ON u.id = t.user_id AND u.active = 1
-               LEFT JOIN consultation_participants p
-                 ON p.consultation_id = t.consultation_id AND p.user_id = t.user_id AND p.status <> 'declined'
-              WHERE t.token_hash IN ({})",
-            batch::list(used.len(), 1)
+            "SELECT t.participant_id, u.display_name, {ADMITTED}
+               FROM signaling_seats t JOIN users u ON u.id = t.user_id
+              WHERE t.participant_id IN ({})",
+            batch::list(seated.len(), 1)
         );
-        type Row = (String, String, String, String, String, Option<String>, Option<String>);
-        let mut q = sqlx::query_as::<_, Row>(&select);
-        for (h, ..) in &used {
-            q = q.bind(h);
+        let mut q = sqlx::query_as::<_, (String, String, Option<String>)>(&select);
+        for (p,) in &seated {
+            q = q.bind(p);
         }
-        for (h, consultation_id, user_id, display_name, room_role, participant, last) in q.fetch_all(&db.pool).await? {
-            let r = match participant {
-                Some(_) => Redeemed::Admitted(Ticket {
-                    consultation_id,
-                    user_id,
-                    display_name,
-                    room_role,
-                    admitted: last.as_deref() == Some("admitted"),
-                }),
-                None => Redeemed::NotParticipant,
+        for (participant, display_name, last) in q.fetch_all(&db.pool).await? {
+            let Some(r) = rows.iter().find(|r| r.participant_id == participant) else { continue };
+            let c = &r.claims;
+            let ticket = Ticket {
+                consultation_id: c.consultation_id.clone(),
+                user_id: c.user_id.clone(),
+                display_name,
+                room_role: c.room_role.clone(),
+                admitted: last.as_deref() == Some("admitted"),
             };
-            admitted.insert(h, r);
+            answers.insert(participant, Redeemed::Admitted(ticket));
         }
     }
-    let mut answers: Vec<Redeemed> = Vec::with_capacity(rows.len());
+    let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        answers.push(admitted.remove(&r.ticket_hash).unwrap_or(Redeemed::Invalid));
+        match answers.remove(&r.participant_id) {
+            Some(a) => out.push(a),
+            None => out.push(why_not_seated(db, r).await?),
+        }
     }
-    Ok(answers)
+    Ok(out)
+}
+
+/// Why a ticket took no seat: used before (or a second time in the same batch), its account
+/// no longer active (both `Invalid`, as an unknown ticket), or its holder no longer taking part.
+async fn why_not_seated(db: &Db, r: &Redemption) -> ApiResult<Redeemed> {
+    let (used, active, participant): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM signaling_seats WHERE ticket_hash = $1),
+                (SELECT COUNT(*) FROM users WHERE id = $2 AND active = 1),
+                (SELECT COUNT(*) FROM consultation_participants
+                  WHERE consultation_id = $3 AND user_id = $2 AND status <> 'declined')",
+    )
+    .bind(&r.ticket_hash)
+    .bind(&r.claims.user_id)
+    .bind(&r.claims.consultation_id)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(if used == 0 && active > 0 && participant == 0 { Redeemed::NotParticipant } else { Redeemed::Invalid })
 }
 
 /// Replaces the resume token hash of each stored seat presented (`old` → `new`), if the seat
@@ -246,18 +219,14 @@ pub(super) async fn keep_seats(db: &Db, participants: &[String], until: DateTime
     Ok(())
 }
 
-/// Deletes tickets and seats that expired more than an hour ago (they can no longer be
-/// used; the room's timeline keeps who was there).
-pub async fn sweep_tickets(db: &Db, now: DateTime<Utc>) -> ApiResult<u64> {
-    let mut n = 0;
-    for table in ["signaling_tickets", "signaling_seats"] {
-        n += sqlx::query(&format!("DELETE FROM {table} WHERE expires_at < $1"))
-            .bind(ts(now - TimeDelta::hours(1)))
-            .execute(&mut *db.writer().await?)
-            .await?
-            .rows_affected();
-    }
-    Ok(n)
+/// Deletes seats that expired more than an hour ago (they can no longer be resumed, and
+/// their tickets expired long before; the room's timeline keeps who was there).
+pub async fn sweep_seats(db: &Db, now: DateTime<Utc>) -> ApiResult<u64> {
+    Ok(sqlx::query("DELETE FROM signaling_seats WHERE expires_at < $1")
+        .bind(ts(now - TimeDelta::hours(1)))
+        .execute(&mut *db.writer().await?)
+        .await?
+        .rows_affected())
 }
 
 /// A chat line of a consultation's room (its audit event is written by the recorder after
