@@ -627,3 +627,43 @@ async fn live_notifications_and_reminders(app: &TestApp) {
     assert_eq!(unread["items"].as_array().unwrap().len(), inbox["items"].as_array().unwrap().len() - 1);
 }
 db_test!(live_notifications_and_reminders);
+
+/// A consultation starts when both sides are in its room; an instance starts the rooms that
+/// filled meanwhile in one batch. The batch starts what may start, each once, with the
+/// transition its detail shows as for a start made alone, and leaves every other state alone.
+async fn a_batch_of_starts_starts_each_startable_consultation_once(app: &TestApp) {
+    use teleconsult::consultations::store::start_many;
+    let (scheduled, _) = app.consultation().booked().await;
+    let accepted = app.consultation().accepted().await;
+    let requested = app.consultation().requested().await;
+    let (running, _) = app.consultation().booked().await;
+    let db = &app.state.db;
+    assert_eq!(start_many(db, std::slice::from_ref(&running)).await.unwrap(), vec![running.clone()]);
+    let batch = [&scheduled, &requested, &running, &accepted, &scheduled, &"no-such-consultation".to_string()]
+        .map(|s| s.to_string());
+    assert_eq!(start_many(db, &batch).await.unwrap(), vec![scheduled.clone(), accepted.clone()]);
+    assert_eq!(start_many(db, &batch).await.unwrap(), Vec::<String>::new(), "a second batch starts nothing");
+
+    let li = app.login("dr.li").await;
+    for (id, state, started_from) in [
+        (&scheduled, "in_progress", Some("scheduled")),
+        (&accepted, "in_progress", Some("accepted")),
+        (&requested, "requested", None),
+        (&running, "in_progress", Some("scheduled")),
+    ] {
+        let (status, c) = app.get(&format!("/api/v1/consultations/{id}"), &li).await;
+        assert_eq!(status, 200, "{c}");
+        assert_eq!(c["state"], state, "{c}");
+        let starts: Vec<&Value> = c["transitions"].as_array().unwrap().iter().filter(|t| t["action"] == "start").collect();
+        match started_from {
+            Some(from) => {
+                assert_eq!(starts.len(), 1, "one start each: {c}");
+                assert_eq!(starts[0]["from_state"], from, "{c}");
+                assert_eq!(starts[0]["to_state"], "in_progress", "{c}");
+                assert_eq!(starts[0]["actor_id"], Value::Null, "the system starts it: {c}");
+            }
+            None => assert!(starts.is_empty(), "{c}"),
+        }
+    }
+}
+db_test!(a_batch_of_starts_starts_each_startable_consultation_once);

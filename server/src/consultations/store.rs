@@ -257,6 +257,82 @@ pub async fn apply_action(
     Ok(to)
 }
 
+/// Starts those of `ids` that the state machine lets start (a system action: no actor), in
+/// one transaction of the same statements as [`apply_action`] whatever their number: the
+/// rows locked and read, the new state stored, a transition row each. A consultation that
+/// cannot start (already in progress, as every room is after a restart; cancelled; unknown)
+/// is left as it is. Returns the ids started, in the order given.
+pub async fn start_many(db: &Db, ids: &[String]) -> ApiResult<Vec<String>> {
+    let mut started = Vec::new();
+    for chunk in ids.chunks(500) {
+        let mut tx = db.begin_write().await?;
+        // The lock of `lock`, over the rows that may start: they keep their state meanwhile.
+        let sql = format!(
+            "UPDATE consultations SET updated_at = updated_at WHERE id IN ({}) AND state IN ('scheduled', 'accepted')
+             RETURNING id, state",
+            crate::db::batch::list(chunk.len(), 1)
+        );
+        let mut q = sqlx::query_as::<_, (String, String)>(&sql);
+        for id in chunk {
+            q = q.bind(id);
+        }
+        let mut locked: HashMap<String, String> = q.fetch_all(&mut *tx).await?.into_iter().collect();
+        let mut moves = Vec::new();
+        for id in chunk {
+            // `remove`: an id given twice starts once.
+            let Some(state) = locked.remove(id) else { continue };
+            let from = State::try_from(state).map_err(ApiError::internal)?;
+            if let Ok(to) = transition(from, &Action::Start) {
+                moves.push((id, from, to));
+            }
+        }
+        if moves.is_empty() {
+            tx.commit().await?;
+            continue;
+        }
+        let now = now_ts();
+        let mut targets: Vec<State> = Vec::new();
+        for m in &moves {
+            if !targets.contains(&m.2) {
+                targets.push(m.2);
+            }
+        }
+        for to in targets {
+            let ids: Vec<&String> = moves.iter().filter(|m| m.2 == to).map(|m| m.0).collect();
+            let sql = format!(
+                "UPDATE consultations SET state = $1, updated_at = $2 WHERE id IN ({})",
+                crate::db::batch::list(ids.len(), 3)
+            );
+            let mut q = sqlx::query(&sql).bind(to.as_str()).bind(&now);
+            for id in ids {
+                q = q.bind(id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        let sql = format!(
+            "INSERT INTO consultation_transitions (id, consultation_id, from_state, to_state, action, actor_id, reason, at)
+             VALUES {}",
+            crate::db::batch::values(moves.len(), 8, 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for (id, from, to) in &moves {
+            q = q
+                .bind(new_id())
+                .bind(*id)
+                .bind(from.as_str())
+                .bind(to.as_str())
+                .bind(Action::Start.name())
+                .bind(None::<String>)
+                .bind("")
+                .bind(&now);
+        }
+        q.execute(&mut *tx).await?;
+        tx.commit().await?;
+        started.extend(moves.into_iter().map(|(id, _, _)| id.clone()));
+    }
+    Ok(started)
+}
+
 // ---------------------------------------------------------------------------------------
 // Reading a consultation for its detail and lists
 // ---------------------------------------------------------------------------------------

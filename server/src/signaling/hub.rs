@@ -812,32 +812,38 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
         super::store::insert_timeline(&mut tx, chunk).await?;
     }
     tx.commit().await?;
-    // Rooms are independent: their audit events, starts and ends run side by side (a busy
-    // instance starts hundreds of consultations a second, one transaction each); each room's
-    // start still comes before its end, since the ends wait for every start of the batch.
+    // Rooms are independent: their audit events and ends run side by side; each room's start
+    // still comes before its end, since the ends wait for every start of the batch.
     let audited = futures_util::future::join_all(audits.into_iter().map(|(room, id, actor)| async move {
         let patient = super::store::patient_of(db, &room).await?;
         crate::audit::event(&actor, "create", "consultation_message", &id).maybe_patient(patient).record(db).await
     }))
     .await;
-    // Only consultations still scheduled (or accepted) can start: the others (already in progress, as every
-    // room is after a restart when its participants come back) are read in one statement
-    // instead of one write transaction each, which on SQLite would queue behind one another.
-    let starts = match super::store::still_scheduled(db, &starts).await {
-        Ok(s) => s,
+    // The batch's starts in one transaction (a busy instance starts hundreds of consultations
+    // a second); those already in progress, as every room is after a restart when its
+    // participants come back, are only read. If the batch cannot be written (on PostgreSQL, a
+    // deadlock with another instance's batch over the same rooms), each room is started on
+    // its own, as an action through the API is.
+    match crate::consultations::store::start_many(db, &starts).await {
+        Ok(started) => {
+            for room in started {
+                tracing::info!(consultation = %room, "consultation in progress: both sides are in the room");
+            }
+        }
         Err(e) => {
-            tracing::warn!(error = %e, "could not read which consultations are still scheduled");
-            starts
+            tracing::warn!(error = %e, rooms = starts.len(), "the batch of consultation starts failed; starting them one by one");
+            futures_util::future::join_all(starts.iter().map(|room| async move {
+                match crate::consultations::store::apply_action(db, room, None, &Action::Start).await {
+                    Ok(_) => {
+                        tracing::info!(consultation = %room, "consultation in progress: both sides are in the room")
+                    }
+                    Err(e) if e.code == Problem::InvalidTransition => {}
+                    Err(e) => tracing::error!(consultation = %room, error = %e, "could not start the consultation"),
+                }
+            }))
+            .await;
         }
-    };
-    futures_util::future::join_all(starts.iter().map(|room| async move {
-        match crate::consultations::store::apply_action(db, room, None, &Action::Start).await {
-            Ok(_) => tracing::info!(consultation = %room, "consultation in progress: both sides are in the room"),
-            Err(e) if e.code == Problem::InvalidTransition => {}
-            Err(e) => tracing::error!(consultation = %room, error = %e, "could not start the consultation"),
-        }
-    }))
-    .await;
+    }
     futures_util::future::join_all(ends.iter().map(|(room, by_user)| async move {
         match crate::scheduling::visit::end_call(db, room, by_user).await {
             Ok(()) => tracing::info!(consultation = %room, "the call was ended for everyone"),

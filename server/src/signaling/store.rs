@@ -282,23 +282,6 @@ pub(super) async fn insert_timeline(
     Ok(())
 }
 
-/// Those of `rooms` whose consultation can still start (scheduled or accepted).
-pub(super) async fn still_scheduled(db: &Db, rooms: &[String]) -> ApiResult<Vec<String>> {
-    let mut scheduled = std::collections::HashSet::new();
-    for chunk in rooms.chunks(500) {
-        let sql = format!(
-            "SELECT id FROM consultations WHERE id IN ({}) AND state IN ('scheduled', 'accepted')",
-            batch::list(chunk.len(), 1)
-        );
-        let mut q = sqlx::query_as::<_, (String,)>(&sql);
-        for r in chunk {
-            q = q.bind(r);
-        }
-        scheduled.extend(q.fetch_all(&db.pool).await?.into_iter().map(|(id,)| id));
-    }
-    Ok(rooms.iter().filter(|r| scheduled.contains(*r)).cloned().collect())
-}
-
 /// The patient of a consultation (for the audit event of a chat line).
 pub(super) async fn patient_of(db: &Db, consultation: &str) -> ApiResult<Option<String>> {
     let row: Option<(String,)> = sqlx::query_as("SELECT patient_id FROM consultations WHERE id = $1")
