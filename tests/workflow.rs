@@ -654,7 +654,8 @@ async fn a_batch_of_starts_starts_each_startable_consultation_once(app: &TestApp
         let (status, c) = app.get(&format!("/api/v1/consultations/{id}"), &li).await;
         assert_eq!(status, 200, "{c}");
         assert_eq!(c["state"], state, "{c}");
-        let starts: Vec<&Value> = c["transitions"].as_array().unwrap().iter().filter(|t| t["action"] == "start").collect();
+        let starts: Vec<&Value> =
+            c["transitions"].as_array().unwrap().iter().filter(|t| t["action"] == "start").collect();
         match started_from {
             Some(from) => {
                 assert_eq!(starts.len(), 1, "one start each: {c}");
