@@ -222,25 +222,43 @@ pub async fn apply_locked(
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    sqlx::query(
-        "INSERT INTO consultation_transitions (id, consultation_id, from_state, to_state, action, actor_id, reason, at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(new_id())
-    .bind(id)
-    .bind(from.as_str())
-    .bind(to.as_str())
-    .bind(action.name())
-    .bind(actor_id)
-    .bind(action.reason().map(|r| r.as_str().to_string()).unwrap_or_default())
-    .bind(&now)
-    .execute(&mut *conn)
-    .await?;
+    insert_transitions(conn, &[(id, from, to)], action, actor_id, &now).await?;
     if to == State::Completed {
         // The appointment closes with the consultation (attended or no-show).
         super::visit::close_appointments(conn, id).await?;
     }
     Ok(to)
+}
+
+/// Stores the transitions `(consultation, from, to)` that `action` made at `now`, in one
+/// statement.
+async fn insert_transitions(
+    conn: &mut sqlx::AnyConnection,
+    moves: &[(&str, State, State)],
+    action: &Action,
+    actor_id: Option<&str>,
+    now: &str,
+) -> ApiResult<()> {
+    let sql = format!(
+        "INSERT INTO consultation_transitions (id, consultation_id, from_state, to_state, action, actor_id, reason, at)
+         VALUES {}",
+        crate::db::batch::values(moves.len(), 8, 1)
+    );
+    let reason = action.reason().map(|r| r.as_str().to_string()).unwrap_or_default();
+    let mut q = sqlx::query(&sql);
+    for (id, from, to) in moves {
+        q = q
+            .bind(new_id())
+            .bind(*id)
+            .bind(from.as_str())
+            .bind(to.as_str())
+            .bind(action.name())
+            .bind(actor_id)
+            .bind(reason.clone())
+            .bind(now);
+    }
+    q.execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// Applies `action` in its own transaction and returns the new state.
@@ -309,24 +327,8 @@ pub async fn start_many(db: &Db, ids: &[String]) -> ApiResult<Vec<String>> {
             }
             q.execute(&mut *tx).await?;
         }
-        let sql = format!(
-            "INSERT INTO consultation_transitions (id, consultation_id, from_state, to_state, action, actor_id, reason, at)
-             VALUES {}",
-            crate::db::batch::values(moves.len(), 8, 1)
-        );
-        let mut q = sqlx::query(&sql);
-        for (id, from, to) in &moves {
-            q = q
-                .bind(new_id())
-                .bind(*id)
-                .bind(from.as_str())
-                .bind(to.as_str())
-                .bind(Action::Start.name())
-                .bind(None::<String>)
-                .bind("")
-                .bind(&now);
-        }
-        q.execute(&mut *tx).await?;
+        let moved: Vec<(&str, State, State)> = moves.iter().map(|(id, from, to)| (id.as_str(), *from, *to)).collect();
+        insert_transitions(&mut tx, &moved, &Action::Start, None, &now).await?;
         tx.commit().await?;
         started.extend(moves.into_iter().map(|(id, _, _)| id.clone()));
     }
