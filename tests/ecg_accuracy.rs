@@ -839,3 +839,194 @@ fn a_ge_dicom_with_scpecg_codes_and_atrial_fibrillation_is_flagged() {
         assert!(m.findings.is_empty(), "{path}: {:?}", m.findings);
     }
 }
+
+/// One wave annotated on one lead of a LUDB record: onset, peak and offset in samples.
+#[derive(Debug, Clone, Copy)]
+struct Wave {
+    onset: u64,
+    peak: u64,
+    offset: u64,
+}
+
+/// The P, QRS and T waves of one lead's LUDB annotation file (`(` onset, `p`/`N`/`t` peak,
+/// `)` offset: WFDB codes 39, 24/1/27, 40). A peak without its onset or offset is left out.
+fn ludb_waves(annotations: &[ecg::wfdb::Annotation]) -> [Vec<Wave>; 3] {
+    const ONSET: u8 = 39;
+    const OFFSET: u8 = 40;
+    let mut waves: [Vec<Wave>; 3] = Default::default();
+    for (i, a) in annotations.iter().enumerate() {
+        let kind = match a.code {
+            24 => 0,
+            1 => 1,
+            27 => 2,
+            _ => continue,
+        };
+        let onset = i.checked_sub(1).map(|j| &annotations[j]).filter(|b| b.code == ONSET);
+        let offset = annotations.get(i + 1).filter(|b| b.code == OFFSET);
+        if let (Some(on), Some(off)) = (onset, offset) {
+            waves[kind].push(Wave { onset: on.sample, peak: a.sample, offset: off.sample });
+        }
+    }
+    waves
+}
+
+/// The cardiologists' global intervals of a LUDB record (ms), from the per-lead annotations:
+/// for each beat, the earliest P and QRS onsets and the latest QRS offset and T end over the
+/// leads that annotate them (the CSE / IEC 60601-2-25 global convention), then the median over
+/// the annotated beats. Beats are the QRS peaks of the lead annotating the most of them; a
+/// lead's wave belongs to a beat when its QRS peak is within 80 ms, its P peak before the QRS
+/// onset and after the previous beat, its T peak after the QRS and before the next beat.
+fn ludb_reference(leads: &[[Vec<Wave>; 3]], fs: f64, median_lead: bool) -> [Option<f64>; 3] {
+    let ms = |samples: f64| samples * 1000.0 / fs;
+    let Some(anchor) = leads.iter().max_by_key(|l| l[1].len()) else {
+        return [None; 3];
+    };
+    let near = (0.080 * fs) as u64;
+    let mut per_quantity: [Vec<f64>; 3] = Default::default();
+    for (b, r) in anchor[1].iter().enumerate() {
+        let previous = b.checked_sub(1).map(|p| anchor[1][p].peak).unwrap_or(0);
+        let next = anchor[1].get(b + 1).map(|n| n.peak).unwrap_or(u64::MAX);
+        let (mut p_ons, mut q_ons, mut q_offs, mut t_ends) = (vec![], vec![], vec![], vec![]);
+        for lead in leads {
+            let Some(qrs) = lead[1].iter().find(|w| w.peak.abs_diff(r.peak) <= near) else {
+                continue;
+            };
+            q_ons.push(qrs.onset);
+            q_offs.push(qrs.offset);
+            if let Some(p) = lead[0].iter().find(|w| w.peak > previous && w.offset <= qrs.onset) {
+                p_ons.push(p.onset);
+            }
+            if let Some(t) = lead[2].iter().find(|w| w.peak > qrs.offset && w.peak < next) {
+                t_ends.push(t.offset);
+            }
+        }
+        let pick = |mut v: Vec<u64>, earliest: bool, none: u64| -> u64 {
+            if v.is_empty() {
+                return none;
+            }
+            v.sort_unstable();
+            if median_lead {
+                v[v.len() / 2]
+            } else if earliest {
+                v[0]
+            } else {
+                v[v.len() - 1]
+            }
+        };
+        let (p_on, q_on, q_off, t_end) =
+            (pick(p_ons, true, u64::MAX), pick(q_ons, true, u64::MAX), pick(q_offs, false, 0), pick(t_ends, false, 0));
+        if q_on == u64::MAX {
+            continue;
+        }
+        if p_on < q_on {
+            per_quantity[0].push(ms((q_on - p_on) as f64));
+        }
+        per_quantity[1].push(ms((q_off - q_on) as f64));
+        if t_end > q_off {
+            per_quantity[2].push(ms((t_end - q_on) as f64));
+        }
+    }
+    per_quantity.map(|mut v| {
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    })
+}
+
+/// Intervals against the cardiologists' manual delineation of the Lobachevsky University
+/// database (LUDB, 200 ten-second 12-lead records, ODC-By 1.0; see `docs/ecg.md` for where a
+/// copy is). Reports mean ± SD of (ours − cardiologists) per interval, over all records and
+/// over the sinus-rhythm records without pacing; asserts only that the records read.
+#[test]
+#[ignore = "needs the LUDB records in $ECG_LUDB_DIR"]
+fn intervals_against_the_cardiologists_on_the_ludb_records_in_ecg_ludb_dir() {
+    const LEADS: [&str; 12] = ["i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6"];
+    const NAMES: [&str; 3] = ["PR", "QRS", "QT"];
+    let dir = std::env::var("ECG_LUDB_DIR").expect("set ECG_LUDB_DIR to LUDB's data folder");
+    let mut names: Vec<u32> = std::fs::read_dir(&dir)
+        .expect("ECG_LUDB_DIR readable")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".hea")?.parse().ok())
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no .hea in {dir}");
+    let verbose = std::env::var_os("ECG_LUDB_VERBOSE").is_some();
+    // Differences (ours − cardiologists): [all, sinus without pacing][quantity].
+    let mut differences: [[Vec<f64>; 3]; 2] = Default::default();
+    let mut unmeasured = [[0usize; 3]; 2];
+    let mut extra = [[0usize; 3]; 2];
+    // Records by [labelled atrial fibrillation][flagged as possible atrial fibrillation].
+    let mut af_flags = [[0usize; 2]; 2];
+    for name in names {
+        let read = |ext: &str| std::fs::read(format!("{dir}/{name}.{ext}")).expect("record file");
+        let (hea, dat) = (read("hea"), read("dat"));
+        let record = parse(&[(format!("{name}.hea").as_str(), &hea), (format!("{name}.dat").as_str(), &dat)])
+            .expect("record parses");
+        let header = String::from_utf8_lossy(&hea).to_lowercase();
+        let sinus = header.contains("rhythm: sinus") && !header.contains("pacing") && !header.contains("pacemaker");
+        let leads: Vec<[Vec<Wave>; 3]> = LEADS
+            .iter()
+            .map(|lead| ludb_waves(&ecg::wfdb::parse_annotations(lead, &read(lead)).expect("annotations")))
+            .collect();
+        let median_lead = std::env::var_os("ECG_LUDB_MEDIAN_LEAD").is_some();
+        let reference = ludb_reference(&leads, record.sample_rate_hz, median_lead);
+        let m = analyze(&record);
+        let ours = [m.pr_ms, m.qrs_ms, m.qt_ms];
+        let flagged = m.findings.iter().any(|f| f.code == "possible_atrial_fibrillation");
+        let fibrillation = header.contains("rhythm: atrial fibrillation");
+        af_flags[usize::from(fibrillation)][usize::from(flagged)] += 1;
+        if verbose {
+            let cell = |o: Option<f64>, t: Option<f64>| match (o, t) {
+                (Some(o), Some(t)) => format!("{o} / {t} ({:+})", o - t),
+                (o, t) => format!("{:?} / {:?}", o, t),
+            };
+            println!(
+                "| {name} | {} | {} | {} | {} |",
+                if sinus { "sinus" } else { "other" },
+                cell(ours[0], reference[0]),
+                cell(ours[1], reference[1]),
+                cell(ours[2], reference[2])
+            );
+        }
+        for q in 0..3 {
+            for (k, counts) in [true, sinus].into_iter().enumerate() {
+                if !counts {
+                    continue;
+                }
+                match (ours[q], reference[q]) {
+                    (Some(o), Some(t)) => differences[k][q].push(o - t),
+                    (None, Some(_)) => unmeasured[k][q] += 1,
+                    (Some(_), None) => extra[k][q] += 1,
+                    (None, None) => {}
+                }
+            }
+        }
+    }
+    println!("| interval | records | n | mean difference (ms) | SD (ms) | |d| ≤ 20 ms | not measured | measured, not annotated |");
+    for (k, label) in ["all", "sinus, not paced"].iter().enumerate() {
+        for q in 0..3 {
+            let d = &differences[k][q];
+            let (mean, sd) = mean_sd(d);
+            let within = d.iter().filter(|x| x.abs() <= 20.0).count();
+            println!(
+                "| {} | {label} | {} | {mean:+.1} | {sd:.1} | {:.0} % | {} | {} |",
+                NAMES[q],
+                d.len(),
+                100.0 * within as f64 / d.len().max(1) as f64,
+                unmeasured[k][q],
+                extra[k][q]
+            );
+        }
+    }
+    println!(
+        "| possible atrial fibrillation flagged | on {} of {} records labelled atrial fibrillation | on {} of {} others |",
+        af_flags[1][1],
+        af_flags[1][0] + af_flags[1][1],
+        af_flags[0][1],
+        af_flags[0][0] + af_flags[0][1]
+    );
+    assert!(differences[0][1].len() >= 190, "QRS measured and annotated on most records");
+}

@@ -240,6 +240,14 @@ const POST_S: f64 = 0.650;
 /// The window of the area method for the T end: 128 ms, the window of Zhang et al. (2006)
 /// (32 samples at 250 Hz).
 const T_END_AREA_WINDOW_S: f64 = 0.128;
+/// The T wave's window ends this long before the next QRS (the R peak a short RR later).
+const NEXT_QRS_MARGIN_S: f64 = 0.060;
+/// A lead's T peak is looked for this close to the T apex over the leads.
+const T_PEAK_NEAR_S: f64 = 0.080;
+/// The steepest point of a T wave's descending limb is looked for this long after its peak ...
+const T_STEEPEST_WITHIN_S: f64 = 0.120;
+/// ... and its end this long after the steepest point.
+const T_END_WITHIN_S: f64 = 0.150;
 /// A lead's T end counts towards the global T end when its T wave is at least this fraction
 /// of the tallest T wave's amplitude (and [`MIN_WAVE_UV`]); flatter T waves give a corner that
 /// is mostly noise. (A tenth or a fifth brings the GE files closer to 12SL but the Mortara
@@ -257,6 +265,10 @@ const ST_SLOPE_FROM_S: f64 = 0.060;
 const ST_SLOPE_TO_S: f64 = 0.160;
 /// The QRS offset's threshold is at least this many times the ST segment's median slope.
 const ST_SLOPE_FACTOR: f64 = 2.0;
+/// ... but raised by no more than this fraction of the QRS's steepest summed slope above the
+/// floor (the acutely elevated ST segment of the HeartStart MRx recording raises it by 0.10;
+/// inside the wide QRS of a bundle branch block the window gives 0.5–0.6).
+const ST_SLOPE_MAX_FRACTION: f64 = 0.2;
 
 /// Median beats of the independent leads, each `PRE_S + POST_S` long with the R peak at
 /// `PRE_S`. `None` with fewer than 3 complete beats.
@@ -368,9 +380,19 @@ pub fn intervals(record: &EcgRecord, r_peaks: &[usize]) -> Intervals {
     let Some(beats) = median_beats(record, r_peaks) else {
         return Intervals::default();
     };
-    let mut rr: Vec<f64> = r_peaks.windows(2).map(|w| (w[1] - w[0]) as f64).collect();
-    let median_rr = median_in_place(&mut rr).unwrap_or(fs);
-    delineate(&beats, fs, median_rr / fs)
+    let (rr_s, short_rr_s) = rr_summary(r_peaks, fs);
+    delineate(&beats, fs, rr_s, short_rr_s)
+}
+
+/// The median RR and a short one (the lower quartile), in seconds; 1 s without two beats.
+fn rr_summary(r_peaks: &[usize], fs: f64) -> (f64, f64) {
+    let mut rr: Vec<f64> = r_peaks.windows(2).map(|w| (w[1] - w[0]) as f64 / fs).collect();
+    let Some(median) = median_in_place(&mut rr) else {
+        return (1.0, 1.0);
+    };
+    let quarter = rr.len() / 4;
+    let short = *rr.select_nth_unstable_by(quarter, f64::total_cmp).1;
+    (median, short)
 }
 
 /// The fiducial points found on the median beats, in samples from the start of the median
@@ -390,17 +412,15 @@ pub struct Fiducials {
 pub fn median_delineation(record: &EcgRecord, r_peaks: &[usize]) -> Option<(Vec<Vec<f64>>, Fiducials)> {
     let fs = record.sample_rate_hz;
     let beats = median_beats(record, r_peaks)?;
-    let rr: Vec<f64> = r_peaks.windows(2).map(|w| (w[1] - w[0]) as f64).collect();
-    let mut rr_sorted = rr;
-    let median_rr = median_in_place(&mut rr_sorted).unwrap_or(fs);
-    let points = fiducials(&beats, fs, median_rr / fs)?;
+    let (rr_s, short_rr_s) = rr_summary(r_peaks, fs);
+    let points = fiducials(&beats, fs, rr_s, short_rr_s)?;
     Some((beats, points))
 }
 
 /// Delineates median beats (R at `PRE_S`); `rr_s` is the median RR in seconds.
-pub(crate) fn delineate(beats: &[Vec<f64>], fs: f64, rr_s: f64) -> Intervals {
+pub(crate) fn delineate(beats: &[Vec<f64>], fs: f64, rr_s: f64, short_rr_s: f64) -> Intervals {
     let ms = |samples: f64| round_to(samples * 1000.0 / fs, 0);
-    let Some(f) = fiducials(beats, fs, rr_s) else {
+    let Some(f) = fiducials(beats, fs, rr_s, short_rr_s) else {
         return Intervals::default();
     };
     let qrs_on = f.qrs_onset as f64;
@@ -414,7 +434,7 @@ pub(crate) fn delineate(beats: &[Vec<f64>], fs: f64, rr_s: f64) -> Intervals {
 }
 
 /// The fiducial points of median beats (R at `PRE_S`); `rr_s` is the median RR in seconds.
-fn fiducials(beats: &[Vec<f64>], fs: f64, rr_s: f64) -> Option<Fiducials> {
+fn fiducials(beats: &[Vec<f64>], fs: f64, rr_s: f64, short_rr_s: f64) -> Option<Fiducials> {
     let at = |s: f64| (s * fs).round() as usize;
     let len = beats.first().map_or(0, Vec::len);
     let r = at(PRE_S);
@@ -435,20 +455,33 @@ fn fiducials(beats: &[Vec<f64>], fs: f64, rr_s: f64) -> Option<Fiducials> {
         .collect();
 
     let t_from = qrs_off + at(0.060);
-    let t_to = (r + at(0.45f64.max(0.70 * rr_s).min(POST_S - 0.01))).min(len - 1);
-    let t_ends: Vec<(f64, f64)> = beats
-        .iter()
-        .zip(&slopes)
-        .zip(&baselines)
-        .filter_map(|((b, d), &base)| area_end(b, d, base, t_from, t_to, at(T_END_AREA_WINDOW_S)))
-        .collect();
+    // The T wave is looked for up to 70 % of the RR (at least 450 ms), but not into the next
+    // QRS: with an irregular rhythm the median beat holds the next beats' QRS complexes
+    // smeared after the short RRs, so the window ends 60 ms before the lower quartile RR.
+    let t_window_s = 0.45f64.max(0.70 * rr_s).min(short_rr_s - NEXT_QRS_MARGIN_S).min(POST_S - 0.01);
+    let t_to = (r + at(t_window_s)).min(len - 1);
+    let apex = if t_from < t_to { t_apex(beats, &baselines, t_from, t_to) } else { None };
+    let t_ends: Vec<(f64, f64)> = match apex {
+        Some(apex) => beats
+            .iter()
+            .zip(&slopes)
+            .zip(&baselines)
+            .filter_map(|((b, d), &base)| area_end(b, d, base, (t_from, t_to), apex, fs))
+            .collect(),
+        None => Vec::new(),
+    };
     let tallest_t = t_ends.iter().map(|(_, a)| *a).fold(0.0, f64::max);
     let clear_t: Vec<f64> = t_ends
         .iter()
         .filter(|(_, a)| *a >= T_END_MIN_FRACTION * tallest_t && *a >= MIN_WAVE_UV)
         .map(|(t, _)| *t)
         .collect();
-    let t_end = outermost_agreeing(clear_t, LEAD_OUTLIER_S * fs, Side::Latest).unwrap_or(f64::NAN);
+    // A T wave clear in one lead alone of many (the others flat) is no T end to measure by.
+    let t_end = if clear_t.len() >= (beats.len() / 4).max(1) {
+        outermost_agreeing(clear_t, LEAD_OUTLIER_S * fs, Side::Latest).unwrap_or(f64::NAN)
+    } else {
+        f64::NAN
+    };
 
     // The P wave is searched from 300 ms before the QRS, but not before the end of the
     // previous beat's T wave (at fast rates it reaches into that window).
@@ -528,7 +561,11 @@ fn qrs_bounds(slopes: &[Vec<f64>], fs: f64, r: usize) -> Option<(usize, usize)> 
     let st_hi = (peak_at + at(ST_SLOPE_TO_S)).min(len);
     let mut st: Vec<f64> = total[st_lo..st_hi].to_vec();
     let st_slope = median_in_place(&mut st).unwrap_or(floor);
-    let offset_threshold = threshold.max(floor + ST_SLOPE_FACTOR * (st_slope - floor));
+    // Inside a wide QRS (bundle branch block, paced or ventricular beats) the window is still
+    // in the complex, as steep as half its steepest point: a slope that steep is no ST segment,
+    // and the raise is bounded to a fraction of the QRS's height.
+    let offset_threshold =
+        threshold.max(floor + (ST_SLOPE_FACTOR * (st_slope - floor)).min(ST_SLOPE_MAX_FRACTION * (peak - floor)));
     let gap = at(0.008).max(1);
     let mut onset = peak_at;
     let mut quiet = 0;
@@ -563,25 +600,49 @@ fn qrs_bounds(slopes: &[Vec<f64>], fs: f64, r: usize) -> Option<(usize, usize)> 
 
 /// T end on one lead by the area method of Zhang et al. (2006): after the steepest point of
 /// the descending limb, the point that maximises the area between the signal over the
-/// preceding window `w` and the level at that point. Returns (sample position, amplitude).
-fn area_end(beat: &[f64], slope: &[f64], base: f64, from: usize, to: usize, w: usize) -> Option<(f64, f64)> {
+/// preceding window `w` and the level at that point. The T peak is the lead's largest
+/// deviation from `base` within `T_PEAK_NEAR_S` of `apex` (the T apex over the leads) and
+/// inside `from..to`; the steepest point is looked for up to `T_STEEPEST_WITHIN_S` after the
+/// peak and the end up to `T_END_WITHIN_S` after the steepest point: on a flat T wave the
+/// later parts of a long window hold a U wave or the drift of the T–P segment, whose slopes
+/// and corners are no T end. An end at the window's edge is none (the wave runs on past it).
+/// Returns (sample position, amplitude).
+fn area_end(beat: &[f64], slope: &[f64], base: f64, span: (usize, usize), apex: usize, fs: f64) -> Option<(f64, f64)> {
+    let at = |s: f64| (s * fs).round() as usize;
+    let (from, to) = span;
+    let w = at(T_END_AREA_WINDOW_S);
     if from + 2 >= to || to >= beat.len() || w < 2 {
         return None;
     }
-    let (peak, amplitude) = (from..to).map(|i| (i, beat[i] - base)).max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))?;
+    let near = at(T_PEAK_NEAR_S);
+    let (lo, hi) = (apex.saturating_sub(near).max(from), (apex + near).min(to));
+    if lo >= hi {
+        return None;
+    }
+    let (peak, amplitude) = (lo..hi).map(|i| (i, beat[i] - base)).max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))?;
     let sign = amplitude.signum();
-    let steepest = (peak + 1..to).max_by(|&a, &b| (-sign * slope[a]).total_cmp(&(-sign * slope[b])))?;
+    let steepest_to = (peak + at(T_STEEPEST_WITHIN_S)).min(to);
+    let steepest = (peak + 1..steepest_to).max_by(|&a, &b| (-sign * slope[a]).total_cmp(&(-sign * slope[b])))?;
     if -sign * slope[steepest] <= 0.0 {
         return None;
     }
-    let end = (steepest..=to).max_by(|&a, &b| {
+    let end = (steepest..=(steepest + at(T_END_WITHIN_S)).min(to)).max_by(|&a, &b| {
         let area = |t: usize| {
             let lo = (t + 1).saturating_sub(w);
             beat[lo..=t].iter().map(|v| sign * (v - beat[t])).sum::<f64>()
         };
         area(a).total_cmp(&area(b))
     })?;
-    Some((end as f64, amplitude.abs()))
+    (end < to).then_some((end as f64, amplitude.abs()))
+}
+
+/// The T apex over the leads: where the summed absolute deviation of the leads from their
+/// baselines is largest within `from..to`.
+fn t_apex(beats: &[Vec<f64>], baselines: &[f64], from: usize, to: usize) -> Option<usize> {
+    (from..to)
+        .map(|i| (i, beats.iter().zip(baselines).map(|(b, base)| (b[i] - base).abs()).sum::<f64>()))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(i, _)| i)
 }
 
 /// P onset on one lead by the tangent method on the ascending limb. Returns (sample
@@ -623,6 +684,11 @@ mod tests {
     /// from +140 ms to +360 ms. Waves are raised-cosine pieces, so each starts and ends
     /// exactly.
     fn synthetic_12_lead(fs: f64, seconds: f64, rr_s: f64) -> (EcgRecord, Vec<f64>) {
+        synthetic_12_lead_with(fs, seconds, rr_s, &|_| 0.0)
+    }
+
+    /// [`synthetic_12_lead`] with `extra(t − R)` (µV, before the lead's gain) added to each beat.
+    fn synthetic_12_lead_with(fs: f64, seconds: f64, rr_s: f64, extra: &dyn Fn(f64) -> f64) -> (EcgRecord, Vec<f64>) {
         let bump = |t: f64, start: f64, end: f64| {
             if t <= start || t >= end {
                 0.0
@@ -671,6 +737,7 @@ mod tests {
                             v += -250.0 * bump(dt, 0.010, 0.040);
                             v += 350.0 * half_rise(dt, 0.140, 0.290);
                             v += 350.0 * half_fall(dt, 0.290, 0.360);
+                            v += extra(dt);
                         }
                         (g * v).round() as i32
                     })
@@ -706,6 +773,38 @@ mod tests {
             assert!((qtc_b - qt / 0.9f64.sqrt()).abs() <= 1.0);
             assert!(m.computer_assisted);
         }
+    }
+
+    /// A raised-cosine rise from `start` to `end` (0 before, 1 at `end`).
+    fn rise(t: f64, start: f64, end: f64) -> f64 {
+        if t <= start || t > end {
+            0.0
+        } else {
+            0.5 * (1.0 - (std::f64::consts::PI * (t - start) / (end - start)).cos())
+        }
+    }
+
+    #[test]
+    fn a_wide_qrs_with_a_second_r_wave_is_measured_whole() {
+        // A bundle-branch-like QRS: the narrow complex, then a broad second R wave from +30 to
+        // +120 ms (true QRS −40 to +120 ms, 160 ms). Its slope 60–160 ms after the steepest
+        // point is the QRS's own, and the QRS was cut at +20 ms (60 ms) when that slope could
+        // raise the offset's threshold without bound.
+        let slur = |dt: f64| 900.0 * (rise(dt, 0.030, 0.075) - rise(dt, 0.075, 0.120));
+        let (record, _) = synthetic_12_lead_with(500.0, 10.0, 1.0, &slur);
+        let qrs = analyze(&record).qrs_ms.expect("QRS");
+        assert!((qrs - 160.0).abs() <= 20.0, "QRS {qrs} ms, true 160 ms");
+    }
+
+    #[test]
+    fn a_slope_after_a_flat_t_wave_does_not_move_the_t_end() {
+        // After the T wave (end +360 ms) a slow drift with a steep fall at +580–600 ms, steeper
+        // than the T wave's own fall: the T end was put at that fall (QT ~640 ms) when the
+        // steepest point was looked for all through the window.
+        let drift = |dt: f64| 150.0 * rise(dt, 0.420, 0.580) - 150.0 * rise(dt, 0.580, 0.600);
+        let (record, _) = synthetic_12_lead_with(500.0, 10.0, 1.0, &drift);
+        let qt = analyze(&record).qt_ms.expect("QT");
+        assert!((qt - 400.0).abs() <= 20.0, "QT {qt} ms, true 400 ms");
     }
 
     #[test]
