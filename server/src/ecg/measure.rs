@@ -484,8 +484,10 @@ fn fiducials(beats: &[Vec<f64>], fs: f64, rr_s: f64, short_rr_s: f64) -> Option<
     };
 
     // The P wave is searched from 300 ms before the QRS, but not before the end of the
-    // previous beat's T wave (at fast rates it reaches into that window).
-    let previous_t_end = if t_end.is_finite() { (t_end - (rr_s * fs)).max(0.0) as usize + at(0.020) } else { 0 };
+    // previous beat's T wave (at fast rates it reaches into that window) after a short RR
+    // (the lower quartile: with an irregular rhythm the median beat holds the previous T
+    // waves of the beats that follow short RRs).
+    let previous_t_end = if t_end.is_finite() { (t_end - (short_rr_s * fs)).max(0.0) as usize + at(0.020) } else { 0 };
     let p_from = qrs_on.saturating_sub(at(0.300)).max(previous_t_end);
     let p_to = qrs_on.saturating_sub(at(0.040));
     let p_onsets: Vec<(f64, f64)> = beats
