@@ -263,6 +263,9 @@ const LEAD_OUTLIER_S: f64 = 0.040;
 const ST_SLOPE_FROM_S: f64 = 0.060;
 /// ... to this long after it.
 const ST_SLOPE_TO_S: f64 = 0.160;
+/// After a quiet gap, a summed slope above this fraction of the QRS's height (above the
+/// floor) within 40 ms means the complex goes on (see [`qrs_bounds`]).
+const QRS_RESUME_FRACTION: f64 = 0.4;
 /// The QRS offset's threshold is at least this many times the ST segment's median slope.
 const ST_SLOPE_FACTOR: f64 = 2.0;
 /// ... but raised by no more than this fraction of the QRS's steepest summed slope above the
@@ -586,11 +589,20 @@ fn qrs_bounds(slopes: &[Vec<f64>], fs: f64, r: usize) -> Option<(usize, usize)> 
     }
     let mut offset = peak_at;
     quiet = 0;
+    // A broad complex pauses at its trough (every lead at its extreme at once) and goes on
+    // as steeply as before: a quiet gap followed within 40 ms by a slope of the QRS's own
+    // scale is inside the complex, not its end.
+    let resume = floor + QRS_RESUME_FRACTION * (peak - floor);
+    let ahead = at(0.040);
     for (j, &v) in total.iter().enumerate().skip(peak_at + 1).take(at(0.200)) {
         if v < offset_threshold {
             quiet += 1;
             if quiet >= gap {
-                break;
+                let goes_on = total[j..(j + ahead).min(len)].iter().any(|&w| w > resume);
+                if !goes_on {
+                    break;
+                }
+                quiet = 0;
             }
         } else {
             quiet = 0;
@@ -796,6 +808,26 @@ mod tests {
         let (record, _) = synthetic_12_lead_with(500.0, 10.0, 1.0, &slur);
         let qrs = analyze(&record).qrs_ms.expect("QRS");
         assert!((qrs - 160.0).abs() <= 20.0, "QRS {qrs} ms, true 160 ms");
+    }
+
+    #[test]
+    fn a_broad_complex_is_not_ended_at_its_trough() {
+        // The summed slope of a paced-like QRS (500 Hz, R at sample 225): steep, then a broad
+        // wave whose trough stills every lead for 20 ms (samples 265–274), then as steep again
+        // until sample 294. The QRS ended at the trough (sample 264) before a quiet gap
+        // followed within 40 ms by a slope of the QRS's own scale was taken to be inside it.
+        let fs = 500.0;
+        let r = 225;
+        let slope: Vec<f64> = (0..550)
+            .map(|i| match i {
+                i if (r - 20..r + 10).contains(&i) => 100.0,
+                i if (r + 10..r + 40).contains(&i) => 60.0,
+                i if (r + 40..r + 50).contains(&i) => 0.5,
+                i if (r + 50..r + 70).contains(&i) => 70.0,
+                _ => 1.0,
+            })
+            .collect();
+        assert_eq!(qrs_bounds(&[slope], fs, r), Some((r - 20, r + 69)));
     }
 
     #[test]
