@@ -420,7 +420,8 @@ pub fn median_delineation(record: &EcgRecord, r_peaks: &[usize]) -> Option<(Vec<
     Some((beats, points))
 }
 
-/// Delineates median beats (R at `PRE_S`); `rr_s` is the median RR in seconds.
+/// Delineates median beats (R at `PRE_S`); `rr_s` is the median RR and `short_rr_s` the
+/// lower-quartile RR, in seconds.
 pub(crate) fn delineate(beats: &[Vec<f64>], fs: f64, rr_s: f64, short_rr_s: f64) -> Intervals {
     let ms = |samples: f64| round_to(samples * 1000.0 / fs, 0);
     let Some(f) = fiducials(beats, fs, rr_s, short_rr_s) else {
@@ -436,7 +437,8 @@ pub(crate) fn delineate(beats: &[Vec<f64>], fs: f64, rr_s: f64, short_rr_s: f64)
     }
 }
 
-/// The fiducial points of median beats (R at `PRE_S`); `rr_s` is the median RR in seconds.
+/// The fiducial points of median beats (R at `PRE_S`); `rr_s` is the median RR and
+/// `short_rr_s` the lower-quartile RR, in seconds.
 fn fiducials(beats: &[Vec<f64>], fs: f64, rr_s: f64, short_rr_s: f64) -> Option<Fiducials> {
     let at = |s: f64| (s * fs).round() as usize;
     let len = beats.first().map_or(0, Vec::len);
