@@ -833,6 +833,26 @@ mod tests {
     }
 
     #[test]
+    fn every_rate_from_40_to_200_bpm_is_measured_without_panic() {
+        // The T window ends before the next QRS of a short RR: at fast rates it shrinks rather
+        // than reach past the beat. The synthetic beat (QT 400 ms) is physiological up to
+        // 120 bpm; above, its T wave runs into the next QRS and only the absence of a panic
+        // and a QT shorter than the RR are checked.
+        for bpm in (40..=200).step_by(20) {
+            let rr_s = 60.0 / f64::from(bpm);
+            let (record, _) = synthetic_12_lead(500.0, 10.0, rr_s);
+            let m = analyze(&record);
+            if bpm <= 120 {
+                let qrs = m.qrs_ms.unwrap_or_else(|| panic!("QRS at {bpm} bpm"));
+                assert!((qrs - 80.0).abs() <= 20.0, "QRS {qrs} ms at {bpm} bpm");
+            }
+            if let Some(qt) = m.qt_ms {
+                assert!(qt < 1000.0 * rr_s, "QT {qt} ms longer than the RR at {bpm} bpm");
+            }
+        }
+    }
+
+    #[test]
     fn a_slope_after_a_flat_t_wave_does_not_move_the_t_end() {
         // After the T wave (end +360 ms) a slow drift with a steep fall at +580–600 ms, steeper
         // than the T wave's own fall: the T end was put at that fall (QT ~640 ms) when the
