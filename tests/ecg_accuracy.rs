@@ -849,20 +849,18 @@ struct Wave {
 }
 
 /// The P, QRS and T waves of one lead's LUDB annotation file (`(` onset, `p`/`N`/`t` peak,
-/// `)` offset: WFDB codes 39, 24/1/27, 40). A peak without its onset or offset is left out.
+/// `)` offset). A peak without its onset or offset is left out.
 fn ludb_waves(annotations: &[ecg::wfdb::Annotation]) -> [Vec<Wave>; 3] {
-    const ONSET: u8 = 39;
-    const OFFSET: u8 = 40;
     let mut waves: [Vec<Wave>; 3] = Default::default();
     for (i, a) in annotations.iter().enumerate() {
-        let kind = match a.code {
-            24 => 0,
-            1 => 1,
-            27 => 2,
+        let kind = match a.mnemonic() {
+            "p" => 0,
+            "N" => 1,
+            "t" => 2,
             _ => continue,
         };
-        let onset = i.checked_sub(1).map(|j| &annotations[j]).filter(|b| b.code == ONSET);
-        let offset = annotations.get(i + 1).filter(|b| b.code == OFFSET);
+        let onset = i.checked_sub(1).map(|j| &annotations[j]).filter(|b| b.mnemonic() == "(");
+        let offset = annotations.get(i + 1).filter(|b| b.mnemonic() == ")");
         if let (Some(on), Some(off)) = (onset, offset) {
             waves[kind].push(Wave { onset: on.sample, peak: a.sample, offset: off.sample });
         }
@@ -875,9 +873,10 @@ fn ludb_waves(annotations: &[ecg::wfdb::Annotation]) -> [Vec<Wave>; 3] {
 /// annotate them (the earliest onsets and latest ends, the CSE / IEC 60601-2-25 global
 /// convention, or the median lead's), then the median over the annotated beats. The outermost
 /// leads of a manual delineation carry each lead's own placement error (a cardiologist marks
-/// each lead alone), so the two conventions bracket a global reading. Beats are the QRS peaks of the lead annotating the most of them; a
-/// lead's wave belongs to a beat when its QRS peak is within 80 ms, its P peak before the QRS
-/// onset and after the previous beat, its T peak after the QRS and before the next beat.
+/// each lead alone), so the two conventions bracket a global reading. Beats are the QRS peaks
+/// of the lead annotating the most of them; a lead's wave belongs to a beat when its QRS peak
+/// is within 80 ms, its P peak before the QRS onset and after the previous beat, its T peak
+/// after the QRS and before the next beat.
 fn ludb_reference(leads: &[[Vec<Wave>; 3]], fs: f64, convention: LudbConvention) -> [Option<f64>; 3] {
     let ms = |samples: f64| samples * 1000.0 / fs;
     let Some(anchor) = leads.iter().max_by_key(|l| l[1].len()) else {
