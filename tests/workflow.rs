@@ -457,6 +457,49 @@ async fn a_hundred_simultaneous_bookings_of_one_slot(app: &TestApp) {
 }
 db_test!(a_hundred_simultaneous_bookings_of_one_slot);
 
+/// Bookings of an expert whose row is locked elsewhere (another instance's booking in
+/// progress) wait without taking the pool's connections: one waits in PostgreSQL, the rest in
+/// this instance's queue, and the other requests of the instance go on being answered. Before
+/// the queue, two dozen such bookings held every connection of the pool (16) and the rest of
+/// the instance answered 503 `database_unavailable` after the pool's 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookings_queued_on_one_expert_leave_the_pool_to_other_requests() {
+    let Some(app) = TestApp::spawn_postgres().await else { return };
+    let li = app.login("dr.li").await;
+    let wang = app.login("dr.wang").await;
+    let wang_id = app.user_id("dr.wang").await;
+    let mut ids = Vec::new();
+    for _ in 0..24 {
+        let id = request_for_wang(&app, &li).await;
+        assert_eq!(app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await.0, 200);
+        ids.push(id);
+    }
+    let start = first_slot(&app, &wang_id, &li).await;
+    let mut elsewhere = app.state.db.pool.begin().await.unwrap();
+    sqlx::query("UPDATE expert_profiles SET booking_seq = booking_seq + 1 WHERE user_id = $1")
+        .bind(&wang_id)
+        .execute(&mut *elsewhere)
+        .await
+        .unwrap();
+    let bodies: Vec<Value> =
+        ids.iter().map(|id| json!({"consultation_id": id, "expert_id": wang_id, "start": start})).collect();
+    let bookings = futures_util::future::join_all(bodies.iter().map(|b| app.post("/api/v1/appointments", &li, b)));
+    let others = async {
+        // The bookings have arrived and wait (on the row, and in the queue behind it).
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let (status, c) = app.get(&format!("/api/v1/consultations/{}", ids[0]), &li).await;
+        let (list_status, _) = app.get("/api/v1/consultations", &wang).await;
+        elsewhere.rollback().await.unwrap();
+        (status, c, list_status)
+    };
+    let (results, (status, c, list_status)) = tokio::join!(bookings, others);
+    assert_eq!(status, 200, "a read while bookings wait: {c}");
+    assert_eq!(list_status, 200);
+    let created = results.iter().filter(|(s, _)| *s == 201).count();
+    let taken = results.iter().filter(|(s, b)| *s == 409 && b["code"] == "slot_taken").count();
+    assert_eq!((created, taken), (1, 23), "{:?}", results.iter().filter(|(s, _)| *s != 409).collect::<Vec<_>>());
+}
+
 async fn reschedule_cancel_and_no_show(app: &TestApp) {
     let li = app.login("dr.li").await;
     let wang = app.login("dr.wang").await;

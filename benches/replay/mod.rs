@@ -695,7 +695,7 @@ async fn consultation(
     c.stats.stage("1 request", due);
 
     // 2. The expert sees it on his home screen (the web client's four reads), accepts; the
-    // doctor books the first free slot.
+    // doctor books the first free slot (reading the slots again after a 409 slot_taken).
     tokio::time::sleep(think).await;
     let stage = Instant::now();
     c.call("notifications", x, get.clone(), "/api/v1/notifications?limit=20", None).await?;
@@ -711,9 +711,12 @@ async fn consultation(
         }
     }
     c.call("accept", x, post.clone(), &format!("/api/v1/consultations/{id}/accept"), Some(json!({}))).await?;
-    let slots = c.call("slots", d, get.clone(), &format!("/api/v1/experts/{expert_id}/slots"), None).await?;
     let mut booked = None;
-    for slot in slots["items"].as_array().map(|a| a.as_slice()).unwrap_or(&[]).iter().take(8) {
+    // As the web client does: the first free slot; when a concurrent booking took it since the
+    // list was read (409 slot_taken), the list again as it is now, and its first slot.
+    for _attempt in 0..8 {
+        let slots = c.call("slots", d, get.clone(), &format!("/api/v1/experts/{expert_id}/slots"), None).await?;
+        let Some(slot) = slots["items"].as_array().and_then(|a| a.first()) else { break };
         let body = json!({"consultation_id": id, "expert_id": expert_id, "start": slot["start"]});
         let token = c.token(d).await?;
         let due_b = Instant::now();
@@ -731,7 +734,7 @@ async fn consultation(
                 booked = v["id"].as_str().map(str::to_string);
                 break;
             }
-            // Taken by a concurrent booking since the list was read: the next slot.
+            // Taken by a concurrent booking since the list was read: the list again.
             409 => c.stats.error(format!("book: 409 {} (retried)", v["code"].as_str().unwrap_or(""))),
             _ => {
                 let what = format!("book: {status} {}", v["code"].as_str().unwrap_or(""));

@@ -48,7 +48,7 @@ export const EN = {
   'availability.max_per_day': 'Per day (0 = no limit)', 'availability.min_notice_minutes': 'Minimum notice (minutes)',
   'weekday.1': 'Monday', 'weekday.2': 'Tuesday', 'weekday.3': 'Wednesday', 'weekday.4': 'Thursday', 'weekday.5': 'Friday',
   'weekday.6': 'Saturday', 'weekday.7': 'Sunday',
-  'booking.title': "Book a slot of the expert's", 'booking.noSlots': 'No free slots soon',
+  'booking.taken': 'The slot {when} was just booked by someone else; the free slots are shown again below.', 'booking.title': "Book a slot of the expert's", 'booking.noSlots': 'No free slots soon',
   'consultation.title': 'Consultation', 'consultation.requestedBy': 'Requested by', 'consultation.expert': 'Expert',
   'consultation.appointments': 'Appointments', 'consultation.files': 'Files', 'consultation.history': 'History',
   'call.title': 'Video consultation', 'call.join': 'Join the call', 'call.you': 'You', 'call.mute': 'Mute', 'call.unmute': 'Unmute',

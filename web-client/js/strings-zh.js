@@ -48,7 +48,7 @@ export const ZH = {
   'availability.max_per_day': '每日上限（0 为不限）', 'availability.min_notice_minutes': '最短提前预约（分钟）',
   'weekday.1': '星期一', 'weekday.2': '星期二', 'weekday.3': '星期三', 'weekday.4': '星期四', 'weekday.5': '星期五',
   'weekday.6': '星期六', 'weekday.7': '星期日',
-  'booking.title': '预约专家时段', 'booking.noSlots': '近期没有可预约的时段',
+  'booking.taken': '{when} 的时段刚被他人预约，下面是现在仍可预约的时段。', 'booking.title': '预约专家时段', 'booking.noSlots': '近期没有可预约的时段',
   'consultation.title': '会诊', 'consultation.requestedBy': '申请医生', 'consultation.expert': '会诊专家',
   'consultation.appointments': '预约', 'consultation.files': '资料', 'consultation.history': '处理记录',
   'call.title': '视频会诊', 'call.join': '进入视频会诊', 'call.you': '我', 'call.mute': '静音', 'call.unmute': '取消静音',

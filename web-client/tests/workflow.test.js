@@ -4,7 +4,7 @@
 // patient waits in the lobby until admitted. Every screen passes an axe-core scan (no serious or critical violation).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, signIn, ready, screenshot, axeViolations, apiAs } from './helpers.js';
+import { startServer, launchBrowser, signIn, ready, screenshot, axeViolations, apiAs, acceptedConsultation } from './helpers.js';
 
 /** @type {{url: string, stop: () => Promise<void>}} */
 let server;
@@ -377,4 +377,31 @@ test('dr.wang adds a Saturday session in the availability editor', async () => {
   assert.equal(availability.rules.length, before + 1);
   assert.ok(availability.rules.some((/** @type {any} */ r) => r.weekday === 6 && r.start === '08:00' && r.end === '10:00'));
   await accessible(page, 'expert-availability-saved');
+});
+
+test('a slot booked by someone else meanwhile: dr.li is told, sees the free slots as they are now and books another', async () => {
+  const li = await apiAs(server.url, 'dr.li');
+  const wang = await apiAs(server.url, 'dr.wang');
+  const patients = (await li.call('GET', '/api/v1/patients')).items;
+  const of = (/** @type {string} */ name) => patients.find((/** @type {any} */ p) => p.name === name).id;
+  const ours = await acceptedConsultation(li, wang, { patient_id: of('刘德明'), reason: '心悸一月', mode: 'video' });
+  const theirs = await acceptedConsultation(li, wang, { patient_id: of('张秀英'), reason: '胸闷复查', mode: 'video' });
+  const page = pages['dr.li'];
+  await page.goto(`${server.url}/consultations/${ours.id}`);
+  await ready(page, `/consultations/${ours.id}`);
+  await page.waitForSelector('.slots button.slot');
+  const shown = await page.locator('.slots button.slot').first().textContent();
+  // While the list is on dr.li's screen, the same slot of dr.wang's goes to another consultation.
+  const first = (await wang.call('GET', `/api/v1/experts/${wang.user.id}/slots`)).items[0];
+  await li.call('POST', '/api/v1/appointments', { consultation_id: theirs.id, expert_id: wang.user.id, start: first.start });
+  await page.locator('.slots button.slot').first().click();
+  await page.waitForSelector(`.slots [role=status]:has-text("刚被他人预约")`);
+  assert.ok((await page.textContent('.slots [role=status]'))?.includes(String(shown)), 'the notice names the slot that was taken');
+  const now = await page.locator('.slots button.slot').allTextContents();
+  assert.ok(!now.includes(String(shown)), `the taken slot ${shown} is still offered: ${now}`);
+  await page.waitForSelector('main .badge.state-accepted');
+  await accessible(page, 'consultation-slot-taken');
+  await page.locator('.slots button.slot').first().click();
+  await page.waitForSelector('main .badge.state-scheduled');
+  await page.waitForSelector(`section:has(#appts) li:has-text("${now[0]}")`);
 });

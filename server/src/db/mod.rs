@@ -12,6 +12,7 @@ use std::time::Duration;
 
 pub mod batch;
 pub mod filter;
+pub mod keyed;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -33,6 +34,9 @@ pub struct Db {
     /// What this instance keeps of experts' standing calendars for ranking candidates
     /// ([`crate::scheduling::roster`]); a write of a calendar here tells it.
     pub rosters: Arc<crate::scheduling::roster::Rosters>,
+    /// Bookings of one expert queue here before they take a connection
+    /// ([`crate::scheduling::appointments::book_slot`]).
+    pub bookings: Arc<keyed::KeyedLocks>,
 }
 
 /// A write transaction: for SQLite it also holds this process's writer turn until it
@@ -114,7 +118,14 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        Ok(Db { pool, backend, writer: Arc::default(), audit: Arc::default(), rosters: Arc::default() })
+        Ok(Db {
+            pool,
+            backend,
+            writer: Arc::default(),
+            audit: Arc::default(),
+            rosters: Arc::default(),
+            bookings: Arc::default(),
+        })
     }
 
     /// Begins a transaction that will write. On SQLite it first waits for this process's
@@ -163,6 +174,7 @@ impl Db {
             writer: self.writer.clone(),
             audit: Arc::default(),
             rosters: self.rosters.clone(),
+            bookings: self.bookings.clone(),
         }
     }
 

@@ -5,7 +5,9 @@
 //! statements bump `booking_seq` on the expert's profile and the patient's record, which
 //! takes their row locks (PostgreSQL) or the database write lock (SQLite). Within that lock
 //! the slot is checked against every booked appointment, so two bookings can never overlap,
-//! whatever their slot lengths.
+//! whatever their slot lengths. Before that, bookings of one expert by this instance queue
+//! in memory ([`crate::db::keyed`]), so that a burst of them waits without holding the
+//! pool's connections.
 
 use super::availability::slot_error;
 use super::slots::Interval;
@@ -54,6 +56,9 @@ pub async fn book_slot(
     start: DateTime<Utc>,
     replacing: Option<(&str, &Reason)>,
 ) -> ApiResult<String> {
+    // This instance's bookings of the expert wait for each other here, holding no pooled
+    // connection; the row lock below then orders them with other instances' bookings.
+    let _turn = db.bookings.lock(expert_id).await;
     let mut tx = db.begin_write().await?;
     let from = lock_for_booking(&mut tx, db.backend, consultation, expert_id).await?;
     let skip = replacing.map(|(id, _)| id);

@@ -20,7 +20,8 @@ export async function consultationView(app, id) {
   const act = async (action) => {
     error.textContent = '';
     try {
-      await action();
+      // An action that answers false has shown its outcome in place: no reload.
+      if ((await action()) === false) return;
       app.navigate(`/consultations/${id}`, true);
     } catch (err) {
       error.textContent = /** @type {Error} */ (err).message;
@@ -108,13 +109,27 @@ export async function consultationView(app, id) {
  * The assigned expert's free slots, each a button that books it.
  * @param {any} c the consultation
  * @param {(action: () => Promise<any>) => Promise<void>} act
+ * @param {string} [notice] why the list is shown again
  * @returns {Promise<HTMLElement>}
  */
-async function slotPicker(c, act) {
+async function slotPicker(c, act, notice = '') {
   const slots = (await get(`/api/v1/experts/${c.assigned_expert_id}/slots`)).items.slice(0, 12);
-  return h('div', { class: 'slots', role: 'group', 'aria-label': t('booking.title') },
+  /** @param {any} s */
+  const book = async (s) => {
+    try {
+      await post('/api/v1/appointments', { consultation_id: c.id, expert_id: c.assigned_expert_id, start: s.start });
+    } catch (err) {
+      // Booked by someone else since the list was shown: the list again, as it is now, with
+      // the reason beside it; nothing else to do but pick another slot.
+      if (/** @type {any} */ (err).code !== 'slot_taken') throw err;
+      picker.replaceWith(await slotPicker(c, act, t('booking.taken', { when: when(s.start) })));
+      return false;
+    }
+  };
+  const picker = h('div', { class: 'slots', role: 'group', 'aria-label': t('booking.title') },
     h('h3', null, t('booking.title')),
-    slots.length ? slots.map((/** @type {any} */ s) => h('button', { class: 'slot', onclick: () => act(() =>
-      post('/api/v1/appointments', { consultation_id: c.id, expert_id: c.assigned_expert_id, start: s.start })) }, when(s.start)))
+    notice ? h('p', { class: 'notice', role: 'status' }, notice) : null,
+    slots.length ? slots.map((/** @type {any} */ s) => h('button', { class: 'slot', onclick: () => act(() => book(s)) }, when(s.start)))
       : h('p', { class: 'muted' }, t('booking.noSlots')));
+  return picker;
 }
