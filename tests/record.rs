@@ -79,6 +79,33 @@ async fn signed_opinions_are_frozen_and_amended_in_versions(app: &TestApp) {
 }
 db_test!(signed_opinions_are_frozen_and_amended_in_versions);
 
+/// A draft is saved with the pool all but full: the handler holds one connection (its
+/// transaction) and must not wait for a second one. Before, it read the previous draft on
+/// another pooled connection while holding its transaction: with every connection held by
+/// such a request (the day replayer at twice the record peak) each waited for a connection no
+/// one would return, and after the pool's 10 s every request of the instance answered 503.
+async fn a_draft_is_saved_on_one_connection(app: &TestApp) {
+    let wang = app.login("dr.wang").await;
+    let id = ecg_review_for_wang(app).await;
+    assert_eq!(app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await.0, 200);
+    let draft = json!({"findings": "窦性心律", "impression": "正常心电图", "recommendations": "定期复查"});
+    // A first save (the reads before the transaction, the account check, warm the caches).
+    assert_eq!(app.put(&format!("/api/v1/consultations/{id}/opinion"), &wang, &draft).await.0, 200);
+    let pool = &app.state.db.pool;
+    let max = pool.options().get_max_connections() as usize;
+    let mut held = Vec::new();
+    while held.len() < max - 1 {
+        held.push(pool.acquire().await.unwrap());
+    }
+    let edited =
+        json!({"findings": "窦性心律，心率 70 次/分", "impression": "正常心电图", "recommendations": "定期复查"});
+    let (status, body) = app.put(&format!("/api/v1/consultations/{id}/opinion"), &wang, &edited).await;
+    drop(held);
+    assert_eq!(status, 200, "saved with one free connection: {body}");
+    assert_eq!(body["findings"], "窦性心律，心率 70 次/分");
+}
+db_test!(a_draft_is_saved_on_one_connection);
+
 async fn referrals_follow_up_and_the_whole_record(app: &TestApp) {
     let li = app.login("dr.li").await;
     let wang = app.login("dr.wang").await;

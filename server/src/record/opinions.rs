@@ -144,7 +144,10 @@ pub async fn save_draft(
     let kind = OpinionKind::of(b.joint);
     let now = now_ts();
     let mut tx = crate::audit::begin(&state.db).await?;
-    match record_store::latest_opinion(&state.db, &id, &user.id, kind).await? {
+    // Read on the transaction's own connection: taking a second one from the pool while
+    // holding this one deadlocked the pool when every connection was held so (the day
+    // replayer at twice the record peak: 16 transactions each waiting for a 17th connection).
+    match record_store::latest_opinion_on(&mut tx, &id, &user.id, kind).await? {
         Some(o) if o.status == OpinionStatus::Draft => {
             record_store::update_draft(&mut tx, &o.id, &b.content, &now).await?;
         }

@@ -289,13 +289,25 @@ pub async fn latest_opinion(
     author_id: &str,
     kind: OpinionKind,
 ) -> ApiResult<Option<Opinion>> {
+    latest_opinion_on(&mut *db.pool.acquire().await?, consultation_id, author_id, kind).await
+}
+
+/// [`latest_opinion`] on a connection the caller holds (inside its transaction: a second
+/// connection taken from the pool while one is held can wait forever once the pool is full
+/// of such holders).
+pub async fn latest_opinion_on(
+    conn: &mut AnyConnection,
+    consultation_id: &str,
+    author_id: &str,
+    kind: OpinionKind,
+) -> ApiResult<Option<Opinion>> {
     Ok(sqlx::query_as(&format!(
         "{OPINION_SELECT} WHERE consultation_id = $1 AND author_id = $2 AND kind = $3 ORDER BY version DESC LIMIT 1"
     ))
     .bind(consultation_id)
     .bind(author_id)
     .bind(kind.as_str())
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *conn)
     .await?)
 }
 
