@@ -713,10 +713,14 @@ async fn consultation(
     c.call("accept", x, post.clone(), &format!("/api/v1/consultations/{id}/accept"), Some(json!({}))).await?;
     let mut booked = None;
     // As the web client does: the first free slot; when a concurrent booking took it since the
-    // list was read (409 slot_taken), the list again as it is now, and its first slot.
+    // list was read (409 slot_taken), the list again as it is now, and its first slot. A slot
+    // at which the patient is busy (409 patient_busy: the expert's list cannot know) is passed
+    // over, as the doctor would.
+    let mut patient_busy: Vec<Value> = Vec::new();
     for _attempt in 0..8 {
         let slots = c.call("slots", d, get.clone(), &format!("/api/v1/experts/{expert_id}/slots"), None).await?;
-        let Some(slot) = slots["items"].as_array().and_then(|a| a.first()) else { break };
+        let items = slots["items"].as_array().map(|a| a.as_slice()).unwrap_or(&[]);
+        let Some(slot) = items.iter().find(|s| !patient_busy.contains(&s["start"])) else { break };
         let body = json!({"consultation_id": id, "expert_id": expert_id, "start": slot["start"]});
         let token = c.token(d).await?;
         let due_b = Instant::now();
@@ -735,7 +739,12 @@ async fn consultation(
                 break;
             }
             // Taken by a concurrent booking since the list was read: the list again.
-            409 => c.stats.error(format!("book: 409 {} (retried)", v["code"].as_str().unwrap_or(""))),
+            409 => {
+                if v["code"] == "patient_busy" {
+                    patient_busy.push(slot["start"].clone());
+                }
+                c.stats.error(format!("book: 409 {} (retried)", v["code"].as_str().unwrap_or("")))
+            }
             _ => {
                 let what = format!("book: {status} {}", v["code"].as_str().unwrap_or(""));
                 c.stats.error(what.clone());
