@@ -62,6 +62,11 @@ const SEARCH_BACK_RR: f64 = 1.4;
 /// A peak found by search-back must also stand this many times above the noise level, so that
 /// in a noisy stretch (where half the threshold is below the noise peaks) noise is not taken.
 const SEARCH_BACK_OVER_NOISE: f64 = 3.0;
+/// In a fast rhythm the T-wave rule's window shrinks to this fraction of the mean of the last
+/// eight RR intervals (never under the refractory period): at 130 bpm and more a peak 300 ms
+/// after a beat is the next beat far more often than a T wave (MIT-BIH 203's fast runs of
+/// multiform ventricular beats, whose slope is under half the narrow beat's before them).
+const T_WAVE_RR_FRACTION: f64 = 0.5;
 /// The span over which a lead's local energy is compared with its usual energy.
 const LOCAL_ENERGY_S: f64 = 0.9;
 /// Smoothing of the squared slope that finds the QRS centre.
@@ -249,6 +254,8 @@ fn classify(feature: &[f64], slope: &[f64], candidates: &[usize], fs: f64) -> Ve
 
     for &c in candidates {
         search_back(c, &mut beats, &mut beat_slopes, &mut rr, &noise, &mut spk, npk);
+        let t_window =
+            mean_last(&rr, 8).map_or(t_window, |m| t_window.min(((T_WAVE_RR_FRACTION * m) as usize).max(refractory)));
         let threshold1 = npk + 0.25 * (spk - npk);
         let f = feature[c];
         // A steeper, taller complex soon after the last beat shows that beat to have been an
@@ -476,6 +483,63 @@ pub(crate) mod tests {
         let lead = synthetic_lead(fs, 20.0, &truth, -1.0);
         let found = detect(&[&lead], fs);
         assert_eq!(found.r_peaks.len(), truth.len());
+    }
+
+    #[test]
+    fn a_wide_premature_beat_in_a_fast_rhythm_is_a_beat_not_a_t_wave() {
+        // Narrow beats every 0.45 s (133 bpm); every fifth, a wide ventricular beat of a
+        // bit under half their steepest slope 0.30 s after the last, then a 0.60 s pause.
+        let fs = 360.0;
+        let seconds = 30.0;
+        let gauss = |t: f64, c: f64, w: f64, h: f64| h * (-((t - c) / w).powi(2) / 2.0).exp();
+        let (mut narrow, mut wide) = (Vec::new(), Vec::new());
+        let mut t = 0.5;
+        let mut k = 0;
+        while t < seconds - 0.8 {
+            if k % 5 == 4 {
+                t -= 0.15;
+                wide.push(t);
+                t += 0.60;
+            } else {
+                narrow.push(t);
+                t += 0.45;
+            }
+            k += 1;
+        }
+        let lead: Vec<i32> = (0..(fs * seconds) as usize)
+            .map(|i| {
+                let t = i as f64 / fs;
+                let mut v = 0.0;
+                for &r in &narrow {
+                    v += gauss(t, r, 0.010, 1200.0)
+                        + gauss(t, r + 0.03, 0.010, -300.0)
+                        + gauss(t, r + 0.20, 0.040, 250.0);
+                }
+                for &r in &wide {
+                    v += gauss(t, r, 0.025, 1400.0) + gauss(t, r + 0.22, 0.050, -350.0);
+                }
+                v.round() as i32
+            })
+            .collect();
+        let mut truth: Vec<f64> = narrow.iter().chain(&wide).copied().collect();
+        truth.sort_by(f64::total_cmp);
+        let found = detect(&[&lead], fs);
+        let matched =
+            truth.iter().filter(|&&t| found.r_peaks.iter().any(|&r| (r as f64 / fs - t).abs() < 0.15)).count();
+        let missed: Vec<f64> = truth
+            .iter()
+            .copied()
+            .filter(|&t| !found.r_peaks.iter().any(|&r| (r as f64 / fs - t).abs() < 0.15))
+            .collect();
+        assert_eq!(
+            matched,
+            truth.len(),
+            "{} wide beats among {} beats; missed {missed:?}, wide {wide:?}, found {}",
+            wide.len(),
+            truth.len(),
+            found.r_peaks.len()
+        );
+        assert_eq!(found.r_peaks.len(), truth.len(), "no extra beat");
     }
 
     #[test]
