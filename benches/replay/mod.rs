@@ -738,7 +738,7 @@ async fn consultation(
                 booked = v["id"].as_str().map(str::to_string);
                 break;
             }
-            // Taken by a concurrent booking since the list was read: the list again.
+            // Taken since the list was read, or the patient busy then: the list again.
             409 => {
                 if v["code"] == "patient_busy" {
                     patient_busy.push(slot["start"].clone());

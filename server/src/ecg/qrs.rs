@@ -487,8 +487,9 @@ pub(crate) mod tests {
 
     #[test]
     fn a_wide_premature_beat_in_a_fast_rhythm_is_a_beat_not_a_t_wave() {
-        // Narrow beats every 0.45 s (133 bpm); every fifth, a wide ventricular beat of a
-        // bit under half their steepest slope 0.30 s after the last, then a 0.60 s pause.
+        // Narrow beats every 0.45 s (133 bpm); every fifth, 0.30 s after the last, a wide
+        // ventricular beat whose steepest slope is a little under half theirs, then a 0.60 s
+        // pause.
         let fs = 360.0;
         let seconds = 30.0;
         let gauss = |t: f64, c: f64, w: f64, h: f64| h * (-((t - c) / w).powi(2) / 2.0).exp();
@@ -524,21 +525,12 @@ pub(crate) mod tests {
         let mut truth: Vec<f64> = narrow.iter().chain(&wide).copied().collect();
         truth.sort_by(f64::total_cmp);
         let found = detect(&[&lead], fs);
-        let matched =
-            truth.iter().filter(|&&t| found.r_peaks.iter().any(|&r| (r as f64 / fs - t).abs() < 0.15)).count();
         let missed: Vec<f64> = truth
             .iter()
             .copied()
             .filter(|&t| !found.r_peaks.iter().any(|&r| (r as f64 / fs - t).abs() < 0.15))
             .collect();
-        assert_eq!(
-            matched,
-            truth.len(),
-            "{} wide beats among {} beats; missed {missed:?}, wide {wide:?}, found {}",
-            wide.len(),
-            truth.len(),
-            found.r_peaks.len()
-        );
+        assert!(missed.is_empty(), "missed {missed:?} of {} beats ({} wide: {wide:?})", truth.len(), wide.len());
         assert_eq!(found.r_peaks.len(), truth.len(), "no extra beat");
     }
 
