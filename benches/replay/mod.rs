@@ -419,6 +419,52 @@ struct Client {
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// A participant's signaling socket, read all the time by a task of its own, as a browser
+/// reads it: pings are answered however long the consultation's other steps take (a socket
+/// left unread for 20 s is closed by the server's heartbeat, 4030), and what arrives waits in
+/// `inbox` for the step that expects it. Dropping it closes the socket.
+struct Conn {
+    sink: futures_util::stream::SplitSink<Ws, Message>,
+    inbox: tokio::sync::mpsc::UnboundedReceiver<Message>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Conn {
+    fn new(ws: Ws) -> Conn {
+        let (sink, mut stream) = ws.split();
+        let (tx, inbox) = tokio::sync::mpsc::unbounded_channel();
+        // Reading also writes the pongs tungstenite queues for the server's pings.
+        let reader = tokio::spawn(async move {
+            while let Some(Ok(m)) = stream.next().await {
+                let closed = matches!(m, Message::Close(_));
+                if !matches!(m, Message::Ping(_) | Message::Pong(_)) && tx.send(m).is_err() {
+                    break;
+                }
+                if closed {
+                    break;
+                }
+            }
+        });
+        Conn { sink, inbox, reader }
+    }
+
+    async fn send(&mut self, m: Message) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        self.sink.send(m).await
+    }
+
+    /// Leaves: a close frame (code 1000), answered by the server's.
+    async fn close(mut self) {
+        let _ = self.sink.close().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.inbox.recv()).await;
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
 /// The access and refresh tokens of a sign-in's answer (empty when absent).
 fn tokens(v: &Value) -> (String, String) {
     let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
@@ -541,7 +587,7 @@ impl Client {
         self.send(op, due, req).await
     }
 
-    async fn join(&self, user: &str, consultation: &str) -> Result<(Ws, Value), Failed> {
+    async fn join(&self, user: &str, consultation: &str) -> Result<(Conn, Value), Failed> {
         let v = self
             .call(
                 "join",
@@ -554,10 +600,11 @@ impl Client {
         let ticket = v["ticket"].as_str().unwrap_or_default();
         let due = Instant::now();
         let url = format!("{}/api/v1/rtc?ticket={ticket}", self.base(user).replacen("http", "ws", 1));
-        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| {
             self.stats.error("websocket: connect".into());
             Failed(format!("websocket: {e}"))
         })?;
+        let mut ws = Conn::new(ws);
         let joined =
             expect(&mut ws, "joined", Duration::from_secs(30)).await.inspect_err(|e| self.stats.error(e.0.clone()))?;
         self.stats.op("websocket_joined", due);
@@ -565,12 +612,12 @@ impl Client {
     }
 }
 
-/// Reads until a message of `kind` arrives (answering pings on the way).
-async fn expect(ws: &mut Ws, kind: &str, within: Duration) -> Result<Value, Failed> {
+/// Waits until a message of `kind` arrives.
+async fn expect(ws: &mut Conn, kind: &str, within: Duration) -> Result<Value, Failed> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => {
+        match tokio::time::timeout_at(deadline, ws.inbox.recv()).await {
+            Ok(Some(Message::Text(t))) => {
                 let v: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
                 if v["type"] == kind {
                     return Ok(v);
@@ -579,30 +626,25 @@ async fn expect(ws: &mut Ws, kind: &str, within: Duration) -> Result<Value, Fail
                     return Err(Failed(format!("signaling: error {}", v["code"].as_str().unwrap_or(""))));
                 }
             }
-            Ok(Some(Ok(Message::Close(f)))) => {
+            Ok(Some(Message::Close(f))) => {
                 return Err(Failed(format!(
                     "signaling: closed {} waiting for {kind}",
                     f.map(|f| u16::from(f.code)).unwrap_or(0)
                 )))
             }
-            Ok(Some(Ok(_))) => {}
-            Ok(_) => return Err(Failed(format!("signaling: socket ended waiting for {kind}"))),
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(Failed(format!("signaling: socket ended waiting for {kind}"))),
             Err(_) => return Err(Failed(format!("signaling: no {kind} within {} s", within.as_secs()))),
         }
     }
 }
 
 /// Reads `n` messages of `kind`.
-async fn expect_n(ws: &mut Ws, kind: &str, n: usize) -> Result<(), Failed> {
+async fn expect_n(ws: &mut Conn, kind: &str, n: usize) -> Result<(), Failed> {
     for _ in 0..n {
         expect(ws, kind, Duration::from_secs(30)).await?;
     }
     Ok(())
-}
-
-/// Keeps reading (and so answering pings) until `until`.
-async fn hold(ws: &mut Ws, until: tokio::time::Instant) {
-    while let Ok(Some(Ok(_))) = tokio::time::timeout_at(until, ws.next()).await {}
 }
 
 fn text(v: Value) -> Message {
@@ -811,8 +853,7 @@ async fn consultation(
     }
 
     // 5. The call goes on; the expert writes and signs the opinion, then ends the call.
-    let until = tokio::time::Instant::now() + Duration::from_secs_f64(plan.call_secs);
-    tokio::join!(hold(&mut dw, until), hold(&mut xw, until));
+    tokio::time::sleep(Duration::from_secs_f64(plan.call_secs)).await;
     // The expert's screen shows the consultation (in progress once both sides were in the
     // room: the server records that in the background, so it may take a moment).
     let stage = Instant::now();
@@ -841,8 +882,7 @@ async fn consultation(
     xw.send(text(json!({"type": "end"}))).await.ok();
     expect(&mut dw, "call-ended", Duration::from_secs(30)).await.inspect_err(|e| c.stats.error(e.0.clone()))?;
     c.stats.acked.lock().unwrap().ended.push(id.clone());
-    let _ = dw.close(None).await;
-    let _ = xw.close(None).await;
+    tokio::join!(dw.close(), xw.close());
     c.stats.stage("7 end call", stage);
     c.stats.stage("consultation (arrival to end)", due);
     Ok(())
