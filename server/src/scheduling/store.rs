@@ -3,7 +3,9 @@
 //! statement of availability, appointments and reminders.
 
 use super::roster::Roster;
-use super::slots::{AvailabilityException, BookingPolicy, ExceptionKind, Interval, WeeklyRule, DEFAULT_TZ};
+use super::slots::{
+    AvailabilityException, BookingPolicy, ExceptionKind, Interval, WeeklyRule, DEFAULT_TZ, MAX_SLOT_MINUTES,
+};
 use crate::consultations::store::{AppointmentRow, APPOINTMENT_SELECT, EXPERTS_OF_SPECIALTY};
 use crate::db::filter::Filtered;
 use crate::db::{new_id, now_ts, parse_ts, ts, Db};
@@ -174,12 +176,14 @@ pub async fn load_calendar(
     .await?;
     let busy: Vec<BusyRow> = sqlx::query_as(
         "SELECT expert_id, start_at, end_at FROM appointments
-         WHERE expert_id = $1 AND status IN ('booked', 'attended') AND end_at > $2 AND start_at < $3 AND id <> $4 ORDER BY start_at",
+         WHERE expert_id = $1 AND status IN ('booked', 'attended') AND end_at > $2 AND start_at < $3 AND id <> $4
+           AND start_at >= $5 ORDER BY start_at",
     )
     .bind(expert_id)
     .bind(&lo)
     .bind(&hi)
     .bind(skip_appointment.unwrap_or(""))
+    .bind(earliest_running_start(from))
     .fetch_all(&mut *conn)
     .await?;
     let mut cal = ExpertCalendar {
@@ -198,6 +202,15 @@ pub async fn load_calendar(
 /// that a day limit sees the whole local day whatever the time zone.
 fn calendar_span(from: DateTime<Utc>, to: DateTime<Utc>) -> (String, String) {
     (ts(from - Duration::days(2)), ts(to + Duration::days(2)))
+}
+
+/// The earliest start of an appointment that can still be running at the start of
+/// [`calendar_span`]`(from, _)`: an appointment is one bookable slot, at most
+/// [`MAX_SLOT_MINUTES`] long. With it the appointments' index (expert, status, start) is read
+/// over the span only, not over every appointment the expert ever had, which a query bounded
+/// by `end_at > lo` alone cannot avoid.
+fn earliest_running_start(from: DateTime<Utc>) -> String {
+    ts(from - Duration::days(2) - Duration::minutes(i64::from(MAX_SLOT_MINUTES)))
 }
 
 /// The standing calendars and specialties of every expert practising `specialty`: the one
@@ -283,12 +296,14 @@ pub async fn moving_of_specialty(
     .await?;
     let busy: Vec<BusyRow> = sqlx::query_as(&format!(
         "SELECT expert_id, start_at, end_at FROM appointments
-         WHERE status IN ('booked', 'attended') AND end_at > $2 AND start_at < $3 AND expert_id IN ({EXPERTS_OF_SPECIALTY})
+         WHERE status IN ('booked', 'attended') AND end_at > $2 AND start_at < $3 AND start_at >= $4
+           AND expert_id IN ({EXPERTS_OF_SPECIALTY})
          ORDER BY expert_id, start_at"
     ))
     .bind(specialty)
     .bind(&lo)
     .bind(&hi)
+    .bind(earliest_running_start(from))
     .fetch_all(&db.pool)
     .await?;
     let mut moving: HashMap<String, (Vec<AvailabilityException>, Vec<Interval>)> = HashMap::new();
