@@ -135,3 +135,41 @@ async fn a_call_ended_before_the_opinion_awaits_it(app: &TestApp) {
     assert_eq!(c["appointments"][0]["status"], "attended", "{c}");
 }
 db_test!(a_call_ended_before_the_opinion_awaits_it);
+
+async fn a_call_ended_while_the_database_is_out_of_reach_completes_when_it_is_back(app: &TestApp) {
+    let (id, _) = booked(app, "urgent", chrono::Utc::now()).await;
+    let mut li = Signaler::join(app, "dr.li", &id).await;
+    li.expect("joined").await;
+    let mut wang = Signaler::join(app, "dr.wang", &id).await;
+    wang.expect("joined").await;
+    wait_for_state(app, &id, "in_progress").await;
+    sign(app, &id).await;
+
+    // Every pooled connection taken (the database out of reach for this instance) for longer
+    // than twice the pool's 10 s wait for one: the recorder writes the chat line (one batch)
+    // and then the end of the call (the next) and both fail with 503 database_unavailable.
+    let pool = &app.state.db.pool;
+    let mut held = Vec::new();
+    while held.len() < pool.options().get_max_connections() as usize {
+        held.push(pool.acquire().await.unwrap());
+    }
+    li.send(json!({"type": "chat", "text": "心电图已看，结束会诊"}));
+    wang.expect("chat").await;
+    wang.send(json!({"type": "end"}));
+    assert_eq!(li.expect("call-ended").await["by"], "王建国");
+    tokio::time::sleep(Duration::from_secs(21)).await;
+    drop(held);
+
+    // Both are written once the database is back: nothing said or done in the call is lost.
+    let c = wait_for_state(app, &id, "completed").await;
+    assert_eq!(c["appointments"][0]["status"], "attended", "{c}");
+    let (chats,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM consultation_messages WHERE consultation_id = $1 AND body = $2")
+            .bind(&id)
+            .bind("心电图已看，结束会诊")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(chats, 1, "the chat line, once");
+}
+db_test!(a_call_ended_while_the_database_is_out_of_reach_completes_when_it_is_back);

@@ -785,20 +785,47 @@ async fn record(db: Db, mut rx: mpsc::Receiver<Record>) {
     }
 }
 
+/// How long the recorder keeps trying a write that the database cannot take for now
+/// (`503 database_unavailable`: the pool timed out, the connection was lost) before it gives
+/// the write up with an error in the log.
+pub const RECORD_RETRY_FOR: Duration = Duration::from_secs(600);
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Runs `op` until it succeeds or fails otherwise than with the database unavailable, waiting
+/// 0.1 s, then twice as long each time (at most 5 s), for at most [`RECORD_RETRY_FOR`]: a call
+/// ended, a chat line said or a consultation started while the database is out of reach is
+/// written once it is back, not dropped. Later records wait behind it, so the order holds.
+async fn persisting<T, F, Fut>(what: &'static str, mut op: F) -> Result<T, crate::error::ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::error::ApiError>>,
+{
+    let deadline = Instant::now() + RECORD_RETRY_FOR;
+    let mut wait = RECORD_RETRY_FIRST;
+    loop {
+        match op().await {
+            Err(e) if e.code == Problem::DatabaseUnavailable && Instant::now() + wait < deadline => {
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "{what}: the database is unavailable; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RECORD_RETRY_MAX);
+            }
+            r => return r,
+        }
+    }
+}
+
 async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::error::ApiError> {
-    // The writer turn like every other write transaction (nothing below takes it again
-    // before the commit releases it).
-    let mut tx = db.begin_write().await?;
     let mut starts = Vec::new();
     let mut ends = Vec::new();
-    let mut audits = Vec::new();
+    let mut chats = Vec::new();
     let mut timeline = Vec::new();
     for r in batch.drain(..) {
         match r {
+            // Ids given once, so a retried write cannot store an entry twice.
             Record::Timeline { room, entry } => timeline.push((new_id(), room, entry)),
             Record::Chat { room, id, participant, actor, text, at } => {
-                super::store::insert_message(&mut tx, &id, &room, &actor.id, &participant, &text, at).await?;
-                audits.push((room, id, actor));
+                chats.push((room, id, participant, actor, text, at))
             }
             Record::Start { room } => starts.push(room),
             Record::End { room, by_user } => ends.push((room, by_user)),
@@ -807,16 +834,15 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
             }
         }
     }
-    // The timeline in multi-row statements (in the order the entries happened).
-    for chunk in timeline.chunks(100) {
-        super::store::insert_timeline(&mut tx, chunk).await?;
-    }
-    tx.commit().await?;
+    persisting("signaling timeline and chat", || write_timeline_and_chat(db, &timeline, &chats)).await?;
     // Rooms are independent: their audit events and ends run side by side; each room's start
     // still comes before its end, since the ends wait for every start of the batch.
-    let audited = futures_util::future::join_all(audits.into_iter().map(|(room, id, actor)| async move {
-        let patient = super::store::patient_of(db, &room).await?;
-        crate::audit::event(&actor, "create", "consultation_message", &id).maybe_patient(patient).record(db).await
+    let audited = futures_util::future::join_all(chats.iter().map(|(room, id, _, actor, _, _)| async move {
+        persisting("the audit event of a chat line", || async {
+            let patient = super::store::patient_of(db, room).await?;
+            crate::audit::event(actor, "create", "consultation_message", id).maybe_patient(patient).record(db).await
+        })
+        .await
     }))
     .await;
     // The batch's starts in one transaction (a busy instance starts hundreds of consultations
@@ -824,7 +850,7 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
     // participants come back, are only read. If the batch cannot be written (on PostgreSQL, a
     // deadlock with another instance's batch over the same rooms), each room is started on
     // its own, as an action through the API is.
-    match crate::consultations::store::start_many(db, &starts).await {
+    match persisting("consultation starts", || crate::consultations::store::start_many(db, &starts)).await {
         Ok(started) => {
             for room in started {
                 tracing::info!(consultation = %room, "consultation in progress: both sides are in the room");
@@ -833,7 +859,11 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
         Err(e) => {
             tracing::warn!(error = %e, rooms = starts.len(), "the batch of consultation starts failed; starting them one by one");
             futures_util::future::join_all(starts.iter().map(|room| async move {
-                match crate::consultations::store::apply_action(db, room, None, &Action::Start).await {
+                let started = persisting("a consultation start", || {
+                    crate::consultations::store::apply_action(db, room, None, &Action::Start)
+                })
+                .await;
+                match started {
                     Ok(_) => {
                         tracing::info!(consultation = %room, "consultation in progress: both sides are in the room")
                     }
@@ -845,13 +875,38 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
         }
     }
     futures_util::future::join_all(ends.iter().map(|(room, by_user)| async move {
-        match crate::scheduling::visit::end_call(db, room, by_user).await {
+        match persisting("the end of a call", || crate::scheduling::visit::end_call(db, room, by_user)).await {
             Ok(()) => tracing::info!(consultation = %room, "the call was ended for everyone"),
             Err(e) => tracing::error!(consultation = %room, error = %e, "could not end the consultation's call"),
         }
     }))
     .await;
     audited.into_iter().collect::<Result<Vec<()>, _>>()?;
+    Ok(())
+}
+
+type ChatLine = (String, String, String, AuthUser, String, DateTime<Utc>);
+
+/// The batch's timeline entries and chat lines, in one transaction.
+async fn write_timeline_and_chat(
+    db: &Db,
+    timeline: &[(String, String, TimelineEntry)],
+    chats: &[ChatLine],
+) -> Result<(), crate::error::ApiError> {
+    if timeline.is_empty() && chats.is_empty() {
+        return Ok(());
+    }
+    // The writer turn like every other write transaction (nothing below takes it again
+    // before the commit releases it).
+    let mut tx = db.begin_write().await?;
+    for (room, id, participant, actor, text, at) in chats {
+        super::store::insert_message(&mut tx, id, room, &actor.id, participant, text, *at).await?;
+    }
+    // The timeline in multi-row statements (in the order the entries happened).
+    for chunk in timeline.chunks(100) {
+        super::store::insert_timeline(&mut tx, chunk).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 
