@@ -6,7 +6,7 @@ use super::roster::Roster;
 use super::slots::{
     AvailabilityException, BookingPolicy, ExceptionKind, Interval, WeeklyRule, DEFAULT_TZ, MAX_SLOT_MINUTES,
 };
-use crate::consultations::store::{AppointmentRow, APPOINTMENT_SELECT, EXPERTS_OF_SPECIALTY};
+use crate::consultations::store::{AppointmentRow, EXPERTS_OF_SPECIALTY};
 use crate::db::filter::Filtered;
 use crate::db::{new_id, now_ts, parse_ts, ts, Db};
 use crate::domain::consultation::AvailabilityExceptionKind;
@@ -657,13 +657,28 @@ pub struct AppointmentQuery {
 }
 
 /// The user's appointments, as the expert or as a participant (not declined) of the
-/// consultation, by start; at most 500.
+/// consultation, by start; at most 500. The rows are the `UNION` of the two, each found by
+/// its index: under an `OR` (expert `OR` a participant's consultation) PostgreSQL read every
+/// appointment of every user (a sequential scan: 77 ms for an expert with 2,500 among 445,000
+/// appointments, 28 ms now; as `a.id IN (... UNION ...)` it hash-joined them with every
+/// appointment again, 406 ms).
 pub async fn appointments_of_user(db: &Db, user_id: &str, f: &AppointmentQuery) -> ApiResult<Vec<AppointmentRow>> {
-    let mut q = Filtered::new(format!("{APPOINTMENT_SELECT} WHERE (a.expert_id = "));
+    let mut q = Filtered::new(
+        "SELECT a.id, a.consultation_id, a.expert_id, u.display_name AS expert_name, e.time_zone, \
+         a.patient_id, a.start_at, a.end_at, a.status, a.cancel_reason, a.replaced_by \
+         FROM (SELECT * FROM appointments WHERE expert_id = "
+            .to_string(),
+    );
     q.push_bind(user_id.to_string());
-    q.push(" OR a.consultation_id IN (SELECT consultation_id FROM consultation_participants WHERE user_id = ");
+    q.push(
+        " UNION SELECT ap.* FROM appointments ap WHERE ap.consultation_id IN \
+         (SELECT consultation_id FROM consultation_participants WHERE user_id = ",
+    );
     q.push_bind(user_id.to_string());
-    q.push(" AND status <> 'declined'))");
+    q.push(
+        " AND status <> 'declined')) a, users u, expert_profiles e \
+         WHERE u.id = a.expert_id AND e.user_id = a.expert_id",
+    );
     for (condition, value) in [
         (" AND a.start_at >= ", &f.start_from),
         (" AND a.start_at < ", &f.start_before),

@@ -13,7 +13,9 @@ export async function expertHome(app) {
   const [requests, mine, appointments, availability] = await Promise.all([
     get('/api/v1/consultations?state=requested'),
     get('/api/v1/consultations'),
-    get('/api/v1/appointments'),
+    // Upcoming: from the start of today (an appointment under way still shows); the list
+    // holds at most 500 by start, so without a start it would show the oldest ones.
+    get(`/api/v1/appointments?from=${encodeURIComponent(startOfToday())}`),
     get(`/api/v1/experts/${me.id}/availability`),
   ]);
   const open = mine.items.filter((/** @type {any} */ c) => ['accepted', 'scheduled', 'in_progress'].includes(c.state));
@@ -30,6 +32,13 @@ export async function expertHome(app) {
         : h('p', { class: 'muted' }, t('common.none'))),
     availabilityEditor(me.id, availability),
   );
+}
+
+/** @returns {string} the start of the local day, as an RFC 3339 time in UTC */
+function startOfToday() {
+  const d = new Date();
+  d.setHours(0, 0, 0, 0);
+  return d.toISOString();
 }
 
 /**
