@@ -8,7 +8,8 @@
 //!
 //! `--server A,B --pid P,Q` replays against several instances (each account keeps to one);
 //! `--signed-in` signs every account in before the slice, outside the figures;
-//! `--no-home-screens` leaves out the home screens' list reads (as runs before them did).
+//! `--no-home-screens` leaves out the home screens' list reads (as runs before them did);
+//! `--history N` writes N completed consultations (with their appointments) before the day.
 
 #[path = "replay/mod.rs"]
 mod replay;
@@ -41,6 +42,7 @@ fn main() {
         centres: num("--centres", "300") as usize,
         doctors: num("--doctors", "600") as usize,
         patients: num("--patients", "50000") as usize,
+        history: num("--history", "0") as usize,
     };
     let speed = num("--speed", "10");
     let plan = replay::Plan {

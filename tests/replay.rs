@@ -13,8 +13,17 @@ use std::sync::Arc;
 /// `signed_in`: every account signs in before the day (the replayer's `--signed-in`), so the
 /// day itself has no password sign-in.
 async fn a_small_day_replays_without_errors_and_its_invariants_hold(app: &TestApp, signed_in: bool) {
-    let scale = replay::Scale { hospitals: 1, experts: 4, centres: 2, doctors: 3, patients: 40 };
+    let scale = replay::Scale { hospitals: 1, experts: 4, centres: 2, doctors: 3, patients: 40, history: 30 };
     let world = Arc::new(replay::generate(&app.state.db, &scale, "tiny").await);
+    let (past,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM consultations c JOIN appointments a ON a.consultation_id = c.id
+         WHERE c.state = 'completed' AND a.status = 'attended' AND a.end_at < $1",
+    )
+    .bind(teleconsult::db::now_ts())
+    .fetch_one(&app.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(past, 30, "the history: 30 completed consultations with their attended appointments, in the past");
     // 20 consultations over the whole day, replayed in about 8 s.
     let plan = replay::Plan {
         per_day: 20,

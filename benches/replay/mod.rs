@@ -45,6 +45,10 @@ pub struct Scale {
     pub centres: usize,
     pub doctors: usize,
     pub patients: usize,
+    /// Completed consultations before the day (each with its requester, its expert and an
+    /// attended appointment, one a day per expert and slot, up to a year back), so that the
+    /// day meets a store that has served for a while.
+    pub history: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -184,6 +188,7 @@ pub async fn generate(db: &Db, scale: &Scale, run: &str) -> World {
     let mut specialties = Vec::new();
     let mut rules = Vec::new();
     let mut experts: HashMap<&'static str, Vec<Person>> = HashMap::new();
+    let mut expert_ids: Vec<(String, &'static str)> = Vec::new();
     for i in 0..scale.experts.max(1) {
         let id = new_id();
         let h = hospitals[i % hospitals.len()].clone();
@@ -216,9 +221,10 @@ pub async fn generate(db: &Db, scale: &Scale, run: &str) -> World {
                 ]);
             }
         }
+        expert_ids.push((id.clone(), s));
         experts.entry(s).or_default().push(Person { id, username, org: h });
     }
-    let mut doctors = Vec::new();
+    let mut doctors: Vec<Person> = Vec::new();
     let mut doctor_rows = Vec::new();
     for i in 0..scale.doctors.max(1) {
         let id = new_id();
@@ -261,18 +267,113 @@ pub async fn generate(db: &Db, scale: &Scale, run: &str) -> World {
     )
     .await;
     let mut patients: HashMap<String, Vec<String>> = HashMap::new();
+    let mut patient_ids = Vec::new();
     let mut rows = Vec::new();
     for i in 0..scale.patients {
         let c = centres[i % centres.len()].clone();
         let name = format!("{run} 患者{i}");
         let sex = if i % 2 == 0 { "female" } else { "male" };
         let birth = format!("{}-{:02}-{:02}", 1940 + i % 70, 1 + i % 12, 1 + i % 28);
-        rows.push(vec![new_id(), name.clone(), sex.into(), birth, c.clone(), now.clone(), now.clone()]);
+        let id = new_id();
+        rows.push(vec![id.clone(), name.clone(), sex.into(), birth, c.clone(), now.clone(), now.clone()]);
         patients.entry(c).or_default().push(name);
+        patient_ids.push(id);
     }
     bulk(db, "INSERT INTO patients (id, name, sex, birth_date, home_organisation_id, created_at, updated_at)", 7, rows)
         .await;
+    if scale.history > 0 && !patient_ids.is_empty() {
+        history(db, scale.history, &expert_ids, &doctors, &patient_ids, centres.len()).await;
+    }
     World { run: run.to_string(), doctors, experts, patients }
+}
+
+/// `n` completed consultations before the day: the i-th is expert `i % E`'s, in the time slot
+/// `i / E` (slots of 30 minutes from 09:00 Beijing time, 14 a day, going back a day at a
+/// time), so no expert and no patient is booked twice at one time; its patient is
+/// `i % patients` and its requester a doctor of that patient's centre. Then the tables are
+/// analysed, as autovacuum would after such a load (it is off on a CI database).
+async fn history(
+    db: &Db,
+    n: usize,
+    experts: &[(String, &'static str)],
+    doctors: &[Person],
+    patients: &[String],
+    centres: usize,
+) {
+    let started = Instant::now();
+    let today = chrono::Utc::now().date_naive().and_hms_opt(1, 0, 0).expect("01:00").and_utc();
+    let (mut consultations, mut participants, mut appointments) = (Vec::new(), Vec::new(), Vec::new());
+    let flush = |c: Vec<Vec<String>>, p: Vec<Vec<String>>, a: Vec<Vec<String>>| async move {
+        bulk(
+            db,
+            "INSERT INTO consultations (id, patient_id, requesting_organisation_id, requested_by, reason, specialty, min_title, urgency, mode, addressee_kind, state, assigned_expert_id, created_at, updated_at)",
+            14,
+            c,
+        )
+        .await;
+        bulk(db, "INSERT INTO consultation_participants (consultation_id, user_id, role, status, added_at)", 5, p)
+            .await;
+        bulk(
+            db,
+            "INSERT INTO appointments (id, consultation_id, expert_id, patient_id, start_at, end_at, status, created_by, created_at)",
+            9,
+            a,
+        )
+        .await;
+    };
+    for i in 0..n {
+        let (expert, specialty) = &experts[i % experts.len()];
+        let slot = i / experts.len();
+        let start =
+            today - chrono::Duration::days(1 + (slot / 14) as i64) + chrono::Duration::minutes(30 * (slot % 14) as i64);
+        let (start_at, end_at) =
+            (teleconsult::db::ts(start), teleconsult::db::ts(start + chrono::Duration::minutes(30)));
+        let requested = teleconsult::db::ts(start - chrono::Duration::days(1));
+        let p = i % patients.len();
+        // Doctor j works at centre j % centres, patient p belongs to centre p % centres.
+        let doctor = doctors.get(p % centres).unwrap_or(&doctors[i % doctors.len()]);
+        let id = new_id();
+        consultations.push(vec![
+            id.clone(),
+            patients[p].clone(),
+            doctor.org.clone(),
+            doctor.id.clone(),
+            "复诊".into(),
+            specialty.to_string(),
+            "attending".into(),
+            "routine".into(),
+            "video".into(),
+            "expert".into(),
+            "completed".into(),
+            expert.clone(),
+            requested.clone(),
+            end_at.clone(),
+        ]);
+        participants.push(vec![id.clone(), doctor.id.clone(), "requester".into(), "active".into(), requested.clone()]);
+        participants.push(vec![id.clone(), expert.clone(), "expert".into(), "accepted".into(), requested.clone()]);
+        appointments.push(vec![
+            new_id(),
+            id,
+            expert.clone(),
+            patients[p].clone(),
+            start_at,
+            end_at,
+            "attended".into(),
+            doctor.id.clone(),
+            requested,
+        ]);
+        if consultations.len() == 20_000 {
+            flush(
+                std::mem::take(&mut consultations),
+                std::mem::take(&mut participants),
+                std::mem::take(&mut appointments),
+            )
+            .await;
+        }
+    }
+    flush(consultations, participants, appointments).await;
+    sqlx::query("ANALYZE").execute(&db.pool).await.expect("ANALYZE");
+    println!("{n} past consultations written and analysed in {:.1} s", started.elapsed().as_secs_f64());
 }
 
 /// Arrival offsets (seconds from the start of the replayed slice, in replayed time), sorted:
@@ -745,7 +846,11 @@ async fn consultation(
         let home = [
             ("expert_home_requests", "/api/v1/consultations?state=requested".to_string()),
             ("expert_home_consultations", "/api/v1/consultations".to_string()),
-            ("expert_home_appointments", "/api/v1/appointments".to_string()),
+            // From the start of the day, as the web client asks for the upcoming ones.
+            (
+                "expert_home_appointments",
+                format!("/api/v1/appointments?from={}T00:00:00Z", chrono::Utc::now().date_naive()),
+            ),
             ("expert_home_availability", format!("/api/v1/experts/{expert_id}/availability")),
         ];
         for (op, path) in home {
