@@ -1,6 +1,7 @@
 //! Embeds the web client: lists every file under `web-client/` (except its tests, package
 //! files and node_modules) into `$OUT_DIR/web_client_files.rs` as `(path, bytes)` pairs,
-//! so the binary serves the client without reading the disk.
+//! so the binary serves the client without reading the disk; and has the crate rebuilt when
+//! a migration is added (they are embedded too).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,8 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
 }
 
 fn main() {
+    // `sqlx::migrate!` embeds `migrations/` at compile time: a new migration must rebuild.
+    println!("cargo:rerun-if-changed=migrations");
     let root =
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("web-client");
     let mut files = Vec::new();
