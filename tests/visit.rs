@@ -118,13 +118,19 @@ async fn signing_during_the_call_does_not_end_it_and_ending_it_completes(app: &T
 }
 db_test!(signing_during_the_call_does_not_end_it_and_ending_it_completes);
 
-async fn a_call_ended_before_the_opinion_awaits_it(app: &TestApp) {
+/// An urgent consultation booked now, dr.li and dr.wang in its call (in progress).
+async fn in_a_call(app: &TestApp) -> (String, Signaler, Signaler) {
     let (id, _) = booked(app, "urgent", chrono::Utc::now()).await;
     let mut li = Signaler::join(app, "dr.li", &id).await;
     li.expect("joined").await;
     let mut wang = Signaler::join(app, "dr.wang", &id).await;
     wang.expect("joined").await;
     wait_for_state(app, &id, "in_progress").await;
+    (id, li, wang)
+}
+
+async fn a_call_ended_before_the_opinion_awaits_it(app: &TestApp) {
+    let (id, li, mut wang) = in_a_call(app).await;
     li.send(json!({"type": "end"}));
     assert_eq!(wang.expect("call-ended").await["by"], "李明");
     let c = wait_for_state(app, &id, "awaiting_opinion").await;
@@ -137,12 +143,7 @@ async fn a_call_ended_before_the_opinion_awaits_it(app: &TestApp) {
 db_test!(a_call_ended_before_the_opinion_awaits_it);
 
 async fn a_call_ended_while_the_database_is_out_of_reach_completes_when_it_is_back(app: &TestApp) {
-    let (id, _) = booked(app, "urgent", chrono::Utc::now()).await;
-    let mut li = Signaler::join(app, "dr.li", &id).await;
-    li.expect("joined").await;
-    let mut wang = Signaler::join(app, "dr.wang", &id).await;
-    wang.expect("joined").await;
-    wait_for_state(app, &id, "in_progress").await;
+    let (id, mut li, mut wang) = in_a_call(app).await;
     sign(app, &id).await;
 
     // Every pooled connection taken (the database out of reach for this instance) for longer
