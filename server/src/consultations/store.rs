@@ -815,11 +815,22 @@ pub struct AppointmentRow {
     pub replaced_by: Option<String>,
 }
 
+/// The columns of [`AppointmentRow`], from an appointment `a`, its expert `u` and profile `e`
+/// (a macro, so that [`APPOINTMENT_SELECT`] can be one `concat!`).
+macro_rules! appointment_columns {
+    () => {
+        "a.id, a.consultation_id, a.expert_id, u.display_name AS expert_name, e.time_zone, \
+         a.patient_id, a.start_at, a.end_at, a.status, a.cancel_reason, a.replaced_by"
+    };
+}
+pub const APPOINTMENT_COLUMNS: &str = appointment_columns!();
+
 /// The select of [`AppointmentRow`], over `appointments a`, for a `WHERE` to follow.
-pub const APPOINTMENT_SELECT: &str =
-    "SELECT a.id, a.consultation_id, a.expert_id, u.display_name AS expert_name, e.time_zone,
-    a.patient_id, a.start_at, a.end_at, a.status, a.cancel_reason, a.replaced_by
-    FROM appointments a JOIN users u ON u.id = a.expert_id JOIN expert_profiles e ON e.user_id = a.expert_id";
+pub const APPOINTMENT_SELECT: &str = concat!(
+    "SELECT ",
+    appointment_columns!(),
+    " FROM appointments a JOIN users u ON u.id = a.expert_id JOIN expert_profiles e ON e.user_id = a.expert_id"
+);
 
 pub async fn appointment(db: &Db, id: &str) -> ApiResult<Option<AppointmentRow>> {
     Ok(sqlx::query_as(&format!("{APPOINTMENT_SELECT} WHERE a.id = $1")).bind(id).fetch_optional(&db.pool).await?)

@@ -6,7 +6,7 @@ use super::roster::Roster;
 use super::slots::{
     AvailabilityException, BookingPolicy, ExceptionKind, Interval, WeeklyRule, DEFAULT_TZ, MAX_SLOT_MINUTES,
 };
-use crate::consultations::store::{AppointmentRow, EXPERTS_OF_SPECIALTY};
+use crate::consultations::store::{AppointmentRow, APPOINTMENT_COLUMNS, EXPERTS_OF_SPECIALTY};
 use crate::db::filter::Filtered;
 use crate::db::{new_id, now_ts, parse_ts, ts, Db};
 use crate::domain::consultation::AvailabilityExceptionKind;
@@ -663,12 +663,8 @@ pub struct AppointmentQuery {
 /// appointments, 28 ms now; as `a.id IN (... UNION ...)` it hash-joined them with every
 /// appointment again, 406 ms).
 pub async fn appointments_of_user(db: &Db, user_id: &str, f: &AppointmentQuery) -> ApiResult<Vec<AppointmentRow>> {
-    let mut q = Filtered::new(
-        "SELECT a.id, a.consultation_id, a.expert_id, u.display_name AS expert_name, e.time_zone, \
-         a.patient_id, a.start_at, a.end_at, a.status, a.cancel_reason, a.replaced_by \
-         FROM (SELECT * FROM appointments WHERE expert_id = "
-            .to_string(),
-    );
+    let mut q =
+        Filtered::new(format!("SELECT {APPOINTMENT_COLUMNS} FROM (SELECT * FROM appointments WHERE expert_id = "));
     q.push_bind(user_id.to_string());
     q.push(
         " UNION SELECT ap.* FROM appointments ap WHERE ap.consultation_id IN \

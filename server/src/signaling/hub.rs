@@ -788,7 +788,7 @@ async fn record(db: Db, mut rx: mpsc::Receiver<Record>) {
 /// How long the recorder keeps trying a write that the database cannot take for now
 /// (`503 database_unavailable`: the pool timed out, the connection was lost) before it gives
 /// the write up with an error in the log.
-pub const RECORD_RETRY_FOR: Duration = Duration::from_secs(600);
+const RECORD_RETRY_FOR: Duration = Duration::from_secs(600);
 const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
 const RECORD_RETRY_MAX: Duration = Duration::from_secs(5);
 
