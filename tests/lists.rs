@@ -179,3 +179,40 @@ async fn an_experts_list_holds_his_consultations_and_his_departments_open_pool_r
     assert!(listed(app, &li, "/api/v1/consultations?state=requested").await.contains(&pool));
 }
 db_test!(an_experts_list_holds_his_consultations_and_his_departments_open_pool_requests);
+
+/// An expert's open consultation stays on his home screen's list (`active=true`) however many
+/// newer ones have ended since: a page of his newest alone would no longer hold it.
+async fn an_open_consultation_stays_on_the_active_list_behind_newer_ended_ones(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let wang = app.login("dr.wang").await;
+    let open = request(app, &li, "routine", "video").await;
+    let (status, body) = app.post(&format!("/api/v1/consultations/{open}/accept"), &wang, &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let mut ended = Vec::new();
+    for _ in 0..50 {
+        let id = request(app, &li, "routine", "video").await;
+        let (status, body) =
+            app.post(&format!("/api/v1/consultations/{id}/cancel"), &li, &json!({"reason": "患者已转院"})).await;
+        assert_eq!(status, 200, "{body}");
+        ended.push(id);
+    }
+
+    let newest = listed(app, &wang, "/api/v1/consultations").await;
+    assert!(!newest.contains(&open), "fifty newer ones fill the first page");
+    let (status, active) = app.get("/api/v1/consultations?active=true&limit=200", &wang).await;
+    assert_eq!(status, 200, "{active}");
+    assert!(ids(&active).contains(&open), "{active}");
+    for c in active["items"].as_array().unwrap() {
+        let state = c["state"].as_str().unwrap();
+        assert!(!["completed", "declined", "cancelled", "no_show"].contains(&state), "{c}");
+    }
+    let done = listed(app, &wang, "/api/v1/consultations?active=false&limit=200").await;
+    assert!(ended.iter().all(|id| done.contains(id)) && !done.contains(&open), "{done:?}");
+    // With the other filters, and for the requesting doctor too.
+    let accepted = listed(app, &li, "/api/v1/consultations?active=true&state=accepted&limit=200").await;
+    assert!(accepted.contains(&open), "{accepted:?}");
+    assert_eq!(listed(app, &li, "/api/v1/consultations?active=false&state=accepted").await, Vec::<String>::new());
+    let (status, bad) = app.get("/api/v1/consultations?active=soon", &wang).await;
+    assert_eq!(status, 400, "{bad}");
+}
+db_test!(an_open_consultation_stays_on_the_active_list_behind_newer_ended_ones);

@@ -56,7 +56,7 @@ async fn a_small_day_replays_without_errors_and_its_invariants_hold(app: &TestAp
     let ops: Vec<&str> = json["operations"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
     for op in [
         "doctor_home_consultations",
-        "expert_home_requests",
+        "expert_home_consultations",
         "request",
         "accept",
         "book",

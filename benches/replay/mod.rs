@@ -785,7 +785,9 @@ async fn consultation(
     // The arrival is due at `due`: a late start counts in this stage.
     if plan.home_screens {
         c.call("doctor_home_patients", d, get.clone(), "/api/v1/patients", None).await?;
-        c.call("doctor_home_consultations", d, get.clone(), "/api/v1/consultations", None).await?;
+        c.call("doctor_home_consultations", d, get.clone(), "/api/v1/consultations?active=true&limit=200", None)
+            .await?;
+        c.call("doctor_home_ended", d, get.clone(), "/api/v1/consultations?active=false&limit=20", None).await?;
     }
     let known = world.patients.get(&doctor.org).filter(|p| !p.is_empty());
     let patient_id = match known.filter(|_| rng.unit() >= plan.new_patient_share) {
@@ -837,15 +839,15 @@ async fn consultation(
     c.stats.acked.lock().unwrap().consultations.push(id.clone());
     c.stats.stage("1 request", due);
 
-    // 2. The expert sees it on his home screen (the web client's four reads), accepts; the
+    // 2. The expert sees it on his home screen (the web client's three reads), accepts; the
     // doctor books the first free slot (reading the slots again after a 409 slot_taken).
     tokio::time::sleep(think).await;
     let stage = Instant::now();
     c.call("notifications", x, get.clone(), "/api/v1/notifications?limit=20", None).await?;
     if plan.home_screens {
         let home = [
-            ("expert_home_requests", "/api/v1/consultations?state=requested".to_string()),
-            ("expert_home_consultations", "/api/v1/consultations".to_string()),
+            // The requests and his open consultations, in one list.
+            ("expert_home_consultations", "/api/v1/consultations?active=true&limit=200".to_string()),
             // From the start of the day, as the web client asks for the upcoming ones.
             (
                 "expert_home_appointments",

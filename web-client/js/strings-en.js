@@ -108,7 +108,7 @@ export const EN = {
   'admin.status': 'Status', 'admin.active': 'Active', 'admin.inactive': 'Deactivated', 'admin.deactivate': 'Deactivate', 'admin.activate': 'Activate', 'admin.resetPassword': 'Reset password', 'admin.confirm': 'Confirm', 'admin.cancel': 'Cancel', 'admin.confirmDeactivate': "Deactivate {name}'s account? Every session ends at once.", 'admin.confirmActivate': "Activate {name}'s account?", 'admin.confirmReset': "Reset {name}'s password? Every session ends at once.", 'admin.deactivated': '{name} is deactivated; their sessions have ended.', 'admin.activated': '{name} is active again.', 'admin.resetDone': 'One-time password for {name}: {password} (shown once: hand it over in person; it must be changed at sign-in)',
   'admin.username': 'Username', 'admin.role': 'Role', 'admin.organisation': 'Organisation',
   'state.draft': 'Draft', 'state.requested': 'Requested', 'state.accepted': 'Accepted', 'state.scheduled': 'Scheduled',
-  'state.in_progress': 'In progress', 'state.completed': 'Completed', 'state.declined': 'Declined', 'state.cancelled': 'Cancelled',
+  'state.in_progress': 'In progress', 'state.awaiting_opinion': 'Awaiting opinion', 'state.completed': 'Completed', 'state.declined': 'Declined', 'state.cancelled': 'Cancelled',
   'state.no_show': 'No-show',
   'urgency.routine': 'Routine', 'urgency.urgent': 'Urgent', 'urgency.emergency': 'Emergency',
   'mode.video': 'Video', 'mode.ecg_review': 'ECG review', 'mode.imaging_review': 'Imaging review', 'mode.mdt': 'Multidisciplinary team',

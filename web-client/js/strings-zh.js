@@ -108,7 +108,7 @@ export const ZH = {
   'admin.status': '状态', 'admin.active': '在用', 'admin.inactive': '已停用', 'admin.deactivate': '停用', 'admin.activate': '启用', 'admin.resetPassword': '重置密码', 'admin.confirm': '确认', 'admin.cancel': '取消', 'admin.confirmDeactivate': '确认停用 {name} 的账号？其所有登录将立即失效。', 'admin.confirmActivate': '确认启用 {name} 的账号？', 'admin.confirmReset': '确认重置 {name} 的密码？其所有登录将立即失效。', 'admin.deactivated': '已停用 {name}，其登录已失效。', 'admin.activated': '已启用 {name}。', 'admin.resetDone': '{name} 的一次性密码：{password}（仅显示一次，请当面交给本人；登录后须设置新密码）',
   'admin.username': '用户名', 'admin.role': '角色', 'admin.organisation': '机构',
   'state.draft': '草稿', 'state.requested': '待接受', 'state.accepted': '已接受', 'state.scheduled': '已预约',
-  'state.in_progress': '进行中', 'state.completed': '已完成', 'state.declined': '已拒绝', 'state.cancelled': '已取消',
+  'state.in_progress': '进行中', 'state.awaiting_opinion': '待出具意见', 'state.completed': '已完成', 'state.declined': '已拒绝', 'state.cancelled': '已取消',
   'state.no_show': '未到诊',
   'urgency.routine': '常规', 'urgency.urgent': '加急', 'urgency.emergency': '紧急',
   'mode.video': '视频会诊', 'mode.ecg_review': '心电会诊', 'mode.imaging_review': '影像会诊', 'mode.mdt': '多学科会诊',

@@ -42,6 +42,20 @@ async function accessible(page, name) {
 }
 
 /**
+ * Goes home by the header's name link and opens the consultation from the home screen, as a
+ * person would: the row of `name` showing the badge of `state`, in the section `section`.
+ * @param {import('playwright-core').Page} page
+ * @param {string} section the home screen section's heading id
+ * @param {string} state the consultation state the row shows
+ */
+async function openFromHome(page, section, state, name = '赵桂兰') {
+  await page.click('a.brand');
+  await ready(page, '/');
+  await page.click(`section[aria-labelledby=${section}] li:has(.badge.state-${state}):has-text("${name}") button:has-text("查看")`);
+  await ready(page, `/consultations/${consultationId}`);
+}
+
+/**
  * Waits until the page's remote video of `name` plays: frames decoded, time advancing.
  * @param {import('playwright-core').Page} page
  * @param {string} name the peer's display name (its video's label)
@@ -239,8 +253,7 @@ test('a letter dropped on the consultation goes up in chunks, is retried after a
 
 test('dr.wang is alerted, reads the summary, patient header and consent, and accepts', async () => {
   const page = pages['dr.wang'];
-  await page.goto(`${server.url}/consultations/${consultationId}`);
-  await ready(page, `/consultations/${consultationId}`);
+  await openFromHome(page, 'inbox', 'requested');
   assert.equal(await page.textContent('dd.summary'), '76 岁女性，反复胸闷 2 周，活动后加重；高血压 10 年。心电图示 V4-V6 ST 段压低。');
   assert.equal(await page.textContent('dd.question'), '请判读心电图并评估是否需要转上级医院');
   assert.equal(await page.textContent('.patient-header .ph-name'), '赵桂兰');
@@ -270,7 +283,7 @@ test('dr.wang is alerted, reads the summary, patient header and consent, and acc
   await page.waitForSelector('main .badge.state-accepted');
   // dr.li's notification names him as a person, not by his login.
   const li = pages['dr.li'];
-  await li.goto(`${server.url}/notifications`);
+  await li.click('nav button:has-text("通知")');
   await ready(li, '/notifications');
   await li.waitForSelector('li:has-text("专家已接受会诊")');
   const body = await li.textContent('li:has-text("专家已接受会诊") > div:nth-child(2)');
@@ -279,8 +292,7 @@ test('dr.wang is alerted, reads the summary, patient header and consent, and acc
 
 test('dr.li books the slot of dr.wang\'s session, which opens the room now', async () => {
   const page = pages['dr.li'];
-  await page.goto(`${server.url}/consultations/${consultationId}`);
-  await ready(page, `/consultations/${consultationId}`);
+  await openFromHome(page, 'mc', 'accepted');
   await page.click('.slots button.slot');
   await page.waitForSelector('main .badge.state-scheduled');
   await page.waitForSelector('section:has(#appts) li:has-text("已预约")');
@@ -293,8 +305,7 @@ test('at the slot all three join: the kiosk patient through the lobby, the docto
   const kiosk = pages.kiosk;
   await li.click('button:has-text("进入视频会诊")');
   await ready(li, `/call/${consultationId}`);
-  await wang.goto(`${server.url}/consultations/${consultationId}`);
-  await ready(wang, `/consultations/${consultationId}`);
+  await openFromHome(wang, 'open', 'scheduled');
   await wang.click('button:has-text("进入视频会诊")');
   await ready(wang, `/call/${consultationId}`);
   await plays(li, '王建国');
@@ -424,9 +435,13 @@ test('dr.wang ends the call for everyone; the kiosk goes home and the opinion is
   await ready(kiosk, '/');
   await kiosk.waitForSelector('.elder-home:has-text("会诊已结束，医生正在撰写会诊意见")');
   assert.equal(await kiosk.$('button.huge:has-text("进入视频会诊")'), null, 'no join button for a finished call');
-  await wang.goto(`${server.url}/consultations/${consultationId}`);
+  // Both doctors find it on their home screens, awaiting the opinion (not gone until signed).
+  await openFromHome(li, 'mc', 'awaiting_opinion');
+  await li.waitForSelector('main .badge.state-awaiting_opinion:text-is("待出具意见")');
+  await wang.click('.call-ended button:has-text("返回会诊页面")');
   await ready(wang, `/consultations/${consultationId}`);
-  await wang.waitForSelector('main .badge.state-awaiting_opinion');
+  await openFromHome(wang, 'open', 'awaiting_opinion');
+  await wang.waitForSelector('main .badge.state-awaiting_opinion:text-is("待出具意见")');
 });
 
 test('dr.wang signs with a patient summary; the kiosk shows it in large type, then resets; the appointment is attended', async () => {
@@ -454,8 +469,7 @@ test('dr.wang signs with a patient summary; the kiosk shows it in large type, th
   const c = await li.call('GET', `/api/v1/consultations/${consultationId}`);
   assert.equal(c.state, 'completed');
   assert.deepEqual(c.appointments.map((/** @type {any} */ a) => a.status), ['attended']);
-  await pages['dr.li'].goto(`${server.url}/consultations/${consultationId}`);
-  await ready(pages['dr.li'], `/consultations/${consultationId}`);
+  await openFromHome(pages['dr.li'], 'mc', 'completed');
   await pages['dr.li'].waitForSelector('section:has(#appts) li:has-text("已就诊")');
 });
 

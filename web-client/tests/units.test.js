@@ -267,3 +267,17 @@ test('notifications show in the reader\'s language from their code, else as the 
     else delete globalThis.localStorage;
   }
 });
+
+test('every consultation state the server has is named in both languages and has its place in grouped lists', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { ZH } = await import('../js/strings-zh.js');
+  const { EN } = await import('../js/strings-en.js');
+  const { STATE_ORDER } = await import('../js/views/common.js');
+  // The server's own list: the `State` block of its lifecycle module.
+  const source = readFileSync(new URL('../../server/src/consultations/state.rs', import.meta.url), 'utf8');
+  const block = source.slice(source.indexOf('State, "consultation state" {'));
+  const states = [...block.slice(0, block.indexOf('}')).matchAll(/=> "(\w+)"/g)].map((m) => m[1]);
+  assert.ok(states.includes('awaiting_opinion') && states.length >= 10, `states read: ${states}`);
+  for (const table of [ZH, EN]) assert.deepEqual(states.filter((s) => !(`state.${s}` in table)), []);
+  assert.deepEqual([...STATE_ORDER].sort(), [...states].sort());
+});

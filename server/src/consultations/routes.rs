@@ -315,6 +315,9 @@ async fn create(
 #[serde(deny_unknown_fields)]
 pub struct ListFilter {
     pub state: Option<CState>,
+    /// `true`: only consultations still open (any state but completed, declined, cancelled and
+    /// no-show), what a home screen shows; `false`: only ended ones.
+    pub active: Option<bool>,
     pub mode: Option<Mode>,
     pub urgency: Option<Urgency>,
     /// Created at or after (RFC 3339).
@@ -334,6 +337,7 @@ async fn list(
     let cursor = crate::api::page_cursor(f.cursor)?;
     let query = store::ListQuery {
         state: f.state,
+        active: f.active,
         mode: f.mode,
         urgency: f.urgency,
         created_from: f.from.map(|t| ts(t.into())),

@@ -398,6 +398,8 @@ pub async fn transitions(db: &Db, id: &str) -> ApiResult<Vec<Transition>> {
 #[derive(Debug, Default)]
 pub struct ListQuery {
     pub state: Option<State>,
+    /// `Some(true)`: open states only; `Some(false)`: terminal ones only.
+    pub active: Option<bool>,
     pub mode: Option<Mode>,
     pub urgency: Option<Urgency>,
     /// Created at or after (stored timestamp text).
@@ -424,6 +426,17 @@ pub async fn list(db: &Db, user: &AuthUser, f: &ListQuery) -> ApiResult<Vec<Cons
         if let Some(v) = value {
             q.condition().push(column).push_bind(v.to_string());
         }
+    }
+    if let Some(active) = f.active {
+        // The states as values (not `NOT IN`), so the state index can find the few open ones.
+        q.condition().push("c.state IN (");
+        for (i, state) in State::ALL.iter().filter(|s| s.is_terminal() != active).enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.push_bind(state.as_str());
+        }
+        q.push(")");
     }
     q.push(" ORDER BY c.id DESC LIMIT ").push_bind(f.limit);
     // Planned with its values, like patient searches: PostgreSQL's generic plan of the kept

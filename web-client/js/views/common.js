@@ -3,7 +3,7 @@ import { h } from '../dom.js';
 import { t } from '../i18n.js';
 
 /** The order in which states are grouped, the most pressing first. */
-export const STATE_ORDER = ['in_progress', 'scheduled', 'accepted', 'requested', 'draft', 'completed', 'declined', 'cancelled', 'no_show'];
+export const STATE_ORDER = ['in_progress', 'awaiting_opinion', 'scheduled', 'accepted', 'requested', 'draft', 'completed', 'declined', 'cancelled', 'no_show'];
 
 /**
  * Consultations as a list, optionally grouped by state.

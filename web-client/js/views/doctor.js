@@ -9,9 +9,12 @@ import { consultationList } from './common.js';
  * @returns {Promise<HTMLElement>}
  */
 export async function doctorHome(app) {
-  const [patients, consultations] = await Promise.all([
+  const [patients, active, ended] = await Promise.all([
     get('/api/v1/patients'),
-    get('/api/v1/consultations'),
+    // Every consultation still open, however long ago it was asked for (a page of the newest
+    // would lose a slot booked weeks ahead), and the most recently ended ones.
+    get('/api/v1/consultations?active=true&limit=200'),
+    get('/api/v1/consultations?active=false&limit=20'),
   ]);
   const patientList = h('ul', { class: 'list', 'aria-label': t('doctor.patients') });
   /** @param {any[]} items */
@@ -71,6 +74,6 @@ export async function doctorHome(app) {
       field(t('common.search'), search), patientList),
     h('section', { class: 'card', 'aria-labelledby': 'pr' }, h('h2', { id: 'pr' }, t('doctor.registerPatient')), form),
     h('section', { class: 'card', 'aria-labelledby': 'mc' }, h('h2', { id: 'mc' }, t('doctor.myConsultations')),
-      consultationList(app, consultations.items, true)),
+      consultationList(app, [...active.items, ...ended.items], true)),
   );
 }

@@ -10,19 +10,21 @@ import { consultationList } from './common.js';
  */
 export async function expertHome(app) {
   const me = app.user();
-  const [requests, mine, appointments, availability] = await Promise.all([
-    get('/api/v1/consultations?state=requested'),
-    get('/api/v1/consultations'),
+  const [active, appointments, availability] = await Promise.all([
+    // Every consultation still open, in one list: the requests waiting for an answer, and
+    // his own however long ago they began (a page of his newest would lose an old one).
+    get('/api/v1/consultations?active=true&limit=200'),
     // Upcoming: from the start of today (an appointment under way still shows); the list
     // holds at most 500 by start, so without a start it would show the oldest ones.
     get(`/api/v1/appointments?from=${encodeURIComponent(startOfToday())}`),
     get(`/api/v1/experts/${me.id}/availability`),
   ]);
-  const open = mine.items.filter((/** @type {any} */ c) => ['accepted', 'scheduled', 'in_progress'].includes(c.state));
+  const requests = active.items.filter((/** @type {any} */ c) => c.state === 'requested');
+  const open = active.items.filter((/** @type {any} */ c) => c.state !== 'requested');
   return h('div', { class: 'stack' },
     h('h1', null, t('expert.home')),
     h('section', { class: 'card', 'aria-labelledby': 'inbox' }, h('h2', { id: 'inbox' }, t('expert.inbox')),
-      consultationList(app, requests.items, false)),
+      consultationList(app, requests, false)),
     h('section', { class: 'card', 'aria-labelledby': 'open' }, h('h2', { id: 'open' }, t('expert.open')),
       consultationList(app, open, true)),
     h('section', { class: 'card', 'aria-labelledby': 'appts' }, h('h2', { id: 'appts' }, t('expert.appointments')),
