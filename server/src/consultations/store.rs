@@ -80,7 +80,8 @@ pub fn visible(q: &mut Filtered<'_>, user: &AuthUser) {
     }
 }
 
-/// [`visible`] for one consultation (`c.id` fixed): the same rule written as probes.
+/// [`visible`] for one consultation (`c.id` fixed): the same rule written as probes. Also the
+/// rule of a list of open consultations ([`list`]), which are few whatever the history.
 pub fn visible_one(q: &mut Filtered<'_>, user: &AuthUser) {
     if let Some(rule) = visibility_rule_one(user.role) {
         q.condition().push_rule(rule, &user.id, &user.org);
