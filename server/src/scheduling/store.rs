@@ -657,34 +657,39 @@ pub struct AppointmentQuery {
 }
 
 /// The user's appointments, as the expert or as a participant (not declined) of the
-/// consultation, by start; at most 500. The rows are the `UNION` of the two, each found by
-/// its index: under an `OR` (expert `OR` a participant's consultation) PostgreSQL read every
-/// appointment of every user (a sequential scan: 77 ms for an expert with 2,500 among 445,000
-/// appointments, 28 ms now; as `a.id IN (... UNION ...)` it hash-joined them with every
-/// appointment again, 406 ms).
+/// consultation, by start; at most 500, chosen before the expert's name is joined to them.
+///
+/// From a start on (the home screens' "from today"), the appointments from then are read by
+/// the start index and each checked against the caller's participations, read once into a
+/// hash: the plan does not depend on how many appointments the statistics think lie ahead
+/// (an expert's from today, among 445,000: 11.5 → 7.0 ms; a doctor's 14.7 → 4.7 ms). Without
+/// a start the rows are the `UNION` of the two, each found by its index: under an `OR`
+/// PostgreSQL read every appointment of every user (a sequential scan: 77 ms for an expert
+/// with 2,500 among 445,000 appointments, 28 ms as a `UNION`; as `a.id IN (... UNION ...)` it
+/// hash-joined them with every appointment again, 406 ms).
 pub async fn appointments_of_user(db: &Db, user_id: &str, f: &AppointmentQuery) -> ApiResult<Vec<AppointmentRow>> {
-    let mut q =
-        Filtered::new(format!("SELECT {APPOINTMENT_COLUMNS} FROM (SELECT * FROM appointments WHERE expert_id = "));
-    q.push_bind(user_id.to_string());
-    q.push(
-        " UNION SELECT ap.* FROM appointments ap WHERE ap.consultation_id IN \
-         (SELECT consultation_id FROM consultation_participants WHERE user_id = ",
-    );
-    q.push_bind(user_id.to_string());
-    q.push(
-        " AND status <> 'declined')) a, users u, expert_profiles e \
-         WHERE u.id = a.expert_id AND e.user_id = a.expert_id",
-    );
-    for (condition, value) in [
-        (" AND a.start_at >= ", &f.start_from),
-        (" AND a.start_at < ", &f.start_before),
-        (" AND a.status = ", &f.status),
-    ] {
+    let mut q = Filtered::new(format!("SELECT {APPOINTMENT_COLUMNS} FROM (SELECT * FROM "));
+    let participant = "consultation_id IN (SELECT consultation_id FROM consultation_participants WHERE user_id = ";
+    if f.start_from.is_some() {
+        q.push("appointments a WHERE (a.expert_id = ").push_bind(user_id.to_string());
+        q.push(" OR a.").push(participant).push_bind(user_id.to_string()).push(" AND status <> 'declined'))");
+        q.after_where();
+    } else {
+        q.push("(SELECT * FROM appointments WHERE expert_id = ").push_bind(user_id.to_string());
+        q.push(" UNION SELECT ap.* FROM appointments ap WHERE ap.").push(participant).push_bind(user_id.to_string());
+        q.push(" AND status <> 'declined')) a");
+    }
+    for (column, value) in
+        [("a.start_at >= ", &f.start_from), ("a.start_at < ", &f.start_before), ("a.status = ", &f.status)]
+    {
         if let Some(v) = value {
-            q.push(condition).push_bind(v.clone());
+            q.condition().push(column).push_bind(v.clone());
         }
     }
-    q.push(" ORDER BY a.start_at LIMIT 500");
+    q.push(
+        " ORDER BY a.start_at LIMIT 500) a, users u, expert_profiles e \
+         WHERE u.id = a.expert_id AND e.user_id = a.expert_id ORDER BY a.start_at",
+    );
     Ok(q.build_query_as().fetch_all(&db.pool).await?)
 }
 
