@@ -701,7 +701,9 @@ impl Client {
         let ticket = v["ticket"].as_str().unwrap_or_default();
         let due = Instant::now();
         let url = format!("{}/api/v1/rtc?ticket={ticket}", self.base(user).replacen("http", "ws", 1));
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| {
+        // No Nagle delay, as browsers open their WebSockets: the negotiation's back-to-back
+        // small frames would otherwise wait for the server's delayed ACK (40 ms on Linux).
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await.map_err(|e| {
             self.stats.error("websocket: connect".into());
             Failed(format!("websocket: {e}"))
         })?;
