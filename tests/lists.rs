@@ -1,5 +1,6 @@
-//! The optional filters of the consultation and appointment lists, each alone and paged: a
-//! filter narrows the list only when given, and an absent one filters nothing.
+//! The optional filters of the consultation and appointment lists, each alone and paged (a
+//! filter narrows the list only when given, and an absent one filters nothing), and the
+//! patient list's pages.
 
 mod common;
 
@@ -216,3 +217,61 @@ async fn an_open_consultation_stays_on_the_active_list_behind_newer_ended_ones(a
     assert_eq!(status, 400, "{bad}");
 }
 db_test!(an_open_consultation_stays_on_the_active_list_behind_newer_ended_ones);
+
+/// The patient list read a page of two at a time by its cursor (at most 100 pages).
+async fn patients_paged_by_two(app: &TestApp, token: &str) -> Vec<String> {
+    let mut paged = Vec::new();
+    let mut path = "/api/v1/patients?limit=2".to_string();
+    for _ in 0..100 {
+        let (status, page) = app.get(&path, token).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(ids(&page).len() <= 2, "{page}");
+        paged.extend(ids(&page));
+        match page["next"].as_str() {
+            Some(next) => path = format!("/api/v1/patients?limit=2&cursor={next}"),
+            None => break,
+        }
+    }
+    paged
+}
+
+/// A doctor's patient list pages through every record of his centre once, in id order, and
+/// holds none of another centre's; an expert's holds the patients of his consultations.
+async fn a_patient_list_pages_through_the_centres_records_once(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let zhao = app.login("dr.zhao").await;
+    let mut mine = Vec::new();
+    for (i, name) in ["周秀英", "吴建华", "郑桂兰", "孙立新", "钱玉梅"].iter().enumerate() {
+        let body = json!({"name": name, "sex": "female", "birth_date": format!("194{i}-03-0{}", i + 1)});
+        let (status, created) = app.post("/api/v1/patients", &li, &body).await;
+        assert_eq!(status, 201, "{created}");
+        mine.push(created["id"].as_str().unwrap().to_string());
+    }
+    let (status, other) =
+        app.post("/api/v1/patients", &zhao, &json!({"name": "冯淑珍", "sex": "female", "birth_date": "1948-07-12"})).await;
+    assert_eq!(status, 201, "{other}");
+    let other = other["id"].as_str().unwrap().to_string();
+
+    let whole = listed(app, &li, "/api/v1/patients?limit=200").await;
+    let paged = patients_paged_by_two(app, &li).await;
+    assert_eq!(paged, whole, "pages of two give the whole list, each record once");
+    let mut sorted = whole.clone();
+    sorted.sort();
+    assert_eq!(whole, sorted, "by id");
+    assert!(mine.iter().all(|id| whole.contains(id)), "{whole:?}");
+    assert!(!whole.contains(&other), "another centre's record");
+    assert!(listed(app, &zhao, "/api/v1/patients?limit=200").await.contains(&other));
+    // The search (the other form of the list) narrows the same records.
+    assert_eq!(listed(app, &li, "/api/v1/patients?q=吴建华").await, vec![mine[1].clone()]);
+    assert_eq!(listed(app, &li, "/api/v1/patients?q=冯淑珍").await, Vec::<String>::new());
+
+    // The expert sees the patient of the consultation asked of him, paged the same way.
+    let wang = app.login("dr.wang").await;
+    request(app, &li, "routine", "video").await;
+    let zhang = patient_id(app, "patient.zhang").await;
+    let experts = patients_paged_by_two(app, &wang).await;
+    assert!(experts.contains(&zhang), "{experts:?}");
+    assert!(!experts.contains(&mine[0]) && !experts.contains(&other), "{experts:?}");
+    assert_eq!(experts, listed(app, &wang, "/api/v1/patients?limit=200").await);
+}
+db_test!(a_patient_list_pages_through_the_centres_records_once);

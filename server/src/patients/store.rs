@@ -10,6 +10,33 @@ use crate::db::{new_id, now_ts, Db};
 use crate::domain::people::{IdentifierKind, Role};
 use crate::error::ApiResult;
 
+/// The ids of the records a community doctor sees: his centre's, and those referred to it.
+macro_rules! doctor_ids {
+    () => {
+        "SELECT id FROM patients WHERE home_organisation_id = {org}
+              UNION SELECT patient_id FROM referrals WHERE to_organisation_id = {org} AND status IN ('requested', 'accepted')"
+    };
+}
+
+/// The ids of the records an expert sees: his consultations' patients, and those referred to him.
+macro_rules! expert_ids {
+    () => {
+        "SELECT c.patient_id AS id FROM consultations c JOIN consultation_participants cp ON cp.consultation_id = c.id
+                       WHERE cp.user_id = {user} AND cp.status <> 'declined'
+              UNION SELECT patient_id FROM referrals WHERE assigned_to = {user} AND status IN ('requested', 'accepted')"
+    };
+}
+
+/// The rule of `role` as the set of record ids it allows, for the roles whose set is small
+/// (one centre's records, one expert's patients); `None` for the others.
+fn visible_ids(role: Role) -> Option<&'static str> {
+    match role {
+        Role::CommunityDoctor => Some(doctor_ids!()),
+        Role::Expert => Some(expert_ids!()),
+        Role::Admin | Role::Coordinator | Role::Patient => None,
+    }
+}
+
 /// The rule per role over `patients p`, `{user}` standing for the caller's id and `{org}`
 /// for its organisation; `None`: every record (admins). Each rule is one `IN` over a `UNION`
 /// of indexed lookups: with the branches joined by `OR` instead, neither PostgreSQL nor SQLite
@@ -22,15 +49,8 @@ fn visibility_rule(role: Role) -> Option<&'static str> {
             "(p.home_organisation_id IN (SELECT id FROM organisations WHERE id = {org}
               UNION SELECT centre_id FROM consortium_links WHERE hospital_id = {org}))"
         }
-        Role::CommunityDoctor => {
-            "(p.id IN (SELECT id FROM patients WHERE home_organisation_id = {org}
-              UNION SELECT patient_id FROM referrals WHERE to_organisation_id = {org} AND status IN ('requested', 'accepted')))"
-        }
-        Role::Expert => {
-            "(p.id IN (SELECT c.patient_id FROM consultations c JOIN consultation_participants cp ON cp.consultation_id = c.id
-                       WHERE cp.user_id = {user} AND cp.status <> 'declined'
-              UNION SELECT patient_id FROM referrals WHERE assigned_to = {user} AND status IN ('requested', 'accepted')))"
-        }
+        Role::CommunityDoctor => concat!("(p.id IN (", doctor_ids!(), "))"),
+        Role::Expert => concat!("(p.id IN (", expert_ids!(), "))"),
         Role::Patient => "(p.user_id = {user})",
     })
 }
@@ -60,9 +80,15 @@ pub struct Viewer<'a> {
     pub org: &'a str,
 }
 
-const PATIENT_SELECT: &str = "SELECT p.id, p.name, p.sex, p.birth_date, p.phone, p.resident_id, p.home_organisation_id,
-        o.name AS home_organisation_name, p.user_id, p.created_at, p.updated_at
-     FROM patients p JOIN organisations o ON o.id = p.home_organisation_id";
+macro_rules! patient_columns {
+    () => {
+        "SELECT p.id, p.name, p.sex, p.birth_date, p.phone, p.resident_id, p.home_organisation_id,
+        o.name AS home_organisation_name, p.user_id, p.created_at, p.updated_at"
+    };
+}
+const PATIENT_COLUMNS: &str = patient_columns!();
+const PATIENT_SELECT: &str =
+    concat!(patient_columns!(), "\n     FROM patients p JOIN organisations o ON o.id = p.home_organisation_id");
 
 /// The record if `viewer` may see it.
 pub async fn find_visible(db: &Db, viewer: Viewer<'_>, id: &str) -> ApiResult<Option<Patient>> {
@@ -124,6 +150,21 @@ pub async fn list(
     after: Option<&str>,
     limit: i64,
 ) -> ApiResult<Vec<Patient>> {
+    if let (None, Some(ids)) = (&like, visible_ids(viewer.role)) {
+        // The page is chosen from the visible ids alone, then the records are read for it.
+        // Joined first, PostgreSQL walked every record in id order to meet the centre's
+        // (a merge join: 15,099 records read for a page of 51 of a centre's 174 among
+        // 52,000, 6.5 ms by `EXPLAIN ANALYZE`; 1.5 ms this way). An expert's set is read whole
+        // either way (his consultations' patients: 18 ms for 2,524 consultations).
+        let mut q = Filtered::new(PATIENT_COLUMNS);
+        q.push(" FROM (SELECT v.id FROM (").push_rule(ids, viewer.user_id, viewer.org).push(") v");
+        if let Some(after) = after {
+            q.push(" WHERE v.id > ").push_bind(after);
+        }
+        q.push(" ORDER BY v.id LIMIT ").push_bind(limit);
+        q.push(") page JOIN patients p ON p.id = page.id JOIN organisations o ON o.id = p.home_organisation_id ORDER BY p.id");
+        return Ok(q.build_query_as().persistent(false).fetch_all(&db.pool).await?);
+    }
     let mut q = Filtered::new(PATIENT_SELECT);
     push_visible(&mut q, viewer.role, viewer.user_id, viewer.org);
     if let Some(like) = like {
