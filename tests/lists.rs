@@ -247,8 +247,9 @@ async fn a_patient_list_pages_through_the_centres_records_once(app: &TestApp) {
         assert_eq!(status, 201, "{created}");
         mine.push(created["id"].as_str().unwrap().to_string());
     }
-    let (status, other) =
-        app.post("/api/v1/patients", &zhao, &json!({"name": "冯淑珍", "sex": "female", "birth_date": "1948-07-12"})).await;
+    let (status, other) = app
+        .post("/api/v1/patients", &zhao, &json!({"name": "冯淑珍", "sex": "female", "birth_date": "1948-07-12"}))
+        .await;
     assert_eq!(status, 201, "{other}");
     let other = other["id"].as_str().unwrap().to_string();
 
