@@ -41,20 +41,26 @@ async fn listed(app: &TestApp, token: &str, path: &str) -> Vec<String> {
     ids(&list)
 }
 
-/// The caller's consultation list read a page of one at a time by its cursor (at most 50).
-async fn paged_one_at_a_time(app: &TestApp, token: &str) -> Vec<String> {
+/// The caller's `list` read `per_page` at a time by its cursor (at most 100 pages).
+async fn paged(app: &TestApp, token: &str, list: &str, per_page: usize) -> Vec<String> {
     let mut paged = Vec::new();
-    let mut path = "/api/v1/consultations?limit=1".to_string();
-    for _ in 0..50 {
+    let mut path = format!("{list}?limit={per_page}");
+    for _ in 0..100 {
         let (status, page) = app.get(&path, token).await;
         assert_eq!(status, 200, "{page}");
+        assert!(ids(&page).len() <= per_page, "{page}");
         paged.extend(ids(&page));
         match page["next"].as_str() {
-            Some(next) => path = format!("/api/v1/consultations?limit=1&cursor={next}"),
+            Some(next) => path = format!("{list}?limit={per_page}&cursor={next}"),
             None => break,
         }
     }
     paged
+}
+
+/// The caller's consultation list read a page of one at a time by its cursor.
+async fn paged_one_at_a_time(app: &TestApp, token: &str) -> Vec<String> {
+    paged(app, token, "/api/v1/consultations", 1).await
 }
 
 async fn consultation_filters_narrow_only_when_given(app: &TestApp) {
@@ -218,23 +224,6 @@ async fn an_open_consultation_stays_on_the_active_list_behind_newer_ended_ones(a
 }
 db_test!(an_open_consultation_stays_on_the_active_list_behind_newer_ended_ones);
 
-/// The patient list read a page of two at a time by its cursor (at most 100 pages).
-async fn patients_paged_by_two(app: &TestApp, token: &str) -> Vec<String> {
-    let mut paged = Vec::new();
-    let mut path = "/api/v1/patients?limit=2".to_string();
-    for _ in 0..100 {
-        let (status, page) = app.get(&path, token).await;
-        assert_eq!(status, 200, "{page}");
-        assert!(ids(&page).len() <= 2, "{page}");
-        paged.extend(ids(&page));
-        match page["next"].as_str() {
-            Some(next) => path = format!("/api/v1/patients?limit=2&cursor={next}"),
-            None => break,
-        }
-    }
-    paged
-}
-
 /// A doctor's patient list pages through every record of his centre once, in id order, and
 /// holds none of another centre's; an expert's holds the patients of his consultations.
 async fn a_patient_list_pages_through_the_centres_records_once(app: &TestApp) {
@@ -254,8 +243,8 @@ async fn a_patient_list_pages_through_the_centres_records_once(app: &TestApp) {
     let other = other["id"].as_str().unwrap().to_string();
 
     let whole = listed(app, &li, "/api/v1/patients?limit=200").await;
-    let paged = patients_paged_by_two(app, &li).await;
-    assert_eq!(paged, whole, "pages of two give the whole list, each record once");
+    let by_two = paged(app, &li, "/api/v1/patients", 2).await;
+    assert_eq!(by_two, whole, "pages of two give the whole list, each record once");
     let mut sorted = whole.clone();
     sorted.sort();
     assert_eq!(whole, sorted, "by id");
@@ -270,7 +259,7 @@ async fn a_patient_list_pages_through_the_centres_records_once(app: &TestApp) {
     let wang = app.login("dr.wang").await;
     request(app, &li, "routine", "video").await;
     let zhang = patient_id(app, "patient.zhang").await;
-    let experts = patients_paged_by_two(app, &wang).await;
+    let experts = paged(app, &wang, "/api/v1/patients", 2).await;
     assert!(experts.contains(&zhang), "{experts:?}");
     assert!(!experts.contains(&mine[0]) && !experts.contains(&other), "{experts:?}");
     assert_eq!(experts, listed(app, &wang, "/api/v1/patients?limit=200").await);
