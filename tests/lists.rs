@@ -138,6 +138,59 @@ async fn appointment_filters_narrow_only_when_given(app: &TestApp) {
 }
 db_test!(appointment_filters_narrow_only_when_given);
 
+/// The home screens' list from a start on ("from today") holds every participant's
+/// appointments that start then or later, whichever way the consultation was found by that
+/// list (its latest appointment's start, written at booking: migration 0020): after a
+/// reschedule to a later slot the requester, the expert and the patient each find the new
+/// appointment from just after the old one's start, and not the old one.
+async fn a_list_from_a_start_follows_a_reschedule_for_every_participant(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let wang = app.login("dr.wang").await;
+    let zhang = app.login("patient.zhang").await;
+    let wang_id = app.user_id("dr.wang").await;
+    let id = request(app, &li, "routine", "video").await;
+    let (status, body) = app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, slots) = app.get(&format!("/api/v1/experts/{wang_id}/slots"), &li).await;
+    let first = slots["items"][0]["start"].as_str().expect("a free slot").to_string();
+    let later = slots["items"][5]["start"].as_str().expect("six free slots").to_string();
+    let (status, appt) = app
+        .post("/api/v1/appointments", &li, &json!({"consultation_id": id, "expert_id": wang_id, "start": first}))
+        .await;
+    assert_eq!(status, 201, "{appt}");
+    let old = appt["id"].as_str().unwrap().to_string();
+    let after_first = (chrono::DateTime::parse_from_rfc3339(&first).unwrap() + chrono::Duration::seconds(1))
+        .with_timezone(&chrono::Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let from_first = format!("/api/v1/appointments?from={}", first.replace('+', "%2B"));
+    let from_after = format!("/api/v1/appointments?from={after_first}");
+    for token in [&li, &wang, &zhang] {
+        assert!(listed(app, token, &from_first).await.contains(&old));
+        assert!(!listed(app, token, &from_after).await.contains(&old), "it starts before");
+    }
+    let (status, moved) = app
+        .post(
+            &format!("/api/v1/appointments/{old}/reschedule"),
+            &li,
+            &json!({"start": later, "reason": "患者复查冲突"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{moved}");
+    let new = moved["id"].as_str().unwrap().to_string();
+    for (who, token) in [("requester", &li), ("expert", &wang), ("patient", &zhang)] {
+        let from_then = listed(app, token, &from_first).await;
+        assert!(from_then.contains(&old) && from_then.contains(&new), "{who}: both from the first start");
+        let after = listed(app, token, &from_after).await;
+        assert!(after.contains(&new) && !after.contains(&old), "{who}: only the new one after it: {after:?}");
+        assert_eq!(listed(app, token, "/api/v1/appointments?from=2999-01-01T00:00:00Z").await, Vec::<String>::new());
+    }
+    // Someone who takes no part sees neither, from any start.
+    let liu = app.login("patient.liu").await;
+    let liu_sees = listed(app, &liu, &from_first).await;
+    assert!(!liu_sees.contains(&old) && !liu_sees.contains(&new));
+}
+db_test!(a_list_from_a_start_follows_a_reschedule_for_every_participant);
+
 /// An expert's list: the consultations he takes part in (not those he declined) and the open
 /// pool requests of his hospital in his specialties (not those he declined); another expert of
 /// the same hospital in another specialty sees none of them. The page of one expert among many

@@ -311,8 +311,13 @@ async fn history(
             c,
         )
         .await;
-        bulk(db, "INSERT INTO consultation_participants (consultation_id, user_id, role, status, added_at)", 5, p)
-            .await;
+        bulk(
+            db,
+            "INSERT INTO consultation_participants (consultation_id, user_id, role, status, added_at, latest_start_at)",
+            6,
+            p,
+        )
+        .await;
         bulk(
             db,
             "INSERT INTO appointments (id, consultation_id, expert_id, patient_id, start_at, end_at, status, created_by, created_at)",
@@ -349,8 +354,17 @@ async fn history(
             requested.clone(),
             end_at.clone(),
         ]);
-        participants.push(vec![id.clone(), doctor.id.clone(), "requester".into(), "active".into(), requested.clone()]);
-        participants.push(vec![id.clone(), expert.clone(), "expert".into(), "accepted".into(), requested.clone()]);
+        // Each with its consultation's latest appointment's start, as booking writes it.
+        for (user, role, status) in [(&doctor.id, "requester", "active"), (expert, "expert", "accepted")] {
+            participants.push(vec![
+                id.clone(),
+                user.clone(),
+                role.into(),
+                status.into(),
+                requested.clone(),
+                start_at.clone(),
+            ]);
+        }
         appointments.push(vec![
             new_id(),
             id,

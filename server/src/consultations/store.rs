@@ -649,7 +649,11 @@ pub async fn insert_participant(
     now: &str,
 ) -> ApiResult<()> {
     sqlx::query(
-        "INSERT INTO consultation_participants (consultation_id, user_id, role, status, added_at) VALUES ($1, $2, $3, $4, $5)",
+        // With the start of the consultation's latest appointment, as booking keeps it for the
+        // other participants (migration 0020); the consultation's row is locked by now, so no
+        // booking of it is under way.
+        "INSERT INTO consultation_participants (consultation_id, user_id, role, status, added_at, latest_start_at)
+         VALUES ($1, $2, $3, $4, $5, (SELECT MAX(start_at) FROM appointments WHERE consultation_id = $1))",
     )
     .bind(consultation_id)
     .bind(user_id)
