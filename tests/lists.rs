@@ -107,14 +107,21 @@ async fn consultation_filters_narrow_only_when_given(app: &TestApp) {
 }
 db_test!(consultation_filters_narrow_only_when_given);
 
+/// A routine video request of dr.li's to dr.wang, accepted by him; its id and dr.wang's free
+/// slots as dr.li reads them.
+async fn accepted_request_and_slots(app: &TestApp, li: &str, wang: &str, wang_id: &str) -> (String, Value) {
+    let id = request(app, li, "routine", "video").await;
+    let (status, body) = app.post(&format!("/api/v1/consultations/{id}/accept"), wang, &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, slots) = app.get(&format!("/api/v1/experts/{wang_id}/slots"), li).await;
+    (id, slots)
+}
+
 async fn appointment_filters_narrow_only_when_given(app: &TestApp) {
     let li = app.login("dr.li").await;
     let wang = app.login("dr.wang").await;
     let wang_id = app.user_id("dr.wang").await;
-    let id = request(app, &li, "routine", "video").await;
-    let (status, body) = app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
-    assert_eq!(status, 200, "{body}");
-    let (_, slots) = app.get(&format!("/api/v1/experts/{wang_id}/slots"), &li).await;
+    let (id, slots) = accepted_request_and_slots(app, &li, &wang, &wang_id).await;
     let start = slots["items"][0]["start"].as_str().expect("a free slot").to_string();
     let book = json!({"consultation_id": id, "expert_id": wang_id, "start": start});
     let (status, appt) = app.post("/api/v1/appointments", &li, &book).await;
@@ -148,10 +155,7 @@ async fn a_list_from_a_start_follows_a_reschedule_for_every_participant(app: &Te
     let wang = app.login("dr.wang").await;
     let zhang = app.login("patient.zhang").await;
     let wang_id = app.user_id("dr.wang").await;
-    let id = request(app, &li, "routine", "video").await;
-    let (status, body) = app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
-    assert_eq!(status, 200, "{body}");
-    let (_, slots) = app.get(&format!("/api/v1/experts/{wang_id}/slots"), &li).await;
+    let (id, slots) = accepted_request_and_slots(app, &li, &wang, &wang_id).await;
     let first = slots["items"][0]["start"].as_str().expect("a free slot").to_string();
     let later = slots["items"][5]["start"].as_str().expect("six free slots").to_string();
     let (status, appt) = app
