@@ -37,10 +37,24 @@ fn record_100(files: &Mitdb100) -> EcgRecord {
 /// EC57 beat-by-beat matching: each reference beat at or after `from_s` is matched to the
 /// nearest unmatched detection within 150 ms. Returns (TP, FN, FP).
 fn score_ec57(reference_s: &[f64], detected_s: &[f64], from_s: f64) -> (usize, usize, usize) {
+    score_ec57_outside(reference_s, detected_s, from_s, &[])
+}
+
+/// As [`score_ec57`], with the reference's ventricular flutter or fibrillation episodes
+/// (`[` to `]`) left out as EC57 and its comparator (WFDB `bxb`) leave them out: a detection
+/// inside one is neither a true nor a false positive, and a reference beat inside one is not
+/// scored (`bxb` reads past everything between the two marks).
+fn score_ec57_outside(
+    reference_s: &[f64],
+    detected_s: &[f64],
+    from_s: f64,
+    flutter_s: &[(f64, f64)],
+) -> (usize, usize, usize) {
+    let in_flutter = |t: f64| flutter_s.iter().any(|&(a, b)| a <= t && t <= b);
     const WINDOW_S: f64 = 0.150;
     let mut used = vec![false; detected_s.len()];
     let (mut tp, mut missed) = (0, 0);
-    for &r in reference_s.iter().filter(|&&r| r >= from_s) {
+    for &r in reference_s.iter().filter(|&&r| r >= from_s && !in_flutter(r)) {
         let nearest = detected_s
             .iter()
             .enumerate()
@@ -54,7 +68,8 @@ fn score_ec57(reference_s: &[f64], detected_s: &[f64], from_s: f64) -> (usize, u
             None => missed += 1,
         }
     }
-    let false_positives = detected_s.iter().zip(&used).filter(|(d, u)| **d >= from_s && !**u).count();
+    let false_positives =
+        detected_s.iter().zip(&used).filter(|(d, u)| **d >= from_s && !**u && !in_flutter(**d)).count();
     (tp, missed, false_positives)
 }
 
@@ -63,6 +78,31 @@ fn ec57_scoring_counts_misses_and_extras() {
     let reference = [400.0, 401.0, 402.0, 403.0];
     let detected = [400.1, 401.2, 402.0, 402.5, 403.05];
     assert_eq!(score_ec57(&reference, &detected, 300.0), (3, 1, 2));
+    // A detection inside a flutter episode counts for nothing; one outside still does.
+    let detected = [400.0, 401.0, 401.5, 402.0, 402.4, 402.6, 403.0, 403.5];
+    assert_eq!(score_ec57_outside(&reference, &detected, 300.0, &[(402.3, 402.7)]), (4, 0, 2));
+}
+
+/// The reference's ventricular flutter or fibrillation episodes, from `[` to `]` (to the end
+/// of the record when one is not closed), in seconds.
+fn flutter_episodes(annotations: &[ecg::wfdb::Annotation], fs: f64) -> Vec<(f64, f64)> {
+    let mut episodes = Vec::new();
+    let mut open = None;
+    for a in annotations {
+        match a.mnemonic() {
+            "[" => open = open.or(Some(a.sample as f64 / fs)),
+            "]" => {
+                if let Some(start) = open.take() {
+                    episodes.push((start, a.sample as f64 / fs));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(start) = open {
+        episodes.push((start, f64::INFINITY));
+    }
+    episodes
 }
 
 #[test]
@@ -388,7 +428,8 @@ fn qrs_detection_on_the_mitdb_records_in_ecg_mitdb_dir() {
             annotations.iter().filter(|a| a.is_beat()).map(|a| (a.sample as f64 / fs, a.mnemonic())).collect();
         let reference: Vec<f64> = beats.iter().map(|b| b.0).collect();
         let m = analyze(&record);
-        let (tp, missed, extra) = score_ec57(&reference, &m.r_peaks_s, 300.0);
+        let flutter = flutter_episodes(&annotations, fs);
+        let (tp, missed, extra) = score_ec57_outside(&reference, &m.r_peaks_s, 300.0, &flutter);
         let se = 100.0 * tp as f64 / (tp + missed) as f64;
         let pp = 100.0 * tp as f64 / (tp + extra) as f64;
         // Ventricular beats: missed ones, and how the classifier labelled the found ones.
@@ -422,6 +463,7 @@ fn qrs_detection_on_the_mitdb_records_in_ecg_mitdb_dir() {
                 .r_peaks_s
                 .iter()
                 .filter(|&&d| d >= 300.0 && !reference.iter().any(|&r| (r - d).abs() <= 0.150))
+                .filter(|&&d| !flutter.iter().any(|&(a, b)| a <= d && d <= b))
                 .map(|d| format!("{d:.2}"))
                 .collect();
             println!("{name} missed: {missed:?}\n{name} extra: {extra:?}");
