@@ -727,7 +727,13 @@ struct Measured {
     p99: u64,
     max: u64,
     rate: f64,
+    /// CPU the hypervisor took from this machine during the half, in cores (all CPUs).
+    steal: f64,
 }
+
+/// Above this much steal (cores) in a counted half, the p99 ratio follows the host rather
+/// than the two relays (docs/scale.md: the tails followed the steal round by round).
+const STEAL_NOTED: f64 = 0.05;
 
 /// `--mode relay --floor ws://ADDR`: the server and the bare relay measured alternately in
 /// one run, each round with fresh connections (rooms joined through the API for the server,
@@ -769,11 +775,11 @@ async fn relay_against_floor(o: &Options, floor: &str, http: &reqwest::Client, d
         }
         rows.push((server, bare));
     }
-    println!("| round | server p50 / p99 / max µs | floor p50 / p99 / max µs | p99 server / floor |");
-    println!("|---|---|---|---|");
+    println!("| round | server p50 / p99 / max µs | floor p50 / p99 / max µs | p99 server / floor | steal, server / floor half (% of a core) |");
+    println!("|---|---|---|---|---|");
     for (i, (a, b)) in rows.iter().enumerate() {
         println!(
-            "| {}{} | {} / {} / {} | {} / {} / {} | {:.2} |",
+            "| {}{} | {} / {} / {} | {} / {} / {} | {:.2} | {:.1} / {:.1} |",
             i + 1,
             if i < o.warmup { " (warm-up)" } else { "" },
             a.p50,
@@ -782,7 +788,9 @@ async fn relay_against_floor(o: &Options, floor: &str, http: &reqwest::Client, d
             b.p50,
             b.p99,
             b.max,
-            a.p99 as f64 / b.p99.max(1) as f64
+            a.p99 as f64 / b.p99.max(1) as f64,
+            a.steal * 100.0,
+            b.steal * 100.0
         );
     }
     let (s99, f99) = (all_server.value_at_quantile(0.99), all_floor.value_at_quantile(0.99));
@@ -796,6 +804,18 @@ async fn relay_against_floor(o: &Options, floor: &str, http: &reqwest::Client, d
         s99 as f64 / f99.max(1) as f64,
         rows.iter().map(|r| (r.0.rate.round(), r.1.rate.round())).collect::<Vec<_>>()
     );
+    let steals: Vec<f64> = rows.iter().skip(o.warmup).flat_map(|(a, b)| [a.steal, b.steal]).collect();
+    let most = steals.iter().copied().fold(0.0, f64::max);
+    if most > STEAL_NOTED {
+        println!(
+            "the hypervisor took up to {:.0} % of a core in {} of {} counted halves (over {:.0} %): \
+             on such a host both sides' tails follow the steal, and this ratio says little about the relays",
+            most * 100.0,
+            steals.iter().filter(|&&x| x > STEAL_NOTED).count(),
+            steals.len(),
+            STEAL_NOTED * 100.0
+        );
+    }
     if let Ok(metrics) = http.get(format!("{}/metrics", o.server)).send().await {
         let text = metrics.text().await.unwrap_or_default();
         for line in text.lines().filter(|l| l.starts_with("teleconsult_signaling_relay_latency_seconds")) {
@@ -888,5 +908,6 @@ async fn measure(o: &Options, pairs: Vec<(Member, Member)>) -> Measured {
         p99: h.value_at_quantile(0.99),
         max: h.max(),
         rate: relayed as f64 / secs,
+        steal: steal / secs,
     }
 }
