@@ -50,7 +50,7 @@ fn score_ec57_outside(
     from_s: f64,
     flutter_s: &[(f64, f64)],
 ) -> (usize, usize, usize) {
-    let in_flutter = |t: f64| flutter_s.iter().any(|&(a, b)| a <= t && t <= b);
+    let in_flutter = |t: f64| inside(flutter_s, t);
     const WINDOW_S: f64 = 0.150;
     let mut used = vec![false; detected_s.len()];
     let (mut tp, mut missed) = (0, 0);
@@ -81,6 +81,11 @@ fn ec57_scoring_counts_misses_and_extras() {
     // A detection inside a flutter episode counts for nothing; one outside still does.
     let detected = [400.0, 401.0, 401.5, 402.0, 402.4, 402.6, 403.0, 403.5];
     assert_eq!(score_ec57_outside(&reference, &detected, 300.0, &[(402.3, 402.7)]), (4, 0, 2));
+}
+
+/// Whether `t` lies in one of the `episodes` (start and end in seconds, both included).
+fn inside(episodes: &[(f64, f64)], t: f64) -> bool {
+    episodes.iter().any(|&(a, b)| a <= t && t <= b)
 }
 
 /// The reference's ventricular flutter or fibrillation episodes, from `[` to `]` (to the end
@@ -463,7 +468,7 @@ fn qrs_detection_on_the_mitdb_records_in_ecg_mitdb_dir() {
                 .r_peaks_s
                 .iter()
                 .filter(|&&d| d >= 300.0 && !reference.iter().any(|&r| (r - d).abs() <= 0.150))
-                .filter(|&&d| !flutter.iter().any(|&(a, b)| a <= d && d <= b))
+                .filter(|&&d| !inside(&flutter, d))
                 .map(|d| format!("{d:.2}"))
                 .collect();
             println!("{name} missed: {missed:?}\n{name} extra: {extra:?}");
