@@ -24,7 +24,9 @@
 //!    and when the search-back finds nothing even at half the threshold the signal level is
 //!    halved (not below half the recording's typical beat) and the search repeated; a peak
 //!    within 360 ms of the last beat that is taller and at least twice as steep replaces it
-//!    (the earlier one was an artefact or a wave before the QRS);
+//!    (the earlier one was an artefact or a wave before the QRS), past the 200 ms refractory
+//!    period only when it is also 2.5 times as tall (else the earlier one is as likely a low
+//!    beat of a fast run);
 //! 3. each beat is then placed on the R peak of the lead with the tallest QRS complexes: the
 //!    QRS centre is the steepest point (30 ms smoothed squared slope of all leads) within
 //!    ±30 ms of the detection, and the R peak the largest of the lead's peaks (points that are
@@ -58,6 +60,11 @@ const SLOPE_WINDOW_S: f64 = 0.075;
 const SIGNAL_CLAMP: f64 = 2.0;
 /// A peak soon after the last beat replaces it when it is taller and this many times as steep.
 const REPLACE_SLOPE: f64 = 2.0;
+/// Past the refractory period, the last beat is replaced only by a peak this many times as
+/// tall in the feature: that far back it is as often a true beat of low slope energy in a
+/// fast run (MIT-BIH 203: 1.2–1.5 times lower than the next beat) as a wave before the QRS
+/// (200: 2.8–3.2 times lower).
+const REPLACE_HEIGHT_PAST_REFRACTORY: f64 = 2.5;
 /// Search-back (at half the threshold) once no beat has come for this many times the mean of
 /// the last eight RR intervals (Pan and Tompkins: 1.66). Lower, so that a premature beat of
 /// low slope energy (an aberrant atrial premature beat) before a compensatory pause is found.
@@ -283,7 +290,12 @@ fn classify(feature: &[f64], slope: &[f64], candidates: &[usize], fs: f64) -> Ve
         // A steeper, taller complex soon after the last beat shows that beat to have been an
         // artefact or a wave before the QRS: the new one takes its place.
         if let (Some(&last), Some(&last_slope)) = (beats.last(), beat_slopes.last()) {
-            if c - last < t_window && f > threshold1 && f > feature[last] && steepest(c) >= REPLACE_SLOPE * last_slope {
+            let taller = if c - last < refractory { 1.0 } else { REPLACE_HEIGHT_PAST_REFRACTORY };
+            if c - last < t_window
+                && f > threshold1
+                && f > taller * feature[last]
+                && steepest(c) >= REPLACE_SLOPE * last_slope
+            {
                 beats.pop();
                 beat_slopes.pop();
                 rr.truncate(beats.len().saturating_sub(1));
