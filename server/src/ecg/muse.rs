@@ -31,6 +31,14 @@ fn fail(message: impl Into<String>) -> EcgError {
 
 /// Parses a GE MUSE XML document.
 pub fn parse(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
+    parse_waveform(bytes, "Rhythm")
+}
+
+/// As [`parse`], from the `Waveform` of the given `WaveformType`: `Rhythm` (else the first
+/// waveform), or e.g. `Median`, the cart's median beats (one representative beat per lead,
+/// on which 12SL places the fiducials `POnset`, `QOnset`, `QOffset` and `TOffset` of
+/// `RestingECGMeasurements`, in samples), which must then be present.
+pub fn parse_waveform(bytes: &[u8], kind: &str) -> Result<EcgRecord, EcgError> {
     let text = decode_text(bytes);
     let text = text.trim_start_matches('\u{feff}');
     // MUSE files name an external DTD (restecg.dtd); it is not loaded, and roxmltree bounds
@@ -44,10 +52,10 @@ pub fn parse(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
     let waveforms: Vec<Node> = children(root, "Waveform").collect();
     let waveform = waveforms
         .iter()
-        .find(|w| text_of(**w, "WaveformType").is_some_and(|t| t.eq_ignore_ascii_case("Rhythm")))
-        .or(waveforms.first())
+        .find(|w| text_of(**w, "WaveformType").is_some_and(|t| t.eq_ignore_ascii_case(kind)))
+        .or(waveforms.first().filter(|_| kind.eq_ignore_ascii_case("Rhythm")))
         .copied()
-        .ok_or_else(|| fail("the file holds no <Waveform>"))?;
+        .ok_or_else(|| fail(format!("the file holds no <Waveform> of type {kind}")))?;
     let base = number(waveform, "SampleBase").ok_or_else(|| fail("<SampleBase> (the sample rate) is missing"))?;
     let exponent = number(waveform, "SampleExponent").unwrap_or(0.0);
     if !(-3.0..=3.0).contains(&exponent) {
@@ -103,7 +111,7 @@ pub fn parse(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
         }
     }
     if leads.is_empty() {
-        return Err(fail("the rhythm <Waveform> holds no <LeadData>"));
+        return Err(fail(format!("the {kind} <Waveform> holds no <LeadData>")));
     }
     let shortest = leads.iter().map(|l| l.samples_uv.len()).min().unwrap_or(0);
     if let Some(l) = leads.iter().find(|l| l.samples_uv.len() != shortest) {
