@@ -22,6 +22,9 @@
 //! same run, alternating (server, floor, then floor, server, ... `--rounds` times), each with its
 //! own fresh connections, and reports the ratio of the server's round-trip p99 to the floor's
 //! over all rounds after the first `--warmup` (default 1), which are printed but not counted.
+//! With `--slice S` as well, both sides' connections are made once and held, and the sending
+//! alternates between them every S seconds for `--rounds` x 2 x `--duration` seconds, so that
+//! both sides meet the same host within seconds of each other (see `interleaved`).
 //!
 //! `--mode storm --spawn "server command" --participants N`: a reconnect storm through a
 //! graceful and a kill -9 restart of the server (see `storm/mod.rs`).
@@ -34,7 +37,7 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use teleconsult::db::{new_id, now_ts, Db};
@@ -60,6 +63,7 @@ struct Options {
     warmup: usize,
     spawn: Option<String>,
     participants: usize,
+    slice: Option<f64>,
 }
 
 fn options() -> Options {
@@ -81,6 +85,7 @@ fn options() -> Options {
         warmup: 1,
         spawn: None,
         participants: 10_000,
+        slice: None,
     };
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let mut i = 0;
@@ -103,6 +108,7 @@ fn options() -> Options {
             "--warmup" => o.warmup = v.parse().expect("--warmup N"),
             "--spawn" => o.spawn = Some(v),
             "--participants" => o.participants = v.parse().expect("--participants N"),
+            "--slice" => o.slice = Some(v.parse().expect("--slice seconds")),
             "--no-halt" => {
                 o.no_halt = true;
                 i += 1;
@@ -392,7 +398,9 @@ async fn run_room(
     stop: Arc<AtomicBool>,
     totals: Arc<Totals>,
     hist: Arc<Mutex<Histogram<u64>>>,
+    turn: Option<(Arc<AtomicU8>, u8)>,
 ) {
+    let my_turn = || turn.as_ref().is_none_or(|(now, side)| now.load(Ordering::Relaxed) == *side);
     let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
     let per_room_rate = if o.rate > 0.0 { o.rate / 2.0 / o.rooms as f64 } else { 0.0 };
     // Rooms start their pacing spread over one period, so the sends do not come in bursts.
@@ -412,7 +420,7 @@ async fn run_room(
     while !stop.load(Ordering::Relaxed) {
         tokio::select! {
             _ = async { pace.as_mut().unwrap().tick().await }, if pace.is_some() => {
-                if a.ws.send(ping(&b.id, t0, o.size)).await.is_err() { break }
+                if my_turn() && a.ws.send(ping(&b.id, t0, o.size)).await.is_err() { break }
             }
             m = b.ws.next() => match m {
                 Some(Ok(Message::Text(t))) => {
@@ -603,6 +611,9 @@ async fn main() {
     let li = login(&http, &o.server, "dr.li").await;
     let wang = login(&http, &o.server, "dr.wang").await;
     if let Some(floor) = o.floor.clone() {
+        if let Some(slice) = o.slice {
+            return interleaved(&o, slice, &floor, &http, &db, &li, &wang).await;
+        }
         return relay_against_floor(&o, &floor, &http, &db, &li, &wang).await;
     }
     let rooms = make_rooms(&db, o.rooms, false).await;
@@ -824,6 +835,119 @@ async fn relay_against_floor(o: &Options, floor: &str, http: &reqwest::Client, d
     }
 }
 
+/// `--mode relay --floor ws://ADDR --slice S`: the server's rooms and the bare relay's pairs
+/// are all connected at once and held; every S seconds the sending moves from one side to the
+/// other (the idle side's connections stay open, answering pings only), for 2 x `--rounds` x
+/// `--duration` seconds after one warm-up second per side. Alternating every few seconds
+/// instead of every `--duration` lets both sides meet the same host: on a virtual machine the
+/// host's speed drifts over tens of seconds (docs/scale.md), which the alternating rounds of
+/// `relay_against_floor` leave in their ratio. A round trip counts for the side whose room
+/// sent its ping; CPU per message is the server's over its own slices.
+async fn interleaved(o: &Options, slice: f64, floor: &str, http: &reqwest::Client, db: &Db, li: &str, wang: &str) {
+    let server_pairs = server_pairs(o, http, db, li, wang).await;
+    let mut floor_pairs = Vec::with_capacity(o.rooms);
+    for room in 0..o.rooms {
+        floor_pairs.push(bare_pair(floor, room).await);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let turn = Arc::new(AtomicU8::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let t0 = Instant::now();
+    let sides: Vec<(Arc<Totals>, Arc<Mutex<Histogram<u64>>>)> = (0..2)
+        .map(|_| {
+            (Arc::new(Totals::default()), Arc::new(Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).unwrap())))
+        })
+        .collect();
+    let mut handles = Vec::new();
+    for (side, pairs) in [server_pairs, floor_pairs].into_iter().enumerate() {
+        let (totals, hist) = &sides[side];
+        for (index, (a, b)) in pairs.into_iter().enumerate() {
+            let t = Some((turn.clone(), side as u8));
+            handles.push(tokio::spawn(run_room(
+                index,
+                a,
+                b,
+                o.clone(),
+                t0,
+                stop.clone(),
+                totals.clone(),
+                hist.clone(),
+                t,
+            )));
+        }
+    }
+    // One warm-up second per side, not counted.
+    for side in [0u8, 1] {
+        turn.store(side, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let total = 2.0 * o.rounds.max(1) as f64 * o.duration as f64;
+    let slices = (total / slice).round().max(2.0) as usize;
+    let (mut server_cpu, mut server_idle_cpu, mut server_secs, mut floor_secs) = (0.0, 0.0, 0.0, 0.0);
+    let mut steal = [0.0f64; 2];
+    let relayed0 = [sides[0].0.relayed.load(Ordering::Relaxed), sides[1].0.relayed.load(Ordering::Relaxed)];
+    for (_, hist) in &sides {
+        hist.lock().unwrap().reset();
+    }
+    for k in 0..slices {
+        let side = (k % 2) as u8;
+        turn.store(side, Ordering::Relaxed);
+        let cpu0 = o.pid.map(cpu_secs).unwrap_or(0.0);
+        let steal0 = steal_secs();
+        let m0 = Instant::now();
+        tokio::time::sleep(Duration::from_secs_f64(slice)).await;
+        let secs = m0.elapsed().as_secs_f64();
+        steal[side as usize] += steal_secs() - steal0;
+        if side == 0 {
+            server_cpu += o.pid.map(cpu_secs).unwrap_or(0.0) - cpu0;
+            server_secs += secs;
+        } else {
+            server_idle_cpu += o.pid.map(cpu_secs).unwrap_or(0.0) - cpu0;
+            floor_secs += secs;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let relayed: Vec<u64> = (0..2).map(|i| sides[i].0.relayed.load(Ordering::Relaxed) - relayed0[i]).collect();
+    let errors: u64 = sides.iter().map(|(t, _)| t.errors.load(Ordering::Relaxed)).sum();
+    for h in handles {
+        let _ = h.await;
+    }
+    let (s, f) = (sides[0].1.lock().unwrap().clone(), sides[1].1.lock().unwrap().clone());
+    println!(
+        "interleaved: {} rooms a side, {} B messages, paced at {:.0} msgs/s, sending alternating every {slice} s \
+         over {slices} slices ({:.0} s a side)",
+        o.rooms, o.size, o.rate, server_secs
+    );
+    for (name, h, n, secs, st) in
+        [("server", &s, relayed[0], server_secs, steal[0]), ("floor", &f, relayed[1], floor_secs, steal[1])]
+    {
+        println!(
+            "{name}: p50 / p90 / p99 / p99.9 / max {} / {} / {} / {} / {} µs ({} round trips), {:.0} relayed msgs/s in its slices, steal {:.1} % of a core",
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.9),
+            h.value_at_quantile(0.99),
+            h.value_at_quantile(0.999),
+            h.max(),
+            h.len(),
+            n as f64 / secs.max(1e-9),
+            st / secs.max(1e-9) * 100.0
+        );
+    }
+    if o.pid.is_some() {
+        println!(
+            "server CPU per relayed message (its own slices): {:.2} µs; in the floor's slices, holding its idle \
+             connections (pings, sweeps), {:.1} % of a core",
+            server_cpu * 1e6 / relayed[0].max(1) as f64,
+            server_idle_cpu / floor_secs.max(1e-9) * 100.0
+        );
+    }
+    println!(
+        "p99 ratio server / floor {:.2} (target <= 1.2); p50 ratio {:.2}; errors received {errors}",
+        s.value_at_quantile(0.99) as f64 / f.value_at_quantile(0.99).max(1) as f64,
+        s.value_at_quantile(0.5) as f64 / f.value_at_quantile(0.5).max(1) as f64
+    );
+}
+
 /// `--rooms` fresh rooms, each joined by Dr. Li and Dr. Wang through the API and the WebSocket.
 async fn server_pairs(o: &Options, http: &reqwest::Client, db: &Db, li: &str, wang: &str) -> Vec<(Member, Member)> {
     let rooms = make_rooms(db, o.rooms, false).await;
@@ -858,7 +982,17 @@ async fn measure(o: &Options, pairs: Vec<(Member, Member)>) -> Measured {
     // Warm-up second, then measure.
     let mut handles = Vec::new();
     for (index, (a, b)) in pairs.into_iter().enumerate() {
-        handles.push(tokio::spawn(run_room(index, a, b, o.clone(), t0, stop.clone(), totals.clone(), hist.clone())));
+        handles.push(tokio::spawn(run_room(
+            index,
+            a,
+            b,
+            o.clone(),
+            t0,
+            stop.clone(),
+            totals.clone(),
+            hist.clone(),
+            None,
+        )));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     hist.lock().unwrap().reset();
