@@ -835,6 +835,9 @@ async fn relay_against_floor(o: &Options, floor: &str, http: &reqwest::Client, d
     }
 }
 
+/// One side's round trips, written by all of its rooms.
+type SharedHistogram = Arc<Mutex<Histogram<u64>>>;
+
 /// `--mode relay --floor ws://ADDR --slice S`: the server's rooms and the bare relay's pairs
 /// are all connected at once and held; every S seconds the sending moves from one side to the
 /// other (the idle side's connections stay open, answering pings only), for 2 x `--rounds` x
@@ -853,7 +856,7 @@ async fn interleaved(o: &Options, slice: f64, floor: &str, http: &reqwest::Clien
     let turn = Arc::new(AtomicU8::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
-    let sides: Vec<(Arc<Totals>, Arc<Mutex<Histogram<u64>>>)> = (0..2)
+    let sides: Vec<(Arc<Totals>, SharedHistogram)> = (0..2)
         .map(|_| {
             (Arc::new(Totals::default()), Arc::new(Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).unwrap())))
         })
