@@ -835,6 +835,25 @@ async fn relay_against_floor(o: &Options, floor: &str, http: &reqwest::Client, d
     }
 }
 
+/// Starts [`run_room`] for every pair (sending only on `turn`'s side, if given).
+fn spawn_rooms(
+    pairs: Vec<(Member, Member)>,
+    o: &Options,
+    t0: Instant,
+    stop: &Arc<AtomicBool>,
+    totals: &Arc<Totals>,
+    hist: &SharedHistogram,
+    turn: Option<(Arc<AtomicU8>, u8)>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    pairs
+        .into_iter()
+        .enumerate()
+        .map(|(index, (a, b))| {
+            tokio::spawn(run_room(index, a, b, o.clone(), t0, stop.clone(), totals.clone(), hist.clone(), turn.clone()))
+        })
+        .collect()
+}
+
 /// One side's round trips, written by all of its rooms.
 type SharedHistogram = Arc<Mutex<Histogram<u64>>>;
 
@@ -864,20 +883,8 @@ async fn interleaved(o: &Options, slice: f64, floor: &str, http: &reqwest::Clien
     let mut handles = Vec::new();
     for (side, pairs) in [server_pairs, floor_pairs].into_iter().enumerate() {
         let (totals, hist) = &sides[side];
-        for (index, (a, b)) in pairs.into_iter().enumerate() {
-            let t = Some((turn.clone(), side as u8));
-            handles.push(tokio::spawn(run_room(
-                index,
-                a,
-                b,
-                o.clone(),
-                t0,
-                stop.clone(),
-                totals.clone(),
-                hist.clone(),
-                t,
-            )));
-        }
+        let turn = Some((turn.clone(), side as u8));
+        handles.extend(spawn_rooms(pairs, o, t0, &stop, totals, hist, turn));
     }
     // One warm-up second per side, not counted.
     for side in [0u8, 1] {
@@ -983,20 +990,7 @@ async fn measure(o: &Options, pairs: Vec<(Member, Member)>) -> Measured {
     let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap()));
     let t0 = Instant::now();
     // Warm-up second, then measure.
-    let mut handles = Vec::new();
-    for (index, (a, b)) in pairs.into_iter().enumerate() {
-        handles.push(tokio::spawn(run_room(
-            index,
-            a,
-            b,
-            o.clone(),
-            t0,
-            stop.clone(),
-            totals.clone(),
-            hist.clone(),
-            None,
-        )));
-    }
+    let handles = spawn_rooms(pairs, o, t0, &stop, &totals, &hist, None);
     tokio::time::sleep(Duration::from_secs(1)).await;
     hist.lock().unwrap().reset();
     let relayed0 = totals.relayed.load(Ordering::Relaxed);
