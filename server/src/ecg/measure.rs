@@ -989,12 +989,7 @@ mod on_the_carts_median_beats {
     ];
 
     /// `RestingECGMeasurements`' value of `name`.
-    fn cart_value(xml: &str, name: &str) -> Option<f64> {
-        let doc = roxmltree::Document::parse_with_options(
-            xml,
-            roxmltree::ParsingOptions { allow_dtd: true, ..roxmltree::ParsingOptions::default() },
-        )
-        .ok()?;
+    fn cart_value(doc: &roxmltree::Document, name: &str) -> Option<f64> {
         let m = doc.descendants().find(|n| n.has_tag_name("RestingECGMeasurements"))?;
         m.children().find(|n| n.has_tag_name(name))?.text()?.trim().parse().ok()
     }
@@ -1009,10 +1004,12 @@ mod on_the_carts_median_beats {
         println!("file | QRS onset | QRS offset | P onset | T end (ours − 12SL on its median beat, ms)");
         for file in FILES {
             let bytes = std::fs::read(format!("{dir}{file}")).unwrap();
-            let xml = String::from_utf8_lossy(&bytes).to_string();
+            let xml = String::from_utf8_lossy(&bytes);
+            let options = roxmltree::ParsingOptions { allow_dtd: true, ..roxmltree::ParsingOptions::default() };
+            let doc = roxmltree::Document::parse_with_options(&xml, options).unwrap();
             let median = crate::ecg::muse::parse_waveform(&bytes, "Median").unwrap();
             let fs = median.sample_rate_hz;
-            let cart = |name: &str| cart_value(&xml, name).unwrap_or_else(|| panic!("{file}: no {name}"));
+            let cart = |name: &str| cart_value(&doc, name).unwrap_or_else(|| panic!("{file}: no {name}"));
             let (p_on, q_on, q_off, t_off) = (cart("POnset"), cart("QOnset"), cart("QOffset"), cart("TOffset"));
             let rr_s = 60.0 / cart("VentricularRate");
             // The median beat laid out as ours are: R (here the middle of 12SL's QRS) at PRE_S.
