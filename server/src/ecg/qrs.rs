@@ -26,7 +26,11 @@
 //!    within 360 ms of the last beat that is taller and at least twice as steep replaces it
 //!    (the earlier one was an artefact or a wave before the QRS), past the 200 ms refractory
 //!    period only when it is also 2.5 times as tall (else the earlier one is as likely a low
-//!    beat of a fast run);
+//!    beat of a fast run). With more than one lead, a peak over the threshold that a lead
+//!    which is at its usual energy level and showed each of the last eight beats does not show
+//!    at all (its energy within ±50 ms under 3 % of the weakest of those eight beats') is an
+//!    artefact of the other leads when at least half of such leads are silent, and is passed
+//!    over (MIT-BIH 103: steps and saturation on V2 between beats that MLII shows clearly);
 //! 3. each beat is then placed on the R peak of the lead with the tallest QRS complexes: the
 //!    QRS centre is the steepest point (30 ms smoothed squared slope of all leads) within
 //!    ±30 ms of the detection, and the R peak the largest of the lead's peaks (points that are
@@ -79,6 +83,15 @@ const SEARCH_BACK_OVER_NOISE: f64 = 3.0;
 const T_WAVE_RR_FRACTION: f64 = 0.5;
 /// The span over which a lead's local energy is compared with its usual energy.
 const LOCAL_ENERGY_S: f64 = 0.9;
+/// A lead is silent at a peak when its energy within this much of the peak is under
+/// [`SILENT_FRACTION`] of the weakest of its last [`SILENT_HISTORY`] beats.
+const SILENT_NEAR_S: f64 = 0.050;
+const SILENT_FRACTION: f64 = 0.03;
+const SILENT_HISTORY: usize = 8;
+/// The silence of a lead counts only where its local energy (over [`LOCAL_ENERGY_S`]) is
+/// within this range of its usual energy: not a lead gone flat or quiet in a pause, nor one
+/// in a burst of noise.
+const SILENT_USUAL: std::ops::Range<f64> = 0.5..1.5;
 /// Smoothing of the squared slope that finds the QRS centre.
 const STEEP_SMOOTHING_S: f64 = 0.030;
 /// How far from the detection the QRS centre is looked for.
@@ -109,6 +122,9 @@ pub fn detect(leads: &[&[i32]], fs: f64) -> QrsDetection {
     // Each lead's part of the feature, and how much of its energy lies between its beats (the
     // median of its integrated energy over its typical beat's); the slope is summed at once.
     let mut parts: Vec<(Vec<f64>, f64)> = Vec::with_capacity(leads.len());
+    // Each lead's own energy (scaled to its typical beat) and its local energy against its
+    // usual, for the silent-lead rule (with more than one lead only).
+    let mut own: Vec<(Vec<f32>, Vec<f32>)> = Vec::with_capacity(leads.len());
     for lead in leads {
         for (f, &v) in filtered.iter_mut().zip(lead.iter()) {
             *f = f64::from(v);
@@ -131,15 +147,24 @@ pub fn detect(leads: &[&[i32]], fs: f64) -> QrsDetection {
             let mut blocks: Vec<f64> = local.iter().step_by(secs(1.0)).copied().collect();
             let usual = median_in_place(&mut blocks).unwrap_or(0.0);
             let inverse_usual = if usual > 0.0 { 1.0 / usual } else { 0.0 };
-            for ((((f, s), i), q), l) in
-                f_part.iter_mut().zip(slope.iter_mut()).zip(&integrated).zip(&squared).zip(&local)
+            let (mut energy, mut usualness) = (vec![0.0f32; n], vec![0.0f32; n]);
+            for (((((f, s), i), q), l), (e, u)) in f_part
+                .iter_mut()
+                .zip(slope.iter_mut())
+                .zip(&integrated)
+                .zip(&squared)
+                .zip(&local)
+                .zip(energy.iter_mut().zip(usualness.iter_mut()))
             {
                 let ratio = l * inverse_usual;
                 // ratio^1.5 as ratio × √ratio: cheaper than `powf` on every sample.
                 let w = if ratio > 1.0 { inverse / (ratio * ratio.sqrt()) } else { inverse };
                 *f = i * w;
                 *s += q * w;
+                *e = (i * inverse) as f32;
+                *u = ratio as f32;
             }
+            own.push((energy, usualness));
         } else {
             for (((f, s), i), q) in f_part.iter_mut().zip(slope.iter_mut()).zip(&integrated).zip(&squared) {
                 *f = i * inverse;
@@ -162,7 +187,22 @@ pub fn detect(leads: &[&[i32]], fs: f64) -> QrsDetection {
     }
 
     let candidates = peaks(&feature, secs(PEAK_NEIGHBOURHOOD_S));
-    let beats = classify(&feature, &slope, &candidates, fs);
+    // Each candidate's energy on each lead (the largest within ±50 ms), where that lead is at
+    // its usual energy level (else `None`).
+    let near = secs(SILENT_NEAR_S);
+    let per_lead: Vec<Vec<Option<f32>>> = candidates
+        .iter()
+        .map(|&c| {
+            own.iter()
+                .map(|(energy, usualness)| {
+                    SILENT_USUAL.contains(&f64::from(usualness[c])).then(|| {
+                        energy[c.saturating_sub(near)..(c + near + 1).min(n)].iter().copied().fold(0.0, f32::max)
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    let beats = classify(&feature, &slope, &candidates, &per_lead, fs);
     if beats.is_empty() {
         return empty;
     }
@@ -222,9 +262,58 @@ fn peaks(x: &[f64], radius: usize) -> Vec<usize> {
     kept
 }
 
+/// What the leads showed of the last beats, for the silent-lead rule: per lead, its energy at
+/// each of the last [`SILENT_HISTORY`] beats accepted over the threshold.
+struct LeadHistory(Vec<std::collections::VecDeque<f32>>);
+
+impl LeadHistory {
+    fn new(leads: usize) -> LeadHistory {
+        LeadHistory(vec![std::collections::VecDeque::with_capacity(SILENT_HISTORY + 1); leads])
+    }
+
+    fn remember(&mut self, energies: &[Option<f32>]) {
+        for (h, e) in self.0.iter_mut().zip(energies) {
+            // A lead away from its usual level at this beat has nothing to say: it breaks the run.
+            h.push_back(e.unwrap_or(0.0));
+            if h.len() > SILENT_HISTORY {
+                h.pop_front();
+            }
+        }
+    }
+
+    /// Whether a peak with these per-lead energies is silent on at least half of the leads that
+    /// are at their usual level and showed each of the last beats (there being at least one).
+    fn silent(&self, energies: &[Option<f32>]) -> bool {
+        let (mut witnesses, mut silent) = (0, 0);
+        for (h, e) in self.0.iter().zip(energies) {
+            let Some(e) = *e else { continue };
+            if h.len() < SILENT_HISTORY {
+                continue;
+            }
+            let weakest = h.iter().copied().fold(f32::INFINITY, f32::min);
+            if weakest <= 0.0 {
+                continue;
+            }
+            witnesses += 1;
+            if f64::from(e) < SILENT_FRACTION * f64::from(weakest) {
+                silent += 1;
+            }
+        }
+        witnesses > 0 && 2 * silent >= witnesses
+    }
+}
+
 /// Pan–Tompkins adaptive thresholds with refractory period, T-wave rejection and
-/// search-back. Returns the accepted candidates, ascending.
-fn classify(feature: &[f64], slope: &[f64], candidates: &[usize], fs: f64) -> Vec<usize> {
+/// search-back, and the silent-lead rule over `per_lead` (each candidate's energy per lead,
+/// `None` where that lead is away from its usual level). Returns the accepted candidates,
+/// ascending.
+fn classify(
+    feature: &[f64],
+    slope: &[f64],
+    candidates: &[usize],
+    per_lead: &[Vec<Option<f32>>],
+    fs: f64,
+) -> Vec<usize> {
     let samples = |s: f64| (s * fs).round() as usize;
     let refractory = samples(REFRACTORY_S);
     let t_window = samples(T_WAVE_WINDOW_S);
@@ -281,12 +370,18 @@ fn classify(feature: &[f64], slope: &[f64], candidates: &[usize], fs: f64) -> Ve
         beat_slopes.push(steepest(j));
     };
 
-    for &c in candidates {
+    let mut history = LeadHistory::new(per_lead.first().map_or(0, Vec::len));
+    for (k, &c) in candidates.iter().enumerate() {
         search_back(c, &mut beats, &mut beat_slopes, &mut rr, &noise, &mut spk, npk);
         let t_window =
             mean_last(&rr, 8).map_or(t_window, |m| t_window.min(((T_WAVE_RR_FRACTION * m) as usize).max(refractory)));
         let threshold1 = npk + 0.25 * (spk - npk);
         let f = feature[c];
+        let energies = per_lead.get(k).map_or(&[][..], Vec::as_slice);
+        if f > threshold1 && history.silent(energies) {
+            // An artefact of the other leads: neither a beat nor the noise level's business.
+            continue;
+        }
         // A steeper, taller complex soon after the last beat shows that beat to have been an
         // artefact or a wave before the QRS: the new one takes its place.
         if let (Some(&last), Some(&last_slope)) = (beats.last(), beat_slopes.last()) {
@@ -319,6 +414,7 @@ fn classify(feature: &[f64], slope: &[f64], candidates: &[usize], fs: f64) -> Ve
             }
             beats.push(c);
             beat_slopes.push(steepest(c));
+            history.remember(energies);
         } else {
             npk = 0.125 * f.min(spk) + 0.875 * npk;
             noise.push(c);
@@ -566,6 +662,43 @@ pub(crate) mod tests {
             .collect();
         assert!(missed.is_empty(), "missed {missed:?} of {} beats ({} wide: {wide:?})", truth.len(), wide.len());
         assert_eq!(found.r_peaks.len(), truth.len(), "no extra beat");
+    }
+
+    #[test]
+    fn spikes_on_one_lead_that_the_other_does_not_show_are_not_beats() {
+        // Beats every 0.9 s on both leads; after each beat from the eleventh on, a sharp spike
+        // on the second lead alone, half-way to the next beat (an electrode artefact).
+        let fs = 360.0;
+        let truth: Vec<f64> = (0..33).map(|k| 0.6 + 0.9 * f64::from(k)).collect();
+        let first = synthetic_lead(fs, 30.0, &truth, 1.0);
+        let mut second = synthetic_lead(fs, 30.0, &truth, 0.8);
+        let spikes: Vec<f64> = truth.iter().skip(10).map(|r| r + 0.45).collect();
+        for (i, v) in second.iter_mut().enumerate() {
+            let t = i as f64 / fs;
+            for &c in &spikes {
+                *v += (2500.0 * (-((t - c) / 0.008).powi(2) / 2.0).exp()) as i32;
+            }
+        }
+        let found = detect(&[&first, &second], fs);
+        let extra: Vec<f64> = found
+            .r_peaks
+            .iter()
+            .map(|&r| r as f64 / fs)
+            .filter(|t| !truth.iter().any(|b| (b - t).abs() < 0.15))
+            .collect();
+        assert!(extra.is_empty(), "spikes taken for beats at {extra:?} s ({} spikes)", spikes.len());
+        assert_eq!(found.r_peaks.len(), truth.len());
+        // The same spike on both leads is something both show: the rule does not hide it.
+        let mut both = first.clone();
+        for (i, v) in both.iter_mut().enumerate() {
+            let t = i as f64 / fs;
+            for &c in &spikes {
+                *v += (2500.0 * (-((t - c) / 0.008).powi(2) / 2.0).exp()) as i32;
+            }
+        }
+        let found = detect(&[&both, &second], fs);
+        let seen = |c: &f64| found.r_peaks.iter().any(|&r| (r as f64 / fs - c).abs() < 0.15);
+        assert!(spikes.iter().all(seen), "a complex that both leads show is never passed over");
     }
 
     #[test]
