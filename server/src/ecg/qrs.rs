@@ -30,7 +30,9 @@
 //!    which is at its usual energy level and showed each of the last eight beats does not show
 //!    at all (its energy within ±50 ms under 3 % of the weakest of those eight beats') is an
 //!    artefact of the other leads when at least half of such leads are silent, and is passed
-//!    over (MIT-BIH 103: steps and saturation on V2 between beats that MLII shows clearly);
+//!    over (MIT-BIH 103: steps and saturation on V2 between beats that MLII shows clearly) —
+//!    at most twice in a row, so that a lead whose beats changed for good cannot hold back
+//!    every beat after;
 //! 3. each beat is then placed on the R peak of the lead with the tallest QRS complexes: the
 //!    QRS centre is the steepest point (30 ms smoothed squared slope of all leads) within
 //!    ±30 ms of the detection, and the R peak the largest of the lead's peaks (points that are
@@ -92,6 +94,8 @@ const SILENT_HISTORY: usize = 8;
 /// within this range of its usual energy: not a lead gone flat or quiet in a pause, nor one
 /// in a burst of noise.
 const SILENT_USUAL: std::ops::Range<f64> = 0.5..1.5;
+/// Peaks passed over in a row (no beat between them) before the rule rests until the next beat.
+const SILENT_AT_MOST: usize = 2;
 /// Smoothing of the squared slope that finds the QRS centre.
 const STEEP_SMOOTHING_S: f64 = 0.030;
 /// How far from the detection the QRS centre is looked for.
@@ -371,15 +375,23 @@ fn classify(
     };
 
     let mut history = LeadHistory::new(per_lead.first().map_or(0, Vec::len));
+    // Peaks passed over since the last beat: after two, the rule rests until a beat comes, so a
+    // lead whose beats have changed for good cannot hold back every beat that follows.
+    let mut passed_over = 0;
     for (k, &c) in candidates.iter().enumerate() {
+        let found = beats.len();
         search_back(c, &mut beats, &mut beat_slopes, &mut rr, &noise, &mut spk, npk);
+        if beats.len() > found {
+            passed_over = 0;
+        }
         let t_window =
             mean_last(&rr, 8).map_or(t_window, |m| t_window.min(((T_WAVE_RR_FRACTION * m) as usize).max(refractory)));
         let threshold1 = npk + 0.25 * (spk - npk);
         let f = feature[c];
         let energies = per_lead.get(k).map_or(&[][..], Vec::as_slice);
-        if f > threshold1 && history.silent(energies) {
+        if f > threshold1 && passed_over < SILENT_AT_MOST && history.silent(energies) {
             // An artefact of the other leads: neither a beat nor the noise level's business.
+            passed_over += 1;
             continue;
         }
         // A steeper, taller complex soon after the last beat shows that beat to have been an
@@ -415,6 +427,7 @@ fn classify(
             beats.push(c);
             beat_slopes.push(steepest(c));
             history.remember(energies);
+            passed_over = 0;
         } else {
             npk = 0.125 * f.min(spk) + 0.875 * npk;
             noise.push(c);
@@ -699,6 +712,32 @@ pub(crate) mod tests {
         let found = detect(&[&both, &second], fs);
         let seen = |c: &f64| found.r_peaks.iter().any(|&r| (r as f64 / fs - c).abs() < 0.15);
         assert!(spikes.iter().all(seen), "a complex that both leads show is never passed over");
+    }
+
+    #[test]
+    fn a_lead_whose_beats_change_for_good_does_not_hold_back_the_beats_after() {
+        // Both leads show the beats for 30 s; then the second lead shows no QRS any more but a
+        // spike as tall 0.2 s after each beat, so its energy stays at its usual level while it
+        // is silent at each beat, where it had shown every beat before. Without a bound the
+        // rule would pass over every beat from then on (11 of 44 missed).
+        let fs = 360.0;
+        let truth: Vec<f64> = (0..44).map(|k| 0.6 + 0.9 * f64::from(k)).collect();
+        let first = synthetic_lead(fs, 40.0, &truth, 1.0);
+        let early: Vec<f64> = truth.iter().copied().filter(|&t| t < 30.0).collect();
+        let mut second = synthetic_lead(fs, 40.0, &early, 0.8);
+        for (i, v) in second.iter_mut().enumerate() {
+            let t = i as f64 / fs;
+            for c in truth.iter().filter(|&&t| t >= 30.0).map(|r| r + 0.2) {
+                *v += (960.0 * (-((t - c) / 0.010).powi(2) / 2.0).exp()) as i32;
+            }
+        }
+        let found = detect(&[&first, &second], fs);
+        let missed: Vec<f64> = truth
+            .iter()
+            .copied()
+            .filter(|&t| !found.r_peaks.iter().any(|&r| (r as f64 / fs - t).abs() < 0.15))
+            .collect();
+        assert!(missed.len() <= 2, "missed {} of {} beats: {missed:?}", missed.len(), truth.len());
     }
 
     #[test]
