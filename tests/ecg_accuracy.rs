@@ -1136,5 +1136,16 @@ fn intervals_against_the_cardiologists_on_the_ludb_records_in_ecg_ludb_dir() {
         count(&|r| !r.fibrillation && r.flagged_fibrillation),
         count(&|r| !r.fibrillation),
     );
+    let disagree = |labelled: bool| -> Vec<u32> {
+        rows.iter()
+            .filter(|(_, r)| r.fibrillation == labelled && r.flagged_fibrillation != labelled)
+            .map(|(n, _)| *n)
+            .collect()
+    };
+    println!(
+        "atrial fibrillation labelled, not flagged: {:?}; flagged, not labelled: {:?}",
+        disagree(true),
+        disagree(false)
+    );
     assert!(rows.iter().filter(|(_, r)| r.ours[1].is_some()).count() >= 190, "QRS measured on most records");
 }
