@@ -382,10 +382,27 @@ fn stamp_of(text: &str) -> Option<(u128, &str)> {
     Some((rest[..colon].parse().ok()?, rest))
 }
 
-#[derive(Default)]
 struct Totals {
     relayed: AtomicU64,
     errors: AtomicU64,
+    /// Round trips whose ping was sent before this (ns since the rooms' `t0`) are not
+    /// counted: the warm-up. Nothing is counted until it is set (a round trip of the warm-up
+    /// can end before it is). Each room keeps its own histogram and adds it to the side's only
+    /// when it stops, so resetting the side's histogram after the warm-up would not drop them.
+    count_from_ns: AtomicU64,
+}
+
+impl Default for Totals {
+    fn default() -> Totals {
+        Totals { relayed: AtomicU64::new(0), errors: AtomicU64::new(0), count_from_ns: AtomicU64::new(u64::MAX) }
+    }
+}
+
+impl Totals {
+    /// Counts only the round trips of pings sent from now on.
+    fn count_from_now(&self, t0: Instant) {
+        self.count_from_ns.store(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -442,7 +459,9 @@ async fn run_room(
                     if let Some((stamp, _)) = stamp_of(t.as_str()) {
                         totals.relayed.fetch_add(1, Ordering::Relaxed);
                         let rtt_us = (t0.elapsed().as_nanos().saturating_sub(stamp) / 1000) as u64;
-                        let _ = local.record(rtt_us.max(1));
+                        if stamp >= u128::from(totals.count_from_ns.load(Ordering::Relaxed)) {
+                            let _ = local.record(rtt_us.max(1));
+                        }
                         if pace.is_none() && a.ws.send(ping(&b.id, t0, o.size)).await.is_err() { break }
                     } else if t.contains("\"error\"") {
                         totals.errors.fetch_add(1, Ordering::Relaxed);
@@ -896,8 +915,8 @@ async fn interleaved(o: &Options, slice: f64, floor: &str, http: &reqwest::Clien
     let (mut server_cpu, mut server_idle_cpu, mut server_secs, mut floor_secs) = (0.0, 0.0, 0.0, 0.0);
     let mut steal = [0.0f64; 2];
     let relayed0 = [sides[0].0.relayed.load(Ordering::Relaxed), sides[1].0.relayed.load(Ordering::Relaxed)];
-    for (_, hist) in &sides {
-        hist.lock().unwrap().reset();
+    for (totals, _) in &sides {
+        totals.count_from_now(t0);
     }
     for k in 0..slices {
         let side = (k % 2) as u8;
@@ -992,7 +1011,7 @@ async fn measure(o: &Options, pairs: Vec<(Member, Member)>) -> Measured {
     // Warm-up second, then measure.
     let handles = spawn_rooms(pairs, o, t0, &stop, &totals, &hist, None);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    hist.lock().unwrap().reset();
+    totals.count_from_now(t0);
     let relayed0 = totals.relayed.load(Ordering::Relaxed);
     let server_cpu0 = pid.map(cpu_secs).unwrap_or(0.0);
     let own_cpu0 = cpu_secs(std::process::id());
