@@ -399,7 +399,8 @@ fn broken_and_hostile_files_are_refused_without_panicking() {
 /// EC57 beat detection on every MIT-BIH record found in `$ECG_MITDB_DIR` (`NNN.hea`, `NNN.dat`,
 /// `NNN.atr`), scored from minute 5, with the ventricular ectopic beats (`V` in the reference)
 /// counted apart, and the totals over all of them, the beat classes' too (the ventricular
-/// class's sensitivity and positive predictivity over the unpaced records). The whole records are not redistributed with
+/// class's sensitivity and positive predictivity over the unpaced records, which must not fall
+/// more than half a point under what they reached). The whole records are not redistributed with
 /// the project (see `docs/ecg.md`); the test fails when the directory is not given or holds no
 /// record, so an absent data set never passes silently, and when one of the records with
 /// frequent ventricular ectopy the targets are set for (100, 119, 200, 208, 233) misses Se or
@@ -507,13 +508,17 @@ fn qrs_detection_on_the_mitdb_records_in_ecg_mitdb_dir() {
     );
     println!("other records under 99.5 %: {below:?}");
     let (v_tp, v_fn, v_fp) = veb;
+    let v_se = 100.0 * v_tp as f64 / (v_tp + v_fn).max(1) as f64;
+    let v_pp = 100.0 * v_tp as f64 / (v_tp + v_fp).max(1) as f64;
     println!(
         "ventricular ectopic beats (V, E) among the beats found, the 44 unpaced records: {v_tp} called ventricular, \
-         {v_fn} called normal, {v_fp} other beats called ventricular: Se {:.2} %, +P {:.2} %",
-        100.0 * v_tp as f64 / (v_tp + v_fn).max(1) as f64,
-        100.0 * v_tp as f64 / (v_tp + v_fp).max(1) as f64
+         {v_fn} called normal, {v_fp} other beats called ventricular: Se {v_se:.2} %, +P {v_pp:.2} %"
     );
     assert!(failures.is_empty(), "EC57 targets missed: {failures:?}");
+    // No target is set for the classes; this holds what they reached (2026-12-06: Se 92.97 %,
+    // +P 89.24 % on the whole database), so a change that costs more than half a point of
+    // either shows here.
+    assert!(v_se >= 92.4 && v_pp >= 88.7, "ventricular class fell: Se {v_se:.2} %, +P {v_pp:.2} %");
 }
 
 /// The sets of cart-annotated recordings the interval agreement is reported on, kept apart.

@@ -12,7 +12,7 @@
 //!   beat slope) stays above 20 % of the beat's own peak slope around the R peak (gaps of
 //!   under 20 ms bridged);
 //! - a beat is **ventricular ectopic** when its correlation is under 0.70, or when it is under
-//!   0.90 and the beat is at least 1.4 × the template's width and at least 110 ms wide. The
+//!   0.90 and the beat is at least 1.4 × the template's width and at least 90 ms wide. The
 //!   others are **normal** (which here means "dominant morphology": supraventricular beats are
 //!   not told apart);
 //! - a **second supraventricular morphology**: when the beats called ventricular that share
@@ -53,7 +53,7 @@ const SHIFT_S: f64 = 0.020;
 const CORRELATION_ECTOPIC: f64 = 0.70;
 const CORRELATION_WIDE: f64 = 0.90;
 const WIDE_RATIO: f64 = 1.4;
-const WIDE_MIN_S: f64 = 0.110;
+const WIDE_MIN_S: f64 = 0.090;
 
 /// Classifies each beat (`r_peaks` in samples, ascending) on `leads` sampled at `fs` Hz.
 pub fn classify(leads: &[&[i32]], fs: f64, r_peaks: &[usize]) -> Vec<BeatClass> {
