@@ -21,10 +21,10 @@
 //!   interval between normal beats) and are followed by no pause (the median interval after
 //!   them at most 1.05 × the one before), they are the rhythm's own beats conducted another
 //!   way (an intermittent bundle branch block: MIT-BIH 212) and are called normal. Ventricular
-//!   premature beats come early and are followed by a pause (MIT-BIH 119, 200, 208, 233:
-//!   0.60–0.92 × before, 1.2–1.5 × after), and the rule never looks at fewer than a tenth of
-//!   the beats, so a run of ventricular beats at the sinus rate among others is not taken for
-//!   one (a record made of nothing else would be).
+//!   premature beats come early and are followed by a pause (MIT-BIH 119, 200, 208, 233: the
+//!   intervals before them 0.60–0.92 × the normal one, after them 1.2–1.5 ×), and the rule
+//!   never looks at fewer than a tenth of the beats, so a run of ventricular beats at the
+//!   sinus rate among others is not taken for one (a record made of nothing else would be).
 //!
 //! Atrial fibrillation is flagged (as a computer-assisted finding, never a diagnosis) when,
 //! over at least 8 RR intervals between beats of the dominant morphology, the rhythm is
@@ -110,10 +110,7 @@ pub fn classify(leads: &[&[i32]], fs: f64, r_peaks: &[usize]) -> Vec<BeatClass> 
         let mut member_widths: Vec<f64> = members.iter().filter_map(|&i| widths[i]).collect();
         let template_width = median_in_place(&mut member_widths).unwrap_or(0.0);
         for (i, &r) in r_peaks.iter().enumerate() {
-            let correlation = (-(shift as isize)..=shift as isize)
-                .filter_map(|o| window(r, o))
-                .map(|w| pearson(&w, &template))
-                .fold(f64::NEG_INFINITY, f64::max);
+            let correlation = best_correlation(r, &template, shift, &window);
             if !correlation.is_finite() {
                 classes[i] = BeatClass::Normal;
                 continue;
@@ -149,13 +146,7 @@ fn second_morphology(
     };
     let alike: Vec<usize> = called
         .into_iter()
-        .filter(|&i| {
-            (-(shift as isize)..=shift as isize)
-                .filter_map(|o| window(r_peaks[i], o))
-                .map(|w| pearson(&w, &shape))
-                .fold(f64::NEG_INFINITY, f64::max)
-                >= SECOND_MORPHOLOGY_CORRELATION
-        })
+        .filter(|&i| best_correlation(r_peaks[i], &shape, shift, window) >= SECOND_MORPHOLOGY_CORRELATION)
         .collect();
     if (alike.len() as f64) < SECOND_MORPHOLOGY_SHARE * r_peaks.len() as f64 {
         return;
@@ -177,6 +168,20 @@ fn second_morphology(
             classes[i] = BeatClass::Normal;
         }
     }
+}
+
+/// The beat at `r` correlated with `template`, the best over shifts of up to `shift` samples
+/// (negative infinity when no shifted window fits in the recording).
+fn best_correlation(
+    r: usize,
+    template: &[f64],
+    shift: usize,
+    window: &impl Fn(usize, isize) -> Option<Vec<f64>>,
+) -> f64 {
+    (-(shift as isize)..=shift as isize)
+        .filter_map(|o| window(r, o))
+        .map(|w| pearson(&w, template))
+        .fold(f64::NEG_INFINITY, f64::max)
 }
 
 /// The sample-wise median of the windows of `members` (at most 400 of them, evenly spread).
