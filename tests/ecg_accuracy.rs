@@ -1058,15 +1058,20 @@ fn ludb_row(dir: &str, name: &str) -> LudbRow {
 /// The LUDB records kept in the fixtures (ODC-By 1.0, see `tests/fixtures/ecg/README.md`):
 /// three sinus rhythms, left bundle branch block with acute ST elevation, ventricular pacing,
 /// a wide QRS with right bundle branch block in the labels, three left ventricular
-/// hypertrophies with flat T waves, and atrial fibrillation with aberrant conduction.
-const LUDB_FIXTURES: [&str; 10] = ["1", "2", "5", "24", "34", "116", "124", "130", "133", "109"];
+/// hypertrophies with flat T waves, atrial fibrillation with aberrant conduction (109),
+/// atrial fibrillation whose median beat keeps a wave before the QRS in one lead (101), and an
+/// irregular sinus rhythm (108).
+const LUDB_FIXTURES: [&str; 12] = ["1", "2", "5", "24", "34", "116", "124", "130", "133", "109", "101", "108"];
 
 /// On the LUDB records kept in the fixtures, QRS and QT agree with the cardiologists' median
 /// lead: QRS within 25 ms and QT within 45 ms (their median lead and their outermost leads are
 /// 30 ms apart on average; see `docs/ecg.md`). These records had QRS of 40–60 ms on paced and
 /// bundle-branch-block beats and QT of 600–680 ms on flat T waves before the rules that bound
 /// the QRS offset's threshold and the T end's search. Where every T wave but one is flat (133)
-/// the QT is not measured rather than measured wrong. Atrial fibrillation is flagged on 109 only.
+/// the QT is not measured rather than measured wrong. Atrial fibrillation is flagged on 109 and
+/// 101 only; in the irregular rhythms a P wave counts only where several leads show it at once,
+/// so 101's residue before the QRS is no P wave (it gave a PR of 257 ms) while the irregular
+/// sinus rhythm 108 keeps its P wave and its PR.
 #[test]
 fn intervals_agree_with_the_cardiologists_on_the_ludb_fixtures() {
     let dir = format!("{FIXTURES}/ludb");
@@ -1094,6 +1099,13 @@ fn intervals_agree_with_the_cardiologists_on_the_ludb_fixtures() {
     for name in LUDB_FIXTURES {
         let row = ludb_row(&dir, name);
         assert_eq!(row.flagged_fibrillation, row.fibrillation, "possible atrial fibrillation on record {name}");
+        if name == "101" {
+            assert_eq!(row.ours[0], None, "no PR in atrial fibrillation (record 101)");
+        }
+        if name == "108" {
+            let (pr, reference) = (row.ours[0].expect("PR of 108"), row.median_lead[0].expect("annotated P"));
+            assert!((pr - reference).abs() <= 25.0, "record 108: PR {pr} ms, the cardiologists' {reference} ms");
+        }
     }
 }
 

@@ -265,21 +265,27 @@ fn qrs_width(filtered: &[Vec<f64>], scale: &[f64], fs: f64, r: usize) -> Option<
     Some((offset - onset) as f64 / fs)
 }
 
-/// Whether the rhythm looks like atrial fibrillation: at least 8 RR intervals between
-/// consecutive beats of the dominant morphology, whose successive differences are large
-/// (the fraction of differences over 50 ms above 40 %, pNN50-like, and the RMSSD over 8 % of
-/// the mean RR), and no P wave (`p_wave_found` false). `None` when it cannot be judged: too
-/// few intervals, or nothing known about the P wave.
-pub fn atrial_fibrillation(rr_normal_ms: &[f64], p_wave_found: Option<bool>) -> Option<bool> {
+/// Whether the RR intervals between consecutive beats of the dominant morphology are
+/// irregular the way atrial fibrillation's are: at least 8 of them, whose successive
+/// differences are large (the fraction of differences over 50 ms above 40 %, pNN50-like, and
+/// the RMSSD over 8 % of the mean RR). `None` with fewer intervals.
+pub fn irregular_rr(rr_normal_ms: &[f64]) -> Option<bool> {
     if rr_normal_ms.len() < 8 {
         return None;
     }
-    let p_wave_found = p_wave_found?;
     let mean = rr_normal_ms.iter().sum::<f64>() / rr_normal_ms.len() as f64;
     let diffs: Vec<f64> = rr_normal_ms.windows(2).map(|w| (w[1] - w[0]).abs()).collect();
     let rmssd = (diffs.iter().map(|d| d * d).sum::<f64>() / diffs.len() as f64).sqrt();
     let large = diffs.iter().filter(|&&d| d > 50.0).count() as f64 / diffs.len() as f64;
-    Some(!p_wave_found && large > 0.4 && rmssd > 0.08 * mean)
+    Some(large > 0.4 && rmssd > 0.08 * mean)
+}
+
+/// Whether the rhythm looks like atrial fibrillation: irregular RR intervals
+/// ([`irregular_rr`]) and no P wave (`p_wave_found` false). `None` when it cannot be judged:
+/// too few intervals, or nothing known about the P wave.
+pub fn atrial_fibrillation(rr_normal_ms: &[f64], p_wave_found: Option<bool>) -> Option<bool> {
+    let irregular = irregular_rr(rr_normal_ms)?;
+    Some(irregular && !p_wave_found?)
 }
 
 #[cfg(test)]

@@ -35,7 +35,16 @@
 //!   before the QRS but not before the previous beat's T end; the global P onset is the
 //!   earliest among leads whose P wave is at least a third of the tallest and 50 µV high,
 //!   leaving out leads that start more than 40 ms before the median lead; without such a P
-//!   wave, PR is `None`.
+//!   wave, PR is `None`. When the RR intervals between dominant beats are irregular (the
+//!   criterion of [`beats::irregular_rr`]), the P wave must also show in several leads at
+//!   once: the heights of the leads whose P onset lies within 20 ms of the tallest lead's,
+//!   summed, must reach 150 µV, or there is no P wave (PR `None`). An atrial depolarisation
+//!   is one event seen by every lead; what the median beat of atrial fibrillation keeps
+//!   before its QRS (fibrillatory waves of a few beats, in V1 mostly) is a wave of 50–70 µV in
+//!   one lead, its neighbours starting elsewhere. On LUDB's irregular records that sum is
+//!   67–108 µV on the three fibrillation records whose residue passed for a P wave and
+//!   195–413 µV on the eleven irregular sinus rhythms; regular rhythms are not held to it
+//!   (a quarter of LUDB's regular sinus records, with small P waves, sum under 150 µV).
 //!
 //! PR = QRS onset − P onset, QRS = offset − onset, QT = T end − QRS onset; QTc by Bazett
 //! (QT/√RR) and Fridericia (QT/∛RR) with RR the mean RR in seconds.
@@ -114,7 +123,13 @@ pub struct Intervals {
     pub qt_ms: Option<f64>,
     /// Whether a P wave was found on the median beats (`None`: not delineated).
     pub p_wave_found: Option<bool>,
+    /// The P wave's height summed over the leads that show it at once (µV), when one was found.
+    pub p_wave_support_uv: Option<f64>,
 }
+
+/// With irregular RR intervals, a P wave found on the median beats counts only when the leads
+/// that show it at once sum this height (see the module documentation).
+const IRREGULAR_RHYTHM_P_WAVE_MIN_UV: f64 = 150.0;
 
 /// Measures a recording.
 pub fn analyze(record: &EcgRecord) -> Measurements {
@@ -149,7 +164,13 @@ pub fn analyze(record: &EcgRecord) -> Measurements {
         .map(|(w, _)| (w[1] - w[0]) as f64 * 1000.0 / fs)
         .collect();
     let resting_12_lead = record.leads.len() >= 8 && record.duration_s() <= 60.0;
-    let intervals = if resting_12_lead { intervals(record, &normal_peaks) } else { Intervals::default() };
+    let mut intervals = if resting_12_lead { intervals(record, &normal_peaks) } else { Intervals::default() };
+    if beats::irregular_rr(&rr_normal_ms) == Some(true)
+        && intervals.p_wave_support_uv.is_some_and(|uv| uv < IRREGULAR_RHYTHM_P_WAVE_MIN_UV)
+    {
+        intervals.pr_ms = None;
+        intervals.p_wave_found = Some(false);
+    }
     let mut findings = Vec::new();
     if beats::atrial_fibrillation(&rr_normal_ms, intervals.p_wave_found) == Some(true) {
         findings.push(Finding {
@@ -258,6 +279,8 @@ const MIN_WAVE_UV: f64 = 50.0;
 /// A lead's T end more than this after the median lead's, or its P onset more than this
 /// before the median lead's, is left out of the global one (see [`outermost_agreeing`]).
 const LEAD_OUTLIER_S: f64 = 0.040;
+/// Leads whose P onsets lie this close to the tallest P wave's show the same wave.
+pub const P_SAME_ONSET_S: f64 = 0.020;
 /// The ST segment whose slope bounds the QRS offset's threshold: from this long after the
 /// QRS's steepest point ...
 const ST_SLOPE_FROM_S: f64 = 0.060;
@@ -404,6 +427,9 @@ fn rr_summary(r_peaks: &[usize], fs: f64) -> (f64, f64) {
 pub struct Fiducials {
     /// Global P onset (earliest among the leads with a clear P wave that agree), if any.
     pub p_onset: Option<f64>,
+    /// With a P onset: the heights of the P waves of the leads whose onset lies within
+    /// [`P_SAME_ONSET_S`] of the tallest P wave's, summed (µV).
+    pub p_support_uv: Option<f64>,
     pub qrs_onset: usize,
     pub qrs_offset: usize,
     /// Global T end (latest among the leads with a clear T wave that agree), if any.
@@ -431,6 +457,7 @@ pub(crate) fn delineate(beats: &[Vec<f64>], fs: f64, rr_s: f64, short_rr_s: f64)
     let pr_ms = f.p_onset.filter(|p| *p < qrs_on).map(|p| ms(qrs_on - p));
     Intervals {
         p_wave_found: Some(pr_ms.is_some()),
+        p_wave_support_uv: pr_ms.and(f.p_support_uv),
         pr_ms,
         qrs_ms: Some(ms((f.qrs_offset - f.qrs_onset) as f64)),
         qt_ms: f.t_end.filter(|t| *t > f.qrs_offset as f64).map(|t| ms(t - qrs_on)),
@@ -505,8 +532,12 @@ fn fiducials(beats: &[Vec<f64>], fs: f64, rr_s: f64, short_rr_s: f64) -> Option<
     let clear_p: Vec<f64> =
         p_onsets.iter().filter(|(_, a)| *a >= tallest_p / 3.0 && *a >= MIN_WAVE_UV).map(|(t, _)| *t).collect();
     let p_on = outermost_agreeing(clear_p, LEAD_OUTLIER_S * fs, Side::Earliest).unwrap_or(f64::NAN);
+    let p_support_uv = p_onsets.iter().find(|(_, a)| *a == tallest_p).map(|&(tallest_at, _)| {
+        p_onsets.iter().filter(|(t, _)| (t - tallest_at).abs() <= P_SAME_ONSET_S * fs).map(|(_, a)| a).sum::<f64>()
+    });
     Some(Fiducials {
         p_onset: p_on.is_finite().then_some(p_on),
+        p_support_uv: p_support_uv.filter(|_| p_on.is_finite()),
         qrs_onset: qrs_on,
         qrs_offset: qrs_off,
         t_end: t_end.is_finite().then_some(t_end),
@@ -705,6 +736,24 @@ mod tests {
 
     /// [`synthetic_12_lead`] with `extra(t − R)` (µV, before the lead's gain) added to each beat.
     fn synthetic_12_lead_with(fs: f64, seconds: f64, rr_s: f64, extra: &dyn Fn(f64) -> f64) -> (EcgRecord, Vec<f64>) {
+        let mut r_times = Vec::new();
+        let mut t = 0.7;
+        while t < seconds - 0.7 {
+            r_times.push(t);
+            t += rr_s;
+        }
+        synthetic_12_lead_at(fs, seconds, &r_times, &|_| 150.0, extra)
+    }
+
+    /// The beats of [`synthetic_12_lead_with`] at `r_times`, the P wave `p_uv(lead name)` high
+    /// (before the lead's gain).
+    fn synthetic_12_lead_at(
+        fs: f64,
+        seconds: f64,
+        r_times: &[f64],
+        p_uv: &dyn Fn(&str) -> f64,
+        extra: &dyn Fn(f64) -> f64,
+    ) -> (EcgRecord, Vec<f64>) {
         let bump = |t: f64, start: f64, end: f64| {
             if t <= start || t >= end {
                 0.0
@@ -727,12 +776,6 @@ mod tests {
                 0.5 * (1.0 + (std::f64::consts::PI * (t - start) / (end - start)).cos())
             }
         };
-        let mut r_times = Vec::new();
-        let mut t = 0.7;
-        while t < seconds - 0.7 {
-            r_times.push(t);
-            t += rr_s;
-        }
         let names = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"];
         let gains = [0.6, 1.0, 0.4, -0.8, 0.3, 0.7, -0.5, 0.4, 0.8, 1.2, 1.0, 0.8];
         let n = (fs * seconds) as usize;
@@ -745,9 +788,9 @@ mod tests {
                     .map(|i| {
                         let t = i as f64 / fs;
                         let mut v = 0.0;
-                        for &r in &r_times {
+                        for &r in r_times {
                             let dt = t - r;
-                            v += 150.0 * bump(dt, -0.240, -0.140);
+                            v += p_uv(name) * bump(dt, -0.240, -0.140);
                             v += -100.0 * bump(dt, -0.040, -0.015);
                             v += 1200.0 * bump(dt, -0.025, 0.020);
                             v += -250.0 * bump(dt, 0.010, 0.040);
@@ -769,7 +812,38 @@ mod tests {
             reference_beats_s: None,
             device_measurements: None,
         };
-        (record, r_times)
+        (record, r_times.to_vec())
+    }
+
+    #[test]
+    fn with_an_irregular_rhythm_a_p_wave_must_show_in_several_leads() {
+        let fs = 500.0;
+        let mut r_times = vec![0.7];
+        for rr in [0.62, 1.05, 0.78, 0.93, 0.66, 1.1, 0.71, 0.98, 0.84, 0.6, 1.02, 0.75] {
+            r_times.push(r_times.last().unwrap() + rr);
+        }
+        let regular: Vec<f64> = (0..13).map(|k| 0.7 + 0.85 * k as f64).collect();
+        let seconds = 12.5;
+        let in_every_lead = |_: &str| 150.0;
+        // 60 µV in V2 alone (its gain is 0.4): what fibrillatory waves leave on a median beat
+        let in_v2_alone = |name: &str| if name == "V2" { 150.0 } else { 0.0 };
+        let af = |m: &Measurements| m.findings.iter().any(|f| f.code == "possible_atrial_fibrillation");
+
+        let (record, _) = synthetic_12_lead_at(fs, seconds, &r_times, &in_every_lead, &|_| 0.0);
+        let m = analyze(&record);
+        assert!(m.pr_ms.is_some_and(|pr| (pr - 200.0).abs() <= 20.0), "{:?}", m.pr_ms);
+        assert!(!af(&m));
+
+        let (record, _) = synthetic_12_lead_at(fs, seconds, &r_times, &in_v2_alone, &|_| 0.0);
+        let m = analyze(&record);
+        assert_eq!(m.pr_ms, None);
+        assert!(af(&m), "{:?}", m.findings);
+
+        // A regular rhythm is not held to it: the same small P wave gives a PR.
+        let (record, _) = synthetic_12_lead_at(fs, seconds, &regular, &in_v2_alone, &|_| 0.0);
+        let m = analyze(&record);
+        assert!(m.pr_ms.is_some_and(|pr| (pr - 200.0).abs() <= 20.0), "{:?}", m.pr_ms);
+        assert!(!af(&m));
     }
 
     #[test]
