@@ -27,10 +27,10 @@
 //!   sinus rate among others is not taken for one (a record made of nothing else would be).
 //!
 //! Atrial fibrillation is flagged (as a computer-assisted finding, never a diagnosis) when,
-//! over at least 8 RR intervals between beats of the dominant morphology, the rhythm is
+//! over at least 6 RR intervals between beats of the dominant morphology, the rhythm is
 //! irregular (fewer than 60 % of successive RR differences under 50 ms... see
-//! [`atrial_fibrillation`]) and, on a recording whose median beat could be delineated, no P
-//! wave was found.
+//! [`irregular_rr`]) and, on a recording whose median beat could be delineated, no P wave was
+//! found.
 
 use serde::{Deserialize, Serialize};
 
@@ -265,12 +265,16 @@ fn qrs_width(filtered: &[Vec<f64>], scale: &[f64], fs: f64, r: usize) -> Option<
     Some((offset - onset) as f64 / fs)
 }
 
+/// The fewest RR intervals between dominant beats on which the rhythm's irregularity is judged.
+const MIN_RR_INTERVALS: usize = 6;
+
 /// Whether the RR intervals between consecutive beats of the dominant morphology are
-/// irregular the way atrial fibrillation's are: at least 8 of them, whose successive
+/// irregular the way atrial fibrillation's are: at least 6 of them (a 10 s ECG at 60 bpm
+/// holds 9, fewer between dominant beats when ventricular ones come between), whose successive
 /// differences are large (the fraction of differences over 50 ms above 40 %, pNN50-like, and
 /// the RMSSD over 8 % of the mean RR). `None` with fewer intervals.
 pub fn irregular_rr(rr_normal_ms: &[f64]) -> Option<bool> {
-    if rr_normal_ms.len() < 8 {
+    if rr_normal_ms.len() < MIN_RR_INTERVALS {
         return None;
     }
     let mean = rr_normal_ms.iter().sum::<f64>() / rr_normal_ms.len() as f64;
@@ -371,6 +375,7 @@ mod tests {
         assert_eq!(atrial_fibrillation(&irregular, Some(false)), Some(true));
         assert_eq!(atrial_fibrillation(&irregular, Some(true)), Some(false));
         assert_eq!(atrial_fibrillation(&regular, Some(false)), Some(false));
+        assert_eq!(atrial_fibrillation(&irregular[..6], Some(false)), Some(true));
         assert_eq!(atrial_fibrillation(&irregular[..5], Some(false)), None);
         assert_eq!(atrial_fibrillation(&irregular, None), None);
     }
