@@ -18,7 +18,7 @@ export class ApiError extends Error {
 let refreshing = null;
 
 /** @returns {Promise<boolean>} whether new tokens were obtained */
-async function refresh() {
+export async function refresh() {
   const s = session.current();
   if (!s) return false;
   refreshing ??= (async () => {

@@ -2,7 +2,7 @@
 // header, never in a URL), toasts, and the inbox.
 import { h, mount, when } from './dom.js';
 import { known, t } from './i18n.js';
-import { authHeader, get, post } from './api.js';
+import { authHeader, get, post, refresh } from './api.js';
 
 /**
  * @typedef {{id: string, kind: string, title: string, body: string,
@@ -48,20 +48,30 @@ export function parseEvents(buffer) {
 }
 
 /**
- * Reads the live stream until `signal` aborts, reconnecting after errors.
+ * Reads the live stream until `signal` aborts, reconnecting after errors. The server ends the
+ * stream when its access token expires (and when the account's access is revoked): a 401 on
+ * reconnecting refreshes the session once and goes on, and stops only when that fails.
  * @param {(n: Notification) => void} onNotification
  * @param {AbortSignal} signal
  */
 export async function listen(onNotification, signal) {
   let delay = 1000;
+  let refreshed = false;
   while (!signal.aborted) {
     try {
       const res = await fetch('/api/v1/notifications/stream', {
         headers: { Accept: 'text/event-stream', ...authHeader() }, signal,
       });
-      if (res.status === 401) return;
+      if (res.status === 401) {
+        if (!refreshed && (await refresh())) {
+          refreshed = true;
+          continue;
+        }
+        return;
+      }
       if (!res.ok || !res.body) throw new Error(`stream ${res.status}`);
       delay = 1000;
+      refreshed = false;
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = '';
       for (;;) {

@@ -324,6 +324,11 @@ test('at the slot all three join: the kiosk patient through the lobby, the docto
   await kiosk.fill('input[name=username]', 'patient.zhao');
   await kiosk.fill('input[name=password]', PASSWORD);
   await kiosk.click('button[type=submit]');
+  // The password the admin gave her is one-time: she sets her own before anything opens.
+  await kiosk.waitForSelector('input[name=new_password]');
+  await kiosk.fill('input[name=new_password]', 'zhao-own-password');
+  await kiosk.fill('input[name=repeat]', 'zhao-own-password');
+  await kiosk.click('button[type=submit]');
   await ready(kiosk, '/');
   await kiosk.click('button.huge:has-text("进入视频会诊")');
   await ready(kiosk, `/call/${consultationId}`);

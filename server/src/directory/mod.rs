@@ -114,7 +114,38 @@ pub struct NewLink {
     pub centre_id: String,
 }
 
+/// Links a centre to a hospital (the demo data's links; no actor, no audit event).
 pub async fn create_link(db: &Db, hospital_id: &str, centre_id: &str) -> ApiResult<String> {
+    check_link_kinds(db, hospital_id, centre_id).await?;
+    let mut tx = db.begin_write().await?;
+    let id = store::insert_link(&mut tx, hospital_id, centre_id).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Links a centre to a hospital on behalf of `actor`, audited. A link gives the hospital's
+/// coordinators the management of the centre (its accounts, devices and patients' records as
+/// coordinators see them), so a coordinator links only a centre that no hospital holds yet
+/// (one just added); a centre already in a hospital's consortium is moved or shared by an
+/// admin.
+pub async fn create_link_as(db: &Db, actor: &AuthUser, hospital_id: &str, centre_id: &str) -> ApiResult<String> {
+    check_link_kinds(db, hospital_id, centre_id).await?;
+    let mut tx = db.begin_write().await?;
+    if actor.role == Role::Coordinator && store::centre_is_linked(&mut tx, centre_id).await? {
+        return Err(ApiError::forbidden(
+            "this centre is linked to a hospital already; only an admin links it to another",
+        ));
+    }
+    let id = store::insert_link(&mut tx, hospital_id, centre_id).await?;
+    crate::audit::event(actor, "link", "organisation", centre_id)
+        .detail(format!("to hospital {hospital_id}"))
+        .record_with(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+async fn check_link_kinds(db: &Db, hospital_id: &str, centre_id: &str) -> ApiResult<()> {
     let kinds = store::organisation_kinds(db, hospital_id, centre_id).await?;
     let kind_of = |id: &str| kinds.iter().find(|(i, _)| i == id).map(|(_, k)| *k);
     if kind_of(hospital_id) != Some(OrgKind::TertiaryHospital) {
@@ -123,7 +154,7 @@ pub async fn create_link(db: &Db, hospital_id: &str, centre_id: &str) -> ApiResu
     if !kind_of(centre_id).is_some_and(OrgKind::is_centre) {
         return Err(ApiError::validation("centre_id", "must name a community health centre or medical corner"));
     }
-    store::insert_link(db, hospital_id, centre_id).await
+    Ok(())
 }
 
 // ---------- specialties and departments ----------
@@ -293,6 +324,12 @@ async fn create_user_as(db: &Db, u: &NewUser, actor: Option<&AuthUser>) -> ApiRe
         if !store::link_patient_login(&mut tx, &id, pid, &now).await? {
             return Err(ApiError::validation("patient_id", "no unlinked patient record with this id"));
         }
+    }
+    if actor.is_some() && u.role == Role::Patient {
+        // The staff member who made a patient's login knows its first password: it opens
+        // nothing but the password change, so what it reads is the patient's own choice (and
+        // a login used before its patient would no longer open for them).
+        store::require_password_change(&mut tx, &id).await?;
     }
     if let Some(actor) = actor {
         crate::audit::account_event(actor, "create", &id)

@@ -86,7 +86,7 @@ async fn post_link(
     if user.role == Role::Coordinator && body.hospital_id != user.org {
         return Err(ApiError::forbidden("coordinators link centres to their own hospital"));
     }
-    let id = super::create_link(&state.db, &body.hospital_id, &body.centre_id).await?;
+    let id = super::create_link_as(&state.db, &user, &body.hospital_id, &body.centre_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({"id": id, "hospital_id": body.hospital_id, "centre_id": body.centre_id})),

@@ -119,16 +119,25 @@ pub async fn update_organisation(
 
 // ---------- consortium links ----------
 
-pub async fn insert_link(db: &Db, hospital_id: &str, centre_id: &str) -> ApiResult<String> {
+pub async fn insert_link(conn: &mut sqlx::AnyConnection, hospital_id: &str, centre_id: &str) -> ApiResult<String> {
     let id = new_id();
     sqlx::query("INSERT INTO consortium_links (id, hospital_id, centre_id, created_at) VALUES ($1, $2, $3, $4)")
         .bind(&id)
         .bind(hospital_id)
         .bind(centre_id)
         .bind(now_ts())
-        .execute(&mut *db.writer().await?)
+        .execute(&mut *conn)
         .await?;
     Ok(id)
+}
+
+/// Whether any hospital holds the centre in its consortium.
+pub async fn centre_is_linked(conn: &mut sqlx::AnyConnection, centre_id: &str) -> ApiResult<bool> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT id FROM consortium_links WHERE centre_id = $1 LIMIT 1")
+        .bind(centre_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.is_some())
 }
 
 /// Every link, by hospital and centre name.
@@ -368,6 +377,12 @@ pub async fn link_patient_login(
         .execute(&mut *conn)
         .await?;
     Ok(linked.rows_affected() > 0)
+}
+
+/// Makes the account's password a one-time password (the owner must change it).
+pub async fn require_password_change(conn: &mut sqlx::AnyConnection, id: &str) -> ApiResult<()> {
+    sqlx::query("UPDATE users SET must_change_password = 1 WHERE id = $1").bind(id).execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// The changes of an account management update; `None` leaves a field as it is. A password

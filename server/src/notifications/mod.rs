@@ -269,24 +269,81 @@ async fn mark_all_read(State(db): State<Db>, user: AuthUser) -> ApiResult<axum::
 
 /// `text/event-stream` of the caller's notifications as they happen (event name =
 /// notification kind, data = the notification as JSON), with keep-alive comments.
+///
+/// The stream holds only while its access token would: it ends when the token expires, and
+/// when the account is deactivated or its tokens are revoked (a password reset by someone
+/// else, a role change), checked before every notification it sends and every
+/// [`STREAM_CHECK_INTERVAL`] — as the signaling connection's heartbeat checks its account.
 async fn stream(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: axum::http::HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>> {
-    let rx = state.notifications.subscribe(&user.id);
-    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+    let claims = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .and_then(|(_, token)| state.jwt.verify(token.trim()).ok());
+    let mut check = tokio::time::interval(STREAM_CHECK_INTERVAL);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let live = LiveStream {
+        rx: state.notifications.subscribe(&user.id),
+        check,
+        accounts: state.accounts.clone(),
+        user_id: user.id,
+        // The extractor verified this token; `None` cannot happen, and would end the stream.
+        grant: claims.map(|c| (c.gen, c.exp)),
+    };
+    let events = futures_util::stream::unfold(live, |mut live| async move {
         loop {
-            match rx.recv().await {
-                Ok(n) => {
-                    let data = serde_json::to_string(&n).unwrap_or_default();
-                    return Some((Ok(Event::default().event(n.kind.clone()).id(n.id.clone()).data(data)), rx));
+            tokio::select! {
+                received = live.rx.recv() => match received {
+                    Ok(n) => {
+                        if !live.still_allowed().await {
+                            return None;
+                        }
+                        let data = serde_json::to_string(&n).unwrap_or_default();
+                        return Some((Ok(Event::default().event(n.kind.clone()).id(n.id.clone()).data(data)), live));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = live.check.tick() => {
+                    if !live.still_allowed().await {
+                        return None;
+                    }
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
     });
     Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// How often an open notification stream checks that its account may still read it.
+pub const STREAM_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
+struct LiveStream {
+    rx: broadcast::Receiver<Notification>,
+    check: tokio::time::Interval,
+    accounts: Arc<crate::auth::accounts::Accounts>,
+    user_id: String,
+    /// The token's account generation and expiry (seconds since the epoch).
+    grant: Option<(i64, i64)>,
+}
+
+impl LiveStream {
+    async fn still_allowed(&self) -> bool {
+        let Some((generation, expires)) = self.grant else { return false };
+        if chrono::Utc::now().timestamp() >= expires {
+            return false;
+        }
+        match self.accounts.state(&self.user_id).await {
+            Ok(Some(a)) => a.active && a.generation <= generation,
+            Ok(None) => false,
+            // The store unreachable for a moment: keep the stream, as the signaling heartbeat does.
+            Err(_) => true,
+        }
+    }
 }
 
 pub fn routes() -> Routes {

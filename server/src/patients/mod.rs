@@ -239,7 +239,14 @@ pub async fn create_patient(db: &Db, actor: &AuthUser, p: &NewPatient, qr_format
         .collect::<ApiResult<Vec<_>>>()?;
     let home = p.home_organisation_id.clone().unwrap_or_else(|| actor.org.clone());
     match actor.role {
-        Role::Admin | Role::Coordinator => {}
+        Role::Admin => {}
+        Role::Coordinator
+            if home == actor.org || crate::directory::linked_centres(db, &actor.org).await?.contains(&home) => {}
+        Role::Coordinator => {
+            return Err(ApiError::forbidden(
+                "coordinators register patients of their own hospital and its linked centres",
+            ))
+        }
         Role::CommunityDoctor if home == actor.org => {}
         Role::CommunityDoctor => {
             return Err(ApiError::forbidden("community doctors register patients of their own centre"))
