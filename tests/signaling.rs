@@ -525,6 +525,61 @@ async fn a_deactivated_participant_is_dropped_from_the_call(app: &TestApp) {
 }
 db_test!(a_deactivated_participant_is_dropped_from_the_call);
 
+/// An expert of an MDT who declines during the call (the others carry on) is closed with 4003
+/// at the next heartbeat and leaves the room; before, the open socket kept the chat, the media
+/// negotiation and the live readings while every HTTP route already answered 404.
+async fn an_expert_who_declines_mid_call_is_dropped_from_it(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let (wang, chen) = (app.login("dr.wang").await, app.login("dr.chen").await);
+    let (wang_id, chen_id) = (app.user_id("dr.wang").await, app.user_id("dr.chen").await);
+    let body = json!({
+        "patient_id": app.patient_id("patient.zhang").await, "reason": "胸痛待查，冠脉 CT 已做",
+        "specialty": "cardiology", "min_title": "attending", "urgency": "urgent", "mode": "mdt",
+        "addressee": {"kind": "mdt", "expert_ids": [wang_id, chen_id]}, "consent": common::written_consent(),
+    });
+    let (status, c) = app.post("/api/v1/consultations", &li, &body).await;
+    assert_eq!(status, 201, "{c}");
+    let id = c["id"].as_str().unwrap().to_string();
+    for token in [&wang, &chen] {
+        let (status, body) = app.post(&format!("/api/v1/consultations/{id}/accept"), token, &json!({})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, slots) = app.get(&format!("/api/v1/experts/{wang_id}/slots"), &li).await;
+    assert_eq!(status, 200, "{slots}");
+    let start = slots["items"][0]["start"].clone();
+    let (status, body) = app
+        .post("/api/v1/appointments", &li, &json!({"consultation_id": id, "expert_id": wang_id, "start": start}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let mut li_s = Signaler::join(app, "dr.li", &id).await;
+    li_s.expect("joined").await;
+    let mut chen_s = Signaler::join(app, "dr.chen", &id).await;
+    let chen_peer = chen_s.expect("joined").await["you"]["id"].as_str().unwrap().to_string();
+    li_s.expect("peer-joined").await;
+    let (status, body) =
+        app.post(&format!("/api/v1/consultations/{id}/decline"), &chen, &json!({"reason": "影像科会诊冲突"})).await;
+    assert_eq!(status, 200, "{body}");
+    let code = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let v = chen_s.next().await;
+            if v["type"] == "__closed" {
+                break v["code"].as_u64().unwrap();
+            }
+        }
+    })
+    .await
+    .expect("closed within two heartbeats");
+    assert_eq!(code, 4003);
+    let left = loop {
+        let v = li_s.next().await;
+        if v["type"] == "peer-left" {
+            break v;
+        }
+    };
+    assert_eq!(left["peer"].as_str(), Some(chen_peer.as_str()));
+}
+db_test!(an_expert_who_declines_mid_call_is_dropped_from_it);
+
 async fn seats(app: &TestApp, consultation: &str) -> i64 {
     let sql = "SELECT COUNT(*) FROM signaling_seats WHERE consultation_id = $1";
     sqlx::query_as::<_, (i64,)>(sql).bind(consultation).fetch_one(&app.state.db.pool).await.unwrap().0

@@ -374,6 +374,14 @@ async fn pump(state: &AppState, mut socket: WebSocket, room: &str, conn: u64, ou
                         close_with(&mut socket, close::ACCESS_REVOKED, "access revoked").await;
                         return End::Left;
                     }
+                    // An expert who has declined the consultation (one of an MDT's, the call
+                    // going on without them) leaves it too: the ticket let them in as a
+                    // participant, and they are one no longer.
+                    if let Ok(false) = super::store::still_participant(&state.db, &room, user_id).await {
+                        close_with(&mut socket, close::NOT_A_PARTICIPANT, "no longer a participant of this consultation")
+                            .await;
+                        return End::Left;
+                    }
                 }
                 if last_seen.elapsed() > HEARTBEAT_TIMEOUT {
                     let _ = tokio::time::timeout(
