@@ -498,11 +498,10 @@ async fn the_live_notification_stream_ends_with_the_accounts_access(app: &TestAp
     let second = app.consultation().requested().await;
     let mut after = String::new();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        match tokio::time::timeout_at(deadline, stream.chunk()).await.expect("the stream ends within 15 s") {
-            Ok(Some(chunk)) => after.push_str(&String::from_utf8_lossy(&chunk)),
-            _ => break,
-        }
+    while let Ok(Some(chunk)) =
+        tokio::time::timeout_at(deadline, stream.chunk()).await.expect("the stream ends within 15 s")
+    {
+        after.push_str(&String::from_utf8_lossy(&chunk));
     }
     assert!(!after.contains(&second), "a notification after the revocation: {after}");
     // And it does not open again with the old token.
