@@ -592,6 +592,15 @@ async fn complete(
     if !matches!(role, Some(ParticipantRole::Requester | ParticipantRole::Expert)) {
         return Err(ApiError::forbidden("the consultation's doctors complete it"));
     }
+    // An expert invited to an MDT who has not accepted is not yet one of its doctors.
+    if role == Some(ParticipantRole::Expert)
+        && !matches!(
+            crate::record::store::expert_participation(&state.db, &id, &user.id).await?.as_deref(),
+            Some("accepted" | "active")
+        )
+    {
+        return Err(ApiError::forbidden("an expert completes the consultation once they have accepted it"));
+    }
     store::apply_action(&state.db, &id, Some(&user), &Action::Complete).await?;
     tell_others(
         &state.db,

@@ -42,9 +42,15 @@ pub struct NoteBody {
     pub body: String,
 }
 
+/// The requester, and an expert who has accepted (one invited to an MDT who has not answered
+/// yet sees the request but does not write in its record).
 async fn require_clinician(db: &Db, user: &AuthUser, consultation_id: &str) -> ApiResult<()> {
     match store::participant_role(db, consultation_id, &user.id).await?.as_deref() {
-        Some("requester" | "expert") => Ok(()),
+        Some("requester") => Ok(()),
+        Some("expert") => match record_store::expert_participation(db, consultation_id, &user.id).await?.as_deref() {
+            Some("accepted" | "active") => Ok(()),
+            _ => Err(ApiError::forbidden("an expert writes in the record once they have accepted the consultation")),
+        },
         _ => Err(ApiError::forbidden("the consultation's doctors write its notes")),
     }
 }
