@@ -141,6 +141,54 @@ async fn deactivation_ends_access_at_once(app: &TestApp) {
 }
 db_test!(deactivation_ends_access_at_once);
 
+async fn deactivating_an_organisation_ends_its_peoples_and_devices_access(app: &TestApp) {
+    let admin = app.login("admin").await;
+    let coord = app.login("coordinator").await;
+    let zhao = app.login("dr.zhao").await;
+    let centre = me(app, &zhao).await["organisation_id"].as_str().unwrap().to_string();
+    let hospital = me(app, &coord).await["organisation_id"].as_str().unwrap().to_string();
+    let (status, issued) = app
+        .post(
+            "/api/v1/devices",
+            &admin,
+            &json!({"kind": "kiosk", "label": "西城中心自助机", "organisation_id": centre}),
+        )
+        .await;
+    assert_eq!(status, 201, "{issued}");
+    let device = format!("Device {}", issued["token"].as_str().unwrap());
+    let device_status = |auth: String| async move {
+        app.http.get(app.url("/api/v1/device")).header("authorization", auth).send().await.unwrap().status().as_u16()
+    };
+    assert_eq!(device_status(device.clone()).await, 200);
+    assert_eq!(app.get("/api/v1/patients", &zhao).await.0, 200);
+    // Defect: a deactivated centre's doctors and kiosks went on as before.
+    let (status, body) = app.patch(&format!("/api/v1/organisations/{centre}"), &admin, &json!({"active": false})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.get("/api/v1/patients", &zhao).await.0, 401);
+    assert_eq!(login_with(app, "dr.zhao", "demo-password").await.0, 401);
+    assert_eq!(device_status(device.clone()).await, 401);
+    let admin_id = me(app, &admin).await["id"].as_str().unwrap().to_string();
+    assert!(audit_of(app, &admin_id)
+        .await
+        .iter()
+        .any(|e| e["action"] == "deactivate" && e["resource_id"] == centre.as_str()));
+    let (status, _) = app.patch(&format!("/api/v1/organisations/{centre}"), &admin, &json!({"active": true})).await;
+    assert_eq!(status, 200);
+    assert_eq!(login_with(app, "dr.zhao", "demo-password").await.0, 200);
+    assert_eq!(device_status(device).await, 200);
+    // A coordinator does not switch its own hospital off; an admin can, and stays in to undo it.
+    let (status, _) = app.patch(&format!("/api/v1/organisations/{hospital}"), &coord, &json!({"active": false})).await;
+    assert_eq!(status, 403);
+    let (status, _) = app.patch(&format!("/api/v1/organisations/{hospital}"), &admin, &json!({"active": false})).await;
+    assert_eq!(status, 200);
+    assert_eq!(app.get("/api/v1/patients", &coord).await.0, 401);
+    assert_eq!(app.get("/api/v1/users", &admin).await.0, 200);
+    let (status, _) = app.patch(&format!("/api/v1/organisations/{hospital}"), &admin, &json!({"active": true})).await;
+    assert_eq!(status, 200);
+    assert_eq!(login_with(app, "coordinator", "demo-password").await.0, 200);
+}
+db_test!(deactivating_an_organisation_ends_its_peoples_and_devices_access);
+
 async fn a_declined_expert_loses_access(app: &TestApp) {
     let wang = app.login("dr.wang").await;
     let zhang = app.patient_id("patient.zhang").await;

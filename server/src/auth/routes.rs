@@ -112,7 +112,9 @@ async fn issue_tokens(
     family: &str,
 ) -> ApiResult<TokenResponse> {
     let user = crate::directory::load_user(db, user_id).await?.ok_or_else(ApiError::invalid_credentials)?;
-    if !user.active {
+    // Inactive too when its organisation was deactivated (`store::account_state`).
+    let organisation_active = super::store::account_state(db, user_id).await?.is_some_and(|a| a.active);
+    if !user.active || !organisation_active {
         return Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
             ErrorCode::AccountInactive,

@@ -15,15 +15,18 @@ pub async fn credentials(db: &Db, username: &str) -> ApiResult<Option<(String, S
         .await?)
 }
 
-/// The account's state as a request checks it (`None`: no such account).
+/// The account's state as a request checks it (`None`: no such account). An account of a
+/// deactivated organisation is inactive too, but for an admin's (who must be able to undo it).
 pub async fn account_state(db: &Db, user_id: &str) -> ApiResult<Option<AccountState>> {
-    let row: Option<(i64, i64, i64)> =
-        sqlx::query_as("SELECT active, token_generation, must_change_password FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(&db.pool)
-            .await?;
-    Ok(row.map(|(active, generation, must)| AccountState {
-        active: active != 0,
+    let row: Option<(i64, i64, String, i64, i64)> = sqlx::query_as(
+        "SELECT u.active, o.active, u.role, u.token_generation, u.must_change_password
+           FROM users u JOIN organisations o ON o.id = u.organisation_id WHERE u.id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(row.map(|(active, org_active, role, generation, must)| AccountState {
+        active: active != 0 && (org_active != 0 || role == crate::domain::people::Role::Admin.as_str()),
         generation,
         must_change_password: must != 0,
     }))

@@ -131,10 +131,12 @@ impl FromRequestParts<AppState> for DeviceAuth {
                 .await?;
             return Err(ApiError::unauthorized("the device token is not valid"));
         };
-        if row.revoked_at.is_some() {
+        if row.revoked_at.is_some() || row.organisation_active == 0 {
+            let why =
+                if row.revoked_at.is_some() { "revoked device token" } else { "device of a deactivated organisation" };
             audit::device_event(Some(&row.id), &client_addr, "authenticate", "device", &row.id)
                 .outcome(Outcome::Denied)
-                .detail(format!("revoked device token on {path}"))
+                .detail(format!("{why} on {path}"))
                 .record(&state.db)
                 .await?;
             return Err(device_revoked());

@@ -19,12 +19,16 @@ pub struct TokenRow {
     pub patient_id: Option<String>,
     pub revoked_at: Option<String>,
     pub last_seen_at: Option<String>,
+    /// Whether the device's organisation is active (a deactivated one's devices are refused).
+    pub organisation_active: i64,
 }
 
 /// The device whose token has this hash, revoked or not.
 pub async fn by_token_hash(db: &Db, token_hash: &str) -> ApiResult<Option<TokenRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, organisation_id, kind, label, patient_id, revoked_at, last_seen_at FROM devices WHERE token_hash = $1",
+        "SELECT d.id, d.organisation_id, d.kind, d.label, d.patient_id, d.revoked_at, d.last_seen_at,
+                o.active AS organisation_active
+           FROM devices d JOIN organisations o ON o.id = d.organisation_id WHERE d.token_hash = $1",
     )
     .bind(token_hash)
     .fetch_optional(&db.pool)

@@ -63,9 +63,21 @@ async fn patch_organisation(
     {
         return Err(ApiError::forbidden("coordinators manage their own hospital and its linked centres"));
     }
+    // Deactivating an organisation ends its people's access (but an admin's) and its devices'.
+    if user.role == Role::Coordinator && id == user.org && p.active.is_some() {
+        return Err(ApiError::forbidden("a hospital is deactivated or reactivated by an admin"));
+    }
     let name = p.name.as_deref().map(|n| non_empty("name", n, 200)).transpose()?;
     if store::update_organisation(&state.db, &id, name, p.address, p.active).await? == 0 {
         return Err(ApiError::not_found("organisation"));
+    }
+    if let Some(active) = p.active {
+        crate::audit::event(&user, if active { "activate" } else { "deactivate" }, "organisation", &id)
+            .record(&state.db)
+            .await?;
+        for member in store::member_ids(&state.db, &id).await? {
+            state.accounts.changed(&member).await;
+        }
     }
     organisation(&state.db, &id).await.map(Json)
 }

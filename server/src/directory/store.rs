@@ -131,6 +131,15 @@ pub async fn insert_link(conn: &mut sqlx::AnyConnection, hospital_id: &str, cent
     Ok(id)
 }
 
+/// The ids of the accounts of an organisation.
+pub async fn member_ids(db: &Db, organisation_id: &str) -> ApiResult<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM users WHERE organisation_id = $1")
+        .bind(organisation_id)
+        .fetch_all(&db.pool)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
 /// Whether any hospital holds the centre in its consortium.
 pub async fn centre_is_linked(conn: &mut sqlx::AnyConnection, centre_id: &str) -> ApiResult<bool> {
     let row: Option<(String,)> = sqlx::query_as("SELECT id FROM consortium_links WHERE centre_id = $1 LIMIT 1")
