@@ -175,6 +175,7 @@ async fn deactivating_an_organisation_ends_its_peoples_and_devices_access(app: &
     let (status, _) = app.patch(&format!("/api/v1/organisations/{centre}"), &admin, &json!({"active": true})).await;
     assert_eq!(status, 200);
     assert_eq!(login_with(app, "dr.zhao", "demo-password").await.0, 200);
+    assert_eq!(app.get("/api/v1/patients", &zhao).await.0, 401, "the old session stays ended");
     assert_eq!(device_status(device).await, 200);
     // A coordinator does not switch its own hospital off; an admin can, and stays in to undo it.
     let (status, _) = app.patch(&format!("/api/v1/organisations/{hospital}"), &coord, &json!({"active": false})).await;

@@ -72,11 +72,24 @@ async fn patch_organisation(
         return Err(ApiError::not_found("organisation"));
     }
     if let Some(active) = p.active {
+        let members = store::member_ids(&state.db, &id).await?;
+        let mut tx = state.db.begin_write().await?;
+        if !active {
+            // As deactivating each account would: its sessions end for good (the organisation
+            // inactive already refuses them; this keeps them refused after a reactivation).
+            for (member, role) in &members {
+                if *role != Role::Admin {
+                    store::revoke_refresh_tokens(&mut tx, member, None).await?;
+                    store::bump_generation(&mut tx, member).await?;
+                }
+            }
+        }
         crate::audit::event(&user, if active { "activate" } else { "deactivate" }, "organisation", &id)
-            .record(&state.db)
+            .record_with(&mut *tx)
             .await?;
-        for member in store::member_ids(&state.db, &id).await? {
-            state.accounts.changed(&member).await;
+        tx.commit().await?;
+        for (member, _) in &members {
+            state.accounts.changed(member).await;
         }
     }
     organisation(&state.db, &id).await.map(Json)

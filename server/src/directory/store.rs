@@ -131,13 +131,15 @@ pub async fn insert_link(conn: &mut sqlx::AnyConnection, hospital_id: &str, cent
     Ok(id)
 }
 
-/// The ids of the accounts of an organisation.
-pub async fn member_ids(db: &Db, organisation_id: &str) -> ApiResult<Vec<String>> {
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM users WHERE organisation_id = $1")
+/// The ids and roles of the accounts of an organisation.
+pub async fn member_ids(db: &Db, organisation_id: &str) -> ApiResult<Vec<(String, Role)>> {
+    let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, role FROM users WHERE organisation_id = $1")
         .bind(organisation_id)
         .fetch_all(&db.pool)
         .await?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+    rows.into_iter()
+        .map(|(id, role)| Ok((id, role.parse::<Role>().map_err(crate::error::ApiError::internal)?)))
+        .collect()
 }
 
 /// Whether any hospital holds the centre in its consortium.
