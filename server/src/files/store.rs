@@ -165,13 +165,16 @@ struct UploadRow {
 }
 
 /// The upload `upload_id` of the consultation, whatever its state.
-pub async fn upload(db: &Db, consultation_id: &str, upload_id: &str) -> ApiResult<Option<Upload>> {
+/// The upload `upload_id` of the consultation, as its creator `created_by` sees it (an upload in
+/// progress is its creator's: another participant neither resumes, reads nor ends it).
+pub async fn upload(db: &Db, consultation_id: &str, upload_id: &str, created_by: &str) -> ApiResult<Option<Upload>> {
     let row: Option<UploadRow> = sqlx::query_as(
         "SELECT id, consultation_id, name, length, upload_offset, metadata, state, file_id, expires_at
-         FROM uploads WHERE id = $1 AND consultation_id = $2",
+         FROM uploads WHERE id = $1 AND consultation_id = $2 AND created_by = $3",
     )
     .bind(upload_id)
     .bind(consultation_id)
+    .bind(created_by)
     .fetch_optional(&db.pool)
     .await?;
     let Some(r) = row else { return Ok(None) };

@@ -244,8 +244,9 @@ async fn options(State(state): State<AppState>) -> Response {
 
 /// The upload, while it can still be resumed or read: a terminated or rejected one is 404,
 /// an expired one 410.
-async fn load(db: &Db, consultation_id: &str, upload_id: &str) -> ApiResult<Upload> {
-    let row = store::upload(db, consultation_id, upload_id).await?;
+/// The caller's own upload (another's answers 404, as if it did not exist).
+async fn load(db: &Db, user: &AuthUser, consultation_id: &str, upload_id: &str) -> ApiResult<Upload> {
+    let row = store::upload(db, consultation_id, upload_id, &user.id).await?;
     let row = row.ok_or_else(|| ApiError::not_found("upload"))?;
     match row.state {
         UploadState::Terminated | UploadState::Rejected => Err(ApiError::not_found("upload")),
@@ -325,7 +326,7 @@ async fn head(
         async {
             require_tus(&headers)?;
             access(&state.db, &user, &consultation_id).await?;
-            let row = load(&state.db, &consultation_id, &upload_id).await?;
+            let row = load(&state.db, &user, &consultation_id, &upload_id).await?;
             let mut resp = StatusCode::OK.into_response();
             set(&mut resp, "upload-offset", row.upload_offset);
             set(&mut resp, "upload-length", row.length);
@@ -364,7 +365,7 @@ async fn patch_inner(
 ) -> ApiResult<Response> {
     let (offset, checksum) = patch_request(headers)?;
     let consultation = access(&state.db, user, consultation_id).await?;
-    let row = load(&state.db, consultation_id, upload_id).await?;
+    let row = load(&state.db, user, consultation_id, upload_id).await?;
     if row.state != UploadState::Open || offset != row.upload_offset as u64 {
         return Err(ApiError::conflict(
             ErrorCode::OffsetMismatch,
@@ -589,7 +590,7 @@ async fn terminate(
         async {
             require_tus(&headers)?;
             let consultation = access(&state.db, &user, &consultation_id).await?;
-            load(&state.db, &consultation_id, &upload_id).await?;
+            load(&state.db, &user, &consultation_id, &upload_id).await?;
             if !store::leave_open(&state.db, &upload_id, UploadState::Terminated).await? {
                 return Err(ApiError::conflict(ErrorCode::UploadCompleted, "a completed upload is a file and is kept"));
             }
@@ -623,7 +624,7 @@ async fn status(
     Path((Id(consultation_id), Id(upload_id))): Path<(Id, Id)>,
 ) -> ApiResult<crate::api::Json<UploadView>> {
     let consultation = access(&state.db, &user, &consultation_id).await?;
-    let row = load(&state.db, &consultation_id, &upload_id).await?;
+    let row = load(&state.db, &user, &consultation_id, &upload_id).await?;
     let file = match &row.file_id {
         Some(id) => store::file(&state.db, id).await?,
         None => None,
