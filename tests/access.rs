@@ -224,17 +224,9 @@ async fn a_declined_expert_loses_access(app: &TestApp) {
 db_test!(a_declined_expert_loses_access);
 
 async fn an_invited_expert_writes_and_completes_only_once_accepted(app: &TestApp) {
-    let li = app.login("dr.li").await;
     let (wang, chen) = (app.login("dr.wang").await, app.login("dr.chen").await);
-    let (wang_id, chen_id) = (app.user_id("dr.wang").await, app.user_id("dr.chen").await);
-    let body = json!({
-        "patient_id": app.patient_id("patient.zhang").await, "reason": "胸痛待查，冠脉 CT 已做",
-        "specialty": "cardiology", "min_title": "attending", "urgency": "urgent", "mode": "mdt",
-        "addressee": {"kind": "mdt", "expert_ids": [wang_id, chen_id]}, "consent": common::written_consent(),
-    });
-    let (status, c) = app.post("/api/v1/consultations", &li, &body).await;
-    assert_eq!(status, 201, "{c}");
-    let id = c["id"].as_str().unwrap();
+    let id = app.mdt_requested(&["dr.wang", "dr.chen"]).await;
+    let id = id.as_str();
     let (status, body) = app.post(&format!("/api/v1/consultations/{id}/accept"), &wang, &json!({})).await;
     assert_eq!(status, 200, "{body}");
     // dr.chen, invited and not answering, sees the request (to decide) but does not write in

@@ -504,24 +504,32 @@ async fn a_deactivated_participant_is_dropped_from_the_call(app: &TestApp) {
     let wang_user = app.user_id("dr.wang").await;
     let (status, _) = app.patch(&format!("/api/v1/users/{wang_user}"), &admin, &json!({"active": false})).await;
     assert_eq!(status, 200);
-    let code = tokio::time::timeout(Duration::from_secs(20), async {
+    assert_eq!(closed_within_two_heartbeats(&mut wang).await, 4005);
+    assert_eq!(peer_left(&mut li).await, wang_id);
+}
+
+/// The close code a connection gets within two heartbeats (20 s).
+async fn closed_within_two_heartbeats(s: &mut Signaler) -> u64 {
+    tokio::time::timeout(Duration::from_secs(20), async {
         loop {
-            let v = wang.next().await;
+            let v = s.next().await;
             if v["type"] == "__closed" {
                 break v["code"].as_u64().unwrap();
             }
         }
     })
     .await
-    .expect("closed within two heartbeats");
-    assert_eq!(code, 4005);
-    let left = loop {
-        let v = li.next().await;
+    .expect("closed within two heartbeats")
+}
+
+/// The participant id of the next `peer-left` a connection hears.
+async fn peer_left(s: &mut Signaler) -> String {
+    loop {
+        let v = s.next().await;
         if v["type"] == "peer-left" {
-            break v;
+            break v["peer"].as_str().unwrap().to_string();
         }
-    };
-    assert_eq!(left["peer"].as_str(), Some(wang_id.as_str()));
+    }
 }
 db_test!(a_deactivated_participant_is_dropped_from_the_call);
 
@@ -531,15 +539,8 @@ db_test!(a_deactivated_participant_is_dropped_from_the_call);
 async fn an_expert_who_declines_mid_call_is_dropped_from_it(app: &TestApp) {
     let li = app.login("dr.li").await;
     let (wang, chen) = (app.login("dr.wang").await, app.login("dr.chen").await);
-    let (wang_id, chen_id) = (app.user_id("dr.wang").await, app.user_id("dr.chen").await);
-    let body = json!({
-        "patient_id": app.patient_id("patient.zhang").await, "reason": "胸痛待查，冠脉 CT 已做",
-        "specialty": "cardiology", "min_title": "attending", "urgency": "urgent", "mode": "mdt",
-        "addressee": {"kind": "mdt", "expert_ids": [wang_id, chen_id]}, "consent": common::written_consent(),
-    });
-    let (status, c) = app.post("/api/v1/consultations", &li, &body).await;
-    assert_eq!(status, 201, "{c}");
-    let id = c["id"].as_str().unwrap().to_string();
+    let wang_id = app.user_id("dr.wang").await;
+    let id = app.mdt_requested(&["dr.wang", "dr.chen"]).await;
     for token in [&wang, &chen] {
         let (status, body) = app.post(&format!("/api/v1/consultations/{id}/accept"), token, &json!({})).await;
         assert_eq!(status, 200, "{body}");
@@ -559,24 +560,8 @@ async fn an_expert_who_declines_mid_call_is_dropped_from_it(app: &TestApp) {
     let (status, body) =
         app.post(&format!("/api/v1/consultations/{id}/decline"), &chen, &json!({"reason": "影像科会诊冲突"})).await;
     assert_eq!(status, 200, "{body}");
-    let code = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            let v = chen_s.next().await;
-            if v["type"] == "__closed" {
-                break v["code"].as_u64().unwrap();
-            }
-        }
-    })
-    .await
-    .expect("closed within two heartbeats");
-    assert_eq!(code, 4003);
-    let left = loop {
-        let v = li_s.next().await;
-        if v["type"] == "peer-left" {
-            break v;
-        }
-    };
-    assert_eq!(left["peer"].as_str(), Some(chen_peer.as_str()));
+    assert_eq!(closed_within_two_heartbeats(&mut chen_s).await, 4003);
+    assert_eq!(peer_left(&mut li_s).await, chen_peer);
 }
 db_test!(an_expert_who_declines_mid_call_is_dropped_from_it);
 

@@ -23,6 +23,22 @@ impl TestApp {
         me["patient_id"].as_str().unwrap_or_else(|| panic!("{username} has no patient record: {me}")).to_string()
     }
 
+    /// dr.li's MDT request for patient.zhang to the experts named (demo usernames); its id.
+    pub async fn mdt_requested(&self, experts: &[&str]) -> String {
+        let mut ids = Vec::new();
+        for e in experts {
+            ids.push(self.user_id(e).await);
+        }
+        let body = json!({
+            "patient_id": self.patient_id("patient.zhang").await, "reason": "胸痛待查，冠脉 CT 已做",
+            "specialty": "cardiology", "min_title": "attending", "urgency": "urgent", "mode": "mdt",
+            "addressee": {"kind": "mdt", "expert_ids": ids}, "consent": written_consent(),
+        });
+        let (status, c) = self.post("/api/v1/consultations", &self.login("dr.li").await, &body).await;
+        assert_eq!(status, 201, "the MDT request is made: {c}");
+        c["id"].as_str().expect("consultation id").to_string()
+    }
+
     /// A consultation request to build: by default dr.li asks dr.wang for an urgent cardiology
     /// video consultation for patient.zhang, with her written consent.
     pub fn consultation(&self) -> ConsultationBuilder<'_> {

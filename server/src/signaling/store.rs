@@ -312,16 +312,3 @@ pub(super) async fn join_row(db: &Db, user: &AuthUser, consultation: &str) -> Ap
     crate::consultations::store::visible_one(&mut q, user);
     Ok(q.build_query_as().fetch_optional(&db.pool).await?)
 }
-
-/// Whether `user_id` is still a participant of the consultation (as a ticket's redemption asks:
-/// listed, and not declined).
-pub async fn still_participant(db: &Db, consultation_id: &str, user_id: &str) -> ApiResult<bool> {
-    let row: Option<(String,)> = sqlx::query_as(
-        "SELECT user_id FROM consultation_participants WHERE consultation_id = $1 AND user_id = $2 AND status <> 'declined'",
-    )
-    .bind(consultation_id)
-    .bind(user_id)
-    .fetch_optional(&db.pool)
-    .await?;
-    Ok(row.is_some())
-}

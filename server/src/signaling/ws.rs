@@ -377,7 +377,7 @@ async fn pump(state: &AppState, mut socket: WebSocket, room: &str, conn: u64, ou
                     // An expert who has declined the consultation (one of an MDT's, the call
                     // going on without them) leaves it too: the ticket let them in as a
                     // participant, and they are one no longer.
-                    if let Ok(false) = super::store::still_participant(&state.db, room, user_id).await {
+                    if let Ok(None) = crate::consultations::store::role_of(&state.db, room, user_id).await {
                         close_with(&mut socket, close::NOT_A_PARTICIPANT, "no longer a participant of this consultation")
                             .await;
                         return End::Left;
