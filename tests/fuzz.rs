@@ -60,15 +60,14 @@ async fn world(app: &TestApp) -> World {
     let admin = app.login("admin").await;
     let li = app.login("dr.li").await;
     let wang_token = app.login("dr.wang").await;
-    let (_, admin_me) = app.get("/api/v1/me", &admin).await;
-    let hospital = admin_me["organisation_id"].as_str().unwrap().to_string();
     let (_, li_me) = app.get("/api/v1/me", &li).await;
     let centre = li_me["organisation_id"].as_str().unwrap().to_string();
     let wang = app.user_id("dr.wang").await;
     let (_, zhang_me) = app.get("/api/v1/me", &app.login("patient.zhang").await).await;
     let patient = zhang_me["patient_id"].as_str().unwrap().to_string();
-    // An account and an organisation of their own for the account-management operations, so
-    // that a generated change (a role, a deactivation) never locks out the fuzzing callers.
+    // An account and organisations of their own for the account-management operations, so
+    // that a generated change (a role, a deactivation: an organisation's ends its people's
+    // access) never locks out the fuzzing callers.
     let (status, user) = app
         .post(
             "/api/v1/users",
@@ -80,6 +79,9 @@ async fn world(app: &TestApp) -> World {
     let (status, org) =
         app.post("/api/v1/organisations", &admin, &json!({"name": "模糊测试医务室", "kind": "medical_corner"})).await;
     assert_eq!(status, 201, "{org}");
+    let (status, fuzz_hospital) =
+        app.post("/api/v1/organisations", &admin, &json!({"name": "模糊测试医院", "kind": "tertiary_hospital"})).await;
+    assert_eq!(status, 201, "{fuzz_hospital}");
 
     let (status, c) = app
         .post(
@@ -187,7 +189,9 @@ async fn world(app: &TestApp) -> World {
             ("bulk", vec!["7FE00010".into()]),
             ("notifications", notifications),
             ("netcheck", vec![id(&netcheck)]),
-            ("organisations", vec![id(&org), hospital, centre]),
+            ("organisations", vec![id(&org), id(&fuzz_hospital)]),
+            // Bodies name the real centre (creating in it locks nobody out).
+            ("centre", vec![centre]),
             ("users", vec![id(&user)]),
             ("experts", vec![wang]),
             ("exceptions", vec![id(&exception)]),
@@ -213,7 +217,7 @@ fn fuzz_config(world: &World) -> String {
         first("patients"),
         first("consultations"),
         first("experts"),
-        world.ids.iter().find(|(name, _)| *name == "organisations").unwrap().1[2],
+        first("centre"),
     );
     for (name, values) in &world.ids {
         let quoted: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
