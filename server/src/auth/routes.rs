@@ -112,9 +112,8 @@ async fn issue_tokens(
     family: &str,
 ) -> ApiResult<TokenResponse> {
     let user = crate::directory::load_user(db, user_id).await?.ok_or_else(ApiError::invalid_credentials)?;
-    // Inactive too when its organisation was deactivated (`store::account_state`).
-    let organisation_active = super::store::account_state(db, user_id).await?.is_some_and(|a| a.active);
-    if !user.active || !organisation_active {
+    // The account, or its organisation (`store::account_state`), deactivated.
+    if !super::store::account_state(db, user_id).await?.is_some_and(|a| a.active) {
         return Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
             ErrorCode::AccountInactive,

@@ -594,10 +594,7 @@ async fn complete(
     }
     // An expert invited to an MDT who has not accepted is not yet one of its doctors.
     if role == Some(ParticipantRole::Expert)
-        && !matches!(
-            crate::record::store::expert_participation(&state.db, &id, &user.id).await?.as_deref(),
-            Some("accepted" | "active")
-        )
+        && !crate::record::store::expert_has_accepted(&state.db, &id, &user.id).await?
     {
         return Err(ApiError::forbidden("an expert completes the consultation once they have accepted it"));
     }

@@ -164,9 +164,8 @@ struct UploadRow {
     expires_at: String,
 }
 
-/// The upload `upload_id` of the consultation, whatever its state.
-/// The upload `upload_id` of the consultation, as its creator `created_by` sees it (an upload in
-/// progress is its creator's: another participant neither resumes, reads nor ends it).
+/// The upload `upload_id` of the consultation made by `created_by`, whatever its state (an
+/// upload in progress is its creator's: another participant neither resumes, reads nor ends it).
 pub async fn upload(db: &Db, consultation_id: &str, upload_id: &str, created_by: &str) -> ApiResult<Option<Upload>> {
     let row: Option<UploadRow> = sqlx::query_as(
         "SELECT id, consultation_id, name, length, upload_offset, metadata, state, file_id, expires_at

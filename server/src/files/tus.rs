@@ -242,9 +242,8 @@ async fn options(State(state): State<AppState>) -> Response {
     resp
 }
 
-/// The upload, while it can still be resumed or read: a terminated or rejected one is 404,
-/// an expired one 410.
-/// The caller's own upload (another's answers 404, as if it did not exist).
+/// The caller's own upload, while it can still be resumed or read: another's, a terminated or a
+/// rejected one is 404, an expired one 410.
 async fn load(db: &Db, user: &AuthUser, consultation_id: &str, upload_id: &str) -> ApiResult<Upload> {
     let row = store::upload(db, consultation_id, upload_id, &user.id).await?;
     let row = row.ok_or_else(|| ApiError::not_found("upload"))?;

@@ -47,10 +47,10 @@ pub struct NoteBody {
 async fn require_clinician(db: &Db, user: &AuthUser, consultation_id: &str) -> ApiResult<()> {
     match store::participant_role(db, consultation_id, &user.id).await?.as_deref() {
         Some("requester") => Ok(()),
-        Some("expert") => match record_store::expert_participation(db, consultation_id, &user.id).await?.as_deref() {
-            Some("accepted" | "active") => Ok(()),
-            _ => Err(ApiError::forbidden("an expert writes in the record once they have accepted the consultation")),
-        },
+        Some("expert") if record_store::expert_has_accepted(db, consultation_id, &user.id).await? => Ok(()),
+        Some("expert") => {
+            Err(ApiError::forbidden("an expert writes in the record once they have accepted the consultation"))
+        }
         _ => Err(ApiError::forbidden("the consultation's doctors write its notes")),
     }
 }

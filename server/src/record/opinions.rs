@@ -108,9 +108,10 @@ fn validate(c: &OpinionContent) -> ApiResult<()> {
 
 /// An expert of the consultation who has accepted it may write its opinion.
 async fn require_expert(db: &Db, user: &AuthUser, c: &ConsultationCore) -> ApiResult<()> {
-    match record_store::expert_participation(db, &c.id, &user.id).await?.as_deref() {
-        Some("accepted" | "active") => Ok(()),
-        _ => Err(ApiError::forbidden("only an expert who accepted the consultation writes its opinion")),
+    if record_store::expert_has_accepted(db, &c.id, &user.id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("only an expert who accepted the consultation writes its opinion"))
     }
 }
 
