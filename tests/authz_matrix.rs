@@ -18,6 +18,9 @@
 //! | 10 | dr.chen | expert of the same hospital, not involved |
 //! | 11 | patient.zhang | the patient |
 //! | 12 | patient.liu | another patient of the same centre |
+//! | 13 | dr.invited | expert invited to the same consultation, who has not answered yet |
+//! | 14 | kiosk | the patient, with the access a kiosk's check-in hands out for this consultation |
+//! | 15 | kiosk.revoked | the same access, handed out by a kiosk revoked since |
 //!
 //! Every answer is also checked against the OpenAPI document (`api::openapi`): its status is
 //! one the operation documents, and a JSON body conforms to the schema documented for it.
@@ -42,7 +45,7 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-const CALLERS: [&str; 12] = [
+const CALLERS: [&str; 15] = [
     "anonymous",
     "deactivated",
     "admin",
@@ -55,6 +58,9 @@ const CALLERS: [&str; 12] = [
     "dr.chen",
     "patient.zhang",
     "patient.liu",
+    "dr.invited",
+    "kiosk",
+    "kiosk.revoked",
 ];
 
 /// What a request carries besides its path.
@@ -123,152 +129,155 @@ fn consent() -> Value {
 }
 
 /// The matrix. Columns: anonymous, deactivated | admin | coordinator, coordinator.far |
-/// dr.li, dr.zhao | dr.wang, dr.declined, dr.chen | patient.zhang, patient.liu.
+/// dr.li, dr.zhao | dr.wang, dr.declined, dr.chen | patient.zhang, patient.liu | dr.invited |
+/// kiosk, kiosk.revoked.
 fn rows() -> Vec<Row> {
     use Body::*;
     vec![
         // ---- public ----
-        row("get", "/", "/", None, "AA A AA AA AAA AA"),
-        row("get", "/api/v1/openapi.json", "/api/v1/openapi.json", None, "AA A AA AA AAA AA"),
-        row("get", "/healthz", "/healthz", None, "AA A AA AA AAA AA"),
-        row("get", "/readyz", "/readyz", None, "AA A AA AA AAA AA"),
-        row("get", "/metrics", "/metrics", None, "AA A AA AA AAA AA"),
-        row("get", "/api/v1/rtc", "/api/v1/rtc?ticket=not-a-ticket", None, "AA A AA AA AAA AA"),
-        row("post", "/api/v1/auth/login", "/api/v1/auth/login", Json(|_| json!({"username": "dr.chen", "password": "demo-password"})), "AA A AA AA AAA AA"),
-        row("post", "/api/v1/auth/refresh", "/api/v1/auth/refresh", Json(|_| json!({"refresh_token": "not-a-token"})), "UU U UU UU UUU UU"),
-        row("post", "/api/v1/auth/logout", "/api/v1/auth/logout", Json(|_| json!({"refresh_token": "not-a-token"})), "AA A AA AA AAA AA"),
-        row("options", "/api/v1/consultations/{id}/uploads", "/api/v1/consultations/$c/uploads", None, "AA A AA AA AAA AA"),
+        row("get", "/", "/", None, "AA A AA AA AAA AA A AA"),
+        row("get", "/api/v1/openapi.json", "/api/v1/openapi.json", None, "AA A AA AA AAA AA A AA"),
+        row("get", "/healthz", "/healthz", None, "AA A AA AA AAA AA A AA"),
+        row("get", "/readyz", "/readyz", None, "AA A AA AA AAA AA A AA"),
+        row("get", "/metrics", "/metrics", None, "AA A AA AA AAA AA A AA"),
+        row("get", "/api/v1/rtc", "/api/v1/rtc?ticket=not-a-ticket", None, "AA A AA AA AAA AA A AA"),
+        row("post", "/api/v1/auth/login", "/api/v1/auth/login", Json(|_| json!({"username": "dr.chen", "password": "demo-password"})), "AA A AA AA AAA AA A AA"),
+        row("post", "/api/v1/auth/refresh", "/api/v1/auth/refresh", Json(|_| json!({"refresh_token": "not-a-token"})), "UU U UU UU UUU UU U UU"),
+        row("post", "/api/v1/auth/logout", "/api/v1/auth/logout", Json(|_| json!({"refresh_token": "not-a-token"})), "AA A AA AA AAA AA A AA"),
+        row("options", "/api/v1/consultations/{id}/uploads", "/api/v1/consultations/$c/uploads", None, "AA A AA AA AAA AA A AA"),
         // ---- oneself ----
-        row("get", "/api/v1/me", "/api/v1/me", None, "UU A AA AA AAA AA"),
-        row("post", "/api/v1/me/password", "/api/v1/me/password", Json(|_| json!({"current_password": "wrong-password", "new_password": "another-password-1"})), "UU A AA AA AAA AA"),
-        row("get", "/api/v1/notifications", "/api/v1/notifications", None, "UU A AA AA AAA AA"),
-        row("get", "/api/v1/notifications/stream", "/api/v1/notifications/stream", None, "UU A AA AA AAA AA"),
-        row("post", "/api/v1/notifications/{id}/read", "/api/v1/notifications/$notification/read", Json(|_| json!({})), "UU N NN AN NNN NN"),
-        row("post", "/api/v1/notifications/read-all", "/api/v1/notifications/read-all", Json(|_| json!({})), "UU A AA AA AAA AA"),
-        row("post", "/api/v1/netcheck", "/api/v1/netcheck", Json(|_| json!({})), "UU A AA AA AAA AA"),
-        row("post", "/api/v1/netcheck/{id}/offer", "/api/v1/netcheck/$netcheck/offer", Json(|_| json!({"sdp": "v=0"})), "UU N NN AN NNN NN"),
-        row("post", "/api/v1/netcheck/{id}/complete", "/api/v1/netcheck/$netcheck/complete", Json(|_| json!({"rtt_ms": [], "sent": 0, "received": 0})), "UU N NN AN NNN NN"),
-        row("get", "/api/v1/netcheck/{id}", "/api/v1/netcheck/$netcheck_done", None, "UU N NN AN NNN NN"),
-        row("get", "/api/v1/netcheck/results", "/api/v1/netcheck/results", None, "UU A AA FF FFF FF"),
+        row("get", "/api/v1/me", "/api/v1/me", None, "UU A AA AA AAA AA A AU"),
+        row("post", "/api/v1/me/password", "/api/v1/me/password", Json(|_| json!({"current_password": "wrong-password", "new_password": "another-password-1"})), "UU A AA AA AAA AA A FU"),
+        row("get", "/api/v1/notifications", "/api/v1/notifications", None, "UU A AA AA AAA AA A FU"),
+        row("get", "/api/v1/notifications/stream", "/api/v1/notifications/stream", None, "UU A AA AA AAA AA A FU"),
+        row("post", "/api/v1/notifications/{id}/read", "/api/v1/notifications/$notification/read", Json(|_| json!({})), "UU N NN AN NNN NN N FU"),
+        row("post", "/api/v1/notifications/read-all", "/api/v1/notifications/read-all", Json(|_| json!({})), "UU A AA AA AAA AA A FU"),
+        row("post", "/api/v1/netcheck", "/api/v1/netcheck", Json(|_| json!({})), "UU A AA AA AAA AA A FU"),
+        row("post", "/api/v1/netcheck/{id}/offer", "/api/v1/netcheck/$netcheck/offer", Json(|_| json!({"sdp": "v=0"})), "UU N NN AN NNN NN N FU"),
+        row("post", "/api/v1/netcheck/{id}/complete", "/api/v1/netcheck/$netcheck/complete", Json(|_| json!({"rtt_ms": [], "sent": 0, "received": 0})), "UU N NN AN NNN NN N FU"),
+        row("get", "/api/v1/netcheck/{id}", "/api/v1/netcheck/$netcheck_done", None, "UU N NN AN NNN NN N FU"),
+        row("get", "/api/v1/netcheck/results", "/api/v1/netcheck/results", None, "UU A AA FF FFF FF F FU"),
         // ---- directory and accounts ----
-        row("get", "/api/v1/organisations", "/api/v1/organisations", None, "UU A AA AA AAA AA"),
-        row("post", "/api/v1/organisations", "/api/v1/organisations", Json(|_| json!({"name": format!("新社区{}", seq()), "kind": "community_health_centre"})), "UU A AA FF FFF FF"),
-        row("get", "/api/v1/organisations/{id}", "/api/v1/organisations/$centre", None, "UU A AA AA AAA AA"),
-        row("patch", "/api/v1/organisations/{id}", "/api/v1/organisations/$centre", Json(|_| json!({"address": "东湖路 1 号"})), "UU A AF FF FFF FF"),
-        row("get", "/api/v1/organisations/{id}/departments", "/api/v1/organisations/$hospital/departments", None, "UU A AA AA AAA AA"),
-        row("post", "/api/v1/organisations/{id}/departments", "/api/v1/organisations/$hospital/departments", Json(|_| json!({"name": format!("科室{}", seq()), "specialty": "cardiology"})), "UU A AF FF FFF FF"),
-        row("get", "/api/v1/consortium-links", "/api/v1/consortium-links", None, "UU A AA AA AAA AA"),
-        row("post", "/api/v1/consortium-links", "/api/v1/consortium-links", Json(|c| json!({"hospital_id": c.get("hospital"), "centre_id": c.get("new_centre")})), "UU A AF FF FFF FF"),
-        row("get", "/api/v1/specialties", "/api/v1/specialties", None, "UU A AA AA AAA AA"),
-        row("post", "/api/v1/specialties", "/api/v1/specialties", Json(|_| json!({"code": format!("spec_{}", letters(seq())), "name_en": "X", "name_zh": "某科"})), "UU A FF FF FFF FF"),
-        row("get", "/api/v1/users", "/api/v1/users", None, "UU A AA FF FFF FF"),
-        row("post", "/api/v1/users", "/api/v1/users", Json(|c| json!({"username": format!("dr.new{}", seq()), "display_name": "新医生", "password": "demo-password", "role": "community_doctor", "organisation_id": c.get("centre")})), "UU A AF FF FFF FF"),
-        row("get", "/api/v1/users/{id}", "/api/v1/users/$li", None, "UU A AN AN NNN NN"),
-        row("patch", "/api/v1/users/{id}", "/api/v1/users/$li", Json(|_| json!({"display_name": "李明"})), "UU A AN AN NNN NN"),
-        row("get", "/api/v1/experts", "/api/v1/experts", None, "UU A AA AA AAA AA"),
+        row("get", "/api/v1/organisations", "/api/v1/organisations", None, "UU A AA AA AAA AA A FU"),
+        row("post", "/api/v1/organisations", "/api/v1/organisations", Json(|_| json!({"name": format!("新社区{}", seq()), "kind": "community_health_centre"})), "UU A AA FF FFF FF F FU"),
+        row("get", "/api/v1/organisations/{id}", "/api/v1/organisations/$centre", None, "UU A AA AA AAA AA A FU"),
+        row("patch", "/api/v1/organisations/{id}", "/api/v1/organisations/$centre", Json(|_| json!({"address": "东湖路 1 号"})), "UU A AF FF FFF FF F FU"),
+        row("get", "/api/v1/organisations/{id}/departments", "/api/v1/organisations/$hospital/departments", None, "UU A AA AA AAA AA A FU"),
+        row("post", "/api/v1/organisations/{id}/departments", "/api/v1/organisations/$hospital/departments", Json(|_| json!({"name": format!("科室{}", seq()), "specialty": "cardiology"})), "UU A AF FF FFF FF F FU"),
+        row("get", "/api/v1/consortium-links", "/api/v1/consortium-links", None, "UU A AA AA AAA AA A FU"),
+        row("post", "/api/v1/consortium-links", "/api/v1/consortium-links", Json(|c| json!({"hospital_id": c.get("hospital"), "centre_id": c.get("new_centre")})), "UU A AF FF FFF FF F FU"),
+        row("get", "/api/v1/specialties", "/api/v1/specialties", None, "UU A AA AA AAA AA A FU"),
+        row("post", "/api/v1/specialties", "/api/v1/specialties", Json(|_| json!({"code": format!("spec_{}", letters(seq())), "name_en": "X", "name_zh": "某科"})), "UU A FF FF FFF FF F FU"),
+        row("get", "/api/v1/users", "/api/v1/users", None, "UU A AA FF FFF FF F FU"),
+        row("post", "/api/v1/users", "/api/v1/users", Json(|c| json!({"username": format!("dr.new{}", seq()), "display_name": "新医生", "password": "demo-password", "role": "community_doctor", "organisation_id": c.get("centre")})), "UU A AF FF FFF FF F FU"),
+        row("get", "/api/v1/users/{id}", "/api/v1/users/$li", None, "UU A AN AN NNN NN N FU"),
+        row("patch", "/api/v1/users/{id}", "/api/v1/users/$li", Json(|_| json!({"display_name": "李明"})), "UU A AN AN NNN NN N FU"),
+        row("get", "/api/v1/experts", "/api/v1/experts", None, "UU A AA AA AAA AA A FU"),
         // ---- availability and scheduling ----
-        row("get", "/api/v1/experts/{id}/availability", "/api/v1/experts/$wang/availability", None, "UU A AA AA AAA AA"),
-        row("put", "/api/v1/experts/{id}/availability", "/api/v1/experts/$wang/availability", Json(|_| weekday_availability()), "UU A AF FF AFF FF"),
-        row("get", "/api/v1/experts/{id}/exceptions", "/api/v1/experts/$wang/exceptions", None, "UU A AA AA AAA AA"),
-        row("post", "/api/v1/experts/{id}/exceptions", "/api/v1/experts/$wang/exceptions", Json(|_| json!({"kind": "leave", "start": "2027-03-01T09:00:00+08:00", "end": "2027-03-01T12:00:00+08:00", "reason": "学术会议"})), "UU A AF FF AFF FF"),
-        row("post", "/api/v1/experts/{id}/exceptions/{exception}/withdraw", "/api/v1/experts/$wang/exceptions/$exception/withdraw", Json(|_| json!({})), "UU A AF FF AFF FF"),
-        row("get", "/api/v1/experts/{id}/slots", "/api/v1/experts/$wang/slots", None, "UU A AA AA AAA AA"),
-        row("post", "/api/v1/appointments", "/api/v1/appointments", Json(|c| json!({"consultation_id": c.get("c"), "expert_id": c.get("wang"), "start": c.get("slot")})), "UU A AN AN ANN FN"),
-        row("get", "/api/v1/appointments", "/api/v1/appointments", None, "UU A AA AA AAA AA"),
-        row("get", "/api/v1/appointments/{id}", "/api/v1/appointments/$appointment", None, "UU A AN AN ANN AN"),
-        row("post", "/api/v1/appointments/{id}/reschedule", "/api/v1/appointments/$appointment/reschedule", Json(|c| json!({"start": c.get("slot2"), "reason": "专家门诊调整"})), "UU A AN AN ANN AN"),
-        row("post", "/api/v1/appointments/{id}/cancel", "/api/v1/appointments/$appointment/cancel", Json(|_| json!({"reason": "患者要求取消"})), "UU A AN AN ANN AN"),
-        row("post", "/api/v1/appointments/{id}/no-show", "/api/v1/appointments/$appointment/no-show", Json(|_| json!({"participant": "patient"})), "UU A AN AN ANN AN"),
+        row("get", "/api/v1/experts/{id}/availability", "/api/v1/experts/$wang/availability", None, "UU A AA AA AAA AA A FU"),
+        row("put", "/api/v1/experts/{id}/availability", "/api/v1/experts/$wang/availability", Json(|_| weekday_availability()), "UU A AF FF AFF FF F FU"),
+        row("get", "/api/v1/experts/{id}/exceptions", "/api/v1/experts/$wang/exceptions", None, "UU A AA AA AAA AA A FU"),
+        row("post", "/api/v1/experts/{id}/exceptions", "/api/v1/experts/$wang/exceptions", Json(|_| json!({"kind": "leave", "start": "2027-03-01T09:00:00+08:00", "end": "2027-03-01T12:00:00+08:00", "reason": "学术会议"})), "UU A AF FF AFF FF F FU"),
+        row("post", "/api/v1/experts/{id}/exceptions/{exception}/withdraw", "/api/v1/experts/$wang/exceptions/$exception/withdraw", Json(|_| json!({})), "UU A AF FF AFF FF F FU"),
+        row("get", "/api/v1/experts/{id}/slots", "/api/v1/experts/$wang/slots", None, "UU A AA AA AAA AA A FU"),
+        row("post", "/api/v1/appointments", "/api/v1/appointments", Json(|c| json!({"consultation_id": c.get("c"), "expert_id": c.get("wang"), "start": c.get("slot")})), "UU A AN AN ANN FN F FU"),
+        row("get", "/api/v1/appointments", "/api/v1/appointments", None, "UU A AA AA AAA AA A FU"),
+        row("get", "/api/v1/appointments/{id}", "/api/v1/appointments/$appointment", None, "UU A AN AN ANN AN A FU"),
+        row("post", "/api/v1/appointments/{id}/reschedule", "/api/v1/appointments/$appointment/reschedule", Json(|c| json!({"start": c.get("slot2"), "reason": "专家门诊调整"})), "UU A AN AN ANN AN F FU"),
+        row("post", "/api/v1/appointments/{id}/cancel", "/api/v1/appointments/$appointment/cancel", Json(|_| json!({"reason": "患者要求取消"})), "UU A AN AN ANN AN F FU"),
+        row("post", "/api/v1/appointments/{id}/no-show", "/api/v1/appointments/$appointment/no-show", Json(|_| json!({"participant": "patient"})), "UU A AN AN ANN AN F FU"),
         // ---- patients ----
-        row("get", "/api/v1/patients", "/api/v1/patients", None, "UU A AA AA AAA AA"),
-        row("post", "/api/v1/patients", "/api/v1/patients", Json(|_| json!({"name": "王五", "sex": "male", "birth_date": "1960-01-01"})), "UU A AA AA FFF FF"),
-        row("get", "/api/v1/patients/{id}", "/api/v1/patients/$patient", None, "UU A AN AN ANN AN"),
-        row("patch", "/api/v1/patients/{id}", "/api/v1/patients/$patient", Json(|_| json!({"phone": "13800000009"})), "UU A FN AN FNN FN"),
-        row("post", "/api/v1/patients/{id}/identifiers", "/api/v1/patients/$patient/identifiers", Json(|_| json!({"kind": "phone", "value": format!("139{:08}", seq())})), "UU A FN AN FNN FN"),
-        row("post", "/api/v1/patients/{id}/identifiers/{identifier_id}/retire", "/api/v1/patients/$patient/identifiers/$identifier/retire", Json(|_| json!({"reason": "换卡"})), "UU A FN AN FNN FN"),
-        row("get", "/api/v1/audit", "/api/v1/audit", None, "UU A FF FF FFF AA"),
+        row("get", "/api/v1/patients", "/api/v1/patients", None, "UU A AA AA AAA AA A FU"),
+        row("post", "/api/v1/patients", "/api/v1/patients", Json(|_| json!({"name": "王五", "sex": "male", "birth_date": "1960-01-01"})), "UU A AA AA FFF FF F FU"),
+        row("get", "/api/v1/patients/{id}", "/api/v1/patients/$patient", None, "UU A AN AN ANN AN A FU"),
+        row("patch", "/api/v1/patients/{id}", "/api/v1/patients/$patient", Json(|_| json!({"phone": "13800000009"})), "UU A FN AN FNN FN F FU"),
+        row("post", "/api/v1/patients/{id}/identifiers", "/api/v1/patients/$patient/identifiers", Json(|_| json!({"kind": "phone", "value": format!("139{:08}", seq())})), "UU A FN AN FNN FN F FU"),
+        row("post", "/api/v1/patients/{id}/identifiers/{identifier_id}/retire", "/api/v1/patients/$patient/identifiers/$identifier/retire", Json(|_| json!({"reason": "换卡"})), "UU A FN AN FNN FN F FU"),
+        row("get", "/api/v1/audit", "/api/v1/audit", None, "UU A FF FF FFF AA F FU"),
         // ---- devices (user routes) and the device routes, which refuse every user token ----
-        row("post", "/api/v1/devices", "/api/v1/devices", Json(|c| json!({"kind": "home", "label": "家用血压计", "patient_id": c.get("patient")})), "UU A AF AF FFF FF"),
-        row("get", "/api/v1/devices", "/api/v1/devices", None, "UU A AA AA FFF FF"),
-        row("post", "/api/v1/devices/{id}/revoke", "/api/v1/devices/$device/revoke", Json(|_| json!({"reason": "设备丢失"})), "UU A AN AN FFF FF"),
-        row("get", "/api/v1/device", "/api/v1/device", None, "UU U UU UU UUU UU"),
-        row("post", "/api/v1/kiosk/checkin", "/api/v1/kiosk/checkin", Json(|_| json!({"card_number": "4401060000000001", "birth_date": "1948-05-12"})), "UU U UU UU UUU UU"),
-        row("post", "/api/v1/kiosk/notify-duty", "/api/v1/kiosk/notify-duty", Json(|_| json!({"checkin_id": "0192f0c4-7b1e-7cc3-a000-0123456789ab"})), "UU U UU UU UUU UU"),
+        row("post", "/api/v1/devices", "/api/v1/devices", Json(|c| json!({"kind": "home", "label": "家用血压计", "patient_id": c.get("patient")})), "UU A AF AF FFF FF F FU"),
+        row("get", "/api/v1/devices", "/api/v1/devices", None, "UU A AA AA FFF FF F FU"),
+        row("post", "/api/v1/devices/{id}/revoke", "/api/v1/devices/$device/revoke", Json(|_| json!({"reason": "设备丢失"})), "UU A AN AN FFF FF F FU"),
+        row("get", "/api/v1/device", "/api/v1/device", None, "UU U UU UU UUU UU U UU"),
+        row("post", "/api/v1/kiosk/checkin", "/api/v1/kiosk/checkin", Json(|_| json!({"card_number": "4401060000000001", "birth_date": "1948-05-12"})), "UU U UU UU UUU UU U UU"),
+        row("post", "/api/v1/kiosk/notify-duty", "/api/v1/kiosk/notify-duty", Json(|_| json!({"checkin_id": "0192f0c4-7b1e-7cc3-a000-0123456789ab"})), "UU U UU UU UUU UU U UU"),
         // ---- consultations ----
-        row("get", "/api/v1/consultations", "/api/v1/consultations", None, "UU A AA AA AAA AA"),
-        row("post", "/api/v1/consultations", "/api/v1/consultations", Json(|c| json!({"patient_id": c.get("patient"), "reason": "胸闷", "specialty": "cardiology", "min_title": "attending", "urgency": "routine", "mode": "video", "addressee": {"kind": "expert", "expert_id": c.get("wang")}, "consent": consent()})), "UU F FF AN FFF FF"),
-        row("post", "/api/v1/consultations/candidates", "/api/v1/consultations/candidates", Json(|_| json!({"specialty": "cardiology", "min_title": "attending", "urgency": "routine"})), "UU F FF AA FFF FF"),
-        row("get", "/api/v1/consultations/{id}", "/api/v1/consultations/$c", None, "UU A AN AN ANN AN"),
-        row("post", "/api/v1/consultations/{id}/submit", "/api/v1/consultations/$c/submit", Json(|_| json!({})), "UU F FN AN FNN FN"),
-        row("post", "/api/v1/consultations/{id}/accept", "/api/v1/consultations/$c/accept", Json(|_| json!({})), "UU F FF FF ANN FF"),
-        row("post", "/api/v1/consultations/{id}/decline", "/api/v1/consultations/$c/decline", Json(|_| json!({"reason": "本周出差"})), "UU F FF FF ANN FF"),
-        row("post", "/api/v1/consultations/{id}/claim", "/api/v1/consultations/$c/claim", Json(|_| json!({})), "UU F FF FF ANN FF"),
-        row("post", "/api/v1/consultations/{id}/cancel", "/api/v1/consultations/$c/cancel", Json(|_| json!({"reason": "患者已转院"})), "UU A AN AN FNN FN"),
-        row("post", "/api/v1/consultations/{id}/complete", "/api/v1/consultations/$c/complete", Json(|_| json!({})), "UU F FN AN ANN FN"),
-        row("get", "/api/v1/consultations/{id}/candidates", "/api/v1/consultations/$c/candidates", None, "UU A AN AN ANN AN"),
-        row("post", "/api/v1/consultations/{id}/join", "/api/v1/consultations/$c/join", Json(|_| json!({})), "UU F FN AN ANN AN"),
+        row("get", "/api/v1/consultations", "/api/v1/consultations", None, "UU A AA AA AAA AA A FU"),
+        row("post", "/api/v1/consultations", "/api/v1/consultations", Json(|c| json!({"patient_id": c.get("patient"), "reason": "胸闷", "specialty": "cardiology", "min_title": "attending", "urgency": "routine", "mode": "video", "addressee": {"kind": "expert", "expert_id": c.get("wang")}, "consent": consent()})), "UU F FF AN FFF FF F FU"),
+        row("post", "/api/v1/consultations/candidates", "/api/v1/consultations/candidates", Json(|_| json!({"specialty": "cardiology", "min_title": "attending", "urgency": "routine"})), "UU F FF AA FFF FF F FU"),
+        row("get", "/api/v1/consultations/{id}", "/api/v1/consultations/$c", None, "UU A AN AN ANN AN A AU"),
+        row("post", "/api/v1/consultations/{id}/submit", "/api/v1/consultations/$c/submit", Json(|_| json!({})), "UU F FN AN FNN FN F FU"),
+        row("post", "/api/v1/consultations/{id}/decline", "/api/v1/consultations/$c/decline", Json(|_| json!({"reason": "本周出差"})), "UU F FF FF ANN FF A FU"),
+        row("post", "/api/v1/consultations/{id}/claim", "/api/v1/consultations/$c/claim", Json(|_| json!({})), "UU F FF FF ANN FF A FU"),
+        row("post", "/api/v1/consultations/{id}/cancel", "/api/v1/consultations/$c/cancel", Json(|_| json!({"reason": "患者已转院"})), "UU A AN AN FNN FN F FU"),
+        row("post", "/api/v1/consultations/{id}/complete", "/api/v1/consultations/$c/complete", Json(|_| json!({})), "UU F FN AN ANN FN F FU"),
+        row("get", "/api/v1/consultations/{id}/candidates", "/api/v1/consultations/$c/candidates", None, "UU A AN AN ANN AN A AU"),
+        row("post", "/api/v1/consultations/{id}/join", "/api/v1/consultations/$c/join", Json(|_| json!({})), "UU F FN AN ANN AN F AU"),
         // ---- the record ----
-        row("put", "/api/v1/consultations/{id}/opinion", "/api/v1/consultations/$c/opinion", Json(|_| json!({"findings": "ST 段压低"})), "UU F FN FN ANN FN"),
-        row("post", "/api/v1/consultations/{id}/opinion/sign", "/api/v1/consultations/$c/opinion/sign", Json(|_| json!({})), "UU F FN FN ANN FN"),
-        row("post", "/api/v1/consultations/{id}/opinion/amend", "/api/v1/consultations/$c/opinion/amend", Json(|_| json!({"findings": "更正", "reason": "补充"})), "UU F FN FN ANN FN"),
-        row("get", "/api/v1/consultations/{id}/opinions", "/api/v1/consultations/$c/opinions", None, "UU A AN AN ANN AN"),
-        row("post", "/api/v1/consultations/{id}/notes", "/api/v1/consultations/$c/notes", Json(|_| json!({"body": "血压 150/95"})), "UU F FN AN ANN FN"),
-        row("post", "/api/v1/consultations/{id}/notes/{note}/withdraw", "/api/v1/consultations/$c/notes/$note/withdraw", Json(|_| json!({"reason": "录入错误"})), "UU N NN AN NNN NN"),
-        row("get", "/api/v1/consultations/{id}/record", "/api/v1/consultations/$c/record", None, "UU A AN AN ANN AN"),
-        row("get", "/api/v1/consultations/{id}/record.html", "/api/v1/consultations/$c/record.html", None, "UU A AN AN ANN AN"),
-        row("post", "/api/v1/referrals", "/api/v1/referrals", Json(|c| json!({"patient_id": c.get("patient"), "consultation_id": c.get("c"), "direction": "up", "reason": "需冠脉造影", "urgency": "urgent"})), "UU F FN AN FNN FN"),
-        row("get", "/api/v1/referrals", "/api/v1/referrals", None, "UU A AA AA AAA AA"),
-        row("get", "/api/v1/referrals/{id}", "/api/v1/referrals/$referral", None, "UU A AN AN NNN AN"),
-        row("post", "/api/v1/referrals/{id}/accept", "/api/v1/referrals/$referral/accept", Json(|_| json!({})), "UU A AN FN NNN FN"),
-        row("post", "/api/v1/referrals/{id}/reject", "/api/v1/referrals/$referral/reject", Json(|_| json!({"reason": "床位已满"})), "UU A AN FN NNN FN"),
-        row("post", "/api/v1/referrals/{id}/assign", "/api/v1/referrals/$referral/assign", Json(|c| json!({"user_id": c.get("assignee")})), "UU A AN FN NNN FN"),
-        row("post", "/api/v1/referrals/{id}/complete", "/api/v1/referrals/$referral/complete", Json(|_| json!({})), "UU A AN FN NNN FN"),
-        row("post", "/api/v1/referrals/{id}/withdraw", "/api/v1/referrals/$referral/withdraw", Json(|_| json!({"reason": "录入错误"})), "UU A FN AN NNN FN"),
-        row("post", "/api/v1/follow-up-plans", "/api/v1/follow-up-plans", Json(|c| json!({"patient_id": c.get("patient"), "consultation_id": c.get("c"), "condition": "hypertension", "interval_weeks": 4, "visits": 2})), "UU F FF AN ANN FF"),
-        row("get", "/api/v1/follow-ups", "/api/v1/follow-ups", None, "UU A AA AA AAA AA"),
-        row("patch", "/api/v1/follow-ups/{id}", "/api/v1/follow-ups/$visit", Json(|_| json!({"note": "血压 132/84"})), "UU F AN AN ANN FF"),
-        row("get", "/api/v1/figures", "/api/v1/figures", None, "UU A AA FF FFF FF"),
+        row("put", "/api/v1/consultations/{id}/opinion", "/api/v1/consultations/$c/opinion", Json(|_| json!({"findings": "ST 段压低"})), "UU F FN FN ANN FN F FU"),
+        row("post", "/api/v1/consultations/{id}/opinion/sign", "/api/v1/consultations/$c/opinion/sign", Json(|_| json!({})), "UU F FN FN ANN FN F FU"),
+        row("post", "/api/v1/consultations/{id}/opinion/amend", "/api/v1/consultations/$c/opinion/amend", Json(|_| json!({"findings": "更正", "reason": "补充"})), "UU F FN FN ANN FN F FU"),
+        row("get", "/api/v1/consultations/{id}/opinions", "/api/v1/consultations/$c/opinions", None, "UU A AN AN ANN AN A AU"),
+        row("post", "/api/v1/consultations/{id}/notes", "/api/v1/consultations/$c/notes", Json(|_| json!({"body": "血压 150/95"})), "UU F FN AN ANN FN F FU"),
+        row("post", "/api/v1/consultations/{id}/notes/{note}/withdraw", "/api/v1/consultations/$c/notes/$note/withdraw", Json(|_| json!({"reason": "录入错误"})), "UU N NN AN NNN NN N NU"),
+        row("get", "/api/v1/consultations/{id}/record", "/api/v1/consultations/$c/record", None, "UU A AN AN ANN AN A AU"),
+        row("get", "/api/v1/consultations/{id}/record.html", "/api/v1/consultations/$c/record.html", None, "UU A AN AN ANN AN A AU"),
+        row("post", "/api/v1/referrals", "/api/v1/referrals", Json(|c| json!({"patient_id": c.get("patient"), "consultation_id": c.get("c"), "direction": "up", "reason": "需冠脉造影", "urgency": "urgent"})), "UU F FN AN FNN FN F FU"),
+        row("get", "/api/v1/referrals", "/api/v1/referrals", None, "UU A AA AA AAA AA A FU"),
+        row("get", "/api/v1/referrals/{id}", "/api/v1/referrals/$referral", None, "UU A AN AN NNN AN N FU"),
+        row("post", "/api/v1/referrals/{id}/accept", "/api/v1/referrals/$referral/accept", Json(|_| json!({})), "UU A AN FN NNN FN N FU"),
+        row("post", "/api/v1/referrals/{id}/reject", "/api/v1/referrals/$referral/reject", Json(|_| json!({"reason": "床位已满"})), "UU A AN FN NNN FN N FU"),
+        row("post", "/api/v1/referrals/{id}/assign", "/api/v1/referrals/$referral/assign", Json(|c| json!({"user_id": c.get("assignee")})), "UU A AN FN NNN FN N FU"),
+        row("post", "/api/v1/referrals/{id}/complete", "/api/v1/referrals/$referral/complete", Json(|_| json!({})), "UU A AN FN NNN FN N FU"),
+        row("post", "/api/v1/referrals/{id}/withdraw", "/api/v1/referrals/$referral/withdraw", Json(|_| json!({"reason": "录入错误"})), "UU A FN AN NNN FN N FU"),
+        row("post", "/api/v1/follow-up-plans", "/api/v1/follow-up-plans", Json(|c| json!({"patient_id": c.get("patient"), "consultation_id": c.get("c"), "condition": "hypertension", "interval_weeks": 4, "visits": 2})), "UU F FF AN ANN FF F FU"),
+        row("get", "/api/v1/follow-ups", "/api/v1/follow-ups", None, "UU A AA AA AAA AA A FU"),
+        row("patch", "/api/v1/follow-ups/{id}", "/api/v1/follow-ups/$visit", Json(|_| json!({"note": "血压 132/84"})), "UU F AN AN ANN FF F FU"),
+        row("get", "/api/v1/figures", "/api/v1/figures", None, "UU A AA FF FFF FF F FU"),
         // ---- vital signs, the timeline and the worklist ----
-        row("post", "/api/v1/patients/{id}/observations", "/api/v1/patients/$patient/observations", Json(|_| reading()), "UU F FF AN ANN AN"),
-        row("get", "/api/v1/patients/{id}/observations", "/api/v1/patients/$patient/observations", None, "UU F FF AN ANN AN"),
-        row("get", "/api/v1/patients/{id}/timeline", "/api/v1/patients/$patient/timeline", None, "UU F FF AN ANN AN"),
-        row("get", "/api/v1/worklist", "/api/v1/worklist", None, "UU F FF AA FFF FF"),
-        row("post", "/api/v1/device/observations", "/api/v1/device/observations", Json(|_| reading()), "UU U UU UU UUU UU"),
-        row("post", "/api/v1/worklist/{id}/acknowledge", "/api/v1/worklist/$worklist_item/acknowledge", Json(|_| json!({"note": "已电话随访"})), "UU F FF AN FFF FF"),
+        row("post", "/api/v1/patients/{id}/observations", "/api/v1/patients/$patient/observations", Json(|_| reading()), "UU F FF AN ANN AN F AU"),
+        row("get", "/api/v1/patients/{id}/observations", "/api/v1/patients/$patient/observations", None, "UU F FF AN ANN AN A AU"),
+        row("get", "/api/v1/patients/{id}/timeline", "/api/v1/patients/$patient/timeline", None, "UU F FF AN ANN AN A FU"),
+        row("get", "/api/v1/worklist", "/api/v1/worklist", None, "UU F FF AA FFF FF F FU"),
+        row("post", "/api/v1/device/observations", "/api/v1/device/observations", Json(|_| reading()), "UU U UU UU UUU UU U UU"),
+        row("post", "/api/v1/worklist/{id}/acknowledge", "/api/v1/worklist/$worklist_item/acknowledge", Json(|_| json!({"note": "已电话随访"})), "UU F FF AN FFF FF F FU"),
         // ---- FHIR R4 facade ----
-        row("get", "/fhir/r4/metadata", "/fhir/r4/metadata", None, "AA A AA AA AAA AA"),
-        row("get", "/fhir/r4/{resource_type}", "/fhir/r4/Patient", None, "UU A AA AA AAA AA"),
-        row("get", "/fhir/r4/{resource_type}/{id}", "/fhir/r4/Patient/$patient", None, "UU A AN AN ANN AN"),
+        row("get", "/fhir/r4/metadata", "/fhir/r4/metadata", None, "AA A AA AA AAA AA A AA"),
+        row("get", "/fhir/r4/{resource_type}", "/fhir/r4/Patient", None, "UU A AA AA AAA AA A FU"),
+        row("get", "/fhir/r4/{resource_type}/{id}", "/fhir/r4/Patient/$patient", None, "UU A AN AN ANN AN A FU"),
         // ---- files ----
-        row("post", "/api/v1/consultations/{id}/files", "/api/v1/consultations/$c/files?name=letter.pdf", File, "UU N NN AN ANN AN"),
-        row("get", "/api/v1/consultations/{id}/files", "/api/v1/consultations/$c/files", None, "UU N NN AN ANN AN"),
-        row("get", "/api/v1/files/{id}", "/api/v1/files/$file", None, "UU N NN AN ANN AN"),
-        row("get", "/api/v1/files/{id}/rendered", "/api/v1/files/$dicom_file/rendered", None, "UU N NN AN ANN AN"),
-        row("get", "/api/v1/files/{id}/ecg", "/api/v1/files/$ecg_file/ecg", None, "UU N NN AN ANN AN"),
-        row("post", "/api/v1/consultations/{id}/uploads", "/api/v1/consultations/$c/uploads", TusCreate, "UU N NN AN ANN AN"),
-        row("get", "/api/v1/consultations/{id}/uploads/{upload}", "/api/v1/consultations/$c/uploads/$upload", None, "UU N NN AN NNN NN"),
-        row("head", "/api/v1/consultations/{id}/uploads/{upload}", "/api/v1/consultations/$c/uploads/$upload", None, "UU N NN AN NNN NN"),
-        row("patch", "/api/v1/consultations/{id}/uploads/{upload}", "/api/v1/consultations/$c/uploads/$upload", TusChunk, "UU N NN AN NNN NN"),
-        row("delete", "/api/v1/consultations/{id}/uploads/{upload}", "/api/v1/consultations/$c/uploads/$upload", None, "UU N NN AN NNN NN"),
+        row("post", "/api/v1/consultations/{id}/files", "/api/v1/consultations/$c/files?name=letter.pdf", File, "UU N NN AN ANN AN F AU"),
+        row("get", "/api/v1/consultations/{id}/files", "/api/v1/consultations/$c/files", None, "UU N NN AN ANN AN A AU"),
+        row("get", "/api/v1/files/{id}", "/api/v1/files/$file", None, "UU N NN AN ANN AN A FU"),
+        row("get", "/api/v1/files/{id}/rendered", "/api/v1/files/$dicom_file/rendered", None, "UU N NN AN ANN AN A FU"),
+        row("get", "/api/v1/files/{id}/ecg", "/api/v1/files/$ecg_file/ecg", None, "UU N NN AN ANN AN A FU"),
+        row("post", "/api/v1/consultations/{id}/uploads", "/api/v1/consultations/$c/uploads", TusCreate, "UU N NN AN ANN AN F AU"),
+        row("get", "/api/v1/consultations/{id}/uploads/{upload}", "/api/v1/consultations/$c/uploads/$upload", None, "UU N NN AN NNN NN N NU"),
+        row("head", "/api/v1/consultations/{id}/uploads/{upload}", "/api/v1/consultations/$c/uploads/$upload", None, "UU N NN AN NNN NN N NU"),
+        row("patch", "/api/v1/consultations/{id}/uploads/{upload}", "/api/v1/consultations/$c/uploads/$upload", TusChunk, "UU N NN AN NNN NN N NU"),
+        row("delete", "/api/v1/consultations/{id}/uploads/{upload}", "/api/v1/consultations/$c/uploads/$upload", None, "UU N NN AN NNN NN N NU"),
         // ---- DICOMweb ----
-        row("get", "/api/v1/consultations/{id}/dicomweb/studies", "/api/v1/consultations/$c/dicomweb/studies", None, "UU N NN AN ANN AN"),
-        row("post", "/api/v1/consultations/{id}/dicomweb/studies", "/api/v1/consultations/$c/dicomweb/studies", Stow, "UU N NN AN ANN AN"),
-        row("get", "/api/v1/consultations/{id}/dicomweb/series", "/api/v1/consultations/$c/dicomweb/series", None, "UU N NN AN ANN AN"),
-        row("get", "/api/v1/consultations/{id}/dicomweb/instances", "/api/v1/consultations/$c/dicomweb/instances", None, "UU N NN AN ANN AN"),
-        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}", "/api/v1/consultations/$c/dicomweb/studies/$study", None, "UU N NN AN ANN AN"),
-        row("post", "/api/v1/consultations/{id}/dicomweb/studies/{study}", "/api/v1/consultations/$c/dicomweb/studies/$study", Stow, "UU N NN AN ANN AN"),
-        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/metadata", "/api/v1/consultations/$c/dicomweb/studies/$study/metadata", None, "UU N NN AN ANN AN"),
-        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/series", "/api/v1/consultations/$c/dicomweb/studies/$study/series", None, "UU N NN AN ANN AN"),
-        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/instances", "/api/v1/consultations/$c/dicomweb/studies/$study/instances", None, "UU N NN AN ANN AN"),
-        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}", "/api/v1/consultations/$c/dicomweb/studies/$study/series/$series", None, "UU N NN AN ANN AN"),
-        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}/metadata", "/api/v1/consultations/$c/dicomweb/studies/$study/series/$series/metadata", None, "UU N NN AN ANN AN"),
-        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}/instances", "/api/v1/consultations/$c/dicomweb/studies/$study/series/$series/instances", None, "UU N NN AN ANN AN"),
-        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}/instances/{instance}", "/api/v1/consultations/$c/dicomweb/studies/$study/series/$series/instances/$instance", None, "UU N NN AN ANN AN"),
-        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}/instances/{instance}/metadata", "/api/v1/consultations/$c/dicomweb/studies/$study/series/$series/instances/$instance/metadata", None, "UU N NN AN ANN AN"),
-        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frames}", "/api/v1/consultations/$c/dicomweb/studies/$study/series/$series/instances/$instance/frames/1", None, "UU N NN AN ANN AN"),
-        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}/instances/{instance}/rendered", "/api/v1/consultations/$c/dicomweb/studies/$study/series/$series/instances/$instance/rendered", None, "UU N NN AN ANN AN"),
-        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered", "/api/v1/consultations/$c/dicomweb/studies/$study/series/$series/instances/$instance/frames/1/rendered", None, "UU N NN AN ANN AN"),
-        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}/instances/{instance}/bulk/{tag}", "/api/v1/consultations/$c/dicomweb/studies/$study/series/$series/instances/$instance/bulk/7FE00010", None, "UU N NN AN ANN AN"),
+        row("get", "/api/v1/consultations/{id}/dicomweb/studies", "/api/v1/consultations/$c/dicomweb/studies", None, "UU N NN AN ANN AN A AU"),
+        row("post", "/api/v1/consultations/{id}/dicomweb/studies", "/api/v1/consultations/$c/dicomweb/studies", Stow, "UU N NN AN ANN AN F AU"),
+        row("get", "/api/v1/consultations/{id}/dicomweb/series", "/api/v1/consultations/$c/dicomweb/series", None, "UU N NN AN ANN AN A AU"),
+        row("get", "/api/v1/consultations/{id}/dicomweb/instances", "/api/v1/consultations/$c/dicomweb/instances", None, "UU N NN AN ANN AN A AU"),
+        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}", "/api/v1/consultations/$c/dicomweb/studies/$study", None, "UU N NN AN ANN AN A AU"),
+        row("post", "/api/v1/consultations/{id}/dicomweb/studies/{study}", "/api/v1/consultations/$c/dicomweb/studies/$study", Stow, "UU N NN AN ANN AN F AU"),
+        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/metadata", "/api/v1/consultations/$c/dicomweb/studies/$study/metadata", None, "UU N NN AN ANN AN A AU"),
+        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/series", "/api/v1/consultations/$c/dicomweb/studies/$study/series", None, "UU N NN AN ANN AN A AU"),
+        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/instances", "/api/v1/consultations/$c/dicomweb/studies/$study/instances", None, "UU N NN AN ANN AN A AU"),
+        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}", "/api/v1/consultations/$c/dicomweb/studies/$study/series/$series", None, "UU N NN AN ANN AN A AU"),
+        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}/metadata", "/api/v1/consultations/$c/dicomweb/studies/$study/series/$series/metadata", None, "UU N NN AN ANN AN A AU"),
+        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}/instances", "/api/v1/consultations/$c/dicomweb/studies/$study/series/$series/instances", None, "UU N NN AN ANN AN A AU"),
+        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}/instances/{instance}", "/api/v1/consultations/$c/dicomweb/studies/$study/series/$series/instances/$instance", None, "UU N NN AN ANN AN A AU"),
+        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}/instances/{instance}/metadata", "/api/v1/consultations/$c/dicomweb/studies/$study/series/$series/instances/$instance/metadata", None, "UU N NN AN ANN AN A AU"),
+        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frames}", "/api/v1/consultations/$c/dicomweb/studies/$study/series/$series/instances/$instance/frames/1", None, "UU N NN AN ANN AN A AU"),
+        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}/instances/{instance}/rendered", "/api/v1/consultations/$c/dicomweb/studies/$study/series/$series/instances/$instance/rendered", None, "UU N NN AN ANN AN A AU"),
+        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered", "/api/v1/consultations/$c/dicomweb/studies/$study/series/$series/instances/$instance/frames/1/rendered", None, "UU N NN AN ANN AN A AU"),
+        row("get", "/api/v1/consultations/{id}/dicomweb/studies/{study}/series/{series}/instances/{instance}/bulk/{tag}", "/api/v1/consultations/$c/dicomweb/studies/$study/series/$series/instances/$instance/bulk/7FE00010", None, "UU N NN AN ANN AN A AU"),
+        // Last: from accepting a consultation of the patient on, an expert acts for the patient
+        // (plans, readings), which the rows above decide for dr.invited as one who has not.
+        row("post", "/api/v1/consultations/{id}/accept", "/api/v1/consultations/$c/accept", Json(|_| json!({})), "UU F FF FF ANN FF A FU"),
     ]
 }
 
@@ -322,6 +331,13 @@ impl<'a> World<'a> {
         };
         new_user("coordinator.far", "coordinator", far_id, json!({})).await;
         new_user(
+            "dr.invited",
+            "expert",
+            hospital.clone(),
+            json!({"expert": {"title": "chief", "specialties": ["cardiology"]}}),
+        )
+        .await;
+        new_user(
             "dr.declined",
             "expert",
             hospital.clone(),
@@ -342,7 +358,8 @@ impl<'a> World<'a> {
         let mut tokens = HashMap::new();
         for caller in CALLERS {
             let token = match caller {
-                "anonymous" => String::new(),
+                // Minted per consultation under test (`World::kiosk_access`).
+                "anonymous" | "kiosk" | "kiosk.revoked" => String::new(),
                 "deactivated" => app.login("dr.gone").await,
                 c => app.login(c).await,
             };
@@ -360,6 +377,7 @@ impl<'a> World<'a> {
             ("wang", "dr.wang"),
             ("declined", "dr.declined"),
             ("chen", "dr.chen"),
+            ("invited", "dr.invited"),
             ("zhang", "patient.zhang"),
         ] {
             let (_, me) = app.get("/api/v1/me", &tokens[user]).await;
@@ -368,12 +386,45 @@ impl<'a> World<'a> {
                 ids.insert("patient", me["patient_id"].as_str().unwrap().to_string());
             }
         }
+        // Two kiosks of the patient's centre; the second revoked.
+        for name in ["kiosk", "kiosk.revoked"] {
+            let body = json!({"kind": "kiosk", "label": name, "organisation_id": ids["centre"]});
+            let (status, d) = app.post("/api/v1/devices", &admin, &body).await;
+            assert_eq!(status, 201, "{d}");
+            ids.insert(name, d["device"]["id"].as_str().unwrap().to_string());
+        }
+        let (status, _) =
+            app.post(&format!("/api/v1/devices/{}/revoke", ids["kiosk.revoked"]), &admin, &json!({})).await;
+        assert_eq!(status, 200);
         let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
         World { app, client, tokens, ids }
     }
 
     fn token(&self, caller: &str) -> &str {
         &self.tokens[caller]
+    }
+
+    /// What a kiosk's check-in hands the patient for consultation `c` (`kiosk::patient_access`):
+    /// the consultation and the patient's readings, through the kiosk `caller` names.
+    async fn kiosk_access(&self, caller: &str, c: &str) -> String {
+        let zhang = &self.ids["zhang"];
+        let (org, generation): (String, i64) =
+            sqlx::query_as("SELECT organisation_id, token_generation FROM users WHERE id = $1")
+                .bind(zhang)
+                .fetch_one(&self.app.state.db.pool)
+                .await
+                .unwrap();
+        let subject = teleconsult::auth::jwt::Subject {
+            user_id: zhang,
+            name: "patient.zhang",
+            role: teleconsult::auth::Role::Patient,
+            org: &org,
+            generation,
+            family: "",
+            device: &self.ids[caller],
+        };
+        let scope = format!("consultation:{c} readings:{}", self.ids["patient"]);
+        self.app.state.jwt.issue_scoped(subject, &scope, 600).unwrap().0
     }
 
     async fn upload(&self, c: &str, name: &str, bytes: Vec<u8>) -> String {
@@ -404,7 +455,8 @@ impl<'a> World<'a> {
         let body = json!({
             "patient_id": self.ids["patient"], "reason": "反复胸闷两周", "record_summary": "高血压 10 年",
             "specialty": "cardiology", "min_title": "attending", "urgency": "urgent", "mode": "mdt",
-            "addressee": {"kind": "mdt", "expert_ids": [self.ids["wang"], self.ids["declined"]]}, "consent": consent(),
+            "addressee": {"kind": "mdt", "expert_ids": [self.ids["wang"], self.ids["declined"], self.ids["invited"]]},
+            "consent": consent(),
         });
         let (status, c) = app.post("/api/v1/consultations", li, &body).await;
         assert_eq!(status, 201, "{c}");
@@ -664,7 +716,13 @@ async fn call(world: &World<'_>, r: &Row, case: &Case, caller: &str) -> Answer {
     // A connection the server closes after refusing a request whose body it did not read is
     // not reused: every call has its own.
     let mut req = world.client.request(method, url);
-    let token = world.token(caller);
+    let minted;
+    let token = if caller.starts_with("kiosk") {
+        minted = world.kiosk_access(caller, case.0.get("c").map(String::as_str).unwrap_or("")).await;
+        &minted
+    } else {
+        world.token(caller)
+    };
     if !token.is_empty() {
         req = req.bearer_auth(token);
     }
@@ -771,6 +829,7 @@ fn verdict(expect: char, status: u16) -> bool {
 
 fn expectations(r: &Row) -> Vec<char> {
     let e: Vec<char> = r.expect.chars().filter(|c| !c.is_whitespace()).collect();
+
     assert_eq!(
         e.len(),
         CALLERS.len(),
@@ -819,7 +878,7 @@ async fn the_matrix_holds(app: &TestApp) {
         for (i, caller) in CALLERS.iter().enumerate() {
             // Writing rows get a fresh consultation per caller who reaches the handler.
             let fresh;
-            let case = if writes && !matches!(*caller, "anonymous" | "deactivated") {
+            let case = if writes && !matches!(*caller, "anonymous" | "deactivated" | "kiosk.revoked") {
                 fresh = world.case(&needs(r)).await;
                 &fresh
             } else {

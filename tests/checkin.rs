@@ -207,6 +207,11 @@ async fn booked_today(app: &TestApp, zone: &str) -> String {
 }
 
 async fn kiosk_token(app: &TestApp, org: &str, kind: &str, patient: Option<&str>) -> String {
+    issue_device(app, org, kind, patient).await.1
+}
+
+/// A new device of `org` issued by the administrator: its id and its token.
+async fn issue_device(app: &TestApp, org: &str, kind: &str, patient: Option<&str>) -> (String, String) {
     let admin = app.login("admin").await;
     let (status, d) = app
         .post(
@@ -216,7 +221,7 @@ async fn kiosk_token(app: &TestApp, org: &str, kind: &str, patient: Option<&str>
         )
         .await;
     assert_eq!(status, 201, "{d}");
-    d["token"].as_str().unwrap().to_string()
+    (d["device"]["id"].as_str().unwrap().to_string(), d["token"].as_str().unwrap().to_string())
 }
 
 async fn a_patient_checks_in_by_card_or_number_and_waits_in_the_lobby(app: &TestApp) {
@@ -403,6 +408,78 @@ async fn failed_lookups_are_throttled_per_kiosk(app: &TestApp) {
     assert_eq!(status, 200, "{body}");
 }
 
+/// The close code the signaling connection at `ws` gets within `within`, skipping messages.
+async fn closed_within(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    within: std::time::Duration,
+) -> u16 {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    tokio::time::timeout(within, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => break u16::from(frame.code),
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("closed in time")
+}
+
+/// A kiosk stolen or retired is revoked by the administrator: the access it handed out to a
+/// patient it checked in ends at once (every route, a new join), and the call the patient is in
+/// from it ends at the next heartbeat; the patient's own sign-in elsewhere is untouched.
+async fn a_revoked_kiosk_ends_the_access_it_handed_out(app: &TestApp) {
+    use futures_util::StreamExt;
+    let consultation = booked_today(app, &app.state.config.kiosk_time_zone.clone()).await;
+    let centre = org_of(app, "dr.li").await;
+    let (kiosk_id, kiosk) = issue_device(app, &centre, "kiosk", None).await;
+    let own = app.login("patient.zhang").await;
+    let qr = Tchc1::encode("4401060000000001", "DEMO-EHC", date("2036-12-31"));
+    let (status, answer) = device_post(app, &kiosk, "/api/v1/kiosk/checkin", &json!({"qr": qr})).await;
+    assert_eq!((status, answer["message_code"].as_str()), (200, Some("in_lobby")), "{answer}");
+    let access = answer["access"]["access_token"].as_str().unwrap().to_string();
+    let own_path = format!("/api/v1/consultations/{consultation}");
+    let join_path = format!("/api/v1/consultations/{consultation}/join");
+    let (status, join) = app.post(&join_path, &access, &json!({})).await;
+    assert_eq!(status, 200, "{join}");
+    let (mut ws, _) = tokio_tungstenite::connect_async(join["ws_url"].as_str().unwrap()).await.unwrap();
+    let joined = tokio::time::timeout(std::time::Duration::from_secs(15), ws.next()).await.unwrap().unwrap().unwrap();
+    assert!(joined.to_text().unwrap().contains("\"joined\""), "{joined:?}");
+    // A second join before the revocation: its ticket is redeemed after it.
+    let (status, late) = app.post(&join_path, &access, &json!({})).await;
+    assert_eq!(status, 200, "{late}");
+
+    let admin = app.login("admin").await;
+    let (status, body) = app.post(&format!("/api/v1/devices/{kiosk_id}/revoke"), &admin, &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+
+    for (status, body) in [
+        app.get(&own_path, &access).await,
+        app.get("/api/v1/me", &access).await,
+        app.post(&join_path, &access, &json!({})).await,
+    ] {
+        assert_eq!((status, body["code"].as_str()), (401, Some("device_revoked")), "{body}");
+    }
+    let (mut late_ws, _) = tokio_tungstenite::connect_async(late["ws_url"].as_str().unwrap()).await.unwrap();
+    assert_eq!(closed_within(&mut late_ws, std::time::Duration::from_secs(15)).await, 4001, "ticket refused");
+    assert_eq!(closed_within(&mut ws, std::time::Duration::from_secs(20)).await, 4005, "access revoked");
+    // Her own sign-in is hers, not the kiosk's.
+    let (status, c) = app.get(&own_path, &own).await;
+    assert_eq!(status, 200, "{c}");
+    // The refusal is in the audit trail, with the kiosk.
+    let events = audit_events(app, "").await;
+    assert!(
+        events.iter().any(|e| e["action"] == "authenticate"
+            && e["outcome"] == "denied"
+            && e["resource_id"] == kiosk_id.as_str()
+            && e["detail"].as_str().unwrap_or("").contains(&own_path)),
+        "{events:?}"
+    );
+}
+
 mod lobby {
     use super::*;
 
@@ -428,6 +505,19 @@ mod lobby {
     async fn postgres() {
         if let Some(app) = spawn(Backend::Postgres).await {
             a_patient_checks_in_by_card_or_number_and_waits_in_the_lobby(&app).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn revoked_kiosk_sqlite() {
+        let app = spawn(Backend::Sqlite).await.unwrap();
+        a_revoked_kiosk_ends_the_access_it_handed_out(&app).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn revoked_kiosk_postgres() {
+        if let Some(app) = spawn(Backend::Postgres).await {
+            a_revoked_kiosk_ends_the_access_it_handed_out(&app).await;
         }
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 async fn consultation(app: &TestApp) -> String {
     let request = app.consultation().reason("follow-up of a lung nodule").specialty("radiology").urgency("routine");
-    request.mode("imaging_review").addressed_to("dr.chen").requested().await
+    request.mode("imaging_review").addressed_to("dr.chen").accepted().await
 }
 
 fn fixture(name: &str) -> Vec<u8> {

@@ -93,6 +93,15 @@ async fn patient_sees_only_own_record_and_its_access_log(app: &TestApp) {
     let admin = app.login("admin").await;
     let (_, all) = app.get(&format!("/api/v1/audit?patient_id={liu_id}"), &admin).await;
     assert!(all["items"].as_array().unwrap().iter().any(|e| e["outcome"] == "denied" && e["actor_role"] == "patient"));
+    // Reading the trail is itself in the trail, with the patient it was read for.
+    let (_, again) = app.get(&format!("/api/v1/audit?patient_id={liu_id}"), &admin).await;
+    assert!(
+        again["items"].as_array().unwrap().iter().any(|e| e["action"] == "read"
+            && e["resource_type"] == "audit_trail"
+            && e["actor_role"] == "admin"
+            && e["patient_id"] == liu_id.as_str()),
+        "{again}"
+    );
     let (status, _) = app.get("/api/v1/audit", &li).await;
     assert_eq!(status, 403);
 }
@@ -186,6 +195,7 @@ async fn forged_and_expired_tokens_are_refused(app: &TestApp) {
             org: "o",
             generation: 0,
             family: "",
+            device: "",
         })
         .unwrap();
     assert_eq!(app.get("/api/v1/me", &t).await.0, 401);

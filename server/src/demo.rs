@@ -130,6 +130,7 @@ async fn load_patients(db: &Db, sites: &Sites, admin: &str) -> Result<(), ApiErr
         org: sites.hospital.clone(),
         client_addr: "demo-loader".into(),
         family: String::new(),
+        device: None,
     };
     for (username, name, sex, birth, phone, rid17, card) in [
         ("patient.zhang", "张秀英", "female", "1948-05-12", "13800000001", "11010519480512002", "4401060000000001"),

@@ -21,6 +21,9 @@ pub struct AuthUser {
     pub client_addr: String,
     /// The refresh-token family the access token came with (empty if none).
     pub family: String,
+    /// The device the access token was handed out through (a kiosk's check-in), if any:
+    /// checked on every request, and carried into the signaling seat the token takes.
+    pub device: Option<String>,
 }
 
 impl AuthUser {

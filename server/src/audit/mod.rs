@@ -296,5 +296,22 @@ async fn list(
         before: Some(&cursor),
     };
     let rows = store::events(&state.db, filter, limit + 1).await?;
-    Ok(Json(crate::api::page(rows, limit as usize, |r| r.id.clone())))
+    let page = crate::api::page(rows, limit as usize, |r| r.id.clone());
+    // Reading the trail is itself a read of what was done with patients' records.
+    let mut asked: Vec<String> = Vec::new();
+    if let Some(a) = &f.actor_id {
+        asked.push(format!("actor {a}"));
+    }
+    if let Some(from) = &f.from {
+        asked.push(format!("from {}", crate::db::ts((*from).into())));
+    }
+    if let Some(to) = &f.to {
+        asked.push(format!("to {}", crate::db::ts((*to).into())));
+    }
+    event(&user, "read", "audit_trail", "")
+        .maybe_patient(f.patient_id.clone())
+        .detail(format!("{} events{}{}", page.items.len(), if asked.is_empty() { "" } else { "; " }, asked.join(", ")))
+        .record(&state.db)
+        .await?;
+    Ok(Json(page))
 }

@@ -33,6 +33,10 @@ pub struct Claims {
     /// ([`scope_allows`]).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub scope: String,
+    /// The device the token was handed out through (a kiosk's check-in; empty for a sign-in):
+    /// the token ends with the device, when it is revoked or its organisation deactivated.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dev: String,
 }
 
 /// Pure: whether a token restricted to `scope` may be used on `path`. A scope is one or
@@ -74,6 +78,8 @@ pub struct Subject<'a> {
     pub org: &'a str,
     pub generation: i64,
     pub family: &'a str,
+    /// The device handing the token out (empty: none, the user signed in).
+    pub device: &'a str,
 }
 
 pub struct JwtKeys {
@@ -124,6 +130,7 @@ impl JwtKeys {
             gen: s.generation,
             fam: s.family.to_string(),
             scope: scope.to_string(),
+            dev: s.device.to_string(),
         };
         Ok((jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?, exp))
     }
@@ -170,7 +177,7 @@ mod tests {
     use super::*;
 
     fn subject(user_id: &'static str, name: &'static str, role: Role, org: &'static str) -> Subject<'static> {
-        Subject { user_id, name, role, org, generation: 0, family: "" }
+        Subject { user_id, name, role, org, generation: 0, family: "", device: "" }
     }
 
     fn keys() -> JwtKeys {
@@ -212,6 +219,7 @@ mod tests {
             gen: 0,
             fam: String::new(),
             scope: String::new(),
+            dev: String::new(),
         };
         let expired = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),

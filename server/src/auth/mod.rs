@@ -42,6 +42,21 @@ impl FromRequestParts<AppState> for AuthUser {
             .map_err(|e| ApiError::unauthorized(format!("the access token is not valid: {e}")))?;
         let account = state.accounts.state(&claims.sub).await?;
         accounts::decide(claims.gen, account, parts.uri.path())?;
+        let ClientAddr(client_addr) = ClientAddr::of(parts, &state.trusted_proxies);
+        // Access handed out by a device (a kiosk's check-in) lasts only as long as the device.
+        if !claims.dev.is_empty() && !crate::devices::store::is_active(&state.db, &claims.dev).await? {
+            crate::audit::device_event(Some(&claims.dev), &client_addr, "authenticate", "device", &claims.dev)
+                .outcome(crate::audit::Outcome::Denied)
+                .detail(format!("access handed out by a device no longer active (revoked, or its organisation deactivated), for {}, on {}", claims.sub, parts.uri.path()))
+                .record(&state.db)
+                .await?;
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                ErrorCode::DeviceRevoked,
+                "Device revoked",
+                "the kiosk that handed out this access has been revoked; check in again, or sign in",
+            ));
+        }
         if !jwt::scope_allows(&claims.scope, parts.uri.path()) {
             return Err(ApiError::new(
                 axum::http::StatusCode::FORBIDDEN,
@@ -50,7 +65,6 @@ impl FromRequestParts<AppState> for AuthUser {
                 "this access was handed out for one consultation only (a kiosk check-in); sign in for anything else",
             ));
         }
-        let ClientAddr(client_addr) = ClientAddr::of(parts, &state.trusted_proxies);
         Ok(AuthUser {
             id: claims.sub,
             username: claims.name,
@@ -58,6 +72,7 @@ impl FromRequestParts<AppState> for AuthUser {
             org: claims.org,
             client_addr,
             family: claims.fam,
+            device: (!claims.dev.is_empty()).then_some(claims.dev),
         })
     }
 }

@@ -129,6 +129,7 @@ async fn issue_tokens(
             org: &user.organisation_id,
             generation: user.token_generation,
             family,
+            device: "",
         })
         .map_err(ApiError::internal)?;
     let mut raw = [0u8; 32];

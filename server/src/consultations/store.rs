@@ -170,6 +170,41 @@ pub async fn role_of(db: &Db, consultation_id: &str, user_id: &str) -> ApiResult
     row.map(|r| ParticipantRole::try_from(r.0).map_err(ApiError::internal)).transpose()
 }
 
+/// The status of `user_id` as an expert of the consultation (`invited`, `accepted`,
+/// `active`, `declined`), if they are one.
+pub async fn expert_status(db: &Db, consultation_id: &str, user_id: &str) -> ApiResult<Option<String>> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT status FROM consultation_participants WHERE consultation_id = $1 AND user_id = $2 AND role = 'expert'",
+    )
+    .bind(consultation_id)
+    .bind(user_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// Refuses (403, audited as `action` denied) an expert invited to the consultation who has not
+/// answered yet: until they accept it they may read it, to decide, and accept or decline it;
+/// nothing else (its appointments, files, images, room, the patient's readings and plans).
+pub async fn require_answered(db: &Db, consultation_id: &str, user: &AuthUser, action: &str) -> ApiResult<()> {
+    if user.role != Role::Expert || expert_status(db, consultation_id, &user.id).await?.as_deref() != Some("invited") {
+        return Ok(());
+    }
+    crate::audit::event(user, action, "consultation", consultation_id)
+        .outcome(crate::audit::Outcome::Denied)
+        .detail("invitation not answered")
+        .record(db)
+        .await?;
+    Err(invitation_unanswered())
+}
+
+/// The refusal of an expert who has not answered the invitation yet.
+pub fn invitation_unanswered() -> ApiError {
+    ApiError::forbidden(
+        "accept the consultation first: an invited expert may read it and accept or decline it, nothing more",
+    )
+}
+
 /// [`role_of`] by its name (`requester`, `expert`, `patient`).
 pub async fn participant_role(db: &Db, consultation_id: &str, user_id: &str) -> ApiResult<Option<String>> {
     Ok(role_of(db, consultation_id, user_id).await?.map(|r| r.as_str().to_string()))
@@ -964,6 +999,7 @@ mod tests {
             org: "o1".into(),
             client_addr: String::new(),
             family: String::new(),
+            device: None,
         }
     }
 

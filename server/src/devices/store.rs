@@ -35,6 +35,20 @@ pub async fn by_token_hash(db: &Db, token_hash: &str) -> ApiResult<Option<TokenR
     .await?)
 }
 
+/// Whether the device may still act: not revoked, and its organisation active. Asked on
+/// every request of an access a device handed out (a kiosk's check-in), and at every
+/// heartbeat of the call it joined.
+pub async fn is_active(db: &Db, id: &str) -> ApiResult<bool> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM devices d JOIN organisations o ON o.id = d.organisation_id
+          WHERE d.id = $1 AND d.revoked_at IS NULL AND o.active = 1",
+    )
+    .bind(id)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(n > 0)
+}
+
 pub async fn touch_last_seen(db: &Db, id: &str, at: &str) -> ApiResult<()> {
     sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2")
         .bind(at)

@@ -8,7 +8,7 @@
 
 use super::routes::{payload_too_large, read_all, MAX_RENDER_BYTES};
 use super::storage::ObjectWriter;
-use super::{access, ingest, new_file_key, storage_error, ConsultationAccess, Files, Intake, Stored};
+use super::{access, access_to_add, ingest, new_file_key, storage_error, ConsultationAccess, Files, Intake, Stored};
 use crate::api::{Path, Query, Routes};
 use crate::app::AppState;
 use crate::auth::AuthUser;
@@ -607,7 +607,7 @@ async fn store_into(
     body: Body,
 ) -> ApiResult<Response> {
     negotiate::dicom_json(&headers)?;
-    let consultation = access(&state.db, &user, &cid).await?;
+    let consultation = access_to_add(&state.db, &user, &cid).await?;
     let boundary = stow_boundary(&headers)?;
     let mut stow = Stow {
         state: &state,

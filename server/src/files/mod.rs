@@ -125,6 +125,14 @@ pub async fn access(db: &Db, user: &AuthUser, consultation_id: &str) -> ApiResul
     }
 }
 
+/// [`access`] to add to a consultation's files (an upload, a resumable upload, a DICOM
+/// store): an expert of the consultation once they have accepted it.
+pub async fn access_to_add(db: &Db, user: &AuthUser, consultation_id: &str) -> ApiResult<ConsultationAccess> {
+    let consultation = access(db, user, consultation_id).await?;
+    crate::consultations::store::require_answered(db, consultation_id, user, "upload").await?;
+    Ok(consultation)
+}
+
 /// A stored file as listed and returned after an upload.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct FileView {

@@ -3,7 +3,9 @@
 //! their limit is `files_max_upload_bytes`.
 
 use super::classify::{content_disposition, parse_range, sanitize_filename, RangeRequest};
-use super::{access, ingest, new_file_key, readable_file, storage_error, store, FileView, Files, Intake, Stored};
+use super::{
+    access, access_to_add, ingest, new_file_key, readable_file, storage_error, store, FileView, Files, Intake, Stored,
+};
 use crate::api::{Json, Path, Query, Routes};
 use crate::app::AppState;
 use crate::auth::AuthUser;
@@ -111,7 +113,7 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<FileView>)> {
-    let consultation = access(&state.db, &user, &consultation_id).await?;
+    let consultation = access_to_add(&state.db, &user, &consultation_id).await?;
     let max = state.files.max_upload_bytes;
     if declared_length(&headers).is_some_and(|n| n > max) {
         return Err(payload_too_large(max));

@@ -12,7 +12,7 @@
 
 use super::routes::payload_too_large;
 use super::store::{self, Upload};
-use super::{access, ingest, new_file_key, storage_error, ConsultationAccess, FileView, Intake, Stored};
+use super::{access, access_to_add, ingest, new_file_key, storage_error, ConsultationAccess, FileView, Intake, Stored};
 use crate::api::{Path, Routes};
 use crate::app::AppState;
 use crate::auth::AuthUser;
@@ -268,7 +268,7 @@ async fn create(
     respond(
         async {
             require_tus(&headers)?;
-            let consultation = access(&state.db, &user, &consultation_id).await?;
+            let consultation = access_to_add(&state.db, &user, &consultation_id).await?;
             if headers.contains_key("upload-defer-length") {
                 return Err(ApiError::bad_request(ErrorCode::LengthRequired, "deferred lengths are not supported"));
             }

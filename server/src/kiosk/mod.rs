@@ -324,10 +324,13 @@ async fn patient_account(db: &Db, patient: &Found) -> ApiResult<Option<UserView>
     })
 }
 
-/// Access for the kiosk to join consultation `b` as the patient, and nothing else.
+/// Access for the kiosk to join consultation `b` as the patient, and nothing else; it names
+/// the kiosk, and ends when the kiosk is revoked (or its organisation deactivated), in the
+/// call too.
 fn patient_access(
     jwt: &JwtKeys,
     ttl: u64,
+    device: &DeviceAuth,
     user: UserView,
     b: &store::Booked,
     patient: &Found,
@@ -341,6 +344,7 @@ fn patient_access(
                 org: &user.organisation_id,
                 generation: user.token_generation,
                 family: "",
+                device: &device.device_id,
             },
             &format!("consultation:{} readings:{}", b.id, patient.id),
             ttl,
@@ -402,7 +406,7 @@ async fn checkin(
     let Some(user) = patient_account(&state.db, &patient).await? else {
         return Ok(Json(answer("no_patient_account", Some(consultation), None)));
     };
-    let access = patient_access(&state.jwt, state.config.kiosk_session_ttl_secs, user, &b, &patient)?;
+    let access = patient_access(&state.jwt, state.config.kiosk_session_ttl_secs, &device, user, &b, &patient)?;
     Ok(Json(answer("in_lobby", Some(consultation), Some(access))))
 }
 

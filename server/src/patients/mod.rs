@@ -99,6 +99,22 @@ pub async fn load_for(db: &Db, user: &AuthUser, id: &str, action: &str) -> ApiRe
     }
 }
 
+/// Refuses (403, audited as `action` denied) an expert who sees the patient only through
+/// invitations they have not answered: they write to the patient's record (plans, visits)
+/// once they have accepted one of the patient's consultations ([`store::expert_acts_for`]).
+pub async fn require_acting(db: &Db, user: &AuthUser, id: &str, action: &str) -> ApiResult<()> {
+    if user.role != Role::Expert || store::expert_acts_for(db, id, &user.id).await? {
+        return Ok(());
+    }
+    audit::event(user, action, "patient", id)
+        .patient(id)
+        .outcome(Outcome::Denied)
+        .detail("invitation not answered")
+        .record(db)
+        .await?;
+    Err(crate::consultations::store::invitation_unanswered())
+}
+
 /// Visible patients whose name starts with `name_prefix` (empty: any) and whose platform id
 /// or resident ID number is `identifier` (empty: any; the number only for callers who see
 /// it in full), ordered by id, presented for the caller; each one returned is audited as

@@ -387,6 +387,23 @@ pub async fn by_resident_id(db: &Db, viewer: Viewer<'_>, number: &str, birth_dat
     Ok(q.build_query_as().fetch_optional(&db.pool).await?)
 }
 
+/// Whether expert `user_id` acts for patient `patient_id`: an expert of one of the patient's
+/// consultations who has accepted it, or the clinician a live referral of the patient is
+/// assigned to (an invitation not answered yet lets them read the record, not write to it).
+pub async fn expert_acts_for(db: &Db, patient_id: &str, user_id: &str) -> ApiResult<bool> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM consultations c JOIN consultation_participants cp ON cp.consultation_id = c.id
+                  WHERE c.patient_id = $1 AND cp.user_id = $2 AND cp.role = 'expert' AND cp.status IN ('accepted', 'active'))
+              + (SELECT COUNT(*) FROM referrals
+                  WHERE patient_id = $1 AND assigned_to = $2 AND status IN ('requested', 'accepted'))",
+    )
+    .bind(patient_id)
+    .bind(user_id)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(n > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -113,6 +113,7 @@ pub async fn post_plan(
         return Err(ApiError::forbidden("doctors create follow-up plans"));
     }
     let patient = crate::patients::load_for(&state.db, &user, &p.patient_id, "plan_follow_up").await?;
+    crate::patients::require_acting(&state.db, &user, &patient.id, "plan_follow_up").await?;
     // A plan names only a consultation or referral of the same patient that the caller sees.
     if let Some(cid) = &p.consultation_id {
         super::referrals::consultation_of_patient(&state.db, &user, cid, &patient.id).await?;
@@ -187,6 +188,7 @@ pub async fn patch_visit(
     crate::patients::load_for(&state.db, &user, &visit.patient_id, "read_for_update")
         .await
         .map_err(|_| ApiError::not_found("visit"))?;
+    crate::patients::require_acting(&state.db, &user, &visit.patient_id, "update_follow_up_visit").await?;
     let status = match p.status.as_deref() {
         None => None,
         Some(s) => {

@@ -259,22 +259,11 @@ const OPINION_SELECT: &str = "SELECT id, consultation_id, author_id, kind, versi
     recommendations, referral_advice, follow_up_advice, patient_summary, amendment_reason, signer_name, signer_title, signed_at, content_sha256,
     created_at, updated_at FROM opinions";
 
-/// The caller's status as an expert participant of the consultation, if they are one.
 /// Whether `user_id` is an expert of the consultation who has accepted it (the one who may write
 /// its opinion and notes and complete it; one invited who has not answered may only read).
 pub async fn expert_has_accepted(db: &Db, consultation_id: &str, user_id: &str) -> ApiResult<bool> {
-    Ok(matches!(expert_participation(db, consultation_id, user_id).await?.as_deref(), Some("accepted" | "active")))
-}
-
-async fn expert_participation(db: &Db, consultation_id: &str, user_id: &str) -> ApiResult<Option<String>> {
-    let row: Option<(String,)> = sqlx::query_as(
-        "SELECT status FROM consultation_participants WHERE consultation_id = $1 AND user_id = $2 AND role = 'expert'",
-    )
-    .bind(consultation_id)
-    .bind(user_id)
-    .fetch_optional(&db.pool)
-    .await?;
-    Ok(row.map(|r| r.0))
+    let status = crate::consultations::store::expert_status(db, consultation_id, user_id).await?;
+    Ok(matches!(status.as_deref(), Some("accepted" | "active")))
 }
 
 /// Every opinion version of a consultation; drafts only the viewer's own.

@@ -202,7 +202,20 @@ async fn book(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-/// Loads an appointment and its consultation if the caller may act on it.
+/// Loads an appointment and its consultation if the caller may change it (an expert of the
+/// consultation once they have accepted it).
+async fn appointment_to_change(
+    db: &Db,
+    user: &AuthUser,
+    id: &str,
+    action: &str,
+) -> ApiResult<(AppointmentView, cstore::ConsultationCore)> {
+    let (a, c) = appointment_for(db, user, id, action).await?;
+    cstore::require_answered(db, &c.id, user, action).await?;
+    Ok((a, c))
+}
+
+/// Loads an appointment and its consultation if the caller may see it.
 async fn appointment_for(
     db: &Db,
     user: &AuthUser,
@@ -229,7 +242,7 @@ async fn reschedule(
     Json(b): Json<RescheduleBody>,
 ) -> ApiResult<Json<AppointmentView>> {
     let reason = Reason::parse(&b.reason).map_err(|e| ApiError::validation("reason", e.to_string()))?;
-    let (a, c) = appointment_for(&state.db, &user, &id, "reschedule").await?;
+    let (a, c) = appointment_to_change(&state.db, &user, &id, "reschedule").await?;
     let start = super::within_horizon(&state.config, "start", b.start.into())?;
     if a.status != AppointmentStatus::Booked {
         return Err(ApiError::conflict(ErrorCode::InvalidTransition, format!("the appointment is {}", a.status)));
@@ -255,7 +268,7 @@ async fn cancel(
     Json(b): Json<CancelBody>,
 ) -> ApiResult<Json<AppointmentView>> {
     let reason = Reason::parse(&b.reason).map_err(|e| ApiError::validation("reason", e.to_string()))?;
-    let (a, c) = appointment_for(&state.db, &user, &id, "cancel_appointment").await?;
+    let (a, c) = appointment_to_change(&state.db, &user, &id, "cancel_appointment").await?;
     let mut tx = state.db.begin_write().await?;
     let from = cstore::lock(&mut tx, &c.id).await?;
     if !store::cancel_appointment(&mut tx, &a.id, reason.as_str()).await? {
@@ -293,7 +306,7 @@ async fn no_show(
     if !matches!(b.participant.as_str(), "expert" | "community_doctor" | "patient") {
         return Err(ApiError::validation("participant", "expert, community_doctor or patient"));
     }
-    let (a, c) = appointment_for(&state.db, &user, &id, "no_show").await?;
+    let (a, c) = appointment_to_change(&state.db, &user, &id, "no_show").await?;
     let start = DateTime::parse_from_rfc3339(&a.start).map(|t| t.with_timezone(&Utc)).unwrap_or_else(|_| Utc::now());
     if start > Utc::now() {
         return Err(ApiError::conflict(ErrorCode::NotStarted, "a no-show is recorded after the appointment's start"));

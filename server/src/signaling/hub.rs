@@ -678,6 +678,7 @@ impl EventSink for RoomHub {
                             org: String::new(),
                             client_addr,
                             family: String::new(),
+                            device: None,
                         };
                         records.push(Record::Chat { room: room.clone(), id, participant, actor, text, at });
                     }

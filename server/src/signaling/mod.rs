@@ -182,6 +182,16 @@ async fn join(
         crate::consultations::store::load_for(&state.db, &user, &id, "join").await?;
         return Err(ApiError::not_found("consultation"));
     };
+    if role.as_deref() == Some("invited") {
+        // An expert invited who has not answered: the room is for those who took the case.
+        crate::audit::event(&user, "join", "consultation", &id)
+            .patient(&patient_id)
+            .outcome(crate::audit::Outcome::Denied)
+            .detail("invitation not answered")
+            .record(&state.db)
+            .await?;
+        return Err(crate::consultations::store::invitation_unanswered());
+    }
     crate::audit::event(&user, "join", "consultation", &id).patient(&patient_id).record(&state.db).await?;
     let role = role.map(|r| r.parse::<RoomRole>()).transpose()?.ok_or_else(|| {
         ApiError::new(
@@ -218,7 +228,7 @@ async fn join(
             return Err(err);
         }
     }
-    let (ticket, expires) = state.signaling.tickets.issue(&id, &user.id, role.as_str(), now);
+    let (ticket, expires) = state.signaling.tickets.issue(&id, &user.id, role.as_str(), user.device.as_deref(), now);
     let ws_url = format!("{}/api/v1/rtc?ticket={ticket}", ws_origin(&headers, &state.config));
     Ok((
         StatusCode::OK,

@@ -21,8 +21,17 @@ const ADMITTED: &str = "CASE WHEN t.room_role = 'patient' THEN
        ORDER BY e.at DESC, e.id DESC LIMIT 1)
    END";
 
+/// SQL: the device `column` names is not revoked and its organisation is active.
+fn device_active(column: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM devices d JOIN organisations o ON o.id = d.organisation_id
+                  WHERE d.id = {column} AND d.revoked_at IS NULL AND o.active = 1)"
+    )
+}
+
 /// Stores the seat each ticket gives, if the ticket was not used before, its account is
-/// active and its holder takes part in the consultation: one conditional `INSERT` whose
+/// active (and the device whose access took the ticket, if any) and its holder takes part in
+/// the consultation: one conditional `INSERT` whose
 /// unique index on the ticket's hash makes "exactly once" hold under concurrency on both
 /// backends and on every instance (the seat holds its participant, the hash of its first
 /// resume token, the account's token generation now, and lasts until `seat_expires`). Then
@@ -34,18 +43,22 @@ pub(super) async fn use_up(
     now: DateTime<Utc>,
     seat_expires: DateTime<Utc>,
 ) -> ApiResult<Vec<Redeemed>> {
-    const COLUMNS: usize = 6;
+    const COLUMNS: usize = 7;
     let insert = format!(
-        "WITH v (participant_id, consultation_id, user_id, room_role, resume_hash, ticket_hash) AS (VALUES {})
+        "WITH v (participant_id, consultation_id, user_id, room_role, resume_hash, ticket_hash, device_id) AS (VALUES {})
          INSERT INTO signaling_seats
-               (participant_id, consultation_id, user_id, room_role, resume_hash, generation, ticket_hash, expires_at, created_at)
-         SELECT v.participant_id, v.consultation_id, v.user_id, v.room_role, v.resume_hash, u.token_generation, v.ticket_hash, $1, $2
+               (participant_id, consultation_id, user_id, room_role, resume_hash, generation, ticket_hash, device_id,
+                expires_at, created_at)
+         SELECT v.participant_id, v.consultation_id, v.user_id, v.room_role, v.resume_hash, u.token_generation, v.ticket_hash,
+                NULLIF(v.device_id, ''), $1, $2
            FROM v JOIN users u ON u.id = v.user_id AND u.active = 1
           WHERE EXISTS (SELECT 1 FROM consultation_participants p
                          WHERE p.consultation_id = v.consultation_id AND p.user_id = v.user_id AND p.status <> 'declined')
+            AND (v.device_id = '' OR {DEVICE_ACTIVE})
          ON CONFLICT (ticket_hash) DO NOTHING
          RETURNING participant_id",
-        batch::values(rows.len(), COLUMNS, 3)
+        batch::values(rows.len(), COLUMNS, 3),
+        DEVICE_ACTIVE = device_active("v.device_id"),
     );
     let mut q = sqlx::query_as::<_, (String,)>(&insert).bind(ts(seat_expires)).bind(ts(now));
     for r in rows {
@@ -56,7 +69,8 @@ pub(super) async fn use_up(
             .bind(&c.user_id)
             .bind(&c.room_role)
             .bind(super::tickets::hash(&super::tickets::resume_token_with(&c.consultation_id, &r.resume_secret)))
-            .bind(&r.ticket_hash);
+            .bind(&r.ticket_hash)
+            .bind(c.device.as_deref().unwrap_or(""));
     }
     let turn = db.write_turn().await;
     let seated: Vec<(String,)> = q.fetch_all(&db.pool).await?;
@@ -81,6 +95,7 @@ pub(super) async fn use_up(
                 user_id: c.user_id.clone(),
                 display_name,
                 room_role: c.room_role.clone(),
+                device: c.device.clone(),
                 admitted: last.as_deref() == Some("admitted"),
             };
             answers.insert(participant, Redeemed::Admitted(ticket));
@@ -149,7 +164,9 @@ pub(super) async fn rotate_seats(
     if !rotated.is_empty() {
         let select = format!(
             "SELECT t.resume_hash, t.participant_id, t.consultation_id, t.user_id, u.display_name, t.room_role,
-                    CASE WHEN u.active = 1 AND u.token_generation = t.generation THEN 1 ELSE 0 END,
+                    t.device_id,
+                    CASE WHEN u.active = 1 AND u.token_generation = t.generation
+                          AND (t.device_id IS NULL OR {DEVICE_ACTIVE}) THEN 1 ELSE 0 END,
                     p.role,
                     CASE WHEN c.state IN ('scheduled', 'in_progress')
                           AND NOT EXISTS (SELECT 1 FROM room_events e
@@ -163,17 +180,31 @@ pub(super) async fn rotate_seats(
                LEFT JOIN consultation_participants p
                  ON p.consultation_id = t.consultation_id AND p.user_id = t.user_id AND p.status <> 'declined'
               WHERE t.resume_hash IN ({})",
-            batch::list(rotated.len(), 1)
+            batch::list(rotated.len(), 1),
+            DEVICE_ACTIVE = device_active("t.device_id"),
         );
-        // `valid`: the account active with the seat's token generation; `open`: the
+        // `valid`: the account active with the seat's token generation (and the device whose
+        // access took the seat, if any, not revoked); `open`: the
         // consultation live and the seat not ended on the room's timeline.
-        type Row = (String, String, String, String, String, String, i64, Option<String>, i64, Option<String>);
+        type Row =
+            (String, String, String, String, String, String, Option<String>, i64, Option<String>, i64, Option<String>);
         let mut q = sqlx::query_as::<_, Row>(&select);
         for (h,) in &rotated {
             q = q.bind(h);
         }
-        for (h, participant_id, consultation_id, user_id, display_name, room_role, valid, participant, open, last) in
-            q.fetch_all(&db.pool).await?
+        for (
+            h,
+            participant_id,
+            consultation_id,
+            user_id,
+            display_name,
+            room_role,
+            device,
+            valid,
+            participant,
+            open,
+            last,
+        ) in q.fetch_all(&db.pool).await?
         {
             let r = if valid != 1 {
                 SeatResumed::Revoked
@@ -189,6 +220,7 @@ pub(super) async fn rotate_seats(
                         user_id,
                         display_name,
                         room_role,
+                        device,
                         admitted: last.as_deref() == Some("admitted"),
                     },
                 })
@@ -299,7 +331,8 @@ pub(super) type JoinRow = (String, String, String, Option<String>, Option<String
 pub(super) async fn join_row(db: &Db, user: &AuthUser, consultation: &str) -> ApiResult<Option<JoinRow>> {
     let mut q = Filtered::new(
         "SELECT c.patient_id, c.state, c.urgency,
-                (SELECT p.role FROM consultation_participants p
+                (SELECT CASE WHEN p.role = 'expert' AND p.status = 'invited' THEN 'invited' ELSE p.role END
+                   FROM consultation_participants p
                   WHERE p.consultation_id = c.id AND p.user_id = ",
     );
     q.push_bind(user.id.clone());

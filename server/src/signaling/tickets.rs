@@ -107,18 +107,22 @@ pub struct Claims {
     pub room_role: String,
     /// Unix seconds; the ticket is refused from this second on.
     pub expires: i64,
+    /// The device whose access took the ticket (a kiosk's check-in), if any: the seat ends
+    /// with it.
+    pub device: Option<String>,
 }
 
 /// Longer than any ticket [`sign`] makes (about 200 characters): refused unread.
 const MAX_TICKET_LEN: usize = 512;
 
-/// A ticket for `claims`: base64url of `consultation~user~role~expires~nonce`, a dot, and
-/// base64url of its HMAC-SHA256 under `key`. The nonce (128 random bits) makes every ticket
-/// distinct, so two joins in the same second are two tickets.
+/// A ticket for `claims`: base64url of `consultation~user~role~expires~nonce` (and `~device`
+/// when a device's access took it), a dot, and base64url of its HMAC-SHA256 under `key`. The
+/// nonce (128 random bits) makes every ticket distinct, so two joins in the same second are
+/// two tickets.
 pub fn sign(key: &TicketKey, claims: &Claims) -> String {
     let mut nonce = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut nonce);
-    let payload = format!(
+    let mut payload = format!(
         "{}~{}~{}~{}~{}",
         claims.consultation_id,
         claims.user_id,
@@ -126,6 +130,10 @@ pub fn sign(key: &TicketKey, claims: &Claims) -> String {
         claims.expires,
         URL_SAFE_NO_PAD.encode(nonce)
     );
+    if let Some(device) = &claims.device {
+        payload.push('~');
+        payload.push_str(device);
+    }
     let body = URL_SAFE_NO_PAD.encode(payload);
     let mut mac = key.mac();
     mac.update(body.as_bytes());
@@ -147,13 +155,17 @@ pub fn verify(key: &TicketKey, ticket: &str, now: DateTime<Utc>) -> Option<Claim
     let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(body).ok()?).ok()?;
     let mut parts = payload.split('~');
     let (consultation_id, user_id, room_role, expires) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let (_nonce, None) = (parts.next()?, parts.next()) else { return None };
+    let (_nonce, device, None) = (parts.next()?, parts.next(), parts.next()) else { return None };
+    if device == Some("") {
+        return None;
+    }
     let expires: i64 = expires.parse().ok()?;
     (now.timestamp() < expires).then(|| Claims {
         consultation_id: consultation_id.to_string(),
         user_id: user_id.to_string(),
         room_role: room_role.to_string(),
         expires,
+        device: device.map(str::to_string),
     })
 }
 
@@ -164,6 +176,8 @@ pub struct Ticket {
     pub user_id: String,
     pub display_name: String,
     pub room_role: String,
+    /// The device whose access took the seat (a kiosk's check-in), if any.
+    pub device: Option<String>,
     /// A patient admitted by a doctor earlier in this consultation's room and not removed
     /// since (nor the call ended): enters the room again without waiting in the lobby, even
     /// when the room itself was lost (a restart of the instance that held it).
@@ -273,13 +287,15 @@ impl TicketDesk {
         }
     }
 
-    /// A new ticket for `user_id` to enter the consultation's room as `room_role`, and its
-    /// expiry ([`TICKET_TTL`] from `now`, to the second). Nothing is stored.
+    /// A new ticket for `user_id` to enter the consultation's room as `room_role` (through
+    /// `device`'s access, if any), and its expiry ([`TICKET_TTL`] from `now`, to the second).
+    /// Nothing is stored.
     pub fn issue(
         &self,
         consultation_id: &str,
         user_id: &str,
         room_role: &str,
+        device: Option<&str>,
         now: DateTime<Utc>,
     ) -> (String, DateTime<Utc>) {
         let expires = now.timestamp() + TICKET_TTL.num_seconds();
@@ -288,6 +304,7 @@ impl TicketDesk {
             user_id: user_id.to_string(),
             room_role: room_role.to_string(),
             expires,
+            device: device.map(str::to_string),
         };
         (sign(&self.key, &claims), DateTime::from_timestamp(expires, 0).unwrap_or(now + TICKET_TTL))
     }
@@ -361,6 +378,7 @@ mod tests {
             user_id: "0190f5d2-0000-7000-8000-000000000001".into(),
             room_role: "expert".into(),
             expires,
+            device: None,
         }
     }
 
@@ -376,6 +394,11 @@ mod tests {
         assert_eq!(verify(&key, &ticket, now + TimeDelta::seconds(29)), Some(c.clone()));
         assert_eq!(verify(&key, &ticket, now + TimeDelta::seconds(30)), None, "expired");
         assert_ne!(sign(&key, &c), ticket, "the nonce makes every ticket distinct");
+        let kiosk =
+            Claims { device: Some("0190f5d2-0000-7000-8000-00000000d001".into()), room_role: "patient".into(), ..c };
+        let through_kiosk = sign(&key, &kiosk);
+        assert!(through_kiosk.len() < MAX_TICKET_LEN, "{}", through_kiosk.len());
+        assert_eq!(verify(&key, &through_kiosk, now), Some(kiosk.clone()));
         assert!(!format!("{key:?}").contains(char::is_numeric), "the key is not printed");
     }
 
@@ -422,10 +445,13 @@ mod tests {
         };
         let far = now.timestamp() + 30;
         assert!(verify(&key, &signed(&format!("c~u~expert~{far}~n")), now).is_some(), "the form itself");
+        let with_device = verify(&key, &signed(&format!("c~u~patient~{far}~n~d")), now);
+        assert_eq!(with_device.and_then(|c| c.device).as_deref(), Some("d"), "a device's access");
         for payload in [
             String::new(),
             format!("c~u~expert~{far}"),
-            format!("c~u~expert~{far}~n~extra"),
+            format!("c~u~expert~{far}~n~"),
+            format!("c~u~expert~{far}~n~d~extra"),
             "c~u~expert~soon~n".to_string(),
             format!("c~u~expert~{}~n", i64::MIN),
         ] {

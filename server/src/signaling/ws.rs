@@ -192,7 +192,7 @@ async fn serve(state: AppState, socket: WebSocket, admission: Admission, addr: S
     let hub = state.signaling.clone();
     let conn: u64 = rand::random();
     let outbox = Arc::new(Outbox::new(OUTBOX_CAPACITY));
-    let room = match admission {
+    let (room, device) = match admission {
         Admission::Refuse(code, reason) => return refuse(socket, code, reason).await,
         Admission::Join { ticket: t, participant_id, resume_token } => {
             // Written by `POST join` from the participant's role; anything else is refused
@@ -213,7 +213,7 @@ async fn serve(state: AppState, socket: WebSocket, admission: Admission, addr: S
                 resume_hash: String::new(),
             };
             hub.join(&t.consultation_id, joiner, resume_token, outbox.clone(), &addr);
-            t.consultation_id
+            (t.consultation_id, t.device)
         }
         Admission::Resume { room, token, new_token, seat } => {
             let Ok(role) = seat.ticket.room_role.parse::<RoomRole>() else {
@@ -231,18 +231,26 @@ async fn serve(state: AppState, socket: WebSocket, admission: Admission, addr: S
                 resume_hash: String::new(),
             };
             hub.resume(&room, conn, &token, new_token, Some(restore), outbox.clone(), &addr);
-            room
+            (room, seat.ticket.device)
         }
     };
-    let end = pump(&state, socket, &room, conn, &outbox).await;
+    let end = pump(&state, socket, &room, conn, &outbox, device.as_deref()).await;
     if let End::Left = end {
         hub.message(&room, conn, ClientMessage::Leave, Instant::now());
     }
     hub.detach(&room, conn);
 }
 
-/// Reads, writes and pings until the connection ends.
-async fn pump(state: &AppState, mut socket: WebSocket, room: &str, conn: u64, outbox: &Outbox) -> End {
+/// Reads, writes and pings until the connection ends. A seat taken through a device's access
+/// (`device`: a kiosk's check-in) ends with the device, at the next heartbeat.
+async fn pump(
+    state: &AppState,
+    mut socket: WebSocket,
+    room: &str,
+    conn: u64,
+    outbox: &Outbox,
+    device: Option<&str>,
+) -> End {
     let hub = &state.signaling;
     let now = Instant::now();
     let mut limiter = RateLimiter::new(state.config.signaling_messages_per_second, now);
@@ -364,11 +372,14 @@ async fn pump(state: &AppState, mut socket: WebSocket, room: &str, conn: u64, ou
             }
             _ = ping.tick() => {
                 if let Some((user_id, generation)) = &account {
-                    let revoked = match state.accounts.state(user_id).await {
+                    let mut revoked = match state.accounts.state(user_id).await {
                         Ok(Some(a)) => !a.active || a.generation > *generation,
                         Ok(None) => true,
                         Err(_) => false,
                     };
+                    if let Some(device) = device {
+                        revoked |= matches!(crate::devices::store::is_active(&state.db, device).await, Ok(false));
+                    }
                     if revoked {
                         // Leaves the room for good: the seat is freed, so no resume brings it back.
                         close_with(&mut socket, close::ACCESS_REVOKED, "access revoked").await;

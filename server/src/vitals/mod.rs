@@ -258,7 +258,28 @@ async fn post_observations(
     Path(Id(id)): Path<Id>,
     body: JsonBatch<NewReading>,
 ) -> ApiResult<(StatusCode, Json<IngestAnswer>)> {
-    let access = access(&state.db, &user, &id, "create").await?;
+    let mut access = access(&state.db, &user, &id, "create").await?;
+    // An expert writes readings through the consultations they have accepted, not through an
+    // invitation they have not answered.
+    if let Some(theirs) = access.expert_consultations.take() {
+        let mut answered = Vec::with_capacity(theirs.len());
+        for c in theirs {
+            if crate::consultations::store::expert_status(&state.db, &c, &user.id).await?.as_deref() != Some("invited")
+            {
+                answered.push(c);
+            }
+        }
+        if answered.is_empty() {
+            audit::event(&user, "create", "observation", &id)
+                .patient(&id)
+                .outcome(Outcome::Denied)
+                .detail("invitation not answered")
+                .record(&state.db)
+                .await?;
+            return Err(crate::consultations::store::invitation_unanswered());
+        }
+        access.expert_consultations = Some(answered);
+    }
     let answer = ingest(&state, &Sender::User(user), &access, body.items, body.array).await?;
     let status = if answer.created > 0 { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(answer)))
