@@ -237,10 +237,37 @@ async fn an_invited_expert_writes_and_completes_only_once_accepted(app: &TestApp
     assert_eq!(status, 403, "{body}");
     let (status, body) = app.post(&format!("/api/v1/consultations/{id}/complete"), &chen, &json!({})).await;
     assert_eq!(status, 403, "{body}");
+    // Nor adds files, enters the room or records the patient's readings (defect: all three
+    // were open to him).
+    let upload = |token: String| async move {
+        let resp = app
+            .http
+            .post(app.url(&format!("/api/v1/consultations/{id}/files")))
+            .query(&[("name", "letter.pdf")])
+            .bearer_auth(token)
+            .body(b"%PDF-1.4\nan outside letter".to_vec())
+            .send()
+            .await
+            .unwrap();
+        common::split(resp).await
+    };
+    let (status, body) = upload(chen.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = app.post(&format!("/api/v1/consultations/{id}/join"), &chen, &json!({})).await;
+    assert_eq!(status, 403, "{body}");
+    let zhang = app.patient_id("patient.zhang").await;
+    let reading = json!({"kind": "blood_pressure", "systolic_mmhg": 150, "diastolic_mmhg": 95, "source": "clinic",
+        "measured_at": chrono::Utc::now().to_rfc3339(), "client_id": uuid::Uuid::new_v4()});
+    let (status, body) = app.post(&format!("/api/v1/patients/{zhang}/observations"), &chen, &reading).await;
+    assert_eq!(status, 403, "{body}");
     // Once he accepts, he writes.
     let (status, body) = app.post(&format!("/api/v1/consultations/{id}/accept"), &chen, &json!({})).await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = app.post(&format!("/api/v1/consultations/{id}/notes"), &chen, &note).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = upload(chen.clone()).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app.post(&format!("/api/v1/patients/{zhang}/observations"), &chen, &reading).await;
     assert_eq!(status, 201, "{body}");
     let (status, body) = app.post(&format!("/api/v1/consultations/{id}/notes"), &wang, &note).await;
     assert_eq!(status, 201, "{body}");
@@ -525,6 +552,37 @@ async fn a_coordinator_links_only_a_centre_no_hospital_holds(app: &TestApp) {
     assert_eq!(status, 201, "{body}");
 }
 db_test!(a_coordinator_links_only_a_centre_no_hospital_holds);
+
+/// Two coordinators linking the same new centre at the same moment: one link is made, the
+/// other refused (defect: on PostgreSQL both checks could pass before either link was written,
+/// and the centre's patients went to two hospitals without an admin's decision).
+async fn a_centre_linked_by_two_coordinators_at_once_goes_to_one(app: &TestApp) {
+    let (far, far_hospital) = far_coordinator(app).await;
+    let coord = app.login("coordinator").await;
+    let near_hospital = me(app, &coord).await["organisation_id"].as_str().unwrap().to_string();
+    let admin = app.login("admin").await;
+    for n in 0..8 {
+        let (status, centre) = app
+            .post("/api/v1/organisations", &admin, &json!({"name": format!("新设卫生站{n}"), "kind": "medical_corner"}))
+            .await;
+        assert_eq!(status, 201, "{centre}");
+        let centre = centre["id"].as_str().unwrap();
+        let (to_far, to_near) = (
+            json!({"hospital_id": far_hospital, "centre_id": centre}),
+            json!({"hospital_id": near_hospital, "centre_id": centre}),
+        );
+        let ((a, body_a), (b, body_b)) = tokio::join!(
+            app.post("/api/v1/consortium-links", &far, &to_far),
+            app.post("/api/v1/consortium-links", &coord, &to_near),
+        );
+        let mut got = [a, b];
+        got.sort();
+        assert_eq!(got, [201, 403], "{body_a} {body_b}");
+        let links = count(app, "SELECT COUNT(*) FROM consortium_links WHERE centre_id = $1", centre).await;
+        assert_eq!(links, 1, "centre {centre}");
+    }
+}
+db_test!(a_centre_linked_by_two_coordinators_at_once_goes_to_one);
 
 async fn a_coordinator_registers_patients_only_within_its_consortium(app: &TestApp) {
     let (far, _) = far_coordinator(app).await;

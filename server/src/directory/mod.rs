@@ -131,6 +131,7 @@ pub async fn create_link(db: &Db, hospital_id: &str, centre_id: &str) -> ApiResu
 pub async fn create_link_as(db: &Db, actor: &AuthUser, hospital_id: &str, centre_id: &str) -> ApiResult<String> {
     check_link_kinds(db, hospital_id, centre_id).await?;
     let mut tx = db.begin_write().await?;
+    store::lock_organisation(&mut tx, centre_id).await?;
     if actor.role == Role::Coordinator && store::centre_is_linked(&mut tx, centre_id).await? {
         return Err(ApiError::forbidden(
             "this centre is linked to a hospital already; only an admin links it to another",

@@ -142,6 +142,14 @@ pub async fn member_ids(db: &Db, organisation_id: &str) -> ApiResult<Vec<(String
         .collect()
 }
 
+/// Locks an organisation's row for the rest of the transaction (on PostgreSQL; SQLite's write
+/// transactions are serial already): two links of the same centre made at once are decided one
+/// after the other, the second seeing the first.
+pub async fn lock_organisation(conn: &mut sqlx::AnyConnection, id: &str) -> ApiResult<()> {
+    sqlx::query("UPDATE organisations SET updated_at = updated_at WHERE id = $1").bind(id).execute(&mut *conn).await?;
+    Ok(())
+}
+
 /// Whether any hospital holds the centre in its consortium.
 pub async fn centre_is_linked(conn: &mut sqlx::AnyConnection, centre_id: &str) -> ApiResult<bool> {
     let row: Option<(String,)> = sqlx::query_as("SELECT id FROM consortium_links WHERE centre_id = $1 LIMIT 1")

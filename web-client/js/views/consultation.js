@@ -30,11 +30,16 @@ export async function consultationView(app, id) {
 
   const actions = h('div', { class: 'actions' });
   const me = c.participants.find((/** @type {any} */ p) => p.user_id === app.user().id);
-  if (role === 'expert' && c.state === 'requested') {
+  // An expert invited who has not answered reads the case and accepts or declines it; the
+  // room, the files and the opinion open once they accept (an MDT's other experts may have
+  // accepted already, so the consultation may be past `requested`).
+  const unanswered = role === 'expert' && me?.status === 'invited';
+  const live = !['completed', 'cancelled', 'declined', 'no_show'].includes(c.state);
+  if (role === 'expert' && live && (c.state === 'requested' || unanswered)) {
     const reason = /** @type {HTMLInputElement} */ (h('input', { id: 'decline-reason', name: 'reason' }));
     if (c.addressee_kind === 'pool' && !me) {
       actions.append(h('button', { class: 'primary', onclick: () => act(() => post(`/api/v1/consultations/${id}/claim`)) }, t('expert.claim')));
-    } else if (me && me.status === 'invited') {
+    } else if (unanswered) {
       actions.append(
         h('button', { class: 'primary', onclick: () => act(() => post(`/api/v1/consultations/${id}/accept`)) }, t('expert.accept')),
         h('label', { for: 'decline-reason' }, t('expert.declineReason')), reason,
@@ -50,7 +55,7 @@ export async function consultationView(app, id) {
   if (role === 'community_doctor' && c.state === 'accepted' && c.assigned_expert_id) {
     actions.append(await slotPicker(c, act));
   }
-  if (['scheduled', 'in_progress'].includes(c.state) && me) {
+  if (['scheduled', 'in_progress'].includes(c.state) && me && !unanswered) {
     // The room opens a while before the booked slot (at once for urgent requests).
     const booked = c.appointments.find((/** @type {any} */ a) => a.status === 'booked');
     const opensAt = c.state === 'scheduled' && booked?.room_opens_at ? Date.parse(booked.room_opens_at) : 0;
@@ -62,7 +67,7 @@ export async function consultationView(app, id) {
   }
 
   const patient = await patientOf(c.patient_id);
-  const canUpload = !!me && !['completed', 'cancelled', 'declined', 'no_show'].includes(c.state);
+  const canUpload = !!me && !unanswered && live;
   const files = await filesSection(app, c, canUpload);
 
   const canWrite = role === 'expert' && !!me && ['accepted', 'active'].includes(me.status);
