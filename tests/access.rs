@@ -740,6 +740,28 @@ async fn a_list_is_audited_item_by_item_or_not_shown(app: &TestApp) {
     let events = audit_of(app, &li_id).await;
     assert_eq!(audited(&events, "patient"), shown_patients);
     assert_eq!(audited(&events, "consultation"), shown_consultations);
+    // The inbox too: what a notification says is about a patient (dr.wang's acceptance).
+    let (status, inbox) = app.get("/api/v1/notifications", &li).await;
+    assert_eq!(status, 200, "{inbox}");
+    let patient = shown_consultations.iter().find(|(c, _)| *c == id).unwrap().1.clone();
+    let about_it: Vec<String> = inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["consultation_id"] == id.as_str())
+        .map(|n| n["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!about_it.is_empty(), "{inbox}");
+    let events = audit_of(app, &li_id).await;
+    for n in &about_it {
+        assert!(
+            events.iter().any(|e| e["action"] == "read"
+                && e["resource_type"] == "notification"
+                && e["resource_id"] == n.as_str()
+                && e["patient_id"] == patient.as_str()),
+            "{n}"
+        );
+    }
 
     let sql = "SELECT COUNT(*) FROM audit_events WHERE actor_id = $1 AND action = 'list'";
     let before = count(app, sql, &li_id).await;

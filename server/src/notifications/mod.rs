@@ -252,7 +252,21 @@ async fn inbox(
     let limit = crate::api::page_limit(f.limit, 200)?;
     let before = Some(crate::api::page_cursor(f.cursor)?);
     let rows = self::store::inbox(&db, &user.id, f.unread.unwrap_or(false), before, limit as i64 + 1).await?;
-    Ok(Json(crate::api::page(rows, limit, |n| n.id.clone())))
+    let page = crate::api::page(rows, limit, |n| n.id.clone());
+    // What a notification says is about a patient (a request, a cancellation's reason, a
+    // walk-in's name): each one shown is audited, with its consultation's patient.
+    let consultations: Vec<&str> = page.items.iter().filter_map(|n| n.consultation_id.as_deref()).collect();
+    let patients = self::store::patients_of(&db, &consultations).await?;
+    let events = page
+        .items
+        .iter()
+        .map(|n| {
+            let patient = n.consultation_id.as_ref().and_then(|c| patients.get(c)).cloned();
+            crate::audit::event(&user, "read", "notification", &n.id).maybe_patient(patient)
+        })
+        .collect();
+    crate::audit::record_all(&db, events).await?;
+    Ok(Json(page))
 }
 
 async fn mark_read(State(db): State<Db>, user: AuthUser, Path(Id(id)): Path<Id>) -> ApiResult<axum::http::StatusCode> {

@@ -52,6 +52,23 @@ pub async fn inbox(
     Ok(q.build_query_as().fetch_all(&db.pool).await?)
 }
 
+/// The patient of each of these consultations, by consultation id.
+pub async fn patients_of(db: &Db, consultations: &[&str]) -> ApiResult<std::collections::HashMap<String, String>> {
+    let mut found = std::collections::HashMap::new();
+    for chunk in consultations.chunks(500) {
+        let sql = format!(
+            "SELECT id, patient_id FROM consultations WHERE id IN ({})",
+            crate::db::batch::list(chunk.len(), 1)
+        );
+        let mut q = sqlx::query_as::<_, (String, String)>(&sql);
+        for c in chunk {
+            q = q.bind(*c);
+        }
+        found.extend(q.fetch_all(&db.pool).await?);
+    }
+    Ok(found)
+}
+
 /// Marks one of the user's notifications read (keeping the first time); `false` when the
 /// user has no such notification.
 pub async fn mark_read(db: &Db, user_id: &str, id: &str, now: &str) -> ApiResult<bool> {
