@@ -223,6 +223,36 @@ async fn a_declined_expert_loses_access(app: &TestApp) {
 }
 db_test!(a_declined_expert_loses_access);
 
+/// An MDT expert booked for the session who then declines (the others carry on) no longer
+/// sees its appointment in their calendar (defect: the list kept it, with the patient's id).
+async fn a_declined_expert_loses_the_appointment_too(app: &TestApp) {
+    let (li, wang, chen) = (app.login("dr.li").await, app.login("dr.wang").await, app.login("dr.chen").await);
+    let chen_id = app.user_id("dr.chen").await;
+    let id = app.mdt_requested(&["dr.wang", "dr.chen"]).await;
+    for token in [&wang, &chen] {
+        let (status, body) = app.post(&format!("/api/v1/consultations/{id}/accept"), token, &json!({})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, slots) = app.get(&format!("/api/v1/experts/{chen_id}/slots"), &li).await;
+    assert_eq!(status, 200, "{slots}");
+    let start = slots["items"][0]["start"].clone();
+    let (status, booked) = app
+        .post("/api/v1/appointments", &li, &json!({"consultation_id": id, "expert_id": chen_id, "start": start}))
+        .await;
+    assert_eq!(status, 201, "{booked}");
+    let listed = |page: &Value| page["items"].as_array().unwrap().iter().any(|a| a["consultation_id"] == id.as_str());
+    assert!(listed(&app.get("/api/v1/appointments", &chen).await.1));
+    let (status, body) =
+        app.post(&format!("/api/v1/consultations/{id}/decline"), &chen, &json!({"reason": "临时手术"})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, page) = app.get("/api/v1/appointments", &chen).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(!listed(&page), "{page}");
+    // The others still see it.
+    assert!(listed(&app.get("/api/v1/appointments", &li).await.1));
+}
+db_test!(a_declined_expert_loses_the_appointment_too);
+
 async fn an_invited_expert_writes_and_completes_only_once_accepted(app: &TestApp) {
     let (wang, chen) = (app.login("dr.wang").await, app.login("dr.chen").await);
     let id = app.mdt_requested(&["dr.wang", "dr.chen"]).await;
@@ -314,6 +344,44 @@ async fn referrals_go_to_the_receiving_desk_and_its_assignee(app: &TestApp) {
     assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("user_id")));
 }
 db_test!(referrals_go_to_the_receiving_desk_and_its_assignee);
+
+/// A referral opens the patient's record to the receiving side, so it stays within the
+/// consortium, and an expert makes one only once they act for the patient (defect: an expert,
+/// even one only invited, sent the patient to any centre, whose doctors then read the record).
+async fn a_referral_goes_within_the_consortium_from_those_who_act_for_the_patient(app: &TestApp) {
+    let (_far, far_hospital) = far_coordinator(app).await;
+    let admin = app.login("admin").await;
+    let (status, far_centre) = app
+        .post("/api/v1/organisations", &admin, &json!({"name": "远郊社区中心", "kind": "community_health_centre"}))
+        .await;
+    assert_eq!(status, 201, "{far_centre}");
+    let far_centre = far_centre["id"].as_str().unwrap().to_string();
+    let zhang = app.patient_id("patient.zhang").await;
+    let refer = |direction: &str, to: Option<&str>| {
+        json!({"patient_id": zhang, "direction": direction, "to_organisation_id": to, "reason": "转诊", "urgency": "routine",
+               "care_plan": "继续降压治疗，每月随访"})
+    };
+    // Up, to a hospital the centre is not linked to.
+    let li = app.login("dr.li").await;
+    let (status, body) = app.post("/api/v1/referrals", &li, &refer("up", Some(&far_hospital))).await;
+    assert_eq!(status, 403, "{body}");
+    // dr.chen, invited to an MDT of hers and not answering, refers nowhere.
+    app.mdt_requested(&["dr.wang", "dr.chen"]).await;
+    let chen = app.login("dr.chen").await;
+    let (status, body) = app.post("/api/v1/referrals", &chen, &refer("down", None)).await;
+    assert_eq!(status, 403, "{body}");
+    // dr.wang, who accepted one of her consultations, refers her down to her own centre, not
+    // to a centre outside the hospital's consortium.
+    let (_, _, _) = accepted_consultation(app).await;
+    let wang = app.login("dr.wang").await;
+    let (status, body) = app.post("/api/v1/referrals", &wang, &refer("down", Some(&far_centre))).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = app.post("/api/v1/referrals", &wang, &refer("down", None)).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app.post("/api/v1/referrals", &li, &refer("up", None)).await;
+    assert_eq!(status, 201, "{body}");
+}
+db_test!(a_referral_goes_within_the_consortium_from_those_who_act_for_the_patient);
 
 async fn referrals_and_plans_name_only_the_patients_own_visible_consultation(app: &TestApp) {
     let li = app.login("dr.li").await;

@@ -196,6 +196,23 @@ async fn the_facade_keeps_the_platforms_access_rules(app: &TestApp) {
     assert_eq!((status, body["resourceType"].as_str()), (401, Some("OperationOutcome")));
     assert!(ct.starts_with("application/fhir+json"));
 
+    // Staff as the facade shows them: clinicians only, without their sign-in names, except to
+    // an administrator (defect: anyone, a patient too, listed every account's sign-in name,
+    // the administrators' among them).
+    let zhang = app.login("patient.zhang").await;
+    let (status, _, staff) = fhir(app, "Practitioner?_count=200", Some(&zhang)).await;
+    assert_eq!(status, 200, "{staff}");
+    let shown: Vec<&Value> = staff["entry"].as_array().unwrap().iter().map(|e| &e["resource"]).collect();
+    assert!(shown.iter().any(|p| p["name"][0]["text"] == "王建国"), "{staff}");
+    assert!(shown.iter().all(|p| p.get("identifier").is_none()), "{staff}");
+    let admin_id = app.user_id("admin").await;
+    assert!(!shown.iter().any(|p| p["id"] == admin_id.as_str()), "{staff}");
+    let (status, _, body) = fhir(app, &format!("Practitioner/{admin_id}"), Some(&zhang)).await;
+    assert_eq!(status, 404, "{body}");
+    let admin = app.login("admin").await;
+    let (status, _, body) = fhir(app, &format!("Practitioner/{admin_id}"), Some(&admin)).await;
+    assert_eq!((status, body["identifier"][0]["value"].as_str()), (200, Some("admin")), "{body}");
+
     // Not visible is not found: another centre's doctor, an uninvolved expert, another patient.
     let zhao = app.login("dr.zhao").await;
     let chen = app.login("dr.chen").await;

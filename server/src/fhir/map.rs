@@ -91,15 +91,21 @@ pub fn patient(p: &Patient) -> Value {
 }
 
 /// Practitioner: a staff account (not a patient's) with the expert's professional title.
-pub fn practitioner(u: &UserView) -> Value {
+pub fn practitioner(u: &UserView, with_login: bool) -> Value {
     let qualification = match &u.expert {
         Some(e) => json!([{"code": coding("professional-title", &e.title)}]),
         None => json!([]),
     };
+    // The sign-in name is for administrators only: to anyone else it is half a credential.
+    let identifier = if with_login {
+        json!([{"system": format!("{SYSTEM_BASE}/sid/user"), "value": u.username}])
+    } else {
+        json!([])
+    };
     prune(json!({
         "resourceType": "Practitioner",
         "id": u.id,
-        "identifier": [{"system": format!("{SYSTEM_BASE}/sid/user"), "value": u.username}],
+        "identifier": identifier,
         "active": u.active,
         "name": [{"text": u.display_name}],
         "qualification": qualification,

@@ -171,9 +171,9 @@ async fn read_resource(
             Ok(map::patient(&p))
         }
         "Practitioner" | "PractitionerRole" | "Schedule" => {
-            let u = staff(db, id).await?.ok_or_else(|| not_found(kind, id))?;
+            let u = staff(db, user, id).await?.ok_or_else(|| not_found(kind, id))?;
             match kind {
-                "Practitioner" => Ok(map::practitioner(&u)),
+                "Practitioner" => Ok(map::practitioner(&u, user.role == crate::domain::people::Role::Admin)),
                 "PractitionerRole" => Ok(map::practitioner_role(&u)),
                 _ if u.expert.is_some() => Ok(map::schedule(&u)),
                 _ => Err(not_found(kind, id)),
@@ -239,8 +239,18 @@ async fn load_story(
 }
 
 /// A staff account (not a patient's).
-async fn staff(db: &Db, id: &str) -> ApiResult<Option<crate::directory::UserView>> {
-    Ok(crate::directory::load_user(db, id).await?.filter(|u| u.role != crate::domain::people::Role::Patient))
+/// A staff account as `user` may see it through the facade: admins every staff account; everyone
+/// else the clinicians (community doctors and experts), not the administrators and coordinators.
+async fn staff(db: &Db, user: &AuthUser, id: &str) -> ApiResult<Option<crate::directory::UserView>> {
+    use crate::domain::people::Role;
+    let all = user.role == Role::Admin;
+    Ok(crate::directory::load_user(db, id).await?.filter(|u| {
+        if all {
+            u.role != Role::Patient
+        } else {
+            matches!(u.role, Role::CommunityDoctor | Role::Expert)
+        }
+    }))
 }
 
 async fn organisations(db: &Db, name_prefix: &str, id: &str) -> ApiResult<Vec<crate::directory::Organisation>> {
@@ -396,7 +406,7 @@ async fn run_search(
 ) -> FhirResult<Page> {
     match def.kind {
         "Patient" => search_patients(db, user, s).await,
-        "Practitioner" | "PractitionerRole" | "Schedule" => search_staff(db, def, s).await,
+        "Practitioner" | "PractitionerRole" | "Schedule" => search_staff(db, user, def, s).await,
         "Organization" => {
             let rows = organisations(db, s.get("name").unwrap_or(""), s.id.as_deref().unwrap_or("")).await?;
             Ok(paginate(rows.iter().map(map::organization).collect(), s))
@@ -442,7 +452,7 @@ async fn search_patients(db: &Db, user: &AuthUser, s: &Search) -> FhirResult<Pag
 }
 
 /// Practitioner, PractitionerRole and Schedule: staff accounts (experts for schedules).
-async fn search_staff(db: &Db, def: &ResourceDef, s: &Search) -> FhirResult<Page> {
+async fn search_staff(db: &Db, user: &AuthUser, def: &ResourceDef, s: &Search) -> FhirResult<Page> {
     let practitioner = match def.kind {
         "PractitionerRole" => s.reference("practitioner", "Practitioner")?,
         "Schedule" => s.reference("actor", "Practitioner")?,
@@ -450,12 +460,13 @@ async fn search_staff(db: &Db, def: &ResourceDef, s: &Search) -> FhirResult<Page
     };
     let name = s.get("name").map(|n| n.trim().replace(['%', '_'], "")).unwrap_or_default();
     let wanted = practitioner.or(s.id.clone());
-    let ids = store::staff_ids(db, &name, wanted.as_deref(), def.kind == "Schedule").await?;
+    let admin = user.role == crate::domain::people::Role::Admin;
+    let ids = store::staff_ids(db, &name, wanted.as_deref(), def.kind == "Schedule", !admin).await?;
     let mut all = Vec::new();
     for id in ids {
-        let Some(u) = staff(db, &id).await? else { continue };
+        let Some(u) = staff(db, user, &id).await? else { continue };
         let r = match def.kind {
-            "Practitioner" => map::practitioner(&u),
+            "Practitioner" => map::practitioner(&u, admin),
             "PractitionerRole" => map::practitioner_role(&u),
             _ => map::schedule(&u),
         };
@@ -478,7 +489,7 @@ async fn search_slots(db: &Db, s: &Search) -> FhirResult<Page> {
     for v in s.all("start") {
         range = range.narrow(v, crate::scheduling::slots::DEFAULT_TZ)?;
     }
-    if staff(db, &expert).await?.is_none_or(|u| u.expert.is_none()) {
+    if crate::directory::load_user(db, &expert).await?.is_none_or(|u| u.expert.is_none()) {
         return Ok(empty());
     }
     let all: Vec<Value> =

@@ -62,9 +62,19 @@ pub async fn dicom_instances(db: &Db, consultation_id: &str) -> ApiResult<Vec<Di
 }
 
 /// Staff accounts (not patients), by id: those whose display name starts with
-/// `name_prefix`, the one with `id`, only experts; each when given.
-pub async fn staff_ids(db: &Db, name_prefix: &str, id: Option<&str>, experts_only: bool) -> ApiResult<Vec<String>> {
+/// `name_prefix`, the one with `id`, only experts, only clinicians (community doctors and
+/// experts); each when given.
+pub async fn staff_ids(
+    db: &Db,
+    name_prefix: &str,
+    id: Option<&str>,
+    experts_only: bool,
+    clinicians_only: bool,
+) -> ApiResult<Vec<String>> {
     let mut q = Filtered::new("SELECT id FROM users WHERE role <> 'patient'");
+    if clinicians_only {
+        q.push(" AND role IN ('community_doctor', 'expert')");
+    }
     if !name_prefix.is_empty() {
         q.push(" AND display_name LIKE ").push_bind(format!("{name_prefix}%"));
     }

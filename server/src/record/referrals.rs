@@ -116,6 +116,12 @@ async fn route(
             if store::org_kind(db, &to).await?.as_deref() != Some("tertiary_hospital") {
                 return Err(ApiError::validation("to_organisation_id", "an up-referral goes to a tertiary hospital"));
             }
+            // Within the consortium: a referral opens the patient's record to the receiving side.
+            if !store::linked(db, &to, &user.org).await? {
+                return Err(ApiError::forbidden(
+                    "an up-referral goes to a hospital of the centre's consortium (ask the coordinator to link it)",
+                ));
+            }
             Ok((user.org.clone(), to))
         }
         Direction::Down => {
@@ -130,6 +136,13 @@ async fn route(
             {
                 return Err(ApiError::validation("to_organisation_id", "a down-referral goes to a community centre"));
             }
+            // The patient's own centre, or one of the hospital's consortium: a referral opens the
+            // patient's record to the receiving centre's doctors.
+            if to != patient.home_organisation_id && !store::linked(db, &user.org, &to).await? {
+                return Err(ApiError::forbidden(
+                    "a down-referral goes to the patient's own centre or a centre of the hospital's consortium",
+                ));
+            }
             Ok((user.org.clone(), to))
         }
     }
@@ -142,6 +155,9 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Referral>)> {
     let reason = Reason::parse(&b.reason).map_err(|e| ApiError::validation("reason", e.to_string()))?;
     let patient = crate::patients::load_for(&state.db, &user, &b.patient_id, "refer").await?;
+    // An expert refers (and plans follow-up) once they act for the patient, not on an
+    // invitation they have not answered.
+    crate::patients::require_acting(&state.db, &user, &patient.id, "refer").await?;
     if let Some(cid) = &b.consultation_id {
         consultation_of_patient(&state.db, &user, cid, &patient.id).await?;
     }

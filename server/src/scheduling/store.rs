@@ -680,7 +680,15 @@ pub struct AppointmentQuery {
 /// (a probe each).
 pub async fn appointments_of_user(db: &Db, user_id: &str, f: &AppointmentQuery) -> ApiResult<Vec<AppointmentRow>> {
     let mut q = Filtered::new(format!("SELECT {APPOINTMENT_COLUMNS} FROM (SELECT * FROM ("));
+    // The expert's own appointments, unless they have declined the consultation since (an
+    // MDT's or a pool's consultation goes on without them, its appointment booked).
     q.push("SELECT * FROM appointments WHERE expert_id = ").push_bind(user_id.to_string());
+    q.push(
+        " AND NOT EXISTS (SELECT 1 FROM consultation_participants d \
+         WHERE d.consultation_id = appointments.consultation_id AND d.user_id = ",
+    )
+    .push_bind(user_id.to_string());
+    q.push(" AND d.status = 'declined')");
     if let Some(from) = &f.start_from {
         q.push(" AND start_at >= ").push_bind(from.clone());
     }
