@@ -565,6 +565,24 @@ async fn an_expert_who_declines_mid_call_is_dropped_from_it(app: &TestApp) {
 }
 db_test!(an_expert_who_declines_mid_call_is_dropped_from_it);
 
+/// A consultation cancelled while its call goes on closes its room: everyone in it is closed
+/// with 4020 at the next heartbeat (before, the call, its chat and its admissions went on).
+async fn a_consultation_cancelled_mid_call_closes_its_room(app: &TestApp) {
+    let id = scheduled_consultation(app).await;
+    let mut li = Signaler::join(app, "dr.li", &id).await;
+    li.expect("joined").await;
+    let mut wang = Signaler::join(app, "dr.wang", &id).await;
+    wang.expect("joined").await;
+    li.expect("peer-joined").await;
+    let token = app.login("dr.li").await;
+    let (status, body) =
+        app.post(&format!("/api/v1/consultations/{id}/cancel"), &token, &json!({"reason": "患者已转院"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(closed_within_two_heartbeats(&mut wang).await, 4020);
+    assert_eq!(closed_within_two_heartbeats(&mut li).await, 4020);
+}
+db_test!(a_consultation_cancelled_mid_call_closes_its_room);
+
 async fn seats(app: &TestApp, consultation: &str) -> i64 {
     let sql = "SELECT COUNT(*) FROM signaling_seats WHERE consultation_id = $1";
     sqlx::query_as::<_, (i64,)>(sql).bind(consultation).fetch_one(&app.state.db.pool).await.unwrap().0

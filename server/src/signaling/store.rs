@@ -29,6 +29,37 @@ fn device_active(column: &str) -> String {
     )
 }
 
+/// Where a seated participant stands at a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Standing {
+    /// Still a participant of a consultation that goes on.
+    Taking,
+    /// No longer a participant (declined since).
+    NotParticipant,
+    /// The consultation was cancelled (or ended as a no-show or declined) since: its room closes.
+    /// A completed one does not close it: an opinion signed during the call completes the
+    /// consultation, and the call ends as its doctors end it.
+    Called,
+}
+
+/// Where `user_id` stands in consultation `room` (one read per heartbeat of a connection).
+pub(super) async fn standing(db: &Db, room: &str, user_id: &str) -> ApiResult<Standing> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT c.state FROM consultations c JOIN consultation_participants p
+            ON p.consultation_id = c.id AND p.user_id = $2 AND p.status <> 'declined'
+          WHERE c.id = $1",
+    )
+    .bind(room)
+    .bind(user_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(match row.as_ref().map(|r| r.0.as_str()) {
+        None => Standing::NotParticipant,
+        Some("cancelled" | "no_show" | "declined") => Standing::Called,
+        Some(_) => Standing::Taking,
+    })
+}
+
 /// Stores the seat each ticket gives, if the ticket was not used before, its account is
 /// active (and the device whose access took the ticket, if any) and its holder takes part in
 /// the consultation: one conditional `INSERT` whose
@@ -54,6 +85,8 @@ pub(super) async fn use_up(
            FROM v JOIN users u ON u.id = v.user_id AND u.active = 1
           WHERE EXISTS (SELECT 1 FROM consultation_participants p
                          WHERE p.consultation_id = v.consultation_id AND p.user_id = v.user_id AND p.status <> 'declined')
+            AND EXISTS (SELECT 1 FROM consultations c
+                         WHERE c.id = v.consultation_id AND c.state IN ('scheduled', 'in_progress', 'awaiting_opinion', 'completed'))
             AND (v.device_id = '' OR {DEVICE_ACTIVE})
          ON CONFLICT (ticket_hash) DO NOTHING
          RETURNING participant_id",

@@ -388,10 +388,18 @@ async fn pump(
                     // An expert who has declined the consultation (one of an MDT's, the call
                     // going on without them) leaves it too: the ticket let them in as a
                     // participant, and they are one no longer.
-                    if let Ok(None) = crate::consultations::store::role_of(&state.db, room, user_id).await {
-                        close_with(&mut socket, close::NOT_A_PARTICIPANT, "no longer a participant of this consultation")
-                            .await;
-                        return End::Left;
+                    match super::store::standing(&state.db, room, user_id).await {
+                        Ok(super::store::Standing::NotParticipant) => {
+                            close_with(&mut socket, close::NOT_A_PARTICIPANT, "no longer a participant of this consultation")
+                                .await;
+                            return End::Left;
+                        }
+                        // Cancelled while the call went on: the room closes for everyone in it.
+                        Ok(super::store::Standing::Called) => {
+                            close_with(&mut socket, close::ENDED, "the consultation was cancelled").await;
+                            return End::Left;
+                        }
+                        Ok(super::store::Standing::Taking) | Err(_) => {}
                     }
                 }
                 if last_seen.elapsed() > HEARTBEAT_TIMEOUT {
