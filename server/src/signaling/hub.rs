@@ -836,16 +836,6 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
         }
     }
     persisting("signaling timeline and chat", || write_timeline_and_chat(db, &timeline, &chats)).await?;
-    // Rooms are independent: their audit events and ends run side by side; each room's start
-    // still comes before its end, since the ends wait for every start of the batch.
-    let audited = futures_util::future::join_all(chats.iter().map(|(room, id, _, actor, _, _)| async move {
-        persisting("the audit event of a chat line", || async {
-            let patient = super::store::patient_of(db, room).await?;
-            crate::audit::event(actor, "create", "consultation_message", id).maybe_patient(patient).record(db).await
-        })
-        .await
-    }))
-    .await;
     // The batch's starts in one transaction (a busy instance starts hundreds of consultations
     // a second); those already in progress, as every room is after a restart when its
     // participants come back, are only read. If the batch cannot be written (on PostgreSQL, a
@@ -882,7 +872,6 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
         }
     }))
     .await;
-    audited.into_iter().collect::<Result<Vec<()>, _>>()?;
     Ok(())
 }
 
@@ -897,11 +886,29 @@ async fn write_timeline_and_chat(
     if timeline.is_empty() && chats.is_empty() {
         return Ok(());
     }
+    // Each chat line is a write to the consultation's record: its audit event, with the
+    // patient, commits with it (read first: the rooms' patients never change).
+    let mut patients: HashMap<&str, Option<String>> = HashMap::new();
+    for (room, ..) in chats {
+        if !patients.contains_key(room.as_str()) {
+            patients.insert(room.as_str(), super::store::patient_of(db, room).await?);
+        }
+    }
+    let events: Vec<crate::audit::AuditEvent> = chats
+        .iter()
+        .map(|(room, id, _, actor, _, _)| {
+            let patient = patients.get(room.as_str()).cloned().flatten();
+            crate::audit::event(actor, "create", "consultation_message", id).maybe_patient(patient)
+        })
+        .collect();
     // The writer turn like every other write transaction (nothing below takes it again
     // before the commit releases it).
     let mut tx = db.begin_write().await?;
     for (room, id, participant, actor, text, at) in chats {
         super::store::insert_message(&mut tx, id, room, &actor.id, participant, text, *at).await?;
+    }
+    if !events.is_empty() {
+        crate::audit::store::write_all(&mut tx, &events, &crate::db::now_ts()).await?;
     }
     // The timeline in multi-row statements (in the order the entries happened).
     for chunk in timeline.chunks(100) {
