@@ -537,21 +537,8 @@ db_test!(a_deactivated_participant_is_dropped_from_the_call);
 /// at the next heartbeat and leaves the room; before, the open socket kept the chat, the media
 /// negotiation and the live readings while every HTTP route already answered 404.
 async fn an_expert_who_declines_mid_call_is_dropped_from_it(app: &TestApp) {
-    let li = app.login("dr.li").await;
-    let (wang, chen) = (app.login("dr.wang").await, app.login("dr.chen").await);
-    let wang_id = app.user_id("dr.wang").await;
-    let id = app.mdt_requested(&["dr.wang", "dr.chen"]).await;
-    for token in [&wang, &chen] {
-        let (status, body) = app.post(&format!("/api/v1/consultations/{id}/accept"), token, &json!({})).await;
-        assert_eq!(status, 200, "{body}");
-    }
-    let (status, slots) = app.get(&format!("/api/v1/experts/{wang_id}/slots"), &li).await;
-    assert_eq!(status, 200, "{slots}");
-    let start = slots["items"][0]["start"].clone();
-    let (status, body) = app
-        .post("/api/v1/appointments", &li, &json!({"consultation_id": id, "expert_id": wang_id, "start": start}))
-        .await;
-    assert_eq!(status, 201, "{body}");
+    let chen = app.login("dr.chen").await;
+    let id = app.mdt_booked(&["dr.wang", "dr.chen"], "dr.wang").await;
     let mut li_s = Signaler::join(app, "dr.li", &id).await;
     li_s.expect("joined").await;
     let mut chen_s = Signaler::join(app, "dr.chen", &id).await;

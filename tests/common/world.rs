@@ -39,6 +39,27 @@ impl TestApp {
         c["id"].as_str().expect("consultation id").to_string()
     }
 
+    /// [`Self::mdt_requested`], accepted by every expert named and booked by dr.li into the
+    /// first free slot of `booked_with` (one of them); its id.
+    pub async fn mdt_booked(&self, experts: &[&str], booked_with: &str) -> String {
+        let id = self.mdt_requested(experts).await;
+        for e in experts {
+            let (status, body) =
+                self.post(&format!("/api/v1/consultations/{id}/accept"), &self.login(e).await, &json!({})).await;
+            assert_eq!(status, 200, "{e} accepts: {body}");
+        }
+        let li = self.login("dr.li").await;
+        let expert_id = self.user_id(booked_with).await;
+        let (status, slots) = self.get(&format!("/api/v1/experts/{expert_id}/slots"), &li).await;
+        assert_eq!(status, 200, "{slots}");
+        let start = slots["items"][0]["start"].clone();
+        let (status, body) = self
+            .post("/api/v1/appointments", &li, &json!({"consultation_id": id, "expert_id": expert_id, "start": start}))
+            .await;
+        assert_eq!(status, 201, "the MDT is booked with {booked_with}: {body}");
+        id
+    }
+
     /// A consultation request to build: by default dr.li asks dr.wang for an urgent cardiology
     /// video consultation for patient.zhang, with her written consent.
     pub fn consultation(&self) -> ConsultationBuilder<'_> {

@@ -150,6 +150,18 @@ pub async fn lock_organisation(conn: &mut sqlx::AnyConnection, id: &str) -> ApiR
     Ok(())
 }
 
+/// Whether two organisations are linked in the consortium (either way round).
+pub async fn linked(db: &Db, a: &str, b: &str) -> ApiResult<bool> {
+    let (links,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM consortium_links WHERE (hospital_id = $1 AND centre_id = $2) OR (hospital_id = $2 AND centre_id = $1)",
+    )
+    .bind(a)
+    .bind(b)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(links > 0)
+}
+
 /// Whether any hospital holds the centre in its consortium.
 pub async fn centre_is_linked(conn: &mut sqlx::AnyConnection, centre_id: &str) -> ApiResult<bool> {
     let row: Option<(String,)> = sqlx::query_as("SELECT id FROM consortium_links WHERE centre_id = $1 LIMIT 1")

@@ -117,7 +117,7 @@ async fn route(
                 return Err(ApiError::validation("to_organisation_id", "an up-referral goes to a tertiary hospital"));
             }
             // Within the consortium: a referral opens the patient's record to the receiving side.
-            if !store::linked(db, &to, &user.org).await? {
+            if !crate::directory::store::linked(db, &to, &user.org).await? {
                 return Err(ApiError::forbidden(
                     "an up-referral goes to a hospital of the centre's consortium (ask the coordinator to link it)",
                 ));
@@ -138,7 +138,7 @@ async fn route(
             }
             // The patient's own centre, or one of the hospital's consortium: a referral opens the
             // patient's record to the receiving centre's doctors.
-            if to != patient.home_organisation_id && !store::linked(db, &user.org, &to).await? {
+            if to != patient.home_organisation_id && !crate::directory::store::linked(db, &user.org, &to).await? {
                 return Err(ApiError::forbidden(
                     "a down-referral goes to the patient's own centre or a centre of the hospital's consortium",
                 ));

@@ -42,17 +42,6 @@ pub async fn consortium_hospital(db: &Db, centre: &str) -> ApiResult<Option<Stri
     Ok(row.map(|r| r.0))
 }
 
-/// Whether the hospital holds the centre in its consortium.
-pub async fn linked(db: &Db, hospital: &str, centre: &str) -> ApiResult<bool> {
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT id FROM consortium_links WHERE hospital_id = $1 AND centre_id = $2 LIMIT 1")
-            .bind(hospital)
-            .bind(centre)
-            .fetch_optional(&db.pool)
-            .await?;
-    Ok(row.is_some())
-}
-
 /// A new referral, as written (status `requested`).
 pub struct NewReferralRow<'a> {
     pub id: &'a str,

@@ -63,7 +63,8 @@ pub async fn post(
         return Err(ApiError::not_found("patient"));
     };
     if device.kind != DeviceKind::Home {
-        let linked = super::store::linked(&state.db, &device.organisation_id, &patient.home_organisation_id).await?;
+        let linked =
+            crate::directory::store::linked(&state.db, &device.organisation_id, &patient.home_organisation_id).await?;
         if !may_name(&device.organisation_id, &patient.home_organisation_id, linked) {
             denied(Some(patient.id.clone())).record(&state.db).await?;
             return Err(ApiError::not_found("patient"));

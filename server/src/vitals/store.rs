@@ -92,18 +92,6 @@ pub async fn patient_ref_in(conn: &mut sqlx::AnyConnection, id: &str) -> ApiResu
         .await?)
 }
 
-/// Whether two organisations are linked in the consortium (either way round).
-pub async fn linked(db: &Db, a: &str, b: &str) -> ApiResult<bool> {
-    let (links,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM consortium_links WHERE (hospital_id = $1 AND centre_id = $2) OR (hospital_id = $2 AND centre_id = $1)",
-    )
-    .bind(a)
-    .bind(b)
-    .fetch_one(&db.pool)
-    .await?;
-    Ok(links > 0)
-}
-
 /// The active consultations of `patient_id` that `user_id` takes part in (not declined).
 pub async fn active_consultations_of(db: &Db, patient_id: &str, user_id: &str) -> ApiResult<Vec<String>> {
     let rows: Vec<(String,)> = sqlx::query_as(&format!(
