@@ -195,7 +195,7 @@ fn rows() -> Vec<Row> {
         row("post", "/api/v1/patients/{id}/identifiers/{identifier_id}/retire", "/api/v1/patients/$patient/identifiers/$identifier/retire", Json(|_| json!({"reason": "换卡"})), "UU A FN AN FNN FN F FU"),
         row("get", "/api/v1/audit", "/api/v1/audit", None, "UU A FF FF FFF AA F FU"),
         // ---- devices (user routes) and the device routes, which refuse every user token ----
-        row("post", "/api/v1/devices", "/api/v1/devices", Json(|c| json!({"kind": "home", "label": "家用血压计", "patient_id": c.get("patient")})), "UU A AF AF FFF FF F FU"),
+        row("post", "/api/v1/devices", "/api/v1/devices", Json(|c| json!({"kind": "home", "label": "家用血压计", "patient_id": c.get("patient")})), "UU A AN AN FFF FF F FU"),
         row("get", "/api/v1/devices", "/api/v1/devices", None, "UU A AA AA FFF FF F FU"),
         row("post", "/api/v1/devices/{id}/revoke", "/api/v1/devices/$device/revoke", Json(|_| json!({"reason": "设备丢失"})), "UU A AN AN FFF FF F FU"),
         row("get", "/api/v1/device", "/api/v1/device", None, "UU U UU UU UUU UU U UU"),

@@ -109,8 +109,14 @@ async fn who_may_issue_and_revoke_is_decided_by_role_and_relationship(app: &Test
     // ... but no kiosk, and no device for another centre's patient.
     let (status, body) = issue(app, &li, json!({"kind": "kiosk", "label": "自助机"})).await;
     assert_eq!(status, 403, "{body}");
+    // Another centre's patient is not found, as one that does not exist (before: a 422 "no
+    // patient record has this id" for a wrong id and a 403 for another centre's told apart
+    // which ids were patients).
     let (status, body) = issue(app, &zhao, json!({"kind": "home", "label": "血压计", "patient_id": zhang})).await;
-    assert_eq!(status, 403, "{body}");
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{body}");
+    let nobody = "0192f0c4-7b1e-7cc3-a000-0123456789ab";
+    let (status, body) = issue(app, &zhao, json!({"kind": "home", "label": "血压计", "patient_id": nobody})).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{body}");
     let (status, body) = issue(app, &li, json!({"kind": "clinic", "label": "诊室血压计", "patient_id": zhang})).await;
     assert_eq!(status, 422, "only home devices are bound: {body}");
     // dr.zhao neither sees nor revokes dr.li's cuff; dr.li sees it and not the admin's kiosks.

@@ -44,16 +44,18 @@ async fn issue(
     if label.is_empty() || label.chars().count() > 100 {
         return Err(ApiError::validation("label", "1 to 100 characters"));
     }
-    // The patient's home centre decides (the rules then require the caller to manage it,
-    // which implies seeing the record).
+    // The patient's home centre decides (the rules then require the caller to manage it). A
+    // record the caller may not see is not found, as one that does not exist: the answer
+    // tells nothing of the records elsewhere.
     let patient_home_org = match (&body.patient_id, body.kind) {
         (Some(_), k) if k != DeviceKind::Home => {
             return Err(ApiError::validation("patient_id", "only a home device is bound to a patient"))
         }
         (Some(pid), _) => Some(
-            crate::patients::store::home_organisation(&state.db, pid)
+            crate::patients::find_visible(&state.db, &user, pid)
                 .await?
-                .ok_or_else(|| ApiError::validation("patient_id", "no patient record has this id"))?,
+                .ok_or_else(|| ApiError::not_found("patient"))?
+                .home_organisation_id,
         ),
         (None, _) => None,
     };
@@ -194,6 +196,7 @@ pub fn routes() -> Routes {
         .post("/api/v1/devices", "Issue a device and its token (shown once)", issue)
         .body::<NewDevice>()
         .json::<IssuedDevice>(201)
+        .errors(&[404])
         .get("/api/v1/devices", "Devices the caller manages", list)
         .query::<DeviceFilter>()
         .json::<Page<DeviceView>>(200)

@@ -105,15 +105,6 @@ pub async fn exists(db: &Db, id: &str) -> ApiResult<bool> {
     Ok(row.is_some())
 }
 
-/// The home organisation of a record.
-pub async fn home_organisation(db: &Db, id: &str) -> ApiResult<Option<String>> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT home_organisation_id FROM patients WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&db.pool)
-        .await?;
-    Ok(row.map(|r| r.0))
-}
-
 /// What a search selects among the visible records; `None` selects any.
 pub struct Search<'a> {
     /// A `LIKE` pattern on the name.
