@@ -854,3 +854,33 @@ async fn an_admin_changes_a_role_and_the_old_tokens_end(app: &TestApp) {
     );
 }
 db_test!(an_admin_changes_a_role_and_the_old_tokens_end);
+
+/// What a refused action did not do, the audit trail does not say it did: a second accept (409)
+/// and a cancel by an expert (403) leave `failed` and `denied` events naming the problem, and
+/// the one accept that happened one `success`.
+async fn a_refused_action_is_audited_as_refused_not_as_done(app: &TestApp) {
+    let c = app.consultation().accepted().await;
+    let wang = app.login("dr.wang").await;
+    let wang_id = app.user_id("dr.wang").await;
+    let (status, body) = app.post(&format!("/api/v1/consultations/{c}/accept"), &wang, &json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("already_accepted")), "{body}");
+    let (status, _) =
+        app.post(&format!("/api/v1/consultations/{c}/cancel"), &wang, &json!({"reason": "患者要求取消"})).await;
+    assert_eq!(status, 403);
+    let events: Vec<Value> =
+        audit_of(app, &wang_id).await.into_iter().filter(|e| e["resource_id"] == c.as_str()).collect();
+    let of = |action: &str, outcome: &str| {
+        events.iter().filter(|e| e["action"] == action && e["outcome"] == outcome).cloned().collect::<Vec<_>>()
+    };
+    assert_eq!(of("accept", "success").len(), 1, "one accept happened: {events:#?}");
+    let failed = of("accept", "failed");
+    assert_eq!(failed.len(), 1, "{events:#?}");
+    assert_eq!(failed[0]["detail"], "already_accepted");
+    assert!(failed[0]["patient_id"].as_str().is_some_and(|p| !p.is_empty()), "{failed:?}");
+    assert!(of("cancel", "success").is_empty(), "{events:#?}");
+    assert_eq!(of("cancel", "denied").len(), 1, "{events:#?}");
+    // The consultation is not cancelled.
+    let (_, detail) = app.get(&format!("/api/v1/consultations/{c}"), &wang).await;
+    assert_eq!(detail["state"], "accepted");
+}
+db_test!(a_refused_action_is_audited_as_refused_not_as_done);

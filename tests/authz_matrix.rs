@@ -22,6 +22,10 @@
 //! | 14 | kiosk | the patient, with the access a kiosk's check-in hands out for this consultation |
 //! | 15 | kiosk.revoked | the same access, handed out by a kiosk revoked since |
 //!
+//! A refused request (any status of 400 or more) did nothing, and the audit trail must not say
+//! it did: no event with outcome `success` by the caller may appear during it (a refusal is
+//! recorded `denied` or `failed`).
+//!
 //! Every answer is also checked against the OpenAPI document (`api::openapi`): its status is
 //! one the operation documents, and a JSON body conforms to the schema documented for it.
 //!
@@ -287,6 +291,8 @@ struct World<'a> {
     client: reqwest::Client,
     tokens: HashMap<&'static str, String>,
     ids: HashMap<&'static str, String>,
+    /// The user each caller acts as (none for `anonymous`).
+    actors: HashMap<&'static str, String>,
 }
 
 /// The resources of one consultation under test, by name.
@@ -396,12 +402,39 @@ impl<'a> World<'a> {
         let (status, _) =
             app.post(&format!("/api/v1/devices/{}/revoke", ids["kiosk.revoked"]), &admin, &json!({})).await;
         assert_eq!(status, 200);
+        let mut actors = HashMap::new();
+        for caller in CALLERS {
+            let username = match caller {
+                "anonymous" => continue,
+                "deactivated" => "dr.gone",
+                "kiosk" | "kiosk.revoked" => "patient.zhang",
+                c => c,
+            };
+            let (id,): (String,) = sqlx::query_as("SELECT id FROM users WHERE username = $1")
+                .bind(username)
+                .fetch_one(&app.state.db.pool)
+                .await
+                .unwrap();
+            actors.insert(caller, id);
+        }
         let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
-        World { app, client, tokens, ids }
+        World { app, client, tokens, ids, actors }
     }
 
     fn token(&self, caller: &str) -> &str {
         &self.tokens[caller]
+    }
+
+    /// How many events of the audit trail say `caller` did something (outcome `success`).
+    async fn successes(&self, caller: &str) -> i64 {
+        let Some(actor) = self.actors.get(caller) else { return 0 };
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE actor_id = $1 AND outcome = 'success'")
+                .bind(actor)
+                .fetch_one(&self.app.state.db.pool)
+                .await
+                .unwrap();
+        n
     }
 
     /// What a kiosk's check-in hands the patient for consultation `c` (`kiosk::patient_access`):
@@ -884,9 +917,18 @@ async fn the_matrix_holds(app: &TestApp) {
             } else {
                 &shared
             };
+            let before = world.successes(caller).await;
             let answer = call(&world, r, case, caller).await;
+            let recorded = world.successes(caller).await - before;
             calls += 1;
             let excerpt: String = answer.text.chars().take(200).collect();
+            // A refused request did nothing, and the audit trail must not say it did.
+            if answer.status >= 400 && recorded > 0 {
+                failures.push(format!(
+                    "{} {} as {caller}: refused with {}, yet {recorded} audit event(s) record it as done: {excerpt}",
+                    r.method, r.route, answer.status
+                ));
+            }
             if !verdict(expect[i], answer.status) {
                 failures.push(format!(
                     "{} {} as {caller}: expected {}, got {} {excerpt}",

@@ -120,6 +120,23 @@ impl AuditEvent {
         self
     }
 
+    /// Hands `result` on, recording this event first as its refusal when it is an error:
+    /// `denied` for 401, 403 and 404, `failed` for any other (a conflict with the record's
+    /// state, invalid input, the server's own failure), the problem's code as the detail. An
+    /// action records its success itself, in the transaction of its writes; what it refused
+    /// it did not do, and the trail must not read as if it had.
+    pub async fn if_refused<T>(self, db: &Db, result: ApiResult<T>) -> ApiResult<T> {
+        if let Err(e) = &result {
+            let outcome = if matches!(e.status.as_u16(), 401 | 403 | 404) { Outcome::Denied } else { Outcome::Failed };
+            let event = self.outcome(outcome).detail(e.code.as_str());
+            if let Err(audit) = event.record(db).await {
+                // The request fails anyway, with its own error; this one is logged.
+                tracing::error!(detail = %audit.detail, "the audit event of a refusal could not be recorded");
+            }
+        }
+        result
+    }
+
     /// Records the event on its own (an access that writes nothing else). Events recorded
     /// at the same moment by many requests share one statement and one commit
     /// ([`crate::db::batch`]); this returns once the event is committed.

@@ -419,11 +419,18 @@ async fn submit(
     user: AuthUser,
     Path(Id(id)): Path<Id>,
 ) -> ApiResult<Json<ConsultationDetail>> {
-    let c = store::load_for(&state.db, &user, &id, "submit").await?;
-    if c.requested_by != user.id {
-        return Err(ApiError::forbidden("only the requesting doctor submits the request"));
-    }
-    store::apply_action(&state.db, &id, Some(&user), &Action::Submit).await?;
+    let c = store::load_to_act(&state.db, &user, &id, "submit").await?;
+    let done = async {
+        if c.requested_by != user.id {
+            return Err(ApiError::forbidden("only the requesting doctor submits the request"));
+        }
+        let mut tx = crate::audit::begin(&state.db).await?;
+        let from = store::lock(&mut tx, &id).await?;
+        store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Submit).await?;
+        tx.audit(store::acted(&user, &c, "submit")).await?;
+        tx.commit().await
+    };
+    store::acted(&user, &c, "submit").if_refused(&state.db, done.await).await?;
     respond(&state.db, &state.config, &user, &id).await
 }
 
@@ -433,32 +440,39 @@ async fn accept(
     Path(Id(id)): Path<Id>,
 ) -> ApiResult<Json<ConsultationDetail>> {
     user.require(&[Role::Expert])?;
-    let c = store::load_for(&state.db, &user, &id, "accept").await?;
-    let invited = {
-        let mut conn = state.db.pool.acquire().await?;
-        store::participant_status(&mut conn, &id, &user.id, true).await?
+    let c = store::load_to_act(&state.db, &user, &id, "accept").await?;
+    let done = async {
+        let invited = {
+            let mut conn = state.db.pool.acquire().await?;
+            store::participant_status(&mut conn, &id, &user.id, true).await?
+        };
+        match invited {
+            Some(ParticipantStatus::Invited) => {}
+            Some(ParticipantStatus::Accepted | ParticipantStatus::Active) => {
+                return Err(ApiError::conflict(
+                    ErrorCode::AlreadyAccepted,
+                    "you have already accepted this consultation",
+                ))
+            }
+            Some(ParticipantStatus::Declined) => {
+                return Err(ApiError::conflict(ErrorCode::AlreadyDeclined, "you declined this consultation"))
+            }
+            None if c.addressee_kind == AddresseeKind::Pool => {
+                return Err(ApiError::conflict(ErrorCode::UseClaim, "a pool request is taken with POST .../claim"));
+            }
+            None => return Err(ApiError::forbidden("the consultation is not addressed to you")),
+        }
+        let mut tx = crate::audit::begin(&state.db).await?;
+        let from = store::lock(&mut tx, &id).await?;
+        // The first MDT expert to accept moves the consultation on; the others join it.
+        if !(c.addressee_kind == AddresseeKind::Mdt && from != CState::Requested && !from.is_terminal()) {
+            store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Accept).await?;
+        }
+        store::accept(&mut tx, &id, &user.id).await?;
+        tx.audit(store::acted(&user, &c, "accept")).await?;
+        tx.commit().await
     };
-    match invited {
-        Some(ParticipantStatus::Invited) => {}
-        Some(ParticipantStatus::Accepted | ParticipantStatus::Active) => {
-            return Err(ApiError::conflict(ErrorCode::AlreadyAccepted, "you have already accepted this consultation"))
-        }
-        Some(ParticipantStatus::Declined) => {
-            return Err(ApiError::conflict(ErrorCode::AlreadyDeclined, "you declined this consultation"))
-        }
-        None if c.addressee_kind == AddresseeKind::Pool => {
-            return Err(ApiError::conflict(ErrorCode::UseClaim, "a pool request is taken with POST .../claim"));
-        }
-        None => return Err(ApiError::forbidden("the consultation is not addressed to you")),
-    }
-    let mut tx = state.db.begin_write().await?;
-    let from = store::lock(&mut tx, &id).await?;
-    // The first MDT expert to accept moves the consultation on; the others join it.
-    if !(c.addressee_kind == AddresseeKind::Mdt && from != CState::Requested && !from.is_terminal()) {
-        store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Accept).await?;
-    }
-    store::accept(&mut tx, &id, &user.id).await?;
-    tx.commit().await?;
+    store::acted(&user, &c, "accept").if_refused(&state.db, done.await).await?;
     taken_on(&state.db, &state.notifications, &state.config, &c, &user).await
 }
 
@@ -470,37 +484,42 @@ async fn decline(
 ) -> ApiResult<Json<serde_json::Value>> {
     user.require(&[Role::Expert])?;
     let reason = required_reason(&body)?;
-    let c = store::load_for(&state.db, &user, &id, "decline").await?;
-    let mut tx = state.db.begin_write().await?;
-    let from = store::lock(&mut tx, &id).await?;
-    match (c.addressee_kind, store::participant_status(&mut tx, &id, &user.id, false).await?) {
-        (_, Some(ParticipantStatus::Declined)) => {
-            return Err(ApiError::conflict(ErrorCode::AlreadyDeclined, "you have already declined"))
+    let c = store::load_to_act(&state.db, &user, &id, "decline").await?;
+    let done = async {
+        let mut tx = crate::audit::begin(&state.db).await?;
+        let from = store::lock(&mut tx, &id).await?;
+        match (c.addressee_kind, store::participant_status(&mut tx, &id, &user.id, false).await?) {
+            (_, Some(ParticipantStatus::Declined)) => {
+                return Err(ApiError::conflict(ErrorCode::AlreadyDeclined, "you have already declined"))
+            }
+            // A pool decline is kept in the transition log only: the expert was never a participant.
+            (AddresseeKind::Pool, None) => {}
+            (_, Some(ParticipantStatus::Invited | ParticipantStatus::Accepted)) => {
+                store::mark_declined(&mut tx, &id, &user.id, reason.as_str()).await?;
+            }
+            _ => return Err(ApiError::forbidden("the consultation is not addressed to you")),
         }
-        // A pool decline is kept in the transition log only: the expert was never a participant.
-        (AddresseeKind::Pool, None) => {}
-        (_, Some(ParticipantStatus::Invited | ParticipantStatus::Accepted)) => {
-            store::mark_declined(&mut tx, &id, &user.id, reason.as_str()).await?;
+        let others = store::experts_left(&mut tx, &id).await?;
+        let reopens = c.addressee_kind == AddresseeKind::Pool || (c.addressee_kind == AddresseeKind::Mdt && others > 0);
+        let mut to = from;
+        if from == CState::Requested || !reopens {
+            to = store::apply_locked(
+                &mut tx,
+                &id,
+                from,
+                Some(&user.id),
+                &Action::Decline { reopens, reason: reason.clone() },
+            )
+            .await?;
         }
-        _ => return Err(ApiError::forbidden("the consultation is not addressed to you")),
-    }
-    let others = store::experts_left(&mut tx, &id).await?;
-    let reopens = c.addressee_kind == AddresseeKind::Pool || (c.addressee_kind == AddresseeKind::Mdt && others > 0);
-    let mut to = from;
-    if from == CState::Requested || !reopens {
-        to = store::apply_locked(
-            &mut tx,
-            &id,
-            from,
-            Some(&user.id),
-            &Action::Decline { reopens, reason: reason.clone() },
-        )
-        .await?;
-    }
-    if c.assigned_expert_id.as_deref() == Some(user.id.as_str()) {
-        store::unassign(&mut tx, &id).await?;
-    }
-    tx.commit().await?;
+        if c.assigned_expert_id.as_deref() == Some(user.id.as_str()) {
+            store::unassign(&mut tx, &id).await?;
+        }
+        tx.audit(store::acted(&user, &c, "decline").detail(reason.as_str())).await?;
+        tx.commit().await?;
+        Ok(to)
+    };
+    let to = store::acted(&user, &c, "decline").if_refused(&state.db, done.await).await?;
     tell_others(
         &state.db,
         &state.notifications,
@@ -522,7 +541,7 @@ async fn claim(
     Path(Id(id)): Path<Id>,
 ) -> ApiResult<Json<ConsultationDetail>> {
     user.require(&[Role::Expert])?;
-    let c = match store::load_for(&state.db, &user, &id, "claim").await {
+    let c = match store::load_to_act(&state.db, &user, &id, "claim").await {
         Ok(c) => c,
         Err(e) if e.status == StatusCode::NOT_FOUND => {
             // A pool request claimed a moment ago by another expert of the same pool is no
@@ -535,21 +554,26 @@ async fn claim(
         }
         Err(e) => return Err(e),
     };
-    if c.addressee_kind != AddresseeKind::Pool {
-        return Err(ApiError::conflict(ErrorCode::NotAPoolRequest, "only pool requests are claimed"));
-    }
-    let me = store::expert_facts(&state.db, &user.id).await?.ok_or_else(|| ApiError::forbidden("no expert profile"))?;
-    if me.title < c.min_title || !store::has_specialty(&state.db, &user.id, &c.specialty).await? {
-        return Err(ApiError::forbidden("your specialty or title does not meet the request"));
-    }
-    if c.pool_organisation_id.as_deref() != Some(me.organisation_id.as_str()) {
-        return Err(ApiError::not_found("consultation"));
-    }
-    let mut tx = state.db.begin_write().await?;
-    let from = store::lock(&mut tx, &id).await?;
-    store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Claim).await?;
-    store::claim(&mut tx, &id, &user.id).await?;
-    tx.commit().await?;
+    let done = async {
+        if c.addressee_kind != AddresseeKind::Pool {
+            return Err(ApiError::conflict(ErrorCode::NotAPoolRequest, "only pool requests are claimed"));
+        }
+        let me =
+            store::expert_facts(&state.db, &user.id).await?.ok_or_else(|| ApiError::forbidden("no expert profile"))?;
+        if me.title < c.min_title || !store::has_specialty(&state.db, &user.id, &c.specialty).await? {
+            return Err(ApiError::forbidden("your specialty or title does not meet the request"));
+        }
+        if c.pool_organisation_id.as_deref() != Some(me.organisation_id.as_str()) {
+            return Err(ApiError::not_found("consultation"));
+        }
+        let mut tx = crate::audit::begin(&state.db).await?;
+        let from = store::lock(&mut tx, &id).await?;
+        store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Claim).await?;
+        store::claim(&mut tx, &id, &user.id).await?;
+        tx.audit(store::acted(&user, &c, "claim")).await?;
+        tx.commit().await
+    };
+    store::acted(&user, &c, "claim").if_refused(&state.db, done.await).await?;
     taken_on(&state.db, &state.notifications, &state.config, &c, &user).await
 }
 
@@ -560,15 +584,19 @@ async fn cancel(
     Json(body): Json<ReasonBody>,
 ) -> ApiResult<Json<ConsultationDetail>> {
     let reason = required_reason(&body)?;
-    let c = store::load_for(&state.db, &user, &id, "cancel").await?;
-    if !(c.requested_by == user.id || user.role.is_manager()) {
-        return Err(ApiError::forbidden("the requesting doctor or a coordinator cancels a consultation"));
-    }
-    let mut tx = state.db.begin_write().await?;
-    let from = store::lock(&mut tx, &id).await?;
-    store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Cancel { reason: reason.clone() }).await?;
-    store::cancel_booked_appointments(&mut tx, &id, reason.as_str()).await?;
-    tx.commit().await?;
+    let c = store::load_to_act(&state.db, &user, &id, "cancel").await?;
+    let done = async {
+        if !(c.requested_by == user.id || user.role.is_manager()) {
+            return Err(ApiError::forbidden("the requesting doctor or a coordinator cancels a consultation"));
+        }
+        let mut tx = crate::audit::begin(&state.db).await?;
+        let from = store::lock(&mut tx, &id).await?;
+        store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Cancel { reason: reason.clone() }).await?;
+        store::cancel_booked_appointments(&mut tx, &id, reason.as_str()).await?;
+        tx.audit(store::acted(&user, &c, "cancel").detail(reason.as_str())).await?;
+        tx.commit().await
+    };
+    store::acted(&user, &c, "cancel").if_refused(&state.db, done.await).await?;
     tell_others(
         &state.db,
         &state.notifications,
@@ -587,18 +615,25 @@ async fn complete(
     user: AuthUser,
     Path(Id(id)): Path<Id>,
 ) -> ApiResult<Json<ConsultationDetail>> {
-    let c = store::load_for(&state.db, &user, &id, "complete").await?;
-    let role = store::role_of(&state.db, &id, &user.id).await?;
-    if !matches!(role, Some(ParticipantRole::Requester | ParticipantRole::Expert)) {
-        return Err(ApiError::forbidden("the consultation's doctors complete it"));
-    }
-    // An expert invited to an MDT who has not accepted is not yet one of its doctors.
-    if role == Some(ParticipantRole::Expert)
-        && !crate::record::store::expert_has_accepted(&state.db, &id, &user.id).await?
-    {
-        return Err(ApiError::forbidden("an expert completes the consultation once they have accepted it"));
-    }
-    store::apply_action(&state.db, &id, Some(&user), &Action::Complete).await?;
+    let c = store::load_to_act(&state.db, &user, &id, "complete").await?;
+    let done = async {
+        let role = store::role_of(&state.db, &id, &user.id).await?;
+        if !matches!(role, Some(ParticipantRole::Requester | ParticipantRole::Expert)) {
+            return Err(ApiError::forbidden("the consultation's doctors complete it"));
+        }
+        // An expert invited to an MDT who has not accepted is not yet one of its doctors.
+        if role == Some(ParticipantRole::Expert)
+            && !crate::record::store::expert_has_accepted(&state.db, &id, &user.id).await?
+        {
+            return Err(ApiError::forbidden("an expert completes the consultation once they have accepted it"));
+        }
+        let mut tx = crate::audit::begin(&state.db).await?;
+        let from = store::lock(&mut tx, &id).await?;
+        store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Complete).await?;
+        tx.audit(store::acted(&user, &c, "complete")).await?;
+        tx.commit().await
+    };
+    store::acted(&user, &c, "complete").if_refused(&state.db, done.await).await?;
     tell_others(
         &state.db,
         &state.notifications,

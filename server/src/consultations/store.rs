@@ -140,13 +140,19 @@ async fn patient_of(db: &Db, id: &str) -> ApiResult<Option<String>> {
     Ok(patient.map(|p| p.0))
 }
 
-/// Loads a visible consultation, auditing the access (or the refusal, answered 404).
+/// Loads a visible consultation to read it, auditing the access (or the refusal, answered 404).
 pub async fn load_for(db: &Db, user: &AuthUser, id: &str, action: &str) -> ApiResult<ConsultationCore> {
+    let c = load_to_act(db, user, id, action).await?;
+    acted(user, &c, action).record(db).await?;
+    Ok(c)
+}
+
+/// Loads a visible consultation for `action`, a change that records its own outcome: its
+/// success with [`acted`] in the transaction of its writes, a refusal after this with
+/// [`crate::audit::AuditEvent::if_refused`]. Not visible: audited as denied, answered 404.
+pub async fn load_to_act(db: &Db, user: &AuthUser, id: &str, action: &str) -> ApiResult<ConsultationCore> {
     match find_visible(db, user, id).await? {
-        Some(c) => {
-            crate::audit::event(user, action, "consultation", id).patient(&c.patient_id).record(db).await?;
-            Ok(c)
-        }
+        Some(c) => Ok(c),
         None => {
             crate::audit::event(user, action, "consultation", id)
                 .maybe_patient(patient_of(db, id).await?)
@@ -156,6 +162,11 @@ pub async fn load_for(db: &Db, user: &AuthUser, id: &str, action: &str) -> ApiRe
             Err(ApiError::not_found("consultation"))
         }
     }
+}
+
+/// The audit event of `user`'s `action` on consultation `c`.
+pub fn acted(user: &AuthUser, c: &ConsultationCore, action: &str) -> crate::audit::AuditEvent {
+    crate::audit::event(user, action, "consultation", &c.id).patient(&c.patient_id)
 }
 
 /// The caller's role in the consultation, if any and not declined.

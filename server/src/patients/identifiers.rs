@@ -12,7 +12,7 @@ use super::health_card::{self, CardError};
 use super::store::{self, IdentifierRow};
 use crate::api::{Json, Path};
 use crate::app::AppState;
-use crate::audit::{self, Outcome};
+use crate::audit;
 use crate::db::{new_id, now_ts, Db};
 use crate::error::ErrorCode;
 use crate::error::{ApiError, ApiResult};
@@ -221,13 +221,22 @@ pub fn parser(qr_format: &str) -> ApiResult<Box<dyn health_card::CardPayloadPars
     health_card::parser_for(qr_format).ok_or_else(|| ApiError::internal("health_card_qr_format names no parser"))
 }
 
-async fn editable(db: &Db, user: &AuthUser, id: &str, action: &str) -> ApiResult<()> {
-    let patient = super::load_for(db, user, id, "read_for_update").await?;
-    if !super::may_edit(user, &patient) {
-        audit::event(user, action, "patient_identifier", "").patient(id).outcome(Outcome::Denied).record(db).await?;
+/// Loads the patient whose identifiers `action` changes (404 when not visible, audited).
+async fn patient_to_change(db: &Db, user: &AuthUser, id: &str, action: &str) -> ApiResult<super::Patient> {
+    super::load_to_act(db, user, id, action).await
+}
+
+/// Refuses (403) a caller who sees the patient but does not keep their record.
+fn editable(user: &AuthUser, patient: &super::Patient) -> ApiResult<()> {
+    if !super::may_edit(user, patient) {
         return Err(ApiError::forbidden("identifiers are kept by the patient's home organisation's staff and admins"));
     }
     Ok(())
+}
+
+/// The audit event of `action` on an identifier (`identifier` empty for a new one) of patient `id`.
+fn on_identifier(user: &AuthUser, action: &str, identifier: &str, id: &str) -> audit::AuditEvent {
+    audit::event(user, action, "patient_identifier", identifier).patient(id)
 }
 
 pub(super) async fn add(
@@ -236,11 +245,16 @@ pub(super) async fn add(
     Path(crate::db::Id(id)): Path<crate::db::Id>,
     Json(body): Json<NewIdentifier>,
 ) -> ApiResult<(StatusCode, Json<IdentifierView>)> {
-    editable(&state.db, &user, &id, "create").await?;
-    let checked = check(&body, parser(&state.config.health_card_qr_format)?.as_ref(), "")?;
-    let mut tx = audit::begin(&state.db).await?;
-    let ids = insert(&mut tx, &user, &id, &[checked]).await?;
-    tx.commit().await?;
+    let patient = patient_to_change(&state.db, &user, &id, "create").await?;
+    let done = async {
+        editable(&user, &patient)?;
+        let checked = check(&body, parser(&state.config.health_card_qr_format)?.as_ref(), "")?;
+        let mut tx = audit::begin(&state.db).await?;
+        let ids = insert(&mut tx, &user, &id, &[checked]).await?;
+        tx.commit().await?;
+        Ok(ids)
+    };
+    let ids = on_identifier(&user, "create", "", &id).if_refused(&state.db, done.await).await?;
     let new = ids.into_iter().next().unwrap_or_default();
     let view = in_use(&state.db, &id)
         .await?
@@ -267,21 +281,25 @@ pub(super) async fn retire(
     if body.reason.chars().count() > 500 {
         return Err(ApiError::validation("reason", "at most 500 characters"));
     }
-    editable(&state.db, &user, &id, "retire").await?;
-    let row = store::identifier(&state.db, &id, &identifier_id).await?;
-    let row = row.ok_or_else(|| ApiError::not_found("identifier"))?;
-    if row.retired_at.is_some() {
-        return Ok(Json(row.view()));
-    }
-    let mut tx = audit::begin(&state.db).await?;
-    let now = now_ts();
-    store::retire_identifier(&mut tx, &identifier_id, &user.id, body.reason.trim(), &now).await?;
-    tx.audit(
-        audit::event(&user, "retire", "patient_identifier", &identifier_id).patient(&id).detail(body.reason.trim()),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Json(IdentifierView { retired_at: Some(now), ..row.view() }))
+    let patient = patient_to_change(&state.db, &user, &id, "retire").await?;
+    let done = async {
+        editable(&user, &patient)?;
+        let row = store::identifier(&state.db, &id, &identifier_id).await?;
+        let row = row.ok_or_else(|| ApiError::not_found("identifier"))?;
+        if row.retired_at.is_some() {
+            return Ok(Json(row.view()));
+        }
+        let mut tx = audit::begin(&state.db).await?;
+        let now = now_ts();
+        store::retire_identifier(&mut tx, &identifier_id, &user.id, body.reason.trim(), &now).await?;
+        tx.audit(
+            audit::event(&user, "retire", "patient_identifier", &identifier_id).patient(&id).detail(body.reason.trim()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Json(IdentifierView { retired_at: Some(now), ..row.view() }))
+    };
+    on_identifier(&user, "retire", &identifier_id, &id).if_refused(&state.db, done.await).await
 }
 
 #[cfg(test)]

@@ -80,13 +80,24 @@ pub fn viewer(user: &AuthUser) -> store::Viewer<'_> {
     store::Viewer { role: user.role, user_id: &user.id, org: &user.org }
 }
 
-/// Loads a visible patient for `action`, auditing the access or the refusal.
+/// Loads a visible patient to read it for `action`, auditing the access or the refusal.
 pub async fn load_for(db: &Db, user: &AuthUser, id: &str, action: &str) -> ApiResult<Patient> {
+    let p = load_to_act(db, user, id, action).await?;
+    acted(user, id, action).record(db).await?;
+    Ok(p)
+}
+
+/// The audit event of `user`'s `action` on patient `id`'s record.
+pub fn acted(user: &AuthUser, id: &str, action: &str) -> audit::AuditEvent {
+    audit::event(user, action, "patient", id).patient(id)
+}
+
+/// Loads a visible patient for `action`, a change that records its own outcome: its success
+/// in the transaction of its writes, a refusal after this with
+/// [`audit::AuditEvent::if_refused`]. Not visible: audited as denied, answered 404.
+pub async fn load_to_act(db: &Db, user: &AuthUser, id: &str, action: &str) -> ApiResult<Patient> {
     match find_visible(db, user, id).await? {
-        Some(p) => {
-            audit::event(user, action, "patient", id).patient(id).record(db).await?;
-            Ok(present(user, p))
-        }
+        Some(p) => Ok(present(user, p)),
         None => {
             let exists = store::exists(db, id).await?;
             audit::event(user, action, "patient", id)
@@ -313,29 +324,33 @@ async fn patch(
     Json(p): Json<PatientPatch>,
 ) -> ApiResult<Json<Patient>> {
     // Seeing a record is not editing it: the record is kept by its home organisation's staff.
-    let before = load_for(&state.db, &user, &id, "read_for_update").await?;
-    if !may_edit(&user, &before) {
-        audit::event(&user, "update", "patient", &id).patient(&id).outcome(Outcome::Denied).record(&state.db).await?;
-        return Err(ApiError::forbidden("patient records are edited by their home organisation's staff and admins"));
-    }
-    validate_fields(
-        p.name.as_deref(),
-        p.sex.as_deref(),
-        p.birth_date.as_deref(),
-        p.phone.as_deref(),
-        p.resident_id.as_deref(),
-    )?;
-    let update = store::RecordUpdate {
-        name: p.name.map(|n| n.trim().to_string()),
-        sex: p.sex,
-        birth_date: p.birth_date,
-        phone: p.phone,
-        resident_id: p.resident_id.map(|r| r.trim().to_uppercase()),
+    let before = load_to_act(&state.db, &user, &id, "update").await?;
+    let done = async {
+        if !may_edit(&user, &before) {
+            return Err(ApiError::forbidden(
+                "patient records are edited by their home organisation's staff and admins",
+            ));
+        }
+        validate_fields(
+            p.name.as_deref(),
+            p.sex.as_deref(),
+            p.birth_date.as_deref(),
+            p.phone.as_deref(),
+            p.resident_id.as_deref(),
+        )?;
+        let update = store::RecordUpdate {
+            name: p.name.map(|n| n.trim().to_string()),
+            sex: p.sex,
+            birth_date: p.birth_date,
+            phone: p.phone,
+            resident_id: p.resident_id.map(|r| r.trim().to_uppercase()),
+        };
+        let mut tx = audit::begin(&state.db).await?;
+        store::update(&mut tx, &id, update).await?;
+        tx.audit(acted(&user, &id, "update")).await?;
+        tx.commit().await
     };
-    let mut tx = audit::begin(&state.db).await?;
-    store::update(&mut tx, &id, update).await?;
-    tx.audit(audit::event(&user, "update", "patient", &id).patient(&id)).await?;
-    tx.commit().await?;
+    acted(&user, &id, "update").if_refused(&state.db, done.await).await?;
     let after = find_visible(&state.db, &user, &id).await?.ok_or_else(|| ApiError::not_found("patient"))?;
     Ok(Json(present(&user, after)))
 }

@@ -112,27 +112,31 @@ pub async fn post_plan(
     if !user.role.is_clinician() {
         return Err(ApiError::forbidden("doctors create follow-up plans"));
     }
-    let patient = crate::patients::load_for(&state.db, &user, &p.patient_id, "plan_follow_up").await?;
+    let patient = crate::patients::load_to_act(&state.db, &user, &p.patient_id, "plan_follow_up").await?;
     crate::patients::require_acting(&state.db, &user, &patient.id, "plan_follow_up").await?;
-    // A plan names only a consultation or referral of the same patient that the caller sees.
-    if let Some(cid) = &p.consultation_id {
-        super::referrals::consultation_of_patient(&state.db, &user, cid, &patient.id).await?;
-    }
-    if let Some(rid) = &p.referral_id {
-        let visible = super::referrals::load(&state.db, rid)
-            .await?
-            .filter(|r| r.patient_id == patient.id && super::referrals::may_see(&user, r, None));
-        if visible.is_none() {
-            return Err(ApiError::validation(
-                "referral_id",
-                "no referral of this patient that you may see has this id",
-            ));
+    let done = async {
+        // A plan names only a consultation or referral of the same patient that the caller sees.
+        if let Some(cid) = &p.consultation_id {
+            super::referrals::consultation_of_patient(&state.db, &user, cid, &patient.id).await?;
         }
-    }
-    let mut tx = crate::audit::begin(&state.db).await?;
-    let id = create_plan(&mut tx, &user, &patient.home_organisation_id, &p).await?;
-    tx.audit(crate::audit::event(&user, "create", "follow_up_plan", &id).patient(&p.patient_id)).await?;
-    tx.commit().await?;
+        if let Some(rid) = &p.referral_id {
+            let visible = super::referrals::load(&state.db, rid)
+                .await?
+                .filter(|r| r.patient_id == patient.id && super::referrals::may_see(&user, r, None));
+            if visible.is_none() {
+                return Err(ApiError::validation(
+                    "referral_id",
+                    "no referral of this patient that you may see has this id",
+                ));
+            }
+        }
+        let mut tx = crate::audit::begin(&state.db).await?;
+        let id = create_plan(&mut tx, &user, &patient.home_organisation_id, &p).await?;
+        tx.audit(crate::audit::event(&user, "create", "follow_up_plan", &id).patient(&p.patient_id)).await?;
+        tx.commit().await?;
+        Ok(id)
+    };
+    let id = crate::patients::acted(&user, &patient.id, "plan_follow_up").if_refused(&state.db, done.await).await?;
     let visits = record_store::visits_of_plan(&state.db, &id).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({"id": id, "visits": visits}))))
 }
@@ -185,21 +189,27 @@ pub async fn patch_visit(
         return Err(ApiError::forbidden("doctors and coordinators update follow-up visits"));
     }
     let visit = record_store::visit(&state.db, &id).await?.ok_or_else(|| ApiError::not_found("visit"))?;
-    crate::patients::load_for(&state.db, &user, &visit.patient_id, "read_for_update")
+    crate::patients::load_to_act(&state.db, &user, &visit.patient_id, "update_follow_up_visit")
         .await
         .map_err(|_| ApiError::not_found("visit"))?;
     crate::patients::require_acting(&state.db, &user, &visit.patient_id, "update_follow_up_visit").await?;
-    let status = match p.status.as_deref() {
-        None => None,
-        Some(s) => {
-            Some(s.parse::<VisitStatus>().map_err(|_| ApiError::validation("status", "planned, done or closed"))?)
-        }
+    let done = async {
+        let status = match p.status.as_deref() {
+            None => None,
+            Some(s) => {
+                Some(s.parse::<VisitStatus>().map_err(|_| ApiError::validation("status", "planned, done or closed"))?)
+            }
+        };
+        let due_date = p.due_date.map(|d| d.date().format("%Y-%m-%d").to_string());
+        let mut tx = crate::audit::begin(&state.db).await?;
+        record_store::update_visit(&mut tx, &id, due_date, status, p.note, &user.id, &now_ts()).await?;
+        tx.audit(crate::audit::event(&user, "update", "follow_up_visit", &id).patient(&visit.patient_id)).await?;
+        tx.commit().await
     };
-    let due_date = p.due_date.map(|d| d.date().format("%Y-%m-%d").to_string());
-    let mut tx = crate::audit::begin(&state.db).await?;
-    record_store::update_visit(&mut tx, &id, due_date, status, p.note, &user.id, &now_ts()).await?;
-    tx.audit(crate::audit::event(&user, "update", "follow_up_visit", &id).patient(&visit.patient_id)).await?;
-    tx.commit().await?;
+    crate::audit::event(&user, "update", "follow_up_visit", &id)
+        .patient(&visit.patient_id)
+        .if_refused(&state.db, done.await)
+        .await?;
     record_store::visit(&state.db, &id).await?.map(Json).ok_or_else(|| ApiError::not_found("visit"))
 }
 

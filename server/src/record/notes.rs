@@ -61,27 +61,30 @@ pub async fn add(
     Path(Id(id)): Path<Id>,
     Json(b): Json<NoteBody>,
 ) -> ApiResult<(StatusCode, Json<Note>)> {
-    let c = store::load_for(&state.db, &user, &id, "write_note").await?;
-    require_clinician(&state.db, &user, &id).await?;
-    let kind = match b.kind.as_deref() {
-        None => NoteKind::Note,
-        Some(k) => k.parse().map_err(|_| ApiError::validation("kind", "case_summary or note"))?,
+    let c = store::load_to_act(&state.db, &user, &id, "write_note").await?;
+    let done = async {
+        require_clinician(&state.db, &user, &id).await?;
+        let kind = match b.kind.as_deref() {
+            None => NoteKind::Note,
+            Some(k) => k.parse().map_err(|_| ApiError::validation("kind", "case_summary or note"))?,
+        };
+        let body = b.body.trim();
+        if body.is_empty() || body.chars().count() > 20_000 {
+            return Err(ApiError::validation("body", "1 to 20,000 characters"));
+        }
+        let note_id = new_id();
+        let mut tx = crate::audit::begin(&state.db).await?;
+        record_store::insert_note(&mut tx, &note_id, &id, &user.id, kind, body, &now_ts()).await?;
+        tx.audit(crate::audit::event(&user, "write_note", "note", &note_id).patient(&c.patient_id)).await?;
+        tx.commit().await?;
+        let note = notes_of(&state.db, &id)
+            .await?
+            .into_iter()
+            .find(|n| n.id == note_id)
+            .ok_or_else(|| ApiError::internal("note vanished"))?;
+        Ok((StatusCode::CREATED, Json(note)))
     };
-    let body = b.body.trim();
-    if body.is_empty() || body.chars().count() > 20_000 {
-        return Err(ApiError::validation("body", "1 to 20,000 characters"));
-    }
-    let note_id = new_id();
-    let mut tx = crate::audit::begin(&state.db).await?;
-    record_store::insert_note(&mut tx, &note_id, &id, &user.id, kind, body, &now_ts()).await?;
-    tx.audit(crate::audit::event(&user, "write_note", "note", &note_id).patient(&c.patient_id)).await?;
-    tx.commit().await?;
-    let note = notes_of(&state.db, &id)
-        .await?
-        .into_iter()
-        .find(|n| n.id == note_id)
-        .ok_or_else(|| ApiError::internal("note vanished"))?;
-    Ok((StatusCode::CREATED, Json(note)))
+    store::acted(&user, &c, "write_note").if_refused(&state.db, done.await).await
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -97,16 +100,21 @@ pub async fn withdraw(
     Json(b): Json<WithdrawBody>,
 ) -> ApiResult<Json<Vec<Note>>> {
     let reason = Reason::parse(&b.reason).map_err(|e| ApiError::validation("reason", e.to_string()))?;
-    let c = store::load_for(&state.db, &user, &id, "withdraw_note").await?;
-    let mut tx = crate::audit::begin(&state.db).await?;
-    let done = record_store::withdraw_note(&mut tx, &note, &id, &user.id, reason.as_str()).await?;
-    if !done {
-        return Err(ApiError::not_found("note"));
-    }
-    tx.audit(
-        crate::audit::event(&user, "withdraw_note", "note", &note).patient(&c.patient_id).detail(reason.to_string()),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Json(notes_of(&state.db, &id).await?))
+    let c = store::load_to_act(&state.db, &user, &id, "withdraw_note").await?;
+    let done = async {
+        let mut tx = crate::audit::begin(&state.db).await?;
+        let done = record_store::withdraw_note(&mut tx, &note, &id, &user.id, reason.as_str()).await?;
+        if !done {
+            return Err(ApiError::not_found("note"));
+        }
+        tx.audit(
+            crate::audit::event(&user, "withdraw_note", "note", &note)
+                .patient(&c.patient_id)
+                .detail(reason.to_string()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Json(notes_of(&state.db, &id).await?))
+    };
+    store::acted(&user, &c, "withdraw_note").if_refused(&state.db, done.await).await
 }

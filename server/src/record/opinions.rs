@@ -136,36 +136,39 @@ pub async fn save_draft(
     Path(Id(id)): Path<Id>,
     Json(b): Json<DraftBody>,
 ) -> ApiResult<Json<Opinion>> {
-    let c = store::load_for(&state.db, &user, &id, "write_opinion").await?;
-    require_expert(&state.db, &user, &c).await?;
-    validate(&b.content)?;
-    if b.joint && c.mode != Mode::Mdt {
-        return Err(ApiError::validation("joint", "only MDT consultations have a joint conclusion"));
-    }
-    let kind = OpinionKind::of(b.joint);
-    let now = now_ts();
-    let mut tx = crate::audit::begin(&state.db).await?;
-    // Read on the transaction's own connection: taking a second one from the pool while
-    // holding this one deadlocked the pool when every connection was held so (the day
-    // replayer at twice the record peak: 16 transactions each waiting for a 17th connection).
-    match record_store::latest_opinion_on(&mut tx, &id, &user.id, kind).await? {
-        Some(o) if o.status == OpinionStatus::Draft => {
-            record_store::update_draft(&mut tx, &o.id, &b.content, &now).await?;
+    let c = store::load_to_act(&state.db, &user, &id, "write_opinion").await?;
+    let done = async {
+        require_expert(&state.db, &user, &c).await?;
+        validate(&b.content)?;
+        if b.joint && c.mode != Mode::Mdt {
+            return Err(ApiError::validation("joint", "only MDT consultations have a joint conclusion"));
         }
-        Some(_) => {
-            return Err(ApiError::conflict(
-                ErrorCode::AlreadySigned,
-                "the opinion is signed and can no longer be edited; amend it instead",
-            ));
+        let kind = OpinionKind::of(b.joint);
+        let now = now_ts();
+        let mut tx = crate::audit::begin(&state.db).await?;
+        // Read on the transaction's own connection: taking a second one from the pool while
+        // holding this one deadlocked the pool when every connection was held so (the day
+        // replayer at twice the record peak: 16 transactions each waiting for a 17th connection).
+        match record_store::latest_opinion_on(&mut tx, &id, &user.id, kind).await? {
+            Some(o) if o.status == OpinionStatus::Draft => {
+                record_store::update_draft(&mut tx, &o.id, &b.content, &now).await?;
+            }
+            Some(_) => {
+                return Err(ApiError::conflict(
+                    ErrorCode::AlreadySigned,
+                    "the opinion is signed and can no longer be edited; amend it instead",
+                ));
+            }
+            None => record_store::insert_draft(&mut tx, &id, &user.id, kind, &b.content, &now).await?,
         }
-        None => record_store::insert_draft(&mut tx, &id, &user.id, kind, &b.content, &now).await?,
-    }
-    tx.audit(crate::audit::event(&user, "write_opinion", "opinion", &id).patient(&c.patient_id)).await?;
-    tx.commit().await?;
-    record_store::latest_opinion(&state.db, &id, &user.id, kind)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::internal("saved opinion vanished"))
+        tx.audit(crate::audit::event(&user, "write_opinion", "opinion", &id).patient(&c.patient_id)).await?;
+        tx.commit().await?;
+        record_store::latest_opinion(&state.db, &id, &user.id, kind)
+            .await?
+            .map(Json)
+            .ok_or_else(|| ApiError::internal("saved opinion vanished"))
+    };
+    store::acted(&user, &c, "write_opinion").if_refused(&state.db, done.await).await
 }
 
 async fn signer(db: &Db, user: &AuthUser) -> ApiResult<(String, String)> {
@@ -234,28 +237,35 @@ pub async fn sign(
     Path(Id(id)): Path<Id>,
     Json(b): Json<SignBody>,
 ) -> ApiResult<Json<Opinion>> {
-    let c = store::load_for(&state.db, &user, &id, "sign_opinion").await?;
-    require_expert(&state.db, &user, &c).await?;
-    let kind = OpinionKind::of(b.joint);
-    let o = match record_store::latest_opinion(&state.db, &id, &user.id, kind).await? {
-        Some(o) if o.status == OpinionStatus::Draft => o,
-        Some(_) => {
-            return Err(ApiError::conflict(ErrorCode::AlreadySigned, "the opinion is already signed; amend it instead"))
+    let c = store::load_to_act(&state.db, &user, &id, "sign_opinion").await?;
+    let done = async {
+        require_expert(&state.db, &user, &c).await?;
+        let kind = OpinionKind::of(b.joint);
+        let o = match record_store::latest_opinion(&state.db, &id, &user.id, kind).await? {
+            Some(o) if o.status == OpinionStatus::Draft => o,
+            Some(_) => {
+                return Err(ApiError::conflict(
+                    ErrorCode::AlreadySigned,
+                    "the opinion is already signed; amend it instead",
+                ))
+            }
+            None => return Err(ApiError::conflict(ErrorCode::NoDraft, "save a draft opinion before signing it")),
+        };
+        if o.impression.trim().is_empty() {
+            return Err(ApiError::validation("impression", "an opinion is signed with an impression"));
         }
-        None => return Err(ApiError::conflict(ErrorCode::NoDraft, "save a draft opinion before signing it")),
+        let who = signer(&state.db, &user).await?;
+        let mut tx = state.db.begin_write().await?;
+        store::lock(&mut tx, &c.id).await?;
+        let signed = freeze(&mut tx, who, &user, &c, o, false).await?;
+        crate::audit::event(&user, "sign_opinion", "opinion", &signed.id)
+            .patient(&c.patient_id)
+            .record_with(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(signed)
     };
-    if o.impression.trim().is_empty() {
-        return Err(ApiError::validation("impression", "an opinion is signed with an impression"));
-    }
-    let who = signer(&state.db, &user).await?;
-    let mut tx = state.db.begin_write().await?;
-    store::lock(&mut tx, &c.id).await?;
-    let signed = freeze(&mut tx, who, &user, &c, o, false).await?;
-    crate::audit::event(&user, "sign_opinion", "opinion", &signed.id)
-        .patient(&c.patient_id)
-        .record_with(&mut *tx)
-        .await?;
-    tx.commit().await?;
+    let signed = store::acted(&user, &c, "sign_opinion").if_refused(&state.db, done.await).await?;
     notify_signed(
         &state.db,
         &state.notifications,
@@ -284,47 +294,51 @@ pub async fn amend(
     Path(Id(id)): Path<Id>,
     Json(b): Json<AmendBody>,
 ) -> ApiResult<Json<Opinion>> {
-    let c = store::load_for(&state.db, &user, &id, "amend_opinion").await?;
-    require_expert(&state.db, &user, &c).await?;
-    validate(&b.content)?;
-    let reason = crate::consultations::state::Reason::parse(&b.reason)
-        .map_err(|e| ApiError::validation("reason", e.to_string()))?;
-    let kind = OpinionKind::of(b.joint);
-    let latest = record_store::latest_opinion(&state.db, &id, &user.id, kind).await?;
-    let Some(prev) = latest.filter(|o| o.status == OpinionStatus::Signed) else {
-        return Err(ApiError::conflict(
-            ErrorCode::NotSigned,
-            "only a signed opinion is amended; edit the draft instead",
-        ));
+    let c = store::load_to_act(&state.db, &user, &id, "amend_opinion").await?;
+    let done = async {
+        require_expert(&state.db, &user, &c).await?;
+        validate(&b.content)?;
+        let reason = crate::consultations::state::Reason::parse(&b.reason)
+            .map_err(|e| ApiError::validation("reason", e.to_string()))?;
+        let kind = OpinionKind::of(b.joint);
+        let latest = record_store::latest_opinion(&state.db, &id, &user.id, kind).await?;
+        let Some(prev) = latest.filter(|o| o.status == OpinionStatus::Signed) else {
+            return Err(ApiError::conflict(
+                ErrorCode::NotSigned,
+                "only a signed opinion is amended; edit the draft instead",
+            ));
+        };
+        let who = signer(&state.db, &user).await?;
+        let mut tx = state.db.begin_write().await?;
+        store::lock(&mut tx, &c.id).await?;
+        if !record_store::supersede(&mut tx, &prev.id, &now_ts()).await? {
+            return Err(ApiError::conflict(ErrorCode::AlreadyAmended, "the opinion was amended meanwhile"));
+        }
+        let next = Opinion {
+            id: new_id(),
+            version: prev.version + 1,
+            supersedes: Some(prev.id.clone()),
+            status: OpinionStatus::Draft,
+            findings: b.content.findings,
+            impression: b.content.impression,
+            recommendations: b.content.recommendations,
+            referral_advice: b.content.referral_advice,
+            follow_up_advice: b.content.follow_up_advice,
+            patient_summary: b.content.patient_summary,
+            amendment_reason: reason.to_string(),
+            created_at: now_ts(),
+            updated_at: now_ts(),
+            ..prev
+        };
+        let signed = freeze(&mut tx, who, &user, &c, next, true).await?;
+        crate::audit::event(&user, "amend_opinion", "opinion", &signed.id)
+            .patient(&c.patient_id)
+            .record_with(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((signed, reason))
     };
-    let who = signer(&state.db, &user).await?;
-    let mut tx = state.db.begin_write().await?;
-    store::lock(&mut tx, &c.id).await?;
-    if !record_store::supersede(&mut tx, &prev.id, &now_ts()).await? {
-        return Err(ApiError::conflict(ErrorCode::AlreadyAmended, "the opinion was amended meanwhile"));
-    }
-    let next = Opinion {
-        id: new_id(),
-        version: prev.version + 1,
-        supersedes: Some(prev.id.clone()),
-        status: OpinionStatus::Draft,
-        findings: b.content.findings,
-        impression: b.content.impression,
-        recommendations: b.content.recommendations,
-        referral_advice: b.content.referral_advice,
-        follow_up_advice: b.content.follow_up_advice,
-        patient_summary: b.content.patient_summary,
-        amendment_reason: reason.to_string(),
-        created_at: now_ts(),
-        updated_at: now_ts(),
-        ..prev
-    };
-    let signed = freeze(&mut tx, who, &user, &c, next, true).await?;
-    crate::audit::event(&user, "amend_opinion", "opinion", &signed.id)
-        .patient(&c.patient_id)
-        .record_with(&mut *tx)
-        .await?;
-    tx.commit().await?;
+    let (signed, reason) = store::acted(&user, &c, "amend_opinion").if_refused(&state.db, done.await).await?;
     notify_signed(
         &state.db,
         &state.notifications,

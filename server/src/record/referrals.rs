@@ -154,61 +154,65 @@ pub async fn create(
     Json(b): Json<NewReferral>,
 ) -> ApiResult<(StatusCode, Json<Referral>)> {
     let reason = Reason::parse(&b.reason).map_err(|e| ApiError::validation("reason", e.to_string()))?;
-    let patient = crate::patients::load_for(&state.db, &user, &b.patient_id, "refer").await?;
+    let patient = crate::patients::load_to_act(&state.db, &user, &b.patient_id, "refer").await?;
     // An expert refers (and plans follow-up) once they act for the patient, not on an
     // invitation they have not answered.
     crate::patients::require_acting(&state.db, &user, &patient.id, "refer").await?;
-    if let Some(cid) = &b.consultation_id {
-        consultation_of_patient(&state.db, &user, cid, &patient.id).await?;
-    }
-    let direction: Direction = b.direction.parse().map_err(|_| ApiError::validation("direction", "up or down"))?;
-    let (from_org, to_org) = route(&state.db, &user, &b, direction, &patient).await?;
-    if b.follow_up.is_some() && direction != Direction::Down {
-        return Err(ApiError::validation("follow_up", "follow-up plans come with down-referrals"));
-    }
-    let id = new_id();
-    let now = now_ts();
-    let mut tx = state.db.begin_write().await?;
-    let row = NewReferralRow {
-        id: &id,
-        consultation_id: b.consultation_id.as_deref(),
-        patient_id: &patient.id,
-        direction,
-        from_organisation_id: &from_org,
-        to_organisation_id: &to_org,
-        to_department_id: b.to_department_id.as_deref(),
-        created_by: &user.id,
-        reason: reason.as_str(),
-        urgency: b.urgency.as_str(),
-        care_plan: b.care_plan.trim(),
-        now: &now,
-    };
-    store::insert_referral(&mut tx, &row).await?;
-    if let Some(f) = &b.follow_up {
-        let plan = NewPlan {
-            patient_id: patient.id.clone(),
-            consultation_id: b.consultation_id.clone(),
-            referral_id: Some(id.clone()),
-            condition: f.condition.clone(),
-            interval_weeks: f.interval_weeks,
-            visits: f.visits,
-            start_date: None,
-            instructions: f.instructions.clone(),
-            targets: None,
+    let done = async {
+        if let Some(cid) = &b.consultation_id {
+            consultation_of_patient(&state.db, &user, cid, &patient.id).await?;
+        }
+        let direction: Direction = b.direction.parse().map_err(|_| ApiError::validation("direction", "up or down"))?;
+        let (from_org, to_org) = route(&state.db, &user, &b, direction, &patient).await?;
+        if b.follow_up.is_some() && direction != Direction::Down {
+            return Err(ApiError::validation("follow_up", "follow-up plans come with down-referrals"));
+        }
+        let id = new_id();
+        let now = now_ts();
+        let mut tx = state.db.begin_write().await?;
+        let row = NewReferralRow {
+            id: &id,
+            consultation_id: b.consultation_id.as_deref(),
+            patient_id: &patient.id,
+            direction,
+            from_organisation_id: &from_org,
+            to_organisation_id: &to_org,
+            to_department_id: b.to_department_id.as_deref(),
+            created_by: &user.id,
+            reason: reason.as_str(),
+            urgency: b.urgency.as_str(),
+            care_plan: b.care_plan.trim(),
+            now: &now,
         };
-        let plan_id = followup::create_plan(&mut tx, &user, &to_org, &plan).await?;
-        crate::audit::event(&user, "create", "follow_up_plan", &plan_id)
-            .patient(&patient.id)
-            .record_with(&mut *tx)
-            .await?;
-    }
-    crate::audit::event(&user, "create", "referral", &id).patient(&patient.id).record_with(&mut *tx).await?;
-    // Tell the receiving side's clinicians and coordinators.
-    let receivers = store::referral_receivers(&mut tx, &to_org).await?;
-    let text = notifications::Text::referral_new(direction);
-    let notice = Notice::new("referral", text, reason.to_string(), b.consultation_id.as_deref());
-    let stored = notifications::store(&mut tx, &receivers, &notice).await?;
-    tx.commit().await?;
+        store::insert_referral(&mut tx, &row).await?;
+        if let Some(f) = &b.follow_up {
+            let plan = NewPlan {
+                patient_id: patient.id.clone(),
+                consultation_id: b.consultation_id.clone(),
+                referral_id: Some(id.clone()),
+                condition: f.condition.clone(),
+                interval_weeks: f.interval_weeks,
+                visits: f.visits,
+                start_date: None,
+                instructions: f.instructions.clone(),
+                targets: None,
+            };
+            let plan_id = followup::create_plan(&mut tx, &user, &to_org, &plan).await?;
+            crate::audit::event(&user, "create", "follow_up_plan", &plan_id)
+                .patient(&patient.id)
+                .record_with(&mut *tx)
+                .await?;
+        }
+        crate::audit::event(&user, "create", "referral", &id).patient(&patient.id).record_with(&mut *tx).await?;
+        // Tell the receiving side's clinicians and coordinators.
+        let receivers = store::referral_receivers(&mut tx, &to_org).await?;
+        let text = notifications::Text::referral_new(direction);
+        let notice = Notice::new("referral", text, reason.to_string(), b.consultation_id.as_deref());
+        let stored = notifications::store(&mut tx, &receivers, &notice).await?;
+        tx.commit().await?;
+        Ok((id, stored))
+    };
+    let (id, stored) = crate::patients::acted(&user, &patient.id, "refer").if_refused(&state.db, done.await).await?;
     notifications::publish(&state.notifications, &stored);
     let r = load(&state.db, &id).await?.ok_or_else(|| ApiError::internal("referral vanished"))?;
     Ok((StatusCode::CREATED, Json(r)))
@@ -272,17 +276,29 @@ pub fn may_act(user: &AuthUser, r: &Referral, action: ReferralAction) -> bool {
     }
 }
 
+/// Loads a visible referral to read it, auditing the access (or the refusal, answered 404).
 async fn load_visible(db: &Db, user: &AuthUser, id: &str, action: &str) -> ApiResult<Referral> {
+    let r = load_to_act(db, user, id, action).await?;
+    acted(user, &r, action).record(db).await?;
+    Ok(r)
+}
+
+/// Loads a visible referral for `action`, a change that records its own outcome (its success
+/// in its transaction, a refusal with [`crate::audit::AuditEvent::if_refused`]); not visible:
+/// audited as denied, answered 404.
+async fn load_to_act(db: &Db, user: &AuthUser, id: &str, action: &str) -> ApiResult<Referral> {
     let r = load(db, id).await?.ok_or_else(|| ApiError::not_found("referral"))?;
     let patient_user = store::patient_user(db, &r.patient_id).await?;
-    let outcome = may_see(user, &r, patient_user.as_deref());
-    let ev = crate::audit::event(user, action, "referral", id).patient(&r.patient_id);
-    if !outcome {
-        ev.outcome(crate::audit::Outcome::Denied).record(db).await?;
+    if !may_see(user, &r, patient_user.as_deref()) {
+        acted(user, &r, action).outcome(crate::audit::Outcome::Denied).record(db).await?;
         return Err(ApiError::not_found("referral"));
     }
-    ev.record(db).await?;
     Ok(r)
+}
+
+/// The audit event of `user`'s `action` on referral `r`.
+fn acted(user: &AuthUser, r: &Referral, action: &str) -> crate::audit::AuditEvent {
+    crate::audit::event(user, action, "referral", &r.id).patient(&r.patient_id)
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -360,34 +376,38 @@ async fn act(
     action: ReferralAction,
     b: ActionBody,
 ) -> ApiResult<Json<ReferralDetail>> {
-    let r = load_visible(db, user, id, action.as_str()).await?;
-    if !may_act(user, &r, action) {
-        return Err(ApiError::forbidden(format!("you may not {action} this referral")));
-    }
-    let reason = action_reason(action, b.reason.as_deref())?;
-    let to =
-        next_status(r.status, action).map_err(|e| ApiError::conflict(ErrorCode::InvalidTransition, e.to_string()))?;
-    let now = now_ts();
-    let mut tx = db.begin_write().await?;
-    let appointment_at = b.appointment_at.map(|t| ts(t.into()));
-    if !store::move_referral(&mut tx, id, r.status, to, appointment_at, &now).await? {
-        return Err(ApiError::conflict(ErrorCode::InvalidTransition, "the referral changed meanwhile"));
-    }
-    let reason_text = reason.as_ref().map(|r| r.to_string()).unwrap_or_default();
-    store::insert_referral_event(&mut tx, id, r.status.as_str(), to.as_str(), &user.id, &reason_text, &now).await?;
-    crate::audit::event(user, action.as_str(), "referral", id)
-        .patient(&r.patient_id)
-        .detail(format!("{} -> {to}", r.status))
-        .record_with(&mut *tx)
-        .await?;
-    let notice = Notice::new(
-        "referral",
-        notifications::Text::new("referral_status").with("status", to),
-        reason_text,
-        r.consultation_id.as_deref(),
-    );
-    let stored = notifications::store(&mut tx, std::slice::from_ref(&r.created_by), &notice).await?;
-    tx.commit().await?;
+    let r = load_to_act(db, user, id, action.as_str()).await?;
+    let done = async {
+        if !may_act(user, &r, action) {
+            return Err(ApiError::forbidden(format!("you may not {action} this referral")));
+        }
+        let reason = action_reason(action, b.reason.as_deref())?;
+        let to = next_status(r.status, action)
+            .map_err(|e| ApiError::conflict(ErrorCode::InvalidTransition, e.to_string()))?;
+        let now = now_ts();
+        let mut tx = db.begin_write().await?;
+        let appointment_at = b.appointment_at.map(|t| ts(t.into()));
+        if !store::move_referral(&mut tx, id, r.status, to, appointment_at, &now).await? {
+            return Err(ApiError::conflict(ErrorCode::InvalidTransition, "the referral changed meanwhile"));
+        }
+        let reason_text = reason.as_ref().map(|r| r.to_string()).unwrap_or_default();
+        store::insert_referral_event(&mut tx, id, r.status.as_str(), to.as_str(), &user.id, &reason_text, &now).await?;
+        crate::audit::event(user, action.as_str(), "referral", id)
+            .patient(&r.patient_id)
+            .detail(format!("{} -> {to}", r.status))
+            .record_with(&mut *tx)
+            .await?;
+        let notice = Notice::new(
+            "referral",
+            notifications::Text::new("referral_status").with("status", to),
+            reason_text,
+            r.consultation_id.as_deref(),
+        );
+        let stored = notifications::store(&mut tx, std::slice::from_ref(&r.created_by), &notice).await?;
+        tx.commit().await?;
+        Ok(stored)
+    };
+    let stored = acted(user, &r, action.as_str()).if_refused(db, done.await).await?;
     notifications::publish(hub, &stored);
     detail(db, id).await
 }
@@ -440,29 +460,35 @@ pub async fn assign(
     Path(Id(id)): Path<Id>,
     Json(b): Json<AssignBody>,
 ) -> ApiResult<Json<ReferralDetail>> {
-    let r = load_visible(&state.db, &user, &id, "assign").await?;
-    if !may_act(&user, &r, ReferralAction::Assign) {
-        return Err(ApiError::forbidden("the receiving organisation's desk assigns referrals"));
-    }
-    next_status(r.status, ReferralAction::Assign)
-        .map_err(|e| ApiError::conflict(ErrorCode::InvalidTransition, e.to_string()))?;
-    let Some(assignee) = store::clinician_of(&state.db, &b.user_id, &r.to_organisation_id).await? else {
-        return Err(ApiError::validation("user_id", "an active clinician of the receiving organisation"));
+    let r = load_to_act(&state.db, &user, &id, "assign").await?;
+    let done = async {
+        if !may_act(&user, &r, ReferralAction::Assign) {
+            return Err(ApiError::forbidden("the receiving organisation's desk assigns referrals"));
+        }
+        next_status(r.status, ReferralAction::Assign)
+            .map_err(|e| ApiError::conflict(ErrorCode::InvalidTransition, e.to_string()))?;
+        let Some(assignee) = store::clinician_of(&state.db, &b.user_id, &r.to_organisation_id).await? else {
+            return Err(ApiError::validation("user_id", "an active clinician of the receiving organisation"));
+        };
+        let mut tx = crate::audit::begin(&state.db).await?;
+        store::assign_referral(&mut tx, &id, &assignee, &now_ts()).await?;
+        tx.audit(
+            crate::audit::event(&user, "assign", "referral", &id)
+                .patient(&r.patient_id)
+                .detail(format!("to {assignee}")),
+        )
+        .await?;
+        let notice = Notice::new(
+            "referral",
+            notifications::Text::new("referral_assigned"),
+            r.reason.clone(),
+            r.consultation_id.as_deref(),
+        );
+        let stored = notifications::store(&mut tx, std::slice::from_ref(&assignee), &notice).await?;
+        tx.commit().await?;
+        Ok(stored)
     };
-    let mut tx = crate::audit::begin(&state.db).await?;
-    store::assign_referral(&mut tx, &id, &assignee, &now_ts()).await?;
-    tx.audit(
-        crate::audit::event(&user, "assign", "referral", &id).patient(&r.patient_id).detail(format!("to {assignee}")),
-    )
-    .await?;
-    let notice = Notice::new(
-        "referral",
-        notifications::Text::new("referral_assigned"),
-        r.reason.clone(),
-        r.consultation_id.as_deref(),
-    );
-    let stored = notifications::store(&mut tx, std::slice::from_ref(&assignee), &notice).await?;
-    tx.commit().await?;
+    let stored = acted(&user, &r, "assign").if_refused(&state.db, done.await).await?;
     notifications::publish(&state.notifications, &stored);
     detail(&state.db, &id).await
 }

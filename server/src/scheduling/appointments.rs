@@ -187,30 +187,37 @@ async fn book(
     uuid::Uuid::parse_str(&b.expert_id).map_err(|_| ApiError::validation("expert_id", "not a valid id"))?;
     // The booking transaction records the audit event of this access, with the appointment.
     let Some(c) = cstore::find_visible(&state.db, &user, &cid).await? else {
-        return Err(cstore::load_for(&state.db, &user, &cid, "book")
+        return Err(cstore::load_to_act(&state.db, &user, &cid, "book")
             .await
             .err()
             .unwrap_or_else(|| ApiError::not_found("consultation")));
     };
-    if !(c.requested_by == user.id || user.id == b.expert_id || user.role.is_manager()) {
-        return Err(ApiError::forbidden("the requesting doctor, the expert or a coordinator books appointments"));
-    }
-    let start = super::within_horizon(&state.config, "start", b.start.into())?;
-    let id = book_slot(&state.db, &state.notifications, &user, &c, &b.expert_id, start, None).await?;
+    let done = async {
+        if !(c.requested_by == user.id || user.id == b.expert_id || user.role.is_manager()) {
+            return Err(ApiError::forbidden("the requesting doctor, the expert or a coordinator books appointments"));
+        }
+        let start = super::within_horizon(&state.config, "start", b.start.into())?;
+        book_slot(&state.db, &state.notifications, &user, &c, &b.expert_id, start, None).await
+    };
+    let id = cstore::acted(&user, &c, "book").if_refused(&state.db, done.await).await?;
     let view =
         load_appointment(&state.db, &id).await?.ok_or_else(|| ApiError::internal("booked appointment vanished"))?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// Loads an appointment and its consultation if the caller may change it (an expert of the
-/// consultation once they have accepted it).
+/// consultation once they have accepted it). The change records its own outcome
+/// ([`cstore::load_to_act`]).
 async fn appointment_to_change(
     db: &Db,
     user: &AuthUser,
     id: &str,
     action: &str,
 ) -> ApiResult<(AppointmentView, cstore::ConsultationCore)> {
-    let (a, c) = appointment_for(db, user, id, action).await?;
+    let Some(a) = load_appointment(db, id).await? else { return Err(ApiError::not_found("appointment")) };
+    let c = cstore::load_to_act(db, user, &a.consultation_id, action)
+        .await
+        .map_err(|_| ApiError::not_found("appointment"))?;
     cstore::require_answered(db, &c.id, user, action).await?;
     Ok((a, c))
 }
@@ -243,12 +250,14 @@ async fn reschedule(
 ) -> ApiResult<Json<AppointmentView>> {
     let reason = Reason::parse(&b.reason).map_err(|e| ApiError::validation("reason", e.to_string()))?;
     let (a, c) = appointment_to_change(&state.db, &user, &id, "reschedule").await?;
-    let start = super::within_horizon(&state.config, "start", b.start.into())?;
-    if a.status != AppointmentStatus::Booked {
-        return Err(ApiError::conflict(ErrorCode::InvalidTransition, format!("the appointment is {}", a.status)));
-    }
-    let new_id =
-        book_slot(&state.db, &state.notifications, &user, &c, &a.expert_id, start, Some((&a.id, &reason))).await?;
+    let done = async {
+        let start = super::within_horizon(&state.config, "start", b.start.into())?;
+        if a.status != AppointmentStatus::Booked {
+            return Err(ApiError::conflict(ErrorCode::InvalidTransition, format!("the appointment is {}", a.status)));
+        }
+        book_slot(&state.db, &state.notifications, &user, &c, &a.expert_id, start, Some((&a.id, &reason))).await
+    };
+    let new_id = cstore::acted(&user, &c, "reschedule").if_refused(&state.db, done.await).await?;
     load_appointment(&state.db, &new_id)
         .await?
         .map(Json)
@@ -269,23 +278,33 @@ async fn cancel(
 ) -> ApiResult<Json<AppointmentView>> {
     let reason = Reason::parse(&b.reason).map_err(|e| ApiError::validation("reason", e.to_string()))?;
     let (a, c) = appointment_to_change(&state.db, &user, &id, "cancel_appointment").await?;
-    let mut tx = state.db.begin_write().await?;
-    let from = cstore::lock(&mut tx, &c.id).await?;
-    if !store::cancel_appointment(&mut tx, &a.id, reason.as_str()).await? {
-        return Err(ApiError::conflict(ErrorCode::InvalidTransition, format!("the appointment is {}", a.status)));
-    }
-    if from == CState::Scheduled {
-        cstore::apply_locked(&mut tx, &c.id, from, Some(&user.id), &Action::Unschedule).await?;
-    }
-    let recipients: Vec<String> =
-        cstore::participant_ids(&mut tx, &c.id).await?.into_iter().filter(|u| *u != user.id).collect();
-    let stored = notifications::store(
-        &mut tx,
-        &recipients,
-        &Notice::new("cancelled", Text::new("appointment_cancelled"), reason.to_string(), Some(&c.id)),
-    )
-    .await?;
-    tx.commit().await?;
+    let done = async {
+        let mut tx = crate::audit::begin(&state.db).await?;
+        let from = cstore::lock(&mut tx, &c.id).await?;
+        if !store::cancel_appointment(&mut tx, &a.id, reason.as_str()).await? {
+            return Err(ApiError::conflict(ErrorCode::InvalidTransition, format!("the appointment is {}", a.status)));
+        }
+        if from == CState::Scheduled {
+            cstore::apply_locked(&mut tx, &c.id, from, Some(&user.id), &Action::Unschedule).await?;
+        }
+        let recipients: Vec<String> =
+            cstore::participant_ids(&mut tx, &c.id).await?.into_iter().filter(|u| *u != user.id).collect();
+        let stored = notifications::store(
+            &mut tx,
+            &recipients,
+            &Notice::new("cancelled", Text::new("appointment_cancelled"), reason.to_string(), Some(&c.id)),
+        )
+        .await?;
+        tx.audit(
+            crate::audit::event(&user, "cancel_appointment", "appointment", &a.id)
+                .patient(&c.patient_id)
+                .detail(reason.as_str()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(stored)
+    };
+    let stored = cstore::acted(&user, &c, "cancel_appointment").if_refused(&state.db, done.await).await?;
     notifications::publish(&state.notifications, &stored);
     load_appointment(&state.db, &a.id).await?.map(Json).ok_or_else(|| ApiError::not_found("appointment"))
 }
@@ -307,24 +326,32 @@ async fn no_show(
         return Err(ApiError::validation("participant", "expert, community_doctor or patient"));
     }
     let (a, c) = appointment_to_change(&state.db, &user, &id, "no_show").await?;
-    let start = DateTime::parse_from_rfc3339(&a.start).map(|t| t.with_timezone(&Utc)).unwrap_or_else(|_| Utc::now());
-    if start > Utc::now() {
-        return Err(ApiError::conflict(ErrorCode::NotStarted, "a no-show is recorded after the appointment's start"));
-    }
-    let mut tx = state.db.begin_write().await?;
-    let from = cstore::lock(&mut tx, &c.id).await?;
-    store::record_no_show(&mut tx, &a.id, &b.participant, &user.id).await?;
-    let state_now = if from == CState::Scheduled {
-        cstore::apply_locked(&mut tx, &c.id, from, Some(&user.id), &Action::NoShow).await?
-    } else {
-        from
+    let done = async {
+        let start =
+            DateTime::parse_from_rfc3339(&a.start).map(|t| t.with_timezone(&Utc)).unwrap_or_else(|_| Utc::now());
+        if start > Utc::now() {
+            return Err(ApiError::conflict(
+                ErrorCode::NotStarted,
+                "a no-show is recorded after the appointment's start",
+            ));
+        }
+        let mut tx = state.db.begin_write().await?;
+        let from = cstore::lock(&mut tx, &c.id).await?;
+        store::record_no_show(&mut tx, &a.id, &b.participant, &user.id).await?;
+        let state_now = if from == CState::Scheduled {
+            cstore::apply_locked(&mut tx, &c.id, from, Some(&user.id), &Action::NoShow).await?
+        } else {
+            from
+        };
+        crate::audit::event(&user, "no_show", "appointment", &a.id)
+            .patient(&c.patient_id)
+            .detail(b.participant.clone())
+            .record_with(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(state_now)
     };
-    crate::audit::event(&user, "no_show", "appointment", &a.id)
-        .patient(&c.patient_id)
-        .detail(b.participant.clone())
-        .record_with(&mut *tx)
-        .await?;
-    tx.commit().await?;
+    let state_now = cstore::acted(&user, &c, "no_show").if_refused(&state.db, done.await).await?;
     let recorded = store::no_shows_of(&state.db, &a.id).await?;
     Ok(Json(serde_json::json!({
         "appointment_id": a.id,

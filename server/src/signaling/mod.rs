@@ -179,7 +179,7 @@ async fn join(
     let row = store::join_row(&state.db, &user, &id).await?;
     let Some((patient_id, current, urgency, role, start)) = row else {
         // Not visible: refused (404) and the refusal audited, as every other access.
-        crate::consultations::store::load_for(&state.db, &user, &id, "join").await?;
+        crate::consultations::store::load_to_act(&state.db, &user, &id, "join").await?;
         return Err(ApiError::not_found("consultation"));
     };
     if role.as_deref() == Some("invited") {
@@ -192,42 +192,51 @@ async fn join(
             .await?;
         return Err(crate::consultations::store::invitation_unanswered());
     }
-    crate::audit::event(&user, "join", "consultation", &id).patient(&patient_id).record(&state.db).await?;
-    let role = role.map(|r| r.parse::<RoomRole>()).transpose()?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            Problem::NotAParticipant,
-            "Forbidden",
-            "only the participants of a consultation may join its room",
-        )
-    })?;
-    let current: ConsultationState = current.parse()?;
-    if !matches!(current, ConsultationState::Scheduled | ConsultationState::InProgress) {
-        return Err(ApiError::conflict(
-            Problem::ConsultationNotLive,
-            format!("the consultation is {}; its room is open while it is scheduled or in progress", current.as_str()),
-        ));
-    }
-    let now = Utc::now();
-    if current == ConsultationState::Scheduled {
-        let opens = crate::scheduling::visit::room_opens_at(
-            urgency.parse::<crate::consultations::state::Urgency>()?,
-            start.as_deref().map(crate::db::parse_ts),
-            state.config.call_open_before_mins,
-        );
-        if !crate::scheduling::visit::room_open(opens, now) {
-            let at = opens.map(ts).unwrap_or_default();
-            let mut err = ApiError::conflict(
-                Problem::RoomNotOpen,
+    let event = crate::audit::event(&user, "join", "consultation", &id).patient(&patient_id);
+    let done = async {
+        let role = role.map(|r| r.parse::<RoomRole>()).transpose()?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                Problem::NotAParticipant,
+                "Forbidden",
+                "only the participants of a consultation may join its room",
+            )
+        })?;
+        let current: ConsultationState = current.parse()?;
+        if !matches!(current, ConsultationState::Scheduled | ConsultationState::InProgress) {
+            return Err(ApiError::conflict(
+                Problem::ConsultationNotLive,
                 format!(
-                    "the room opens at {at}, {} minutes before the appointment",
-                    state.config.call_open_before_mins
+                    "the consultation is {}; its room is open while it is scheduled or in progress",
+                    current.as_str()
                 ),
-            );
-            err.title = "Room not open yet";
-            return Err(err);
+            ));
         }
-    }
+        let now = Utc::now();
+        if current == ConsultationState::Scheduled {
+            let opens = crate::scheduling::visit::room_opens_at(
+                urgency.parse::<crate::consultations::state::Urgency>()?,
+                start.as_deref().map(crate::db::parse_ts),
+                state.config.call_open_before_mins,
+            );
+            if !crate::scheduling::visit::room_open(opens, now) {
+                let at = opens.map(ts).unwrap_or_default();
+                let mut err = ApiError::conflict(
+                    Problem::RoomNotOpen,
+                    format!(
+                        "the room opens at {at}, {} minutes before the appointment",
+                        state.config.call_open_before_mins
+                    ),
+                );
+                err.title = "Room not open yet";
+                return Err(err);
+            }
+        }
+        Ok((role, now))
+    };
+    let (role, now) = event.clone().if_refused(&state.db, done.await).await?;
+    // Admitted: the access is recorded before the ticket is handed out.
+    event.record(&state.db).await?;
     let (ticket, expires) = state.signaling.tickets.issue(&id, &user.id, role.as_str(), user.device.as_deref(), now);
     let ws_url = format!("{}/api/v1/rtc?ticket={ticket}", ws_origin(&headers, &state.config));
     Ok((
