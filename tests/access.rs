@@ -884,3 +884,29 @@ async fn a_refused_action_is_audited_as_refused_not_as_done(app: &TestApp) {
     assert_eq!(detail["state"], "accepted");
 }
 db_test!(a_refused_action_is_audited_as_refused_not_as_done);
+
+/// A coordinator who makes an expert's account knows its first password: it opens nothing but
+/// the password change, so the coordinator cannot read or sign as the expert.
+async fn a_staff_account_made_by_someone_else_starts_with_a_one_time_password(app: &TestApp) {
+    let coord = app.login("coordinator").await;
+    let hospital = me(app, &coord).await["organisation_id"].as_str().unwrap().to_string();
+    let body = json!({"username": "dr.new", "display_name": "新专家", "password": "handed-over-1", "role": "expert",
+        "organisation_id": hospital, "expert": {"title": "attending", "specialties": ["cardiology"]}});
+    let (status, u) = app.post("/api/v1/users", &coord, &body).await;
+    assert_eq!(status, 201, "{u}");
+    assert_eq!(u["must_change_password"], true, "{u}");
+    let (status, session) = login_with(app, "dr.new", "handed-over-1").await;
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(session["user"]["must_change_password"], true);
+    let t = session["access_token"].as_str().unwrap();
+    for path in ["/api/v1/consultations", "/api/v1/patients", "/api/v1/appointments"] {
+        let (status, body) = app.get(path, t).await;
+        assert_eq!((status, body["code"].as_str()), (403, Some("password_change_required")), "{path}: {body}");
+    }
+    let change = json!({"current_password": "handed-over-1", "new_password": "only-i-know-it"});
+    assert_eq!(app.post("/api/v1/me/password", t, &change).await.0, 204);
+    assert_eq!(app.get("/api/v1/consultations", t).await.0, 200);
+    // The password the coordinator handed over no longer opens the account.
+    assert_eq!(login_with(app, "dr.new", "handed-over-1").await.0, 401);
+}
+db_test!(a_staff_account_made_by_someone_else_starts_with_a_one_time_password);

@@ -12,7 +12,7 @@ export const EN = {
   'common.open': 'Open', 'common.remove': 'Remove', 'common.save': 'Save', 'common.saved': 'Saved',
   'common.search': 'Search',
   'signIn.title': 'Sign in', 'signIn.username': 'Username', 'signIn.password': 'Password', 'signIn.submit': 'Sign in',
-  'signIn.rateLimited': 'Too many attempts; try again in a minute', 'password.title': 'Set a new password', 'password.oneTime': 'Your password was reset by an administrator and works once. Set your own password first.', 'password.new': 'New password (10 characters or more)', 'password.repeat': 'Repeat the new password', 'password.submit': 'Save the new password', 'password.mismatch': 'The two passwords differ',
+  'signIn.rateLimited': 'Too many attempts; try again in a minute', 'password.title': 'Set a new password', 'password.oneTime': 'Your password was set by an administrator or coordinator and works once. Set your own password first.', 'password.new': 'New password (10 characters or more)', 'password.repeat': 'Repeat the new password', 'password.submit': 'Save the new password', 'password.mismatch': 'The two passwords differ',
   'signIn.failed': 'Wrong username or password', 'signIn.demoHint': 'Demo accounts: dr.li, dr.wang, patient.zhang, coordinator, admin; password demo-password',
   'doctor.home': 'Community doctor', 'doctor.patients': 'My patients', 'doctor.registerPatient': 'Register a patient',
   'doctor.requestFor': 'Request consultation', 'doctor.newConsultation': 'New consultation request', 'doctor.myConsultations': 'My consultations',

@@ -12,7 +12,7 @@ export const ZH = {
   'common.open': '查看', 'common.remove': '删除', 'common.save': '保存', 'common.saved': '已保存',
   'common.search': '搜索',
   'signIn.title': '登录', 'signIn.username': '用户名', 'signIn.password': '密码', 'signIn.submit': '登录',
-  'signIn.rateLimited': '尝试次数过多，请一分钟后再试', 'password.title': '设置新密码', 'password.oneTime': '您的密码由管理员重置，是一次性密码。请先设置您自己的密码。', 'password.new': '新密码（至少 10 个字符）', 'password.repeat': '再次输入新密码', 'password.submit': '保存新密码', 'password.mismatch': '两次输入的密码不一致',
+  'signIn.rateLimited': '尝试次数过多，请一分钟后再试', 'password.title': '设置新密码', 'password.oneTime': '您的密码由管理员设置，是一次性密码。请先设置您自己的密码。', 'password.new': '新密码（至少 10 个字符）', 'password.repeat': '再次输入新密码', 'password.submit': '保存新密码', 'password.mismatch': '两次输入的密码不一致',
   'signIn.failed': '用户名或密码错误', 'signIn.demoHint': '演示账号：dr.li、dr.wang、patient.zhang、coordinator、admin，密码 demo-password',
   'doctor.home': '社区医生工作台', 'doctor.patients': '我的患者', 'doctor.registerPatient': '登记新患者',
   'doctor.requestFor': '申请会诊', 'doctor.newConsultation': '发起会诊申请', 'doctor.myConsultations': '我的会诊',

@@ -326,10 +326,11 @@ async fn create_user_as(db: &Db, u: &NewUser, actor: Option<&AuthUser>) -> ApiRe
             return Err(ApiError::validation("patient_id", "no unlinked patient record with this id"));
         }
     }
-    if actor.is_some() && u.role == Role::Patient {
-        // The staff member who made a patient's login knows its first password: it opens
-        // nothing but the password change, so what it reads is the patient's own choice (and
-        // a login used before its patient would no longer open for them).
+    if actor.is_some() {
+        // Whoever made the account knows its first password: it opens nothing but the
+        // password change, so what the account does is its owner's (a coordinator who made an
+        // expert's account cannot sign opinions as the expert; a patient login used before its
+        // patient would no longer open for them). Accounts of the seed have no creator.
         store::require_password_change(&mut tx, &id).await?;
     }
     if let Some(actor) = actor {
