@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 /// Tables that hold patient data.
-const PATIENT_DATA: [&str; 18] = [
+const PATIENT_DATA: [&str; 19] = [
     "patients",
     "consultations",
     "consultation_consents",
@@ -25,6 +25,7 @@ const PATIENT_DATA: [&str; 18] = [
     "worklist_items",
     "patient_identifiers",
     "kiosk_checkins",
+    "uploads",
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -65,7 +66,8 @@ fn writes_on_the_pool() -> Vec<(String, usize, String)> {
             let statement = &tail[..end];
             if let Some(sql) = statement.split('"').nth(1) {
                 if let Some(table) = written_table(sql) {
-                    let on_pool = statement.contains(".pool)") || statement.contains(".pool.");
+                    let on_pool =
+                        statement.contains(".pool)") || statement.contains(".pool.") || statement.contains(".writer()");
                     if PATIENT_DATA.contains(&table.as_str()) && on_pool {
                         let line = text[..statement_start].lines().count() + 1;
                         found.push((file.display().to_string(), line, table));

@@ -202,7 +202,7 @@ pub struct NewUpload<'a> {
     pub now: &'a str,
 }
 
-pub async fn insert_upload(db: &Db, u: &NewUpload<'_>) -> ApiResult<()> {
+pub async fn insert_upload(conn: &mut sqlx::AnyConnection, u: &NewUpload<'_>) -> ApiResult<()> {
     sqlx::query(
         "INSERT INTO uploads (id, consultation_id, created_by, name, length, upload_offset, metadata, state,
                               expires_at, created_at, updated_at)
@@ -217,14 +217,20 @@ pub async fn insert_upload(db: &Db, u: &NewUpload<'_>) -> ApiResult<()> {
     .bind(UploadState::Open.as_str())
     .bind(u.expires_at)
     .bind(u.now)
-    .execute(&mut *db.writer().await?)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
 /// Moves an open upload from offset `from` to `to`; false when it is no longer open at `from`
 /// (another request moved it).
-pub async fn advance_offset(db: &Db, upload_id: &str, from: i64, to: i64, expires_at: &str) -> ApiResult<bool> {
+pub async fn advance_offset(
+    conn: &mut sqlx::AnyConnection,
+    upload_id: &str,
+    from: i64,
+    to: i64,
+    expires_at: &str,
+) -> ApiResult<bool> {
     let updated = sqlx::query(
         "UPDATE uploads SET upload_offset = $1, expires_at = $2, updated_at = $3
          WHERE id = $4 AND upload_offset = $5 AND state = $6",
@@ -235,57 +241,65 @@ pub async fn advance_offset(db: &Db, upload_id: &str, from: i64, to: i64, expire
     .bind(upload_id)
     .bind(from)
     .bind(UploadState::Open.as_str())
-    .execute(&mut *db.writer().await?)
+    .execute(&mut *conn)
     .await?
     .rows_affected();
     Ok(updated == 1)
 }
 
 /// Moves an open upload to `to`; false when it was not open (another request got there first).
-pub async fn leave_open(db: &Db, upload_id: &str, to: UploadState) -> ApiResult<bool> {
+pub async fn leave_open(conn: &mut sqlx::AnyConnection, upload_id: &str, to: UploadState) -> ApiResult<bool> {
     let done = sqlx::query("UPDATE uploads SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4")
         .bind(to.as_str())
         .bind(now_ts())
         .bind(upload_id)
         .bind(UploadState::Open.as_str())
-        .execute(&mut *db.writer().await?)
+        .execute(&mut *conn)
         .await?
         .rows_affected();
     Ok(done == 1)
 }
 
 /// Records how a completing upload ended: `Completed` with its file, or `Rejected`.
-pub async fn finish_upload(db: &Db, upload_id: &str, state: UploadState, file_id: Option<&str>) -> ApiResult<()> {
+pub async fn finish_upload(
+    conn: &mut sqlx::AnyConnection,
+    upload_id: &str,
+    state: UploadState,
+    file_id: Option<&str>,
+) -> ApiResult<()> {
     sqlx::query("UPDATE uploads SET state = $1, file_id = $2, updated_at = $3 WHERE id = $4")
         .bind(state.as_str())
         .bind(file_id)
         .bind(now_ts())
         .bind(upload_id)
-        .execute(&mut *db.writer().await?)
+        .execute(&mut *conn)
         .await?;
     Ok(())
 }
 
-/// Ids of uploads open or completing past their expiry.
-pub async fn expired_uploads(db: &Db) -> ApiResult<Vec<String>> {
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM uploads WHERE state IN ($1, $2) AND expires_at < $3")
-        .bind(UploadState::Open.as_str())
-        .bind(UploadState::Completing.as_str())
-        .bind(now_ts())
-        .fetch_all(&db.pool)
-        .await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
+/// Uploads open or completing past their expiry: `(upload, patient)`.
+pub async fn expired_uploads(db: &Db) -> ApiResult<Vec<(String, String)>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT u.id, c.patient_id FROM uploads u JOIN consultations c ON c.id = u.consultation_id
+         WHERE u.state IN ($1, $2) AND u.expires_at < $3",
+    )
+    .bind(UploadState::Open.as_str())
+    .bind(UploadState::Completing.as_str())
+    .bind(now_ts())
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows)
 }
 
 /// Marks an upload still open or completing as expired; false when it moved on meanwhile.
-pub async fn expire_upload(db: &Db, upload_id: &str) -> ApiResult<bool> {
+pub async fn expire_upload(conn: &mut sqlx::AnyConnection, upload_id: &str) -> ApiResult<bool> {
     let done = sqlx::query("UPDATE uploads SET state = $1, updated_at = $2 WHERE id = $3 AND state IN ($4, $5)")
         .bind(UploadState::Expired.as_str())
         .bind(now_ts())
         .bind(upload_id)
         .bind(UploadState::Open.as_str())
         .bind(UploadState::Completing.as_str())
-        .execute(&mut *db.writer().await?)
+        .execute(&mut *conn)
         .await?
         .rows_affected();
     Ok(done == 1)

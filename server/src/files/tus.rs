@@ -300,12 +300,15 @@ async fn create(
                 expires_at: &ts(expires),
                 now: &ts(now),
             };
-            store::insert_upload(&state.db, &upload).await?;
-            crate::audit::event(&user, "create", "upload", &id)
-                .patient(&consultation.patient_id)
-                .detail(format!("{length} bytes"))
-                .record(&state.db)
-                .await?;
+            let mut tx = crate::audit::begin(&state.db).await?;
+            store::insert_upload(&mut tx, &upload).await?;
+            tx.audit(
+                crate::audit::event(&user, "create", "upload", &id)
+                    .patient(&consultation.patient_id)
+                    .detail(format!("{length} bytes")),
+            )
+            .await?;
+            tx.commit().await?;
             let mut resp = StatusCode::CREATED.into_response();
             set(&mut resp, "location", format!("/api/v1/consultations/{consultation_id}/uploads/{id}"));
             set(&mut resp, "upload-expires", http_date(expires));
@@ -375,19 +378,28 @@ async fn patch_inner(
     let part = receive_part(&state.files, upload_id, offset, length, checksum, body).await?;
     let new_offset = offset + part.received;
     let expires = chrono::Utc::now() + chrono::Duration::from_std(state.files.upload_expiry).unwrap_or_default();
-    if !store::advance_offset(&state.db, upload_id, offset as i64, new_offset as i64, &ts(expires)).await? {
+    // The offset moves with the event that says so, or neither does (and the part is dropped).
+    let advanced = async {
+        let mut tx = crate::audit::begin(&state.db).await?;
+        if !store::advance_offset(&mut tx, upload_id, offset as i64, new_offset as i64, &ts(expires)).await? {
+            return Err(ApiError::conflict(ErrorCode::OffsetMismatch, "another request moved the upload's offset"));
+        }
+        tx.audit(
+            crate::audit::event(user, "update", "upload", upload_id)
+                .patient(&consultation.patient_id)
+                .detail(format!("bytes {offset}-{}", new_offset.saturating_sub(1))),
+        )
+        .await?;
+        tx.commit().await
+    };
+    if let Err(e) = advanced.await {
         let _ = state.files.storage.delete(&part.key).await;
-        return Err(ApiError::conflict(ErrorCode::OffsetMismatch, "another request moved the upload's offset"));
+        return Err(e);
     }
     match part.running {
         Some(h) => state.files.put_hasher(upload_id, new_offset, h),
         None => state.files.forget_hasher(upload_id),
     }
-    crate::audit::event(user, "update", "upload", upload_id)
-        .patient(&consultation.patient_id)
-        .detail(format!("bytes {offset}-{}", new_offset.saturating_sub(1)))
-        .record(&state.db)
-        .await?;
     if let Some(reason) = part.interrupted {
         tracing::info!(upload = upload_id, offset = new_offset, %reason, "upload interrupted; kept what arrived");
         return Err(ApiError::bad_request(
@@ -510,15 +522,22 @@ async fn complete(
     consultation: &ConsultationAccess,
     row: &Upload,
 ) -> ApiResult<FileView> {
-    if !store::leave_open(db, &row.id, UploadState::Completing).await? {
+    let event = || crate::audit::event(user, "update", "upload", &row.id).patient(&consultation.patient_id);
+    let mut tx = crate::audit::begin(db).await?;
+    if !store::leave_open(&mut tx, &row.id, UploadState::Completing).await? {
         return Err(ApiError::conflict(ErrorCode::UploadCompleting, "the upload is already being completed"));
     }
+    tx.audit(event().detail("completing")).await?;
+    tx.commit().await?;
     let result = assemble_and_ingest(db, files, user, consultation, row).await;
-    let (final_state, file_id) = match &result {
-        Ok(file) => (UploadState::Completed, Some(file.id.as_str())),
-        Err(_) => (UploadState::Rejected, None),
+    let (final_state, file_id, detail) = match &result {
+        Ok(file) => (UploadState::Completed, Some(file.id.as_str()), format!("completed as file {}", file.id)),
+        Err(e) => (UploadState::Rejected, None, format!("rejected: {}", e.code.as_str())),
     };
-    store::finish_upload(db, &row.id, final_state, file_id).await?;
+    let mut tx = crate::audit::begin(db).await?;
+    store::finish_upload(&mut tx, &row.id, final_state, file_id).await?;
+    tx.audit(event().detail(detail)).await?;
+    tx.commit().await?;
     remove_parts(files, &row.id).await;
     result
 }
@@ -590,14 +609,14 @@ async fn terminate(
             require_tus(&headers)?;
             let consultation = access(&state.db, &user, &consultation_id).await?;
             load(&state.db, &user, &consultation_id, &upload_id).await?;
-            if !store::leave_open(&state.db, &upload_id, UploadState::Terminated).await? {
+            let mut tx = crate::audit::begin(&state.db).await?;
+            if !store::leave_open(&mut tx, &upload_id, UploadState::Terminated).await? {
                 return Err(ApiError::conflict(ErrorCode::UploadCompleted, "a completed upload is a file and is kept"));
             }
-            remove_parts(&state.files, &upload_id).await;
-            crate::audit::event(&user, "delete", "upload", &upload_id)
-                .patient(&consultation.patient_id)
-                .record(&state.db)
+            tx.audit(crate::audit::event(&user, "delete", "upload", &upload_id).patient(&consultation.patient_id))
                 .await?;
+            tx.commit().await?;
+            remove_parts(&state.files, &upload_id).await;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         .await,
@@ -647,11 +666,15 @@ async fn status(
 /// Marks uploads idle past their expiry (or stuck completing) as expired and removes their parts.
 pub async fn sweep_expired(db: &Db, files: &super::Files) -> ApiResult<usize> {
     let mut removed = 0;
-    for id in store::expired_uploads(db).await? {
-        if store::expire_upload(db, &id).await? {
-            remove_parts(files, &id).await;
-            removed += 1;
+    for (id, patient) in store::expired_uploads(db).await? {
+        let mut tx = crate::audit::begin(db).await?;
+        if !store::expire_upload(&mut tx, &id).await? {
+            continue;
         }
+        tx.audit(crate::audit::unattended_event("system", "", "expire", "upload", &id).patient(patient)).await?;
+        tx.commit().await?;
+        remove_parts(files, &id).await;
+        removed += 1;
     }
     Ok(removed)
 }
