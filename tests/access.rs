@@ -910,3 +910,37 @@ async fn a_staff_account_made_by_someone_else_starts_with_a_one_time_password(ap
     assert_eq!(login_with(app, "dr.new", "handed-over-1").await.0, 401);
 }
 db_test!(a_staff_account_made_by_someone_else_starts_with_a_one_time_password);
+
+/// Reading accounts is audited like patient data: a coordinator's list of accounts leaves an
+/// event per account shown, and a patient's login carries its patient, so the patient sees in
+/// their trail who looked them up.
+async fn reading_accounts_is_audited_with_the_patient_of_a_patient_login(app: &TestApp) {
+    let coord = app.login("coordinator").await;
+    let coord_id = me(app, &coord).await["id"].as_str().unwrap().to_string();
+    let (status, page) = app.get("/api/v1/users?role=patient", &coord).await;
+    assert_eq!(status, 200, "{page}");
+    let zhang = page["items"].as_array().unwrap().iter().find(|u| u["username"] == "patient.zhang").expect("listed");
+    let (zhang_id, patient) = (zhang["id"].as_str().unwrap(), zhang["patient_id"].as_str().unwrap());
+    assert_eq!(app.get(&format!("/api/v1/users/{zhang_id}"), &coord).await.0, 200);
+    let events = audit_of(app, &coord_id).await;
+    for action in ["list", "read"] {
+        assert!(
+            events.iter().any(|e| e["action"] == action
+                && e["resource_type"] == "user"
+                && e["resource_id"] == zhang_id
+                && e["patient_id"] == patient
+                && e["outcome"] == "success"),
+            "{action}: {events:#?}"
+        );
+    }
+    // The patient sees it in their own trail.
+    let own = app.login("patient.zhang").await;
+    let (status, trail) = app.get(&format!("/api/v1/audit?patient_id={patient}&limit=500"), &own).await;
+    assert_eq!(status, 200, "{trail}");
+    assert!(trail["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["actor_id"] == coord_id.as_str() && e["action"] == "list"));
+}
+db_test!(reading_accounts_is_audited_with_the_patient_of_a_patient_login);

@@ -187,17 +187,27 @@ async fn list_users(
     let linked = as_manager(&state.db, &user).await?;
     let m = manager(&user, &linked);
     let org = f.organisation_id.as_deref().filter(|o| !o.is_empty());
-    let items =
+    let items: Vec<UserView> =
         store::users(&state.db, f.role, org).await?.into_iter().filter(|v| policy::may_see(&m, &account(v))).collect();
+    // Accounts are audited like patient data, and a patient's login names its patient.
+    let events = items.iter().map(|v| account_read(&user, "list", v));
+    crate::audit::record_all(&state.db, events.collect()).await?;
     Ok(Json(Page { items, next: None }))
+}
+
+/// The audit event of reading account `v` (with its patient, for a patient's login).
+fn account_read(user: &AuthUser, action: &str, v: &UserView) -> crate::audit::AuditEvent {
+    crate::audit::account_event(user, action, &v.id).maybe_patient(v.patient_id.clone())
 }
 
 async fn get_user(State(state): State<AppState>, user: AuthUser, Path(Id(id)): Path<Id>) -> ApiResult<Json<UserView>> {
     let view = store::user(&state.db, &id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     let linked = as_manager(&state.db, &user).await?;
     if !policy::may_see(&manager(&user, &linked), &account(&view)) {
+        account_read(&user, "read", &view).outcome(crate::audit::Outcome::Denied).record(&state.db).await?;
         return Err(ApiError::not_found("user"));
     }
+    account_read(&user, "read", &view).record(&state.db).await?;
     Ok(Json(view))
 }
 
