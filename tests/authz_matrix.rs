@@ -24,7 +24,8 @@
 //!
 //! A refused request (any status of 400 or more) did nothing, and the audit trail must not say
 //! it did: no event with outcome `success` by the caller may appear during it (a refusal is
-//! recorded `denied` or `failed`).
+//! recorded `denied` or `failed`); and a signed-in caller's 403 or 404 must leave at least one
+//! refusal by them in the trail.
 //!
 //! Every answer is also checked against the OpenAPI document (`api::openapi`): its status is
 //! one the operation documents, and a JSON body conforms to the schema documented for it.
@@ -425,16 +426,19 @@ impl<'a> World<'a> {
         &self.tokens[caller]
     }
 
-    /// How many events of the audit trail say `caller` did something (outcome `success`).
-    async fn successes(&self, caller: &str) -> i64 {
-        let Some(actor) = self.actors.get(caller) else { return 0 };
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE actor_id = $1 AND outcome = 'success'")
-                .bind(actor)
-                .fetch_one(&self.app.state.db.pool)
-                .await
-                .unwrap();
-        n
+    /// How many events of the audit trail by `caller` are a success, and how many a refusal.
+    async fn outcomes(&self, caller: &str) -> (i64, i64) {
+        let Some(actor) = self.actors.get(caller) else { return (0, 0) };
+        let (done, refused): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(CASE WHEN outcome = 'success' THEN 1 ELSE 0 END), 0),
+                    COALESCE(SUM(CASE WHEN outcome = 'success' THEN 0 ELSE 1 END), 0)
+             FROM audit_events WHERE actor_id = $1",
+        )
+        .bind(actor)
+        .fetch_one(&self.app.state.db.pool)
+        .await
+        .unwrap();
+        (done, refused)
     }
 
     /// What a kiosk's check-in hands the patient for consultation `c` (`kiosk::patient_access`):
@@ -917,15 +921,23 @@ async fn the_matrix_holds(app: &TestApp) {
             } else {
                 &shared
             };
-            let before = world.successes(caller).await;
+            let before = world.outcomes(caller).await;
             let answer = call(&world, r, case, caller).await;
-            let recorded = world.successes(caller).await - before;
+            let after = world.outcomes(caller).await;
+            let (recorded, refusals) = (after.0 - before.0, after.1 - before.1);
             calls += 1;
             let excerpt: String = answer.text.chars().take(200).collect();
             // A refused request did nothing, and the audit trail must not say it did.
             if answer.status >= 400 && recorded > 0 {
                 failures.push(format!(
                     "{} {} as {caller}: refused with {}, yet {recorded} audit event(s) record it as done: {excerpt}",
+                    r.method, r.route, answer.status
+                ));
+            }
+            // And a refusal of a signed-in caller is in the trail.
+            if matches!(answer.status, 403 | 404) && world.actors.contains_key(caller) && refusals == 0 {
+                failures.push(format!(
+                    "{} {} as {caller}: refused with {}, and the audit trail holds no refusal: {excerpt}",
                     r.method, r.route, answer.status
                 ));
             }

@@ -197,6 +197,7 @@ pub fn build_router(state: AppState) -> Router {
                 "this route does not accept that method",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::audit::refusals))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::observability::track))
         .layer(axum::extract::DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp)))

@@ -168,8 +168,78 @@ impl AuditEvent {
     }
 
     fn into_row(self) -> Row {
+        mark_recorded();
         Row { id: new_id(), at: now_ts(), event: self }
     }
+}
+
+/// What the audit knows of the request being served: who is calling (once their token is
+/// verified) and whether the request recorded an event. Set up for every routed request by
+/// [`refusals`].
+#[derive(Default)]
+pub struct RequestTrail {
+    caller: std::sync::Mutex<Option<(String, String, String)>>,
+    recorded: std::sync::atomic::AtomicBool,
+}
+
+tokio::task_local! {
+    static TRAIL: std::sync::Arc<RequestTrail>;
+}
+
+/// Names the signed-in caller of the request being served (the authentication extractor
+/// calls it once the token is verified, before the account's state is decided).
+pub fn request_caller(user_id: &str, role: Role, client_addr: &str) {
+    let _ = TRAIL.try_with(|t| {
+        if let Ok(mut caller) = t.caller.lock() {
+            *caller = Some((user_id.to_string(), role.as_str().to_string(), client_addr.to_string()));
+        }
+    });
+}
+
+/// Notes that the request being served recorded an audit event (outside a request: nothing).
+pub(crate) fn mark_recorded() {
+    let _ = TRAIL.try_with(|t| t.recorded.store(true, std::sync::atomic::Ordering::Relaxed));
+}
+
+/// Middleware: every refusal of a signed-in caller leaves an audit event. A request answered
+/// 403 or 404 for which the handler recorded nothing (a role check before any record is
+/// looked at, a record the caller may not see) gets one: the caller, `action` the method and
+/// route template, `resource_type` `route`, `resource_id` the path, outcome `denied`, the
+/// status as the detail. Handlers that audit their own refusals (with the patient) are left
+/// as they are.
+pub async fn refusals(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let Some(route) = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_string()) else {
+        return next.run(req).await;
+    };
+    let method = req.method().as_str().to_ascii_lowercase();
+    let path = req.uri().path().to_string();
+    let trail = std::sync::Arc::new(RequestTrail::default());
+    let resp = TRAIL.scope(trail.clone(), next.run(req)).await;
+    let status = resp.status().as_u16();
+    if matches!(status, 403 | 404) && !trail.recorded.load(std::sync::atomic::Ordering::Relaxed) {
+        let caller = trail.caller.lock().ok().and_then(|mut c| c.take());
+        if let Some((actor_id, actor_role, client_addr)) = caller {
+            let event = AuditEvent {
+                actor_id: Some(actor_id),
+                actor_role,
+                client_addr,
+                action: format!("{method} {route}"),
+                resource_type: "route".to_string(),
+                resource_id: path,
+                patient_id: None,
+                outcome: Outcome::Denied,
+                detail: format!("answered {status}"),
+            };
+            if let Err(e) = event.record(&state.db).await {
+                tracing::error!(detail = %e.detail, "the audit event of a refusal could not be recorded");
+            }
+        }
+    }
+    resp
 }
 
 /// Records the events of one request together (a list leaves one event per item it shows):

@@ -40,9 +40,10 @@ impl FromRequestParts<AppState> for AuthUser {
             .jwt
             .verify(token)
             .map_err(|e| ApiError::unauthorized(format!("the access token is not valid: {e}")))?;
+        let ClientAddr(client_addr) = ClientAddr::of(parts, &state.trusted_proxies);
+        crate::audit::request_caller(&claims.sub, claims.role, &client_addr);
         let account = state.accounts.state(&claims.sub).await?;
         accounts::decide(claims.gen, account, parts.uri.path())?;
-        let ClientAddr(client_addr) = ClientAddr::of(parts, &state.trusted_proxies);
         // Access handed out by a device (a kiosk's check-in) lasts only as long as the device.
         if !claims.dev.is_empty() && !crate::devices::store::is_active(&state.db, &claims.dev).await? {
             crate::audit::device_event(Some(&claims.dev), &client_addr, "authenticate", "device", &claims.dev)
