@@ -116,6 +116,8 @@ export const ZH = {
   'specialty.cardiology': '心血管内科', 'specialty.radiology': '放射科', 'specialty.endocrinology': '内分泌科',
   'specialty.general_practice': '全科医学',
   'appointment.booked': '已预约', 'appointment.cancelled': '已取消', 'appointment.rescheduled': '已改约', 'appointment.completed': '已完成', 'appointment.attended': '已就诊', 'appointment.no_show': '未到诊',
+  'admin.newAccount': '新建账号', 'admin.title': '职称', 'admin.specialties': '专科', 'admin.create': '创建账号', 'admin.needSpecialty': '请至少选择一个专科',
+  'admin.createdDone': '已为 {name} 创建账号 {username}。一次性密码：{password}（仅显示一次，请当面交给本人；首次登录须设置新密码）',
   'role.admin': '管理员', 'role.coordinator': '协调员', 'role.community_doctor': '社区医生', 'role.expert': '专家', 'role.patient': '患者',
   'orgKind.tertiary_hospital': '三级医院', 'orgKind.community_health_centre': '社区卫生服务中心', 'orgKind.medical_corner': '医务室',
   'netcheck.open': '检查我的设备和网络', 'netcheck.title': '检查设备和网络',

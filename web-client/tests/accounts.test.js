@@ -1,6 +1,7 @@
 // A coordinator manages accounts through the admin screen: deactivation ends the account's
-// open session at once, a password reset hands over a one-time password, and the accounts the
-// coordinator may not manage (the admin's) offer no action.
+// open session at once, a password reset and a new account hand over a one-time password that
+// opens only setting one's own, and the accounts the coordinator may not manage (the admin's)
+// offer no action.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { signIn, serverAndBrowser, ready } from './helpers.js';
@@ -63,4 +64,49 @@ test('the coordinator resets a patient password; the patient sets her own at sig
   await kiosk.fill('input[name=repeat]', 'liu-own-password');
   await kiosk.click('button[type=submit]');
   await ready(kiosk, '/');
+});
+
+test('the coordinator makes an expert account; its one-time password opens only setting her own', async () => {
+  const context = await env.browser.newContext();
+  const page = await context.newPage();
+  await signIn(page, env.server.url, 'coordinator');
+  await page.fill('#acc-name', '孙丽');
+  await page.fill('#acc-username', 'dr.sun');
+  await page.selectOption('#acc-role', 'expert');
+  await page.locator('fieldset.expert-fields').waitFor({ state: 'visible' });
+  await page.selectOption('#acc-org', { label: '市第一人民医院' });
+  await page.selectOption('#acc-title', 'attending');
+  // An expert needs a specialty: the form says so before anything is sent.
+  await page.click('button[type=submit]:has-text("创建账号")');
+  await page.waitForSelector('.new-account [role=alert]:has-text("请至少选择一个专科")');
+  await page.check('.new-account input[name=specialty][value=cardiology]');
+  await page.click('button[type=submit]:has-text("创建账号")');
+  const shown = await page.locator('[role=status]:has-text("已为 孙丽 创建账号 dr.sun")').textContent();
+  const password = /一次性密码：(\S+)（/.exec(shown || '')?.[1];
+  assert.ok(password, `no one-time password in ${shown}`);
+  // The new account is in the table, and the coordinator manages it.
+  await row(page, 'dr.sun').locator('td:text-is("专家")').waitFor();
+  assert.equal(await row(page, 'dr.sun').locator('button:has-text("重置密码")').count(), 1);
+  await context.close();
+
+  // Whoever signs in with the handed-over password gets only the password screen.
+  const sun = await (await env.browser.newContext()).newPage();
+  await sun.goto(`${env.server.url}/login`);
+  await sun.fill('input[name=username]', 'dr.sun');
+  await sun.fill('input[name=password]', password);
+  await sun.click('button[type=submit]');
+  await sun.waitForSelector('h1:has-text("设置新密码")');
+  await sun.fill('input[name=new_password]', 'sun-own-password');
+  await sun.fill('input[name=repeat]', 'sun-own-password');
+  await sun.click('button[type=submit]');
+  await ready(sun, '/');
+  await sun.waitForSelector('h1:has-text("专家工作台")');
+
+  // The handed-over password no longer opens the account.
+  const other = await (await env.browser.newContext()).newPage();
+  await other.goto(`${env.server.url}/login`);
+  await other.fill('input[name=username]', 'dr.sun');
+  await other.fill('input[name=password]', password);
+  await other.click('button[type=submit]');
+  await other.waitForSelector('[role=alert]:has-text("用户名或密码错误")');
 });

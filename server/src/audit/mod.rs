@@ -202,11 +202,13 @@ pub(crate) fn mark_recorded() {
 }
 
 /// Middleware: every refusal of a signed-in caller leaves an audit event. A request answered
-/// 403 or 404 for which the handler recorded nothing (a role check before any record is
-/// looked at, a record the caller may not see) gets one: the caller, `action` the method and
-/// route template, `resource_type` `route`, `resource_id` the path, outcome `denied`, the
-/// status as the detail. Handlers that audit their own refusals (with the patient) are left
-/// as they are.
+/// 401, 403 or 404 for which nothing was recorded, from a caller whose token was genuine (a
+/// deactivated account's, a role check before any record is looked at, a record the caller
+/// may not see), gets one: the caller, `action` the method and route template,
+/// `resource_type` `route`, `resource_id` the path, outcome `denied`, the status as the
+/// detail. A request without a genuine token names no caller and is not recorded (the login
+/// throttle and the request log see those). Handlers that audit their own refusals (with the
+/// patient) are left as they are.
 pub async fn refusals(
     axum::extract::State(state): axum::extract::State<AppState>,
     req: axum::extract::Request,
@@ -220,7 +222,7 @@ pub async fn refusals(
     let trail = std::sync::Arc::new(RequestTrail::default());
     let resp = TRAIL.scope(trail.clone(), next.run(req)).await;
     let status = resp.status().as_u16();
-    if matches!(status, 403 | 404) && !trail.recorded.load(std::sync::atomic::Ordering::Relaxed) {
+    if matches!(status, 401 | 403 | 404) && !trail.recorded.load(std::sync::atomic::Ordering::Relaxed) {
         let caller = trail.caller.lock().ok().and_then(|mut c| c.take());
         if let Some((actor_id, actor_role, client_addr)) = caller {
             let event = AuditEvent {

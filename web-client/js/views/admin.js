@@ -1,6 +1,6 @@
 // Coordinator and administrator: organisations, user accounts and simple figures.
 import { h, when } from '../dom.js';
-import { t } from '../i18n.js';
+import { t, lang } from '../i18n.js';
 import { get, api, post } from '../api.js';
 import { STATE_ORDER } from './common.js';
 
@@ -22,9 +22,11 @@ export function countBy(items, key) {
  * @returns {Promise<HTMLElement>}
  */
 export async function adminHome(app) {
-  const [orgs, users, consultations, devices] = await Promise.all([
+  const [orgs, users, consultations, devices, specialties] = await Promise.all([
     get('/api/v1/organisations'), get('/api/v1/users'), get('/api/v1/consultations'), get('/api/v1/devices?limit=200'),
+    get('/api/v1/specialties'),
   ]);
+  const usersBody = h('tbody', null, users.items.map((/** @type {any} */ u) => userRow(app, u)));
   const byState = countBy(consultations.items, (/** @type {any} */ c) => c.state);
   const byRole = countBy(users.items, (/** @type {any} */ u) => u.role);
   return h('div', { class: 'stack' },
@@ -43,7 +45,8 @@ export async function adminHome(app) {
       h('p', null, [...byRole].map(([r, n]) => `${t(`role.${r}`)} ${n}`).join(' · ')),
       h('table', null,
         h('thead', null, h('tr', null, h('th', { scope: 'col' }, t('admin.name')), h('th', { scope: 'col' }, t('admin.username')), h('th', { scope: 'col' }, t('admin.role')), h('th', { scope: 'col' }, t('admin.organisation')), h('th', { scope: 'col' }, t('admin.status')), h('th', { scope: 'col' }, t('common.actions')))),
-        h('tbody', null, users.items.map((/** @type {any} */ u) => userRow(app, u))))),
+        usersBody),
+      newAccount(app, orgs.items, specialties.items, (u) => usersBody.append(userRow(app, u)))),
     devicesSection(orgs.items, devices.items),
   );
 }
@@ -139,6 +142,69 @@ export function manages(me, account) {
   if (me.id === account.id) return false;
   if (me.role === 'admin') return true;
   return me.role === 'coordinator' && ['community_doctor', 'expert', 'patient'].includes(account.role);
+}
+
+/**
+ * A new clinician's (or, for the admin, coordinator's) account. Its first password is a
+ * one-time password made here and shown once, to hand over in person: it opens nothing but
+ * setting one's own at the first sign-in, so the person who made the account cannot act as
+ * its owner.
+ * @param {import('../main.js').App} app
+ * @param {any[]} orgs
+ * @param {any[]} specialties
+ * @param {(u: any) => void} added called with the account once it is made
+ * @returns {HTMLElement}
+ */
+function newAccount(app, orgs, specialties, added) {
+  const roles = app.user().role === 'admin' ? ['community_doctor', 'expert', 'coordinator'] : ['community_doctor', 'expert'];
+  const role = /** @type {HTMLSelectElement} */ (h('select', { id: 'acc-role', name: 'role' },
+    roles.map((r) => h('option', { value: r }, t(`role.${r}`)))));
+  const org = /** @type {HTMLSelectElement} */ (h('select', { id: 'acc-org', name: 'organisation_id' },
+    orgs.filter((o) => o.active).map((o) => h('option', { value: o.id }, o.name))));
+  const title = /** @type {HTMLSelectElement} */ (h('select', { id: 'acc-title', name: 'title' },
+    ['resident', 'attending', 'associate_chief', 'chief'].map((x) => h('option', { value: x }, t(`title.${x}`)))));
+  const boxes = specialties.map((s) => h('label', { class: 'check' },
+    h('input', { type: 'checkbox', name: 'specialty', value: s.code }), ' ', lang() === 'en' ? s.name_en : s.name_zh));
+  const expertFields = h('fieldset', { class: 'expert-fields', hidden: true },
+    h('legend', null, t('role.expert')),
+    h('div', { class: 'field' }, h('label', { for: 'acc-title' }, t('admin.title')), title),
+    h('div', { class: 'field' }, h('span', { class: 'label' }, t('admin.specialties')), h('div', { class: 'checks' }, boxes)));
+  role.addEventListener('change', () => { expertFields.hidden = role.value !== 'expert'; });
+  const error = h('p', { class: 'error', role: 'alert' });
+  const done = h('p', { class: 'issued', role: 'status' });
+  const form = /** @type {HTMLFormElement} */ (h('form', { class: 'grid new-account' },
+    h('div', { class: 'field' }, h('label', { for: 'acc-name' }, t('admin.name')),
+      h('input', { id: 'acc-name', name: 'display_name', required: true, maxlength: '100', autocomplete: 'off' })),
+    h('div', { class: 'field' }, h('label', { for: 'acc-username' }, t('admin.username')),
+      h('input', { id: 'acc-username', name: 'username', required: true, maxlength: '64', autocomplete: 'off', autocapitalize: 'none' })),
+    h('div', { class: 'field' }, h('label', { for: 'acc-role' }, t('admin.role')), role),
+    h('div', { class: 'field' }, h('label', { for: 'acc-org' }, t('admin.organisation')), org),
+    expertFields, error,
+    h('button', { type: 'submit', class: 'primary' }, t('admin.create'))));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    done.textContent = '';
+    const name = /** @type {HTMLInputElement} */ (form.elements.namedItem('display_name')).value.trim();
+    const username = /** @type {HTMLInputElement} */ (form.elements.namedItem('username')).value.trim();
+    /** @type {Record<string, any>} */
+    const body = { username, display_name: name, role: role.value, organisation_id: org.value, password: oneTimePassword() };
+    if (role.value === 'expert') {
+      const chosen = [...form.querySelectorAll('input[name=specialty]:checked')].map((b) => /** @type {HTMLInputElement} */ (b).value);
+      if (!chosen.length) { error.textContent = t('admin.needSpecialty'); return; }
+      body.expert = { title: title.value, specialties: chosen };
+    }
+    try {
+      const u = await post('/api/v1/users', body);
+      added(u);
+      form.reset();
+      expertFields.hidden = true;
+      done.textContent = t('admin.createdDone', { name: u.display_name, username: u.username, password: body.password });
+    } catch (err) {
+      error.textContent = /** @type {Error} */ (err).message;
+    }
+  });
+  return h('div', null, h('h3', null, t('admin.newAccount')), form, done);
 }
 
 /** A one-time password to hand over: 12 characters without look-alikes. */
