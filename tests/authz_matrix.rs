@@ -25,7 +25,7 @@
 //! A refused request (any status of 400 or more) did nothing, and the audit trail must not say
 //! it did: no event with outcome `success` by the caller may appear during it (a refusal is
 //! recorded `denied` or `failed`); and a signed-in caller's 403 or 404 (and the deactivated
-//! caller's 401) must leave at least one refusal by them in the trail.
+//! caller's 401 `token_revoked`) must leave at least one refusal by them in the trail.
 //!
 //! Every answer is also checked against the OpenAPI document (`api::openapi`): its status is
 //! one the operation documents, and a JSON body conforms to the schema documented for it.
@@ -936,8 +936,9 @@ async fn the_matrix_holds(app: &TestApp) {
             }
             // And a refusal of a signed-in caller is in the trail (a deactivated one's too; a
             // revoked kiosk's is recorded with the kiosk as the actor, `tests/checkin.rs`).
-            let signed_in = world.actors.contains_key(caller) && caller != "kiosk.revoked";
-            if (matches!(answer.status, 403 | 404) || (answer.status == 401 && caller == "deactivated"))
+            let signed_in = world.actors.contains_key(caller) && *caller != "kiosk.revoked";
+            let revoked = answer.status == 401 && answer.text.contains("\"token_revoked\"");
+            if (matches!(answer.status, 403 | 404) || (revoked && *caller == "deactivated"))
                 && signed_in
                 && refusals == 0
             {
