@@ -237,7 +237,7 @@ export const EN = {
   'mine.title': 'My health record',
   'mine.news': 'Messages for you',
   'mine.story': 'My visits and readings',
-  'mine.back': 'Back home',
+  'mine.back': 'Back home', 'mine.looked': 'Who has opened my record', 'mine.lookedLine': '{day}: {name} ({role}) opened or worked on your record {count} times', 'mine.nobody': 'Nobody else has opened your record lately', 'mine.refused': 'Someone was refused your record {n} times; each refusal is on file.',
   'mine.open': 'My health record',
   'worklist.title': 'Follow-up worklist',
   'worklist.notePlaceholder': 'What was done (optional)',

@@ -237,7 +237,7 @@ export const ZH = {
   'mine.title': '我的健康记录',
   'mine.news': '给您的消息',
   'mine.story': '我的就诊和测量',
-  'mine.back': '返回首页',
+  'mine.back': '返回首页', 'mine.looked': '谁看过我的记录', 'mine.lookedLine': '{day}，{name}（{role}）查看或处理了您的记录 {count} 次', 'mine.nobody': '最近没有其他人看过您的记录', 'mine.refused': '另有 {n} 次未被允许的查看，已被拒绝并记录在案。',
   'mine.open': '我的健康记录',
   'worklist.title': '随访工作清单',
   'worklist.notePlaceholder': '处理情况（可不填）',

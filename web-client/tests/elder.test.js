@@ -101,3 +101,35 @@ test('patient.zhang reads the signed opinion in plain words on her kiosk home', 
   assert.match(await page.textContent('article.plain-opinion') || '', /Signed by 王建国 \(Chief\)[\s\S]*What the doctor thinks/);
   await context.close();
 });
+
+test('patient.zhang sees on her record who opened it, and that a doctor of another centre was refused', async () => {
+  // dr.li opens her record from his home screen.
+  const li = await env.browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  await signIn(li, env.server.url, 'dr.li');
+  await li.click('.list li:has-text("张秀英") button:has-text("健康档案")');
+  await li.waitForURL(/\/patients\/[0-9a-f-]{36}$/);
+  const record = new URL(li.url()).pathname;
+  await ready(li, record);
+  await li.close();
+  // dr.zhao, of another centre, types the address of her record: it does not exist for him.
+  const zhao = await env.browser.newPage();
+  await signIn(zhao, env.server.url, 'dr.zhao');
+  await zhao.goto(`${env.server.url}${record}`);
+  await zhao.waitForSelector('main [role=alert], main .error, main:has-text("不存在"), main:has-text("未找到")');
+  await zhao.close();
+
+  const context = await env.browser.newContext({ viewport: { width: 1080, height: 1920 } });
+  const page = await context.newPage();
+  await signIn(page, env.server.url, 'patient.zhang');
+  await page.click('button:has-text("我的健康记录")');
+  await ready(page, '/my-record');
+  await page.waitForSelector('h2:has-text("谁看过我的记录")');
+  const line = await page.locator('.looked li:has-text("李明（社区医生）")').first().textContent();
+  assert.match(line || '', /月\d+日，李明（社区医生）查看或处理了您的记录 \d+ 次/);
+  assert.equal(await page.locator('.looked li:has-text("赵")').count(), 0, 'a refused doctor did not open her record');
+  assert.match(await page.textContent('p.refused') || '', /另有 \d+ 次未被允许的查看/);
+  assertElder(await sizes(page));
+  assert.deepEqual(await axeViolations(page), []);
+  await screenshot(page, 'elder-who-opened-my-record');
+  await context.close();
+});

@@ -4,7 +4,8 @@
 // (elder mode), the same story in plain words with the news sent to them. Also the family
 // doctor's worklist of readings out of target or missing.
 import { h, mount, when } from '../dom.js';
-import { t } from '../i18n.js';
+import { t, lang } from '../i18n.js';
+import { whoLooked, refusedTimes } from '../trail.js';
 import { get, getAll, post } from '../api.js';
 import { patientOf, patientHeader } from './patient-header.js';
 import { trendChart } from '../vitals/chart.js';
@@ -143,10 +144,15 @@ export function plainWords(item) {
 export async function myRecordView(app) {
   const me = (await get('/api/v1/patients')).items[0];
   if (!me) return h('p', { class: 'big' }, t('mine.none'));
-  const [page, news] = await Promise.all([
+  const [page, news, trail] = await Promise.all([
     get(`/api/v1/patients/${me.id}/timeline?limit=30`),
     get('/api/v1/notifications?limit=10'),
+    get('/api/v1/audit?limit=500'),
   ]);
+  const dayOf = (/** @type {string} */ iso) =>
+    new Date(iso).toLocaleDateString(lang() === 'en' ? 'en-GB' : 'zh-CN', { month: 'long', day: 'numeric' });
+  const looked = whoLooked(trail.items, app.user().id, dayOf).slice(0, 10);
+  const refused = refusedTimes(trail.items, app.user().id);
   return h('section', { class: 'elder-record', 'aria-labelledby': 'mine-h' },
     h('h1', { id: 'mine-h' }, t('mine.title')),
     h('h2', null, t('mine.news')),
@@ -156,6 +162,12 @@ export async function myRecordView(app) {
     h('h2', null, t('mine.story')),
     h('ol', { class: 'timeline plain' }, page.items.map((/** @type {any} */ i) => h('li', { class: 'big-item', 'data-kind': i.kind },
       h('span', { class: 'tl-when' }, when(i.at)), ' ', plainWords(i)))),
+    h('h2', null, t('mine.looked')),
+    looked.length
+      ? h('ul', { class: 'list looked' }, looked.map((l) => h('li', { class: 'big-item' },
+        t('mine.lookedLine', { day: l.day, name: l.name, role: t(`role.${l.role}`), count: l.count }))))
+      : h('p', { class: 'muted' }, t('mine.nobody')),
+    refused ? h('p', { class: 'refused' }, t('mine.refused', { n: refused })) : null,
     h('button', { class: 'primary huge', onclick: () => app.navigate('/') }, t('mine.back')));
 }
 
