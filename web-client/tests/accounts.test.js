@@ -4,7 +4,7 @@
 // offer no action.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { signIn, serverAndBrowser, ready } from './helpers.js';
+import { signIn, serverAndBrowser, ready, apiAs, axeViolations } from './helpers.js';
 
 const env = serverAndBrowser();
 
@@ -109,4 +109,29 @@ test('the coordinator makes an expert account; its one-time password opens only 
   await other.fill('input[name=password]', password);
   await other.click('button[type=submit]');
   await other.waitForSelector('[role=alert]:has-text("用户名或密码错误")');
+});
+
+test('the admin finds an expert\'s refused look-up of a patient in the audit trail', async () => {
+  // The world before the story: the id of patient.zhang's record (dr.li's patient).
+  const li = await apiAs(env.server.url, 'dr.li');
+  const zhang = (await li.call('GET', '/api/v1/patients')).items.find((/** @type {any} */ p) => p.name === '张秀英');
+  assert.ok(zhang);
+  // dr.chen, a radiologist not involved in her care, types the address of her record.
+  const chen = await (await env.browser.newContext()).newPage();
+  await signIn(chen, env.server.url, 'dr.chen');
+  await chen.goto(`${env.server.url}/patients/${zhang.id}`);
+  await chen.waitForSelector('main [role=alert], main .error');
+
+  const context = await env.browser.newContext();
+  const page = await context.newPage();
+  await signIn(page, env.server.url, 'admin');
+  await page.waitForSelector('h2:has-text("审计日志")');
+  await page.check('#audit-refused');
+  const refused = page.locator('section:has(#audit) tbody tr', { has: page.locator('td:has-text("陈静")') });
+  await refused.first().waitFor();
+  assert.ok(await refused.count() >= 1);
+  assert.match(await refused.first().textContent() || '', /被拒绝/);
+  assert.equal(await page.locator('section:has(#audit) tbody tr[data-outcome=success]').count(), 0, 'only refusals shown');
+  assert.deepEqual(await axeViolations(page), []);
+  await context.close();
 });

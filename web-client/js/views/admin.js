@@ -48,7 +48,38 @@ export async function adminHome(app) {
         usersBody),
       newAccount(app, orgs.items, specialties.items, (u) => usersBody.append(userRow(app, u)))),
     devicesSection(orgs.items, devices.items),
+    app.user().role === 'admin' ? await auditSection() : null,
   );
+}
+
+/**
+ * The audit trail's newest events (admins only: the server refuses anyone else), with a
+ * switch to the refusals alone.
+ * @returns {Promise<HTMLElement>}
+ */
+async function auditSection() {
+  const events = (await get('/api/v1/audit?limit=200')).items;
+  const body = h('tbody');
+  const onlyRefused = /** @type {HTMLInputElement} */ (h('input', { type: 'checkbox', id: 'audit-refused' }));
+  const render = () => {
+    const shown = events.filter((/** @type {any} */ e) => !onlyRefused.checked || e.outcome !== 'success');
+    body.replaceChildren(...(shown.length ? shown.map((/** @type {any} */ e) => h('tr', { 'data-outcome': e.outcome },
+      h('td', null, when(e.at)),
+      h('td', null, e.actor_name || e.actor_id || t('audit.system'), ' ', h('span', { class: 'muted' }, t(`role.${e.actor_role}`))),
+      h('td', null, e.action),
+      h('td', null, e.resource_type, ' ', h('span', { class: 'muted' }, e.resource_id)),
+      h('td', null, t(`audit.outcome.${e.outcome}`)),
+      h('td', null, e.detail)))
+      : [h('tr', null, h('td', { colspan: '6', class: 'muted' }, t('common.none')))]));
+  };
+  onlyRefused.addEventListener('change', render);
+  render();
+  return h('section', { class: 'card', 'aria-labelledby': 'audit' }, h('h2', { id: 'audit' }, t('audit.title')),
+    h('label', { class: 'check' }, onlyRefused, ' ', t('audit.onlyRefused')),
+    h('table', { class: 'audit' },
+      h('thead', null, h('tr', null, ['audit.at', 'audit.actor', 'audit.action', 'audit.resource', 'audit.outcome', 'audit.detail']
+        .map((k) => h('th', { scope: 'col' }, t(k))))),
+      body));
 }
 
 /**
