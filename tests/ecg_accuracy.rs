@@ -1026,6 +1026,9 @@ struct LudbRow {
     sinus: bool,
     fibrillation: bool,
     flagged_fibrillation: bool,
+    /// The header names pacing by a device ("wandering atrial pacemaker" is a rhythm, not one).
+    paced: bool,
+    flagged_paced: bool,
     /// PR, QRS, QT (ms).
     ours: [Option<f64>; 3],
     outermost: [Option<f64>; 3],
@@ -1049,6 +1052,8 @@ fn ludb_row(dir: &str, name: &str) -> LudbRow {
         sinus: header.contains("rhythm: sinus") && !header.contains("pacing") && !header.contains("pacemaker"),
         fibrillation: header.contains("rhythm: atrial fibrillation"),
         flagged_fibrillation: m.findings.iter().any(|f| f.code == "possible_atrial_fibrillation"),
+        paced: header.contains("pacing"),
+        flagged_paced: m.findings.iter().any(|f| f.code == "paced_rhythm"),
         ours: [m.pr_ms, m.qrs_ms, m.qt_ms],
         outermost: ludb_reference(&leads, record.sample_rate_hz, LudbConvention::Outermost),
         median_lead: ludb_reference(&leads, record.sample_rate_hz, LudbConvention::MedianLead),
@@ -1187,5 +1192,48 @@ fn intervals_against_the_cardiologists_on_the_ludb_records_in_ecg_ludb_dir() {
         disagree(true),
         disagree(false)
     );
+    println!(
+        "| paced rhythm said | on {} of {} records whose header names pacing | on {} of {} others |",
+        count(&|r| r.paced && r.flagged_paced),
+        count(&|r| r.paced),
+        count(&|r| !r.paced && r.flagged_paced),
+        count(&|r| !r.paced),
+    );
+    let pacing_disagree = |labelled: bool| -> Vec<u32> {
+        rows.iter().filter(|(_, r)| r.paced == labelled && r.flagged_paced != labelled).map(|(n, _)| *n).collect()
+    };
+    println!("pacing named, not said: {:?}; said, not named: {:?}", pacing_disagree(true), pacing_disagree(false));
     assert!(rows.iter().filter(|(_, r)| r.ours[1].is_some()).count() >= 190, "QRS measured on most records");
+}
+
+/// A paced rhythm is said as a finding where a pacemaker paces the beats (LUDB 34: ventricular
+/// pacing in complete AV block; the paced BRAVEHEART example, GE MUSE XML whose stimulus marks
+/// the cart drew), and on no other 12-lead file at hand: the sixteen other cart files and the
+/// eleven other LUDB fixtures, sinus, fibrillating and bundle-branch-blocked.
+#[test]
+fn a_paced_rhythm_is_found_where_a_pacemaker_paces_and_nowhere_else() {
+    let paced = |record: &EcgRecord| {
+        let m = analyze(record);
+        m.findings.iter().find(|f| f.code == "paced_rhythm").map(|f| (f.text.clone(), f.computer_assisted))
+    };
+    for (path, _, _) in CART_ANNOTATED {
+        let bytes = fixture(path);
+        let record = parse(&[(path, &bytes)]).expect("parses");
+        let found = paced(&record);
+        println!("{path}: {found:?}");
+        assert_eq!(found.is_some(), path.contains("braveheart_example4"), "{path}: {found:?}");
+    }
+    let dir = format!("{FIXTURES}/ludb");
+    for name in LUDB_FIXTURES {
+        let read = |ext: &str| std::fs::read(format!("{dir}/{name}.{ext}")).expect("record file");
+        let (hea, dat) = (read("hea"), read("dat"));
+        let record = parse(&[(format!("{name}.hea").as_str(), &hea), (format!("{name}.dat").as_str(), &dat)])
+            .expect("record parses");
+        let found = paced(&record);
+        println!("LUDB {name}: {found:?}");
+        assert_eq!(found.is_some(), name == "34", "LUDB {name}: {found:?}");
+        if let Some((text, computer_assisted)) = found {
+            assert!(computer_assisted && text.contains("Computer-assisted finding"), "{text}");
+        }
+    }
 }

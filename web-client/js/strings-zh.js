@@ -64,7 +64,7 @@ export const ZH = {
   'ecg.title': '心电图', 'ecg.open': '查看心电图', 'ecg.rate': '心率',
   'ecg.computerAssisted': '以下测量值与 R 波标记为计算机辅助预读，仅供阅图医生参考，不作为诊断。',
   'ecg.beats': '心搏', 'ecg.beatCounts': '正常 {normal} · 室性早搏 {ventricular}',
-  'ecg.finding.possible_atrial_fibrillation': '提示心房颤动可能（RR 间期绝对不齐，未见 P 波）：计算机辅助发现，须由阅图医生确认。',
+  'ecg.finding.paced_rhythm': '起搏心律（多数心搏前见起搏脉冲）：RR 间期不能反映心房节律，QRS 与 QT 为起搏心搏的测量值。计算机辅助发现，须由阅图医生确认。', 'ecg.finding.possible_atrial_fibrillation': '提示心房颤动可能（RR 间期绝对不齐，未见 P 波）：计算机辅助发现，须由阅图医生确认。',
   'ecg.rPeaksLabel': '▼ R 波（计算机辅助）', 'ecg.canvasLabel': '心电图波形',
   'images.title': '医学影像', 'images.open': '查看影像', 'images.back': '返回会诊', 'images.series': '序列',
   'images.untitled': '（无描述）', 'images.instances': '{n} 幅', 'images.none': '本次会诊没有 DICOM 影像',

@@ -2,7 +2,7 @@
 // a computer-assisted pre-read.
 import { h, when } from '../dom.js';
 import { patientOf, patientHeader } from '../views/patient-header.js';
-import { t } from '../i18n.js';
+import { t, known } from '../i18n.js';
 import { get } from '../api.js';
 import { layout, uvToMm, MM_PER_S, ROW_MM } from './layout.js';
 
@@ -50,7 +50,9 @@ export async function ecgView(fileId, app, consultationId) {
       h('dt', null, 'QT / QTc'), h('dd', null, `${fmt(m.qt_ms, 'ms')} / ${fmt(m.qtc_bazett_ms, 'ms')}`),
       h('dt', null, t('ecg.beats')),
       h('dd', null, t('ecg.beatCounts', { normal: m.normal_beats ?? 0, ventricular: m.ventricular_ectopic_beats ?? 0 }))),
-    ...(m.findings ?? []).map((f) => h('p', { class: 'notice', role: 'status' }, t(`ecg.finding.${f.code}`))),
+    // A finding this client has no words for is shown in the server's own (English) words.
+    ...(m.findings ?? []).map((f) => h('p', { class: 'notice', role: 'status' },
+      known(`ecg.finding.${f.code}`) ? t(`ecg.finding.${f.code}`) : f.text)),
     calipers(drawEcg(ecg, 4), 4),
     h('p', { class: 'muted' }, '25 mm/s · 10 mm/mV'));
 }
