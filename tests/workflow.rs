@@ -293,7 +293,11 @@ async fn candidates_rank_each_expert_on_its_own_calendar(app: &TestApp) {
         let starts: Vec<_> = slots["items"].as_array().unwrap().iter().map(|s| at(&s["start"])).collect();
         assert!(starts.contains(&earliest), "{id}: {item} not among {starts:?}");
         assert!(starts.iter().filter(|s| **s < earliest).all(|s| *s < after), "{id}: {item}, {starts:?}");
-        assert_ne!(earliest, at(&json!(booked_at)), "a booked slot is not free");
+        // dr.every-day's booked slot is not free for him (others may be free then: at 09:00
+        // in Shanghai dr.wang's demo clinic opens at the same time).
+        if id == &every_day {
+            assert_ne!(earliest, at(&json!(booked_at)), "a booked slot is not free");
+        }
     }
     let wed = at(&items.iter().find(|c| c["expert_id"] == wednesdays.as_str()).unwrap()["earliest_slot"]);
     let (leave_from, leave_to) = (at(&json!(next_wednesday_at(9))), at(&json!(next_wednesday_at(10))));

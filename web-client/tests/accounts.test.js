@@ -12,6 +12,27 @@ const env = serverAndBrowser();
 const row = (/** @type {import('playwright-core').Page} */ page, /** @type {string} */ username) =>
   page.locator('section:has(#users) tbody tr', { has: page.locator(`td:text-is("${username}")`) });
 
+/**
+ * Signs in with a one-time password in a browser of its own: it opens only "设置新密码", where
+ * the owner sets `own`, then their home.
+ * @param {string} username
+ * @param {string} oneTime
+ * @param {string} own
+ */
+async function firstSignIn(username, oneTime, own) {
+  const page = await (await env.browser.newContext()).newPage();
+  await page.goto(`${env.server.url}/login`);
+  await page.fill('input[name=username]', username);
+  await page.fill('input[name=password]', oneTime);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('h1:has-text("设置新密码")');
+  await page.fill('input[name=new_password]', own);
+  await page.fill('input[name=repeat]', own);
+  await page.click('button[type=submit]');
+  await ready(page, '/');
+  return page;
+}
+
 test('the coordinator deactivates a doctor, whose open session ends at once', async () => {
   const zhaoContext = await env.browser.newContext();
   const zhao = await zhaoContext.newPage();
@@ -54,16 +75,7 @@ test('the coordinator resets a patient password; the patient sets her own at sig
   assert.ok(password, `no one-time password in ${shown}`);
   await context.close();
 
-  const kiosk = await (await env.browser.newContext()).newPage();
-  await kiosk.goto(`${env.server.url}/login`);
-  await kiosk.fill('input[name=username]', 'patient.liu');
-  await kiosk.fill('input[name=password]', password);
-  await kiosk.click('button[type=submit]');
-  await kiosk.waitForSelector('h1:has-text("设置新密码")');
-  await kiosk.fill('input[name=new_password]', 'liu-own-password');
-  await kiosk.fill('input[name=repeat]', 'liu-own-password');
-  await kiosk.click('button[type=submit]');
-  await ready(kiosk, '/');
+  await firstSignIn('patient.liu', password, 'liu-own-password');
 });
 
 test('the coordinator makes an expert account; its one-time password opens only setting her own', async () => {
@@ -90,16 +102,7 @@ test('the coordinator makes an expert account; its one-time password opens only 
   await context.close();
 
   // Whoever signs in with the handed-over password gets only the password screen.
-  const sun = await (await env.browser.newContext()).newPage();
-  await sun.goto(`${env.server.url}/login`);
-  await sun.fill('input[name=username]', 'dr.sun');
-  await sun.fill('input[name=password]', password);
-  await sun.click('button[type=submit]');
-  await sun.waitForSelector('h1:has-text("设置新密码")');
-  await sun.fill('input[name=new_password]', 'sun-own-password');
-  await sun.fill('input[name=repeat]', 'sun-own-password');
-  await sun.click('button[type=submit]');
-  await ready(sun, '/');
+  const sun = await firstSignIn('dr.sun', password, 'sun-own-password');
   await sun.waitForSelector('h1:has-text("专家工作台")');
 
   // The handed-over password no longer opens the account.

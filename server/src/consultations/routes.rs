@@ -424,11 +424,7 @@ async fn submit(
         if c.requested_by != user.id {
             return Err(ApiError::forbidden("only the requesting doctor submits the request"));
         }
-        let mut tx = crate::audit::begin(&state.db).await?;
-        let from = store::lock(&mut tx, &id).await?;
-        store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Submit).await?;
-        tx.audit(store::acted(&user, &c, "submit")).await?;
-        tx.commit().await
+        store::apply_audited(&state.db, &c, &user, &Action::Submit, "submit").await
     };
     store::acted(&user, &c, "submit").if_refused(&state.db, done.await).await?;
     respond(&state.db, &state.config, &user, &id).await
@@ -627,11 +623,7 @@ async fn complete(
         {
             return Err(ApiError::forbidden("an expert completes the consultation once they have accepted it"));
         }
-        let mut tx = crate::audit::begin(&state.db).await?;
-        let from = store::lock(&mut tx, &id).await?;
-        store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Complete).await?;
-        tx.audit(store::acted(&user, &c, "complete")).await?;
-        tx.commit().await
+        store::apply_audited(&state.db, &c, &user, &Action::Complete, "complete").await
     };
     store::acted(&user, &c, "complete").if_refused(&state.db, done.await).await?;
     tell_others(

@@ -308,6 +308,23 @@ async fn insert_transitions(
     Ok(())
 }
 
+/// Applies `user`'s `action` (audited as `name`) to consultation `c` in its own transaction,
+/// the state change and its audit event committed together; returns the new state.
+pub async fn apply_audited(
+    db: &Db,
+    c: &ConsultationCore,
+    user: &AuthUser,
+    action: &Action,
+    name: &str,
+) -> ApiResult<State> {
+    let mut tx = crate::audit::begin(db).await?;
+    let from = lock(&mut tx, &c.id).await?;
+    let to = apply_locked(&mut tx, &c.id, from, Some(&user.id), action).await?;
+    tx.audit(acted(user, c, name)).await?;
+    tx.commit().await?;
+    Ok(to)
+}
+
 /// Applies `action` in its own transaction and returns the new state.
 pub async fn apply_action(
     db: &Db,

@@ -214,25 +214,27 @@ async fn appointment_to_change(
     id: &str,
     action: &str,
 ) -> ApiResult<(AppointmentView, cstore::ConsultationCore)> {
-    let Some(a) = load_appointment(db, id).await? else { return Err(ApiError::not_found("appointment")) };
-    let c = cstore::load_to_act(db, user, &a.consultation_id, action)
-        .await
-        .map_err(|_| ApiError::not_found("appointment"))?;
+    let (a, c) = appointment_for(db, user, id, action, false).await?;
     cstore::require_answered(db, &c.id, user, action).await?;
     Ok((a, c))
 }
 
-/// Loads an appointment and its consultation if the caller may see it.
+/// Loads an appointment and its consultation if the caller may see it; `reading`: the access
+/// is audited as a read ([`cstore::load_for`]), else the action audits itself.
 async fn appointment_for(
     db: &Db,
     user: &AuthUser,
     id: &str,
     action: &str,
+    reading: bool,
 ) -> ApiResult<(AppointmentView, cstore::ConsultationCore)> {
     let Some(a) = load_appointment(db, id).await? else { return Err(ApiError::not_found("appointment")) };
-    let c =
-        cstore::load_for(db, user, &a.consultation_id, action).await.map_err(|_| ApiError::not_found("appointment"))?;
-    Ok((a, c))
+    let c = if reading {
+        cstore::load_for(db, user, &a.consultation_id, action).await
+    } else {
+        cstore::load_to_act(db, user, &a.consultation_id, action).await
+    };
+    Ok((a, c.map_err(|_| ApiError::not_found("appointment"))?))
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -391,7 +393,7 @@ async fn get_one(
     user: AuthUser,
     Path(Id(id)): Path<Id>,
 ) -> ApiResult<Json<AppointmentView>> {
-    let (a, _) = appointment_for(&state.db, &user, &id, "read_appointment").await?;
+    let (a, _) = appointment_for(&state.db, &user, &id, "read_appointment", true).await?;
     Ok(Json(a))
 }
 
