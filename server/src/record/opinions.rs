@@ -176,8 +176,9 @@ async fn signer(db: &Db, user: &AuthUser) -> ApiResult<(String, String)> {
 }
 
 /// Freezes `o` (already carrying its content, version and supersedes) as signed, inside the
-/// transaction that holds the consultation lock; moves the consultation on when this
-/// signature completes it.
+/// transaction that holds the consultation lock, with its audit event (`amend_opinion` for a
+/// new version, `insert`, else `sign_opinion`); moves the consultation on when this signature
+/// completes it.
 async fn freeze(
     conn: &mut sqlx::AnyConnection,
     (name, title): (String, String),
@@ -206,6 +207,8 @@ async fn freeze(
     if completes && from != CState::Completed && !live {
         store::apply_locked(&mut *conn, &c.id, from, Some(&user.id), &Action::SignOpinion).await?;
     }
+    let action = if insert { "amend_opinion" } else { "sign_opinion" };
+    crate::audit::event(user, action, "opinion", &o.id).patient(&c.patient_id).record_with(&mut *conn).await?;
     Ok(o)
 }
 
@@ -258,10 +261,6 @@ pub async fn sign(
         let mut tx = state.db.begin_write().await?;
         store::lock(&mut tx, &c.id).await?;
         let signed = freeze(&mut tx, who, &user, &c, o, false).await?;
-        crate::audit::event(&user, "sign_opinion", "opinion", &signed.id)
-            .patient(&c.patient_id)
-            .record_with(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(signed)
     };
@@ -331,10 +330,6 @@ pub async fn amend(
             ..prev
         };
         let signed = freeze(&mut tx, who, &user, &c, next, true).await?;
-        crate::audit::event(&user, "amend_opinion", "opinion", &signed.id)
-            .patient(&c.patient_id)
-            .record_with(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok((signed, reason))
     };
