@@ -18,7 +18,11 @@
 //!    threshold when no beat has come for 1.4 × the mean of the last eight RR intervals (Pan and
 //!    Tompkins wait 1.66 ×; earlier finds premature beats of low slope energy before their
 //!    compensatory pause), taking only a peak at least 360 ms after the last beat (not its T
-//!    wave) and 3 times above the noise level (not noise where that level is high).
+//!    wave) and 3 times above the noise level (not noise where that level is high). Past the
+//!    T-wave window a peak of at least 0.7 × the threshold that stands 12 times above the noise
+//!    level is a beat at once (a premature beat of low slope energy whose pause is too short
+//!    for the search-back), except within 0.36 s of either end of the recording (where the
+//!    filters have not settled) and when the silent-lead rule below calls it an artefact.
 //!    To stay adaptive after artefacts: a beat moves the signal level as if it were at most
 //!    twice the current level, a noise peak moves the noise level by at most the signal level,
 //!    and when the search-back finds nothing even at half the threshold the signal level is
@@ -78,6 +82,17 @@ const SEARCH_BACK_RR: f64 = 1.4;
 /// A peak found by search-back must also stand this many times above the noise level, so that
 /// in a noisy stretch (where half the threshold is below the noise peaks) noise is not taken.
 const SEARCH_BACK_OVER_NOISE: f64 = 3.0;
+/// Past the T-wave window, a peak under the threshold is still a beat when it reaches this
+/// fraction of the threshold and stands [`EARLY_OVER_NOISE`] times above the noise level: where
+/// the noise is that low, such a peak is a premature beat of low slope energy (MIT-BIH 201's
+/// aberrated atrial premature beats, 15–25 % of the usual beat's energy, often followed by a
+/// pause too short for the search-back), not noise.
+const EARLY_OF_THRESHOLD: f64 = 0.7;
+const EARLY_OVER_NOISE: f64 = 12.0;
+/// ... and when at least this much of the recording lies on either side of it: at the ends the
+/// band-pass filter (run forwards and backwards) and the integration have not settled, and a
+/// low peak there is as likely their transient (a clean cart recording's last 0.3 s).
+const EARLY_EDGE_S: f64 = 0.36;
 /// In a fast rhythm the T-wave rule's window shrinks to this fraction of the mean of the last
 /// eight RR intervals (never under the refractory period): at 130 bpm and more a peak 300 ms
 /// after a beat is the next beat far more often than a T wave (MIT-BIH 203's fast runs of
@@ -321,6 +336,7 @@ fn classify(
     let samples = |s: f64| (s * fs).round() as usize;
     let refractory = samples(REFRACTORY_S);
     let t_window = samples(T_WAVE_WINDOW_S);
+    let early_edge = samples(EARLY_EDGE_S);
     let slope_radius = samples(SLOPE_WINDOW_S);
     let steepest = |i: usize| {
         let lo = i.saturating_sub(slope_radius);
@@ -410,15 +426,25 @@ fn classify(
             }
         }
         let since_last = beats.last().map(|&last| c - last);
-        let is_beat = f > threshold1
-            && match since_last {
+        let is_beat = if f > threshold1 {
+            match since_last {
                 Some(d) if d < refractory => false,
                 Some(d) if d < t_window => {
                     let last_slope = beat_slopes.last().copied().unwrap_or(0.0);
                     steepest(c) >= 0.5 * last_slope
                 }
                 _ => true,
-            };
+            }
+        } else {
+            // A low premature beat where the noise is far lower (see EARLY_OF_THRESHOLD), unless
+            // the leads that showed the last beats do not show it (an artefact of the others).
+            f > EARLY_OF_THRESHOLD * threshold1
+                && f > EARLY_OVER_NOISE * npk
+                && since_last.is_some_and(|d| d >= samples(T_WAVE_WINDOW_S))
+                && c >= early_edge
+                && c + early_edge < feature.len()
+                && !history.silent(energies)
+        };
         if is_beat {
             spk = 0.125 * f.min(SIGNAL_CLAMP * spk) + 0.875 * spk;
             if let Some(d) = since_last {
@@ -617,6 +643,45 @@ pub(crate) mod tests {
         w[20] = -900;
         assert_eq!(r_peak_between(&w, 5..35, 0.0, 1.0, 1), Some(20));
         assert_eq!(r_peak_between(&w, 5..5, 0.0, 1.0, 1), None);
+    }
+
+    #[test]
+    fn a_low_premature_beat_on_a_quiet_lead_is_a_beat() {
+        // Clean beats every 0.9 s; every fourth cycle a premature beat 0.5 s after the last, of
+        // about half the height and one and a half times the width (its slope energy under the
+        // threshold), then the next beat 0.65 s later: too soon for the
+        // search-back (1.4 × the mean RR), so only the low noise level tells it is a beat.
+        let fs = 360.0;
+        let seconds = 40.0;
+        let (mut usual, mut low) = (Vec::new(), Vec::new());
+        let mut t = 0.6;
+        let mut k = 0;
+        while t < seconds - 1.0 {
+            usual.push(t);
+            // After the first eight beats, once the noise level has settled.
+            if k % 4 == 3 && k >= 8 {
+                low.push(t + 0.5);
+                t += 1.15;
+            } else {
+                t += 0.9;
+            }
+            k += 1;
+        }
+        let gauss = |t: f64, c: f64, w: f64, h: f64| h * (-((t - c) / w).powi(2) / 2.0).exp();
+        let wave = |t: f64, beats: &[f64], width: f64, height: f64| -> f64 {
+            beats.iter().map(|&r| gauss(t, r, width, height) + gauss(t, r + 0.25, 0.04, 0.2 * height.abs())).sum()
+        };
+        let lead: Vec<i32> = (0..(fs * seconds) as usize)
+            .map(|i| {
+                let t = i as f64 / fs;
+                (wave(t, &usual, 0.010, 1200.0) + wave(t, &low, 0.015, 550.0)).round() as i32
+            })
+            .collect();
+        let found = detect(&[&lead], fs);
+        let near = |t: f64| found.r_peaks.iter().any(|&r| (r as f64 / fs - t).abs() < 0.05);
+        let missed: Vec<f64> = usual.iter().chain(&low).copied().filter(|&t| !near(t)).collect();
+        assert!(missed.is_empty(), "missed {missed:?} ({} low beats: {low:?})", low.len());
+        assert_eq!(found.r_peaks.len(), usual.len() + low.len(), "no extra beat");
     }
 
     #[test]
