@@ -3,8 +3,8 @@
 // second), loaded as the page loads its own modules.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ready, signIn, apiAs, axeViolations, screenshot, SCREENSHOTS, REPO, acceptedConsultation, serverAndBrowser } from './helpers.js';
-import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { ready, signIn, axeViolations, screenshot, SCREENSHOTS, REPO, consultationThroughUi, serverAndBrowser } from './helpers.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const env = serverAndBrowser();
@@ -52,28 +52,20 @@ test('twelve leads on ECG paper with computer-assisted R-peak marks', async () =
 });
 
 test('dr.wang opens a real 12-lead ECG of a consultation in the viewer', async () => {
-  const li = await apiAs(env.server.url, 'dr.li');
-  const wang = await apiAs(env.server.url, 'dr.wang');
-  const patients = await li.call('GET', '/api/v1/patients');
-  const c = await acceptedConsultation(li, wang, { patient_id: patients.items[0].id, reason: '心电图 ST 段改变', mode: 'ecg_review', urgency: 'urgent' });
-  const login = await (await fetch(`${env.server.url}/api/v1/auth/login`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ username: 'dr.li', password: 'demo-password' }),
-  })).json();
-  const upload = await fetch(`${env.server.url}/api/v1/consultations/${c.id}/files?name=ecg.dcm`, {
-    method: 'POST',
-    headers: { Authorization: `Bearer ${login.access_token}`, 'Content-Type': 'application/octet-stream' },
-    body: readFileSync(join(REPO, 'tests', 'fixtures', 'ecg', 'waveform_ecg.dcm')),
+  // dr.li attaches the cart's DICOM file to the request in the wizard; dr.wang accepts.
+  const id = await consultationThroughUi(env.browser, env.server.url, {
+    patient: '刘德明', reason: '心电图 ST 段改变', mode: 'ecg_review', urgency: 'urgent',
+    files: [join(REPO, 'tests', 'fixtures', 'ecg', 'waveform_ecg.dcm')],
   });
-  assert.equal(upload.status, 201);
-  const file = await upload.json();
 
   const context = await env.browser.newContext();
   const page = await context.newPage();
   await signIn(page, env.server.url, 'dr.wang');
-  await page.goto(`${env.server.url}/consultations/${c.id}`);
-  await ready(page, `/consultations/${c.id}`);
-  await page.click('button:has-text("查看心电图")');
+  await page.goto(`${env.server.url}/consultations/${id}`);
+  await ready(page, `/consultations/${id}`);
+  await page.click('section[aria-labelledby=files] tr:has-text("waveform_ecg.dcm") button:has-text("查看心电图")');
+  await page.waitForURL(/\/ecg\/[0-9a-f-]{36}/);
+  const file = { id: new URL(page.url()).pathname.split('/').pop() };
   await ready(page, `/ecg/${file.id}`);
   const canvas = await page.$eval('canvas', (el) => ({ w: /** @type {HTMLCanvasElement} */ (el).width, h: /** @type {HTMLCanvasElement} */ (el).height }));
   assert.deepEqual(canvas, { w: 1000, h: 480 }, 'a 10 s 12-lead recording in the 3x4 layout with a rhythm strip');

@@ -203,6 +203,58 @@ export async function acceptedConsultation(requester, expert, { patient_id, reas
 }
 
 /**
+ * A consultation made the way people make one, for browser tests whose subject comes after it:
+ * dr.li, on his home screen, starts a request for `patient`, fills it in, attaches `files` in
+ * the wizard (they go up, through the uploader, once the request exists), records consent and
+ * sends it to 王建国; dr.wang opens it and accepts. Each in a context of their own, closed after.
+ * Answers the consultation's id.
+ * @param {import('playwright-core').Browser} browser
+ * @param {string} base
+ * @param {{patient: string, reason: string, summary?: string, urgency?: string, mode?: string,
+ *   files?: (string | {name: string, mimeType: string, buffer: Buffer})[]}} request
+ * @returns {Promise<string>}
+ */
+export async function consultationThroughUi(browser, base, { patient, reason, summary, urgency = 'routine', mode = 'video', files = [] }) {
+  const liContext = await browser.newContext();
+  const wangContext = await browser.newContext();
+  try {
+    const li = await liContext.newPage();
+    await signIn(li, base, 'dr.li');
+    await li.click(`li:has-text("${patient}") button`);
+    await ready(li, '/consultations/new');
+    await li.selectOption('select[name=specialty]', 'cardiology');
+    await li.fill('textarea[name=reason]', reason);
+    if (summary) await li.fill('textarea[name=record_summary]', summary);
+    await li.selectOption('select[name=urgency]', urgency);
+    await li.selectOption('select[name=mode]', mode);
+    if (files.length) {
+      await li.setInputFiles('#wizard-upload-files', files);
+      await li.waitForFunction((n) => document.querySelectorAll('.attachments li').length === n, files.length);
+    }
+    await li.click('button[type=submit]:has-text("下一步")');
+    await li.check('#consent-ok');
+    await li.click('button[type=submit]:has-text("下一步")');
+    await li.waitForSelector('.candidates li');
+    await li.click('.candidates li:has-text("王建国") button.primary');
+    await li.waitForURL(/\/consultations\/[0-9a-f-]{36}$/);
+    const id = li.url().split('/').pop() || '';
+    if (files.length) {
+      await li.waitForFunction((n) => document.querySelectorAll('.uploads li[data-state=done]').length === n, files.length, { timeout: 30000 });
+    }
+    const wang = await wangContext.newPage();
+    await signIn(wang, base, 'dr.wang');
+    await wang.goto(`${base}/consultations/${id}`);
+    await ready(wang, `/consultations/${id}`);
+    await wang.click('button:has-text("接受")');
+    await wang.waitForSelector('main .badge.state-accepted');
+    return id;
+  } finally {
+    await liContext.close();
+    await wangContext.close();
+  }
+}
+
+/**
  * Runs axe-core (from node_modules, no network) on the page and answers the serious and
  * critical violations.
  * @param {import('playwright-core').Page} page

@@ -7,37 +7,32 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ready, signIn, apiAs, axeViolations, screenshot, REPO, acceptedConsultation, serverAndBrowser, fixture, ctSlice } from './helpers.js';
+import { ready, signIn, axeViolations, screenshot, REPO, consultationThroughUi, serverAndBrowser, fixture, ctSlice } from './helpers.js';
 
 const env = serverAndBrowser();
 
 test('a DICOM series scrolls, takes window presets and drags, and zooms', async () => {
-  const li = await apiAs(env.server.url, 'dr.li');
-  const wang = await apiAs(env.server.url, 'dr.wang');
-  const patients = await li.call('GET', '/api/v1/patients');
-  const c = await acceptedConsultation(li, wang, { patient_id: patients.items[0].id, reason: '胸部 CT 结节复核', mode: 'imaging_review' });
-  const login = await (await fetch(`${env.server.url}/api/v1/auth/login`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ username: 'dr.li', password: 'demo-password' }),
-  })).json();
-  const upload = async (/** @type {string} */ name, /** @type {Buffer} */ body) => {
-    const res = await fetch(`${env.server.url}/api/v1/consultations/${c.id}/files?name=${name}`, {
-      method: 'POST', headers: { Authorization: `Bearer ${login.access_token}`, 'Content-Type': 'application/dicom' }, body,
-    });
-    assert.equal(res.status, 201, await res.clone().text());
-  };
-  // Uploaded out of order: the viewer orders by instance number, then SOP Instance UID.
-  for (const n of [3, 1, 2]) await upload(`ct-${n}.dcm`, ctSlice(n));
-  await upload('rgb-2frame.dcm', fixture('SC_rgb_rle_2frame.dcm'));
-  // A DICOM ECG in the same consultation is a waveform, not an image series.
-  await upload('ecg.dcm', readFileSync(join(REPO, 'tests', 'fixtures', 'ecg', 'waveform_ecg.dcm')));
+  const id = await consultationThroughUi(env.browser, env.server.url, { patient: '张秀英', reason: '胸部 CT 结节复核', mode: 'imaging_review' });
+  const c = { id };
 
-  // dr.li, the requesting community doctor, reaches the viewer from the consultation too.
+  // dr.li, the requesting community doctor, adds the images on the consultation's page, one
+  // file at a time and out of order: the viewer orders by instance number, then SOP Instance
+  // UID. A DICOM ECG in the same consultation is a waveform, not an image series.
   const liContext = await env.browser.newContext();
   const liPage = await liContext.newPage();
   await signIn(liPage, env.server.url, 'dr.li');
   await liPage.goto(`${env.server.url}/consultations/${c.id}`);
   await ready(liPage, `/consultations/${c.id}`);
+  const uploads = [
+    ...[3, 1, 2].map((n) => ({ name: `ct-${n}.dcm`, buffer: ctSlice(n) })),
+    { name: 'rgb-2frame.dcm', buffer: fixture('SC_rgb_rle_2frame.dcm') },
+    { name: 'ecg.dcm', buffer: readFileSync(join(REPO, 'tests', 'fixtures', 'ecg', 'waveform_ecg.dcm')) },
+  ];
+  for (const [i, { name, buffer }] of uploads.entries()) {
+    await liPage.setInputFiles('#upload-files', { name, mimeType: 'application/dicom', buffer });
+    await liPage.waitForSelector(`.uploads li[data-name="${name}"][data-state=done]`, { timeout: 30000 });
+    await liPage.waitForFunction((n) => document.querySelectorAll('section[aria-labelledby=files] tbody tr').length === n, i + 1);
+  }
   // The files list comes in pages, newest first: the view lists every file, and the client's
   // page walker, two at a time, finds each once.
   const newestFirst = ['ecg.dcm', 'rgb-2frame.dcm', 'ct-2.dcm', 'ct-1.dcm', 'ct-3.dcm'];

@@ -1,19 +1,16 @@
 // The opinion editor and the opinions received: dr.wang drafts an opinion (invisible to
 // dr.li until signed), signs it, dr.li reads it (signer, title, text) in his opinions
 // received and on the consultation; dr.wang amends it with a reason and dr.li sees the new
-// version with the reason and the earlier one folded away. The consultation is set up
-// through the API.
+// version with the reason and the earlier one folded away. The consultation is requested and
+// accepted through the UI first.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ready, signIn, apiAs, axeViolations, screenshot, acceptedConsultation, serverAndBrowser } from './helpers.js';
+import { ready, signIn, axeViolations, screenshot, consultationThroughUi, serverAndBrowser } from './helpers.js';
 
 const env = serverAndBrowser();
 
 test('dr.wang drafts, signs and amends an opinion that dr.li reads', async () => {
-  const li = await apiAs(env.server.url, 'dr.li');
-  const wang = await apiAs(env.server.url, 'dr.wang');
-  const patients = await li.call('GET', '/api/v1/patients');
-  const c = await acceptedConsultation(li, wang, { patient_id: patients.items[0].id, reason: '反复胸闷两周，心电图 ST 段压低', mode: 'ecg_review' });
+  const c = { id: await consultationThroughUi(env.browser, env.server.url, { patient: '刘德明', reason: '反复胸闷两周，心电图 ST 段压低', mode: 'ecg_review' }) };
 
   const wangContext = await env.browser.newContext();
   const wangPage = await wangContext.newPage();
@@ -32,8 +29,16 @@ test('dr.wang drafts, signs and amends an opinion that dr.li reads', async () =>
   assert.deepEqual(await axeViolations(wangPage), []);
   await screenshot(wangPage, 'opinion-editor');
 
-  const draftSeenByLi = await li.call('GET', `/api/v1/consultations/${c.id}/opinions`);
-  assert.equal(draftSeenByLi.items.length, 0, 'a draft is not shown to the requesting doctor');
+  // dr.li, on the same consultation, sees no opinion while it is a draft.
+  const liContext = await env.browser.newContext();
+  const liPage = await liContext.newPage();
+  await signIn(liPage, env.server.url, 'dr.li');
+  await liPage.goto(`${env.server.url}/consultations/${c.id}`);
+  await ready(liPage, `/consultations/${c.id}`);
+  assert.equal(await liPage.$('article.opinion-signed'), null, 'a draft is not shown to the requesting doctor');
+  assert.doesNotMatch(await liPage.textContent('main') || '', /稳定型心绞痛/, 'nor any of its text');
+  await liPage.goto(`${env.server.url}/`);
+  await ready(liPage, '/');
 
   await wangPage.click('.opinion-editor button:has-text("签署")');
   await ready(wangPage, `/consultations/${c.id}`);
@@ -41,9 +46,6 @@ test('dr.wang drafts, signs and amends an opinion that dr.li reads', async () =>
   assert.match(await wangPage.textContent('article.opinion-signed .signed-by') || '', /王建国（主任医师）/);
 
   // dr.li: opinions received, then the consultation.
-  const liContext = await env.browser.newContext();
-  const liPage = await liContext.newPage();
-  await signIn(liPage, env.server.url, 'dr.li');
   await liPage.click('button:has-text("收到的会诊意见")');
   await ready(liPage, '/opinions');
   const received = await liPage.textContent('ul.received');
