@@ -1,30 +1,39 @@
-// Referrals and overdue follow-ups for the community doctor, with data made through the API:
-// dr.wang refers patient.zhang's record down to dr.li's centre with a care plan; dr.li sees it
-// received and accepts it, rejects nothing without a reason, sends an up-referral from the
-// form; a follow-up plan started ten weeks ago shows its overdue visits, and marking one
-// done takes it off the list.
+// Referrals and follow-ups, made and handled on screen: dr.wang, having taken patient.zhang's
+// consultation, refers her back to dr.li's centre with a care plan and follow-up visits from
+// the consultation's page; dr.li sees it received and accepts it, rejects nothing without a
+// reason, sends an up-referral from the form; he starts a follow-up plan dated ten weeks back
+// (a patient followed on paper until now), its overdue visits show, and marking one done
+// takes it off the list.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ready, signIn, apiAs, axeViolations, screenshot, acceptedConsultation, serverAndBrowser } from './helpers.js';
+import { ready, signIn, axeViolations, screenshot, consultationThroughUi, serverAndBrowser } from './helpers.js';
 
 const env = serverAndBrowser();
 
-test('dr.li handles referrals and overdue follow-ups', async () => {
-  const li = await apiAs(env.server.url, 'dr.li');
-  const wang = await apiAs(env.server.url, 'dr.wang');
-  const patients = await li.call('GET', '/api/v1/patients');
-  const patient = patients.items[0];
-  const c = await acceptedConsultation(li, wang, { patient_id: patient.id, reason: '高血压控制不佳', mode: 'video' });
-  const down = await wang.call('POST', '/api/v1/referrals', {
-    patient_id: patient.id, consultation_id: c.id, direction: 'down', reason: '病情稳定，转回社区管理',
-    urgency: 'routine', care_plan: '氨氯地平 5 mg 每日一次，每周测血压三次',
-  });
-  const started = new Date(Date.now() - 70 * 86400000).toISOString().slice(0, 10);
-  const plan = await li.call('POST', '/api/v1/follow-up-plans', {
-    patient_id: patient.id, condition: '高血压', interval_weeks: 4, visits: 3, start_date: started,
-  });
-  const overdueDue = plan.visits.filter((/** @type {any} */ v) => v.due_date < new Date().toISOString().slice(0, 10));
-  assert.ok(overdueDue.length >= 1, 'the plan has visits in the past');
+/** A UTC calendar date `days` from today, YYYY-MM-DD. @param {number} days */
+const dayFromToday = (days) => new Date(Date.now() + days * 86400000).toISOString().slice(0, 10);
+
+test('dr.wang refers back down; dr.li handles referrals and overdue follow-ups', async () => {
+  const patient = { name: '张秀英' };
+  const id = await consultationThroughUi(env.browser, env.server.url, { patient: patient.name, reason: '高血压控制不佳', mode: 'video' });
+
+  const wangContext = await env.browser.newContext();
+  const wang = await wangContext.newPage();
+  await signIn(wang, env.server.url, 'dr.wang');
+  await wang.goto(`${env.server.url}/consultations/${id}`);
+  await ready(wang, `/consultations/${id}`);
+  await wang.fill('form.refer-down textarea[name=reason]', '病情稳定，转回社区管理');
+  await wang.fill('form.refer-down textarea[name=care_plan]', '氨氯地平 5 mg 每日一次，每周测血压三次');
+  await wang.fill('form.refer-down input[name=condition]', '高血压');
+  await wang.fill('form.refer-down input[name=interval_weeks]', '4');
+  await wang.fill('form.refer-down input[name=visits]', '3');
+  await wang.click('form.refer-down button:has-text("转回社区")');
+  await wang.waitForSelector('form.refer-down .notice:has-text("已转至")');
+  const made = wang.locator('section[aria-labelledby=refer-down-h] ul.referrals li', { hasText: '病情稳定，转回社区管理' });
+  assert.match(await made.textContent() || '', /下转.*待接收/);
+  assert.deepEqual(await axeViolations(wang), []);
+  await screenshot(wang, 'refer-down');
+  await wangContext.close();
 
   const context = await env.browser.newContext();
   const page = await context.newPage();
@@ -43,9 +52,7 @@ test('dr.li handles referrals and overdue follow-ups', async () => {
   await received.locator('button:has-text("接收")').click();
   await ready(page, '/referrals');
   await page.waitForSelector('ul.referrals li[data-status="accepted"]:has-text("病情稳定")');
-  const detail = await li.call('GET', `/api/v1/referrals/${down.id}`);
-  assert.equal(detail.status, 'accepted');
-  assert.equal(detail.history.at(-1).to_status, 'accepted');
+  assert.match(await page.textContent('ul.referrals li[data-status="accepted"]:has-text("病情稳定")') || '', /已接收/);
 
   // An up-referral from the form appears among those sent.
   await page.selectOption('select[name=urgency]', 'urgent');
@@ -61,6 +68,19 @@ test('dr.li handles referrals and overdue follow-ups', async () => {
   await ready(page, '/');
   await page.click('button:has-text("逾期随访")');
   await ready(page, '/follow-ups');
+  // The plan from the down-referral has its first visit four weeks away: nothing overdue yet.
+  assert.equal(await page.locator('ul.overdue li').count(), 0);
+  const started = dayFromToday(-70);
+  await page.selectOption('form.new-plan select[name=patient_id]', { label: patient.name });
+  await page.fill('form.new-plan input[name=condition]', '高血压');
+  await page.fill('form.new-plan input[name=interval_weeks]', '4');
+  await page.fill('form.new-plan input[name=visits]', '3');
+  await page.fill('form.new-plan input[name=start_date]', started);
+  await page.click('form.new-plan button:has-text("建立随访计划")');
+  await ready(page, '/follow-ups');
+  // Visits one interval apart from the start: 28 and 56 days after it are past, 84 is not.
+  const overdueDue = [28, 56].map((d) => ({ due_date: dayFromToday(-70 + d) }));
+  await page.waitForSelector('ul.overdue li');
   const rows = page.locator('ul.overdue li');
   assert.equal(await rows.count(), overdueDue.length, 'one row per overdue visit');
   const first = await rows.first().textContent();

@@ -6,6 +6,7 @@ import { get, post } from '../api.js';
 import { opinionSection } from './opinion.js';
 import { filesSection } from './files.js';
 import { patientOf, patientHeader } from './patient-header.js';
+import { referDownSection } from './referrals.js';
 
 /**
  * @param {import('../main.js').App} app
@@ -77,6 +78,11 @@ export async function consultationView(app, id) {
     opinions = await opinionSection(app, c, canWrite);
   } catch { /* opinions not visible to this role */ }
 
+  // The expert who took the consultation refers the patient back to the community with a care
+  // plan, during it or after it is completed.
+  const referDown = role === 'expert' && !!me && ['accepted', 'active'].includes(me.status)
+    && ['accepted', 'scheduled', 'in_progress', 'completed'].includes(c.state) ? await referDownSection(c) : null;
+
   return h('div', { class: 'stack' },
     h('h1', null, t('consultation.title'), ' · ', c.patient_name),
     patient ? h('section', { class: 'card', 'aria-labelledby': 'ph-h' }, h('h2', { id: 'ph-h' }, t('header.title')), patientHeader(patient)) : null,
@@ -103,6 +109,7 @@ export async function consultationView(app, id) {
         h('li', null, `${when(a.start)} – ${a.expert_name}`, h('span', { class: 'badge' }, t(`appointment.${a.status}`)))))) : null,
     files,
     opinions,
+    referDown,
     h('section', { class: 'card', 'aria-labelledby': 'hist' },
       h('h2', { id: 'hist' }, t('consultation.history')),
       h('ol', { class: 'list' }, c.transitions.map((/** @type {any} */ x) =>

@@ -1,6 +1,8 @@
 // Community doctor: referrals (sent up to the hospital, received down from it, with accept,
-// reject and complete on the receiving side) and follow-up visits that are overdue.
-import { h, when, field, formValues } from '../dom.js';
+// reject and complete on the receiving side), follow-up plans started and the visits that are
+// overdue. Expert: the down-referral of a consultation's patient back to the community, with
+// its care plan and follow-up visits.
+import { h, mount, when, field, formValues } from '../dom.js';
 import { t } from '../i18n.js';
 import { get, post, api } from '../api.js';
 
@@ -40,6 +42,76 @@ export async function referralsView(app) {
       referralList(sent.items, false, reload)),
     h('section', { class: 'card', 'aria-labelledby': 'new-ref-h' }, h('h2', { id: 'new-ref-h' }, t('referral.new')),
       h('p', { class: 'hint' }, t('referral.upHint')), form));
+}
+
+/**
+ * The expert's referral of the consultation's patient back to the community centre (the
+ * patient's own, which the server chooses): the reason, the care plan the centre follows, and
+ * optionally the follow-up visits it lays out; the referrals already made from this
+ * consultation are listed above the form.
+ * @param {any} c the consultation
+ * @returns {Promise<HTMLElement>}
+ */
+export async function referDownSection(c) {
+  /** @type {any[]} */
+  let made = [];
+  try {
+    made = (await get('/api/v1/referrals?side=sent')).items.filter((/** @type {any} */ r) => r.consultation_id === c.id);
+  } catch { /* the list is a convenience; the form stands without it */ }
+  const list = h('div', null, made.length ? referralList(made, false, () => {}) : null);
+  const error = h('p', { class: 'error', role: 'alert' });
+  const done = h('p', { class: 'notice', role: 'status' });
+  const form = /** @type {HTMLFormElement} */ (h('form', { class: 'grid refer-down' },
+    field(t('referral.reason'), h('textarea', { name: 'reason', required: true, rows: 2 })),
+    field(t('wizard.urgency'), h('select', { name: 'urgency' },
+      ['routine', 'urgent', 'emergency'].map((u) => h('option', { value: u }, t(`urgency.${u}`))))),
+    field(t('referral.carePlanLabel'), h('textarea', { name: 'care_plan', required: true, rows: 3 })),
+    h('fieldset', null, h('legend', null, t('followup.planOptional')), ...planFields('rd')),
+    error, done,
+    h('button', { type: 'submit', class: 'primary' }, t('referral.sendDown'))));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    done.textContent = '';
+    const v = formValues(form);
+    try {
+      const r = await post('/api/v1/referrals', {
+        patient_id: c.patient_id, consultation_id: c.id, direction: 'down', reason: v.reason, urgency: v.urgency,
+        care_plan: v.care_plan,
+        ...(v.condition.trim() ? { follow_up: { condition: v.condition, interval_weeks: Number(v.interval_weeks), visits: Number(v.visits), instructions: v.instructions } } : {}),
+      });
+      form.reset();
+      // (The visit fields' defaults are properties, which a reset clears.)
+      for (const [name, value] of [['interval_weeks', '4'], ['visits', '6']]) {
+        /** @type {HTMLInputElement} */ (form.querySelector(`[name=${name}]`)).value = value;
+      }
+      done.textContent = t('referral.sentDown', { to: r.to_organisation_name || '' });
+      mount(list, referralList([r, ...made], false, () => {}));
+      made = [r, ...made];
+    } catch (err) {
+      error.textContent = /** @type {Error} */ (err).message;
+    }
+  });
+  return h('section', { class: 'card', 'aria-labelledby': 'refer-down-h' },
+    h('h2', { id: 'refer-down-h' }, t('referral.down')),
+    h('p', { class: 'hint' }, t('referral.downHint')), list, form);
+}
+
+/**
+ * The fields of a follow-up plan: condition (with the common ones offered), every how many
+ * weeks, how many visits, instructions. Ids start with `prefix`.
+ * @param {string} prefix
+ * @returns {HTMLElement[]}
+ */
+function planFields(prefix) {
+  const conditions = h('datalist', { id: `${prefix}-conditions` },
+    ['高血压', '2 型糖尿病', '冠心病', '慢性阻塞性肺疾病', '脑卒中后康复'].map((x) => h('option', { value: x })));
+  return [
+    field(t('followup.condition'), h('input', { name: 'condition', list: `${prefix}-conditions` })), conditions,
+    field(t('followup.interval'), h('input', { name: 'interval_weeks', type: 'number', min: 1, max: 52, value: 4 })),
+    field(t('followup.visits'), h('input', { name: 'visits', type: 'number', min: 1, max: 52, value: 6 })),
+    field(t('followup.instructions'), h('textarea', { name: 'instructions', rows: 2 })),
+  ];
 }
 
 /**
@@ -94,8 +166,34 @@ function referralList(items, receiving, reload) {
  * @returns {Promise<HTMLElement>}
  */
 export async function followUpsView(app) {
-  const overdue = (await get('/api/v1/follow-ups?overdue=true')).items;
+  const [overdueList, patients] = await Promise.all([get('/api/v1/follow-ups?overdue=true'), get('/api/v1/patients')]);
+  const overdue = overdueList.items;
   const reload = () => app.navigate('/follow-ups', true);
+  // A new plan: its visits are laid out one interval apart from the start date (today unless
+  // an earlier one is given, for a patient already under follow-up on paper).
+  const error = h('p', { class: 'error', role: 'alert' });
+  const form = /** @type {HTMLFormElement} */ (h('form', { class: 'grid new-plan' },
+    field(t('wizard.patient'), h('select', { name: 'patient_id', required: true },
+      patients.items.map((/** @type {any} */ p) => h('option', { value: p.id }, p.name)))),
+    ...planFields('np'),
+    field(t('followup.start'), h('input', { name: 'start_date', type: 'date' })),
+    error,
+    h('button', { type: 'submit', class: 'primary' }, t('followup.startPlan'))));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    const v = formValues(form);
+    if (!v.condition.trim()) { error.textContent = t('followup.conditionNeeded'); return; }
+    try {
+      await post('/api/v1/follow-up-plans', {
+        patient_id: v.patient_id, condition: v.condition, interval_weeks: Number(v.interval_weeks), visits: Number(v.visits),
+        instructions: v.instructions, ...(v.start_date ? { start_date: v.start_date } : {}),
+      });
+      reload();
+    } catch (err) {
+      error.textContent = /** @type {Error} */ (err).message;
+    }
+  });
   return h('div', { class: 'stack' },
     h('h1', null, t('followup.title')),
     h('section', { class: 'card', 'aria-labelledby': 'overdue-h' }, h('h2', { id: 'overdue-h' }, t('followup.overdue')),
@@ -122,7 +220,8 @@ export async function followUpsView(app) {
             h('label', { for: dateId }, t('followup.moveTo')), date,
             h('button', { onclick: () => { if (date.value) patch({ due_date: date.value }); } }, t('followup.move')),
             error));
-      })) : h('p', { class: 'muted' }, t('followup.none'))));
+      })) : h('p', { class: 'muted' }, t('followup.none'))),
+    h('section', { class: 'card', 'aria-labelledby': 'new-plan-h' }, h('h2', { id: 'new-plan-h' }, t('followup.newPlan')), form));
 }
 
 /**
