@@ -181,7 +181,7 @@ fn rows() -> Vec<Row> {
         // ---- availability and scheduling ----
         row("get", "/api/v1/experts/{id}/availability", "/api/v1/experts/$wang/availability", None, "UU A AA AA AAA AA A FU"),
         row("put", "/api/v1/experts/{id}/availability", "/api/v1/experts/$wang/availability", Json(|_| weekday_availability()), "UU A AF FF AFF FF F FU"),
-        row("get", "/api/v1/experts/{id}/exceptions", "/api/v1/experts/$wang/exceptions", None, "UU A AA AA AAA AA A FU"),
+        row("get", "/api/v1/experts/{id}/exceptions", "/api/v1/experts/$wang/exceptions", None, "UU A AF FF AFF FF F FU"),
         row("post", "/api/v1/experts/{id}/exceptions", "/api/v1/experts/$wang/exceptions", Json(|_| json!({"kind": "leave", "start": "2027-03-01T09:00:00+08:00", "end": "2027-03-01T12:00:00+08:00", "reason": "学术会议"})), "UU A AF FF AFF FF F FU"),
         row("post", "/api/v1/experts/{id}/exceptions/{exception}/withdraw", "/api/v1/experts/$wang/exceptions/$exception/withdraw", Json(|_| json!({})), "UU A AF FF AFF FF F FU"),
         row("get", "/api/v1/experts/{id}/slots", "/api/v1/experts/$wang/slots", None, "UU A AA AA AAA AA A FU"),

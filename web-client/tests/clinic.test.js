@@ -1,8 +1,8 @@
 // A clinic day through the browser, with the server's default configuration (the room opens
 // 15 minutes before the booked slot): dr.li registers a walk-in patient, requests a
 // consultation with consent and attaches a 12-lead ECG and a CT series (a folder) in the
-// wizard; a referral letter dropped on the consultation survives a dropped link; dr.wang
-// is alerted, reads the summary, the patient header and the consent, and accepts; dr.li
+// wizard; dr.wang adds an extra session starting within minutes on his home screen; a
+// referral letter dropped on the consultation survives a dropped link; dr.wang is alerted, reads the summary, the patient header and the consent, and accepts; dr.li
 // books the slot of dr.wang's extra session; at the slot all three join (the patient from a
 // kiosk, through the lobby, with the doctors alerted); a reload brings the chat back;
 // dr.wang opens the ECG and the CT beside the video, shares his screen and stops; a dropped
@@ -145,13 +145,23 @@ test('dr.li registers a walk-in patient', async () => {
   await admin.call('POST', '/api/v1/users', {
     username: 'patient.zhao', display_name: '赵桂兰', password: PASSWORD, role: 'patient', organisation_id: centre, patient_id: patientId,
   });
-  // And an extra session of dr.wang's that starts within the quarter hour, so "the slot" is
-  // now (experts have no screen for extra sessions yet).
-  const wang = await apiAs(server.url, 'dr.wang');
+});
+
+test('dr.wang adds an extra session starting within minutes on his home screen', async () => {
+  // So that "the slot" booked later is now. Times as the browser shows them (its local zone).
+  const page = pages['dr.wang'];
   const start = new Date(Math.ceil((Date.now() + 2 * 60000) / 60000) * 60000);
-  await wang.call('POST', `/api/v1/experts/${wang.user.id}/exceptions`, {
-    kind: 'extra', start: start.toISOString(), end: new Date(start.getTime() + 60 * 60000).toISOString(), slot_minutes: 30, reason: '门诊加号',
-  });
+  const end = new Date(start.getTime() + 60 * 60000);
+  const local = (/** @type {Date} */ d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  await page.selectOption('form.new-exception select[name=kind]', 'extra');
+  await page.fill('form.new-exception input[name=start]', local(start));
+  await page.fill('form.new-exception input[name=end]', local(end));
+  await page.fill('form.new-exception input[name=slot_minutes]', '30');
+  await page.fill('form.new-exception input[name=reason]', '门诊加号');
+  await page.click('form.new-exception button:has-text("添加")');
+  await page.waitForSelector('ul.exceptions li[data-kind=extra]:has-text("门诊加号")');
+  assert.match(await page.textContent('ul.exceptions li[data-kind=extra]') || '', /加号.*每号 30 分钟/);
+  await accessible(page, 'clinic-expert-extra-session');
 });
 
 test('dr.li requests a consultation with consent and attaches an ECG and a CT folder in the wizard', async () => {

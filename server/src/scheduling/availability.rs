@@ -27,7 +27,7 @@ async fn check_editor(db: &Db, user: &AuthUser, expert_id: &str) -> ApiResult<Tz
         user.id == expert_id || user.role == Role::Admin || (user.role == Role::Coordinator && user.org == expert_org);
     if !allowed {
         return Err(ApiError::forbidden(
-            "only the expert, their hospital's coordinators and admins change availability",
+            "only the expert, their hospital's coordinators and admins keep the expert's calendar",
         ));
     }
     Ok(tz.parse().unwrap_or(DEFAULT_TZ))
@@ -179,13 +179,15 @@ pub struct ExceptionView {
     pub reason: String,
 }
 
+/// Leave and extra sessions, with their reasons (the expert's own affairs), for those who keep
+/// the calendar; everyone else books from the free slots, where both already show.
 async fn list_exceptions(
     State(state): State<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     Path(Id(expert)): Path<Id>,
 ) -> ApiResult<Json<crate::api::Page<ExceptionView>>> {
+    let tz = check_editor(&state.db, &user, &expert).await?;
     let rows = store::upcoming_exceptions(&state.db, &expert, &now_ts()).await?;
-    let tz = expert_tz(&state.db, &expert).await?;
     let items = rows
         .into_iter()
         .map(|x| ExceptionView {
@@ -301,7 +303,7 @@ pub fn routes() -> crate::api::Routes {
         )
         .body::<Availability>()
         .json::<Availability>(200)
-        .get("/api/v1/experts/{id}/exceptions", "Upcoming leave and extra sessions", list_exceptions)
+        .get("/api/v1/experts/{id}/exceptions", "Upcoming leave and extra sessions (expert, coordinator, admin)", list_exceptions)
         .json::<crate::api::Page<ExceptionView>>(200)
         .post("/api/v1/experts/{id}/exceptions", "Add leave or an extra session", post_exception)
         .body::<ExceptionBody>()

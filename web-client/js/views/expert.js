@@ -1,7 +1,8 @@
-// Expert: requests waiting for an answer, the weekly availability, upcoming appointments.
-import { h, mount, when } from '../dom.js';
+// Expert: requests waiting for an answer, the weekly availability, extra sessions and leave,
+// upcoming appointments.
+import { h, mount, when, field, formValues } from '../dom.js';
 import { t } from '../i18n.js';
-import { get, put } from '../api.js';
+import { get, put, post } from '../api.js';
 import { consultationList } from './common.js';
 
 /**
@@ -19,6 +20,7 @@ export async function expertHome(app) {
     get(`/api/v1/appointments?from=${encodeURIComponent(startOfToday())}`),
     get(`/api/v1/experts/${me.id}/availability`),
   ]);
+  const exceptions = await exceptionsSection(me.id);
   const requests = active.items.filter((/** @type {any} */ c) => c.state === 'requested');
   const open = active.items.filter((/** @type {any} */ c) => c.state !== 'requested');
   return h('div', { class: 'stack' },
@@ -33,7 +35,71 @@ export async function expertHome(app) {
         h('button', { onclick: () => app.navigate(`/consultations/${a.consultation_id}`) }, t('common.open')))))
         : h('p', { class: 'muted' }, t('common.none'))),
     availabilityEditor(me.id, availability),
+    exceptions,
   );
+}
+
+/**
+ * One-off changes to the weekly rules: an extra session (its own slot length) or leave, each
+ * with a reason, listed from now on and each withdrawable; a form adds one. Times are the
+ * browser's local time.
+ * @param {string} expertId
+ * @returns {Promise<HTMLElement>}
+ */
+export async function exceptionsSection(expertId) {
+  const base = `/api/v1/experts/${expertId}/exceptions`;
+  const list = h('div');
+  const error = h('p', { class: 'error', role: 'alert' });
+  const status = h('p', { role: 'status' });
+  const render = async () => {
+    const items = (await get(base)).items;
+    mount(list, items.length ? h('ul', { class: 'list exceptions' }, items.map((/** @type {any} */ x) => h('li', { 'data-kind': x.kind },
+      h('div', null,
+        h('p', null, h('span', { class: `badge kind-${x.kind}` }, t(`exception.${x.kind}`)), ' ', `${when(x.start)} – ${when(x.end)}`,
+          x.kind === 'extra' ? ` · ${t('exception.slotOf', { n: x.slot_minutes })}` : ''),
+        x.reason ? h('p', { class: 'hint' }, x.reason) : null),
+      h('button', { onclick: async () => {
+        error.textContent = '';
+        try {
+          await post(`${base}/${x.id}/withdraw`, {});
+          status.textContent = t('exception.withdrawn');
+          await render();
+        } catch (err) {
+          error.textContent = /** @type {Error} */ (err).message;
+        }
+      } }, t('exception.withdraw')))))
+      : h('p', { class: 'muted' }, t('exception.none')));
+  };
+  await render();
+  const slot = field(t('availability.slot'), h('input', { name: 'slot_minutes', type: 'number', min: 5, max: 480, value: 30 }));
+  const kind = /** @type {HTMLSelectElement} */ (h('select', { name: 'kind' },
+    ['extra', 'leave'].map((k) => h('option', { value: k }, t(`exception.${k}`)))));
+  kind.addEventListener('change', () => { slot.hidden = kind.value !== 'extra'; });
+  const form = /** @type {HTMLFormElement} */ (h('form', { class: 'grid new-exception' },
+    field(t('exception.kind'), kind),
+    field(t('exception.start'), h('input', { name: 'start', type: 'datetime-local', required: true })),
+    field(t('exception.end'), h('input', { name: 'end', type: 'datetime-local', required: true })),
+    slot,
+    field(t('exception.reason'), h('input', { name: 'reason' })),
+    h('button', { type: 'submit', class: 'primary' }, t('exception.add'))));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    status.textContent = '';
+    const v = formValues(form);
+    try {
+      await post(base, {
+        kind: v.kind, start: new Date(v.start).toISOString(), end: new Date(v.end).toISOString(), reason: v.reason,
+        ...(v.kind === 'extra' ? { slot_minutes: Number(v.slot_minutes) } : {}),
+      });
+      status.textContent = t('exception.added');
+      await render();
+    } catch (err) {
+      error.textContent = /** @type {Error} */ (err).message;
+    }
+  });
+  return h('section', { class: 'card', 'aria-labelledby': 'exc-h' },
+    h('h2', { id: 'exc-h' }, t('exception.title')), h('p', { class: 'hint' }, t('exception.hint')), list, form, error, status);
 }
 
 /** @returns {string} the start of the local day, as an RFC 3339 time in UTC */
