@@ -127,6 +127,8 @@ export const ZH = {
   'appointment.booked': '已预约', 'appointment.cancelled': '已取消', 'appointment.rescheduled': '已改约', 'appointment.completed': '已完成', 'appointment.attended': '已就诊', 'appointment.no_show': '未到诊',
   'audit.title': '审计日志', 'audit.onlyRefused': '只看被拒绝或失败的操作', 'audit.at': '时间', 'audit.actor': '操作人', 'audit.action': '操作', 'audit.resource': '对象', 'audit.outcome': '结果', 'audit.detail': '详情', 'audit.system': '系统',
   'audit.outcome.success': '成功', 'audit.outcome.denied': '被拒绝', 'audit.outcome.failed': '失败', 'role.device': '设备', 'role.system': '系统',
+  'admin.patientRecord': '患者档案', 'admin.patientName': '患者姓名', 'admin.findPatient': '查找档案', 'admin.noPatient': '没有找到这个姓名的档案',
+  'admin.needPatient': '请先查找并选择患者档案',
   'admin.newAccount': '新建账号', 'admin.title': '职称', 'admin.specialties': '专科', 'admin.create': '创建账号', 'admin.needSpecialty': '请至少选择一个专科',
   'admin.createdDone': '已为 {name} 创建账号 {username}。一次性密码：{password}（仅显示一次，请当面交给本人；首次登录须设置新密码）',
   'role.admin': '管理员', 'role.coordinator': '协调员', 'role.community_doctor': '社区医生', 'role.expert': '专家', 'role.patient': '患者',

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, launchBrowser, signIn, ready, screenshot, axeViolations, apiAs, PASSWORD, REPO, ctSlice } from './helpers.js';
+import { startServer, launchBrowser, signIn, ready, screenshot, axeViolations, apiAs, REPO, ctSlice } from './helpers.js';
 
 /** @type {{url: string, stop: () => Promise<void>}} */
 let server;
@@ -24,7 +24,8 @@ let browser;
 /** @type {Record<string, import('playwright-core').Page>} */
 const pages = {};
 let consultationId = '';
-let patientId = '';
+/** The one-time password of the walk-in patient's login, handed over on paper. */
+let zhaoPassword = '';
 const files = mkdtempSync(join(tmpdir(), 'teleconsult-clinic-'));
 
 /** A resident ID number with its GB 11643 check character. @param {string} rid17 */
@@ -135,16 +136,29 @@ test('dr.li registers a walk-in patient', async () => {
   await page.fill('input[name=resident_id]', residentId('11010519491231002'));
   await page.click('form button[type=submit]:has-text("登记新患者")');
   await page.waitForSelector('li:has-text("赵桂兰")');
-  const li = await apiAs(server.url, 'dr.li');
-  const found = (await li.call('GET', '/api/v1/patients?q=%E8%B5%B5%E6%A1%82%E5%85%B0')).items;
-  assert.equal(found.length, 1);
-  patientId = found[0].id;
-  // Set-up no screen offers: her kiosk account (the coordinator links it to the record).
-  const admin = await apiAs(server.url, 'admin');
-  const centre = found[0].home_organisation_id;
-  await admin.call('POST', '/api/v1/users', {
-    username: 'patient.zhao', display_name: '赵桂兰', password: PASSWORD, role: 'patient', organisation_id: centre, patient_id: patientId,
-  });
+  // Her own login, for the kiosk: the administrator makes it on the admin screen, bound to the
+  // record dr.li has just registered, and the one-time password is handed over in person.
+  const adminContext = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  const admin = await adminContext.newPage();
+  await signIn(admin, server.url, 'admin');
+  await admin.fill('#acc-name', '赵桂兰');
+  await admin.fill('#acc-username', 'patient.zhao');
+  await admin.selectOption('#acc-role', 'patient');
+  await admin.locator('fieldset.patient-fields').waitFor({ state: 'visible' });
+  await admin.click('button[type=submit]:has-text("创建账号")');
+  await admin.waitForSelector('.new-account [role=alert]:has-text("请先查找并选择患者档案")');
+  await admin.fill('#acc-patient-q', '赵桂兰');
+  await admin.click('button:has-text("查找档案")');
+  await admin.waitForSelector('#acc-patient option:has-text("赵桂兰")', { state: 'attached' });
+  assert.equal(await admin.$eval('#acc-org', (s) => /** @type {HTMLSelectElement} */ (s).selectedOptions[0]?.textContent), '东湖社区卫生服务中心',
+    'the login is made at her centre');
+  await admin.click('button[type=submit]:has-text("创建账号")');
+  const shown = await admin.locator('[role=status]:has-text("已为 赵桂兰 创建账号 patient.zhao")').textContent();
+  zhaoPassword = /一次性密码：(\S+)（/.exec(shown || '')?.[1] || '';
+  assert.ok(zhaoPassword, `no one-time password in ${shown}`);
+  assert.equal(await admin.locator('fieldset.patient-fields').isVisible(), false, 'the form is ready for the next account');
+  await accessible(admin, 'clinic-admin-patient-login');
+  await adminContext.close();
 });
 
 test('dr.wang adds an extra session starting within minutes on his home screen', async () => {
@@ -332,9 +346,9 @@ test('at the slot all three join: the kiosk patient through the lobby, the docto
   // The kiosk: set up once with ?kiosk=1 (elder mode, resets after 25 s without input).
   await kiosk.goto(`${server.url}/login?kiosk=1&idle=25`);
   await kiosk.fill('input[name=username]', 'patient.zhao');
-  await kiosk.fill('input[name=password]', PASSWORD);
+  await kiosk.fill('input[name=password]', zhaoPassword);
   await kiosk.click('button[type=submit]');
-  // The password the admin gave her is one-time: she sets her own before anything opens.
+  // The password the admin handed her is one-time: she sets her own before anything opens.
   await kiosk.waitForSelector('input[name=new_password]');
   await kiosk.fill('input[name=new_password]', 'zhao-own-password');
   await kiosk.fill('input[name=repeat]', 'zhao-own-password');

@@ -187,7 +187,7 @@ export function manages(me, account) {
  * @returns {HTMLElement}
  */
 function newAccount(app, orgs, specialties, added) {
-  const roles = app.user().role === 'admin' ? ['community_doctor', 'expert', 'coordinator'] : ['community_doctor', 'expert'];
+  const roles = app.user().role === 'admin' ? ['community_doctor', 'expert', 'coordinator', 'patient'] : ['community_doctor', 'expert', 'patient'];
   const role = /** @type {HTMLSelectElement} */ (h('select', { id: 'acc-role', name: 'role' },
     roles.map((r) => h('option', { value: r }, t(`role.${r}`)))));
   const org = /** @type {HTMLSelectElement} */ (h('select', { id: 'acc-org', name: 'organisation_id' },
@@ -200,7 +200,37 @@ function newAccount(app, orgs, specialties, added) {
     h('legend', null, t('role.expert')),
     h('div', { class: 'field' }, h('label', { for: 'acc-title' }, t('admin.title')), title),
     h('div', { class: 'field' }, h('span', { class: 'label' }, t('admin.specialties')), h('div', { class: 'checks' }, boxes)));
-  role.addEventListener('change', () => { expertFields.hidden = role.value !== 'expert'; });
+  // A patient's own login belongs to her record: found by name among the records the caller
+  // may see, and made at her centre.
+  const query = /** @type {HTMLInputElement} */ (h('input', { id: 'acc-patient-q', autocomplete: 'off' }));
+  const record = /** @type {HTMLSelectElement} */ (h('select', { id: 'acc-patient', name: 'patient_id' }));
+  /** @type {Map<string, any>} */
+  const found = new Map();
+  const choose = () => {
+    const p = found.get(record.value);
+    if (p) org.value = p.home_organisation_id;
+  };
+  record.addEventListener('change', choose);
+  const search = async () => {
+    error.textContent = '';
+    const items = (await get(`/api/v1/patients?q=${encodeURIComponent(query.value.trim())}`)).items;
+    found.clear();
+    for (const p of items) found.set(p.id, p);
+    record.replaceChildren(...items.map((/** @type {any} */ p) => h('option', { value: p.id },
+      `${p.name} · ${p.birth_date || ''} · ${orgs.find((o) => o.id === p.home_organisation_id)?.name || ''}`)));
+    if (!items.length) error.textContent = t('admin.noPatient');
+    choose();
+  };
+  const patientFields = h('fieldset', { class: 'patient-fields', hidden: true },
+    h('legend', null, t('admin.patientRecord')),
+    h('div', { class: 'field' }, h('label', { for: 'acc-patient-q' }, t('admin.patientName')), query),
+    h('button', { type: 'button', onclick: () => { search().catch((err) => { error.textContent = err.message; }); } }, t('admin.findPatient')),
+    h('div', { class: 'field' }, h('label', { for: 'acc-patient' }, t('admin.patientRecord')), record));
+  role.addEventListener('change', () => {
+    expertFields.hidden = role.value !== 'expert';
+    patientFields.hidden = role.value !== 'patient';
+    org.disabled = role.value === 'patient';
+  });
   const error = h('p', { class: 'error', role: 'alert' });
   const done = h('p', { class: 'issued', role: 'status' });
   const form = /** @type {HTMLFormElement} */ (h('form', { class: 'grid new-account' },
@@ -210,7 +240,7 @@ function newAccount(app, orgs, specialties, added) {
       h('input', { id: 'acc-username', name: 'username', required: true, maxlength: '64', autocomplete: 'off', autocapitalize: 'none' })),
     h('div', { class: 'field' }, h('label', { for: 'acc-role' }, t('admin.role')), role),
     h('div', { class: 'field' }, h('label', { for: 'acc-org' }, t('admin.organisation')), org),
-    expertFields, error,
+    expertFields, patientFields, error,
     h('button', { type: 'submit', class: 'primary' }, t('admin.create'))));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -220,6 +250,12 @@ function newAccount(app, orgs, specialties, added) {
     const username = /** @type {HTMLInputElement} */ (form.elements.namedItem('username')).value.trim();
     /** @type {Record<string, any>} */
     const body = { username, display_name: name, role: role.value, organisation_id: org.value, password: oneTimePassword() };
+    if (role.value === 'patient') {
+      const p = found.get(record.value);
+      if (!p) { error.textContent = t('admin.needPatient'); return; }
+      body.patient_id = p.id;
+      body.organisation_id = p.home_organisation_id;
+    }
     if (role.value === 'expert') {
       const chosen = [...form.querySelectorAll('input[name=specialty]:checked')].map((b) => /** @type {HTMLInputElement} */ (b).value);
       if (!chosen.length) { error.textContent = t('admin.needSpecialty'); return; }
@@ -230,6 +266,10 @@ function newAccount(app, orgs, specialties, added) {
       added(u);
       form.reset();
       expertFields.hidden = true;
+      patientFields.hidden = true;
+      org.disabled = false;
+      record.replaceChildren();
+      found.clear();
       done.textContent = t('admin.createdDone', { name: u.display_name, username: u.username, password: body.password });
     } catch (err) {
       error.textContent = /** @type {Error} */ (err).message;
