@@ -7,25 +7,42 @@
 // appears once; patient.zhang reads it all in plain words in her own record.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { signIn, ready, screenshot, axeViolations, apiAs, serverAndBrowser } from './helpers.js';
+import { signIn, ready, screenshot, axeViolations, apiAs, consultationThroughUi, serverAndBrowser } from './helpers.js';
 import { homeDeviceReading } from './vitals-world.js';
 
 const env = serverAndBrowser();
 
-/** The world before the story: an urgent consultation (its room open at once) and a plan. */
+/**
+ * The world before the story, made on screen: an urgent consultation (its room open at once)
+ * requested by dr.li and accepted by dr.wang, booked by dr.li in one of dr.wang's slots, and a
+ * hypertension follow-up plan dr.li starts on the follow-ups screen. The API only looks up
+ * patient.zhang's record for the home device set up later (`vitals-world.js`).
+ */
 async function world() {
-  const li = await apiAs(env.server.url, 'dr.li');
-  const wang = await apiAs(env.server.url, 'dr.wang');
+  const base = env.server.url;
+  const consultation = await consultationThroughUi(env.browser, base, { patient: '张秀英', reason: '血压控制不佳，头晕一周', urgency: 'urgent', mode: 'video' });
+  const context = await env.browser.newContext();
+  const page = await context.newPage();
+  await signIn(page, base, 'dr.li');
+  await page.goto(`${base}/consultations/${consultation}`);
+  await ready(page, `/consultations/${consultation}`);
+  await page.waitForSelector('.slots button.slot');
+  await page.locator('.slots button.slot').last().click();
+  await page.waitForSelector('main .badge.state-scheduled');
+  await page.goto(`${base}/follow-ups`);
+  await ready(page, '/follow-ups');
+  await page.selectOption('form.new-plan select[name=patient_id]', { label: '张秀英' });
+  await page.fill('form.new-plan input[name=condition]', '高血压');
+  await page.fill('form.new-plan input[name=interval_weeks]', '4');
+  await page.fill('form.new-plan input[name=visits]', '6');
+  await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith('/api/v1/follow-up-plans') && r.status() === 201),
+    page.click('form.new-plan button:has-text("建立随访计划")'),
+  ]);
+  await context.close();
+  const li = await apiAs(base, 'dr.li');
   const zhang = (await li.call('GET', '/api/v1/patients')).items.find((/** @type {any} */ p) => p.name === '张秀英');
-  const c = await li.call('POST', '/api/v1/consultations', {
-    patient_id: zhang.id, reason: '血压控制不佳，头晕一周', specialty: 'cardiology', min_title: 'attending', urgency: 'urgent', mode: 'video',
-    addressee: { kind: 'expert', expert_id: wang.user.id }, consent: { given_by: 'patient', method: 'written', at: new Date().toISOString() },
-  });
-  await wang.call('POST', `/api/v1/consultations/${c.id}/accept`);
-  const slot = (await li.call('GET', `/api/v1/experts/${wang.user.id}/slots`)).items.at(-1);
-  await li.call('POST', '/api/v1/appointments', { consultation_id: c.id, expert_id: wang.user.id, start: slot.start });
-  await li.call('POST', '/api/v1/follow-up-plans', { patient_id: zhang.id, condition: 'hypertension', interval_weeks: 4, visits: 6 });
-  return { li, zhang, consultation: c.id };
+  return { li, zhang, consultation };
 }
 
 test('a kiosk reading reaches the call, the record, the trend and the worklist', async () => {
@@ -77,7 +94,7 @@ test('a kiosk reading reaches the call, the record, the trend and the worklist',
   await li.waitForSelector(vital);
   assert.ok(await li.$(`${vital} button:has-text("查看会诊")`), 'the reading is shown with its consultation');
   assert.ok(await li.$('.timeline li[data-kind="consultation"]:has-text("血压控制不佳")'), 'the consultation is in the timeline');
-  assert.match(await li.textContent('.plans') || '', /hypertension[\s\S]*血压 < 140\/90 mmHg[\s\S]*每 7 天测量/);
+  assert.match(await li.textContent('.plans') || '', /高血压[\s\S]*血压 < 140\/90 mmHg[\s\S]*每 7 天测量/);
   assert.equal(await li.$$eval('figure[data-chart="bp"] circle', (c) => c.length), 2, 'systolic and diastolic of the one reading');
   assert.equal(await li.$$eval('figure[data-chart="bp"] line.target', (c) => c.length), 2, 'the 140 and 90 target lines');
   await screenshot(li, 'vitals-record');
