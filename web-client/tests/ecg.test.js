@@ -3,7 +3,7 @@
 // second), loaded as the page loads its own modules.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ready, signIn, axeViolations, screenshot, SCREENSHOTS, REPO, consultationThroughUi, serverAndBrowser } from './helpers.js';
+import { ready, axeViolations, screenshot, SCREENSHOTS, REPO, consultationThroughUi, onConsultation, serverAndBrowser } from './helpers.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -58,11 +58,7 @@ test('dr.wang opens a real 12-lead ECG of a consultation in the viewer', async (
     files: [join(REPO, 'tests', 'fixtures', 'ecg', 'waveform_ecg.dcm')],
   });
 
-  const context = await env.browser.newContext();
-  const page = await context.newPage();
-  await signIn(page, env.server.url, 'dr.wang');
-  await page.goto(`${env.server.url}/consultations/${id}`);
-  await ready(page, `/consultations/${id}`);
+  const page = await onConsultation(env.browser, env.server.url, 'dr.wang', id);
   await page.click('section[aria-labelledby=files] tr:has-text("waveform_ecg.dcm") button:has-text("查看心电图")');
   await page.waitForURL(/\/ecg\/[0-9a-f-]{36}/);
   const file = { id: new URL(page.url()).pathname.split('/').pop() };
@@ -152,5 +148,5 @@ test('dr.wang opens a real 12-lead ECG of a consultation in the viewer', async (
   assert.equal(await page.evaluate(() => window.scrollY), scrolled, 'the arrow keys do not scroll the page');
   await page.keyboard.press('Escape');
   assert.equal(await page.textContent('.caliper-readout'), '', 'Esc clears the calipers');
-  await context.close();
+  await page.context().close();
 });

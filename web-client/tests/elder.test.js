@@ -2,7 +2,7 @@
 // headings of at least 30px, touch targets of at least 60px.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { signIn, ready, screenshot, axeViolations, consultationThroughUi, serverAndBrowser } from './helpers.js';
+import { signIn, ready, screenshot, axeViolations, consultationThroughUi, onConsultation, serverAndBrowser } from './helpers.js';
 
 const env = serverAndBrowser();
 
@@ -67,18 +67,14 @@ test('patient.zhang reads the signed opinion in plain words on her kiosk home', 
   // The consultation is requested and accepted on screen; dr.wang writes and signs the opinion
   // in the editor, plain words for the patient in their own boxes.
   const id = await consultationThroughUi(env.browser, env.server.url, { patient: '张秀英', reason: '血压控制不佳，头晕一周', mode: 'video' });
-  const wangContext = await env.browser.newContext();
-  const wang = await wangContext.newPage();
-  await signIn(wang, env.server.url, 'dr.wang');
-  await wang.goto(`${env.server.url}/consultations/${id}`);
-  await ready(wang, `/consultations/${id}`);
+  const wang = await onConsultation(env.browser, env.server.url, 'dr.wang', id);
   await wang.fill('#op-findings', '动态血压 24 小时均值 152/94 mmHg，左心室轻度肥厚。');
   await wang.fill('#op-impression', '高血压二级，血压还没有控制好。');
   await wang.fill('#op-recommendations', '每天早上吃一片氨氯地平，少吃盐，每天量血压并记下来。');
   await wang.fill('#op-follow_up_advice', '两周后回社区医生那里复查血压。');
   await wang.click('.opinion-editor button:has-text("签署")');
   await wang.waitForSelector('article.opinion-signed');
-  await wangContext.close();
+  await wang.context().close();
 
   const context = await env.browser.newContext({ viewport: { width: 1080, height: 1920 } });
   const page = await context.newPage();

@@ -203,6 +203,23 @@ export async function acceptedConsultation(requester, expert, { patient_id, reas
 }
 
 /**
+ * A person signed in, in a browser context of their own, on a consultation's page (as one
+ * opens it from a link). Close it with `page.context().close()`.
+ * @param {import('playwright-core').Browser} browser
+ * @param {string} base
+ * @param {string} username
+ * @param {string} consultationId
+ * @returns {Promise<import('playwright-core').Page>}
+ */
+export async function onConsultation(browser, base, username, consultationId) {
+  const page = await (await browser.newContext()).newPage();
+  await signIn(page, base, username);
+  await page.goto(`${base}/consultations/${consultationId}`);
+  await ready(page, `/consultations/${consultationId}`);
+  return page;
+}
+
+/**
  * A consultation made the way people make one, for browser tests whose subject comes after it:
  * dr.li, on his home screen, starts a request for `patient`, fills it in, attaches `files` in
  * the wizard (they go up, through the uploader, once the request exists), records consent and
@@ -216,7 +233,6 @@ export async function acceptedConsultation(requester, expert, { patient_id, reas
  */
 export async function consultationThroughUi(browser, base, { patient, reason, summary, urgency = 'routine', mode = 'video', files = [] }) {
   const liContext = await browser.newContext();
-  const wangContext = await browser.newContext();
   try {
     const li = await liContext.newPage();
     await signIn(li, base, 'dr.li');
@@ -241,16 +257,13 @@ export async function consultationThroughUi(browser, base, { patient, reason, su
     if (files.length) {
       await li.waitForFunction((n) => document.querySelectorAll('.uploads li[data-state=done]').length === n, files.length, { timeout: 30000 });
     }
-    const wang = await wangContext.newPage();
-    await signIn(wang, base, 'dr.wang');
-    await wang.goto(`${base}/consultations/${id}`);
-    await ready(wang, `/consultations/${id}`);
+    const wang = await onConsultation(browser, base, 'dr.wang', id);
     await wang.click('button:has-text("接受")');
     await wang.waitForSelector('main .badge.state-accepted');
+    await wang.context().close();
     return id;
   } finally {
     await liContext.close();
-    await wangContext.close();
   }
 }
 

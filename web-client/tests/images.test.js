@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ready, signIn, axeViolations, screenshot, REPO, consultationThroughUi, serverAndBrowser, fixture, ctSlice } from './helpers.js';
+import { ready, axeViolations, screenshot, REPO, consultationThroughUi, onConsultation, serverAndBrowser, fixture, ctSlice } from './helpers.js';
 
 const env = serverAndBrowser();
 
@@ -18,11 +18,7 @@ test('a DICOM series scrolls, takes window presets and drags, and zooms', async 
   // dr.li, the requesting community doctor, adds the images on the consultation's page, one
   // file at a time and out of order: the viewer orders by instance number, then SOP Instance
   // UID. A DICOM ECG in the same consultation is a waveform, not an image series.
-  const liContext = await env.browser.newContext();
-  const liPage = await liContext.newPage();
-  await signIn(liPage, env.server.url, 'dr.li');
-  await liPage.goto(`${env.server.url}/consultations/${c.id}`);
-  await ready(liPage, `/consultations/${c.id}`);
+  const liPage = await onConsultation(env.browser, env.server.url, 'dr.li', c.id);
   const uploads = [
     ...[3, 1, 2].map((n) => ({ name: `ct-${n}.dcm`, buffer: ctSlice(n) })),
     { name: 'rgb-2frame.dcm', buffer: fixture('SC_rgb_rle_2frame.dcm') },
@@ -45,13 +41,9 @@ test('a DICOM series scrolls, takes window presets and drags, and zooms', async 
   await liPage.click('button:has-text("查看影像")');
   await ready(liPage, `/images/${c.id}`);
   await liPage.waitForSelector('canvas.dicom[data-frame="1"]');
-  await liContext.close();
+  await liPage.context().close();
 
-  const context = await env.browser.newContext();
-  const page = await context.newPage();
-  await signIn(page, env.server.url, 'dr.wang');
-  await page.goto(`${env.server.url}/consultations/${c.id}`);
-  await ready(page, `/consultations/${c.id}`);
+  const page = await onConsultation(env.browser, env.server.url, 'dr.wang', c.id);
   await page.click('button:has-text("查看影像")');
   await ready(page, `/images/${c.id}`);
 
@@ -157,5 +149,5 @@ test('a DICOM series scrolls, takes window presets and drags, and zooms', async 
   const rgb2 = await shown(2);
   assert.match(rgb2.src, /\/frames\/2\/rendered/);
   assert.notEqual(rgb2.weighted, rgb1.weighted, 'the second frame differs from the first');
-  await context.close();
+  await page.context().close();
 });

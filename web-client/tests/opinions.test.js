@@ -5,18 +5,14 @@
 // accepted through the UI first.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ready, signIn, axeViolations, screenshot, consultationThroughUi, serverAndBrowser } from './helpers.js';
+import { ready, axeViolations, screenshot, consultationThroughUi, onConsultation, serverAndBrowser } from './helpers.js';
 
 const env = serverAndBrowser();
 
 test('dr.wang drafts, signs and amends an opinion that dr.li reads', async () => {
   const c = { id: await consultationThroughUi(env.browser, env.server.url, { patient: '刘德明', reason: '反复胸闷两周，心电图 ST 段压低', mode: 'ecg_review' }) };
 
-  const wangContext = await env.browser.newContext();
-  const wangPage = await wangContext.newPage();
-  await signIn(wangPage, env.server.url, 'dr.wang');
-  await wangPage.goto(`${env.server.url}/consultations/${c.id}`);
-  await ready(wangPage, `/consultations/${c.id}`);
+  const wangPage = await onConsultation(env.browser, env.server.url, 'dr.wang', c.id);
   await wangPage.waitForSelector('.opinion-editor');
   // Signing without an impression is refused in the form.
   await wangPage.click('.opinion-editor button.primary');
@@ -30,11 +26,7 @@ test('dr.wang drafts, signs and amends an opinion that dr.li reads', async () =>
   await screenshot(wangPage, 'opinion-editor');
 
   // dr.li, on the same consultation, sees no opinion while it is a draft.
-  const liContext = await env.browser.newContext();
-  const liPage = await liContext.newPage();
-  await signIn(liPage, env.server.url, 'dr.li');
-  await liPage.goto(`${env.server.url}/consultations/${c.id}`);
-  await ready(liPage, `/consultations/${c.id}`);
+  const liPage = await onConsultation(env.browser, env.server.url, 'dr.li', c.id);
   assert.equal(await liPage.$('article.opinion-signed'), null, 'a draft is not shown to the requesting doctor');
   assert.doesNotMatch(await liPage.textContent('main') || '', /稳定型心绞痛/, 'nor any of its text');
   await liPage.goto(`${env.server.url}/`);
@@ -69,7 +61,7 @@ test('dr.wang drafts, signs and amends an opinion that dr.li reads', async () =>
   await wangPage.fill('#op-reason', '补充影像学检查建议');
   await wangPage.click('.opinion-editor button.primary');
   await wangPage.waitForSelector('article.opinion-signed[data-version="2"]');
-  await wangContext.close();
+  await wangPage.context().close();
 
   await liPage.goto(`${env.server.url}/consultations/${c.id}`);
   await ready(liPage, `/consultations/${c.id}`);
@@ -78,5 +70,5 @@ test('dr.wang drafts, signs and amends an opinion that dr.li reads', async () =>
   assert.equal((await liPage.$$('details article.opinion-superseded')).length, 1, 'version 1 kept, folded away');
   assert.deepEqual(await axeViolations(liPage), []);
   await screenshot(liPage, 'opinion-amended');
-  await liContext.close();
+  await liPage.context().close();
 });

@@ -6,7 +6,7 @@
 // takes it off the list.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ready, signIn, axeViolations, screenshot, consultationThroughUi, serverAndBrowser } from './helpers.js';
+import { ready, signIn, axeViolations, screenshot, consultationThroughUi, onConsultation, serverAndBrowser } from './helpers.js';
 
 const env = serverAndBrowser();
 
@@ -17,11 +17,7 @@ test('dr.wang refers back down; dr.li handles referrals and overdue follow-ups',
   const patient = { name: '张秀英' };
   const id = await consultationThroughUi(env.browser, env.server.url, { patient: patient.name, reason: '高血压控制不佳', mode: 'video' });
 
-  const wangContext = await env.browser.newContext();
-  const wang = await wangContext.newPage();
-  await signIn(wang, env.server.url, 'dr.wang');
-  await wang.goto(`${env.server.url}/consultations/${id}`);
-  await ready(wang, `/consultations/${id}`);
+  const wang = await onConsultation(env.browser, env.server.url, 'dr.wang', id);
   await wang.fill('form.refer-down textarea[name=reason]', '病情稳定，转回社区管理');
   await wang.fill('form.refer-down textarea[name=care_plan]', '氨氯地平 5 mg 每日一次，每周测血压三次');
   await wang.fill('form.refer-down input[name=condition]', '高血压');
@@ -33,7 +29,7 @@ test('dr.wang refers back down; dr.li handles referrals and overdue follow-ups',
   assert.match(await made.textContent() || '', /下转.*待接收/);
   assert.deepEqual(await axeViolations(wang), []);
   await screenshot(wang, 'refer-down');
-  await wangContext.close();
+  await wang.context().close();
 
   const context = await env.browser.newContext();
   const page = await context.newPage();

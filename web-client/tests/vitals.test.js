@@ -7,7 +7,7 @@
 // appears once; patient.zhang reads it all in plain words in her own record.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { signIn, ready, screenshot, axeViolations, apiAs, consultationThroughUi, serverAndBrowser } from './helpers.js';
+import { signIn, ready, screenshot, axeViolations, apiAs, consultationThroughUi, onConsultation, serverAndBrowser } from './helpers.js';
 import { homeDeviceReading } from './vitals-world.js';
 
 const env = serverAndBrowser();
@@ -21,11 +21,7 @@ const env = serverAndBrowser();
 async function world() {
   const base = env.server.url;
   const consultation = await consultationThroughUi(env.browser, base, { patient: '张秀英', reason: '血压控制不佳，头晕一周', urgency: 'urgent', mode: 'video' });
-  const context = await env.browser.newContext();
-  const page = await context.newPage();
-  await signIn(page, base, 'dr.li');
-  await page.goto(`${base}/consultations/${consultation}`);
-  await ready(page, `/consultations/${consultation}`);
+  const page = await onConsultation(env.browser, base, 'dr.li', consultation);
   await page.waitForSelector('.slots button.slot');
   await page.locator('.slots button.slot').last().click();
   await page.waitForSelector('main .badge.state-scheduled');
@@ -39,7 +35,7 @@ async function world() {
     page.waitForResponse((r) => r.url().endsWith('/api/v1/follow-up-plans') && r.status() === 201),
     page.click('form.new-plan button:has-text("建立随访计划")'),
   ]);
-  await context.close();
+  await page.context().close();
   const li = await apiAs(base, 'dr.li');
   const zhang = (await li.call('GET', '/api/v1/patients')).items.find((/** @type {any} */ p) => p.name === '张秀英');
   return { li, zhang, consultation };
