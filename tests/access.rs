@@ -676,6 +676,22 @@ async fn the_live_notification_stream_ends_with_the_accounts_access(app: &TestAp
         let chunk = tokio::time::timeout_at(deadline, stream.chunk()).await.expect("an event within 10 s");
         received.push_str(&String::from_utf8_lossy(&chunk.unwrap().expect("the stream is open")));
     }
+    // What it delivered is a read of the patient's request, audited as the inbox's reads are.
+    let patient = sqlx::query_as::<_, (String,)>("SELECT patient_id FROM consultations WHERE id = $1")
+        .bind(&first)
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap()
+        .0;
+    let read = audit_of(app, &wang_id)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "read" && e["resource_type"] == "notification");
+    assert!(
+        read.clone().any(|e| e["patient_id"] == patient.as_str()),
+        "no read of the delivered notification, with the patient, in {:?}",
+        read.collect::<Vec<_>>()
+    );
     // His password reset by the admin (his tokens revoked): the next request's notification is
     // not sent, the stream ends (defect: it kept delivering reasons and opinions).
     let admin = app.login("admin").await;

@@ -288,6 +288,7 @@ async fn mark_all_read(State(db): State<Db>, user: AuthUser) -> ApiResult<axum::
 /// when the account is deactivated or its tokens are revoked (a password reset by someone
 /// else, a role change), checked before every notification it sends and every
 /// [`STREAM_CHECK_INTERVAL`] — as the signaling connection's heartbeat checks its account.
+/// Each notification it sends is audited as a read, as the inbox's are.
 async fn stream(
     State(state): State<AppState>,
     user: AuthUser,
@@ -304,7 +305,9 @@ async fn stream(
         rx: state.notifications.subscribe(&user.id),
         check,
         accounts: state.accounts.clone(),
-        user_id: user.id,
+        db: state.db.clone(),
+        user_id: user.id.clone(),
+        user,
         // The extractor verified this token; `None` cannot happen, and would end the stream.
         grant: claims.map(|c| (c.gen, c.exp)),
     };
@@ -315,6 +318,11 @@ async fn stream(
                     Ok(n) => {
                         if !live.still_allowed().await {
                             return None;
+                        }
+                        // Read as the inbox reads it: audited, with its consultation's patient;
+                        // one whose event cannot be recorded is not sent (the inbox keeps it).
+                        if live.audited(&n).await.is_err() {
+                            continue;
                         }
                         let data = serde_json::to_string(&n).unwrap_or_default();
                         return Some((Ok(Event::default().event(n.kind.clone()).id(n.id.clone()).data(data)), live));
@@ -340,12 +348,23 @@ struct LiveStream {
     rx: broadcast::Receiver<Notification>,
     check: tokio::time::Interval,
     accounts: Arc<crate::auth::accounts::Accounts>,
+    db: Db,
     user_id: String,
+    user: AuthUser,
     /// The token's account generation and expiry (seconds since the epoch).
     grant: Option<(i64, i64)>,
 }
 
 impl LiveStream {
+    /// Records the reading of `n` by the stream's account.
+    async fn audited(&self, n: &Notification) -> ApiResult<()> {
+        let patient = match n.consultation_id.as_deref() {
+            Some(c) => self::store::patients_of(&self.db, &[c]).await?.remove(c),
+            None => None,
+        };
+        crate::audit::event(&self.user, "read", "notification", &n.id).maybe_patient(patient).record(&self.db).await
+    }
+
     async fn still_allowed(&self) -> bool {
         let Some((generation, expires)) = self.grant else { return false };
         if chrono::Utc::now().timestamp() >= expires {

@@ -303,7 +303,11 @@ pub fn routes() -> crate::api::Routes {
         )
         .body::<Availability>()
         .json::<Availability>(200)
-        .get("/api/v1/experts/{id}/exceptions", "Upcoming leave and extra sessions (expert, coordinator, admin)", list_exceptions)
+        .get(
+            "/api/v1/experts/{id}/exceptions",
+            "Upcoming leave and extra sessions (expert, coordinator, admin)",
+            list_exceptions,
+        )
         .json::<crate::api::Page<ExceptionView>>(200)
         .post("/api/v1/experts/{id}/exceptions", "Add leave or an extra session", post_exception)
         .body::<ExceptionBody>()
