@@ -34,7 +34,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::filter::band_pass;
+use super::filter::band_pass_each;
 use super::qrs::median_in_place;
 
 /// What a beat is, by its morphology.
@@ -63,13 +63,8 @@ pub fn classify(leads: &[&[i32]], fs: f64, r_peaks: &[usize]) -> Vec<BeatClass> 
     if leads.is_empty() || r_peaks.len() < 3 || pre == 0 {
         return vec![BeatClass::Normal; r_peaks.len()];
     }
-    let filtered: Vec<Vec<f64>> = leads
-        .iter()
-        .map(|l| {
-            let x: Vec<f64> = l[..n].iter().map(|&v| f64::from(v)).collect();
-            band_pass(&x, 1.0, 40.0, fs)
-        })
-        .collect();
+    let mut filtered: Vec<Vec<f64>> = leads.iter().map(|l| l[..n].iter().map(|&v| f64::from(v)).collect()).collect();
+    band_pass_each(&mut filtered, 1.0, 40.0, fs);
     let width = pre + post;
     // A beat's window, shifted by `offset` samples; None where it leaves the recording.
     let window = |r: usize, offset: isize| -> Option<Vec<f64>> {

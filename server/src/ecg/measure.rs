@@ -52,7 +52,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::beats::{self, BeatClass};
-use super::filter::{band_pass, derivative, moving_average};
+use super::filter::{band_pass_each, derivative, moving_average};
 use super::qrs::{self, median_in_place};
 use super::EcgRecord;
 
@@ -329,12 +329,18 @@ pub fn median_beats(record: &EcgRecord, r_peaks: &[usize]) -> Option<Vec<Vec<f64
         independent_leads(record).into_iter().map(|i| record.leads[i].samples_uv.as_slice()).collect();
     let spikes = pacing_spikes(&leads, fs);
     let mut column = Vec::with_capacity(beats.len());
-    let medians = leads
+    let mut filtered: Vec<Vec<f64>> = leads
         .iter()
         .map(|lead| {
             let mut x: Vec<f64> = lead.iter().map(|&v| f64::from(v)).collect();
             bridge(&mut x, &spikes);
-            let y = band_pass(&x, 0.5, 40.0, fs);
+            x
+        })
+        .collect();
+    band_pass_each(&mut filtered, 0.5, 40.0, fs);
+    let medians = filtered
+        .iter()
+        .map(|y| {
             (0..pre + post)
                 .map(|k| {
                     column.clear();
