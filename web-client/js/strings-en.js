@@ -106,6 +106,8 @@ export const EN = {
   'exception.extra': 'Extra session', 'exception.leave': 'Leave', 'exception.kind': 'Kind', 'exception.start': 'Starts', 'exception.end': 'Ends',
   'exception.reason': 'Reason (seen only by you, your hospital\'s coordinators and admins)', 'exception.add': 'Add', 'exception.added': 'Added', 'exception.withdraw': 'Withdraw',
   'exception.withdrawn': 'Withdrawn', 'exception.none': 'No extra sessions or leave ahead', 'exception.slotOf': '{n}-minute slots',
+  'followup.condition.hypertension': 'hypertension', 'followup.condition.diabetes': 'type 2 diabetes', 'followup.condition.chd': 'coronary heart disease',
+  'followup.condition.copd': 'COPD', 'followup.condition.stroke': 'rehabilitation after stroke',
   'followup.title': 'Overdue follow-ups', 'followup.overdue': 'Patients past their follow-up date', 'followup.none': 'No overdue follow-ups',
   'followup.visit': 'visit {n}', 'followup.due': 'due {date}, {days} days overdue', 'followup.done': 'Mark done',
   'followup.moveTo': 'New date', 'followup.move': 'Move',

@@ -105,6 +105,8 @@ export const ZH = {
   'exception.extra': '加号', 'exception.leave': '停诊', 'exception.kind': '类型', 'exception.start': '开始', 'exception.end': '结束',
   'exception.reason': '原因（仅本人、本院协调员和管理员可见）', 'exception.add': '添加', 'exception.added': '已添加', 'exception.withdraw': '撤销',
   'exception.withdrawn': '已撤销', 'exception.none': '今后没有加号或停诊', 'exception.slotOf': '每号 {n} 分钟',
+  'followup.condition.hypertension': '高血压', 'followup.condition.diabetes': '2 型糖尿病', 'followup.condition.chd': '冠心病',
+  'followup.condition.copd': '慢性阻塞性肺疾病', 'followup.condition.stroke': '脑卒中后康复',
   'followup.title': '逾期随访', 'followup.overdue': '已过随访日期的患者', 'followup.none': '没有逾期的随访',
   'followup.visit': '第 {n} 次随访', 'followup.due': '应于 {date} 随访，已逾期 {days} 天', 'followup.done': '已完成随访',
   'followup.moveTo': '改约日期', 'followup.move': '改约',

@@ -372,10 +372,13 @@ test('dr.wang adds a Saturday session in the availability editor', async () => {
   await row.locator('input[type=time]').last().fill('10:00');
   await page.click('section:has(#avail) button.primary');
   await page.waitForSelector('section:has(#avail) [role=status]:has-text("已保存")');
-  const wang = await apiAs(server.url, 'dr.wang');
-  const availability = await wang.call('GET', `/api/v1/experts/${wang.user.id}/availability`);
-  assert.equal(availability.rules.length, before + 1);
-  assert.ok(availability.rules.some((/** @type {any} */ r) => r.weekday === 6 && r.start === '08:00' && r.end === '10:00'));
+  // Saved, not just on screen: the page opened again shows the new session among the others.
+  await page.reload();
+  await ready(page, '/');
+  const rows = await page.$$eval('section:has(#avail) tbody tr', (trs) => trs.map((tr) =>
+    [/** @type {HTMLSelectElement} */ (tr.querySelector('select')).value, ...[...tr.querySelectorAll('input[type=time]')].map((i) => /** @type {HTMLInputElement} */ (i).value)]));
+  assert.equal(rows.length, before + 1);
+  assert.ok(rows.some(([day, start, end]) => day === '6' && start === '08:00' && end === '10:00'), JSON.stringify(rows));
   await accessible(page, 'expert-availability-saved');
 });
 

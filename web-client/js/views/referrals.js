@@ -105,7 +105,7 @@ export async function referDownSection(c) {
  */
 function planFields(prefix) {
   const conditions = h('datalist', { id: `${prefix}-conditions` },
-    ['高血压', '2 型糖尿病', '冠心病', '慢性阻塞性肺疾病', '脑卒中后康复'].map((x) => h('option', { value: x })));
+    ['hypertension', 'diabetes', 'chd', 'copd', 'stroke'].map((x) => h('option', { value: t(`followup.condition.${x}`) })));
   return [
     field(t('followup.condition'), h('input', { name: 'condition', list: `${prefix}-conditions` })), conditions,
     field(t('followup.interval'), h('input', { name: 'interval_weeks', type: 'number', min: 1, max: 52, value: 4 })),
