@@ -25,6 +25,7 @@ test('dr.wang refers back down; dr.li handles referrals and overdue follow-ups',
   await wang.fill('form.refer-down input[name=visits]', '3');
   await wang.click('form.refer-down button:has-text("转回社区")');
   await wang.waitForSelector('form.refer-down .notice:has-text("已转至")');
+  assert.equal(await wang.inputValue('form.refer-down input[name=interval_weeks]'), '4', 'the emptied form has its defaults back');
   const made = wang.locator('section[aria-labelledby=refer-down-h] ul.referrals li', { hasText: '病情稳定，转回社区管理' });
   assert.match(await made.textContent() || '', /下转.*待接收/);
   assert.deepEqual(await axeViolations(wang), []);

@@ -334,6 +334,8 @@ fn classify(
     let refractory = samples(REFRACTORY_S);
     let t_window = samples(T_WAVE_WINDOW_S);
     let early_edge = samples(EARLY_EDGE_S);
+    // The whole T-wave window, not the one a fast rhythm shrinks (the loop's `t_window`).
+    let early_after = samples(T_WAVE_WINDOW_S);
     let slope_radius = samples(SLOPE_WINDOW_S);
     let steepest = |i: usize| {
         let lo = i.saturating_sub(slope_radius);
@@ -437,7 +439,7 @@ fn classify(
             // the leads that showed the last beats do not show it (an artefact of the others).
             f > EARLY_OF_THRESHOLD * threshold1
                 && f > EARLY_OVER_NOISE * npk
-                && since_last.is_some_and(|d| d >= samples(T_WAVE_WINDOW_S))
+                && since_last.is_some_and(|d| d >= early_after)
                 && c >= early_edge
                 && c + early_edge < feature.len()
                 && !history.silent(energies)

@@ -81,10 +81,6 @@ export async function referDownSection(c) {
         ...(v.condition.trim() ? { follow_up: { condition: v.condition, interval_weeks: Number(v.interval_weeks), visits: Number(v.visits), instructions: v.instructions } } : {}),
       });
       form.reset();
-      // (The visit fields' defaults are properties, which a reset clears.)
-      for (const [name, value] of [['interval_weeks', '4'], ['visits', '6']]) {
-        /** @type {HTMLInputElement} */ (form.querySelector(`[name=${name}]`)).value = value;
-      }
       done.textContent = t('referral.sentDown', { to: r.to_organisation_name || '' });
       mount(list, referralList([r, ...made], false, () => {}));
       made = [r, ...made];
@@ -106,10 +102,16 @@ export async function referDownSection(c) {
 function planFields(prefix) {
   const conditions = h('datalist', { id: `${prefix}-conditions` },
     ['hypertension', 'diabetes', 'chd', 'copd', 'stroke'].map((x) => h('option', { value: t(`followup.condition.${x}`) })));
+  // Defaults as default values, so that a form's reset brings them back.
+  const number = (/** @type {string} */ name, /** @type {number} */ value) => {
+    const input = /** @type {HTMLInputElement} */ (h('input', { name, type: 'number', min: 1, max: 52 }));
+    input.defaultValue = String(value);
+    return input;
+  };
   return [
     field(t('followup.condition'), h('input', { name: 'condition', list: `${prefix}-conditions` })), conditions,
-    field(t('followup.interval'), h('input', { name: 'interval_weeks', type: 'number', min: 1, max: 52, value: 4 })),
-    field(t('followup.visits'), h('input', { name: 'visits', type: 'number', min: 1, max: 52, value: 6 })),
+    field(t('followup.interval'), number('interval_weeks', 4)),
+    field(t('followup.visits'), number('visits', 6)),
     field(t('followup.instructions'), h('textarea', { name: 'instructions', rows: 2 })),
   ];
 }
