@@ -457,6 +457,57 @@ async fn interrupted_200_mib_upload_resumes_with_matching_sha256(app: &TestApp) 
 }
 files_test!(interrupted_200_mib_upload_resumes_with_matching_sha256);
 
+/// tuspy, the tus project's Python client, uploads a 3.5 MB file in 1 MiB chunks with its
+/// default sha1 checksums; its program stops after 2 MiB, and a second run finds the upload in
+/// its URL store, asks the server where it stands and sends the rest. The file is whole.
+async fn a_real_tus_client_uploads_stops_and_resumes(app: &TestApp) {
+    let Some(python) = common::python_with(&["tusclient", "tinydb", "requests"]) else { return };
+    const SIZE: usize = 3 * 1024 * 1024 + 512 * 1024;
+    let c = consultation(app).await;
+    let li = app.login("dr.li").await;
+    let data = pdf_like(SIZE, 7);
+    let expected = hex(&Sha256::digest(&data));
+    let dir = std::env::temp_dir().join(format!("tc-tuspy-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("scan.pdf");
+    std::fs::write(&path, &data).unwrap();
+    let store = dir.join("urls.json");
+    let create = app.url(&format!("/api/v1/consultations/{c}/uploads"));
+    let (path, store) = (path.to_str().unwrap(), store.to_str().unwrap());
+    let name = "出院小结 2026.pdf";
+
+    let first =
+        common::run_python(&python, "tus_upload.py", &["start", &create, &li, path, store, name, "2097152"]).await;
+    assert_eq!(first["resumed_from"], 0, "{first}");
+    assert_eq!(first["offset"], 2 * 1024 * 1024, "{first}");
+    assert_eq!(first["checksum_sent"], "sha1", "{first}");
+    assert!(first["file_id"].is_null(), "not complete yet: {first}");
+    let url = first["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with(&create), "{url}");
+    // Nothing half-sent is a file yet.
+    let (_, list) = app.get(&format!("/api/v1/consultations/{c}/files"), &li).await;
+    assert!(list["items"].as_array().unwrap().is_empty(), "{list}");
+
+    let second = common::run_python(&python, "tus_upload.py", &["resume", &create, &li, path, store, name]).await;
+    assert_eq!(second["url_before"], url.as_str(), "the stored upload was found: {second}");
+    assert_eq!(second["resumed_from"], 2 * 1024 * 1024, "resumed where the server stood: {second}");
+    assert_eq!(second["offset"], SIZE, "{second}");
+    let file_id = second["file_id"].as_str().expect("the last answer names the file").to_string();
+
+    let (_, list) = app.get(&format!("/api/v1/consultations/{c}/files"), &li).await;
+    let file = &list["items"][0];
+    assert_eq!(file["id"], file_id.as_str());
+    assert_eq!(file["name"], name);
+    assert_eq!(file["size"], SIZE);
+    assert_eq!(file["sha256"], expected);
+    let wang = app.login("dr.wang").await;
+    let resp = app.http.get(app.url(&format!("/api/v1/files/{file_id}"))).bearer_auth(&wang).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(hex(&Sha256::digest(resp.bytes().await.unwrap())), expected, "the expert downloads the same bytes");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+files_test!(a_real_tus_client_uploads_stops_and_resumes);
+
 async fn tus_discovery_checksums_and_termination(app: &TestApp) {
     let c = consultation(app).await;
     let li = app.login("dr.li").await;
