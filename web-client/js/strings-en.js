@@ -46,6 +46,8 @@ export const EN = {
   'availability.title': 'Availability', 'availability.weekday': 'Weekday', 'availability.start': 'Start', 'availability.end': 'End',
   'availability.slot': 'Slot (minutes)', 'availability.addRule': 'Add a session', 'availability.buffer_minutes': 'Buffer (minutes)',
   'availability.max_per_day': 'Per day (0 = no limit)', 'availability.min_notice_minutes': 'Minimum notice (minutes)',
+  'availability.timeZone': 'Time zone', 'availability.timeZoneHint': 'The weekly hours are local times in this zone (an IANA zone name such as Asia/Shanghai); change it when seeing patients from elsewhere.',
+  'availability.zonesDiffer': 'The sessions had different zones ({zones}); once saved they all follow the zone above.', 'availability.badZone': 'Enter a valid time zone name, such as Asia/Shanghai.',
   'weekday.1': 'Monday', 'weekday.2': 'Tuesday', 'weekday.3': 'Wednesday', 'weekday.4': 'Thursday', 'weekday.5': 'Friday',
   'weekday.6': 'Saturday', 'weekday.7': 'Sunday',
   'booking.taken': 'The slot {when} was just booked by someone else; the free slots are shown again below.', 'booking.title': "Book a slot of the expert's", 'booking.noSlots': 'No free slots soon',

@@ -46,6 +46,8 @@ export const ZH = {
   'availability.title': '出诊时间', 'availability.weekday': '星期', 'availability.start': '开始', 'availability.end': '结束',
   'availability.slot': '每次时长（分钟）', 'availability.addRule': '添加时段', 'availability.buffer_minutes': '预约间隔（分钟）',
   'availability.max_per_day': '每日上限（0 为不限）', 'availability.min_notice_minutes': '最短提前预约（分钟）',
+  'availability.timeZone': '时区', 'availability.timeZoneHint': '每周的出诊时间按这个时区的当地时间计算（IANA 时区名，例如 Asia/Shanghai）；在外地出诊时改为当地的时区。',
+  'availability.zonesDiffer': '原有时段的时区不一（{zones}），保存后都按上面的时区计算。', 'availability.badZone': '请填写有效的时区名称，例如 Asia/Shanghai。',
   'weekday.1': '星期一', 'weekday.2': '星期二', 'weekday.3': '星期三', 'weekday.4': '星期四', 'weekday.5': '星期五',
   'weekday.6': '星期六', 'weekday.7': '星期日',
   'booking.taken': '{when} 的时段刚被他人预约，下面是现在仍可预约的时段。', 'booking.title': '预约专家时段', 'booking.noSlots': '近期没有可预约的时段',

@@ -281,3 +281,13 @@ test('every consultation state the server has is named in both languages and has
   for (const table of [ZH, EN]) assert.deepEqual(states.filter((s) => !(`state.${s}` in table)), []);
   assert.deepEqual([...STATE_ORDER].sort(), [...states].sort());
 });
+
+test('the availability editor takes a time zone the zone database names, spelt as listed, and nothing else', async () => {
+  const { zoneName } = await import('../js/views/expert.js');
+  const listed = ['Asia/Shanghai', 'America/New_York'];
+  assert.equal(zoneName('asia/shanghai', listed), 'Asia/Shanghai');
+  assert.equal(zoneName(' America/New_York ', listed), 'America/New_York');
+  assert.equal(zoneName('utc', listed), 'UTC', 'spelt as Intl resolves it when the list lacks it');
+  assert.equal(zoneName('Etc/GMT-5', listed), 'Etc/GMT-5');
+  for (const bad of ['', '  ', 'Asia/Beijing', 'Mars/Olympus', '+08:00', 'GMT+8']) assert.equal(zoneName(bad, listed), null, bad);
+});

@@ -141,7 +141,7 @@ async function slotPicker(c, act, notice = '') {
   const picker = h('div', { class: 'slots', role: 'group', 'aria-label': t('booking.title') },
     h('h3', null, t('booking.title')),
     notice ? h('p', { class: 'notice', role: 'status' }, notice) : null,
-    slots.length ? slots.map((/** @type {any} */ s) => h('button', { class: 'slot', onclick: () => act(() => book(s)) }, when(s.start)))
+    slots.length ? slots.map((/** @type {any} */ s) => h('button', { class: 'slot', onclick: () => act(() => book(s)) }, h('time', { datetime: s.start }, when(s.start))))
       : h('p', { class: 'muted' }, t('booking.noSlots')));
   return picker;
 }

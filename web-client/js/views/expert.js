@@ -34,7 +34,7 @@ export async function expertHome(app) {
         `${when(a.start)} – ${when(a.end)}`, h('span', { class: 'badge' }, t(`appointment.${a.status}`)),
         h('button', { onclick: () => app.navigate(`/consultations/${a.consultation_id}`) }, t('common.open')))))
         : h('p', { class: 'muted' }, t('common.none'))),
-    availabilityEditor(me.id, availability),
+    availabilityEditor(me.id, availability, me.expert?.time_zone),
     exceptions,
   );
 }
@@ -110,44 +110,104 @@ function startOfToday() {
 }
 
 /**
- * Weekly rules as editable rows, saved with PUT.
+ * The IANA zones the browser knows, for the time-zone field's suggestions.
+ * @returns {string[]}
+ */
+function knownZones() {
+  try {
+    return /** @type {any} */ (Intl).supportedValuesOf('timeZone');
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * An IANA time zone as typed, checked by the browser's own zone database and spelt as listed
+ * there (the server compares names case by case); null when it is no zone.
+ * @param {string} typed
+ * @param {string[]} zones
+ * @returns {string | null}
+ */
+export function zoneName(typed, zones) {
+  const v = typed.trim();
+  // A name from the zone database (Intl would also take an offset such as +08:00).
+  if (!/^[A-Za-z][\w+\-/]*$/.test(v)) return null;
+  let resolved;
+  try {
+    resolved = new Intl.DateTimeFormat('en', { timeZone: v }).resolvedOptions().timeZone;
+  } catch {
+    return null;
+  }
+  const same = (/** @type {string} */ z) => z.toLowerCase() === v.toLowerCase();
+  return zones.find(same) || (same(resolved) ? resolved : v);
+}
+
+/**
+ * Weekly rules as editable rows, in one time zone (the expert's, or wherever they see
+ * patients from), with the booking policy; saved with PUT.
  * @param {string} expertId
  * @param {{rules: {weekday: number, start: string, end: string, slot_minutes: number, time_zone?: string | null}[],
  *   policy: {buffer_minutes: number, max_per_day: number, min_notice_minutes: number}}} availability
+ * @param {string} [defaultZone] the expert's own zone, for a calendar without rules yet
  * @returns {HTMLElement}
  */
-export function availabilityEditor(expertId, availability) {
+export function availabilityEditor(expertId, availability, defaultZone = 'Asia/Shanghai') {
   const rules = availability.rules.map((r) => ({ ...r }));
   const policy = { ...availability.policy };
   const status = h('p', { role: 'status' });
+  const error = h('p', { class: 'error', role: 'alert' });
+  const zones = knownZones();
+  // One zone for the whole week: the server counts a day's appointments in the first rule's.
+  const loadedZones = [...new Set(rules.map((r) => r.time_zone).filter(Boolean))];
+  const zone = /** @type {HTMLInputElement} */ (h('input', {
+    id: 'avail-tz', name: 'time_zone', list: 'avail-tz-list', autocomplete: 'off', spellcheck: 'false', required: true,
+    value: loadedZones[0] || defaultZone, 'aria-describedby': 'avail-tz-hint',
+  }));
+  zone.addEventListener('input', () => zone.removeAttribute('aria-invalid'));
   const table = h('tbody');
   const render = () => mount(table, rules.map((r, i) => h('tr', null,
     h('td', null, h('select', { 'aria-label': t('availability.weekday'), onchange: (/** @type {Event} */ e) => { r.weekday = Number(/** @type {HTMLSelectElement} */ (e.target).value); } },
       [1, 2, 3, 4, 5, 6, 7].map((d) => h('option', { value: d, selected: d === r.weekday }, t(`weekday.${d}`))))),
     h('td', null, h('input', { type: 'time', value: r.start, 'aria-label': t('availability.start'), onchange: (/** @type {Event} */ e) => { r.start = /** @type {HTMLInputElement} */ (e.target).value; } })),
     h('td', null, h('input', { type: 'time', value: r.end, 'aria-label': t('availability.end'), onchange: (/** @type {Event} */ e) => { r.end = /** @type {HTMLInputElement} */ (e.target).value; } })),
-    h('td', null, h('input', { type: 'number', min: 5, max: 240, value: r.slot_minutes, 'aria-label': t('availability.slot'), onchange: (/** @type {Event} */ e) => { r.slot_minutes = Number(/** @type {HTMLInputElement} */ (e.target).value); } })),
+    h('td', null, h('input', { type: 'number', min: 5, max: 480, value: r.slot_minutes, 'aria-label': t('availability.slot'), onchange: (/** @type {Event} */ e) => { r.slot_minutes = Number(/** @type {HTMLInputElement} */ (e.target).value); } })),
     h('td', null, h('button', { onclick: () => { rules.splice(i, 1); render(); } }, t('common.remove'))),
   )));
   render();
+  /** The server's limits. */
+  const limits = { buffer_minutes: 240, max_per_day: 100, min_notice_minutes: 43200 };
   /** @param {'buffer_minutes' | 'max_per_day' | 'min_notice_minutes'} key */
   const policyInput = (key) => h('div', { class: 'field' }, h('label', { for: `p-${key}` }, t(`availability.${key}`)),
-    h('input', { id: `p-${key}`, type: 'number', min: 0, value: policy[key], onchange: (/** @type {Event} */ e) => { policy[key] = Number(/** @type {HTMLInputElement} */ (e.target).value); } }));
+    h('input', { id: `p-${key}`, type: 'number', min: 0, max: limits[key], value: policy[key], onchange: (/** @type {Event} */ e) => { policy[key] = Number(/** @type {HTMLInputElement} */ (e.target).value); } }));
   return h('section', { class: 'card', 'aria-labelledby': 'avail' },
     h('h2', { id: 'avail' }, t('availability.title')),
+    h('div', { class: 'field' }, h('label', { for: 'avail-tz' }, t('availability.timeZone')), zone,
+      h('datalist', { id: 'avail-tz-list' }, zones.map((z) => h('option', { value: z }))),
+      h('p', { class: 'hint', id: 'avail-tz-hint' }, t('availability.timeZoneHint'),
+        loadedZones.length > 1 ? ` ${t('availability.zonesDiffer', { zones: loadedZones.join('、') })}` : '')),
     h('table', null, h('thead', null, h('tr', null,
       ['weekday', 'start', 'end', 'slot'].map((k) => h('th', { scope: 'col' }, t(`availability.${k}`))), h('th', { scope: 'col' }, t('common.actions')))), table),
     h('button', { onclick: () => { rules.push({ weekday: 1, start: '09:00', end: '12:00', slot_minutes: 30 }); render(); } }, t('availability.addRule')),
     h('div', { class: 'grid' }, policyInput('buffer_minutes'), policyInput('max_per_day'), policyInput('min_notice_minutes')),
     h('button', { class: 'primary', onclick: async () => {
+      status.textContent = '';
+      error.textContent = '';
+      const time_zone = zoneName(zone.value, zones);
+      if (!time_zone) {
+        zone.setAttribute('aria-invalid', 'true');
+        error.textContent = t('availability.badZone');
+        zone.focus();
+        return;
+      }
+      zone.value = time_zone;
       try {
         await put(`/api/v1/experts/${expertId}/availability`, {
-          rules: rules.map(({ weekday, start, end, slot_minutes, time_zone }) => ({ weekday, start, end, slot_minutes, time_zone: time_zone || undefined })), policy,
+          rules: rules.map(({ weekday, start, end, slot_minutes }) => ({ weekday, start, end, slot_minutes, time_zone })), policy,
         });
         status.textContent = t('common.saved');
       } catch (err) {
-        status.textContent = /** @type {Error} */ (err).message;
+        error.textContent = /** @type {Error} */ (err).message;
       }
     } }, t('common.save')),
-    status);
+    error, status);
 }
