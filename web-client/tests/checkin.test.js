@@ -14,7 +14,7 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import QRCode from 'qrcode';
-import { startServer, launchBrowser, signIn, ready, screenshot, axeViolations, apiAs } from './helpers.js';
+import { startServer, launchBrowser, signIn, ready, screenshot, axeViolations, consultationThroughUi, bookedThroughUi } from './helpers.js';
 
 /** The demo card of patient.zhang (server/src/demo.rs). */
 const CARD = { id: '4401060000000001', issuer: 'DEMO-EHC', until: '20361231' };
@@ -81,6 +81,33 @@ let browser;
 let kioskBrowser;
 let consultationId = '';
 
+/**
+ * dr.wang's weekly availability, on his home screen's editor: every day from 00:00 to 23:30 in
+ * `timeZone`, 30-minute slots, with no buffer, no daily cap and no notice; saved.
+ * @param {string} timeZone
+ */
+async function wholeDaysIn(timeZone) {
+  const page = await (await browser.newContext()).newPage();
+  await signIn(page, server.url, 'dr.wang');
+  const editor = page.locator('section:has(#avail)');
+  await page.getByLabel('时区', { exact: true }).fill(timeZone);
+  while (await editor.locator('tbody tr').count()) await editor.locator('tbody tr button:has-text("删除")').first().click();
+  for (const day of ['1', '2', '3', '4', '5', '6', '7']) {
+    await editor.locator('button:has-text("添加时段")').click();
+    const row = editor.locator('tbody tr').last();
+    await row.getByLabel('星期').selectOption(day);
+    await row.getByLabel('开始').fill('00:00');
+    await row.getByLabel('结束').fill('23:30');
+    await row.getByLabel('每次时长（分钟）').fill('30');
+  }
+  await page.getByLabel('预约间隔（分钟）').fill('0');
+  await page.getByLabel('每日上限（0 为不限）').fill('0');
+  await page.getByLabel('最短提前预约（分钟）').fill('0');
+  await editor.locator('button.primary:has-text("保存")').click();
+  await editor.locator('[role=status]:has-text("已保存")').waitFor();
+  await page.context().close();
+}
+
 before(async () => {
   writeFileSync(video, qrVideo(tchc1(CARD)));
   server = await startServer({ TELECONSULT_KIOSK_TIME_ZONE: zone });
@@ -88,23 +115,13 @@ before(async () => {
   // The kiosk's camera sees the card.
   kioskBrowser = await launchBrowser([`--use-file-for-fake-video-capture=${video}`]);
 
-  // The world before the story: dr.wang sees patients all day (in the zone where it is
-  // midday), dr.li requested an urgent video consultation for patient.zhang, dr.wang
-  // accepted it, and it is booked in the next free slot, today.
-  const li = await apiAs(server.url, 'dr.li');
-  const wang = await apiAs(server.url, 'dr.wang');
-  const rules = [1, 2, 3, 4, 5, 6, 7].map((weekday) => ({ weekday, start: '00:00', end: '23:30', slot_minutes: 30, time_zone: zone }));
-  await wang.call('PUT', `/api/v1/experts/${wang.user.id}/availability`, { rules, policy: { buffer_minutes: 0, max_per_day: 0, min_notice_minutes: 0 } });
-  const zhang = (await li.call('GET', '/api/v1/patients')).items.find((/** @type {any} */ p) => p.name === '张秀英');
-  const c = await li.call('POST', '/api/v1/consultations', {
-    patient_id: zhang.id, reason: '胸闷气短三天', specialty: 'cardiology', min_title: 'attending', urgency: 'urgent', mode: 'video',
-    addressee: { kind: 'expert', expert_id: wang.user.id },
-    consent: { given_by: 'patient', method: 'written', at: new Date().toISOString() },
-  });
-  await wang.call('POST', `/api/v1/consultations/${c.id}/accept`);
-  const slots = (await li.call('GET', `/api/v1/experts/${wang.user.id}/slots`)).items;
-  await li.call('POST', '/api/v1/appointments', { consultation_id: c.id, expert_id: wang.user.id, start: slots[0].start });
-  consultationId = c.id;
+  // The world before the story, made on screen: dr.wang, seeing patients from the zone where
+  // it is midday, sets his week there in the availability editor (every day 00:00–23:30,
+  // no buffer, no daily cap, no notice); dr.li requests an urgent video consultation for
+  // patient.zhang, dr.wang accepts it, and dr.li books it in the next free slot, today.
+  await wholeDaysIn(zone);
+  consultationId = await consultationThroughUi(browser, server.url, { patient: '张秀英', reason: '胸闷气短三天', urgency: 'urgent', mode: 'video' });
+  await bookedThroughUi(browser, server.url, consultationId);
 });
 
 after(async () => {

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, launchBrowser, signIn, ready, screenshot, axeViolations, apiAs, REPO, ctSlice } from './helpers.js';
+import { startServer, launchBrowser, signIn, ready, screenshot, axeViolations, consultationThroughUi, bookedThroughUi, onConsultation, REPO, ctSlice } from './helpers.js';
 
 /** @type {{url: string, stop: () => Promise<void>}} */
 let server;
@@ -380,8 +380,10 @@ test('a reload mid-call brings the video and the chat history back', async () =>
   // A file shared from the chat is stored with the consultation and announced.
   await li.setInputFiles('#chat-file', { name: '血常规.pdf', mimeType: 'application/pdf', buffer: Buffer.from('%PDF-1.4\n血常规 WBC 6.2\n') });
   await pages['dr.wang'].waitForSelector('.chat-log li:has-text("已发送文件：血常规.pdf")');
-  const names = (await (await apiAs(server.url, 'dr.wang')).call('GET', `/api/v1/consultations/${consultationId}/files`)).items.map((/** @type {any} */ f) => f.name);
-  assert.ok(names.includes('血常规.pdf'), JSON.stringify(names));
+  // dr.wang, opening the consultation in another window, finds it among its files, from 李明.
+  const files = await onConsultation(browser, server.url, 'dr.wang', consultationId);
+  await files.waitForSelector('section[aria-labelledby=files] tbody tr:has-text("血常规.pdf"):has-text("PDF 文档"):has-text("李明")');
+  await files.context().close();
 });
 
 test('dr.wang opens the ECG and the CT beside the video without leaving the call', async () => {
@@ -493,37 +495,29 @@ test('dr.wang signs with a patient summary; the kiosk shows it in large type, th
   assert.equal(await kiosk.evaluate(() => sessionStorage.length), 0);
   assert.equal(await kiosk.evaluate(() => localStorage.getItem('teleconsult.kiosk')), '1', 'still a kiosk');
   assert.ok(await kiosk.$('body.elder'));
-  // The appointment is closed as attended, derived from the room's timeline.
-  const li = await apiAs(server.url, 'dr.li');
-  const c = await li.call('GET', `/api/v1/consultations/${consultationId}`);
-  assert.equal(c.state, 'completed');
-  assert.deepEqual(c.appointments.map((/** @type {any} */ a) => a.status), ['attended']);
-  await openFromHome(pages['dr.li'], 'mc', 'completed');
-  await pages['dr.li'].waitForSelector('section:has(#appts) li:has-text("已就诊")');
+  // The consultation is completed, and its one appointment closed as attended, derived from
+  // the room's timeline: what dr.li's page says.
+  const li = pages['dr.li'];
+  await openFromHome(li, 'mc', 'completed');
+  assert.equal(await li.textContent('main .badge.state-completed'), '已完成');
+  assert.deepEqual(await li.$$eval('section:has(#appts) li .badge', (b) => b.map((x) => x.textContent)), ['已就诊']);
 });
 
 test('a routine consultation\'s room opens only shortly before its slot, on every screen', async () => {
-  const li = await apiAs(server.url, 'dr.li');
-  const wang = await apiAs(server.url, 'dr.wang');
-  const zhang = (await li.call('GET', '/api/v1/patients')).items.find((/** @type {any} */ p) => p.name === '张秀英');
-  const c = await li.call('POST', '/api/v1/consultations', {
-    patient_id: zhang.id, reason: '复查', specialty: 'cardiology', min_title: 'attending', urgency: 'routine', mode: 'video',
-    addressee: { kind: 'expert', expert_id: wang.user.id }, consent: { given_by: 'patient', method: 'written', at: new Date().toISOString() },
-  });
-  await wang.call('POST', `/api/v1/consultations/${c.id}/accept`);
-  // A regular weekday slot, hours or days away (the extra session's are taken or past).
-  const slots = (await li.call('GET', `/api/v1/experts/${wang.user.id}/slots`)).items;
-  const later = slots.find((/** @type {any} */ s) => Date.parse(s.start) > Date.now() + 3600000);
-  await li.call('POST', '/api/v1/appointments', { consultation_id: c.id, expert_id: wang.user.id, start: later.start });
+  // Requested and accepted on screen; dr.li books a regular weekday slot, hours or days away
+  // (the extra session's are taken or past).
+  const c = await consultationThroughUi(browser, server.url, { patient: '张秀英', reason: '复查', urgency: 'routine', mode: 'video' });
+  const start = await bookedThroughUi(browser, server.url, c, { after: Date.now() + 3600000 });
   const page = pages['dr.li'];
-  await page.goto(`${server.url}/consultations/${c.id}`);
-  await ready(page, `/consultations/${c.id}`);
+  await page.goto(`${server.url}/consultations/${c}`);
+  await ready(page, `/consultations/${c}`);
   await page.waitForSelector('.room-opens:has-text("视频会诊室将于")');
   assert.equal(await page.$('button:has-text("进入视频会诊")'), null);
-  const opens = Date.parse(later.start) - 15 * 60000;
-  const detail = await li.call('GET', `/api/v1/consultations/${c.id}`);
-  assert.equal(Date.parse(detail.appointments[0].room_opens_at), opens);
-  await assert.rejects(li.call('POST', `/api/v1/consultations/${c.id}/join`), /409 .*room_not_open/);
+  // It names the time the room opens: 15 minutes before the slot (the default).
+  const opens = await page.evaluate((at) => new Date(at).toLocaleString('zh-CN', {
+    year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
+  }), Date.parse(start) - 15 * 60000);
+  assert.equal(await page.textContent('.room-opens'), `视频会诊室将于 ${opens} 开放`);
   // The patient's home shows the time, without a join button that would not work.
   const patient = pages['patient.zhang'];
   await signIn(patient, server.url, 'patient.zhang');
@@ -532,25 +526,19 @@ test('a routine consultation\'s room opens only shortly before its slot, on ever
 });
 
 test('the patient\'s "leave" goes home, and a patient left alone is told the consultation is over', async () => {
-  const li = await apiAs(server.url, 'dr.li');
-  const wang = await apiAs(server.url, 'dr.wang');
-  const zhang = (await li.call('GET', '/api/v1/patients')).items.find((/** @type {any} */ p) => p.name === '张秀英');
-  // Urgent: the room opens at once.
-  const c = await li.call('POST', '/api/v1/consultations', {
-    patient_id: zhang.id, reason: '急性胸痛', specialty: 'cardiology', min_title: 'attending', urgency: 'urgent', mode: 'video',
-    addressee: { kind: 'expert', expert_id: wang.user.id }, consent: { given_by: 'patient', method: 'written', at: new Date().toISOString() },
-  });
-  await wang.call('POST', `/api/v1/consultations/${c.id}/accept`);
-  const slot = (await li.call('GET', `/api/v1/experts/${wang.user.id}/slots`)).items.at(-1);
-  await li.call('POST', '/api/v1/appointments', { consultation_id: c.id, expert_id: wang.user.id, start: slot.start });
+  // Urgent: the room opens at once, even in the last slot dr.li is offered.
+  const id = await consultationThroughUi(browser, server.url, { patient: '张秀英', reason: '急性胸痛', urgency: 'urgent', mode: 'video' });
+  await bookedThroughUi(browser, server.url, id, { slot: 'last' });
   const doctor = pages['dr.li'];
   const patient = pages['patient.zhang'];
-  await doctor.goto(`${server.url}/call/${c.id}`);
-  await ready(doctor, `/call/${c.id}`);
+  await doctor.goto(`${server.url}/consultations/${id}`);
+  await ready(doctor, `/consultations/${id}`);
+  await doctor.click('button:has-text("进入视频会诊")');
+  await ready(doctor, `/call/${id}`);
   await patient.goto(`${server.url}/`);
   await ready(patient, '/');
   await patient.click('button.huge');
-  await ready(patient, `/call/${c.id}`);
+  await ready(patient, `/call/${id}`);
   await doctor.click('.lobby li:has-text("张秀英") button.primary');
   await plays(patient, '李明');
   // Audio only: no video goes out, the others see the camera off, and it comes back.
@@ -563,7 +551,7 @@ test('the patient\'s "leave" goes home, and a patient left alone is told the con
   await ready(patient, '/');
   assert.ok(await patient.$('.elder-home'), 'the patient\'s own home, not the doctors\' consultation page');
   await patient.click('button.huge');
-  await ready(patient, `/call/${c.id}`);
+  await ready(patient, `/call/${id}`);
   await plays(patient, '李明');
   await doctor.click('.controls button:has-text("离开")');
   await patient.waitForSelector('.call-ended:not([hidden]):has-text("会诊已结束")');

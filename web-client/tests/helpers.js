@@ -220,18 +220,17 @@ export async function onConsultation(browser, base, username, consultationId) {
 }
 
 /**
- * A consultation made the way people make one, for browser tests whose subject comes after it:
- * dr.li, on his home screen, starts a request for `patient`, fills it in, attaches `files` in
- * the wizard (they go up, through the uploader, once the request exists), records consent and
- * sends it to 王建国; dr.wang opens it and accepts. Each in a context of their own, closed after.
- * Answers the consultation's id.
+ * A request made the way people make one: dr.li, on his home screen, starts a request for
+ * `patient`, fills it in, attaches `files` in the wizard (they go up, through the uploader,
+ * once the request exists), records consent and sends it to 王建国. In a context of its own,
+ * closed after. Answers the consultation's id.
  * @param {import('playwright-core').Browser} browser
  * @param {string} base
  * @param {{patient: string, reason: string, summary?: string, urgency?: string, mode?: string,
  *   files?: (string | {name: string, mimeType: string, buffer: Buffer})[]}} request
  * @returns {Promise<string>}
  */
-export async function consultationThroughUi(browser, base, { patient, reason, summary, urgency = 'routine', mode = 'video', files = [] }) {
+export async function requestThroughUi(browser, base, { patient, reason, summary, urgency = 'routine', mode = 'video', files = [] }) {
   const liContext = await browser.newContext();
   try {
     const li = await liContext.newPage();
@@ -257,13 +256,55 @@ export async function consultationThroughUi(browser, base, { patient, reason, su
     if (files.length) {
       await li.waitForFunction((n) => document.querySelectorAll('.uploads li[data-state=done]').length === n, files.length, { timeout: 30000 });
     }
-    const wang = await onConsultation(browser, base, 'dr.wang', id);
-    await wang.click('button:has-text("接受")');
-    await wang.waitForSelector('main .badge.state-accepted');
-    await wang.context().close();
     return id;
   } finally {
     await liContext.close();
+  }
+}
+
+/**
+ * A consultation made the way people make one, for browser tests whose subject comes after it:
+ * dr.li requests it (`requestThroughUi`), dr.wang opens it and accepts, in a context of his
+ * own, closed after. Answers the consultation's id.
+ * @param {import('playwright-core').Browser} browser
+ * @param {string} base
+ * @param {Parameters<typeof requestThroughUi>[2]} request
+ * @returns {Promise<string>}
+ */
+export async function consultationThroughUi(browser, base, request) {
+  const id = await requestThroughUi(browser, base, request);
+  const wang = await onConsultation(browser, base, 'dr.wang', id);
+  try {
+    await wang.click('button:has-text("接受")');
+    await wang.waitForSelector('main .badge.state-accepted');
+  } finally {
+    await wang.context().close();
+  }
+  return id;
+}
+
+/**
+ * dr.li books one of the slots the accepted consultation's page offers him, in a context of
+ * his own, closed after: the first, the last, or the first starting after a time (the slot
+ * buttons carry their start in a <time>). Answers the slot's start (ISO).
+ * @param {import('playwright-core').Browser} browser
+ * @param {string} base
+ * @param {string} id the consultation
+ * @param {{slot?: 'first' | 'last', after?: number}} [which] `after`: epoch ms
+ * @returns {Promise<string>}
+ */
+export async function bookedThroughUi(browser, base, id, { slot = 'first', after } = {}) {
+  const page = await onConsultation(browser, base, 'dr.li', id);
+  try {
+    await page.waitForSelector('.slots button.slot');
+    const starts = await page.$$eval('.slots button.slot time', (ts) => ts.map((t) => t.getAttribute('datetime') || ''));
+    const index = after !== undefined ? starts.findIndex((s) => Date.parse(s) > after) : slot === 'last' ? starts.length - 1 : 0;
+    if (index < 0) throw new Error(`no slot offered after ${new Date(after || 0).toISOString()}: ${starts}`);
+    await page.locator('.slots button.slot').nth(index).click();
+    await page.waitForSelector('main .badge.state-scheduled');
+    return starts[index];
+  } finally {
+    await page.context().close();
   }
 }
 

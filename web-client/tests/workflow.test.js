@@ -4,7 +4,7 @@
 // patient waits in the lobby until admitted. Every screen passes an axe-core scan (no serious or critical violation).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, signIn, ready, screenshot, axeViolations, apiAs, acceptedConsultation } from './helpers.js';
+import { startServer, launchBrowser, signIn, ready, screenshot, axeViolations, requestThroughUi, consultationThroughUi, onConsultation } from './helpers.js';
 
 /** @type {{url: string, stop: () => Promise<void>}} */
 let server;
@@ -84,8 +84,15 @@ test('home screens are accessible', async () => {
   await accessible(pages['patient.zhang'], 'patient-home');
 });
 
+/**
+ * The consultations dr.li's home screen lists ("我的会诊"), each as its row reads.
+ * @param {import('playwright-core').Page} page
+ */
+const myConsultations = (page) => page.$$eval('section[aria-labelledby=mc] li > span', (rows) => rows.map((r) => r.textContent || ''));
+
 test('dr.li requests a consultation for patient.zhang with consent, addressed to the top candidate', async () => {
   const page = pages['dr.li'];
+  const before = await myConsultations(page);
   await page.click('li:has-text("张秀英") button');
   await ready(page, '/consultations/new');
   await page.selectOption('select[name=specialty]', 'cardiology');
@@ -95,8 +102,6 @@ test('dr.li requests a consultation for patient.zhang with consent, addressed to
   await page.waitForSelector('#consent-ok');
   await accessible(page, 'wizard-2-consent');
   await page.check('#consent-ok');
-  const api = await apiAs(server.url, 'dr.li');
-  const before = (await api.call('GET', '/api/v1/consultations?limit=200')).items;
   await page.click('button[type=submit]');
   await page.waitForSelector('.candidates li');
   await accessible(page, 'wizard-3-candidates');
@@ -109,16 +114,26 @@ test('dr.li requests a consultation for patient.zhang with consent, addressed to
   assert.equal(reasons[2], '与本中心同属医联体');
   assert.match(reasons[3] || '', /^最早可约：(现在|\d+ 分钟后|\d+ 小时后|\d+ 天后)$/);
   assert.match(reasons[4] || '', /^当前(无|有 \d+ 个)进行中的会诊$/);
-  // Seeing the candidates stored nothing: no draft.
-  assert.deepEqual((await api.call('GET', '/api/v1/consultations?limit=200')).items, before, 'no request stored before sending');
+  // Seeing the candidates stored nothing: dr.li's home, open in another window, lists the
+  // consultations it listed before she began (no draft).
+  const other = await (await browser.newContext()).newPage();
+  await signIn(other, server.url, 'dr.li');
+  assert.deepEqual(await myConsultations(other), before, 'no request stored before sending');
   await page.click('.candidates li button.primary');
   await page.waitForURL(/\/consultations\/[0-9a-f-]{36}$/);
   await page.waitForSelector('main .badge.state-requested');
   consultationId = page.url().split('/').pop() || '';
-  const after = (await api.call('GET', '/api/v1/consultations?limit=200')).items;
-  assert.deepEqual(after.filter((/** @type {any} */ c) => !before.some((/** @type {any} */ b) => b.id === c.id))
-    .map((/** @type {any} */ c) => [c.id, c.state, c.addressee_kind]), [[consultationId, 'requested', 'expert']],
-  'sending stores exactly the one request, addressed to the chosen expert (no cancelled draft)');
+  // Sent, the home lists exactly one more: this request, waiting for the expert (no cancelled
+  // draft beside it).
+  await other.reload();
+  await ready(other, '/');
+  const after = await myConsultations(other);
+  for (const row of before) {
+    assert.ok(after.includes(row), `still listed: ${row}`);
+    after.splice(after.indexOf(row), 1);
+  }
+  assert.deepEqual(after, ['张秀英 · 心血管内科 · 待接受'], 'sending stores exactly the one request');
+  await other.context().close();
   await accessible(page, 'consultation-requested');
   // dr.wang, signed in on the home screen, hears of it live (Server-Sent Events, toast).
   await pages['dr.wang'].waitForSelector('.toast', { timeout: 10000 });
@@ -128,6 +143,8 @@ test('dr.wang finds the request in the inbox and accepts it', async () => {
   const page = pages['dr.wang'];
   await page.reload();
   await ready(page, '/');
+  // Addressed to him: the one request in his inbox.
+  assert.deepEqual(await page.$$eval('section:has(#inbox) li > span', (rows) => rows.map((r) => r.textContent)), ['张秀英 · 心血管内科 · 待接受']);
   await page.click('section:has(#inbox) li:has-text("张秀英") button');
   await ready(page, `/consultations/${consultationId}`);
   await page.click('button:has-text("接受")');
@@ -333,34 +350,29 @@ test('dr.li removes the patient from the call', async () => {
 });
 
 test('dr.wang declines a second request only with a reason', async () => {
-  const li = await apiAs(server.url, 'dr.li');
-  const wang = await apiAs(server.url, 'dr.wang');
-  const patients = await li.call('GET', '/api/v1/patients');
-  const liu = patients.items.find((/** @type {any} */ p) => p.name === '刘德明');
-  const c = await li.call('POST', '/api/v1/consultations', {
-    patient_id: liu.id, reason: '血糖控制不佳', specialty: 'cardiology', min_title: 'attending', urgency: 'urgent',
-    mode: 'video', addressee: { kind: 'expert', expert_id: wang.user.id },
-    consent: { given_by: 'patient', method: 'written', at: new Date().toISOString() },
-  });
+  // dr.li sends an urgent request for 刘德明 to 王建国 in the wizard; dr.wang opens it from his inbox.
+  const id = await requestThroughUi(browser, server.url, { patient: '刘德明', reason: '血糖控制不佳', urgency: 'urgent', mode: 'video' });
   const page = pages['dr.wang'];
-  await page.goto(`${server.url}/consultations/${c.id}`);
-  await ready(page, `/consultations/${c.id}`);
+  await page.goto(`${server.url}/`);
+  await ready(page, '/');
+  await page.click('section:has(#inbox) li:has-text("刘德明") button');
+  await ready(page, `/consultations/${id}`);
   await page.click('button:has-text("拒绝")');
   await page.waitForSelector('[role=alert]:has-text("请填写拒绝理由")');
   await page.fill('#decline-reason', '建议转内分泌科');
   await page.click('button:has-text("拒绝")');
   // Having declined, dr.wang is back on his list and the consultation is no longer his to open.
   await page.waitForURL(`${server.url}/`);
-  await page.goto(`${server.url}/consultations/${c.id}`);
+  await page.goto(`${server.url}/consultations/${id}`);
   await page.waitForSelector('[role=alert]');
   const doctor = pages['dr.li'];
-  await doctor.goto(`${server.url}/consultations/${c.id}`);
-  await ready(doctor, `/consultations/${c.id}`);
+  await doctor.goto(`${server.url}/consultations/${id}`);
+  await ready(doctor, `/consultations/${id}`);
   await doctor.waitForSelector('main .badge.state-declined');
   await doctor.waitForSelector('li:has-text("建议转内分泌科")');
 });
 
-test('dr.wang adds a Saturday session in the availability editor', async () => {
+test('dr.wang adds a Saturday session in the availability editor, in his time zone', async () => {
   const page = pages['dr.wang'];
   await page.goto(`${server.url}/`);
   await ready(page, '/');
@@ -370,6 +382,16 @@ test('dr.wang adds a Saturday session in the availability editor', async () => {
   await row.locator('select').selectOption('6');
   await row.locator('input[type=time]').first().fill('08:00');
   await row.locator('input[type=time]').last().fill('10:00');
+  // The week is kept in one time zone, his own until he changes it; a name that is no zone is
+  // refused on the form, and one typed in other letter case is spelt as the zone database does.
+  const zone = page.getByLabel('时区', { exact: true });
+  assert.equal(await zone.inputValue(), 'Asia/Shanghai');
+  await zone.fill('Asia/Beijing');
+  await page.click('section:has(#avail) button.primary');
+  await page.waitForSelector('section:has(#avail) [role=alert]:has-text("请填写有效的时区名称，例如 Asia/Shanghai。")');
+  assert.equal(await zone.getAttribute('aria-invalid'), 'true');
+  assert.equal(await page.$('section:has(#avail) [role=status]:has-text("已保存")'), null);
+  await zone.fill('asia/shanghai');
   await page.click('section:has(#avail) button.primary');
   await page.waitForSelector('section:has(#avail) [role=status]:has-text("已保存")');
   // Saved, not just on screen: the page opened again shows the new session among the others.
@@ -379,24 +401,27 @@ test('dr.wang adds a Saturday session in the availability editor', async () => {
     [/** @type {HTMLSelectElement} */ (tr.querySelector('select')).value, ...[...tr.querySelectorAll('input[type=time]')].map((i) => /** @type {HTMLInputElement} */ (i).value)]));
   assert.equal(rows.length, before + 1);
   assert.ok(rows.some(([day, start, end]) => day === '6' && start === '08:00' && end === '10:00'), JSON.stringify(rows));
+  assert.equal(await page.getByLabel('时区', { exact: true }).inputValue(), 'Asia/Shanghai');
   await accessible(page, 'expert-availability-saved');
 });
 
 test('a slot booked by someone else meanwhile: dr.li is told, sees the free slots as they are now and books another', async () => {
-  const li = await apiAs(server.url, 'dr.li');
-  const wang = await apiAs(server.url, 'dr.wang');
-  const patients = (await li.call('GET', '/api/v1/patients')).items;
-  const of = (/** @type {string} */ name) => patients.find((/** @type {any} */ p) => p.name === name).id;
-  const ours = await acceptedConsultation(li, wang, { patient_id: of('刘德明'), reason: '心悸一月', mode: 'video' });
-  const theirs = await acceptedConsultation(li, wang, { patient_id: of('张秀英'), reason: '胸闷复查', mode: 'video' });
+  // Two consultations requested by dr.li and accepted by dr.wang, on screen.
+  const ours = await consultationThroughUi(browser, server.url, { patient: '刘德明', reason: '心悸一月' });
+  const theirs = await consultationThroughUi(browser, server.url, { patient: '张秀英', reason: '胸闷复查' });
   const page = pages['dr.li'];
-  await page.goto(`${server.url}/consultations/${ours.id}`);
-  await ready(page, `/consultations/${ours.id}`);
+  await page.goto(`${server.url}/consultations/${ours}`);
+  await ready(page, `/consultations/${ours}`);
   await page.waitForSelector('.slots button.slot');
   const shown = await page.locator('.slots button.slot').first().textContent();
-  // While the list is on dr.li's screen, the same slot of dr.wang's goes to another consultation.
-  const first = (await wang.call('GET', `/api/v1/experts/${wang.user.id}/slots`)).items[0];
-  await li.call('POST', '/api/v1/appointments', { consultation_id: theirs.id, expert_id: wang.user.id, start: first.start });
+  // While the list is on dr.li's screen, the same slot of dr.wang's goes to the other
+  // consultation, booked in another window.
+  const elsewhere = await onConsultation(browser, server.url, 'dr.li', theirs);
+  await elsewhere.waitForSelector('.slots button.slot');
+  assert.equal(await elsewhere.locator('.slots button.slot').first().textContent(), shown);
+  await elsewhere.locator('.slots button.slot').first().click();
+  await elsewhere.waitForSelector('main .badge.state-scheduled');
+  await elsewhere.context().close();
   await page.locator('.slots button.slot').first().click();
   await page.waitForSelector(`.slots [role=status]:has-text("刚被他人预约")`);
   assert.ok((await page.textContent('.slots [role=status]'))?.includes(String(shown)), 'the notice names the slot that was taken');
