@@ -4,7 +4,7 @@
 // offer no action.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { signIn, serverAndBrowser, ready, apiAs, axeViolations } from './helpers.js';
+import { signIn, serverAndBrowser, ready, axeViolations } from './helpers.js';
 
 const env = serverAndBrowser();
 
@@ -115,14 +115,19 @@ test('the coordinator makes an expert account; its one-time password opens only 
 });
 
 test('the admin finds an expert\'s refused look-up of a patient in the audit trail', async () => {
-  // The world before the story: the id of patient.zhang's record (dr.li's patient).
-  const li = await apiAs(env.server.url, 'dr.li');
-  const zhang = (await li.call('GET', '/api/v1/patients')).items.find((/** @type {any} */ p) => p.name === '张秀英');
-  assert.ok(zhang);
+  // The world before the story: the address of patient.zhang's record, as dr.li's browser
+  // shows it when he opens her record from his home screen.
+  const li = await (await env.browser.newContext()).newPage();
+  await signIn(li, env.server.url, 'dr.li');
+  await li.click('.list li:has-text("张秀英") button:has-text("健康档案")');
+  await li.waitForURL(/\/patients\/[0-9a-f-]{36}$/);
+  const record = new URL(li.url()).pathname;
+  await ready(li, record);
+  await li.context().close();
   // dr.chen, a radiologist not involved in her care, types the address of her record.
   const chen = await (await env.browser.newContext()).newPage();
   await signIn(chen, env.server.url, 'dr.chen');
-  await chen.goto(`${env.server.url}/patients/${zhang.id}`);
+  await chen.goto(`${env.server.url}${record}`);
   await chen.waitForSelector('main [role=alert], main .error');
 
   const context = await env.browser.newContext();

@@ -8,7 +8,7 @@
 // Writes target/call-latency.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, launchBrowser, signIn, ready, apiAs, acceptedConsultation, REPO } from './helpers.js';
+import { startServer, launchBrowser, signIn, ready, consultationThroughUi, bookedThroughUi, REPO } from './helpers.js';
 
 const TRIES = Number(process.argv[2] || 10);
 
@@ -37,13 +37,10 @@ const playingAt = async (page) => {
 const server = await startServer();
 const browser = await launchBrowser();
 try {
-  const li = await apiAs(server.url, 'dr.li');
-  const wang = await apiAs(server.url, 'dr.wang');
-  const patient = (await li.call('GET', '/api/v1/patients')).items[0];
-  // Urgent: the room is open at once, whatever the slot.
-  const c = await acceptedConsultation(li, wang, { patient_id: patient.id, reason: '测量', mode: 'video', urgency: 'urgent' });
-  const slot = (await li.call('GET', `/api/v1/experts/${wang.user.id}/slots`)).items[0];
-  await li.call('POST', '/api/v1/appointments', { consultation_id: c.id, expert_id: wang.user.id, start: slot.start });
+  // Made on screen, before anything is measured: urgent (the room is open at once, whatever the
+  // slot), requested by dr.li, accepted by dr.wang, booked in the first slot.
+  const id = await consultationThroughUi(browser, server.url, { patient: '张秀英', reason: '测量', mode: 'video', urgency: 'urgent' });
+  await bookedThroughUi(browser, server.url, id);
 
   // First load of the call path in a fresh browser context.
   const fresh = await browser.newContext();
@@ -52,10 +49,10 @@ try {
   const sizes = [];
   first.on('requestfinished', (r) => { sizes.push(r.sizes().then((s) => s.responseBodySize + s.responseHeadersSize)); });
   await signIn(first, server.url, 'dr.li');
-  await first.goto(`${server.url}/consultations/${c.id}`);
-  await ready(first, `/consultations/${c.id}`);
+  await first.goto(`${server.url}/consultations/${id}`);
+  await ready(first, `/consultations/${id}`);
   await first.click('button:has-text("进入视频会诊")');
-  await ready(first, `/call/${c.id}`);
+  await ready(first, `/call/${id}`);
   const firstLoadBytes = (await Promise.all(sizes)).reduce((a, b) => a + b, 0);
   const firstLoadRequests = sizes.length;
   await first.click('.controls button:has-text("离开")');
@@ -70,8 +67,8 @@ try {
   const joins = [];
   for (let i = 0; i < TRIES; i++) {
     for (const page of pages) {
-      await page.goto(`${server.url}/consultations/${c.id}`);
-      await ready(page, `/consultations/${c.id}`);
+      await page.goto(`${server.url}/consultations/${id}`);
+      await ready(page, `/consultations/${id}`);
       await page.evaluate(() => { /** @type {any} */ (window).playingAt = undefined; });
     }
     const clicks = [];
@@ -83,7 +80,7 @@ try {
     pages.forEach((_, k) => joins.push(played[k] - clicks[k]));
     for (const page of pages) {
       await page.click('.controls button:has-text("离开")');
-      await ready(page, `/consultations/${c.id}`);
+      await ready(page, `/consultations/${id}`);
     }
   }
 
@@ -91,8 +88,8 @@ try {
   /** @type {number[]} */
   const reloads = [];
   for (const page of pages) {
-    await page.goto(`${server.url}/consultations/${c.id}`);
-    await ready(page, `/consultations/${c.id}`);
+    await page.goto(`${server.url}/consultations/${id}`);
+    await ready(page, `/consultations/${id}`);
     await page.click('button:has-text("进入视频会诊")');
   }
   await Promise.all(pages.map(playingAt));

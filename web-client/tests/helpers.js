@@ -162,47 +162,6 @@ export async function screenshot(page, name) {
 }
 
 /**
- * Calls the API as a user (for set-up steps that are not under test).
- * @param {string} base
- * @param {string} username
- */
-export async function apiAs(base, username) {
-  const res = await fetch(`${base}/api/v1/auth/login`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ username, password: PASSWORD }),
-  });
-  const { access_token: token, user } = await res.json();
-  /** @param {string} method @param {string} path @param {unknown} [body] */
-  const call = async (method, path, body) => {
-    const r = await fetch(`${base}${path}`, {
-      method, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await r.text();
-    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
-    return text ? JSON.parse(text) : null;
-  };
-  return { user, call };
-}
-
-/**
- * A consultation requested by `requester` (with the patient's written consent, now) from the
- * expert `expert`, who accepts it: the common start of the tests that need one.
- * @param {{call: (method: string, path: string, body?: unknown) => Promise<any>}} requester
- * @param {{user: any, call: (method: string, path: string, body?: unknown) => Promise<any>}} expert
- * @param {{patient_id: string, reason: string, mode: string, urgency?: string}} request
- */
-export async function acceptedConsultation(requester, expert, { patient_id, reason, mode, urgency = 'routine' }) {
-  const c = await requester.call('POST', '/api/v1/consultations', {
-    patient_id, reason, specialty: 'cardiology', min_title: 'attending', urgency, mode,
-    addressee: { kind: 'expert', expert_id: expert.user.id },
-    consent: { given_by: 'patient', method: 'written', at: new Date().toISOString() },
-  });
-  await expert.call('POST', `/api/v1/consultations/${c.id}/accept`);
-  return c;
-}
-
-/**
  * A person signed in, in a browser context of their own, on a consultation's page (as one
  * opens it from a link). Close it with `page.context().close()`.
  * @param {import('playwright-core').Browser} browser

@@ -1,5 +1,5 @@
 // OHIF Viewer, unchanged (the published build of npm @ohif/app 3.13.2, unpacked by .ci/run
-// into TELECONSULT_OHIF_DIST), opens a CT that dr.li shared in a consultation, through the
+// into TELECONSULT_OHIF_DIST), opens a CT that dr.li attached in the request wizard, through the
 // consultation's DICOMweb service. The viewer is served from its own origin (a static file
 // server here, with the viewer's configuration naming the consultation's DICOMweb base) and
 // speaks to the server across origins (cors_allow_origins), sending the expert's bearer
@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { readFileSync, existsSync, statSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, extname, normalize } from 'node:path';
-import { startServer, launchBrowser, apiAs, acceptedConsultation, REPO, SCREENSHOTS, PASSWORD } from './helpers.js';
+import { startServer, launchBrowser, consultationThroughUi, REPO, SCREENSHOTS, PASSWORD } from './helpers.js';
 
 const DIST = process.env.TELECONSULT_OHIF_DIST || '';
 const present = DIST !== '' && existsSync(join(DIST, 'index.html'));
@@ -83,20 +83,18 @@ test('OHIF Viewer shows a consultation\'s CT through the DICOMweb service', { sk
   const server = await startServer({ TELECONSULT_CORS_ALLOW_ORIGINS: viewer.url });
   const browser = await launchBrowser(['--use-angle=swiftshader', '--enable-unsafe-swiftshader']);
   try {
-    const li = await apiAs(server.url, 'dr.li');
-    const wang = await apiAs(server.url, 'dr.wang');
-    const zhang = await apiAs(server.url, 'patient.zhang');
-    const me = await zhang.call('GET', '/api/v1/me');
-    const c = await acceptedConsultation(li, wang, { patient_id: me.patient_id, reason: '肺结节复查', mode: 'imaging_review' });
+    // dr.li requests an imaging review for patient.zhang and attaches the CT in the wizard's
+    // file picker; dr.wang accepts it, on screen.
+    const c = await consultationThroughUi(browser, server.url, {
+      patient: '张秀英', reason: '肺结节复查', mode: 'imaging_review',
+      files: [{ name: 'ct.dcm', mimeType: 'application/dicom', buffer: readFileSync(join(REPO, 'tests', 'fixtures', 'dicom', 'CT_small.dcm')) }],
+    });
+    // The viewer, another program, is given dr.wang's bearer token in its address: no screen of
+    // ours hands one out, so it comes from signing in through the API.
     const token = async (/** @type {string} */ username) => (await (await fetch(`${server.url}/api/v1/auth/login`, {
       method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username, password: PASSWORD }),
     })).json()).access_token;
-    const up = await fetch(`${server.url}/api/v1/consultations/${c.id}/files?name=ct.dcm`, {
-      method: 'POST', headers: { Authorization: `Bearer ${await token('dr.li')}` },
-      body: readFileSync(join(REPO, 'tests', 'fixtures', 'dicom', 'CT_small.dcm')),
-    });
-    assert.equal(up.status, 201);
-    dicomweb = `${server.url}/api/v1/consultations/${c.id}/dicomweb`;
+    dicomweb = `${server.url}/api/v1/consultations/${c}/dicomweb`;
 
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     /** @type {string[]} */
