@@ -19,6 +19,7 @@ export const EN = {
   'patient.name': 'Name', 'patient.sex': 'Sex', 'patient.birthDate': 'Date of birth', 'patient.phone': 'Phone',
   'patient.residentId': 'Resident ID', 'patient.hello': 'Hello, {name}', 'patient.next': 'Your expert: {expert}  Time: {at}',
   'patient.join': 'Join the video consultation', 'patient.nothing': 'No consultation today',
+  'patient.requested': 'Your {specialty} consultation has been requested and is waiting for an expert', 'patient.accepted': 'Dr {expert} has accepted your {specialty} consultation; your community doctor will book the time',
   'patient.opinionTitle': "The doctor's opinion", 'patient.opinionSigner': 'Signed by {name} ({title})',
   'patient.opinionWhen': 'Signed on {at} · {specialty}', 'patient.opinionAmended': 'The doctor corrected this opinion; this is the latest version.',
   'patient.opinion.impression': 'What the doctor thinks', 'patient.opinion.recommendations': 'What the doctor advises',

@@ -19,6 +19,7 @@ export const ZH = {
   'patient.name': '姓名', 'patient.sex': '性别', 'patient.birthDate': '出生日期', 'patient.phone': '电话',
   'patient.residentId': '身份证号', 'patient.hello': '{name}，您好', 'patient.next': '您的会诊专家：{expert}  时间：{at}',
   'patient.join': '进入视频会诊', 'patient.nothing': '今天没有会诊安排',
+  'patient.requested': '您的{specialty}会诊已申请，正在等待专家接受', 'patient.accepted': '{expert}医生已接受您的{specialty}会诊，社区医生会为您预约时间',
   'patient.opinionTitle': '医生的会诊意见', 'patient.opinionSigner': '签署医生：{name}（{title}）',
   'patient.opinionWhen': '签署时间：{at} · {specialty}', 'patient.opinionAmended': '医生更正过这份意见，这里是最新的内容。',
   'patient.opinion.impression': '医生的看法', 'patient.opinion.recommendations': '医生的建议',

@@ -2,7 +2,7 @@
 // headings of at least 30px, touch targets of at least 60px.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { signIn, ready, screenshot, axeViolations, consultationThroughUi, onConsultation, serverAndBrowser } from './helpers.js';
+import { signIn, ready, screenshot, axeViolations, consultationThroughUi, requestThroughUi, onConsultation, serverAndBrowser } from './helpers.js';
 
 const env = serverAndBrowser();
 
@@ -60,6 +60,31 @@ test('a kiosk (?kiosk=1) shows the sign-in screen in elder mode', async () => {
   assertElder(await sizes(page));
   assert.deepEqual(await axeViolations(page), []);
   await screenshot(page, 'elder-kiosk-sign-in');
+  await context.close();
+});
+
+test('patient.zhang\'s home tells her where a consultation not yet booked stands', async () => {
+  const context = await env.browser.newContext({ viewport: { width: 1080, height: 1920 } });
+  const page = await context.newPage();
+  await signIn(page, env.server.url, 'patient.zhang');
+  assert.equal((await page.textContent('.elder-home p.big'))?.trim(), '今天没有会诊安排');
+  // dr.li asks for a cardiology consultation in the wizard: she is told it waits for an expert.
+  const id = await requestThroughUi(env.browser, env.server.url, { patient: '张秀英', reason: '活动后胸闷两周', mode: 'video' });
+  await page.reload();
+  await ready(page, '/');
+  assert.equal((await page.textContent('.elder-home p.big'))?.trim(), '您的心血管内科会诊已申请，正在等待专家接受');
+  // dr.wang accepts it on his screen: she is told who, and that her doctor books the time next.
+  const wang = await onConsultation(env.browser, env.server.url, 'dr.wang', id);
+  await wang.click('button:has-text("接受")');
+  await wang.waitForSelector('main .badge.state-accepted');
+  await wang.context().close();
+  await page.reload();
+  await ready(page, '/');
+  assert.equal((await page.textContent('.elder-home p.big'))?.trim(), '王建国医生已接受您的心血管内科会诊，社区医生会为您预约时间');
+  assert.equal(await page.$('button.huge'), null, 'nothing to join yet');
+  assertElder(await sizes(page));
+  assert.deepEqual(await axeViolations(page), []);
+  await screenshot(page, 'elder-patient-accepted');
   await context.close();
 });
 

@@ -28,6 +28,8 @@ export async function patientHome(app) {
   const opinion = await latestSignedOpinion(items);
   // A call that is over and whose opinion is still being written.
   const pending = !live && items.find((c) => c.state === 'awaiting_opinion' || c.state === 'in_progress');
+  // A consultation asked for and not yet booked: she is told where it stands, not "nothing today".
+  const arranging = !live && !pending && (items.find((c) => c.state === 'accepted') || items.find((c) => c.state === 'requested'));
   return h('section', { class: 'elder-home', 'aria-labelledby': 'ph' },
     h('h1', { id: 'ph' }, t('patient.hello', { name: app.user().display_name })),
     live
@@ -37,10 +39,23 @@ export async function patientHome(app) {
           ? h('p', { class: 'big room-opens' }, t('patient.opensAt', { at: when(next.room_opens_at) }))
           : h('button', { class: 'primary huge', onclick: () => app.navigate(`/call/${live.id}`) }, t('patient.join')),
       ]
-      : h('p', { class: 'big' }, pending ? t('patient.opinionPending') : t('patient.nothing')),
+      : h('p', { class: 'big', 'data-state': arranging ? arranging.state : null },
+        pending ? t('patient.opinionPending') : arranging ? arrangingText(arranging) : t('patient.nothing')),
     opinion ? plainOpinion(opinion.o, opinion.c) : null,
     h('button', { class: 'my-record', onclick: () => app.navigate('/my-record') }, t('mine.open')),
   );
+}
+
+/**
+ * Where a consultation that is not booked yet stands, in the patient's words: accepted by a
+ * named expert (her doctor books the time next), or asked for and awaiting an expert.
+ * @param {any} c
+ * @returns {string}
+ */
+export function arrangingText(c) {
+  return c.state === 'accepted' && c.assigned_expert_name
+    ? t('patient.accepted', { expert: c.assigned_expert_name, specialty: t(`specialty.${c.specialty}`) })
+    : t('patient.requested', { specialty: t(`specialty.${c.specialty}`) });
 }
 
 /**
