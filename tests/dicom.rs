@@ -455,7 +455,7 @@ async fn dicomweb_client_round_trip(app: &TestApp) {
     let rle = dir("MR_small_RLE.dcm", "dicom");
     let ecg = dir("waveform_ecg.dcm", "ecg");
     let base = app.url(&format!("/api/v1/consultations/{c}/dicomweb"));
-    let out = common::run_python(&python, "dicomweb_roundtrip.py", &[&base, &chen, &ct, &rle, &ecg]).await;
+    let out = common::run_client(&python, "dicomweb_roundtrip.py", &[&base, &chen, &ct, &rle, &ecg]).await;
 
     assert_eq!(out["stored"], 3, "{out}");
     assert_eq!(out["studies"].as_array().unwrap().len(), 3);

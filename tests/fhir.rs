@@ -95,7 +95,7 @@ async fn a_fhir_client_reads_a_consultations_whole_story(app: &TestApp) {
     let wang_id = app.user_id("dr.wang").await;
     let (_, ecg_view) = app.get(&format!("/api/v1/files/{ecg_file}/ecg"), &li).await;
 
-    let out = common::run_python(&python, "fhir_story.py", &[&app.url("/fhir/r4"), &li, &patient, &wang_id]).await;
+    let out = common::run_client(&python, "fhir_story.py", &[&app.url("/fhir/r4"), &li, &patient, &wang_id]).await;
     let story = &out["story"];
     let of = |kind: &str| story[kind].as_array().cloned().unwrap_or_default();
 

@@ -477,7 +477,7 @@ async fn a_real_tus_client_uploads_stops_and_resumes(app: &TestApp) {
     let name = "出院小结 2026.pdf";
 
     let first =
-        common::run_python(&python, "tus_upload.py", &["start", &create, &li, path, store, name, "2097152"]).await;
+        common::run_client(&python, "tus_upload.py", &["start", &create, &li, path, store, name, "2097152"]).await;
     assert_eq!(first["resumed_from"], 0, "{first}");
     assert_eq!(first["offset"], 2 * 1024 * 1024, "{first}");
     assert_eq!(first["checksum_sent"], "sha1", "{first}");
@@ -488,7 +488,7 @@ async fn a_real_tus_client_uploads_stops_and_resumes(app: &TestApp) {
     let (_, list) = app.get(&format!("/api/v1/consultations/{c}/files"), &li).await;
     assert!(list["items"].as_array().unwrap().is_empty(), "{list}");
 
-    let second = common::run_python(&python, "tus_upload.py", &["resume", &create, &li, path, store, name]).await;
+    let second = common::run_client(&python, "tus_upload.py", &["resume", &create, &li, path, store, name]).await;
     assert_eq!(second["url_before"], url.as_str(), "the stored upload was found: {second}");
     assert_eq!(second["resumed_from"], 2 * 1024 * 1024, "resumed where the server stood: {second}");
     assert_eq!(second["offset"], SIZE, "{second}");
@@ -507,6 +507,56 @@ async fn a_real_tus_client_uploads_stops_and_resumes(app: &TestApp) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 files_test!(a_real_tus_client_uploads_stops_and_resumes);
+
+/// tus-js-client, the tus project's JavaScript client (under Uppy and most web uploaders), in
+/// Node: 1 MiB chunks, the program stops once 2 MiB are acknowledged, and a second run finds
+/// the upload in its URL store by the file's fingerprint, asks the server where it stands
+/// (`HEAD`) and sends the rest. The file is whole.
+async fn the_tus_js_client_uploads_stops_and_resumes(app: &TestApp) {
+    let Some(node) = common::node_with("tus-js-client") else { return };
+    const SIZE: usize = 3 * 1024 * 1024 + 200 * 1024;
+    let c = consultation(app).await;
+    let li = app.login("dr.li").await;
+    let data = pdf_like(SIZE, 11);
+    let expected = hex(&Sha256::digest(&data));
+    let dir = std::env::temp_dir().join(format!("tc-tusjs-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ecg-report.pdf");
+    std::fs::write(&path, &data).unwrap();
+    let store = dir.join("urls.json");
+    let endpoint = app.url(&format!("/api/v1/consultations/{c}/uploads"));
+    let (path, store) = (path.to_str().unwrap(), store.to_str().unwrap());
+    let name = "心电图报告 12导联.pdf";
+
+    let first =
+        common::run_client(&node, "tus_js_upload.mjs", &["start", &endpoint, &li, path, store, name, "2097152"]).await;
+    assert_eq!(first["acknowledged"], 2 * 1024 * 1024, "{first}");
+    assert!(first["file_id"].is_null(), "not complete yet: {first}");
+    let url = first["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with(&endpoint), "{url}");
+    let (_, list) = app.get(&format!("/api/v1/consultations/{c}/files"), &li).await;
+    assert!(list["items"].as_array().unwrap().is_empty(), "nothing half-sent is a file: {list}");
+
+    let second = common::run_client(&node, "tus_js_upload.mjs", &["resume", &endpoint, &li, path, store, name]).await;
+    assert_eq!(second["url"], url.as_str(), "the stored upload was found: {second}");
+    assert_eq!(second["resumed_from"], 2 * 1024 * 1024, "resumed where the server stood: {second}");
+    assert_eq!(second["acknowledged"], SIZE, "{second}");
+    assert_eq!(second["requests"][0], "HEAD 200", "{second}");
+    let file_id = second["file_id"].as_str().expect("the last answer names the file").to_string();
+
+    let (_, list) = app.get(&format!("/api/v1/consultations/{c}/files"), &li).await;
+    let file = &list["items"][0];
+    assert_eq!(file["id"], file_id.as_str());
+    assert_eq!(file["name"], name);
+    assert_eq!(file["size"], SIZE);
+    assert_eq!(file["sha256"], expected);
+    let wang = app.login("dr.wang").await;
+    let resp = app.http.get(app.url(&format!("/api/v1/files/{file_id}"))).bearer_auth(&wang).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(hex(&Sha256::digest(resp.bytes().await.unwrap())), expected, "the expert downloads the same bytes");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+files_test!(the_tus_js_client_uploads_stops_and_resumes);
 
 async fn tus_discovery_checksums_and_termination(app: &TestApp) {
     let c = consultation(app).await;

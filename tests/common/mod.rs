@@ -274,14 +274,29 @@ pub fn python_with(modules: &[&str]) -> Option<String> {
     None
 }
 
-/// Runs a script under `tests/interop/` with `args`; its stdout parsed as JSON.
-pub async fn run_python(python: &str, script: &str, args: &[&str]) -> Value {
+/// `node` if it resolves the npm `package` from `web-client/node_modules` (`.ci/run` installs
+/// them with `npm ci`); `None` (test skipped) otherwise, unless services are required.
+pub fn node_with(package: &str) -> Option<String> {
+    let web_client = format!("{}/web-client", env!("CARGO_MANIFEST_DIR"));
+    let probe = format!("require.resolve({package:?}, {{ paths: [{web_client:?}] }})");
+    let ok = std::process::Command::new("node").args(["-e", &probe]).output().is_ok_and(|o| o.status.success());
+    if ok {
+        return Some("node".into());
+    }
+    assert!(!services_required(), "node cannot resolve {package}: run `npm ci` in web-client/ as .ci/run does");
+    eprintln!("skipping: node cannot resolve {package} (run `npm ci` in web-client/)");
+    None
+}
+
+/// Runs a client script under `tests/interop/` with its interpreter (`python`, `node`) and
+/// `args`; its stdout parsed as JSON.
+pub async fn run_client(interpreter: &str, script: &str, args: &[&str]) -> Value {
     let path = format!("{}/tests/interop/{script}", env!("CARGO_MANIFEST_DIR"));
-    let (py, argv): (String, Vec<String>) = (python.to_string(), args.iter().map(|a| a.to_string()).collect());
+    let (py, argv): (String, Vec<String>) = (interpreter.to_string(), args.iter().map(|a| a.to_string()).collect());
     let out = tokio::task::spawn_blocking(move || std::process::Command::new(py).arg(&path).args(argv).output())
         .await
-        .expect("python runs")
-        .unwrap_or_else(|e| panic!("{python} {script}: {e}"));
+        .expect("the client runs")
+        .unwrap_or_else(|e| panic!("{interpreter} {script}: {e}"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
