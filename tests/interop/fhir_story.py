@@ -7,7 +7,10 @@ fhir.resources models (R4B package, pydantic: unknown elements, missing required
 and wrong types are errors). Prints a JSON summary on stdout; exits non-zero on the first
 invalid resource or unexpected answer.
 
-usage: fhir_story.py BASE_URL TOKEN PATIENT_ID EXPERT_ID
+usage: fhir_story.py BASE_URL TOKEN PATIENT_ID EXPERT_ID [RECEIVED_JSON]
+
+With RECEIVED_JSON, every resource received (Bundles, entries and reads alike) is also written
+there as one JSON array, for a second validator (tests/interop/fhir_schema.mjs).
 """
 
 import json
@@ -29,6 +32,7 @@ class Client:
         self.session = requests.Session()
         self.session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"})
         self.validated = 0
+        self.received = []
 
     def validate(self, resource):
         kind = resource.get("resourceType")
@@ -38,6 +42,7 @@ class Client:
         except ValidationError as e:
             raise SystemExit(f"invalid {kind}: {e}\n{json.dumps(resource, ensure_ascii=False)[:3000]}")
         self.validated += 1
+        self.received.append(resource)
         return resource
 
     def get(self, url, params=None, expect=200):
@@ -122,6 +127,9 @@ def main():
         c.get(f"Slot/{slots[0]['id']}")
 
     out["validated"] = c.validated
+    if len(sys.argv) > 5:
+        with open(sys.argv[5], "w", encoding="utf-8") as f:
+            json.dump(c.received, f, ensure_ascii=False)
     json.dump(out, sys.stdout, ensure_ascii=False)
 
 
