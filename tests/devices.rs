@@ -130,6 +130,12 @@ async fn who_may_issue_and_revoke_is_decided_by_role_and_relationship(app: &Test
     let (_, li_list) = app.get("/api/v1/devices", &li).await;
     let kinds: Vec<&str> = li_list["items"].as_array().unwrap().iter().map(|d| d["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["home"], "{li_list}");
+    // The record page asks for one patient's devices: the cuff, and none for another patient.
+    let (_, zhangs) = app.get(&format!("/api/v1/devices?patient_id={zhang}"), &li).await;
+    let ids: Vec<&str> = zhangs["items"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [cuff_id.as_str()], "{zhangs}");
+    let (_, others) = app.get(&format!("/api/v1/devices?patient_id={nobody}"), &li).await;
+    assert_eq!(others["items"], json!([]), "{others}");
     // Experts and patients manage no device.
     for who in ["dr.wang", "patient.zhang"] {
         let t = app.login(who).await;

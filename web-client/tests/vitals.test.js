@@ -15,8 +15,8 @@ const env = serverAndBrowser();
 /**
  * The world before the story, made on screen: an urgent consultation (its room open at once)
  * requested by dr.li and accepted by dr.wang, booked by dr.li in one of dr.wang's slots, and a
- * hypertension follow-up plan dr.li starts on the follow-ups screen. (The home device set up
- * later, `vitals-world.js`, is the one step without a screen.)
+ * hypertension follow-up plan dr.li starts on the follow-ups screen. (The home monitor, lent on
+ * patient.zhang's record page, sends its readings itself: `vitals-world.js`.)
  */
 async function world() {
   const base = env.server.url;
@@ -90,10 +90,25 @@ test('a kiosk reading reaches the call, the record, the trend and the worklist',
   await li.waitForSelector(vital);
   assert.ok(await li.$(`${vital} button:has-text("查看会诊")`), 'the reading is shown with its consultation');
   assert.ok(await li.$('.timeline li[data-kind="consultation"]:has-text("血压控制不佳")'), 'the consultation is in the timeline');
+  // States in words, not the API's codes.
+  assert.match(await li.textContent('.timeline li[data-kind="consultation"] .tl-status') || '', /已预约/);
+  assert.match(await li.textContent('.timeline li[data-kind="follow_up"] .tl-status') || '', /进行中/);
+  assert.doesNotMatch(await li.textContent('.timeline') || '', /\b(scheduled|active)\b/);
   assert.match(await li.textContent('.plans') || '', /高血压[\s\S]*血压 < 140\/90 mmHg[\s\S]*每 7 天测量/);
   assert.equal(await li.$$eval('figure[data-chart="bp"] circle', (c) => c.length), 2, 'systolic and diastolic of the one reading');
   assert.equal(await li.$$eval('figure[data-chart="bp"] line.target', (c) => c.length), 2, 'the 140 and 90 target lines');
   await screenshot(li, 'vitals-record');
+  assert.deepEqual(await axeViolations(li), []);
+
+  // dr.li lends her a home blood-pressure monitor on the same page: its token is shown once,
+  // to enter on the device; the monitor is listed as never seen yet.
+  assert.match(await li.textContent('.home-devices') || '', /还没有借出的家用设备/);
+  assert.equal(await li.inputValue('#home-dev-label'), '张秀英家血压计');
+  await li.click('.home-devices button:has-text("借出家用设备")');
+  await li.waitForSelector('#home-dev-token');
+  const deviceToken = await li.inputValue('#home-dev-token');
+  assert.match(deviceToken, /^tcdev_[\w-]{43}$/);
+  assert.match(await li.textContent('.home-devices tbody') || '', /张秀英家血压计\s*从未/);
   assert.deepEqual(await axeViolations(li), []);
 
   // The worklist: the reading above target is one item; dr.li acknowledges it.
@@ -109,7 +124,7 @@ test('a kiosk reading reaches the call, the record, the trend and the worklist',
   await li.waitForSelector(items, { state: 'detached' });
 
   // A home device posts a reading above target twice (the link dropped before the answer).
-  const first = await homeDeviceReading(env.server.url, zhangId, { systolic_mmhg: 158, diastolic_mmhg: 98 });
+  const first = await homeDeviceReading(env.server.url, deviceToken, { systolic_mmhg: 158, diastolic_mmhg: 98 });
   assert.equal(first.twice[0].results[0].status, 'created');
   assert.equal(first.twice[1].results[0].status, 'duplicate');
   await li.reload();
@@ -120,6 +135,14 @@ test('a kiosk reading reaches the call, the record, the trend and the worklist',
   assert.match(text, /超标读数 1 次/, 'the retry counted once');
   await screenshot(li, 'vitals-worklist');
   assert.deepEqual(await axeViolations(li), []);
+  // Her record now shows when the monitor was last in contact.
+  await li.click('a.brand');
+  await ready(li, '/');
+  await li.click('.list li:has-text("张秀英") button:has-text("健康档案")');
+  await ready(li, `/patients/${zhangId}`);
+  const monitor = await li.textContent('.home-devices tbody tr:has-text("张秀英家血压计")') || '';
+  assert.ok(!monitor.includes('从未'), `the monitor has been seen: ${monitor}`);
+  await screenshot(li, 'vitals-home-device');
   await li.close();
 
   // patient.zhang reads her own record in plain words, with the news sent to her.

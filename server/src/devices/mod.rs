@@ -203,6 +203,8 @@ pub struct IssuedDevice {
 pub struct DeviceFilter {
     pub organisation_id: Option<String>,
     pub kind: Option<DeviceKind>,
+    /// Only the home devices bound to this patient (a patient's record page).
+    pub patient_id: Option<String>,
     /// Include revoked devices (default: only those in use).
     pub include_revoked: Option<bool>,
     pub limit: Option<u32>,

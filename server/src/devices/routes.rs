@@ -118,6 +118,7 @@ async fn list(
     let filter = ListFilter {
         organisation_id: f.organisation_id.as_deref().filter(|o| !o.is_empty()),
         kind: f.kind,
+        patient_id: f.patient_id.as_deref().filter(|p| !p.is_empty()),
         include_revoked: f.include_revoked.unwrap_or(false),
         after: Some(cursor.as_str()).filter(|c| !c.is_empty()),
     };

@@ -114,6 +114,7 @@ pub async fn view_row(db: &Db, id: &str) -> ApiResult<Option<ViewRow>> {
 pub struct ListFilter<'a> {
     pub organisation_id: Option<&'a str>,
     pub kind: Option<DeviceKind>,
+    pub patient_id: Option<&'a str>,
     pub include_revoked: bool,
     /// Devices after this one (by id).
     pub after: Option<&'a str>,
@@ -149,6 +150,9 @@ pub async fn list(db: &Db, role: Role, org: &str, f: ListFilter<'_>, limit: i64)
     }
     if let Some(k) = f.kind {
         q.condition().push("d.kind = ").push_bind(k.as_str());
+    }
+    if let Some(p) = f.patient_id {
+        q.condition().push("d.patient_id = ").push_bind(p);
     }
     if !f.include_revoked {
         q.condition().push("d.revoked_at IS NULL");

@@ -140,8 +140,10 @@ function devicesSection(orgs, devices) {
  * One device with its revocation, confirmed first.
  * @param {any} d
  * @param {() => void} gone called once the device is revoked
+ * @param {boolean} [full] with its kind and organisation (the admin's list); a patient's
+ *   record lists only her home devices, by name
  */
-function deviceRow(d, gone) {
+export function deviceRow(d, gone, full = true) {
   const actions = h('td', { class: 'actions' });
   const message = h('p', { role: 'status', class: 'hint' });
   const render = () => {
@@ -158,7 +160,8 @@ function deviceRow(d, gone) {
     } }, t('device.revoke')), message);
   };
   render();
-  return h('tr', { 'data-device': d.id }, h('td', null, d.label), h('td', null, t(`device.kind.${d.kind}`)), h('td', null, d.organisation_name),
+  return h('tr', { 'data-device': d.id }, h('td', null, d.label),
+    full ? [h('td', null, t(`device.kind.${d.kind}`)), h('td', null, d.organisation_name)] : null,
     h('td', null, d.last_seen_at ? when(d.last_seen_at) : t('device.never')), actions);
 }
 

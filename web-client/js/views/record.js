@@ -10,6 +10,7 @@ import { get, getAll, post } from '../api.js';
 import { patientOf, patientHeader } from './patient-header.js';
 import { trendChart } from '../vitals/chart.js';
 import { kindName } from '../vitals/live.js';
+import { deviceRow } from './admin.js';
 
 /**
  * A plan's targets in words: "血压 < 140/90 mmHg · 空腹血糖 < 7 mmol/L · 每 7 天测量".
@@ -24,6 +25,19 @@ export function targetWords(targets) {
   if (targets.postprandial_glucose_below) parts.push(t('record.targetPost', { v: targets.postprandial_glucose_below }));
   if (targets.measure_every_days) parts.push(t('record.every', { n: targets.measure_every_days }));
   return parts.join(' · ');
+}
+
+/**
+ * A timeline item's status in words: a consultation's state, a referral's or a follow-up
+ * plan's status, or a record's own (draft, superseded, entered in error).
+ * @param {string} kind
+ * @param {string} status
+ * @returns {string}
+ */
+export function statusWord(kind, status) {
+  /** @type {Record<string, string>} */
+  const keys = { consultation: `state.${status}`, referral: `referral.status.${status}`, follow_up: `record.planStatus.${status}` };
+  return t(keys[kind] ?? `record.status.${status}`);
 }
 
 /**
@@ -43,7 +57,7 @@ function timelineRow(app, item) {
     h('span', { class: 'tl-when' }, when(item.at)), ' ',
     h('strong', { class: 'tl-kind' }, t(`record.kind.${item.kind}`)), ' ',
     h('span', { class: 'tl-title' }, item.title),
-    item.status && !['current', 'stored', 'signed'].includes(item.status) ? h('span', { class: 'tl-status' }, ` · ${item.status}`) : null,
+    item.status && !['current', 'stored', 'signed'].includes(item.status) ? h('span', { class: 'tl-status', 'data-status': item.status }, ` · ${statusWord(item.kind, item.status)}`) : null,
     extra.filter(Boolean).length ? h('span', { class: 'tl-extra muted' }, ` · ${extra.filter(Boolean).join(' · ')}`) : null,
     item.consultation_id ? h('button', { class: 'link', onclick: () => app.navigate(`/consultations/${item.consultation_id}`) }, t('record.openConsultation')) : null);
 }
@@ -88,6 +102,7 @@ function charts(readings, ecgs, plans) {
  */
 export async function patientRecordView(app, patientId) {
   const patient = await patientOf(patientId);
+  const managesDevices = ['community_doctor', 'coordinator', 'admin'].includes(app.user().role);
   const [plans, readings, ecgs, first] = await Promise.all([
     getAll(`/api/v1/patients/${patientId}/timeline?kind=follow_up&limit=200`),
     getAll(`/api/v1/patients/${patientId}/observations?limit=1000`).catch(() => []),
@@ -116,7 +131,66 @@ export async function patientRecordView(app, patientId) {
         h('span', { class: 'plan-targets' }, ` · ${targetWords(p.data.targets)}`))))
         : h('p', { class: 'muted' }, t('common.none'))),
     h('section', { class: 'card', 'aria-labelledby': 'trends-h' }, h('h2', { id: 'trends-h' }, t('record.trends')), charts(readings, ecgs, active)),
+    managesDevices ? await homeDevicesSection(patientId, patient?.name || '') : null,
     h('section', { class: 'card', 'aria-labelledby': 'tl-h' }, h('h2', { id: 'tl-h' }, t('record.timeline')), list, more));
+}
+
+/**
+ * The patient's home devices (a blood-pressure monitor lent for her follow-up, which sends its
+ * readings to her record): those in use, with their last contact and a "revoke" that is
+ * confirmed first; and lending another, whose token is shown once, to enter on the device or
+ * its app. For the staff who manage devices (the server decides which: a community doctor,
+ * those of their own centre's patients).
+ * @param {string} patientId
+ * @param {string} name
+ * @returns {Promise<HTMLElement>}
+ */
+async function homeDevicesSection(patientId, name) {
+  /** @type {any[]} */
+  let devices = (await get(`/api/v1/devices?kind=home&patient_id=${encodeURIComponent(patientId)}&limit=200`)).items;
+  const body = h('tbody');
+  const renderRows = () => {
+    body.replaceChildren(...(devices.length
+      ? devices.map((d) => deviceRow(d, () => { devices = devices.filter((x) => x.id !== d.id); renderRows(); }, false))
+      : [h('tr', null, h('td', { colspan: '3', class: 'muted' }, t('homeDevice.none')))]));
+  };
+  renderRows();
+  const issued = h('div', { class: 'issued', role: 'status' });
+  const error = h('p', { class: 'error', role: 'alert' });
+  const label = /** @type {HTMLInputElement} */ (h('input', {
+    id: 'home-dev-label', name: 'label', required: true, maxlength: '100', value: t('homeDevice.defaultLabel', { name }),
+  }));
+  const form = /** @type {HTMLFormElement} */ (h('form', { class: 'grid home-device-issue' },
+    h('div', { class: 'field' }, h('label', { for: 'home-dev-label' }, t('device.label')), label),
+    error,
+    h('button', { type: 'submit', class: 'primary' }, t('homeDevice.lend'))));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    issued.replaceChildren();
+    try {
+      const answer = await post('/api/v1/devices', { kind: 'home', label: label.value.trim(), patient_id: patientId });
+      devices = [...devices, answer.device];
+      renderRows();
+      const token = /** @type {HTMLInputElement} */ (h('input', {
+        id: 'home-dev-token', class: 'device-token', readonly: true, value: answer.token, 'aria-label': t('homeDevice.token'),
+      }));
+      const copy = h('button', { type: 'button', onclick: async () => {
+        token.select();
+        try { await navigator.clipboard.writeText(answer.token); copy.textContent = t('device.copied'); } catch { /* selected for copying by hand */ }
+      } }, t('device.copy'));
+      issued.replaceChildren(h('p', null, t('homeDevice.token')), token, copy);
+    } catch (err) {
+      error.textContent = /** @type {Error} */ (err).message;
+    }
+  });
+  return h('section', { class: 'card home-devices', 'aria-labelledby': 'home-dev-h' },
+    h('h2', { id: 'home-dev-h' }, t('homeDevice.title')),
+    h('table', { class: 'devices' },
+      h('thead', null, h('tr', null, h('th', { scope: 'col' }, t('device.label')), h('th', { scope: 'col' }, t('device.lastSeen')),
+        h('th', { scope: 'col' }, t('common.actions')))),
+      body),
+    form, issued);
 }
 
 /**
