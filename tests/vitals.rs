@@ -283,12 +283,23 @@ async fn out_of_target_readings_reach_the_worklist_once_per_episode(app: &TestAp
         (Some("blood_pressure_above_target"), Some(1), Some(plan_id.as_str()))
     );
     assert_eq!(open[0]["detail"], "152/96 mmHg, target below 140/90 mmHg");
-    // The patient is told once, in plain words.
+    // The reading and the target apart, for screens in other languages.
+    assert_eq!((open[0]["reading"].as_str(), open[0]["target"].as_str()), (Some("152/96 mmHg"), Some("140/90 mmHg")));
+    assert!(open[0]["since"].is_null(), "{:?}", open[0]);
+    // The patient is told once, in plain words, in her language with no English in it.
     let (_, inbox) = app.get("/api/v1/notifications", &zhang_token).await;
     let told: Vec<&Value> =
         inbox["items"].as_array().unwrap().iter().filter(|n| n["kind"] == "reading_out_of_target").collect();
     assert_eq!(told.len(), 1, "{inbox}");
-    assert!(told[0]["body"].as_str().unwrap().contains("152/96 mmHg"));
+    assert!(
+        told[0]["body"].as_str().unwrap().starts_with("您的血压 152/96 mmHg，目标是低于 140/90 mmHg。"),
+        "{}",
+        told[0]
+    );
+    assert_eq!(
+        (told[0]["params"]["reading"].as_str(), told[0]["params"]["target"].as_str()),
+        (Some("152/96 mmHg"), Some("140/90 mmHg"))
+    );
 
     // Another reading out of target adds to the same episode.
     app.post(&path, &zhang_token, &bp(148.0, 92.0)).await;
@@ -358,6 +369,8 @@ async fn missing_readings_are_one_item_per_silence(app: &TestApp) {
     let open = worklist(app, &li, "open").await;
     let missing: Vec<&Value> = open.iter().filter(|w| w["reason"] == "glucose_missing").collect();
     assert_eq!(missing.len(), 1, "{open:?}");
+    assert!(missing[0]["since"].as_str().is_some_and(|s| s.len() >= 20), "since when nothing came: {:?}", missing[0]);
+    assert!(missing[0]["reading"].is_null() && missing[0]["target"].is_null(), "{:?}", missing[0]);
     let (_, inbox) = app.get("/api/v1/notifications", &liu_token).await;
     assert!(inbox["items"].as_array().unwrap().iter().any(|n| n["kind"] == "reading_due"), "{inbox}");
 

@@ -12,7 +12,9 @@ import { authHeader, get, post, refresh } from './api.js';
 
 /**
  * What a notification says in the reader's language: from its code and parameters when this
- * client knows the code, else the title and body the server wrote (in both languages).
+ * client knows the code and the notification carries every parameter its text names, else
+ * the title and body the server wrote (in both languages) — a notification stored before its
+ * text took a new parameter still reads whole.
  * @param {Notification} n
  * @returns {{title: string, body: string}}
  */
@@ -20,7 +22,21 @@ export function noticeText(n) {
   const key = `notify.${n.code}`;
   if (!n.code || !known(`${key}.title`)) return { title: n.title, body: n.body };
   const params = n.params || {};
-  return { title: t(`${key}.title`, params), body: known(`${key}.body`) ? t(`${key}.body`, params) : n.body };
+  const filled = (/** @type {string} */ k) =>
+    ([...t(k).matchAll(/\{(\w+)\}/g)].every((m) => m[1] in params) ? t(k, params) : null);
+  const title = filled(`${key}.title`);
+  const body = known(`${key}.body`) ? filled(`${key}.body`) : timeOrText(n.body);
+  return title === null || body === null ? { title: n.title, body: n.body } : { title, body };
+}
+
+/**
+ * A body that is a time (an appointment's start, as the server sends it) as the reader reads
+ * times; any other body as it is.
+ * @param {string} body
+ * @returns {string}
+ */
+function timeOrText(body) {
+  return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(body) ? when(body) : body;
 }
 
 /**

@@ -259,6 +259,17 @@ test('notifications show in the reader\'s language from their code, else as the 
     assert.deepEqual(noticeText(n), { title: 'Referral accepted', body: '胸痛待查' });
     const walkIn = { ...n, kind: 'kiosk_walk_in', code: 'kiosk_walk_in', params: { name: '刘德明', kiosk: '大厅自助机' } };
     assert.equal(noticeText(walkIn).body, '刘德明 checked in at the kiosk "大厅自助机" with nothing booked today and asks for the doctor on duty.');
+    // A reading out of target says what was read and the target in the reader's words; one
+    // stored before its text named them (only `detail` then) keeps the server's text.
+    const high = {
+      ...n, kind: 'reading_out_of_target', code: 'reading_blood_pressure_above_target', title: '血压高于目标 Your blood pressure is above your target',
+      body: '您的血压 152/96 mmHg, target below 140/90 mmHg。…', params: { detail: '152/96 mmHg, target below 140/90 mmHg', reading: '152/96 mmHg', target: '140/90 mmHg' },
+    };
+    stored.set('teleconsult.lang', 'zh');
+    assert.match(noticeText(high).body, /^您的血压 152\/96 mmHg，目标是低于 140\/90 mmHg。/);
+    const before = { ...high, params: { detail: '152/96 mmHg, target below 140/90 mmHg' } };
+    assert.deepEqual(noticeText(before), { title: before.title, body: before.body });
+    stored.set('teleconsult.lang', 'en');
     // Made before codes, or a code this client does not know: the server's text.
     assert.deepEqual(noticeText({ ...n, code: '' }), { title: n.title, body: n.body });
     assert.deepEqual(noticeText({ ...n, code: 'from_a_newer_server' }), { title: n.title, body: n.body });

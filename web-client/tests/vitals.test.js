@@ -93,7 +93,8 @@ test('a kiosk reading reaches the call, the record, the trend and the worklist',
   // States in words, not the API's codes.
   assert.match(await li.textContent('.timeline li[data-kind="consultation"] .tl-status') || '', /已预约/);
   assert.match(await li.textContent('.timeline li[data-kind="follow_up"] .tl-status') || '', /进行中/);
-  assert.doesNotMatch(await li.textContent('.timeline') || '', /\b(scheduled|active)\b/);
+  assert.doesNotMatch(await li.textContent('.timeline') || '', /\b(scheduled|active|pulse)\b/);
+  assert.match(await li.textContent('.timeline li[data-kind="vital"]') || '', /152\/96 mmHg，脉搏 78 次\/分/);
   assert.match(await li.textContent('.plans') || '', /高血压[\s\S]*血压 < 140\/90 mmHg[\s\S]*每 7 天测量/);
   assert.equal(await li.$$eval('figure[data-chart="bp"] circle', (c) => c.length), 2, 'systolic and diastolic of the one reading');
   assert.equal(await li.$$eval('figure[data-chart="bp"] line.target', (c) => c.length), 2, 'the 140 and 90 target lines');
@@ -118,7 +119,7 @@ test('a kiosk reading reaches the call, the record, the trend and the worklist',
   await ready(li, '/worklist');
   const items = '.worklist li[data-reason="blood_pressure_above_target"]:has-text("张秀英")';
   assert.equal((await li.$$(items)).length, 1);
-  assert.match(await li.textContent(items) || '', /152\/96 mmHg, target below 140\/90 mmHg/);
+  assert.match(await li.textContent(items) || '', /152\/96 mmHg，目标低于 140\/90 mmHg/);
   await li.fill(`${items} input[name=note]`, '已电话随访，调整用药');
   await li.click(`${items} button:has-text("已处理")`);
   await li.waitForSelector(items, { state: 'detached' });
@@ -155,6 +156,8 @@ test('a kiosk reading reaches the call, the record, the trend and the worklist',
   assert.match(mine, /您测量的血压：152\/96 mmHg/);
   assert.match(mine, /远程会诊：血压控制不佳，头晕一周/);
   assert.match(mine, /血压高于目标/, 'the notice of the reading above target');
+  assert.doesNotMatch(mine, /pulse|target|Your|Appointment|\d{4}-\d{2}-\d{2}T/, 'no English and no raw times in her Chinese record');
+  assert.match(mine, /您的血压 158\/98 mmHg，目标是低于 140\/90 mmHg。/);
   await screenshot(zhangPage, 'vitals-my-record');
   assert.deepEqual(await axeViolations(zhangPage), []);
   await zhangPage.close();

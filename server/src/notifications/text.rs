@@ -68,26 +68,26 @@ const CATALOGUE: &[Entry] = &[
     ),
     with_body(
         "reading_blood_pressure_above_target",
-        ("血压高于目标", "您的血压 {detail}。请按医嘱服药，注意休息，少吃盐；您的家庭医生会看到并与您联系。"),
+        ("血压高于目标", "您的血压 {reading}，目标是低于 {target}。请按医嘱服药，注意休息，少吃盐；您的家庭医生会看到并与您联系。"),
         (
             "Your blood pressure is above your target",
-            "Your blood pressure: {detail}. Please take your medicine as prescribed and rest; your family doctor has been told and will contact you.",
+            "Your blood pressure: {reading}; your target is below {target}. Please take your medicine as prescribed and rest; your family doctor has been told and will contact you.",
         ),
     ),
     with_body(
         "reading_glucose_above_target",
-        ("血糖高于目标", "您的血糖 {detail}。请按医嘱用药、注意饮食；您的家庭医生会看到并与您联系。"),
+        ("血糖高于目标", "您的血糖 {reading}，目标是低于 {target}。请按医嘱用药、注意饮食；您的家庭医生会看到并与您联系。"),
         (
             "Your blood sugar is above your target",
-            "Your blood sugar: {detail}. Please take your medicine as prescribed and watch your diet; your family doctor has been told.",
+            "Your blood sugar: {reading}; your target is below {target}. Please take your medicine as prescribed and watch your diet; your family doctor has been told.",
         ),
     ),
     with_body(
         "reading_glucose_low",
-        ("血糖偏低", "您的血糖 {detail}。请马上吃些含糖食物（如糖果、果汁），15 分钟后再测一次；如仍不适请就医。"),
+        ("血糖偏低", "您的血糖 {reading}，低于 {target}。请马上吃些含糖食物（如糖果、果汁），15 分钟后再测一次；如仍不适请就医。"),
         (
             "Your blood sugar is low",
-            "Your blood sugar: {detail}. Eat something sweet now and measure again in 15 minutes; seek care if you still feel unwell.",
+            "Your blood sugar: {reading}, below {target}. Eat something sweet now and measure again in 15 minutes; seek care if you still feel unwell.",
         ),
     ),
     with_body(

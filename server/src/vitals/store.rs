@@ -473,6 +473,8 @@ pub struct Episode<'a> {
     pub first_observation: &'a str,
     pub last_observation: &'a str,
     pub detail: &'a str,
+    pub reading: &'a str,
+    pub target: &'a str,
     pub readings: i64,
     pub at: &'a str,
 }
@@ -483,10 +485,11 @@ pub async fn open_or_add(conn: &mut sqlx::AnyConnection, e: &Episode<'_>) -> Api
     let open = WorklistStatus::Open.as_str();
     Ok(sqlx::query_as(
         "INSERT INTO worklist_items (id, plan_id, patient_id, organisation_id, reason, episode_key, status, detail,
-            first_observation_id, last_observation_id, readings, opened_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $11, $7, $6, $8, $9, $10, $10)
+            first_observation_id, last_observation_id, readings, opened_at, updated_at, reading, target)
+         VALUES ($1, $2, $3, $4, $5, $6, $11, $7, $6, $8, $9, $10, $10, $12, $13)
          ON CONFLICT (plan_id, reason) WHERE status = 'open' DO UPDATE SET
-            detail = excluded.detail, last_observation_id = excluded.last_observation_id,
+            detail = excluded.detail, reading = excluded.reading, target = excluded.target,
+            last_observation_id = excluded.last_observation_id,
             readings = worklist_items.readings + excluded.readings, updated_at = excluded.updated_at
          RETURNING id, readings",
     )
@@ -501,6 +504,8 @@ pub async fn open_or_add(conn: &mut sqlx::AnyConnection, e: &Episode<'_>) -> Api
     .bind(e.readings)
     .bind(e.at)
     .bind(open)
+    .bind(e.reading)
+    .bind(e.target)
     .fetch_one(&mut *conn)
     .await?)
 }
@@ -552,6 +557,7 @@ pub async fn open_silence(conn: &mut sqlx::AnyConnection, s: &Silence<'_>) -> Ap
 }
 
 const ITEM_SELECT: &str = "SELECT w.id, w.plan_id, p.condition, w.patient_id, x.name AS patient_name, w.reason, w.status, w.detail,
+        w.reading, w.target, w.episode_key,
         w.readings, w.first_observation_id, w.last_observation_id, w.opened_at, w.updated_at, w.acknowledged_by, w.acknowledged_at
      FROM worklist_items w JOIN follow_up_plans p ON p.id = w.plan_id JOIN patients x ON x.id = w.patient_id";
 
@@ -565,6 +571,9 @@ struct ItemRow {
     reason: String,
     status: String,
     detail: String,
+    reading: Option<String>,
+    target: Option<String>,
+    episode_key: String,
     readings: i64,
     first_observation_id: Option<String>,
     last_observation_id: Option<String>,
@@ -576,6 +585,7 @@ struct ItemRow {
 
 impl ItemRow {
     fn item(self) -> ApiResult<WorklistItem> {
+        let since = self.reason.ends_with("_missing").then(|| self.episode_key.clone());
         Ok(WorklistItem {
             status: self.status.parse::<WorklistStatus>()?,
             id: self.id,
@@ -585,6 +595,9 @@ impl ItemRow {
             patient_name: self.patient_name,
             reason: self.reason,
             detail: self.detail,
+            reading: self.reading.filter(|r| !r.is_empty()),
+            target: self.target.filter(|t| !t.is_empty()),
+            since,
             readings: self.readings,
             first_observation_id: self.first_observation_id,
             last_observation_id: self.last_observation_id,

@@ -118,6 +118,11 @@ pub fn check(t: &Targets) -> Result<(), (&'static str, &'static str)> {
 pub struct Finding {
     pub reason: Reason,
     pub detail: String,
+    /// What was read, numbers and units only (`152/96 mmHg`, `8.2 mmol/L`).
+    pub reading: String,
+    /// The target it is weighed against, numbers and units only (`140/90 mmHg`): below it for
+    /// a target, at least it for a low limit.
+    pub target: String,
 }
 
 fn n(x: f64) -> String {
@@ -137,15 +142,17 @@ pub fn evaluate(t: &Targets, kind: Kind, v: &Values) -> Vec<Finding> {
             let high_s = t.systolic_below.is_some_and(|m| s >= m);
             let high_d = t.diastolic_below.is_some_and(|m| d >= m);
             if high_s || high_d {
+                let reading = format!("{}/{} mmHg", n(s), n(d));
+                let target = format!(
+                    "{}/{} mmHg",
+                    t.systolic_below.map(n).unwrap_or_else(|| "-".into()),
+                    t.diastolic_below.map(n).unwrap_or_else(|| "-".into())
+                );
                 out.push(Finding {
                     reason: Reason::BloodPressureAboveTarget,
-                    detail: format!(
-                        "{}/{} mmHg, target below {}/{} mmHg",
-                        n(s),
-                        n(d),
-                        t.systolic_below.map(n).unwrap_or_else(|| "-".into()),
-                        t.diastolic_below.map(n).unwrap_or_else(|| "-".into())
-                    ),
+                    detail: format!("{reading}, target below {target}"),
+                    reading,
+                    target,
                 });
             }
         }
@@ -156,6 +163,8 @@ pub fn evaluate(t: &Targets, kind: Kind, v: &Values) -> Vec<Finding> {
                 out.push(Finding {
                     reason: Reason::GlucoseLow,
                     detail: format!("{} mmol/L ({}), below {} mmol/L", n(g), context.as_str(), n(low)),
+                    reading: format!("{} mmol/L", n(g)),
+                    target: format!("{} mmol/L", n(low)),
                 });
             }
             let limit = match context {
@@ -166,6 +175,8 @@ pub fn evaluate(t: &Targets, kind: Kind, v: &Values) -> Vec<Finding> {
                 out.push(Finding {
                     reason: Reason::GlucoseAboveTarget,
                     detail: format!("{} mmol/L ({}), target below {} mmol/L", n(g), context.as_str(), n(limit)),
+                    reading: format!("{} mmol/L", n(g)),
+                    target: format!("{} mmol/L", n(limit)),
                 });
             }
         }

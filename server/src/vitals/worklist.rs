@@ -35,6 +35,9 @@ pub fn targets_of(stored: &str, condition: &str) -> Targets {
 pub struct Opened {
     pub reason: Reason,
     pub detail: String,
+    /// What was read and the target, numbers and units only (empty for a silence).
+    pub reading: String,
+    pub target: String,
 }
 
 /// Weighs newly stored readings against the patient's active plans, inside the ingest's
@@ -59,14 +62,17 @@ pub async fn weigh(
         let (episodes, ended) = findings(&targets, created, now);
         // One statement per (plan, reason) however many readings of the batch are out of
         // target: the episode's first reading keys it, the last one is shown.
-        for (reason, first, last, detail, count) in episodes {
+        for (first, last, finding, count) in episodes {
+            let reason = finding.reason;
             let episode = store::Episode {
                 plan,
                 patient_id: &patient.id,
                 reason: reason.as_str(),
                 first_observation: &first,
                 last_observation: &last,
-                detail: &detail,
+                detail: &finding.detail,
+                reading: &finding.reading,
+                target: &finding.target,
                 readings: count,
                 at: &stamp,
             };
@@ -77,7 +83,12 @@ pub async fn weigh(
             conn.audit(sender.event(action, "worklist_item", &item).patient(&patient.id).detail(reason.as_str()))
                 .await?;
             if is_new {
-                opened.push(Opened { reason, detail });
+                opened.push(Opened {
+                    reason,
+                    detail: finding.detail,
+                    reading: finding.reading,
+                    target: finding.target,
+                });
             }
         }
         for reason in ended {
@@ -90,9 +101,9 @@ pub async fn weigh(
     Ok(opened)
 }
 
-/// (reason, first reading, last reading, its detail, readings) of a batch out of a plan's
-/// targets.
-type Finding = (Reason, String, String, String, i64);
+/// (first reading, last reading, the last one's finding, readings) of a batch out of a plan's
+/// targets, one per reason.
+type Finding = (String, String, targets::Finding, i64);
 
 /// What the recent readings of a batch say against a plan's targets: the episodes they open
 /// or add to, and the silences they end.
@@ -112,13 +123,13 @@ fn findings(targets: &Targets, created: &[(String, &Reading)], now: DateTime<Utc
             }
         }
         for finding in targets::evaluate(targets, r.kind, &r.values) {
-            match episodes.iter_mut().find(|e| e.0 == finding.reason) {
+            match episodes.iter_mut().find(|e| e.2.reason == finding.reason) {
                 Some(e) => {
-                    e.2 = rid.clone();
-                    e.3 = finding.detail;
-                    e.4 += 1;
+                    e.1 = rid.clone();
+                    e.2 = finding;
+                    e.3 += 1;
                 }
-                None => episodes.push((finding.reason, rid.clone(), rid.clone(), finding.detail, 1)),
+                None => episodes.push((rid.clone(), rid.clone(), finding, 1)),
             }
         }
     }
@@ -145,7 +156,10 @@ pub async fn notify_patient(
                 std::slice::from_ref(user),
                 &Notice::new(
                     kind,
-                    Text::new(&format!("reading_{}", o.reason.as_str())).with("detail", &o.detail),
+                    Text::new(&format!("reading_{}", o.reason.as_str()))
+                        .with("detail", &o.detail)
+                        .with("reading", &o.reading)
+                        .with("target", &o.target),
                     "",
                     None,
                 ),
@@ -198,7 +212,7 @@ pub async fn sweep_missing(
                         .detail(m.reason.as_str()),
                 )
                 .await?;
-                news.push(Opened { reason: m.reason, detail });
+                news.push(Opened { reason: m.reason, detail, reading: String::new(), target: String::new() });
             }
         }
         if news.is_empty() {
@@ -254,8 +268,18 @@ pub struct WorklistItem {
     pub reason: String,
     #[schemars(with = "String")]
     pub status: WorklistStatus,
-    /// What was seen against what was aimed for, e.g. `152/96 mmHg, target below 140/90 mmHg`.
+    /// What was seen against what was aimed for, e.g. `152/96 mmHg, target below 140/90 mmHg`
+    /// (in English; a doctor's note on acknowledging is appended after ` — `).
     pub detail: String,
+    /// The last reading out of target, numbers and units only (`152/96 mmHg`), for screens
+    /// that say it in their reader's language; none for a missing reading (and for items
+    /// opened before 2026-12-07).
+    pub reading: Option<String>,
+    /// The target it missed, numbers and units only (`140/90 mmHg`; a low limit for
+    /// `glucose_low`).
+    pub target: Option<String>,
+    /// For a missing reading: since when nothing arrived (the last reading, or the plan's start).
+    pub since: Option<String>,
     /// Readings out of target in this episode (0 for a missing reading).
     pub readings: i64,
     pub first_observation_id: Option<String>,

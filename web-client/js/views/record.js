@@ -9,8 +9,9 @@ import { whoLooked, refusedTimes } from '../trail.js';
 import { get, getAll, post } from '../api.js';
 import { patientOf, patientHeader } from './patient-header.js';
 import { trendChart } from '../vitals/chart.js';
-import { kindName } from '../vitals/live.js';
+import { kindName, readingWords } from '../vitals/live.js';
 import { deviceRow } from './admin.js';
+import { noticeText } from '../notifications.js';
 
 /**
  * A plan's targets in words: "血压 < 140/90 mmHg · 空腹血糖 < 7 mmol/L · 每 7 天测量".
@@ -56,7 +57,7 @@ function timelineRow(app, item) {
   return h('li', { class: `tl tl-${item.kind}`, 'data-kind': item.kind, 'data-id': item.id },
     h('span', { class: 'tl-when' }, when(item.at)), ' ',
     h('strong', { class: 'tl-kind' }, t(`record.kind.${item.kind}`)), ' ',
-    h('span', { class: 'tl-title' }, item.title),
+    h('span', { class: 'tl-title' }, item.kind === 'vital' ? readingWords(item.data.reading_kind, item.data.values, item.title) : item.title),
     item.status && !['current', 'stored', 'signed'].includes(item.status) ? h('span', { class: 'tl-status', 'data-status': item.status }, ` · ${statusWord(item.kind, item.status)}`) : null,
     extra.filter(Boolean).length ? h('span', { class: 'tl-extra muted' }, ` · ${extra.filter(Boolean).join(' · ')}`) : null,
     item.consultation_id ? h('button', { class: 'link', onclick: () => app.navigate(`/consultations/${item.consultation_id}`) }, t('record.openConsultation')) : null);
@@ -200,7 +201,7 @@ async function homeDevicesSection(patientId, name) {
  */
 export function plainWords(item) {
   switch (item.kind) {
-    case 'vital': return t('mine.vital', { kind: kindName(item.data.reading_kind), value: item.title });
+    case 'vital': return t('mine.vital', { kind: kindName(item.data.reading_kind), value: readingWords(item.data.reading_kind, item.data.values, item.title) });
     case 'consultation': return t('mine.consultation', { reason: item.title });
     case 'opinion': return t('mine.opinion', { text: item.data.patient_summary || item.data.impression, name: item.data.signer_name });
     case 'referral': return t('mine.referral', { to: item.data.to_organisation, status: t(`mine.referral.${item.status}`) });
@@ -230,8 +231,10 @@ export async function myRecordView(app) {
   return h('section', { class: 'elder-record', 'aria-labelledby': 'mine-h' },
     h('h1', { id: 'mine-h' }, t('mine.title')),
     h('h2', null, t('mine.news')),
-    news.items.length ? h('ul', { class: 'list news' }, news.items.map((/** @type {any} */ n) => h('li', { class: 'big-item' },
-      h('strong', null, n.title), h('p', null, n.body), h('p', { class: 'muted' }, when(n.created_at)))))
+    news.items.length ? h('ul', { class: 'list news' }, news.items.map((/** @type {any} */ n) => {
+      const text = noticeText(n);
+      return h('li', { class: 'big-item' }, h('strong', null, text.title), h('p', null, text.body), h('p', { class: 'muted' }, when(n.created_at)));
+    }))
       : h('p', { class: 'muted' }, t('common.none')),
     h('h2', null, t('mine.story')),
     h('ol', { class: 'timeline plain' }, page.items.map((/** @type {any} */ i) => h('li', { class: 'big-item', 'data-kind': i.kind },
@@ -243,6 +246,19 @@ export async function myRecordView(app) {
       : h('p', { class: 'muted' }, t('mine.nobody')),
     refused ? h('p', { class: 'refused' }, t('mine.refused', { n: refused })) : null,
     h('button', { class: 'primary huge', onclick: () => app.navigate('/') }, t('mine.back')));
+}
+
+/**
+ * What a worklist item saw against what was aimed for, in the reader's words: the reading and
+ * the target, or since when nothing arrived; the server's English `detail` for items that
+ * carry neither (opened before they were kept apart).
+ * @param {any} w
+ * @returns {string}
+ */
+export function worklistDetail(w) {
+  if (w.reading && w.target) return t(`worklist.detail.${w.reason}`, { reading: w.reading, target: w.target });
+  if (w.since) return t('worklist.detail.missing', { since: when(w.since) });
+  return w.detail;
 }
 
 /**
@@ -258,7 +274,7 @@ export async function worklistView(app) {
     const note = /** @type {HTMLInputElement} */ (h('input', { name: 'note', id: `note-${w.id}`, placeholder: t('worklist.notePlaceholder') }));
     return h('li', { 'data-item': w.id, 'data-reason': w.reason },
       h('p', null, h('strong', null, w.patient_name), ' · ', w.condition, ' · ', h('span', { class: 'wl-reason' }, t(`worklist.reason.${w.reason}`))),
-      h('p', { class: 'wl-detail' }, w.detail),
+      h('p', { class: 'wl-detail' }, worklistDetail(w)),
       h('p', { class: 'muted' }, t('worklist.since', { at: when(w.opened_at), n: w.readings })),
       h('div', { class: 'actions' },
         h('label', { for: note.id, class: 'visually-hidden' }, t('worklist.note')), note,

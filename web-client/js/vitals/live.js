@@ -15,6 +15,29 @@ import * as gatt from './gatt.js';
 export const kindName = (kind) => t(`vitals.kind.${kind}`);
 
 /**
+ * A reading's values in the reader's words ("152/96 mmHg，脉搏 78 次/分"), from the values the
+ * server stores (normalised units); `fallback` (the server's own summary) without them.
+ * @param {string} kind
+ * @param {Record<string, any> | null | undefined} values
+ * @param {string} [fallback]
+ * @returns {string}
+ */
+export function readingWords(kind, values, fallback = '') {
+  if (!values) return fallback;
+  const n = (/** @type {any} */ x) => (x === null || x === undefined ? '?' : String(Number(x)));
+  const pulse = values.pulse_bpm === null || values.pulse_bpm === undefined ? '' : t('vitals.words.pulse', { n: n(values.pulse_bpm) });
+  switch (kind) {
+    case 'blood_pressure': return `${n(values.systolic_mmhg)}/${n(values.diastolic_mmhg)} mmHg${pulse}`;
+    case 'glucose': return t('vitals.words.glucose', { n: n(values.glucose_mmol_l), context: t(`vitals.context.${values.glucose_context || 'random'}`) });
+    case 'spo2': return `${t('vitals.words.spo2', { n: n(values.spo2_pct) })}${pulse}`;
+    case 'weight': return `${n(values.weight_kg)} kg`;
+    case 'temperature': return `${n(values.temperature_c)} °C`;
+    case 'ecg': return `${t('vitals.words.ecg')}${pulse}`;
+    default: return fallback;
+  }
+}
+
+/**
  * A time as hh:mm:ss in the browser's zone.
  * @param {string} iso
  * @returns {string}
@@ -42,7 +65,7 @@ export function livePanel() {
       empty.hidden = true;
       const item = h('li', { class: 'vital', 'data-kind': reading.kind, 'data-id': reading.id, 'data-received': String(Date.now()) },
         h('strong', { class: 'vital-kind' }, kindName(reading.kind)), ' ',
-        h('span', { class: 'vital-values' }, reading.summary),
+        h('span', { class: 'vital-values' }, readingWords(reading.kind, reading.values, reading.summary)),
         h('span', { class: 'vital-meta' },
           t('vitals.measuredAt', { at: clockTime(reading.measured_at) }), ' · ',
           t(`vitals.source.${reading.source}`), ' · ',
