@@ -1,6 +1,25 @@
 // The API client: JSON over fetch with the bearer token, one refresh on 401, and
 // problem+json errors turned into ApiError.
 import * as session from './session.js';
+import { ZH } from './strings-zh.js';
+import { lang } from './i18n.js';
+
+/**
+ * What a reader is told of a problem the server answered: in Chinese, the client's own words
+ * for its stable `code` (`problem.<code>` of the Chinese table) when it has them; otherwise
+ * (English, or a code without words yet) the server's `detail`, which is English.
+ * @param {{code?: string, title?: string, detail?: string}} problem
+ * @param {number} status
+ * @param {string} language `zh-CN` or `en`
+ * @returns {string}
+ */
+export function problemText(problem, status, language) {
+  /** @type {Record<string, string>} */
+  const zh = ZH;
+  const own = problem.code ? zh[`problem.${problem.code}`] : undefined;
+  if (language !== 'en' && own) return own;
+  return problem.detail || problem.title || `HTTP ${status}`;
+}
 
 export class ApiError extends Error {
   /**
@@ -8,9 +27,11 @@ export class ApiError extends Error {
    * @param {{code?: string, title?: string, detail?: string}} problem
    */
   constructor(status, problem) {
-    super(problem.detail || problem.title || `HTTP ${status}`);
+    super(problemText(problem, status, lang()));
     this.status = status;
     this.code = problem.code || 'http_error';
+    /** The server's own words (English), for whoever needs the particulars. */
+    this.detail = problem.detail || '';
   }
 }
 

@@ -58,6 +58,23 @@ test('a DICOM series stacks every frame in instance-number order and starts from
   assert.equal(dragWindow({ center: 40, width: 400 }, -10000, 0).width, 1);
 });
 
+test('a problem the server answers is told in the reader\'s words where the client has them', async () => {
+  const { problemText } = await import('../js/api.js');
+  const taken = { code: 'slot_taken', title: 'Conflict', detail: 'the slot was taken by another booking' };
+  assert.equal(problemText(taken, 409, 'zh-CN'), '该时段刚被他人预约，请选择其他时段');
+  assert.equal(problemText(taken, 409, 'en'), 'the slot was taken by another booking');
+  // A code without Chinese words yet, or no code at all: the server's own text.
+  assert.equal(problemText({ code: 'fhir_search', detail: 'unknown parameter' }, 400, 'zh-CN'), 'unknown parameter');
+  assert.equal(problemText({}, 502, 'zh-CN'), 'HTTP 502');
+  // Every code with Chinese words is one the server has (server/src/error.rs).
+  const { readFileSync } = await import('node:fs');
+  const { ZH } = await import('../js/strings-zh.js');
+  const source = readFileSync(new URL('../../server/src/error.rs', import.meta.url), 'utf8');
+  const codes = new Set([...source.matchAll(/=> "([a-z_]+)",/g)].map((m) => m[1]));
+  assert.ok(codes.has('validation_failed') && codes.size > 60, `codes read: ${codes.size}`);
+  assert.deepEqual(Object.keys(ZH).filter((k) => k.startsWith('problem.') && !codes.has(k.slice(8))), []);
+});
+
 test('calipers read milliseconds at 25 mm/s and the rate', async () => {
   const { caliperReading } = await import('../js/ecg/viewer.js');
   assert.deepEqual(caliperReading(20), { ms: 800, bpm: 75 });
