@@ -482,3 +482,156 @@ async fn dicomweb_client_round_trip(app: &TestApp) {
     assert!(ecg["metadata_bytes"].as_u64().unwrap() < 60_000, "{ecg}");
 }
 db_test!(dicomweb_client_round_trip);
+
+/// An Orthanc PACS (the open-source archive many hospitals run; Debian's `orthanc` with its
+/// DICOMweb plugin `orthanc-dicomweb`), started on free ports with a fresh archive, with the
+/// given DICOMweb servers configured (name, base URL, bearer token). Killed when dropped.
+struct Orthanc {
+    child: std::process::Child,
+    base: String,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Orthanc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Orthanc {
+    /// `None` (test skipped) when Orthanc or its DICOMweb plugin is not installed, unless
+    /// services are required (`.ci/run` installs both).
+    async fn start(servers: &[(&str, String, &str)]) -> Option<Orthanc> {
+        let binary = std::env::var("TELECONSULT_ORTHANC").unwrap_or_else(|_| "Orthanc".into());
+        let plugin = std::env::var("TELECONSULT_ORTHANC_DICOMWEB")
+            .unwrap_or_else(|_| "/usr/share/orthanc/plugins/libOrthancDicomWeb.so".into());
+        let runs = std::process::Command::new(&binary).arg("--version").output().is_ok_and(|o| o.status.success());
+        if !runs || !std::path::Path::new(&plugin).exists() {
+            assert!(
+                !common::services_required(),
+                "Orthanc ({binary}) and its DICOMweb plugin ({plugin}) are needed: apt-get install orthanc orthanc-dicomweb"
+            );
+            eprintln!("skipping: Orthanc or its DICOMweb plugin is not installed");
+            return None;
+        }
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (http, dicom) = (free(), free());
+        let dir = std::env::temp_dir().join(format!("tc-orthanc-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let remotes: serde_json::Map<String, Value> = servers
+            .iter()
+            .map(|(name, url, token)| {
+                (name.to_string(), json!({"Url": url, "HttpHeaders": {"Authorization": format!("Bearer {token}")}}))
+            })
+            .collect();
+        let config = json!({
+            "Name": "hospital-pacs", "StorageDirectory": dir.join("store"), "IndexDirectory": dir.join("store"),
+            "HttpPort": http, "DicomPort": dicom, "RemoteAccessAllowed": false, "AuthenticationEnabled": false,
+            "Plugins": [plugin], "DicomWeb": {"Enable": true, "Root": "/dicom-web/", "Servers": remotes},
+        });
+        let path = dir.join("orthanc.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        let log = std::fs::File::create(dir.join("orthanc.log")).unwrap();
+        let child = std::process::Command::new(&binary)
+            .arg(&path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("Orthanc starts");
+        let orthanc = Orthanc { child, base: format!("http://127.0.0.1:{http}"), dir };
+        let http_client = reqwest::Client::new();
+        for _ in 0..200 {
+            if http_client.get(format!("{}/system", orthanc.base)).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Some(orthanc);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!(
+            "Orthanc did not answer: {}",
+            std::fs::read_to_string(orthanc.dir.join("orthanc.log")).unwrap_or_default()
+        );
+    }
+
+    async fn post(&self, path: &str, body: Vec<u8>) -> (u16, Value) {
+        let resp = reqwest::Client::new().post(format!("{}{path}", self.base)).body(body).send().await.unwrap();
+        common::split(resp).await
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::Client::new().get(format!("{}{path}", self.base)).send().await.unwrap()
+    }
+}
+
+/// A value of Orthanc's DICOM JSON (a string where DICOM JSON has a one-element array).
+fn orthanc_value(v: &Value) -> Option<String> {
+    match &v["Value"] {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(a) => a.first().and_then(Value::as_str).map(str::to_string),
+        _ => None,
+    }
+}
+
+/// A hospital's PACS meets the consultation over DICOMweb as a remote server: Orthanc, set up
+/// with the consulting expert's token, finds the clinic's study (QIDO-RS), pulls it into its
+/// archive byte for byte (WADO-RS), and pushes a study of its own into the consultation
+/// (STOW-RS), which the clinic then lists under the expert's name. Set up with the token of a
+/// doctor of another centre, it finds nothing there.
+async fn a_hospital_pacs_pulls_and_pushes_studies_over_dicomweb(app: &TestApp) {
+    use sha2::{Digest, Sha256};
+    let c = consultation(app).await;
+    let li = app.login("dr.li").await;
+    let chen = app.login("dr.chen").await;
+    let zhao = app.login("dr.zhao").await;
+    upload(app, &li, &c, "CT_small.dcm").await;
+    let root = app.url(&format!("/api/v1/consultations/{c}/dicomweb/"));
+    let Some(pacs) = Orthanc::start(&[("teleconsult", root.clone(), &chen), ("elsewhere", root, &zhao)]).await else {
+        return;
+    };
+
+    // Find: the study, its patient and modality as the PACS lists them.
+    let (status, studies) = pacs.post("/dicom-web/servers/teleconsult/qido", br#"{"Uri": "/studies"}"#.to_vec()).await;
+    assert_eq!(status, 200, "{studies}");
+    assert_eq!(studies.as_array().unwrap().len(), 1, "{studies}");
+    let study = orthanc_value(&studies[0]["0020000D"]).expect("a Study Instance UID");
+    assert_eq!(study, "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322");
+    assert_eq!(orthanc_value(&studies[0]["00080061"]).as_deref(), Some("CT"), "{studies}");
+
+    // Pull: the archive receives the instance, the same bytes as uploaded.
+    let (status, pulled) = pacs
+        .post(
+            "/dicom-web/servers/teleconsult/retrieve",
+            json!({"Resources": [{"Study": study}]}).to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(status, 200, "{pulled}");
+    assert_eq!(pulled["ReceivedInstancesCount"].to_string().trim_matches('"'), "1", "{pulled}");
+    let instances: Vec<String> = pacs.get("/instances").await.json().await.unwrap();
+    assert_eq!(instances.len(), 1);
+    let bytes = pacs.get(&format!("/instances/{}/file", instances[0])).await.bytes().await.unwrap();
+    assert_eq!(Sha256::digest(&bytes), Sha256::digest(fixture("CT_small.dcm")), "pulled byte for byte");
+
+    // Push: a study from the hospital's archive into the consultation.
+    let mr = fixture("MR_small_RLE.dcm");
+    let (status, stored) = pacs.post("/instances", mr.clone()).await;
+    assert_eq!(status, 200, "{stored}");
+    let id = stored["ID"].as_str().unwrap().to_string();
+    let (status, pushed) =
+        pacs.post("/dicom-web/servers/teleconsult/stow", json!({"Resources": [id]}).to_string().into_bytes()).await;
+    assert_eq!(status, 200, "{pushed}");
+    let (_, files) = app.get(&format!("/api/v1/consultations/{c}/files"), &li).await;
+    let chen_id = app.user_id("dr.chen").await;
+    let sha = format!("{:x}", Sha256::digest(&mr));
+    let pushed_file = files["items"].as_array().unwrap().iter().find(|f| f["sha256"] == sha.as_str());
+    let pushed_file = pushed_file.unwrap_or_else(|| panic!("the pushed study is a file of the consultation: {files}"));
+    assert_eq!(
+        (pushed_file["kind"].as_str(), pushed_file["uploaded_by"].as_str()),
+        (Some("dicom"), Some(chen_id.as_str()))
+    );
+
+    // Someone else's token: the consultation does not exist for them, so the PACS finds nothing.
+    let (status, elsewhere) = pacs.post("/dicom-web/servers/elsewhere/qido", br#"{"Uri": "/studies"}"#.to_vec()).await;
+    assert!(status != 200 || elsewhere.as_array().is_some_and(|a| a.is_empty()), "{status} {elsewhere}");
+}
+db_test!(a_hospital_pacs_pulls_and_pushes_studies_over_dicomweb);
