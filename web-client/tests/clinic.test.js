@@ -398,6 +398,12 @@ test('dr.wang opens the ECG and the CT beside the video without leaving the call
   const [video, ecg] = await Promise.all([wang.$eval('.call-video', (e) => e.getBoundingClientRect().toJSON()), wang.$eval('.beside', (e) => e.getBoundingClientRect().toJSON())]);
   assert.ok(video.right <= ecg.left + 1 && video.top < ecg.bottom, `split: ${JSON.stringify({ video, ecg })}`);
   await plays(wang, '赵桂兰');
+  // The header's values wrap inside the narrow panel rather than run out of it.
+  const outside = await wang.$eval('.beside .patient-header', (header) => {
+    const edge = /** @type {HTMLElement} */ (header.parentElement).getBoundingClientRect().right;
+    return [...header.querySelectorAll('dd')].filter((d) => d.getBoundingClientRect().right > edge + 1).map((d) => d.textContent);
+  });
+  assert.deepEqual(outside, [], 'the header stays inside the panel');
   await screenshot(wang, 'clinic-call-ecg-beside');
   await wang.click('.material button:has-text("在通话旁查看影像")');
   await wang.waitForSelector('.beside canvas.dicom[data-frame="1"]');
