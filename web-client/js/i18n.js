@@ -7,9 +7,9 @@ import { EN } from './strings-en.js';
 const TABLES = { 'zh-CN': ZH, en: EN };
 const KEY = 'teleconsult.lang';
 
-/** @returns {Lang} */
+/** @returns {Lang} Chinese unless English was chosen (and where nothing is stored: a worker, node). */
 export function lang() {
-  return localStorage.getItem(KEY) === 'en' ? 'en' : 'zh-CN';
+  return globalThis.localStorage?.getItem(KEY) === 'en' ? 'en' : 'zh-CN';
 }
 
 /** @param {Lang} l */
