@@ -457,91 +457,51 @@ async fn interrupted_200_mib_upload_resumes_with_matching_sha256(app: &TestApp) 
 }
 files_test!(interrupted_200_mib_upload_resumes_with_matching_sha256);
 
-/// tuspy, the tus project's Python client, uploads a 3.5 MB file in 1 MiB chunks with its
-/// default sha1 checksums; its program stops after 2 MiB, and a second run finds the upload in
-/// its URL store, asks the server where it stands and sends the rest. The file is whole.
-async fn a_real_tus_client_uploads_stops_and_resumes(app: &TestApp) {
-    let Some(python) = common::python_with(&["tusclient", "tinydb", "requests"]) else { return };
+/// A real tus client's story: a 3.5 MB file with a Chinese name in 1 MiB chunks; the program
+/// stops once 2 MiB are acknowledged, and a second run finds the upload in its URL store, asks
+/// the server where it stands (`HEAD`) and sends the rest. The file is whole, and the expert
+/// downloads the same bytes. `script` (under tests/interop/, run by `interpreter`) takes
+/// `start|resume ENDPOINT TOKEN FILE STORE NAME [STOP_AT]` and prints what happened.
+async fn a_tus_client_uploads_stops_and_resumes(app: &TestApp, interpreter: &str, script: &str) -> [Value; 2] {
     const SIZE: usize = 3 * 1024 * 1024 + 512 * 1024;
+    const STOP: usize = 2 * 1024 * 1024;
     let c = consultation(app).await;
     let li = app.login("dr.li").await;
     let data = pdf_like(SIZE, 7);
     let expected = hex(&Sha256::digest(&data));
-    let dir = std::env::temp_dir().join(format!("tc-tuspy-{}", uuid::Uuid::new_v4()));
+    let dir = std::env::temp_dir().join(format!("tc-tus-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("scan.pdf");
     std::fs::write(&path, &data).unwrap();
     let store = dir.join("urls.json");
-    let create = app.url(&format!("/api/v1/consultations/{c}/uploads"));
-    let (path, store) = (path.to_str().unwrap(), store.to_str().unwrap());
-    let name = "出院小结 2026.pdf";
-
-    let first =
-        common::run_client(&python, "tus_upload.py", &["start", &create, &li, path, store, name, "2097152"]).await;
-    assert_eq!(first["resumed_from"], 0, "{first}");
-    assert_eq!(first["offset"], 2 * 1024 * 1024, "{first}");
-    assert_eq!(first["checksum_sent"], "sha1", "{first}");
-    assert!(first["file_id"].is_null(), "not complete yet: {first}");
-    let url = first["url"].as_str().unwrap().to_string();
-    assert!(url.starts_with(&create), "{url}");
-    // Nothing half-sent is a file yet.
-    let (_, list) = app.get(&format!("/api/v1/consultations/{c}/files"), &li).await;
-    assert!(list["items"].as_array().unwrap().is_empty(), "{list}");
-
-    let second = common::run_client(&python, "tus_upload.py", &["resume", &create, &li, path, store, name]).await;
-    assert_eq!(second["url_before"], url.as_str(), "the stored upload was found: {second}");
-    assert_eq!(second["resumed_from"], 2 * 1024 * 1024, "resumed where the server stood: {second}");
-    assert_eq!(second["offset"], SIZE, "{second}");
-    let file_id = second["file_id"].as_str().expect("the last answer names the file").to_string();
-
-    let (_, list) = app.get(&format!("/api/v1/consultations/{c}/files"), &li).await;
-    let file = &list["items"][0];
-    assert_eq!(file["id"], file_id.as_str());
-    assert_eq!(file["name"], name);
-    assert_eq!(file["size"], SIZE);
-    assert_eq!(file["sha256"], expected);
-    let wang = app.login("dr.wang").await;
-    let resp = app.http.get(app.url(&format!("/api/v1/files/{file_id}"))).bearer_auth(&wang).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(hex(&Sha256::digest(resp.bytes().await.unwrap())), expected, "the expert downloads the same bytes");
-    let _ = std::fs::remove_dir_all(&dir);
-}
-files_test!(a_real_tus_client_uploads_stops_and_resumes);
-
-/// tus-js-client, the tus project's JavaScript client (under Uppy and most web uploaders), in
-/// Node: 1 MiB chunks, the program stops once 2 MiB are acknowledged, and a second run finds
-/// the upload in its URL store by the file's fingerprint, asks the server where it stands
-/// (`HEAD`) and sends the rest. The file is whole.
-async fn the_tus_js_client_uploads_stops_and_resumes(app: &TestApp) {
-    let Some(node) = common::node_with("tus-js-client") else { return };
-    const SIZE: usize = 3 * 1024 * 1024 + 200 * 1024;
-    let c = consultation(app).await;
-    let li = app.login("dr.li").await;
-    let data = pdf_like(SIZE, 11);
-    let expected = hex(&Sha256::digest(&data));
-    let dir = std::env::temp_dir().join(format!("tc-tusjs-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("ecg-report.pdf");
-    std::fs::write(&path, &data).unwrap();
-    let store = dir.join("urls.json");
     let endpoint = app.url(&format!("/api/v1/consultations/{c}/uploads"));
     let (path, store) = (path.to_str().unwrap(), store.to_str().unwrap());
-    let name = "心电图报告 12导联.pdf";
+    let name = "出院小结 2026.pdf";
+    let run = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        common::run_client(interpreter, script, &args).await
+    };
+    let argv = |mode: &str| {
+        let mut a: Vec<String> = [mode, &endpoint, &li, path, store, name].iter().map(|s| s.to_string()).collect();
+        if mode == "start" {
+            a.push(STOP.to_string());
+        }
+        a
+    };
 
-    let first =
-        common::run_client(&node, "tus_js_upload.mjs", &["start", &endpoint, &li, path, store, name, "2097152"]).await;
-    assert_eq!(first["acknowledged"], 2 * 1024 * 1024, "{first}");
+    let first = run(argv("start")).await;
+    assert!(first["found_url"].is_null(), "a new upload: {first}");
+    assert_eq!(first["acknowledged"], STOP, "{first}");
     assert!(first["file_id"].is_null(), "not complete yet: {first}");
     let url = first["url"].as_str().unwrap().to_string();
     assert!(url.starts_with(&endpoint), "{url}");
     let (_, list) = app.get(&format!("/api/v1/consultations/{c}/files"), &li).await;
     assert!(list["items"].as_array().unwrap().is_empty(), "nothing half-sent is a file: {list}");
 
-    let second = common::run_client(&node, "tus_js_upload.mjs", &["resume", &endpoint, &li, path, store, name]).await;
-    assert_eq!(second["url"], url.as_str(), "the stored upload was found: {second}");
-    assert_eq!(second["resumed_from"], 2 * 1024 * 1024, "resumed where the server stood: {second}");
+    let second = run(argv("resume")).await;
+    assert_eq!(second["found_url"], url.as_str(), "the stored upload was found: {second}");
+    assert_eq!(second["resumed_from"], STOP, "resumed where the server stood: {second}");
     assert_eq!(second["acknowledged"], SIZE, "{second}");
-    assert_eq!(second["requests"][0], "HEAD 200", "{second}");
     let file_id = second["file_id"].as_str().expect("the last answer names the file").to_string();
 
     let (_, list) = app.get(&format!("/api/v1/consultations/{c}/files"), &li).await;
@@ -555,6 +515,23 @@ async fn the_tus_js_client_uploads_stops_and_resumes(app: &TestApp) {
     assert_eq!(resp.status(), 200);
     assert_eq!(hex(&Sha256::digest(resp.bytes().await.unwrap())), expected, "the expert downloads the same bytes");
     let _ = std::fs::remove_dir_all(&dir);
+    [first, second]
+}
+
+/// tuspy, the tus project's Python client, with its default sha1 `Upload-Checksum` per chunk.
+async fn tuspy_uploads_stops_and_resumes(app: &TestApp) {
+    let Some(python) = common::python_with(&["tusclient", "tinydb", "requests"]) else { return };
+    let [first, second] = a_tus_client_uploads_stops_and_resumes(app, &python, "tus_upload.py").await;
+    assert_eq!((first["checksum_sent"].as_str(), second["checksum_sent"].as_str()), (Some("sha1"), Some("sha1")));
+}
+files_test!(tuspy_uploads_stops_and_resumes);
+
+/// tus-js-client, the tus project's JavaScript client (under Uppy and most web uploaders), in
+/// Node, with its `FileUrlStorage`; it sends no checksum.
+async fn the_tus_js_client_uploads_stops_and_resumes(app: &TestApp) {
+    let Some(node) = common::node_with("tus-js-client") else { return };
+    let [_, second] = a_tus_client_uploads_stops_and_resumes(app, &node, "tus_js_upload.mjs").await;
+    assert_eq!(second["requests"][0], "HEAD 200", "a resumed upload starts by asking: {second}");
 }
 files_test!(the_tus_js_client_uploads_stops_and_resumes);
 

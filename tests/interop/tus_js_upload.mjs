@@ -11,9 +11,12 @@
 //       a fresh client finds the upload in the store by the file's fingerprint, asks the server
 //       for the offset (HEAD) and sends the rest.
 //
-// Prints a JSON summary on stdout: the upload URL, the offset the server reported on resuming,
-// the bytes acknowledged and the Teleconsult-File-Id of the last answer. Exits non-zero on any
-// error. tus-js-client is resolved from web-client/node_modules (a dev dependency there).
+// Prints a JSON summary on stdout, as tests/interop/tus_upload.py does: the upload URL
+// (`found_url`: the one found in the store), the offset the server reported on resuming, the
+// bytes acknowledged, the Teleconsult-File-Id of the last answer, the checksum algorithm sent
+// (none: tus-js-client sends no Upload-Checksum) and each request's method and status. Exits
+// non-zero on any error. tus-js-client is resolved from web-client/node_modules (a dev
+// dependency there).
 
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -24,7 +27,7 @@ const tus = require('tus-js-client');
 const CHUNK = 1024 * 1024;
 const [mode, endpoint, token, path, store, name, stopAt] = process.argv.slice(2);
 const data = readFileSync(path);
-const out = { mode, resumed_from: null, acknowledged: 0, url: null, file_id: null, requests: [] };
+const out = { mode, resumed_from: null, found_url: null, acknowledged: 0, url: null, file_id: null, checksum_sent: '', requests: [] };
 
 const done = new Promise((resolve, reject) => {
   const upload = new tus.Upload(data, {
@@ -59,6 +62,7 @@ const done = new Promise((resolve, reject) => {
         reject(new Error('no previous upload in the store'));
         return;
       }
+      out.found_url = previous[0].uploadUrl;
       upload.resumeFromPreviousUpload(previous[0]);
       upload.start();
     }, reject);

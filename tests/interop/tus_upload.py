@@ -10,8 +10,10 @@ two runs of an uploading program do:
       a fresh client finds the upload's URL in the store by the file's fingerprint, asks the
       server for the offset (HEAD) and sends the rest.
 
-Prints a JSON summary on stdout: the upload URL, the offset the client resumed from, the
-final offset and the Teleconsult-File-Id of the last answer. Exits non-zero on any error.
+Prints a JSON summary on stdout, as tests/interop/tus_js_upload.mjs does: the upload URL
+(`found_url`: the one found in the store), the offset the server reported on resuming, the
+bytes acknowledged, the Teleconsult-File-Id of the last answer, and the checksum algorithm sent.
+Exits non-zero on any error.
 """
 
 import json
@@ -35,7 +37,8 @@ def main():
         url_storage=store,
         upload_checksum=True,
     )
-    out = {"mode": mode, "resumed_from": uploader.offset, "url_before": uploader.url}
+    # On a resumed run the uploader found its URL in the store and asked the server's offset.
+    out = {"mode": mode, "resumed_from": uploader.offset if uploader.url else None, "found_url": uploader.url}
     if mode == "start":
         uploader.upload(stop_at=int(sys.argv[7]))
     elif mode == "resume":
@@ -43,7 +46,7 @@ def main():
     else:
         raise SystemExit(f"unknown mode {mode}")
     out["url"] = uploader.url
-    out["offset"] = uploader.offset
+    out["acknowledged"] = uploader.offset
     out["file_id"] = uploader.request.response_headers.get("teleconsult-file-id")
     out["checksum_sent"] = uploader.request._request_headers.get("upload-checksum", "").split(" ")[0]
     store.close()

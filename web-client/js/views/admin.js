@@ -118,12 +118,7 @@ function devicesSection(orgs, devices) {
       devices = [...devices, answer.device];
       renderRows();
       form.reset();
-      const token = /** @type {HTMLInputElement} */ (h('input', { id: 'dev-token', class: 'device-token', readonly: true, value: answer.token, 'aria-label': t('device.token') }));
-      const copy = h('button', { type: 'button', onclick: async () => {
-        token.select();
-        try { await navigator.clipboard.writeText(answer.token); copy.textContent = t('device.copied'); } catch { /* selected for copying by hand */ }
-      } }, t('device.copy'));
-      issued.replaceChildren(h('p', null, t('device.token')), token, copy);
+      issued.replaceChildren(...tokenShownOnce(answer.token, 'dev-token', t('device.token')));
     } catch (err) {
       error.textContent = /** @type {Error} */ (err).message;
     }
@@ -134,6 +129,23 @@ function devicesSection(orgs, devices) {
         h('th', { scope: 'col' }, t('device.organisation')), h('th', { scope: 'col' }, t('device.lastSeen')), h('th', { scope: 'col' }, t('common.actions')))),
       body),
     h('h3', null, t('device.issue')), form, issued);
+}
+
+/**
+ * A device token as it is handed over, once: what it is for, the token selected for copying,
+ * and a copy button.
+ * @param {string} token
+ * @param {string} id the input's id
+ * @param {string} words what to do with it
+ * @returns {HTMLElement[]}
+ */
+export function tokenShownOnce(token, id, words) {
+  const input = /** @type {HTMLInputElement} */ (h('input', { id, class: 'device-token', readonly: true, value: token, 'aria-label': words }));
+  const copy = h('button', { type: 'button', onclick: async () => {
+    input.select();
+    try { await navigator.clipboard.writeText(token); copy.textContent = t('device.copied'); } catch { /* selected for copying by hand */ }
+  } }, t('device.copy'));
+  return [h('p', null, words), input, copy];
 }
 
 /**

@@ -10,7 +10,7 @@ import { get, getAll, post } from '../api.js';
 import { patientOf, patientHeader } from './patient-header.js';
 import { trendChart } from '../vitals/chart.js';
 import { kindName, readingWords } from '../vitals/live.js';
-import { deviceRow } from './admin.js';
+import { deviceRow, tokenShownOnce } from './admin.js';
 import { noticeText } from '../notifications.js';
 
 /**
@@ -173,14 +173,7 @@ async function homeDevicesSection(patientId, name) {
       const answer = await post('/api/v1/devices', { kind: 'home', label: label.value.trim(), patient_id: patientId });
       devices = [...devices, answer.device];
       renderRows();
-      const token = /** @type {HTMLInputElement} */ (h('input', {
-        id: 'home-dev-token', class: 'device-token', readonly: true, value: answer.token, 'aria-label': t('homeDevice.token'),
-      }));
-      const copy = h('button', { type: 'button', onclick: async () => {
-        token.select();
-        try { await navigator.clipboard.writeText(answer.token); copy.textContent = t('device.copied'); } catch { /* selected for copying by hand */ }
-      } }, t('device.copy'));
-      issued.replaceChildren(h('p', null, t('homeDevice.token')), token, copy);
+      issued.replaceChildren(...tokenShownOnce(answer.token, 'home-dev-token', t('homeDevice.token')));
     } catch (err) {
       error.textContent = /** @type {Error} */ (err).message;
     }
