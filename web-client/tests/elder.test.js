@@ -85,6 +85,12 @@ test('patient.zhang\'s home tells her where a consultation not yet booked stands
   assertElder(await sizes(page));
   assert.deepEqual(await axeViolations(page), []);
   await screenshot(page, 'elder-patient-accepted');
+  // She opens it from the notice in her notifications: the consultation says the same.
+  await page.click('#topbar button:has-text("通知")');
+  await ready(page, '/notifications');
+  await page.click(`li:has-text("专家已接受会诊") button:has-text("查看")`);
+  await ready(page, `/consultations/${id}`);
+  assert.equal((await page.textContent('p.next-step'))?.trim(), '王建国医生已接受您的心血管内科会诊，社区医生会为您预约时间');
   await context.close();
 });
 

@@ -1,5 +1,6 @@
 // One consultation: its facts, participants and history, and what the signed-in user can do
 // with it (accept or decline, book a slot, join the call, open an ECG).
+import { arrangingText } from './patient.js';
 import { h, mount, when } from '../dom.js';
 import { t } from '../i18n.js';
 import { get, post } from '../api.js';
@@ -88,6 +89,8 @@ export async function consultationView(app, id) {
     patient ? h('section', { class: 'card', 'aria-labelledby': 'ph-h' }, h('h2', { id: 'ph-h' }, t('header.title')), patientHeader(patient)) : null,
     h('section', { class: 'card', 'aria-labelledby': 'facts' },
       h('h2', { id: 'facts' }, h('span', { class: `badge state-${c.state}` }, t(`state.${c.state}`))),
+      // The patient is told where it stands before it is booked, as on her home screen.
+      role === 'patient' && ['requested', 'accepted'].includes(c.state) ? h('p', { class: 'big next-step' }, arrangingText(c)) : null,
       h('dl', { class: 'facts' },
         h('dt', null, t('wizard.specialty')), h('dd', null, t(`specialty.${c.specialty}`)),
         h('dt', null, t('wizard.urgency')), h('dd', null, t(`urgency.${c.urgency}`)),
