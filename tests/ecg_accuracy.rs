@@ -10,6 +10,8 @@
 //!
 //! Run with `cargo test --test ecg_accuracy -- --nocapture` to see the tables.
 
+mod common;
+
 use std::io::Write;
 
 use teleconsult::ecg::{self, analyze, detect_format, parse, EcgError, EcgFormat, EcgRecord};
@@ -1238,4 +1240,89 @@ fn a_paced_rhythm_is_found_where_a_pacemaker_paces_and_nowhere_else() {
             assert!(computer_assisted && text.contains("Computer-assisted finding"), "{text}");
         }
     }
+}
+
+/// WFDB records written by wfdb-python, PhysioNet's own Python package (`tests/interop/
+/// wfdb_write.py`): a 2-signal format 212 record with an annotation file, the 12 standard leads
+/// in format 16 with the names carts write (`i`, `avr`), and format 16 signals in uV, in mV with
+/// a negative baseline and a fractional gain, and in V. Every sample must read as wfdb-python
+/// itself reads it back (to the microvolt), the leads by their standard names, the beats of
+/// the annotation file as the reference (the rhythm change is no beat); a format the parser
+/// does not read (24) is refused, naming it.
+#[test]
+fn wfdb_records_written_by_wfdb_python_read_as_it_reads_them() {
+    let Some(python) = common::python_with(&["wfdb", "numpy"]) else { return };
+    let dir = std::env::temp_dir().join(format!("tc-wfdb-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = format!("{}/tests/interop/wfdb_write.py", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(&python).arg(&script).arg(&dir).output().expect("python runs");
+    assert!(out.status.success(), "wfdb_write.py: {}", String::from_utf8_lossy(&out.stderr));
+    let expected: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON from wfdb_write.py");
+    let files = |name: &str, exts: &[&str]| -> Vec<(String, Vec<u8>)> {
+        exts.iter().map(|e| (format!("{name}.{e}"), std::fs::read(dir.join(format!("{name}.{e}"))).unwrap())).collect()
+    };
+    let read = |name: &str, exts: &[&str]| {
+        let owned = files(name, exts);
+        let borrowed: Vec<(&str, &[u8])> = owned.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+        parse(&borrowed)
+    };
+    let uv_per = |unit: &str| match unit {
+        "uV" => 1.0,
+        "mV" => 1_000.0,
+        "V" => 1_000_000.0,
+        other => panic!("unit {other}"),
+    };
+    for (name, names) in [
+        ("mitlike", vec!["MLII", "V1"]),
+        ("twelve", vec!["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]),
+        ("offsets", vec!["ECG1", "ECG2", "ECG3"]),
+    ] {
+        let exts: &[&str] = if name == "mitlike" { &["hea", "dat", "atr"] } else { &["hea", "dat"] };
+        let record = read(name, exts).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let want = &expected[name];
+        assert_eq!(record.source_format, EcgFormat::Wfdb, "{name}");
+        assert_eq!(record.sample_rate_hz, want["fs"].as_f64().unwrap(), "{name}");
+        assert_eq!(record.leads.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), names, "{name}");
+        for (k, lead) in record.leads.iter().enumerate() {
+            let unit = uv_per(want["units"][k].as_str().unwrap());
+            let physical = want["p_signal"][k].as_array().unwrap();
+            assert_eq!(lead.samples_uv.len(), physical.len(), "{name} {}", lead.name);
+            let worst = lead
+                .samples_uv
+                .iter()
+                .zip(physical)
+                .map(|(&ours, theirs)| (f64::from(ours) - theirs.as_f64().unwrap() * unit).abs())
+                .fold(0.0, f64::max);
+            assert!(worst <= 1.0, "{name} {}: {worst} uV from wfdb-python's reading", lead.name);
+        }
+    }
+    // The beats of the annotation file are the record's reference; `+` (a rhythm change) is not one.
+    let record = read("mitlike", &["hea", "dat", "atr"]).unwrap();
+    let beats: Vec<f64> = expected["mitlike"]["annotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a[1] != "+")
+        .map(|a| a[0].as_f64().unwrap() / 360.0)
+        .collect();
+    assert_eq!(beats.len(), 13);
+    let reference = record.reference_beats_s.expect("reference beats from the .atr");
+    assert_eq!(reference.len(), beats.len(), "{reference:?}");
+    assert!(reference.iter().zip(&beats).all(|(a, b)| (a - b).abs() < 1e-9), "{reference:?} vs {beats:?}");
+    let symbols: Vec<String> = ecg::wfdb::parse_annotations("mitlike.atr", &files("mitlike", &["atr"])[0].1)
+        .unwrap()
+        .iter()
+        .map(|a| a.mnemonic().to_string())
+        .collect();
+    let theirs: Vec<String> = expected["mitlike"]["annotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a[1].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(symbols, theirs);
+    // A format this parser does not read: refused with the reason, not misread.
+    let refused = read("format24", &["hea", "dat"]).expect_err("format 24 is not read");
+    assert!(refused.to_string().contains("24"), "{refused}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
