@@ -136,6 +136,9 @@ async fn who_may_issue_and_revoke_is_decided_by_role_and_relationship(app: &Test
     assert_eq!(ids, [cuff_id.as_str()], "{zhangs}");
     let (_, others) = app.get(&format!("/api/v1/devices?patient_id={nobody}"), &li).await;
     assert_eq!(others["items"], json!([]), "{others}");
+    // A doctor of another centre asking for her devices by her id learns nothing.
+    let (status, theirs) = app.get(&format!("/api/v1/devices?patient_id={zhang}"), &zhao).await;
+    assert_eq!((status, &theirs["items"]), (200, &json!([])), "{theirs}");
     // Experts and patients manage no device.
     for who in ["dr.wang", "patient.zhang"] {
         let t = app.login(who).await;
