@@ -314,7 +314,7 @@ export const EN = {
   'identifier.cardNumber': 'Electronic health card number', 'identifier.cardIssuer': 'Health card issuer', 'identifier.insurance.number': 'Medical insurance number',
   'identifier.insurance.issuer': 'Insurance fund', 'identifier.cardIssuerDefault': 'Issuer (e.g. GD-EHC)',
   // Notifications by code (the server's notifications::text), with their parameters.
-  'notify.request_matched.title': 'New {urgency} consultation request', 'notify.expert_accepted.title': 'Expert accepted',
+  'notify.request_matched.title': 'New {urgency} consultation request', 'notify.expert_accepted.title': 'Expert accepted', 'notify.expert_accepted.body': 'Dr {name} has accepted the consultation.',
   'notify.expert_declined.title': 'Expert declined', 'notify.consultation_cancelled.title': 'Consultation cancelled',
   'notify.consultation_completed.title': 'Consultation completed', 'notify.appointment_booked.title': 'Appointment booked',
   'notify.appointment_rescheduled.title': 'Appointment rescheduled', 'notify.appointment_cancelled.title': 'Appointment cancelled',

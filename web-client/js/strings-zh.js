@@ -338,7 +338,7 @@ export const ZH = {
   'identifier.cardNumber': '电子健康卡号', 'identifier.cardIssuer': '健康卡发卡机构', 'identifier.insurance.number': '医保号',
   'identifier.insurance.issuer': '医保经办机构', 'identifier.cardIssuerDefault': '发卡机构（如 GD-EHC）',
   // Notifications by code (the server's notifications::text), with their parameters.
-  'notify.request_matched.title': '新的会诊申请', 'notify.expert_accepted.title': '专家已接受会诊',
+  'notify.request_matched.title': '新的会诊申请', 'notify.expert_accepted.title': '专家已接受会诊', 'notify.expert_accepted.body': '{name}医生已接受会诊。',
   'notify.expert_declined.title': '专家谢绝会诊', 'notify.consultation_cancelled.title': '会诊已取消',
   'notify.consultation_completed.title': '会诊已完成', 'notify.appointment_booked.title': '已预约会诊',
   'notify.appointment_rescheduled.title': '预约已改期', 'notify.appointment_cancelled.title': '预约已取消',

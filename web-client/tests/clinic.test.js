@@ -305,13 +305,13 @@ test('dr.wang is alerted, reads the summary, patient header and consent, and acc
   await ready(page, `/consultations/${consultationId}`);
   await page.click('button:has-text("接受")');
   await page.waitForSelector('main .badge.state-accepted');
-  // dr.li's notification names him as a person, not by his login.
+  // dr.li's notification names him as a person, not by his login, in a sentence.
   const li = pages['dr.li'];
   await li.click('nav button:has-text("通知")');
   await ready(li, '/notifications');
   await li.waitForSelector('li:has-text("专家已接受会诊")');
   const body = await li.textContent('li:has-text("专家已接受会诊") > div:nth-child(2)');
-  assert.equal(body, '王建国');
+  assert.equal(body, '王建国医生已接受会诊。');
 });
 
 test('dr.li books the slot of dr.wang\'s session, which opens the room now', async () => {

@@ -58,6 +58,36 @@ test('a DICOM series stacks every frame in instance-number order and starts from
   assert.equal(dragWindow({ center: 40, width: 400 }, -10000, 0).width, 1);
 });
 
+test('every notification text the server writes is the client\'s, word for word, in both languages', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { ZH } = await import('../js/strings-zh.js');
+  const { EN } = await import('../js/strings-en.js');
+  const source = readFileSync(new URL('../../server/src/notifications/text.rs', import.meta.url), 'utf8');
+  const catalogue = source.slice(source.indexOf('const CATALOGUE'), source.indexOf('];', source.indexOf('const CATALOGUE')));
+  const str = String.raw`"((?:[^"\\]|\\.)*)"`;
+  const unescape = (/** @type {string} */ x) => x.replace(/\\"/g, '"');
+  /** @type {[string, string, string | null, string, string | null][]} */
+  const entries = [];
+  for (const m of catalogue.matchAll(new RegExp(String.raw`title\(\s*${str},\s*${str},\s*${str},?\s*\)`, 'g'))) {
+    entries.push([m[1], unescape(m[2]), null, unescape(m[3]), null]);
+  }
+  const pair = String.raw`\(\s*${str},\s*${str},?\s*\)`;
+  for (const m of catalogue.matchAll(new RegExp(String.raw`with_body\(\s*${str},\s*${pair},\s*${pair},?\s*\)`, 'g'))) {
+    entries.push([m[1], unescape(m[2]), unescape(m[3]), unescape(m[4]), unescape(m[5])]);
+  }
+  assert.equal(entries.length, (catalogue.match(/\b(title|with_body)\(/g) || []).length, 'every entry read');
+  /** @type {Record<string, string>} */
+  const zh = ZH;
+  /** @type {Record<string, string>} */
+  const en = EN;
+  for (const [code, zhTitle, zhBody, enTitle, enBody] of entries) {
+    assert.equal(zh[`notify.${code}.title`], zhTitle, code);
+    assert.equal(en[`notify.${code}.title`], enTitle, code);
+    assert.equal(zh[`notify.${code}.body`], zhBody ?? undefined, code);
+    assert.equal(en[`notify.${code}.body`], enBody ?? undefined, code);
+  }
+});
+
 test('a problem the server answers is told in the reader\'s words where the client has them', async () => {
   const { problemText } = await import('../js/api.js');
   const taken = { code: 'slot_taken', title: 'Conflict', detail: 'the slot was taken by another booking' };

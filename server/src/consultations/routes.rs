@@ -406,7 +406,7 @@ async fn taken_on(
     user: &AuthUser,
 ) -> ApiResult<Json<ConsultationDetail>> {
     let name = display_name(db, user).await?;
-    tell_others(db, hub, c, user, "accepted", Text::new("expert_accepted"), name).await?;
+    tell_others(db, hub, c, user, "accepted", Text::new("expert_accepted").with("name", &name), name).await?;
     respond(db, config, user, &c.id).await
 }
 

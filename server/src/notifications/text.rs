@@ -43,7 +43,11 @@ const fn with_body(code: &'static str, zh: (&'static str, &'static str), en: (&'
 /// Every notification text.
 const CATALOGUE: &[Entry] = &[
     title("request_matched", "新的会诊申请", "New {urgency} consultation request"),
-    title("expert_accepted", "专家已接受会诊", "Expert accepted"),
+    with_body(
+        "expert_accepted",
+        ("专家已接受会诊", "{name}医生已接受会诊。"),
+        ("Expert accepted", "Dr {name} has accepted the consultation."),
+    ),
     title("expert_declined", "专家谢绝会诊", "Expert declined"),
     title("consultation_cancelled", "会诊已取消", "Consultation cancelled"),
     title("consultation_completed", "会诊已完成", "Consultation completed"),
