@@ -116,7 +116,11 @@ async function signOut() {
   app.navigate(checksIn() ? '/checkin' : '/login');
 }
 
+/** Renders started so far: a render that an earlier one's slow screen outlives wins. */
+let renders = 0;
+
 async function render() {
+  const mine = ++renders;
   for (const cleanup of cleanups) cleanup();
   cleanups = [];
   document.documentElement.lang = lang();
@@ -147,9 +151,14 @@ async function render() {
     } else {
       if (url.pathname === '/login') history.replaceState(null, '', '/');
       startStream();
-      mount(main, await screen(location.pathname, url.searchParams, s.user));
+      const view = await screen(location.pathname, url.searchParams, s.user);
+      // A screen that came back after another render began (the session ended meanwhile, or
+      // the person went elsewhere) is not shown over it.
+      if (mine !== renders) return;
+      mount(main, view);
     }
   } catch (err) {
+    if (mine !== renders) return;
     mount(main, h('p', { class: 'error', role: 'alert' }, t('app.error', { message: /** @type {Error} */ (err).message })));
   }
   main.removeAttribute('aria-busy');
@@ -179,5 +188,11 @@ function startStream() {
 }
 
 window.addEventListener('popstate', render);
-window.addEventListener('session-expired', () => { stream?.abort(); stream = null; app.navigate('/login'); });
+// Every request that meets the ended session says so: the sign-in screen is shown once, so what
+// a person has started typing there is not wiped by the next one.
+window.addEventListener('session-expired', () => {
+  stream?.abort();
+  stream = null;
+  if (location.pathname !== '/login') app.navigate('/login');
+});
 render();
