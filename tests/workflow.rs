@@ -439,6 +439,70 @@ async fn exactly_one_expert_claims_a_pool_request(app: &TestApp) {
 }
 db_test!(exactly_one_expert_claims_a_pool_request);
 
+/// A pool request asking for a chief physician is not shown to a resident of the same
+/// department and specialty: not in his list, not by its id, not its record, not claimable
+/// (defect: he read the patient's name, reason, summary and record; only the claim was
+/// refused). An attending sees an attending-level request, as the chief does.
+async fn a_pool_request_is_shown_only_to_experts_of_the_title_it_asks_for(app: &TestApp) {
+    let admin = app.login("admin").await;
+    let (_, wang_me) = app.get("/api/v1/me", &app.login("dr.wang").await).await;
+    let hospital = wang_me["organisation_id"].as_str().unwrap();
+    let (status, u) = app
+        .post(
+            "/api/v1/users",
+            &admin,
+            &json!({"username": "dr.resident", "display_name": "住院医", "password": "demo-password", "role": "expert",
+                    "organisation_id": hospital, "expert": {"title": "resident", "specialties": ["cardiology"]}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{u}");
+    let (status, u) = app
+        .post(
+            "/api/v1/users",
+            &admin,
+            &json!({"username": "dr.attending", "display_name": "主治医", "password": "demo-password", "role": "expert",
+                    "organisation_id": hospital, "expert": {"title": "attending", "specialties": ["cardiology"]}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{u}");
+    let li = app.login("dr.li").await;
+    let zhang = app.patient_id("patient.zhang").await;
+    let mut body = request_body(&zhang, json!({"kind": "pool", "specialty": "cardiology"}));
+    body["min_title"] = json!("chief");
+    let (status, chief_level) = app.post("/api/v1/consultations", &li, &body).await;
+    assert_eq!(status, 201, "{chief_level}");
+    let chief_level = chief_level["id"].as_str().unwrap().to_string();
+    body["min_title"] = json!("attending");
+    let (status, attending_level) = app.post("/api/v1/consultations", &li, &body).await;
+    assert_eq!(status, 201, "{attending_level}");
+    let attending_level = attending_level["id"].as_str().unwrap().to_string();
+
+    let listed = |page: &Value, id: &str| page["items"].as_array().unwrap().iter().any(|c| c["id"] == id);
+    let resident = app.login("dr.resident").await;
+    let attending = app.login("dr.attending").await;
+    let wang = app.login("dr.wang").await;
+    for (token, sees_chief_level, sees_attending_level) in
+        [(&resident, false, false), (&attending, false, true), (&wang, true, true)]
+    {
+        let (status, page) = app.get("/api/v1/consultations?state=requested&limit=200", token).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(listed(&page, &chief_level), sees_chief_level, "{page}");
+        assert_eq!(listed(&page, &attending_level), sees_attending_level, "{page}");
+        for (id, sees) in [(&chief_level, sees_chief_level), (&attending_level, sees_attending_level)] {
+            let expected = if sees { 200 } else { 404 };
+            assert_eq!(app.get(&format!("/api/v1/consultations/{id}"), token).await.0, expected);
+            assert_eq!(app.get(&format!("/api/v1/consultations/{id}/record"), token).await.0, expected);
+        }
+    }
+    // The resident cannot take it; the request stays open for those who may.
+    let (status, body) = app.post(&format!("/api/v1/consultations/{chief_level}/claim"), &resident, &json!({})).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, c) = app.post(&format!("/api/v1/consultations/{chief_level}/claim"), &wang, &json!({})).await;
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["state"], "accepted");
+}
+db_test!(a_pool_request_is_shown_only_to_experts_of_the_title_it_asks_for);
+
 async fn a_hundred_simultaneous_bookings_of_one_slot(app: &TestApp) {
     let li = app.login("dr.li").await;
     let wang = app.login("dr.wang").await;

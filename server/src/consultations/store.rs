@@ -19,11 +19,55 @@ use std::collections::HashMap;
 // Who may see a consultation
 // ---------------------------------------------------------------------------------------
 
+/// An expert's title as a rank (resident 0, attending 1, associate chief 2, chief 3), the
+/// order of [`Title`], as SQL over the table's column named.
+macro_rules! title_rank {
+    ($table:literal, $column:literal) => {
+        concat!(
+            "(CASE ",
+            $table,
+            ".",
+            $column,
+            " WHEN 'chief' THEN 3 WHEN 'associate_chief' THEN 2 WHEN 'attending' THEN 1 ELSE 0 END)"
+        )
+    };
+}
+
+/// An open pool request `$c` that the caller `{user}` (an expert of `{org}`) may take: at their
+/// hospital, of one of their specialties, asking for their title or a lower one, and not
+/// declined by them.
+macro_rules! open_pool_request_for_expert {
+    ($c:literal) => {
+        concat!(
+            $c,
+            ".state = 'requested' AND ",
+            $c,
+            ".addressee_kind = 'pool' AND ",
+            $c,
+            ".pool_organisation_id = {org}
+             AND ",
+            $c,
+            ".specialty IN (SELECT specialty FROM expert_specialties WHERE user_id = {user})
+             AND EXISTS (SELECT 1 FROM expert_profiles ep WHERE ep.user_id = {user}
+                         AND ",
+            title_rank!("ep", "title"),
+            " >= ",
+            title_rank!($c, "min_title"),
+            ")
+             AND NOT EXISTS (SELECT 1 FROM consultation_transitions vt
+                             WHERE vt.consultation_id = ",
+            $c,
+            ".id AND vt.actor_id = {user} AND vt.action = 'decline')"
+        )
+    };
+}
+
 /// The visibility rule per role, over `consultations c`, with `{user}` standing for the
 /// caller's user id and `{org}` for the caller's organisation id; `None`: sees everything.
 /// A participant who has not declined; an expert also an open pool request of their
-/// department's specialty they have not declined; a coordinator the consultations of its
-/// hospital and linked centres; an admin all.
+/// department's specialty, asking for their title or a lower one, that they have not declined
+/// (an expert under the title asked for neither sees nor claims it); a coordinator the
+/// consultations of its hospital and linked centres; an admin all.
 fn visibility_rule(role: Role) -> Option<&'static str> {
     match role {
         Role::Admin => None,
@@ -39,14 +83,12 @@ fn visibility_rule(role: Role) -> Option<&'static str> {
         // 500,000; 10 s for one with 480,000, by `EXPLAIN ANALYZE`); this way the expert's own
         // rows are read (1 ms; 21 ms for 20,000). The open pool requests' declines are probed
         // per request: `NOT IN` read all 2,000,000 transitions whenever one was open (108 ms).
-        Role::Expert => Some(
+        Role::Expert => Some(concat!(
             "(c.id IN (SELECT consultation_id FROM consultation_participants WHERE user_id = {user} AND status <> 'declined'
-               UNION SELECT pc.id FROM consultations pc
-                      WHERE pc.state = 'requested' AND pc.addressee_kind = 'pool' AND pc.pool_organisation_id = {org}
-                        AND pc.specialty IN (SELECT specialty FROM expert_specialties WHERE user_id = {user})
-                        AND NOT EXISTS (SELECT 1 FROM consultation_transitions vt
-                                        WHERE vt.consultation_id = pc.id AND vt.actor_id = {user} AND vt.action = 'decline')))",
-        ),
+               UNION SELECT pc.id FROM consultations pc WHERE ",
+            open_pool_request_for_expert!("pc"),
+            "))"
+        )),
     }
 }
 
@@ -61,14 +103,13 @@ fn visibility_rule_one(role: Role) -> Option<&'static str> {
             "EXISTS (SELECT 1 FROM consultation_participants vp
                       WHERE vp.consultation_id = c.id AND vp.user_id = {user} AND vp.status <> 'declined')",
         ),
-        Role::Expert => Some(
+        Role::Expert => Some(concat!(
             "(EXISTS (SELECT 1 FROM consultation_participants vp
                        WHERE vp.consultation_id = c.id AND vp.user_id = {user} AND vp.status <> 'declined')
-              OR (c.addressee_kind = 'pool' AND c.state = 'requested' AND c.pool_organisation_id = {org}
-                  AND c.specialty IN (SELECT specialty FROM expert_specialties WHERE user_id = {user})
-                  AND NOT EXISTS (SELECT 1 FROM consultation_transitions vt
-                                   WHERE vt.consultation_id = c.id AND vt.actor_id = {user} AND vt.action = 'decline')))",
-        ),
+              OR (",
+            open_pool_request_for_expert!("c"),
+            "))"
+        )),
     }
 }
 
