@@ -609,6 +609,96 @@ async fn a_coordinator_links_only_a_centre_no_hospital_holds(app: &TestApp) {
 }
 db_test!(a_coordinator_links_only_a_centre_no_hospital_holds);
 
+/// An admin ends the link between the coordinator's hospital and dr.li's centre: the
+/// coordinator, with the token it already holds, loses the centre's patients, consultations
+/// and accounts at its next request (defect: a link could not be ended at all, so a former
+/// partner hospital kept the centre's records for good). The link is kept among the ended ones
+/// and audited with its reason; linked again, the access comes back.
+async fn ending_a_consortium_link_ends_the_hospitals_access_at_once(app: &TestApp) {
+    let coord = app.login("coordinator").await;
+    let admin = app.login("admin").await;
+    let li = app.login("dr.li").await;
+    let li_id = app.user_id("dr.li").await;
+    let centre = me(app, &li).await["organisation_id"].as_str().unwrap().to_string();
+    let hospital = me(app, &coord).await["organisation_id"].as_str().unwrap().to_string();
+    let zhang = app.patient_id("patient.zhang").await;
+    let wang = app.user_id("dr.wang").await;
+    let body = json!({"patient_id": zhang, "reason": "胸闷", "specialty": "cardiology", "min_title": "attending",
+                      "urgency": "routine", "mode": "video", "addressee": {"kind": "expert", "expert_id": wang},
+                      "consent": common::written_consent()});
+    let (status, c) = app.post("/api/v1/consultations", &li, &body).await;
+    assert_eq!(status, 201, "{c}");
+    let consultation = c["id"].as_str().unwrap().to_string();
+    let sees = |page: &Value, id: &str| page["items"].as_array().unwrap().iter().any(|i| i["id"] == id);
+
+    assert_eq!(app.get(&format!("/api/v1/patients/{zhang}"), &coord).await.0, 200);
+    assert_eq!(app.get(&format!("/api/v1/consultations/{consultation}"), &coord).await.0, 200);
+    assert_eq!(app.get(&format!("/api/v1/users/{li_id}"), &coord).await.0, 200);
+    let (_, links) = app.get("/api/v1/consortium-links", &admin).await;
+    let link = links["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["hospital_id"] == hospital.as_str() && l["centre_id"] == centre.as_str())
+        .unwrap_or_else(|| panic!("the demo links the hospital and the centre: {links}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A reason is required; a coordinator cannot end it; an unknown link is 404.
+    let end = format!("/api/v1/consortium-links/{link}/end");
+    let (status, body) = app.post(&end, &admin, &json!({"reason": "  "})).await;
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("reason")), "{body}");
+    let (status, body) = app.post(&end, &coord, &json!({"reason": "退出医联体"})).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = app
+        .post("/api/v1/consortium-links/00000000-0000-0000-0000-000000000000/end", &admin, &json!({"reason": "x"}))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(app.get(&format!("/api/v1/patients/{zhang}"), &coord).await.0, 200, "nothing refused changed anything");
+
+    let (status, ended) = app.post(&end, &admin, &json!({"reason": "合作协议到期"})).await;
+    assert_eq!(status, 200, "{ended}");
+    assert_eq!(
+        (ended["hospital_id"].as_str(), ended["centre_id"].as_str()),
+        (Some(hospital.as_str()), Some(centre.as_str()))
+    );
+    // The same coordinator token, at once.
+    assert_eq!(app.get(&format!("/api/v1/patients/{zhang}"), &coord).await.0, 404);
+    assert_eq!(app.get(&format!("/api/v1/consultations/{consultation}"), &coord).await.0, 404);
+    let (_, page) = app.get("/api/v1/consultations?limit=200", &coord).await;
+    assert!(!sees(&page, &consultation), "{page}");
+    let (_, page) = app.get("/api/v1/patients?limit=200", &coord).await;
+    assert!(!sees(&page, &zhang), "{page}");
+    let (status, _) = app.get(&format!("/api/v1/users/{li_id}"), &coord).await;
+    assert!(status == 403 || status == 404, "{status}");
+    let (status, _) = app.patch(&format!("/api/v1/users/{li_id}"), &coord, &json!({"active": false})).await;
+    assert!(status == 403 || status == 404, "{status}");
+    assert_eq!(login_with(app, "dr.li", "demo-password").await.0, 200, "the refused deactivation did nothing");
+    // The centre's own doctor keeps the centre's records.
+    assert_eq!(app.get(&format!("/api/v1/patients/{zhang}"), &li).await.0, 200);
+    // Ended, not lost: out of the live list, audited with the reason, and ending it again is 404.
+    let (_, links) = app.get("/api/v1/consortium-links", &admin).await;
+    assert!(!links["items"].as_array().unwrap().iter().any(|l| l["id"] == link.as_str()), "{links}");
+    assert_eq!(app.post(&end, &admin, &json!({"reason": "再次"})).await.0, 404);
+    let admin_id = me(app, &admin).await["id"].as_str().unwrap().to_string();
+    let unlinked = audit_of(app, &admin_id).await;
+    let event = unlinked
+        .iter()
+        .find(|e| e["action"] == "unlink" && e["resource_id"] == centre.as_str())
+        .unwrap_or_else(|| panic!("no unlink event: {unlinked:?}"));
+    assert!(event["detail"].as_str().unwrap_or_default().contains("合作协议到期"), "{event}");
+    let kept = count(app, "SELECT COUNT(*) FROM consortium_links_ended WHERE id = $1", &link).await;
+    assert_eq!(kept, 1);
+
+    // Linked again by the admin, the hospital sees the centre again.
+    let (status, body) =
+        app.post("/api/v1/consortium-links", &admin, &json!({"hospital_id": hospital, "centre_id": centre})).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(app.get(&format!("/api/v1/patients/{zhang}"), &coord).await.0, 200);
+}
+db_test!(ending_a_consortium_link_ends_the_hospitals_access_at_once);
+
 /// Two coordinators linking the same new centre at the same moment: one link is made, the
 /// other refused (defect: on PostgreSQL both checks could pass before either link was written,
 /// and the centre's patients went to two hospitals without an admin's decision).

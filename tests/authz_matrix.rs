@@ -171,6 +171,7 @@ fn rows() -> Vec<Row> {
         row("post", "/api/v1/organisations/{id}/departments", "/api/v1/organisations/$hospital/departments", Json(|_| json!({"name": format!("科室{}", seq()), "specialty": "cardiology"})), "UU A AF FF FFF FF F FU"),
         row("get", "/api/v1/consortium-links", "/api/v1/consortium-links", None, "UU A AA AA AAA AA A FU"),
         row("post", "/api/v1/consortium-links", "/api/v1/consortium-links", Json(|c| json!({"hospital_id": c.get("hospital"), "centre_id": c.get("new_centre")})), "UU A AF FF FFF FF F FU"),
+        row("post", "/api/v1/consortium-links/{id}/end", "/api/v1/consortium-links/$link/end", Json(|_| json!({"reason": "合作协议到期"})), "UU A FF FF FFF FF F FU"),
         row("get", "/api/v1/specialties", "/api/v1/specialties", None, "UU A AA AA AAA AA A FU"),
         row("post", "/api/v1/specialties", "/api/v1/specialties", Json(|_| json!({"code": format!("spec_{}", letters(seq())), "name_en": "X", "name_zh": "某科"})), "UU A FF FF FFF FF F FU"),
         row("get", "/api/v1/users", "/api/v1/users", None, "UU A AA FF FFF FF F FU"),
@@ -691,6 +692,28 @@ impl<'a> World<'a> {
                 .await;
             case.0.insert("new_centre".into(), o["id"].as_str().unwrap().to_string());
         }
+        if need("link") {
+            // A centre of its own, linked to the hospital: ending it takes nothing from the
+            // centre the other rows read.
+            let admin = self.token("admin");
+            let (_, o) = app
+                .post(
+                    "/api/v1/organisations",
+                    admin,
+                    &json!({"name": format!("合作卫生站{}", seq()), "kind": "community_health_centre"}),
+                )
+                .await;
+            let centre = o["id"].as_str().unwrap();
+            let (status, l) = app
+                .post(
+                    "/api/v1/consortium-links",
+                    admin,
+                    &json!({"hospital_id": self.ids["hospital"], "centre_id": centre}),
+                )
+                .await;
+            assert_eq!(status, 201, "{l}");
+            case.0.insert("link".into(), l["id"].as_str().unwrap().to_string());
+        }
         case
     }
 }
@@ -714,6 +737,7 @@ fn needs(r: &Row) -> Vec<&'static str> {
         "study",
         "device",
         "identifier",
+        "link",
     ]
     .into_iter()
     .filter(|name| r.path.split('/').any(|seg| seg.trim_start_matches('$') == *name && seg.starts_with('$')))

@@ -107,6 +107,22 @@ pub struct ConsortiumLink {
     pub created_at: String,
 }
 
+/// A link just ended.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct EndedLink {
+    pub id: String,
+    pub hospital_id: String,
+    pub centre_id: String,
+    pub reason: String,
+}
+
+/// Why a link ends (required: the centre's people lose their hospital's coordinators).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndLink {
+    pub reason: String,
+}
+
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLink {
@@ -144,6 +160,23 @@ pub async fn create_link_as(db: &Db, actor: &AuthUser, hospital_id: &str, centre
         .await?;
     tx.commit().await?;
     Ok(id)
+}
+
+/// Ends a link on behalf of an admin, audited (`unlink` on the centre, naming the hospital and
+/// the reason). The hospital's coordinators lose the centre's accounts, devices, patients and
+/// consultations at their next request: every rule reads the live links. The link is kept
+/// among the ended ones; `None` when no live link has that id.
+pub async fn end_link_as(db: &Db, actor: &AuthUser, id: &str, reason: &str) -> ApiResult<Option<EndedLink>> {
+    let mut tx = db.begin_write().await?;
+    let Some((hospital_id, centre_id)) = store::end_link(&mut tx, id, &actor.id, reason).await? else {
+        return Ok(None);
+    };
+    crate::audit::event(actor, "unlink", "organisation", &centre_id)
+        .detail(format!("from hospital {hospital_id}: {reason}"))
+        .record_with(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(EndedLink { id: id.to_string(), hospital_id, centre_id, reason: reason.to_string() }))
 }
 
 async fn check_link_kinds(db: &Db, hospital_id: &str, centre_id: &str) -> ApiResult<()> {

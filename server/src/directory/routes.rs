@@ -3,9 +3,9 @@
 
 use super::policy::{self, Change};
 use super::{
-    as_manager, non_empty, store, validate_password, ConsortiumLink, Department, ExpertFilter, ExpertSummary,
-    NewDepartment, NewLink, NewOrganisation, NewUser, Organisation, OrganisationPatch, Specialty, UserFilter,
-    UserPatch, UserView,
+    as_manager, non_empty, store, validate_password, ConsortiumLink, Department, EndLink, EndedLink, ExpertFilter,
+    ExpertSummary, NewDepartment, NewLink, NewOrganisation, NewUser, Organisation, OrganisationPatch, Specialty,
+    UserFilter, UserPatch, UserView,
 };
 use crate::api::{Json, Page, Path, Query, Routes};
 use crate::app::AppState;
@@ -116,6 +116,23 @@ async fn post_link(
         StatusCode::CREATED,
         Json(serde_json::json!({"id": id, "hospital_id": body.hospital_id, "centre_id": body.centre_id})),
     ))
+}
+
+/// Ends a link (admins only: it takes a centre out of a hospital's consortium, as moving or
+/// sharing one is an admin's); a reason is required.
+async fn end_link(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(Id(id)): Path<Id>,
+    Json(body): Json<EndLink>,
+) -> ApiResult<Json<EndedLink>> {
+    user.require(&[Role::Admin])?;
+    let reason = crate::consultations::state::Reason::parse(&body.reason)
+        .map_err(|e| ApiError::validation("reason", e.to_string()))?;
+    super::end_link_as(&state.db, &user, &id, reason.as_str())
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("consortium link"))
 }
 
 // ---------- specialties and departments ----------
@@ -380,6 +397,9 @@ pub fn routes() -> Routes {
         .body::<NewLink>()
         .json::<serde_json::Value>(201)
         .errors(&[409])
+        .post("/api/v1/consortium-links/{id}/end", "End a link, with a reason (admin)", end_link)
+        .body::<EndLink>()
+        .json::<EndedLink>(200)
         .get("/api/v1/specialties", "Specialties", list_specialties)
         .json::<Page<Specialty>>(200)
         .post("/api/v1/specialties", "Create a specialty (admin)", post_specialty)

@@ -131,6 +131,36 @@ pub async fn insert_link(conn: &mut sqlx::AnyConnection, hospital_id: &str, cent
     Ok(id)
 }
 
+/// Ends a link: it leaves `consortium_links` for `consortium_links_ended`, with who ended it,
+/// when and why. Returns the hospital and the centre it linked; `None` when no link has that id.
+pub async fn end_link(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    actor_id: &str,
+    reason: &str,
+) -> ApiResult<Option<(String, String)>> {
+    let link: Option<(String, String)> =
+        sqlx::query_as("SELECT hospital_id, centre_id FROM consortium_links WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if link.is_none() {
+        return Ok(None);
+    }
+    sqlx::query(
+        "INSERT INTO consortium_links_ended (id, hospital_id, centre_id, created_at, ended_at, ended_by, reason)
+         SELECT id, hospital_id, centre_id, created_at, $2, $3, $4 FROM consortium_links WHERE id = $1",
+    )
+    .bind(id)
+    .bind(now_ts())
+    .bind(actor_id)
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM consortium_links WHERE id = $1").bind(id).execute(&mut *conn).await?;
+    Ok(link)
+}
+
 /// The ids and roles of the accounts of an organisation.
 pub async fn member_ids(db: &Db, organisation_id: &str) -> ApiResult<Vec<(String, Role)>> {
     let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, role FROM users WHERE organisation_id = $1")
