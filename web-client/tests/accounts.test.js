@@ -143,3 +143,44 @@ test('the admin finds an expert\'s refused look-up of a patient in the audit tra
   assert.deepEqual(await axeViolations(page), []);
   await context.close();
 });
+
+test('the admin ends a centre\'s consortium link: the hospital\'s coordinator loses its accounts, and gets them back when it is linked again', async () => {
+  const coordinator = await (await env.browser.newContext()).newPage();
+  await signIn(coordinator, env.server.url, 'coordinator');
+  await row(coordinator, 'dr.li').waitFor();
+
+  const context = await env.browser.newContext();
+  const page = await context.newPage();
+  await signIn(page, env.server.url, 'admin');
+  const links = page.locator('section:has(#links)');
+  const donghu = links.locator('tbody tr', { has: page.locator('td:text-is("东湖社区卫生服务中心")') });
+  await donghu.locator('td:text-is("市第一人民医院")').waitFor();
+  await donghu.locator('button:has-text("结束关系")').click();
+  await donghu.locator('text=市第一人民医院的协调员将立即无法查看东湖社区卫生服务中心的患者、会诊和账号').waitFor();
+  // The reason is required: without one, nothing is sent and the link stays.
+  await donghu.locator('button:has-text("确认结束")').click();
+  assert.equal(await donghu.locator('input[name=reason]:invalid').count(), 1);
+  await donghu.locator('input[name=reason]').fill('合作协议到期');
+  await donghu.locator('button:has-text("确认结束")').click();
+  await links.locator('[role=status]:has-text("已结束市第一人民医院与东湖社区卫生服务中心的医联体关系。")').waitFor();
+  assert.equal(await donghu.count(), 0, 'the ended link leaves the list');
+  assert.deepEqual(await axeViolations(page), []);
+
+  // The coordinator's next look: dr.li's account, at that centre, is no longer theirs.
+  await coordinator.reload();
+  await ready(coordinator, '/');
+  await row(coordinator, 'dr.zhao').waitFor();
+  assert.equal(await row(coordinator, 'dr.li').count(), 0);
+  assert.equal(await coordinator.locator('section:has(#links) td:text-is("东湖社区卫生服务中心")').count(), 0);
+
+  // Linked again by the admin, through the same section.
+  await links.locator('select[name=hospital_id]').selectOption({ label: '市第一人民医院' });
+  await links.locator('select[name=centre_id]').selectOption({ label: '东湖社区卫生服务中心' });
+  await links.locator('button:has-text("建立医联体关系")').click();
+  await links.locator('[role=status]:has-text("已将东湖社区卫生服务中心纳入市第一人民医院的医联体。")').waitFor();
+  await coordinator.reload();
+  await ready(coordinator, '/');
+  await row(coordinator, 'dr.li').waitFor();
+  await coordinator.context().close();
+  await context.close();
+});

@@ -349,3 +349,12 @@ test('the availability editor takes a time zone the zone database names, spelt a
   assert.equal(zoneName('Etc/GMT-5', listed), 'Etc/GMT-5');
   for (const bad of ['', '  ', 'Asia/Beijing', 'Mars/Olympus', '+08:00', 'GMT+8']) assert.equal(zoneName(bad, listed), null, bad);
 });
+
+test('the coordinator\'s figures: median durations in words, referrals summed over the months', async () => {
+  const { minutesText, referralTotals } = await import('../js/views/admin.js');
+  assert.deepEqual([0.4, 45, 119.6, 150, 47 * 60, 3 * 24 * 60].map(minutesText), ['0 分钟', '45 分钟', '120 分钟', '2.5 小时', '47 小时', '3 天']);
+  assert.equal(minutesText(null), '–', 'no consultation accepted yet');
+  assert.equal(minutesText(undefined), '–');
+  assert.deepEqual(referralTotals({ '2026-11': { up: 3 }, '2026-12': { up: 1, down: 2 } }), { up: 4, down: 2 });
+  assert.deepEqual(referralTotals({}), { up: 0, down: 0 });
+});

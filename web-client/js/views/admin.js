@@ -1,4 +1,5 @@
-// Coordinator and administrator: organisations, user accounts and simple figures.
+// Coordinator and administrator: figures, the consortium's links, organisations, user accounts,
+// devices and (admins) the audit trail.
 import { h, when } from '../dom.js';
 import { t, lang } from '../i18n.js';
 import { get, api, post } from '../api.js';
@@ -22,21 +23,26 @@ export function countBy(items, key) {
  * @returns {Promise<HTMLElement>}
  */
 export async function adminHome(app) {
-  const [orgs, users, consultations, devices, specialties] = await Promise.all([
-    get('/api/v1/organisations'), get('/api/v1/users'), get('/api/v1/consultations'), get('/api/v1/devices?limit=200'),
-    get('/api/v1/specialties'),
+  const [orgs, users, figures, devices, specialties, links] = await Promise.all([
+    get('/api/v1/organisations'), get('/api/v1/users'), get('/api/v1/figures'), get('/api/v1/devices?limit=200'),
+    get('/api/v1/specialties'), get('/api/v1/consortium-links'),
   ]);
   const usersBody = h('tbody', null, users.items.map((/** @type {any} */ u) => userRow(app, u)));
-  const byState = countBy(consultations.items, (/** @type {any} */ c) => c.state);
   const byRole = countBy(users.items, (/** @type {any} */ u) => u.role);
+  const referrals = referralTotals(figures.referrals_per_month);
   return h('div', { class: 'stack' },
     h('h1', null, t(app.user().role === 'admin' ? 'admin.home' : 'coordinator.home')),
     h('section', { class: 'card', 'aria-labelledby': 'fig' }, h('h2', { id: 'fig' }, t('admin.figures')),
       h('div', { class: 'figures' },
         figure(t('admin.organisations'), orgs.items.length),
         figure(t('admin.users'), users.items.length),
-        figure(t('admin.consultations'), consultations.items.length),
-        STATE_ORDER.filter((s) => byState.has(s)).map((s) => figure(t(`state.${s}`), byState.get(s) || 0)))),
+        figure(t('admin.consultations'), figures.consultations_total),
+        STATE_ORDER.filter((s) => figures.by_state[s]).map((s) => figure(t(`state.${s}`), figures.by_state[s])),
+        figure(t('admin.toAcceptance'), minutesText(figures.median_minutes_to_acceptance)),
+        figure(t('admin.toOpinion'), minutesText(figures.median_minutes_to_signed_opinion)),
+        figure(t('admin.referralsUp'), referrals.up),
+        figure(t('admin.referralsDown'), referrals.down))),
+    linksSection(app, orgs.items, links.items),
     h('section', { class: 'card', 'aria-labelledby': 'orgs' }, h('h2', { id: 'orgs' }, t('admin.organisations')),
       h('table', null,
         h('thead', null, h('tr', null, h('th', { scope: 'col' }, t('admin.name')), h('th', { scope: 'col' }, t('admin.kind')), h('th', { scope: 'col' }, t('admin.address')))),
@@ -342,8 +348,134 @@ function userRow(app, u) {
 }
 
 /**
+ * Referrals up (to a hospital) and down (to a centre) over every month of the figures.
+ * @param {Record<string, Record<string, number>>} perMonth
+ * @returns {{ up: number, down: number }}
+ */
+export function referralTotals(perMonth) {
+  let up = 0;
+  let down = 0;
+  for (const month of Object.values(perMonth || {})) {
+    up += month.up || 0;
+    down += month.down || 0;
+  }
+  return { up, down };
+}
+
+/**
+ * A median duration in minutes as a person reads it: minutes under two hours, hours under two
+ * days, days beyond; a dash when there is none yet.
+ * @param {number | null | undefined} minutes
+ * @returns {string}
+ */
+export function minutesText(minutes) {
+  if (minutes == null || !Number.isFinite(minutes)) return '–';
+  if (minutes < 120) return t('admin.minutes', { n: Math.round(minutes) });
+  if (minutes < 48 * 60) return t('admin.hours', { n: Math.round(minutes / 6) / 10 });
+  return t('admin.days', { n: Math.round(minutes / 144) / 10 });
+}
+
+/**
+ * The consortium: which hospital each centre belongs to. A coordinator links a centre that no
+ * hospital holds yet to its own hospital; an admin links any and ends a link, with a reason
+ * (the hospital's coordinators lose the centre's records at once).
+ * @param {import('../main.js').App} app
+ * @param {any[]} orgs
+ * @param {any[]} links
+ * @returns {HTMLElement}
+ */
+function linksSection(app, orgs, links) {
+  const me = app.user();
+  const isAdmin = me.role === 'admin';
+  const body = h('tbody');
+  const said = h('p', { role: 'status', class: 'hint' });
+  const renderRows = () => {
+    body.replaceChildren(...(links.length
+      ? links.map((l) => linkRow(l, isAdmin, said, () => { links = links.filter((x) => x.id !== l.id); renderRows(); }))
+      : [h('tr', null, h('td', { colspan: '4', class: 'muted' }, t('link.none')))]));
+  };
+  renderRows();
+  const hospitals = orgs.filter((o) => o.active && o.kind === 'tertiary_hospital' && (isAdmin || o.id === me.organisation_id));
+  const linked = new Set(links.map((l) => l.centre_id));
+  const centres = orgs.filter((o) => o.active && o.kind !== 'tertiary_hospital' && (isAdmin || !linked.has(o.id)));
+  const hospital = /** @type {HTMLSelectElement} */ (h('select', { id: 'link-hospital', name: 'hospital_id' },
+    hospitals.map((o) => h('option', { value: o.id }, o.name))));
+  const centre = /** @type {HTMLSelectElement} */ (h('select', { id: 'link-centre', name: 'centre_id' },
+    centres.map((o) => h('option', { value: o.id }, o.name))));
+  const error = h('p', { class: 'error', role: 'alert' });
+  const form = /** @type {HTMLFormElement} */ (h('form', { class: 'grid link-new' },
+    h('div', { class: 'field' }, h('label', { for: 'link-hospital' }, t('link.hospital')), hospital),
+    h('div', { class: 'field' }, h('label', { for: 'link-centre' }, t('link.centre')), centre),
+    error,
+    h('button', { type: 'submit', class: 'primary' }, t('link.create'))));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    said.textContent = '';
+    try {
+      const made = await post('/api/v1/consortium-links', { hospital_id: hospital.value, centre_id: centre.value });
+      const name = (/** @type {string} */ id) => orgs.find((o) => o.id === id)?.name || id;
+      links = [...links, { ...made, hospital_name: name(made.hospital_id), centre_name: name(made.centre_id), created_at: new Date().toISOString() }];
+      renderRows();
+      said.textContent = t('link.made', { hospital: name(made.hospital_id), centre: name(made.centre_id) });
+    } catch (err) {
+      error.textContent = /** @type {Error} */ (err).message;
+    }
+  });
+  return h('section', { class: 'card', 'aria-labelledby': 'links' }, h('h2', { id: 'links' }, t('link.title')),
+    h('table', { class: 'links' },
+      h('thead', null, h('tr', null, h('th', { scope: 'col' }, t('link.hospital')), h('th', { scope: 'col' }, t('link.centre')),
+        h('th', { scope: 'col' }, t('link.since')), h('th', { scope: 'col' }, t('common.actions')))),
+      body),
+    said,
+    hospitals.length && centres.length ? [h('h3', null, t('link.create')), form] : null);
+}
+
+/**
+ * One link; for an admin, ending it: the reason asked for and the ending confirmed first.
+ * @param {any} l
+ * @param {boolean} mayEnd
+ * @param {HTMLElement} said where the outcome is said
+ * @param {() => void} ended called once the link has ended
+ * @returns {HTMLElement}
+ */
+function linkRow(l, mayEnd, said, ended) {
+  const actions = h('td', { class: 'actions' });
+  const render = () => {
+    actions.replaceChildren();
+    if (!mayEnd) return;
+    actions.append(h('button', { onclick: ask }, t('link.end')));
+  };
+  const ask = () => {
+    const reason = /** @type {HTMLInputElement} */ (h('input', { id: `link-reason-${l.id}`, name: 'reason', required: true, maxlength: '2000' }));
+    const error = h('p', { class: 'error', role: 'alert' });
+    const form = /** @type {HTMLFormElement} */ (h('form', { class: 'link-end' },
+      h('p', null, t('link.confirmEnd', { hospital: l.hospital_name, centre: l.centre_name })),
+      h('div', { class: 'field' }, h('label', { for: `link-reason-${l.id}` }, t('link.reason')), reason),
+      error,
+      h('button', { type: 'submit', class: 'primary' }, t('link.endConfirm')),
+      h('button', { type: 'button', onclick: render }, t('admin.cancel'))));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      error.textContent = '';
+      try {
+        await post(`/api/v1/consortium-links/${l.id}/end`, { reason: reason.value });
+        said.textContent = t('link.ended', { hospital: l.hospital_name, centre: l.centre_name });
+        ended();
+      } catch (err) {
+        error.textContent = /** @type {Error} */ (err).message;
+      }
+    });
+    actions.replaceChildren(form);
+    reason.focus();
+  };
+  render();
+  return h('tr', { 'data-link': l.id }, h('td', null, l.hospital_name), h('td', null, l.centre_name), h('td', null, when(l.created_at)), actions);
+}
+
+/**
  * @param {string} label
- * @param {number} value
+ * @param {number | string} value
  */
 function figure(label, value) {
   return h('div', { class: 'figure' }, h('span', { class: 'value' }, String(value)), h('span', { class: 'label' }, label));
