@@ -43,7 +43,9 @@
 //!    the extreme of their ±3 ms, so never the edge of a still rising wave) within ±50 ms of
 //!    it (and ±100 ms of the detection) in the lead's dominant polarity, or in the other
 //!    polarity when that one is more than 1.5 times as far from the local mean (a beat of
-//!    opposite polarity).
+//!    opposite polarity), or simply farther when the dominant polarity's peak lies within
+//!    10 ms of the search's edge on a wave that goes on rising past it (the upstroke of the
+//!    broad second half of a wide ventricular beat, not its R peak).
 //!
 //! Every duration is in seconds and converted with the sample rate, so the detector runs
 //! unchanged at 250, 360, 500 or 1000 Hz.
@@ -122,6 +124,9 @@ const R_PEAK_RIPPLE_S: f64 = 0.003;
 /// The other polarity's extremum is the R peak when it is this many times as far from the
 /// local mean as the dominant polarity's.
 const OPPOSITE_DOMINANCE: f64 = 1.5;
+/// A peak within this much of the R-peak search span's edge, which the lead exceeds within this
+/// much beyond it, is on the upstroke of a wave outside the span.
+const EDGE_S: f64 = 0.010;
 
 /// Finds the R peaks in `leads` (samples at `fs` Hz; leads of unequal length are read up to
 /// the shortest). Returns no beat for a recording shorter than one second.
@@ -525,7 +530,7 @@ fn place_on_r_peaks(
             let centre = (clo..chi).map(|i| (i, steep(i))).max_by(|a, b| a.1.total_cmp(&b.1)).map_or(b, |(i, _)| i);
             let (lo2, hi2) = (centre.saturating_sub(near).max(lo), (centre + near + 1).min(hi));
             let level = y[lo..hi].iter().map(|&v| f64::from(v)).sum::<f64>() / (hi - lo) as f64;
-            r_peak_between(y, lo2..hi2, level, polarity, ripple).unwrap_or(b)
+            r_peak_between(y, lo2..hi2, level, polarity, ripple, fs).unwrap_or(b)
         })
         .collect();
     placed.sort_unstable();
@@ -551,7 +556,14 @@ fn place_on_r_peaks(
 /// for a peak; only when a polarity has no peak in the span is its extreme point taken. The
 /// other polarity's extremum wins when it is more than 1.5 times as far from the level (a beat
 /// of opposite polarity). `None` for an empty span.
-fn r_peak_between(y: &[i32], span: std::ops::Range<usize>, level: f64, polarity: f64, ripple: usize) -> Option<usize> {
+fn r_peak_between(
+    y: &[i32],
+    span: std::ops::Range<usize>,
+    level: f64,
+    polarity: f64,
+    ripple: usize,
+    fs: f64,
+) -> Option<usize> {
     let value = |i: usize| polarity * f64::from(y[i]);
     let turns = |i: usize, sign: f64| {
         let (a, z) = (i.saturating_sub(ripple), (i + ripple + 1).min(y.len()));
@@ -563,7 +575,15 @@ fn r_peak_between(y: &[i32], span: std::ops::Range<usize>, level: f64, polarity:
     };
     let (along, against) = (extreme(1.0)?, extreme(-1.0)?);
     let dev = |i: usize| (f64::from(y[i]) - level).abs();
-    Some(if dev(against) > OPPOSITE_DOMINANCE * dev(along) { against } else { along })
+    // A peak of `along` at the span's edge on a wave that goes on rising past it is the upstroke
+    // of a later wave (the broad second half of a wide ventricular beat), not the R peak: then
+    // the other polarity's turn wins whenever it is the farther from the level.
+    let edge = ((EDGE_S * fs).round() as usize).max(1);
+    let rises_past = |from: usize, to: usize| (from..to.min(y.len())).any(|k| value(k) > value(along));
+    let on_upstroke = (along + edge >= span.end && rises_past(span.end, span.end + edge))
+        || (along < span.start + edge && rises_past(span.start.saturating_sub(edge), span.start));
+    let dominance = if on_upstroke && turns(against, -1.0) { 1.0 } else { OPPOSITE_DOMINANCE };
+    Some(if dev(against) > dominance * dev(along) { against } else { along })
 }
 
 #[cfg(test)]
@@ -632,16 +652,33 @@ pub(crate) mod tests {
         assert_eq!(y[39], 560);
         y[39] = 900;
         y[40] = 1000;
-        assert_eq!(r_peak_between(&y, 5..40, 200.0, 1.0, 1), Some(12));
+        assert_eq!(r_peak_between(&y, 5..40, 200.0, 1.0, 1, 360.0), Some(12));
         // With no peak in the span at all, its extreme point is taken, as before.
         let rising: Vec<i32> = (0..40).map(|i| 10 * i).collect();
-        assert_eq!(r_peak_between(&rising, 5..30, 150.0, 1.0, 1), Some(29));
+        assert_eq!(r_peak_between(&rising, 5..30, 150.0, 1.0, 1, 360.0), Some(29));
         // A trough far deeper than the peak is the R peak of a beat of opposite polarity.
         let mut w = vec![0; 40];
         w[15] = 100;
         w[20] = -900;
-        assert_eq!(r_peak_between(&w, 5..35, 0.0, 1.0, 1), Some(20));
-        assert_eq!(r_peak_between(&w, 5..5, 0.0, 1.0, 1), None);
+        assert_eq!(r_peak_between(&w, 5..35, 0.0, 1.0, 1, 360.0), Some(20));
+        assert_eq!(r_peak_between(&w, 5..5, 0.0, 1.0, 1, 360.0), None);
+        // A wide ventricular beat (MIT-BIH 203): a small spike, a deep trough, then a broad wave
+        // still rising where the search ends, with a ripple on its upstroke at the edge. The
+        // ripple is no R peak: the trough is, though under 1.5 times as far from the level.
+        let mut v: Vec<i32> = (0..60).map(|i| if i < 25 { 0 } else { 100 * (i - 25) }).collect();
+        v[10] = 500;
+        for (k, x) in [(18, -900), (19, -1300), (20, -1500), (21, -1300), (22, -900), (23, -500), (24, -200)] {
+            v[k] = x;
+        }
+        v[38] = 1350;
+        v[39] = 1340;
+        assert_eq!(r_peak_between(&v, 8..40, 0.0, 1.0, 1, 360.0), Some(20));
+        // The same ripple where the wave stops rising within the span's edge is a peak as before.
+        let mut flat = v.clone();
+        for x in flat.iter_mut().skip(40) {
+            *x = 1000;
+        }
+        assert_eq!(r_peak_between(&flat, 8..40, 0.0, 1.0, 1, 360.0), Some(38));
     }
 
     #[test]
