@@ -197,6 +197,7 @@ fn rows() -> Vec<Row> {
         row("post", "/api/v1/patients", "/api/v1/patients", Json(|_| json!({"name": "王五", "sex": "male", "birth_date": "1960-01-01"})), "UU A AA AA FFF FF F FU"),
         row("get", "/api/v1/patients/{id}", "/api/v1/patients/$patient", None, "UU A AN AN ANN AN A FU"),
         row("patch", "/api/v1/patients/{id}", "/api/v1/patients/$patient", Json(|_| json!({"phone": "13800000009"})), "UU A FN AN FNN FN F FU"),
+        row("get", "/api/v1/patients/{id}/revisions", "/api/v1/patients/$patient/revisions", None, "UU A AN AN ANN AN A FU"),
         row("post", "/api/v1/patients/{id}/identifiers", "/api/v1/patients/$patient/identifiers", Json(|_| json!({"kind": "phone", "value": format!("139{:08}", seq())})), "UU A FN AN FNN FN F FU"),
         row("post", "/api/v1/patients/{id}/identifiers/{identifier_id}/retire", "/api/v1/patients/$patient/identifiers/$identifier/retire", Json(|_| json!({"reason": "换卡"})), "UU A FN AN FNN FN F FU"),
         row("get", "/api/v1/audit", "/api/v1/audit", None, "UU A FF FF FFF AA F FU"),

@@ -255,6 +255,98 @@ async fn referrals_follow_up_and_the_whole_record(app: &TestApp) {
 }
 db_test!(referrals_follow_up_and_the_whole_record);
 
+/// Edits of a patient's record keep what they replaced: a corrected name, phone and resident ID
+/// number, a follow-up visit's note written over (defect: `PATCH` overwrote them in place and
+/// the old values were gone, with an audit event that did not say what they were). The
+/// revisions are read by whoever may read the record, audited, with the resident ID number
+/// masked as the reader sees the current one.
+async fn an_edit_of_the_record_keeps_what_it_replaced(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let zhang = app.patient_id("patient.zhang").await;
+    let (_, before) = app.get(&format!("/api/v1/patients/{zhang}"), &li).await;
+    let revisions = format!("/api/v1/patients/{zhang}/revisions");
+    let (status, none) = app.get(&revisions, &li).await;
+    assert_eq!((status, none["items"].clone()), (200, json!([])), "{none}");
+
+    // One change of name and phone (the sex sent unchanged is not a change), then the ID number.
+    let (status, after) = app
+        .patch(
+            &format!("/api/v1/patients/{zhang}"),
+            &li,
+            &json!({"name": "张秀瑛", "phone": "13900000001", "sex": before["sex"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["name"], "张秀瑛");
+    let new_id = "11010519491231002X";
+    let (status, after) = app.patch(&format!("/api/v1/patients/{zhang}"), &li, &json!({"resident_id": new_id})).await;
+    assert_eq!(status, 200, "{after}");
+
+    // A visit of a follow-up plan, its note written and then written over.
+    let (status, plan) = app
+        .post(
+            "/api/v1/follow-up-plans",
+            &li,
+            &json!({"patient_id": zhang, "condition": "hypertension", "interval_weeks": 4, "visits": 2}),
+        )
+        .await;
+    assert_eq!(status, 201, "{plan}");
+    let (_, visits) = app.get(&format!("/api/v1/follow-ups?patient_id={zhang}"), &li).await;
+    let vid = visits["items"][0]["id"].as_str().unwrap().to_string();
+    let (status, _) = app.patch(&format!("/api/v1/follow-ups/{vid}"), &li, &json!({"note": "血压 152/96，加量"})).await;
+    assert_eq!(status, 200);
+    let (status, _) =
+        app.patch(&format!("/api/v1/follow-ups/{vid}"), &li, &json!({"note": "血压 132/84", "status": "done"})).await;
+    assert_eq!(status, 200);
+
+    let (status, page) = app.get(&revisions, &li).await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 4, "{page}");
+    // Newest first: the note written over (with the status it had), the first note, the ID number, the name and phone.
+    assert_eq!(items[0]["resource_type"], "follow_up_visit");
+    assert_eq!(items[0]["resource_id"], vid.as_str());
+    assert_eq!(items[0]["previous"], json!({"note": "血压 152/96，加量", "status": "planned"}));
+    assert_eq!(items[1]["previous"], json!({"note": ""}));
+    assert_eq!(items[2]["previous"], json!({"resident_id": before["resident_id"]}));
+    assert_eq!(items[3]["resource_type"], "patient");
+    assert_eq!(items[3]["previous"], json!({"name": before["name"], "phone": before["phone"]}));
+    assert_eq!(items[3]["revised_by_name"], "李明");
+    // Reading them is a read of the record.
+    let li_id = app.user_id("dr.li").await;
+    let admin = app.login("admin").await;
+    let (_, trail) = app.get(&format!("/api/v1/audit?actor_id={li_id}&limit=500"), &admin).await;
+    assert!(
+        trail["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "read_revisions" && e["patient_id"] == zhang.as_str()),
+        "{trail}"
+    );
+
+    // An expert of her consultation reads the record with the resident ID number masked, and the
+    // number replaced masked the same way; anyone else does not see them at all.
+    let wang = app.login("dr.wang").await;
+    let wang_id = app.user_id("dr.wang").await;
+    let (status, c) = app
+        .post(
+            "/api/v1/consultations",
+            &li,
+            &json!({"patient_id": zhang, "reason": "胸闷", "specialty": "cardiology", "min_title": "attending",
+                    "urgency": "routine", "mode": "video", "addressee": {"kind": "expert", "expert_id": wang_id},
+                    "consent": common::written_consent()}),
+        )
+        .await;
+    assert_eq!(status, 201, "{c}");
+    let (status, seen) = app.get(&revisions, &wang).await;
+    assert_eq!(status, 200, "{seen}");
+    let masked = seen["items"][2]["previous"]["resident_id"].as_str().unwrap();
+    assert!(masked.contains('*') && masked != before["resident_id"].as_str().unwrap(), "{masked}");
+    assert_eq!(app.get(&revisions, &app.login("dr.zhao").await).await.0, 404);
+}
+db_test!(an_edit_of_the_record_keeps_what_it_replaced);
+
 /// What people type goes onto the printable page as text: a patient named like a script tag
 /// and a note written like an image with a handler come out escaped, never as markup.
 async fn the_printable_record_escapes_what_people_wrote(app: &TestApp) {

@@ -43,7 +43,7 @@ pub struct Patient {
 
 /// Whether `user` sees the full resident ID number of `p`: admins, the staff of the
 /// patient's home centre, and the patient themself.
-fn sees_full_resident_id(user: &AuthUser, p: &Patient) -> bool {
+pub(crate) fn sees_full_resident_id(user: &AuthUser, p: &Patient) -> bool {
     match user.role {
         Role::Admin => true,
         Role::CommunityDoctor | Role::Coordinator => p.home_organisation_id == user.org,
@@ -345,7 +345,16 @@ async fn patch(
             phone: p.phone,
             resident_id: p.resident_id.map(|r| r.trim().to_uppercase()),
         };
+        // An editor sees the record in full (its resident ID unmasked): what it replaces is kept.
+        let previous = crate::record::revisions::replaced(&[
+            ("name", &before.name, update.name.as_deref()),
+            ("sex", before.sex.as_str(), update.sex.as_deref()),
+            ("birth_date", &before.birth_date, update.birth_date.as_deref()),
+            ("phone", &before.phone, update.phone.as_deref()),
+            ("resident_id", &before.resident_id, update.resident_id.as_deref()),
+        ]);
         let mut tx = audit::begin(&state.db).await?;
+        crate::record::revisions::keep(&mut tx, &id, "patient", &id, &user.id, previous).await?;
         store::update(&mut tx, &id, update).await?;
         tx.audit(acted(&user, &id, "update")).await?;
         tx.commit().await

@@ -201,7 +201,13 @@ pub async fn patch_visit(
             }
         };
         let due_date = p.due_date.map(|d| d.date().format("%Y-%m-%d").to_string());
+        let previous = super::revisions::replaced(&[
+            ("due_date", &visit.due_date, due_date.as_deref()),
+            ("status", visit.status.as_str(), status.map(|s| s.as_str())),
+            ("note", &visit.note, p.note.as_deref()),
+        ]);
         let mut tx = crate::audit::begin(&state.db).await?;
+        super::revisions::keep(&mut tx, &visit.patient_id, "follow_up_visit", &id, &user.id, previous).await?;
         record_store::update_visit(&mut tx, &id, due_date, status, p.note, &user.id, &now_ts()).await?;
         tx.audit(crate::audit::event(&user, "update", "follow_up_visit", &id).patient(&visit.patient_id)).await?;
         tx.commit().await

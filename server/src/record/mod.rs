@@ -8,6 +8,7 @@ pub mod followup;
 pub mod notes;
 pub mod opinions;
 pub mod referrals;
+pub mod revisions;
 pub mod store;
 
 pub fn routes() -> crate::api::Routes {
@@ -103,6 +104,12 @@ fn referral_routes() -> crate::api::Routes {
 /// Follow-up plans and visits, and the coordinators' figures.
 fn follow_up_routes() -> crate::api::Routes {
     crate::api::Routes::new("record")
+        .get(
+            "/api/v1/patients/{id}/revisions",
+            "What edits of a patient's record (and its follow-up visits) replaced, newest first",
+            revisions::list,
+        )
+        .json::<crate::api::Page<revisions::Revision>>(200)
         .post("/api/v1/follow-up-plans", "Create a follow-up plan and its visits", followup::post_plan)
         .body::<followup::NewPlan>()
         .json::<serde_json::Value>(201)
