@@ -1,5 +1,6 @@
 // One consultation: its facts, participants and history, and what the signed-in user can do
-// with it (accept or decline, book a slot, join the call, open an ECG).
+// with it (accept or decline, book, move or cancel a slot, cancel the request, join the call,
+// open an ECG).
 import { arrangingText } from './patient.js';
 import { h, mount, when } from '../dom.js';
 import { t } from '../i18n.js';
@@ -57,6 +58,23 @@ export async function consultationView(app, id) {
   if (role === 'community_doctor' && c.state === 'accepted' && c.assigned_expert_id) {
     actions.append(await slotPicker(c, act));
   }
+  // The booked slot moved (to another free slot of the expert) or cancelled, each with a
+  // reason, by the clinic's doctor or the expert; the consultation itself cancelled by the
+  // doctor who asked for it, before the call.
+  const bookedNow = c.appointments.find((/** @type {any} */ a) => a.status === 'booked');
+  const changes = h('div', { class: 'changes' });
+  if (c.state === 'scheduled' && bookedNow && me && !unanswered && ['community_doctor', 'expert'].includes(role)) {
+    changes.append(
+      h('button', { onclick: async () => {
+        changes.replaceChildren(await reschedulePicker(c, bookedNow, act, () => app.navigate(`/consultations/${id}`, true)));
+      } }, t('appointment.reschedule')),
+      withReason(changes, 'appt-cancel', t('appointment.cancel'), t('appointment.cancelPrompt', { when: when(bookedNow.start) }),
+        (reason) => act(() => post(`/api/v1/appointments/${bookedNow.id}/cancel`, { reason }))));
+  }
+  if (role === 'community_doctor' && c.requested_by === app.user().id && ['requested', 'accepted', 'scheduled'].includes(c.state)) {
+    changes.append(withReason(changes, 'c-cancel', t('consultation.cancel'), t('consultation.cancelPrompt'),
+      (reason) => act(() => post(`/api/v1/consultations/${id}/cancel`, { reason }))));
+  }
   if (['scheduled', 'in_progress'].includes(c.state) && me && !unanswered) {
     // The room opens a while before the booked slot (at once for urgent requests).
     const booked = c.appointments.find((/** @type {any} */ a) => a.status === 'booked');
@@ -67,6 +85,7 @@ export async function consultationView(app, id) {
       actions.append(h('button', { class: 'primary', onclick: () => app.navigate(`/call/${id}`) }, t('call.join')));
     }
   }
+  if (changes.childElementCount) actions.append(changes);
 
   const patient = await patientOf(c.patient_id);
   const canUpload = !!me && !unanswered && live;
@@ -118,6 +137,58 @@ export async function consultationView(app, id) {
       h('ol', { class: 'list' }, c.transitions.map((/** @type {any} */ x) =>
         h('li', null, `${when(x.at)} · ${t(`state.${x.to_state}`)} · ${x.actor_name || ''} ${x.reason ? `(${x.reason})` : ''}`)))),
   );
+}
+
+/**
+ * A button that asks for a reason before it acts: it opens a small form in `place` (the
+ * question, the reason, confirm and back), and `go` runs once a reason is given.
+ * @param {HTMLElement} place where the form opens
+ * @param {string} key an id prefix for the form's fields
+ * @param {string} label the button's words
+ * @param {string} question what is about to happen
+ * @param {(reason: string) => Promise<any>} go
+ * @returns {HTMLElement}
+ */
+function withReason(place, key, label, question, go) {
+  return h('button', { onclick: () => {
+    const kept = [...place.childNodes];
+    const reason = /** @type {HTMLInputElement} */ (h('input', { id: `${key}-reason`, name: 'reason', required: true, maxlength: '2000' }));
+    const form = /** @type {HTMLFormElement} */ (h('form', { class: 'with-reason' },
+      h('p', null, question),
+      h('div', { class: 'field' }, h('label', { for: `${key}-reason` }, t('change.reason')), reason),
+      h('button', { type: 'submit', class: 'primary' }, t('change.confirm', { what: label })),
+      h('button', { type: 'button', onclick: () => place.replaceChildren(...kept) }, t('change.back'))));
+    form.addEventListener('submit', (e) => { e.preventDefault(); go(reason.value.trim()); });
+    place.replaceChildren(form);
+    reason.focus();
+  } }, label);
+}
+
+/**
+ * Moving a booked appointment: the reason, then the expert's free slots, each a button that
+ * moves it there; `back` leaves things as they were.
+ * @param {any} c the consultation
+ * @param {any} booked its booked appointment
+ * @param {(action: () => Promise<any>) => Promise<void>} act
+ * @param {() => void} back
+ * @returns {Promise<HTMLElement>}
+ */
+async function reschedulePicker(c, booked, act, back) {
+  const slots = (await get(`/api/v1/experts/${booked.expert_id}/slots`)).items.slice(0, 12);
+  const reason = /** @type {HTMLInputElement} */ (h('input', { id: 'resched-reason', name: 'reason', required: true, maxlength: '2000' }));
+  const said = h('p', { class: 'error', role: 'alert' });
+  /** @param {any} s */
+  const move = async (s) => {
+    if (!reason.value.trim()) { said.textContent = t('appointment.reasonNeeded'); reason.focus(); return false; }
+    await post(`/api/v1/appointments/${booked.id}/reschedule`, { start: s.start, reason: reason.value.trim() });
+  };
+  return h('div', { class: 'slots reschedule', role: 'group', 'aria-label': t('appointment.reschedule') },
+    h('h3', null, t('appointment.rescheduleFrom', { when: when(booked.start) })),
+    h('div', { class: 'field' }, h('label', { for: 'resched-reason' }, t('change.reason')), reason),
+    said,
+    slots.length ? slots.map((/** @type {any} */ s) => h('button', { class: 'slot', onclick: () => act(() => move(s)) }, h('time', { datetime: s.start }, when(s.start))))
+      : h('p', { class: 'muted' }, t('booking.noSlots')),
+    h('button', { type: 'button', onclick: back }, t('change.back')));
 }
 
 /**
