@@ -699,6 +699,89 @@ async fn ending_a_consortium_link_ends_the_hospitals_access_at_once(app: &TestAp
 }
 db_test!(ending_a_consortium_link_ends_the_hospitals_access_at_once);
 
+/// An expert's title and specialties decide which pool requests they see, and they change:
+/// the hospital's coordinator promotes a resident and moves her to another specialty, and her
+/// open session sees what the new profile allows at its next request (defect: a profile could
+/// not be changed at all after the account was made, so a moved expert kept seeing the old
+/// specialty's requests and deactivation was the only way out). She cannot change her own;
+/// a coordinator of another hospital does not see her account; every change is audited with
+/// what it replaced.
+async fn an_experts_profile_changes_what_she_sees_at_once(app: &TestApp) {
+    let coord = app.login("coordinator").await;
+    let hospital = me(app, &coord).await["organisation_id"].as_str().unwrap().to_string();
+    let sun = new_account(
+        app,
+        "dr.sun",
+        "expert",
+        &hospital,
+        json!({"expert": {"title": "resident", "specialties": ["cardiology"]}}),
+    )
+    .await;
+    // Signed in (having set her own password first), with one session kept throughout.
+    let sun_token = app.login("dr.sun").await;
+
+    let li = app.login("dr.li").await;
+    let zhang = app.patient_id("patient.zhang").await;
+    let request = |min_title: &str| {
+        json!({"patient_id": zhang, "reason": "胸闷", "specialty": "cardiology", "min_title": min_title,
+               "urgency": "routine", "mode": "video", "addressee": {"kind": "pool", "specialty": "cardiology"},
+               "consent": common::written_consent()})
+    };
+    let (status, c) = app.post("/api/v1/consultations", &li, &request("attending")).await;
+    assert_eq!(status, 201, "{c}");
+    let pool = c["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/consultations/{pool}");
+    assert_eq!(app.get(&path, &sun_token).await.0, 404, "a resident does not see an attending-level request");
+
+    // Promoted: she sees it at once, with the token she holds.
+    let user = format!("/api/v1/users/{sun}");
+    let (status, body) = app.patch(&user, &coord, &json!({"expert": {"title": "attending"}})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["expert"]["title"], "attending");
+    assert_eq!(body["expert"]["specialties"], json!(["cardiology"]));
+    assert_eq!(app.get(&path, &sun_token).await.0, 200);
+    // Moved to radiology: the cardiology request is gone for her at once.
+    let (status, body) = app.patch(&user, &coord, &json!({"expert": {"specialties": ["radiology"]}})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["expert"]["specialties"], json!(["radiology"]));
+    assert_eq!(app.get(&path, &sun_token).await.0, 404);
+    let (status, _) = app.post(&format!("{path}/claim"), &sun_token, &json!({})).await;
+    assert_eq!(status, 404);
+
+    // Refused, and nothing changed: her own profile, a title or specialty that does not exist,
+    // a profile for an account that is not an expert's, another hospital's coordinator.
+    let (status, _) = app.patch(&user, &sun_token, &json!({"expert": {"title": "chief"}})).await;
+    assert_eq!(status, 403);
+    let (status, body) = app.patch(&user, &coord, &json!({"expert": {"title": "professor"}})).await;
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("expert.title")), "{body}");
+    let (status, body) = app.patch(&user, &coord, &json!({"expert": {"specialties": ["astrology"]}})).await;
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("expert.specialties")), "{body}");
+    let (status, body) = app.patch(&user, &coord, &json!({"expert": {"specialties": []}})).await;
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("expert.specialties")), "{body}");
+    let li_id = app.user_id("dr.li").await;
+    let (status, body) =
+        app.patch(&format!("/api/v1/users/{li_id}"), &coord, &json!({"expert": {"title": "chief"}})).await;
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("expert")), "{body}");
+    let (far, _) = far_coordinator(app).await;
+    let (status, _) = app.patch(&user, &far, &json!({"expert": {"specialties": ["cardiology"]}})).await;
+    assert_eq!(status, 404);
+    let (_, now) = app.get(&user, &coord).await;
+    assert_eq!(
+        (now["expert"]["title"].as_str(), now["expert"]["specialties"].clone()),
+        (Some("attending"), json!(["radiology"]))
+    );
+
+    let coord_id = me(app, &coord).await["id"].as_str().unwrap().to_string();
+    let changes: Vec<String> = audit_of(app, &coord_id)
+        .await
+        .iter()
+        .filter(|e| e["action"] == "update_expert_profile" && e["resource_id"] == sun.as_str())
+        .map(|e| e["detail"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(changes, ["specialties cardiology -> radiology", "title resident -> attending"], "newest first");
+}
+db_test!(an_experts_profile_changes_what_she_sees_at_once);
+
 /// Two coordinators linking the same new centre at the same moment: one link is made, the
 /// other refused (defect: on PostgreSQL both checks could pass before either link was written,
 /// and the centre's patients went to two hospitals without an admin's decision).

@@ -417,6 +417,40 @@ pub struct UserPatch {
     pub active: Option<bool>,
     pub department_id: Option<String>,
     pub role: Option<Role>,
+    /// An expert's profile: a new title, a new set of specialties, a time zone (each optional).
+    /// Admins and the coordinators who manage the account change it, never the expert.
+    pub expert: Option<ExpertPatch>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpertPatch {
+    pub title: Option<String>,
+    pub specialties: Option<Vec<String>>,
+    pub time_zone: Option<String>,
+}
+
+/// Pure: checks an expert profile change against the specialties that exist.
+pub fn check_expert_patch(e: &ExpertPatch, known_specialties: &[String]) -> ApiResult<()> {
+    if let Some(t) = &e.title {
+        if !TITLES.contains(&t.as_str()) {
+            return Err(ApiError::validation("expert.title", format!("one of {}", TITLES.join(", "))));
+        }
+    }
+    if let Some(list) = &e.specialties {
+        if list.is_empty() {
+            return Err(ApiError::validation("expert.specialties", "at least one specialty"));
+        }
+        if let Some(unknown) = list.iter().find(|s| !known_specialties.contains(s)) {
+            return Err(ApiError::validation("expert.specialties", format!("no specialty {unknown:?}")));
+        }
+    }
+    if let Some(tz) = &e.time_zone {
+        if tz.parse::<chrono_tz::Tz>().is_err() {
+            return Err(ApiError::validation("expert.time_zone", "an IANA time zone such as Asia/Shanghai"));
+        }
+    }
+    Ok(())
 }
 
 /// An expert as the consultation screens show one.

@@ -38,6 +38,9 @@ pub enum Change {
     Active,
     Department,
     Role(Role),
+    /// An expert's title, specialties or time zone: what matching and the pool requests they
+    /// see are decided by.
+    ExpertProfile,
 }
 
 /// Why a change is refused: `Hidden` answers 404 (the caller may not even see the account),
@@ -87,7 +90,9 @@ pub fn may_change(m: &Manager<'_>, a: &Account<'_>, change: Change) -> Result<()
             }
             Change::Role(_) => Err(Refusal::Forbidden("nobody changes their own role")),
             Change::Active => Err(Refusal::Forbidden("nobody deactivates their own account")),
-            Change::Department | Change::Create => Err(Refusal::Forbidden("an account does not manage itself")),
+            Change::Department | Change::Create | Change::ExpertProfile => {
+                Err(Refusal::Forbidden("an account does not manage itself"))
+            }
         };
     }
     if change != Change::Create && !may_see(m, a) {
@@ -206,5 +211,18 @@ mod tests {
         );
         assert!(may_change(&a, &account("e", Role::Expert, HOSPITAL), Change::Role(Role::Coordinator)).is_err());
         assert!(may_change(&a, &account("d", Role::CommunityDoctor, CENTRE), Change::Role(Role::Patient)).is_err());
+    }
+
+    #[test]
+    fn an_experts_profile_is_changed_by_those_who_manage_the_account_never_by_the_expert() {
+        let expert = account("e", Role::Expert, HOSPITAL);
+        assert_eq!(may_change(&admin(), &expert, Change::ExpertProfile), Ok(()));
+        let linked = [CENTRE.to_string()];
+        assert_eq!(may_change(&coordinator(&linked), &expert, Change::ExpertProfile), Ok(()));
+        let herself = Manager { id: "e", role: Role::Expert, org: HOSPITAL, linked_centres: &[] };
+        assert_eq!(
+            may_change(&herself, &expert, Change::ExpertProfile),
+            Err(Refusal::Forbidden("an account does not manage itself"))
+        );
     }
 }

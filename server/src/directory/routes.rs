@@ -274,6 +274,9 @@ fn changes_of(p: &UserPatch, target: &UserView) -> Vec<Change> {
     if let Some(r) = p.role.filter(|r| *r != target.role) {
         changes.push(Change::Role(r));
     }
+    if p.expert.is_some() {
+        changes.push(Change::ExpertProfile);
+    }
     changes
 }
 
@@ -286,7 +289,8 @@ fn change_event(c: &Change, deactivated: bool, from: Role) -> Option<(&'static s
         Change::Active => ("reactivate", String::new()),
         Change::Department => ("update", "department".to_string()),
         Change::Role(to) => ("change_role", format!("{} -> {}", from.as_str(), to.as_str())),
-        Change::Create => return None,
+        // Audited with what it replaced, where it is applied.
+        Change::Create | Change::ExpertProfile => return None,
     })
 }
 
@@ -314,6 +318,17 @@ async fn patch_user(
         }
     }
     let display_name = p.display_name.as_deref().map(|n| non_empty("display_name", n, 100)).transpose()?;
+    let expert_change = match (&p.expert, &target.expert) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(ApiError::validation("expert", "only expert accounts have an expert profile"));
+        }
+        (Some(e), Some(before)) => {
+            let known: Vec<String> = store::specialties(&state.db).await?.into_iter().map(|s| s.code).collect();
+            super::check_expert_patch(e, &known)?;
+            Some((e, before.clone()))
+        }
+    };
     let password_hash = match p.password {
         Some(pw) => {
             validate_password(&pw)?;
@@ -333,6 +348,30 @@ async fn patch_user(
     };
     let mut tx = state.db.begin_write().await?;
     store::update_user(&mut tx, &id, update).await?;
+    if let Some((e, before)) = expert_change {
+        store::update_expert_profile(
+            &mut tx,
+            &id,
+            e.title.as_deref(),
+            e.time_zone.as_deref(),
+            e.specialties.as_deref(),
+        )
+        .await?;
+        let mut said = Vec::new();
+        if let Some(t) = e.title.as_deref().filter(|t| *t != before.title) {
+            said.push(format!("title {} -> {t}", before.title));
+        }
+        if let Some(list) = e.specialties.as_ref().filter(|l| **l != before.specialties) {
+            said.push(format!("specialties {} -> {}", before.specialties.join(","), list.join(",")));
+        }
+        if let Some(tz) = e.time_zone.as_deref().filter(|tz| *tz != before.time_zone) {
+            said.push(format!("time zone {} -> {tz}", before.time_zone));
+        }
+        crate::audit::account_event(&user, "update_expert_profile", &id)
+            .detail(said.join("; "))
+            .record_with(&mut *tx)
+            .await?;
+    }
     if revoke {
         store::revoke_refresh_tokens(&mut tx, &id, None).await?;
         store::bump_generation(&mut tx, &id).await?;

@@ -424,6 +424,33 @@ pub async fn insert_expert_profile(
     Ok(())
 }
 
+/// Changes an expert's profile: each given part replaces the one stored.
+pub async fn update_expert_profile(
+    conn: &mut sqlx::AnyConnection,
+    user_id: &str,
+    title: Option<&str>,
+    time_zone: Option<&str>,
+    specialties: Option<&[String]>,
+) -> ApiResult<()> {
+    sqlx::query("UPDATE expert_profiles SET title = COALESCE($1, title), time_zone = COALESCE($2, time_zone) WHERE user_id = $3")
+        .bind(title)
+        .bind(time_zone)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    if let Some(list) = specialties {
+        sqlx::query("DELETE FROM expert_specialties WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
+        for s in list {
+            sqlx::query("INSERT INTO expert_specialties (user_id, specialty) VALUES ($1, $2)")
+                .bind(user_id)
+                .bind(s)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 /// Links a patient record with no login yet to the account; false if there is no such record.
 pub async fn link_patient_login(
     conn: &mut sqlx::AnyConnection,
