@@ -145,6 +145,7 @@ export const ZH = {
   'admin.home': '系统管理', 'coordinator.home': '医联体协调', 'admin.figures': '概况', 'admin.organisations': '机构',
   'admin.users': '用户', 'admin.consultations': '会诊', 'admin.name': '名称', 'admin.kind': '类型', 'admin.address': '地址',
   'admin.status': '状态', 'admin.active': '在用', 'admin.inactive': '已停用', 'admin.deactivate': '停用', 'admin.activate': '启用', 'admin.resetPassword': '重置密码', 'admin.confirm': '确认', 'admin.cancel': '取消', 'admin.confirmDeactivate': '确认停用 {name} 的账号？其所有登录将立即失效。', 'admin.confirmActivate': '确认启用 {name} 的账号？', 'admin.confirmReset': '确认重置 {name} 的密码？其所有登录将立即失效。', 'admin.deactivated': '已停用 {name}，其登录已失效。', 'admin.activated': '已启用 {name}。', 'admin.resetDone': '{name} 的一次性密码：{password}（仅显示一次，请当面交给本人；登录后须设置新密码）',
+  'admin.editProfile': '职称与专科', 'admin.saveProfile': '保存职称与专科', 'admin.profileSaved': '已更新{name}的职称与专科，立即生效。',
   'admin.toAcceptance': '接诊中位用时', 'admin.toOpinion': '出具意见中位用时', 'admin.referralsUp': '上转', 'admin.referralsDown': '下转',
   'admin.minutes': '{n} 分钟', 'admin.hours': '{n} 小时', 'admin.days': '{n} 天',
   'link.title': '医联体关系', 'link.hospital': '牵头医院', 'link.centre': '基层机构', 'link.since': '建立时间', 'link.none': '还没有医联体关系',

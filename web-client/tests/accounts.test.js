@@ -184,3 +184,32 @@ test('the admin ends a centre\'s consortium link: the hospital\'s coordinator lo
   await coordinator.context().close();
   await context.close();
 });
+
+test('the coordinator promotes an expert and adds a specialty; the change stays', async () => {
+  const context = await env.browser.newContext();
+  const page = await context.newPage();
+  await signIn(page, env.server.url, 'coordinator');
+  const chen = row(page, 'dr.chen');
+  await chen.locator('td:text-is("专家 · 副主任医师")').waitFor();
+  await chen.locator('button:has-text("职称与专科")').click();
+  // No specialty at all is refused in place.
+  for (const box of await chen.locator('input[name=specialty]:checked').all()) await box.uncheck();
+  await chen.locator('button:has-text("保存职称与专科")').click();
+  await chen.locator('[role=alert]:has-text("请至少选择一个专科")').waitFor();
+  await chen.locator('select[name=title]').selectOption({ label: '主任医师' });
+  await chen.locator('label:has-text("放射科") input').check();
+  await chen.locator('label:has-text("心血管内科") input').check();
+  await chen.locator('button:has-text("保存职称与专科")').click();
+  await chen.locator('[role=status]:has-text("已更新陈静的职称与专科，立即生效。")').waitFor();
+  await chen.locator('td:text-is("专家 · 主任医师")').waitFor();
+  assert.deepEqual(await axeViolations(page), []);
+  // As stored: the screen read again shows it, with both specialties ticked.
+  await page.reload();
+  await ready(page, '/');
+  await chen.locator('td:text-is("专家 · 主任医师")').waitFor();
+  await chen.locator('button:has-text("职称与专科")').click();
+  assert.deepEqual(
+    (await chen.locator('input[name=specialty]:checked').evaluateAll((bs) => bs.map((b) => b.parentElement?.textContent?.trim()))).sort(),
+    ['放射科', '心血管内科'].sort());
+  await context.close();
+});

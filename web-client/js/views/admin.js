@@ -27,7 +27,7 @@ export async function adminHome(app) {
     get('/api/v1/organisations'), get('/api/v1/users'), get('/api/v1/figures'), get('/api/v1/devices?limit=200'),
     get('/api/v1/specialties'), get('/api/v1/consortium-links'),
   ]);
-  const usersBody = h('tbody', null, users.items.map((/** @type {any} */ u) => userRow(app, u)));
+  const usersBody = h('tbody', null, users.items.map((/** @type {any} */ u) => userRow(app, u, specialties.items)));
   const byRole = countBy(users.items, (/** @type {any} */ u) => u.role);
   const referrals = referralTotals(figures.referrals_per_month);
   return h('div', { class: 'stack' },
@@ -52,7 +52,7 @@ export async function adminHome(app) {
       h('table', null,
         h('thead', null, h('tr', null, h('th', { scope: 'col' }, t('admin.name')), h('th', { scope: 'col' }, t('admin.username')), h('th', { scope: 'col' }, t('admin.role')), h('th', { scope: 'col' }, t('admin.organisation')), h('th', { scope: 'col' }, t('admin.status')), h('th', { scope: 'col' }, t('common.actions')))),
         usersBody),
-      newAccount(app, orgs.items, specialties.items, (u) => usersBody.append(userRow(app, u)))),
+      newAccount(app, orgs.items, specialties.items, (u) => usersBody.append(userRow(app, u, specialties.items)))),
     devicesSection(orgs.items, devices.items),
     app.user().role === 'admin' ? await auditSection() : null,
   );
@@ -308,11 +308,13 @@ function oneTimePassword() {
 
 /**
  * One account with its status and, for those the caller manages, deactivation and password
- * reset, each confirmed first.
+ * reset, each confirmed first; for an expert, also their title and specialties, which decide
+ * the requests they are matched with and the pool requests they see.
  * @param {import('../main.js').App} app
  * @param {any} u
+ * @param {any[]} specialties every specialty
  */
-function userRow(app, u) {
+function userRow(app, u, specialties) {
   const status = h('td', null, t(u.active ? 'admin.active' : 'admin.inactive'));
   const actions = h('td', { class: 'actions' });
   const message = h('p', { role: 'status', class: 'hint' });
@@ -341,10 +343,43 @@ function userRow(app, u) {
         await api('PATCH', `/api/v1/users/${u.id}`, { password });
         message.textContent = t('admin.resetDone', { name: u.display_name, password });
       }) }, t('admin.resetPassword')),
+      ...(u.expert ? [h('button', { onclick: editProfile }, t('admin.editProfile'))] : []),
       message);
   };
+  const editProfile = () => {
+    const key = `prof-${u.id}`;
+    const title = /** @type {HTMLSelectElement} */ (h('select', { id: `${key}-title`, name: 'title' },
+      ['resident', 'attending', 'associate_chief', 'chief'].map((x) => h('option', { value: x, selected: x === u.expert.title }, t(`title.${x}`)))));
+    const boxes = specialties.map((sp) => h('label', { class: 'check' },
+      h('input', { type: 'checkbox', name: 'specialty', value: sp.code, checked: u.expert.specialties.includes(sp.code) }), ' ',
+      lang() === 'en' ? sp.name_en : sp.name_zh));
+    const error = h('p', { class: 'error', role: 'alert' });
+    const form = /** @type {HTMLFormElement} */ (h('form', { class: 'with-reason expert-profile' },
+      h('div', { class: 'field' }, h('label', { for: `${key}-title` }, t('admin.title')), title),
+      h('fieldset', null, h('legend', null, t('admin.specialties')), boxes),
+      error,
+      h('button', { type: 'submit', class: 'primary' }, t('admin.saveProfile')),
+      h('button', { type: 'button', onclick: render }, t('change.back'))));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const chosen = [...form.querySelectorAll('input[name=specialty]:checked')].map((b) => /** @type {HTMLInputElement} */ (b).value);
+      if (!chosen.length) { error.textContent = t('admin.needSpecialty'); return; }
+      try {
+        const after = await api('PATCH', `/api/v1/users/${u.id}`, { expert: { title: title.value, specialties: chosen } });
+        u.expert = after.expert;
+        roleCell.textContent = roleText();
+        render();
+        message.textContent = t('admin.profileSaved', { name: u.display_name });
+      } catch (err) {
+        error.textContent = /** @type {Error} */ (err).message;
+      }
+    });
+    actions.replaceChildren(form, message);
+  };
+  const roleText = () => u.expert ? `${t(`role.${u.role}`)} · ${t(`title.${u.expert.title}`)}` : t(`role.${u.role}`);
+  const roleCell = h('td', null, roleText());
   render();
-  return h('tr', null, h('td', null, u.display_name), h('td', null, u.username), h('td', null, t(`role.${u.role}`)), h('td', null, u.organisation_name), status, actions);
+  return h('tr', null, h('td', null, u.display_name), h('td', null, u.username), roleCell, h('td', null, u.organisation_name), status, actions);
 }
 
 /**
