@@ -839,6 +839,47 @@ pub async fn unassign(conn: &mut sqlx::AnyConnection, consultation_id: &str) -> 
     Ok(())
 }
 
+/// Addresses a request anew (see `routes::readdress`): the kind of addressee and the pool's
+/// hospital, no expert assigned.
+pub async fn set_addressee(
+    conn: &mut sqlx::AnyConnection,
+    consultation_id: &str,
+    kind: AddresseeKind,
+    pool_organisation_id: Option<&str>,
+) -> ApiResult<()> {
+    sqlx::query(
+        "UPDATE consultations SET addressee_kind = $1, pool_organisation_id = $2, assigned_expert_id = NULL WHERE id = $3",
+    )
+    .bind(kind.as_str())
+    .bind(pool_organisation_id)
+    .bind(consultation_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The experts who declined a consultation: its participants who declined, and the pool's
+/// experts whose decline is in its transitions.
+pub async fn declined_by(conn: &mut sqlx::AnyConnection, consultation_id: &str) -> ApiResult<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT user_id FROM consultation_participants WHERE consultation_id = $1 AND status = 'declined'
+         UNION SELECT actor_id FROM consultation_transitions WHERE consultation_id = $1 AND action = 'decline' AND actor_id IS NOT NULL",
+    )
+    .bind(consultation_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// The request's reason, as the notification of a new match carries it.
+pub async fn reason_of(conn: &mut sqlx::AnyConnection, consultation_id: &str) -> ApiResult<String> {
+    let (reason,): (String,) = sqlx::query_as("SELECT reason FROM consultations WHERE id = $1")
+        .bind(consultation_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(reason)
+}
+
 /// Whether the consultation is a pool request of the user's organisation that left the
 /// pool (claimed by someone, or further on).
 pub async fn claimed_from_users_pool(db: &Db, consultation_id: &str, user_id: &str) -> ApiResult<bool> {
@@ -1090,7 +1131,7 @@ mod tests {
         q.push_bind("c1");
         visible(&mut q, &someone(Role::Expert));
         assert!(q.sql().contains("user_id = $2") && q.sql().contains("pool_organisation_id = $3"), "{}", q.sql());
-        assert!(q.sql().contains("actor_id = $5"), "{}", q.sql());
+        assert!(q.sql().contains("ep.user_id = $5") && q.sql().contains("actor_id = $6"), "{}", q.sql());
         let mut q = Filtered::new("SELECT 1 FROM consultations c WHERE c.id = ");
         q.after_where();
         q.push_bind("c1");
