@@ -216,6 +216,7 @@ fn rows() -> Vec<Row> {
         row("post", "/api/v1/consultations/{id}/submit", "/api/v1/consultations/$c/submit", Json(|_| json!({})), "UU F FN AN FNN FN F FU"),
         row("post", "/api/v1/consultations/{id}/decline", "/api/v1/consultations/$c/decline", Json(|_| json!({"reason": "本周出差"})), "UU F FF FF ANN FF A FU"),
         row("post", "/api/v1/consultations/{id}/claim", "/api/v1/consultations/$c/claim", Json(|_| json!({})), "UU F FF FF ANN FF A FU"),
+        row("post", "/api/v1/consultations/{id}/readdress", "/api/v1/consultations/$c/readdress", Json(|c| json!({"addressee": {"kind": "expert", "expert_id": c.get("chen")}})), "UU F FF AN FFF FF F FU"),
         row("post", "/api/v1/consultations/{id}/cancel", "/api/v1/consultations/$c/cancel", Json(|_| json!({"reason": "患者已转院"})), "UU A AN AN FNN FN F FU"),
         row("post", "/api/v1/consultations/{id}/complete", "/api/v1/consultations/$c/complete", Json(|_| json!({})), "UU F FN AN ANN FN F FU"),
         row("get", "/api/v1/consultations/{id}/candidates", "/api/v1/consultations/$c/candidates", None, "UU A AN AN ANN AN A AU"),

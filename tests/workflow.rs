@@ -402,6 +402,72 @@ async fn decline_needs_a_reason_and_pool_decline_reopens(app: &TestApp) {
 }
 db_test!(decline_needs_a_reason_and_pool_decline_reopens);
 
+/// The one expert asked declines: the request is not lost. dr.li addresses it anew — to
+/// another expert, as the brief's "decline re-opens matching" asks — and the request goes on
+/// with its reason, consent and history (defect: a single expert's decline ended it for good,
+/// and the doctor had to make the request, consent and uploads again). Only the requesting
+/// doctor re-addresses, only a declined request, and never to an expert who declined it.
+async fn a_declined_request_is_addressed_anew_by_its_doctor(app: &TestApp) {
+    let admin = app.login("admin").await;
+    let (_, wang_me) = app.get("/api/v1/me", &app.login("dr.wang").await).await;
+    let hospital = wang_me["organisation_id"].as_str().unwrap();
+    let (status, sun) = app
+        .post(
+            "/api/v1/users",
+            &admin,
+            &json!({"username": "dr.sun", "display_name": "孙立", "password": "demo-password", "role": "expert",
+                    "organisation_id": hospital, "expert": {"title": "attending", "specialties": ["cardiology"]}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{sun}");
+    let sun_id = sun["id"].as_str().unwrap().to_string();
+    let li = app.login("dr.li").await;
+    let wang = app.login("dr.wang").await;
+    let wang_id = app.user_id("dr.wang").await;
+    let id = request_for_wang(app, &li).await;
+    let readdress = format!("/api/v1/consultations/{id}/readdress");
+    let to = |expert: &str| json!({"addressee": {"kind": "expert", "expert_id": expert}});
+
+    // Not before it is declined.
+    let (status, body) = app.post(&readdress, &li, &to(&sun_id)).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("invalid_transition")), "{body}");
+    let (status, _) =
+        app.post(&format!("/api/v1/consultations/{id}/decline"), &wang, &json!({"reason": "本周出差"})).await;
+    assert_eq!(status, 200);
+    // Not by anyone but dr.li; not to the expert who declined.
+    let coord = app.login("coordinator").await;
+    assert_eq!(app.post(&readdress, &coord, &to(&sun_id)).await.0, 403);
+    assert_eq!(app.post(&readdress, &wang, &to(&sun_id)).await.0, 403);
+    let (status, body) = app.post(&readdress, &li, &to(&wang_id)).await;
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("addressee.expert_id")), "{body}");
+
+    let (status, c) = app.post(&readdress, &li, &to(&sun_id)).await;
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["state"], "requested");
+    assert_eq!(c["reason"], "反复胸闷两周，心电图 ST 段改变");
+    assert!(c["consent"].is_object(), "the consent recorded stays: {c}");
+    let actions: Vec<&str> =
+        c["transitions"].as_array().unwrap().iter().map(|t| t["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["submit", "decline", "readdress"]);
+    // dr.sun is told, sees it and takes it; dr.wang still does not see it.
+    let sun_token = app.login("dr.sun").await;
+    let (_, inbox) = app.get("/api/v1/notifications", &sun_token).await;
+    assert!(
+        inbox["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["kind"] == "request_matched" && n["consultation_id"] == id.as_str()),
+        "{inbox}"
+    );
+    assert_eq!(app.get(&format!("/api/v1/consultations/{id}"), &wang).await.0, 404);
+    let (status, c) = app.post(&format!("/api/v1/consultations/{id}/accept"), &sun_token, &json!({})).await;
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["state"], "accepted");
+    assert_eq!(c["assigned_expert_id"], sun_id.as_str());
+}
+db_test!(a_declined_request_is_addressed_anew_by_its_doctor);
+
 async fn exactly_one_expert_claims_a_pool_request(app: &TestApp) {
     let admin = app.login("admin").await;
     let (_, wang_me) = app.get("/api/v1/me", &app.login("dr.wang").await).await;

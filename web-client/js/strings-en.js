@@ -143,6 +143,7 @@ export const EN = {
   'title.resident': 'Resident', 'title.attending': 'Attending', 'title.associate_chief': 'Associate chief', 'title.chief': 'Chief',
   'specialty.cardiology': 'Cardiology', 'specialty.radiology': 'Radiology', 'specialty.endocrinology': 'Endocrinology',
   'specialty.general_practice': 'General practice',
+  'readdress.title': 'Ask another expert', 'readdress.hint': 'The reason, summary, consent and files are kept: nothing to enter again.', 'readdress.none': 'No other expert matches; the department can take it instead.',
   'appointment.reschedule': 'Reschedule', 'appointment.rescheduleFrom': 'Move the appointment of {when} to:', 'appointment.reasonNeeded': 'Give the reason for the change first',
   'appointment.cancel': 'Cancel appointment', 'appointment.cancelPrompt': 'Cancel the appointment of {when}? The slot is freed for others and the consultation waits to be booked again.',
   'consultation.cancel': 'Cancel consultation', 'consultation.cancelPrompt': 'Cancel this consultation request? The expert is told, and it can no longer be booked.',

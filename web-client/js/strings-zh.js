@@ -161,6 +161,7 @@ export const ZH = {
   'title.resident': '住院医师', 'title.attending': '主治医师', 'title.associate_chief': '副主任医师', 'title.chief': '主任医师',
   'specialty.cardiology': '心血管内科', 'specialty.radiology': '放射科', 'specialty.endocrinology': '内分泌科',
   'specialty.general_practice': '全科医学',
+  'readdress.title': '改请其他专家', 'readdress.hint': '会诊目的、病情摘要、知情同意和资料都保留，无需重新填写。', 'readdress.none': '没有其他符合条件的专家，可以发送给科室由专家认领。',
   'appointment.reschedule': '改约', 'appointment.rescheduleFrom': '把 {when} 的预约改到：', 'appointment.reasonNeeded': '请先填写改约原因',
   'appointment.cancel': '取消预约', 'appointment.cancelPrompt': '取消 {when} 的预约？时段将释放给其他患者，会诊回到待预约。',
   'consultation.cancel': '取消会诊', 'consultation.cancelPrompt': '取消这次会诊申请？专家将收到通知，会诊不能再预约。',

@@ -1,9 +1,10 @@
 // Plans change: dr.li moves a booked appointment to another of dr.wang's slots, then cancels
 // it, then cancels the request itself — each with a reason, on the consultation's page, as a
-// clinic's doctor would; dr.wang sees what happened and why.
+// clinic's doctor would; dr.wang sees what happened and why. And when the one expert asked
+// declines, dr.li sends the same request on, without entering it again.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, axeViolations, consultationThroughUi, bookedThroughUi, onConsultation } from './helpers.js';
+import { startServer, launchBrowser, axeViolations, consultationThroughUi, bookedThroughUi, onConsultation, requestThroughUi } from './helpers.js';
 
 /** @type {Awaited<ReturnType<typeof startServer>>} */
 let server;
@@ -81,4 +82,27 @@ test('dr.li cancels the request with a reason, and dr.wang reads it in the histo
   await wang.waitForSelector('main .badge.state-cancelled');
   await wang.waitForSelector('section:has(#hist) li:has-text("患者已转上级医院住院")');
   await wang.context().close();
+});
+
+test('dr.wang declines; dr.li sends the same request to the department, nothing entered again', async () => {
+  const declinedId = await requestThroughUi(browser, server.url, { patient: '张秀英', reason: '心悸伴胸闷，动态心电图待解读', urgency: 'routine', mode: 'video' });
+  const wang = await onConsultation(browser, server.url, 'dr.wang', declinedId);
+  await wang.fill('#decline-reason', '本周外出学习');
+  await wang.click('button:has-text("拒绝")');
+  await wang.waitForURL(`${server.url}/`);
+  await wang.context().close();
+
+  const page = await onConsultation(browser, server.url, 'dr.li', declinedId);
+  await page.waitForSelector('main .badge.state-declined');
+  await page.waitForSelector('.readdress h3:has-text("改请其他专家")');
+  // The expert who declined is not offered again; he was the only cardiologist.
+  assert.equal(await page.locator('.readdress .candidates li:has-text("王建国")').count(), 0);
+  await page.waitForSelector('.readdress:has-text("没有其他符合条件的专家")');
+  assert.deepEqual(await axeViolations(page), []);
+  await page.click('.readdress button:has-text("发送给科室，由专家认领")');
+  await page.waitForSelector('main .badge.state-requested');
+  await page.waitForSelector('section:has(#hist) li:has-text("本周外出学习")');
+  assert.equal(await page.locator('dd.question').textContent(), '心悸伴胸闷，动态心电图待解读');
+  assert.equal(await page.locator('.readdress').count(), 0);
+  await page.context().close();
 });

@@ -3,7 +3,7 @@
 //! cancel, complete). The ranked expert candidates are served by `scheduling::candidates`
 //! (their earliest free slot is part of the ranking).
 
-use super::state::{Action, Mode, Reason, State as CState, Title, Urgency};
+use super::state::{transition, Action, Mode, Reason, State as CState, Title, Urgency};
 use super::store::{self, ConsultationCore};
 pub use super::{ConsentView, ConsultationDetail, ConsultationSummary, Participant, Transition};
 use crate::api::{Json, Path, Query, Routes};
@@ -159,8 +159,15 @@ struct Resolved {
     pool_org: Option<String>,
 }
 
-async fn resolve_addressee(db: &Db, user: &AuthUser, b: &NewConsultation) -> ApiResult<Resolved> {
-    let resolved = match &b.addressee {
+/// What an addressee is checked against: the request's specialty, minimum title and mode.
+struct Criteria<'a> {
+    specialty: &'a str,
+    min_title: Title,
+    mode: Mode,
+}
+
+async fn resolve_addressee(db: &Db, user: &AuthUser, addressee: &Addressee, b: Criteria<'_>) -> ApiResult<Resolved> {
+    let resolved = match addressee {
         Addressee::Expert { expert_id } => {
             let id = parse_uuid("addressee.expert_id", expert_id)?;
             let e = store::expert_facts(db, &id)
@@ -172,7 +179,7 @@ async fn resolve_addressee(db: &Db, user: &AuthUser, b: &NewConsultation) -> Api
                     "the expert's title is below the minimum asked for",
                 ));
             }
-            if !store::has_specialty(db, &e.id, &b.specialty).await? {
+            if !store::has_specialty(db, &e.id, b.specialty).await? {
                 return Err(ApiError::validation("addressee.expert_id", "the expert does not practise this specialty"));
             }
             Resolved { kind: AddresseeKind::Expert, experts: vec![e.id], pool_org: None }
@@ -198,8 +205,8 @@ async fn resolve_addressee(db: &Db, user: &AuthUser, b: &NewConsultation) -> Api
                 return Err(ApiError::validation("addressee.specialty", "must match the consultation's specialty"));
             }
             let org = match organisation_id {
-                Some(o) => store::department_of(db, &parse_uuid("addressee.organisation_id", o)?, &b.specialty).await?,
-                None => store::linked_department(db, &user.org, &b.specialty).await?,
+                Some(o) => store::department_of(db, &parse_uuid("addressee.organisation_id", o)?, b.specialty).await?,
+                None => store::linked_department(db, &user.org, b.specialty).await?,
             };
             let Some(org) = org else {
                 return Err(ApiError::unprocessable(
@@ -304,7 +311,8 @@ async fn create(
     let (patient_id, patient_user) = requested_patient(&state.db, &user, &b.patient_id).await?;
     let reason = check_request(&state.db, &b).await?;
     let consent = check_consent(b.consent.as_ref())?;
-    let to = resolve_addressee(&state.db, &user, &b).await?;
+    let criteria = Criteria { specialty: &b.specialty, min_title: b.min_title, mode: b.mode };
+    let to = resolve_addressee(&state.db, &user, &b.addressee, criteria).await?;
     let request = Request { id: new_id(), patient_id, patient_user, reason, consent, to, body: &b };
     let stored = store_request(&state.db, &user, &request).await?;
     notifications::publish(&state.notifications, &stored);
@@ -531,6 +539,76 @@ async fn decline(
     Ok(Json(serde_json::json!({"id": id, "state": to.as_str(), "declined": true, "reason": reason.as_str()})))
 }
 
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReaddressBody {
+    /// Whom the declined request goes to now: as when it was made (an expert, a pool or an MDT).
+    pub addressee: Addressee,
+}
+
+/// The requesting doctor addresses a declined request anew: matching starts again with the
+/// request as it is (reason, summary, consent, files), to experts who have not declined it
+/// (or a department pool, whose experts who declined it are not told again).
+async fn readdress(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(Id(id)): Path<Id>,
+    Json(b): Json<ReaddressBody>,
+) -> ApiResult<Json<ConsultationDetail>> {
+    user.require(&[Role::CommunityDoctor])?;
+    let c = store::load_to_act(&state.db, &user, &id, "readdress").await?;
+    let done = async {
+        if c.requested_by != user.id {
+            return Err(ApiError::forbidden("the doctor who made the request addresses it anew"));
+        }
+        let criteria = Criteria { specialty: &c.specialty, min_title: c.min_title, mode: c.mode };
+        let to = resolve_addressee(&state.db, &user, &b.addressee, criteria).await?;
+        let mut tx = crate::audit::begin(&state.db).await?;
+        let from = store::lock(&mut tx, &id).await?;
+        transition(from, &Action::Readdress)
+            .map_err(|e| ApiError::conflict(ErrorCode::InvalidTransition, e.to_string()))?;
+        for (i, e) in to.experts.iter().enumerate() {
+            if store::participant_status(&mut tx, &id, e, false).await?.is_some() {
+                let field = if to.kind == AddresseeKind::Mdt {
+                    format!("addressee.expert_ids[{i}]")
+                } else {
+                    "addressee.expert_id".into()
+                };
+                return Err(ApiError::validation(&field, "this expert has already been asked and declined"));
+            }
+        }
+        let now = now_ts();
+        store::set_addressee(&mut tx, &id, to.kind, to.pool_org.as_deref()).await?;
+        for e in &to.experts {
+            store::insert_participant(&mut tx, &id, e, ParticipantRole::Expert, ParticipantStatus::Invited, &now)
+                .await?;
+        }
+        store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Readdress).await?;
+        let recipients = match &to.pool_org {
+            Some(org) => {
+                let mut experts = store::pool_experts(&mut tx, org, &c.specialty, c.min_title).await?;
+                let declined = store::declined_by(&mut tx, &id).await?;
+                experts.retain(|e| !declined.contains(e));
+                experts
+            }
+            None => to.experts.clone(),
+        };
+        let reason = store::reason_of(&mut tx, &id).await?;
+        let stored = notifications::store(
+            &mut tx,
+            &recipients,
+            &Notice::new("request_matched", Text::new("request_matched").with("urgency", c.urgency), reason, Some(&id)),
+        )
+        .await?;
+        tx.audit(store::acted(&user, &c, "readdress").detail(to.kind.as_str())).await?;
+        tx.commit().await?;
+        Ok(stored)
+    };
+    let stored = store::acted(&user, &c, "readdress").if_refused(&state.db, done.await).await?;
+    notifications::publish(&state.notifications, &stored);
+    Ok(Json(detail(&state.db, &state.config, &user, &id).await?))
+}
+
 async fn claim(
     State(state): State<AppState>,
     user: AuthUser,
@@ -675,6 +753,14 @@ pub fn routes() -> Routes {
         )
         .body::<ReasonBody>()
         .json::<serde_json::Value>(200)
+        .errors(&[409])
+        .post(
+            "/api/v1/consultations/{id}/readdress",
+            "The requesting doctor addresses a declined request anew (matching starts again)",
+            readdress,
+        )
+        .body::<ReaddressBody>()
+        .json::<ConsultationDetail>(200)
         .errors(&[409])
         .post("/api/v1/consultations/{id}/claim", "An expert takes a department-pool request (one wins)", claim)
         .json::<ConsultationDetail>(200)

@@ -14,9 +14,12 @@
 //! | complete | in_progress, awaiting_opinion | completed |
 //! | no_show | scheduled | no_show |
 //! | cancel (with a reason) | any open state | cancelled |
+//! | readdress | declined | requested |
 //!
 //! `completed`, `declined`, `cancelled` and `no_show` are terminal. Every other state is
-//! open and can be cancelled.
+//! open and can be cancelled. A declined request is the one terminal state with a way on: the
+//! doctor who asked re-addresses it (to other experts or a department pool) and matching
+//! starts again, with its reason, summary, consent and files as they are.
 //!
 //! A decline carries `reopens`: for a request addressed to a department pool or to several
 //! experts (MDT), one expert's decline leaves the request `requested` so that matching goes
@@ -182,6 +185,8 @@ pub enum Action {
     Cancel { reason: Reason },
     /// A participant did not show up for the appointment.
     NoShow,
+    /// The requesting doctor addresses a declined request anew (declined → requested).
+    Readdress,
 }
 
 impl Action {
@@ -200,6 +205,7 @@ impl Action {
             Action::Complete => "complete",
             Action::Cancel { .. } => "cancel",
             Action::NoShow => "no_show",
+            Action::Readdress => "readdress",
         }
     }
 
@@ -225,6 +231,7 @@ impl Action {
             Action::Complete => "complete",
             Action::Cancel { .. } => "cancel",
             Action::NoShow => "record a no-show for",
+            Action::Readdress => "re-address",
         }
     }
 }
@@ -252,6 +259,7 @@ pub fn transition(from: State, action: &Action) -> Result<State, InvalidTransiti
         (AwaitingOpinion | Accepted | InProgress, Action::SignOpinion) => Completed,
         (InProgress | AwaitingOpinion, Action::Complete) => Completed,
         (Scheduled, Action::NoShow) => NoShow,
+        (Declined, Action::Readdress) => Requested,
         (from, Action::Cancel { .. }) if !from.is_terminal() => Cancelled,
         _ => return Err(InvalidTransition { from, action: action.clone() }),
     };
@@ -283,6 +291,7 @@ mod tests {
             Action::Complete,
             Action::Cancel { reason: reason() },
             Action::NoShow,
+            Action::Readdress,
         ]
     }
 
@@ -294,18 +303,18 @@ mod tests {
             (Some(Requested), Some(Accepted), Some(Scheduled), Some(InProgress), Some(AwaitingOpinion));
         let (co, de, ca, ns) = (Some(Completed), Some(Declined), Some(Cancelled), Some(NoShow));
         #[rustfmt::skip]
-        let table: [(State, [Option<State>; 13]); 10] = [
-            //               submit accept decline reopen claim sched  unsch  start  endcall sign  complete cancel noshow
-            (Draft,           [rq,   NO,    NO,     NO,    NO,   NO,    NO,    NO,    NO,     NO,   NO,      ca,    NO]),
-            (Requested,       [NO,   ac,    de,     rq,    ac,   NO,    NO,    NO,    NO,     NO,   NO,      ca,    NO]),
-            (Accepted,        [NO,   NO,    NO,     NO,    NO,   sc,    NO,    ip,    NO,     co,   NO,      ca,    NO]),
-            (Scheduled,       [NO,   NO,    NO,     NO,    NO,   sc,    ac,    ip,    NO,     NO,   NO,      ca,    ns]),
-            (InProgress,      [NO,   NO,    NO,     NO,    NO,   NO,    NO,    NO,    ao,     co,   co,      ca,    NO]),
-            (AwaitingOpinion, [NO,   NO,    NO,     NO,    NO,   NO,    NO,    NO,    NO,     co,   co,      ca,    NO]),
-            (Completed,       [NO,   NO,    NO,     NO,    NO,   NO,    NO,    NO,    NO,     NO,   NO,      NO,    NO]),
-            (Declined,        [NO,   NO,    NO,     NO,    NO,   NO,    NO,    NO,    NO,     NO,   NO,      NO,    NO]),
-            (Cancelled,       [NO,   NO,    NO,     NO,    NO,   NO,    NO,    NO,    NO,     NO,   NO,      NO,    NO]),
-            (NoShow,          [NO,   NO,    NO,     NO,    NO,   NO,    NO,    NO,    NO,     NO,   NO,      NO,    NO]),
+        let table: [(State, [Option<State>; 14]); 10] = [
+            //               submit accept decline reopen claim sched  unsch  start  endcall sign  complete cancel noshow readdress
+            (Draft,           [rq,   NO,    NO,     NO,    NO,   NO,    NO,    NO,    NO,     NO,   NO,      ca,    NO,    NO]),
+            (Requested,       [NO,   ac,    de,     rq,    ac,   NO,    NO,    NO,    NO,     NO,   NO,      ca,    NO,    NO]),
+            (Accepted,        [NO,   NO,    NO,     NO,    NO,   sc,    NO,    ip,    NO,     co,   NO,      ca,    NO,    NO]),
+            (Scheduled,       [NO,   NO,    NO,     NO,    NO,   sc,    ac,    ip,    NO,     NO,   NO,      ca,    ns,    NO]),
+            (InProgress,      [NO,   NO,    NO,     NO,    NO,   NO,    NO,    NO,    ao,     co,   co,      ca,    NO,    NO]),
+            (AwaitingOpinion, [NO,   NO,    NO,     NO,    NO,   NO,    NO,    NO,    NO,     co,   co,      ca,    NO,    NO]),
+            (Completed,       [NO,   NO,    NO,     NO,    NO,   NO,    NO,    NO,    NO,     NO,   NO,      NO,    NO,    NO]),
+            (Declined,        [NO,   NO,    NO,     NO,    NO,   NO,    NO,    NO,    NO,     NO,   NO,      NO,    NO,    rq]),
+            (Cancelled,       [NO,   NO,    NO,     NO,    NO,   NO,    NO,    NO,    NO,     NO,   NO,      NO,    NO,    NO]),
+            (NoShow,          [NO,   NO,    NO,     NO,    NO,   NO,    NO,    NO,    NO,     NO,   NO,      NO,    NO,    NO]),
         ];
         assert_eq!(table.len(), State::ALL.len());
         for (from, row) in table {
@@ -328,7 +337,11 @@ mod tests {
     fn terminal_states_accept_nothing_and_open_states_can_be_cancelled() {
         for &state in State::ALL {
             let moves = actions().iter().filter(|action| transition(state, action).is_ok()).count();
-            if state.is_terminal() {
+            if state == State::Declined {
+                // Terminal, but the requesting doctor may address it anew.
+                assert_eq!(moves, 1, "{state}: re-addressing only");
+                assert_eq!(transition(state, &Action::Readdress), Ok(State::Requested));
+            } else if state.is_terminal() {
                 assert_eq!(moves, 0, "{state} is terminal");
             } else {
                 assert!(moves >= 2, "{state} is open");

@@ -3,7 +3,8 @@
 // open an ECG).
 import { arrangingText } from './patient.js';
 import { h, mount, when } from '../dom.js';
-import { t } from '../i18n.js';
+import { t, lang } from '../i18n.js';
+import { candidateReasons } from '../reasons.js';
 import { get, post } from '../api.js';
 import { opinionSection } from './opinion.js';
 import { filesSection } from './files.js';
@@ -86,6 +87,11 @@ export async function consultationView(app, id) {
     }
   }
   if (changes.childElementCount) actions.append(changes);
+  // Declined by the expert asked: the doctor who asked sends it to someone else (or to the
+  // department), and matching starts again with everything already given.
+  if (role === 'community_doctor' && c.state === 'declined' && c.requested_by === app.user().id) {
+    actions.append(await readdressSection(c, act));
+  }
 
   const patient = await patientOf(c.patient_id);
   const canUpload = !!me && !unanswered && live;
@@ -189,6 +195,39 @@ async function reschedulePicker(c, booked, act, back) {
     slots.length ? slots.map((/** @type {any} */ s) => h('button', { class: 'slot', onclick: () => act(() => move(s)) }, h('time', { datetime: s.start }, when(s.start))))
       : h('p', { class: 'muted' }, t('booking.noSlots')),
     h('button', { type: 'button', onclick: back }, t('change.back')));
+}
+
+/**
+ * The experts ranked for the declined request's criteria, without those who declined it, each
+ * with a button that sends the request to them; and the department's pool.
+ * @param {any} c the consultation
+ * @param {(action: () => Promise<any>) => Promise<void>} act
+ * @returns {Promise<HTMLElement>}
+ */
+async function readdressSection(c, act) {
+  const [ranked, specialties] = await Promise.all([
+    post('/api/v1/consultations/candidates', { specialty: c.specialty, min_title: c.min_title, urgency: c.urgency }),
+    get('/api/v1/specialties'),
+  ]);
+  const declined = new Set(c.participants.filter((/** @type {any} */ p) => p.status === 'declined').map((/** @type {any} */ p) => p.user_id));
+  const candidates = ranked.items.filter((/** @type {any} */ x) => !declined.has(x.expert_id));
+  /** @param {string} code */
+  const specialtyName = (code) => {
+    const s = specialties.items.find((/** @type {any} */ x) => x.code === code);
+    return s ? (lang() === 'en' ? s.name_en : s.name_zh) : code;
+  };
+  /** @param {Record<string, any>} addressee */
+  const send = (addressee) => act(() => post(`/api/v1/consultations/${c.id}/readdress`, { addressee }));
+  return h('div', { class: 'readdress', role: 'group', 'aria-labelledby': 'readdress-h' },
+    h('h3', { id: 'readdress-h' }, t('readdress.title')),
+    h('p', null, t('readdress.hint')),
+    candidates.length ? h('ol', { class: 'list candidates' }, candidates.map((/** @type {any} */ x) => h('li', null,
+      h('div', null, h('strong', null, x.name), ' ',
+        h('span', { class: 'muted' }, x.earliest_slot ? t('wizard.earliest', { at: when(x.earliest_slot) }) : t('wizard.noSlot')),
+        h('ul', { class: 'reasons' }, candidateReasons(x, t, specialtyName).map((r) => h('li', null, r)))),
+      h('button', { class: 'primary', onclick: () => send({ kind: 'expert', expert_id: x.expert_id }) }, t('wizard.sendTo', { name: x.name })))))
+      : h('p', { class: 'muted' }, t('readdress.none')),
+    h('button', { onclick: () => send({ kind: 'pool' }) }, t('wizard.sendPool')));
 }
 
 /**
