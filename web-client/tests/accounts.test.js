@@ -97,7 +97,7 @@ test('the coordinator makes an expert account; its one-time password opens only 
   const password = /一次性密码：(\S+)（/.exec(shown || '')?.[1];
   assert.ok(password, `no one-time password in ${shown}`);
   // The new account is in the table, and the coordinator manages it.
-  await row(page, 'dr.sun').locator('td:text-is("专家")').waitFor();
+  await row(page, 'dr.sun').locator('td:text-is("专家 · 主治医师")').waitFor();
   assert.equal(await row(page, 'dr.sun').locator('button:has-text("重置密码")').count(), 1);
   await context.close();
 
