@@ -414,6 +414,10 @@ pub async fn insert_expert_profile(
         .bind(time_zone)
         .execute(&mut *conn)
         .await?;
+    insert_specialties(conn, user_id, specialties).await
+}
+
+async fn insert_specialties(conn: &mut sqlx::AnyConnection, user_id: &str, specialties: &[String]) -> ApiResult<()> {
     for s in specialties {
         sqlx::query("INSERT INTO expert_specialties (user_id, specialty) VALUES ($1, $2)")
             .bind(user_id)
@@ -440,13 +444,7 @@ pub async fn update_expert_profile(
         .await?;
     if let Some(list) = specialties {
         sqlx::query("DELETE FROM expert_specialties WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
-        for s in list {
-            sqlx::query("INSERT INTO expert_specialties (user_id, specialty) VALUES ($1, $2)")
-                .bind(user_id)
-                .bind(s)
-                .execute(&mut *conn)
-                .await?;
-        }
+        insert_specialties(conn, user_id, list).await?;
     }
     Ok(())
 }
