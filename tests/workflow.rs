@@ -468,6 +468,47 @@ async fn a_declined_request_is_addressed_anew_by_its_doctor(app: &TestApp) {
 }
 db_test!(a_declined_request_is_addressed_anew_by_its_doctor);
 
+/// Sent on to the department's pool after its one expert declined, the request is announced
+/// to the pool's other experts and not again to the one who declined it, who does not see it.
+async fn a_declined_request_sent_to_the_pool_is_not_announced_to_who_declined(app: &TestApp) {
+    let admin = app.login("admin").await;
+    let (_, wang_me) = app.get("/api/v1/me", &app.login("dr.wang").await).await;
+    let hospital = wang_me["organisation_id"].as_str().unwrap();
+    let (status, sun) = app
+        .post(
+            "/api/v1/users",
+            &admin,
+            &json!({"username": "dr.sun", "display_name": "孙立", "password": "demo-password", "role": "expert",
+                    "organisation_id": hospital, "expert": {"title": "attending", "specialties": ["cardiology"]}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{sun}");
+    let li = app.login("dr.li").await;
+    let wang = app.login("dr.wang").await;
+    let id = request_for_wang(app, &li).await;
+    let (status, _) =
+        app.post(&format!("/api/v1/consultations/{id}/decline"), &wang, &json!({"reason": "本周出差"})).await;
+    assert_eq!(status, 200);
+    let (status, c) =
+        app.post(&format!("/api/v1/consultations/{id}/readdress"), &li, &json!({"addressee": {"kind": "pool"}})).await;
+    assert_eq!(status, 200, "{c}");
+    assert_eq!((c["state"].as_str(), c["addressee_kind"].as_str()), (Some("requested"), Some("pool")));
+    let matched = |inbox: &Value| {
+        inbox["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["kind"] == "request_matched" && n["consultation_id"] == id.as_str())
+            .count()
+    };
+    let sun = app.login("dr.sun").await;
+    assert_eq!(matched(&app.get("/api/v1/notifications", &sun).await.1), 1);
+    assert_eq!(matched(&app.get("/api/v1/notifications", &wang).await.1), 1, "only the first request's");
+    assert_eq!(app.get(&format!("/api/v1/consultations/{id}"), &wang).await.0, 404);
+    assert_eq!(app.get(&format!("/api/v1/consultations/{id}"), &sun).await.0, 200);
+}
+db_test!(a_declined_request_sent_to_the_pool_is_not_announced_to_who_declined);
+
 async fn exactly_one_expert_claims_a_pool_request(app: &TestApp) {
     let admin = app.login("admin").await;
     let (_, wang_me) = app.get("/api/v1/me", &app.login("dr.wang").await).await;
