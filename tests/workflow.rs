@@ -32,6 +32,23 @@ async fn request_for_wang(app: &TestApp, li: &str) -> String {
     c["id"].as_str().unwrap().to_string()
 }
 
+/// A new expert of cardiology at dr.wang's hospital, made by the admin; answers the id.
+async fn cardiology_expert(app: &TestApp, username: &str, name: &str, title: &str) -> String {
+    let admin = app.login("admin").await;
+    let (_, wang_me) = app.get("/api/v1/me", &app.login("dr.wang").await).await;
+    let hospital = wang_me["organisation_id"].as_str().unwrap();
+    let (status, u) = app
+        .post(
+            "/api/v1/users",
+            &admin,
+            &json!({"username": username, "display_name": name, "password": "demo-password", "role": "expert",
+                    "organisation_id": hospital, "expert": {"title": title, "specialties": ["cardiology"]}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{u}");
+    u["id"].as_str().unwrap().to_string()
+}
+
 async fn first_slot(app: &TestApp, expert: &str, token: &str) -> String {
     let (status, slots) = app.get(&format!("/api/v1/experts/{expert}/slots"), token).await;
     assert_eq!(status, 200, "{slots}");
@@ -408,19 +425,7 @@ db_test!(decline_needs_a_reason_and_pool_decline_reopens);
 /// and the doctor had to make the request, consent and uploads again). Only the requesting
 /// doctor re-addresses, only a declined request, and never to an expert who declined it.
 async fn a_declined_request_is_addressed_anew_by_its_doctor(app: &TestApp) {
-    let admin = app.login("admin").await;
-    let (_, wang_me) = app.get("/api/v1/me", &app.login("dr.wang").await).await;
-    let hospital = wang_me["organisation_id"].as_str().unwrap();
-    let (status, sun) = app
-        .post(
-            "/api/v1/users",
-            &admin,
-            &json!({"username": "dr.sun", "display_name": "孙立", "password": "demo-password", "role": "expert",
-                    "organisation_id": hospital, "expert": {"title": "attending", "specialties": ["cardiology"]}}),
-        )
-        .await;
-    assert_eq!(status, 201, "{sun}");
-    let sun_id = sun["id"].as_str().unwrap().to_string();
+    let sun_id = cardiology_expert(app, "dr.sun", "孙立", "attending").await;
     let li = app.login("dr.li").await;
     let wang = app.login("dr.wang").await;
     let wang_id = app.user_id("dr.wang").await;
@@ -471,18 +476,7 @@ db_test!(a_declined_request_is_addressed_anew_by_its_doctor);
 /// Sent on to the department's pool after its one expert declined, the request is announced
 /// to the pool's other experts and not again to the one who declined it, who does not see it.
 async fn a_declined_request_sent_to_the_pool_is_not_announced_to_who_declined(app: &TestApp) {
-    let admin = app.login("admin").await;
-    let (_, wang_me) = app.get("/api/v1/me", &app.login("dr.wang").await).await;
-    let hospital = wang_me["organisation_id"].as_str().unwrap();
-    let (status, sun) = app
-        .post(
-            "/api/v1/users",
-            &admin,
-            &json!({"username": "dr.sun", "display_name": "孙立", "password": "demo-password", "role": "expert",
-                    "organisation_id": hospital, "expert": {"title": "attending", "specialties": ["cardiology"]}}),
-        )
-        .await;
-    assert_eq!(status, 201, "{sun}");
+    cardiology_expert(app, "dr.sun", "孙立", "attending").await;
     let li = app.login("dr.li").await;
     let wang = app.login("dr.wang").await;
     let id = request_for_wang(app, &li).await;
@@ -551,27 +545,8 @@ db_test!(exactly_one_expert_claims_a_pool_request);
 /// (defect: he read the patient's name, reason, summary and record; only the claim was
 /// refused). An attending sees an attending-level request, as the chief does.
 async fn a_pool_request_is_shown_only_to_experts_of_the_title_it_asks_for(app: &TestApp) {
-    let admin = app.login("admin").await;
-    let (_, wang_me) = app.get("/api/v1/me", &app.login("dr.wang").await).await;
-    let hospital = wang_me["organisation_id"].as_str().unwrap();
-    let (status, u) = app
-        .post(
-            "/api/v1/users",
-            &admin,
-            &json!({"username": "dr.resident", "display_name": "住院医", "password": "demo-password", "role": "expert",
-                    "organisation_id": hospital, "expert": {"title": "resident", "specialties": ["cardiology"]}}),
-        )
-        .await;
-    assert_eq!(status, 201, "{u}");
-    let (status, u) = app
-        .post(
-            "/api/v1/users",
-            &admin,
-            &json!({"username": "dr.attending", "display_name": "主治医", "password": "demo-password", "role": "expert",
-                    "organisation_id": hospital, "expert": {"title": "attending", "specialties": ["cardiology"]}}),
-        )
-        .await;
-    assert_eq!(status, 201, "{u}");
+    cardiology_expert(app, "dr.resident", "住院医", "resident").await;
+    cardiology_expert(app, "dr.attending", "主治医", "attending").await;
     let li = app.login("dr.li").await;
     let zhang = app.patient_id("patient.zhang").await;
     let mut body = request_body(&zhang, json!({"kind": "pool", "specialty": "cardiology"}));
