@@ -472,6 +472,33 @@ async fn a_deactivation_on_one_instance_ends_access_on_the_other() {
     }
 }
 
+/// A call held on one instance ends at once for whom a change on the other instance shuts
+/// out: the deactivated expert (4005), then, the consultation cancelled, everyone (4020); the
+/// change travels over NATS, not at the call's next heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_made_on_one_instance_end_the_call_on_the_other_at_once() {
+    let Some((a, b)) = cluster().await else { return };
+    let id = scheduled_consultation(&a).await;
+    let mut li = Signaler::join(&b, "dr.li", &id).await;
+    li.expect("joined").await;
+    let mut wang = Signaler::join(&b, "dr.wang", &id).await;
+    let wang_peer = wang.expect("joined").await["you"]["id"].as_str().unwrap().to_string();
+    li.expect("peer-joined").await;
+
+    let admin = a.login("admin").await;
+    let wang_id = a.user_id("dr.wang").await;
+    let (status, body) = a.patch(&format!("/api/v1/users/{wang_id}"), &admin, &json!({"active": false})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(wang.closed_at_once().await, 4005);
+    assert_eq!(li.expect("peer-left").await["peer"], wang_peer.as_str());
+
+    let token = a.login("dr.li").await;
+    let (status, body) =
+        a.post(&format!("/api/v1/consultations/{id}/cancel"), &token, &json!({"reason": "患者已转院"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(li.closed_at_once().await, 4020);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_ticket_handed_out_by_one_instance_is_used_once_on_any() {
     let Some((a, b)) = cluster().await else { return };

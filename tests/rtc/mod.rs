@@ -122,6 +122,22 @@ impl Signaler {
         self.expect("__closed").await["code"].as_u64().unwrap()
     }
 
+    /// The close code of a connection closed at once, well before the server's next
+    /// heartbeat check (`signaling::ws::PING_INTERVAL`, 10 s): within half of it from now.
+    pub async fn closed_at_once(&mut self) -> u64 {
+        let within = teleconsult::signaling::ws::PING_INTERVAL / 2;
+        tokio::time::timeout(within, async {
+            loop {
+                let v = self.events.recv().await.expect("connection open");
+                if v["type"] == "__closed" {
+                    break v["code"].as_u64().unwrap();
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("not closed within {within:?}: left to the next heartbeat"))
+    }
+
     /// Nothing arrives within `d`.
     pub async fn quiet_for(&mut self, d: Duration) -> Option<Value> {
         tokio::time::timeout(d, self.events.recv()).await.ok().flatten()

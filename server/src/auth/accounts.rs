@@ -5,6 +5,12 @@
 //! few seconds; a change evicts the entry here at once and, with several instances, on every
 //! other instance over NATS (subject [`SUBJECT`]), so an instance that misses the message
 //! still refuses within [`CACHE_TTL`].
+//!
+//! What is already open (a call's signaling connection, the live notification stream) hears
+//! of a change at once too: [`Accounts::watch`] hands out a receiver of the ids whose access
+//! changed (an account, a device, a consultation whose participants changed), fed by the
+//! changes made here and by those announced on NATS, and each open connection that names the
+//! id checks its standing right then instead of at its next heartbeat.
 
 use crate::db::Db;
 use crate::error::ErrorCode;
@@ -17,7 +23,8 @@ use std::time::{Duration, Instant};
 /// How long a cached account state is trusted without a change message.
 pub const CACHE_TTL: Duration = Duration::from_secs(2);
 
-/// NATS subject on which instances announce a changed account (payload: the user id).
+/// NATS subject on which instances announce a changed account (payload: the user id), a
+/// revoked device (its id) or a consultation whose participants changed (its id).
 pub const SUBJECT: &str = "teleconsult.accounts.changed";
 
 /// Routes a token with a pending password change may still use.
@@ -76,13 +83,20 @@ pub struct Accounts {
     db: Db,
     cache: Mutex<HashMap<String, (Option<AccountState>, Instant)>>,
     nats: Option<async_nats::Client>,
+    /// The ids whose access changed, for the connections open on this instance.
+    access: tokio::sync::broadcast::Sender<std::sync::Arc<str>>,
 }
+
+/// How many access changes an open connection may fall behind before it is told it lagged
+/// (and then checks its standing anyway).
+const ACCESS_CHANGES_BUFFERED: usize = 1024;
 
 impl Accounts {
     /// Without `nats`, one instance; with it, changes are announced to and received from the
     /// other instances.
     pub async fn start(db: Db, nats: Option<async_nats::Client>) -> anyhow::Result<std::sync::Arc<Accounts>> {
-        let accounts = std::sync::Arc::new(Accounts { db, cache: Mutex::default(), nats: nats.clone() });
+        let (access, _) = tokio::sync::broadcast::channel(ACCESS_CHANGES_BUFFERED);
+        let accounts = std::sync::Arc::new(Accounts { db, cache: Mutex::default(), nats: nats.clone(), access });
         if let Some(client) = nats {
             let mut changes = client.subscribe(SUBJECT).await?;
             let weak = std::sync::Arc::downgrade(&accounts);
@@ -90,8 +104,9 @@ impl Accounts {
                 use futures_util::StreamExt;
                 while let Some(msg) = changes.next().await {
                     let Some(accounts) = weak.upgrade() else { break };
-                    if let Ok(user_id) = std::str::from_utf8(&msg.payload) {
-                        accounts.evict(user_id);
+                    if let Ok(id) = std::str::from_utf8(&msg.payload) {
+                        accounts.evict(id);
+                        accounts.tell_open_connections(id);
                     }
                 }
             });
@@ -101,6 +116,17 @@ impl Accounts {
 
     fn evict(&self, user_id: &str) {
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(user_id);
+    }
+
+    fn tell_open_connections(&self, id: &str) {
+        // No receiver (nothing open) is not an error.
+        let _ = self.access.send(std::sync::Arc::from(id));
+    }
+
+    /// The ids whose access changes from now on (accounts, devices, consultations), for a
+    /// connection that stays open: it checks its standing when one of them is its own.
+    pub fn watch(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<str>> {
+        self.access.subscribe()
     }
 
     /// The account's state (`None`: no such account), from the cache when fresh.
@@ -123,10 +149,18 @@ impl Accounts {
     /// Call after a committed change of the account's state: forgets it here and on the
     /// other instances.
     pub async fn changed(&self, user_id: &str) {
-        self.evict(user_id);
+        self.access_changed(user_id).await;
+    }
+
+    /// Call after a committed change of who may use `id` (an account, a device, or a
+    /// consultation whose participants or state changed): the open connections that name it,
+    /// here and on the other instances, check their standing at once.
+    pub async fn access_changed(&self, id: &str) {
+        self.evict(id);
+        self.tell_open_connections(id);
         if let Some(client) = &self.nats {
-            if let Err(e) = client.publish(SUBJECT, user_id.to_string().into()).await {
-                tracing::warn!(error = %e, %user_id, "an account change could not be announced on NATS");
+            if let Err(e) = client.publish(SUBJECT, id.to_string().into()).await {
+                tracing::warn!(error = %e, %id, "an access change could not be announced on NATS");
             }
         }
     }

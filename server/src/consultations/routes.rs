@@ -524,6 +524,8 @@ async fn decline(
         Ok(to)
     };
     let to = store::acted(&user, &c, "decline").if_refused(&state.db, done.await).await?;
+    // Out of the call too, at once, if they are in it (an MDT's, the others carrying on).
+    state.accounts.access_changed(&id).await;
     tell_others(
         &state.db,
         &state.notifications,
@@ -671,6 +673,8 @@ async fn cancel(
         tx.commit().await
     };
     store::acted(&user, &c, "cancel").if_refused(&state.db, done.await).await?;
+    // A call going on closes for everyone in it, at once.
+    state.accounts.access_changed(&id).await;
     tell_others(
         &state.db,
         &state.notifications,

@@ -175,6 +175,8 @@ async fn revoke(
         )
         .await?;
         tx.commit().await?;
+        // A call a kiosk's check-in seated ends with the kiosk, at once.
+        state.accounts.access_changed(&id).await;
     }
     let after = store::view_row(&state.db, &id).await?.ok_or_else(|| ApiError::internal("revoked device vanished"))?;
     Ok(Json(after.view()))

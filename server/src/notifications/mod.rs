@@ -303,6 +303,7 @@ async fn stream(
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let live = LiveStream {
         rx: state.notifications.subscribe(&user.id),
+        access: state.accounts.watch(),
         check,
         accounts: state.accounts.clone(),
         db: state.db.clone(),
@@ -330,6 +331,17 @@ async fn stream(
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
+                // A change of this account's access (deactivation, a reset password, a role
+                // change) ends the stream at once, not at the next check.
+                changed = live.access.recv() => match changed {
+                    Ok(id) if *id != *live.user_id => {}
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if !live.still_allowed().await {
+                            return None;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
                 _ = live.check.tick() => {
                     if !live.still_allowed().await {
                         return None;
@@ -346,6 +358,8 @@ pub const STREAM_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 
 struct LiveStream {
     rx: broadcast::Receiver<Notification>,
+    /// The ids whose access changed (`Accounts::watch`).
+    access: broadcast::Receiver<Arc<str>>,
     check: tokio::time::Interval,
     accounts: Arc<crate::auth::accounts::Accounts>,
     db: Db,

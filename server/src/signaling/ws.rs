@@ -241,6 +241,57 @@ async fn serve(state: AppState, socket: WebSocket, admission: Admission, addr: S
     hub.detach(&room, conn);
 }
 
+/// The next id whose access changed; `None` when this connection fell behind (any of the
+/// missed ones may be its own). Pends for good once the sender is gone (the server stopping).
+async fn next_access_change(
+    access: &mut Option<tokio::sync::broadcast::Receiver<std::sync::Arc<str>>>,
+) -> Option<std::sync::Arc<str>> {
+    use tokio::sync::broadcast::error::RecvError;
+    let Some(rx) = access.as_mut() else { return std::future::pending().await };
+    match rx.recv().await {
+        Ok(id) => Some(id),
+        Err(RecvError::Lagged(_)) => None,
+        Err(RecvError::Closed) => {
+            *access = None;
+            std::future::pending().await
+        }
+    }
+}
+
+/// Why the participant seated on this connection (account `user_id`, seated with token
+/// generation `generation`, through `device` if a kiosk's) may no longer be in `room`, with
+/// the close code that says so; `None` while they may (or the store cannot tell for now).
+async fn lost_standing(
+    state: &AppState,
+    room: &str,
+    user_id: &str,
+    generation: i64,
+    device: Option<&str>,
+) -> Option<(u16, &'static str)> {
+    let mut revoked = match state.accounts.state(user_id).await {
+        Ok(Some(a)) => !a.active || a.generation > generation,
+        Ok(None) => true,
+        Err(_) => false,
+    };
+    if let Some(device) = device {
+        revoked |= matches!(crate::devices::store::is_active(&state.db, device).await, Ok(false));
+    }
+    if revoked {
+        // Leaves the room for good: the seat is freed, so no resume brings it back.
+        return Some((close::ACCESS_REVOKED, "access revoked"));
+    }
+    // An expert who has declined the consultation (one of an MDT's, the call going on without
+    // them) leaves it too: the ticket let them in as a participant, and they are one no longer.
+    match super::store::standing(&state.db, room, user_id).await {
+        Ok(super::store::Standing::NotParticipant) => {
+            Some((close::NOT_A_PARTICIPANT, "no longer a participant of this consultation"))
+        }
+        // Cancelled while the call went on: the room closes for everyone in it.
+        Ok(super::store::Standing::Called) => Some((close::ENDED, "the consultation was cancelled")),
+        Ok(super::store::Standing::Taking) | Err(_) => None,
+    }
+}
+
 /// Reads, writes and pings until the connection ends. A seat taken through a device's access
 /// (`device`: a kiosk's check-in) ends with the device, at the next heartbeat.
 async fn pump(
@@ -265,8 +316,10 @@ async fn pump(
     let refresh_every = super::ice_refresh_period(&state.config);
     let mut refresh_for: Option<String> = None;
     // The seated participant's account and its token generation when it was seated: a
-    // deactivation or revocation since then ends the connection at the next heartbeat.
+    // deactivation or revocation since then ends the connection as soon as it is announced
+    // (`Accounts::access_changed`), and at the latest at the next heartbeat.
     let mut account: Option<(String, i64)> = None;
+    let mut access = Some(state.accounts.watch());
     let refresh = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(refresh);
     loop {
@@ -370,36 +423,25 @@ async fn pump(
                     outbox.push(Outbound::Text(text.into(), None));
                 }
             }
-            _ = ping.tick() => {
-                if let Some((user_id, generation)) = &account {
-                    let mut revoked = match state.accounts.state(user_id).await {
-                        Ok(Some(a)) => !a.active || a.generation > *generation,
-                        Ok(None) => true,
-                        Err(_) => false,
-                    };
-                    if let Some(device) = device {
-                        revoked |= matches!(crate::devices::store::is_active(&state.db, device).await, Ok(false));
-                    }
-                    if revoked {
-                        // Leaves the room for good: the seat is freed, so no resume brings it back.
-                        close_with(&mut socket, close::ACCESS_REVOKED, "access revoked").await;
+            changed = next_access_change(&mut access) => {
+                // An account, device or consultation whose access changed: this connection's
+                // own (or, having fallen behind, possibly its own) is checked right now.
+                let mine = match changed.as_deref() {
+                    Some(id) => account.as_ref().is_some_and(|(u, _)| u == id) || device == Some(id) || room == id,
+                    None => true,
+                };
+                if let (true, Some((user_id, generation))) = (mine, &account) {
+                    if let Some((code, reason)) = lost_standing(state, room, user_id, *generation, device).await {
+                        close_with(&mut socket, code, reason).await;
                         return End::Left;
                     }
-                    // An expert who has declined the consultation (one of an MDT's, the call
-                    // going on without them) leaves it too: the ticket let them in as a
-                    // participant, and they are one no longer.
-                    match super::store::standing(&state.db, room, user_id).await {
-                        Ok(super::store::Standing::NotParticipant) => {
-                            close_with(&mut socket, close::NOT_A_PARTICIPANT, "no longer a participant of this consultation")
-                                .await;
-                            return End::Left;
-                        }
-                        // Cancelled while the call went on: the room closes for everyone in it.
-                        Ok(super::store::Standing::Called) => {
-                            close_with(&mut socket, close::ENDED, "the consultation was cancelled").await;
-                            return End::Left;
-                        }
-                        Ok(super::store::Standing::Taking) | Err(_) => {}
+                }
+            }
+            _ = ping.tick() => {
+                if let Some((user_id, generation)) = &account {
+                    if let Some((code, reason)) = lost_standing(state, room, user_id, *generation, device).await {
+                        close_with(&mut socket, code, reason).await;
+                        return End::Left;
                     }
                 }
                 if last_seen.elapsed() > HEARTBEAT_TIMEOUT {
