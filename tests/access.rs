@@ -513,12 +513,19 @@ async fn coordinators_edit_and_bind_only_what_the_relationship_allows(app: &Test
         .post("/api/v1/organisations", &admin, &json!({"name": "远郊卫生院", "kind": "community_health_centre"}))
         .await;
     let far_id = far["id"].as_str().unwrap();
-    let (status, p) = app
+    // Registered there by the centre's own doctor (the admin registers no patient).
+    let (status, body) = app
         .post(
-            "/api/v1/patients",
+            "/api/v1/users",
             &admin,
-            &json!({"name": "孙七", "sex": "female", "birth_date": "1950-02-02", "home_organisation_id": far_id}),
+            &json!({"username": "dr.sun", "display_name": "孙医生", "password": "demo-password",
+                    "role": "community_doctor", "organisation_id": far_id}),
         )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let far_doctor = app.login("dr.sun").await;
+    let (status, p) = app
+        .post("/api/v1/patients", &far_doctor, &json!({"name": "孙七", "sex": "female", "birth_date": "1950-02-02"}))
         .await;
     assert_eq!(status, 201, "{p}");
     let (status, body) = app
@@ -1137,3 +1144,70 @@ async fn reading_accounts_is_audited_with_the_patient_of_a_patient_login(app: &T
         .any(|e| e["actor_id"] == coord_id.as_str() && e["action"] == "list"));
 }
 db_test!(reading_accounts_is_audited_with_the_patient_of_a_patient_login);
+
+/// The admin keeps the consortium running and takes part in no care: the most powerful
+/// account opens no patient data. Searches find nothing, a record, a consultation and its
+/// FHIR resource are as unknown to the admin as to a stranger (404, audited as refused),
+/// registering a patient is refused, and so is binding a login to a record the admin cannot
+/// see; accounts and the audit trail, which names the record by id, stay the admin's.
+async fn the_admin_takes_part_in_no_care_and_reads_no_patient_data(app: &TestApp) {
+    let admin = app.login("admin").await;
+    let admin_id = me(app, &admin).await["id"].as_str().unwrap().to_string();
+    let zhang = app.patient_id("patient.zhang").await;
+    let consultation = app.consultation().booked().await.0;
+    let li = app.login("dr.li").await;
+    // What the patient's doctor finds, the admin does not.
+    let q = "/api/v1/patients?q=%E5%BC%A0%E7%A7%80%E8%8B%B1";
+    assert_eq!(app.get(q, &li).await.1["items"].as_array().unwrap().len(), 1);
+    let (status, found) = app.get(q, &admin).await;
+    assert_eq!((status, found["items"].as_array().unwrap().len()), (200, 0), "{found}");
+    let (status, bundle) = app.get("/fhir/r4/Patient?name=%E5%BC%A0", &admin).await;
+    assert_eq!(status, 200, "{bundle}");
+    assert!(bundle.get("entry").is_none(), "the admin finds no patient through FHIR: {bundle}");
+    let (_, listed) = app.get("/api/v1/consultations", &admin).await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 0, "{listed}");
+    for path in [
+        format!("/api/v1/patients/{zhang}"),
+        format!("/api/v1/patients/{zhang}/revisions"),
+        format!("/fhir/r4/Patient/{zhang}"),
+        format!("/api/v1/consultations/{consultation}"),
+        format!("/api/v1/consultations/{consultation}/record"),
+    ] {
+        let (status, body) = app.get(&path, &admin).await;
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+    let (status, body) =
+        app.post("/api/v1/patients", &admin, &json!({"name": "钱九", "sex": "male", "birth_date": "1951-01-01"})).await;
+    assert_eq!(status, 403, "{body}");
+    let centre = me(app, &li).await["organisation_id"].as_str().unwrap().to_string();
+    let (status, body) = app
+        .post(
+            "/api/v1/users",
+            &admin,
+            &json!({"username": "zhang.second", "display_name": "张秀英", "password": "demo-password",
+                    "role": "patient", "organisation_id": centre, "patient_id": zhang}),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (422, Some("validation_failed")), "{body}");
+    // Refused reads are in the trail, as the admin's.
+    let refused = audit_of(app, &admin_id).await;
+    assert!(
+        refused.iter().any(|e| e["patient_id"] == zhang.as_str() && e["outcome"] == "denied"),
+        "no refusal of the admin's reads of the record: {refused:?}"
+    );
+    assert!(
+        !refused.iter().any(|e| e["patient_id"] == zhang.as_str()
+            && e["outcome"] == "success"
+            && e["action"] != "list"
+            && e["resource_type"] != "audit"),
+        "the admin read or wrote the patient's data: {refused:?}"
+    );
+    // Still the admin's: the patient's account and the accesses to her record.
+    let (status, users) = app.get("/api/v1/users", &admin).await;
+    assert_eq!(status, 200);
+    assert!(users["items"].as_array().unwrap().iter().any(|u| u["username"] == "patient.zhang"));
+    let (status, trail) = app.get(&format!("/api/v1/audit?patient_id={zhang}"), &admin).await;
+    assert_eq!(status, 200, "{trail}");
+    assert!(trail["items"].as_array().unwrap().iter().any(|e| e["actor_role"] == "community_doctor"), "{trail}");
+}
+db_test!(the_admin_takes_part_in_no_care_and_reads_no_patient_data);

@@ -210,13 +210,14 @@ async fn kiosk_token(app: &TestApp, org: &str, kind: &str, patient: Option<&str>
     issue_device(app, org, kind, patient).await.1
 }
 
-/// A new device of `org` issued by the administrator: its id and its token.
+/// A new device of `org` issued by the administrator, or, bound to a patient (a home device),
+/// by her community doctor (the administrator sees no patient record): its id and its token.
 async fn issue_device(app: &TestApp, org: &str, kind: &str, patient: Option<&str>) -> (String, String) {
-    let admin = app.login("admin").await;
+    let issuer = app.login(if patient.is_some() { "dr.li" } else { "admin" }).await;
     let (status, d) = app
         .post(
             "/api/v1/devices",
-            &admin,
+            &issuer,
             &json!({"kind": kind, "label": "东湖中心大厅自助机", "organisation_id": org, "patient_id": patient}),
         )
         .await;
@@ -275,8 +276,9 @@ async fn a_patient_checks_in_by_card_or_number_and_waits_in_the_lobby(app: &Test
     )
     .await;
     assert_eq!((status, answer["message_code"].as_str()), (200, Some("in_lobby")), "{answer}");
-    let admin = app.login("admin").await;
-    let (_, record) = app.get(&format!("/api/v1/patients/{zhang}"), &admin).await;
+    // Her resident ID as her centre's doctor reads it (in full).
+    let li = app.login("dr.li").await;
+    let (_, record) = app.get(&format!("/api/v1/patients/{zhang}"), &li).await;
     let rid = record["resident_id"].as_str().unwrap();
     let (status, answer) =
         device_post(app, &kiosk, "/api/v1/kiosk/checkin", &json!({"resident_id": rid, "birth_date": "1948-05-12"}))

@@ -181,14 +181,15 @@ db_test!(a_lost_socket_resumes_and_ice_restarts);
 async fn non_participants_are_refused(app: &TestApp) {
     let id = scheduled_consultation(app).await;
     let path = format!("/api/v1/consultations/{id}/join");
-    // Another centre's doctor and another patient cannot see it: 404.
-    for who in ["dr.zhao", "patient.liu", "dr.chen"] {
+    // Another centre's doctor, another patient, an uninvolved expert and the admin (who takes
+    // part in no care) cannot see it: 404.
+    for who in ["dr.zhao", "patient.liu", "dr.chen", "admin"] {
         let (status, body) = app.post(&path, &app.login(who).await, &json!({})).await;
         assert_eq!(status, 404, "{who}: {body}");
         assert_eq!(body["code"], "not_found");
     }
-    // The admin may see it but takes no part.
-    let (status, body) = app.post(&path, &app.login("admin").await, &json!({})).await;
+    // The hospital's coordinator sees it but takes no part.
+    let (status, body) = app.post(&path, &app.login("coordinator").await, &json!({})).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["code"], "not_a_participant");
     // Without a token: 401.

@@ -524,16 +524,12 @@ async fn devices_send_readings_with_their_own_tokens(app: &TestApp) {
     assert_eq!(status, 201, "{body}");
     let (status, _) = device_post(app, &kiosk_token, "", &kiosk_reading).await;
     assert_eq!(status, 422, "a kiosk must name the patient");
-    let (_, orgs) = app.get("/api/v1/organisations", &admin).await;
-    let west = orgs["items"].as_array().unwrap().iter().find(|o| o["name"] == "西城社区卫生服务中心").unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // A patient of 西城社区卫生服务中心, registered there by its doctor.
     let (status, other) = app
         .post(
             "/api/v1/patients",
-            &admin,
-            &json!({"name": "赵六", "sex": "male", "birth_date": "1955-03-01", "home_organisation_id": west}),
+            &app.login("dr.zhao").await,
+            &json!({"name": "赵六", "sex": "male", "birth_date": "1955-03-01"}),
         )
         .await;
     assert_eq!(status, 201, "{other}");

@@ -39,7 +39,7 @@ async fn load(db: &Db) -> Result<(), ApiError> {
     load_specialties(db).await?;
     let sites = load_organisations(db).await?;
     let staff = load_staff(db, &sites).await?;
-    load_patients(db, &sites, &staff.admin).await?;
+    load_patients(db, &sites, &staff.donghu_doctor).await?;
     load_availability(db, &staff.experts).await
 }
 
@@ -92,9 +92,9 @@ fn account(username: &str, name: &str, role: Role, org: &str) -> NewUser {
     }
 }
 
-/// The ids of the demo admin and experts.
+/// The ids of Donghu's community doctor and the demo experts.
 struct Staff {
-    admin: String,
+    donghu_doctor: String,
     experts: [String; 2],
 }
 
@@ -106,7 +106,7 @@ async fn load_staff(db: &Db, sites: &Sites) -> Result<Staff, ApiError> {
     let radiology = directory::create_department(db, hospital, &dept("放射科", "radiology")).await?;
     directory::create_department(db, hospital, &dept("内分泌科", "endocrinology")).await?;
 
-    let admin = directory::create_user(db, &account("admin", "系统管理员", Role::Admin, hospital)).await?;
+    directory::create_user(db, &account("admin", "系统管理员", Role::Admin, hospital)).await?;
     directory::create_user(db, &account("coordinator", "医联体协调员 周敏", Role::Coordinator, hospital)).await?;
     let expert = |username: &str, name: &str, department: String, title: &str, specialty: &str| NewUser {
         department_id: Some(department),
@@ -116,18 +116,20 @@ async fn load_staff(db: &Db, sites: &Sites) -> Result<Staff, ApiError> {
     let wang = directory::create_user(db, &expert("dr.wang", "王建国", cardiology, "chief", "cardiology")).await?;
     let chen =
         directory::create_user(db, &expert("dr.chen", "陈静", radiology, "associate_chief", "radiology")).await?;
-    directory::create_user(db, &account("dr.li", "李明", Role::CommunityDoctor, &sites.donghu)).await?;
+    let donghu_doctor =
+        directory::create_user(db, &account("dr.li", "李明", Role::CommunityDoctor, &sites.donghu)).await?;
     directory::create_user(db, &account("dr.zhao", "赵磊", Role::CommunityDoctor, &sites.xicheng)).await?;
-    Ok(Staff { admin, experts: [wang, chen] })
+    Ok(Staff { donghu_doctor, experts: [wang, chen] })
 }
 
-/// Two patients of Donghu with demo health cards and their logins, registered by the admin.
-async fn load_patients(db: &Db, sites: &Sites, admin: &str) -> Result<(), ApiError> {
-    let admin_actor = AuthUser {
-        id: admin.to_string(),
-        username: "admin".into(),
-        role: Role::Admin,
-        org: sites.hospital.clone(),
+/// Two patients of Donghu with demo health cards and their logins, registered by Donghu's
+/// community doctor (dr.li).
+async fn load_patients(db: &Db, sites: &Sites, doctor: &str) -> Result<(), ApiError> {
+    let registrar = AuthUser {
+        id: doctor.to_string(),
+        username: "dr.li".into(),
+        role: Role::CommunityDoctor,
+        org: sites.donghu.clone(),
         client_addr: "demo-loader".into(),
         family: String::new(),
         device: None,
@@ -139,7 +141,7 @@ async fn load_patients(db: &Db, sites: &Sites, admin: &str) -> Result<(), ApiErr
         let check = resident_id::check_char(rid17).unwrap_or('0');
         let pid = patients::create_patient(
             db,
-            &admin_actor,
+            &registrar,
             &NewPatient {
                 name: name.into(),
                 sex: sex.into(),

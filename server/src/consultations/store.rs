@@ -63,14 +63,15 @@ macro_rules! open_pool_request_for_expert {
 }
 
 /// The visibility rule per role, over `consultations c`, with `{user}` standing for the
-/// caller's user id and `{org}` for the caller's organisation id; `None`: sees everything.
+/// caller's user id and `{org}` for the caller's organisation id.
 /// A participant who has not declined; an expert also an open pool request of their
 /// department's specialty, asking for their title or a lower one, that they have not declined
 /// (an expert under the title asked for neither sees nor claims it); a coordinator the
-/// consultations of its hospital and linked centres; an admin all.
+/// consultations of its hospital and linked centres; an admin, who manages accounts and
+/// organisations and takes part in no care, none.
 fn visibility_rule(role: Role) -> Option<&'static str> {
     match role {
-        Role::Admin => None,
+        Role::Admin => Some("(1 = 0)"),
         Role::Coordinator => Some(
             "(c.requesting_organisation_id = {org} OR c.pool_organisation_id = {org} OR c.requesting_organisation_id IN
                (SELECT centre_id FROM consortium_links WHERE hospital_id = {org}))",
@@ -114,7 +115,7 @@ fn visibility_rule_one(role: Role) -> Option<&'static str> {
 }
 
 /// Adds the caller's visibility rule (see [`visibility_rule`]) over `consultations c` as a
-/// condition, binding only the values the rule names; nothing for an admin, who sees all.
+/// condition, binding only the values the rule names.
 pub fn visible(q: &mut Filtered<'_>, user: &AuthUser) {
     if let Some(rule) = visibility_rule(user.role) {
         q.condition().push_rule(rule, &user.id, &user.org);
@@ -1136,6 +1137,6 @@ mod tests {
         q.after_where();
         q.push_bind("c1");
         visible(&mut q, &someone(Role::Admin));
-        assert_eq!(q.sql(), "SELECT 1 FROM consultations c WHERE c.id = $1");
+        assert_eq!(q.sql(), "SELECT 1 FROM consultations c WHERE c.id = $1 AND (1 = 0)", "an admin sees none");
     }
 }

@@ -41,25 +41,23 @@ pub struct Patient {
     pub identifiers: Option<Vec<identifiers::IdentifierView>>,
 }
 
-/// Whether `user` sees the full resident ID number of `p`: admins, the staff of the
-/// patient's home centre, and the patient themself.
+/// Whether `user` sees the full resident ID number of `p`: the staff of the patient's home
+/// centre, and the patient themself.
 pub(crate) fn sees_full_resident_id(user: &AuthUser, p: &Patient) -> bool {
     match user.role {
-        Role::Admin => true,
         Role::CommunityDoctor | Role::Coordinator => p.home_organisation_id == user.org,
         Role::Patient => p.user_id.as_deref() == Some(user.id.as_str()),
-        Role::Expert => false,
+        Role::Expert | Role::Admin => false,
     }
 }
 
-/// Whether `user` may edit the record `p` (which they can see): admins, and the community
-/// doctors and coordinators of the patient's home organisation. A coordinator who sees a
-/// linked centre's patients does not edit that centre's records.
+/// Whether `user` may edit the record `p` (which they can see): the community doctors and
+/// coordinators of the patient's home organisation. A coordinator who sees a linked centre's
+/// patients does not edit that centre's records.
 pub fn may_edit(user: &AuthUser, p: &Patient) -> bool {
     match user.role {
-        Role::Admin => true,
         Role::CommunityDoctor | Role::Coordinator => p.home_organisation_id == user.org,
-        Role::Expert | Role::Patient => false,
+        Role::Expert | Role::Patient | Role::Admin => false,
     }
 }
 
@@ -266,7 +264,6 @@ pub async fn create_patient(db: &Db, actor: &AuthUser, p: &NewPatient, qr_format
         .collect::<ApiResult<Vec<_>>>()?;
     let home = p.home_organisation_id.clone().unwrap_or_else(|| actor.org.clone());
     match actor.role {
-        Role::Admin => {}
         Role::Coordinator
             if home == actor.org || crate::directory::linked_centres(db, &actor.org).await?.contains(&home) => {}
         Role::Coordinator => {
@@ -278,7 +275,11 @@ pub async fn create_patient(db: &Db, actor: &AuthUser, p: &NewPatient, qr_format
         Role::CommunityDoctor => {
             return Err(ApiError::forbidden("community doctors register patients of their own centre"))
         }
-        _ => return Err(ApiError::forbidden("only community doctors, coordinators and admins register patients")),
+        _ => {
+            return Err(ApiError::forbidden(
+                "patients are registered by their centre's community doctors or their consortium's coordinators",
+            ))
+        }
     }
     let mut tx = audit::begin(db).await?;
     let resident_id = p.resident_id.trim().to_uppercase();

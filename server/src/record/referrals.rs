@@ -244,11 +244,11 @@ fn is_desk_of(user: &AuthUser, org: &str) -> bool {
     user.org == org && matches!(user.role, Role::Coordinator | Role::CommunityDoctor)
 }
 
-/// Who sees a referral: admins, the patient, its author, the clinician assigned to it, and
-/// the desks of the sending and receiving organisations. Pure.
+/// Who sees a referral: the patient, its author, the clinician assigned to it, and the desks
+/// of the sending and receiving organisations; not an admin, who takes part in no care. Pure.
 pub fn may_see(user: &AuthUser, r: &Referral, patient_user: Option<&str>) -> bool {
     match user.role {
-        Role::Admin => true,
+        Role::Admin => false,
         Role::Patient => patient_user == Some(user.id.as_str()),
         _ => {
             r.created_by == user.id
@@ -261,10 +261,10 @@ pub fn may_see(user: &AuthUser, r: &Referral, patient_user: Option<&str>) -> boo
 
 /// Who may take `action` on a referral they see: the receiving desk and the assigned
 /// clinician accept, reject and complete; the receiving desk assigns; the author and the
-/// sending desk withdraw; admins all. Pure.
+/// sending desk withdraw. Pure.
 pub fn may_act(user: &AuthUser, r: &Referral, action: ReferralAction) -> bool {
     if user.role == Role::Admin {
-        return true;
+        return false;
     }
     let receiving_desk = is_desk_of(user, &r.to_organisation_id);
     match action {

@@ -208,7 +208,9 @@ export function manages(me, account) {
  * @returns {HTMLElement}
  */
 function newAccount(app, orgs, specialties, added) {
-  const roles = app.user().role === 'admin' ? ['community_doctor', 'expert', 'coordinator', 'patient'] : ['community_doctor', 'expert', 'patient'];
+  // A patient's login is bound to her record, which only her care team sees: the coordinators
+  // of her consortium make it; the system's administrator, who takes part in no care, does not.
+  const roles = app.user().role === 'admin' ? ['community_doctor', 'expert', 'coordinator'] : ['community_doctor', 'expert', 'patient'];
   const role = /** @type {HTMLSelectElement} */ (h('select', { id: 'acc-role', name: 'role' },
     roles.map((r) => h('option', { value: r }, t(`role.${r}`)))));
   const org = /** @type {HTMLSelectElement} */ (h('select', { id: 'acc-org', name: 'organisation_id' },
