@@ -3,10 +3,10 @@
 // consultation, opinion, referral, follow-up, file, ECG and vital sign; for the patient
 // (elder mode), the same story in plain words with the news sent to them. Also the family
 // doctor's worklist of readings out of target or missing.
-import { h, mount, when } from '../dom.js';
+import { h, mount, when, field, formValues } from '../dom.js';
 import { t, lang } from '../i18n.js';
 import { whoLooked, refusedTimes } from '../trail.js';
-import { get, getAll, post } from '../api.js';
+import { api, get, getAll, post } from '../api.js';
 import { patientOf, patientHeader } from './patient-header.js';
 import { trendChart } from '../vitals/chart.js';
 import { kindName, readingWords } from '../vitals/live.js';
@@ -103,7 +103,7 @@ function charts(readings, ecgs, plans) {
  */
 export async function patientRecordView(app, patientId) {
   const patient = await patientOf(patientId);
-  const managesDevices = ['community_doctor', 'coordinator', 'admin'].includes(app.user().role);
+  const managesDevices = ['community_doctor', 'coordinator'].includes(app.user().role);
   const [plans, readings, ecgs, first] = await Promise.all([
     getAll(`/api/v1/patients/${patientId}/timeline?kind=follow_up&limit=200`),
     getAll(`/api/v1/patients/${patientId}/observations?limit=1000`).catch(() => []),
@@ -125,7 +125,7 @@ export async function patientRecordView(app, patientId) {
   show(first.items);
   return h('div', { class: 'stack patient-record' },
     h('h1', null, t('record.title', { name: patient?.name || '' })),
-    patient ? h('section', { class: 'card' }, patientHeader(patient)) : null,
+    patient ? await particularsSection(app, patient) : null,
     h('section', { class: 'card plans', 'aria-labelledby': 'plans-h' }, h('h2', { id: 'plans-h' }, t('record.plans')),
       active.length ? h('ul', { class: 'list' }, active.map((p) => h('li', { 'data-plan': p.id },
         h('strong', null, p.data.condition), ' · ', t('record.planVisits', { n: p.data.visits, weeks: p.data.interval_weeks }),
@@ -134,6 +134,110 @@ export async function patientRecordView(app, patientId) {
     h('section', { class: 'card', 'aria-labelledby': 'trends-h' }, h('h2', { id: 'trends-h' }, t('record.trends')), charts(readings, ecgs, active)),
     managesDevices ? await homeDevicesSection(patientId, patient?.name || '') : null,
     h('section', { class: 'card', 'aria-labelledby': 'tl-h' }, h('h2', { id: 'tl-h' }, t('record.timeline')), list, more));
+}
+
+/** The fields of a record's revision, in the order they are shown. */
+const REVISED_FIELDS = ['name', 'sex', 'birth_date', 'phone', 'resident_id', 'due_date', 'status', 'note'];
+
+/**
+ * A replaced value as a reader reads it.
+ * @param {string} key
+ * @param {any} value
+ * @returns {string}
+ */
+function revisedValue(key, value) {
+  if (value === null || value === undefined || value === '') return t('record.empty');
+  if (key === 'sex') return t(`sex.${value}`);
+  if (key === 'status') return t(`record.visitStatus.${value}`);
+  return String(value);
+}
+
+/**
+ * The resident's particulars (name, sex, age, resident ID, phone) and, for the staff of her
+ * own centre who keep them, a form that corrects them in place; below, every value a
+ * correction replaced, with who replaced it and when (`GET /patients/{id}/revisions`), so
+ * that nothing written over is lost from sight.
+ * @param {import('../main.js').App} app
+ * @param {any} patient
+ * @returns {Promise<HTMLElement>}
+ */
+async function particularsSection(app, patient) {
+  const me = app.user();
+  // The server decides (403 otherwise); the form is offered to those it allows: the community
+  // doctors and coordinators of the patient's home organisation.
+  const keeps = ['community_doctor', 'coordinator'].includes(me.role) && patient.home_organisation_id === me.organisation_id;
+  let current = patient;
+  const header = h('div', { class: 'particulars' });
+  const showHeader = () => mount(header, patientHeader(current, [[t('patient.birthDate'), current.birth_date], [t('patient.phone'), current.phone]]));
+  const history = h('ol', { class: 'revisions', 'aria-labelledby': 'rev-h' });
+  const noHistory = h('p', { class: 'muted' }, t('record.noRevisions'));
+  const showHistory = async () => {
+    const items = (await get(`/api/v1/patients/${current.id}/revisions`)).items;
+    history.replaceChildren(...items.map((/** @type {any} */ r) => h('li', { 'data-kind': r.resource_type },
+      h('span', { class: 'tl-when' }, when(r.revised_at)), ' ',
+      h('strong', null, t(`record.revisionOf.${r.resource_type}`)), ' ',
+      h('span', { class: 'muted' }, t('record.revisedBy', { name: r.revised_by_name })), ' · ',
+      h('span', { class: 'revised' }, REVISED_FIELDS.filter((k) => k in r.previous)
+        .map((k) => t('record.revisedField', { field: t(`record.field.${k}`), before: revisedValue(k, r.previous[k]) })).join('；')))));
+    noHistory.hidden = items.length > 0;
+  };
+  showHeader();
+  await showHistory();
+  if (!keeps) {
+    return h('section', { class: 'card', 'aria-labelledby': 'pp-h' }, h('h2', { id: 'pp-h' }, t('record.particulars')), header,
+      h('h3', { id: 'rev-h' }, t('record.revisions')), noHistory, history);
+  }
+  const error = h('p', { class: 'error', role: 'alert' });
+  const done = h('p', { class: 'muted', role: 'status' });
+  const sex = /** @type {HTMLSelectElement} */ (h('select', { name: 'sex' },
+    h('option', { value: 'female' }, t('sex.female')), h('option', { value: 'male' }, t('sex.male'))));
+  const form = /** @type {HTMLFormElement} */ (h('form', { class: 'grid particulars-form', hidden: true },
+    field(t('patient.name'), h('input', { name: 'name', id: 'pp-name', required: true, maxlength: '100' })),
+    field(t('patient.sex'), sex),
+    field(t('patient.birthDate'), h('input', { name: 'birth_date', id: 'pp-birth', type: 'date', required: true })),
+    field(t('patient.phone'), h('input', { name: 'phone', id: 'pp-phone', type: 'tel' })),
+    field(t('patient.residentId'), h('input', { name: 'resident_id', id: 'pp-rid', autocomplete: 'off' })),
+    error,
+    h('div', { class: 'actions' },
+      h('button', { type: 'submit', class: 'primary' }, t('record.saveParticulars')),
+      h('button', { type: 'button', onclick: () => { form.hidden = true; edit.hidden = false; } }, t('record.cancelEdit')))));
+  const fill = () => {
+    for (const k of ['name', 'birth_date', 'phone', 'resident_id']) {
+      /** @type {HTMLInputElement} */ (form.elements.namedItem(k)).value = current[k] || '';
+    }
+    sex.value = current.sex;
+  };
+  const edit = h('button', { type: 'button', class: 'edit-particulars', onclick: () => {
+    fill();
+    error.textContent = '';
+    done.textContent = '';
+    form.hidden = false;
+    edit.hidden = true;
+    /** @type {HTMLInputElement} */ (form.elements.namedItem('name')).focus();
+  } }, t('record.editParticulars'));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    const values = formValues(form);
+    /** @type {Record<string, string>} */
+    const changed = {};
+    for (const [k, v] of Object.entries(values)) {
+      if (v.trim() !== String(current[k] ?? '')) changed[k] = v.trim();
+    }
+    if (!Object.keys(changed).length) { form.hidden = true; edit.hidden = false; return; }
+    try {
+      current = await api('PATCH', `/api/v1/patients/${current.id}`, changed);
+      showHeader();
+      await showHistory();
+      form.hidden = true;
+      edit.hidden = false;
+      done.textContent = t('record.particularsSaved');
+    } catch (err) {
+      error.textContent = /** @type {Error} */ (err).message;
+    }
+  });
+  return h('section', { class: 'card', 'aria-labelledby': 'pp-h' }, h('h2', { id: 'pp-h' }, t('record.particulars')), header,
+    edit, form, done, h('h3', { id: 'rev-h' }, t('record.revisions')), noHistory, history);
 }
 
 /**
