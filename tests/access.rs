@@ -1148,8 +1148,9 @@ db_test!(reading_accounts_is_audited_with_the_patient_of_a_patient_login);
 /// The admin keeps the consortium running and takes part in no care: the most powerful
 /// account opens no patient data. Searches find nothing, a record, a consultation and its
 /// FHIR resource are as unknown to the admin as to a stranger (404, audited as refused),
-/// registering a patient is refused, and so is binding a login to a record the admin cannot
-/// see; accounts and the audit trail, which names the record by id, stay the admin's.
+/// registering a patient is refused, and so are making her login and setting its password
+/// (either would let the admin sign in as her); accounts and the audit trail, which names the
+/// record by id, stay the admin's.
 async fn the_admin_takes_part_in_no_care_and_reads_no_patient_data(app: &TestApp) {
     let admin = app.login("admin").await;
     let admin_id = me(app, &admin).await["id"].as_str().unwrap().to_string();
@@ -1188,7 +1189,12 @@ async fn the_admin_takes_part_in_no_care_and_reads_no_patient_data(app: &TestApp
                     "role": "patient", "organisation_id": centre, "patient_id": zhang}),
         )
         .await;
-    assert_eq!((status, body["code"].as_str()), (422, Some("validation_failed")), "{body}");
+    assert_eq!(status, 403, "{body}");
+    // Nor sets the password of her login, which would let the admin sign in as her.
+    let zhang_login = app.user_id("patient.zhang").await;
+    let (status, body) =
+        app.patch(&format!("/api/v1/users/{zhang_login}"), &admin, &json!({"password": "known-to-the-admin-1"})).await;
+    assert_eq!(status, 403, "{body}");
     // Refused reads are in the trail, as the admin's.
     let refused = audit_of(app, &admin_id).await;
     assert!(

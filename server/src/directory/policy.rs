@@ -1,6 +1,8 @@
 //! Who may manage which account: decided by role hierarchy AND organisation, pure.
 //!
-//! - An admin manages every account; nobody else touches an admin's account.
+//! - An admin manages every account (but makes no patient login and sets no patient's
+//!   password: that would open her record to someone in no care of her); nobody else
+//!   touches an admin's account.
 //! - A coordinator manages the community doctors, experts and patients of its own hospital
 //!   and of the centres linked to it; coordinators are managed by admins.
 //! - Nobody changes their own role or status; one's own password is changed with the current
@@ -106,6 +108,14 @@ pub fn may_change(m: &Manager<'_>, a: &Account<'_>, change: Change) -> Result<()
             _ => "only admins and coordinators manage accounts",
         }));
     }
+    // A patient's login opens her whole record, files and images: the admin, who takes part
+    // in no care, neither makes one nor sets its password (which would let them sign in as
+    // her); her consortium's coordinators do, who see her record.
+    if m.role == Role::Admin && a.role == Role::Patient && matches!(change, Change::Create | Change::ResetPassword) {
+        return Err(Refusal::Forbidden(
+            "a patient's login and its password are set by the coordinators of her consortium, who see her record",
+        ));
+    }
     if let Change::Role(to) = change {
         if m.role != Role::Admin {
             return Err(Refusal::Forbidden("only admins change roles"));
@@ -143,6 +153,19 @@ mod tests {
 
     fn account(id: &'static str, role: Role, org: &'static str) -> Account<'static> {
         Account { id, role, org }
+    }
+
+    #[test]
+    fn the_admin_neither_makes_a_patient_login_nor_sets_its_password() {
+        let zhang = account("zhang", Role::Patient, CENTRE);
+        for change in [Change::Create, Change::ResetPassword] {
+            assert!(matches!(may_change(&admin(), &zhang, change), Err(Refusal::Forbidden(_))), "{change:?}");
+        }
+        // Keeping the account running stays the admin's; her coordinators set her password.
+        assert_eq!(may_change(&admin(), &zhang, Change::Active), Ok(()));
+        assert_eq!(may_change(&admin(), &zhang, Change::DisplayName), Ok(()));
+        let l = linked();
+        assert_eq!(may_change(&coordinator(&l), &zhang, Change::ResetPassword), Ok(()));
     }
 
     #[test]

@@ -229,7 +229,7 @@ async fn patient_to_change(db: &Db, user: &AuthUser, id: &str, action: &str) -> 
 /// Refuses (403) a caller who sees the patient but does not keep their record.
 fn editable(user: &AuthUser, patient: &super::Patient) -> ApiResult<()> {
     if !super::may_edit(user, patient) {
-        return Err(ApiError::forbidden("identifiers are kept by the patient's home organisation's staff and admins"));
+        return Err(ApiError::forbidden("identifiers are kept by the patient's home organisation's staff"));
     }
     Ok(())
 }

@@ -328,9 +328,7 @@ async fn patch(
     let before = load_to_act(&state.db, &user, &id, "update").await?;
     let done = async {
         if !may_edit(&user, &before) {
-            return Err(ApiError::forbidden(
-                "patient records are edited by their home organisation's staff and admins",
-            ));
+            return Err(ApiError::forbidden("patient records are edited by their home organisation's staff"));
         }
         validate_fields(
             p.name.as_deref(),

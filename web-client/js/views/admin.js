@@ -340,11 +340,13 @@ function userRow(app, u, specialties) {
         status.textContent = t(u.active ? 'admin.active' : 'admin.inactive');
         message.textContent = t(u.active ? 'admin.activated' : 'admin.deactivated', { name: u.display_name });
       }) }, t(u.active ? 'admin.deactivate' : 'admin.activate')),
-      h('button', { onclick: () => ask(t('admin.confirmReset', { name: u.display_name }), async () => {
+      // A patient's password is set by the coordinators of her consortium, not by the admin,
+      // who takes part in no care (a password they set would let them sign in as her).
+      ...(app.user().role === 'admin' && u.role === 'patient' ? [] : [h('button', { onclick: () => ask(t('admin.confirmReset', { name: u.display_name }), async () => {
         const password = oneTimePassword();
         await api('PATCH', `/api/v1/users/${u.id}`, { password });
         message.textContent = t('admin.resetDone', { name: u.display_name, password });
-      }) }, t('admin.resetPassword')),
+      }) }, t('admin.resetPassword'))]),
       ...(u.expert ? [h('button', { onclick: editProfile }, t('admin.editProfile'))] : []),
       message);
   };
