@@ -174,3 +174,57 @@ async fn a_call_ended_while_the_database_is_out_of_reach_completes_when_it_is_ba
     assert_eq!(chats, 1, "the chat line, once");
 }
 db_test!(a_call_ended_while_the_database_is_out_of_reach_completes_when_it_is_back);
+
+/// A no-show is recorded as the clinic would: not while someone may still be on their way
+/// (`no_show_after_mins`, 10, after the start), and never of someone the room's timeline shows
+/// came. dr.wang waits in the call of an appointment that started 20 minutes ago; neither
+/// dr.li nor the patient came: he is not a no-show (409 `participant_came`), the patient is.
+async fn a_no_show_waits_for_the_grace_and_is_never_of_someone_who_came(app: &TestApp) {
+    let (id, _) = booked(app, "urgent", chrono::Utc::now()).await;
+    let li = app.login("dr.li").await;
+    let appointment = detail(app, &id).await["appointments"][0]["id"].as_str().unwrap().to_string();
+    let no_show = |who: &'static str| {
+        let path = format!("/api/v1/appointments/{appointment}/no-show");
+        let li = li.clone();
+        async move { app.post(&path, &li, &json!({"participant": who})).await }
+    };
+    // Before its start (and its ten minutes' grace): nobody is a no-show yet.
+    let (status, body) = no_show("patient").await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("not_started")), "{body}");
+
+    let mut wang = Signaler::join(app, "dr.wang", &id).await;
+    wang.expect("joined").await;
+    let pool = &app.state.db.pool;
+    let came =
+        "SELECT COUNT(*) FROM room_events WHERE consultation_id = $1 AND room_role = 'expert' AND kind = 'joined'";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while sqlx::query_as::<_, (i64,)>(came).bind(&id).fetch_one(pool).await.unwrap().0 == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "dr.wang's arrival never reached the timeline");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The clock moves on: the appointment started 20 minutes ago.
+    let now = chrono::Utc::now();
+    sqlx::query("UPDATE appointments SET start_at = $1, end_at = $2 WHERE id = $3")
+        .bind(teleconsult::db::ts(now - chrono::Duration::minutes(20)))
+        .bind(teleconsult::db::ts(now + chrono::Duration::minutes(10)))
+        .bind(&appointment)
+        .execute(pool)
+        .await
+        .unwrap();
+
+    let (status, body) = no_show("expert").await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("participant_came")), "{body}");
+    let (status, body) = no_show("patient").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["no_shows"], json!(["patient"]));
+    let (_, a) = app.get(&format!("/api/v1/appointments/{appointment}"), &li).await;
+    assert_eq!(a["status"], "no_show", "{a}");
+    // Refused attempts recorded nothing.
+    let (kept,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM no_shows WHERE appointment_id = $1")
+        .bind(&appointment)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, 1);
+}
+db_test!(a_no_show_waits_for_the_grace_and_is_never_of_someone_who_came);

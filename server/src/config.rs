@@ -68,6 +68,9 @@ pub struct Config {
     /// A booked call's room opens this many minutes before the appointment's start (urgent
     /// and emergency requests open at once).
     pub call_open_before_mins: u32,
+    /// A participant of an appointment may be recorded as a no-show from this many minutes
+    /// after its start (someone a few minutes late is not a no-show), never one who came.
+    pub no_show_after_mins: u32,
     /// Network checks the server runs at once (each one a server-side WebRTC peer).
     pub netcheck_max_sessions: usize,
     /// A network check session is closed this long after it started.
@@ -122,6 +125,7 @@ impl Default for Config {
             signaling_messages_per_second: 50,
             booking_horizon_days: 365,
             call_open_before_mins: 15,
+            no_show_after_mins: 10,
             netcheck_max_sessions: 8,
             netcheck_session_secs: 60,
             nats_url: String::new(),
@@ -332,7 +336,11 @@ impl std::fmt::Display for Config {
             "signaling: {} participants per room, {} messages/s per connection",
             self.signaling_max_participants, self.signaling_messages_per_second
         )?;
-        writeln!(f, "booking_horizon_days = {}", self.booking_horizon_days)?;
+        writeln!(
+            f,
+            "booking_horizon_days = {}, call_open_before_mins = {}, no_show_after_mins = {}",
+            self.booking_horizon_days, self.call_open_before_mins, self.no_show_after_mins
+        )?;
         writeln!(
             f,
             "netcheck: {} sessions at once, {} s each",

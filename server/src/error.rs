@@ -95,6 +95,7 @@ error_codes! {
     OffsetRequired => "offset_required",
     OutsideTokenScope => "outside_token_scope",
     PasswordChangeRequired => "password_change_required",
+    ParticipantCame => "participant_came",
     PatientBusy => "patient_busy",
     PayloadTooLarge => "payload_too_large",
     RangeNotSatisfiable => "range_not_satisfiable",

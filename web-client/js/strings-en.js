@@ -148,6 +148,8 @@ export const EN = {
   'appointment.cancel': 'Cancel appointment', 'appointment.cancelPrompt': 'Cancel the appointment of {when}? The slot is freed for others and the consultation waits to be booked again.',
   'consultation.cancel': 'Cancel consultation', 'consultation.cancelPrompt': 'Cancel this consultation request? The expert is told, and it can no longer be booked.',
   'change.reason': 'Reason', 'change.back': 'Back', 'change.confirm': '{what}: confirm',
+  'noShow.title': 'Did not come to the appointment of {when}:', 'noShow.who': 'Who did not come', 'noShow.record': 'Record the no-show',
+  'noShow.patient': 'the patient', 'noShow.expert': 'the expert', 'noShow.community_doctor': 'the community doctor',
   'appointment.booked': 'Booked', 'appointment.cancelled': 'Cancelled', 'appointment.rescheduled': 'Rescheduled', 'appointment.completed': 'Completed', 'appointment.attended': 'Attended', 'appointment.no_show': 'No-show',
   'role.admin': 'Administrator', 'role.coordinator': 'Coordinator', 'role.community_doctor': 'Community doctor', 'role.expert': 'Expert', 'role.patient': 'Patient',
   'orgKind.tertiary_hospital': 'Tertiary hospital', 'orgKind.community_health_centre': 'Community health centre', 'orgKind.medical_corner': 'Medical corner',

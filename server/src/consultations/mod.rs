@@ -115,4 +115,8 @@ pub struct AppointmentView {
     /// Absent when it opens at once (urgent requests) or the appointment is not booked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub room_opens_at: Option<String>,
+    /// For a booked appointment seen with its consultation: from when a participant who did
+    /// not come may be recorded as a no-show (UTC; `no_show_after_mins` after the start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_show_from: Option<String>,
 }

@@ -90,7 +90,8 @@ pub async fn detail(db: &Db, config: &Config, user: &AuthUser, id: &str) -> ApiR
             .collect(),
         consent,
         transitions,
-        appointments: super::visit::appointments_of(db, id, config.call_open_before_mins).await?,
+        appointments: super::visit::appointments_of(db, id, config.call_open_before_mins, config.no_show_after_mins)
+            .await?,
     })
 }
 

@@ -71,6 +71,47 @@ pub fn attendance(events: &[RoomEvent]) -> AppointmentStatus {
     }
 }
 
+/// Why a participant may not be recorded as a no-show of an appointment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoShowRefused {
+    /// Before this time (the start and the grace given to someone late).
+    TooEarly(DateTime<Utc>),
+    /// They came: joined the call, or waited in its lobby.
+    Came,
+}
+
+/// The room role of a no-show's `participant` (`expert`, `community_doctor`, `patient`).
+pub fn room_role_of(participant: &str) -> Option<&'static str> {
+    match participant {
+        "expert" => Some("expert"),
+        "community_doctor" => Some("requester"),
+        "patient" => Some("patient"),
+        _ => None,
+    }
+}
+
+/// Whether `participant` may be recorded as a no-show, at `now`, of an appointment starting
+/// at `start`, given the room's timeline since its room opened: not before `after_mins` past
+/// the start (a few minutes late is not a no-show), and never someone the timeline shows
+/// came (in the call, or waiting in its lobby to be admitted).
+pub fn no_show_refusal(
+    participant: &str,
+    start: DateTime<Utc>,
+    now: DateTime<Utc>,
+    after_mins: u32,
+    events: &[RoomEvent],
+) -> Option<NoShowRefused> {
+    let from = start + Duration::minutes(i64::from(after_mins));
+    if now < from {
+        return Some(NoShowRefused::TooEarly(from));
+    }
+    let role = room_role_of(participant)?;
+    let came = events
+        .iter()
+        .any(|e| e.role == role && matches!(e.kind.as_str(), "waiting" | "joined" | "admitted" | "reconnected"));
+    came.then_some(NoShowRefused::Came)
+}
+
 /// What ending the call for everyone does to a consultation in `from`: completes it when the
 /// opinion that completes it is already signed, otherwise the opinion is awaited. `None`: the
 /// consultation was not in a call (nothing to change).
@@ -148,12 +189,19 @@ pub fn appointment_view(r: AppointmentRow) -> AppointmentView {
         cancel_reason: r.cancel_reason,
         replaced_by: r.replaced_by,
         room_opens_at: None,
+        no_show_from: None,
     }
 }
 
 /// The appointments of a consultation (normally at most one booked), a booked one with when
-/// its room opens (see [`room_opens_at`]).
-pub async fn appointments_of(db: &Db, consultation_id: &str, open_before_mins: u32) -> ApiResult<Vec<AppointmentView>> {
+/// its room opens (see [`room_opens_at`]) and from when a no-show may be recorded (see
+/// [`no_show_refusal`]).
+pub async fn appointments_of(
+    db: &Db,
+    consultation_id: &str,
+    open_before_mins: u32,
+    no_show_after_mins: u32,
+) -> ApiResult<Vec<AppointmentView>> {
     let rows = store::appointments_of(db, consultation_id).await?;
     let urgency = store::urgency_of(db, consultation_id).await?.unwrap_or(Urgency::Routine);
     Ok(rows
@@ -164,6 +212,7 @@ pub async fn appointments_of(db: &Db, consultation_id: &str, open_before_mins: u
             let mut view = appointment_view(r);
             if booked {
                 view.room_opens_at = room_opens_at(urgency, Some(start), open_before_mins).map(ts);
+                view.no_show_from = Some(ts(start + Duration::minutes(i64::from(no_show_after_mins))));
             }
             view
         })
@@ -172,6 +221,29 @@ pub async fn appointments_of(db: &Db, consultation_id: &str, open_before_mins: u
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_no_show_is_recorded_after_the_grace_and_never_of_someone_who_came() {
+        let start = DateTime::parse_from_rfc3339("2026-12-07T01:00:00Z").unwrap().with_timezone(&Utc);
+        let at = |m: i64| start + Duration::minutes(m);
+        let ev = |role: &str, kind: &str| RoomEvent {
+            participant: format!("p-{role}"),
+            role: role.into(),
+            kind: kind.into(),
+        };
+        assert_eq!(no_show_refusal("patient", start, at(9), 10, &[]), Some(NoShowRefused::TooEarly(at(10))));
+        assert_eq!(no_show_refusal("patient", start, at(10), 10, &[]), None);
+        // The expert in the call and the doctor there: the patient who never came is a no-show.
+        let events = [ev("expert", "joined"), ev("requester", "joined"), ev("requester", "left")];
+        assert_eq!(no_show_refusal("patient", start, at(30), 10, &events), None);
+        assert_eq!(no_show_refusal("expert", start, at(30), 10, &events), Some(NoShowRefused::Came));
+        assert_eq!(no_show_refusal("community_doctor", start, at(30), 10, &events), Some(NoShowRefused::Came));
+        // Waiting in the lobby, never admitted, is having come.
+        assert_eq!(
+            no_show_refusal("patient", start, at(30), 10, &[ev("patient", "waiting")]),
+            Some(NoShowRefused::Came)
+        );
+    }
+
     use super::*;
 
     fn t(s: &str) -> DateTime<Utc> {

@@ -17,7 +17,7 @@ use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::consultations::state::{Action, Reason, State as CState};
 use crate::consultations::store as cstore;
-use crate::consultations::visit::appointment_view;
+use crate::consultations::visit::{appointment_view, no_show_refusal, NoShowRefused};
 pub use crate::consultations::AppointmentView;
 use crate::db::{new_id, now_ts, ts, Db, Id};
 use crate::domain::consultation::AppointmentStatus;
@@ -331,14 +331,25 @@ async fn no_show(
     let done = async {
         let start =
             DateTime::parse_from_rfc3339(&a.start).map(|t| t.with_timezone(&Utc)).unwrap_or_else(|_| Utc::now());
-        if start > Utc::now() {
-            return Err(ApiError::conflict(
-                ErrorCode::NotStarted,
-                "a no-show is recorded after the appointment's start",
-            ));
-        }
         let mut tx = state.db.begin_write().await?;
         let from = cstore::lock(&mut tx, &c.id).await?;
+        // The room's timeline since it opened for this appointment says who came.
+        let opened = start - chrono::Duration::minutes(i64::from(state.config.call_open_before_mins));
+        let events = crate::consultations::visit::timeline(&mut tx, &c.id, &crate::db::ts(opened)).await?;
+        let after = state.config.no_show_after_mins;
+        match no_show_refusal(&b.participant, start, Utc::now(), after, &events) {
+            Some(NoShowRefused::TooEarly(_)) => {
+                return Err(ApiError::conflict(
+                    ErrorCode::NotStarted,
+                    format!("a no-show is recorded from {after} minutes after the appointment's start"),
+                ))
+            }
+            Some(NoShowRefused::Came) => return Err(ApiError::conflict(
+                ErrorCode::ParticipantCame,
+                "the room's timeline shows this participant came (in the call or waiting in its lobby): not a no-show",
+            )),
+            None => {}
+        }
         store::record_no_show(&mut tx, &a.id, &b.participant, &user.id).await?;
         let state_now = if from == CState::Scheduled {
             cstore::apply_locked(&mut tx, &c.id, from, Some(&user.id), &Action::NoShow).await?

@@ -76,6 +76,13 @@ export async function consultationView(app, id) {
     changes.append(withReason(changes, 'c-cancel', t('consultation.cancel'), t('consultation.cancelPrompt'),
       (reason) => act(() => post(`/api/v1/consultations/${id}/cancel`, { reason }))));
   }
+  // Someone who did not come, recorded by the consultation's doctors once the grace after the
+  // start has passed (`no_show_from`); the server refuses anyone the room's timeline shows came.
+  const noShowFrom = bookedNow?.no_show_from ? Date.parse(bookedNow.no_show_from) : 0;
+  if (bookedNow && noShowFrom && noShowFrom <= Date.now() && ['scheduled', 'in_progress'].includes(c.state)
+    && me && !unanswered && ['community_doctor', 'expert'].includes(role)) {
+    changes.append(noShowForm(bookedNow, act));
+  }
   if (['scheduled', 'in_progress'].includes(c.state) && me && !unanswered) {
     // The room opens a while before the booked slot (at once for urgent requests).
     const booked = c.appointments.find((/** @type {any} */ a) => a.status === 'booked');
@@ -168,6 +175,23 @@ function withReason(place, key, label, question, go) {
     place.replaceChildren(form);
     reason.focus();
   } }, label);
+}
+
+/**
+ * Recording that a participant of the booked appointment did not come: who (the patient, the
+ * expert, the clinic's doctor), then a button that records it.
+ * @param {any} booked its booked appointment
+ * @param {(action: () => Promise<any>) => Promise<void>} act
+ * @returns {HTMLElement}
+ */
+function noShowForm(booked, act) {
+  const who = /** @type {HTMLSelectElement} */ (h('select', { id: 'no-show-who', name: 'participant' },
+    ['patient', 'expert', 'community_doctor'].map((p) => h('option', { value: p }, t(`noShow.${p}`)))));
+  return h('div', { class: 'no-show', role: 'group', 'aria-labelledby': 'no-show-h' },
+    h('span', { id: 'no-show-h' }, t('noShow.title', { when: when(booked.start) })), ' ',
+    h('label', { for: 'no-show-who', class: 'visually-hidden' }, t('noShow.who')), who,
+    h('button', { onclick: () => act(() => post(`/api/v1/appointments/${booked.id}/no-show`, { participant: who.value })) },
+      t('noShow.record')));
 }
 
 /**
