@@ -861,3 +861,86 @@ async fn a_batch_of_starts_starts_each_startable_consultation_once(app: &TestApp
     }
 }
 db_test!(a_batch_of_starts_starts_each_startable_consultation_once);
+
+/// The free slots the expert's calendar offers (their starts, as the API gives them).
+async fn free_slots(app: &TestApp, expert: &str, token: &str) -> Vec<String> {
+    let (status, slots) = app.get(&format!("/api/v1/experts/{expert}/slots"), token).await;
+    assert_eq!(status, 200, "{slots}");
+    slots["items"].as_array().unwrap().iter().map(|s| s["start"].as_str().unwrap().to_string()).collect()
+}
+
+/// An MDT meets with every expert who accepted it. Its appointment, booked with one of them,
+/// holds the others' calendars: dr.chen is not offered, nor booked by another consultation,
+/// at the hour his MDT meets (before, only the expert it was booked with was kept free, and
+/// the second expert could be double-booked); an MDT cannot be booked at an hour one of its
+/// experts is taken; and an expert who declines gets the hour back.
+async fn an_mdt_appointment_holds_every_accepted_experts_calendar(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let chen = app.user_id("dr.chen").await;
+    let wang = app.user_id("dr.wang").await;
+    let book = |consultation: String, expert: String, start: String| {
+        let li = li.clone();
+        async move {
+            app.post(
+                "/api/v1/appointments",
+                &li,
+                &json!({"consultation_id": consultation, "expert_id": expert, "start": start}),
+            )
+            .await
+        }
+    };
+    // dr.chen reads patient.liu's images at his first free hour.
+    let t1 = free_slots(app, &chen, &li).await[0].clone();
+    let images =
+        app.consultation().patient("patient.liu").addressed_to("dr.chen").specialty("radiology").accepted().await;
+    let (status, body) = book(images, chen.clone(), t1.clone()).await;
+    assert_eq!(status, 201, "{body}");
+
+    // patient.zhang's MDT with dr.wang and dr.chen, both accepted: not at that hour.
+    let mdt = app.mdt_requested(&["dr.wang", "dr.chen"]).await;
+    for e in ["dr.wang", "dr.chen"] {
+        let (status, body) =
+            app.post(&format!("/api/v1/consultations/{mdt}/accept"), &app.login(e).await, &json!({})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let wang_free = free_slots(app, &wang, &li).await;
+    assert!(wang_free.contains(&t1), "dr.wang himself is free then: {wang_free:?}");
+    // The hours offered for booking the MDT with dr.wang leave that one out; a doctor who does
+    // not see the MDT is not told whom it gathers.
+    let (status, offered) = app.get(&format!("/api/v1/experts/{wang}/slots?consultation_id={mdt}"), &li).await;
+    assert_eq!(status, 200, "{offered}");
+    let for_mdt: Vec<&str> =
+        offered["items"].as_array().unwrap().iter().map(|s| s["start"].as_str().unwrap()).collect();
+    assert!(!for_mdt.contains(&t1.as_str()) && !for_mdt.is_empty(), "{for_mdt:?}");
+    let (status, _) =
+        app.get(&format!("/api/v1/experts/{wang}/slots?consultation_id={mdt}"), &app.login("dr.zhao").await).await;
+    assert_eq!(status, 404);
+    let (status, body) = book(mdt.clone(), wang.clone(), t1.clone()).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("slot_taken")), "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("陈静"), "the refusal names who is taken: {body}");
+
+    // At another hour it is booked, and that hour leaves dr.chen's calendar.
+    let t2 = wang_free.iter().find(|s| **s != t1).unwrap().clone();
+    assert!(free_slots(app, &chen, &li).await.contains(&t2));
+    let (status, body) = book(mdt.clone(), wang.clone(), t2.clone()).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(!free_slots(app, &chen, &li).await.contains(&t2), "the MDT's hour holds dr.chen's calendar");
+    let second =
+        app.consultation().patient("patient.liu").addressed_to("dr.chen").specialty("radiology").accepted().await;
+    let (status, body) = book(second.clone(), chen.clone(), t2.clone()).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("slot_taken")), "dr.chen is not double-booked: {body}");
+
+    // dr.chen declines the MDT (dr.wang carries on): the hour is his again.
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/consultations/{mdt}/decline"),
+            &app.login("dr.chen").await,
+            &json!({"reason": "当天外出会诊"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(free_slots(app, &chen, &li).await.contains(&t2));
+    let (status, body) = book(second, chen, t2).await;
+    assert_eq!(status, 201, "{body}");
+}
+db_test!(an_mdt_appointment_holds_every_accepted_experts_calendar);

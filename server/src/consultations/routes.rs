@@ -474,6 +474,10 @@ async fn accept(
             store::apply_locked(&mut tx, &id, from, Some(&user.id), &Action::Accept).await?;
         }
         store::accept(&mut tx, &id, &user.id).await?;
+        if c.addressee_kind == AddresseeKind::Mdt {
+            // An MDT already booked with another expert holds this one's calendar too.
+            crate::scheduling::store::hold_booked_for(&mut tx, &id, &user.id).await?;
+        }
         tx.audit(store::acted(&user, &c, "accept")).await?;
         tx.commit().await
     };
@@ -520,6 +524,8 @@ async fn decline(
         if c.assigned_expert_id.as_deref() == Some(user.id.as_str()) {
             store::unassign(&mut tx, &id).await?;
         }
+        // Their calendar is free again at the MDT's appointment.
+        crate::scheduling::store::release_holds(&mut tx, &id, &user.id).await?;
         tx.audit(store::acted(&user, &c, "decline").detail(reason.as_str())).await?;
         tx.commit().await?;
         Ok(to)

@@ -15,7 +15,7 @@ use super::store::{self, load_calendar};
 use crate::api::{Json, Path, Query, Routes};
 use crate::app::AppState;
 use crate::auth::AuthUser;
-use crate::consultations::state::{Action, Reason, State as CState};
+use crate::consultations::state::{Action, Mode, Reason, State as CState};
 use crate::consultations::store as cstore;
 use crate::consultations::visit::{appointment_view, no_show_refusal, NoShowRefused};
 pub use crate::consultations::AppointmentView;
@@ -56,33 +56,62 @@ pub async fn book_slot(
     start: DateTime<Utc>,
     replacing: Option<(&str, &Reason)>,
 ) -> ApiResult<String> {
-    // This instance's bookings of the expert wait for each other here, holding no pooled
-    // connection; the row lock below then orders them with other instances' bookings.
-    let _turn = db.bookings.lock(expert_id).await;
+    // An MDT meets with every expert who accepted it: the appointment is booked with one, and
+    // holds the others' calendars, which must be free then too.
+    let others = if consultation.mode == Mode::Mdt {
+        let mut conn = db.pool.acquire().await?;
+        store::other_mdt_experts(&mut conn, &consultation.id, expert_id).await?
+    } else {
+        Vec::new()
+    };
+    // This instance's bookings of each expert wait for each other here, holding no pooled
+    // connection; the row locks below then order them with other instances' bookings. Several
+    // experts are taken in id order, so two MDT bookings never wait for each other crosswise.
+    let mut experts: Vec<&str> = others.iter().map(|(e, _)| e.as_str()).chain([expert_id]).collect();
+    experts.sort_unstable();
+    let mut turns = Vec::with_capacity(experts.len());
+    for e in &experts {
+        turns.push(db.bookings.lock(e).await);
+    }
     let mut tx = db.begin_write().await?;
-    let from = lock_for_booking(&mut tx, db.backend, consultation, expert_id).await?;
+    let from = lock_for_booking(&mut tx, db.backend, consultation, &experts, expert_id).await?;
     let skip = replacing.map(|(id, _)| id);
     let (slot, tz) = bookable_slot(&mut tx, consultation, expert_id, start, skip).await?;
+    for (other, name) in &others {
+        if store::expert_busy_during(&mut tx, other, slot, skip).await? {
+            return Err(ApiError::conflict(
+                ErrorCode::SlotTaken,
+                format!("{name}, an expert of this MDT, has another appointment at that time"),
+            ));
+        }
+    }
     cstore::apply_locked(&mut tx, &consultation.id, from, Some(&actor.id), &Action::Schedule).await?;
     let id = store_booking(&mut tx, actor, consultation, expert_id, slot, replacing).await?;
+    for (other, _) in &others {
+        store::hold_for(&mut tx, &id, other, slot).await?;
+    }
     let stored = notify_booked(&mut tx, actor, &consultation.id, local(slot.start, tz), replacing.is_some()).await?;
     tx.commit().await?;
     notifications::publish(hub, &stored);
     Ok(id)
 }
 
-/// The booking transaction's first statements: the expert's bookings (404 `expert` without
-/// a profile), then on PostgreSQL the patient's (which orders bookings of one patient with
-/// different experts; on SQLite the expert's update already took the database's only write
-/// lock), then the consultation, whose state it answers.
+/// The booking transaction's first statements: the bookings of the `experts` whose calendars
+/// it takes, in id order (404 `expert` when the one booked, `expert_id`, has no profile), then
+/// on PostgreSQL the patient's (which orders bookings of one patient with different experts;
+/// on SQLite the expert's update already took the database's only write lock), then the
+/// consultation, whose state it answers.
 async fn lock_for_booking(
     conn: &mut sqlx::AnyConnection,
     backend: crate::db::Backend,
     consultation: &cstore::ConsultationCore,
+    experts: &[&str],
     expert_id: &str,
 ) -> ApiResult<CState> {
-    if !store::lock_expert_bookings(conn, expert_id).await? {
-        return Err(ApiError::not_found("expert"));
+    for e in experts {
+        if !store::lock_expert_bookings(conn, e).await? && *e == expert_id {
+            return Err(ApiError::not_found("expert"));
+        }
     }
     if backend == crate::db::Backend::Postgres {
         store::lock_patient_bookings(conn, &consultation.patient_id).await?;

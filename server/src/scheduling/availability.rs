@@ -251,6 +251,9 @@ pub async fn expert_tz(db: &Db, expert: &str) -> ApiResult<Tz> {
 pub struct SlotQuery {
     pub from: Option<crate::db::ClientTime>,
     pub to: Option<crate::db::ClientTime>,
+    /// An MDT consultation being booked with this expert: only the slots at which its other
+    /// experts who accepted it are free too (404 when the caller does not see it).
+    pub consultation_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -272,7 +275,7 @@ pub fn slot_error(e: SlotError) -> ApiError {
 
 async fn slots(
     State(state): State<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     Path(Id(expert)): Path<Id>,
     Query(q): Query<SlotQuery>,
 ) -> ApiResult<Json<crate::api::Page<SlotView>>> {
@@ -287,7 +290,18 @@ async fn slots(
     }
     let to = to.min(horizon);
     let mut conn = state.db.pool.acquire().await?;
-    let slots = store::free_slots(&mut conn, &expert, now, from, to).await?.map_err(slot_error)?;
+    let mut slots = store::free_slots(&mut conn, &expert, now, from, to).await?.map_err(slot_error)?;
+    if let Some(cid) = q.consultation_id.filter(|c| !c.is_empty()) {
+        if crate::consultations::store::find_visible(&state.db, &user, &cid).await?.is_none() {
+            return Err(ApiError::not_found("consultation"));
+        }
+        // The MDT meets with all of them: an hour another of its experts is taken is no slot.
+        let mut taken = Vec::new();
+        for (other, _) in store::other_mdt_experts(&mut conn, &cid, &expert).await? {
+            taken.extend(store::load_calendar(&mut conn, &other, from, to, None).await?.busy);
+        }
+        slots.retain(|s| !taken.iter().any(|b| b.start < s.end && s.start < b.end));
+    }
     let items = slots.into_iter().map(|s| SlotView { start: local(s.start, tz), end: local(s.end, tz) }).collect();
     Ok(Json(crate::api::Page { items, next: None }))
 }
@@ -325,4 +339,5 @@ pub fn routes() -> crate::api::Routes {
         )
         .query::<SlotQuery>()
         .json::<crate::api::Page<SlotView>>(200)
+        .errors(&[404])
 }

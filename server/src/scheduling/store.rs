@@ -174,10 +174,17 @@ pub async fn load_calendar(
     .bind(expert_id)
     .fetch_optional(&mut *conn)
     .await?;
+    // Its own appointments, and the MDT appointments booked with another expert that hold
+    // its calendar (migration 0025).
     let busy: Vec<BusyRow> = sqlx::query_as(
         "SELECT expert_id, start_at, end_at FROM appointments
          WHERE expert_id = $1 AND status IN ('booked', 'attended') AND end_at > $2 AND start_at < $3 AND id <> $4
-           AND start_at >= $5 ORDER BY start_at",
+           AND start_at >= $5
+         UNION ALL
+         SELECT h.expert_id, h.start_at, h.end_at FROM appointment_holds h JOIN appointments a ON a.id = h.appointment_id
+         WHERE h.expert_id = $1 AND h.released_at IS NULL AND a.status IN ('booked', 'attended')
+           AND h.end_at > $2 AND h.start_at < $3 AND h.appointment_id <> $4 AND h.start_at >= $5
+         ORDER BY start_at",
     )
     .bind(expert_id)
     .bind(&lo)
@@ -298,6 +305,11 @@ pub async fn moving_of_specialty(
         "SELECT expert_id, start_at, end_at FROM appointments
          WHERE status IN ('booked', 'attended') AND end_at > $2 AND start_at < $3 AND start_at >= $4
            AND expert_id IN ({EXPERTS_OF_SPECIALTY})
+         UNION ALL
+         SELECT h.expert_id, h.start_at, h.end_at FROM appointment_holds h JOIN appointments a ON a.id = h.appointment_id
+         WHERE h.released_at IS NULL AND a.status IN ('booked', 'attended')
+           AND h.end_at > $2 AND h.start_at < $3 AND h.start_at >= $4
+           AND h.expert_id IN ({EXPERTS_OF_SPECIALTY})
          ORDER BY expert_id, start_at"
     ))
     .bind(specialty)
@@ -562,6 +574,107 @@ pub struct NewAppointment<'a> {
     pub slot: Interval,
     pub created_by: &'a str,
     pub now: &'a str,
+}
+
+/// The other experts of an MDT consultation who have accepted it (whose calendars its
+/// appointment holds), in id order; none for other modes.
+pub async fn other_mdt_experts(
+    conn: &mut sqlx::AnyConnection,
+    consultation_id: &str,
+    expert_id: &str,
+) -> ApiResult<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT cp.user_id, u.display_name FROM consultation_participants cp
+           JOIN consultations c ON c.id = cp.consultation_id JOIN users u ON u.id = cp.user_id
+         WHERE cp.consultation_id = $1 AND c.mode = 'mdt' AND cp.role = 'expert' AND cp.status IN ('accepted', 'active')
+           AND cp.user_id <> $2
+         ORDER BY cp.user_id",
+    )
+    .bind(consultation_id)
+    .bind(expert_id)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Whether the expert has an appointment (own or held) overlapping `slot`, the appointment
+/// `skip` (the one being moved) left out.
+pub async fn expert_busy_during(
+    conn: &mut sqlx::AnyConnection,
+    expert_id: &str,
+    slot: Interval,
+    skip: Option<&str>,
+) -> ApiResult<bool> {
+    let (start, end) = (ts(slot.start), ts(slot.end));
+    let earliest = ts(slot.start - Duration::minutes(i64::from(MAX_SLOT_MINUTES)));
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM appointments
+                  WHERE expert_id = $1 AND status IN ('booked', 'attended') AND start_at < $3 AND end_at > $2
+                    AND start_at >= $5 AND id <> $4)
+              + (SELECT COUNT(*) FROM appointment_holds h JOIN appointments a ON a.id = h.appointment_id
+                  WHERE h.expert_id = $1 AND h.released_at IS NULL AND a.status IN ('booked', 'attended')
+                    AND h.start_at < $3 AND h.end_at > $2 AND h.start_at >= $5 AND h.appointment_id <> $4)",
+    )
+    .bind(expert_id)
+    .bind(&start)
+    .bind(&end)
+    .bind(skip.unwrap_or(""))
+    .bind(&earliest)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Holds the calendar of `expert_id` for the appointment (an MDT's other expert).
+pub async fn hold_for(
+    conn: &mut sqlx::AnyConnection,
+    appointment_id: &str,
+    expert_id: &str,
+    slot: Interval,
+) -> ApiResult<()> {
+    sqlx::query(
+        "INSERT INTO appointment_holds (appointment_id, expert_id, start_at, end_at, created_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(appointment_id)
+    .bind(expert_id)
+    .bind(ts(slot.start))
+    .bind(ts(slot.end))
+    .bind(now_ts())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A newly accepting MDT expert: the consultation's booked appointment (with another expert)
+/// holds their calendar from now on.
+pub async fn hold_booked_for(conn: &mut sqlx::AnyConnection, consultation_id: &str, expert_id: &str) -> ApiResult<()> {
+    sqlx::query(
+        "INSERT INTO appointment_holds (appointment_id, expert_id, start_at, end_at, created_at)
+         SELECT a.id, $2, a.start_at, a.end_at, $3 FROM appointments a
+         WHERE a.consultation_id = $1 AND a.status = 'booked' AND a.expert_id <> $2
+           AND NOT EXISTS (SELECT 1 FROM appointment_holds h WHERE h.appointment_id = a.id AND h.expert_id = $2)",
+    )
+    .bind(consultation_id)
+    .bind(expert_id)
+    .bind(now_ts())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// An expert who declines a consultation: its appointments no longer hold their calendar.
+pub async fn release_holds(conn: &mut sqlx::AnyConnection, consultation_id: &str, expert_id: &str) -> ApiResult<()> {
+    sqlx::query(
+        "UPDATE appointment_holds SET released_at = $3
+         WHERE expert_id = $2 AND released_at IS NULL
+           AND appointment_id IN (SELECT id FROM appointments WHERE consultation_id = $1)",
+    )
+    .bind(consultation_id)
+    .bind(expert_id)
+    .bind(now_ts())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 pub async fn insert_appointment(conn: &mut sqlx::AnyConnection, a: &NewAppointment<'_>) -> ApiResult<()> {

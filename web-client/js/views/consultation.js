@@ -178,6 +178,15 @@ function withReason(place, key, label, question, go) {
 }
 
 /**
+ * For an MDT, the slot query that keeps only the hours all its experts who accepted are free.
+ * @param {any} c the consultation
+ * @returns {string}
+ */
+function mdtOf(c) {
+  return c.mode === 'mdt' ? `?consultation_id=${encodeURIComponent(c.id)}` : '';
+}
+
+/**
  * Recording that a participant of the booked appointment did not come: who (the patient, the
  * expert, the clinic's doctor), then a button that records it.
  * @param {any} booked its booked appointment
@@ -204,7 +213,7 @@ function noShowForm(booked, act) {
  * @returns {Promise<HTMLElement>}
  */
 async function reschedulePicker(c, booked, act, back) {
-  const slots = (await get(`/api/v1/experts/${booked.expert_id}/slots`)).items.slice(0, 12);
+  const slots = (await get(`/api/v1/experts/${booked.expert_id}/slots${mdtOf(c)}`)).items.slice(0, 12);
   const reason = /** @type {HTMLInputElement} */ (h('input', { id: 'resched-reason', name: 'reason', required: true, maxlength: '2000' }));
   const said = h('p', { class: 'error', role: 'alert' });
   /** @param {any} s */
@@ -262,7 +271,7 @@ async function readdressSection(c, act) {
  * @returns {Promise<HTMLElement>}
  */
 async function slotPicker(c, act, notice = '') {
-  const slots = (await get(`/api/v1/experts/${c.assigned_expert_id}/slots`)).items.slice(0, 12);
+  const slots = (await get(`/api/v1/experts/${c.assigned_expert_id}/slots${mdtOf(c)}`)).items.slice(0, 12);
   /** @param {any} s */
   const book = async (s) => {
     try {
