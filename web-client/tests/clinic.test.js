@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, launchBrowser, signIn, ready, screenshot, axeViolations, consultationThroughUi, bookedThroughUi, onConsultation, REPO, ctSlice } from './helpers.js';
+import { startServer, launchBrowser, signIn, ready, screenshot, axeViolations, consultationThroughUi, bookedThroughUi, onConsultation, REPO, ctSlice, addExtraSession } from './helpers.js';
 
 /** @type {{url: string, stop: () => Promise<void>}} */
 let server;
@@ -166,16 +166,7 @@ test('dr.li registers a walk-in patient', async () => {
 test('dr.wang adds an extra session starting within minutes on his home screen', async () => {
   // So that "the slot" booked later is now. Times as the browser shows them (its local zone).
   const page = pages['dr.wang'];
-  const start = new Date(Math.ceil((Date.now() + 2 * 60000) / 60000) * 60000);
-  const end = new Date(start.getTime() + 60 * 60000);
-  const local = (/** @type {Date} */ d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
-  await page.selectOption('form.new-exception select[name=kind]', 'extra');
-  await page.fill('form.new-exception input[name=start]', local(start));
-  await page.fill('form.new-exception input[name=end]', local(end));
-  await page.fill('form.new-exception input[name=slot_minutes]', '30');
-  await page.fill('form.new-exception input[name=reason]', '门诊加号');
-  await page.click('form.new-exception button:has-text("添加")');
-  await page.waitForSelector('ul.exceptions li[data-kind=extra]:has-text("门诊加号")');
+  await addExtraSession(page, new Date(Math.ceil((Date.now() + 2 * 60000) / 60000) * 60000));
   assert.match(await page.textContent('ul.exceptions li[data-kind=extra]') || '', /加号.*每号 30 分钟/);
   await accessible(page, 'clinic-expert-extra-session');
 });

@@ -268,6 +268,24 @@ export async function bookedThroughUi(browser, base, id, { slot = 'first', after
 }
 
 /**
+ * An expert adds an extra session on his home screen (the form of the availability editor),
+ * of 30-minute slots from `start` for an hour, and waits until it is listed. Times are typed
+ * as the browser shows them (its local zone).
+ * @param {import('playwright-core').Page} page the expert's home screen
+ * @param {Date} start
+ */
+export async function addExtraSession(page, start) {
+  const local = (/** @type {Date} */ d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  await page.selectOption('form.new-exception select[name=kind]', 'extra');
+  await page.fill('form.new-exception input[name=start]', local(start));
+  await page.fill('form.new-exception input[name=end]', local(new Date(start.getTime() + 60 * 60000)));
+  await page.fill('form.new-exception input[name=slot_minutes]', '30');
+  await page.fill('form.new-exception input[name=reason]', '门诊加号');
+  await page.click('form.new-exception button:has-text("添加")');
+  await page.waitForSelector('ul.exceptions li[data-kind=extra]:has-text("门诊加号")');
+}
+
+/**
  * Runs axe-core (from node_modules, no network) on the page and answers the serious and
  * critical violations.
  * @param {import('playwright-core').Page} page

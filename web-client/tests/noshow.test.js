@@ -6,7 +6,7 @@
 // and records the patient, whose appointment then reads 未到诊.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, signIn, ready, axeViolations, consultationThroughUi, bookedThroughUi, onConsultation } from './helpers.js';
+import { startServer, launchBrowser, signIn, ready, axeViolations, consultationThroughUi, bookedThroughUi, onConsultation, addExtraSession } from './helpers.js';
 
 /** @type {Awaited<ReturnType<typeof startServer>>} */
 let server;
@@ -30,14 +30,7 @@ test('dr.wang adds a session starting shortly; dr.li books it, and has no no-sho
   await signIn(wang, server.url, 'dr.wang');
   const at = new Date(Math.ceil((Date.now() + 90000) / 60000) * 60000);
   start = at.getTime();
-  const local = (/** @type {Date} */ d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
-  await wang.selectOption('form.new-exception select[name=kind]', 'extra');
-  await wang.fill('form.new-exception input[name=start]', local(at));
-  await wang.fill('form.new-exception input[name=end]', local(new Date(start + 60 * 60000)));
-  await wang.fill('form.new-exception input[name=slot_minutes]', '30');
-  await wang.fill('form.new-exception input[name=reason]', '门诊加号');
-  await wang.click('form.new-exception button:has-text("添加")');
-  await wang.waitForSelector('ul.exceptions li[data-kind=extra]:has-text("门诊加号")');
+  await addExtraSession(wang, at);
   await wang.context().close();
 
   id = await consultationThroughUi(browser, server.url, { patient: '张秀英', reason: '头晕伴血压升高', urgency: 'urgent', mode: 'video' });
