@@ -944,3 +944,40 @@ async fn an_mdt_appointment_holds_every_accepted_experts_calendar(app: &TestApp)
     assert_eq!(status, 201, "{body}");
 }
 db_test!(an_mdt_appointment_holds_every_accepted_experts_calendar);
+
+/// The expert an MDT was booked with declines it, the others carrying on: the meeting passes
+/// to one of them (the old appointment kept, `rescheduled`, pointing at the new one), so it
+/// stays in the calendar of someone who attends and leaves the calendar of the one who declined.
+async fn an_mdt_booked_with_an_expert_who_declines_passes_to_another(app: &TestApp) {
+    let li = app.login("dr.li").await;
+    let wang = app.user_id("dr.wang").await;
+    let chen = app.user_id("dr.chen").await;
+    let mdt = app.mdt_booked(&["dr.wang", "dr.chen"], "dr.wang").await;
+    let (_, c) = app.get(&format!("/api/v1/consultations/{mdt}"), &li).await;
+    let start = c["appointments"][0]["start"].as_str().unwrap().to_string();
+    assert!(!free_slots(app, &wang, &li).await.contains(&start));
+    assert!(!free_slots(app, &chen, &li).await.contains(&start));
+
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/consultations/{mdt}/decline"),
+            &app.login("dr.wang").await,
+            &json!({"reason": "临时手术"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, c) = app.get(&format!("/api/v1/consultations/{mdt}"), &li).await;
+    assert_eq!(c["state"], "scheduled", "{c}");
+    let appointments = c["appointments"].as_array().unwrap();
+    let booked: Vec<&Value> = appointments.iter().filter(|a| a["status"] == "booked").collect();
+    assert_eq!(booked.len(), 1, "{c}");
+    assert_eq!(
+        (booked[0]["expert_id"].as_str(), booked[0]["start"].as_str()),
+        (Some(chen.as_str()), Some(start.as_str()))
+    );
+    let old = appointments.iter().find(|a| a["status"] == "rescheduled").expect("the old appointment is kept");
+    assert_eq!(old["replaced_by"], booked[0]["id"]);
+    assert!(free_slots(app, &wang, &li).await.contains(&start), "dr.wang has the hour back");
+    assert!(!free_slots(app, &chen, &li).await.contains(&start), "dr.chen's calendar holds it, as his own now");
+}
+db_test!(an_mdt_booked_with_an_expert_who_declines_passes_to_another);

@@ -524,8 +524,17 @@ async fn decline(
         if c.assigned_expert_id.as_deref() == Some(user.id.as_str()) {
             store::unassign(&mut tx, &id).await?;
         }
-        // Their calendar is free again at the MDT's appointment.
+        // Their calendar is free again at the MDT's appointment, and one booked in their name
+        // passes to an expert who attends.
         crate::scheduling::store::release_holds(&mut tx, &id, &user.id).await?;
+        if let Some(handed) = crate::scheduling::store::hand_over_booked(&mut tx, &id, &user.id).await? {
+            tx.audit(
+                crate::audit::event(&user, "reschedule", "appointment", &handed)
+                    .patient(&c.patient_id)
+                    .detail("handed over to another expert of the MDT: the expert it was booked with declined"),
+            )
+            .await?;
+        }
         tx.audit(store::acted(&user, &c, "decline").detail(reason.as_str())).await?;
         tx.commit().await?;
         Ok(to)

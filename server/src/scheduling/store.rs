@@ -662,6 +662,56 @@ pub async fn hold_booked_for(conn: &mut sqlx::AnyConnection, consultation_id: &s
     Ok(())
 }
 
+/// An MDT expert who declines the consultation whose booked appointment is in their name: the
+/// appointment passes to one of the experts it holds (the first by id), so that the meeting
+/// stays in the calendar of someone who attends and leaves the one who declined. The old
+/// appointment is kept, `rescheduled` with the reason and a pointer to the new one, which
+/// holds the remaining experts as the old one did.
+/// Answers the new appointment's id, if one was handed over.
+pub async fn hand_over_booked(
+    conn: &mut sqlx::AnyConnection,
+    consultation_id: &str,
+    expert_id: &str,
+) -> ApiResult<Option<String>> {
+    let held: Option<(String, String, String, String, String)> = sqlx::query_as(
+        "SELECT a.id, h.expert_id, a.patient_id, a.start_at, a.end_at
+         FROM appointments a JOIN appointment_holds h ON h.appointment_id = a.id
+         WHERE a.consultation_id = $1 AND a.expert_id = $2 AND a.status = 'booked' AND h.released_at IS NULL
+         ORDER BY h.expert_id LIMIT 1",
+    )
+    .bind(consultation_id)
+    .bind(expert_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((old, to, patient_id, start_at, end_at)) = held else { return Ok(None) };
+    let id = new_id();
+    let now = now_ts();
+    let slot = Interval { start: parse_ts(&start_at), end: parse_ts(&end_at) };
+    let new = NewAppointment {
+        id: &id,
+        consultation_id,
+        expert_id: &to,
+        patient_id: &patient_id,
+        slot,
+        created_by: expert_id,
+        now: &now,
+    };
+    insert_appointment(conn, &new).await?;
+    mark_rescheduled(conn, &old, &id, &now, "the expert it was booked with declined the MDT").await?;
+    sqlx::query(
+        "INSERT INTO appointment_holds (appointment_id, expert_id, start_at, end_at, created_at)
+         SELECT $1, expert_id, start_at, end_at, $2 FROM appointment_holds
+         WHERE appointment_id = $3 AND released_at IS NULL AND expert_id <> $4",
+    )
+    .bind(&id)
+    .bind(&now)
+    .bind(&old)
+    .bind(&to)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Some(id))
+}
+
 /// An expert who declines a consultation: its appointments no longer hold their calendar.
 pub async fn release_holds(conn: &mut sqlx::AnyConnection, consultation_id: &str, expert_id: &str) -> ApiResult<()> {
     sqlx::query(
