@@ -122,6 +122,23 @@ impl BusyRow {
     }
 }
 
+/// What keeps an expert (`$1`) busy between `$2` and `$3`: their own booked or attended
+/// appointments and the MDT appointments booked with another expert that hold their calendar
+/// (migration 0025), the appointment `$4` (one being moved) left out, none starting before `$5`
+/// (the earliest that can still be running, so the (expert, start) indexes are read over the
+/// span only).
+macro_rules! expert_busy {
+    () => {
+        "SELECT expert_id, start_at, end_at FROM appointments
+         WHERE expert_id = $1 AND status IN ('booked', 'attended') AND end_at > $2 AND start_at < $3 AND id <> $4
+           AND start_at >= $5
+         UNION ALL
+         SELECT h.expert_id, h.start_at, h.end_at FROM appointment_holds h JOIN appointments a ON a.id = h.appointment_id
+         WHERE h.expert_id = $1 AND h.released_at IS NULL AND a.status IN ('booked', 'attended')
+           AND h.end_at > $2 AND h.start_at < $3 AND h.appointment_id <> $4 AND h.start_at >= $5"
+    };
+}
+
 /// A stored weekly rule (times `HH:MM` in its zone).
 #[derive(Debug, sqlx::FromRow)]
 pub struct RuleRow {
@@ -176,23 +193,14 @@ pub async fn load_calendar(
     .await?;
     // Its own appointments, and the MDT appointments booked with another expert that hold
     // its calendar (migration 0025).
-    let busy: Vec<BusyRow> = sqlx::query_as(
-        "SELECT expert_id, start_at, end_at FROM appointments
-         WHERE expert_id = $1 AND status IN ('booked', 'attended') AND end_at > $2 AND start_at < $3 AND id <> $4
-           AND start_at >= $5
-         UNION ALL
-         SELECT h.expert_id, h.start_at, h.end_at FROM appointment_holds h JOIN appointments a ON a.id = h.appointment_id
-         WHERE h.expert_id = $1 AND h.released_at IS NULL AND a.status IN ('booked', 'attended')
-           AND h.end_at > $2 AND h.start_at < $3 AND h.appointment_id <> $4 AND h.start_at >= $5
-         ORDER BY start_at",
-    )
-    .bind(expert_id)
-    .bind(&lo)
-    .bind(&hi)
-    .bind(skip_appointment.unwrap_or(""))
-    .bind(earliest_running_start(from))
-    .fetch_all(&mut *conn)
-    .await?;
+    let busy: Vec<BusyRow> = sqlx::query_as(concat!(expert_busy!(), " ORDER BY start_at"))
+        .bind(expert_id)
+        .bind(&lo)
+        .bind(&hi)
+        .bind(skip_appointment.unwrap_or(""))
+        .bind(earliest_running_start(from))
+        .fetch_all(&mut *conn)
+        .await?;
     let mut cal = ExpertCalendar {
         rules: rules.into_iter().filter_map(RuleRow::rule).collect(),
         exceptions: exceptions.into_iter().map(StoredException::exception).collect(),
@@ -606,21 +614,14 @@ pub async fn expert_busy_during(
 ) -> ApiResult<bool> {
     let (start, end) = (ts(slot.start), ts(slot.end));
     let earliest = ts(slot.start - Duration::minutes(i64::from(MAX_SLOT_MINUTES)));
-    let (n,): (i64,) = sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM appointments
-                  WHERE expert_id = $1 AND status IN ('booked', 'attended') AND start_at < $3 AND end_at > $2
-                    AND start_at >= $5 AND id <> $4)
-              + (SELECT COUNT(*) FROM appointment_holds h JOIN appointments a ON a.id = h.appointment_id
-                  WHERE h.expert_id = $1 AND h.released_at IS NULL AND a.status IN ('booked', 'attended')
-                    AND h.start_at < $3 AND h.end_at > $2 AND h.start_at >= $5 AND h.appointment_id <> $4)",
-    )
-    .bind(expert_id)
-    .bind(&start)
-    .bind(&end)
-    .bind(skip.unwrap_or(""))
-    .bind(&earliest)
-    .fetch_one(&mut *conn)
-    .await?;
+    let (n,): (i64,) = sqlx::query_as(concat!("SELECT COUNT(*) FROM (", expert_busy!(), ") busy"))
+        .bind(expert_id)
+        .bind(&start)
+        .bind(&end)
+        .bind(skip.unwrap_or(""))
+        .bind(&earliest)
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(n > 0)
 }
 
