@@ -406,7 +406,7 @@ fn broken_and_hostile_files_are_refused_without_panicking() {
 /// the project (see `docs/ecg.md`); the test fails when the directory is not given or holds no
 /// record, so an absent data set never passes silently, and when one of the records with
 /// frequent ventricular ectopy that meet the target (the 119, 200, 208 and 233, and
-/// 106, 201, 214, 221, 223 and 228; 100 too) misses Se or +P 99.5 %; the others are reported
+/// 106, 201, 214, 221, 223 and 228; 100 and 232 too) misses Se or +P 99.5 %; the others are reported
 /// (203, of frequent ventricular ectopy too, misses it: see `docs/ecg.md`).
 #[test]
 #[ignore = "needs MIT-BIH records in $ECG_MITDB_DIR"]
@@ -496,7 +496,8 @@ fn qrs_detection_on_the_mitdb_records_in_ecg_mitdb_dir() {
         (all_tp, all_missed, all_extra) = (all_tp + tp, all_missed + missed, all_extra + extra);
         if se < 99.5 || pp < 99.5 {
             let line = format!("{name}: Se {se:.2} %, +P {pp:.2} %");
-            const HELD: [&str; 11] = ["100", "106", "119", "200", "201", "208", "214", "221", "223", "228", "233"];
+            const HELD: [&str; 12] =
+                ["100", "106", "119", "200", "201", "208", "214", "221", "223", "228", "232", "233"];
             if HELD.contains(&name.as_str()) {
                 failures.push(line);
             } else {

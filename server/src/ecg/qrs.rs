@@ -18,7 +18,10 @@
 //!    threshold when no beat has come for 1.4 × the mean of the last eight RR intervals (Pan and
 //!    Tompkins wait 1.66 ×; earlier finds premature beats of low slope energy before their
 //!    compensatory pause), taking only a peak at least 360 ms after the last beat (not its T
-//!    wave) and 3 times above the noise level (not noise where that level is high). Past the
+//!    wave) and 3 times above the noise level (not noise where that level is high); one under 4
+//!    times the noise level must also show on some lead at 0.15 of that lead's usual beat (the
+//!    median of its last eight), so that in a long pause the largest ripple of a noisy lead is
+//!    not taken for the beat the pause seems to lack. Past the
 //!    T-wave window a peak of at least 0.7 × the threshold that stands 12 times above the noise
 //!    level is a beat at once (a premature beat of low slope energy whose pause is too short
 //!    for the search-back), except within 0.36 s of either end of the recording (where the
@@ -84,6 +87,14 @@ const SEARCH_BACK_RR: f64 = 1.4;
 /// A peak found by search-back must also stand this many times above the noise level, so that
 /// in a noisy stretch (where half the threshold is below the noise peaks) noise is not taken.
 const SEARCH_BACK_OVER_NOISE: f64 = 3.0;
+/// ... and one that stands less than this many times above it must show on some lead at
+/// [`SEARCH_BACK_SHOWN`] of that lead's usual beat (the median of its last eight), so that in a
+/// long pause the largest ripple of a noisy lead, which no other lead shows, is not taken for
+/// the beat the pause seems to lack (MIT-BIH 232: pauses of up to 6 s with a noisy V1). A
+/// premature beat of low slope energy found by the search-back shows at a fifth or more of
+/// the usual beat on one lead at least.
+const SEARCH_BACK_CLEAR_OF_NOISE: f64 = 4.0;
+const SEARCH_BACK_SHOWN: f64 = 0.15;
 /// Past the T-wave window, a peak under the threshold is still a beat when it reaches this
 /// fraction of the threshold and stands [`EARLY_OVER_NOISE`] times above the noise level: where
 /// the noise is that low, such a peak is a premature beat of low slope energy (MIT-BIH 201's
@@ -208,17 +219,16 @@ pub fn detect(leads: &[&[i32]], fs: f64) -> QrsDetection {
     }
 
     let candidates = peaks(&feature, secs(PEAK_NEIGHBOURHOOD_S));
-    // Each candidate's energy on each lead (the largest within ±50 ms), where that lead is at
-    // its usual energy level (else `None`).
+    // Each candidate's energy on each lead (the largest within ±50 ms), and whether that lead is
+    // at its usual energy level there.
     let near = secs(SILENT_NEAR_S);
-    let per_lead: Vec<Vec<Option<f32>>> = candidates
+    let per_lead: Vec<Vec<LeadEnergy>> = candidates
         .iter()
         .map(|&c| {
             own.iter()
-                .map(|(energy, usualness)| {
-                    SILENT_USUAL.contains(&f64::from(usualness[c])).then(|| {
-                        energy[c.saturating_sub(near)..(c + near + 1).min(n)].iter().copied().fold(0.0, f32::max)
-                    })
+                .map(|(energy, usualness)| LeadEnergy {
+                    energy: energy[c.saturating_sub(near)..(c + near + 1).min(n)].iter().copied().fold(0.0, f32::max),
+                    usual: SILENT_USUAL.contains(&f64::from(usualness[c])),
                 })
                 .collect()
         })
@@ -283,31 +293,80 @@ fn peaks(x: &[f64], radius: usize) -> Vec<usize> {
     kept
 }
 
-/// What the leads showed of the last beats, for the silent-lead rule: per lead, its energy at
-/// each of the last [`SILENT_HISTORY`] beats accepted over the threshold.
-struct LeadHistory(Vec<std::collections::VecDeque<f32>>);
+/// A candidate peak's energy on one lead (the lead's own, scaled to its typical beat; the
+/// largest within [`SILENT_NEAR_S`]), and whether the lead is at its usual energy level there.
+#[derive(Clone, Copy)]
+struct LeadEnergy {
+    energy: f32,
+    usual: bool,
+}
+
+/// What the leads showed of the last beats: per lead, its energy at each of the last
+/// [`SILENT_HISTORY`] beats accepted over the threshold where it was at its usual level (0 where
+/// it was not), for the silent-lead rule; and its energy at each of the last as many beats
+/// found by any rule, for the search-back's check that a low find shows on some lead.
+struct LeadHistory {
+    usual: Vec<std::collections::VecDeque<f32>>,
+    shown: Vec<std::collections::VecDeque<f32>>,
+}
+
+fn remember_in(h: &mut std::collections::VecDeque<f32>, e: f32) {
+    h.push_back(e);
+    if h.len() > SILENT_HISTORY {
+        h.pop_front();
+    }
+}
 
 impl LeadHistory {
     fn new(leads: usize) -> LeadHistory {
-        LeadHistory(vec![std::collections::VecDeque::with_capacity(SILENT_HISTORY + 1); leads])
+        let empty = vec![std::collections::VecDeque::with_capacity(SILENT_HISTORY + 1); leads];
+        LeadHistory { usual: empty.clone(), shown: empty }
     }
 
-    fn remember(&mut self, energies: &[Option<f32>]) {
-        for (h, e) in self.0.iter_mut().zip(energies) {
+    /// A beat accepted over the threshold (or as a low premature beat).
+    fn remember(&mut self, energies: &[LeadEnergy]) {
+        for (h, e) in self.usual.iter_mut().zip(energies) {
             // A lead away from its usual level at this beat has nothing to say: it breaks the run.
-            h.push_back(e.unwrap_or(0.0));
-            if h.len() > SILENT_HISTORY {
-                h.pop_front();
+            remember_in(h, if e.usual { e.energy } else { 0.0 });
+        }
+        self.remember_shown(energies);
+    }
+
+    /// Any beat found, the search-back's included.
+    fn remember_shown(&mut self, energies: &[LeadEnergy]) {
+        for (h, e) in self.shown.iter_mut().zip(energies) {
+            remember_in(h, e.energy);
+        }
+    }
+
+    /// Whether a peak with these per-lead energies shows on some lead at
+    /// [`SEARCH_BACK_SHOWN`] of that lead's usual beat (the median of its last beats), or no
+    /// lead has seen enough beats yet to tell.
+    fn shown(&self, energies: &[LeadEnergy]) -> bool {
+        let mut judged = false;
+        for (h, e) in self.shown.iter().zip(energies) {
+            if h.len() < SILENT_HISTORY {
+                continue;
+            }
+            judged = true;
+            let mut sorted: Vec<f32> = h.iter().copied().collect();
+            sorted.sort_unstable_by(f32::total_cmp);
+            if f64::from(e.energy) >= SEARCH_BACK_SHOWN * f64::from(sorted[sorted.len() / 2]) {
+                return true;
             }
         }
+        !judged
     }
 
     /// Whether a peak with these per-lead energies is silent on at least half of the leads that
     /// are at their usual level and showed each of the last beats (there being at least one).
-    fn silent(&self, energies: &[Option<f32>]) -> bool {
+    fn silent(&self, energies: &[LeadEnergy]) -> bool {
         let (mut witnesses, mut silent) = (0, 0);
-        for (h, e) in self.0.iter().zip(energies) {
-            let Some(e) = *e else { continue };
+        for (h, e) in self.usual.iter().zip(energies) {
+            if !e.usual {
+                continue;
+            }
+            let e = e.energy;
             if h.len() < SILENT_HISTORY {
                 continue;
             }
@@ -328,13 +387,7 @@ impl LeadHistory {
 /// search-back, and the silent-lead rule over `per_lead` (each candidate's energy per lead,
 /// `None` where that lead is away from its usual level). Returns the accepted candidates,
 /// ascending.
-fn classify(
-    feature: &[f64],
-    slope: &[f64],
-    candidates: &[usize],
-    per_lead: &[Vec<Option<f32>>],
-    fs: f64,
-) -> Vec<usize> {
+fn classify(feature: &[f64], slope: &[f64], candidates: &[usize], per_lead: &[Vec<LeadEnergy>], fs: f64) -> Vec<usize> {
     let samples = |s: f64| (s * fs).round() as usize;
     let refractory = samples(REFRACTORY_S);
     let t_window = samples(T_WAVE_WINDOW_S);
@@ -357,6 +410,10 @@ fn classify(
     let mut beats: Vec<usize> = Vec::new();
     let mut beat_slopes: Vec<f64> = Vec::new();
     let mut noise: Vec<usize> = Vec::new();
+    let mut history = LeadHistory::new(per_lead.first().map_or(0, Vec::len));
+    // A candidate's energies per lead, by its sample (candidates are ascending).
+    let energies_at =
+        |j: usize| candidates.binary_search(&j).ok().and_then(|k| per_lead.get(k)).map_or(&[][..], Vec::as_slice);
     let mut rr: Vec<f64> = Vec::new();
 
     let search_back = |upto: usize,
@@ -365,7 +422,8 @@ fn classify(
                        rr: &mut Vec<f64>,
                        noise: &[usize],
                        spk: &mut f64,
-                       npk: f64| loop {
+                       npk: f64,
+                       history: &mut LeadHistory| loop {
         let (Some(&last), Some(mean_rr)) = (beats.last(), mean_last(rr, 8)) else {
             return;
         };
@@ -378,6 +436,7 @@ fn classify(
             .copied()
             .filter(|&j| j > last + t_window && j + refractory <= upto)
             .filter(|&j| feature[j] > threshold2 && feature[j] > SEARCH_BACK_OVER_NOISE * npk)
+            .filter(|&j| feature[j] >= SEARCH_BACK_CLEAR_OF_NOISE * npk || history.shown(energies_at(j)))
             .max_by(|&a, &b| feature[a].total_cmp(&feature[b]));
         let Some(j) = best else {
             // Nothing even at half the threshold for this long: the signal level is stale (a
@@ -392,15 +451,15 @@ fn classify(
         rr.push((j - last) as f64);
         beats.push(j);
         beat_slopes.push(steepest(j));
+        history.remember_shown(energies_at(j));
     };
 
-    let mut history = LeadHistory::new(per_lead.first().map_or(0, Vec::len));
     // Peaks passed over since the last beat: after two, the rule rests until a beat comes, so a
     // lead whose beats have changed for good cannot hold back every beat that follows.
     let mut passed_over = 0;
     for (k, &c) in candidates.iter().enumerate() {
         let found = beats.len();
-        search_back(c, &mut beats, &mut beat_slopes, &mut rr, &noise, &mut spk, npk);
+        search_back(c, &mut beats, &mut beat_slopes, &mut rr, &noise, &mut spk, npk, &mut history);
         if beats.len() > found {
             passed_over = 0;
         }
@@ -463,7 +522,7 @@ fn classify(
             noise.push(c);
         }
     }
-    search_back(feature.len(), &mut beats, &mut beat_slopes, &mut rr, &noise, &mut spk, npk);
+    search_back(feature.len(), &mut beats, &mut beat_slopes, &mut rr, &noise, &mut spk, npk, &mut history);
     beats.sort_unstable();
     beats
 }
@@ -776,6 +835,34 @@ pub(crate) mod tests {
             .collect();
         assert!(missed.is_empty(), "missed {missed:?} of {} beats ({} wide: {wide:?})", truth.len(), wide.len());
         assert_eq!(found.r_peaks.len(), truth.len(), "no extra beat");
+    }
+
+    #[test]
+    fn a_low_search_back_find_must_show_on_some_lead() {
+        let at = |energies: &[f32]| -> Vec<LeadEnergy> {
+            energies.iter().map(|&energy| LeadEnergy { energy, usual: true }).collect()
+        };
+        let mut history = LeadHistory::new(2);
+        // Until a lead has shown eight beats, nothing is judged.
+        assert!(history.shown(&at(&[0.0, 0.0])));
+        for k in 0..8 {
+            // The first lead's beats at about 1.0, the second's at about 0.5.
+            let wobble = 0.02 * k as f32;
+            if k % 2 == 0 {
+                history.remember(&at(&[1.0 + wobble, 0.5 - wobble]));
+            } else {
+                // Beats found by the search-back count as beats shown.
+                history.remember_shown(&at(&[1.0 - wobble, 0.5 + wobble]));
+            }
+        }
+        // A ripple at a tenth of each lead's usual beat (MIT-BIH 232's pauses) is not shown.
+        assert!(!history.shown(&at(&[0.10, 0.05])));
+        // Shown on one lead at a fifth of its usual beat (a premature beat of low slope energy).
+        assert!(history.shown(&at(&[0.05, 0.10])));
+        assert!(history.shown(&at(&[0.20, 0.0])));
+        // The usual beat is the median of the last eight: one tall artefact does not lift it.
+        history.remember_shown(&at(&[40.0, 0.5]));
+        assert!(history.shown(&at(&[0.2, 0.0])));
     }
 
     #[test]
