@@ -616,6 +616,61 @@ async fn a_ticket_takes_one_seat_and_only_while_its_holder_may_enter(app: &TestA
 db_test!(a_ticket_takes_one_seat_and_only_while_its_holder_may_enter);
 
 /// The signaling endpoint without an upgrade answers problem+json like every other error.
+async fn a_chat_line_is_kept_before_anyone_is_shown_it(app: &TestApp) {
+    let id = scheduled_consultation(app).await;
+    let mut li = Signaler::join(app, "dr.li", &id).await;
+    li.expect("joined").await;
+    let mut wang = Signaler::join(app, "dr.wang", &id).await;
+    wang.expect("joined").await;
+    li.expect("peer-joined").await;
+    let lines = "SELECT COUNT(*) FROM consultation_messages WHERE consultation_id = $1";
+
+    // The database takes no chat line for now (another transaction holds the table).
+    let mut holder = app.state.db.pool.begin().await.unwrap();
+    let hold = match app.backend {
+        common::Backend::Postgres => "LOCK TABLE consultation_messages IN EXCLUSIVE MODE",
+        // SQLite has one writer: any write holds the database until the transaction ends.
+        common::Backend::Sqlite => "CREATE TABLE chat_write_holder (x INTEGER)",
+    };
+    sqlx::query(hold).execute(&mut *holder).await.unwrap();
+
+    // The line is not shown to anyone (not even its sender), and the sender is told.
+    li.send(json!({"type": "chat", "text": "这条没有保存"}));
+    let refused = li.expect("error").await;
+    assert_eq!(refused["code"], "chat_not_saved", "{refused}");
+    let seen = wang.quiet_for(Duration::from_millis(500)).await;
+    assert!(seen.as_ref().is_none_or(|v| v["type"] != "chat"), "the expert was shown an unsaved line: {seen:?}");
+    holder.rollback().await.unwrap();
+    let (n,): (i64,) = sqlx::query_as(lines).bind(&id).fetch_one(&app.state.db.pool).await.unwrap();
+    assert_eq!(n, 0, "the refused line was kept");
+
+    // Once the database takes it, the line is kept by the time anyone is shown it.
+    li.send(json!({"type": "chat", "text": "现在保存了"}));
+    let shown = wang.expect("chat").await;
+    assert_eq!(shown["text"], "现在保存了");
+    let (line_id, body, sent_at): (String, String, String) =
+        sqlx::query_as("SELECT id, body, sent_at FROM consultation_messages WHERE consultation_id = $1")
+            .bind(&id)
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(body, "现在保存了");
+    assert_eq!(sent_at, shown["at"].as_str().unwrap(), "shown with the time it was kept at");
+    let (audited,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM audit_events WHERE action = 'create' AND resource_type = 'consultation_message' \
+         AND resource_id = $1 AND outcome = 'success'",
+    )
+    .bind(&line_id)
+    .fetch_one(&app.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1, "its audit event commits with it");
+    assert_eq!(shown["id"].as_str(), Some(line_id.as_str()));
+    // The sender is shown its own line too, and the call goes on.
+    assert_eq!(li.expect("chat").await["text"], "现在保存了");
+}
+db_test!(a_chat_line_is_kept_before_anyone_is_shown_it);
+
 async fn a_plain_get_of_the_signaling_endpoint_is_a_problem(app: &TestApp) {
     let resp = app.http.get(app.url("/api/v1/rtc?ticket=x")).send().await.unwrap();
     assert_eq!(resp.status(), 426);

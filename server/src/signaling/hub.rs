@@ -11,7 +11,7 @@
 //! (`super::nats`) carries them between instances.
 
 use super::protocol::{close, ClientMessage, ErrorCode, IceServer, ServerMessage};
-use super::room::{ConnId, Effect, Joiner, Room, RoomLimits, RoomSnapshot, TimelineEntry};
+use super::room::{ChatAuthor, ConnId, Effect, Joiner, Room, RoomLimits, RoomSnapshot, TimelineEntry};
 use super::tickets;
 use crate::auth::{AuthUser, Role};
 use crate::consultations::state::Action;
@@ -70,6 +70,10 @@ pub enum RoomEvent {
         conn: ConnId,
         msg: ClientMessage,
         chat_id: String,
+        /// A chat line already kept with the consultation, at this time (see
+        /// [`RoomHub::chat`]): the room shows it with that time and it is not written again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stored_at: Option<DateTime<Utc>>,
     },
     Disconnected {
         conn: ConnId,
@@ -299,6 +303,7 @@ pub struct RoomHub {
     rooms: Mutex<HashMap<String, Arc<Mutex<Slot>>>>,
     bus: Arc<dyn RoomBus>,
     recorder: mpsc::Sender<Record>,
+    db: Db,
     limits: RoomLimits,
     next_epoch: AtomicU64,
     ice: IceSource,
@@ -323,6 +328,7 @@ impl RoomHub {
             rooms: Mutex::new(HashMap::new()),
             bus,
             recorder: tx,
+            db: db.clone(),
             limits: limits.clone(),
             next_epoch: AtomicU64::new(1),
             ice,
@@ -441,7 +447,57 @@ impl RoomHub {
     pub fn message(&self, room: &str, conn: ConnId, msg: ClientMessage, received: Instant) {
         self.stats.messages_received.fetch_add(1, Ordering::Relaxed);
         let chat_id = if matches!(msg, ClientMessage::Chat { .. }) { new_id() } else { String::new() };
-        self.publish(room, Some(received), RoomEvent::Message { conn, msg, chat_id });
+        self.publish(room, Some(received), RoomEvent::Message { conn, msg, chat_id, stored_at: None });
+    }
+
+    /// A chat line from a connection. It is kept with the consultation (with its audit event)
+    /// before anyone is shown it, so a line the room saw is never lost to a crash; when the
+    /// database does not take it within [`CHAT_SAVED_WITHIN`], nobody is shown it and the
+    /// sender is told (`chat_not_saved`), to send it again. A line the room would refuse as it
+    /// stands (the sender in the lobby, an empty or overlong line) goes to the room unsaved,
+    /// which answers it with its error.
+    pub async fn chat(
+        &self,
+        room: &str,
+        conn: ConnId,
+        text: String,
+        received: Instant,
+    ) -> Result<(), (ErrorCode, String)> {
+        self.stats.messages_received.fetch_add(1, Ordering::Relaxed);
+        let author = self
+            .with_slot(room, false, |s| {
+                let client_addr = s.conns.get(&conn).map(|c| c.client_addr.to_string()).unwrap_or_default();
+                s.room.chat_author(conn, &text).map(|a| (a, client_addr))
+            })
+            .flatten();
+        let Some((ChatAuthor { participant, user_id, role }, client_addr)) = author else {
+            let msg = ClientMessage::Chat { text };
+            self.publish(room, Some(received), RoomEvent::Message { conn, msg, chat_id: new_id(), stored_at: None });
+            return Ok(());
+        };
+        let (id, at) = (new_id(), Utc::now());
+        let line: ChatLine = (
+            room.to_string(),
+            id.clone(),
+            participant,
+            chat_actor(user_id, role, client_addr),
+            text.trim().to_string(),
+            at,
+        );
+        let write = persisting("a chat line", || write_timeline_and_chat(&self.db, &[], std::slice::from_ref(&line)));
+        match tokio::time::timeout(CHAT_SAVED_WITHIN, write).await {
+            Ok(Ok(())) => {
+                let msg = ClientMessage::Chat { text };
+                self.publish(room, Some(received), RoomEvent::Message { conn, msg, chat_id: id, stored_at: Some(at) });
+                Ok(())
+            }
+            failed => {
+                let error = failed
+                    .map_or_else(|_| "not in time".to_string(), |r| r.err().map(|e| e.to_string()).unwrap_or_default());
+                tracing::error!(consultation = %room, %error, "a chat line could not be kept");
+                Err((ErrorCode::ChatNotSaved, "the chat line could not be saved: nobody saw it; send it again".into()))
+            }
+        }
     }
 
     /// Shows a reading to everyone in the consultation's room, on every instance holding it
@@ -598,6 +654,7 @@ impl EventSink for RoomHub {
                 return;
             }
             let mut source_conn = None;
+            let mut chat_stored = false;
             let outcome = match event {
                 RoomEvent::Join { joiner, resume_token } => s.room.join(at, joiner, &resume_token),
                 RoomEvent::Resume { resume_hash, conn, new_hash, new_token, restore } => {
@@ -616,10 +673,11 @@ impl EventSink for RoomHub {
                         }
                     }
                 }
-                RoomEvent::Message { conn, msg, chat_id } => {
+                RoomEvent::Message { conn, msg, chat_id, stored_at } => {
                     source_conn = Some(conn);
+                    chat_stored = stored_at.is_some();
                     let is_signal = matches!(msg, ClientMessage::Signal { .. });
-                    let o = s.room.handle(at, conn, msg, || chat_id);
+                    let o = s.room.handle(stored_at.unwrap_or(at), conn, msg, || chat_id);
                     if is_signal {
                         let relayed =
                             o.deliveries.iter().filter(|d| matches!(*d.msg, ServerMessage::Signal { .. })).count();
@@ -662,24 +720,16 @@ impl EventSink for RoomHub {
                     }
                     _ if !local_origin => {}
                     Effect::Record(entry) => records.push(Record::Timeline { room: room.clone(), entry }),
+                    // Kept before the room saw it (`RoomHub::chat`).
+                    Effect::StoreChat { .. } if chat_stored => {}
+                    // A line the room took after the sender's check found it would not (the
+                    // sender admitted meanwhile): kept now, after the fact.
                     Effect::StoreChat { id, participant, user_id, role, text, at } => {
                         let client_addr = source_conn
                             .and_then(|c| s.conns.get(&c))
                             .map(|c| c.client_addr.to_string())
                             .unwrap_or_default();
-                        let actor = AuthUser {
-                            id: user_id,
-                            username: String::new(),
-                            role: match role {
-                                super::protocol::RoomRole::Requester => Role::CommunityDoctor,
-                                super::protocol::RoomRole::Expert => Role::Expert,
-                                super::protocol::RoomRole::Patient => Role::Patient,
-                            },
-                            org: String::new(),
-                            client_addr,
-                            family: String::new(),
-                            device: None,
-                        };
+                        let actor = chat_actor(user_id, role, client_addr);
                         records.push(Record::Chat { room: room.clone(), id, participant, actor, text, at });
                     }
                     Effect::BothSidesPresent => records.push(Record::Start { room: room.clone() }),
@@ -876,6 +926,27 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
 }
 
 type ChatLine = (String, String, String, AuthUser, String, DateTime<Utc>);
+
+/// How long a chat line may take to be kept before its sender is told it was not
+/// (`chat_not_saved`); the database unavailable is retried within it.
+const CHAT_SAVED_WITHIN: Duration = Duration::from_secs(5);
+
+/// The account a chat line's audit event names.
+fn chat_actor(user_id: String, role: super::protocol::RoomRole, client_addr: String) -> AuthUser {
+    AuthUser {
+        id: user_id,
+        username: String::new(),
+        role: match role {
+            super::protocol::RoomRole::Requester => Role::CommunityDoctor,
+            super::protocol::RoomRole::Expert => Role::Expert,
+            super::protocol::RoomRole::Patient => Role::Patient,
+        },
+        org: String::new(),
+        client_addr,
+        family: String::new(),
+        device: None,
+    }
+}
 
 /// The batch's timeline entries and chat lines, in one transaction.
 async fn write_timeline_and_chat(

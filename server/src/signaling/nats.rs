@@ -367,11 +367,13 @@ mod tests {
                     ),
                 },
                 chat_id: String::new(),
+                stored_at: None,
             },
             RoomEvent::Message {
                 conn: 9,
                 msg: ClientMessage::Chat { text: "请看 V2-V4 导联".into() },
                 chat_id: "c1".into(),
+                stored_at: chrono::DateTime::from_timestamp(1_765_000_000, 123_000_000),
             },
             RoomEvent::Disconnected { conn: 9 },
             RoomEvent::Expire,

@@ -260,6 +260,9 @@ pub enum ErrorCode {
     InvalidSignal,
     /// A chat line that is empty or longer than the limit.
     InvalidChat,
+    /// A chat line that could not be kept with the consultation (the database did not take
+    /// it in time): nobody was shown it, and it may be sent again.
+    ChatNotSaved,
 }
 
 /// One entry of `RTCConfiguration.iceServers`, as handed out on join and on resume (see

@@ -48,6 +48,14 @@ impl Default for RoomLimits {
     }
 }
 
+/// The participant who says a chat line (see [`Room::chat_author`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatAuthor {
+    pub participant: ParticipantId,
+    pub user_id: String,
+    pub role: RoomRole,
+}
+
 /// Someone entering the room with a fresh ticket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Joiner {
@@ -668,6 +676,28 @@ impl Room {
     }
 
     /// A message from the participant on connection `conn`. `new_id` names a stored chat line.
+    /// Whether a chat line (trimmed) is of an allowed length.
+    fn chat_text_fits(&self, text: &str) -> Result<(), String> {
+        let chars = text.chars().count();
+        if chars == 0 || chars > self.limits.chat_max_chars {
+            return Err(format!("a chat line holds 1 to {} characters", self.limits.chat_max_chars));
+        }
+        Ok(())
+    }
+
+    /// Who says a chat line sent by `conn`, if the room would take it as it stands: the sender
+    /// is in the room (not the lobby) and the line (trimmed) is of an allowed length. `None`
+    /// otherwise (the room's answer to the line, once sent, is the error).
+    pub fn chat_author(&self, conn: ConnId, text: &str) -> Option<ChatAuthor> {
+        let i = self.find_conn(conn)?;
+        let p = &self.participants[i];
+        (p.place == Place::Room && self.chat_text_fits(text.trim()).is_ok()).then(|| ChatAuthor {
+            participant: p.id.clone(),
+            user_id: p.user_id.clone(),
+            role: p.role,
+        })
+    }
+
     pub fn handle(
         &mut self,
         now: DateTime<Utc>,
@@ -714,13 +744,8 @@ impl Room {
             }
             ClientMessage::Chat { text } => {
                 let text = text.trim().to_string();
-                let chars = text.chars().count();
-                if chars == 0 || chars > self.limits.chat_max_chars {
-                    out.error(
-                        Some(conn),
-                        ErrorCode::InvalidChat,
-                        format!("a chat line holds 1 to {} characters", self.limits.chat_max_chars),
-                    );
+                if let Err(message) = self.chat_text_fits(&text) {
+                    out.error(Some(conn), ErrorCode::InvalidChat, message);
                 } else {
                     let id = new_id();
                     let p = &self.participants[i];

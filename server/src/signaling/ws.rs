@@ -395,6 +395,15 @@ async fn pump(
                                 "at most {} messages per second", state.config.signaling_messages_per_second)))
                         } else {
                             match ClientMessage::parse(text.as_str()) {
+                                // Kept before anyone sees it: this connection waits for the write.
+                                // (Not the sender's fault when it is not: no strike.)
+                                Ok(ClientMessage::Chat { text }) => {
+                                    if let Err((code, message)) = hub.chat(room, conn, text, now).await {
+                                        let text = serde_json::to_string(&ServerMessage::error(code, message)).unwrap_or_default();
+                                        outbox.push(Outbound::Text(text.into(), None));
+                                    }
+                                    None
+                                }
                                 Ok(msg) => {
                                     hub.message(room, conn, msg, now);
                                     None

@@ -75,6 +75,8 @@ export async function callView(app, consultationId) {
   const lobbyList = h('ul', { class: 'list lobby', 'aria-label': t('call.lobby') });
   const chatLog = h('ol', { class: 'chat-log', 'aria-live': 'polite', 'aria-label': t('call.chat') });
   const chatInput = /** @type {HTMLInputElement} */ (h('input', { id: 'chat-input', name: 'chat', autocomplete: 'off' }));
+  /** The last chat line sent, put back in the box if the server could not keep it. */
+  let lastChat = '';
   const error = h('p', { class: 'error', role: 'alert' });
   const beside = h('section', { class: 'beside', 'aria-label': t('call.beside'), hidden: true });
 
@@ -320,7 +322,13 @@ export async function callView(app, consultationId) {
         finish(t('call.endedBy', { name: msg.by }));
         break;
       case 'error':
-        error.textContent = msg.message;
+        if (msg.code === 'chat_not_saved') {
+          // Nobody was shown the line: it goes back into the box, to be sent again.
+          error.textContent = t('call.chatNotSaved');
+          if (!chatInput.value) chatInput.value = lastChat;
+        } else {
+          error.textContent = msg.message;
+        }
         break;
     }
   });
@@ -397,7 +405,10 @@ export async function callView(app, consultationId) {
 
   const chatForm = h('form', { class: 'chat-form', onsubmit: (/** @type {Event} */ e) => {
     e.preventDefault();
-    if (chatInput.value.trim()) signaling.send({ type: 'chat', text: chatInput.value });
+    if (chatInput.value.trim()) {
+      lastChat = chatInput.value;
+      signaling.send({ type: 'chat', text: chatInput.value });
+    }
     chatInput.value = '';
   } }, h('label', { for: 'chat-input' }, t('call.message')), chatInput, h('button', { type: 'submit' }, t('call.send')));
   // A file shared from the chat: stored with the consultation (tus), announced in the chat.
