@@ -57,6 +57,8 @@ export async function startServer(extraEnv = {}) {
   }
   return {
     url,
+    /** The server's SQLite database file. */
+    database: join(dataDir, 'teleconsult.db'),
     stop: async () => {
       child.kill('SIGTERM');
       await new Promise((r) => { if (child.exitCode !== null) r(null); else child.once('exit', r); });
@@ -70,7 +72,7 @@ export async function startServer(extraEnv = {}) {
  * @param {string[]} [extraArgs] further Chromium switches
  */
 export function serverAndBrowser(extraArgs = []) {
-  const env = /** @type {{server: {url: string, stop: () => Promise<void>}, browser: import('playwright-core').Browser}} */ (
+  const env = /** @type {{server: {url: string, database: string, stop: () => Promise<void>}, browser: import('playwright-core').Browser}} */ (
     /** @type {unknown} */ ({})
   );
   before(async () => {

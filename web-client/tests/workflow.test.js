@@ -3,10 +3,11 @@
 // books a slot; then the call: both doctors see each other's video and chat, and the
 // patient waits in the lobby until admitted. Every screen passes an axe-core scan (no serious or critical violation).
 import { test, before, after } from 'node:test';
+import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { startServer, launchBrowser, signIn, ready, screenshot, axeViolations, requestThroughUi, consultationThroughUi, onConsultation } from './helpers.js';
 
-/** @type {{url: string, stop: () => Promise<void>}} */
+/** @type {{url: string, database: string, stop: () => Promise<void>}} */
 let server;
 /** @type {import('playwright-core').Browser} */
 let browser;
@@ -227,6 +228,40 @@ test('dr.li and dr.wang join the call, see each other and chat', async () => {
   await li.click('.chat-form button[type=submit]');
   await wang.waitForSelector('.chat-log li:has-text("请看 V2-V4 导联")');
   await accessible(wang, 'call-expert');
+});
+
+test('a chat line the server cannot keep is shown to nobody and goes back into the box', async () => {
+  const li = pages['dr.li'];
+  const wang = pages['dr.wang'];
+  // Another process holds the database's one write lock for 8 s (SQLite: any write does).
+  const holder = spawn('python3', ['-c', [
+    'import sqlite3, sys, time',
+    'c = sqlite3.connect(sys.argv[1], isolation_level=None)',
+    'c.execute("BEGIN IMMEDIATE")',
+    'print("held", flush=True)',
+    'time.sleep(8)',
+    'c.execute("ROLLBACK")',
+  ].join('\n'), server.database], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((resolve, reject) => {
+    holder.stdout.once('data', resolve);
+    holder.once('exit', (code) => reject(new Error(`the lock holder exited with ${code}`)));
+  });
+  const exited = new Promise((resolve) => holder.once('exit', resolve));
+  await li.fill('#chat-input', '化验单稍后上传');
+  await li.click('.chat-form button[type=submit]');
+  // Within the server's 5 s: told in words, the line back in the box, shown to nobody.
+  await li.waitForSelector('.call .error:has-text("消息未能保存")', { timeout: 12000 });
+  assert.equal(await li.inputValue('#chat-input'), '化验单稍后上传');
+  assert.equal(await li.locator('.chat-log li:has-text("化验单稍后上传")').count(), 0);
+  assert.equal(await wang.locator('.chat-log li:has-text("化验单稍后上传")').count(), 0);
+  await exited;
+  // Sent again once the database takes it: the expert sees it, once.
+  await li.click('.chat-form button[type=submit]');
+  await wang.waitForSelector('.chat-log li:has-text("化验单稍后上传")');
+  await li.waitForSelector('.chat-log li:has-text("化验单稍后上传")');
+  assert.equal(await wang.locator('.chat-log li:has-text("化验单稍后上传")').count(), 1);
+  assert.equal(await li.inputValue('#chat-input'), '');
+  assert.equal(await li.textContent('.call .error'), '', 'the warning goes once the line is through');
 });
 
 test('the patient waits in the lobby until dr.li admits them', async () => {

@@ -298,6 +298,8 @@ export async function callView(app, consultationId) {
         break;
       case 'chat':
         addChat(msg.name, msg.text, msg.at);
+        // A line that was not saved before has gone through now.
+        if (error.dataset.chat) { error.textContent = ''; delete error.dataset.chat; }
         break;
       case 'media':
         showMedia(msg.from, msg);
@@ -325,6 +327,7 @@ export async function callView(app, consultationId) {
         if (msg.code === 'chat_not_saved') {
           // Nobody was shown the line: it goes back into the box, to be sent again.
           error.textContent = t('call.chatNotSaved');
+          error.dataset.chat = 'not-saved';
           if (!chatInput.value) chatInput.value = lastChat;
         } else {
           error.textContent = msg.message;
