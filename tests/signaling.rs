@@ -32,6 +32,18 @@ async fn wait_for_rows(app: &TestApp, sql: &str, id: &str, at_least: i64) -> i64
     }
 }
 
+/// A scheduled consultation whose requesting doctor and expert are both in its room (each
+/// past `joined`, Li past Wang's `peer-joined`).
+async fn li_and_wang_in_the_room(app: &TestApp) -> (String, Signaler, Signaler) {
+    let id = scheduled_consultation(app).await;
+    let mut li = Signaler::join(app, "dr.li", &id).await;
+    li.expect("joined").await;
+    let mut wang = Signaler::join(app, "dr.wang", &id).await;
+    wang.expect("joined").await;
+    li.expect("peer-joined").await;
+    (id, li, wang)
+}
+
 // ---------------------------------------------------------------------------------------
 
 async fn two_peers_exchange_data_through_the_signaling(app: &TestApp) {
@@ -542,12 +554,7 @@ db_test!(an_expert_who_declines_mid_call_is_dropped_from_it);
 /// A consultation cancelled while its call goes on closes its room: everyone in it is closed
 /// with 4020 at once (before, the call, its chat and its admissions went on).
 async fn a_consultation_cancelled_mid_call_closes_its_room(app: &TestApp) {
-    let id = scheduled_consultation(app).await;
-    let mut li = Signaler::join(app, "dr.li", &id).await;
-    li.expect("joined").await;
-    let mut wang = Signaler::join(app, "dr.wang", &id).await;
-    wang.expect("joined").await;
-    li.expect("peer-joined").await;
+    let (id, mut li, mut wang) = li_and_wang_in_the_room(app).await;
     let token = app.login("dr.li").await;
     let (status, body) =
         app.post(&format!("/api/v1/consultations/{id}/cancel"), &token, &json!({"reason": "患者已转院"})).await;
@@ -615,14 +622,10 @@ async fn a_ticket_takes_one_seat_and_only_while_its_holder_may_enter(app: &TestA
 }
 db_test!(a_ticket_takes_one_seat_and_only_while_its_holder_may_enter);
 
-/// The signaling endpoint without an upgrade answers problem+json like every other error.
+/// A chat line is stored (with its audit event) before anyone in the room is shown it; one
+/// the database cannot take in time is shown to nobody, and its sender is told.
 async fn a_chat_line_is_kept_before_anyone_is_shown_it(app: &TestApp) {
-    let id = scheduled_consultation(app).await;
-    let mut li = Signaler::join(app, "dr.li", &id).await;
-    li.expect("joined").await;
-    let mut wang = Signaler::join(app, "dr.wang", &id).await;
-    wang.expect("joined").await;
-    li.expect("peer-joined").await;
+    let (id, mut li, mut wang) = li_and_wang_in_the_room(app).await;
     let lines = "SELECT COUNT(*) FROM consultation_messages WHERE consultation_id = $1";
 
     // The database takes no chat line for now (another transaction holds the table).
@@ -671,6 +674,7 @@ async fn a_chat_line_is_kept_before_anyone_is_shown_it(app: &TestApp) {
 }
 db_test!(a_chat_line_is_kept_before_anyone_is_shown_it);
 
+/// The signaling endpoint without an upgrade answers problem+json like every other error.
 async fn a_plain_get_of_the_signaling_endpoint_is_a_problem(app: &TestApp) {
     let resp = app.http.get(app.url("/api/v1/rtc?ticket=x")).send().await.unwrap();
     assert_eq!(resp.status(), 426);

@@ -143,7 +143,7 @@ async fn a_call_ended_before_the_opinion_awaits_it(app: &TestApp) {
 db_test!(a_call_ended_before_the_opinion_awaits_it);
 
 async fn a_call_ended_while_the_database_is_out_of_reach_completes_when_it_is_back(app: &TestApp) {
-    let (id, mut li, mut wang) = in_a_call(app).await;
+    let (id, mut li, wang) = in_a_call(app).await;
     sign(app, &id).await;
 
     // Every pooled connection taken (the database out of reach for this instance) for longer
