@@ -485,19 +485,17 @@ impl RoomHub {
             at,
         );
         let write = persisting("a chat line", || write_timeline_and_chat(&self.db, &[], std::slice::from_ref(&line)));
-        match tokio::time::timeout(CHAT_SAVED_WITHIN, write).await {
+        let error = match tokio::time::timeout(CHAT_SAVED_WITHIN, write).await {
             Ok(Ok(())) => {
                 let msg = ClientMessage::Chat { text };
                 self.publish(room, Some(received), RoomEvent::Message { conn, msg, chat_id: id, stored_at: Some(at) });
-                Ok(())
+                return Ok(());
             }
-            failed => {
-                let error = failed
-                    .map_or_else(|_| "not in time".to_string(), |r| r.err().map(|e| e.to_string()).unwrap_or_default());
-                tracing::error!(consultation = %room, %error, "a chat line could not be kept");
-                Err((ErrorCode::ChatNotSaved, "the chat line could not be saved: nobody saw it; send it again".into()))
-            }
-        }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("not stored within {} s", CHAT_SAVED_WITHIN.as_secs()),
+        };
+        tracing::error!(consultation = %room, %error, "a chat line could not be kept");
+        Err((ErrorCode::ChatNotSaved, "the chat line could not be saved: nobody saw it; send it again".into()))
     }
 
     /// Shows a reading to everyone in the consultation's room, on every instance holding it
