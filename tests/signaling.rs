@@ -674,6 +674,134 @@ async fn a_chat_line_is_kept_before_anyone_is_shown_it(app: &TestApp) {
 }
 db_test!(a_chat_line_is_kept_before_anyone_is_shown_it);
 
+/// A doctor's admission and removal are on the room's timeline by the time the patient is
+/// told of them (a seat that comes back after a crash of the server is read from it). When the
+/// database cannot take them, an admission is not made (the patient keeps waiting, the doctor
+/// is told) while a removal is made all the same and written once the database is back.
+async fn a_doctors_decision_is_kept_before_it_takes_effect(app: &TestApp) {
+    let id = scheduled_consultation(app).await;
+    let mut li = Signaler::join(app, "dr.li", &id).await;
+    li.expect("joined").await;
+    let token = app.login("patient.zhang").await;
+    let zhang_joins = || async {
+        let (status, body) = app.post(&format!("/api/v1/consultations/{id}/join"), &token, &json!({})).await;
+        assert_eq!(status, 200, "{body}");
+        let mut zhang = Signaler::open(body["ws_url"].as_str().unwrap()).await;
+        let zhang_id = zhang.expect("joined").await["you"]["id"].as_str().unwrap().to_string();
+        assert_eq!(zhang.expect("lobby").await["status"], "waiting");
+        (zhang, zhang_id)
+    };
+    let decisions = |kind: &'static str| {
+        let pool = app.state.db.pool.clone();
+        let id = id.clone();
+        async move {
+            let (n,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM room_events WHERE consultation_id = $1 AND kind = $2")
+                    .bind(&id)
+                    .bind(kind)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            n
+        }
+    };
+    // The database takes no timeline entry while another transaction holds the table.
+    let hold = || async {
+        let mut holder = app.state.db.pool.begin().await.unwrap();
+        let sql = match app.backend {
+            common::Backend::Postgres => "LOCK TABLE room_events IN EXCLUSIVE MODE",
+            common::Backend::Sqlite => "CREATE TABLE decision_write_holder (x INTEGER)",
+        };
+        sqlx::query(sql).execute(&mut *holder).await.unwrap();
+        holder
+    };
+    let (mut zhang, zhang_id) = zhang_joins().await;
+    assert_eq!(li.expect("lobby").await["status"], "waiting");
+
+    let holder = hold().await;
+    li.send(json!({"type": "admit", "peer": zhang_id}));
+    let refused = li.expect("error").await;
+    assert_eq!(refused["code"], "admission_not_saved", "{refused}");
+    let seen = zhang.quiet_for(Duration::from_millis(500)).await;
+    assert!(seen.is_none(), "the patient was admitted by an admission that was not kept: {seen:?}");
+    holder.rollback().await.unwrap();
+    assert_eq!(decisions("admitted").await, 0, "the refused admission was kept");
+
+    // Once the database takes it: kept by the time the patient is told, with who decided.
+    li.send(json!({"type": "admit", "peer": zhang_id}));
+    assert_eq!(zhang.expect("lobby").await["status"], "admitted");
+    assert_eq!(decisions("admitted").await, 1, "the patient was told before the admission was kept");
+    let (by,): (Option<String>,) =
+        sqlx::query_as("SELECT by_user_id FROM room_events WHERE consultation_id = $1 AND kind = 'admitted'")
+            .bind(&id)
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(by, Some(app.user_id("dr.li").await));
+    li.send(json!({"type": "remove", "peer": zhang_id}));
+    assert_eq!(zhang.expect("lobby").await["status"], "removed");
+    assert_eq!(decisions("removed").await, 1, "the patient was told before the removal was kept");
+    assert_eq!(zhang.closed().await, 4010);
+    assert_eq!(li.expect("peer-left").await["reason"], "removed");
+    assert_eq!(decisions("admitted").await, 1, "and each decision is kept once");
+
+    // A removal is never refused: with the database out of reach it is made all the same (the
+    // room remembers it) and written once the database is back.
+    let (mut zhang, zhang_id) = zhang_joins().await;
+    assert_eq!(li.expect("lobby").await["status"], "waiting", "a removed patient waits again");
+    let holder = hold().await;
+    li.send(json!({"type": "remove", "peer": zhang_id}));
+    assert_eq!(zhang.expect("lobby").await["status"], "removed");
+    assert_eq!(zhang.closed().await, 4010);
+    holder.rollback().await.unwrap();
+    assert_eq!(
+        wait_for_rows(app, "SELECT COUNT(*) FROM room_events WHERE consultation_id = $1 AND kind = 'removed'", &id, 2)
+            .await,
+        2
+    );
+}
+db_test!(a_doctors_decision_is_kept_before_it_takes_effect);
+
+/// A call goes on while the database is out of reach: every connection's heartbeat reads
+/// whether its participant may still be in the room, and that read (waiting up to the pool's
+/// 10 s for a connection) runs beside the connection's work, so signals keep flowing through
+/// the heartbeats that fall in the outage.
+async fn signals_flow_while_the_database_is_out_of_reach(app: &TestApp) {
+    let id = scheduled_consultation(app).await;
+    let mut li = Signaler::join(app, "dr.li", &id).await;
+    li.expect("joined").await;
+    let wang = Signaler::join(app, "dr.wang", &id).await;
+    let mut wang = wang;
+    let li_id = wang.expect("joined").await["peers"][0]["id"].as_str().unwrap().to_string();
+    li.expect("peer-joined").await;
+
+    // Every pooled connection taken for longer than a heartbeat's interval (10 s).
+    let pool = &app.state.db.pool;
+    let mut held = Vec::new();
+    while held.len() < pool.options().get_max_connections() as usize {
+        held.push(pool.acquire().await.unwrap());
+    }
+    let outage = tokio::time::Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut n = 0;
+    while outage.elapsed() < Duration::from_secs(13) {
+        n += 1;
+        let candidate = format!("candidate:{n} 1 udp 2122260223 192.0.2.10 {} typ host", 50000 + n);
+        let sent = tokio::time::Instant::now();
+        wang.send(json!({"type": "signal", "to": li_id, "candidate": {"candidate": candidate, "sdpMid": "0", "sdpMLineIndex": 0}}));
+        let got = li.expect("signal").await;
+        assert_eq!(got["candidate"]["candidate"], candidate.as_str());
+        slowest = slowest.max(sent.elapsed());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    drop(held);
+    assert!(
+        slowest < Duration::from_secs(2),
+        "a signal waited {slowest:?} while the database was out of reach ({n} signals over 13 s)"
+    );
+}
+db_test!(signals_flow_while_the_database_is_out_of_reach);
+
 /// The signaling endpoint without an upgrade answers problem+json like every other error.
 async fn a_plain_get_of_the_signaling_endpoint_is_a_problem(app: &TestApp) {
     let resp = app.http.get(app.url("/api/v1/rtc?ticket=x")).send().await.unwrap();

@@ -57,7 +57,7 @@ export const EN = {
   'call.title': 'Video consultation', 'call.join': 'Join the call', 'call.you': 'You', 'call.mute': 'Mute', 'call.unmute': 'Unmute',
   'call.cameraOff': 'Camera off', 'call.cameraOn': 'Camera on', 'call.share': 'Share screen', 'call.stopShare': 'Stop sharing',
   'call.leave': 'Leave', 'call.chat': 'Chat', 'call.message': 'Message', 'call.send': 'Send',
-  'call.chatNotSaved': 'The message could not be saved and nobody saw it. Please send it again.', 'call.lobby': 'Lobby',
+  'call.admissionNotSaved': 'The admission could not be saved: the patient is still waiting. Please admit again.', 'call.chatNotSaved': 'The message could not be saved and nobody saw it. Please send it again.', 'call.lobby': 'Lobby',
   'call.admit': 'Admit', 'call.remove': 'Remove', 'call.waiting': 'Please wait: the doctor will let you in shortly', 'call.removed': 'You were removed from the call',
   'call.reconnecting': 'Connection lost, reconnecting…', 'call.ended': 'The call connection has ended', 'call.noDevices': 'The camera or microphone cannot be used',
   'call.peerMuted': 'muted', 'call.peerCameraOff': 'camera off', 'call.peerSharing': 'sharing the screen',

@@ -82,7 +82,7 @@ export const ZH = {
   'call.title': '视频会诊', 'call.join': '进入视频会诊', 'call.you': '我', 'call.mute': '静音', 'call.unmute': '取消静音',
   'call.cameraOff': '关闭摄像头', 'call.cameraOn': '打开摄像头', 'call.share': '共享屏幕', 'call.stopShare': '停止共享',
   'call.leave': '离开', 'call.chat': '文字交流', 'call.message': '消息', 'call.send': '发送',
-  'call.chatNotSaved': '消息未能保存，对方没有收到，请重新发送。', 'call.lobby': '候诊室',
+  'call.admissionNotSaved': '未能保存“允许进入”，患者仍在候诊室等候，请再点一次“允许进入”。', 'call.chatNotSaved': '消息未能保存，对方没有收到，请重新发送。', 'call.lobby': '候诊室',
   'call.admit': '允许进入', 'call.remove': '移出', 'call.waiting': '请稍候，医生马上让您进入', 'call.removed': '您已被移出会诊',
   'call.reconnecting': '网络中断，正在重新连接…', 'call.ended': '会诊连接已结束', 'call.noDevices': '无法使用摄像头或麦克风',
   'call.peerMuted': '已静音', 'call.peerCameraOff': '摄像头已关闭', 'call.peerSharing': '正在共享屏幕',

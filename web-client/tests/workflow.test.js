@@ -230,10 +230,12 @@ test('dr.li and dr.wang join the call, see each other and chat', async () => {
   await accessible(wang, 'call-expert');
 });
 
-test('a chat line the server cannot keep is shown to nobody and goes back into the box', async () => {
-  const li = pages['dr.li'];
-  const wang = pages['dr.wang'];
-  // Another process holds the database's one write lock for 8 s (SQLite: any write does).
+/**
+ * Another process holds the server database's one write lock for 8 s (SQLite: any write
+ * does); resolves once it holds it, with a promise of its release.
+ * @returns {Promise<{released: Promise<unknown>}>}
+ */
+const holdTheDatabase = async () => {
   const holder = spawn('python3', ['-c', [
     'import sqlite3, sys, time',
     'c = sqlite3.connect(sys.argv[1], isolation_level=None)',
@@ -246,7 +248,13 @@ test('a chat line the server cannot keep is shown to nobody and goes back into t
     holder.stdout.once('data', resolve);
     holder.once('exit', (code) => reject(new Error(`the lock holder exited with ${code}`)));
   });
-  const exited = new Promise((resolve) => holder.once('exit', resolve));
+  return { released: new Promise((resolve) => holder.once('exit', resolve)) };
+};
+
+test('a chat line the server cannot keep is shown to nobody and goes back into the box', async () => {
+  const li = pages['dr.li'];
+  const wang = pages['dr.wang'];
+  const { released: exited } = await holdTheDatabase();
   await li.fill('#chat-input', '化验单稍后上传');
   await li.click('.chat-form button[type=submit]');
   // Within the server's 5 s: told in words, the line back in the box, shown to nobody.
@@ -274,8 +282,15 @@ test('the patient waits in the lobby until dr.li admits them', async () => {
   await patient.waitForSelector('.lobby-wait:not([hidden])');
   await accessible(patient, 'call-patient-lobby');
   assert.equal(await patient.$$eval('video.remote', (v) => v.length), 0, 'no peer is visible from the lobby');
+  // An admission the server cannot keep is not made: dr.li is told, the patient still waits.
+  const { released } = await holdTheDatabase();
+  await li.click('.lobby li:has-text("张秀英") button.primary');
+  await li.waitForSelector('.call .error:has-text("患者仍在候诊室等候")', { timeout: 12000 });
+  assert.equal(await patient.isVisible('.lobby-wait'), true, 'the patient was let in by an admission that was not kept');
+  await released;
   await li.click('.lobby li:has-text("张秀英") button.primary');
   await patient.waitForSelector('.lobby-wait[hidden]', { state: 'attached' });
+  assert.equal(await li.textContent('.call .error'), '', 'the warning goes once the patient is admitted');
   await remoteVideoPlays(patient);
   await screenshot(patient, 'call-patient-admitted');
 });

@@ -70,8 +70,8 @@ pub enum RoomEvent {
         conn: ConnId,
         msg: ClientMessage,
         chat_id: String,
-        /// A chat line already kept with the consultation, at this time (see
-        /// [`RoomHub::chat`]): the room shows it with that time and it is not written again.
+        /// A chat line or a doctor's decision already kept, at this time (see [`RoomHub::chat`],
+        /// [`RoomHub::decide`]): the room takes it with that time and it is not written again.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stored_at: Option<DateTime<Utc>>,
     },
@@ -452,10 +452,10 @@ impl RoomHub {
 
     /// A chat line from a connection. It is kept with the consultation (with its audit event)
     /// before anyone is shown it, so a line the room saw is never lost to a crash; when the
-    /// database does not take it within [`CHAT_SAVED_WITHIN`], nobody is shown it and the
-    /// sender is told (`chat_not_saved`), to send it again. A line the room would refuse as it
-    /// stands (the sender in the lobby, an empty or overlong line) goes to the room unsaved,
-    /// which answers it with its error.
+    /// database does not take it within [`KEPT_WITHIN`], nobody is shown it and the sender is
+    /// told (`chat_not_saved`), to send it again. A line the room would refuse as it stands
+    /// (the sender in the lobby, an empty or overlong line) goes to the room unsaved, which
+    /// answers it with its error.
     pub async fn chat(
         &self,
         room: &str,
@@ -484,18 +484,66 @@ impl RoomHub {
             text.trim().to_string(),
             at,
         );
-        let write = persisting("a chat line", || write_timeline_and_chat(&self.db, &[], std::slice::from_ref(&line)));
-        let error = match tokio::time::timeout(CHAT_SAVED_WITHIN, write).await {
-            Ok(Ok(())) => {
-                let msg = ClientMessage::Chat { text };
-                self.publish(room, Some(received), RoomEvent::Message { conn, msg, chat_id: id, stored_at: Some(at) });
+        if self.kept(room, &[], std::slice::from_ref(&line)).await {
+            let msg = ClientMessage::Chat { text };
+            self.publish(room, Some(received), RoomEvent::Message { conn, msg, chat_id: id, stored_at: Some(at) });
+            return Ok(());
+        }
+        Err((ErrorCode::ChatNotSaved, "the chat line could not be saved: nobody saw it; send it again".into()))
+    }
+
+    /// A doctor's decision about who is in the room (`admit`, `remove`, `end`). What it
+    /// records on the room's timeline (see [`TimelineEntry::is_decision`]) is kept before
+    /// anyone is told of it: the timeline is what a seat coming back after a restart is read
+    /// from, so a patient told it was removed cannot resume into the room after a crash of
+    /// the server (a kill -9 included), and one told it was admitted does not wait in the
+    /// lobby again. When the database does not take it within [`KEPT_WITHIN`], an admission
+    /// is not made (it grants access: the patient keeps waiting, and the doctor is told
+    /// `admission_not_saved`, to try again), while a removal or an end of the call takes
+    /// effect all the same (it takes access away: never refused) and is written by the
+    /// recorder once the database is back. A decision the room would refuse as it stands goes
+    /// to the room unsaved, which answers it with its error.
+    pub async fn decide(
+        &self,
+        room: &str,
+        conn: ConnId,
+        msg: ClientMessage,
+        received: Instant,
+    ) -> Result<(), (ErrorCode, String)> {
+        self.stats.messages_received.fetch_add(1, Ordering::Relaxed);
+        let at = Utc::now();
+        let entries = self.with_slot(room, false, |s| s.room.decision_entries(at, conn, &msg)).unwrap_or_default();
+        if !entries.is_empty() {
+            let timeline: Vec<(String, String, TimelineEntry)> =
+                entries.into_iter().map(|e| (new_id(), room.to_string(), e)).collect();
+            if self.kept(room, &timeline, &[]).await {
+                self.publish(
+                    room,
+                    Some(received),
+                    RoomEvent::Message { conn, msg, chat_id: String::new(), stored_at: Some(at) },
+                );
                 return Ok(());
             }
+            if let ClientMessage::Admit { .. } = msg {
+                let message = "the admission could not be saved: the participant still waits; admit again";
+                return Err((ErrorCode::AdmissionNotSaved, message.into()));
+            }
+        }
+        self.publish(room, Some(received), RoomEvent::Message { conn, msg, chat_id: String::new(), stored_at: None });
+        Ok(())
+    }
+
+    /// Writes `timeline` and `chats` in one transaction, the database unavailable retried
+    /// within [`KEPT_WITHIN`]; false when the write failed or took longer.
+    async fn kept(&self, room: &str, timeline: &[(String, String, TimelineEntry)], chats: &[ChatLine]) -> bool {
+        let write = persisting("a chat line or a decision", || write_timeline_and_chat(&self.db, timeline, chats));
+        let error = match tokio::time::timeout(KEPT_WITHIN, write).await {
+            Ok(Ok(())) => return true,
             Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("not stored within {} s", CHAT_SAVED_WITHIN.as_secs()),
+            Err(_) => format!("not stored within {} s", KEPT_WITHIN.as_secs()),
         };
-        tracing::error!(consultation = %room, %error, "a chat line could not be kept");
-        Err((ErrorCode::ChatNotSaved, "the chat line could not be saved: nobody saw it; send it again".into()))
+        tracing::error!(consultation = %room, %error, "a chat line or a doctor's decision could not be kept");
+        false
     }
 
     /// Shows a reading to everyone in the consultation's room, on every instance holding it
@@ -652,7 +700,7 @@ impl EventSink for RoomHub {
                 return;
             }
             let mut source_conn = None;
-            let mut chat_stored = false;
+            let mut stored = false;
             let outcome = match event {
                 RoomEvent::Join { joiner, resume_token } => s.room.join(at, joiner, &resume_token),
                 RoomEvent::Resume { resume_hash, conn, new_hash, new_token, restore } => {
@@ -673,7 +721,7 @@ impl EventSink for RoomHub {
                 }
                 RoomEvent::Message { conn, msg, chat_id, stored_at } => {
                     source_conn = Some(conn);
-                    chat_stored = stored_at.is_some();
+                    stored = stored_at.is_some();
                     let is_signal = matches!(msg, ClientMessage::Signal { .. });
                     let o = s.room.handle(stored_at.unwrap_or(at), conn, msg, || chat_id);
                     if is_signal {
@@ -717,9 +765,10 @@ impl EventSink for RoomHub {
                         }
                     }
                     _ if !local_origin => {}
+                    // Kept before the room saw it (`RoomHub::decide`, `RoomHub::chat`).
+                    Effect::Record(entry) if stored && entry.is_decision() => {}
                     Effect::Record(entry) => records.push(Record::Timeline { room: room.clone(), entry }),
-                    // Kept before the room saw it (`RoomHub::chat`).
-                    Effect::StoreChat { .. } if chat_stored => {}
+                    Effect::StoreChat { .. } if stored => {}
                     // A line the room took after the sender's check found it would not (the
                     // sender admitted meanwhile): kept now, after the fact.
                     Effect::StoreChat { id, participant, user_id, role, text, at } => {
@@ -925,9 +974,9 @@ async fn write_batch(db: &Db, batch: &mut Vec<Record>) -> Result<(), crate::erro
 
 type ChatLine = (String, String, String, AuthUser, String, DateTime<Utc>);
 
-/// How long a chat line may take to be kept before its sender is told it was not
-/// (`chat_not_saved`); the database unavailable is retried within it.
-const CHAT_SAVED_WITHIN: Duration = Duration::from_secs(5);
+/// How long a chat line or a doctor's decision may take to be kept (see [`RoomHub::chat`],
+/// [`RoomHub::decide`]); the database unavailable is retried within it.
+const KEPT_WITHIN: Duration = Duration::from_secs(5);
 
 /// The account a chat line's audit event names.
 fn chat_actor(user_id: String, role: super::protocol::RoomRole, client_addr: String) -> AuthUser {

@@ -263,6 +263,9 @@ pub enum ErrorCode {
     /// A chat line that could not be kept with the consultation (the database did not take
     /// it in time): nobody was shown it, and it may be sent again.
     ChatNotSaved,
+    /// An admission that could not be kept on the room's timeline (the database did not take
+    /// it in time): the participant still waits in the lobby, and it may be sent again.
+    AdmissionNotSaved,
 }
 
 /// One entry of `RTCConfiguration.iceServers`, as handed out on join and on resume (see

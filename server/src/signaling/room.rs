@@ -77,13 +77,13 @@ pub enum Place {
     Room,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Link {
     Connected(ConnId),
     Lost { since: DateTime<Utc>, buffer: VecDeque<Arc<ServerMessage>>, bytes: usize },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Participant {
     id: ParticipantId,
     user_id: String,
@@ -142,6 +142,20 @@ pub struct TimelineEntry {
     pub by: Option<String>,
     pub detail: String,
     pub at: DateTime<Utc>,
+}
+
+impl TimelineEntry {
+    /// A doctor's decision about who may be in the room: an admission, a removal, or a seat
+    /// ended by a doctor ending the call for everyone (which forgets the admissions). These
+    /// decide whether a seat may come back after a restart and whether a patient enters
+    /// without waiting, so they are kept before they take effect (see [`Room::decision_entries`]).
+    pub fn is_decision(&self) -> bool {
+        match self.kind {
+            TimelineKind::Admitted | TimelineKind::Removed => true,
+            TimelineKind::Left => self.detail == "ended",
+            _ => false,
+        }
+    }
 }
 
 /// Work for the I/O layer.
@@ -226,7 +240,7 @@ pub struct RoomCounts {
     pub reconnecting: usize,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Room {
     limits: RoomLimits,
     participants: Vec<Participant>,
@@ -698,6 +712,26 @@ impl Room {
         })
     }
 
+    /// The decisions (see [`TimelineEntry::is_decision`]) that `msg` from `conn` records if
+    /// the room takes it as it stands now: what must be kept before it takes effect. Empty
+    /// for any other message, and for a decision the room refuses (the sender not a doctor,
+    /// no such peer: the room's answer, once the message is sent, is the error).
+    pub fn decision_entries(&self, now: DateTime<Utc>, conn: ConnId, msg: &ClientMessage) -> Vec<TimelineEntry> {
+        if !matches!(msg, ClientMessage::Admit { .. } | ClientMessage::Remove { .. } | ClientMessage::End) {
+            return Vec::new();
+        }
+        // The same rules as taking it: on a copy (rare messages, rooms of a few participants).
+        let outcome = self.clone().handle(now, conn, msg.clone(), String::new);
+        outcome
+            .effects
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Record(entry) if entry.is_decision() => Some(entry),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn handle(
         &mut self,
         now: DateTime<Utc>,
@@ -981,6 +1015,50 @@ mod tests {
         room.handle(t(2), 2, ClientMessage::Leave, || "x".into());
         let again = room.join(t(3), joiner("wang", 3, RoomRole::Expert), "tok-wang2");
         assert!(!again.effects.contains(&Effect::BothSidesPresent));
+    }
+
+    #[test]
+    fn a_doctors_decisions_are_known_before_the_room_takes_them() {
+        let mut room = doctors_room();
+        room.join(t(1), joiner("wang", 2, RoomRole::Expert), "tok-wang");
+        room.join(t(2), joiner("zhang", 9, RoomRole::Patient), "tok-zhang");
+        let admit = ClientMessage::Admit { peer: "zhang".into() };
+        let kinds = |entries: Vec<TimelineEntry>| {
+            entries.into_iter().map(|e| (e.kind, e.participant, e.by, e.detail)).collect::<Vec<_>>()
+        };
+        // Only doctors' admissions, removals and ends, of a peer the room has.
+        assert!(room.decision_entries(t(3), 9, &admit).is_empty(), "a patient's own admit is refused");
+        assert!(room.decision_entries(t(3), 1, &ClientMessage::Admit { peer: "nobody".into() }).is_empty());
+        assert!(room.decision_entries(t(3), 1, &ClientMessage::Chat { text: "好".into() }).is_empty());
+        assert!(room.decision_entries(t(3), 1, &ClientMessage::Leave).is_empty());
+        let entries = room.decision_entries(t(3), 1, &admit);
+        assert_eq!(
+            kinds(entries.clone()),
+            vec![(TimelineKind::Admitted, "zhang".into(), Some("user-li".into()), String::new())]
+        );
+        assert_eq!(entries[0].at, t(3));
+        // Asking changes nothing; taking it records exactly what was asked.
+        assert_eq!(room.place_of("zhang"), Some(Place::Lobby));
+        let out = room.handle(t(3), 1, admit, String::new);
+        let taken: Vec<TimelineEntry> =
+            out.effects.into_iter().filter_map(|e| if let Effect::Record(e) = e { Some(e) } else { None }).collect();
+        assert_eq!(taken, entries);
+        let remove = ClientMessage::Remove { peer: "zhang".into() };
+        assert_eq!(
+            kinds(room.decision_entries(t(4), 2, &remove)),
+            vec![(TimelineKind::Removed, "zhang".into(), Some("user-wang".into()), String::new())]
+        );
+        assert!(
+            room.decision_entries(t(4), 2, &ClientMessage::Remove { peer: "li".into() }).is_empty(),
+            "a doctor in the room stays"
+        );
+        // Ending the call ends every seat.
+        let ended = kinds(room.decision_entries(t(5), 1, &ClientMessage::End));
+        let mut who: Vec<&str> = ended.iter().map(|(_, p, _, _)| p.as_str()).collect();
+        who.sort();
+        assert_eq!(who, ["li", "wang", "zhang"]);
+        assert!(ended.iter().all(|(k, _, _, d)| *k == TimelineKind::Left && d == "ended"));
+        assert!(room.decision_entries(t(5), 9, &ClientMessage::End).is_empty(), "only a doctor ends the call");
     }
 
     #[test]

@@ -292,6 +292,9 @@ async fn lost_standing(
     }
 }
 
+/// A read of whether the participant may still be in the room ([`lost_standing`]).
+type StandingCheck<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Option<(u16, &'static str)>> + Send + 'a>>;
+
 /// Reads, writes and pings until the connection ends. A seat taken through a device's access
 /// (`device`: a kiosk's check-in) ends with the device, at the next heartbeat.
 async fn pump(
@@ -320,6 +323,14 @@ async fn pump(
     // (`Accounts::access_changed`), and at the latest at the next heartbeat.
     let mut account: Option<(String, i64)> = None;
     let mut access = Some(state.accounts.watch());
+    // That standing is read beside the connection's work, not in its way: while it is read
+    // (a slow database, or one out of reach until the pool gives up) the connection goes on
+    // relaying and delivering.
+    let mut check: Option<StandingCheck<'_>> = None;
+    let start_check = |user_id: &str, generation: i64| -> StandingCheck<'_> {
+        let user_id = user_id.to_string();
+        Box::pin(async move { lost_standing(state, room, &user_id, generation, device).await })
+    };
     let refresh = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(refresh);
     loop {
@@ -404,6 +415,15 @@ async fn pump(
                                     }
                                     None
                                 }
+                                // A doctor's decision about who is in the room: kept before it
+                                // takes effect, likewise.
+                                Ok(msg @ (ClientMessage::Admit { .. } | ClientMessage::Remove { .. } | ClientMessage::End)) => {
+                                    if let Err((code, message)) = hub.decide(room, conn, msg, now).await {
+                                        let text = serde_json::to_string(&ServerMessage::error(code, message)).unwrap_or_default();
+                                        outbox.push(Outbound::Text(text.into(), None));
+                                    }
+                                    None
+                                }
                                 Ok(msg) => {
                                     hub.message(room, conn, msg, now);
                                     None
@@ -439,19 +459,21 @@ async fn pump(
                     Some(id) => account.as_ref().is_some_and(|(u, _)| u == id) || device == Some(id) || room == id,
                     None => true,
                 };
+                // (A read already under way is replaced: this one starts after the change.)
                 if let (true, Some((user_id, generation))) = (mine, &account) {
-                    if let Some((code, reason)) = lost_standing(state, room, user_id, *generation, device).await {
-                        close_with(&mut socket, code, reason).await;
-                        return End::Left;
-                    }
+                    check = Some(start_check(user_id, *generation));
+                }
+            }
+            verdict = async { match check.as_mut() { Some(c) => c.await, None => std::future::pending().await } } => {
+                check = None;
+                if let Some((code, reason)) = verdict {
+                    close_with(&mut socket, code, reason).await;
+                    return End::Left;
                 }
             }
             _ = ping.tick() => {
-                if let Some((user_id, generation)) = &account {
-                    if let Some((code, reason)) = lost_standing(state, room, user_id, *generation, device).await {
-                        close_with(&mut socket, code, reason).await;
-                        return End::Left;
-                    }
+                if let (None, Some((user_id, generation))) = (&check, &account) {
+                    check = Some(start_check(user_id, *generation));
                 }
                 if last_seen.elapsed() > HEARTBEAT_TIMEOUT {
                     let _ = tokio::time::timeout(

@@ -314,6 +314,8 @@ export async function callView(app, consultationId) {
           chime();
         } else {
           lobby.delete(msg.participant.id);
+          // An admission that was not saved before has gone through now.
+          if (error.dataset.admission) { error.textContent = ''; delete error.dataset.admission; }
         }
         renderLobby();
         break;
@@ -329,6 +331,10 @@ export async function callView(app, consultationId) {
           error.textContent = t('call.chatNotSaved');
           error.dataset.chat = 'not-saved';
           if (!chatInput.value) chatInput.value = lastChat;
+        } else if (msg.code === 'admission_not_saved') {
+          // The patient still waits in the lobby: the doctor can admit again.
+          error.textContent = t('call.admissionNotSaved');
+          error.dataset.admission = 'not-saved';
         } else {
           error.textContent = msg.message;
         }
