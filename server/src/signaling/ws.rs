@@ -409,7 +409,9 @@ async fn pump(
                                 // Kept before anyone sees it: this connection waits for the write.
                                 // (Not the sender's fault when it is not: no strike.)
                                 Ok(ClientMessage::Chat { text }) => {
-                                    if let Err((code, message)) = hub.chat(room, conn, text, now).await {
+                                    // Boxed: awaited rarely, and a database write's future held in
+                                    // every connection's task would add kilobytes to each.
+                                    if let Err((code, message)) = Box::pin(hub.chat(room, conn, text, now)).await {
                                         let text = serde_json::to_string(&ServerMessage::error(code, message)).unwrap_or_default();
                                         outbox.push(Outbound::Text(text.into(), None));
                                     }
@@ -418,7 +420,7 @@ async fn pump(
                                 // A doctor's decision about who is in the room: kept before it
                                 // takes effect, likewise.
                                 Ok(msg @ (ClientMessage::Admit { .. } | ClientMessage::Remove { .. } | ClientMessage::End)) => {
-                                    if let Err((code, message)) = hub.decide(room, conn, msg, now).await {
+                                    if let Err((code, message)) = Box::pin(hub.decide(room, conn, msg, now)).await {
                                         let text = serde_json::to_string(&ServerMessage::error(code, message)).unwrap_or_default();
                                         outbox.push(Outbound::Text(text.into(), None));
                                     }
