@@ -74,6 +74,11 @@ pub enum RoomEvent {
         /// [`RoomHub::decide`]): the room takes it with that time and it is not written again.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stored_at: Option<DateTime<Utc>>,
+        /// The participants whose decision entries (see [`TimelineEntry::is_decision`]) were
+        /// kept with it: only theirs are not written again (a participant who came between
+        /// the keeping and the room taking it is written as usual).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        stored_for: Vec<super::protocol::ParticipantId>,
     },
     Disconnected {
         conn: ConnId,
@@ -447,7 +452,11 @@ impl RoomHub {
     pub fn message(&self, room: &str, conn: ConnId, msg: ClientMessage, received: Instant) {
         self.stats.messages_received.fetch_add(1, Ordering::Relaxed);
         let chat_id = if matches!(msg, ClientMessage::Chat { .. }) { new_id() } else { String::new() };
-        self.publish(room, Some(received), RoomEvent::Message { conn, msg, chat_id, stored_at: None });
+        self.publish(
+            room,
+            Some(received),
+            RoomEvent::Message { conn, msg, chat_id, stored_at: None, stored_for: Vec::new() },
+        );
     }
 
     /// A chat line from a connection. It is kept with the consultation (with its audit event)
@@ -472,7 +481,11 @@ impl RoomHub {
             .flatten();
         let Some((ChatAuthor { participant, user_id, role }, client_addr)) = author else {
             let msg = ClientMessage::Chat { text };
-            self.publish(room, Some(received), RoomEvent::Message { conn, msg, chat_id: new_id(), stored_at: None });
+            self.publish(
+                room,
+                Some(received),
+                RoomEvent::Message { conn, msg, chat_id: new_id(), stored_at: None, stored_for: Vec::new() },
+            );
             return Ok(());
         };
         let (id, at) = (new_id(), Utc::now());
@@ -486,7 +499,11 @@ impl RoomHub {
         );
         if self.kept(room, &[], std::slice::from_ref(&line)).await {
             let msg = ClientMessage::Chat { text };
-            self.publish(room, Some(received), RoomEvent::Message { conn, msg, chat_id: id, stored_at: Some(at) });
+            self.publish(
+                room,
+                Some(received),
+                RoomEvent::Message { conn, msg, chat_id: id, stored_at: Some(at), stored_for: Vec::new() },
+            );
             return Ok(());
         }
         Err((ErrorCode::ChatNotSaved, "the chat line could not be saved: nobody saw it; send it again".into()))
@@ -514,14 +531,12 @@ impl RoomHub {
         let at = Utc::now();
         let entries = self.with_slot(room, false, |s| s.room.decision_entries(at, conn, &msg)).unwrap_or_default();
         if !entries.is_empty() {
+            let stored_for = entries.iter().map(|e| e.participant.clone()).collect();
             let timeline: Vec<(String, String, TimelineEntry)> =
                 entries.into_iter().map(|e| (new_id(), room.to_string(), e)).collect();
             if self.kept(room, &timeline, &[]).await {
-                self.publish(
-                    room,
-                    Some(received),
-                    RoomEvent::Message { conn, msg, chat_id: String::new(), stored_at: Some(at) },
-                );
+                let event = RoomEvent::Message { conn, msg, chat_id: String::new(), stored_at: Some(at), stored_for };
+                self.publish(room, Some(received), event);
                 return Ok(());
             }
             if let ClientMessage::Admit { .. } = msg {
@@ -529,7 +544,11 @@ impl RoomHub {
                 return Err((ErrorCode::AdmissionNotSaved, message.into()));
             }
         }
-        self.publish(room, Some(received), RoomEvent::Message { conn, msg, chat_id: String::new(), stored_at: None });
+        self.publish(
+            room,
+            Some(received),
+            RoomEvent::Message { conn, msg, chat_id: String::new(), stored_at: None, stored_for: Vec::new() },
+        );
         Ok(())
     }
 
@@ -701,6 +720,7 @@ impl EventSink for RoomHub {
             }
             let mut source_conn = None;
             let mut stored = false;
+            let mut kept_for: Vec<super::protocol::ParticipantId> = Vec::new();
             let outcome = match event {
                 RoomEvent::Join { joiner, resume_token } => s.room.join(at, joiner, &resume_token),
                 RoomEvent::Resume { resume_hash, conn, new_hash, new_token, restore } => {
@@ -719,9 +739,10 @@ impl EventSink for RoomHub {
                         }
                     }
                 }
-                RoomEvent::Message { conn, msg, chat_id, stored_at } => {
+                RoomEvent::Message { conn, msg, chat_id, stored_at, stored_for } => {
                     source_conn = Some(conn);
                     stored = stored_at.is_some();
+                    kept_for = stored_for;
                     let is_signal = matches!(msg, ClientMessage::Signal { .. });
                     let o = s.room.handle(stored_at.unwrap_or(at), conn, msg, || chat_id);
                     if is_signal {
@@ -766,7 +787,7 @@ impl EventSink for RoomHub {
                     }
                     _ if !local_origin => {}
                     // Kept before the room saw it (`RoomHub::decide`, `RoomHub::chat`).
-                    Effect::Record(entry) if stored && entry.is_decision() => {}
+                    Effect::Record(entry) if !written_behind(&entry, &kept_for) => {}
                     Effect::Record(entry) => records.push(Record::Timeline { room: room.clone(), entry }),
                     Effect::StoreChat { .. } if stored => {}
                     // A line the room took after the sender's check found it would not (the
@@ -825,6 +846,12 @@ impl EventSink for RoomHub {
             s.room = Room::from_snapshot(self.limits.clone(), snapshot);
         }
     }
+}
+
+/// Whether the room's recorder writes `entry`: everything but the decisions already kept for
+/// the participants in `kept_for` (see [`RoomHub::decide`]).
+fn written_behind(entry: &TimelineEntry, kept_for: &[super::protocol::ParticipantId]) -> bool {
+    !(entry.is_decision() && kept_for.contains(&entry.participant))
 }
 
 /// `resumed` with the ICE servers minted for its participant.
@@ -1119,6 +1146,42 @@ mod tests {
         assert_eq!(with_ice_servers(&chat, &ice), chat, "other messages are left as they are");
         assert_eq!(seated(&resumed), Some("u-wang"), "the resumed connection refreshes Wang's credentials");
         assert_eq!(seated(&chat), None);
+    }
+
+    /// A decision kept for some participants is not written again for them; a participant who
+    /// came between the keeping and the room taking it is recorded as usual.
+    #[test]
+    fn only_the_decisions_kept_are_left_to_the_keeping() {
+        use crate::signaling::protocol::RoomRole;
+        use crate::signaling::room::Effect;
+        let joiner = |id: &str, conn: ConnId, role: RoomRole| Joiner {
+            id: id.into(),
+            conn,
+            user_id: format!("user-{id}"),
+            name: id.into(),
+            role,
+            may_enter: true,
+            resume_hash: String::new(),
+        };
+        let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let mut room = Room::new(RoomLimits::default());
+        room.join(at, joiner("li", 1, RoomRole::Requester), "t1");
+        room.join(at, joiner("wang", 2, RoomRole::Expert), "t2");
+        let kept: Vec<String> =
+            room.decision_entries(at, 1, &ClientMessage::End).into_iter().map(|e| e.participant).collect();
+        assert_eq!(kept.len(), 2);
+        // Zhang comes in while the end is being kept.
+        room.join(at, joiner("zhang", 3, RoomRole::Patient), "t3");
+        let outcome = room.handle(at, 1, ClientMessage::End, String::new);
+        let written: Vec<String> = outcome
+            .effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Record(entry) if written_behind(entry, &kept) => Some(entry.participant.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(written, ["zhang"]);
     }
 
     #[test]
