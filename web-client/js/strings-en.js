@@ -67,6 +67,7 @@ export const EN = {
   'call.quality.unknown': 'measuring', 'call.qualityDetail': 'Round trip {rtt} ms, loss {loss} %, jitter {jitter} ms',
   'ecg.title': 'ECG', 'ecg.open': 'View ECG', 'ecg.rate': 'Heart rate',
   'ecg.computerAssisted': 'Measurements and R-peak marks are a computer-assisted pre-read for the reviewing physician, not a diagnosis.',
+  'ecg.finding.episodes': '{count} episode(s) of at least 30 s, {total} in all ({share} % of the recording); the longest {from}–{to}. Atrial flutter may look the same.',
   'ecg.beats': 'Beats', 'ecg.beatCounts': '{normal} normal · {ventricular} ventricular ectopic',
   'ecg.finding.paced_rhythm': 'Paced rhythm (a pacemaker stimulus before most beats): the RR intervals say nothing of the atria, and QRS and QT are those of paced beats. Computer-assisted finding, to be confirmed by the reader.',
   'ecg.finding.possible_atrial_fibrillation': 'Possible atrial fibrillation (irregular RR intervals, no P wave): computer-assisted finding, to be confirmed by the reader.',

@@ -92,6 +92,7 @@ export const ZH = {
   'call.quality.unknown': '检测中', 'call.qualityDetail': '往返 {rtt} 毫秒，丢包 {loss}%，抖动 {jitter} 毫秒',
   'ecg.title': '心电图', 'ecg.open': '查看心电图', 'ecg.rate': '心率',
   'ecg.computerAssisted': '以下测量值与 R 波标记为计算机辅助预读，仅供阅图医生参考，不作为诊断。',
+  'ecg.finding.episodes': '共 {count} 段（每段不短于 30 秒），累计 {total}，占记录的 {share}%；最长一段 {from}–{to}。心房扑动可有相同表现。',
   'ecg.beats': '心搏', 'ecg.beatCounts': '正常 {normal} · 室性早搏 {ventricular}',
   'ecg.finding.paced_rhythm': '起搏心律（多数心搏前见起搏脉冲）：RR 间期不能反映心房节律，QRS 与 QT 为起搏心搏的测量值。计算机辅助发现，须由阅图医生确认。', 'ecg.finding.possible_atrial_fibrillation': '提示心房颤动可能（RR 间期绝对不齐，未见 P 波）：计算机辅助发现，须由阅图医生确认。',
   'ecg.rPeaksLabel': '▼ R 波（计算机辅助）', 'ecg.canvasLabel': '心电图波形',

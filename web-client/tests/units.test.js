@@ -358,3 +358,9 @@ test('the coordinator\'s figures: median durations in words, referrals summed ov
   assert.deepEqual(referralTotals({ '2026-11': { up: 3 }, '2026-12': { up: 1, down: 2 } }), { up: 4, down: 2 });
   assert.deepEqual(referralTotals({}), { up: 0, down: 0 });
 });
+
+test('a long recording\'s fibrillation episodes are summed up for the reader', async () => {
+  const { episodeSummary } = await import('../js/ecg/viewer.js');
+  const summary = episodeSummary([{ start_s: 0, end_s: 90 }, { start_s: 180, end_s: 230 }, { start_s: 3600, end_s: 4330 }], 7200);
+  assert.deepEqual(summary, { count: 3, total: '0:14:30', share: 12, from: '1:00:00', to: '1:12:10' });
+});

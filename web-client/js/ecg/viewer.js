@@ -10,7 +10,8 @@ import { layout, uvToMm, MM_PER_S, ROW_MM } from './layout.js';
  * @typedef {{sample_rate_hz: number, duration_s: number, leads: {name: string, samples: number[]}[],
  *   measurements: {heart_rate_bpm: number | null, r_peaks_s: number[], rhythm: string, pr_ms: number | null,
  *   qrs_ms: number | null, qt_ms: number | null, qtc_bazett_ms: number | null, detection_lead: string | null,
- *   normal_beats?: number, ventricular_ectopic_beats?: number, findings?: {code: string, text: string}[]},
+ *   normal_beats?: number, ventricular_ectopic_beats?: number,
+ *   findings?: {code: string, text: string, episodes?: {start_s: number, end_s: number}[]}[]},
  *   label: string}} EcgView
  */
 
@@ -52,11 +53,33 @@ export async function ecgView(fileId, app, consultationId) {
       h('dd', null, t('ecg.beatCounts', { normal: m.normal_beats ?? 0, ventricular: m.ventricular_ectopic_beats ?? 0 }))),
     // A finding this client has no words for is shown in the server's own (English) words.
     ...(m.findings ?? []).map((f) => h('p', { class: 'notice', role: 'status' },
-      known(`ecg.finding.${f.code}`) ? t(`ecg.finding.${f.code}`) : f.text)),
+      known(`ecg.finding.${f.code}`)
+        ? [t(`ecg.finding.${f.code}`), f.episodes?.length ? ` ${t('ecg.finding.episodes', episodeSummary(f.episodes, ecg.duration_s))}` : ''].join('')
+        : f.text)),
     calipers(drawEcg(ecg, 4), 4),
     h('p', { class: 'muted' }, '25 mm/s · 10 mm/mV'));
 }
 
+/** A time in the recording as h:mm:ss. @param {number} s */
+const clock = (s) => {
+  const r = Math.round(s);
+  return `${Math.floor(r / 3600)}:${String(Math.floor(r / 60) % 60).padStart(2, '0')}:${String(r % 60).padStart(2, '0')}`;
+};
+
+/**
+ * Where a finding about stretches of a long recording lies (pure): how many episodes, their
+ * time in all, its share of the recording and the longest one.
+ * @param {{start_s: number, end_s: number}[]} episodes
+ * @param {number} durationS
+ * @returns {{count: number, total: string, share: number, from: string, to: string}}
+ */
+export function episodeSummary(episodes, durationS) {
+  const total = episodes.reduce((sum, e) => sum + (e.end_s - e.start_s), 0);
+  const longest = episodes.reduce((a, e) => (e.end_s - e.start_s > a.end_s - a.start_s ? e : a), episodes[0]);
+  return { count: episodes.length, total: clock(total), share: Math.round((100 * total) / Math.max(durationS, 1)), from: clock(longest.start_s), to: clock(longest.end_s) };
+}
+
+/** @param {number} mm */
 export function caliperReading(mm) {
   const ms = Math.round((Math.abs(mm) / MM_PER_S) * 1000);
   return { ms, bpm: ms > 0 ? Math.round(60000 / ms) : null };
