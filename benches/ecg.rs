@@ -7,7 +7,10 @@
 //! sample pair); the GE case is the real MUSE XML export of `tests/fixtures/ecg/ge-muse/`
 //! (8 stored leads, 4 derived); the Philips case the real PageWriter Touch export of
 //! `tests/fixtures/ecg/philips/` (UTF-16, XLI-compressed, 11 s); the 30-minute case is record
-//! 100 (650,000 samples × 2 leads).
+//! 100 (650,000 samples × 2 leads), sinus rhythm; the 30-minute irregular case is minutes 5 to
+//! 10 of MIT-BIH 201 six times over (atrial fibrillation, a nodal rhythm, sinus rhythm with
+//! ventricular trigeminy): nearly every 30 s of it is irregular, so the atrial fibrillation
+//! rule looks at the atrial waves of each, the most that rule costs.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -36,6 +39,16 @@ fn twelve_lead_500_hz() -> EcgRecord {
             .collect(),
         ..at_1000
     }
+}
+
+/// Minutes 5 to 10 of MIT-BIH 201, six times over (30 minutes, 2 leads, 360 Hz).
+fn irregular_30_minutes() -> EcgRecord {
+    let name = "mitdb-excerpts/201_0300";
+    let (hea, dat) = (read(&format!("{name}.hea")), read(&format!("{name}.dat")));
+    let excerpt = parse(&[("201_0300.hea", &hea), ("201_0300.dat", &dat)]).expect("excerpt parses");
+    let leads =
+        excerpt.leads.iter().map(|l| Lead { name: l.name.clone(), samples_uv: l.samples_uv.repeat(6) }).collect();
+    EcgRecord { leads, ..excerpt }
 }
 
 fn parse_record_100_from_disk() -> EcgRecord {
@@ -83,6 +96,11 @@ fn main() {
     let holter = parse_record_100_from_disk();
     measure("analysis, 30 min 2-lead record at 360 Hz (MIT-BIH 100)", 21, Some(Duration::from_millis(200)), || {
         black_box(analyze(black_box(&holter)));
+    });
+
+    let irregular = irregular_30_minutes();
+    measure("analysis, 30 min 2-lead irregular record (MIT-BIH 201 ×6)", 21, Some(Duration::from_millis(200)), || {
+        black_box(analyze(black_box(&irregular)));
     });
 
     measure("parse + analysis of record 100 from disk", 21, None, || {
