@@ -4,7 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ready, axeViolations, screenshot, SCREENSHOTS, REPO, consultationThroughUi, onConsultation, serverAndBrowser } from './helpers.js';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const env = serverAndBrowser();
@@ -148,5 +150,29 @@ test('dr.wang opens a real 12-lead ECG of a consultation in the viewer', async (
   assert.equal(await page.evaluate(() => window.scrollY), scrolled, 'the arrow keys do not scroll the page');
   await page.keyboard.press('Escape');
   assert.equal(await page.textContent('.caliper-readout'), '', 'Esc clears the calipers');
+  await page.context().close();
+});
+
+test('dr.wang reads where a five-minute Holter strip was in atrial fibrillation', async () => {
+  // Minutes 5 to 10 of MIT-BIH record 201, zipped as a clinic's Holter export would be: the
+  // reference has atrial fibrillation at 0-78 s and 177-214 s, sinus rhythm between and after.
+  const dir = mkdtempSync(join(tmpdir(), 'holter-'));
+  const zip = join(dir, 'holter_201.zip');
+  const excerpt = join(REPO, 'tests', 'fixtures', 'ecg', 'mitdb-excerpts', '201_0300');
+  execFileSync('python3', ['-c', 'import sys, zipfile, os\nwith zipfile.ZipFile(sys.argv[1], "w") as z:\n  [z.write(f, os.path.basename(f)) for f in sys.argv[2:]]',
+    zip, `${excerpt}.hea`, `${excerpt}.dat`, `${excerpt}.atr`]);
+  const id = await consultationThroughUi(env.browser, env.server.url, {
+    patient: '刘德明', reason: '心悸，动态心电图片段', mode: 'ecg_review', urgency: 'routine', files: [zip],
+  });
+  const page = await onConsultation(env.browser, env.server.url, 'dr.wang', id);
+  await page.click('section[aria-labelledby=files] tr:has-text("holter_201.zip") button:has-text("查看心电图")');
+  await page.waitForURL(/\/ecg\/[0-9a-f-]{36}/);
+  await ready(page, new URL(page.url()).pathname);
+  const finding = await page.textContent('.notice:has-text("心房颤动")');
+  assert.match(finding || '', /计算机辅助/, `labelled computer-assisted: ${finding}`);
+  // Two episodes, 0:00:00-0:01:30 and 0:03:00-0:03:50 (judged 30 s at a time, every 10 s).
+  assert.match(finding || '', /共 2 段.*累计 0:02:20.*占记录的 47%.*最长一段 0:00:00–0:01:30/, finding || '');
+  assert.deepEqual(await axeViolations(page), []);
+  await screenshot(page, 'ecg-holter-atrial-fibrillation');
   await page.context().close();
 });
