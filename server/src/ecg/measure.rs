@@ -639,6 +639,17 @@ pub fn rhythm_windows(record: &EcgRecord, r_peaks: &[usize], classes: &[BeatClas
         .collect()
 }
 
+/// [`atrial_consistency`] of a whole recording's dominant beats (`classes` of `r_peaks`):
+/// what a window of a long recording is judged by, for a recording of any length; `None`
+/// with fewer than 3 complete dominant beats.
+pub fn recording_atrial_consistency(record: &EcgRecord, r_peaks: &[usize], classes: &[BeatClass]) -> Option<f64> {
+    let fs = record.sample_rate_hz;
+    let normal: Vec<usize> =
+        r_peaks.iter().zip(classes).filter(|(_, c)| **c == BeatClass::Normal).map(|(p, _)| *p).collect();
+    let complete = complete_beats(&normal, fs, record.samples_per_lead());
+    (complete.len() >= 3).then(|| atrial_consistency(&filtered_leads(record), &complete, fs))
+}
+
 /// The stretches of the recording that look like atrial fibrillation, from its rhythm windows
 /// (in order, [`RHYTHM_STEP_S`] apart): each window speaks for its middle step (the first
 /// one also for its start, the last one for its end), and the steps of the windows that look
