@@ -442,6 +442,33 @@ fn broken_and_hostile_files_are_refused_without_panicking() {
     assert!(err.to_string().contains("the .hea header is missing"), "{err}");
 }
 
+/// The folder `$ECG_MITDB_DIR` and the names of the records in it (`NNN` of each `NNN.hea`),
+/// sorted; fails when it is not set or holds no record, so an absent data set never passes.
+fn mitdb_dir() -> (String, Vec<String>) {
+    let dir = std::env::var("ECG_MITDB_DIR").expect("set ECG_MITDB_DIR to a folder of MIT-BIH records");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("ECG_MITDB_DIR readable")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".hea").map(str::to_string))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no .hea in {dir}");
+    (dir, names)
+}
+
+/// A MIT-BIH record of `dir` read from its `.hea`, `.dat` and `.atr`, with its annotations.
+fn mitdb_record(dir: &str, name: &str) -> (EcgRecord, Vec<ecg::wfdb::Annotation>) {
+    let read = |ext: &str| std::fs::read(format!("{dir}/{name}.{ext}")).expect("record file");
+    let (hea, dat, atr) = (read("hea"), read("dat"), read("atr"));
+    let record = parse(&[
+        (format!("{name}.hea").as_str(), &hea),
+        (format!("{name}.dat").as_str(), &dat),
+        (format!("{name}.atr").as_str(), &atr),
+    ])
+    .expect("record parses");
+    (record, ecg::wfdb::parse_annotations("atr", &atr).expect("annotations"))
+}
+
 /// EC57 beat detection on every MIT-BIH record found in `$ECG_MITDB_DIR` (`NNN.hea`, `NNN.dat`,
 /// `NNN.atr`), scored from minute 5, with the ventricular ectopic beats (`V` in the reference)
 /// counted apart, and the totals over all of them, the beat classes' too (the ventricular
@@ -455,30 +482,15 @@ fn broken_and_hostile_files_are_refused_without_panicking() {
 #[test]
 #[ignore = "needs MIT-BIH records in $ECG_MITDB_DIR"]
 fn qrs_detection_on_the_mitdb_records_in_ecg_mitdb_dir() {
-    let dir = std::env::var("ECG_MITDB_DIR").expect("set ECG_MITDB_DIR to a folder of MIT-BIH records");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .expect("ECG_MITDB_DIR readable")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter_map(|n| n.strip_suffix(".hea").map(str::to_string))
-        .collect();
-    names.sort();
-    assert!(!names.is_empty(), "no .hea in {dir}");
+    let (dir, names) = mitdb_dir();
     println!("| record | beats | V beats | TP | FN | FP | Se (%) | +P (%) | V missed | V found as ectopic (%) | normal called ectopic (%) |");
     let mut failures = Vec::new();
     let mut below = Vec::new();
     let (mut all_tp, mut all_missed, mut all_extra) = (0, 0, 0);
     let mut veb = (0usize, 0usize, 0usize);
     for name in names {
-        let read = |ext: &str| std::fs::read(format!("{dir}/{name}.{ext}")).expect("record file");
-        let (hea, dat, atr) = (read("hea"), read("dat"), read("atr"));
-        let record = parse(&[
-            (format!("{name}.hea").as_str(), &hea),
-            (format!("{name}.dat").as_str(), &dat),
-            (format!("{name}.atr").as_str(), &atr),
-        ])
-        .expect("record parses");
+        let (record, annotations) = mitdb_record(&dir, &name);
         let fs = record.sample_rate_hz;
-        let annotations = ecg::wfdb::parse_annotations("atr", &atr).expect("annotations");
         let beats: Vec<(f64, &str)> =
             annotations.iter().filter(|a| a.is_beat()).map(|a| (a.sample as f64 / fs, a.mnemonic())).collect();
         let reference: Vec<f64> = beats.iter().map(|b| b.0).collect();
@@ -606,15 +618,8 @@ fn covered(episodes: &[(f64, f64)], a: f64, b: f64) -> f64 {
 #[test]
 #[ignore = "needs MIT-BIH records in $ECG_MITDB_DIR"]
 fn atrial_fibrillation_on_the_mitdb_records_in_ecg_mitdb_dir() {
-    let dir = std::env::var("ECG_MITDB_DIR").expect("set ECG_MITDB_DIR to a folder of MIT-BIH records");
+    let (dir, names) = mitdb_dir();
     let out = std::env::var("ECG_RHYTHM_WINDOWS").ok();
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .expect("ECG_MITDB_DIR readable")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter_map(|n| n.strip_suffix(".hea").map(str::to_string))
-        .collect();
-    names.sort();
-    assert!(!names.is_empty(), "no .hea in {dir}");
     let mut csv = String::from(
         "record,start_s,end_s,beats,normal_beats,rr_normal,irregular,pnn50,rmssd_rel,tpr,atrial,afib,afl\n",
     );
@@ -622,16 +627,8 @@ fn atrial_fibrillation_on_the_mitdb_records_in_ecg_mitdb_dir() {
     // (reference AF, reference flutter, flagged, flagged in AF, flagged in flutter), seconds
     let mut total = [0.0f64; 5];
     for name in names {
-        let read = |ext: &str| std::fs::read(format!("{dir}/{name}.{ext}")).expect("record file");
-        let (hea, dat, atr) = (read("hea"), read("dat"), read("atr"));
-        let record = parse(&[
-            (format!("{name}.hea").as_str(), &hea),
-            (format!("{name}.dat").as_str(), &dat),
-            (format!("{name}.atr").as_str(), &atr),
-        ])
-        .expect("record parses");
+        let (record, annotations) = mitdb_record(&dir, &name);
         let fs = record.sample_rate_hz;
-        let annotations = ecg::wfdb::parse_annotations("atr", &atr).expect("annotations");
         let end_s = record.duration_s();
         let afib = rhythm_episodes(&annotations, fs, "(AFIB", end_s);
         let afl = rhythm_episodes(&annotations, fs, "(AFL", end_s);
