@@ -1243,6 +1243,19 @@ fn ludb_row(dir: &str, name: &str) -> LudbRow {
     }
 }
 
+/// `$ECG_LUDB_DIR` and the numbers of the LUDB records in it, in order.
+fn ludb_dir() -> (String, Vec<u32>) {
+    let dir = std::env::var("ECG_LUDB_DIR").expect("set ECG_LUDB_DIR to LUDB's data folder");
+    let mut names: Vec<u32> = std::fs::read_dir(&dir)
+        .expect("ECG_LUDB_DIR readable")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".hea")?.parse().ok())
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no .hea in {dir}");
+    (dir, names)
+}
+
 /// The atrial consistency that long recordings are judged by (`docs/ecg.md`), on every LUDB
 /// record in `$ECG_LUDB_DIR` (10 s, 12 leads, 500 Hz: a database the threshold was not chosen
 /// on), by the rhythm its cardiologists give: how many records of each rhythm fall under the
@@ -1252,14 +1265,7 @@ fn ludb_row(dir: &str, name: &str) -> LudbRow {
 #[test]
 #[ignore = "needs the LUDB records in $ECG_LUDB_DIR"]
 fn atrial_consistency_on_the_ludb_records_in_ecg_ludb_dir() {
-    let dir = std::env::var("ECG_LUDB_DIR").expect("set ECG_LUDB_DIR to LUDB's data folder");
-    let mut names: Vec<u32> = std::fs::read_dir(&dir)
-        .expect("ECG_LUDB_DIR readable")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter_map(|n| n.strip_suffix(".hea")?.parse().ok())
-        .collect();
-    names.sort();
-    assert!(!names.is_empty(), "no .hea in {dir}");
+    let (dir, names) = ludb_dir();
     // rhythm -> (records, under the threshold, values)
     let mut by_rhythm: std::collections::BTreeMap<String, (usize, usize, Vec<f64>)> = Default::default();
     for name in names {
@@ -1376,14 +1382,7 @@ fn intervals_agree_with_the_cardiologists_on_the_ludb_fixtures() {
 #[ignore = "needs the LUDB records in $ECG_LUDB_DIR"]
 fn intervals_against_the_cardiologists_on_the_ludb_records_in_ecg_ludb_dir() {
     const NAMES: [&str; 3] = ["PR", "QRS", "QT"];
-    let dir = std::env::var("ECG_LUDB_DIR").expect("set ECG_LUDB_DIR to LUDB's data folder");
-    let mut names: Vec<u32> = std::fs::read_dir(&dir)
-        .expect("ECG_LUDB_DIR readable")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter_map(|n| n.strip_suffix(".hea")?.parse().ok())
-        .collect();
-    names.sort();
-    assert!(!names.is_empty(), "no .hea in {dir}");
+    let (dir, names) = ludb_dir();
     let verbose = std::env::var_os("ECG_LUDB_VERBOSE").is_some();
     let rows: Vec<(u32, LudbRow)> = names.iter().map(|n| (*n, ludb_row(&dir, &n.to_string()))).collect();
     if verbose {
