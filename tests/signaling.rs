@@ -551,6 +551,43 @@ async fn an_expert_who_declines_mid_call_is_dropped_from_it(app: &TestApp) {
 }
 db_test!(an_expert_who_declines_mid_call_is_dropped_from_it);
 
+/// A change that reaches the database without being announced (made by another program, or
+/// by an instance whose announcement was lost) still ends the call of whoever it concerns, at
+/// their connection's next heartbeat: the heartbeats' reads of the moment are made together,
+/// and each connection gets its own verdict. An expert struck from the consultation is closed
+/// with 4003, one whose account was deactivated with 4005; the requester's call goes on.
+async fn unannounced_changes_end_the_call_at_the_next_heartbeat(app: &TestApp) {
+    let id = app.mdt_booked(&["dr.wang", "dr.chen"], "dr.wang").await;
+    let mut li = Signaler::join(app, "dr.li", &id).await;
+    li.expect("joined").await;
+    let mut wang = Signaler::join(app, "dr.wang", &id).await;
+    let wang_peer = wang.expect("joined").await["you"]["id"].as_str().unwrap().to_string();
+    li.expect("peer-joined").await;
+    let mut chen = Signaler::join(app, "dr.chen", &id).await;
+    let chen_peer = chen.expect("joined").await["you"]["id"].as_str().unwrap().to_string();
+    li.expect("peer-joined").await;
+    let (wang_user, chen_user) = (app.user_id("dr.wang").await, app.user_id("dr.chen").await);
+    let pool = &app.state.db.pool;
+    sqlx::query("UPDATE consultation_participants SET status = 'declined' WHERE consultation_id = $1 AND user_id = $2")
+        .bind(&id)
+        .bind(&wang_user)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE users SET active = 0 WHERE id = $1").bind(&chen_user).execute(pool).await.unwrap();
+    assert_eq!(wang.closed_by_a_heartbeat().await, 4003);
+    assert_eq!(chen.closed_by_a_heartbeat().await, 4005);
+    let mut left = [peer_left(&mut li).await, peer_left(&mut li).await];
+    left.sort();
+    let mut expected = [wang_peer, chen_peer];
+    expected.sort();
+    assert_eq!(left, expected);
+    // The requester is still in the call: a chat line goes through and comes back.
+    li.send(json!({"type": "chat", "text": "继续会诊"}));
+    assert_eq!(li.expect("chat").await["text"], "继续会诊");
+}
+db_test!(unannounced_changes_end_the_call_at_the_next_heartbeat);
+
 /// A consultation cancelled while its call goes on closes its room: everyone in it is closed
 /// with 4020 at once (before, the call, its chat and its admissions went on).
 async fn a_consultation_cancelled_mid_call_closes_its_room(app: &TestApp) {

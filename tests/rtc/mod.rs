@@ -138,6 +138,24 @@ impl Signaler {
         .unwrap_or_else(|_| panic!("not closed within {within:?}: left to the next heartbeat"))
     }
 
+    /// The close code of a connection closed by the server's next heartbeat check: within an
+    /// interval of it (`signaling::ws::PING_INTERVAL`), the gathering of its read and a margin.
+    pub async fn closed_by_a_heartbeat(&mut self) -> u64 {
+        let within = teleconsult::signaling::ws::PING_INTERVAL
+            + teleconsult::signaling::tickets::HEARTBEAT_READS_GATHER
+            + Duration::from_secs(5);
+        tokio::time::timeout(within, async {
+            loop {
+                let v = self.events.recv().await.expect("connection open");
+                if v["type"] == "__closed" {
+                    break v["code"].as_u64().unwrap();
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("not closed within {within:?}"))
+    }
+
     /// Nothing arrives within `d`.
     pub async fn quiet_for(&mut self, d: Duration) -> Option<Value> {
         tokio::time::timeout(d, self.events.recv()).await.ok().flatten()

@@ -18,18 +18,45 @@ pub async fn credentials(db: &Db, username: &str) -> ApiResult<Option<(String, S
 /// The account's state as a request checks it (`None`: no such account). An account of a
 /// deactivated organisation is inactive too, but for an admin's (who must be able to undo it).
 pub async fn account_state(db: &Db, user_id: &str) -> ApiResult<Option<AccountState>> {
-    let row: Option<(i64, i64, String, i64, i64)> = sqlx::query_as(
+    let row: Option<AccountRow> = sqlx::query_as(
         "SELECT u.active, o.active, u.role, u.token_generation, u.must_change_password
            FROM users u JOIN organisations o ON o.id = u.organisation_id WHERE u.id = $1",
     )
     .bind(user_id)
     .fetch_optional(&db.pool)
     .await?;
-    Ok(row.map(|(active, org_active, role, generation, must)| AccountState {
+    Ok(row.map(account_of))
+}
+
+/// [`account_state`] of many accounts in one statement: those that exist, by id.
+pub async fn account_states(db: &Db, user_ids: &[&str]) -> ApiResult<std::collections::HashMap<String, AccountState>> {
+    let mut found = std::collections::HashMap::new();
+    for chunk in user_ids.chunks(500) {
+        let sql = format!(
+            "SELECT u.id, u.active, o.active, u.role, u.token_generation, u.must_change_password
+               FROM users u JOIN organisations o ON o.id = u.organisation_id WHERE u.id IN ({})",
+            crate::db::batch::list(chunk.len(), 1)
+        );
+        let mut q = sqlx::query_as::<_, (String, i64, i64, String, i64, i64)>(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for (id, active, org_active, role, generation, must) in q.fetch_all(&db.pool).await? {
+            found.insert(id, account_of((active, org_active, role, generation, must)));
+        }
+    }
+    Ok(found)
+}
+
+/// `active`, the organisation's `active`, `role`, `token_generation`, `must_change_password`.
+type AccountRow = (i64, i64, String, i64, i64);
+
+fn account_of((active, org_active, role, generation, must): AccountRow) -> AccountState {
+    AccountState {
         active: active != 0 && (org_active != 0 || role == crate::domain::people::Role::Admin.as_str()),
         generation,
         must_change_password: must != 0,
-    }))
+    }
 }
 
 /// Stores a new refresh token of `family` (by its hash), valid until `expires_at`.

@@ -49,6 +49,24 @@ pub async fn is_active(db: &Db, id: &str) -> ApiResult<bool> {
     Ok(n > 0)
 }
 
+/// [`is_active`] of many devices in one statement: the active ones among `ids`.
+pub async fn active_among(db: &Db, ids: &[&str]) -> ApiResult<std::collections::HashSet<String>> {
+    let mut active = std::collections::HashSet::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT d.id FROM devices d JOIN organisations o ON o.id = d.organisation_id
+              WHERE d.id IN ({}) AND d.revoked_at IS NULL AND o.active = 1",
+            crate::db::batch::list(chunk.len(), 1)
+        );
+        let mut q = sqlx::query_as::<_, (String,)>(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        active.extend(q.fetch_all(&db.pool).await?.into_iter().map(|(id,)| id));
+    }
+    Ok(active)
+}
+
 pub async fn touch_last_seen(db: &Db, id: &str, at: &str) -> ApiResult<()> {
     sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2")
         .bind(at)

@@ -4,6 +4,7 @@
 
 use super::room::TimelineEntry;
 use super::tickets::{Redeemed, Redemption, Rotation, Seat, SeatResumed, Ticket};
+use crate::auth::accounts::AccountState;
 use crate::auth::AuthUser;
 use crate::db::filter::Filtered;
 use crate::db::{batch, ts, Db};
@@ -53,11 +54,78 @@ pub(super) async fn standing(db: &Db, room: &str, user_id: &str) -> ApiResult<St
     .bind(user_id)
     .fetch_optional(&db.pool)
     .await?;
-    Ok(match row.as_ref().map(|r| r.0.as_str()) {
+    Ok(standing_in(row.as_ref().map(|r| r.0.as_str())))
+}
+
+/// Where each of `asked` (consultation, user) stands, in order: [`standing`] for many at
+/// once, in one statement per 500 consultations.
+async fn standings(db: &Db, asked: &[(String, String)]) -> ApiResult<Vec<Standing>> {
+    let mut rooms: Vec<&str> = asked.iter().map(|(room, _)| room.as_str()).collect();
+    rooms.sort_unstable();
+    rooms.dedup();
+    let mut states: HashMap<(String, String), String> = HashMap::new();
+    for chunk in rooms.chunks(500) {
+        let sql = format!(
+            "SELECT p.consultation_id, p.user_id, c.state FROM consultation_participants p
+               JOIN consultations c ON c.id = p.consultation_id
+              WHERE p.consultation_id IN ({}) AND p.status <> 'declined'",
+            batch::list(chunk.len(), 1)
+        );
+        let mut q = sqlx::query_as::<_, (String, String, String)>(&sql);
+        for room in chunk {
+            q = q.bind(*room);
+        }
+        for (room, user, state) in q.fetch_all(&db.pool).await? {
+            states.insert((room, user), state);
+        }
+    }
+    Ok(asked.iter().map(|key| standing_in(states.get(key).map(String::as_str))).collect())
+}
+
+/// What a heartbeat reads of a seated participant; each part `Err` when it could not be read.
+#[derive(Debug, Clone)]
+pub(super) struct Seen {
+    pub account: ApiResult<Option<AccountState>>,
+    /// Whether the device the seat was taken through may still act (`None`: no device).
+    pub device_active: Option<ApiResult<bool>>,
+    pub standing: ApiResult<Standing>,
+}
+
+/// What the heartbeats of the moment read of their seated participants (consultation, user,
+/// device), one [`Seen`] each, in order: three statements (per 500) however many there are.
+pub(super) async fn heartbeat_reads(db: &Db, asked: &[(String, String, Option<String>)]) -> Vec<Seen> {
+    let pairs: Vec<(String, String)> = asked.iter().map(|(room, user, _)| (room.clone(), user.clone())).collect();
+    let standings = standings(db, &pairs).await;
+    let mut users: Vec<&str> = asked.iter().map(|(_, user, _)| user.as_str()).collect();
+    users.sort_unstable();
+    users.dedup();
+    let accounts = crate::auth::store::account_states(db, &users).await;
+    let mut devices: Vec<&str> = asked.iter().filter_map(|(_, _, device)| device.as_deref()).collect();
+    devices.sort_unstable();
+    devices.dedup();
+    let active = if devices.is_empty() {
+        Ok(Default::default())
+    } else {
+        crate::devices::store::active_among(db, &devices).await
+    };
+    asked
+        .iter()
+        .enumerate()
+        .map(|(i, (_, user, device))| Seen {
+            account: accounts.as_ref().map(|a| a.get(user).copied()).map_err(Clone::clone),
+            device_active: device.as_ref().map(|d| active.as_ref().map(|a| a.contains(d)).map_err(Clone::clone)),
+            standing: standings.as_ref().map(|s| s[i]).map_err(Clone::clone),
+        })
+        .collect()
+}
+
+/// A participant's standing from the state of their consultation (`None`: not a participant).
+fn standing_in(state: Option<&str>) -> Standing {
+    match state {
         None => Standing::NotParticipant,
         Some("cancelled" | "no_show" | "declined") => Standing::Called,
         Some(_) => Standing::Taking,
-    })
+    }
 }
 
 /// Stores the seat each ticket gives, if the ticket was not used before, its account is

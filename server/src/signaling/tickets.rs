@@ -248,8 +248,16 @@ pub struct TicketDesk {
     key: TicketKey,
     redeem: Batcher<Redemption, Redeemed>,
     rotate: Batcher<Rotation, SeatResumed>,
+    /// The heartbeats' reads of whether a seat's holder may still sit in its room, gathered
+    /// over [`HEARTBEAT_READS_GATHER`].
+    heartbeats: Batcher<(String, String, Option<String>), store::Seen>,
     resume_window: TimeDelta,
 }
+
+/// How long the heartbeats' reads of their participants' standing are gathered into one
+/// statement: a heartbeat's verdict comes up to this much later, and 2,000 connections make
+/// one read a second instead of 200.
+pub const HEARTBEAT_READS_GATHER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Rows per batched statement.
 const BATCH_ROWS: usize = 256;
@@ -259,6 +267,7 @@ impl TicketDesk {
     pub fn start(db: Db, key: TicketKey, resume_window: TimeDelta) -> TicketDesk {
         let for_redeem = db.plain();
         let for_rotate = db.plain();
+        let for_heartbeats = db.plain();
         let lasts = resume_window + SEAT_SLACK;
         TicketDesk {
             redeem: Batcher::start(
@@ -281,9 +290,33 @@ impl TicketDesk {
                     })
                 }),
             ),
+            // A read that fails is answered as failed to the whole batch (as their own reads
+            // would have been), never read again row by row.
+            heartbeats: Batcher::start_gathering(
+                BATCH_ROWS * 4,
+                HEARTBEAT_READS_GATHER,
+                Box::new(move |rows: Vec<(String, String, Option<String>)>| {
+                    let db = for_heartbeats.clone();
+                    Box::pin(async move { Ok(store::heartbeat_reads(&db, &rows).await) })
+                }),
+            ),
             resume_window,
             key,
             db,
+        }
+    }
+
+    /// What a heartbeat reads of the participant `user_id` seated in `room` (through `device`,
+    /// if a kiosk's), read with the other heartbeats of the moment (up to
+    /// [`HEARTBEAT_READS_GATHER`] later than asked).
+    pub(super) async fn heartbeat_read(&self, room: &str, user_id: &str, device: Option<&str>) -> store::Seen {
+        let row = (room.to_string(), user_id.to_string(), device.map(str::to_string));
+        match self.heartbeats.submit(row.clone()).await {
+            Some(Ok(seen)) => seen,
+            Some(Err(e)) => {
+                store::Seen { account: Err(e.clone()), device_active: device.map(|_| Err(e.clone())), standing: Err(e) }
+            }
+            None => store::heartbeat_reads(&self.db, std::slice::from_ref(&row)).await.remove(0),
         }
     }
 

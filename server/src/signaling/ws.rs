@@ -7,6 +7,7 @@
 use super::hub::{Outbound, Outbox};
 use super::protocol::{close, ClientMessage, ErrorCode, RoomRole, ServerMessage, PROTOCOL_VERSION};
 use super::room::Joiner;
+use super::store::{Seen, Standing};
 use super::tickets::{self, Redeemed, Seat, SeatResumed, Ticket};
 use crate::api::Query;
 use crate::app::AppState;
@@ -261,34 +262,52 @@ async fn next_access_change(
 /// Why the participant seated on this connection (account `user_id`, seated with token
 /// generation `generation`, through `device` if a kiosk's) may no longer be in `room`, with
 /// the close code that says so; `None` while they may (or the store cannot tell for now).
+/// At a `heartbeat` it is read with the other connections' heartbeats of the moment (one
+/// statement of each kind a second, not one per connection); after an announced change, at once.
 async fn lost_standing(
     state: &AppState,
     room: &str,
     user_id: &str,
     generation: i64,
     device: Option<&str>,
+    heartbeat: bool,
 ) -> Option<(u16, &'static str)> {
-    let mut revoked = match state.accounts.state(user_id).await {
+    let seen = if heartbeat {
+        state.signaling.tickets.heartbeat_read(room, user_id, device).await
+    } else {
+        let account = state.accounts.state(user_id).await;
+        let device_active = match device {
+            Some(device) => Some(crate::devices::store::is_active(&state.db, device).await),
+            None => None,
+        };
+        let standing = super::store::standing(&state.db, room, user_id).await;
+        Seen { account, device_active, standing }
+    };
+    verdict(&seen, generation)
+}
+
+/// Whether what was read of a participant seated with token generation `generation` still lets
+/// them sit in the room; what could not be read counts for them (read again at the next
+/// heartbeat).
+fn verdict(seen: &Seen, generation: i64) -> Option<(u16, &'static str)> {
+    let revoked = match &seen.account {
         Ok(Some(a)) => !a.active || a.generation > generation,
         Ok(None) => true,
         Err(_) => false,
-    };
-    if let Some(device) = device {
-        revoked |= matches!(crate::devices::store::is_active(&state.db, device).await, Ok(false));
-    }
+    } || matches!(seen.device_active, Some(Ok(false)));
     if revoked {
         // Leaves the room for good: the seat is freed, so no resume brings it back.
         return Some((close::ACCESS_REVOKED, "access revoked"));
     }
     // An expert who has declined the consultation (one of an MDT's, the call going on without
     // them) leaves it too: the ticket let them in as a participant, and they are one no longer.
-    match super::store::standing(&state.db, room, user_id).await {
-        Ok(super::store::Standing::NotParticipant) => {
+    match seen.standing {
+        Ok(Standing::NotParticipant) => {
             Some((close::NOT_A_PARTICIPANT, "no longer a participant of this consultation"))
         }
         // Cancelled while the call went on: the room closes for everyone in it.
-        Ok(super::store::Standing::Called) => Some((close::ENDED, "the consultation was cancelled")),
-        Ok(super::store::Standing::Taking) | Err(_) => None,
+        Ok(Standing::Called) => Some((close::ENDED, "the consultation was cancelled")),
+        Ok(Standing::Taking) | Err(_) => None,
     }
 }
 
@@ -327,9 +346,9 @@ async fn pump(
     // (a slow database, or one out of reach until the pool gives up) the connection goes on
     // relaying and delivering.
     let mut check: Option<StandingCheck<'_>> = None;
-    let start_check = |user_id: &str, generation: i64| -> StandingCheck<'_> {
+    let start_check = |user_id: &str, generation: i64, heartbeat: bool| -> StandingCheck<'_> {
         let user_id = user_id.to_string();
-        Box::pin(async move { lost_standing(state, room, &user_id, generation, device).await })
+        Box::pin(async move { lost_standing(state, room, &user_id, generation, device, heartbeat).await })
     };
     let refresh = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(refresh);
@@ -463,7 +482,7 @@ async fn pump(
                 };
                 // (A read already under way is replaced: this one starts after the change.)
                 if let (true, Some((user_id, generation))) = (mine, &account) {
-                    check = Some(start_check(user_id, *generation));
+                    check = Some(start_check(user_id, *generation, false));
                 }
             }
             verdict = async { match check.as_mut() { Some(c) => c.await, None => std::future::pending().await } } => {
@@ -475,7 +494,7 @@ async fn pump(
             }
             _ = ping.tick() => {
                 if let (None, Some((user_id, generation))) = (&check, &account) {
-                    check = Some(start_check(user_id, *generation));
+                    check = Some(start_check(user_id, *generation, true));
                 }
                 if last_seen.elapsed() > HEARTBEAT_TIMEOUT {
                     let _ = tokio::time::timeout(
@@ -558,6 +577,41 @@ mod tests {
         assert!(l.allow(t0 + Duration::from_millis(150)));
         let later = t0 + Duration::from_secs(10);
         assert_eq!((0..100).filter(|_| l.allow(later)).count(), 20, "refills up to the burst only");
+    }
+
+    #[test]
+    fn a_heartbeat_verdict_follows_the_account_the_device_and_the_consultation() {
+        use crate::auth::accounts::AccountState;
+        use crate::error::ApiError;
+        let account = |active, generation| Ok(Some(AccountState { active, generation, must_change_password: false }));
+        let seen = |account, device_active, standing| Seen { account, device_active, standing };
+        let code = |s: &Seen| verdict(s, 3).map(|(code, _)| code);
+        assert_eq!(code(&seen(account(true, 3), None, Ok(Standing::Taking))), None);
+        assert_eq!(code(&seen(account(true, 3), Some(Ok(true)), Ok(Standing::Taking))), None);
+        assert_eq!(
+            code(&seen(account(false, 3), None, Ok(Standing::Taking))),
+            Some(close::ACCESS_REVOKED),
+            "deactivated"
+        );
+        assert_eq!(
+            code(&seen(account(true, 4), None, Ok(Standing::Taking))),
+            Some(close::ACCESS_REVOKED),
+            "signed out everywhere"
+        );
+        assert_eq!(code(&seen(Ok(None), None, Ok(Standing::Taking))), Some(close::ACCESS_REVOKED), "no such account");
+        assert_eq!(
+            code(&seen(account(true, 3), Some(Ok(false)), Ok(Standing::Taking))),
+            Some(close::ACCESS_REVOKED),
+            "kiosk revoked"
+        );
+        assert_eq!(code(&seen(account(true, 3), None, Ok(Standing::NotParticipant))), Some(close::NOT_A_PARTICIPANT));
+        assert_eq!(code(&seen(account(true, 3), None, Ok(Standing::Called))), Some(close::ENDED));
+        // Revocation is told before the consultation's state.
+        assert_eq!(code(&seen(account(false, 3), None, Ok(Standing::Called))), Some(close::ACCESS_REVOKED));
+        // What could not be read does not end a call.
+        let gone = || ApiError::internal("database out of reach");
+        assert_eq!(code(&seen(Err(gone()), Some(Err(gone())), Err(gone()))), None);
+        assert_eq!(code(&seen(Err(gone()), None, Ok(Standing::Called))), Some(close::ENDED));
     }
 
     #[test]
