@@ -43,7 +43,8 @@ pub(super) enum Standing {
     Called,
 }
 
-/// Where `user_id` stands in consultation `room` (one read per heartbeat of a connection).
+/// Where `user_id` stands in consultation `room` (read at once after an announced change;
+/// heartbeats read many together, [`heartbeat_reads`]).
 pub(super) async fn standing(db: &Db, room: &str, user_id: &str) -> ApiResult<Standing> {
     let row: Option<(String,)> = sqlx::query_as(
         "SELECT c.state FROM consultations c JOIN consultation_participants p
