@@ -125,17 +125,7 @@ impl Signaler {
     /// The close code of a connection closed at once, well before the server's next
     /// heartbeat check (`signaling::ws::PING_INTERVAL`, 10 s): within half of it from now.
     pub async fn closed_at_once(&mut self) -> u64 {
-        let within = teleconsult::signaling::ws::PING_INTERVAL / 2;
-        tokio::time::timeout(within, async {
-            loop {
-                let v = self.events.recv().await.expect("connection open");
-                if v["type"] == "__closed" {
-                    break v["code"].as_u64().unwrap();
-                }
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("not closed within {within:?}: left to the next heartbeat"))
+        self.closed_within(teleconsult::signaling::ws::PING_INTERVAL / 2, "left to the next heartbeat").await
     }
 
     /// The close code of a connection closed by the server's next heartbeat check: within an
@@ -144,6 +134,11 @@ impl Signaler {
         let within = teleconsult::signaling::ws::PING_INTERVAL
             + teleconsult::signaling::tickets::HEARTBEAT_READS_GATHER
             + Duration::from_secs(5);
+        self.closed_within(within, "no heartbeat closed it").await
+    }
+
+    /// The close code of a connection closed within `within` from now (else fails, saying `why`).
+    async fn closed_within(&mut self, within: Duration, why: &str) -> u64 {
         tokio::time::timeout(within, async {
             loop {
                 let v = self.events.recv().await.expect("connection open");
@@ -153,7 +148,7 @@ impl Signaler {
             }
         })
         .await
-        .unwrap_or_else(|_| panic!("not closed within {within:?}"))
+        .unwrap_or_else(|_| panic!("not closed within {within:?}: {why}"))
     }
 
     /// Nothing arrives within `d`.
